@@ -1,0 +1,190 @@
+/** Reader for `ip addr show` (alias `ip a`) text output, and for `ip -j addr` JSON. */
+import { type Mac, parseMac } from '../addr/mac.ts';
+import { type Ipv4Prefix, parseIpv4Prefix } from '../addr/prefix.ts';
+import { parseIpv6 } from '../addr/ipv6.ts';
+import { issue, type Issue, type ReadResult } from '../source/issue.ts';
+import { filePos, type Position } from '../source/origin.ts';
+
+export interface InterfaceAddress {
+  readonly prefix: Ipv4Prefix;
+  /** The label (`lo:0`, `eth0:vip`), equal to the interface name when none was given. */
+  readonly label: string;
+  readonly scope: string;
+  readonly secondary: boolean;
+  readonly pos: Position;
+}
+
+export interface LinkInfo {
+  readonly index: number;
+  readonly name: string;
+  /** The lower device of `eth0.100@eth0` (or the peer of a veth as `ip` prints it). */
+  readonly lower?: string;
+  readonly flags: readonly string[];
+  readonly up: boolean;
+  readonly mtu: number;
+  readonly master?: string;
+  readonly linkType: string;
+  readonly mac?: Mac;
+  readonly addrs: readonly InterfaceAddress[];
+  readonly addrs6: readonly string[];
+  readonly pos: Position;
+}
+
+const HEAD = /^(\d+):\s+([^:\s@]+)(?:@([^:\s]+))?:\s+<([^>]*)>(.*)$/;
+
+/** Drops a first line that is a shell prompt or the command itself (`$ ip addr`, `[root@h ~]# ip a`). */
+export function isCommandLine(line: string, command: RegExp): boolean {
+  return command.test(line.replace(/^.*?[#$>]\s*/, '')) && /[#$>]/.test(line);
+}
+
+export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('[') || trimmed.startsWith('{')) return readIpAddrJson(text, file);
+  const issues: Issue[] = [];
+  const links: LinkInfo[] = [];
+  type Mutable = { -readonly [K in keyof LinkInfo]: LinkInfo[K] } & {
+    addrs: InterfaceAddress[];
+    addrs6: string[];
+  };
+  let cur: Mutable | undefined;
+  const lines = text.split(/\r?\n/);
+  lines.forEach((raw, i) => {
+    const lineNo = i + 1;
+    const line = raw.replace(/\s+$/, '');
+    if (line.trim() === '') return;
+    if (i === 0 && /[#$]\s*ip\b/.test(line)) return;
+    const pos = filePos(file, lineNo);
+    const head = HEAD.exec(line);
+    if (head) {
+      const rest = head[5]!;
+      const flags = head[4]!.split(',').filter((f) => f !== '');
+      const mtu = /\bmtu (\d+)/.exec(rest);
+      const master = /\bmaster (\S+)/.exec(rest);
+      cur = {
+        index: Number(head[1]),
+        name: head[2]!,
+        flags,
+        up: flags.includes('UP'),
+        mtu: mtu ? Number(mtu[1]) : 1500,
+        linkType: 'unknown',
+        addrs: [],
+        addrs6: [],
+        pos,
+      };
+      if (head[3] !== undefined) cur.lower = head[3];
+      if (master) cur.master = master[1]!;
+      links.push(cur);
+      return;
+    }
+    if (!/^\s/.test(line)) {
+      issues.push(issue('ip-addr.syntax', `expected an interface line like "2: eth0: <...> mtu 1500 ...", found "${line.trim()}"`, pos));
+      return;
+    }
+    if (!cur) {
+      issues.push(issue('ip-addr.syntax', 'expected an interface line before its details', pos));
+      return;
+    }
+    const words = line.trim().split(/\s+/);
+    const w0 = words[0]!;
+    if (w0.startsWith('link/')) {
+      cur.linkType = w0.slice(5);
+      if (words[1] !== undefined && cur.linkType !== 'none') {
+        const m = parseMac(words[1]);
+        if (m !== undefined) cur.mac = m;
+        else if (cur.linkType === 'ether' || cur.linkType === 'loopback')
+          issues.push(issue('ip-addr.mac', `expected a MAC address after ${w0}, found "${words[1]}"`, pos));
+      }
+      return;
+    }
+    if (w0 === 'inet') {
+      const prefix = parseIpv4Prefix(words[1] ?? '');
+      if (!prefix) {
+        issues.push(issue('ip-addr.inet', `expected an IPv4 address/prefix after "inet", found "${words[1] ?? ''}"`, pos));
+        return;
+      }
+      const scopeAt = words.indexOf('scope');
+      const scope = scopeAt >= 0 ? (words[scopeAt + 1] ?? 'global') : 'global';
+      // The label is the last word when it is not a keyword value (`... scope global secondary eth0:1`).
+      const last = words[words.length - 1]!;
+      const label = last.startsWith(cur.name) ? last : cur.name;
+      cur.addrs.push({ prefix, label, scope, secondary: words.includes('secondary'), pos });
+      return;
+    }
+    if (w0 === 'inet6') {
+      const [addr] = (words[1] ?? '').split('/');
+      if (parseIpv6(addr ?? '') === undefined)
+        issues.push(issue('ip-addr.inet6', `expected an IPv6 address/prefix after "inet6", found "${words[1] ?? ''}"`, pos));
+      else cur.addrs6.push(words[1]!);
+      return;
+    }
+    // valid_lft lines, altname, vlan/bridge details of `ip -d`: nothing the model needs.
+  });
+  if (links.length === 0) issues.push(issue('ip-addr.empty', 'expected `ip addr` output, found no interface', filePos(file, 1)));
+  return { value: links, issues };
+}
+
+interface JsonAddrInfo {
+  family?: string;
+  local?: string;
+  prefixlen?: number;
+  scope?: string;
+  label?: string;
+  secondary?: boolean;
+}
+interface JsonLink {
+  ifindex?: number;
+  ifname?: string;
+  link?: string;
+  flags?: string[];
+  mtu?: number;
+  master?: string;
+  link_type?: string;
+  address?: string;
+  addr_info?: JsonAddrInfo[];
+}
+
+function readIpAddrJson(text: string, file: string): ReadResult<LinkInfo[]> {
+  const issues: Issue[] = [];
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    return { value: undefined, issues: [issue('ip-addr.json', `expected \`ip -j addr\` JSON: ${(e as Error).message}`, filePos(file, 1))] };
+  }
+  if (!Array.isArray(data)) return { value: undefined, issues: [issue('ip-addr.json', 'expected a JSON array of links', filePos(file, 1))] };
+  const links: LinkInfo[] = [];
+  for (const [n, l] of (data as JsonLink[]).entries()) {
+    const pos = filePos(file, 1);
+    if (typeof l.ifname !== 'string') {
+      issues.push(issue('ip-addr.json', `link #${n + 1} has no "ifname"`, pos));
+      continue;
+    }
+    const flags = l.flags ?? [];
+    const addrs: InterfaceAddress[] = [];
+    const addrs6: string[] = [];
+    for (const a of l.addr_info ?? []) {
+      if (a.family === 'inet') {
+        const prefix = parseIpv4Prefix(`${a.local}/${a.prefixlen}`);
+        if (!prefix) issues.push(issue('ip-addr.inet', `link ${l.ifname}: bad address ${a.local}/${a.prefixlen}`, pos));
+        else addrs.push({ prefix, label: a.label ?? l.ifname, scope: a.scope ?? 'global', secondary: a.secondary === true, pos });
+      } else if (a.family === 'inet6' && a.local) addrs6.push(`${a.local}/${a.prefixlen}`);
+    }
+    const mac = l.address ? parseMac(l.address) : undefined;
+    const link: LinkInfo = {
+      index: l.ifindex ?? n + 1,
+      name: l.ifname,
+      flags,
+      up: flags.includes('UP'),
+      mtu: l.mtu ?? 1500,
+      linkType: l.link_type ?? 'unknown',
+      addrs,
+      addrs6,
+      pos,
+      ...(l.link ? { lower: l.link } : {}),
+      ...(l.master ? { master: l.master } : {}),
+      ...(mac ? { mac } : {}),
+    };
+    links.push(link);
+  }
+  return { value: links, issues };
+}

@@ -1,0 +1,144 @@
+/**
+ * The scenario model: nodes (hypervisor hosts, guests, the gateway, the client), their interfaces, bridges,
+ * addresses, routes, neighbours, sysctls, IPVS tables and the ebtables rules on each host, and the L2 segments
+ * and links joining them. Built by `loadScenario` from raw artifacts plus the scenario YAML.
+ */
+import type { Ipv4 } from '../addr/ipv4.ts';
+import type { Mac } from '../addr/mac.ts';
+import type { Ipv4Prefix } from '../addr/prefix.ts';
+import type { Origin } from '../source/origin.ts';
+
+export type NodeKind = 'host' | 'guest' | 'gateway' | 'client';
+export type GuestRole = 'director' | 'real-server' | 'other';
+export type IfaceKind = 'ether' | 'loopback' | 'bridge' | 'tap';
+
+export interface AddressAssignment {
+  readonly prefix: Ipv4Prefix;
+  readonly label: string;
+  readonly origin: Origin;
+}
+
+/** Where the other end of a point-to-point attachment is (a tap and the guest NIC behind it). */
+export interface Peer {
+  readonly node: string;
+  readonly iface: string;
+}
+
+export interface Iface {
+  readonly name: string;
+  readonly kind: IfaceKind;
+  readonly mac: Mac;
+  readonly addrs: readonly AddressAssignment[];
+  readonly up: boolean;
+  /** Name of the bridge this interface is a port of. */
+  readonly master?: string;
+  /** For taps and guest NICs: the other end. */
+  readonly peer?: Peer;
+  /** For uplinks and the gateway: the L2 segment it is plugged into. */
+  readonly segment?: string;
+  /** A point-to-point link without ARP (the client's path through the internet). */
+  readonly pointToPoint?: boolean;
+  readonly origin: Origin;
+}
+
+export interface Route {
+  readonly dst: Ipv4Prefix;
+  readonly via?: Ipv4;
+  readonly dev?: string;
+  readonly src?: Ipv4;
+  readonly metric: number;
+  readonly type: 'unicast' | 'local' | 'blackhole' | 'unreachable' | 'prohibit' | 'broadcast';
+  readonly origin: Origin;
+}
+
+export interface NeighbourEntry {
+  readonly mac: Mac;
+  readonly iface?: string;
+  readonly origin: Origin;
+}
+
+export interface Listener {
+  readonly protocol: 'tcp' | 'udp';
+  readonly port: number;
+  readonly origin: Origin;
+}
+
+export interface SysctlValue {
+  readonly value: string;
+  readonly origin: Origin;
+}
+
+/** A filter binding on a host port, as libvirt would create it from a domain interface. */
+export interface PortBinding {
+  readonly host: string;
+  readonly portdev: string;
+  readonly mac: Mac;
+  readonly filter: string;
+  /** Parameter values in document order; repeated names form lists. */
+  readonly params: ReadonlyMap<string, readonly string[]>;
+  readonly domain: string;
+  readonly origin: Origin;
+}
+
+export interface Node {
+  readonly name: string;
+  readonly kind: NodeKind;
+  readonly role: GuestRole;
+  readonly interfaces: ReadonlyMap<string, Iface>;
+  readonly routes: readonly Route[];
+  readonly neighbours: ReadonlyMap<Ipv4, NeighbourEntry>;
+  readonly sysctl: ReadonlyMap<string, SysctlValue>;
+  readonly listeners: readonly Listener[];
+  /** For guests: the hypervisor they run on. */
+  readonly host?: string;
+  /** The initial TTL of packets this node originates. */
+  readonly ttl: number;
+  readonly origin: Origin;
+}
+
+export interface Segment {
+  readonly name: string;
+  readonly members: readonly Peer[];
+  readonly origin: Origin;
+}
+
+export type ProbeSpec = TcpProbeSpec | ArpProbeSpec;
+
+export interface TcpProbeSpec {
+  readonly kind: 'tcp';
+  readonly name: string;
+  readonly from: string;
+  readonly to: Ipv4;
+  readonly dport: number;
+  readonly sport: number;
+  readonly seq: number;
+  readonly ipId: number;
+  readonly window: number;
+  readonly tsval: number;
+  /** Start time, nanoseconds since the epoch. */
+  readonly timeNs: bigint;
+  readonly origin: Origin;
+}
+
+export interface ArpProbeSpec {
+  readonly kind: 'arp';
+  readonly name: string;
+  /** Node that asks (it must have an interface in the target's subnet). */
+  readonly from: string;
+  readonly target: Ipv4;
+  readonly timeNs: bigint;
+  readonly origin: Origin;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  /** Directory the scenario was loaded from (as the user named it). */
+  readonly dir: string;
+  readonly nodes: ReadonlyMap<string, Node>;
+  readonly segments: readonly Segment[];
+  readonly bindings: readonly PortBinding[];
+  readonly probes: readonly ProbeSpec[];
+  /** Things lvsdoctor assumed because no artifact said otherwise. */
+  readonly assumptions: readonly string[];
+}

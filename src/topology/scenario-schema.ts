@@ -1,0 +1,78 @@
+/** The schema of `scenario.yaml`: only what the raw artifacts cannot tell. Documented in docs/scenario-format.md. */
+import { z } from 'zod';
+
+const relFile = z.string().min(1, 'expected a file path relative to the scenario directory');
+const ifaceRef = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]+:[A-Za-z0-9_.@:-]+$/, 'expected "node:interface", e.g. "host1:eth0"');
+const ipv4Text = z.ipv4({ message: 'expected an IPv4 address such as 192.0.2.1' });
+const cidrText = z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'expected an IPv4 address with prefix length, e.g. 192.0.2.1/24');
+const macText = z.string().regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'expected a MAC address such as 02:00:73:b6:53:c8');
+const port = z.number().int().min(1).max(65535);
+
+export const hostSchema = z.strictObject({
+  'ip-addr': relFile.optional(),
+  domains: z.array(relFile).default([]),
+  'nwfilter-dir': relFile.optional(),
+  sysctl: relFile.optional(),
+});
+
+export const guestSchema = z.strictObject({
+  role: z.enum(['director', 'real-server', 'other']).optional(),
+  kernel: z.string().optional(),
+  'ip-addr': relFile.optional(),
+  'ip-route': relFile.optional(),
+  sysctl: relFile.optional(),
+  ipvsadm: relFile.optional(),
+  listen: z.array(z.string().regex(/^(tcp|udp)\/\d+$/, 'expected "tcp/PORT" or "udp/PORT"')).optional(),
+});
+
+export const gatewaySchema = z.strictObject({
+  name: z.string().default('gateway'),
+  interface: z.string().default('eth0'),
+  mac: macText,
+  ip: cidrText,
+  neighbours: z.record(ipv4Text, macText).default({}),
+});
+
+export const clientSchema = z.strictObject({
+  name: z.string().default('client'),
+  ip: ipv4Text,
+  mac: macText.optional(),
+  ttl: z.number().int().min(1).max(255).default(64),
+});
+
+const timeText = z.iso.datetime({ offset: true, message: 'expected an ISO time such as 2016-06-07T11:39:19.372804Z' });
+
+export const probeSchema = z.union([
+  z.strictObject({
+    name: z.string(),
+    tcp: z.string().regex(/^\d+\.\d+\.\d+\.\d+:\d+$/, 'expected "VIP:PORT", e.g. "192.0.2.208:80"'),
+    from: z.string().default('client'),
+    sport: port.default(40000),
+    seq: z.number().int().min(0).max(0xffffffff).default(1000),
+    'ip-id': z.number().int().min(0).max(65535).default(1),
+    window: z.number().int().min(0).max(65535).default(64240),
+    tsval: z.number().int().min(0).max(0xffffffff).default(1),
+    time: timeText.optional(),
+  }),
+  z.strictObject({
+    name: z.string(),
+    arp: ipv4Text,
+    from: z.string().default('gateway'),
+    time: timeText.optional(),
+  }),
+]);
+
+export const scenarioSchema = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().default(''),
+  segments: z.record(z.string(), z.strictObject({ members: z.array(ifaceRef).min(1) })).default({}),
+  hosts: z.record(z.string(), hostSchema).default({}),
+  guests: z.record(z.string(), guestSchema).default({}),
+  gateway: gatewaySchema.extend({ segment: z.string() }).optional(),
+  client: clientSchema.optional(),
+  probes: z.array(probeSchema).default([]),
+});
+
+export type ScenarioFile = z.infer<typeof scenarioSchema>;

@@ -1,0 +1,64 @@
+/** YAML documents with positions: parse errors and schema errors both become issues with file:line. */
+import { isMap, isSeq, LineCounter, type Node as YamlNode, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { issue, type Issue } from '../source/issue.ts';
+import { filePos, type Position } from '../source/origin.ts';
+
+export interface YamlSource {
+  readonly file: string;
+  readonly doc: Document;
+  readonly lines: LineCounter;
+}
+
+export function parseYaml(text: string, file: string): { source: YamlSource; issues: Issue[] } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const issues: Issue[] = [];
+  for (const e of doc.errors) {
+    const lp = lines.linePos(e.pos[0]);
+    issues.push(issue('yaml.syntax', e.message.split('\n')[0]!, filePos(file, lp.line, lp.col)));
+  }
+  for (const w of doc.warnings) {
+    const lp = lines.linePos(w.pos[0]);
+    issues.push(issue('yaml.warning', w.message.split('\n')[0]!, filePos(file, lp.line, lp.col), 'warning'));
+  }
+  return { source: { file, doc, lines }, issues };
+}
+
+/** Position of the node at `path` (or of the nearest existing parent). Keys point at the key itself. */
+export function positionOf(src: YamlSource, path: readonly (string | number)[]): Position {
+  let node: unknown = src.doc.contents;
+  let best: YamlNode | undefined = node as YamlNode | undefined;
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => {
+        const k = p.key as { value?: unknown } | null;
+        return k !== null && typeof k === 'object' && String(k.value) === String(seg);
+      });
+      if (!pair) break;
+      node = pair.value;
+      best = (pair.value as YamlNode | null) ?? (pair.key as YamlNode);
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg];
+      if (!node) break;
+      best = node as YamlNode;
+    } else break;
+  }
+  const range = best?.range;
+  if (!range) return filePos(src.file, 1);
+  const lp = src.lines.linePos(range[0]);
+  return filePos(src.file, lp.line, lp.col);
+}
+
+/** Validates the document against a schema; schema errors name the position and what was expected. */
+export function validateYaml<T>(src: YamlSource, schema: z.ZodType<T>): { value: T | undefined; issues: Issue[] } {
+  const data = src.doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const r = schema.safeParse(data);
+  if (r.success) return { value: r.data, issues: [] };
+  const issues = r.error.issues.map((zi) => {
+    const path = zi.path.filter((p): p is string | number => typeof p !== 'symbol');
+    const where = path.length > 0 ? `${path.join('.')}: ` : '';
+    return issue('scenario.schema', `${where}${zi.message}`, positionOf(src, path));
+  });
+  return { value: undefined, issues };
+}
