@@ -1,0 +1,577 @@
+/**
+ * Reads `ipvsadm -L -n` listings (`-Ln`, `-ln --sort`, `--stats`, `--rate`, `--thresholds`, `--persistent-conn`,
+ * `--tun-info`, `--exact`, single-service listings without the version line). Tolerates collapsed whitespace,
+ * missing trailing spaces, CRLF, and shell prompt/command lines before the listing. Never throws: every line it
+ * cannot read becomes an issue with its file:line and what was expected, and the rest is still read.
+ */
+import { parseIpv4 } from '../addr/ipv4.ts';
+import { parseIpv6 } from '../addr/ipv6.ts';
+import { type Issue, issue, type ReadResult, unsupported } from '../source/issue.ts';
+import { filePos, type Origin } from '../source/origin.ts';
+import type { IpvsadmListFormat } from './ipvsadm-list-writer.ts';
+import {
+  type Forwarding,
+  formatAddrPort,
+  formatServiceKey,
+  type IpAddress,
+  type IpvsDestination,
+  type IpvsHeader,
+  type IpvsProtocol,
+  type IpvsRates,
+  type IpvsService,
+  type IpvsStats,
+  type IpvsTable,
+  type Persistence,
+  type ServiceKey,
+  schedFlagNames,
+  type TunnelEncap,
+} from './model.ts';
+
+export interface IpvsadmListing {
+  /** Absent for single-service listings (`ipvsadm -L -n -t VIP:PORT`). */
+  readonly header?: IpvsHeader;
+  readonly format: IpvsadmListFormat;
+  /** True when `--exact` was on the command line or a value shows it (≥ 10^8 without a unit). */
+  readonly exact: boolean;
+  /** The shell line that produced the listing, when the input carries one (prompt included). */
+  readonly command?: string;
+  readonly table: IpvsTable;
+}
+
+interface MutableService {
+  key: ServiceKey;
+  scheduler?: string;
+  schedFlags: number;
+  persistence?: Persistence;
+  onePacket: boolean;
+  destinations: IpvsDestination[];
+  stats?: IpvsStats;
+  rates?: IpvsRates;
+  origin: Origin;
+}
+
+const PROTOCOLS: ReadonlySet<string> = new Set(['TCP', 'UDP', 'SCTP']);
+const UINT = /^(0|[1-9][0-9]*)$/;
+const INT = /^-?(0|[1-9][0-9]*)$/;
+
+/** Parses `a.b.c.d:port` or `[v6]:port`; a string describing the problem otherwise. */
+export function parseAddrPort(text: string): { address: IpAddress; port: number } | string {
+  let addrText: string;
+  let portText: string;
+  let v6 = false;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0 || text[close + 1] !== ':') return `expected [IPv6]:port, got '${text}'`;
+    addrText = text.slice(1, close);
+    portText = text.slice(close + 2);
+    v6 = true;
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon < 0) return `expected ADDRESS:PORT, got '${text}'`;
+    addrText = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+  }
+  let address: IpAddress | undefined;
+  if (v6) {
+    const a = parseIpv6(addrText);
+    if (a !== undefined) address = { family: 'ipv6', addr: a };
+  } else {
+    const a = parseIpv4(addrText);
+    if (a !== undefined) address = { family: 'ipv4', addr: a };
+  }
+  if (address === undefined) return `'${addrText}' is not a numeric ${v6 ? 'IPv6' : 'IPv4'} address`;
+  if (!UINT.test(portText) || Number(portText) > 65535) return `'${portText}' is not a numeric port`;
+  return { address, port: Number(portText) };
+}
+
+function looksLikeName(text: string): boolean {
+  // A host or service name rather than a malformed number: letters where digits belong.
+  return /[g-zG-Z_]/.test(text.replace(/^\[|\]?:.*$/g, '')) || /:[A-Za-z][A-Za-z0-9-]*$/.test(text);
+}
+
+/** A counter of `--stats`/`--rate`: digits with an optional K/M/G/T unit (×1000 steps, truncated by ipvsadm). */
+function parseLargeNumber(text: string): { value: number; unit: boolean } | undefined {
+  const m = /^(0|[1-9][0-9]*)([KMGT]?)$/.exec(text);
+  if (!m) return undefined;
+  const mult = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2] as '' | 'K' | 'M' | 'G' | 'T'];
+  return { value: Number(m[1]) * mult, unit: m[2] !== '' };
+}
+
+function parseUint(text: string | undefined): number | undefined {
+  return text !== undefined && UINT.test(text) ? Number(text) : undefined;
+}
+
+function parseForwarding(text: string): Forwarding | string {
+  switch (text) {
+    case 'Route':
+      return { kind: 'route' };
+    case 'Masq':
+      return { kind: 'masq' };
+    case 'Local':
+      return { kind: 'local' };
+    case 'Tunnel':
+      return { kind: 'tunnel' };
+    default:
+      return text;
+  }
+}
+
+function parseCsum(text: string | undefined): 'nocsum' | 'csum' | 'remcsum' | undefined {
+  return text === '-c' ? 'nocsum' : text === '+c' ? 'csum' : text === 'r+c' ? 'remcsum' : undefined;
+}
+
+function parseTunInfo(text: string): TunnelEncap | 'n/a' | undefined {
+  if (text === 'n/a') return 'n/a';
+  if (text === 'ipip') return { type: 'ipip' };
+  const parts = text.split(':');
+  if (parts[0] === 'gue' && parts.length === 3) {
+    const port = parseUint(parts[1]);
+    const csum = parseCsum(parts[2]);
+    return port !== undefined && csum ? { type: 'gue', port, csum } : undefined;
+  }
+  if (parts[0] === 'gre' && parts.length === 2) {
+    const csum = parseCsum(parts[1]);
+    return csum && csum !== 'remcsum' ? { type: 'gre', csum } : undefined;
+  }
+  return undefined;
+}
+
+const TITLE_FORMATS: Readonly<Record<string, IpvsadmListFormat>> = {
+  Scheduler: 'default',
+  Conns: 'stats',
+  CPS: 'rate',
+  Uthreshold: 'thresholds',
+  Weight: 'persistent-conn',
+};
+
+function formatFromCommand(cmd: string): IpvsadmListFormat | undefined {
+  for (const [flag, f] of [
+    ['--stats', 'stats'],
+    ['--rate', 'rate'],
+    ['--thresholds', 'thresholds'],
+    ['--persistent-conn', 'persistent-conn'],
+    ['--tun-info', 'tun-info'],
+  ] as const)
+    if (cmd.includes(flag)) return f;
+  return undefined;
+}
+
+/** Reads one `ipvsadm -L -n` listing. `file` names the input in positions and origins. */
+export function readIpvsadmList(text: string, file: string): ReadResult<IpvsadmListing> {
+  const issues: Issue[] = [];
+  const services: MutableService[] = [];
+  let header: IpvsHeader | undefined;
+  let format: IpvsadmListFormat | undefined;
+  let command: string | undefined;
+  let exact = false;
+  let started = false; // saw a header, title or service line
+  let current: MutableService | undefined;
+  let currentBadLine = 0; // line of an unreadable service line whose destinations follow
+
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const raw = lines[i]!.replace(/\r$/, '');
+    const pos = filePos(file, lineNo);
+    const t = raw.trim().split(/\s+/);
+    if (t[0] === '') continue;
+    const first = t[0]!;
+
+    if (first === 'IP' && t[1] === 'Virtual' && t[2] === 'Server') {
+      if (started) {
+        issues.push(
+          issue('ipvsadm-second-listing', 'a second listing starts here; only the first one is read', pos, 'warning'),
+        );
+        break;
+      }
+      const m = /^IP Virtual Server version (\d+\.\d+\.\d+) \(size=(\d+)\)$/.exec(t.join(' '));
+      if (!m) {
+        issues.push(
+          issue('ipvsadm-bad-header', `expected 'IP Virtual Server version X.Y.Z (size=N)', got '${raw.trim()}'`, pos),
+        );
+      } else {
+        header = { version: m[1]!, size: Number(m[2]) };
+        if (header.version !== '1.2.1' || header.size === 0)
+          issues.push(
+            unsupported(
+              'ipvsadm-not-kernel-ipvs',
+              `'${raw.trim()}' is not the Linux kernel's IPVS (version 1.2.1, size > 0); DPVS and other forks are not modelled`,
+              pos,
+            ),
+          );
+      }
+      started = true;
+      continue;
+    }
+
+    if (first === 'Prot') {
+      const f = t[1] === 'LocalAddress:Port' ? TITLE_FORMATS[t[2] ?? ''] : undefined;
+      if (f === undefined) {
+        issues.push(
+          issue(
+            'ipvsadm-bad-title',
+            `expected a title line 'Prot LocalAddress:Port Scheduler Flags' (or Conns/CPS/Uthreshold/Weight columns), got '${raw.trim()}'`,
+            pos,
+          ),
+        );
+      } else format = f;
+      started = true;
+      continue;
+    }
+
+    if (first === '->' && t[1] === 'RemoteAddress:Port') {
+      if (t.includes('TunnelInfo')) format = 'tun-info';
+      started = true;
+      continue;
+    }
+
+    if (PROTOCOLS.has(first) || first === 'FWM' || first === '?') {
+      started = true;
+      current = undefined;
+      const r = readServiceLine(t, format ?? 'default', raw.trim(), file, lineNo, issues);
+      if (r === undefined) {
+        currentBadLine = lineNo;
+        continue;
+      }
+      if (r.exactHint) exact = true;
+      services.push(r.service);
+      current = r.service;
+      continue;
+    }
+
+    if (first === '->') {
+      started = true;
+      if (current === undefined) {
+        if (currentBadLine > 0)
+          issues.push(
+            issue(
+              'ipvsadm-destination-skipped',
+              `real server line skipped: it belongs to the unreadable service line ${currentBadLine}`,
+              pos,
+              'warning',
+            ),
+          );
+        else
+          issues.push(issue('ipvsadm-orphan-destination', 'expected a service line before this real server line', pos));
+        continue;
+      }
+      const r = readDestinationLine(t, format ?? 'default', raw.trim(), current, file, lineNo, issues);
+      if (r !== undefined) {
+        if (r.exactHint) exact = true;
+        current.destinations.push(r.destination);
+      }
+      continue;
+    }
+
+    if (!started && /\bipvsadm\b/.test(raw)) {
+      command = raw.trim();
+      if (/--exact\b/.test(raw)) exact = true;
+      const f = formatFromCommand(raw);
+      if (f !== undefined) format = f;
+      continue;
+    }
+    if (!started) {
+      issues.push(issue('ipvsadm-ignored-line', `ignored line before the listing: '${raw.trim()}'`, pos, 'info'));
+      continue;
+    }
+    issues.push(
+      issue(
+        'ipvsadm-unknown-line',
+        `expected a service line (TCP/UDP/SCTP/FWM …) or a real server line ('  -> ADDRESS:PORT …'), got '${raw.trim()}'`,
+        pos,
+      ),
+    );
+  }
+
+  if (!started && services.length === 0) {
+    issues.push(issue('ipvsadm-empty', 'no ipvsadm listing found', filePos(file, 0)));
+    return { value: undefined, issues };
+  }
+
+  const order = command !== undefined && /--nosort\b/.test(command) ? 'kernel' : 'sorted';
+  const listing: IpvsadmListing = {
+    ...(header ? { header } : {}),
+    format: format ?? 'default',
+    exact,
+    ...(command !== undefined ? { command } : {}),
+    table: { order, services: services.map(freezeService) },
+  };
+  return { value: listing, issues };
+}
+
+function freezeService(s: MutableService): IpvsService {
+  return { ...s, destinations: s.destinations };
+}
+
+interface ServiceRead {
+  service: MutableService;
+  exactHint: boolean;
+}
+
+function readServiceLine(
+  t: readonly string[],
+  format: IpvsadmListFormat,
+  text: string,
+  file: string,
+  line: number,
+  issues: Issue[],
+): ServiceRead | undefined {
+  const pos = filePos(file, line);
+  let key: ServiceKey;
+  let i: number;
+  if (t[0] === 'FWM') {
+    const n = t[1];
+    if (n === undefined || !(INT.test(n) || /^[0-9A-Fa-f]{8}$/.test(n))) {
+      issues.push(issue('ipvsadm-bad-service', `expected 'FWM <mark>', got '${text}'`, pos));
+      return undefined;
+    }
+    // ipvsadm ≤ 1.31 prints marks ≥ 2^31 negative; convert back to unsigned.
+    const fwmark = INT.test(n) ? Number(n) >>> 0 : Number.parseInt(n, 16);
+    const v6 = t[2] === 'IPv6';
+    key = { kind: 'fwmark', fwmark, family: v6 ? 'ipv6' : 'ipv4' };
+    i = v6 ? 3 : 2;
+  } else {
+    if (t[0] === '?') {
+      issues.push(unsupported('ipvsadm-unknown-protocol', `service with an unknown protocol ('?'): '${text}'`, pos));
+      return undefined;
+    }
+    const ap = t[1] === undefined ? 'missing VIP:PORT' : parseAddrPort(t[1]);
+    if (typeof ap === 'string') {
+      if (t[1] !== undefined && looksLikeName(t[1]))
+        issues.push(
+          unsupported(
+            'ipvsadm-names',
+            `'${t[1]}' is a host or service name; only numeric listings (ipvsadm -L -n) are read`,
+            pos,
+          ),
+        );
+      else issues.push(issue('ipvsadm-bad-service', `expected '${t[0]} VIP:PORT SCHEDULER …': ${ap}`, pos));
+      return undefined;
+    }
+    key = { kind: 'addr', protocol: t[0] as IpvsProtocol, address: ap.address, port: ap.port };
+    i = 2;
+  }
+  const origin: Origin = {
+    kind: 'ipvs',
+    label: `ipvsadm service ${formatServiceKey(key)}`,
+    pos,
+  };
+  const service: MutableService = { key, schedFlags: 0, onePacket: false, destinations: [], origin };
+
+  if (format === 'stats' || format === 'rate') {
+    const nums = t.slice(i).map(parseLargeNumber);
+    if (nums.length !== 5 || nums.some((n) => n === undefined)) {
+      issues.push(
+        issue(
+          'ipvsadm-bad-service',
+          `expected 5 ${format === 'stats' ? 'counters (Conns InPkts OutPkts InBytes OutBytes)' : 'rates (CPS InPPS OutPPS InBPS OutBPS)'} after the service, got '${text}'`,
+          pos,
+        ),
+      );
+      return { service, exactHint: false };
+    }
+    const v = nums.map((n) => n!.value);
+    const exactHint = nums.some((n) => !n!.unit && n!.value >= 1e8);
+    if (format === 'stats')
+      service.stats = { conns: v[0]!, inPkts: v[1]!, outPkts: v[2]!, inBytes: v[3]!, outBytes: v[4]! };
+    else
+      service.rates = {
+        cps: v[0]!,
+        inPps: v[1]!,
+        outPps: v[2]!,
+        inBps: v[3]!,
+        outBps: v[4]!,
+      };
+    return { service, exactHint };
+  }
+
+  const sched = t[i];
+  if (sched === undefined) {
+    issues.push(issue('ipvsadm-bad-service', `expected a scheduler name after '${t.slice(0, i).join(' ')}'`, pos));
+    return { service, exactHint: false };
+  }
+  service.scheduler = sched;
+  i++;
+  const v6 = (key.kind === 'fwmark' ? key.family : key.address.family) === 'ipv6';
+  while (i < t.length) {
+    const tok = t[i]!;
+    if (tok.startsWith('(')) {
+      let flagsText = tok;
+      while (!flagsText.endsWith(')') && i + 1 < t.length) flagsText += t[++i];
+      i++;
+      const names = schedFlagNames(sched);
+      for (const name of flagsText.replace(/^\(|\)$/g, '').split(',')) {
+        const bit = names.indexOf(name);
+        const generic = /^flag-([123])$/.exec(name);
+        if (bit >= 0) service.schedFlags |= 1 << bit;
+        else if (generic) service.schedFlags |= 1 << (Number(generic[1]) - 1);
+        else
+          issues.push(
+            issue('ipvsadm-bad-sched-flag', `unknown scheduler flag '${name}' for scheduler '${sched}'`, pos),
+          );
+      }
+      continue;
+    }
+    if (tok === 'persistent') {
+      const timeout = parseUint(t[i + 1]);
+      if (timeout === undefined) {
+        issues.push(issue('ipvsadm-bad-service', `expected seconds after 'persistent', got '${t[i + 1] ?? ''}'`, pos));
+        i++;
+        continue;
+      }
+      i += 2;
+      let netmask = v6 ? 128 : 0xffffffff;
+      let pe: string | undefined;
+      if (t[i] === 'mask') {
+        const m = t[i + 1] ?? '';
+        const parsed = v6 ? parseUint(m) : parseIpv4(m);
+        if (parsed === undefined || (v6 && parsed > 128))
+          issues.push(
+            issue(
+              'ipvsadm-bad-service',
+              `expected ${v6 ? 'a prefix length' : 'a dotted netmask'} after 'mask', got '${m}'`,
+              pos,
+            ),
+          );
+        else netmask = parsed;
+        i += 2;
+      }
+      if (t[i] === 'pe') {
+        pe = t[i + 1];
+        i += 2;
+      }
+      service.persistence = pe === undefined ? { timeout, netmask } : { timeout, netmask, pe };
+      continue;
+    }
+    if (tok === 'ops') {
+      service.onePacket = true;
+      i++;
+      continue;
+    }
+    issues.push(
+      unsupported(
+        'ipvsadm-unknown-service-option',
+        `unknown service option '${t.slice(i).join(' ')}' (expected '(flags)', 'persistent N [mask M] [pe NAME]' or 'ops')`,
+        pos,
+      ),
+    );
+    break;
+  }
+  return { service, exactHint: false };
+}
+
+function readDestinationLine(
+  t: readonly string[],
+  format: IpvsadmListFormat,
+  text: string,
+  svc: MutableService,
+  file: string,
+  line: number,
+  issues: Issue[],
+): { destination: IpvsDestination; exactHint: boolean } | undefined {
+  const pos = filePos(file, line);
+  const ap = t[1] === undefined ? 'missing ADDRESS:PORT' : parseAddrPort(t[1]);
+  if (typeof ap === 'string') {
+    if (t[1] !== undefined && looksLikeName(t[1]))
+      issues.push(
+        unsupported(
+          'ipvsadm-names',
+          `'${t[1]}' is a host or service name; only numeric listings (ipvsadm -L -n) are read`,
+          pos,
+        ),
+      );
+    else issues.push(issue('ipvsadm-bad-destination', `expected '  -> ADDRESS:PORT …': ${ap}`, pos));
+    return undefined;
+  }
+  const origin: Origin = {
+    kind: 'ipvs',
+    label: `ipvsadm real server ${formatAddrPort(ap.address, ap.port)} of ${formatServiceKey(svc.key)}`,
+    pos,
+    via: svc.origin,
+  };
+  const rest = t.slice(2);
+  const base = { address: ap.address, port: ap.port, origin };
+  const bad = (expected: string): undefined => {
+    issues.push(issue('ipvsadm-bad-destination', `expected '  -> ADDRESS:PORT ${expected}', got '${text}'`, pos));
+    return undefined;
+  };
+  const uints = (xs: readonly string[]): number[] | undefined => {
+    const out = xs.map(parseUint);
+    return out.some((x) => x === undefined) ? undefined : (out as number[]);
+  };
+  const fwd = (s: string): Forwarding | undefined => {
+    const f = parseForwarding(s);
+    if (typeof f !== 'string') return f;
+    if (f === 'FullNat')
+      issues.push(unsupported('ipvsadm-fullnat', `forwarding method 'FullNat' is DPVS, not kernel IPVS`, pos));
+    else
+      issues.push(
+        issue('ipvsadm-bad-forward', `expected a forwarding method Route, Masq, Tunnel or Local, got '${s}'`, pos),
+      );
+    return undefined;
+  };
+
+  switch (format) {
+    case 'default': {
+      if (rest.length !== 4) return bad('Forward Weight ActiveConn InActConn');
+      const f = fwd(rest[0]!);
+      const n = uints(rest.slice(1));
+      if (f === undefined) return undefined;
+      if (!n) return bad('Forward Weight ActiveConn InActConn (unsigned numbers)');
+      return {
+        destination: { ...base, forwarding: f, weight: n[0]!, activeConns: n[1]!, inactConns: n[2]! },
+        exactHint: false,
+      };
+    }
+    case 'tun-info': {
+      if (rest.length !== 5) return bad('Forward TunnelInfo Weight ActiveConn InActConn');
+      const f = fwd(rest[0]!);
+      if (f === undefined) return undefined;
+      const info = parseTunInfo(rest[1]!);
+      const n = uints(rest.slice(2));
+      if (info === undefined) return bad(`Forward TunnelInfo … (TunnelInfo ipip, gue:PORT:CSUM, gre:CSUM or n/a)`);
+      if (!n) return bad('Forward TunnelInfo Weight ActiveConn InActConn (unsigned numbers)');
+      const forwarding: Forwarding = f.kind === 'tunnel' && info !== 'n/a' ? { kind: 'tunnel', encap: info } : f;
+      return {
+        destination: { ...base, forwarding, weight: n[0]!, activeConns: n[1]!, inactConns: n[2]! },
+        exactHint: false,
+      };
+    }
+    case 'thresholds': {
+      const n = rest.length === 4 ? uints(rest) : undefined;
+      if (!n) return bad('Uthreshold Lthreshold ActiveConn InActConn');
+      return {
+        destination: { ...base, upperThreshold: n[0]!, lowerThreshold: n[1]!, activeConns: n[2]!, inactConns: n[3]! },
+        exactHint: false,
+      };
+    }
+    case 'persistent-conn': {
+      const n = rest.length === 4 ? uints(rest) : undefined;
+      if (!n) return bad('Weight PersistConn ActiveConn InActConn');
+      return {
+        destination: { ...base, weight: n[0]!, persistConns: n[1]!, activeConns: n[2]!, inactConns: n[3]! },
+        exactHint: false,
+      };
+    }
+    case 'stats':
+    case 'rate': {
+      const nums = rest.map(parseLargeNumber);
+      if (nums.length !== 5 || nums.some((x) => x === undefined))
+        return bad(format === 'stats' ? 'Conns InPkts OutPkts InBytes OutBytes' : 'CPS InPPS OutPPS InBPS OutBPS');
+      const v = nums.map((x) => x!.value);
+      const exactHint = nums.some((x) => !x!.unit && x!.value >= 1e8);
+      if (format === 'stats')
+        return {
+          destination: {
+            ...base,
+            stats: { conns: v[0]!, inPkts: v[1]!, outPkts: v[2]!, inBytes: v[3]!, outBytes: v[4]! },
+          },
+          exactHint,
+        };
+      return {
+        destination: { ...base, rates: { cps: v[0]!, inPps: v[1]!, outPps: v[2]!, inBps: v[3]!, outBps: v[4]! } },
+        exactHint,
+      };
+    }
+  }
+}

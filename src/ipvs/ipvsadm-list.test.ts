@@ -1,0 +1,256 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ipv4 } from '../addr/ipv4.ts';
+import { readIpvsadmList } from './ipvsadm-list-reader.ts';
+import { formatLargeNumber, writeIpvsadmList } from './ipvsadm-list-writer.ts';
+import type { IpvsTable } from './model.ts';
+
+const FIXTURES = fileURLToPath(new URL('../../fixtures/ipvs/listings/', import.meta.url));
+
+function fixture(name: string): string {
+  return readFileSync(FIXTURES + name, 'utf8');
+}
+
+/** Drops the shell lines before the listing, as the writer never prints them. */
+function listingPart(text: string): string {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => /^(IP Virtual Server|Prot )/.test(l));
+  return lines.slice(start).join('\n');
+}
+
+function stripTrailing(text: string): string {
+  return text.replace(/[ \t]+$/gm, '');
+}
+
+function roundTrip(text: string, file: string): string {
+  const r = readIpvsadmList(text, file);
+  expect(r.issues).toEqual([]);
+  const l = r.value!;
+  return writeIpvsadmList(l.table, {
+    format: l.format,
+    exact: l.exact,
+    header: l.header ?? false,
+    nosort: true,
+  });
+}
+
+describe('ipvsadm -L -n round trip', () => {
+  for (const name of [
+    'render-dr-one-halfopen.txt',
+    'render-mixed.txt',
+    'render-stats.txt',
+    'render-stats-exact.txt',
+    'render-rate.txt',
+    'render-thresholds.txt',
+    'render-persistent-conn.txt',
+    'render-tun-info.txt',
+  ]) {
+    it(`re-renders ${name} byte for byte`, () => {
+      const text = fixture(name);
+      expect(roundTrip(text, name)).toBe(text);
+    });
+  }
+
+  it('re-renders the founding case listing, whose trailing spaces the article stripped', () => {
+    const text = fixture('case-founding.txt');
+    const out = roundTrip(text, 'case-founding.txt');
+    expect(stripTrailing(out)).toBe(text);
+    expect(out.split('\n')[4]).toBe('  -> 192.0.2.226:80               Route   2      0          0         ');
+  });
+
+  for (const name of ['c8-fwmark-persistent-360.txt', 'c8-fwmark-persistent-3600.txt']) {
+    it(`re-renders the real listing ${name} up to trailing spaces`, () => {
+      const text = fixture(name);
+      expect(stripTrailing(roundTrip(text, name))).toBe(stripTrailing(listingPart(text)));
+    });
+  }
+
+  it('re-renders the real mh listing of corpus C7, whose archived copy shifted one column by a space', () => {
+    const text = fixture('c7-mh-weight0.txt');
+    const collapse = (s: string) => s.replace(/[ \t]+/g, ' ').replace(/ $/gm, '');
+    expect(collapse(roundTrip(text, 'c7'))).toBe(collapse(listingPart(text)));
+  });
+
+  it('re-renders the single-service --rate --exact IPv6 listing without a version line', () => {
+    const text = fixture('c11-rate-exact-ipv6-one-service.txt');
+    const r = readIpvsadmList(text, 'c11');
+    expect(r.value!.header).toBeUndefined();
+    expect(r.value!.format).toBe('rate');
+    expect(r.value!.exact).toBe(true);
+    expect(roundTrip(text, 'c11')).toBe(listingPart(text));
+  });
+});
+
+describe('readIpvsadmList', () => {
+  it('reads the founding case with a shell prompt line before it', () => {
+    const text = `[root@d1 ~]# ipvsadm -ln --sort\n${fixture('case-founding.txt')}`;
+    const r = readIpvsadmList(text, 'director1.txt');
+    expect(r.issues).toEqual([]);
+    const l = r.value!;
+    expect(l.command).toBe('[root@d1 ~]# ipvsadm -ln --sort');
+    expect(l.header).toEqual({ version: '1.2.1', size: 4096 });
+    expect(l.table.order).toBe('sorted');
+    const svc = l.table.services[0]!;
+    expect(svc.key).toEqual({
+      kind: 'addr',
+      protocol: 'TCP',
+      address: { family: 'ipv4', addr: ipv4('192.0.2.208') },
+      port: 80,
+    });
+    expect(svc.scheduler).toBe('rr');
+    expect(svc.origin.pos).toEqual({ file: 'director1.txt', line: 5 });
+    const d = svc.destinations[0]!;
+    expect(d).toMatchObject({ port: 80, forwarding: { kind: 'route' }, weight: 2, activeConns: 0, inactConns: 0 });
+    expect(d.origin.pos).toEqual({ file: 'director1.txt', line: 6 });
+    expect(d.origin.via).toBe(svc.origin);
+  });
+
+  it('tolerates collapsed whitespace and CRLF line ends', () => {
+    const text =
+      'IP Virtual Server version 1.2.1 (size=4096)\r\nProt LocalAddress:Port Scheduler Flags\r\n-> RemoteAddress:Port Forward Weight ActiveConn InActConn\r\nFWM 10 wlc persistent 360 mask 255.255.255.0\r\n -> 192.168.39.7:0 Route 1 0 15\r\n';
+    const r = readIpvsadmList(text, 'x');
+    expect(r.issues).toEqual([]);
+    const svc = r.value!.table.services[0]!;
+    expect(svc.key).toEqual({ kind: 'fwmark', fwmark: 10, family: 'ipv4' });
+    expect(svc.persistence).toEqual({ timeout: 360, netmask: 0xffffff00 });
+    expect(svc.destinations[0]!.inactConns).toBe(15);
+  });
+
+  it('reads a negative fwmark printed by ipvsadm 1.31 back as the unsigned mark', () => {
+    const r = readIpvsadmList(fixture('c19-negative-fwmark.txt'), 'c19');
+    expect(r.value!.table.services[0]!.key).toEqual({ kind: 'fwmark', fwmark: 2882430849, family: 'ipv4' });
+    // The host name of the real server is not numeric: reported, not guessed.
+    expect(r.issues.map((i) => [i.code, i.pos?.line])).toEqual([['ipvsadm-names', 5]]);
+  });
+
+  it('reports host names of a non-numeric listing as unsupported with their lines, and skips their real servers', () => {
+    const r = readIpvsadmList(fixture('c10-ipv6-names.txt'), 'c10');
+    const codes = r.issues.map((i) => `${i.pos?.line}:${i.code}`);
+    expect(codes).toContain('5:ipvsadm-names');
+    expect(codes).toContain('6:ipvsadm-destination-skipped');
+    expect(r.issues.find((i) => i.code === 'ipvsadm-names')!.unsupported).toBe(true);
+  });
+
+  it('reports DPVS listings as not kernel IPVS and FullNat as unsupported, still reading the services', () => {
+    const r = readIpvsadmList(fixture('c20-dpvs-b.txt'), 'dpvs');
+    const codes = r.issues.map((i) => `${i.pos?.line}:${i.code}`);
+    expect(codes).toContain('2:ipvsadm-not-kernel-ipvs');
+    expect(codes).toContain('5:ipvsadm-unknown-service-option');
+    expect(codes).toContain('6:ipvsadm-fullnat');
+    expect(r.value!.table.services.map((s) => s.scheduler)).toEqual(['rr', 'conhash']);
+  });
+
+  it('reads the irregular 2010 listing with names and Local as issues, never throwing', () => {
+    const r = readIpvsadmList(fixture('c21-irregular-local.txt'), 'c21');
+    expect(r.value).toBeDefined();
+    expect(r.issues.length).toBeGreaterThan(0);
+    expect(r.issues.every((i) => i.pos !== undefined && i.pos.line > 0)).toBe(true);
+  });
+
+  it('reports a real server line before any service as an orphan', () => {
+    const r = readIpvsadmList(fixture('c14c-fragment.txt'), 'frag');
+    expect(r.issues.map((i) => `${i.pos?.line}:${i.code}`)).toEqual(['1:ipvsadm-orphan-destination']);
+    expect(r.value!.table.services[0]!.destinations).toHaveLength(2);
+  });
+
+  it('names the line and what was expected for malformed lines, and keeps what is certain', () => {
+    const text = [
+      'IP Virtual Server version 1.2.1 (size=4096)',
+      'Prot LocalAddress:Port Scheduler Flags',
+      '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+      'TCP  192.0.2.208:80 rr',
+      '  -> 192.0.2.226:80               Route   two    0          0',
+      '  -> 192.0.2.227:80               Route   1      0          0',
+      'TCP  192.0.2.300:80 rr',
+      '  -> 192.0.2.228:80               Route   1      0          0',
+      'UDP  192.0.2.208:53 rr persistent',
+      'hello world',
+      '  -> 192.0.2.229:53               Bridge  1      0          0',
+    ].join('\n');
+    const r = readIpvsadmList(text, 'bad.txt');
+    expect(r.issues.map((i) => `${i.pos?.file}:${i.pos?.line}:${i.code}`)).toEqual([
+      'bad.txt:5:ipvsadm-bad-destination',
+      'bad.txt:7:ipvsadm-bad-service',
+      'bad.txt:8:ipvsadm-destination-skipped',
+      'bad.txt:9:ipvsadm-bad-service',
+      'bad.txt:10:ipvsadm-unknown-line',
+      'bad.txt:11:ipvsadm-bad-forward',
+    ]);
+    expect(r.issues[0]!.message).toContain('Forward Weight ActiveConn InActConn');
+    expect(r.issues[1]!.message).toContain("'192.0.2.300' is not a numeric IPv4 address");
+    const svcs = r.value!.table.services;
+    expect(svcs).toHaveLength(2);
+    expect(svcs[0]!.destinations.map((d) => d.port)).toEqual([80]);
+    expect(svcs[1]!.persistence).toBeUndefined();
+  });
+
+  it('returns no value and one issue for input without a listing', () => {
+    const r = readIpvsadmList('', 'empty.txt');
+    expect(r.value).toBeUndefined();
+    expect(r.issues.map((i) => i.code)).toEqual(['ipvsadm-empty']);
+  });
+
+  it('reads --nosort listings as kernel order', () => {
+    const r = readIpvsadmList(`# ipvsadm -Ln --nosort\n${fixture('case-founding.txt')}`, 'x');
+    expect(r.value!.table.order).toBe('kernel');
+  });
+
+  it('stops at a second listing with a warning', () => {
+    const one = fixture('case-founding.txt');
+    const r = readIpvsadmList(one + one, 'x');
+    expect(r.issues.map((i) => `${i.pos?.line}:${i.code}`)).toEqual(['6:ipvsadm-second-listing']);
+    expect(r.value!.table.services).toHaveLength(1);
+  });
+});
+
+describe('writeIpvsadmList', () => {
+  it('sorts like ipvsadm, including the signed-difference quirk for addresses 2^31 apart', () => {
+    const mk = (a: string, port: number) => ({
+      address: { family: 'ipv4' as const, addr: ipv4(a) },
+      port,
+      forwarding: { kind: 'route' as const },
+      weight: 1,
+      origin: { kind: 'implicit' as const, label: 't' },
+    });
+    const table: IpvsTable = {
+      order: 'kernel',
+      services: [
+        {
+          key: { kind: 'addr', protocol: 'TCP', address: { family: 'ipv4', addr: ipv4('10.0.0.1') }, port: 80 },
+          scheduler: 'rr',
+          schedFlags: 0,
+          onePacket: false,
+          destinations: [mk('10.0.0.9', 80), mk('10.0.0.3', 81), mk('10.0.0.3', 80)],
+          origin: { kind: 'implicit', label: 't' },
+        },
+        {
+          key: { kind: 'addr', protocol: 'TCP', address: { family: 'ipv4', addr: ipv4('192.168.0.1') }, port: 80 },
+          scheduler: 'rr',
+          schedFlags: 0,
+          onePacket: false,
+          destinations: [],
+          origin: { kind: 'implicit', label: 't' },
+        },
+      ],
+    };
+    const out = writeIpvsadmList(table).split('\n');
+    expect(out.slice(3)).toEqual([
+      'TCP  192.168.0.1:80 rr',
+      'TCP  10.0.0.1:80 rr',
+      '  -> 10.0.0.3:80                  Route   1      0          0         ',
+      '  -> 10.0.0.3:81                  Route   1      0          0         ',
+      '  -> 10.0.0.9:80                  Route   1      0          0         ',
+      '',
+    ]);
+  });
+
+  it('abbreviates large counters exactly like print_largenum', () => {
+    expect(formatLargeNumber(99_999_999, false)).toBe(' 99999999');
+    expect(formatLargeNumber(150_000_000, false)).toBe('  150000K');
+    expect(formatLargeNumber(2_110_123_456, false)).toBe('    2110M');
+    expect(formatLargeNumber(123_456_789_012_345, false)).toBe('     123T');
+    expect(formatLargeNumber(2_110_123_456, true)).toBe(' 2110123456');
+    expect(formatLargeNumber(0, true)).toBe('        0');
+  });
+});
