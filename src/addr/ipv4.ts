@@ -37,7 +37,7 @@ export function ipv4ToBytes(a: Ipv4): Uint8Array {
 }
 
 export function ipv4FromBytes(b: Uint8Array, offset = 0): Ipv4 {
-  return ((b[offset]! << 24) | (b[offset + 1]! << 16) | (b[offset + 2]! << 8) | b[offset + 3]!) >>> 0 as Ipv4;
+  return (((b[offset]! << 24) | (b[offset + 1]! << 16) | (b[offset + 2]! << 8) | b[offset + 3]!) >>> 0) as Ipv4;
 }
 
 export const IPV4_ANY = 0 as Ipv4;

@@ -1,7 +1,8 @@
 /** MAC addresses as canonical lower-case `aa:bb:cc:dd:ee:ff` strings with a brand, usable as Map keys. */
 export type Mac = string & { readonly __brand: 'Mac' };
 
-const MAC_RE = /^([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})$/;
+const MAC_RE =
+  /^([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})[:-]([0-9A-Fa-f]{1,2})$/;
 
 /**
  * Parses `02:00:73:b6:53:c8`, `02-00-73-B6-53-C8` and the one-digit groups that legacy ebtables prints (`2:0:73:b6:53:c8`).

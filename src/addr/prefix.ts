@@ -26,7 +26,7 @@ export function parseIpv4Prefix(text: string): Ipv4Prefix | undefined {
 
 export function prefixContains(p: Ipv4Prefix, a: Ipv4): boolean {
   const m = ipv4Mask(p.len);
-  return ((p.addr & m) >>> 0) === ((a & m) >>> 0);
+  return (p.addr & m) >>> 0 === (a & m) >>> 0;
 }
 
 export function prefixNetwork(p: Ipv4Prefix): Ipv4 {

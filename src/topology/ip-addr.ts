@@ -1,8 +1,9 @@
 /** Reader for `ip addr show` (alias `ip a`) text output, and for `ip -j addr` JSON. */
+
+import { parseIpv6 } from '../addr/ipv6.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
 import { type Ipv4Prefix, parseIpv4Prefix } from '../addr/prefix.ts';
-import { parseIpv6 } from '../addr/ipv6.ts';
-import { issue, type Issue, type ReadResult } from '../source/issue.ts';
+import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
 
 export interface InterfaceAddress {
@@ -77,7 +78,13 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
       return;
     }
     if (!/^\s/.test(line)) {
-      issues.push(issue('ip-addr.syntax', `expected an interface line like "2: eth0: <...> mtu 1500 ...", found "${line.trim()}"`, pos));
+      issues.push(
+        issue(
+          'ip-addr.syntax',
+          `expected an interface line like "2: eth0: <...> mtu 1500 ...", found "${line.trim()}"`,
+          pos,
+        ),
+      );
       return;
     }
     if (!cur) {
@@ -99,7 +106,9 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
     if (w0 === 'inet') {
       const prefix = parseIpv4Prefix(words[1] ?? '');
       if (!prefix) {
-        issues.push(issue('ip-addr.inet', `expected an IPv4 address/prefix after "inet", found "${words[1] ?? ''}"`, pos));
+        issues.push(
+          issue('ip-addr.inet', `expected an IPv4 address/prefix after "inet", found "${words[1] ?? ''}"`, pos),
+        );
         return;
       }
       const scopeAt = words.indexOf('scope');
@@ -113,13 +122,16 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
     if (w0 === 'inet6') {
       const [addr] = (words[1] ?? '').split('/');
       if (parseIpv6(addr ?? '') === undefined)
-        issues.push(issue('ip-addr.inet6', `expected an IPv6 address/prefix after "inet6", found "${words[1] ?? ''}"`, pos));
+        issues.push(
+          issue('ip-addr.inet6', `expected an IPv6 address/prefix after "inet6", found "${words[1] ?? ''}"`, pos),
+        );
       else cur.addrs6.push(words[1]!);
       return;
     }
     // valid_lft lines, altname, vlan/bridge details of `ip -d`: nothing the model needs.
   });
-  if (links.length === 0) issues.push(issue('ip-addr.empty', 'expected `ip addr` output, found no interface', filePos(file, 1)));
+  if (links.length === 0)
+    issues.push(issue('ip-addr.empty', 'expected `ip addr` output, found no interface', filePos(file, 1)));
   return { value: links, issues };
 }
 
@@ -149,9 +161,13 @@ function readIpAddrJson(text: string, file: string): ReadResult<LinkInfo[]> {
   try {
     data = JSON.parse(text);
   } catch (e) {
-    return { value: undefined, issues: [issue('ip-addr.json', `expected \`ip -j addr\` JSON: ${(e as Error).message}`, filePos(file, 1))] };
+    return {
+      value: undefined,
+      issues: [issue('ip-addr.json', `expected \`ip -j addr\` JSON: ${(e as Error).message}`, filePos(file, 1))],
+    };
   }
-  if (!Array.isArray(data)) return { value: undefined, issues: [issue('ip-addr.json', 'expected a JSON array of links', filePos(file, 1))] };
+  if (!Array.isArray(data))
+    return { value: undefined, issues: [issue('ip-addr.json', 'expected a JSON array of links', filePos(file, 1))] };
   const links: LinkInfo[] = [];
   for (const [n, l] of (data as JsonLink[]).entries()) {
     const pos = filePos(file, 1);
@@ -166,7 +182,14 @@ function readIpAddrJson(text: string, file: string): ReadResult<LinkInfo[]> {
       if (a.family === 'inet') {
         const prefix = parseIpv4Prefix(`${a.local}/${a.prefixlen}`);
         if (!prefix) issues.push(issue('ip-addr.inet', `link ${l.ifname}: bad address ${a.local}/${a.prefixlen}`, pos));
-        else addrs.push({ prefix, label: a.label ?? l.ifname, scope: a.scope ?? 'global', secondary: a.secondary === true, pos });
+        else
+          addrs.push({
+            prefix,
+            label: a.label ?? l.ifname,
+            scope: a.scope ?? 'global',
+            secondary: a.secondary === true,
+            pos,
+          });
       } else if (a.family === 'inet6' && a.local) addrs6.push(`${a.local}/${a.prefixlen}`);
     }
     const mac = l.address ? parseMac(l.address) : undefined;

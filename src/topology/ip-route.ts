@@ -1,7 +1,7 @@
 /** Reader for `ip route show` (IPv4 main table) text output. */
 import { type Ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { type Ipv4Prefix, parseIpv4Prefix } from '../addr/prefix.ts';
-import { issue, type Issue, type ReadResult } from '../source/issue.ts';
+import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
 
 export interface RouteEntry {
@@ -30,7 +30,9 @@ export function readIpRoute(text: string, file: string): ReadResult<RouteEntry[]
     const dstWord = words.shift() ?? '';
     const dst = dstWord === 'default' ? { addr: 0 as Ipv4, len: 0 } : parseIpv4Prefix(dstWord);
     if (!dst) {
-      issues.push(issue('ip-route.dst', `expected "default" or a prefix at the start of the route, found "${dstWord}"`, pos));
+      issues.push(
+        issue('ip-route.dst', `expected "default" or a prefix at the start of the route, found "${dstWord}"`, pos),
+      );
       return;
     }
     const r: { -readonly [K in keyof RouteEntry]: RouteEntry[K] } = { dst, metric: 0, type, pos };

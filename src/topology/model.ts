@@ -6,6 +6,7 @@
 import type { Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
 import type { Ipv4Prefix } from '../addr/prefix.ts';
+import type { NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import type { Origin } from '../source/origin.ts';
 
 export type NodeKind = 'host' | 'guest' | 'gateway' | 'client';
@@ -68,16 +69,11 @@ export interface SysctlValue {
   readonly origin: Origin;
 }
 
-/** A filter binding on a host port, as libvirt would create it from a domain interface. */
+/** A filter binding on a host port, as libvirt creates it from a domain interface. */
 export interface PortBinding {
   readonly host: string;
-  readonly portdev: string;
-  readonly mac: Mac;
-  readonly filter: string;
-  /** Parameter values in document order; repeated names form lists. */
-  readonly params: ReadonlyMap<string, readonly string[]>;
   readonly domain: string;
-  readonly origin: Origin;
+  readonly binding: NwFilterBinding;
 }
 
 export interface Node {

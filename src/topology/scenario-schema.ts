@@ -6,8 +6,12 @@ const ifaceRef = z
   .string()
   .regex(/^[A-Za-z0-9_.-]+:[A-Za-z0-9_.@:-]+$/, 'expected "node:interface", e.g. "host1:eth0"');
 const ipv4Text = z.ipv4({ message: 'expected an IPv4 address such as 192.0.2.1' });
-const cidrText = z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'expected an IPv4 address with prefix length, e.g. 192.0.2.1/24');
-const macText = z.string().regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'expected a MAC address such as 02:00:73:b6:53:c8');
+const cidrText = z
+  .string()
+  .regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'expected an IPv4 address with prefix length, e.g. 192.0.2.1/24');
+const macText = z
+  .string()
+  .regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'expected a MAC address such as 02:00:73:b6:53:c8');
 const port = z.number().int().min(1).max(65535);
 
 export const hostSchema = z.strictObject({

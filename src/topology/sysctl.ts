@@ -1,5 +1,5 @@
 /** Reader for `sysctl -a` output (`key = value`) and for sysctl.conf-style files (`key=value`, comments). */
-import { issue, type Issue, type ReadResult } from '../source/issue.ts';
+import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
 
 export interface SysctlEntry {

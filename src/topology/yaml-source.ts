@@ -1,7 +1,7 @@
 /** YAML documents with positions: parse errors and schema errors both become issues with file:line. */
-import { isMap, isSeq, LineCounter, type Node as YamlNode, parseDocument, type Document } from 'yaml';
+import { type Document, isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
-import { issue, type Issue } from '../source/issue.ts';
+import { type Issue, issue } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
 
 export interface YamlSource {

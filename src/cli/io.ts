@@ -1,0 +1,21 @@
+import { formatIssue, type Issue } from '../source/issue.ts';
+
+/** Where a command writes: injected so the CLI can run in-process in tests. */
+export interface Io {
+  readonly stdout: (s: string) => void;
+  readonly stderr: (s: string) => void;
+  readonly cwd?: string;
+}
+
+/** Bad usage detected after parsing (an unknown probe, a bad --format value). */
+export class UsageError extends Error {}
+
+/** Prints input issues; returns true when any is an error (the command must stop with exit 2). */
+export function reportIssues(io: Io, issues: readonly Issue[]): boolean {
+  let bad = false;
+  for (const i of issues) {
+    if (i.severity === 'error') bad = true;
+    io.stderr(`${formatIssue(i)}\n`);
+  }
+  return bad;
+}

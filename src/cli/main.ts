@@ -1,0 +1,92 @@
+/**
+ * The `lvsdoctor` command line. Exit codes: 0 healthy, 1 a problem found, 2 bad input or usage.
+ * `main` never calls process.exit and never throws for bad input, so it can be tested in-process.
+ */
+import { Command, CommanderError } from '@commander-js/extra-typings';
+import { runDiagnose } from './cmd-diagnose.ts';
+import { runRules } from './cmd-rules.ts';
+import { runTrace } from './cmd-trace.ts';
+import { type Io, UsageError } from './io.ts';
+
+export type { Io } from './io.ts';
+
+export const VERSION = '0.1.0';
+
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  let code = 0;
+  const program = new Command('lvsdoctor')
+    .description('Reproduces, explains and fixes failures of LVS/IPVS load balancers on KVM/libvirt hypervisors.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s),
+      writeErr: (s) => io.stderr(s),
+    });
+
+  program
+    .command('diagnose')
+    .description('trace every probe of a scenario, say where packets die and why, and propose verified fixes')
+    .argument('<dir>', 'scenario directory (scenario.yaml and the raw artifacts it names)')
+    .option('--json', 'print the report as JSON (schema: docs/json.md)')
+    .option(
+      '--fix-dir <out>',
+      "write every proposed fix's files (nwfilter XML, bindings, interface snippets) into this directory",
+    )
+    .exitOverride()
+    .action((dir, opts) => {
+      code = runDiagnose(io, dir, {
+        json: opts.json === true,
+        ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}),
+      });
+    });
+
+  program
+    .command('trace')
+    .description('walk probes through the model hop by hop, with tcpdump lines at every capture point')
+    .argument('<dir>', 'scenario directory')
+    .option('--probe <name>', 'only this probe (default: all probes of the scenario)')
+    .option('--pcap-dir <out>', 'write one pcap file per capture point into this directory')
+    .option('--json', 'print the traces as JSON (schema: docs/json.md)')
+    .exitOverride()
+    .action((dir, opts) => {
+      code = runTrace(io, dir, {
+        json: opts.json === true,
+        ...(opts.probe !== undefined ? { probe: opts.probe } : {}),
+        ...(opts.pcapDir !== undefined ? { pcapDir: opts.pcapDir } : {}),
+      });
+    });
+
+  program
+    .command('rules')
+    .description("print the ebtables rules libvirt installs on a host for the scenario's filter bindings")
+    .argument('<dir>', 'scenario directory')
+    .requiredOption('--host <name>', 'hypervisor host of the scenario')
+    .option('--format <style>', 'listing style: nft (ebtables-nft, Debian 12) or legacy (ebtables 2.0)', 'nft')
+    .option('--json', 'print the rules as JSON with their origins')
+    .exitOverride()
+    .action((dir, opts) => {
+      code = runRules(io, dir, { host: opts.host, format: opts.format, json: opts.json === true });
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version exit through here with code 0.
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
+        return 0;
+      return 2;
+    }
+    if (e instanceof UsageError) {
+      io.stderr(`lvsdoctor: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (argv.length === 0) {
+    io.stdout(program.helpInformation());
+    return 2;
+  }
+  return code;
+}

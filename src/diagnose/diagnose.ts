@@ -1,0 +1,240 @@
+/**
+ * Diagnosis: run the probes, walk each trace the way the engineers did by hand (does the director see the real
+ * server? does it rewrite the MACs? does the host forward the frame? …), name the findings, and prove each fix
+ * by re-tracing the model with the fix applied.
+ */
+import { formatIpv4 } from '../addr/ipv4.ts';
+import { serviceLine } from '../ipvs/ipvsadm-list-writer.ts';
+import { formatAddrPort } from '../ipvs/model.ts';
+import { renderOriginChain } from '../source/origin.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { ProbeSpec } from '../topology/model.ts';
+import { openSession, probesOf, runProbe } from '../trace/session.ts';
+import { frameText } from '../trace/tcpdump-lines.ts';
+import type { Hop, Trace } from '../trace/types.ts';
+import { dropStep, ipvsStep, pathHops } from './facts.ts';
+import { FINDING_KINDS } from './findings/catalogue.ts';
+import type { Check, Finding, FixProposal, Report, VerifiedFix } from './types.ts';
+
+function lines(h: Hop): string[] {
+  return frameText(h.frame, h.timeNs).split('\n');
+}
+
+function where(h: Hop): string {
+  return h.place.iface ? `${h.place.node}:${h.place.iface}` : h.place.node;
+}
+
+/** The stepwise checks for one trace. */
+export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
+  const probe = t.probe;
+  const out: Check[] = [];
+  const path = pathHops(t);
+  const add = (id: string, title: string, status: Check['status'], ls: string[]) =>
+    out.push({ id, probe: probe.name, title, status, lines: ls });
+  if (probe.kind === 'arp') {
+    const asked = `${probe.from} asks who-has ${formatIpv4(probe.target)}`;
+    const answer = path.find((h) => h.steps.some((s) => s.kind === 'arp' && s.action === 'reply'));
+    const ignored = t.hops.filter((h) => h.steps.some((s) => s.kind === 'arp' && s.action === 'ignore'));
+    add('arp-asked', asked, 'pass', lines(t.hops[0]!));
+    if (!answer) {
+      add('arp-answered', `someone answers for ${formatIpv4(probe.target)}`, 'fail', [
+        t.end.reason,
+        ...ignored.map((h) => `${h.place.node} ignores it`),
+      ]);
+      return out;
+    }
+    add(
+      'arp-answered',
+      `${answer.place.node} answers for ${formatIpv4(probe.target)}`,
+      'pass',
+      ignored.map((h) => `${h.place.node} stays silent (arp_ignore)`),
+    );
+    const replyHops = path.slice(path.indexOf(answer) + 1);
+    const drop = replyHops.find((h) => dropStep(h));
+    if (drop) {
+      const d = dropStep(drop)!;
+      add('arp-reply-forwarded', `the ARP reply leaves ${drop.place.node}`, 'fail', [
+        ...lines(drop),
+        `dropped at ${where(drop)}: ebtables -t ${d.table} ${d.hook} → ${d.path.join(' → ')}: rule ${d.ruleNumber ?? '-'} "${d.ruleText}"`,
+        `origin: ${renderOriginChain(d.origin, '\n        ← ')}`,
+      ]);
+      return out;
+    }
+    add(
+      'arp-reply-received',
+      `${probe.from} learns ${formatIpv4(probe.target)}`,
+      t.disposition === 'replied' ? 'pass' : 'fail',
+      [t.summary],
+    );
+    return out;
+  }
+  // TCP probe.
+  const ipvsHopIdx = path.findIndex((h) => ipvsStep(h) !== undefined);
+  const director = [...loaded.ipvs.keys()].find((d) =>
+    loaded.ipvs
+      .get(d)!
+      .services.some(
+        (s) =>
+          s.key.kind === 'addr' &&
+          s.key.address.family === 'ipv4' &&
+          s.key.address.addr === probe.to &&
+          s.key.port === probe.dport,
+      ),
+  );
+  if (director) {
+    const svc = loaded.ipvs
+      .get(director)!
+      .services.find((s) => s.key.kind === 'addr' && s.key.address.addr === probe.to && s.key.port === probe.dport)!;
+    const usable = svc.destinations.filter((d) => (d.weight ?? 1) > 0);
+    add(
+      'director-sees-rs',
+      `director ${director} sees the real server${svc.destinations.length === 1 ? '' : 's'}`,
+      usable.length > 0 ? 'pass' : 'fail',
+      [
+        serviceLine(svc),
+        ...svc.destinations.map(
+          (d) => `  -> ${formatAddrPort(d.address, d.port)}  ${d.forwarding?.kind ?? '?'} weight ${d.weight ?? '?'}`,
+        ),
+      ],
+    );
+  }
+  const arrive = path.find((h) => director && h.place.node === director && h.direction === 'in');
+  if (director && !arrive) {
+    add('reaches-director', `the ${probe.name} request reaches director ${director}`, 'fail', [t.summary]);
+    return out;
+  }
+  if (ipvsHopIdx >= 0) {
+    const h = path[ipvsHopIdx]!;
+    const st = ipvsStep(h)!;
+    const sent = path.slice(ipvsHopIdx + 1).find((x) => x.place.node === h.place.node && x.direction === 'out');
+    add(
+      'director-rewrites',
+      `director ${h.place.node} rewrites the MACs (${st.method ?? 'no destination'})`,
+      st.outcome === 'forwarded' && sent ? 'pass' : 'fail',
+      [
+        `${st.service}: ${st.explanation}`,
+        `${where(h)} in:`,
+        ...lines(h).map((l) => `  ${l}`),
+        ...(sent ? [`${where(sent)} out:`, ...lines(sent).map((l) => `  ${l}`)] : []),
+      ],
+    );
+    // The director's host must pass the rewritten frame on.
+    const hostName = loaded.scenario.nodes.get(h.place.node)?.host;
+    const after = path.slice(ipvsHopIdx + 1);
+    const drop = after.find((x) => dropStep(x) !== undefined);
+    if (hostName) {
+      if (drop && drop.place.node === hostName) {
+        const d = dropStep(drop)!;
+        const bridge = loaded.scenario.nodes.get(hostName)?.interfaces.get(drop.place.iface ?? '')?.master;
+        const seenOn = after.filter((x) => x.point && x.place.node === hostName).map((x) => x.point!);
+        add('host-forwards', `${hostName} forwards the rewritten frame`, 'fail', [
+          `captured on ${[...new Set(seenOn)].join(', ') || '(nowhere)'}; never on ${hostName}:${bridge ?? '?'} or the uplink`,
+          `${hostName}, bridge ${bridge ?? '?'}, port ${drop.place.iface}: ebtables -t ${d.table} ${d.hook} → ${d.path.join(' → ')}`,
+          `rule ${d.ruleNumber ?? '-'} of ${d.chain}: ${d.ruleText}`,
+          `origin: ${renderOriginChain(d.origin, '\n        ← ')}`,
+        ]);
+        return out;
+      }
+      const leftHost = after.find(
+        (x) => x.place.node === hostName && x.direction === 'out' && x.point && !x.place.iface?.startsWith('vnet'),
+      );
+      add(
+        'host-forwards',
+        `${hostName} forwards the rewritten frame`,
+        leftHost ? 'pass' : 'not-reached',
+        leftHost ? lines(leftHost).map((l) => `${where(leftHost)}: ${l}`) : [t.summary],
+      );
+    }
+  }
+  const delivered = path.find((h) => h.steps.some((s) => s.kind === 'deliver') && h.place.node !== probe.from);
+  if (!delivered) {
+    add('server-answers', 'a real server receives the request', t.stage === 'request' ? 'fail' : 'not-reached', [
+      t.summary,
+    ]);
+    return out;
+  }
+  add(
+    'server-answers',
+    `${delivered.place.node} receives the SYN and answers`,
+    'pass',
+    lines(delivered).map((l) => `${where(delivered)}: ${l}`),
+  );
+  const last = path[path.length - 1]!;
+  add(
+    'reply-reaches-client',
+    `the SYN-ACK reaches ${probe.from}`,
+    t.disposition === 'replied' ? 'pass' : 'fail',
+    t.disposition === 'replied' ? lines(last).map((l) => `${where(last)}: ${l}`) : [t.summary],
+  );
+  return out;
+}
+
+function traceAll(loaded: LoadedScenario, probes: readonly ProbeSpec[]): Trace[] {
+  const session = openSession(loaded);
+  return probes.map((p) => runProbe(session, p));
+}
+
+function verify(
+  loaded: LoadedScenario,
+  probes: readonly ProbeSpec[],
+  before: readonly Trace[],
+  fix: FixProposal,
+  targets: ReadonlySet<string>,
+): VerifiedFix {
+  const after = traceAll(fix.apply(loaded), probes);
+  const retraced = probes.map((p, k) => ({
+    probe: p.name,
+    before: before[k]!.disposition,
+    after: after[k]!.disposition,
+  }));
+  const unblocks = retraced.filter((r) => r.before !== 'replied' && r.after === 'replied').map((r) => r.probe);
+  const regress = retraced.some((r) => r.before === 'replied' && r.after !== 'replied');
+  const { apply: _apply, ...rest } = fix;
+  return { ...rest, verified: !regress && [...targets].every((p) => unblocks.includes(p)), retraced, unblocks };
+}
+
+export function diagnose(loaded: LoadedScenario): Report {
+  const probes = probesOf(loaded);
+  const traces = traceAll(loaded, probes);
+  const checks = traces.flatMap((t) => checksFor(loaded, t));
+  const findings: Finding[] = [];
+  const proposals = new Map<string, { fix: FixProposal; targets: Set<string> }>();
+  const ctx = { loaded };
+  for (const t of traces) {
+    if (t.disposition === 'replied') continue;
+    for (const kind of FINDING_KINDS) {
+      const d = kind.detect(ctx, t);
+      if (!d) continue;
+      for (const f of d.fixes) {
+        const p = proposals.get(f.id) ?? { fix: f, targets: new Set<string>() };
+        p.targets.add(t.probe.name);
+        proposals.set(f.id, p);
+      }
+      const same = findings.findIndex(
+        (f) => f.code === d.finding.code && f.where === d.finding.where && f.title === d.finding.title,
+      );
+      if (same >= 0) {
+        const prev = findings[same]!;
+        findings[same] = { ...prev, probes: [...prev.probes, t.probe.name] };
+      } else findings.push({ ...d.finding, probes: [t.probe.name], fixes: d.fixes.map((f) => f.id) });
+      break;
+    }
+  }
+  const fixes = [...proposals.values()]
+    .map((p) => verify(loaded, probes, traces, p.fix, p.targets))
+    .sort(
+      (a, b) =>
+        Number(b.verified) - Number(a.verified) ||
+        b.unblocks.length - a.unblocks.length ||
+        b.protectionRank - a.protectionRank,
+    );
+  return {
+    scenario: loaded.scenario.name,
+    healthy: traces.every((t) => t.disposition === 'replied'),
+    traces,
+    checks,
+    findings,
+    fixes,
+    assumptions: loaded.scenario.assumptions,
+  };
+}

@@ -1,0 +1,23 @@
+/** The shape every finding kind has: one file per kind in this folder, listed in catalogue.ts. */
+import type { LoadedScenario } from '../../topology/load-scenario.ts';
+import type { Trace } from '../../trace/types.ts';
+import type { Finding, FixProposal, Severity } from '../types.ts';
+
+export interface DiagnoseContext {
+  readonly loaded: LoadedScenario;
+}
+
+export interface Detected {
+  readonly finding: Omit<Finding, 'fixes' | 'probes'>;
+  readonly fixes: readonly FixProposal[];
+}
+
+export interface FindingKind {
+  readonly code: string;
+  readonly severity: Severity;
+  readonly title: string;
+  /** What the finding needs to see (for `lvsdoctor findings` and docs/findings.md). */
+  readonly needs: string;
+  /** Looks at a failed trace's decisive end; undefined when this kind does not explain it. */
+  readonly detect: (ctx: DiagnoseContext, trace: Trace) => Detected | undefined;
+}

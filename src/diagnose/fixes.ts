@@ -1,0 +1,226 @@
+/**
+ * Fix proposals for nwfilter findings. Each is a concrete artifact set (nwfilter XML, binding XML, the domain
+ * interface's new <filterref>) plus the virsh commands to apply it, and a function that applies it to the model
+ * so diagnosis can prove it by re-tracing.
+ */
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import type { Mac } from '../addr/mac.ts';
+import { filterRegistry } from '../libvirt/builtin-filters.ts';
+import type { NwFilter, NwFilterEntry, NwRule } from '../libvirt/nwfilter-model.ts';
+import { readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { PortBinding } from '../topology/model.ts';
+import { ipv4Services, nicOwning, serviceVip, withBinding } from './facts.ts';
+import { filterrefXml, writeFilterBindingXml, writeNwfilterXml } from './nwfilter-writer.ts';
+import type { FixArtifact, FixProposal } from './types.ts';
+
+const PREFIX = 'lvsdoctor-dr-';
+
+function bindingLabel(b: PortBinding): string {
+  return `${b.host}-${b.binding.portdev}`;
+}
+
+function liveCommands(b: PortBinding, bindingFile: string): string[] {
+  return [
+    `# on ${b.host}, effective at once (until the guest restarts):`,
+    `virsh nwfilter-binding-delete ${b.binding.portdev}`,
+    `virsh nwfilter-binding-create ${bindingFile}`,
+  ];
+}
+
+function bindingArtifact(
+  b: PortBinding,
+  filter: string,
+  params: ReadonlyMap<string, readonly string[]>,
+  dir: string,
+): FixArtifact {
+  return {
+    path: `${dir}/binding-${b.binding.portdev}.xml`,
+    content: writeFilterBindingXml({
+      ownerName: b.binding.ownerName ?? b.domain,
+      ...(b.binding.ownerUuid ? { ownerUuid: b.binding.ownerUuid } : {}),
+      portdev: b.binding.portdev,
+      mac: b.binding.mac,
+      filter,
+      params,
+    }),
+  };
+}
+
+function interfaceArtifact(
+  b: PortBinding,
+  filter: string | undefined,
+  params: ReadonlyMap<string, readonly string[]>,
+  dir: string,
+): FixArtifact {
+  const body = filter === undefined ? '      (no <filterref> element)' : filterrefXml(filter, params);
+  return {
+    path: `${dir}/interface-${b.binding.mac.replace(/:/g, '')}.txt`,
+    content: [
+      `In \`virsh edit ${b.domain}\`, the <interface> with <mac address='${b.binding.mac}'/> should carry:`,
+      '',
+      body,
+      '',
+    ].join('\n'),
+  };
+}
+
+/** The article's fix: delete the filterref. Works, and removes every protection. */
+export function removeFilterrefFix(b: PortBinding): FixProposal {
+  const dir = `remove-filterref-${bindingLabel(b)}`;
+  return {
+    id: `remove-filterref:${b.host}:${b.binding.portdev}`,
+    title: `Remove the <filterref filter='${b.binding.filter}'> from ${b.domain}'s interface ${b.binding.mac}`,
+    keeps: 'nothing: the guest may then send frames with any MAC, IP or ARP content',
+    protectionRank: 0,
+    artifacts: [interfaceArtifact(b, undefined, new Map(), dir)],
+    commands: [
+      `# persistent: delete the <filterref> element of interface ${b.binding.mac}, then restart the guest`,
+      `virsh edit ${b.domain}`,
+      `# on ${b.host}, effective at once:`,
+      `virsh nwfilter-binding-delete ${b.binding.portdev}`,
+    ],
+    apply: (s) => withBinding(s, b, undefined),
+  };
+}
+
+/** Adds addresses to the binding's IP list (e.g. the VIP, so ARP and VIP-sourced packets pass). */
+export function addToIpListFix(b: PortBinding, addrs: readonly Ipv4[], why: string): FixProposal | undefined {
+  const current = b.binding.params.get('IP') ?? [];
+  const add = addrs.map(formatIpv4).filter((a) => !current.includes(a));
+  if (add.length === 0) return undefined;
+  const params = new Map(b.binding.params);
+  params.set('IP', [...current, ...add]);
+  const dir = `add-ip-${bindingLabel(b)}`;
+  const bindingFile = `${dir}/binding-${b.binding.portdev}.xml`;
+  return {
+    id: `add-ip:${b.host}:${b.binding.portdev}:${add.join(',')}`,
+    title: `Add ${add.join(', ')} to the IP parameter of ${b.domain}'s ${b.binding.filter} (${why})`,
+    keeps: `all of ${b.binding.filter}; only the list of source addresses the guest may use grows by ${add.join(', ')}`,
+    protectionRank: 90,
+    artifacts: [interfaceArtifact(b, b.binding.filter, params, dir), bindingArtifact(b, b.binding.filter, params, dir)],
+    commands: [
+      `# persistent: replace the <filterref> of interface ${b.binding.mac} with ${dir}/interface-*.txt`,
+      `virsh edit ${b.domain}`,
+      ...liveCommands(b, bindingFile),
+    ],
+    apply: (s) => withBinding(s, b, { ...b, binding: { ...b.binding, params } }),
+  };
+}
+
+/** Finds the chain of filter names from `top` down to `leaf` through filterrefs. */
+function refPath(
+  registry: ReadonlyMap<string, NwFilter>,
+  top: string,
+  leaf: string,
+  seen = new Set<string>(),
+): string[] | undefined {
+  if (top === leaf) return [leaf];
+  if (seen.has(top)) return undefined;
+  seen.add(top);
+  const f = registry.get(top);
+  if (!f) return undefined;
+  for (const e of f.entries) {
+    if (e.kind !== 'filterref') continue;
+    const sub = refPath(registry, e.filter, leaf, seen);
+    if (sub) return [top, ...sub];
+  }
+  return undefined;
+}
+
+/**
+ * A director filter for LVS-DR: the bound filter with `no-ip-spoofing` replaced by a variant that also lets
+ * through IPv4 addressed to a VIP and sent to a real server's MAC. MAC spoofing, ARP spoofing and the source check
+ * of the director's own traffic stay; the VIPs join the IP list so the director may answer ARP for them.
+ */
+export function drDirectorFilterFix(loaded: LoadedScenario, b: PortBinding, director: string): FixProposal | undefined {
+  const custom = loaded.filters.get(b.host) ?? [];
+  const registry = filterRegistry(custom);
+  const path = refPath(registry, b.binding.filter, 'no-ip-spoofing');
+  if (!path) return undefined;
+  const vips: Ipv4[] = [];
+  const rsMacs: Mac[] = [];
+  const unknownRs: string[] = [];
+  for (const svc of ipv4Services(loaded, director)) {
+    const route = svc.destinations.filter((d) => d.forwarding?.kind === 'route' && d.address.family === 'ipv4');
+    if (route.length === 0) continue;
+    const vip = serviceVip(svc)!;
+    if (!vips.includes(vip)) vips.push(vip);
+    for (const d of route) {
+      const nic = nicOwning(loaded, d.address.addr as Ipv4);
+      if (!nic) unknownRs.push(formatIpv4(d.address.addr as Ipv4));
+      else if (!rsMacs.includes(nic.iface.mac)) rsMacs.push(nic.iface.mac);
+    }
+  }
+  if (vips.length === 0 || rsMacs.length === 0) return undefined;
+  const rename = (n: string) => (path.includes(n) ? `${PREFIX}${n}` : n);
+  const files: { name: string; xml: string }[] = [];
+  for (const name of path) {
+    const f = registry.get(name)!;
+    let entries: NwFilterEntry[] = f.entries.map((e) =>
+      e.kind === 'filterref' ? { ...e, filter: rename(e.filter) } : e,
+    );
+    const comments = new Map<number, string>();
+    if (name === 'no-ip-spoofing') {
+      const dropAt = entries.findIndex((e) => e.kind === 'rule' && e.action === 'drop');
+      const extra: NwRule = {
+        kind: 'rule',
+        action: 'return',
+        direction: 'out',
+        priority: 600,
+        statematch: true,
+        protocol: 'ip',
+        attrs: new Map([
+          ['dstmacaddr', { raw: '$RS_MAC[@1]', negated: false }],
+          ['dstipaddr', { raw: '$VIP[@2]', negated: false }],
+        ]),
+        origin: { kind: 'fix', label: 'lvsdoctor: LVS-DR forwarding exception' },
+      };
+      const at = dropAt < 0 ? entries.length : dropAt;
+      entries = [...entries.slice(0, at), extra, ...entries.slice(at)];
+      comments.set(
+        at,
+        'LVS-DR: forwarded frames keep the client source IP; accept them only to a VIP and a real-server MAC',
+      );
+    }
+    files.push({ name: rename(name), xml: writeNwfilterXml({ ...f, name: rename(name), entries }, comments) });
+  }
+  const dir = `dr-director-filter-${bindingLabel(b)}`;
+  const ipList = [...(b.binding.params.get('IP') ?? [])];
+  for (const v of vips.map(formatIpv4)) if (!ipList.includes(v)) ipList.push(v);
+  const params = new Map(b.binding.params);
+  params.set('IP', ipList);
+  params.set('VIP', vips.map(formatIpv4));
+  params.set('RS_MAC', rsMacs);
+  const top = rename(b.binding.filter);
+  const artifacts: FixArtifact[] = [
+    ...files.map((f) => ({ path: `${dir}/nwfilter-${f.name}.xml`, content: f.xml })),
+    interfaceArtifact(b, top, params, dir),
+    bindingArtifact(b, top, params, dir),
+  ];
+  // The model is built from the artifacts themselves, so what is verified is what the user applies.
+  const parsed: NwFilter[] = files.flatMap((f) => readNwfilterXml(f.xml, `${dir}/nwfilter-${f.name}.xml`).value ?? []);
+  return {
+    id: `dr-director-filter:${b.host}:${b.binding.portdev}`,
+    title: `Bind ${top} to ${b.domain}'s interface ${b.binding.mac}: ${b.binding.filter} whose IPv4 anti-spoofing also passes DR-forwarded frames to VIP ${vips.map(formatIpv4).join(', ')} sent to real-server MACs ${rsMacs.join(', ')}`,
+    keeps: `MAC anti-spoofing, ARP anti-spoofing (IP list ${ipList.join(', ')}), IPv4 source checks for the director's own traffic; other IPv4 with a foreign source is still dropped${unknownRs.length ? ` (real servers ${unknownRs.join(', ')} are not in the scenario: add their MACs to RS_MAC)` : ''}`,
+    protectionRank: 80,
+    artifacts,
+    commands: [
+      `# on ${b.host}: define the filters`,
+      ...files.map((f) => `virsh nwfilter-define ${dir}/nwfilter-${f.name}.xml`),
+      `# persistent: replace the <filterref> of interface ${b.binding.mac} with ${dir}/interface-*.txt`,
+      `virsh edit ${b.domain}`,
+      ...liveCommands(b, `${dir}/binding-${b.binding.portdev}.xml`),
+    ],
+    apply: (s) => {
+      const next = withBinding(s, b, { ...b, binding: { ...b.binding, filter: top, params } });
+      const filters = new Map(next.filters);
+      filters.set(b.host, [
+        ...(filters.get(b.host) ?? []).filter((f) => !parsed.some((p) => p.name === f.name)),
+        ...parsed,
+      ]);
+      return { ...next, filters };
+    },
+  };
+}

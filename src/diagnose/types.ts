@@ -1,0 +1,76 @@
+/** Diagnosis results: findings, checks and fixes are data; the CLI renders them. */
+import type { Origin } from '../source/origin.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { Disposition, Trace } from '../trace/types.ts';
+
+export type Severity = 'error' | 'warning' | 'info';
+
+/** One step of the stepwise report, in the spirit of the engineers' manual method. */
+export interface Check {
+  readonly id: string;
+  readonly probe: string;
+  readonly title: string;
+  readonly status: 'pass' | 'fail' | 'not-reached';
+  /** Evidence: listing lines, tcpdump lines, rule text, origin chains. */
+  readonly lines: readonly string[];
+}
+
+export interface Finding {
+  readonly code: string;
+  readonly severity: Severity;
+  readonly title: string;
+  /** Plain explanation of why it happens. */
+  readonly explanation: string;
+  /** Probes whose traces show it. */
+  readonly probes: readonly string[];
+  /** Where it happens: node and interface. */
+  readonly where: string;
+  /** The decisive rule or setting, with its origin chain. */
+  readonly culprit?: Origin;
+  /** Ids of fixes that address it, best first. */
+  readonly fixes: readonly string[];
+}
+
+export interface FixArtifact {
+  /** Relative path inside the fix output directory. */
+  readonly path: string;
+  readonly content: string;
+}
+
+/** A concrete change: artifacts to apply, commands to run, and its effect on the model. */
+export interface FixProposal {
+  readonly id: string;
+  readonly title: string;
+  /** What protection remains after the fix, in words. */
+  readonly keeps: string;
+  /** Higher keeps more protection. */
+  readonly protectionRank: number;
+  readonly artifacts: readonly FixArtifact[];
+  readonly commands: readonly string[];
+  /** The scenario with the fix applied, for verification by re-tracing. */
+  readonly apply: (s: LoadedScenario) => LoadedScenario;
+}
+
+export interface ProbeOutcome {
+  readonly probe: string;
+  readonly disposition: Disposition;
+  readonly summary: string;
+}
+
+export interface VerifiedFix extends Omit<FixProposal, 'apply'> {
+  readonly verified: boolean;
+  /** Every probe re-traced with the fix applied. */
+  readonly retraced: readonly { readonly probe: string; readonly before: Disposition; readonly after: Disposition }[];
+  /** Probes that failed before and succeed with the fix. */
+  readonly unblocks: readonly string[];
+}
+
+export interface Report {
+  readonly scenario: string;
+  readonly healthy: boolean;
+  readonly traces: readonly Trace[];
+  readonly checks: readonly Check[];
+  readonly findings: readonly Finding[];
+  readonly fixes: readonly VerifiedFix[];
+  readonly assumptions: readonly string[];
+}

@@ -1,0 +1,664 @@
+/**
+ * Loads a scenario directory: `scenario.yaml` plus the raw artifacts it names (virsh dumpxml, ip addr, ip route,
+ * sysctl, ipvsadm -Ln), into the topology model. Never throws on bad input: every problem is an issue with
+ * file:line.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { type Ipv4, ipv4, parseIpv4 } from '../addr/ipv4.ts';
+import { type Mac, parseMac } from '../addr/mac.ts';
+import { parseIpv4Prefix } from '../addr/prefix.ts';
+import { readIpvsadmList } from '../ipvs/ipvsadm-list-reader.ts';
+import type { IpvsTable } from '../ipvs/model.ts';
+import { bindingForInterface, type Domain, readDomainXml } from '../libvirt/domain-xml.ts';
+import type { NwFilter } from '../libvirt/nwfilter-model.ts';
+import { readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
+import { type Issue, issue } from '../source/issue.ts';
+import { filePos, implicit, type Origin, type Position } from '../source/origin.ts';
+import { type LinkInfo, readIpAddr } from './ip-addr.ts';
+import { readIpRoute } from './ip-route.ts';
+import type {
+  AddressAssignment,
+  Iface,
+  IfaceKind,
+  Listener,
+  NeighbourEntry,
+  Node,
+  PortBinding,
+  ProbeSpec,
+  Route,
+  Scenario,
+  Segment,
+  SysctlValue,
+} from './model.ts';
+import { type ScenarioFile, scenarioSchema } from './scenario-schema.ts';
+import { readSysctl } from './sysctl.ts';
+import { parseYaml, positionOf, type YamlSource } from './yaml-source.ts';
+
+export interface LoadedScenario {
+  readonly scenario: Scenario;
+  /** Per director: its IPVS configuration. */
+  readonly ipvs: ReadonlyMap<string, IpvsTable>;
+  /** Per host: custom nwfilter definitions (they override built-ins of the same name). */
+  readonly filters: ReadonlyMap<string, readonly NwFilter[]>;
+  /** Per guest: the kernel release, when known. */
+  readonly kernels: ReadonlyMap<string, string>;
+}
+
+export interface LoadResult {
+  readonly value: LoadedScenario | undefined;
+  readonly issues: readonly Issue[];
+}
+
+export const SCENARIO_FILE = 'scenario.yaml';
+
+type MutIface = { -readonly [K in keyof Iface]: Iface[K] } & { addrs: AddressAssignment[] };
+
+interface Ctx {
+  readonly dir: string;
+  readonly src: YamlSource;
+  readonly issues: Issue[];
+}
+
+function readArtifact(
+  ctx: Ctx,
+  rel: string,
+  yamlPath: (string | number)[],
+): { text: string; file: string } | undefined {
+  const full = join(ctx.dir, rel);
+  const file = join(relative(process.cwd(), ctx.dir) || '.', rel);
+  if (!existsSync(full) || !statSync(full).isFile()) {
+    ctx.issues.push(
+      issue('scenario.missing-file', `file "${rel}" does not exist (looked in ${file})`, positionOf(ctx.src, yamlPath)),
+    );
+    return undefined;
+  }
+  return { text: readFileSync(full, 'utf8'), file };
+}
+
+function linkKind(l: LinkInfo, bridges: ReadonlySet<string>, taps: ReadonlySet<string>): IfaceKind {
+  if (l.linkType === 'loopback') return 'loopback';
+  if (bridges.has(l.name)) return 'bridge';
+  if (taps.has(l.name)) return 'tap';
+  return 'ether';
+}
+
+function fromLinks(links: readonly LinkInfo[], taps: ReadonlySet<string>): Map<string, MutIface> {
+  const bridges = new Set(links.flatMap((l) => (l.master ? [l.master] : [])));
+  const out = new Map<string, MutIface>();
+  for (const l of links) {
+    const origin: Origin = { kind: 'file', label: `interface ${l.name}`, pos: l.pos };
+    const iface: MutIface = {
+      name: l.name,
+      kind: linkKind(l, bridges, taps),
+      mac: l.mac ?? ('00:00:00:00:00:00' as Mac),
+      addrs: l.addrs.map((a) => ({
+        prefix: a.prefix,
+        label: a.label,
+        origin: { kind: 'file', label: `address ${a.label}`, pos: a.pos },
+      })),
+      up: l.up,
+      origin,
+    };
+    if (l.master) iface.master = l.master;
+    out.set(l.name, iface);
+  }
+  return out;
+}
+
+function connectedRoutes(ifaces: Iterable<MutIface>): Route[] {
+  const routes: Route[] = [];
+  for (const i of ifaces) {
+    if (i.kind === 'loopback') continue;
+    for (const a of i.addrs) {
+      if (a.prefix.len === 32) continue;
+      const mask = a.prefix.len === 0 ? 0 : (0xffffffff << (32 - a.prefix.len)) >>> 0;
+      routes.push({
+        dst: { addr: ((a.prefix.addr & mask) >>> 0) as Ipv4, len: a.prefix.len },
+        dev: i.name,
+        src: a.prefix.addr,
+        metric: 0,
+        type: 'unicast',
+        origin: implicit(`connected route of ${a.label} (added by the kernel)`),
+      });
+    }
+  }
+  return routes;
+}
+
+function sysctlMap(ctx: Ctx, rel: string | undefined, yamlPath: (string | number)[]): Map<string, SysctlValue> {
+  const out = new Map<string, SysctlValue>();
+  if (!rel) return out;
+  const a = readArtifact(ctx, rel, yamlPath);
+  if (!a) return out;
+  const r = readSysctl(a.text, a.file);
+  ctx.issues.push(...r.issues);
+  for (const [k, v] of r.value ?? [])
+    out.set(k, { value: v.value, origin: { kind: 'file', label: `${k} = ${v.value}`, pos: v.pos } });
+  return out;
+}
+
+function parseTime(text: string | undefined, fallbackNs: bigint): bigint {
+  if (!text) return fallbackNs;
+  const m = /^(.*?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(text);
+  if (!m) return fallbackNs;
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  const frac = (m[2] ?? '').padEnd(9, '0').slice(0, 9);
+  return BigInt(ms) * 1_000_000n + BigInt(frac);
+}
+
+/** Loads `dir/scenario.yaml` and everything it names. */
+export function loadScenario(dir: string): LoadResult {
+  const yamlFull = join(dir, SCENARIO_FILE);
+  const yamlFile = join(relative(process.cwd(), dir) || '.', SCENARIO_FILE);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    return { value: undefined, issues: [issue('scenario.not-found', `scenario directory "${dir}" does not exist`)] };
+  if (!existsSync(yamlFull))
+    return {
+      value: undefined,
+      issues: [
+        issue('scenario.not-found', `expected ${SCENARIO_FILE} in the scenario directory`, filePos(yamlFile, 0)),
+      ],
+    };
+  const { source, issues: yamlIssues } = parseYaml(readFileSync(yamlFull, 'utf8'), yamlFile);
+  const issues: Issue[] = [...yamlIssues];
+  if (yamlIssues.some((i) => i.severity === 'error')) return { value: undefined, issues };
+  const data = scenarioSchema.safeParse(source.doc.toJS());
+  if (!data.success) {
+    for (const zi of data.error.issues) {
+      const path = zi.path.filter((p): p is string | number => typeof p !== 'symbol');
+      issues.push(
+        issue('scenario.schema', `${path.length ? `${path.join('.')}: ` : ''}${zi.message}`, positionOf(source, path)),
+      );
+    }
+    return { value: undefined, issues };
+  }
+  const ctx: Ctx = { dir, src: source, issues };
+  const built = build(ctx, data.data, yamlFile);
+  return { value: built, issues };
+}
+
+function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | undefined {
+  const at = (...p: (string | number)[]): Position => positionOf(ctx.src, p);
+  const yamlOrigin = (label: string, ...p: (string | number)[]): Origin => ({ kind: 'scenario', label, pos: at(...p) });
+  const nodes = new Map<string, Node>();
+  const bindings: PortBinding[] = [];
+  const assumptions: string[] = [];
+  const filters = new Map<string, NwFilter[]>();
+  const ipvs = new Map<string, IpvsTable>();
+  const kernels = new Map<string, string>();
+
+  // Domains: which host runs which guest, and the tap behind each guest NIC.
+  interface DomainPlace {
+    host: string;
+    def: Domain;
+  }
+  const domains = new Map<string, DomainPlace>();
+  const hostTaps = new Map<string, Set<string>>();
+  for (const [hostName, h] of Object.entries(f.hosts)) {
+    const taps = new Set<string>();
+    hostTaps.set(hostName, taps);
+    h.domains.forEach((rel, k) => {
+      const a = readArtifact(ctx, rel, ['hosts', hostName, 'domains', k]);
+      if (!a) return;
+      const r = readDomainXml(a.text, a.file);
+      ctx.issues.push(...r.issues);
+      if (!r.value) return;
+      if (domains.has(r.value.name))
+        ctx.issues.push(
+          issue(
+            'scenario.duplicate-domain',
+            `domain ${r.value.name} is listed twice`,
+            at('hosts', hostName, 'domains', k),
+          ),
+        );
+      domains.set(r.value.name, { host: hostName, def: r.value });
+      for (const ifc of r.value.interfaces) if (ifc.targetDev) taps.add(ifc.targetDev);
+    });
+    if (h['nwfilter-dir']) {
+      const full = join(ctx.dir, h['nwfilter-dir']);
+      if (!existsSync(full))
+        ctx.issues.push(
+          issue(
+            'scenario.missing-file',
+            `directory "${h['nwfilter-dir']}" does not exist`,
+            at('hosts', hostName, 'nwfilter-dir'),
+          ),
+        );
+      else {
+        const defs: NwFilter[] = [];
+        for (const name of readdirSync(full)
+          .filter((n) => n.endsWith('.xml'))
+          .sort()) {
+          const file = join(relative(process.cwd(), ctx.dir) || '.', h['nwfilter-dir'], name);
+          const r = readNwfilterXml(readFileSync(join(full, name), 'utf8'), file);
+          ctx.issues.push(...r.issues);
+          if (r.value) defs.push(r.value);
+        }
+        filters.set(hostName, defs);
+      }
+    }
+  }
+
+  // Hosts.
+  for (const [hostName, h] of Object.entries(f.hosts)) {
+    let ifaces = new Map<string, MutIface>();
+    if (h['ip-addr']) {
+      const a = readArtifact(ctx, h['ip-addr'], ['hosts', hostName, 'ip-addr']);
+      if (a) {
+        const r = readIpAddr(a.text, a.file);
+        ctx.issues.push(...r.issues);
+        ifaces = fromLinks(r.value ?? [], hostTaps.get(hostName) ?? new Set());
+      }
+    }
+    // Every domain interface on this host: its tap must be a bridge port.
+    for (const [domName, place] of domains) {
+      if (place.host !== hostName) continue;
+      for (const ifc of place.def.interfaces) {
+        const ifOrigin = ifc.origin;
+        if (!ifc.mac || !ifc.targetDev) {
+          ctx.issues.push(
+            issue(
+              'domain.interface',
+              `interface of domain ${domName} needs <mac address> and <target dev> (a running domain's dumpxml has both)`,
+              ifc.origin.pos,
+            ),
+          );
+          continue;
+        }
+        if (ifc.type !== 'bridge' && ifc.type !== 'network' && ifc.type !== 'ethernet') {
+          ctx.issues.push({
+            ...issue(
+              'domain.interface-type',
+              `interface type '${ifc.type}' is not modelled (bridge, network and ethernet are)`,
+              ifc.origin.pos,
+            ),
+            unsupported: true,
+          });
+          continue;
+        }
+        let tap = ifaces.get(ifc.targetDev);
+        if (!tap) {
+          // libvirt creates the tap with the guest MAC's first byte set to 0xfe.
+          const tapMac = `fe${ifc.mac.slice(2)}` as Mac;
+          tap = { name: ifc.targetDev, kind: 'tap', mac: tapMac, addrs: [], up: true, origin: ifOrigin };
+          ifaces.set(tap.name, tap);
+          assumptions.push(`${hostName}: tap ${ifc.targetDev} assumed up (no ip addr output lists it)`);
+        }
+        tap.kind = 'tap';
+        const bridgeName = ifc.sourceBridge ?? ifc.sourceNetwork;
+        if (!tap.master && bridgeName) tap.master = bridgeName;
+        if (tap.master && !ifaces.has(tap.master)) {
+          ifaces.set(tap.master, {
+            name: tap.master,
+            kind: 'bridge',
+            mac: tap.mac,
+            addrs: [],
+            up: true,
+            origin: ifOrigin,
+          });
+          assumptions.push(`${hostName}: bridge ${tap.master} assumed (named by domain ${domName})`);
+        }
+        const br = tap.master ? ifaces.get(tap.master) : undefined;
+        if (br) br.kind = 'bridge';
+        if (ifc.filterref) {
+          const b = bindingForInterface(place.def, ifc);
+          ctx.issues.push(...b.issues);
+          if (b.value) bindings.push({ host: hostName, domain: domName, binding: b.value });
+        }
+      }
+    }
+    const sysctl = sysctlMap(ctx, h.sysctl, ['hosts', hostName, 'sysctl']);
+    nodes.set(hostName, {
+      name: hostName,
+      kind: 'host',
+      role: 'other',
+      interfaces: ifaces,
+      routes: connectedRoutes(ifaces.values()),
+      neighbours: new Map(),
+      sysctl,
+      listeners: [],
+      ttl: 64,
+      origin: yamlOrigin(`host ${hostName}`, 'hosts', hostName),
+    });
+  }
+
+  // Guests.
+  for (const [guestName, g] of Object.entries(f.guests)) {
+    const place = domains.get(guestName);
+    if (!place) {
+      ctx.issues.push(
+        issue(
+          'scenario.unknown-guest',
+          `guest "${guestName}" is not the name of any domain listed under hosts.*.domains`,
+          at('guests', guestName),
+        ),
+      );
+      continue;
+    }
+    let ifaces = new Map<string, MutIface>();
+    if (g['ip-addr']) {
+      const a = readArtifact(ctx, g['ip-addr'], ['guests', guestName, 'ip-addr']);
+      if (a) {
+        const r = readIpAddr(a.text, a.file);
+        ctx.issues.push(...r.issues);
+        ifaces = fromLinks(r.value ?? [], new Set());
+      }
+    } else
+      assumptions.push(`${guestName}: no ip addr output; interfaces named eth0… in domain order, without addresses`);
+    // Pair each domain interface with the guest NIC of the same MAC.
+    place.def.interfaces.forEach((ifc, k) => {
+      if (!ifc.mac || !ifc.targetDev) return;
+      let nic = [...ifaces.values()].find((i) => i.mac === ifc.mac);
+      if (!nic) {
+        const name = `eth${k}`;
+        nic = {
+          name,
+          kind: 'ether',
+          mac: ifc.mac,
+          addrs: [],
+          up: true,
+          origin: implicit(`NIC for domain interface ${ifc.mac}`),
+        };
+        ifaces.set(name, nic);
+        if (g['ip-addr'])
+          ctx.issues.push(
+            issue(
+              'scenario.nic-missing',
+              `no interface with MAC ${ifc.mac} (domain ${guestName}) in the guest's ip addr output`,
+              at('guests', guestName, 'ip-addr'),
+              'warning',
+            ),
+          );
+      }
+      nic.peer = { node: place.host, iface: ifc.targetDev };
+      const host = nodes.get(place.host)!;
+      const tap = host.interfaces.get(ifc.targetDev) as MutIface | undefined;
+      if (tap) tap.peer = { node: guestName, iface: nic.name };
+    });
+    let routes: Route[] = [];
+    if (g['ip-route']) {
+      const a = readArtifact(ctx, g['ip-route'], ['guests', guestName, 'ip-route']);
+      if (a) {
+        const r = readIpRoute(a.text, a.file);
+        ctx.issues.push(...r.issues);
+        routes = (r.value ?? []).map((e) => ({
+          dst: e.dst,
+          ...(e.via !== undefined ? { via: e.via } : {}),
+          ...(e.dev !== undefined ? { dev: e.dev } : {}),
+          ...(e.src !== undefined ? { src: e.src } : {}),
+          metric: e.metric,
+          type: e.type,
+          origin: { kind: 'file', label: 'route', pos: e.pos },
+        }));
+      }
+    }
+    // The kernel adds connected routes for every address; ip route output lists them, but add what is missing.
+    for (const c of connectedRoutes(ifaces.values()))
+      if (!routes.some((r) => r.dst.addr === c.dst.addr && r.dst.len === c.dst.len)) routes.push(c);
+    if (!routes.some((r) => r.dst.len === 0)) assumptions.push(`${guestName}: no default route known`);
+    const sysctl = sysctlMap(ctx, g.sysctl, ['guests', guestName, 'sysctl']);
+    if (!g.sysctl)
+      assumptions.push(
+        `${guestName}: no sysctl output; kernel defaults assumed (arp_ignore=0, arp_announce=0, rp_filter=0)`,
+      );
+    let role = g.role;
+    if (g.ipvsadm) {
+      const a = readArtifact(ctx, g.ipvsadm, ['guests', guestName, 'ipvsadm']);
+      if (a) {
+        const r = readIpvsadmList(a.text, a.file);
+        ctx.issues.push(...r.issues);
+        if (r.value) ipvs.set(guestName, r.value.table);
+      }
+      role ??= 'director';
+    }
+    if (g.kernel) kernels.set(guestName, g.kernel);
+    const listeners: Listener[] = (g.listen ?? []).map((l, k) => {
+      const [proto, port] = l.split('/');
+      return {
+        protocol: proto as 'tcp' | 'udp',
+        port: Number(port),
+        origin: yamlOrigin(`listens on ${l}`, 'guests', guestName, 'listen', k),
+      };
+    });
+    nodes.set(guestName, {
+      name: guestName,
+      kind: 'guest',
+      role: role ?? 'other',
+      interfaces: ifaces,
+      routes,
+      neighbours: new Map(),
+      sysctl,
+      listeners,
+      host: place.host,
+      ttl: 64,
+      origin: yamlOrigin(`guest ${guestName}`, 'guests', guestName),
+    });
+  }
+  for (const [domName, place] of domains)
+    if (!f.guests[domName])
+      assumptions.push(`${domName} (on ${place.host}): not described under guests; its traffic is not modelled`);
+
+  // Real servers: guests that are destinations of some director.
+  for (const [, table] of ipvs)
+    for (const svc of table.services)
+      for (const d of svc.destinations) {
+        if (d.address.family !== 'ipv4') continue;
+        for (const n of nodes.values())
+          if (
+            n.kind === 'guest' &&
+            n.role === 'other' &&
+            [...n.interfaces.values()].some((i) => i.addrs.some((a) => a.prefix.addr === (d.address.addr as Ipv4)))
+          )
+            (n as { role: string }).role = 'real-server';
+      }
+
+  // Gateway and client.
+  if (f.gateway) {
+    const gw = f.gateway;
+    const prefix = parseIpv4Prefix(gw.ip)!;
+    const neighbours = new Map<Ipv4, NeighbourEntry>();
+    for (const [ip, mac] of Object.entries(gw.neighbours))
+      neighbours.set(ipv4(ip), {
+        mac: parseMac(mac)!,
+        iface: gw.interface,
+        origin: yamlOrigin(`neighbour ${ip} lladdr ${mac}`, 'gateway', 'neighbours', ip),
+      });
+    const lan: MutIface = {
+      name: gw.interface,
+      kind: 'ether',
+      mac: parseMac(gw.mac)!,
+      addrs: [{ prefix, label: gw.interface, origin: yamlOrigin(`gateway address ${gw.ip}`, 'gateway', 'ip') }],
+      up: true,
+      origin: yamlOrigin('gateway', 'gateway'),
+    };
+    const ifaces = new Map<string, MutIface>([[lan.name, lan]]);
+    const routes: Route[] = connectedRoutes([lan]);
+    if (f.client) {
+      const wan: MutIface = {
+        name: 'wan',
+        kind: 'ether',
+        mac: '84:78:ac:00:00:01' as Mac,
+        addrs: [],
+        up: true,
+        pointToPoint: true,
+        peer: { node: f.client.name, iface: 'eth0' },
+        origin: implicit("the gateway's side towards the client (the internet)"),
+      };
+      ifaces.set('wan', wan);
+      routes.push({
+        dst: { addr: ipv4(f.client.ip), len: 32 },
+        dev: 'wan',
+        metric: 0,
+        type: 'unicast',
+        origin: implicit('route to the client through the internet'),
+      });
+    }
+    nodes.set(gw.name, {
+      name: gw.name,
+      kind: 'gateway',
+      role: 'other',
+      interfaces: ifaces,
+      routes,
+      neighbours,
+      sysctl: new Map([['net.ipv4.ip_forward', { value: '1', origin: implicit('the gateway forwards') }]]),
+      listeners: [],
+      ttl: 64,
+      origin: yamlOrigin('gateway', 'gateway'),
+    });
+  }
+  if (f.client) {
+    const c = f.client;
+    const gwName = f.gateway?.name;
+    const eth0: MutIface = {
+      name: 'eth0',
+      kind: 'ether',
+      mac: c.mac ? parseMac(c.mac)! : ('02:00:5e:00:00:01' as Mac),
+      addrs: [
+        {
+          prefix: { addr: ipv4(c.ip), len: 32 },
+          label: 'eth0',
+          origin: yamlOrigin(`client address ${c.ip}`, 'client', 'ip'),
+        },
+      ],
+      up: true,
+      pointToPoint: true,
+      ...(gwName ? { peer: { node: gwName, iface: 'wan' } } : {}),
+      origin: yamlOrigin('client', 'client'),
+    };
+    nodes.set(c.name, {
+      name: c.name,
+      kind: 'client',
+      role: 'other',
+      interfaces: new Map([[eth0.name, eth0]]),
+      routes: [
+        {
+          dst: { addr: 0 as Ipv4, len: 0 },
+          dev: 'eth0',
+          metric: 0,
+          type: 'unicast',
+          origin: implicit('the client reaches everything through the gateway'),
+        },
+      ],
+      neighbours: new Map(),
+      sysctl: new Map(),
+      listeners: [],
+      ttl: c.ttl,
+      origin: yamlOrigin('client', 'client'),
+    });
+  }
+
+  // Segments.
+  const segments: Segment[] = [];
+  for (const [segName, seg] of Object.entries(f.segments)) {
+    const members = seg.members.flatMap((m, k) => {
+      const [node, iface] = m.split(':') as [string, string];
+      const n = nodes.get(node);
+      const i = n?.interfaces.get(iface) as MutIface | undefined;
+      if (!n || !i) {
+        ctx.issues.push(
+          issue(
+            'scenario.unknown-interface',
+            `segment ${segName}: ${m} is not an interface of any node (known nodes: ${[...nodes.keys()].join(', ')})`,
+            at('segments', segName, 'members', k),
+          ),
+        );
+        return [];
+      }
+      i.segment = segName;
+      return [{ node, iface }];
+    });
+    segments.push({ name: segName, members, origin: yamlOrigin(`segment ${segName}`, 'segments', segName) });
+  }
+  if (f.gateway) {
+    const gwIface = nodes.get(f.gateway.name)?.interfaces.get(f.gateway.interface) as MutIface | undefined;
+    const seg = segments.find((s) => s.name === f.gateway!.segment);
+    if (!seg)
+      ctx.issues.push(
+        issue(
+          'scenario.unknown-segment',
+          `gateway.segment "${f.gateway.segment}" is not defined under segments`,
+          at('gateway', 'segment'),
+        ),
+      );
+    else if (gwIface && !seg.members.some((m) => m.node === f.gateway!.name)) {
+      gwIface.segment = seg.name;
+      (seg.members as { node: string; iface: string }[]).push({ node: f.gateway.name, iface: f.gateway.interface });
+    }
+  }
+
+  // Default listeners: a real server runs the service it is balanced to (it answers on its own address).
+  for (const [, table] of ipvs)
+    for (const svc of table.services)
+      for (const d of svc.destinations) {
+        if (d.address.family !== 'ipv4' || svc.key.kind !== 'addr') continue;
+        for (const n of nodes.values()) {
+          if (n.kind !== 'guest' || n.listeners.length > 0) continue;
+          if (![...n.interfaces.values()].some((i) => i.addrs.some((a) => a.prefix.addr === (d.address.addr as Ipv4))))
+            continue;
+          const proto = svc.key.protocol === 'UDP' ? 'udp' : 'tcp';
+          (n.listeners as Listener[]).push({
+            protocol: proto,
+            port: d.port,
+            origin: implicit(`assumed: ${n.name} runs the service on ${proto}/${d.port}`),
+          });
+          assumptions.push(`${n.name}: assumed to listen on ${proto}/${d.port} (its director balances to it)`);
+        }
+      }
+
+  // Probes.
+  const start = 1_700_000_000_000_000_000n;
+  const probes: ProbeSpec[] = f.probes.flatMap((p, k): ProbeSpec[] => {
+    const origin = yamlOrigin(`probe ${p.name}`, 'probes', k);
+    const from = p.from;
+    if (!nodes.has(from)) {
+      ctx.issues.push(
+        issue(
+          'scenario.unknown-node',
+          `probe ${p.name}: "from: ${from}" is not a node (known: ${[...nodes.keys()].join(', ')})`,
+          at('probes', k),
+        ),
+      );
+      return [];
+    }
+    const timeNs = parseTime(p.time, start + BigInt(k) * 1_000_000_000n);
+    if ('tcp' in p) {
+      const [ip, port] = p.tcp.split(':');
+      const to = parseIpv4(ip ?? '');
+      if (to === undefined) {
+        ctx.issues.push(issue('scenario.schema', `probe ${p.name}: bad address in "${p.tcp}"`, at('probes', k, 'tcp')));
+        return [];
+      }
+      return [
+        {
+          kind: 'tcp',
+          name: p.name,
+          from,
+          to,
+          dport: Number(port),
+          sport: p.sport,
+          seq: p.seq,
+          ipId: p['ip-id'],
+          window: p.window,
+          tsval: p.tsval,
+          timeNs,
+          origin,
+        },
+      ];
+    }
+    return [{ kind: 'arp', name: p.name, from, target: ipv4(p.arp), timeNs, origin }];
+  });
+
+  const scenario: Scenario = {
+    name: f.name,
+    description: f.description,
+    dir: ctx.dir,
+    nodes,
+    segments,
+    bindings,
+    probes,
+    assumptions,
+  };
+  void yamlFile;
+  return { scenario, ipvs, filters, kernels };
+}

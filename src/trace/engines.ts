@@ -1,0 +1,37 @@
+/** The interfaces through which the walker asks the netfilter and IPVS engines for decisions. */
+import type { Ipv4 } from '../addr/ipv4.ts';
+import type { Mac } from '../addr/mac.ts';
+import type { EthernetFrame } from '../wire/types.ts';
+import type { IpvsStep, NetfilterStep } from './types.ts';
+
+export type BridgeHook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
+
+/** ebtables of one host. `undefined` from `evaluate` means no rule can see the frame there (empty hook). */
+export interface BridgeFirewall {
+  evaluate(
+    table: 'nat' | 'filter',
+    hook: BridgeHook,
+    frame: EthernetFrame,
+    ctx: { readonly inIface?: string; readonly outIface?: string },
+  ): NetfilterStep | undefined;
+}
+
+export type IpvsDecision =
+  | { readonly kind: 'not-ipvs' }
+  | { readonly kind: 'no-destination'; readonly step: IpvsStep }
+  | {
+      readonly kind: 'forward';
+      readonly step: IpvsStep;
+      readonly method: 'Route' | 'Masq' | 'Tunnel';
+      /** Where the kernel sends the packet: the real server's address. */
+      readonly nextHop: Ipv4;
+      /** Builds the frame that leaves the director once the next hop's MAC is known. */
+      readonly build: (srcMac: Mac, dstMac: Mac) => EthernetFrame;
+    };
+
+/** IPVS on one director: the LOCAL_IN hook. Stateful (connection table), reset per probe. */
+export interface IpvsEngine {
+  input(frame: EthernetFrame, nowNs: bigint): IpvsDecision;
+  /** Real-server addresses and ports this director balances to (used to pick default listeners). */
+  destinations(): readonly { readonly addr: Ipv4; readonly port: number; readonly protocol: 'tcp' | 'udp' }[];
+}

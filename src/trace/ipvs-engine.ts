@@ -1,0 +1,123 @@
+/** Adapts the IPVS simulator to the walker's LOCAL_IN hook. */
+import type { Ipv4 } from '../addr/ipv4.ts';
+import type { Mac } from '../addr/mac.ts';
+import { IpvsEngine as IpvsSim } from '../ipvs/engine.ts';
+import { forwardFrame } from '../ipvs/forward.ts';
+import { formatAddrPort, formatServiceKey, type IpvsTable } from '../ipvs/model.ts';
+import { implicit } from '../source/origin.ts';
+import type { EthernetFrame } from '../wire/types.ts';
+import type { IpvsDecision, IpvsEngine } from './engines.ts';
+
+/** Placeholder next-hop MAC: the walker resolves the real one (walking ARP) and substitutes it. */
+const PENDING = 'ff:ff:ff:ff:ff:fe' as Mac;
+
+/** Kernels from 5.3 on decrement the TTL when IPVS transmits ("ipvs: Decrement ttl", 2019). */
+export function kernelDecrementsTtl(release: string | undefined): boolean {
+  if (!release) return true;
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return true;
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  return major > 5 || (major === 5 && minor >= 3);
+}
+
+export interface IpvsEngineOptions {
+  /** `uname -r` of the director, to pick kernel behaviours. */
+  readonly kernel?: string;
+}
+
+const METHOD = { route: 'Route', masq: 'Masq', tunnel: 'Tunnel' } as const;
+
+export function makeIpvsEngine(table: IpvsTable, options: IpvsEngineOptions = {}): IpvsEngine {
+  const sim = new IpvsSim(table, { decrementTtl: kernelDecrementsTtl(options.kernel) });
+  return {
+    input(frame: EthernetFrame, nowNs: bigint): IpvsDecision {
+      const out = forwardFrame(sim, frame, {
+        now: Number(nowNs / 1_000_000n),
+        directorMac: frame.dst,
+        resolveNeighbour: () => PENDING,
+      });
+      switch (out.kind) {
+        case 'not-handled':
+          return { kind: 'not-ipvs' };
+        case 'local-delivery':
+          return { kind: 'not-ipvs' };
+        case 'no-destination':
+          return {
+            kind: 'no-destination',
+            step: {
+              kind: 'ipvs',
+              service: formatServiceKey(out.service.key),
+              serviceOrigin: out.service.origin,
+              outcome: 'no-destination',
+              scheduler: out.scheduler,
+              connection: 'none',
+              explanation: `${out.log}; the kernel answers ${out.response}${out.unmodelled ? ' (scheduler not modelled)' : ''}`,
+            },
+          };
+        case 'dropped':
+          return {
+            kind: 'no-destination',
+            step: {
+              kind: 'ipvs',
+              service: out.service ? formatServiceKey(out.service.key) : '?',
+              serviceOrigin: out.service?.origin ?? implicit('IPVS'),
+              outcome: 'no-destination',
+              scheduler: out.service?.scheduler ?? '?',
+              connection: out.connection ? `${out.connection.stateBefore} → ${out.connection.state}` : 'none',
+              explanation: `IPVS drops the packet: ${out.message}`,
+            },
+          };
+        case 'forwarded': {
+          const d = out.decision.destination;
+          const rs = d.address.family === 'ipv4' ? (d.address.addr as Ipv4) : undefined;
+          const dest = formatAddrPort(d.address, d.port);
+          const c = out.connection;
+          const how =
+            out.decision.kind === 'existing-connection'
+              ? 'existing connection'
+              : out.decision.kind === 'persistent-template'
+                ? `persistence template${out.decision.reused ? ' (reused)' : ''}`
+                : `${out.decision.scheduler} chose it`;
+          const step = {
+            kind: 'ipvs' as const,
+            service: formatServiceKey(out.service.key),
+            serviceOrigin: out.service.origin,
+            outcome: 'forwarded' as const,
+            method: METHOD[out.method],
+            destination: dest,
+            destinationOrigin: d.origin,
+            scheduler: out.service.scheduler,
+            connection: `${c.created ? 'new' : 'existing'} entry ${c.stateBefore} → ${c.state} (expires in ${c.timeout} s; ActiveConn ${c.activeConns}, InActConn ${c.inactConns})`,
+            explanation: `${METHOD[out.method]} to ${dest} (${how}); ${c.created ? 'new' : 'existing'} connection ${c.state}; ${out.notes.join('; ')}`,
+          };
+          if (rs === undefined)
+            return {
+              kind: 'no-destination',
+              step: { ...step, outcome: 'no-destination', explanation: `${dest}: IPv6 real servers are not modelled` },
+            };
+          const frame0 = out.frame;
+          return {
+            kind: 'forward',
+            step,
+            method: METHOD[out.method],
+            nextHop: rs,
+            build: (src: Mac, dst: Mac) => ({ ...frame0, src, dst: frame0.dst === PENDING ? dst : frame0.dst }),
+          };
+        }
+      }
+    },
+    destinations() {
+      const out: { addr: Ipv4; port: number; protocol: 'tcp' | 'udp' }[] = [];
+      for (const s of table.services)
+        for (const d of s.destinations)
+          if (d.address.family === 'ipv4')
+            out.push({
+              addr: d.address.addr as Ipv4,
+              port: d.port,
+              protocol: s.key.kind === 'addr' && s.key.protocol === 'UDP' ? 'udp' : 'tcp',
+            });
+      return out;
+    },
+  };
+}

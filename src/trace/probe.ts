@@ -1,0 +1,167 @@
+/** Probes: the first frame of a conversation, what counts as success, and the resulting Trace. */
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import { MAC_BROADCAST, MAC_ZERO } from '../addr/mac.ts';
+import { prefixContains } from '../addr/prefix.ts';
+import type { ArpProbeSpec, Iface, Node, ProbeSpec, TcpProbeSpec } from '../topology/model.ts';
+import {
+  ARP_REPLY,
+  ARP_REQUEST,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  type EthernetFrame,
+  type Ipv4Packet,
+  TCP_ACK,
+  TCP_SYN,
+} from '../wire/types.ts';
+import type { Dataplane } from './dataplane.ts';
+import type { Capture, End, Hop, Trace } from './types.ts';
+import { pickEnd, type WalkContext, Walker } from './walker.ts';
+
+export function tcpSyn(probe: TcpProbeSpec, src: Ipv4, ttl: number): Ipv4Packet {
+  return {
+    kind: 'ipv4',
+    tos: 0,
+    id: probe.ipId,
+    dontFragment: true,
+    moreFragments: false,
+    fragmentOffset: 0,
+    ttl,
+    protocol: 6,
+    src,
+    dst: probe.to,
+    payload: {
+      kind: 'tcp',
+      srcPort: probe.sport,
+      dstPort: probe.dport,
+      seq: probe.seq,
+      ack: 0,
+      flags: TCP_SYN,
+      window: probe.window,
+      urgent: 0,
+      options: [
+        { kind: 'mss', value: 1460 },
+        { kind: 'sack-permitted' },
+        { kind: 'timestamp', val: probe.tsval, ecr: 0 },
+        { kind: 'nop' },
+        { kind: 'wscale', shift: 7 },
+      ],
+      payload: new Uint8Array(0),
+    },
+  };
+}
+
+/** Runs one probe on a dataplane whose mutable state is fresh. */
+export function traceProbe(dp: Dataplane, probe: ProbeSpec): Trace {
+  const captures: Capture[] = [];
+  const ctx: WalkContext = { dp, captures };
+  const st = dp.nodes.get(probe.from);
+  if (!st) throw new Error(`internal: probe ${probe.name} starts at unknown node ${probe.from}`);
+  const node = st.node;
+  let walker: Walker;
+  let root: Hop;
+  if (probe.kind === 'tcp') {
+    const goal = {
+      onTcp: (n: Node, pkt: Ipv4Packet, seg: { flags: number; srcPort: number; dstPort: number }) =>
+        n.name === probe.from &&
+        pkt.src === probe.to &&
+        seg.srcPort === probe.dport &&
+        seg.dstPort === probe.sport &&
+        (seg.flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK),
+    };
+    walker = new Walker(ctx, goal);
+    const srcAddr = firstAddress(node);
+    const pkt = tcpSyn(probe, srcAddr ?? (0 as Ipv4), node.ttl);
+    root = rootHop(probe.from, probe.timeNs, {
+      dst: MAC_ZERO,
+      src: MAC_ZERO,
+      vlans: [],
+      etherType: ETHERTYPE_IPV4,
+      payload: pkt,
+    });
+    walker.hops.push(root);
+    walker.runFrom(() => walker.originate(st, pkt, root, probe.timeNs));
+  } else {
+    walker = new Walker(ctx, {
+      onArpReply: (n, a) => n.name === probe.from && a.spa === probe.target && a.op === ARP_REPLY,
+    });
+    const out = arpInterface(node, probe);
+    const spa = out?.addrs[0]?.prefix.addr ?? (0 as Ipv4);
+    const frame: EthernetFrame = {
+      dst: MAC_BROADCAST,
+      src: out?.mac ?? MAC_ZERO,
+      vlans: [],
+      etherType: ETHERTYPE_ARP,
+      payload: {
+        kind: 'arp',
+        htype: 1,
+        ptype: ETHERTYPE_IPV4,
+        op: ARP_REQUEST,
+        sha: out?.mac ?? MAC_ZERO,
+        spa,
+        tha: MAC_ZERO,
+        tpa: probe.target,
+      },
+    };
+    root = rootHop(probe.from, probe.timeNs, frame);
+    walker.hops.push(root);
+    if (!out) {
+      root.end = {
+        disposition: 'no-route',
+        place: { node: probe.from },
+        reason: `${probe.from} has no interface in the subnet of ${formatIpv4(probe.target)}`,
+      };
+    } else walker.runFrom(() => walker.originateFrame(st, out, frame, root, probe.timeNs));
+  }
+  return finish(probe, walker, captures);
+}
+
+function rootHop(node: string, timeNs: bigint, frame: EthernetFrame): Hop {
+  return { id: 0, place: { node }, direction: 'out', timeNs, frame, steps: [] };
+}
+
+function firstAddress(node: Node): Ipv4 | undefined {
+  for (const i of node.interfaces.values()) if (i.kind !== 'loopback' && i.addrs[0]) return i.addrs[0].prefix.addr;
+  return undefined;
+}
+
+function arpInterface(node: Node, probe: ArpProbeSpec): Iface | undefined {
+  for (const i of node.interfaces.values())
+    for (const a of i.addrs) if (i.kind !== 'loopback' && prefixContains(a.prefix, probe.target)) return i;
+  return undefined;
+}
+
+function finish(probe: ProbeSpec, walker: Walker, captures: Capture[]): Trace {
+  const hops = walker.hops;
+  let endHop: Hop | undefined = walker.reached;
+  if (!endHop) {
+    const best = pickEnd(hops);
+    endHop = best ? hops.find((h) => h.end === best) : undefined;
+  }
+  const end: End = endHop?.end ?? {
+    disposition: 'blackholed',
+    place: { node: probe.from },
+    reason: 'the probe went nowhere',
+  };
+  const path: number[] = [];
+  for (let h: Hop | undefined = endHop; h; h = h.parent !== undefined ? hops[h.parent] : undefined) path.unshift(h.id);
+  const stage = endHop && isReply(probe, endHop.frame) ? 'reply' : 'request';
+  captures.sort((a, b) => (a.timeNs < b.timeNs ? -1 : a.timeNs > b.timeNs ? 1 : 0));
+  const where = end.place.iface ? `${end.place.node}:${end.place.iface}` : end.place.node;
+  const summary =
+    end.disposition === 'replied'
+      ? `replied: ${end.reason}`
+      : `${end.disposition} at ${where} (${stage}): ${end.reason}`;
+  return { probe, hops, disposition: end.disposition, stage, end, path, captures, summary };
+}
+
+function isReply(probe: ProbeSpec, frame: EthernetFrame): boolean {
+  const p = frame.payload;
+  if (probe.kind === 'arp') return p.kind === 'arp' && p.op === ARP_REPLY;
+  if (p.kind !== 'ipv4') return false;
+  return p.src === probe.to && p.payload.kind === 'tcp' && p.payload.srcPort === probe.dport;
+}
+
+/** True when the trace shows success. */
+export function traceOk(t: Trace): boolean {
+  return t.disposition === 'replied';
+}

@@ -1,0 +1,180 @@
+/**
+ * Traces: what happened to a probe, hop by hop. A hop is one frame at one place (a NIC, a bridge, a tap);
+ * its steps are the decisions taken there, each with the origin of what decided. Dispositions form a closed set
+ * documented in docs/dispositions.md.
+ */
+import type { Ipv4 } from '../addr/ipv4.ts';
+import type { Mac } from '../addr/mac.ts';
+import type { Origin } from '../source/origin.ts';
+import type { ProbeSpec } from '../topology/model.ts';
+import type { EthernetFrame } from '../wire/types.ts';
+
+export const DISPOSITIONS = [
+  'replied',
+  'delivered',
+  'dropped-by-filter',
+  'dropped-by-kernel',
+  'no-route',
+  'no-real-server',
+  'arp-unresolved',
+  'refused',
+  'ttl-exceeded',
+  'discarded',
+  'blackholed',
+  'loop',
+] as const;
+export type Disposition = (typeof DISPOSITIONS)[number];
+
+/** How much a death explains a failure: a filter drop outranks a flooded copy discarded by a NIC. */
+export const DISPOSITION_RANK: Readonly<Record<Disposition, number>> = {
+  replied: 100,
+  delivered: 90,
+  'dropped-by-filter': 80,
+  'no-real-server': 75,
+  'dropped-by-kernel': 70,
+  'no-route': 65,
+  'arp-unresolved': 60,
+  refused: 55,
+  'ttl-exceeded': 50,
+  loop: 45,
+  blackholed: 40,
+  discarded: 10,
+};
+
+export interface Place {
+  readonly node: string;
+  readonly iface?: string;
+}
+
+/** A decision made on a hop. */
+export type Step =
+  | { readonly kind: 'capture'; readonly point: string; readonly direction: 'in' | 'out' }
+  | NetfilterStep
+  | {
+      readonly kind: 'bridge';
+      readonly bridge: string;
+      readonly decision: 'forward' | 'flood' | 'local' | 'same-port';
+      readonly ports: readonly string[];
+      readonly learned?: string;
+      readonly origin: Origin;
+    }
+  | {
+      readonly kind: 'segment';
+      readonly segment: string;
+      readonly decision: 'forward' | 'flood';
+      readonly to: readonly string[];
+    }
+  | { readonly kind: 'l2'; readonly accepted: boolean; readonly reason: string }
+  | {
+      readonly kind: 'arp';
+      readonly action: 'reply' | 'ignore' | 'learn' | 'not-for-us';
+      readonly reason: string;
+      readonly origin?: Origin;
+    }
+  | {
+      readonly kind: 'rp-filter';
+      readonly mode: number;
+      readonly passed: boolean;
+      readonly reason: string;
+      readonly origin: Origin;
+    }
+  | {
+      readonly kind: 'route';
+      readonly dst: Ipv4;
+      readonly nextHop?: Ipv4;
+      readonly outIface?: string;
+      readonly src?: Ipv4;
+      readonly origin?: Origin;
+    }
+  | NeighbourStep
+  | IpvsStep
+  | { readonly kind: 'forward'; readonly ttlBefore: number; readonly ttlAfter: number; readonly origin: Origin }
+  | { readonly kind: 'deliver'; readonly socket: string; readonly origin: Origin }
+  | { readonly kind: 'reply'; readonly what: string }
+  | { readonly kind: 'note'; readonly text: string; readonly origin?: Origin };
+
+export interface NetfilterStep {
+  readonly kind: 'netfilter';
+  readonly family: 'bridge' | 'ipv4';
+  readonly table: string;
+  readonly hook: string;
+  readonly verdict: 'ACCEPT' | 'DROP';
+  /** The chain and 1-based rule number that decided, or the chain whose policy applied. */
+  readonly chain: string;
+  readonly ruleNumber?: number;
+  /** The rule as `ebtables -L` prints it (or `policy: X`). */
+  readonly ruleText: string;
+  /** Origin of the deciding rule or policy (rule ← filter ← filterref ← domain interface). */
+  readonly origin: Origin;
+  /** Chains entered, in order, e.g. PREROUTING → libvirt-I-vnet0 → I-vnet0-ipv4-ip. */
+  readonly path: readonly string[];
+  readonly rulesVisited: number;
+}
+
+export interface NeighbourStep {
+  readonly kind: 'neighbour';
+  readonly ip: Ipv4;
+  readonly iface: string;
+  readonly mac?: Mac;
+  readonly source: 'cache' | 'arp' | 'peer';
+  readonly origin?: Origin;
+  /** The ARP exchange lvsdoctor walked to resolve the address. */
+  readonly arp?: Walk;
+}
+
+export interface IpvsStep {
+  readonly kind: 'ipvs';
+  readonly service: string;
+  readonly serviceOrigin: Origin;
+  readonly outcome: 'forwarded' | 'no-destination';
+  readonly method?: 'Route' | 'Masq' | 'Tunnel';
+  readonly destination?: string;
+  readonly destinationOrigin?: Origin;
+  readonly scheduler: string;
+  readonly connection: string;
+  readonly explanation: string;
+}
+
+export interface End {
+  readonly disposition: Disposition;
+  readonly place: Place;
+  readonly reason: string;
+  /** What decided (a rule, a sysctl, a route…), with its origin chain. */
+  readonly origin?: Origin;
+}
+
+export interface Hop {
+  readonly id: number;
+  readonly parent?: number;
+  readonly place: Place;
+  /** Capture point name `node:iface` when a tcpdump there would see the frame. */
+  readonly point?: string;
+  readonly direction: 'in' | 'out';
+  readonly timeNs: bigint;
+  readonly frame: EthernetFrame;
+  readonly steps: Step[];
+  end?: End;
+}
+
+/** One walk of frames through the model (the probe itself, or an ARP exchange inside it). */
+export interface Walk {
+  readonly hops: readonly Hop[];
+}
+
+export interface Capture {
+  readonly point: string;
+  readonly timeNs: bigint;
+  readonly frame: EthernetFrame;
+}
+
+export interface Trace extends Walk {
+  readonly probe: ProbeSpec;
+  readonly disposition: Disposition;
+  /** Which leg the decisive end is on. */
+  readonly stage: 'request' | 'reply';
+  readonly end: End;
+  /** Hop ids from the probe's first frame to the decisive end. */
+  readonly path: readonly number[];
+  readonly captures: readonly Capture[];
+  readonly summary: string;
+}

@@ -1,0 +1,822 @@
+/**
+ * The walker: moves frames through the dataplane, hop by hop, the way Linux would — NICs, taps, bridges with
+ * ebtables hooks, L2 segments, the IPv4 stack (ARP with arp_ignore/arp_announce, rp_filter, routing,
+ * forwarding), IPVS in LOCAL_IN, sockets that answer.
+ */
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import { isMulticastMac, MAC_BROADCAST, MAC_ZERO, type Mac } from '../addr/mac.ts';
+import { ipv4Mask, prefixContains } from '../addr/prefix.ts';
+import { implicit, type Origin } from '../source/origin.ts';
+import type { Iface, Node, Route } from '../topology/model.ts';
+import {
+  ARP_REPLY,
+  ARP_REQUEST,
+  type ArpPacket,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  type EthernetFrame,
+  type Ipv4Packet,
+  TCP_ACK,
+  TCP_RST,
+  TCP_SYN,
+  type TcpSegment,
+} from '../wire/types.ts';
+import type { Dataplane, NodeState } from './dataplane.ts';
+import type { BridgeHook } from './engines.ts';
+import {
+  type Capture,
+  DISPOSITION_RANK,
+  type Disposition,
+  type End,
+  type Hop,
+  type NeighbourStep,
+  type Place,
+  type Step,
+} from './types.ts';
+
+/** Modelled delays (not predictions): they only order and space the timestamps of captures. */
+export const DELAY_NS = {
+  wire: 1_000n,
+  bridge: 2_000n,
+  ipvs: 11_000n,
+  socket: 40_000n,
+  internet: 20_000_000n,
+} as const;
+
+const MAX_HOPS = 512;
+
+export interface WalkGoal {
+  /** Called when a node's stack accepts a packet; returning true ends the branch as reached. */
+  readonly onArpReply?: (node: Node, arp: ArpPacket) => boolean;
+  readonly onTcp?: (node: Node, pkt: Ipv4Packet, seg: TcpSegment) => boolean;
+}
+
+interface Event {
+  readonly kind: 'rx' | 'tx';
+  readonly node: string;
+  readonly iface: string;
+  readonly frame: EthernetFrame;
+  readonly parent?: number;
+  readonly timeNs: bigint;
+}
+
+export interface WalkContext {
+  readonly dp: Dataplane;
+  readonly captures: Capture[];
+}
+
+export class Walker {
+  readonly hops: Hop[] = [];
+  private readonly queue: Event[] = [];
+  reached: Hop | undefined;
+
+  constructor(
+    private readonly ctx: WalkContext,
+    private readonly goal: WalkGoal,
+  ) {}
+
+  run(first: Event): void {
+    this.runFrom(() => this.queue.push(first));
+  }
+
+  /** Seeds the queue (e.g. with a frame sent by a host through its bridge device) and walks until it is empty. */
+  runFrom(seed: () => void): void {
+    seed();
+    while (this.queue.length > 0) {
+      const ev = this.queue.shift()!;
+      if (this.hops.length >= MAX_HOPS) {
+        const hop = this.newHop(ev, 'in');
+        this.end(hop, 'loop', `more than ${MAX_HOPS} hops: a forwarding loop`);
+        break;
+      }
+      if (ev.kind === 'tx') this.transmit(ev);
+      else this.receive(ev);
+    }
+  }
+
+  /** Starts a walk with a frame sent by `node` out of `iface`. */
+  static send(
+    ctx: WalkContext,
+    goal: WalkGoal,
+    node: string,
+    iface: string,
+    frame: EthernetFrame,
+    timeNs: bigint,
+    parent?: number,
+  ): Walker {
+    const w = new Walker(ctx, goal);
+    w.run({ kind: 'tx', node, iface, frame, timeNs, ...(parent !== undefined ? { parent } : {}) });
+    return w;
+  }
+
+  // ---- hops and ends ----
+
+  private newHop(ev: Event, direction: 'in' | 'out', point?: string): Hop {
+    const hop: Hop = {
+      id: this.hops.length,
+      ...(ev.parent !== undefined ? { parent: ev.parent } : {}),
+      place: { node: ev.node, iface: ev.iface },
+      ...(point ? { point } : {}),
+      direction,
+      timeNs: ev.timeNs,
+      frame: ev.frame,
+      steps: [],
+    };
+    this.hops.push(hop);
+    return hop;
+  }
+
+  private capture(
+    hop: Hop,
+    point: string,
+    direction: 'in' | 'out',
+    frame: EthernetFrame = hop.frame,
+    timeNs = hop.timeNs,
+  ): void {
+    hop.steps.push({ kind: 'capture', point, direction });
+    this.ctx.captures.push({ point, timeNs, frame });
+  }
+
+  private end(hop: Hop, disposition: Disposition, reason: string, origin?: Origin, place?: Place): void {
+    const e: End = { disposition, place: place ?? hop.place, reason, ...(origin ? { origin } : {}) };
+    hop.end = e;
+  }
+
+  private state(name: string): NodeState {
+    const st = this.ctx.dp.nodes.get(name);
+    if (!st) throw new Error(`internal: unknown node ${name}`);
+    return st;
+  }
+
+  private iface(node: Node, name: string): Iface {
+    const i = node.interfaces.get(name);
+    if (!i) throw new Error(`internal: unknown interface ${node.name}:${name}`);
+    return i;
+  }
+
+  // ---- links ----
+
+  private transmit(ev: Event): void {
+    const st = this.state(ev.node);
+    const iface = this.iface(st.node, ev.iface);
+    const point = `${ev.node}:${ev.iface}`;
+    const hop = this.newHop(ev, 'out', point);
+    this.capture(hop, point, 'out');
+    const t = ev.timeNs + (iface.pointToPoint ? DELAY_NS.internet : DELAY_NS.wire);
+    if (iface.peer) {
+      this.queue.push({
+        kind: 'rx',
+        node: iface.peer.node,
+        iface: iface.peer.iface,
+        frame: ev.frame,
+        parent: hop.id,
+        timeNs: t,
+      });
+      return;
+    }
+    if (iface.segment) {
+      const seg = this.ctx.dp.segments.get(iface.segment);
+      if (!seg) {
+        this.end(hop, 'blackholed', `segment ${iface.segment} is not defined`);
+        return;
+      }
+      const self = seg.members.findIndex((m) => m.node === ev.node && m.iface === ev.iface);
+      if (!isMulticastMac(ev.frame.src) && self >= 0) seg.fdb.set(ev.frame.src, self);
+      const known = isMulticastMac(ev.frame.dst) ? undefined : seg.fdb.get(ev.frame.dst);
+      const targets =
+        known !== undefined && known !== self ? [known] : seg.members.map((_, k) => k).filter((k) => k !== self);
+      if (known === self) {
+        this.end(hop, 'discarded', `the segment ${seg.name} delivers ${ev.frame.dst} back to the sender's port`);
+        return;
+      }
+      hop.steps.push({
+        kind: 'segment',
+        segment: seg.name,
+        decision: known !== undefined ? 'forward' : 'flood',
+        to: targets.map((k) => `${seg.members[k]!.node}:${seg.members[k]!.iface}`),
+      });
+      if (targets.length === 0) this.end(hop, 'blackholed', `nothing else is plugged into segment ${seg.name}`);
+      for (const k of targets) {
+        const m = seg.members[k]!;
+        this.queue.push({ kind: 'rx', node: m.node, iface: m.iface, frame: ev.frame, parent: hop.id, timeNs: t });
+      }
+      return;
+    }
+    this.end(hop, 'blackholed', `${point} is not connected to anything in the scenario`);
+  }
+
+  private receive(ev: Event): void {
+    const st = this.state(ev.node);
+    const iface = this.iface(st.node, ev.iface);
+    const point = `${ev.node}:${ev.iface}`;
+    const hop = this.newHop(ev, 'in', point);
+    this.capture(hop, point, 'in');
+    if (!iface.up) {
+      this.end(hop, 'discarded', `${point} is down`, iface.origin);
+      return;
+    }
+    if (iface.master) {
+      this.bridgeIngress(st, iface, hop);
+      return;
+    }
+    this.stackReceive(st, iface, hop, ev.frame);
+  }
+
+  // ---- bridge ----
+
+  private firewall(
+    st: NodeState,
+    hop: Hop,
+    table: 'nat' | 'filter',
+    hookName: BridgeHook,
+    frame: EthernetFrame,
+    inIface?: string,
+    outIface?: string,
+  ): boolean {
+    if (!st.firewall) return true;
+    const step = st.firewall.evaluate(table, hookName, frame, {
+      ...(inIface ? { inIface } : {}),
+      ...(outIface ? { outIface } : {}),
+    });
+    if (!step) return true;
+    hop.steps.push(step);
+    if (step.verdict === 'DROP') {
+      this.end(
+        hop,
+        'dropped-by-filter',
+        `ebtables -t ${table} ${hookName}: ${step.chain}${step.ruleNumber !== undefined ? ` rule ${step.ruleNumber}` : ''} "${step.ruleText}"`,
+        step.origin,
+      );
+      return false;
+    }
+    return true;
+  }
+
+  private bridgeIngress(st: NodeState, port: Iface, hop: Hop): void {
+    const frame = hop.frame;
+    const brName = port.master!;
+    const br = this.iface(st.node, brName);
+    if (!this.firewall(st, hop, 'nat', 'PREROUTING', frame, port.name)) return;
+    // tcpdump on the bridge device (promiscuous) sees what passed PREROUTING.
+    const brPoint = `${st.node.name}:${brName}`;
+    this.capture(hop, brPoint, 'in', frame, hop.timeNs + DELAY_NS.bridge / 2n);
+    const fdb = st.fdb.get(brName)!;
+    let learned: string | undefined;
+    if (!isMulticastMac(frame.src)) {
+      const prev = fdb.get(frame.src);
+      if (!prev || prev.port !== port.name) {
+        fdb.set(frame.src, { port: port.name, origin: implicit(`learned on ${brName} port ${port.name}`) });
+        learned = `${frame.src} on ${port.name}`;
+      }
+    }
+    const t = hop.timeNs + DELAY_NS.bridge;
+    const base = { kind: 'bridge' as const, bridge: brName, ...(learned ? { learned } : {}) };
+    if (frame.dst === br.mac) {
+      hop.steps.push({
+        ...base,
+        decision: 'local',
+        ports: [],
+        origin: implicit(`${frame.dst} is the bridge's own address`),
+      });
+      if (!this.firewall(st, hop, 'filter', 'INPUT', frame, port.name)) return;
+      this.stackReceive(st, br, hop, frame);
+      return;
+    }
+    const ports = [...st.node.interfaces.values()].filter((i) => i.master === brName && i.name !== port.name);
+    if (isMulticastMac(frame.dst)) {
+      hop.steps.push({
+        ...base,
+        decision: 'flood',
+        ports: ports.map((p) => p.name),
+        origin: implicit('broadcast and multicast frames are flooded'),
+      });
+      for (const p of ports) this.bridgeEgress(st, p, frame, hop, t);
+      // The bridge device itself gets a copy too.
+      if (this.firewall(st, hop, 'filter', 'INPUT', frame, port.name)) this.stackReceiveCopy(st, br, frame, hop, t);
+      return;
+    }
+    const entry = fdb.get(frame.dst);
+    if (!entry) {
+      hop.steps.push({
+        ...base,
+        decision: 'flood',
+        ports: ports.map((p) => p.name),
+        origin: implicit(`${frame.dst} is not in the FDB of ${brName}`),
+      });
+      for (const p of ports) this.bridgeEgress(st, p, frame, hop, t);
+      return;
+    }
+    if (entry.port === port.name) {
+      hop.steps.push({ ...base, decision: 'same-port', ports: [], origin: entry.origin });
+      this.end(hop, 'discarded', `${brName} knows ${frame.dst} on the port it came from (${port.name})`);
+      return;
+    }
+    hop.steps.push({ ...base, decision: 'forward', ports: [entry.port], origin: entry.origin });
+    this.bridgeEgress(st, this.iface(st.node, entry.port), frame, hop, t);
+  }
+
+  private bridgeEgress(st: NodeState, port: Iface, frame: EthernetFrame, parent: Hop, timeNs: bigint): void {
+    // Per-port egress decisions are recorded on a hop of their own so that flooded copies are told apart.
+    const hop = this.newHop(
+      { kind: 'tx', node: st.node.name, iface: port.name, frame, parent: parent.id, timeNs },
+      'out',
+    );
+    if (!this.firewall(st, hop, 'filter', 'FORWARD', frame, parent.place.iface, port.name)) return;
+    if (!this.firewall(st, hop, 'nat', 'POSTROUTING', frame, undefined, port.name)) return;
+    this.queue.push({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: hop.id, timeNs });
+  }
+
+  /** The host's own stack sends through its bridge device. */
+  private bridgeLocalOut(
+    st: NodeState,
+    br: Iface,
+    frame: EthernetFrame,
+    parentId: number | undefined,
+    timeNs: bigint,
+  ): void {
+    const ev: Event = {
+      kind: 'tx',
+      node: st.node.name,
+      iface: br.name,
+      frame,
+      timeNs,
+      ...(parentId !== undefined ? { parent: parentId } : {}),
+    };
+    const hop = this.newHop(ev, 'out', `${st.node.name}:${br.name}`);
+    this.capture(hop, `${st.node.name}:${br.name}`, 'out');
+    if (!this.firewall(st, hop, 'nat', 'OUTPUT', frame)) return;
+    if (!this.firewall(st, hop, 'filter', 'OUTPUT', frame)) return;
+    const ports = [...st.node.interfaces.values()].filter((i) => i.master === br.name);
+    const entry = isMulticastMac(frame.dst) ? undefined : st.fdb.get(br.name)?.get(frame.dst);
+    const out = entry ? ports.filter((p) => p.name === entry.port) : ports;
+    hop.steps.push({
+      kind: 'bridge',
+      bridge: br.name,
+      decision: entry ? 'forward' : 'flood',
+      ports: out.map((p) => p.name),
+      origin: entry?.origin ?? implicit('flooded'),
+    });
+    for (const p of out) {
+      if (!this.firewall(st, hop, 'nat', 'POSTROUTING', frame, undefined, p.name)) continue;
+      this.queue.push({ kind: 'tx', node: st.node.name, iface: p.name, frame, parent: hop.id, timeNs });
+    }
+  }
+
+  // ---- IPv4 stack ----
+
+  private stackReceiveCopy(st: NodeState, iface: Iface, frame: EthernetFrame, parent: Hop, timeNs: bigint): void {
+    const hop = this.newHop(
+      { kind: 'rx', node: st.node.name, iface: iface.name, frame, parent: parent.id, timeNs },
+      'in',
+    );
+    this.stackReceive(st, iface, hop, frame);
+  }
+
+  private stackReceive(st: NodeState, iface: Iface, hop: Hop, frame: EthernetFrame): void {
+    const forUs = frame.dst === iface.mac || isMulticastMac(frame.dst) || iface.pointToPoint === true;
+    if (!forUs) {
+      hop.steps.push({ kind: 'l2', accepted: false, reason: `destination ${frame.dst} is not ${iface.mac}` });
+      this.end(hop, 'discarded', `${st.node.name}:${iface.name} is not addressed (${frame.dst}) and not promiscuous`);
+      return;
+    }
+    const p = frame.payload;
+    if (frame.etherType === ETHERTYPE_ARP && p.kind === 'arp') {
+      this.arpReceive(st, iface, hop, p);
+      return;
+    }
+    if (frame.etherType === ETHERTYPE_IPV4 && p.kind === 'ipv4') {
+      this.ipReceive(st, iface, hop, p);
+      return;
+    }
+    this.end(
+      hop,
+      'discarded',
+      `ethertype 0x${frame.etherType.toString(16).padStart(4, '0')} is not modelled by the stack of ${st.node.name}`,
+    );
+  }
+
+  private localAddress(node: Node, a: Ipv4): { iface: Iface; prefixLen: number; origin: Origin } | undefined {
+    for (const i of node.interfaces.values())
+      for (const ad of i.addrs)
+        if (ad.prefix.addr === a) return { iface: i, prefixLen: ad.prefix.len, origin: ad.origin };
+    return undefined;
+  }
+
+  private arpReceive(st: NodeState, iface: Iface, hop: Hop, arp: ArpPacket): void {
+    const node = st.node;
+    if (arp.op === ARP_REPLY) {
+      if (arp.tha !== iface.mac && !isMulticastMac(hop.frame.dst) && hop.frame.dst !== iface.mac) {
+        this.end(hop, 'discarded', 'ARP reply not addressed to this interface');
+        return;
+      }
+      st.neighbours.set(arp.spa, {
+        mac: arp.sha,
+        iface: iface.name,
+        origin: implicit(`learned from an ARP reply at ${hop.timeNs}`),
+      });
+      hop.steps.push({ kind: 'arp', action: 'learn', reason: `${formatIpv4(arp.spa)} is-at ${arp.sha}` });
+      if (this.goal.onArpReply?.(node, arp)) {
+        this.reached = hop;
+        this.end(hop, 'replied', `${node.name} learned ${formatIpv4(arp.spa)} is-at ${arp.sha}`);
+        return;
+      }
+      this.end(hop, 'delivered', `ARP reply consumed by ${node.name}`);
+      return;
+    }
+    if (arp.op !== ARP_REQUEST) {
+      this.end(hop, 'discarded', `ARP opcode ${arp.op} is not modelled`);
+      return;
+    }
+    const local = this.localAddress(node, arp.tpa);
+    if (!local) {
+      hop.steps.push({
+        kind: 'arp',
+        action: 'not-for-us',
+        reason: `${formatIpv4(arp.tpa)} is not an address of ${node.name}`,
+      });
+      this.end(hop, 'discarded', `${node.name} does not own ${formatIpv4(arp.tpa)}`);
+      return;
+    }
+    const ig = this.sysctlMax(node, 'arp_ignore', iface.name);
+    let reply = true;
+    let why = `arp_ignore=${ig.value}: reply for any local address`;
+    if (ig.value === 1 || ig.value === 2) {
+      const onIface = iface.addrs.find((a) => a.prefix.addr === arp.tpa);
+      if (!onIface) {
+        reply = false;
+        why = `arp_ignore=${ig.value}: ${formatIpv4(arp.tpa)} is configured on ${local.iface.name}, not on ${iface.name}`;
+      } else if (ig.value === 2 && !prefixContains(onIface.prefix, arp.spa)) {
+        reply = false;
+        why = `arp_ignore=2: sender ${formatIpv4(arp.spa)} is not in ${formatIpv4(arp.tpa)}/${onIface.prefix.len}`;
+      } else why = `arp_ignore=${ig.value}: ${formatIpv4(arp.tpa)} is configured on ${iface.name}`;
+    } else if (ig.value >= 8) {
+      reply = false;
+      why = `arp_ignore=${ig.value}: never reply`;
+    } else if (ig.value === 3 && local.iface.kind === 'loopback') {
+      reply = false;
+      why = 'arp_ignore=3: do not reply for addresses of host scope';
+    }
+    hop.steps.push({ kind: 'arp', action: reply ? 'reply' : 'ignore', reason: why, origin: ig.origin });
+    if (!reply) {
+      this.end(hop, 'discarded', `${node.name} ignores the ARP request (${why})`, ig.origin);
+      return;
+    }
+    st.neighbours.set(arp.spa, { mac: arp.sha, iface: iface.name, origin: implicit('learned from an ARP request') });
+    const out: EthernetFrame = {
+      dst: hop.frame.src,
+      src: iface.mac,
+      vlans: [],
+      etherType: ETHERTYPE_ARP,
+      payload: {
+        kind: 'arp',
+        htype: 1,
+        ptype: ETHERTYPE_IPV4,
+        op: ARP_REPLY,
+        sha: iface.mac,
+        spa: arp.tpa,
+        tha: arp.sha,
+        tpa: arp.spa,
+      },
+    };
+    this.output(st, iface, out, hop, hop.timeNs + DELAY_NS.wire * 5n);
+  }
+
+  /** Effective value of a per-interface sysctl: the kernel takes max(all, interface) for arp_* and rp_filter. */
+  private sysctlMax(node: Node, key: string, ifname: string): { value: number; origin: Origin } {
+    const all = node.sysctl.get(`net.ipv4.conf.all.${key}`);
+    const dev = node.sysctl.get(`net.ipv4.conf.${ifname}.${key}`);
+    const a = all ? Number(all.value) : 0;
+    const d = dev ? Number(dev.value) : 0;
+    if (!all && !dev)
+      return { value: 0, origin: implicit(`net.ipv4.conf.{all,${ifname}}.${key} unknown: kernel default 0`) };
+    if (dev && d >= a) return { value: d, origin: dev.origin };
+    return { value: a, origin: all!.origin };
+  }
+
+  private sysctlFlag(node: Node, key: string): { on: boolean; origin: Origin } {
+    const v = node.sysctl.get(key);
+    if (!v) return { on: false, origin: implicit(`${key} unknown: kernel default 0`) };
+    return { on: v.value.trim() === '1', origin: v.origin };
+  }
+
+  private ipReceive(st: NodeState, iface: Iface, hop: Hop, pkt: Ipv4Packet): void {
+    const node = st.node;
+    const local = this.localAddress(node, pkt.dst);
+    if (local) {
+      // Reverse-path filter on the incoming interface.
+      const rp = this.sysctlMax(node, 'rp_filter', iface.name);
+      if (rp.value === 1 || rp.value === 2) {
+        const back = this.route(node, pkt.src);
+        const ok = rp.value === 2 ? back !== undefined : back?.dev === iface.name;
+        hop.steps.push({
+          kind: 'rp-filter',
+          mode: rp.value,
+          passed: ok,
+          reason: ok
+            ? `the route back to ${formatIpv4(pkt.src)} leaves through ${back?.dev ?? '?'}`
+            : `the route back to ${formatIpv4(pkt.src)} ${back ? `leaves through ${back.dev}` : 'does not exist'}, not ${iface.name}`,
+          origin: rp.origin,
+        });
+        if (!ok) {
+          this.end(
+            hop,
+            'dropped-by-kernel',
+            `rp_filter=${rp.value} on ${node.name}:${iface.name} drops the packet from ${formatIpv4(pkt.src)}`,
+            rp.origin,
+          );
+          return;
+        }
+      }
+      if (st.ipvs) {
+        const d = st.ipvs.input(hop.frame, hop.timeNs);
+        if (d.kind === 'no-destination') {
+          hop.steps.push(d.step);
+          this.end(hop, 'no-real-server', d.step.explanation, d.step.serviceOrigin);
+          return;
+        }
+        if (d.kind === 'forward') {
+          hop.steps.push(d.step);
+          this.ipvsTransmit(st, hop, d.nextHop, d.build);
+          return;
+        }
+      }
+      this.socketDeliver(st, iface, hop, pkt, local.origin);
+      return;
+    }
+    const fwd = this.sysctlFlag(node, 'net.ipv4.ip_forward');
+    if (!fwd.on) {
+      this.end(
+        hop,
+        'discarded',
+        `${formatIpv4(pkt.dst)} is not local to ${node.name} and net.ipv4.ip_forward=0`,
+        fwd.origin,
+      );
+      return;
+    }
+    if (pkt.ttl <= 1) {
+      this.end(hop, 'ttl-exceeded', `ttl ${pkt.ttl} expires at ${node.name}`);
+      return;
+    }
+    hop.steps.push({ kind: 'forward', ttlBefore: pkt.ttl, ttlAfter: pkt.ttl - 1, origin: fwd.origin });
+    const { checksum: _stale, ...rest } = pkt;
+    const fwdPkt: Ipv4Packet = { ...rest, ttl: pkt.ttl - 1 };
+    this.ipOutput(st, fwdPkt, hop, hop.timeNs + DELAY_NS.wire * 10n);
+  }
+
+  private socketDeliver(st: NodeState, iface: Iface, hop: Hop, pkt: Ipv4Packet, addrOrigin: Origin): void {
+    const node = st.node;
+    const l4 = pkt.payload;
+    if (l4.kind !== 'tcp') {
+      this.end(hop, 'delivered', `${node.name} accepted the packet (protocol ${pkt.protocol})`, addrOrigin);
+      return;
+    }
+    if (this.goal.onTcp?.(node, pkt, l4)) {
+      this.reached = hop;
+      hop.steps.push({ kind: 'deliver', socket: `${formatIpv4(pkt.dst)}:${l4.dstPort}`, origin: addrOrigin });
+      this.end(hop, 'replied', `${node.name} received the reply from ${formatIpv4(pkt.src)}:${l4.srcPort}`);
+      return;
+    }
+    const listener = node.listeners.find((l) => l.protocol === 'tcp' && l.port === l4.dstPort);
+    if (!listener) {
+      hop.steps.push({ kind: 'note', text: `no socket listens on tcp/${l4.dstPort}: the kernel answers with RST` });
+      this.end(hop, 'refused', `nothing listens on ${formatIpv4(pkt.dst)}:${l4.dstPort} at ${node.name}`);
+      return;
+    }
+    hop.steps.push({
+      kind: 'deliver',
+      socket: `tcp/${l4.dstPort} on ${node.name} (${formatIpv4(pkt.dst)} is local, ${iface.name})`,
+      origin: listener.origin,
+    });
+    if ((l4.flags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN) {
+      this.end(hop, 'delivered', `${node.name} accepted the segment`);
+      return;
+    }
+    // A listening socket answers a SYN with a SYN-ACK from the address the SYN was sent to.
+    const tsOpt = l4.options.find((o) => o.kind === 'timestamp');
+    const isn = (Math.imul(pkt.src ^ (l4.srcPort << 16) ^ l4.seq, 2654435761) >>> 0) as number;
+    const synAck: Ipv4Packet = {
+      kind: 'ipv4',
+      tos: 0,
+      id: 0,
+      dontFragment: true,
+      moreFragments: false,
+      fragmentOffset: 0,
+      ttl: node.ttl,
+      protocol: 6,
+      src: pkt.dst,
+      dst: pkt.src,
+      payload: {
+        kind: 'tcp',
+        srcPort: l4.dstPort,
+        dstPort: l4.srcPort,
+        seq: isn,
+        ack: (l4.seq + 1) >>> 0,
+        flags: TCP_SYN | TCP_ACK,
+        window: 28960,
+        urgent: 0,
+        options: [
+          { kind: 'mss', value: 1460 },
+          { kind: 'sack-permitted' },
+          { kind: 'timestamp', val: 1000, ecr: tsOpt && tsOpt.kind === 'timestamp' ? tsOpt.val : 0 },
+          { kind: 'nop' },
+          { kind: 'wscale', shift: 7 },
+        ],
+        payload: new Uint8Array(0),
+      },
+    };
+    hop.steps.push({ kind: 'reply', what: `SYN-ACK from ${formatIpv4(pkt.dst)}:${l4.dstPort}` });
+    this.end(hop, 'delivered', `SYN delivered to tcp/${l4.dstPort} on ${node.name}`, listener.origin);
+    this.ipOutput(st, synAck, hop, hop.timeNs + DELAY_NS.socket);
+  }
+
+  // ---- entry points for probes ----
+
+  /** A node's stack originates a packet: route, resolve the next hop, send. */
+  originate(st: NodeState, pkt: Ipv4Packet, root: Hop, timeNs: bigint): void {
+    this.ipOutput(st, pkt, root, timeNs);
+  }
+
+  /** A node sends a ready frame out of an interface. */
+  originateFrame(st: NodeState, iface: Iface, frame: EthernetFrame, root: Hop, timeNs: bigint): void {
+    this.output(st, iface, frame, root, timeNs);
+  }
+
+  // ---- routing and output ----
+
+  route(node: Node, dst: Ipv4): Route | undefined {
+    let best: Route | undefined;
+    for (const r of node.routes) {
+      if (!prefixContains(r.dst, dst)) continue;
+      if (!best || r.dst.len > best.dst.len || (r.dst.len === best.dst.len && r.metric < best.metric)) best = r;
+    }
+    return best;
+  }
+
+  private ipOutput(st: NodeState, pkt: Ipv4Packet, parent: Hop, timeNs: bigint): void {
+    const node = st.node;
+    const r = this.route(node, pkt.dst);
+    if (!r) {
+      this.end(parent, 'no-route', `${node.name} has no route to ${formatIpv4(pkt.dst)}`, undefined, {
+        node: node.name,
+      });
+      return;
+    }
+    if (r.type !== 'unicast' && r.type !== 'local') {
+      this.end(parent, 'no-route', `${node.name} routes ${formatIpv4(pkt.dst)} to ${r.type}`, r.origin, {
+        node: node.name,
+      });
+      return;
+    }
+    const outName = r.dev ?? (r.via !== undefined ? this.route(node, r.via)?.dev : undefined);
+    const out = outName ? node.interfaces.get(outName) : undefined;
+    if (!out) {
+      this.end(
+        parent,
+        'no-route',
+        `the route to ${formatIpv4(pkt.dst)} on ${node.name} names no usable device`,
+        r.origin,
+        { node: node.name },
+      );
+      return;
+    }
+    const nextHop = r.via ?? pkt.dst;
+    parent.steps.push({ kind: 'route', dst: pkt.dst, nextHop, outIface: out.name, origin: r.origin });
+    const mac = this.resolve(st, out, nextHop, pkt.src, parent, timeNs);
+    if (!mac) return;
+    const frame: EthernetFrame = { dst: mac, src: out.mac, vlans: [], etherType: ETHERTYPE_IPV4, payload: pkt };
+    this.output(st, out, frame, parent, timeNs + DELAY_NS.wire);
+  }
+
+  private ipvsTransmit(st: NodeState, hop: Hop, nextHop: Ipv4, build: (src: Mac, dst: Mac) => EthernetFrame): void {
+    const node = st.node;
+    const r = this.route(node, nextHop);
+    const outName = r?.dev ?? (r?.via !== undefined ? this.route(node, r.via)?.dev : undefined);
+    const out = outName ? node.interfaces.get(outName) : undefined;
+    if (!r || !out) {
+      this.end(hop, 'no-route', `${node.name} has no route to the real server ${formatIpv4(nextHop)}`, r?.origin);
+      return;
+    }
+    hop.steps.push({ kind: 'route', dst: nextHop, nextHop: r.via ?? nextHop, outIface: out.name, origin: r.origin });
+    const t = hop.timeNs + DELAY_NS.ipvs;
+    const mac = this.resolve(st, out, r.via ?? nextHop, undefined, hop, t);
+    if (!mac) return;
+    this.output(st, out, build(out.mac, mac), hop, t);
+  }
+
+  /** Sends a frame from a node's own stack. */
+  private output(st: NodeState, iface: Iface, frame: EthernetFrame, parent: Hop, timeNs: bigint): void {
+    if (iface.kind === 'bridge') {
+      this.bridgeLocalOut(st, iface, frame, parent.id, timeNs);
+      return;
+    }
+    this.queue.push({ kind: 'tx', node: st.node.name, iface: iface.name, frame, parent: parent.id, timeNs });
+  }
+
+  /** ARP source address per arp_announce (max of all and the interface). */
+  private arpSource(node: Node, iface: Iface, target: Ipv4, hint: Ipv4 | undefined): Ipv4 | undefined {
+    const ann = this.sysctlMax(node, 'arp_announce', iface.name).value;
+    const inSubnet = iface.addrs.find((a) => ((a.prefix.addr ^ target) & ipv4Mask(a.prefix.len)) === 0);
+    if (ann === 0 && hint !== undefined && this.localAddress(node, hint)) return hint;
+    if (
+      ann === 1 &&
+      hint !== undefined &&
+      iface.addrs.some((a) => a.prefix.addr === hint && prefixContains(a.prefix, target))
+    )
+      return hint;
+    return (inSubnet ?? iface.addrs[0])?.prefix.addr;
+  }
+
+  /** Neighbour resolution: the cache, or a real ARP exchange walked through the model. */
+  private resolve(
+    st: NodeState,
+    out: Iface,
+    ip: Ipv4,
+    srcHint: Ipv4 | undefined,
+    hop: Hop,
+    timeNs: bigint,
+  ): Mac | undefined {
+    if (out.pointToPoint && out.peer) {
+      const peerNode = this.ctx.dp.nodes.get(out.peer.node);
+      const mac = peerNode?.node.interfaces.get(out.peer.iface)?.mac ?? MAC_BROADCAST;
+      hop.steps.push({ kind: 'neighbour', ip, iface: out.name, mac, source: 'peer' } satisfies NeighbourStep);
+      return mac;
+    }
+    const cached = st.neighbours.get(ip);
+    if (cached) {
+      hop.steps.push({
+        kind: 'neighbour',
+        ip,
+        iface: out.name,
+        mac: cached.mac,
+        source: 'cache',
+        origin: cached.origin,
+      });
+      return cached.mac;
+    }
+    const spa = this.arpSource(st.node, out, ip, srcHint);
+    if (spa === undefined) {
+      this.end(hop, 'arp-unresolved', `${st.node.name}:${out.name} has no IPv4 address to send an ARP request from`);
+      return undefined;
+    }
+    const req: EthernetFrame = {
+      dst: MAC_BROADCAST,
+      src: out.mac,
+      vlans: [],
+      etherType: ETHERTYPE_ARP,
+      payload: {
+        kind: 'arp',
+        htype: 1,
+        ptype: ETHERTYPE_IPV4,
+        op: ARP_REQUEST,
+        sha: out.mac,
+        spa,
+        tha: MAC_ZERO,
+        tpa: ip,
+      },
+    };
+    const asker = st.node.name;
+    const sub = new Walker(this.ctx, { onArpReply: (n, a) => n.name === asker && a.spa === ip });
+    sub.runFrom(() => {
+      if (out.kind === 'bridge') sub.bridgeLocalOut(st, out, req, undefined, timeNs);
+      else sub.queue.push({ kind: 'tx', node: asker, iface: out.name, frame: req, timeNs });
+    });
+    const got = st.neighbours.get(ip);
+    hop.steps.push({
+      kind: 'neighbour',
+      ip,
+      iface: out.name,
+      ...(got ? { mac: got.mac } : {}),
+      source: 'arp',
+      arp: { hops: sub.hops },
+    });
+    if (!got) {
+      const death = pickEnd(sub.hops);
+      this.end(
+        hop,
+        'arp-unresolved',
+        `${st.node.name} got no ARP reply for ${formatIpv4(ip)}${death ? `: ${death.reason}` : ''}`,
+        death?.origin,
+      );
+      return undefined;
+    }
+    return got.mac;
+  }
+}
+
+/** The most telling end among hops: highest rank, first met on ties. */
+export function pickEnd(hops: readonly Hop[]): End | undefined {
+  let best: End | undefined;
+  for (const h of hops) {
+    if (!h.end) continue;
+    if (!best || rank(h.end.disposition) > rank(best.disposition)) best = h.end;
+  }
+  return best;
+}
+
+function rank(d: Disposition): number {
+  return DISPOSITION_RANK[d];
+}
+
+export function stepKinds(steps: readonly Step[]): string[] {
+  return steps.map((s) => s.kind);
+}
