@@ -39,8 +39,8 @@ export function isCommandLine(line: string, command: RegExp): boolean {
 }
 
 export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
-  const trimmed = text.trimStart();
-  if (trimmed.startsWith('[') || trimmed.startsWith('{')) return readIpAddrJson(text, file);
+  // JSON starts with `[{`, `[]` or `{` — a shell prompt such as `[root@h ~]#` does not.
+  if (/^\s*(\[\s*[{\]]|\{)/.test(text)) return readIpAddrJson(text, file);
   const issues: Issue[] = [];
   const links: LinkInfo[] = [];
   type Mutable = { -readonly [K in keyof LinkInfo]: LinkInfo[K] } & {

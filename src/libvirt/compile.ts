@@ -1,0 +1,669 @@
+/**
+ * The nwfilter compiler: a binding (port, MAC, filter, parameters) and a filter registry → the ebtables `nat` rules
+ * libvirt 9.0 installs for that port, following `ebiptablesApplyNewRules` (see the fact sheet §3.3):
+ *
+ * 1. flatten the filter tree depth-first in document order (inner `<filterref>` parameters are overridden by the
+ *    caller's variables; `MAC` is added from the binding when not given);
+ * 2. stable-sort the rule instances: `root`-chain rules first, then by priority (non-root rules are bumped up to
+ *    their chain priority);
+ * 3. walk them, creating each sub-chain (and the jump to it from the root chain) just before the first rule whose
+ *    priority is ≥ the chain priority, emitting each rule per variable combination (I copy, then O copy; the I copy
+ *    of an `inout` rule has source and destination swapped);
+ * 4. link the root chains from PREROUTING/POSTROUTING.
+ *
+ * When `IP` is the only unresolvable variable, libvirt starts IP-address learning instead and installs its basic
+ * rules. Rules for iptables/ip6tables protocols are reported as unsupported for now.
+ */
+import { IPV4_ANY, parseIpv4 } from '../addr/ipv4.ts';
+import type { Mac } from '../addr/mac.ts';
+import {
+  defaultUserChainPolicy,
+  EB_BUILTIN_CHAINS,
+  type EbChain,
+  type EbPolicy,
+  type EbRule,
+  type EbStyle,
+  type EbTable,
+} from '../netfilter/ebtables-model.ts';
+import { type Issue, issue, unsupported } from '../source/issue.ts';
+import { implicit, type Origin } from '../source/origin.ts';
+import { type TypedAttr, translateEbtablesRule, typeAttrs } from './ebtables-translate.ts';
+import {
+  type EthernetProtocol,
+  isEthernetProtocol,
+  type NwFilter,
+  type NwFilterBinding,
+  type NwRule,
+} from './nwfilter-model.ts';
+import { missingAccess, ruleCombinations, ruleVarAccesses, type VarScope } from './variables.ts';
+
+export interface CompileOptions {
+  /**
+   * Listing/semantics convention for the user chains libvirt creates with a plain `-N`: `nft` (default) gives them
+   * policy RETURN, `legacy` ACCEPT.
+   */
+  readonly style?: EbStyle;
+  /** IPv4 addresses libvirt has already learned for this port (used for `IP` when the binding gives none). */
+  readonly learnedIps?: readonly string[];
+}
+
+/** A rule instance after flattening: the rule, its filter, the variables in scope and its origin chain. */
+export interface RuleInstance {
+  readonly rule: NwRule;
+  readonly filter: NwFilter;
+  readonly chain: string;
+  readonly chainPriority: number;
+  /** Priority used for ordering (bumped to the chain priority for non-root rules). */
+  readonly priority: number;
+  readonly scope: VarScope;
+  /** rule ← filter ← filterref ← … ← binding/interface. */
+  readonly origin: Origin;
+  /** The filter's origin with its `via` chain (for sub-chain jumps). */
+  readonly filterOrigin: Origin;
+}
+
+export type CompileMode =
+  /** The filter was instantiated. */
+  | 'filter'
+  /** `IP` is missing and CTRL_IP_LEARNING=any: libvirt's basic learning rules are installed. */
+  | 'ip-learning'
+  /** `IP` is missing and CTRL_IP_LEARNING=dhcp: DHCP-only rules are installed. */
+  | 'dhcp-learning'
+  /** libvirt refuses the binding; nothing is installed. */
+  | 'failed';
+
+export interface CompiledBinding {
+  readonly binding: NwFilterBinding;
+  readonly mode: CompileMode;
+  /** The nat table with only this binding's chains (and the built-in chains with its hook rules). */
+  readonly nat: EbTable;
+  /** The commands libvirt runs for this binding (ebtables in full; iptables/ip6tables only where fixed). */
+  readonly commands: readonly string[];
+  readonly instances: readonly RuleInstance[];
+  /** Rule instances that need iptables/ip6tables (not compiled yet; each also has an unsupported issue). */
+  readonly ipInstances: readonly RuleInstance[];
+  readonly issues: readonly Issue[];
+}
+
+const EB = 'ebtables --concurrent -t nat';
+
+function quote(arg: string): string {
+  return /^[A-Za-z0-9_.:/@%+=,-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+function cmd(prefix: string, args: readonly string[]): string {
+  return `${prefix} ${args.map(quote).join(' ')}`;
+}
+
+/** The ethertype match of the jump into a sub-chain, by chain-name prefix. */
+function jumpMatch(chain: string): { argv: string[]; rule: Pick<EbRule, 'proto' | 'dst'> } {
+  const et = (n: number) => ({
+    argv: ['-p', `0x${n.toString(16).padStart(4, '0')}`],
+    rule: { proto: { kind: 'ethertype' as const, value: n, negated: false } },
+  });
+  if (chain.startsWith('mac')) return { argv: [], rule: {} };
+  if (chain.startsWith('stp')) {
+    return { argv: ['-d', '01:80:c2:00:00:00'], rule: { dst: { addr: '01:80:c2:00:00:00' as Mac, negated: false } } };
+  }
+  if (chain.startsWith('vlan')) return et(0x8100);
+  if (chain.startsWith('ipv4')) return et(0x0800);
+  if (chain.startsWith('ipv6')) return et(0x86dd);
+  if (chain.startsWith('rarp')) return et(0x8035);
+  return et(0x0806);
+}
+
+function iptablesTeardown(tool: string, ifn: string, temp: boolean): string[] {
+  const [fo, fi, hi] = temp ? ['FP', 'FJ', 'HJ'] : ['FO', 'FI', 'HI'];
+  const p = `${tool} -w`;
+  const out = [
+    `${p} -D libvirt-out -m physdev --physdev-is-bridged --physdev-out ${ifn} -g ${fo}-${ifn}`,
+    `${p} -D libvirt-out -m physdev --physdev-out ${ifn} -g ${fo}-${ifn}`,
+    `${p} -D libvirt-in -m physdev --physdev-in ${ifn} -g ${fi}-${ifn}`,
+    `${p} -D libvirt-host-in -m physdev --physdev-in ${ifn} -g ${hi}-${ifn}`,
+  ];
+  if (!temp) out.push(`${p} -D libvirt-in-post -m physdev --physdev-in ${ifn} -j ACCEPT`);
+  for (const c of [fo, fi, hi]) out.push(`${p} -F ${c}-${ifn}`, `${p} -X ${c}-${ifn}`);
+  return out;
+}
+
+function ebtablesTeardown(ifn: string, temp: boolean): string[] {
+  const [i, o] = temp ? ['J', 'P'] : ['I', 'O'];
+  return [
+    `${EB} -D PREROUTING -i ${ifn} -j libvirt-${i}-${ifn}`,
+    `${EB} -D POSTROUTING -o ${ifn} -j libvirt-${o}-${ifn}`,
+    `${EB} -L libvirt-${i}-${ifn}`,
+    `${EB} -L libvirt-${o}-${ifn}`,
+    `${EB} -F libvirt-${i}-${ifn}`,
+    `${EB} -X libvirt-${i}-${ifn}`,
+    `${EB} -F libvirt-${o}-${ifn}`,
+    `${EB} -X libvirt-${o}-${ifn}`,
+  ];
+}
+
+/** `allTeardown`: what libvirt runs before installing learning-phase rules. */
+function allTeardown(ifn: string): string[] {
+  return [
+    ...iptablesTeardown('iptables', ifn, true),
+    ...iptablesTeardown('ip6tables', ifn, true),
+    ...ebtablesTeardown(ifn, true),
+    ...iptablesTeardown('iptables', ifn, false),
+    ...iptablesTeardown('ip6tables', ifn, false),
+    ...ebtablesTeardown(ifn, false),
+  ];
+}
+
+class TableBuilder {
+  readonly chains: { name: string; rules: EbRule[]; chain: Omit<EbChain, 'rules'> }[] = [];
+  constructor() {
+    for (const name of EB_BUILTIN_CHAINS.nat) {
+      this.chains.push({
+        name,
+        rules: [],
+        chain: {
+          name,
+          builtin: true,
+          policy: 'ACCEPT',
+          policyOrigin: implicit(`ebtables nat ${name} default policy ACCEPT`),
+          origin: implicit(`ebtables nat built-in chain ${name}`, { table: 'nat', chain: name }),
+        },
+      });
+    }
+  }
+  addChain(name: string, policy: EbPolicy, style: EbStyle, origin: Origin): void {
+    const policyOrigin = implicit(
+      style === 'nft'
+        ? `user chain ${name} created with plain -N: ebtables-nft policy RETURN`
+        : `user chain ${name} created with plain -N: ebtables-legacy default policy ACCEPT`,
+      { chain: name, policy },
+    );
+    this.chains.push({ name, rules: [], chain: { name, builtin: false, policy, policyOrigin, origin } });
+  }
+  append(chain: string, rule: EbRule): void {
+    const c = this.chains.find((x) => x.name === chain);
+    if (c === undefined) throw new Error(`internal: chain ${chain} not created`);
+    c.rules.push(rule);
+  }
+  build(): EbTable {
+    return { name: 'nat', chains: this.chains.map((c) => ({ ...c.chain, rules: c.rules })) };
+  }
+}
+
+function flatten(
+  filter: NwFilter,
+  scope: VarScope,
+  via: Origin,
+  registry: ReadonlyMap<string, NwFilter>,
+  stack: readonly string[],
+  out: RuleInstance[],
+  issues: Issue[],
+): void {
+  const filterOrigin: Origin = { ...filter.origin, via };
+  for (const e of filter.entries) {
+    if (e.kind === 'rule') {
+      const bumped = filter.chain !== 'root' && filter.priority > e.priority ? filter.priority : e.priority;
+      out.push({
+        rule: e,
+        filter,
+        chain: filter.chain,
+        chainPriority: filter.priority,
+        priority: bumped,
+        scope,
+        origin: { ...e.origin, via: filterOrigin },
+        filterOrigin,
+      });
+      continue;
+    }
+    const refOrigin: Origin = { ...e.origin, via: filterOrigin };
+    if (stack.includes(e.filter)) {
+      issues.push(
+        issue(
+          'nwfilter-loop',
+          `filter '${e.filter}' would introduce a loop (${[...stack, e.filter].join(' → ')})`,
+          e.origin.pos,
+        ),
+      );
+      continue;
+    }
+    const target = registry.get(e.filter);
+    if (target === undefined) {
+      issues.push(issue('nwfilter-missing', `referenced filter '${e.filter}' is missing`, e.origin.pos));
+      continue;
+    }
+    // The caller's variables override the parameters written on the inner <filterref>.
+    const inner = new Map<string, readonly string[]>(e.params);
+    for (const [k, v] of scope) inner.set(k, v);
+    flatten(target, inner, refOrigin, registry, [...stack, e.filter], out, issues);
+  }
+}
+
+function stableSort<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
+  return items
+    .map((item, i) => ({ item, i }))
+    .sort((a, b) => cmp(a.item, b.item) || a.i - b.i)
+    .map((x) => x.item);
+}
+
+/** Compiles one binding against a registry of filters (built-ins overridden by custom ones). */
+export function compileBinding(
+  binding: NwFilterBinding,
+  registry: ReadonlyMap<string, NwFilter>,
+  options: CompileOptions = {},
+): CompiledBinding {
+  const style = options.style ?? 'nft';
+  const userPolicy = defaultUserChainPolicy(style);
+  const ifn = binding.portdev;
+  const issues: Issue[] = [];
+  const at = binding.origin.pos;
+  const table = new TableBuilder();
+  const empty = (mode: CompileMode, instances: RuleInstance[] = []): CompiledBinding => ({
+    binding,
+    mode,
+    nat: table.build(),
+    commands: [],
+    instances,
+    ipInstances: [],
+    issues,
+  });
+
+  const top = registry.get(binding.filter);
+  if (top === undefined) {
+    issues.push(issue('nwfilter-missing', `referenced filter '${binding.filter}' is missing`, at));
+    return empty('failed');
+  }
+  const scope = new Map<string, readonly string[]>(binding.params);
+  if (!scope.has('MAC')) scope.set('MAC', [binding.mac]);
+  if (!scope.has('IP') && options.learnedIps && options.learnedIps.length > 0) scope.set('IP', options.learnedIps);
+
+  const instances: RuleInstance[] = [];
+  flatten(top, scope, binding.origin, registry, [top.name], instances, issues);
+  if (issues.some((i) => i.severity === 'error')) return empty('failed', instances);
+
+  // Missing variables (per scope).
+  const missing: string[] = [];
+  for (const inst of instances) {
+    for (const { access } of ruleVarAccesses(inst.rule)) {
+      const m = missingAccess(access, inst.scope);
+      if (m !== undefined && !missing.includes(m)) missing.push(m);
+    }
+  }
+  if (missing.length === 1 && missing[0] === 'IP') {
+    const learning = (scope.get('CTRL_IP_LEARNING')?.[0] ?? 'any').toLowerCase();
+    if (learning === 'any') return learningRules(binding, instances, issues, table, userPolicy, style);
+    if (learning === 'dhcp') return dhcpRules(binding, instances, issues, table, userPolicy, style);
+  }
+  if (missing.length > 0) {
+    issues.push(
+      issue(
+        'nwfilter-unresolvable',
+        `Cannot instantiate filter due to unresolvable variables or unavailable list elements: ${missing.join(', ')}`,
+        at,
+      ),
+    );
+    return empty('failed', instances);
+  }
+
+  // Value combinations and typed attributes per instance.
+  interface Prepared {
+    readonly inst: RuleInstance;
+    readonly combos: ReadonlyMap<string, TypedAttr>[];
+  }
+  const prepared: Prepared[] = [];
+  const ipInstances: RuleInstance[] = [];
+  for (const inst of instances) {
+    const c = ruleCombinations(inst.rule, inst.scope);
+    if (!c.ok) {
+      issues.push(issue('nwfilter-cardinality', c.error, inst.rule.origin.pos ?? at));
+      return empty('failed', instances);
+    }
+    if (!isEthernetProtocol(inst.rule.protocol)) {
+      ipInstances.push(inst);
+      issues.push(
+        unsupported(
+          'nwfilter-iptables-rule',
+          `<${inst.rule.protocol}> rule of filter ${inst.filter.name} (priority ${inst.rule.priority}) becomes iptables/ip6tables rules, which are not compiled yet`,
+          inst.rule.origin.pos ?? at,
+        ),
+      );
+      continue;
+    }
+    const negation = new Map([...inst.rule.attrs].map(([k, v]) => [k, v.negated]));
+    const typed = [];
+    for (const combo of c.combos) {
+      const t = typeAttrs(inst.rule.protocol as EthernetProtocol | 'none', combo, negation);
+      for (const e of t.errors) issues.push(issue('nwfilter-bad-value', e, inst.rule.origin.pos ?? at));
+      if (t.errors.length > 0) return empty('failed', instances);
+      typed.push(t.attrs);
+    }
+    if (inst.rule.protocol === 'stp' && inst.rule.direction === 'inout' && inst.rule.attrs.has('srcmacaddr')) {
+      issues.push(
+        issue(
+          'nwfilter-stp-inout',
+          'STP filtering in inout direction with source MAC address set is not supported',
+          inst.rule.origin.pos ?? at,
+        ),
+      );
+      return empty('failed', instances);
+    }
+    prepared.push({ inst, combos: typed });
+  }
+
+  const sorted = stableSort(prepared, (a, b) => {
+    const ra = a.inst.chain === 'root' ? 0 : 1;
+    const rb = b.inst.chain === 'root' ? 0 : 1;
+    return ra - rb || a.inst.priority - b.inst.priority;
+  });
+
+  // Sub-chains per direction set.
+  interface Sub {
+    readonly dir: 'I' | 'O';
+    readonly chain: string;
+    readonly priority: number;
+    readonly origin: Origin;
+  }
+  const inSet: Sub[] = [];
+  const outSet: Sub[] = [];
+  for (const p of prepared) {
+    const { inst } = p;
+    if (inst.chain === 'root') continue;
+    const d = inst.rule.direction;
+    if ((d === 'out' || d === 'inout') && !inSet.some((s) => s.chain === inst.chain)) {
+      inSet.push({ dir: 'I', chain: inst.chain, priority: inst.chainPriority, origin: inst.filterOrigin });
+    }
+    if ((d === 'in' || d === 'inout') && !outSet.some((s) => s.chain === inst.chain)) {
+      outSet.push({ dir: 'O', chain: inst.chain, priority: inst.chainPriority, origin: inst.filterOrigin });
+    }
+  }
+  const pending = stableSort(
+    [...stableSort(inSet, (a, b) => a.priority - b.priority), ...stableSort(outSet, (a, b) => a.priority - b.priority)],
+    (a, b) => a.priority - b.priority,
+  );
+  const hasI = prepared.some((p) => p.inst.rule.direction !== 'in');
+  const hasO = prepared.some((p) => p.inst.rule.direction !== 'out');
+
+  const rootName = (d: 'I' | 'O') => `libvirt-${d}-${ifn}`;
+  const tempRoot = (d: 'I' | 'O') => `libvirt-${d === 'I' ? 'J' : 'P'}-${ifn}`;
+  const subName = (d: 'I' | 'O', c: string) => `${d}-${ifn}-${c}`;
+  const tempSub = (d: 'I' | 'O', c: string) => `${d === 'I' ? 'J' : 'P'}-${ifn}-${c}`;
+
+  const commands: string[] = [...ebtablesTeardown(ifn, true)];
+  const rootOrigin = (d: 'I' | 'O'): Origin =>
+    implicit(`libvirt root chain ${rootName(d)} for ${d === 'I' ? 'frames from' : 'frames to'} the guest on ${ifn}`, {
+      chain: rootName(d),
+      port: ifn,
+    });
+  const withVia = (o: Origin, via: Origin): Origin => ({ ...o, via });
+  if (hasI) {
+    table.addChain(rootName('I'), userPolicy, style, withVia(rootOrigin('I'), binding.origin));
+    commands.push(`${EB} -N ${tempRoot('I')}`);
+  }
+  if (hasO) {
+    table.addChain(rootName('O'), userPolicy, style, withVia(rootOrigin('O'), binding.origin));
+    commands.push(`${EB} -N ${tempRoot('O')}`);
+  }
+  const created: Sub[] = [];
+  const createSub = (s: Sub) => {
+    const name = subName(s.dir, s.chain);
+    const temp = tempSub(s.dir, s.chain);
+    const origin = withVia(
+      implicit(`libvirt sub-chain ${name} for chain '${s.chain}' (priority ${s.priority})`, {
+        chain: s.chain,
+        priority: s.priority,
+      }),
+      s.origin,
+    );
+    table.addChain(name, userPolicy, style, origin);
+    commands.push(`${EB} -F ${temp}`, `${EB} -X ${temp}`, `${EB} -N ${temp}`);
+    const jm = jumpMatch(s.chain);
+    commands.push(cmd(`${EB} -A ${tempRoot(s.dir)}`, [...jm.argv, '-j', temp]));
+    table.append(rootName(s.dir), {
+      ...jm.rule,
+      matches: [],
+      target: { kind: 'jump', chain: name },
+      origin: withVia(
+        implicit(`libvirt jump from ${rootName(s.dir)} to ${name} (chain priority ${s.priority})`),
+        s.origin,
+      ),
+    });
+    created.push(s);
+  };
+
+  for (const p of sorted) {
+    const { inst } = p;
+    while (pending.length > 0 && pending[0]!.priority <= inst.priority) createSub(pending.shift()!);
+    const d = inst.rule.direction;
+    for (const attrs of p.combos) {
+      const emit = (dir: 'I' | 'O', reverse: boolean) => {
+        const t = translateEbtablesRule(
+          inst.rule.protocol as EthernetProtocol | 'none',
+          attrs,
+          inst.rule.action,
+          reverse,
+        );
+        const chain = inst.chain === 'root' ? rootName(dir) : subName(dir, inst.chain);
+        const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
+        commands.push(cmd(`${EB} -A ${temp}`, t.argv));
+        table.append(chain, {
+          ...(t.proto ? { proto: t.proto } : {}),
+          ...(t.src ? { src: t.src } : {}),
+          ...(t.dst ? { dst: t.dst } : {}),
+          matches: t.matches,
+          target: t.target,
+          origin: inst.origin,
+        });
+      };
+      if (d === 'out' || d === 'inout') emit('I', d === 'inout');
+      if (d === 'in' || d === 'inout') emit('O', false);
+    }
+  }
+  while (pending.length > 0) createSub(pending.shift()!);
+
+  linkHooks(table, binding, hasI, hasO, commands, true);
+
+  // Switch-over phase (tear old, rename temporaries).
+  commands.push(...iptablesTeardown('iptables', ifn, false).filter((c) => !c.includes('libvirt-in-post')));
+  commands.push(
+    `iptables -w -E FP-${ifn} FO-${ifn}`,
+    `iptables -w -E FJ-${ifn} FI-${ifn}`,
+    `iptables -w -E HJ-${ifn} HI-${ifn}`,
+  );
+  commands.push(...iptablesTeardown('ip6tables', ifn, false).filter((c) => !c.includes('libvirt-in-post')));
+  commands.push(
+    `ip6tables -w -E FP-${ifn} FO-${ifn}`,
+    `ip6tables -w -E FJ-${ifn} FI-${ifn}`,
+    `ip6tables -w -E HJ-${ifn} HI-${ifn}`,
+  );
+  commands.push(...ebtablesTeardown(ifn, false));
+  commands.push(`${EB} -L ${tempRoot('I')}`, `${EB} -L ${tempRoot('O')}`);
+  commands.push(`${EB} -E ${tempRoot('I')} ${rootName('I')}`, `${EB} -E ${tempRoot('O')} ${rootName('O')}`);
+  for (const dir of ['I', 'O'] as const) {
+    for (const s of created.filter((x) => x.dir === dir)) {
+      const name = subName(dir, s.chain);
+      const temp = tempSub(dir, s.chain);
+      commands.push(`${EB} -L ${temp}`, `${EB} -F ${name}`, `${EB} -X ${name}`, `${EB} -E ${temp} ${name}`);
+    }
+  }
+  if (ipInstances.length > 0) {
+    commands.push('# iptables/ip6tables commands for the rules above are not generated yet');
+  }
+  return { binding, mode: 'filter', nat: table.build(), commands, instances, ipInstances, issues };
+}
+
+function linkHooks(
+  table: TableBuilder,
+  binding: NwFilterBinding,
+  hasI: boolean,
+  hasO: boolean,
+  commands: string[],
+  temp: boolean,
+): void {
+  const ifn = binding.portdev;
+  if (hasI) {
+    commands.push(`${EB} -A PREROUTING -i ${ifn} -j libvirt-${temp ? 'J' : 'I'}-${ifn}`);
+    table.append('PREROUTING', {
+      in: { name: ifn, negated: false },
+      matches: [],
+      target: { kind: 'jump', chain: `libvirt-I-${ifn}` },
+      origin: {
+        ...implicit(`libvirt hook: frames entering the bridge from ${ifn} (sent by the guest)`),
+        via: binding.origin,
+      },
+    });
+  }
+  if (hasO) {
+    commands.push(`${EB} -A POSTROUTING -o ${ifn} -j libvirt-${temp ? 'P' : 'O'}-${ifn}`);
+    table.append('POSTROUTING', {
+      out: { name: ifn, negated: false },
+      matches: [],
+      target: { kind: 'jump', chain: `libvirt-O-${ifn}` },
+      origin: {
+        ...implicit(`libvirt hook: frames leaving the bridge to ${ifn} (delivered to the guest)`),
+        via: binding.origin,
+      },
+    });
+  }
+}
+
+/** `applyBasicRules`: what the port gets while libvirt learns the guest's IP (CTRL_IP_LEARNING=any). */
+function learningRules(
+  binding: NwFilterBinding,
+  instances: RuleInstance[],
+  issues: Issue[],
+  table: TableBuilder,
+  userPolicy: EbPolicy,
+  style: EbStyle,
+): CompiledBinding {
+  const ifn = binding.portdev;
+  const root = `libvirt-I-${ifn}`;
+  const why = {
+    ...implicit(
+      `libvirt IP-address learning on ${ifn} (IP not given, CTRL_IP_LEARNING=any): basic rules until the guest's first IPv4 source address is seen`,
+      { port: ifn, mac: binding.mac },
+    ),
+    via: binding.origin,
+  };
+  issues.push(
+    issue(
+      'nwfilter-ip-learning',
+      `IP is referenced but not given: libvirt learns it from the first IPv4 packet ${binding.mac} sends (a director forwarding client traffic first would learn a client address)`,
+      binding.origin.pos,
+      'warning',
+    ),
+  );
+  table.addChain(root, userPolicy, style, why);
+  const mac = binding.mac;
+  const rules: EbRule[] = [
+    { src: { addr: mac, negated: true }, matches: [], target: { kind: 'verdict', verdict: 'DROP' }, origin: why },
+    {
+      proto: { kind: 'ethertype', value: 0x0800, negated: false },
+      matches: [],
+      target: { kind: 'verdict', verdict: 'ACCEPT' },
+      origin: why,
+    },
+    {
+      proto: { kind: 'ethertype', value: 0x0806, negated: false },
+      matches: [],
+      target: { kind: 'verdict', verdict: 'ACCEPT' },
+      origin: why,
+    },
+    { matches: [], target: { kind: 'verdict', verdict: 'DROP' }, origin: why },
+  ];
+  for (const r of rules) table.append(root, r);
+  const commands = [
+    ...allTeardown(ifn),
+    `${EB} -N libvirt-J-${ifn}`,
+    `${EB} -A libvirt-J-${ifn} -s '!' ${mac} -j DROP`,
+    `${EB} -A libvirt-J-${ifn} -p IPv4 -j ACCEPT`,
+    `${EB} -A libvirt-J-${ifn} -p ARP -j ACCEPT`,
+    `${EB} -A libvirt-J-${ifn} -j DROP`,
+  ];
+  linkHooks(table, binding, true, false, commands, true);
+  commands.push(`${EB} -E libvirt-J-${ifn} libvirt-I-${ifn}`);
+  return { binding, mode: 'ip-learning', nat: table.build(), commands, instances, ipInstances: [], issues };
+}
+
+/** `applyDHCPOnlyRules`: CTRL_IP_LEARNING=dhcp while no lease has been seen. */
+function dhcpRules(
+  binding: NwFilterBinding,
+  instances: RuleInstance[],
+  issues: Issue[],
+  table: TableBuilder,
+  userPolicy: EbPolicy,
+  style: EbStyle,
+): CompiledBinding {
+  const ifn = binding.portdev;
+  const mac = binding.mac;
+  const why = {
+    ...implicit(`libvirt DHCP snooping on ${ifn} (IP not given, CTRL_IP_LEARNING=dhcp)`, { port: ifn, mac }),
+    via: binding.origin,
+  };
+  const I = `libvirt-I-${ifn}`;
+  const O = `libvirt-O-${ifn}`;
+  table.addChain(I, userPolicy, style, why);
+  table.addChain(O, userPolicy, style, why);
+  const commands = [...allTeardown(ifn), `${EB} -N libvirt-J-${ifn}`, `${EB} -N libvirt-P-${ifn}`];
+  const udp = (sport: number, dport: number, src?: string) => ({
+    kind: 'ip' as const,
+    proto: { value: 17, negated: false },
+    sport: { lo: sport, hi: sport, negated: false },
+    dport: { lo: dport, hi: dport, negated: false },
+    ...(src ? { src: { addr: parseIpv4(src) ?? IPV4_ANY, mask: 0xffffffff, negated: false } } : {}),
+  });
+  const ipv4 = { kind: 'ethertype' as const, value: 0x0800, negated: false };
+  table.append(I, {
+    src: { addr: mac, negated: false },
+    proto: ipv4,
+    matches: [udp(68, 67)],
+    target: { kind: 'verdict', verdict: 'ACCEPT' },
+    origin: why,
+  });
+  table.append(I, { matches: [], target: { kind: 'verdict', verdict: 'DROP' }, origin: why });
+  commands.push(
+    `${EB} -A libvirt-J-${ifn} -s ${mac} -p ipv4 --ip-protocol udp --ip-sport 68 --ip-dport 67 -j ACCEPT`,
+    `${EB} -A libvirt-J-${ifn} -j DROP`,
+  );
+  const servers = binding.params.get('DHCPSERVER') ?? [undefined];
+  for (const server of servers) {
+    for (const dst of [mac, 'ff:ff:ff:ff:ff:ff' as Mac]) {
+      table.append(O, {
+        dst: { addr: dst, negated: false },
+        proto: ipv4,
+        matches: [udp(67, 68, server)],
+        target: { kind: 'verdict', verdict: 'ACCEPT' },
+        origin: why,
+      });
+      commands.push(
+        `${EB} -A libvirt-P-${ifn} -d ${dst} -p ipv4 --ip-protocol udp${server ? ` --ip-src ${server}` : ''} --ip-sport 67 --ip-dport 68 -j ACCEPT`,
+      );
+    }
+  }
+  table.append(O, { matches: [], target: { kind: 'verdict', verdict: 'DROP' }, origin: why });
+  commands.push(`${EB} -A libvirt-P-${ifn} -j DROP`);
+  linkHooks(table, binding, true, true, commands, true);
+  commands.push(`${EB} -E libvirt-J-${ifn} libvirt-I-${ifn}`, `${EB} -E libvirt-P-${ifn} libvirt-O-${ifn}`);
+  return { binding, mode: 'dhcp-learning', nat: table.build(), commands, instances, ipInstances: [], issues };
+}
+
+/**
+ * Compiles several bindings into one nat table (as on a host with several filtered guests): hook rules in binding
+ * order, user chains in creation order.
+ */
+export function compileBindings(
+  bindings: readonly NwFilterBinding[],
+  registry: ReadonlyMap<string, NwFilter>,
+  options: CompileOptions = {},
+): { nat: EbTable; results: readonly CompiledBinding[]; issues: readonly Issue[] } {
+  const results = bindings.map((b) => compileBinding(b, registry, options));
+  const chains = new Map<string, EbChain>();
+  for (const r of results) {
+    for (const c of r.nat.chains) {
+      const prev = chains.get(c.name);
+      if (prev && c.builtin) chains.set(c.name, { ...prev, rules: [...prev.rules, ...c.rules] });
+      else chains.set(c.name, c);
+    }
+  }
+  if (results.length === 0) {
+    const t = new TableBuilder().build();
+    return { nat: t, results, issues: [] };
+  }
+  return { nat: { name: 'nat', chains: [...chains.values()] }, results, issues: results.flatMap((r) => r.issues) };
+}

@@ -1,0 +1,102 @@
+/**
+ * nwfilter variables: which accesses a rule makes, whether they are available in a scope, and the value
+ * combinations libvirt instantiates a rule with (`nwfilter_params.c` `virNWFilterVarCombIter*`).
+ */
+import { type NwVarAccess, parseVarAccess } from './nwfilter-attrs.ts';
+import type { NwRule } from './nwfilter-model.ts';
+
+export type VarScope = ReadonlyMap<string, readonly string[]>;
+
+/** Variable accesses of a rule, in attribute-table order, with the attribute each one belongs to. */
+export function ruleVarAccesses(rule: NwRule): { attr: string; access: NwVarAccess }[] {
+  const out: { attr: string; access: NwVarAccess }[] = [];
+  for (const [attr, v] of rule.attrs) {
+    const a = parseVarAccess(v.raw);
+    if (a !== undefined && a !== 'invalid') out.push({ attr, access: a });
+  }
+  return out;
+}
+
+export function accessText(a: NwVarAccess): string {
+  return a.kind === 'element' ? `${a.name}[${a.index}]` : a.iterator === 0 ? a.name : `${a.name}[@${a.iterator}]`;
+}
+
+/** Undefined when available, else the name libvirt reports as missing. */
+export function missingAccess(a: NwVarAccess, scope: VarScope): string | undefined {
+  const values = scope.get(a.name);
+  if (values === undefined || values.length === 0) return a.name;
+  if (a.kind === 'element' && a.index >= values.length) return accessText(a);
+  return undefined;
+}
+
+export type Combinations = { ok: true; combos: ReadonlyMap<string, string>[] } | { ok: false; error: string };
+
+/**
+ * Every combination of values for the rule's attributes: variables sharing an iterator are walked in parallel
+ * (same cardinality required), different iterators form a cartesian product with the first-met iterator varying
+ * fastest, and an iterator position whose values repeat an earlier position is skipped.
+ */
+export function ruleCombinations(rule: NwRule, scope: VarScope): Combinations {
+  const accesses = ruleVarAccesses(rule);
+  interface Iter {
+    readonly id: number;
+    readonly names: string[];
+    count: number;
+    positions: number[];
+  }
+  const iters: Iter[] = [];
+  for (const { access } of accesses) {
+    if (access.kind !== 'iterator') continue;
+    const values = scope.get(access.name) ?? [];
+    let it = iters.find((i) => i.id === access.iterator);
+    if (it === undefined) {
+      it = { id: access.iterator, names: [], count: values.length, positions: [] };
+      iters.push(it);
+    }
+    if (it.names.includes(access.name)) continue;
+    if (it.names.length > 0 && values.length !== it.count) {
+      return { ok: false, error: 'Cardinality of list items must be the same for processing them in parallel' };
+    }
+    it.names.push(access.name);
+  }
+  for (const it of iters) {
+    const seen = new Set<string>();
+    for (let i = 0; i < it.count; i++) {
+      const key = JSON.stringify(it.names.map((n) => scope.get(n)?.[i]));
+      if (seen.has(key)) continue;
+      seen.add(key);
+      it.positions.push(i);
+    }
+  }
+  const combos: Map<string, string>[] = [];
+  const cur = iters.map(() => 0);
+  if (iters.some((it) => it.positions.length === 0)) return { ok: true, combos };
+  for (;;) {
+    const values = new Map<string, string>();
+    for (const [attr, v] of rule.attrs) {
+      const a = parseVarAccess(v.raw);
+      if (a === undefined || a === 'invalid') {
+        values.set(attr, v.raw);
+        continue;
+      }
+      const list = scope.get(a.name) ?? [];
+      let idx: number;
+      if (a.kind === 'element') idx = a.index;
+      else {
+        const k = iters.findIndex((i) => i.id === a.iterator);
+        idx = iters[k]!.positions[cur[k]!]!;
+      }
+      const val = list[idx];
+      if (val !== undefined) values.set(attr, val);
+    }
+    combos.push(values);
+    let k = 0;
+    for (; k < iters.length; k++) {
+      cur[k] = cur[k]! + 1;
+      if (cur[k]! < iters[k]!.positions.length) break;
+      cur[k] = 0;
+    }
+    if (k === iters.length) break;
+  }
+  return { ok: true, combos };
+}

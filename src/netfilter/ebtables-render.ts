@@ -1,0 +1,269 @@
+/**
+ * `ebtables -t TABLE -L` listings in the two formats met in the field:
+ * - `nft`: ebtables-nft 1.8.9 (Debian 12) — byte-identical to the recordings in the reference folder;
+ * - `legacy`: ebtables 2.0.x — MACs without leading zeros, names from the host's `/etc/ethertypes`,
+ *   user chains in creation order.
+ */
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import { formatMacShort, type Mac } from '../addr/mac.ts';
+import {
+  EB_BUILTIN_CHAINS,
+  type EbChain,
+  type EbIfaceMatch,
+  type EbIp6IcmpMatch,
+  type EbIpv4Match,
+  type EbMacMatch,
+  type EbMatch,
+  type EbRangeMatch,
+  type EbRule,
+  type EbStyle,
+  type EbTable,
+  type EbTarget,
+} from './ebtables-model.ts';
+import { ARP_OPCODE_NAMES, ETHERTYPE_NAMES_LEGACY, ETHERTYPE_NAMES_NFT, PROTOCOL_NAMES } from './names.ts';
+
+export interface EbRenderOptions {
+  readonly style: EbStyle;
+  /** Append ` , pcnt = N -- bcnt = N` (as `-L --Lc`); rules without counters print 0. */
+  readonly counters?: boolean;
+  /** Override the `/etc/ethertypes` names (number → name). */
+  readonly ethertypeNames?: ReadonlyMap<number, string>;
+  /** Only these chains (in the listing's order), as `ebtables -L CHAIN` does for one chain. */
+  readonly chains?: readonly string[];
+}
+
+const FULL_MASK = 'ff:ff:ff:ff:ff:ff';
+
+function ethertypeNames(o: EbRenderOptions): ReadonlyMap<number, string> {
+  return o.ethertypeNames ?? (o.style === 'nft' ? ETHERTYPE_NAMES_NFT : ETHERTYPE_NAMES_LEGACY);
+}
+
+function fmtMac(m: Mac, style: EbStyle): string {
+  return style === 'nft' ? m : formatMacShort(m);
+}
+
+/** `ebt_print_mac_and_mask`: well-known names, else MAC and a mask unless it is all ones. */
+export function renderMacAndMask(addr: Mac, mask: Mac | undefined, style: EbStyle): string {
+  const k = mask ?? FULL_MASK;
+  if (addr === '00:00:00:00:00:00' && k === '01:00:00:00:00:00') return 'Unicast';
+  if (addr === '01:00:00:00:00:00' && k === '01:00:00:00:00:00') return 'Multicast';
+  if (addr === 'ff:ff:ff:ff:ff:ff' && k === FULL_MASK) return 'Broadcast';
+  if (addr === '01:80:c2:00:00:00' && k === FULL_MASK) return 'BGA';
+  return k === FULL_MASK ? fmtMac(addr, style) : `${fmtMac(addr, style)}/${fmtMac(k as Mac, style)}`;
+}
+
+function neg(n: boolean): string {
+  return n ? '! ' : '';
+}
+
+function macOpt(opt: string, m: EbMacMatch, style: EbStyle): string {
+  return `${opt} ${neg(m.negated)}${renderMacAndMask(m.addr, m.mask, style)} `;
+}
+
+/** `mask_to_dotted`: nothing for /32, `/N` for contiguous masks, dotted otherwise. */
+function maskSuffix(mask: number): string {
+  const m = mask >>> 0;
+  if (m === 0xffffffff) return '';
+  let len = 0;
+  while (len < 32 && ((m << len) & 0x80000000) !== 0) len++;
+  const contiguous = len === 32 ? m === 0xffffffff : (m << len) >>> 0 === 0;
+  return contiguous ? `/${len}` : `/${formatIpv4(m as Ipv4)}`;
+}
+
+function ipv4Opt(opt: string, m: EbIpv4Match): string {
+  return `${opt} ${neg(m.negated)}${formatIpv4(m.addr)}${maskSuffix(m.mask)} `;
+}
+
+function rangeText(r: EbRangeMatch): string {
+  return r.lo === r.hi ? `${r.lo}` : `${r.lo}:${r.hi}`;
+}
+
+function rangeOpt(opt: string, r: EbRangeMatch): string {
+  return `${opt} ${neg(r.negated)}${rangeText(r)} `;
+}
+
+function ifaceOpt(opt: string, i: EbIfaceMatch | undefined): string {
+  return i === undefined ? '' : `${opt} ${neg(i.negated)}${i.name} `;
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}
+
+function protoName(n: number): string {
+  return PROTOCOL_NAMES.get(n) ?? `${n}`;
+}
+
+/** Names libebt_ip6 prints for an exact type with a given code range. */
+const ICMP6_NAMED: readonly (readonly [string, number, number, number])[] = [
+  ['destination-unreachable', 1, 0, 0xff],
+  ['no-route', 1, 0, 0],
+  ['communication-prohibited', 1, 1, 1],
+  ['address-unreachable', 1, 3, 3],
+  ['port-unreachable', 1, 4, 4],
+  ['packet-too-big', 2, 0, 0xff],
+  ['time-exceeded', 3, 0, 0xff],
+  ['ttl-zero-during-transit', 3, 0, 0],
+  ['ttl-zero-during-reassembly', 3, 1, 1],
+  ['parameter-problem', 4, 0, 0xff],
+  ['bad-header', 4, 0, 0],
+  ['unknown-header-type', 4, 1, 1],
+  ['unknown-option', 4, 2, 2],
+  ['echo-request', 128, 0, 0xff],
+  ['echo-reply', 129, 0, 0xff],
+  ['router-solicitation', 133, 0, 0xff],
+  ['router-advertisement', 134, 0, 0xff],
+  ['neighbour-solicitation', 135, 0, 0xff],
+  ['neighbour-advertisement', 136, 0, 0xff],
+  ['redirect', 137, 0, 0xff],
+];
+
+function icmp6Text(m: EbIp6IcmpMatch): string {
+  let out: string;
+  if (m.typeLo !== m.typeHi) out = `${m.typeLo}:${m.typeHi}`;
+  else {
+    const named = ICMP6_NAMED.find(([, t, lo, hi]) => t === m.typeLo && lo === m.codeLo && hi === m.codeHi);
+    if (named) return named[0];
+    out = `${m.typeLo}`;
+  }
+  out += `/${m.codeLo}`;
+  if (m.codeLo !== m.codeHi) out += `:${m.codeHi}`;
+  return out;
+}
+
+function ethertypeText(n: number, names: ReadonlyMap<number, string>): string {
+  return names.get(n) ?? hex(n);
+}
+
+function renderMatch(m: EbMatch, style: EbStyle, names: ReadonlyMap<number, string>): string {
+  let s = '';
+  switch (m.kind) {
+    case 'ip':
+      if (m.src) s += ipv4Opt('--ip-src', m.src);
+      if (m.dst) s += ipv4Opt('--ip-dst', m.dst);
+      if (m.tos) s += `--ip-tos ${neg(m.tos.negated)}0x${m.tos.value.toString(16).toUpperCase().padStart(2, '0')} `;
+      if (m.proto) s += `--ip-proto ${neg(m.proto.negated)}${protoName(m.proto.value)} `;
+      if (m.sport) s += rangeOpt('--ip-sport', m.sport);
+      if (m.dport) s += rangeOpt('--ip-dport', m.dport);
+      return s;
+    case 'arp':
+      if (m.op) {
+        const name = m.op.value > 0 ? ARP_OPCODE_NAMES[m.op.value - 1] : undefined;
+        s += `--arp-op ${neg(m.op.negated)}${name ?? m.op.value} `;
+      }
+      if (m.htype) s += `--arp-htype ${neg(m.htype.negated)}${m.htype.value} `;
+      if (m.ptype) s += `--arp-ptype ${neg(m.ptype.negated)}${ethertypeText(m.ptype.value, names)} `;
+      if (m.ipSrc) s += ipv4Opt('--arp-ip-src', m.ipSrc);
+      if (m.ipDst) s += ipv4Opt('--arp-ip-dst', m.ipDst);
+      if (m.macSrc) s += macOpt('--arp-mac-src', m.macSrc, style);
+      if (m.macDst) s += macOpt('--arp-mac-dst', m.macDst, style);
+      if (m.gratuitous) s += `--arp-gratuitous ${neg(m.gratuitous.negated)}`;
+      return s;
+    case 'vlan':
+      if (m.id) s += `--vlan-id ${neg(m.id.negated)}${m.id.value} `;
+      if (m.prio) s += `--vlan-prio ${neg(m.prio.negated)}${m.prio.value} `;
+      if (m.encap) {
+        const v =
+          style === 'nft'
+            ? `${m.encap.value}`
+            : (names.get(m.encap.value) ?? m.encap.value.toString(16).toUpperCase().padStart(4, '0'));
+        s += `--vlan-encap ${neg(m.encap.negated)}${v} `;
+      }
+      return s;
+    case 'ip6':
+      if (m.src)
+        s += `--ip6-src ${neg(m.src.negated)}${m.src.addr}${m.src.prefixLen === 128 ? '' : `/${m.src.prefixLen}`} `;
+      if (m.dst)
+        s += `--ip6-dst ${neg(m.dst.negated)}${m.dst.addr}${m.dst.prefixLen === 128 ? '' : `/${m.dst.prefixLen}`} `;
+      if (m.tclass)
+        s += `--ip6-tclass ${neg(m.tclass.negated)}0x${m.tclass.value.toString(16).toUpperCase().padStart(2, '0')} `;
+      if (m.proto) s += `--ip6-proto ${neg(m.proto.negated)}${protoName(m.proto.value)} `;
+      if (m.sport) s += rangeOpt('--ip6-sport', m.sport);
+      if (m.dport) s += rangeOpt('--ip6-dport', m.dport);
+      if (m.icmpType) s += `--ip6-icmp-type ${neg(m.icmpType.negated)}${icmp6Text(m.icmpType)} `;
+      return s;
+    case 'stp': {
+      if (m.type) s += `--stp-type ${neg(m.type.negated)}${m.type.value} `;
+      if (m.flags) s += `--stp-flags ${neg(m.flags.negated)}${m.flags.value} `;
+      const r = (f: string) => m.ranges.find((x) => x.field === f);
+      const opt = (f: string, name: string) => {
+        const x = r(f);
+        if (x) s += rangeOpt(name, x);
+      };
+      opt('root-prio', '--stp-root-prio');
+      if (m.rootAddr) s += macOpt('--stp-root-addr', m.rootAddr, style);
+      opt('root-cost', '--stp-root-cost');
+      opt('sender-prio', '--stp-sender-prio');
+      if (m.senderAddr) s += macOpt('--stp-sender-addr', m.senderAddr, style);
+      opt('port', '--stp-port');
+      opt('msg-age', '--stp-msg-age');
+      opt('max-age', '--stp-max-age');
+      opt('hello-time', '--stp-hello-time');
+      opt('forward-delay', '--stp-forward-delay');
+      return s;
+    }
+  }
+}
+
+function targetText(t: EbTarget): string {
+  return t.kind === 'jump' ? t.chain : t.verdict;
+}
+
+/** One rule as `ebtables -L` prints it (no trailing newline). */
+export function renderEbtablesRule(rule: EbRule, options: EbRenderOptions): string {
+  const { style } = options;
+  const names = ethertypeNames(options);
+  let s = '';
+  if (rule.proto) {
+    const p = rule.proto;
+    let name: string;
+    if (p.kind === 'length') name = 'Length';
+    // ebtables-nft prints an ethertype match of exactly 0x0600 as `Length` (recorded with libvirt's `-p 0x600`).
+    else if (style === 'nft' && p.value === 0x0600) name = 'Length';
+    else name = ethertypeText(p.value, names);
+    s += `-p ${neg(p.negated)}${name} `;
+  }
+  if (rule.src) s += macOpt('-s', rule.src, style);
+  if (rule.dst) s += macOpt('-d', rule.dst, style);
+  s += ifaceOpt('-i', rule.in);
+  s += ifaceOpt('--logical-in', rule.logicalIn);
+  s += ifaceOpt('--logical-out', rule.logicalOut);
+  s += ifaceOpt('-o', rule.out);
+  for (const m of rule.matches) s += renderMatch(m, style, names);
+  s += `-j ${targetText(rule.target)}`;
+  if (options.counters) {
+    const c = rule.counters ?? { packets: 0, bytes: 0 };
+    s += ` , pcnt = ${c.packets} -- bcnt = ${c.bytes}`;
+  }
+  return s;
+}
+
+/** `Bridge chain: NAME, entries: N, policy: P` followed by the rules. */
+export function renderEbtablesChain(chain: EbChain, options: EbRenderOptions): string {
+  const lines = [`Bridge chain: ${chain.name}, entries: ${chain.rules.length}, policy: ${chain.policy}`];
+  for (const r of chain.rules) lines.push(renderEbtablesRule(r, options));
+  return lines.join('\n');
+}
+
+/** Chains in listing order: built-ins in hook order; user chains sorted by name (nft) or in creation order (legacy). */
+export function listingOrder(table: EbTable, style: EbStyle): EbChain[] {
+  const builtinNames = EB_BUILTIN_CHAINS[table.name];
+  const builtins = builtinNames
+    .map((n) => table.chains.find((c) => c.name === n))
+    .filter((c): c is EbChain => c !== undefined);
+  const user = table.chains.filter((c) => !builtinNames.includes(c.name));
+  if (style === 'nft') user.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [...builtins, ...user];
+}
+
+/** The whole `ebtables -t TABLE -L` output, ending with a newline. */
+export function renderEbtablesList(table: EbTable, options: EbRenderOptions): string {
+  let chains = listingOrder(table, options.style);
+  if (options.chains) {
+    const want = options.chains;
+    chains = chains.filter((c) => want.includes(c.name));
+  }
+  const parts = [`Bridge table: ${table.name}`];
+  for (const c of chains) parts.push(`\n${renderEbtablesChain(c, options)}`);
+  return `${parts.join('\n')}\n`;
+}

@@ -1,0 +1,151 @@
+/**
+ * Name tables ebtables uses when printing: `/etc/ethertypes`, `/etc/protocols`, ARP opcodes. The nft table is
+ * Debian 12's netbase `/etc/ethertypes`; the legacy table is the one the founding case's host evidently had (no
+ * `RARP` entry, so `-p 0x8035` is printed).
+ */
+
+const ETHERTYPES_COMMON: readonly (readonly [string, number])[] = [
+  ['IPv4', 0x0800],
+  ['X25', 0x0805],
+  ['ARP', 0x0806],
+  ['FR_ARP', 0x0808],
+  ['BPQ', 0x08ff],
+  ['DEC', 0x6000],
+  ['DNA_DL', 0x6001],
+  ['DNA_RC', 0x6002],
+  ['DNA_RT', 0x6003],
+  ['LAT', 0x6004],
+  ['DIAG', 0x6005],
+  ['CUST', 0x6006],
+  ['SCA', 0x6007],
+  ['TEB', 0x6558],
+  ['RAW_FR', 0x6559],
+  ['AARP', 0x80f3],
+  ['ATALK', 0x809b],
+  ['802_1Q', 0x8100],
+  ['IPX', 0x8137],
+  ['NetBEUI', 0x8191],
+  ['IPv6', 0x86dd],
+  ['PPP', 0x880b],
+  ['ATMMPOA', 0x884c],
+  ['PPP_DISC', 0x8863],
+  ['PPP_SES', 0x8864],
+  ['ATMFATE', 0x8884],
+  ['LOOP', 0x9000],
+];
+
+function table(entries: readonly (readonly [string, number])[]): ReadonlyMap<number, string> {
+  const m = new Map<number, string>();
+  for (const [name, n] of entries) if (!m.has(n)) m.set(n, name);
+  return m;
+}
+
+export const ETHERTYPE_NAMES_NFT: ReadonlyMap<number, string> = table([...ETHERTYPES_COMMON, ['RARP', 0x8035]]);
+export const ETHERTYPE_NAMES_LEGACY: ReadonlyMap<number, string> = table(ETHERTYPES_COMMON);
+
+/** Looks an ethertype up by name, case-insensitively, in either table (for readers). */
+export function ethertypeByName(name: string): number | undefined {
+  const lower = name.toLowerCase();
+  for (const [n, nm] of ETHERTYPE_NAMES_NFT) if (nm.toLowerCase() === lower) return n;
+  return undefined;
+}
+
+/** Debian netbase `/etc/protocols` (first name per number, as `getprotobynumber` returns). */
+const PROTOCOLS: readonly (readonly [string, number])[] = [
+  ['ip', 0],
+  ['icmp', 1],
+  ['igmp', 2],
+  ['ggp', 3],
+  ['ipencap', 4],
+  ['st', 5],
+  ['tcp', 6],
+  ['egp', 8],
+  ['igp', 9],
+  ['pup', 12],
+  ['udp', 17],
+  ['hmp', 20],
+  ['xns-idp', 22],
+  ['rdp', 27],
+  ['iso-tp4', 29],
+  ['dccp', 33],
+  ['xtp', 36],
+  ['ddp', 37],
+  ['idpr-cmtp', 38],
+  ['ipv6', 41],
+  ['ipv6-route', 43],
+  ['ipv6-frag', 44],
+  ['idrp', 45],
+  ['rsvp', 46],
+  ['gre', 47],
+  ['esp', 50],
+  ['ah', 51],
+  ['skip', 57],
+  ['ipv6-icmp', 58],
+  ['ipv6-nonxt', 59],
+  ['ipv6-opts', 60],
+  ['rspf', 73],
+  ['vmtp', 81],
+  ['eigrp', 88],
+  ['ospf', 89],
+  ['ax.25', 93],
+  ['ipip', 94],
+  ['etherip', 97],
+  ['encap', 98],
+  ['pim', 103],
+  ['ipcomp', 108],
+  ['vrrp', 112],
+  ['l2tp', 115],
+  ['isis', 124],
+  ['sctp', 132],
+  ['fc', 133],
+  ['mobility-header', 135],
+  ['udplite', 136],
+  ['mpls-in-ip', 137],
+  ['manet', 138],
+  ['hip', 139],
+  ['shim6', 140],
+  ['wesp', 141],
+  ['rohc', 142],
+  ['ethernet', 143],
+];
+
+export const PROTOCOL_NAMES: ReadonlyMap<number, string> = table(PROTOCOLS);
+
+export function protocolByName(name: string): number | undefined {
+  const lower = name.toLowerCase();
+  for (const [nm, n] of PROTOCOLS) if (nm === lower) return n;
+  return undefined;
+}
+
+/** `--arp-op` names, index = opcode - 1. */
+export const ARP_OPCODE_NAMES: readonly string[] = [
+  'Request',
+  'Reply',
+  'Request_Reverse',
+  'Reply_Reverse',
+  'DRARP_Request',
+  'DRARP_Reply',
+  'DRARP_Error',
+  'InARP_Request',
+  'ARP_NAK',
+];
+
+export function arpOpcodeByName(name: string): number | undefined {
+  const i = ARP_OPCODE_NAMES.findIndex((n) => n.toLowerCase() === name.toLowerCase());
+  return i < 0 ? undefined : i + 1;
+}
+
+/** ICMPv6 type names ebtables prints for `--ip6-icmp-type T` with the full code range. */
+export const ICMPV6_TYPE_NAMES: ReadonlyMap<number, string> = new Map([
+  [1, 'destination-unreachable'],
+  [2, 'packet-too-big'],
+  [3, 'time-exceeded'],
+  [4, 'parameter-problem'],
+  [128, 'echo-request'],
+  [129, 'echo-reply'],
+  [133, 'router-solicitation'],
+  [134, 'router-advertisement'],
+  [135, 'neighbour-solicitation'],
+  [136, 'neighbour-advertisement'],
+  [137, 'redirect'],
+]);
