@@ -34,6 +34,7 @@ export function renderReport(r: Report): string {
       out.push(`  ${k + 1}. ${f.verified ? '✓ verified' : '✗ not sufficient'}: ${f.title}`);
       out.push(`     keeps: ${f.keeps}`);
       out.push(`     re-traced: ${f.retraced.map((x) => `${x.probe} ${x.before} → ${x.after}`).join('; ')}`);
+      out.push(`     unblocks: ${f.unblocks.length ? f.unblocks.join(', ') : 'no probe'}`);
       out.push(`     files: ${f.artifacts.map((a) => a.path).join(', ')}`);
       for (const c of f.commands) out.push(`       ${c}`);
     });

@@ -20,6 +20,11 @@ function lines(h: Hop): string[] {
   return frameText(h.frame, h.timeNs).split('\n');
 }
 
+/** `node:iface` followed by the frame's tcpdump lines, indented. */
+function at(h: Hop): string[] {
+  return [`${where(h)}:`, ...lines(h).map((l) => `  ${l}`)];
+}
+
 function where(h: Hop): string {
   return h.place.iface ? `${h.place.node}:${h.place.iface}` : h.place.node;
 }
@@ -142,7 +147,7 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
         'host-forwards',
         `${hostName} forwards the rewritten frame`,
         leftHost ? 'pass' : 'not-reached',
-        leftHost ? lines(leftHost).map((l) => `${where(leftHost)}: ${l}`) : [t.summary],
+        leftHost ? at(leftHost) : [t.summary],
       );
     }
   }
@@ -157,14 +162,14 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
     'server-answers',
     `${delivered.place.node} receives the SYN and answers`,
     'pass',
-    lines(delivered).map((l) => `${where(delivered)}: ${l}`),
+    at(delivered),
   );
   const last = path[path.length - 1]!;
   add(
     'reply-reaches-client',
     `the SYN-ACK reaches ${probe.from}`,
     t.disposition === 'replied' ? 'pass' : 'fail',
-    t.disposition === 'replied' ? lines(last).map((l) => `${where(last)}: ${l}`) : [t.summary],
+    t.disposition === 'replied' ? at(last) : [t.summary],
   );
   return out;
 }

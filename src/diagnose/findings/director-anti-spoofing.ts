@@ -1,5 +1,5 @@
 import { formatIpv4 } from '../../addr/ipv4.ts';
-import { findOrigin, renderOriginChain } from '../../source/origin.ts';
+import { findOrigin } from '../../source/origin.ts';
 import { bindingAt, dropStep, endHop, guestBehind, ownsAddress } from '../facts.ts';
 import { drDirectorFilterFix, removeFilterrefFix } from '../fixes.ts';
 import type { FixProposal } from '../types.ts';
@@ -40,7 +40,7 @@ export const directorAntiSpoofing: FindingKind = {
           `${formatIpv4(p.src)}. On ${hop.place.node}, bridge ${bridge}, port ${hop.place.iface}, the libvirt filter ` +
           `${String(filter)} lets IPv4 leave the guest only from ${ipList.length ? `IP=${ipList.join(',')}` : 'its learned address'}, ` +
           `so every forwarded frame is taken for spoofing and dropped by ${drop.chain} rule ${drop.ruleNumber ?? '(policy)'} ` +
-          `"${drop.ruleText}". Origin: ${renderOriginChain(drop.origin)}.`,
+          `"${drop.ruleText}".`,
         where: `${hop.place.node}:${hop.place.iface}`,
         culprit: drop.origin,
       },

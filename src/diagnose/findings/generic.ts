@@ -1,4 +1,3 @@
-import { renderOriginChain } from '../../source/origin.ts';
 import { dropStep, endHop } from '../facts.ts';
 import type { FindingKind } from './kind.ts';
 
@@ -19,7 +18,7 @@ export const filterDrop: FindingKind = {
         code: this.code,
         severity: this.severity,
         title: `${where}: ${drop.table} ${drop.hook} → ${drop.chain} "${drop.ruleText}" drops the ${trace.stage}`,
-        explanation: `${trace.end.reason}. Origin: ${renderOriginChain(drop.origin)}.`,
+        explanation: `${trace.end.reason}.`,
         where,
         culprit: drop.origin,
       },
@@ -43,7 +42,7 @@ export const probeFailed: FindingKind = {
         code: this.code,
         severity: this.severity,
         title: `${trace.probe.name}: ${e.disposition} at ${where}`,
-        explanation: `${e.reason}${e.origin ? `. Origin: ${renderOriginChain(e.origin)}` : ''}.`,
+        explanation: `${e.reason}.`,
         where,
         ...(e.origin ? { culprit: e.origin } : {}),
       },

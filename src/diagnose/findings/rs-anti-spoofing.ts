@@ -1,5 +1,5 @@
 import { formatIpv4 } from '../../addr/ipv4.ts';
-import { findOrigin, renderOriginChain } from '../../source/origin.ts';
+import { findOrigin } from '../../source/origin.ts';
 import { allVips, bindingAt, dropStep, endHop, guestBehind } from '../facts.ts';
 import { addToIpListFix, removeFilterrefFix } from '../fixes.ts';
 import type { FixProposal } from '../types.ts';
@@ -35,7 +35,7 @@ export const rsAntiSpoofing: FindingKind = {
         explanation:
           `With DR (and TUN) the real server answers the client directly with the VIP ${formatIpv4(p.src)} as source ` +
           `address. ${String(filter)} on its port accepts only its own addresses, so ${drop.chain} rule ` +
-          `${drop.ruleNumber ?? '(policy)'} "${drop.ruleText}" drops every reply. Origin: ${renderOriginChain(drop.origin)}.`,
+          `${drop.ruleNumber ?? '(policy)'} "${drop.ruleText}" drops every reply.`,
         where: `${hop.place.node}:${hop.place.iface}`,
         culprit: drop.origin,
       },

@@ -1,5 +1,5 @@
 import { formatIpv4 } from '../../addr/ipv4.ts';
-import { findOrigin, renderOriginChain } from '../../source/origin.ts';
+import { findOrigin } from '../../source/origin.ts';
 import { ARP_REPLY } from '../../wire/types.ts';
 import { allVips, bindingAt, dropStep, endHop, guestBehind } from '../facts.ts';
 import { addToIpListFix, drDirectorFilterFix, removeFilterrefFix } from '../fixes.ts';
@@ -47,8 +47,7 @@ export const vipArpBlocked: FindingKind = {
           `"${drop.ruleText}" drops the reply. Nobody can learn the VIP's MAC: ` +
           (cached.length
             ? `the VIP works only while the cached neighbour entry on ${cached.join(', ')} lasts (as recorded in the scenario).`
-            : 'the VIP does not work at all.') +
-          ` Origin: ${renderOriginChain(drop.origin)}.`,
+            : 'the VIP does not work at all.'),
         where: `${hop.place.node}:${hop.place.iface}`,
         culprit: drop.origin,
       },
