@@ -24,7 +24,9 @@ describe('lvsdoctor diagnose on the founding case', () => {
     expect(out).toContain('✗ host1 forwards the rewritten frame');
     expect(out).toContain('host1, bridge br0, port vnet0');
     expect(out).toContain('rule 3 of I-vnet0-ipv4-ip: -j DROP');
-    expect(out).toMatch(/nwfilter no-ip-spoofing rule #3 priority=1000 action=drop[\s\S]*← nwfilter clean-traffic[\s\S]*← filterref clean-traffic IP=192\.0\.2\.200[\s\S]*← domain r2-10105 interface 02:00:73:b6:53:c8/);
+    expect(out).toMatch(
+      /nwfilter no-ip-spoofing rule #3 priority=1000 action=drop[\s\S]*← nwfilter clean-traffic[\s\S]*← filterref clean-traffic IP=192\.0\.2\.200[\s\S]*← domain r2-10105 interface 02:00:73:b6:53:c8/,
+    );
     expect(out).toContain("keeps the client's source address 192.243.119.145");
   });
 
@@ -59,7 +61,9 @@ describe('lvsdoctor diagnose on the founding case', () => {
     expect(safer.unblocks.sort()).toEqual(['arp-for-vip', 'http-to-vip']);
     expect(safer.keeps).toContain('MAC anti-spoofing');
     expect(safer.keeps).toContain('ARP anti-spoofing');
-    expect(safer.protectionRank).toBeGreaterThan(j.fixes.find((f: { id: string }) => f.id === 'remove-filterref:host1:vnet0').protectionRank);
+    expect(safer.protectionRank).toBeGreaterThan(
+      j.fixes.find((f: { id: string }) => f.id === 'remove-filterref:host1:vnet0').protectionRank,
+    );
     // The ARP-only fix must not claim to fix the TCP probe.
     const addIp = j.fixes.find((f: { id: string }) => f.id.startsWith('add-ip:host1:vnet0'));
     expect(addIp.unblocks).toEqual(['arp-for-vip']);
@@ -71,7 +75,12 @@ describe('lvsdoctor diagnose on the founding case', () => {
     expect(r.code).toBe(1);
     const dir = join(out, 'dr-director-filter-host1-vnet0');
     const files = readdirSync(dir).sort();
-    expect(files).toEqual(['binding-vnet0.xml', 'interface-020073b653c8.txt', 'nwfilter-lvsdoctor-dr-clean-traffic.xml', 'nwfilter-lvsdoctor-dr-no-ip-spoofing.xml']);
+    expect(files).toEqual([
+      'binding-vnet0.xml',
+      'interface-020073b653c8.txt',
+      'nwfilter-lvsdoctor-dr-clean-traffic.xml',
+      'nwfilter-lvsdoctor-dr-no-ip-spoofing.xml',
+    ]);
     const leaf = readFileSync(join(dir, 'nwfilter-lvsdoctor-dr-no-ip-spoofing.xml'), 'utf8');
     expect(leaf).toContain("<ip dstmacaddr='$RS_MAC[@1]' dstipaddr='$VIP[@2]'/>");
     const binding = readFileSync(join(dir, 'binding-vnet0.xml'), 'utf8');
@@ -106,10 +115,18 @@ describe('lvsdoctor trace', () => {
     // br0 never sees the rewritten SYN: only the client's SYN toward the director (and ARP).
     const br0 = readFileSync(join(out, 'host1_br0.pcap'));
     if (existsSync('/usr/bin/tcpdump') || existsSync('/usr/sbin/tcpdump')) {
-      const text = execFileSync('tcpdump', ['-r', join(out, 'host1_br0.pcap'), '-e', '-nn'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TZ: 'UTC' } });
+      const text = execFileSync('tcpdump', ['-r', join(out, 'host1_br0.pcap'), '-e', '-nn'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        env: { ...process.env, TZ: 'UTC' },
+      });
       expect(text).toContain('84:78:ac:27:6c:41 > 02:00:73:b6:53:c8');
       expect(text).not.toContain('02:00:73:b6:53:c8 > 02:00:73:b6:53:e2, ethertype IPv4');
-      const dirText = execFileSync('tcpdump', ['-r', join(out, 'r2-10105_eth0.pcap'), '-e', '-nn'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TZ: 'UTC' } });
+      const dirText = execFileSync('tcpdump', ['-r', join(out, 'r2-10105_eth0.pcap'), '-e', '-nn'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        env: { ...process.env, TZ: 'UTC' },
+      });
       expect(dirText).toContain('02:00:73:b6:53:c8 > 02:00:73:b6:53:e2, ethertype IPv4');
     } else expect(br0.length).toBeGreaterThan(24);
   });
@@ -141,7 +158,14 @@ describe('lvsdoctor rules', () => {
 
   it('prints the nft listing identical to the real libvirt recording', async () => {
     const r = await runCli('rules', EX, '--host', 'host1');
-    const recorded = join('..', 'shared', 'reference', 'nwfilter-recordings', 's1-clean-traffic-one-ip', 'ebtables-t-nat-L.txt');
+    const recorded = join(
+      '..',
+      'shared',
+      'reference',
+      'nwfilter-recordings',
+      's1-clean-traffic-one-ip',
+      'ebtables-t-nat-L.txt',
+    );
     if (!existsSync(recorded)) return;
     expect(r.stdout).toBe(readFileSync(recorded, 'utf8'));
   });

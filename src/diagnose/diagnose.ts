@@ -158,12 +158,7 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
     ]);
     return out;
   }
-  add(
-    'server-answers',
-    `${delivered.place.node} receives the SYN and answers`,
-    'pass',
-    at(delivered),
-  );
+  add('server-answers', `${delivered.place.node} receives the SYN and answers`, 'pass', at(delivered));
   const last = path[path.length - 1]!;
   add(
     'reply-reaches-client',

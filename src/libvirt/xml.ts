@@ -61,13 +61,16 @@ export function readXml(text: string, file: string): { root: XmlElement | undefi
   }
   let fatal = false;
   const parser = new DOMParser({
-    onError: (level: 'warning' | 'error' | 'fatalError', msg: string) => {
+    onError: (level: 'warning' | 'error' | 'fatalError', msg: string, context?: unknown) => {
+      // xmldom passes its handler, whose locator says where the parser stood.
+      const loc = (context as { locator?: { lineNumber?: number; columnNumber?: number } } | undefined)?.locator;
+      const pos = loc?.lineNumber ? filePos(file, loc.lineNumber, loc.columnNumber) : filePos(file, lineOf(msg));
       if (level === 'warning') {
-        issues.push(issue('xml-warning', msg.split('\n')[0] ?? msg, filePos(file, lineOf(msg)), 'warning'));
+        issues.push(issue('xml-warning', msg.split('\n')[0] ?? msg, pos, 'warning'));
         return;
       }
       if (level === 'fatalError') fatal = true;
-      issues.push(issue('xml-syntax', msg.split('\n')[0] ?? msg, filePos(file, lineOf(msg))));
+      issues.push(issue('xml-syntax', msg.split('\n')[0] ?? msg, pos));
     },
   });
   let doc: unknown;

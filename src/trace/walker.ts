@@ -624,8 +624,8 @@ export class Walker {
         payload: new Uint8Array(0),
       },
     };
+    // The SYN arrived; what happens to the SYN-ACK decides the probe, so this hop has no end of its own.
     hop.steps.push({ kind: 'reply', what: `SYN-ACK from ${formatIpv4(pkt.dst)}:${l4.dstPort}` });
-    this.end(hop, 'delivered', `SYN delivered to tcp/${l4.dstPort} on ${node.name}`, listener.origin);
     this.ipOutput(st, synAck, hop, hop.timeNs + DELAY_NS.socket);
   }
 
