@@ -48,8 +48,11 @@ export function formatMacShort(m: Mac): string {
 export const MAC_BROADCAST = 'ff:ff:ff:ff:ff:ff' as Mac;
 export const MAC_ZERO = '00:00:00:00:00:00' as Mac;
 
+/** The group bit is the low bit of the first octet: its second hex digit is odd. */
 export function isMulticastMac(m: Mac): boolean {
-  return (Number.parseInt(m.slice(0, 2), 16) & 1) === 1;
+  const c = m.charCodeAt(1);
+  // '0'-'9' = 48-57, 'a'-'f' = 97-102 (canonical lower case): odd digit values are odd code points for 0-9, even for a-f.
+  return c <= 57 ? (c & 1) === 1 : (c & 1) === 0;
 }
 
 /** Compares under a mask: bits set in `mask` must be equal. */

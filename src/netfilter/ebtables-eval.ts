@@ -84,6 +84,18 @@ export interface EbEvalResult {
 
 const MAX_DEPTH = 64;
 
+const CHAIN_INDEX = new WeakMap<EbTable, ReadonlyMap<string, EbChain>>();
+
+/** Chains by name, built once per (immutable) table: traces evaluate the same tables many times. */
+function chainIndex(table: EbTable): ReadonlyMap<string, EbChain> {
+  let m = CHAIN_INDEX.get(table);
+  if (!m) {
+    m = new Map(table.chains.map((c) => [c.name, c]));
+    CHAIN_INDEX.set(table, m);
+  }
+  return m;
+}
+
 function ifaceMatches(m: EbIfaceMatch | undefined, name: string | undefined): boolean {
   if (m === undefined) return true;
   let hit: boolean;
@@ -221,7 +233,7 @@ export function evaluateEbtables(
   const visited: EbVisitedRule[] = [];
   const events: EbEvalEvent[] = [];
   const problems: string[] = [];
-  const byName = new Map(table.chains.map((c) => [c.name, c]));
+  const byName = chainIndex(table);
   const hook = byName.get(hookChain);
   if (hook === undefined) {
     problems.push(`chain ${hookChain} does not exist in table ${table.name}`);

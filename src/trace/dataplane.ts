@@ -139,13 +139,18 @@ export function resetDataplane(dp: Dataplane, engines: DataplaneEngines): Datapl
     const fdb = new Map<string, Map<Mac, FdbEntry>>();
     for (const [br, t] of st.fdb) fdb.set(br, new Map(t));
     const ipvsFactory = engines.ipvs.get(name);
-    nodes.set(name, {
+    const fresh: { -readonly [K in keyof NodeState]: NodeState[K] } = {
       node: st.node,
       fdb,
       neighbours: new Map(st.node.neighbours),
-      ...(st.firewall ? { firewall: st.firewall } : {}),
-      ...(ipvsFactory ? { ipvs: ipvsFactory() } : {}),
-    });
+    };
+    if (st.firewall) fresh.firewall = st.firewall;
+    // IPVS state is built on first use: most probes cross few directors.
+    if (ipvsFactory) {
+      let engine: IpvsEngine | undefined;
+      Object.defineProperty(fresh, 'ipvs', { get: () => (engine ??= ipvsFactory()), enumerable: true });
+    }
+    nodes.set(name, fresh);
   }
   const segments = new Map<string, SegmentState>();
   for (const [name, seg] of dp.segments) segments.set(name, { ...seg, fdb: new Map(seg.fdb) });

@@ -11,19 +11,19 @@ export interface BridgeTables {
   readonly filter?: EbTable;
 }
 
+function liveHooks(t: EbTable | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const c of t?.chains ?? []) if (c.builtin && (c.rules.length > 0 || c.policy !== 'ACCEPT')) out.add(c.name);
+  return out;
+}
+
 export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): BridgeFirewall {
   // Hooks that hold no rule and accept by policy cannot change anything: skip them without evaluating.
-  const quiet = new Set<string>();
-  for (const [name, t] of Object.entries(tables) as [string, EbTable | undefined][]) {
-    if (!t) continue;
-    for (const c of t.chains)
-      if (c.builtin && c.rules.length === 0 && c.policy === 'ACCEPT') quiet.add(`${name}:${c.name}`);
-  }
+  const live = { nat: liveHooks(tables.nat), filter: liveHooks(tables.filter) };
   return {
     evaluate(table: 'nat' | 'filter', hook: BridgeHook, frame: EthernetFrame, ctx): NetfilterStep | undefined {
       const t = tables[table];
-      if (!t || quiet.has(`${table}:${hook}`)) return undefined;
-      if (!t.chains.some((c) => c.name === hook)) return undefined;
+      if (!t || !live[table].has(hook)) return undefined;
       const r = evaluateEbtables(t, hook, frame, ctx);
       const matchedAny = r.visited.some((v) => v.matched);
       if (!matchedAny && r.verdict === 'ACCEPT') return undefined;

@@ -44,6 +44,7 @@ export const DELAY_NS = {
 } as const;
 
 const MAX_HOPS = 512;
+const FLOODED = implicit('broadcast and multicast frames are flooded');
 
 export interface WalkGoal {
   /** Called when a node's stack accepts a packet; returning true ends the branch as reached. */
@@ -112,16 +113,17 @@ export class Walker {
   // ---- hops and ends ----
 
   private newHop(ev: Event, direction: 'in' | 'out', point?: string): Hop {
-    const hop: Hop = {
+    // Built field by field: conditional spreads cost more than the rest of a hop.
+    const hop = {
       id: this.hops.length,
-      ...(ev.parent !== undefined ? { parent: ev.parent } : {}),
       place: { node: ev.node, iface: ev.iface },
-      ...(point ? { point } : {}),
       direction,
       timeNs: ev.timeNs,
       frame: ev.frame,
       steps: [],
-    };
+    } as { -readonly [K in keyof Hop]: Hop[K] };
+    if (ev.parent !== undefined) hop.parent = ev.parent;
+    if (point) hop.point = point;
     this.hops.push(hop);
     return hop;
   }
@@ -234,10 +236,9 @@ export class Walker {
     outIface?: string,
   ): boolean {
     if (!st.firewall) return true;
-    const step = st.firewall.evaluate(table, hookName, frame, {
-      ...(inIface ? { inIface } : {}),
-      ...(outIface ? { outIface } : {}),
-    });
+    // Plain object, no conditional spreads: this runs several times per hop.
+    const ctx = { inIface, outIface } as { readonly inIface?: string; readonly outIface?: string };
+    const step = st.firewall.evaluate(table, hookName, frame, ctx);
     if (!step) return true;
     hop.steps.push(step);
     if (step.verdict === 'DROP') {
@@ -270,26 +271,33 @@ export class Walker {
       }
     }
     const t = hop.timeNs + DELAY_NS.bridge;
-    const base = { kind: 'bridge' as const, bridge: brName, ...(learned ? { learned } : {}) };
+    const bstep = (
+      decision: 'forward' | 'flood' | 'local' | 'same-port',
+      ports: readonly string[],
+      origin: Origin,
+    ): Step => {
+      const out = { kind: 'bridge' as const, bridge: brName, decision, ports, origin } as Extract<
+        Step,
+        { kind: 'bridge' }
+      >;
+      if (learned) (out as { learned?: string }).learned = learned;
+      return out;
+    };
     if (frame.dst === br.mac) {
-      hop.steps.push({
-        ...base,
-        decision: 'local',
-        ports: [],
-        origin: implicit(`${frame.dst} is the bridge's own address`),
-      });
+      hop.steps.push(bstep('local', [], implicit(`${frame.dst} is the bridge's own address`)));
       if (!this.firewall(st, hop, 'filter', 'INPUT', frame, port.name)) return;
       this.stackReceive(st, br, hop, frame);
       return;
     }
-    const ports = [...st.node.interfaces.values()].filter((i) => i.master === brName && i.name !== port.name);
+    const ports = bridgePorts(st.node, brName).filter((i) => i.name !== port.name);
     if (isMulticastMac(frame.dst)) {
-      hop.steps.push({
-        ...base,
-        decision: 'flood',
-        ports: ports.map((p) => p.name),
-        origin: implicit('broadcast and multicast frames are flooded'),
-      });
+      hop.steps.push(
+        bstep(
+          'flood',
+          ports.map((p) => p.name),
+          FLOODED,
+        ),
+      );
       for (const p of ports) this.bridgeEgress(st, p, frame, hop, t);
       // The bridge device itself gets a copy too.
       if (this.firewall(st, hop, 'filter', 'INPUT', frame, port.name)) this.stackReceiveCopy(st, br, frame, hop, t);
@@ -297,21 +305,22 @@ export class Walker {
     }
     const entry = fdb.get(frame.dst);
     if (!entry) {
-      hop.steps.push({
-        ...base,
-        decision: 'flood',
-        ports: ports.map((p) => p.name),
-        origin: implicit(`${frame.dst} is not in the FDB of ${brName}`),
-      });
+      hop.steps.push(
+        bstep(
+          'flood',
+          ports.map((p) => p.name),
+          implicit(`${frame.dst} is not in the FDB of ${brName}`),
+        ),
+      );
       for (const p of ports) this.bridgeEgress(st, p, frame, hop, t);
       return;
     }
     if (entry.port === port.name) {
-      hop.steps.push({ ...base, decision: 'same-port', ports: [], origin: entry.origin });
+      hop.steps.push(bstep('same-port', [], entry.origin));
       this.end(hop, 'discarded', `${brName} knows ${frame.dst} on the port it came from (${port.name})`);
       return;
     }
-    hop.steps.push({ ...base, decision: 'forward', ports: [entry.port], origin: entry.origin });
+    hop.steps.push(bstep('forward', [entry.port], entry.origin));
     this.bridgeEgress(st, this.iface(st.node, entry.port), frame, hop, t);
   }
 
@@ -346,7 +355,7 @@ export class Walker {
     this.capture(hop, `${st.node.name}:${br.name}`, 'out');
     if (!this.firewall(st, hop, 'nat', 'OUTPUT', frame)) return;
     if (!this.firewall(st, hop, 'filter', 'OUTPUT', frame)) return;
-    const ports = [...st.node.interfaces.values()].filter((i) => i.master === br.name);
+    const ports = bridgePorts(st.node, br.name);
     const entry = isMulticastMac(frame.dst) ? undefined : st.fdb.get(br.name)?.get(frame.dst);
     const out = entry ? ports.filter((p) => p.name === entry.port) : ports;
     hop.steps.push({
@@ -483,14 +492,18 @@ export class Walker {
 
   /** Effective value of a per-interface sysctl: the kernel takes max(all, interface) for arp_* and rp_filter. */
   private sysctlMax(node: Node, key: string, ifname: string): { value: number; origin: Origin } {
-    const all = node.sysctl.get(`net.ipv4.conf.all.${key}`);
-    const dev = node.sysctl.get(`net.ipv4.conf.${ifname}.${key}`);
-    const a = all ? Number(all.value) : 0;
-    const d = dev ? Number(dev.value) : 0;
-    if (!all && !dev)
-      return { value: 0, origin: implicit(`net.ipv4.conf.{all,${ifname}}.${key} unknown: kernel default 0`) };
-    if (dev && d >= a) return { value: d, origin: dev.origin };
-    return { value: a, origin: all!.origin };
+    let cache = SYSCTL_CACHE.get(node);
+    if (!cache) {
+      cache = new Map();
+      SYSCTL_CACHE.set(node, cache);
+    }
+    const k = `${key} ${ifname}`;
+    let v = cache.get(k);
+    if (!v) {
+      v = sysctlMaxOf(node, key, ifname);
+      cache.set(k, v);
+    }
+    return v;
   }
 
   private sysctlFlag(node: Node, key: string): { on: boolean; origin: Origin } {
@@ -801,6 +814,34 @@ export class Walker {
     }
     return got.mac;
   }
+}
+
+const SYSCTL_CACHE = new WeakMap<Node, Map<string, { value: number; origin: Origin }>>();
+
+/** Effective value of a per-interface sysctl: the kernel takes max(all, interface) for arp_* and rp_filter. */
+function sysctlMaxOf(node: Node, key: string, ifname: string): { value: number; origin: Origin } {
+  const all = node.sysctl.get(`net.ipv4.conf.all.${key}`);
+  const dev = node.sysctl.get(`net.ipv4.conf.${ifname}.${key}`);
+  const a = all ? Number(all.value) : 0;
+  const d = dev ? Number(dev.value) : 0;
+  if (!all && !dev)
+    return { value: 0, origin: implicit(`net.ipv4.conf.{all,${ifname}}.${key} unknown: kernel default 0`) };
+  if (dev && d >= a) return { value: d, origin: dev.origin };
+  return { value: a, origin: all!.origin };
+}
+
+const PORTS = new WeakMap<Node, Map<string, Iface[]>>();
+
+/** The ports of a bridge, computed once per node. */
+function bridgePorts(node: Node, bridge: string): readonly Iface[] {
+  let byBridge = PORTS.get(node);
+  if (!byBridge) {
+    byBridge = new Map();
+    for (const i of node.interfaces.values())
+      if (i.master) byBridge.set(i.master, [...(byBridge.get(i.master) ?? []), i]);
+    PORTS.set(node, byBridge);
+  }
+  return byBridge.get(bridge) ?? [];
 }
 
 /** The most telling end among hops: highest rank, first met on ties. */
