@@ -4,7 +4,10 @@ import { runCli } from './run-cli.ts';
 
 // Every block marked `<!-- lvsdoctor-output: ARGS -->` in the README must be what `lvsdoctor ARGS` prints now.
 const readme = readFileSync('README.md', 'utf8');
-const blocks = [...readme.matchAll(/<!-- lvsdoctor-output: (.+?) -->\n```\n([\s\S]*?)\n```/g)].map((m) => ({ args: m[1]!.split(' '), text: m[2]! }));
+const blocks = [...readme.matchAll(/<!-- lvsdoctor-output: (.+?) -->\n```\n([\s\S]*?)\n```/g)].map((m) => ({
+  args: m[1]!.split(' '),
+  text: m[2]!,
+}));
 
 describe('the README', () => {
   it('pastes real output', () => {

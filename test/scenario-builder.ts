@@ -81,7 +81,9 @@ export function writeScenario(dir: string, s: ScenarioSpec): void {
   for (const h of s.hosts) {
     mkdirSync(join(dir, h.name), { recursive: true });
     const mine = guests.filter((g) => g.host === h.name);
-    mine.forEach((g, k) => tapOf.set(g.name, `vnet${k}`));
+    mine.forEach((g, k) => {
+      tapOf.set(g.name, `vnet${k}`);
+    });
     const taps = mine
       .map(
         (g, k) =>

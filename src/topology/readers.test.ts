@@ -45,7 +45,15 @@ describe('ip addr reader', () => {
 
   it('reads ip -j addr JSON the same way', () => {
     const json = JSON.stringify([
-      { ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'UP'], mtu: 1500, link_type: 'ether', address: '52:54:00:aa:bb:cc', addr_info: [{ family: 'inet', local: '203.0.113.5', prefixlen: 24, label: 'eth0' }] },
+      {
+        ifindex: 2,
+        ifname: 'eth0',
+        flags: ['BROADCAST', 'UP'],
+        mtu: 1500,
+        link_type: 'ether',
+        address: '52:54:00:aa:bb:cc',
+        addr_info: [{ family: 'inet', local: '203.0.113.5', prefixlen: 24, label: 'eth0' }],
+      },
     ]);
     const r = readIpAddr(json, 'x.json');
     expect(r.issues).toEqual([]);
@@ -53,7 +61,10 @@ describe('ip addr reader', () => {
   });
 
   it('names the file and line of a malformed address', () => {
-    const r = readIpAddr('2: eth0: <UP> mtu 1500\n    link/ether 52:54:00:aa:bb:cc brd ff:ff:ff:ff:ff:ff\n    inet 010.0.0.1/24 scope global eth0\n', 'g/ip.txt');
+    const r = readIpAddr(
+      '2: eth0: <UP> mtu 1500\n    link/ether 52:54:00:aa:bb:cc brd ff:ff:ff:ff:ff:ff\n    inet 010.0.0.1/24 scope global eth0\n',
+      'g/ip.txt',
+    );
     expect(r.issues.map(formatIssue)).toEqual([
       'g/ip.txt:3: error: expected an IPv4 address/prefix after "inet", found "010.0.0.1/24" [ip-addr.inet]',
     ]);
@@ -83,7 +94,9 @@ describe('ip route reader', () => {
 
   it('reports a bad gateway with its line', () => {
     const r = readIpRoute('default via 198.51.100.300 dev eth0\n', 'r.txt');
-    expect(r.issues.map(formatIssue)).toEqual(['r.txt:1: error: expected an IPv4 address after "via", found "198.51.100.300" [ip-route.addr]']);
+    expect(r.issues.map(formatIssue)).toEqual([
+      'r.txt:1: error: expected an IPv4 address after "via", found "198.51.100.300" [ip-route.addr]',
+    ]);
   });
 });
 
@@ -97,6 +110,8 @@ describe('sysctl reader', () => {
 
   it('names the line that is not key = value', () => {
     const r = readSysctl('net.ipv4.ip_forward = 1\nthis is not a sysctl\n', 's.txt');
-    expect(r.issues.map(formatIssue)).toEqual(['s.txt:2: error: expected "key = value", found "this is not a sysctl" [sysctl.syntax]']);
+    expect(r.issues.map(formatIssue)).toEqual([
+      's.txt:2: error: expected "key = value", found "this is not a sysctl" [sysctl.syntax]',
+    ]);
   });
 });
