@@ -14,6 +14,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   topology: ['addr', 'source', 'wire', 'netfilter', 'ipvs', 'libvirt'],
   trace: ['addr', 'source', 'wire', 'capture', 'netfilter', 'ipvs', 'libvirt', 'topology'],
   diagnose: ['addr', 'source', 'wire', 'capture', 'netfilter', 'ipvs', 'libvirt', 'topology', 'trace'],
+  collect: ['addr', 'source', 'wire', 'capture', 'netfilter', 'ipvs', 'libvirt', 'topology', 'trace', 'diagnose'],
+  lab: ['addr', 'source', 'wire', 'capture', 'netfilter', 'ipvs', 'libvirt', 'topology', 'trace', 'diagnose'],
   cli: ['*'],
 };
 

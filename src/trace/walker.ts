@@ -549,7 +549,7 @@ export class Walker {
         }
         if (d.kind === 'forward') {
           hop.steps.push(d.step);
-          this.ipvsTransmit(st, hop, d.nextHop, d.build);
+          this.ipvsTransmit(st, hop, d.method, d.nextHop, d.build);
           return;
         }
       }
@@ -700,18 +700,33 @@ export class Walker {
     this.output(st, out, frame, parent, timeNs + DELAY_NS.wire);
   }
 
-  private ipvsTransmit(st: NodeState, hop: Hop, nextHop: Ipv4, build: (src: Mac, dst: Mac) => EthernetFrame): void {
+  private ipvsTransmit(
+    st: NodeState,
+    hop: Hop,
+    method: 'Route' | 'Masq' | 'Tunnel',
+    target: Ipv4,
+    build: (src: Mac, dst: Mac) => EthernetFrame,
+  ): void {
     const node = st.node;
-    const r = this.route(node, nextHop);
+    const r = this.route(node, target);
     const outName = r?.dev ?? (r?.via !== undefined ? this.route(node, r.via)?.dev : undefined);
     const out = outName ? node.interfaces.get(outName) : undefined;
     if (!r || !out) {
-      this.end(hop, 'no-route', `${node.name} has no route to the real server ${formatIpv4(nextHop)}`, r?.origin);
+      this.end(hop, 'no-route', `${node.name} has no route to the real server ${formatIpv4(target)}`, r?.origin);
       return;
     }
-    hop.steps.push({ kind: 'route', dst: nextHop, nextHop: r.via ?? nextHop, outIface: out.name, origin: r.origin });
+    // DR: the kernel forces the real server itself as next hop (FLOWI_FLAG_KNOWN_NH), even when the route has a
+    // gateway; the ARP for it on the egress interface must succeed. NAT and TUN follow the route.
+    const nextHop = method === 'Route' ? target : (r.via ?? target);
+    hop.steps.push({ kind: 'route', dst: target, nextHop, outIface: out.name, origin: r.origin });
+    if (method === 'Route' && r.via !== undefined)
+      hop.steps.push({
+        kind: 'note',
+        text: `DR sends straight to ${formatIpv4(target)}'s MAC although the route goes via ${formatIpv4(r.via)}: the real server must share ${out.name}'s segment`,
+        origin: r.origin,
+      });
     const t = hop.timeNs + DELAY_NS.ipvs;
-    const mac = this.resolve(st, out, r.via ?? nextHop, undefined, hop, t);
+    const mac = this.resolve(st, out, nextHop, undefined, hop, t);
     if (!mac) return;
     this.output(st, out, build(out.mac, mac), hop, t);
   }
