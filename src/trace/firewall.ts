@@ -1,6 +1,6 @@
 /** Adapts the ebtables evaluator to the walker: one NetfilterStep per hook that had something to say. */
 import { evaluateEbtables } from '../netfilter/ebtables-eval.ts';
-import type { EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
+import type { EbRule, EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import type { BridgeFirewall, BridgeHook } from './engines.ts';
@@ -9,6 +9,18 @@ import type { NetfilterStep } from './types.ts';
 export interface BridgeTables {
   readonly nat?: EbTable;
   readonly filter?: EbTable;
+}
+
+const RULE_TEXT = { nft: new WeakMap<EbRule, string>(), legacy: new WeakMap<EbRule, string>() };
+
+/** A rule as `ebtables -L` prints it, rendered once per rule. */
+function ruleText(rule: EbRule, style: EbStyle): string {
+  let t = RULE_TEXT[style].get(rule);
+  if (t === undefined) {
+    t = renderEbtablesRule(rule, { style });
+    RULE_TEXT[style].set(rule, t);
+  }
+  return t;
 }
 
 function liveHooks(t: EbTable | undefined): Set<string> {
@@ -38,7 +50,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
           verdict: r.verdict,
           chain: d.chain,
           ruleNumber: d.index + 1,
-          ruleText: renderEbtablesRule(d.rule, { style }),
+          ruleText: ruleText(d.rule, style),
           origin: d.rule.origin,
           path,
           rulesVisited: r.visited.length,

@@ -266,7 +266,7 @@ export class Walker {
     if (!isMulticastMac(frame.src)) {
       const prev = fdb.get(frame.src);
       if (!prev || prev.port !== port.name) {
-        fdb.set(frame.src, { port: port.name, origin: implicit(`learned on ${brName} port ${port.name}`) });
+        fdb.set(frame.src, { port: port.name, origin: learnedOn(brName, port) });
         learned = `${frame.src} on ${port.name}`;
       }
     }
@@ -843,6 +843,18 @@ function sysctlMaxOf(node: Node, key: string, ifname: string): { value: number; 
     return { value: 0, origin: implicit(`net.ipv4.conf.{all,${ifname}}.${key} unknown: kernel default 0`) };
   if (dev && d >= a) return { value: d, origin: dev.origin };
   return { value: a, origin: all!.origin };
+}
+
+const LEARNED = new WeakMap<Iface, Origin>();
+
+/** The origin of FDB entries learned on a port, made once per port. */
+function learnedOn(bridge: string, port: Iface): Origin {
+  let o = LEARNED.get(port);
+  if (!o) {
+    o = implicit(`learned on ${bridge} port ${port.name}`);
+    LEARNED.set(port, o);
+  }
+  return o;
 }
 
 const PORTS = new WeakMap<Node, Map<string, Iface[]>>();
