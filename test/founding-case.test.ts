@@ -97,7 +97,7 @@ describe('lvsdoctor diagnose on the fixed founding case', () => {
     expect(r.stdout).toContain('✓ r2-10106 receives the SYN and answers');
     expect(r.stdout).toContain('✓ the SYN-ACK reaches client');
     expect(r.stdout).toContain('192.0.2.208.80 > 192.243.119.145.48377: Flags [S.]');
-    expect(r.stdout).toContain('summary: healthy');
+    expect(r.stdout).toContain('healthy: 3 probes answered');
   });
 });
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.ts';
 
@@ -17,6 +17,15 @@ describe('the README', () => {
   for (const b of blocks)
     it(`shows what lvsdoctor ${b.args.join(' ')} prints`, async () => {
       const r = await runCli(...b.args);
+      if (process.env.UPDATE_GOLDEN === '1') {
+        // Rewrite the block in place; review the diff before committing.
+        const now = readFileSync('README.md', 'utf8');
+        const marker = `<!-- lvsdoctor-output: ${b.args.join(' ')} -->\n\`\`\`\n`;
+        const start = now.indexOf(marker) + marker.length;
+        const end = now.indexOf('\n```', start);
+        writeFileSync('README.md', now.slice(0, start) + r.stdout.trimEnd() + now.slice(end));
+        return;
+      }
       expect(r.stdout.trimEnd()).toBe(b.text);
     });
 

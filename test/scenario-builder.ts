@@ -20,6 +20,8 @@ export interface RealServerSpec extends GuestSpec {
   readonly weight: number;
   readonly vipOnLo: boolean;
   readonly listen?: readonly number[];
+  /** A port other than the service's (DR cannot honour it). */
+  readonly port?: number;
 }
 
 export interface ScenarioSpec {
@@ -34,6 +36,8 @@ export interface ScenarioSpec {
   readonly gateway: { readonly ip: string; readonly mac: string; readonly cachedVip: boolean };
   readonly client: { readonly ip: string; readonly ttl?: number };
   readonly probes?: string;
+  /** `persistent N` on the service. */
+  readonly persistent?: number;
 }
 
 function domainXml(g: GuestSpec, tap: string, uuidSeed: number): string {
@@ -128,9 +132,9 @@ ${taps}`,
     'IP Virtual Server version 1.2.1 (size=4096)',
     'Prot LocalAddress:Port Scheduler Flags',
     '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
-    `TCP  ${s.vip}:${s.port} ${s.scheduler}`,
+    `TCP  ${s.vip}:${s.port} ${s.scheduler}${s.persistent ? ` persistent ${s.persistent}` : ''}`,
     ...s.realServers.map(
-      (r) => `  -> ${pad(`${r.ip}:${s.port}`, 26)}   Route   ${pad(String(r.weight), 6)} 0          0`,
+      (r) => `  -> ${pad(`${r.ip}:${r.port ?? s.port}`, 26)}   Route   ${pad(String(r.weight), 6)} 0          0`,
     ),
     '',
   ].join('\n');

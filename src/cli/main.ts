@@ -3,6 +3,7 @@
  * `main` never calls process.exit and never throws for bad input, so it can be tested in-process.
  */
 import { Command, CommanderError } from '@commander-js/extra-typings';
+import { runCheck, runFindings } from './cmd-check.ts';
 import { runDiagnose } from './cmd-diagnose.ts';
 import { runRules } from './cmd-rules.ts';
 import { runTrace } from './cmd-trace.ts';
@@ -67,6 +68,25 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     .exitOverride()
     .action((dir, opts) => {
       code = runRules(io, dir, { host: opts.host, format: opts.format, json: opts.json === true });
+    });
+
+  program
+    .command('check')
+    .description('only the static checks of a scenario: what its configuration gets wrong, without tracing')
+    .argument('<dir>', 'scenario directory')
+    .option('--json', 'print the findings as JSON')
+    .exitOverride()
+    .action((dir, opts) => {
+      code = runCheck(io, dir, { json: opts.json === true });
+    });
+
+  program
+    .command('findings')
+    .description('list the catalogue of findings lvsdoctor knows (docs/findings.md)')
+    .option('--json', 'print the catalogue as JSON')
+    .exitOverride()
+    .action((opts) => {
+      code = runFindings(io, { json: opts.json === true });
     });
 
   try {

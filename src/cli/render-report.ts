@@ -22,7 +22,12 @@ export function renderReport(r: Report): string {
     out.push('findings:');
     r.findings.forEach((f, k) => {
       out.push(`  ${k + 1}. [${f.severity}] ${f.code}: ${f.title}`);
-      out.push(`     probes: ${f.probes.join(', ')}`);
+      const seen =
+        f.source === 'static'
+          ? 'configuration only (no probe shows it)'
+          : `${f.probes.join(', ')}${f.source === 'both' ? ' and the configuration' : ''}`;
+      out.push(`     seen in: ${seen}`);
+      if (f.after.length > 0) out.push(`     shows once fixed: ${f.after.join(', ')}`);
       out.push(`     why: ${f.explanation}`);
       if (f.culprit) out.push(`     culprit: ${renderOriginChain(f.culprit, '\n              ← ')}`);
     });
@@ -34,7 +39,10 @@ export function renderReport(r: Report): string {
       out.push(`  ${k + 1}. ${f.verified ? '✓ verified' : '✗ not sufficient'}: ${f.title}`);
       out.push(`     keeps: ${f.keeps}`);
       out.push(`     re-traced: ${f.retraced.map((x) => `${x.probe} ${x.before} → ${x.after}`).join('; ')}`);
-      out.push(`     unblocks: ${f.unblocks.length ? f.unblocks.join(', ') : 'no probe'}`);
+      out.push(
+        `     unblocks: ${f.unblocks.length ? f.unblocks.join(', ') : 'no probe'}${f.requires.length ? ` (with ${f.requires.join(', ')} applied first)` : ''}`,
+      );
+      if (f.clears.length > 0) out.push(`     clears: ${f.clears.join(', ')}`);
       out.push(`     files: ${f.artifacts.map((a) => a.path).join(', ')}`);
       for (const c of f.commands) out.push(`       ${c}`);
     });
@@ -45,11 +53,35 @@ export function renderReport(r: Report): string {
     for (const a of r.assumptions) out.push(`  - ${a}`);
     out.push('');
   }
+  out.push('summary:');
+  out.push(
+    renderTable(
+      ['probe', 'result', 'where', 'finding'],
+      r.traces.map((t) => {
+        const where = t.end.place.iface ? `${t.end.place.node}:${t.end.place.iface}` : t.end.place.node;
+        const f = r.findings.find((x) => x.probes.includes(t.probe.name) && x.after.length === 0);
+        return [
+          t.probe.name,
+          t.disposition === 'replied' ? 'ok' : t.disposition,
+          t.disposition === 'replied' ? '' : where,
+          f?.code ?? '',
+        ];
+      }),
+    ),
+  );
   const failing = r.traces.filter((t) => t.disposition !== 'replied').length;
+  const verified = r.fixes.filter((f) => f.verified).length;
   out.push(
     r.healthy
-      ? `summary: healthy — ${r.traces.length} probe${r.traces.length === 1 ? '' : 's'} answered`
-      : `summary: ${failing} of ${r.traces.length} probes fail; ${r.findings.length} finding${r.findings.length === 1 ? '' : 's'}; ${r.fixes.filter((f) => f.verified).length} verified fix${r.fixes.filter((f) => f.verified).length === 1 ? '' : 'es'}`,
+      ? `healthy: ${r.traces.length} probe${r.traces.length === 1 ? '' : 's'} answered, no error in the configuration`
+      : `${failing} of ${r.traces.length} probes fail; ${r.findings.length} finding${r.findings.length === 1 ? '' : 's'}; ${verified} verified fix${verified === 1 ? '' : 'es'}`,
   );
   return `${out.join('\n')}\n`;
+}
+
+/** A plain aligned table. */
+export function renderTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => (r[k] ?? '').length)));
+  const line = (cells: readonly string[]) => `  ${cells.map((c, k) => c.padEnd(widths[k]!)).join('  ')}`.trimEnd();
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }

@@ -9,11 +9,12 @@ import { formatAddrPort } from '../ipvs/model.ts';
 import { renderOriginChain } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ProbeSpec } from '../topology/model.ts';
-import { openSession, probesOf, runProbe } from '../trace/session.ts';
+import { defaultProbes, openSession, runProbe } from '../trace/session.ts';
 import { frameText } from '../trace/tcpdump-lines.ts';
 import type { Hop, Trace } from '../trace/types.ts';
 import { dropStep, ipvsStep, pathHops } from './facts.ts';
 import { FINDING_KINDS } from './findings/catalogue.ts';
+import type { Detected } from './findings/kind.ts';
 import type { Check, Finding, FixProposal, Report, VerifiedFix } from './types.ts';
 
 function lines(h: Hop): string[] {
@@ -174,67 +175,190 @@ function traceAll(loaded: LoadedScenario, probes: readonly ProbeSpec[]): Trace[]
   return probes.map((p) => runProbe(session, p));
 }
 
+function findingKey(f: { code: string; where: string }): string {
+  return `${f.code}@${f.where}`;
+}
+
+/** The first finding kind that explains a failed trace. */
+function explainTrace(loaded: LoadedScenario, t: Trace): Detected | undefined {
+  for (const kind of FINDING_KINDS) {
+    const d = kind.detect?.({ loaded }, t);
+    if (d) return d;
+  }
+  return undefined;
+}
+
+/** Static findings of every kind that has a configuration check. */
+export function staticFindings(loaded: LoadedScenario): Detected[] {
+  return FINDING_KINDS.flatMap((k) => (k.check ? [...k.check({ loaded })] : []));
+}
+
+interface ChainLink {
+  readonly detected: Detected;
+  /** Best fixes of the earlier links, applied before this fault shows. */
+  readonly prereqs: readonly FixProposal[];
+}
+
+/**
+ * The faults one probe meets, in the order its packets meet them: explain the failure, apply the fix that keeps
+ * the most protection, trace again, and so on while the probe still fails for a new reason.
+ */
+function faultChain(loaded: LoadedScenario, probe: ProbeSpec, first: Trace): ChainLink[] {
+  const out: ChainLink[] = [];
+  const prereqs: FixProposal[] = [];
+  let cur = loaded;
+  let t = first;
+  const seen = new Set<string>();
+  for (let k = 0; k < 5 && t.disposition !== 'replied'; k++) {
+    const d = explainTrace(cur, t);
+    if (!d || seen.has(findingKey(d.finding))) break;
+    seen.add(findingKey(d.finding));
+    out.push({ detected: d, prereqs: [...prereqs] });
+    const best = [...d.fixes].sort((a, b) => b.protectionRank - a.protectionRank)[0];
+    if (!best) break;
+    prereqs.push(best);
+    cur = best.apply(cur);
+    t = runProbe(openSession(cur), probe);
+  }
+  return out;
+}
+
+interface Proposal {
+  readonly fix: FixProposal;
+  readonly targets: Set<string>;
+  /** Keys of the trace findings it addresses. */
+  readonly addresses: Set<string>;
+  readonly prereqs: readonly FixProposal[];
+  readonly clears: Set<string>;
+}
+
 function verify(
   loaded: LoadedScenario,
   probes: readonly ProbeSpec[],
   before: readonly Trace[],
-  fix: FixProposal,
-  targets: ReadonlySet<string>,
+  p: Proposal,
 ): VerifiedFix {
-  const after = traceAll(fix.apply(loaded), probes);
-  const retraced = probes.map((p, k) => ({
-    probe: p.name,
+  let base = loaded;
+  for (const f of p.prereqs) base = f.apply(base);
+  const fixed = p.fix.apply(base);
+  const after = traceAll(fixed, probes);
+  const retraced = probes.map((pr, k) => ({
+    probe: pr.name,
     before: before[k]!.disposition,
     after: after[k]!.disposition,
   }));
   const unblocks = retraced.filter((r) => r.before !== 'replied' && r.after === 'replied').map((r) => r.probe);
   const regress = retraced.some((r) => r.before === 'replied' && r.after !== 'replied');
-  const { apply: _apply, ...rest } = fix;
-  return { ...rest, verified: !regress && [...targets].every((p) => unblocks.includes(p)), retraced, unblocks };
+  // The fault is gone when no target probe ends on it any more (it may then meet the next fault, or be answered).
+  const stillThere = probes.some((pr, k) => {
+    if (!p.targets.has(pr.name) || after[k]!.disposition === 'replied') return false;
+    const d = explainTrace(fixed, after[k]!);
+    return d !== undefined && p.addresses.has(findingKey(d.finding));
+  });
+  const remaining = new Set(staticFindings(fixed).map((d) => findingKey(d.finding)));
+  const clears = [...p.clears].filter((k) => !remaining.has(k));
+  const { apply: _apply, ...rest } = p.fix;
+  return {
+    ...rest,
+    verified: !regress && !stillThere && clears.length === p.clears.size,
+    retraced,
+    unblocks,
+    requires: p.prereqs.map((f) => f.id),
+    clears,
+  };
+}
+
+/** The scenario's probes plus the defaults: every VIP from the client, every real server directly, ARP for every VIP. */
+export function allProbes(loaded: LoadedScenario): ProbeSpec[] {
+  const own = [...loaded.scenario.probes];
+  const defaults = defaultProbes(loaded);
+  const same = (a: ProbeSpec, b: ProbeSpec) =>
+    a.kind === b.kind &&
+    a.from === b.from &&
+    (a.kind === 'tcp' && b.kind === 'tcp'
+      ? a.to === b.to && a.dport === b.dport
+      : a.kind === 'arp' && b.kind === 'arp' && a.target === b.target);
+  return [...own, ...defaults.filter((d) => !own.some((o) => same(o, d)))];
 }
 
 export function diagnose(loaded: LoadedScenario): Report {
-  const probes = probesOf(loaded);
+  const probes = allProbes(loaded);
   const traces = traceAll(loaded, probes);
   const checks = traces.flatMap((t) => checksFor(loaded, t));
-  const findings: Finding[] = [];
-  const proposals = new Map<string, { fix: FixProposal; targets: Set<string> }>();
-  const ctx = { loaded };
+  const findings = new Map<string, Finding>();
+  const proposals = new Map<string, Proposal>();
+  const propose = (f: FixProposal, prereqs: readonly FixProposal[]): Proposal => {
+    let p = proposals.get(f.id);
+    if (!p) {
+      p = { fix: f, targets: new Set(), addresses: new Set(), prereqs, clears: new Set() };
+      proposals.set(f.id, p);
+    }
+    return p;
+  };
   for (const t of traces) {
     if (t.disposition === 'replied') continue;
-    for (const kind of FINDING_KINDS) {
-      const d = kind.detect(ctx, t);
-      if (!d) continue;
-      for (const f of d.fixes) {
-        const p = proposals.get(f.id) ?? { fix: f, targets: new Set<string>() };
+    const chain = faultChain(loaded, t.probe, t);
+    chain.forEach((link, k) => {
+      const key = findingKey(link.detected.finding);
+      const prev = findings.get(key);
+      const after = chain.slice(0, k).map((l) => findingKey(l.detected.finding));
+      if (prev) findings.set(key, { ...prev, probes: [...new Set([...prev.probes, t.probe.name])] });
+      else
+        findings.set(key, {
+          ...link.detected.finding,
+          probes: [t.probe.name],
+          fixes: link.detected.fixes.map((f) => f.id),
+          source: 'trace',
+          after,
+        });
+      for (const f of link.detected.fixes) {
+        const p = propose(f, link.prereqs);
         p.targets.add(t.probe.name);
-        proposals.set(f.id, p);
+        p.addresses.add(key);
       }
-      const same = findings.findIndex(
-        (f) => f.code === d.finding.code && f.where === d.finding.where && f.title === d.finding.title,
-      );
-      if (same >= 0) {
-        const prev = findings[same]!;
-        findings[same] = { ...prev, probes: [...prev.probes, t.probe.name] };
-      } else findings.push({ ...d.finding, probes: [t.probe.name], fixes: d.fixes.map((f) => f.id) });
-      break;
-    }
+    });
+  }
+  for (const d of staticFindings(loaded)) {
+    const key = findingKey(d.finding);
+    const prev = findings.get(key);
+    if (prev) findings.set(key, { ...prev, source: 'both' });
+    else findings.set(key, { ...d.finding, probes: [], fixes: d.fixes.map((f) => f.id), source: 'static', after: [] });
+    for (const f of d.fixes) propose(f, []).clears.add(key);
   }
   const fixes = [...proposals.values()]
-    .map((p) => verify(loaded, probes, traces, p.fix, p.targets))
+    .map((p) => verify(loaded, probes, traces, p))
     .sort(
       (a, b) =>
         Number(b.verified) - Number(a.verified) ||
+        a.requires.length - b.requires.length ||
         b.unblocks.length - a.unblocks.length ||
         b.protectionRank - a.protectionRank,
     );
+  const severity = { error: 0, warning: 1, info: 2 } as const;
+  const ordered = [...findings.values()].sort(
+    (a, b) =>
+      Number(a.source === 'static') - Number(b.source === 'static') ||
+      a.after.length - b.after.length ||
+      severity[a.severity] - severity[b.severity],
+  );
   return {
     scenario: loaded.scenario.name,
-    healthy: traces.every((t) => t.disposition === 'replied'),
+    healthy: traces.every((t) => t.disposition === 'replied') && !ordered.some((f) => f.severity === 'error'),
     traces,
     checks,
-    findings,
+    findings: ordered,
     fixes,
     assumptions: loaded.scenario.assumptions,
   };
+}
+
+/** Static checks only: the findings of the configuration, without tracing. */
+export function check(loaded: LoadedScenario): Finding[] {
+  return staticFindings(loaded).map((d) => ({
+    ...d.finding,
+    probes: [],
+    fixes: d.fixes.map((f) => f.id),
+    source: 'static' as const,
+    after: [],
+  }));
 }

@@ -1,9 +1,14 @@
 /** Small questions diagnosis asks of traces and of the scenario. */
 import type { Ipv4 } from '../addr/ipv4.ts';
+import { MAC_BROADCAST, type Mac } from '../addr/mac.ts';
 import type { IpvsService } from '../ipvs/model.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Iface, Node, PortBinding } from '../topology/model.ts';
+import type { BridgeFirewall } from '../trace/engines.ts';
+import { makeBridgeFirewall } from '../trace/firewall.ts';
+import { compileHostRules } from '../trace/host-rules.ts';
 import type { Hop, IpvsStep, NetfilterStep, Trace } from '../trace/types.ts';
+import { ARP_REPLY, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, TCP_SYN } from '../wire/types.ts';
 
 export function endHop(t: Trace): Hop | undefined {
   const id = t.path[t.path.length - 1];
@@ -67,12 +72,103 @@ export function nicOwning(loaded: LoadedScenario, a: Ipv4): { node: Node; iface:
   return undefined;
 }
 
-/** Replaces one binding in a copy of the scenario (or removes it with `undefined`). */
+/**
+ * Replaces one binding (found by host and port, so fixes made on a modified copy apply to the original too) in a
+ * copy of the scenario, or removes it with `undefined`.
+ */
 export function withBinding(
   loaded: LoadedScenario,
   target: PortBinding,
   next: PortBinding | undefined,
 ): LoadedScenario {
-  const bindings = loaded.scenario.bindings.flatMap((b) => (b === target ? (next ? [next] : []) : [b]));
+  const same = (b: PortBinding) => b.host === target.host && b.binding.portdev === target.binding.portdev;
+  const bindings = loaded.scenario.bindings.flatMap((b) => (same(b) ? (next ? [next] : []) : [b]));
   return { ...loaded, scenario: { ...loaded.scenario, bindings } };
+}
+
+const FIREWALLS = new WeakMap<LoadedScenario, Map<string, BridgeFirewall>>();
+
+/**
+ * What the host's ebtables do to a frame the guest behind `tap` sends (nat PREROUTING -i tap): the deciding step,
+ * or undefined when nothing there can drop it. Used by static checks with frames made up for the question.
+ */
+export function guestEgressVerdict(
+  loaded: LoadedScenario,
+  host: string,
+  tap: string,
+  frame: EthernetFrame,
+): NetfilterStep | undefined {
+  let byHost = FIREWALLS.get(loaded);
+  if (!byHost) {
+    byHost = new Map();
+    FIREWALLS.set(loaded, byHost);
+  }
+  let fw = byHost.get(host);
+  if (!fw) {
+    fw = makeBridgeFirewall({ nat: compileHostRules(loaded, host, 'nft').nat }, 'nft');
+    byHost.set(host, fw);
+  }
+  return fw.evaluate('nat', 'PREROUTING', frame, { inIface: tap });
+}
+
+/** The host and tap a guest's NIC is plugged into. */
+export function tapOf(loaded: LoadedScenario, guest: Node): { host: string; tap: string; nic: Iface } | undefined {
+  for (const nic of guest.interfaces.values())
+    if (nic.peer && loaded.scenario.nodes.get(nic.peer.node)?.kind === 'host')
+      return { host: nic.peer.node, tap: nic.peer.iface, nic };
+  return undefined;
+}
+
+/** A TCP SYN frame as a guest would send it (for static filter questions). */
+export function synFrame(srcMac: Mac, dstMac: Mac, src: Ipv4, dst: Ipv4, dport: number): EthernetFrame {
+  return {
+    dst: dstMac,
+    src: srcMac,
+    vlans: [],
+    etherType: ETHERTYPE_IPV4,
+    payload: {
+      kind: 'ipv4',
+      tos: 0,
+      id: 1,
+      dontFragment: true,
+      moreFragments: false,
+      fragmentOffset: 0,
+      ttl: 64,
+      protocol: 6,
+      src,
+      dst,
+      payload: {
+        kind: 'tcp',
+        srcPort: 40000,
+        dstPort: dport,
+        seq: 1,
+        ack: 0,
+        flags: TCP_SYN,
+        window: 64240,
+        urgent: 0,
+        options: [],
+        payload: new Uint8Array(0),
+      },
+    },
+  };
+}
+
+/** A gratuitous-style ARP reply a guest sends for `ip` (for static filter questions). */
+export function arpReplyFrame(srcMac: Mac, ip: Ipv4): EthernetFrame {
+  return {
+    dst: MAC_BROADCAST,
+    src: srcMac,
+    vlans: [],
+    etherType: ETHERTYPE_ARP,
+    payload: {
+      kind: 'arp',
+      htype: 1,
+      ptype: ETHERTYPE_IPV4,
+      op: ARP_REPLY,
+      sha: srcMac,
+      spa: ip,
+      tha: MAC_BROADCAST,
+      tpa: ip,
+    },
+  };
 }

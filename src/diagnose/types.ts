@@ -29,6 +29,10 @@ export interface Finding {
   readonly culprit?: Origin;
   /** Ids of fixes that address it, best first. */
   readonly fixes: readonly string[];
+  /** `trace`: seen on a probe's path; `static`: found in the configuration; `both`. */
+  readonly source: 'trace' | 'static' | 'both';
+  /** Findings a packet meets before this one (this one shows once those are fixed). */
+  readonly after: readonly string[];
 }
 
 export interface FixArtifact {
@@ -63,6 +67,10 @@ export interface VerifiedFix extends Omit<FixProposal, 'apply'> {
   readonly retraced: readonly { readonly probe: string; readonly before: Disposition; readonly after: Disposition }[];
   /** Probes that failed before and succeed with the fix. */
   readonly unblocks: readonly string[];
+  /** Fixes applied first when this one was verified (it addresses a fault that shows only after them). */
+  readonly requires: readonly string[];
+  /** Static findings this fix makes disappear. */
+  readonly clears: readonly string[];
 }
 
 export interface Report {

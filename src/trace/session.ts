@@ -2,9 +2,10 @@
  * A session: a loaded scenario turned into a runnable dataplane — nwfilter bindings compiled into each host's
  * ebtables, IPVS engines for directors — plus helpers to run probes from a fresh state.
  */
-import { formatIpv4 } from '../addr/ipv4.ts';
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
 import type { Issue } from '../source/issue.ts';
+import type { Origin } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ProbeSpec } from '../topology/model.ts';
 import { buildDataplane, type Dataplane, type DataplaneEngines, resetDataplane } from './dataplane.ts';
@@ -60,48 +61,62 @@ export function runProbe(session: Session, probe: ProbeSpec): Trace {
   return traceProbe(resetDataplane(session.pristine, session.engines), probe);
 }
 
-/**
- * The probes to run: the scenario's own, or when it names none, a TCP probe from the client to every IPVS service
- * and an ARP probe from the gateway for every VIP.
- */
+/** The probes to run when none is asked for: the scenario's own, or the defaults. */
 export function probesOf(loaded: LoadedScenario): ProbeSpec[] {
+  return loaded.scenario.probes.length > 0 ? [...loaded.scenario.probes] : defaultProbes(loaded);
+}
+
+/**
+ * Sensible probes for any scenario: a TCP SYN from the client to every IPv4 IPVS service and to every real server
+ * directly, and an ARP request from the gateway for every VIP.
+ */
+export function defaultProbes(loaded: LoadedScenario): ProbeSpec[] {
   const s = loaded.scenario;
-  if (s.probes.length > 0) return [...s.probes];
   const out: ProbeSpec[] = [];
   const client = [...s.nodes.values()].find((n) => n.kind === 'client');
   const gateway = [...s.nodes.values()].find((n) => n.kind === 'gateway');
   const t0 = 1_700_000_000_000_000_000n;
   let k = 0;
-  for (const [director, table] of loaded.ipvs)
+  const tcp = (name: string, to: Ipv4, dport: number, origin: Origin): ProbeSpec => ({
+    kind: 'tcp',
+    name,
+    from: client!.name,
+    to,
+    dport,
+    sport: 40000 + k,
+    seq: 1000 + k * 7919,
+    ipId: 1 + k,
+    window: 64240,
+    tsval: 1 + k,
+    timeNs: t0 + BigInt(k++) * 1_000_000_000n,
+    origin,
+  });
+  const seen = new Set<string>();
+  for (const table of loaded.ipvs.values())
     for (const svc of table.services) {
       if (svc.key.kind !== 'addr' || svc.key.address.family !== 'ipv4') continue;
       const vip = svc.key.address.addr;
-      const origin = svc.origin;
-      if (client && svc.key.protocol === 'TCP')
-        out.push({
-          kind: 'tcp',
-          name: `tcp-${formatIpv4(vip)}-${svc.key.port}`,
-          from: client.name,
-          to: vip,
-          dport: svc.key.port,
-          sport: 40000 + k,
-          seq: 1000,
-          ipId: 1 + k,
-          window: 64240,
-          tsval: 1,
-          timeNs: t0 + BigInt(k++) * 1_000_000_000n,
-          origin,
-        });
-      if (gateway && !out.some((p) => p.kind === 'arp' && p.target === vip))
+      if (client && svc.key.protocol === 'TCP' && !seen.has(`t ${vip} ${svc.key.port}`)) {
+        seen.add(`t ${vip} ${svc.key.port}`);
+        out.push(tcp(`tcp-${formatIpv4(vip)}-${svc.key.port}`, vip, svc.key.port, svc.origin));
+      }
+      if (gateway && !seen.has(`a ${vip}`)) {
+        seen.add(`a ${vip}`);
         out.push({
           kind: 'arp',
           name: `arp-${formatIpv4(vip)}`,
           from: gateway.name,
           target: vip,
           timeNs: t0 + BigInt(k++) * 1_000_000_000n,
-          origin,
+          origin: svc.origin,
         });
-      void director;
+      }
+      if (!client || svc.key.protocol !== 'TCP') continue;
+      for (const d of svc.destinations) {
+        if (d.address.family !== 'ipv4' || seen.has(`t ${d.address.addr} ${d.port}`)) continue;
+        seen.add(`t ${d.address.addr} ${d.port}`);
+        out.push(tcp(`tcp-rs-${formatIpv4(d.address.addr)}-${d.port}`, d.address.addr, d.port, d.origin));
+      }
     }
   return out;
 }

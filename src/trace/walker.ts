@@ -500,7 +500,7 @@ export class Walker {
     const k = `${key} ${ifname}`;
     let v = cache.get(k);
     if (!v) {
-      v = sysctlMaxOf(node, key, ifname);
+      v = effectiveSysctl(node, key, ifname);
       cache.set(k, v);
     }
     return v;
@@ -657,12 +657,7 @@ export class Walker {
   // ---- routing and output ----
 
   route(node: Node, dst: Ipv4): Route | undefined {
-    let best: Route | undefined;
-    for (const r of node.routes) {
-      if (!prefixContains(r.dst, dst)) continue;
-      if (!best || r.dst.len > best.dst.len || (r.dst.len === best.dst.len && r.metric < best.metric)) best = r;
-    }
-    return best;
+    return lookupRoute(node, dst);
   }
 
   private ipOutput(st: NodeState, pkt: Ipv4Packet, parent: Hop, timeNs: bigint): void {
@@ -831,10 +826,20 @@ export class Walker {
   }
 }
 
+/** Longest-prefix match over a node's routes, lowest metric on ties. */
+export function lookupRoute(node: Node, dst: Ipv4): Route | undefined {
+  let best: Route | undefined;
+  for (const r of node.routes) {
+    if (!prefixContains(r.dst, dst)) continue;
+    if (!best || r.dst.len > best.dst.len || (r.dst.len === best.dst.len && r.metric < best.metric)) best = r;
+  }
+  return best;
+}
+
 const SYSCTL_CACHE = new WeakMap<Node, Map<string, { value: number; origin: Origin }>>();
 
 /** Effective value of a per-interface sysctl: the kernel takes max(all, interface) for arp_* and rp_filter. */
-function sysctlMaxOf(node: Node, key: string, ifname: string): { value: number; origin: Origin } {
+export function effectiveSysctl(node: Node, key: string, ifname: string): { value: number; origin: Origin } {
   const all = node.sysctl.get(`net.ipv4.conf.all.${key}`);
   const dev = node.sysctl.get(`net.ipv4.conf.${ifname}.${key}`);
   const a = all ? Number(all.value) : 0;

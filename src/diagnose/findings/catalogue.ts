@@ -2,13 +2,29 @@ import { directorAntiSpoofing } from './director-anti-spoofing.ts';
 import { filterDrop, probeFailed } from './generic.ts';
 import type { FindingKind } from './kind.ts';
 import { rsAntiSpoofing } from './rs-anti-spoofing.ts';
+import {
+  directorVipMissing,
+  drAcrossL3,
+  drPortRemap,
+  noUsableRealServer,
+  persistenceSticks,
+  rsArpProblem,
+  rsVipMissing,
+} from './static-ipvs.ts';
 import { vipArpBlocked } from './vip-arp-blocked.ts';
 
-/** Most specific first: the first kind that explains a trace wins. */
+/** Most specific first: the first kind whose `detect` explains a trace wins; every `check` runs. */
 export const FINDING_KINDS: readonly FindingKind[] = [
   directorAntiSpoofing,
   vipArpBlocked,
   rsAntiSpoofing,
+  directorVipMissing,
+  rsVipMissing,
+  rsArpProblem,
+  drAcrossL3,
+  drPortRemap,
+  noUsableRealServer,
+  persistenceSticks,
   filterDrop,
   probeFailed,
 ];

@@ -1,16 +1,73 @@
-import { formatIpv4 } from '../../addr/ipv4.ts';
+import { formatIpv4, ipv4 } from '../../addr/ipv4.ts';
 import { findOrigin } from '../../source/origin.ts';
-import { bindingAt, dropStep, endHop, guestBehind, ownsAddress } from '../facts.ts';
+import type { Node } from '../../topology/model.ts';
+import type { NetfilterStep } from '../../trace/types.ts';
+import {
+  bindingAt,
+  dropStep,
+  endHop,
+  guestBehind,
+  guestEgressVerdict,
+  ipv4Services,
+  nicOwning,
+  ownsAddress,
+  serviceVip,
+  synFrame,
+  tapOf,
+} from '../facts.ts';
 import { drDirectorFilterFix, removeFilterrefFix } from '../fixes.ts';
 import type { FixProposal } from '../types.ts';
-import type { FindingKind } from './kind.ts';
+import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
 
-/** The founding case: a DR (or NAT) director's port filter drops what the director forwards. */
+/** A client address for questions asked of the configuration alone (documentation range). */
+const ANY_CLIENT = ipv4('203.0.113.77');
+
+function explain(
+  ctx: DiagnoseContext,
+  host: string,
+  tap: string,
+  guest: Node,
+  clientIp: number,
+  drop: NetfilterStep,
+  kind: FindingKind,
+  example = false,
+): Detected {
+  const b = bindingAt(ctx.loaded, host, tap);
+  const ipList = b?.binding.params.get('IP') ?? [];
+  const filter = findOrigin(drop.origin, 'nwfilter-rule')?.data?.filter ?? 'the filter';
+  const bridge = ctx.loaded.scenario.nodes.get(host)?.interfaces.get(tap)?.master ?? '?';
+  const fixes: FixProposal[] = [];
+  if (b) {
+    const safer = drDirectorFilterFix(ctx.loaded, b, guest.name);
+    if (safer) fixes.push(safer);
+    fixes.push(removeFilterrefFix(b));
+  }
+  return {
+    finding: {
+      code: kind.code,
+      severity: kind.severity,
+      title: `${host} drops what director ${guest.name} forwards: ${drop.chain} ${drop.ruleText}`,
+      explanation:
+        `In DR mode IPVS rewrites only the MAC addresses; the IP header keeps the client's source address ` +
+        `${example ? `(any client; e.g. ${formatIpv4(clientIp as never)})` : formatIpv4(clientIp as never)}. On ${host}, bridge ${bridge}, port ${tap}, the libvirt filter ` +
+        `${String(filter)} lets IPv4 leave the guest only from ${ipList.length ? `IP=${ipList.join(',')}` : 'its learned address'}, ` +
+        `so every forwarded frame is taken for spoofing and dropped by ${drop.chain} rule ${drop.ruleNumber ?? '(policy)'} ` +
+        `"${drop.ruleText}".`,
+      where: `${host}:${tap}`,
+      culprit: drop.origin,
+    },
+    fixes,
+  };
+}
+
+/** The founding case: a DR director's port filter drops what the director forwards. */
 export const directorAntiSpoofing: FindingKind = {
   code: 'director-anti-spoofing',
   severity: 'error',
   title: "The director's port filter drops the packets it forwards",
-  needs: "a trace in which a frame forwarded by an IPVS director is dropped by an ebtables rule at the director's tap",
+  source: 'trace',
+  needs:
+    "a frame forwarded by an IPVS director (client source address) dropped by an ebtables rule at the director's tap — in a trace, or for a made-up client address",
   detect(ctx, trace) {
     if (trace.disposition !== 'dropped-by-filter') return undefined;
     const hop = endHop(trace);
@@ -20,31 +77,28 @@ export const directorAntiSpoofing: FindingKind = {
     if (!guest || !ctx.loaded.ipvs.has(guest.name)) return undefined;
     const p = hop.frame.payload;
     if (p.kind !== 'ipv4' || ownsAddress(guest, p.src)) return undefined;
-    const b = bindingAt(ctx.loaded, hop.place.node, hop.place.iface);
-    const ipList = b?.binding.params.get('IP') ?? [];
-    const filter = findOrigin(drop.origin, 'nwfilter-rule')?.data?.filter ?? 'the filter';
-    const bridge = ctx.loaded.scenario.nodes.get(hop.place.node)?.interfaces.get(hop.place.iface)?.master ?? '?';
-    const fixes: FixProposal[] = [];
-    if (b) {
-      const safer = drDirectorFilterFix(ctx.loaded, b, guest.name);
-      if (safer) fixes.push(safer);
-      fixes.push(removeFilterrefFix(b));
+    return explain(ctx, hop.place.node, hop.place.iface, guest, p.src, drop, this);
+  },
+  check(ctx) {
+    const out: Detected[] = [];
+    for (const name of ctx.loaded.ipvs.keys()) {
+      const director = ctx.loaded.scenario.nodes.get(name);
+      const port = director && tapOf(ctx.loaded, director);
+      if (!director || !port) continue;
+      for (const svc of ipv4Services(ctx.loaded, name)) {
+        const d = svc.destinations.find(
+          (x) => (x.forwarding?.kind ?? 'route') === 'route' && x.address.family === 'ipv4',
+        );
+        if (!d || svc.key.kind !== 'addr') continue;
+        const rsMac = nicOwning(ctx.loaded, d.address.addr as never)?.iface.mac ?? port.nic.mac;
+        const frame = synFrame(port.nic.mac, rsMac, ANY_CLIENT, serviceVip(svc)!, svc.key.port);
+        const step = guestEgressVerdict(ctx.loaded, port.host, port.tap, frame);
+        if (step?.verdict === 'DROP') {
+          out.push(explain(ctx, port.host, port.tap, director, ANY_CLIENT, step, this, true));
+          break;
+        }
+      }
     }
-    return {
-      finding: {
-        code: this.code,
-        severity: this.severity,
-        title: `${hop.place.node} drops what director ${guest.name} forwards: ${drop.chain} ${drop.ruleText}`,
-        explanation:
-          `In DR mode IPVS rewrites only the MAC addresses; the IP header keeps the client's source address ` +
-          `${formatIpv4(p.src)}. On ${hop.place.node}, bridge ${bridge}, port ${hop.place.iface}, the libvirt filter ` +
-          `${String(filter)} lets IPv4 leave the guest only from ${ipList.length ? `IP=${ipList.join(',')}` : 'its learned address'}, ` +
-          `so every forwarded frame is taken for spoofing and dropped by ${drop.chain} rule ${drop.ruleNumber ?? '(policy)'} ` +
-          `"${drop.ruleText}".`,
-        where: `${hop.place.node}:${hop.place.iface}`,
-        culprit: drop.origin,
-      },
-      fixes,
-    };
+    return out;
   },
 };

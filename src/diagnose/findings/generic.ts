@@ -6,6 +6,7 @@ export const filterDrop: FindingKind = {
   code: 'filter-drop',
   severity: 'error',
   title: 'A firewall rule drops the probe',
+  source: 'trace',
   needs: 'a trace that ends dropped-by-filter and that no more specific finding explains',
   detect(_ctx, trace) {
     if (trace.disposition !== 'dropped-by-filter') return undefined;
@@ -32,6 +33,7 @@ export const probeFailed: FindingKind = {
   code: 'probe-failed',
   severity: 'error',
   title: 'A probe does not get its answer',
+  source: 'trace',
   needs: 'a trace that does not end replied and that no more specific finding explains',
   detect(_ctx, trace) {
     if (trace.disposition === 'replied') return undefined;

@@ -8,7 +8,7 @@ export interface DiagnoseContext {
 }
 
 export interface Detected {
-  readonly finding: Omit<Finding, 'fixes' | 'probes'>;
+  readonly finding: Omit<Finding, 'fixes' | 'probes' | 'source' | 'after'>;
   readonly fixes: readonly FixProposal[];
 }
 
@@ -18,6 +18,10 @@ export interface FindingKind {
   readonly title: string;
   /** What the finding needs to see (for `lvsdoctor findings` and docs/findings.md). */
   readonly needs: string;
+  /** `trace`: found by looking at a failed probe; `static`: found in the configuration alone. */
+  readonly source: 'trace' | 'static';
   /** Looks at a failed trace's decisive end; undefined when this kind does not explain it. */
-  readonly detect: (ctx: DiagnoseContext, trace: Trace) => Detected | undefined;
+  readonly detect?: (ctx: DiagnoseContext, trace: Trace) => Detected | undefined;
+  /** Looks at the model without tracing (design-time lint). */
+  readonly check?: (ctx: DiagnoseContext) => readonly Detected[];
 }

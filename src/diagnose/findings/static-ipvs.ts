@@ -1,0 +1,270 @@
+/** Static checks of IPVS configuration against the topology (LVS-DR requirements, usable servers, persistence). */
+import { formatIpv4, type Ipv4 } from '../../addr/ipv4.ts';
+import { prefixContains } from '../../addr/prefix.ts';
+import { formatServiceKey, type IpvsService } from '../../ipvs/model.ts';
+import type { Node } from '../../topology/model.ts';
+import { effectiveSysctl } from '../../trace/walker.ts';
+import { ipv4Services, nicOwning, ownsAddress, serviceVip } from '../facts.ts';
+import { sysctlFix } from '../sysctl-fix.ts';
+import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
+
+interface DrTarget {
+  readonly director: Node;
+  readonly svc: IpvsService;
+  readonly vip: Ipv4;
+  readonly rsAddr: Ipv4;
+  readonly rsPort: number;
+  readonly rs?: Node;
+}
+
+/** Every DR destination of every IPv4 service, with the guest that owns the real-server address if modelled. */
+function drTargets(ctx: DiagnoseContext): DrTarget[] {
+  const out: DrTarget[] = [];
+  for (const name of ctx.loaded.ipvs.keys()) {
+    const director = ctx.loaded.scenario.nodes.get(name);
+    if (!director) continue;
+    for (const svc of ipv4Services(ctx.loaded, name))
+      for (const d of svc.destinations) {
+        if ((d.forwarding?.kind ?? 'route') !== 'route' || d.address.family !== 'ipv4') continue;
+        const rs = nicOwning(ctx.loaded, d.address.addr as Ipv4)?.node;
+        out.push({
+          director,
+          svc,
+          vip: serviceVip(svc)!,
+          rsAddr: d.address.addr as Ipv4,
+          rsPort: d.port,
+          ...(rs ? { rs } : {}),
+        });
+      }
+  }
+  return out;
+}
+
+function once<T>(items: T[], key: (t: T) => string): T[] {
+  const seen = new Set<string>();
+  return items.filter((t) => (seen.has(key(t)) ? false : (seen.add(key(t)), true)));
+}
+
+export const directorVipMissing: FindingKind = {
+  code: 'director-vip-missing',
+  severity: 'error',
+  title: 'The director does not have the VIP',
+  source: 'static',
+  needs: 'an IPVS service whose VIP is not an address of the director (IPVS sees only locally delivered packets)',
+  check(ctx) {
+    const out: Detected[] = [];
+    for (const [name] of ctx.loaded.ipvs) {
+      const d = ctx.loaded.scenario.nodes.get(name);
+      if (!d) continue;
+      for (const svc of ipv4Services(ctx.loaded, name)) {
+        const vip = serviceVip(svc)!;
+        if (ownsAddress(d, vip)) continue;
+        out.push({
+          finding: {
+            code: this.code,
+            severity: this.severity,
+            title: `director ${name} does not have VIP ${formatIpv4(vip)}`,
+            explanation: `IPVS schedules only packets the director delivers locally (LOCAL_IN); ${formatIpv4(vip)} is none of ${name}'s addresses, so ${formatServiceKey(svc.key)} never sees a packet (its counters stay 0). Add the VIP (keepalived virtual_ipaddress or ip addr add) on the interface facing the clients.`,
+            where: name,
+            culprit: svc.origin,
+          },
+          fixes: [],
+        });
+      }
+    }
+    return out;
+  },
+};
+
+export const rsVipMissing: FindingKind = {
+  code: 'rs-vip-missing',
+  severity: 'error',
+  title: 'A DR real server does not have the VIP',
+  source: 'static',
+  needs: 'a Route (DR) destination modelled as a guest that does not own the VIP',
+  check(ctx) {
+    return once(
+      drTargets(ctx).filter((t) => t.rs && !ownsAddress(t.rs, t.vip)),
+      (t) => `${t.rs!.name} ${t.vip}`,
+    ).map((t) => ({
+      finding: {
+        code: this.code,
+        severity: this.severity,
+        title: `real server ${t.rs!.name} does not have VIP ${formatIpv4(t.vip)}`,
+        explanation: `With DR the frame reaches ${t.rs!.name} with the VIP ${formatIpv4(t.vip)} still as destination; a server without the VIP discards it (or forwards it back if ip_forward=1). Configure it on lo: ip addr add ${formatIpv4(t.vip)}/32 dev lo, with arp_ignore=1 and arp_announce=2.`,
+        where: t.rs!.name,
+        culprit: t.svc.origin,
+      },
+      fixes: [],
+    }));
+  },
+};
+
+export const rsArpProblem: FindingKind = {
+  code: 'rs-arp-problem',
+  severity: 'warning',
+  title: 'A real server may answer ARP for the VIP (the "ARP problem")',
+  source: 'static',
+  needs:
+    'a DR real server that owns the VIP with net.ipv4.conf.{all,IFACE}.arp_ignore < 1 (or the VIP on the LAN interface), or arp_announce < 2',
+  check(ctx) {
+    const out: Detected[] = [];
+    for (const t of once(
+      drTargets(ctx).filter((x) => x.rs && ownsAddress(x.rs, x.vip)),
+      (x) => `${x.rs!.name} ${x.vip}`,
+    )) {
+      const rs = t.rs!;
+      const lan = [...rs.interfaces.values()].find(
+        (i) => i.kind !== 'loopback' && i.addrs.some((a) => prefixContains(a.prefix, t.rsAddr)),
+      );
+      if (!lan) continue;
+      const ignore = effectiveSysctl(rs, 'arp_ignore', lan.name);
+      const announce = effectiveSysctl(rs, 'arp_announce', lan.name);
+      const vipOnLan = lan.addrs.some((a) => a.prefix.addr === t.vip);
+      const answers = vipOnLan ? ignore.value < 8 : ignore.value === 0;
+      const announces = announce.value < 2;
+      if (!answers && !announces) continue;
+      const why = [
+        answers
+          ? vipOnLan
+            ? `the VIP is on ${lan.name} itself, so ${rs.name} answers ARP for it`
+            : `arp_ignore=${ignore.value} on ${lan.name} lets ${rs.name} answer ARP for the VIP configured on another interface`
+          : '',
+        announces ? `arp_announce=${announce.value} lets it use the VIP as ARP sender address` : '',
+      ].filter((x) => x !== '');
+      out.push({
+        finding: {
+          code: this.code,
+          severity: answers ? 'error' : 'warning',
+          title: `real server ${rs.name} ${answers ? 'answers' : 'may announce'} ARP for VIP ${formatIpv4(t.vip)}`,
+          explanation: `${why.join('; ')}. Routers and clients that learn the VIP from a real server bypass the director: traffic lands on one server, or flaps between MACs.`,
+          where: `${rs.name}:${lan.name}`,
+          culprit: answers ? ignore.origin : announce.origin,
+        },
+        fixes: vipOnLan
+          ? []
+          : [
+              sysctlFix(
+                rs,
+                [
+                  ['net.ipv4.conf.all.arp_ignore', '1'],
+                  ['net.ipv4.conf.all.arp_announce', '2'],
+                  [`net.ipv4.conf.${lan.name}.arp_ignore`, '1'],
+                  [`net.ipv4.conf.${lan.name}.arp_announce`, '2'],
+                ],
+                'a DR real server must not answer or announce ARP for the VIP',
+                100,
+              ),
+            ],
+      });
+    }
+    return out;
+  },
+};
+
+export const drAcrossL3: FindingKind = {
+  code: 'dr-across-l3',
+  severity: 'error',
+  title: "A DR real server is not on the director's segment",
+  source: 'static',
+  needs: "a Route (DR) destination whose address is in none of the director's connected subnets",
+  check(ctx) {
+    return drTargets(ctx)
+      .filter(
+        (t) =>
+          ![...t.director.interfaces.values()].some(
+            (i) =>
+              i.kind !== 'loopback' && i.addrs.some((a) => a.prefix.len < 32 && prefixContains(a.prefix, t.rsAddr)),
+          ),
+      )
+      .map((t) => ({
+        finding: {
+          code: this.code,
+          severity: this.severity,
+          title: `DR destination ${formatIpv4(t.rsAddr)} is not on a segment of director ${t.director.name}`,
+          explanation: `DR sends the frame straight to the real server's MAC (the kernel forces it as next hop), so the real server must share an L2 segment with the director; ${formatIpv4(t.rsAddr)} is in none of ${t.director.name}'s subnets. Use TUN (-i) or NAT (-m) across routers.`,
+          where: t.director.name,
+          culprit: t.svc.destinations.find((d) => d.address.addr === t.rsAddr)?.origin ?? t.svc.origin,
+        },
+        fixes: [],
+      }));
+  },
+};
+
+export const drPortRemap: FindingKind = {
+  code: 'dr-port-remap',
+  severity: 'warning',
+  title: 'A DR destination names another port than the service',
+  source: 'static',
+  needs: 'a Route (DR) destination whose port differs from the virtual service port',
+  check(ctx) {
+    return drTargets(ctx)
+      .filter((t) => t.svc.key.kind === 'addr' && t.rsPort !== t.svc.key.port)
+      .map((t) => ({
+        finding: {
+          code: this.code,
+          severity: this.severity,
+          title: `${formatServiceKey(t.svc.key)} → ${formatIpv4(t.rsAddr)}:${t.rsPort} cannot remap the port in DR`,
+          explanation: `DR rewrites only MAC addresses; the packet keeps destination port ${t.svc.key.kind === 'addr' ? t.svc.key.port : '?'} (ipvsadm forces the service port for -g). The real server must listen there; use NAT (-m) to remap ports.`,
+          where: t.director.name,
+          culprit: t.svc.destinations.find((d) => d.address.addr === t.rsAddr)?.origin ?? t.svc.origin,
+        },
+        fixes: [],
+      }));
+  },
+};
+
+export const noUsableRealServer: FindingKind = {
+  code: 'no-usable-real-server',
+  severity: 'error',
+  title: 'A service has no usable real server',
+  source: 'static',
+  needs: 'an IPVS service without destinations or with every weight 0',
+  check(ctx) {
+    const out: Detected[] = [];
+    for (const [name, table] of ctx.loaded.ipvs)
+      for (const svc of table.services) {
+        const usable = svc.destinations.filter((d) => (d.weight ?? 1) > 0);
+        if (usable.length > 0) continue;
+        out.push({
+          finding: {
+            code: this.code,
+            severity: this.severity,
+            title: `${formatServiceKey(svc.key)} on ${name} has ${svc.destinations.length === 0 ? 'no real server' : 'only real servers of weight 0'}`,
+            explanation: `New connections get "no destination available" and the client an ICMP port unreachable ("connection refused" at once). Health checks may have removed or quiesced the servers.`,
+            where: name,
+            culprit: svc.origin,
+          },
+          fixes: [],
+        });
+      }
+    return out;
+  },
+};
+
+export const persistenceSticks: FindingKind = {
+  code: 'persistence-sticks',
+  severity: 'info',
+  title: 'Persistence keeps a client on one real server',
+  source: 'static',
+  needs: 'a persistent IPVS service',
+  check(ctx) {
+    const out: Detected[] = [];
+    for (const [name, table] of ctx.loaded.ipvs)
+      for (const svc of table.services) {
+        if (!svc.persistence) continue;
+        out.push({
+          finding: {
+            code: this.code,
+            severity: this.severity,
+            title: `${formatServiceKey(svc.key)} is persistent (${svc.persistence.timeout} s)`,
+            explanation: `Every connection from the same client (network) goes to the same real server until ${svc.persistence.timeout} s after its last connection ends: testing from one client looks like "not balancing". Long-lived TCP connections (ESTABLISHED times out after 900 s) have the same effect.`,
+            where: name,
+            culprit: svc.origin,
+          },
+          fixes: [],
+        });
+      }
+    return out;
+  },
+};

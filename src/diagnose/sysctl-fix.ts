@@ -1,0 +1,36 @@
+/** Fixes that set sysctls on a node: a sysctl.d file, the commands, and the model edit. */
+import { implicit } from '../source/origin.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { Node, SysctlValue } from '../topology/model.ts';
+import type { FixProposal } from './types.ts';
+
+export function sysctlFix(
+  node: Node,
+  settings: readonly (readonly [string, string])[],
+  why: string,
+  rank: number,
+): FixProposal {
+  const file = `sysctl-${node.name}/90-lvsdoctor.conf`;
+  const content = [`# ${why}`, ...settings.map(([k, v]) => `${k} = ${v}`), ''].join('\n');
+  return {
+    id: `sysctl:${node.name}:${settings.map(([k, v]) => `${k}=${v}`).join(',')}`,
+    title: `On ${node.name}: ${settings.map(([k, v]) => `${k}=${v}`).join(', ')} (${why})`,
+    keeps: 'every filter as it is; only kernel settings of the guest change',
+    protectionRank: 100,
+    artifacts: [{ path: file, content }],
+    commands: [
+      `# on ${node.name}:`,
+      ...settings.map(([k, v]) => `sysctl -w ${k}=${v}`),
+      `cp ${file} /etc/sysctl.d/90-lvsdoctor.conf   # keep it across reboots`,
+    ],
+    apply: (s: LoadedScenario) => {
+      const n = s.scenario.nodes.get(node.name);
+      if (!n) return s;
+      const sysctl = new Map<string, SysctlValue>(n.sysctl);
+      for (const [k, v] of settings) sysctl.set(k, { value: v, origin: implicit(`set by the fix: ${k} = ${v}`) });
+      const nodes = new Map(s.scenario.nodes);
+      nodes.set(node.name, { ...n, sysctl });
+      return { ...s, scenario: { ...s.scenario, nodes } };
+    },
+  };
+}

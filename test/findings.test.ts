@@ -1,0 +1,159 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { check, diagnose } from '../src/diagnose/diagnose.ts';
+import { FINDING_KINDS } from '../src/diagnose/findings/catalogue.ts';
+import { loadScenario } from '../src/topology/load-scenario.ts';
+import { baseSpec, type ScenarioSpec, writeScenario } from './scenario-builder.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'lvsdoctor-find-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+
+function loaded(spec: ScenarioSpec) {
+  const dir = join(root, `f${n++}`);
+  writeScenario(dir, spec);
+  const r = loadScenario(dir);
+  expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+  return r.value!;
+}
+
+const base = baseSpec();
+const ct = (ips: string[]) => ({ name: 'clean-traffic', params: ips.map((a) => ['IP', a] as const) });
+const rs = (f: (r: ScenarioSpec['realServers'][number]) => Partial<ScenarioSpec['realServers'][number]>) =>
+  base.realServers.map((r) => ({ ...r, ...f(r) }));
+
+/** For every finding: a scenario that triggers it and a near-identical one that does not. */
+const CASES: { code: string; trigger: ScenarioSpec; clean: ScenarioSpec }[] = [
+  {
+    code: 'director-anti-spoofing',
+    trigger: { ...base, director: { ...base.director, filter: ct([base.director.ip, base.vip]) } },
+    clean: { ...base, director: { ...base.director, filter: { name: 'no-mac-spoofing', params: [] } } },
+  },
+  {
+    code: 'vip-arp-blocked',
+    trigger: {
+      ...base,
+      director: { ...base.director, filter: { name: 'no-arp-spoofing', params: [['IP', base.director.ip]] } },
+    },
+    clean: {
+      ...base,
+      director: {
+        ...base.director,
+        filter: {
+          name: 'no-arp-spoofing',
+          params: [
+            ['IP', base.director.ip],
+            ['IP', base.vip],
+          ],
+        },
+      },
+    },
+  },
+  {
+    code: 'rs-anti-spoofing',
+    trigger: { ...base, realServers: rs((r) => ({ filter: ct([r.ip]) })) },
+    clean: { ...base, realServers: rs((r) => ({ filter: ct([r.ip, base.vip]) })) },
+  },
+  {
+    code: 'director-vip-missing',
+    trigger: {
+      ...base,
+      director: { ...base.director, vipOnEth0: false },
+      gateway: { ...base.gateway, cachedVip: true },
+    },
+    clean: { ...base, gateway: { ...base.gateway, cachedVip: true } },
+  },
+  {
+    code: 'rs-vip-missing',
+    trigger: { ...base, realServers: rs((r) => ({ vipOnLo: r.name !== 'web2' })) },
+    clean: base,
+  },
+  {
+    code: 'rs-arp-problem',
+    trigger: { ...base, realServers: rs(() => ({ sysctl: {} })) },
+    clean: base,
+  },
+  {
+    code: 'dr-across-l3',
+    trigger: { ...base, realServers: rs((r) => (r.name === 'web2' ? { ip: '203.0.113.22' } : {})) },
+    clean: base,
+  },
+  {
+    code: 'dr-port-remap',
+    trigger: { ...base, realServers: rs((r) => (r.name === 'web1' ? { port: 8443 } : {})) },
+    clean: base,
+  },
+  {
+    code: 'persistence-sticks',
+    trigger: { ...base, persistent: 360 },
+    clean: base,
+  },
+  {
+    code: 'no-usable-real-server',
+    trigger: { ...base, realServers: rs(() => ({ weight: 0 })) },
+    clean: { ...base, realServers: rs((r) => ({ weight: r.name === 'web1' ? 0 : 1 })) },
+  },
+];
+
+describe('the findings catalogue', () => {
+  it('has a trigger and a near-identical clean scenario for every configuration check it can build here', () => {
+    const covered = new Set(CASES.map((c) => c.code));
+    // The generic catch-alls explain whatever no specific kind does; scenarios.test.ts exercises them.
+    const untestedHere = ['filter-drop', 'probe-failed'];
+    for (const k of FINDING_KINDS) if (!untestedHere.includes(k.code)) expect(covered.has(k.code), k.code).toBe(true);
+  });
+
+  for (const c of CASES) {
+    it(`reports ${c.code} only where it applies`, () => {
+      const bad = diagnose(loaded(c.trigger));
+      expect(bad.findings.map((f) => f.code)).toContain(c.code);
+      const good = diagnose(loaded(c.clean));
+      expect(good.findings.map((f) => f.code)).not.toContain(c.code);
+    });
+  }
+
+  it('finds the configuration faults without tracing (check)', () => {
+    const f = check(loaded(CASES[0]!.trigger));
+    expect(f.map((x) => x.code)).toContain('director-anti-spoofing');
+    expect(check(loaded(base))).toEqual([]);
+  });
+
+  it('reports several faults in the order a packet meets them, and which fix unblocks which probe', () => {
+    // Director filter drops the forwarded SYN; once fixed, the real servers' filters drop the SYN-ACK.
+    const spec: ScenarioSpec = {
+      ...base,
+      director: { ...base.director, filter: ct([base.director.ip, base.vip]) },
+      realServers: rs((r) => ({ filter: ct([r.ip]) })),
+    };
+    const report = diagnose(loaded(spec));
+    const codes = report.findings.map((f) => f.code);
+    expect(codes.indexOf('director-anti-spoofing')).toBeLessThan(codes.indexOf('rs-anti-spoofing'));
+    const rsFinding = report.findings.find((f) => f.code === 'rs-anti-spoofing' && f.probes.includes('tcp-vip'))!;
+    expect(rsFinding.after).toContain('director-anti-spoofing@kvm1:vnet0');
+    const rsFix = report.fixes.find((f) => f.id === 'add-ip:kvm1:vnet1:198.51.100.100')!;
+    expect(rsFix.requires).toEqual(['dr-director-filter:kvm1:vnet0']);
+    expect(rsFix.verified).toBe(true);
+    expect(rsFix.unblocks).toContain('tcp-vip');
+    const first = report.fixes.find((f) => f.id === 'dr-director-filter:kvm1:vnet0')!;
+    expect(first.verified).toBe(true);
+    expect(first.unblocks).toEqual([]);
+  });
+
+  it('proves a sysctl fix for the ARP problem by the finding disappearing', () => {
+    const report = diagnose(loaded({ ...base, realServers: rs(() => ({ sysctl: {} })) }));
+    const fix = report.fixes.find((f) => f.id.startsWith('sysctl:web1:'))!;
+    expect(fix.verified).toBe(true);
+    expect(fix.clears).toContain('rs-arp-problem@web1:eth0');
+    expect(fix.artifacts[0]!.content).toContain('net.ipv4.conf.all.arp_ignore = 1');
+  });
+});
+
+describe('docs/findings.md', () => {
+  it('documents every finding of the catalogue', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync('docs/findings.md', 'utf8');
+    for (const k of FINDING_KINDS) expect(doc, k.code).toContain(`## ${k.code} (`);
+  });
+});
