@@ -3,6 +3,7 @@
  * `main` never calls process.exit and never throws for bad input, so it can be tested in-process.
  */
 import { Command, CommanderError } from '@commander-js/extra-typings';
+import { runCaptures } from './cmd-captures.ts';
 import { runCheck, runFindings } from './cmd-check.ts';
 import { runDiagnose } from './cmd-diagnose.ts';
 import { runRules } from './cmd-rules.ts';
@@ -87,6 +88,20 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     .exitOverride()
     .action((opts) => {
       code = runFindings(io, { json: opts.json === true });
+    });
+
+  program
+    .command('captures')
+    .description('correlate captures taken at several points and say where packets vanished')
+    .argument('<file@point...>', 'pcap, pcapng or pasted tcpdump text, and where it was captured (node:iface)')
+    .option('--json', 'print the report as JSON')
+    .option('--scenario <dir>', 'compare with the simulated path of each flow')
+    .exitOverride()
+    .action((specs, opts) => {
+      code = runCaptures(io, specs, {
+        json: opts.json === true,
+        ...(opts.scenario !== undefined ? { scenario: opts.scenario } : {}),
+      });
     });
 
   try {

@@ -1,0 +1,166 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadScenario } from '../topology/load-scenario.ts';
+import { openSession, probesOf, runProbe } from '../trace/session.ts';
+import { capturesToPcaps } from '../trace/tcpdump-lines.ts';
+import { parseCaptureSpec, runCaptures } from './cmd-captures.ts';
+import type { Io } from './io.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-captures-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function io(): Io & { out: string; err: string } {
+  const o = {
+    out: '',
+    err: '',
+    stdout: (s: string): void => {
+      o.out += s;
+    },
+    stderr: (s: string): void => {
+      o.err += s;
+    },
+  };
+  return o;
+}
+
+/** Writes the pcaps `trace --pcap-dir` writes for a scenario; returns `file@point` for the points asked. */
+function simulatedCaptures(scenario: string, points: readonly string[]): string[] {
+  const loaded = loadScenario(join(ROOT, scenario)).value!;
+  const session = openSession(loaded);
+  const caps = probesOf(loaded).flatMap((p) => runProbe(session, p).captures);
+  const files = capturesToPcaps(caps);
+  const out: string[] = [];
+  for (const point of points) {
+    const name = `${point.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`;
+    const f = join(dir, `${scenario.replace(/\W/g, '-')}-${name}`);
+    writeFileSync(f, files.get(name) ?? new Uint8Array(0));
+    out.push(`${f}@${point}`);
+  }
+  return out;
+}
+
+describe('lvsdoctor captures', () => {
+  const founding = simulatedCaptures('examples/kvm-lvs-dr', ['r2-10105:eth0', 'host1:br0']);
+
+  it('finds that the rewritten SYN of the founding case never reaches host1 br0 (exit 1)', () => {
+    const o = io();
+    expect(runCaptures(o, founding, { json: false })).toBe(1);
+    expect(o.out).toContain(
+      'rewrite: 84:78:ac:27:6c:41 > 02:00:73:b6:53:c8 became 02:00:73:b6:53:c8 > 02:00:73:b6:53:e2',
+    );
+    expect(o.out).toContain('2 seen last at r2-10105:eth0, never at host1:br0'); // the SYN and the ARP reply for the VIP
+    expect(o.out).toContain('no SYN-ACK seen at any point: the handshake never completes');
+    expect(o.err).toBe('');
+  });
+
+  it('says the captures follow the model that drops the frame, with the rule that drops it', () => {
+    const o = io();
+    expect(runCaptures(o, founding, { json: false, scenario: join(ROOT, 'examples/kvm-lvs-dr') })).toBe(1);
+    expect(o.out).toContain('model: the captures follow the simulated path');
+    expect(o.out).toContain('the simulation ends: dropped-by-filter at host1:vnet0');
+  });
+
+  it('names the hop where reality departs from the fixed model', () => {
+    const o = io();
+    expect(runCaptures(o, founding, { json: false, scenario: join(ROOT, 'examples/kvm-lvs-dr-fixed') })).toBe(1);
+    expect(o.out).toContain(
+      'reality departs from the simulated path at host1:br0 (02:00:73:b6:53:c8 > 02:00:73:b6:53:e2): the simulation has the packet there, the capture does not',
+    );
+  });
+
+  it('accounts for every packet of the fixed cluster at all eleven points (exit 0)', () => {
+    const points = [
+      'client:eth0',
+      'gateway:wan',
+      'gateway:eth0',
+      'host1:eth0',
+      'host1:br0',
+      'host1:vnet0',
+      'r2-10105:eth0',
+      'host2:eth0',
+      'host2:br0',
+      'host2:vnet0',
+      'r2-10106:eth0',
+    ];
+    const o = io();
+    const code = runCaptures(o, simulatedCaptures('examples/kvm-lvs-dr-fixed', points), { json: true });
+    const r = JSON.parse(o.out);
+    expect(code).toBe(0);
+    expect(r.exitCode).toBe(0);
+    expect(r.missing).toBe(0);
+    const syn = r.flowReports[0].details[0];
+    expect(syn.path.map((s: { point: string }) => s.point)).toEqual([
+      'client:eth0',
+      'gateway:wan',
+      'gateway:eth0',
+      'host1:eth0',
+      'host1:br0',
+      'host1:vnet0',
+      'r2-10105:eth0',
+      'r2-10105:eth0',
+      'host1:vnet0',
+      'host1:br0',
+      'host1:eth0',
+      'host2:eth0',
+      'host2:br0',
+      'host2:vnet0',
+      'r2-10106:eth0',
+    ]);
+  });
+
+  it('reads the founding case pasted as tcpdump text', () => {
+    const o = io();
+    const specs = [
+      `${join(ROOT, 'fixtures/captures/founding-case.director-eth0.txt')}@r2-10105:eth0`,
+      `${join(ROOT, 'fixtures/captures/founding-case.host1-br0.txt')}@host1:br0`,
+    ];
+    expect(runCaptures(o, specs, { json: true })).toBe(1);
+    const r = JSON.parse(o.out);
+    expect(r.missing).toBe(2);
+    expect(r.retransmissions).toBe(1);
+    expect(r.points[1].offsetMethod).toBe('one-way');
+    expect(r.flowReports[0].details[1].retransmissionNote).toMatch(/TS val \+1000/);
+  });
+
+  it('keeps what a truncated capture holds, names the byte offset, and still correlates', () => {
+    const [eth0] = founding[0]!.split('@') as [string, string];
+    const bytes = readFileSync(eth0);
+    const cut = join(dir, 'cut.pcap');
+    writeFileSync(cut, bytes.subarray(0, bytes.length - 5));
+    const o = io();
+    const code = runCaptures(o, [`${cut}@r2-10105:eth0`, founding[1]!], { json: false });
+    expect(code).toBe(1);
+    expect(o.err).toMatch(/cut\.pcap: error: record at byte \d+ is truncated/);
+    expect(o.err).toContain('what was read before the damage is used');
+  });
+
+  it('exits 2 when a capture has nothing usable', () => {
+    const junk = join(dir, 'junk.pcap');
+    writeFileSync(junk, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 0xff));
+    const o = io();
+    expect(runCaptures(o, [`${junk}@a`, founding[1]!], { json: false })).toBe(2);
+    expect(o.err).toContain('junk.pcap: error: byte 0: not a pcap, pcapng or tcpdump text file');
+    expect(o.err).toContain('nothing usable in');
+  });
+
+  it('exits 2 on a missing file, a bad spec or a point named twice', () => {
+    let o = io();
+    expect(runCaptures(o, [join(dir, 'nope.pcap@x')], { json: false })).toBe(2);
+    expect(o.err).toContain('cannot open');
+    o = io();
+    expect(runCaptures(o, ['a.pcap@'], { json: false })).toBe(2);
+    o = io();
+    expect(runCaptures(o, [founding[0]!, founding[0]!], { json: false })).toBe(2);
+    expect(o.err).toContain('named twice');
+    o = io();
+    expect(runCaptures(o, [], { json: false })).toBe(2);
+  });
+
+  it('takes the point name from the file name when @POINT is left out', () => {
+    expect(parseCaptureSpec('/x/host1-br0.pcap')).toEqual({ file: '/x/host1-br0.pcap', point: 'host1-br0' });
+    expect(parseCaptureSpec('a@b.pcap@host1:br0')).toEqual({ file: 'a@b.pcap', point: 'host1:br0' });
+  });
+});

@@ -1,0 +1,140 @@
+/**
+ * `lvsdoctor captures FILE@POINT... [--json] [--scenario DIR]`: correlates captures taken at several points and says
+ * where packets vanished. Exit 0 when every packet is accounted for, 1 when one seen at a point is missing where it
+ * should have gone next, 2 on bad input. With a scenario, each flow's first packet is also walked through the model
+ * and the report names the hop where reality departs from the simulated path.
+ */
+import { basename, extname } from 'node:path';
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import type { ExpectedHop, ExpectedPath, FlowQuery } from '../capture/correlate.ts';
+import { type CaptureInput, correlateCaptureFiles } from '../capture/correlate-files.ts';
+import { renderCorrelation } from '../capture/render-correlation.ts';
+import { implicit } from '../source/origin.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { Node, TcpProbeSpec } from '../topology/model.ts';
+import { openSession, runProbe, type Session } from '../trace/session.ts';
+import { type Io, reportIssues } from './io.ts';
+import { toJsonText } from './json.ts';
+import { loadForCommand } from './scenario-input.ts';
+
+export interface CapturesOptions {
+  readonly json: boolean;
+  readonly scenario?: string;
+}
+
+/** `FILE@POINT`; without `@POINT` the point is the file name without extension. */
+export function parseCaptureSpec(spec: string): CaptureInput | undefined {
+  const at = spec.lastIndexOf('@');
+  if (at === 0 || at === spec.length - 1) return undefined;
+  if (at < 0) return { file: spec, point: basename(spec, extname(spec)) };
+  return { file: spec.slice(0, at), point: spec.slice(at + 1) };
+}
+
+const MAX_MODEL_RUNS = 200;
+
+function nodeWithAddress(loaded: LoadedScenario, a: Ipv4): Node | undefined {
+  for (const n of loaded.scenario.nodes.values())
+    for (const i of n.interfaces.values()) if (i.addrs.some((x) => x.prefix.addr === a)) return n;
+  return undefined;
+}
+
+/** The model's path for a TCP flow: the SYN's captures (matched by sequence number) in time order. */
+function modelExpect(session: Session): (q: FlowQuery) => ExpectedPath | undefined {
+  const loaded = session.loaded;
+  const cache = new Map<string, ExpectedPath | undefined>();
+  const client = [...loaded.scenario.nodes.values()].find((n) => n.kind === 'client');
+  return (q) => {
+    if (q.proto !== 6) return undefined;
+    const key = `${q.src}|${q.dst}|${q.dport}`;
+    if (cache.has(key)) return cache.get(key);
+    if (cache.size >= MAX_MODEL_RUNS) return undefined;
+    const from = nodeWithAddress(loaded, q.src) ?? client;
+    if (!from) {
+      cache.set(key, undefined);
+      return undefined;
+    }
+    const probe: TcpProbeSpec = {
+      kind: 'tcp',
+      name: `capture ${formatIpv4(q.src)}.${q.sport} > ${formatIpv4(q.dst)}.${q.dport}`,
+      from: from.name,
+      to: q.dst,
+      dport: q.dport,
+      sport: q.sport,
+      seq: q.seq,
+      ipId: q.ipId,
+      window: q.window ?? 64240,
+      tsval: q.tsval ?? 1,
+      timeNs: q.timeNs,
+      origin: implicit('a flow found in the captures'),
+    };
+    const trace = runProbe(session, probe);
+    const hops: ExpectedHop[] = [];
+    for (const cap of trace.captures) {
+      const p = cap.frame.payload;
+      if (p.kind !== 'ipv4') continue;
+      const inner = p.payload.kind === 'ipv4' ? p.payload.payload : p.payload;
+      if (inner.kind !== 'tcp' || inner.seq !== q.seq || (inner.flags & 0x12) !== 0x02) continue;
+      hops.push({ point: cap.point, srcMac: cap.frame.src, dstMac: cap.frame.dst });
+    }
+    const out: ExpectedPath = {
+      hops,
+      end: trace.summary,
+      ok: trace.disposition === 'replied' || trace.disposition === 'delivered',
+    };
+    cache.set(key, out);
+    return out;
+  };
+}
+
+/** Capture points of the scenario (from every probe's walk), to warn about points the model does not know. */
+function scenarioPoints(session: Session): Set<string> {
+  const out = new Set<string>();
+  for (const node of session.loaded.scenario.nodes.values())
+    for (const i of node.interfaces.values()) out.add(`${node.name}:${i.name}`);
+  return out;
+}
+
+export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions): number {
+  if (specs.length === 0) {
+    io.stderr('lvsdoctor captures: name at least one capture as FILE@POINT\n');
+    return 2;
+  }
+  const inputs: CaptureInput[] = [];
+  for (const s of specs) {
+    const p = parseCaptureSpec(s);
+    if (!p) {
+      io.stderr(`lvsdoctor captures: "${s}" is not FILE@POINT\n`);
+      return 2;
+    }
+    if (inputs.some((x) => x.point === p.point)) {
+      io.stderr(`lvsdoctor captures: point "${p.point}" is named twice\n`);
+      return 2;
+    }
+    inputs.push(p);
+  }
+  let expect: ((q: FlowQuery) => ExpectedPath | undefined) | undefined;
+  if (o.scenario !== undefined) {
+    const loaded = loadForCommand(io, o.scenario);
+    if (!loaded) return 2;
+    const session = openSession(loaded);
+    if (reportIssues(io, session.issues)) return 2;
+    const known = scenarioPoints(session);
+    for (const i of inputs)
+      if (!known.has(i.point))
+        io.stderr(
+          `lvsdoctor captures: warning: point "${i.point}" is not an interface of the scenario (name points node:iface, e.g. ${[...known].slice(0, 3).join(', ')})\n`,
+        );
+    expect = modelExpect(session);
+  }
+  const r = correlateCaptureFiles(inputs, expect ? { expect } : {});
+  const bad = reportIssues(io, r.issues);
+  if (!r.report) {
+    for (const f of r.unusable) io.stderr(`lvsdoctor captures: nothing usable in ${f}\n`);
+    return 2;
+  }
+  if (bad) io.stderr('lvsdoctor captures: some captures are damaged; what was read before the damage is used\n');
+  const code = r.report.missing > 0 ? 1 : 0;
+  if (o.json) io.stdout(toJsonText({ ...r.report, exitCode: code }));
+  else io.stdout(renderCorrelation(r.report));
+  return code;
+}
