@@ -22,6 +22,10 @@ export interface RealServerSpec extends GuestSpec {
   readonly listen?: readonly number[];
   /** A port other than the service's (DR cannot honour it). */
   readonly port?: number;
+  /** The real server's default gateway: the router (default) or the director (needed for NAT). */
+  readonly via?: 'router' | 'director';
+  /** A tunl0 device (TUN): up, with the VIP on it instead of lo. */
+  readonly tunl0?: 'up' | 'down';
 }
 
 export interface ScenarioSpec {
@@ -38,6 +42,8 @@ export interface ScenarioSpec {
   readonly probes?: string;
   /** `persistent N` on the service. */
   readonly persistent?: number;
+  /** Forwarding method of every real server (default Route). */
+  readonly method?: 'Route' | 'Masq' | 'Tunnel';
 }
 
 function domainXml(g: GuestSpec, tap: string, uuidSeed: number): string {
@@ -59,6 +65,14 @@ function domainXml(g: GuestSpec, tap: string, uuidSeed: number): string {
     </interface>
   </devices>
 </domain>
+`;
+}
+
+function tunl0Text(state: 'up' | 'down', vip: string): string {
+  return `5: tunl0@NONE: <NOARP${state === 'up' ? ',UP,LOWER_UP' : ''}> mtu 1480 qdisc noqueue state ${state === 'up' ? 'UNKNOWN' : 'DOWN'} group default qlen 1000
+    link/ipip 0.0.0.0 brd 0.0.0.0
+    inet ${vip}/32 scope global tunl0
+       valid_lft forever preferred_lft forever
 `;
 }
 
@@ -114,11 +128,16 @@ ${taps}`,
     const rs = s.realServers.find((r) => r.name === g.name);
     writeFileSync(
       join(dir, g.name, 'ip-addr.txt'),
-      guestIpAddr(g, isDirector && s.director.vipOnEth0 ? s.vip : undefined, rs?.vipOnLo ? s.vip : undefined),
+      guestIpAddr(
+        g,
+        isDirector && s.director.vipOnEth0 ? s.vip : undefined,
+        rs?.vipOnLo && !rs.tunl0 ? s.vip : undefined,
+      ) + (rs?.tunl0 ? tunl0Text(rs.tunl0, s.vip) : ''),
     );
+    const gw = rs?.via === 'director' ? s.director.ip : s.gateway.ip;
     writeFileSync(
       join(dir, g.name, 'ip-route.txt'),
-      `default via ${s.gateway.ip} dev eth0\n${s.prefix}.0/24 dev eth0 proto kernel scope link src ${g.ip}\n`,
+      `default via ${gw} dev eth0\n${s.prefix}.0/24 dev eth0 proto kernel scope link src ${g.ip}\n`,
     );
     const sys = { 'net.ipv4.ip_forward': 0, ...(g.sysctl ?? {}) };
     writeFileSync(
@@ -134,7 +153,8 @@ ${taps}`,
     '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
     `TCP  ${s.vip}:${s.port} ${s.scheduler}${s.persistent ? ` persistent ${s.persistent}` : ''}`,
     ...s.realServers.map(
-      (r) => `  -> ${pad(`${r.ip}:${r.port ?? s.port}`, 26)}   Route   ${pad(String(r.weight), 6)} 0          0`,
+      (r) =>
+        `  -> ${pad(`${r.ip}:${r.port ?? s.port}`, 26)}   ${pad(s.method ?? 'Route', 7)} ${pad(String(r.weight), 6)} 0          0`,
     ),
     '',
   ].join('\n');

@@ -78,6 +78,7 @@ function readArtifact(
 
 function linkKind(l: LinkInfo, bridges: ReadonlySet<string>, taps: ReadonlySet<string>): IfaceKind {
   if (l.linkType === 'loopback') return 'loopback';
+  if (l.linkType === 'ipip' || l.linkType === 'gre' || l.linkType === 'none') return 'tunnel';
   if (bridges.has(l.name)) return 'bridge';
   if (taps.has(l.name)) return 'tap';
   return 'ether';

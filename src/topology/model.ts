@@ -11,7 +11,7 @@ import type { Origin } from '../source/origin.ts';
 
 export type NodeKind = 'host' | 'guest' | 'gateway' | 'client';
 export type GuestRole = 'director' | 'real-server' | 'other';
-export type IfaceKind = 'ether' | 'loopback' | 'bridge' | 'tap';
+export type IfaceKind = 'ether' | 'loopback' | 'bridge' | 'tap' | 'tunnel';
 
 export interface AddressAssignment {
   readonly prefix: Ipv4Prefix;

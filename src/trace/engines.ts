@@ -29,9 +29,16 @@ export type IpvsDecision =
       readonly build: (srcMac: Mac, dstMac: Mac) => EthernetFrame;
     };
 
-/** IPVS on one director: the LOCAL_IN hook. Stateful (connection table), reset per probe. */
+export type IpvsReplyDecision =
+  | { readonly kind: 'not-ipvs' }
+  | { readonly kind: 'snat'; readonly frame: EthernetFrame; readonly step: IpvsStep };
+
+/** IPVS on one director. Stateful (connection table), reset per probe. */
 export interface IpvsEngine {
-  input(frame: EthernetFrame, nowNs: bigint): IpvsDecision;
+  /** The LOCAL_IN hook: client packets to a virtual service. `directorIp` is the outer source of tunnel packets. */
+  input(frame: EthernetFrame, nowNs: bigint, directorIp?: Ipv4): IpvsDecision;
+  /** The FORWARD hook: NAT replies from real servers, rewritten to come from the virtual service. */
+  output(frame: EthernetFrame, nowNs: bigint): IpvsReplyDecision;
   /** Real-server addresses and ports this director balances to (used to pick default listeners). */
   destinations(): readonly { readonly addr: Ipv4; readonly port: number; readonly protocol: 'tcp' | 'udp' }[];
 }

@@ -2,11 +2,11 @@
 import type { Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
 import { IpvsEngine as IpvsSim } from '../ipvs/engine.ts';
-import { forwardFrame } from '../ipvs/forward.ts';
+import { forwardFrame, forwardReply } from '../ipvs/forward.ts';
 import { formatAddrPort, formatServiceKey, type IpvsTable } from '../ipvs/model.ts';
 import { implicit } from '../source/origin.ts';
 import type { EthernetFrame } from '../wire/types.ts';
-import type { IpvsDecision, IpvsEngine } from './engines.ts';
+import type { IpvsDecision, IpvsEngine, IpvsReplyDecision } from './engines.ts';
 
 /** Placeholder next-hop MAC: the walker resolves the real one (walking ARP) and substitutes it. */
 const PENDING = 'ff:ff:ff:ff:ff:fe' as Mac;
@@ -31,10 +31,11 @@ const METHOD = { route: 'Route', masq: 'Masq', tunnel: 'Tunnel' } as const;
 export function makeIpvsEngine(table: IpvsTable, options: IpvsEngineOptions = {}): IpvsEngine {
   const sim = new IpvsSim(table, { decrementTtl: kernelDecrementsTtl(options.kernel) });
   return {
-    input(frame: EthernetFrame, nowNs: bigint): IpvsDecision {
+    input(frame: EthernetFrame, nowNs: bigint, directorIp?: Ipv4): IpvsDecision {
       const out = forwardFrame(sim, frame, {
         now: Number(nowNs / 1_000_000n),
         directorMac: frame.dst,
+        ...(directorIp !== undefined ? { directorIp } : {}),
         resolveNeighbour: () => PENDING,
       });
       switch (out.kind) {
@@ -106,6 +107,25 @@ export function makeIpvsEngine(table: IpvsTable, options: IpvsEngineOptions = {}
           };
         }
       }
+    },
+    output(frame: EthernetFrame, nowNs: bigint): IpvsReplyDecision {
+      const r = forwardReply(sim, frame, Number(nowNs / 1_000_000n));
+      if (r.kind === 'not-ipvs') return { kind: 'not-ipvs' };
+      const c = r.connection;
+      return {
+        kind: 'snat',
+        frame: r.frame,
+        step: {
+          kind: 'ipvs',
+          service: formatServiceKey(r.service.key),
+          serviceOrigin: r.service.origin,
+          outcome: 'forwarded',
+          method: 'Masq',
+          scheduler: r.service.scheduler,
+          connection: `existing entry ${c.stateBefore} → ${c.state} (expires in ${c.timeout} s)`,
+          explanation: r.notes.join('; '),
+        },
+      };
     },
     destinations() {
       const out: { addr: Ipv4; port: number; protocol: 'tcp' | 'udp' }[] = [];

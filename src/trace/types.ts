@@ -135,8 +135,12 @@ export interface IpvsStep {
   readonly explanation: string;
 }
 
+/** Machine-readable causes of ends that findings look for. */
+export type EndCause = 'ip-forward-off' | 'rp-filter' | 'no-ipip' | 'tunnel-down' | 'unexpected-reply' | 'not-local';
+
 export interface End {
   readonly disposition: Disposition;
+  readonly cause?: EndCause;
   readonly place: Place;
   readonly reason: string;
   /** What decided (a rule, a sysctl, a route…), with its origin chain. */

@@ -15,6 +15,7 @@ import {
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
   type EthernetFrame,
+  IPPROTO_IPIP,
   type Ipv4Packet,
   TCP_ACK,
   TCP_RST,
@@ -28,6 +29,7 @@ import {
   DISPOSITION_RANK,
   type Disposition,
   type End,
+  type EndCause,
   type Hop,
   type NeighbourStep,
   type Place,
@@ -139,8 +141,17 @@ export class Walker {
     this.ctx.captures.push({ point, timeNs, frame });
   }
 
-  private end(hop: Hop, disposition: Disposition, reason: string, origin?: Origin, place?: Place): void {
-    const e: End = { disposition, place: place ?? hop.place, reason, ...(origin ? { origin } : {}) };
+  private end(
+    hop: Hop,
+    disposition: Disposition,
+    reason: string,
+    origin?: Origin,
+    place?: Place,
+    cause?: EndCause,
+  ): void {
+    const e = { disposition, place: place ?? hop.place, reason } as { -readonly [K in keyof End]: End[K] };
+    if (origin) e.origin = origin;
+    if (cause) e.cause = cause;
     hop.end = e;
   }
 
@@ -512,7 +523,8 @@ export class Walker {
     return { on: v.value.trim() === '1', origin: v.origin };
   }
 
-  private ipReceive(st: NodeState, iface: Iface, hop: Hop, pkt: Ipv4Packet): void {
+  private ipReceive(st: NodeState, iface: Iface, hop: Hop, received: Ipv4Packet): void {
+    let pkt = received;
     const node = st.node;
     const local = this.localAddress(node, pkt.dst);
     if (local) {
@@ -536,12 +548,19 @@ export class Walker {
             'dropped-by-kernel',
             `rp_filter=${rp.value} on ${node.name}:${iface.name} drops the packet from ${formatIpv4(pkt.src)}`,
             rp.origin,
+            undefined,
+            'rp-filter',
           );
           return;
         }
       }
+      // IPIP to a local address: the ipip module hands the inner packet to tunl0, which receives it anew.
+      if (pkt.protocol === IPPROTO_IPIP && pkt.payload.kind === 'ipv4') {
+        this.decapsulate(st, hop, pkt.payload);
+        return;
+      }
       if (st.ipvs) {
-        const d = st.ipvs.input(hop.frame, hop.timeNs);
+        const d = st.ipvs.input(hop.frame, hop.timeNs, iface.addrs[0]?.prefix.addr);
         if (d.kind === 'no-destination') {
           hop.steps.push(d.step);
           this.end(hop, 'no-real-server', d.step.explanation, d.step.serviceOrigin);
@@ -571,9 +590,50 @@ export class Walker {
       return;
     }
     hop.steps.push({ kind: 'forward', ttlBefore: pkt.ttl, ttlAfter: pkt.ttl - 1, origin: fwd.origin });
+    // FORWARD: IPVS rewrites NAT replies of real servers to come from the virtual service.
+    if (st.ipvs) {
+      const r = st.ipvs.output(hop.frame, hop.timeNs);
+      if (r.kind === 'snat' && r.frame.payload.kind === 'ipv4') {
+        hop.steps.push(r.step);
+        pkt = r.frame.payload;
+      }
+    }
     const { checksum: _stale, ...rest } = pkt;
     const fwdPkt: Ipv4Packet = { ...rest, ttl: pkt.ttl - 1 };
     this.ipOutput(st, fwdPkt, hop, hop.timeNs + DELAY_NS.wire * 10n);
+  }
+
+  /** IPIP decapsulation: the inner packet arrives on the fallback tunnel device (tunl0) and is received again. */
+  private decapsulate(st: NodeState, hop: Hop, inner: Ipv4Packet): void {
+    const tun = [...st.node.interfaces.values()].find((i) => i.kind === 'tunnel' && i.name.startsWith('tunl'));
+    if (!tun) {
+      this.end(
+        hop,
+        'discarded',
+        `${st.node.name} has no tunl0: the ipip module is not loaded, so IPIP packets are dropped`,
+        undefined,
+        undefined,
+        'no-ipip',
+      );
+      return;
+    }
+    if (!tun.up) {
+      this.end(
+        hop,
+        'discarded',
+        `${st.node.name}:${tun.name} is down: IPIP packets are dropped`,
+        tun.origin,
+        undefined,
+        'tunnel-down',
+      );
+      return;
+    }
+    hop.steps.push({
+      kind: 'note',
+      text: `IPIP decapsulated: the inner packet ${formatIpv4(inner.src)} → ${formatIpv4(inner.dst)} arrives on ${tun.name}`,
+      origin: tun.origin,
+    });
+    this.ipReceive(st, tun, hop, inner);
   }
 
   private socketDeliver(st: NodeState, iface: Iface, hop: Hop, pkt: Ipv4Packet, addrOrigin: Origin): void {
@@ -590,6 +650,18 @@ export class Walker {
       return;
     }
     const listener = node.listeners.find((l) => l.protocol === 'tcp' && l.port === l4.dstPort);
+    if (!listener && (l4.flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) {
+      hop.steps.push({ kind: 'note', text: `a SYN-ACK for no connection of ${node.name}: the kernel answers RST` });
+      this.end(
+        hop,
+        'discarded',
+        `${node.name} got a SYN-ACK from ${formatIpv4(pkt.src)}:${l4.srcPort}, which it never connected to`,
+        undefined,
+        undefined,
+        'unexpected-reply',
+      );
+      return;
+    }
     if (!listener) {
       hop.steps.push({ kind: 'note', text: `no socket listens on tcp/${l4.dstPort}: the kernel answers with RST` });
       this.end(hop, 'refused', `nothing listens on ${formatIpv4(pkt.dst)}:${l4.dstPort} at ${node.name}`);
