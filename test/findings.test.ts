@@ -24,6 +24,15 @@ const ct = (ips: string[]) => ({ name: 'clean-traffic', params: ips.map((a) => [
 const rs = (f: (r: ScenarioSpec['realServers'][number]) => Partial<ScenarioSpec['realServers'][number]>) =>
   base.realServers.map((r) => ({ ...r, ...f(r) }));
 
+const fwd = { ...base.director, sysctl: { 'net.ipv4.ip_forward': 1 } };
+const nat: ScenarioSpec = {
+  ...base,
+  method: 'Masq',
+  director: fwd,
+  realServers: rs(() => ({ vipOnLo: false, via: 'director' as const })),
+};
+const tun: ScenarioSpec = { ...base, method: 'Tunnel', realServers: rs(() => ({ tunl0: 'up' as const })) };
+
 /** For every finding: a scenario that triggers it and a near-identical one that does not. */
 const CASES: { code: string; trigger: ScenarioSpec; clean: ScenarioSpec }[] = [
   {
@@ -90,6 +99,24 @@ const CASES: { code: string; trigger: ScenarioSpec; clean: ScenarioSpec }[] = [
     trigger: { ...base, persistent: 360 },
     clean: base,
   },
+  { code: 'nat-forwarding-off', trigger: { ...nat, director: base.director }, clean: nat },
+  {
+    code: 'nat-reply-bypasses-director',
+    trigger: { ...nat, realServers: nat.realServers.map((r) => ({ ...r, via: 'router' as const })) },
+    clean: nat,
+  },
+  {
+    code: 'tun-rp-filter',
+    trigger: {
+      ...tun,
+      realServers: tun.realServers.map((r) => ({ ...r, sysctl: { ...r.sysctl, 'net.ipv4.conf.all.rp_filter': 1 } })),
+    },
+    clean: {
+      ...tun,
+      realServers: tun.realServers.map((r) => ({ ...r, sysctl: { ...r.sysctl, 'net.ipv4.conf.all.rp_filter': 2 } })),
+    },
+  },
+  { code: 'tun-no-ipip', trigger: { ...tun, realServers: rs(() => ({})) }, clean: tun },
   {
     code: 'no-usable-real-server',
     trigger: { ...base, realServers: rs(() => ({ weight: 0 })) },

@@ -158,7 +158,8 @@ function isReply(probe: ProbeSpec, frame: EthernetFrame): boolean {
   const p = frame.payload;
   if (probe.kind === 'arp') return p.kind === 'arp' && p.op === ARP_REPLY;
   if (p.kind !== 'ipv4') return false;
-  return p.src === probe.to && p.payload.kind === 'tcp' && p.payload.srcPort === probe.dport;
+  // Toward the probe's source port: the reply, whatever NAT did to its source.
+  return p.payload.kind === 'tcp' && p.payload.dstPort === probe.sport && p.payload.srcPort !== probe.sport;
 }
 
 /** True when the trace shows success. */

@@ -582,6 +582,8 @@ export class Walker {
         'discarded',
         `${formatIpv4(pkt.dst)} is not local to ${node.name} and net.ipv4.ip_forward=0`,
         fwd.origin,
+        undefined,
+        'ip-forward-off',
       );
       return;
     }

@@ -1,6 +1,7 @@
 import { directorAntiSpoofing } from './director-anti-spoofing.ts';
 import { filterDrop, probeFailed } from './generic.ts';
 import type { FindingKind } from './kind.ts';
+import { natForwardingOff, natReplyBypassesDirector, tunNoIpip, tunRpFilter } from './methods.ts';
 import { rsAntiSpoofing } from './rs-anti-spoofing.ts';
 import {
   directorVipMissing,
@@ -25,6 +26,10 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   drPortRemap,
   noUsableRealServer,
   persistenceSticks,
+  natForwardingOff,
+  natReplyBypassesDirector,
+  tunRpFilter,
+  tunNoIpip,
   filterDrop,
   probeFailed,
 ];

@@ -1,0 +1,149 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { diagnose } from '../src/diagnose/diagnose.ts';
+import { loadScenario } from '../src/topology/load-scenario.ts';
+import { openSession, probesOf, runProbe } from '../src/trace/session.ts';
+import { baseSpec, type ScenarioSpec, writeScenario } from './scenario-builder.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'lvsdoctor-meth-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+function load(spec: ScenarioSpec) {
+  const dir = join(root, `m${n++}`);
+  writeScenario(dir, spec);
+  const r = loadScenario(dir);
+  expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+  return r.value!;
+}
+function tcp(spec: ScenarioSpec) {
+  const loaded = load(spec);
+  const p = probesOf(loaded).find((x) => x.name === 'tcp-vip')!;
+  return runProbe(openSession(loaded), p);
+}
+
+const base = baseSpec();
+const fwd = { ...base.director, sysctl: { 'net.ipv4.ip_forward': 1 } };
+const nat: ScenarioSpec = {
+  ...base,
+  method: 'Masq',
+  port: 443,
+  director: fwd,
+  realServers: base.realServers.map((r) => ({ ...r, vipOnLo: false, via: 'director' as const })),
+};
+const tun: ScenarioSpec = {
+  ...base,
+  method: 'Tunnel',
+  realServers: base.realServers.map((r) => ({ ...r, tunl0: 'up' as const })),
+};
+
+describe('NAT forwarding, end to end', () => {
+  it('DNATs to the real server and SNATs the reply back through the director', () => {
+    const t = tcp(nat);
+    expect(t.disposition).toBe('replied');
+    const ipvs = t.hops.flatMap((h) => h.steps).filter((s) => s.kind === 'ipvs');
+    expect(ipvs.map((s) => (s.kind === 'ipvs' ? s.method : ''))).toEqual(['Masq', 'Masq']);
+    const atRs = t.hops.find((h) => h.place.node === 'web1' && h.direction === 'in')!;
+    const p = atRs.frame.payload;
+    expect(p.kind === 'ipv4' ? p.dst : 0).toBe(
+      loadScenario(join(root, 'm0')).value!.scenario.nodes.get('web1')!.interfaces.get('eth0')!.addrs[0]!.prefix.addr,
+    );
+  });
+
+  it('loses the reply when the real server routes it around the director', () => {
+    const t = tcp({ ...nat, realServers: nat.realServers.map((r) => ({ ...r, via: 'router' as const })) });
+    expect(t.disposition).toBe('discarded');
+    expect(t.end.cause).toBe('unexpected-reply');
+    expect(t.end.place.node).toBe('client');
+  });
+
+  it('loses the reply when the director does not forward', () => {
+    const t = tcp({ ...nat, director: base.director });
+    expect(t.disposition).toBe('discarded');
+    expect(t.end.cause).toBe('ip-forward-off');
+    expect(t.end.place.node).toBe('lb1');
+  });
+
+  it('is dropped by clean-traffic on the director too (the client source address is kept)', () => {
+    const t = tcp({
+      ...nat,
+      director: {
+        ...fwd,
+        filter: {
+          name: 'clean-traffic',
+          params: [
+            ['IP', fwd.ip],
+            ['IP', base.vip],
+          ],
+        },
+      },
+    });
+    expect(t.disposition).toBe('dropped-by-filter');
+    expect(t.end.place).toEqual({ node: 'kvm1', iface: 'vnet0' });
+  });
+});
+
+describe('TUN forwarding, end to end', () => {
+  it('encapsulates in IPIP from the director and the real server answers from the VIP', () => {
+    const t = tcp(tun);
+    expect(t.disposition).toBe('replied');
+    const sent = t.hops.find(
+      (h) =>
+        h.place.node === 'lb1' &&
+        h.direction === 'out' &&
+        h.frame.payload.kind === 'ipv4' &&
+        h.frame.payload.protocol === 4,
+    );
+    expect(sent).toBeDefined();
+  });
+
+  it('passes clean-traffic on the director: the outer source is the director', () => {
+    const t = tcp({
+      ...tun,
+      director: {
+        ...base.director,
+        filter: {
+          name: 'clean-traffic',
+          params: [
+            ['IP', base.director.ip],
+            ['IP', base.vip],
+          ],
+        },
+      },
+    });
+    expect(t.disposition).toBe('replied');
+  });
+
+  it('is dropped by strict rp_filter on the real server (the client is reached through eth0, not tunl0)', () => {
+    const t = tcp({
+      ...tun,
+      realServers: tun.realServers.map((r) => ({ ...r, sysctl: { ...r.sysctl, 'net.ipv4.conf.all.rp_filter': 1 } })),
+    });
+    expect(t.disposition).toBe('dropped-by-kernel');
+    expect(t.end.cause).toBe('rp-filter');
+  });
+
+  it('is dropped without the ipip module', () => {
+    const t = tcp({
+      ...tun,
+      realServers: tun.realServers.map((r) => ({ ...r, tunl0: undefined as never, vipOnLo: true })),
+    });
+    expect(t.disposition).toBe('discarded');
+    expect(t.end.cause).toBe('no-ipip');
+  });
+
+  it('names these faults as findings', () => {
+    const codes = (s: ScenarioSpec) => diagnose(load(s)).findings.map((f) => f.code);
+    expect(
+      codes({
+        ...tun,
+        realServers: tun.realServers.map((r) => ({ ...r, sysctl: { ...r.sysctl, 'net.ipv4.conf.all.rp_filter': 1 } })),
+      }),
+    ).toContain('tun-rp-filter');
+    expect(codes({ ...nat, director: base.director })).toContain('nat-forwarding-off');
+    expect(codes({ ...nat, realServers: nat.realServers.map((r) => ({ ...r, via: 'router' as const })) })).toContain(
+      'nat-reply-bypasses-director',
+    );
+  });
+});
