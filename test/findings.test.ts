@@ -99,6 +99,11 @@ const CASES: { code: string; trigger: ScenarioSpec; clean: ScenarioSpec }[] = [
     trigger: { ...base, persistent: 360 },
     clean: base,
   },
+  {
+    code: 'ip-learning-director',
+    trigger: { ...base, director: { ...base.director, filter: { name: 'clean-traffic', params: [] } } },
+    clean: { ...base, director: { ...base.director, filter: { name: 'no-mac-spoofing', params: [] } } },
+  },
   { code: 'nat-forwarding-off', trigger: { ...nat, director: base.director }, clean: nat },
   {
     code: 'nat-reply-bypasses-director',
@@ -128,7 +133,7 @@ describe('the findings catalogue', () => {
   it('has a trigger and a near-identical clean scenario for every configuration check it can build here', () => {
     const covered = new Set(CASES.map((c) => c.code));
     // The generic catch-alls explain whatever no specific kind does; scenarios.test.ts exercises them.
-    const untestedHere = ['filter-drop', 'probe-failed'];
+    const untestedHere = ['filter-drop', 'probe-failed', 'ipv6-vip-dropped']; // ipv6: its own test below
     for (const k of FINDING_KINDS) if (!untestedHere.includes(k.code)) expect(covered.has(k.code), k.code).toBe(true);
   });
 
@@ -182,5 +187,25 @@ describe('docs/findings.md', () => {
     const { readFileSync } = await import('node:fs');
     const doc = readFileSync('docs/findings.md', 'utf8');
     for (const k of FINDING_KINDS) expect(doc, k.code).toContain(`## ${k.code} (`);
+  });
+});
+
+describe('IPv6 virtual services', () => {
+  it('reports a director filter that drops IPv6, and not without the filter', async () => {
+    const { cpSync, readFileSync, writeFileSync } = await import('node:fs');
+    const make = (example: string) => {
+      const dir = join(root, `v6-${n++}`);
+      cpSync(example, dir, { recursive: true });
+      const f = join(dir, 'director1', 'ipvsadm-Ln.txt');
+      writeFileSync(
+        f,
+        `${readFileSync(f, 'utf8')}TCP  [2001:db8::208]:80 rr\n  -> [2001:db8::226]:80             Route   1      0          0\n`,
+      );
+      const r = loadScenario(dir);
+      expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+      return r.value!;
+    };
+    expect(check(make('examples/kvm-lvs-dr')).map((f) => f.code)).toContain('ipv6-vip-dropped');
+    expect(check(make('examples/kvm-lvs-dr-fixed')).map((f) => f.code)).not.toContain('ipv6-vip-dropped');
   });
 });

@@ -3,6 +3,7 @@ import { filterDrop, probeFailed } from './generic.ts';
 import type { FindingKind } from './kind.ts';
 import { natForwardingOff, natReplyBypassesDirector, tunNoIpip, tunRpFilter } from './methods.ts';
 import { rsAntiSpoofing } from './rs-anti-spoofing.ts';
+import { ipLearningDirector, ipv6VipDropped } from './static-filters.ts';
 import {
   directorVipMissing,
   drAcrossL3,
@@ -30,6 +31,8 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   natReplyBypassesDirector,
   tunRpFilter,
   tunNoIpip,
+  ipLearningDirector,
+  ipv6VipDropped,
   filterDrop,
   probeFailed,
 ];
