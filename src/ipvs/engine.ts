@@ -28,6 +28,8 @@ export interface IpvsEngineOptions {
   readonly sloppyTcp?: boolean;
   /** sysctl `expire_quiescent_template` (default false). */
   readonly expireQuiescentTemplate?: boolean;
+  /** sysctl `expire_nodest_conn` (default false): expire entries of deleted servers on their next packet. */
+  readonly expireNodestConn?: boolean;
 }
 
 export class IpvsEngine {
@@ -40,6 +42,7 @@ export class IpvsEngine {
   readonly connReuseMode: number;
   readonly sloppyTcp: boolean;
   readonly expireQuiescentTemplate: boolean;
+  readonly expireNodestConn: boolean;
   /** Seconds, indexed by TCP state. */
   readonly tcpTimeouts: number[];
   readonly udpTimeout: number;
@@ -53,6 +56,7 @@ export class IpvsEngine {
     this.connReuseMode = options.connReuseMode ?? 1;
     this.sloppyTcp = options.sloppyTcp ?? false;
     this.expireQuiescentTemplate = options.expireQuiescentTemplate ?? false;
+    this.expireNodestConn = options.expireNodestConn ?? false;
     this.tcpTimeouts = [...TCP_TIMEOUTS];
     if (options.timeouts?.tcp) this.tcpTimeouts[1] = options.timeouts.tcp;
     if (options.timeouts?.tcpfin) this.tcpTimeouts[4] = options.timeouts.tcpfin;

@@ -13,7 +13,7 @@ import {
   TCP_SYN,
 } from '../wire/types.ts';
 import { IpvsEngine, type IpvsEngineOptions } from './engine.ts';
-import { forwardFrame } from './forward.ts';
+import { forwardFrame, forwardReply, ipvsInput } from './forward.ts';
 import { writeIpvsadmConnections } from './ipvsadm-conn-writer.ts';
 import { readIpvsadmList } from './ipvsadm-list-reader.ts';
 import { writeIpvsadmList } from './ipvsadm-list-writer.ts';
@@ -253,5 +253,146 @@ describe('forwardFrame outcomes', () => {
       [1, 2],
       [0, 0],
     ]);
+  });
+});
+
+describe('NAT replies through the director (forwardReply)', () => {
+  const NAT = CASE.replace('192.0.2.226:80               Route', '192.0.2.226:8080             Masq ');
+
+  function reply(srcPort: number, dstPort: number, flags: number): EthernetFrame {
+    const f = syn(dstPort, flags);
+    if (f.payload.kind !== 'ipv4' || f.payload.payload.kind !== 'tcp') throw new Error('tcp');
+    return {
+      ...f,
+      src: RS2_MAC,
+      dst: DIRECTOR_MAC,
+      payload: {
+        ...f.payload,
+        src: ipv4('192.0.2.226'),
+        dst: ipv4('192.243.119.145'),
+        payload: { ...f.payload.payload, srcPort, dstPort },
+      },
+    };
+  }
+
+  it('rewrites the source of the real server reply to VIP:vport and walks the NAT state machine', () => {
+    const engine = engineFrom(NAT);
+    forwardFrame(engine, syn(5000), ctx(0));
+    const synack = forwardReply(engine, reply(8080, 5000, TCP_SYN | TCP_ACK), 5);
+    expect(synack.kind).toBe('snat');
+    if (synack.kind !== 'snat' || synack.frame.payload.kind !== 'ipv4') return;
+    expect(synack.frame.payload.src).toBe(ipv4('192.0.2.208'));
+    expect(synack.frame.payload.dst).toBe(ipv4('192.243.119.145'));
+    expect(synack.frame.payload.payload).toMatchObject({ srcPort: 80, dstPort: 5000 });
+    expect(synack.frame.payload.checksum).toBeUndefined();
+    expect(synack.connection).toMatchObject({ stateBefore: 'SYN_RECV', state: 'SYN_RECV', activeConns: 1 });
+    forwardFrame(engine, syn(5000, TCP_ACK), ctx(10));
+    const cw = forwardFrame(engine, syn(5000, TCP_FIN | TCP_ACK), ctx(20));
+    expect(cw.kind === 'forwarded' && cw.connection.state).toBe('CLOSE_WAIT');
+    const tw = forwardReply(engine, reply(8080, 5000, TCP_FIN | TCP_ACK), 30);
+    expect(tw.kind === 'snat' && tw.connection).toMatchObject({ state: 'TIME_WAIT', timeout: 120, inactConns: 1 });
+    const stats = engine.snapshot(40).services[0]!.stats!;
+    expect([stats.inPkts, stats.outPkts]).toEqual([3, 2]);
+  });
+
+  it('leaves replies without a NAT entry alone', () => {
+    const engine = engineFrom(NAT);
+    expect(forwardReply(engine, reply(8080, 5000, TCP_ACK), 0).kind).toBe('not-ipvs');
+    // DR entries are not hashed by their reply tuple: replies never come back through the director.
+    const dr = engineFrom(CASE);
+    forwardFrame(dr, syn(5000), ctx(0));
+    expect(forwardReply(dr, reply(80, 5000, TCP_SYN | TCP_ACK), 1).kind).toBe('not-ipvs');
+  });
+});
+
+describe('deleted and quiesced real servers', () => {
+  const TWO = [
+    'IP Virtual Server version 1.2.1 (size=4096)',
+    'Prot LocalAddress:Port Scheduler Flags',
+    '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+    'TCP  192.0.2.208:80 rr persistent 360',
+    '  -> 192.0.2.226:80               Route   1      0          0',
+    '  -> 192.0.2.227:80               Route   1      0          0',
+  ].join('\n');
+
+  it('drops packets of entries whose server was deleted (expire_nodest_conn=0) until they expire', () => {
+    const engine = engineFrom(CASE);
+    forwardFrame(engine, syn(7000), ctx(0));
+    const svc = engine.services[0]!;
+    svc.removeDestination(svc.dests[0]!);
+    const out = forwardFrame(engine, syn(7000, TCP_ACK), ctx(10));
+    expect(out).toMatchObject({ kind: 'dropped', reason: 'destination-deleted' });
+    expect(engine.connections.size).toBe(1);
+  });
+
+  it('expires such an entry at once with expire_nodest_conn=1', () => {
+    const engine = engineFrom(CASE, { expireNodestConn: true });
+    forwardFrame(engine, syn(7000), ctx(0));
+    const svc = engine.services[0]!;
+    svc.removeDestination(svc.dests[0]!);
+    expect(forwardFrame(engine, syn(7000, TCP_ACK), ctx(10))).toMatchObject({ kind: 'dropped' });
+    expect(engine.connections.size).toBe(0);
+  });
+
+  it('keeps honouring a template to a weight-0 server unless expire_quiescent_template=1', () => {
+    for (const [expire, sameServer] of [
+      [false, true],
+      [true, false],
+    ] as const) {
+      const engine = engineFrom(TWO, { expireQuiescentTemplate: expire });
+      neighbours.set(ipv4('192.0.2.227'), mac('02:00:73:b6:53:e3'));
+      const first = forwardFrame(engine, syn(1000), ctx(0));
+      if (first.kind !== 'forwarded') throw new Error(first.kind);
+      const chosen = engine.services[0]!.dests.find((d) => d.config === first.decision.destination)!;
+      engine.services[0]!.editDestination(chosen, { weight: 0 });
+      const again = forwardFrame(engine, syn(1001), ctx(1000));
+      expect(again.kind === 'forwarded' && again.frame.dst === first.frame.dst).toBe(sameServer);
+    }
+  });
+
+  it('marks a template ASSURED once a connection it controls is established', () => {
+    const engine = engineFrom(TWO);
+    neighbours.set(ipv4('192.0.2.227'), mac('02:00:73:b6:53:e3'));
+    forwardFrame(engine, syn(1000), ctx(0));
+    expect(writeIpvsadmConnections(engine.connections, 0)).toContain(' NONE ');
+    forwardFrame(engine, syn(1000, TCP_ACK), ctx(5));
+    expect(writeIpvsadmConnections(engine.connections, 5)).toContain(' ASSURED ');
+  });
+
+  it('keeps a template alive while it controls an entry, then lets it expire', () => {
+    const engine = engineFrom(TWO);
+    forwardFrame(engine, syn(1000), ctx(0));
+    forwardFrame(engine, syn(1000, TCP_ACK), ctx(5)); // ESTABLISHED, 900 s
+    engine.connections.expire(400_000); // template's 360 s passed: re-armed because it controls an entry
+    expect(engine.connections.size).toBe(2);
+    engine.connections.expire(905_006); // the connection expired at 905.005 s; the template at its next re-arm
+    expect(engine.connections.size).toBe(1);
+    engine.connections.expire(2_000_000);
+    expect(engine.connections.size).toBe(0);
+  });
+});
+
+describe('ipvsInput on many connections', () => {
+  it('expires half-open entries 60 s after their SYN without scanning the table on every packet', () => {
+    const engine = engineFrom(CASE);
+    const n = 20_000;
+    for (let i = 0; i < n; i++)
+      ipvsInput(
+        engine,
+        {
+          protocol: IPPROTO_TCP,
+          saddr: (0xc6336400 + (i % 250)) >>> 0,
+          sport: 1024 + i,
+          daddr: ipv4('192.0.2.208'),
+          dport: 80,
+          tcpFlags: TCP_SYN,
+          length: 60,
+          fwmark: 0,
+        },
+        i * 10,
+      );
+    // Entries created in the last 60 s survive: t = 199.99 s, so those from t > 139.99 s.
+    expect(engine.connections.size).toBe(6000);
+    expect(engine.snapshot(n * 10).services[0]!.destinations[0]!.activeConns).toBe(5999);
   });
 });

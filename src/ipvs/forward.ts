@@ -24,7 +24,15 @@ import type { IpvsDestination, ServiceKey } from './model.ts';
 import { formatServiceKey } from './model.ts';
 import { scheduleInput } from './scheduler.ts';
 import type { ServiceState } from './service-state.ts';
-import { nextTcpState, S_CLOSE, S_FIN_WAIT, S_TIME_WAIT, TCP_STATE_NAMES, tcpStateActive } from './tcp-state.ts';
+import {
+  nextTcpState,
+  S_CLOSE,
+  S_ESTABLISHED,
+  S_FIN_WAIT,
+  S_TIME_WAIT,
+  TCP_STATE_NAMES,
+  tcpStateActive,
+} from './tcp-state.ts';
 
 export interface ForwardContext {
   /** Milliseconds on the simulation clock. */
@@ -133,22 +141,45 @@ function stateName(c: Connection): string {
   return c.protocol === IPPROTO_UDP ? 'UDP' : TCP_STATE_NAMES[c.state]!;
 }
 
-export function forwardFrame(engine: IpvsEngine, frame: EthernetFrame, ctx: ForwardContext): ForwardOutcome {
-  const now = ctx.now;
-  engine.connections.expire(now);
-  const ip = frame.payload;
-  if (ip.kind !== 'ipv4')
-    return { kind: 'not-handled', reason: 'not-ipv4', message: 'not an IPv4 packet (IPv6 forwarding is not modelled)' };
-  const l4 = ip.payload;
-  if (l4.kind !== 'tcp' && l4.kind !== 'udp')
-    return { kind: 'not-handled', reason: 'not-tcp-udp', message: `IP protocol ${ip.protocol} is not balanced` };
-  const protocol = l4.kind === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
-  const tcpFlags = l4.kind === 'tcp' ? l4.flags : 0;
-  const sport = l4.srcPort;
-  const vport = l4.dstPort;
-  const fwmark = ctx.fwmark ?? 0;
+/** The facts of a client→server packet IPVS looks at (IPv4; addresses as u32). */
+export interface ClientPacket {
+  /** IPPROTO_TCP or IPPROTO_UDP. */
+  readonly protocol: number;
+  readonly saddr: number;
+  readonly sport: number;
+  readonly daddr: number;
+  readonly dport: number;
+  /** TCP flags (0 for UDP). */
+  readonly tcpFlags: number;
+  /** IP total length, for the byte counters. */
+  readonly length: number;
+  /** Firewall mark (0 = none). */
+  readonly fwmark: number;
+}
 
-  let conn = engine.connections.lookup(protocol, ip.src, sport, ip.dst, vport);
+/** The packet was accepted by IPVS: it belongs to `conn`, whose state and counters were updated. */
+export interface Accepted {
+  readonly kind: 'accepted';
+  readonly conn: Connection;
+  readonly service: ServiceRef;
+  readonly decision: Decision;
+  readonly connection: ConnectionReport;
+}
+
+export type InputOutcome = Accepted | Exclude<ForwardOutcome, { kind: 'forwarded' | 'local-delivery' }>;
+
+/**
+ * `ip_vs_in_hook` up to transmission: connection lookup (with `conn_reuse_mode`), scheduling of a new connection
+ * (persistence templates included), the `expire_nodest_conn` rule, the input statistics and the protocol state
+ * update. Used by `forwardFrame` and by simulations that need no frames.
+ */
+export function ipvsInput(engine: IpvsEngine, pkt: ClientPacket, now: number): InputOutcome {
+  engine.connections.expire(now);
+  const { protocol, tcpFlags, fwmark } = pkt;
+  const sport = pkt.sport;
+  const vport = pkt.dport;
+
+  let conn = engine.connections.lookup(protocol, pkt.saddr, sport, pkt.daddr, vport);
   let replacedOld = false;
   if (
     conn !== undefined &&
@@ -165,7 +196,7 @@ export function forwardFrame(engine: IpvsEngine, frame: EthernetFrame, ctx: Forw
   let created = false;
   if (conn === undefined) {
     if (protocol === IPPROTO_TCP && (tcpFlags & TCP_RST || !(engine.sloppyTcp || tcpFlags & TCP_SYN))) {
-      const s = engine.findService(protocol, ip.dst, vport, fwmark);
+      const s = engine.findService(protocol, pkt.daddr, vport, fwmark);
       return {
         kind: 'not-handled',
         reason: 'tcp-not-syn',
@@ -175,14 +206,14 @@ export function forwardFrame(engine: IpvsEngine, frame: EthernetFrame, ctx: Forw
         ...(s ? { service: serviceRef(s) } : {}),
       };
     }
-    const svc = engine.findService(protocol, ip.dst, vport, fwmark);
+    const svc = engine.findService(protocol, pkt.daddr, vport, fwmark);
     if (svc === undefined)
       return {
         kind: 'not-handled',
         reason: 'no-service',
-        message: `no virtual service matches ${l4.kind.toUpperCase()} ${formatIpv4(ip.dst)}:${vport}${fwmark ? ` fwmark ${fwmark}` : ''}`,
+        message: `no virtual service matches ${protocol === IPPROTO_TCP ? 'TCP' : 'UDP'} ${formatIpv4(pkt.daddr as Ipv4)}:${vport}${fwmark ? ` fwmark ${fwmark}` : ''}`,
       };
-    const r = scheduleNew(engine, svc, protocol, ip.src, sport, ip.dst, vport, now);
+    const r = scheduleNew(engine, svc, protocol, pkt.saddr, sport, pkt.daddr, vport, now);
     if (r.kind !== 'ok') return r;
     conn = r.conn;
     decision = r.decision;
@@ -194,54 +225,179 @@ export function forwardFrame(engine: IpvsEngine, frame: EthernetFrame, ctx: Forw
   const dest = conn.dest;
   const service = serviceRef(conn.service);
   const stateBefore = created ? 'NONE' : stateName(conn);
-  if (!dest.available)
+  if (!dest.available) {
+    if (engine.expireNodestConn) {
+      engine.connections.expireNow(conn);
+      return {
+        kind: 'dropped',
+        reason: 'destination-deleted',
+        message:
+          'the connection entry points at a real server that was deleted; expire_nodest_conn=1 expires the entry ' +
+          'now and drops this packet (the next packet without an entry is scheduled afresh)',
+        service,
+        decision,
+      };
+    }
     return {
       kind: 'dropped',
       reason: 'destination-deleted',
       message:
-        'the connection entry points at a real server that was deleted; the packet is dropped (expire_nodest_conn=0)',
+        'the connection entry points at a real server that was deleted; the packet is dropped silently until the ' +
+        'entry expires (expire_nodest_conn=0)',
       service,
       decision,
     };
+  }
 
   // ip_vs_in_stats
-  const len = ip.totalLength ?? 0;
+  const len = pkt.length;
   conn.inPkts++;
   dest.inPkts++;
   conn.service.inPkts++;
+  conn.inBytes += len;
   dest.inBytes += len;
   conn.service.inBytes += len;
 
   // ip_vs_set_state (direction input; DR/TUN use the INPUT-ONLY table)
-  let timeout: number;
-  if (protocol === IPPROTO_TCP) {
-    const ns = nextTcpState(conn.state, tcpFlags, conn.noOutput ? 'input-only' : 'input');
-    if (ns !== conn.state || created) {
-      const active = tcpStateActive(ns);
-      if (!conn.inactive && !active) {
-        dest.activeConns--;
-        dest.inactConns++;
-        conn.inactive = true;
-      } else if (conn.inactive && active) {
-        dest.activeConns++;
-        dest.inactConns--;
-        conn.inactive = false;
-      }
-    }
-    conn.state = ns;
-    timeout = engine.tcpTimeouts[ns]!;
-  } else timeout = engine.udpTimeout;
+  const timeout = setState(engine, conn, tcpFlags, conn.noOutput ? 'input-only' : 'input', created);
   engine.connections.touch(conn, now, timeout);
-  const report: ConnectionReport = {
-    created,
-    replacedOld,
-    stateBefore,
-    state: stateName(conn),
-    timeout,
-    activeConns: dest.activeConns,
-    inactConns: dest.inactConns,
+  if (conn.control !== undefined && conn.protocol === IPPROTO_TCP && conn.state === S_ESTABLISHED)
+    conn.control.assured = true;
+  return {
+    kind: 'accepted',
+    conn,
+    service,
+    decision,
+    connection: {
+      created,
+      replacedOld,
+      stateBefore,
+      state: stateName(conn),
+      timeout,
+      activeConns: dest.activeConns,
+      inactConns: dest.inactConns,
+    },
   };
-  return transmit(engine, frame, ip, conn, dest, ctx, service, decision, report);
+}
+
+/** Protocol state transition with the ActiveConn/InActConn move; returns the new timeout (seconds). */
+function setState(
+  engine: IpvsEngine,
+  conn: Connection,
+  tcpFlags: number,
+  direction: 'input' | 'output' | 'input-only',
+  created: boolean,
+): number {
+  if (conn.protocol !== IPPROTO_TCP) return engine.udpTimeout;
+  const dest = conn.dest;
+  const ns = nextTcpState(conn.state, tcpFlags, direction);
+  if (ns !== conn.state || created) {
+    const active = tcpStateActive(ns);
+    if (!conn.inactive && !active) {
+      dest.activeConns--;
+      dest.inactConns++;
+      conn.inactive = true;
+    } else if (conn.inactive && active) {
+      dest.activeConns++;
+      dest.inactConns--;
+      conn.inactive = false;
+    }
+  }
+  conn.state = ns;
+  return engine.tcpTimeouts[ns]!;
+}
+
+export function forwardFrame(engine: IpvsEngine, frame: EthernetFrame, ctx: ForwardContext): ForwardOutcome {
+  const ip = frame.payload;
+  if (ip.kind !== 'ipv4')
+    return { kind: 'not-handled', reason: 'not-ipv4', message: 'not an IPv4 packet (IPv6 forwarding is not modelled)' };
+  const l4 = ip.payload;
+  if (l4.kind !== 'tcp' && l4.kind !== 'udp')
+    return { kind: 'not-handled', reason: 'not-tcp-udp', message: `IP protocol ${ip.protocol} is not balanced` };
+  const r = ipvsInput(
+    engine,
+    {
+      protocol: l4.kind === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP,
+      saddr: ip.src,
+      sport: l4.srcPort,
+      daddr: ip.dst,
+      dport: l4.dstPort,
+      tcpFlags: l4.kind === 'tcp' ? l4.flags : 0,
+      length: ip.totalLength ?? 0,
+      fwmark: ctx.fwmark ?? 0,
+    },
+    ctx.now,
+  );
+  if (r.kind !== 'accepted') return r;
+  return transmit(engine, frame, ip, r.conn, r.conn.dest, ctx, r.service, r.decision, r.connection);
+}
+
+export type ReplyOutcome =
+  /** No NAT entry for this reply tuple: IPVS leaves the packet alone (it is routed or filtered as usual). */
+  | { readonly kind: 'not-ipvs'; readonly message: string }
+  /** The reply was rewritten (source := VIP:vport) and continues toward the client. */
+  | {
+      readonly kind: 'snat';
+      readonly frame: EthernetFrame;
+      readonly service: ServiceRef;
+      readonly connection: ConnectionReport;
+      readonly notes: readonly string[];
+    };
+
+/**
+ * The director's handling of a real server's reply in NAT mode (`ip_vs_out_hook` at FORWARD, `handle_response`):
+ * look the connection up by the reply tuple ⟨real server:port → client:port⟩, rewrite the source to the virtual
+ * address and port, update the state with the OUTPUT table (the first reply clears NOOUTPUT) and count the outgoing
+ * statistics. Call it when a frame from a real server reaches the director's FORWARD path. The returned frame keeps
+ * the MAC addresses of the input; the caller routes it toward the client (checksums are left to be recomputed).
+ */
+export function forwardReply(engine: IpvsEngine, frame: EthernetFrame, now: number): ReplyOutcome {
+  engine.connections.expire(now);
+  const ip = frame.payload;
+  if (ip.kind !== 'ipv4') return { kind: 'not-ipvs', message: 'not an IPv4 packet' };
+  const l4 = ip.payload;
+  if (l4.kind !== 'tcp' && l4.kind !== 'udp') return { kind: 'not-ipvs', message: 'not TCP or UDP' };
+  const protocol = l4.kind === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
+  const conn = engine.connections.lookupOut(protocol, ip.src, l4.srcPort, ip.dst, l4.dstPort);
+  if (conn === undefined)
+    return {
+      kind: 'not-ipvs',
+      message: `no IPVS NAT entry for ${formatIpv4(ip.src)}:${l4.srcPort} → ${formatIpv4(ip.dst)}:${l4.dstPort}`,
+    };
+  const dest = conn.dest;
+  const stateBefore = stateName(conn);
+  const len = ip.totalLength ?? 0;
+  conn.outPkts++;
+  conn.outBytes += len;
+  dest.outPkts++;
+  dest.outBytes += len;
+  conn.service.outPkts++;
+  conn.service.outBytes += len;
+  conn.noOutput = false;
+  const timeout = setState(engine, conn, l4.kind === 'tcp' ? l4.flags : 0, 'output', false);
+  engine.connections.touch(conn, now, timeout);
+  if (conn.control !== undefined && (protocol === IPPROTO_UDP || conn.state === S_ESTABLISHED))
+    conn.control.assured = true;
+  const { checksum: _c, ...l4rest } = l4;
+  const { checksum: _i, ...iprest } = ip;
+  const vaddr = conn.vaddr as Ipv4;
+  return {
+    kind: 'snat',
+    frame: { ...frame, payload: { ...iprest, src: vaddr, payload: { ...l4rest, srcPort: conn.vport } } },
+    service: serviceRef(conn.service),
+    connection: {
+      created: false,
+      replacedOld: false,
+      stateBefore,
+      state: stateName(conn),
+      timeout,
+      activeConns: dest.activeConns,
+      inactConns: dest.inactConns,
+    },
+    notes: [
+      `NAT reply: source ${formatIpv4(ip.src)}:${l4.srcPort} rewritten to the virtual service ${formatIpv4(vaddr)}:${conn.vport}`,
+    ],
+  };
 }
 
 type Scheduled = { kind: 'ok'; conn: Connection; decision: Decision };

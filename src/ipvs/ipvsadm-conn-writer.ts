@@ -12,7 +12,7 @@ function protoName(p: number): string {
 }
 
 function stateName(c: Connection): string {
-  if (c.template) return 'NONE';
+  if (c.template) return c.assured ? 'ASSURED' : 'NONE';
   if (c.protocol === 17) return 'UDP';
   return TCP_STATE_NAMES[c.state] ?? 'ERR!';
 }

@@ -7,7 +7,7 @@
 import { parseIpv4 } from '../addr/ipv4.ts';
 import { parseIpv6 } from '../addr/ipv6.ts';
 import { type Issue, issue, type ReadResult, unsupported } from '../source/issue.ts';
-import { filePos, type Origin } from '../source/origin.ts';
+import { filePos, type Origin, type Position } from '../source/origin.ts';
 import type { IpvsadmListFormat } from './ipvsadm-list-writer.ts';
 import {
   type Forwarding,
@@ -26,6 +26,7 @@ import {
   schedFlagNames,
   type TunnelEncap,
 } from './model.ts';
+import { parsePortOrName } from './names.ts';
 
 export interface IpvsadmListing {
   /** Absent for single-service listings (`ipvsadm -L -n -t VIP:PORT`). */
@@ -82,6 +83,36 @@ export function parseAddrPort(text: string): { address: IpAddress; port: number 
   if (address === undefined) return `'${addrText}' is not a numeric ${v6 ? 'IPv6' : 'IPv4'} address`;
   if (!UINT.test(portText) || Number(portText) > 65535) return `'${portText}' is not a numeric port`;
   return { address, port: Number(portText) };
+}
+
+/**
+ * `parseAddrPort`, also accepting a well-known service name as port (non-numeric listings print `:https`); a
+ * resolved name is reported as info.
+ */
+function parseListedAddrPort(
+  text: string,
+  pos: Position,
+  issues: Issue[],
+): { address: IpAddress; port: number } | string {
+  const ap = parseAddrPort(text);
+  if (typeof ap !== 'string') return ap;
+  const colon = text.lastIndexOf(':');
+  const named = colon < 0 ? undefined : parsePortOrName(text.slice(colon + 1));
+  if (named?.named) {
+    const again = parseAddrPort(`${text.slice(0, colon)}:${named.port}`);
+    if (typeof again !== 'string') {
+      issues.push(
+        issue(
+          'ipvsadm-port-name',
+          `service name '${text.slice(colon + 1)}' read as port ${named.port} (/etc/services)`,
+          pos,
+          'info',
+        ),
+      );
+      return again;
+    }
+  }
+  return ap;
 }
 
 function looksLikeName(text: string): boolean {
@@ -335,7 +366,7 @@ function readServiceLine(
       issues.push(unsupported('ipvsadm-unknown-protocol', `service with an unknown protocol ('?'): '${text}'`, pos));
       return undefined;
     }
-    const ap = t[1] === undefined ? 'missing VIP:PORT' : parseAddrPort(t[1]);
+    const ap = t[1] === undefined ? 'missing VIP:PORT' : parseListedAddrPort(t[1], pos, issues);
     if (typeof ap === 'string') {
       if (t[1] !== undefined && looksLikeName(t[1]))
         issues.push(
@@ -470,7 +501,7 @@ function readDestinationLine(
   issues: Issue[],
 ): { destination: IpvsDestination; exactHint: boolean } | undefined {
   const pos = filePos(file, line);
-  const ap = t[1] === undefined ? 'missing ADDRESS:PORT' : parseAddrPort(t[1]);
+  const ap = t[1] === undefined ? 'missing ADDRESS:PORT' : parseListedAddrPort(t[1], pos, issues);
   if (typeof ap === 'string') {
     if (t[1] !== undefined && looksLikeName(t[1]))
       issues.push(

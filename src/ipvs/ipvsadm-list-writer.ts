@@ -20,6 +20,7 @@ import {
   schedFlagNames,
   type TunnelEncap,
 } from './model.ts';
+import { addrPortName, type NameResolver } from './names.ts';
 
 export type IpvsadmListFormat = 'default' | 'stats' | 'rate' | 'thresholds' | 'persistent-conn' | 'tun-info';
 
@@ -35,6 +36,8 @@ export interface IpvsadmListOptions {
   readonly header?: IpvsHeader | false;
   /** `--nosort`: print in the table's order instead of ipvsadm's address order. */
   readonly nosort?: boolean;
+  /** Without `-n`: host and service names (IPv4 columns truncated at 33/28 characters, IPv6 never). */
+  readonly names?: NameResolver;
 }
 
 function left(s: string | number, width: number): string {
@@ -63,22 +66,27 @@ function fwmarkText(mark: number): string {
   return String(mark | 0);
 }
 
+function protoName(k: ServiceKey): 'tcp' | 'udp' | 'sctp' {
+  return k.kind === 'fwmark' ? 'tcp' : k.protocol === 'TCP' ? 'tcp' : k.protocol === 'UDP' ? 'udp' : 'sctp';
+}
+
 /** The service column (`svc_name`), truncated to 33 characters for IPv4 as ipvsadm does. */
-export function serviceName(k: ServiceKey): string {
+export function serviceName(k: ServiceKey, names?: NameResolver): string {
   let s: string;
   let v4: boolean;
   if (k.kind === 'fwmark') {
     s = `FWM  ${fwmarkText(k.fwmark)}${k.family === 'ipv6' ? ' IPv6' : ''}`;
     v4 = k.family === 'ipv4';
   } else {
-    s = `${left(k.protocol, 4)} ${formatAddrPort(k.address, k.port)}`;
+    const ap = names ? addrPortName(k.address, k.port, protoName(k), names) : formatAddrPort(k.address, k.port);
+    s = `${left(k.protocol, 4)} ${ap}`;
     v4 = k.address.family === 'ipv4';
   }
   return v4 ? s.slice(0, 33) : s;
 }
 
-function destName(d: IpvsDestination): string {
-  const s = formatAddrPort(d.address, d.port);
+function destName(d: IpvsDestination, k: ServiceKey, names?: NameResolver): string {
+  const s = names ? addrPortName(d.address, d.port, protoName(k), names) : formatAddrPort(d.address, d.port);
   return d.address.family === 'ipv4' ? s.slice(0, 28) : s;
 }
 
@@ -90,8 +98,8 @@ function schedFlagsText(svc: IpvsService): string {
 }
 
 /** The normal service line (`TCP  192.0.2.208:80 rr (flags) persistent 360 mask … pe … ops`). */
-export function serviceLine(svc: IpvsService): string {
-  let line = `${serviceName(svc.key)} ${svc.scheduler ?? '?'}`;
+export function serviceLine(svc: IpvsService, names?: NameResolver): string {
+  let line = `${serviceName(svc.key, names)} ${svc.scheduler ?? '?'}`;
   if (svc.schedFlags & 7) line += ` (${schedFlagsText(svc)})`;
   const p = svc.persistence;
   if (p) {
@@ -159,24 +167,30 @@ function titleLines(format: IpvsadmListFormat): string {
   }
 }
 
-function serviceRow(svc: IpvsService, format: IpvsadmListFormat, exact: boolean): string {
+function serviceRow(svc: IpvsService, format: IpvsadmListFormat, exact: boolean, names?: NameResolver): string {
   switch (format) {
     case 'stats':
-      return left(serviceName(svc.key), 33) + statsCols(svc.stats ?? ZERO_STATS, exact);
+      return left(serviceName(svc.key, names), 33) + statsCols(svc.stats ?? ZERO_STATS, exact);
     case 'rate': {
       const r = svc.rates ?? ZERO_RATES;
       return (
-        left(serviceName(svc.key), 33) +
+        left(serviceName(svc.key, names), 33) +
         statsCols({ conns: r.cps, inPkts: r.inPps, outPkts: r.outPps, inBytes: r.inBps, outBytes: r.outBps }, exact)
       );
     }
     default:
-      return serviceLine(svc);
+      return serviceLine(svc, names);
   }
 }
 
-function destRow(d: IpvsDestination, format: IpvsadmListFormat, exact: boolean): string {
-  const name = destName(d);
+function destRow(
+  d: IpvsDestination,
+  k: ServiceKey,
+  format: IpvsadmListFormat,
+  exact: boolean,
+  names?: NameResolver,
+): string {
+  const name = destName(d, k, names);
   const active = d.activeConns ?? 0;
   const inact = d.inactConns ?? 0;
   switch (format) {
@@ -209,8 +223,8 @@ export function writeIpvsadmList(table: IpvsTable, options: IpvsadmListOptions =
   }
   out += titleLines(format);
   for (const svc of t.services) {
-    out += serviceRow(svc, format, exact) + '\n';
-    for (const d of svc.destinations) out += destRow(d, format, exact) + '\n';
+    out += serviceRow(svc, format, exact, options.names) + '\n';
+    for (const d of svc.destinations) out += destRow(d, svc.key, format, exact, options.names) + '\n';
   }
   return out;
 }

@@ -124,12 +124,23 @@ describe('readIpvsadmList', () => {
     expect(r.issues.map((i) => [i.code, i.pos?.line])).toEqual([['ipvsadm-names', 5]]);
   });
 
-  it('reports host names of a non-numeric listing as unsupported with their lines, and skips their real servers', () => {
+  it('reads service names of a non-numeric listing as ports and reports host names as unsupported with their lines', () => {
     const r = readIpvsadmList(fixture('c10-ipv6-names.txt'), 'c10');
     const codes = r.issues.map((i) => `${i.pos?.line}:${i.code}`);
-    expect(codes).toContain('5:ipvsadm-names');
-    expect(codes).toContain('6:ipvsadm-destination-skipped');
+    expect(codes).toEqual([
+      '5:ipvsadm-port-name',
+      '6:ipvsadm-names',
+      '7:ipvsadm-names',
+      '8:ipvsadm-names',
+      '9:ipvsadm-port-name',
+      '10:ipvsadm-port-name',
+      '11:ipvsadm-port-name',
+    ]);
     expect(r.issues.find((i) => i.code === 'ipvsadm-names')!.unsupported).toBe(true);
+    const [https, dns] = r.value!.table.services;
+    expect(https!.key).toMatchObject({ port: 443 });
+    expect(https!.destinations).toEqual([]);
+    expect(dns!.destinations.map((d) => d.port)).toEqual([53, 53]);
   });
 
   it('reports DPVS listings as not kernel IPVS and FullNat as unsupported, still reading the services', () => {

@@ -23,10 +23,12 @@ export interface ScheduleInput {
   sport: number;
   daddr: number;
   dport: number;
+  /** Simulation time in milliseconds (lblc/lblcr cache ageing); 0 when absent. */
+  now?: number;
 }
 
 export function scheduleInput(): ScheduleInput {
-  return { saddr: 0, sport: 0, daddr: 0, dport: 0 };
+  return { saddr: 0, sport: 0, daddr: 0, dport: 0, now: 0 };
 }
 
 export type DestChange =

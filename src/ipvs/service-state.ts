@@ -30,13 +30,13 @@ export class ServiceState implements SchedService {
     this.scheduler = createScheduler(this.schedulerName);
     this.schedFlags = config.schedFlags;
     this.overheadMode = overheadMode;
-    for (const d of destinations) this.dests.push(new DestState(d));
+    for (const d of destinations) this.dests.push(new DestState(d, overheadMode));
     this.scheduler?.init(this);
   }
 
   /** `ipvsadm -a`: the new server goes to the head of the list. */
   addDestination(config: IpvsDestination): DestState {
-    const d = new DestState(config);
+    const d = new DestState(config, this.overheadMode);
     this.dests.unshift(d);
     this.scheduler?.changed(this, { kind: 'add', dest: d });
     return d;
@@ -51,12 +51,8 @@ export class ServiceState implements SchedService {
       dest.weight = edit.weight;
       if (edit.weight > 0) dest.lastWeight = edit.weight;
     }
-    if (edit.upperThreshold !== undefined) {
-      // Classic kernels: a raised or removed upper threshold clears the overload flag.
-      if (edit.upperThreshold === 0 || edit.upperThreshold > dest.upperThreshold) dest.overloaded = false;
-      dest.upperThreshold = edit.upperThreshold;
-    }
-    if (edit.lowerThreshold !== undefined) dest.lowerThreshold = edit.lowerThreshold;
+    if (edit.upperThreshold !== undefined || edit.lowerThreshold !== undefined)
+      dest.setThresholds(edit.upperThreshold ?? dest.upperThreshold, edit.lowerThreshold ?? dest.lowerThreshold);
     this.scheduler?.changed(this, { kind: 'edit', dest });
   }
 
