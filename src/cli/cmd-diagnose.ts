@@ -1,5 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { importToTemp, isBundlePath, renderImportReport } from '../collect/import.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import { openSession } from '../trace/session.ts';
 import { type Io, reportIssues } from './io.ts';
@@ -10,6 +11,19 @@ import { loadForCommand } from './scenario-input.ts';
 export interface DiagnoseOptions {
   readonly json: boolean;
   readonly fixDir?: string;
+}
+
+/** A scenario directory, or collector bundles imported into a temporary scenario first. */
+export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: DiagnoseOptions): number {
+  if (inputs.length === 1 && !isBundlePath(inputs[0]!)) return runDiagnose(io, inputs[0]!, o);
+  const imported = importToTemp(inputs);
+  try {
+    if (reportIssues(io, imported.issues) || imported.dir === undefined) return 2;
+    if (!o.json) io.stderr(renderImportReport(imported));
+    return runDiagnose(io, imported.dir, o);
+  } finally {
+    if (imported.dir !== undefined) rmSync(imported.dir, { recursive: true, force: true });
+  }
 }
 
 export function runDiagnose(io: Io, dir: string, o: DiagnoseOptions): number {

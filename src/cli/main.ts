@@ -5,7 +5,9 @@
 import { Command, CommanderError } from '@commander-js/extra-typings';
 import { runCaptures } from './cmd-captures.ts';
 import { runCheck, runFindings } from './cmd-check.ts';
-import { runDiagnose } from './cmd-diagnose.ts';
+import { runCollectScript, runImport } from './cmd-collect.ts';
+import { runDiagnoseInputs } from './cmd-diagnose.ts';
+import { runLab } from './cmd-lab.ts';
 import { runRules } from './cmd-rules.ts';
 import { runTrace } from './cmd-trace.ts';
 import { type Io, UsageError } from './io.ts';
@@ -29,15 +31,18 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   program
     .command('diagnose')
     .description('trace every probe of a scenario, say where packets die and why, and propose verified fixes')
-    .argument('<dir>', 'scenario directory (scenario.yaml and the raw artifacts it names)')
+    .argument(
+      '<dir-or-bundles...>',
+      'a scenario directory (scenario.yaml and the artifacts it names), or collector bundles',
+    )
     .option('--json', 'print the report as JSON (schema: docs/json.md)')
     .option(
       '--fix-dir <out>',
       "write every proposed fix's files (nwfilter XML, bindings, interface snippets) into this directory",
     )
     .exitOverride()
-    .action((dir, opts) => {
-      code = runDiagnose(io, dir, {
+    .action((inputs, opts) => {
+      code = runDiagnoseInputs(io, inputs, {
         json: opts.json === true,
         ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}),
       });
@@ -102,6 +107,62 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         json: opts.json === true,
         ...(opts.scenario !== undefined ? { scenario: opts.scenario } : {}),
       });
+    });
+
+  program
+    .command('lab')
+    .description(
+      'build the scenario on the real kernel (namespaces, bridges, real rules, real clients) and hold the simulator to it',
+    )
+    .argument(
+      '<action>',
+      'up (build and leave running), run (up, probes, down) or down (remove everything, leftovers too)',
+    )
+    .argument('<dir>', 'scenario directory')
+    .option(
+      '--filters <how>',
+      'auto, libvirt (a real libvirt nwfilter driver per host) or compiled (our rules)',
+      'auto',
+    )
+    .option('--with-fix <id>', 'apply a fix proposed by diagnose first (an id or its prefix, e.g. dr-director-filter)')
+    .option('--timeout <ms>', 'how long a failing request is given', '1500')
+    .option('--pcap-dir <out>', 'keep the pcaps tcpdump wrote at every capture point')
+    .option('--json', 'print the report as JSON')
+    .exitOverride()
+    .action(async (action, dir, opts) => {
+      if (action !== 'up' && action !== 'run' && action !== 'down')
+        throw new UsageError(`lab action must be up, run or down, not "${action}"`);
+      if (opts.filters !== 'auto' && opts.filters !== 'libvirt' && opts.filters !== 'compiled')
+        throw new UsageError(`--filters must be auto, libvirt or compiled, not "${opts.filters}"`);
+      const timeoutMs = Number(opts.timeout);
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
+        throw new UsageError(`--timeout must be a number of milliseconds, not "${opts.timeout}"`);
+      code = await runLab(io, action, dir, {
+        filters: opts.filters,
+        timeoutMs,
+        json: opts.json === true,
+        ...(opts.withFix !== undefined ? { withFix: opts.withFix } : {}),
+        ...(opts.pcapDir !== undefined ? { pcapDir: opts.pcapDir } : {}),
+      });
+    });
+
+  program
+    .command('collect-script')
+    .description('print the read-only collector (POSIX sh) to run as root on a hypervisor, or with --guest in a guest')
+    .option('--guest', 'the guest variant (addresses, routes, sysctls, ipvsadm, keepalived.conf)')
+    .exitOverride()
+    .action((opts) => {
+      code = runCollectScript(io, { guest: opts.guest === true });
+    });
+
+  program
+    .command('import')
+    .description('build a scenario directory from collector bundles (hypervisors and guests)')
+    .argument('<bundle...>', 'bundles written by the collector (.tar.gz or directories)')
+    .requiredOption('-o, --out <dir>', 'the scenario directory to write (new or empty)')
+    .exitOverride()
+    .action((bundles, opts) => {
+      code = runImport(io, bundles, { out: opts.out });
     });
 
   try {

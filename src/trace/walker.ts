@@ -814,10 +814,13 @@ export class Walker {
     const ann = this.sysctlMax(node, 'arp_announce', iface.name).value;
     const inSubnet = iface.addrs.find((a) => ((a.prefix.addr ^ target) & ipv4Mask(a.prefix.len)) === 0);
     if (ann === 0 && hint !== undefined && this.localAddress(node, hint)) return hint;
+    // arp_announce=1 (inet_addr_onlink): the packet's source if it is local and some subnet of the outgoing device
+    // holds both it and the target — the VIP on lo qualifies when it lies in eth0's subnet.
     if (
       ann === 1 &&
       hint !== undefined &&
-      iface.addrs.some((a) => a.prefix.addr === hint && prefixContains(a.prefix, target))
+      this.localAddress(node, hint) &&
+      iface.addrs.some((a) => prefixContains(a.prefix, target) && prefixContains(a.prefix, hint))
     )
       return hint;
     return (inSubnet ?? iface.addrs[0])?.prefix.addr;

@@ -1,0 +1,145 @@
+/**
+ * `lvsdoctor lab up|run|down SCENARIO`: the scenario on the real kernel (network namespaces, bridges, veths, real
+ * libvirt nwfilter bindings or the compiled rules, an nftables DR director, real servers and clients, tcpdump at
+ * every capture point), and the simulator held to it. Exit codes: 0 every probe succeeds and agrees, 1 a probe fails
+ * (kernel and simulator agree), 3 kernel and simulator disagree, 2 bad input, not root, or packages missing.
+ */
+
+import type { LastSeen } from '../lab/correlate.ts';
+import { findFix } from '../lab/fixes.ts';
+import { labUp, releaseLab, removeLeftovers } from '../lab/lab.ts';
+import { labUnavailable, preflight } from '../lab/preflight.ts';
+import { type LabReport, type ProbeComparison, runLabScenario } from '../lab/run.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import { openSession } from '../trace/session.ts';
+import { type Io, reportIssues } from './io.ts';
+import { loadForCommand } from './scenario-input.ts';
+
+export type LabAction = 'up' | 'run' | 'down';
+
+export interface LabCliOptions {
+  /** auto (default): a real libvirt when installed, else the compiled rules. */
+  readonly filters?: 'auto' | 'libvirt' | 'compiled';
+  /** Apply this fix proposal (an id from `diagnose`, or its prefix such as `dr-director-filter`) first. */
+  readonly withFix?: string;
+  /** Milliseconds a failing request is given (default 1500). */
+  readonly timeoutMs?: number;
+  /** Where tcpdump writes its pcaps (kept after the run). */
+  readonly pcapDir?: string;
+  readonly json?: boolean;
+}
+
+function seen(l: LastSeen): string {
+  return l.point ? `${l.stage ?? ''} last seen at ${l.point}`.trim() : 'seen nowhere';
+}
+
+export function renderLabReport(r: LabReport): string {
+  const out: string[] = [`lab run: ${r.scenario} (filters by ${r.filterSource}; namespaces ${r.prefix}*)`];
+  for (const p of r.probes) out.push(...renderProbe(p));
+  for (const c of r.ruleChecks)
+    out.push(
+      c.same
+        ? `rules on ${c.host}: the kernel's ebtables -t nat -L equals lvsdoctor's compiled rules`
+        : `rules on ${c.host}: the kernel's ebtables -t nat -L DIFFERS from lvsdoctor's compiled rules`,
+    );
+  for (const w of r.warnings) out.push(`warning: ${w}`);
+  for (const w of r.captureIssues) out.push(`capture: ${w}`);
+  out.push(
+    `timings: ${Object.entries(r.timings)
+      .map(([k, v]) => `${k} ${Math.round(v)} ms`)
+      .join(', ')}`,
+  );
+  const failing = r.probes.filter((p) => !p.real.ok).length;
+  const disagree = r.probes.filter((p) => !p.agree).length;
+  out.push(
+    disagree > 0
+      ? `result: kernel and simulator disagree on ${disagree} of ${r.probes.length} probes (exit 3)`
+      : failing > 0
+        ? `result: ${failing} of ${r.probes.length} probes fail on the kernel; the simulator agrees (exit 1)`
+        : `result: all ${r.probes.length} probes succeed on the kernel; the simulator agrees (exit 0)`,
+  );
+  return `${out.join('\n')}\n`;
+}
+
+function renderProbe(p: ProbeComparison): string[] {
+  return [
+    `probe ${p.probe}: ${p.description}`,
+    `  kernel:    ${p.real.ok ? 'succeeds' : 'FAILS'} — ${p.real.detail}; ${seen(p.real.lastSeen)}`,
+    `  simulator: ${p.sim.ok ? 'succeeds' : 'FAILS'} — ${p.sim.summary}; ${seen(p.sim.lastSeen)}`,
+    p.unsupported
+      ? `  ? not compared: ${p.unsupported}`
+      : p.agree
+        ? '  ✓ kernel and simulator agree'
+        : `  ✗ DISAGREE: ${p.difference}`,
+  ];
+}
+
+function reportJson(r: LabReport): string {
+  return `${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`;
+}
+
+function withFix(io: Io, loaded: LoadedScenario, id: string | undefined): LoadedScenario | undefined {
+  if (id === undefined) return loaded;
+  const f = findFix(loaded, id);
+  if (!f.fix) {
+    io.stderr(
+      `lvsdoctor lab: no fix "${id}" is proposed for this scenario (proposed: ${f.known.join(', ') || 'none'})\n`,
+    );
+    return undefined;
+  }
+  io.stderr(`applying fix ${f.fix.id}: ${f.fix.title}\n`);
+  return f.fix.apply(loaded);
+}
+
+export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOptions = {}): Promise<number> {
+  const pf = preflight();
+  const why = labUnavailable(pf);
+  if (why) {
+    io.stderr(`lvsdoctor lab: ${why}\n`);
+    if (pf.missing.length > 0)
+      io.stderr(
+        `install them with: apt-get install ${[...new Set(pf.missing.map((m) => /\((.*)\)/.exec(m)?.[1] ?? m))].join(' ')}\n`,
+      );
+    return 2;
+  }
+  if (action === 'down') {
+    const gone = removeLeftovers();
+    io.stdout(
+      gone.length ? `removed ${gone.length} namespaces: ${gone.join(', ')}\n` : 'no lab namespaces to remove\n',
+    );
+    return 0;
+  }
+  if (o.filters === 'libvirt' && !pf.libvirt) {
+    io.stderr(`lvsdoctor lab: --filters libvirt, but missing: ${pf.libvirtMissing.join(', ')}\n`);
+    return 2;
+  }
+  const base = loadForCommand(io, dir);
+  if (!base) return 2;
+  if (reportIssues(io, openSession(base).issues)) return 2;
+  const loaded = withFix(io, base, o.withFix);
+  if (!loaded) return 2;
+  const common = {
+    ...(o.filters ? { filters: o.filters } : {}),
+    ...(o.pcapDir !== undefined ? { pcapDir: o.pcapDir } : {}),
+  };
+  if (action === 'up') {
+    const lab = await labUp(loaded, { ...common, detach: true, directorMode: { kind: 'spread' } });
+    releaseLab(lab);
+    const lines = [
+      `lab up: ${loaded.scenario.name} (filters by ${lab.filterSource})`,
+      ...lab.plan.namespaces.map((n) => `  ${n.ns}  ${n.kind} ${n.node}`),
+      `captures: ${lab.pcapDir}`,
+      ...lab.warnings.map((w) => `warning: ${w}`),
+      `enter a node with: ip netns exec ${lab.plan.namespaces[0]?.ns ?? 'NS'} bash`,
+      `remove it with: lvsdoctor lab down ${dir}`,
+    ];
+    io.stdout(`${lines.join('\n')}\n`);
+    return 0;
+  }
+  const report = await runLabScenario(loaded, {
+    ...common,
+    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+  });
+  io.stdout(o.json ? reportJson(report) : renderLabReport(report));
+  return report.exitCode;
+}

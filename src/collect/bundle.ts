@@ -1,0 +1,179 @@
+/**
+ * Reads a bundle written by the collector (a `.tar.gz`, or a directory) into memory: its manifest (hostname,
+ * kernel, tools, every command with status, exit code, output and stderr files) and the files it holds.
+ * Never throws: a missing manifest or unreadable archive is an issue.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { type Issue, issue, type ReadResult } from '../source/issue.ts';
+import { filePos, type Position } from '../source/origin.ts';
+import { type BundleKind, MANIFEST_FILE } from './collector-script.ts';
+import { readTar } from './tar.ts';
+
+/** ok: exit 0; failed: another exit code; denied: refused for lack of permission; missing: tool not installed;
+ * skipped: deliberately not run (it would have changed the machine); absent: a file that does not exist. */
+export type CommandStatus = 'ok' | 'failed' | 'denied' | 'missing' | 'skipped' | 'absent';
+
+export interface CommandRecord {
+  readonly id: string;
+  readonly status: CommandStatus;
+  readonly exit?: number;
+  /** Output and stderr files, relative to the bundle root. */
+  readonly out: string;
+  readonly err: string;
+  readonly command: string;
+  /** Line of the manifest that records it. */
+  readonly pos: Position;
+}
+
+export interface Bundle {
+  /** As the user named it. */
+  readonly path: string;
+  /** The bundle's own name (`lvsdoctor-bundle-hypervisor-host1-…`). */
+  readonly name: string;
+  readonly kind: BundleKind;
+  readonly hostname: string;
+  readonly kernel?: string;
+  readonly meta: ReadonlyMap<string, string>;
+  /** Tool name → its path, undefined when not installed. */
+  readonly tools: ReadonlyMap<string, string | undefined>;
+  readonly commands: ReadonlyMap<string, CommandRecord>;
+  /** Every file of the bundle, relative to its root. */
+  readonly files: ReadonlyMap<string, string>;
+}
+
+const STATUSES = new Set<CommandStatus>(['ok', 'failed', 'denied', 'missing', 'skipped', 'absent']);
+
+/** Where a bundle's file is, for messages (`bundle.tar.gz/cmd/ip-addr.out`). */
+export function bundleFile(b: Bundle, rel: string): string {
+  return `${b.path}/${rel}`;
+}
+
+/** The output of a command that succeeded, else undefined. */
+export function outputOf(b: Bundle, id: string): string | undefined {
+  const c = b.commands.get(id);
+  if (c?.status !== 'ok') return undefined;
+  return b.files.get(c.out);
+}
+
+/** Why a command's output is not usable (`ebtables -t nat -L --Lc: permission denied: …`), or undefined. */
+export function whyUnavailable(b: Bundle, id: string): string | undefined {
+  const c = b.commands.get(id);
+  if (!c) return `not collected (no "${id}" in the manifest)`;
+  if (c.status === 'ok') return undefined;
+  const err = (b.files.get(c.err) ?? '').trim().split('\n')[0] ?? '';
+  const what: Record<CommandStatus, string> = {
+    ok: 'ok',
+    failed: `failed with exit code ${c.exit ?? '?'}`,
+    denied: 'permission denied',
+    missing: 'tool not installed',
+    skipped: 'not run',
+    absent: 'no such file',
+  };
+  return `${c.command}: ${what[c.status]}${err ? ` (${err})` : ''}`;
+}
+
+function readDirFiles(root: string): Map<string, string> {
+  const files = new Map<string, string>();
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const full = join(dir, e.name);
+      if (e.isDirectory()) walk(full);
+      else if (e.isFile()) files.set(relative(root, full).split('\\').join('/'), readFileSync(full, 'utf8'));
+    }
+  };
+  walk(root);
+  return files;
+}
+
+function filesOf(path: string): { files: Map<string, string>; issues: Issue[] } {
+  const issues: Issue[] = [];
+  if (!existsSync(path)) {
+    issues.push(issue('bundle.not-found', `bundle "${path}" does not exist`));
+    return { files: new Map(), issues };
+  }
+  if (statSync(path).isDirectory()) return { files: readDirFiles(path), issues };
+  const tar = readTar(readFileSync(path));
+  if (tar.error) issues.push(issue('bundle.archive', `cannot read ${path}: ${tar.error}`, filePos(path, 0)));
+  const files = new Map<string, string>();
+  for (const e of tar.entries) files.set(e.path.replace(/^\.\//, ''), Buffer.from(e.data).toString('utf8'));
+  return { files, issues };
+}
+
+/** Reads a bundle (`.tar.gz` or directory). */
+export function readBundle(path: string): ReadResult<Bundle> {
+  const { files: raw, issues } = filesOf(path);
+  if (issues.some((i) => i.severity === 'error')) return { value: undefined, issues };
+  // The manifest may sit at the root or one directory down (the archive holds the bundle directory).
+  const manifestKey = [...raw.keys()]
+    .filter((k) => k === MANIFEST_FILE || k.endsWith(`/${MANIFEST_FILE}`))
+    .sort((a, b) => a.length - b.length)[0];
+  if (manifestKey === undefined) {
+    issues.push(
+      issue('bundle.manifest', `${path} is not an lvsdoctor bundle: no ${MANIFEST_FILE} in it`, filePos(path, 0)),
+    );
+    return { value: undefined, issues };
+  }
+  const prefix = manifestKey.slice(0, manifestKey.length - MANIFEST_FILE.length);
+  const files = new Map<string, string>();
+  for (const [k, v] of raw) if (k.startsWith(prefix)) files.set(k.slice(prefix.length), v);
+  const manifestName = `${path}/${MANIFEST_FILE}`;
+  const meta = new Map<string, string>();
+  const tools = new Map<string, string | undefined>();
+  const commands = new Map<string, CommandRecord>();
+  (files.get(MANIFEST_FILE) ?? '').split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    const pos = filePos(manifestName, i + 1);
+    const f = line.split('\t');
+    if (f[0] === 'cmd') {
+      const [, id, status, exit, out, err, ...cmd] = f;
+      if (!id || !status || !STATUSES.has(status as CommandStatus) || out === undefined || err === undefined) {
+        issues.push(issue('bundle.manifest', `malformed command record "${line}"`, pos, 'warning'));
+        return;
+      }
+      const code = Number(exit);
+      commands.set(id, {
+        id,
+        status: status as CommandStatus,
+        ...(exit !== '-' && !Number.isNaN(code) ? { exit: code } : {}),
+        out,
+        err,
+        command: cmd.join('\t'),
+        pos,
+      });
+      return;
+    }
+    if (f[0] === 'tool') {
+      const [name, p] = (f[1] ?? '').split(' ');
+      if (name) tools.set(name, p && p !== '-' ? p : undefined);
+      return;
+    }
+    if (f[0] !== undefined && f.length >= 2) meta.set(f[0], f.slice(1).join('\t'));
+  });
+  const kind = meta.get('kind');
+  if (kind !== 'hypervisor' && kind !== 'guest') {
+    issues.push(
+      issue(
+        'bundle.manifest',
+        `expected "kind hypervisor" or "kind guest" in the manifest, found "${kind ?? ''}"`,
+        filePos(manifestName, 1),
+      ),
+    );
+    return { value: undefined, issues };
+  }
+  const kernel = meta.get('kernel');
+  return {
+    value: {
+      path,
+      name: basename(prefix.replace(/\/$/, '') || path).replace(/\.tar\.gz$/, ''),
+      kind,
+      hostname: meta.get('hostname') || 'unknown',
+      ...(kernel ? { kernel } : {}),
+      meta,
+      tools,
+      commands,
+      files,
+    },
+    issues,
+  };
+}

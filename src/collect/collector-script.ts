@@ -1,0 +1,249 @@
+/**
+ * The collector: a POSIX sh script, run as root on a hypervisor (default) or inside a guest (`--guest`), that
+ * gathers what lvsdoctor needs into one bundle in the current directory. It only reads: every command it runs is a
+ * listing (no `ipvsadm` unless the IPVS module is already loaded — ipvsadm would load it —, no `sysctl -w`, no
+ * `virsh` command that defines, starts or edits anything). Missing tools and refused commands are recorded in the
+ * manifest, never fatal. The bundle format is described in docs/collect.md and read by `readBundle`.
+ */
+
+export const BUNDLE_FORMAT_VERSION = 1;
+export const MANIFEST_FILE = 'manifest.tsv';
+
+export type BundleKind = 'hypervisor' | 'guest';
+
+export interface CollectorOptions {
+  readonly guest: boolean;
+}
+
+/** Shell functions shared by both variants. */
+const PRELUDE = String.raw`set -u
+umask 077
+LC_ALL=C
+export LC_ALL
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+export PATH
+
+host=$(hostname 2>/dev/null || uname -n 2>/dev/null || echo unknown)
+safe_host=$(printf '%s' "$host" | tr -c 'A-Za-z0-9._-' '_')
+stamp=$(date -u +%Y%m%dT%H%M%SZ 2>/dev/null || echo now)
+name="lvsdoctor-bundle-$KIND-$safe_host-$stamp"
+out="./$name"
+if [ -e "$out" ] || [ -e "$out.tar.gz" ]; then
+  name="$name-$$"
+  out="./$name"
+fi
+mkdir "$out" "$out/cmd" || { echo "lvsdoctor-collect: cannot create $out in $(pwd)" >&2; exit 1; }
+manifest="$out/${MANIFEST_FILE}"
+seq=0
+
+# Limit every command in time when coreutils' timeout exists (a hung libvirtd must not hang the collector).
+if command -v timeout >/dev/null 2>&1; then TMO="timeout 120"; else TMO=""; fi
+
+tab=$(printf '\t')
+meta() { printf '%s\t%s\n' "$1" "$2" | tr -d '\r' >> "$manifest"; }
+
+# record ID STATUS EXIT OUT ERR COMMAND...
+record() {
+  r_id=$1; r_st=$2; r_rc=$3; r_out=$4; r_err=$5
+  shift 5
+  r_cmd=$(printf '%s' "$*" | tr '\t\n' '  ')
+  printf 'cmd\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r_id" "$r_st" "$r_rc" "$r_out" "$r_err" "$r_cmd" >> "$manifest"
+}
+
+# classify RC ERRFILE: ok, denied (permission), failed
+classify() {
+  if [ "$1" -eq 0 ]; then echo ok
+  elif grep -qiE 'permission denied|operation not permitted|must be root|are you root|authentication (failed|unavailable)|access denied|not authorized' "$2" 2>/dev/null; then echo denied
+  else echo failed
+  fi
+}
+
+# run ID TOOL COMMAND...: runs COMMAND (a program or a function of this script) when TOOL exists.
+run() {
+  c_id=$1; c_tool=$2
+  shift 2
+  seq=$((seq + 1))
+  c_out="cmd/$c_id.out"; c_err="cmd/$c_id.err"
+  if ! command -v "$c_tool" >/dev/null 2>&1; then
+    : > "$out/$c_out"
+    printf '%s: command not found\n' "$c_tool" > "$out/$c_err"
+    record "$c_id" missing 127 "$c_out" "$c_err" "$@"
+    return 0
+  fi
+  if [ -n "$TMO" ] && ! type "$1" 2>/dev/null | grep -q 'function'; then
+    $TMO "$@" > "$out/$c_out" 2> "$out/$c_err" < /dev/null
+  else
+    "$@" > "$out/$c_out" 2> "$out/$c_err" < /dev/null
+  fi
+  c_rc=$?
+  record "$c_id" "$(classify "$c_rc" "$out/$c_err")" "$c_rc" "$c_out" "$c_err" "$@"
+  return 0
+}
+
+# skip ID REASON COMMAND...: a command deliberately not run.
+skip() {
+  s_id=$1; s_why=$2
+  shift 2
+  : > "$out/cmd/$s_id.out"
+  printf '%s\n' "$s_why" > "$out/cmd/$s_id.err"
+  record "$s_id" skipped - "cmd/$s_id.out" "cmd/$s_id.err" "$@"
+}
+
+# copyfile ID PATH: copies a readable file (cat), recording a missing one.
+copyfile() {
+  if [ -e "$2" ]; then run "$1" cat cat "$2"
+  else
+    : > "$out/cmd/$1.out"
+    printf '%s: no such file\n' "$2" > "$out/cmd/$1.err"
+    record "$1" absent 1 "cmd/$1.out" "cmd/$1.err" cat "$2"
+  fi
+}
+
+# A file-name-safe form of a name (domain, filter, port).
+safe() { printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_'; }
+
+# sysctls under net. (sysctl -a prints errors for write-only keys: ignored)
+net_sysctls() { sysctl -e -a 2>/dev/null | grep '^net\.'; }
+# Without sysctl: read /proc/sys/net directly.
+proc_net_sysctls() {
+  find /proc/sys/net -type f 2>/dev/null | sort | while IFS= read -r f; do
+    v=$(cat "$f" 2>/dev/null) || continue
+    k=$(printf '%s' "\${f#/proc/sys/}" | tr / .)
+    printf '%s = %s\n' "$k" "$v"
+  done
+}
+
+meta format-version ${BUNDLE_FORMAT_VERSION}
+meta kind "$KIND"
+meta hostname "$host"
+meta kernel "$(uname -r 2>/dev/null)"
+meta machine "$(uname -m 2>/dev/null)"
+meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)"
+meta uid "$(id -u 2>/dev/null)"
+meta collector lvsdoctor-collect
+for t in ip bridge sysctl virsh ebtables iptables-save ip6tables-save nft ipvsadm keepalived ss tar gzip; do
+  p=$(command -v "$t" 2>/dev/null) || p=-
+  meta tool "$t $p"
+done
+
+run uname-a uname uname -a
+copyfile os-release /etc/os-release
+run version-ip ip ip -V
+run version-bridge bridge bridge -V
+run version-sysctl sysctl sysctl --version
+run ip-j-link ip ip -j -d link show
+run ip-j-addr ip ip -j -d addr show
+run ip-addr ip ip addr show
+run ip-j-route ip ip -j -d route show table all
+run ip-route ip ip route show
+run ip-j-neigh ip ip -j neigh show
+run ip-neigh ip ip neigh show
+if command -v sysctl >/dev/null 2>&1; then run sysctl-net sysctl net_sysctls
+else run sysctl-net find proc_net_sysctls
+fi
+`;
+
+const HYPERVISOR = `
+run bridge-j-link bridge bridge -j -d link show
+run bridge-j-fdb bridge bridge -j fdb show
+run bridge-j-vlan bridge bridge -j vlan show
+run version-ebtables ebtables ebtables --version
+run ebtables-nat ebtables ebtables -t nat -L --Lc
+run ebtables-filter ebtables ebtables -t filter -L --Lc
+run version-iptables iptables-save iptables-save --version
+run iptables-save iptables-save iptables-save -c
+run ip6tables-save ip6tables-save ip6tables-save -c
+run version-nft nft nft --version
+run nft-ruleset nft nft list ruleset
+
+run version-virsh virsh virsh --version
+run virsh-uri virsh virsh uri
+run virsh-list virsh virsh list --all --name
+if [ -s "$out/cmd/virsh-list.out" ]; then
+  while IFS= read -r d; do
+    [ -n "$d" ] || continue
+    run "domain-$(safe "$d")" virsh virsh dumpxml "$d"
+  done < "$out/cmd/virsh-list.out"
+fi
+run virsh-nwfilter-list virsh virsh nwfilter-list
+if [ -s "$out/cmd/virsh-nwfilter-list.out" ]; then
+  # " UUID   Name" table: the name is the second column after two header lines.
+  awk 'NR > 2 && NF >= 2 { print $2 }' "$out/cmd/virsh-nwfilter-list.out" > "$out/cmd/virsh-nwfilter-names.txt"
+  while IFS= read -r f; do
+    [ -n "$f" ] || continue
+    run "nwfilter-$(safe "$f")" virsh virsh nwfilter-dumpxml "$f"
+  done < "$out/cmd/virsh-nwfilter-names.txt"
+fi
+run virsh-binding-list virsh virsh nwfilter-binding-list
+if [ -s "$out/cmd/virsh-binding-list.out" ]; then
+  # " Port Dev   Filter" table: the port is the first column after two header lines.
+  awk 'NR > 2 && NF >= 1 { print $1 }' "$out/cmd/virsh-binding-list.out" > "$out/cmd/virsh-binding-ports.txt"
+  while IFS= read -r p; do
+    [ -n "$p" ] || continue
+    run "binding-$(safe "$p")" virsh virsh nwfilter-binding-dumpxml "$p"
+  done < "$out/cmd/virsh-binding-ports.txt"
+fi
+`;
+
+const GUEST = String.raw`
+run ss-listen ss ss -Hltnu
+IPVS_PROC=\${LVSDOCTOR_IPVS_PROC:-/proc/net/ip_vs}
+if [ -e "$IPVS_PROC" ]; then
+  run version-ipvsadm ipvsadm ipvsadm --version
+  run ipvsadm-Ln ipvsadm ipvsadm -Ln
+  run ipvsadm-Sn ipvsadm ipvsadm -Sn
+  run ipvsadm-Lnc ipvsadm ipvsadm -Lnc
+  run ipvsadm-stats ipvsadm ipvsadm -Ln --stats
+  run ipvsadm-timeout ipvsadm ipvsadm -L --timeout
+  copyfile proc-ip-vs "$IPVS_PROC"
+  copyfile proc-ip-vs-conn "\${IPVS_PROC}_conn"
+else
+  # ipvsadm loads the ip_vs module when it is absent: that would change the machine.
+  skip ipvsadm-Ln "IPVS not loaded ($IPVS_PROC absent): ipvsadm not run, it would load the ip_vs module" ipvsadm -Ln
+fi
+run version-keepalived keepalived keepalived --version
+k=0
+for f in /etc/keepalived/keepalived.conf /usr/local/etc/keepalived/keepalived.conf /etc/keepalived/*.conf /etc/keepalived/conf.d/*.conf; do
+  [ -f "$f" ] || continue
+  case " \${seen_conf:-} " in *" $f "*) continue ;; esac
+  seen_conf="\${seen_conf:-} $f"
+  k=$((k + 1))
+  copyfile "keepalived-conf-$k" "$f"
+done
+`;
+
+const EPILOGUE = `
+meta finished "$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)"
+if command -v tar >/dev/null 2>&1 && command -v gzip >/dev/null 2>&1; then
+  if tar -cf - "$name" 2>/dev/null | gzip -c > "$name.tar.gz.part" && mv "$name.tar.gz.part" "$name.tar.gz"; then
+    rm -rf "./$name"
+    echo "$name.tar.gz"
+    exit 0
+  fi
+  rm -f "$name.tar.gz.part"
+fi
+echo "$name"
+`;
+
+/** The collector script for a hypervisor or (`guest: true`) for a guest or any other Linux machine of the LAN. */
+export function collectorScript(o: CollectorOptions): string {
+  const kind: BundleKind = o.guest ? 'guest' : 'hypervisor';
+  const head = [
+    '#!/bin/sh',
+    `# lvsdoctor collector (${kind}) — bundle format ${BUNDLE_FORMAT_VERSION}.`,
+    '# Run as root in an empty directory:  sh collect.sh',
+    '# It only reads: listings of links, addresses, routes, neighbours, sysctls,',
+    o.guest
+      ? '# IPVS (ipvsadm only when the ip_vs module is already loaded) and keepalived.conf.'
+      : '# bridges, ebtables/iptables/nftables rules with counters, and libvirt domains, filters and bindings.',
+    '# It writes nothing but one bundle in the current directory (.tar.gz, or a directory when tar/gzip are missing),',
+    '# and prints its name.',
+    `KIND=${kind}`,
+  ].join('\n');
+  return `${head}\n${literalDollars(PRELUDE)}${literalDollars(o.guest ? GUEST : HYPERVISOR)}${EPILOGUE}`;
+}
+
+/** The templates write `\${` where the shell needs a literal `${` next to JS placeholders. */
+function literalDollars(s: string): string {
+  return s.replace(/\\\$\{/g, '${');
+}

@@ -1,0 +1,509 @@
+/**
+ * `lvsdoctor import BUNDLE... -o DIR`: builds a scenario directory (the format of examples/, docs/scenario-format.md)
+ * from collector bundles. Artifacts are copied as the commands printed them into one folder per node; scenario.yaml
+ * names them, and says in comments what was inferred from which evidence and what could not be (`TODO`,
+ * `ASSUMED`). Drift between the hosts' live rules and what their domains' XML compiles to is reported.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatIpv4 } from '../addr/ipv4.ts';
+import { formatIpv4Prefix } from '../addr/prefix.ts';
+import { filterRegistry } from '../libvirt/builtin-filters.ts';
+import { compileBindings } from '../libvirt/compile.ts';
+import type { NwFilter } from '../libvirt/nwfilter-model.ts';
+import { readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
+import { type Issue, issue } from '../source/issue.ts';
+import { type Bundle, outputOf, readBundle, whyUnavailable } from './bundle.ts';
+import {
+  compareBindings,
+  compareEbtables,
+  compareIptables,
+  type DriftEntry,
+  ebtablesStyle,
+  impliedBindings,
+} from './drift.ts';
+import { type Evidence, gatherEvidence } from './evidence.ts';
+import { type Cluster, type GuestPlace, type HostPlace, inferCluster } from './infer.ts';
+
+export interface ImportOptions {
+  /** The scenario directory to write (created; must be empty or an earlier import). */
+  readonly out: string;
+  /** Scenario name (default: the directory's base name). */
+  readonly name?: string;
+}
+
+export interface ImportTimings {
+  readMs: number;
+  inferMs: number;
+  writeMs: number;
+  driftMs: number;
+}
+
+export interface ImportResult {
+  /** The scenario directory, or undefined when nothing could be written. */
+  readonly dir: string | undefined;
+  /** Unreadable bundles and other input problems (errors stop the import). */
+  readonly issues: readonly Issue[];
+  readonly drift: readonly DriftEntry[];
+  /** What is unknown, assumed or inferred, one line each (also in import-report.txt). */
+  readonly notes: readonly string[];
+  readonly cluster?: Cluster;
+  readonly timings: ImportTimings;
+}
+
+/** The marker an import leaves, so that a later import may overwrite the directory. */
+export const IMPORT_REPORT = 'import-report.txt';
+
+/** Client address written when no bundle tells it (TEST-NET-3, a documentation address). */
+export const ASSUMED_CLIENT = '203.0.113.10';
+
+function yamlKey(s: string): string {
+  return /^[A-Za-z0-9_./-]+$/.test(s) && !/^[-.]/.test(s) ? s : JSON.stringify(s);
+}
+
+function yamlStr(s: string): string {
+  return /^[A-Za-z0-9_./:-]+$/.test(s) && !/^[-:.]|^(true|false|null|yes|no|on|off|~)$/i.test(s) && !/^\d/.test(s)
+    ? s
+    : JSON.stringify(s);
+}
+
+function comment(s: string): string {
+  return s.replace(/\n/g, ' ');
+}
+
+function safeFile(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.-]/g, '_') || '_';
+}
+
+/** Copies of a bundle's outputs, by command id → file name in the node's folder. */
+const HOST_FILES: readonly (readonly [string, string])[] = [
+  ['ip-j-addr', 'ip-addr.json'],
+  ['ip-addr', 'ip-addr.txt'],
+  ['ip-j-link', 'ip-link.json'],
+  ['ip-route', 'ip-route.txt'],
+  ['ip-j-route', 'ip-route.json'],
+  ['ip-j-neigh', 'ip-neigh.json'],
+  ['sysctl-net', 'sysctl.txt'],
+  ['bridge-j-link', 'bridge-link.json'],
+  ['bridge-j-fdb', 'bridge-fdb.json'],
+  ['bridge-j-vlan', 'bridge-vlan.json'],
+  ['ebtables-nat', 'ebtables-nat.txt'],
+  ['ebtables-filter', 'ebtables-filter.txt'],
+  ['iptables-save', 'iptables-save.txt'],
+  ['ip6tables-save', 'ip6tables-save.txt'],
+  ['nft-ruleset', 'nft-ruleset.txt'],
+  ['virsh-nwfilter-list', 'nwfilter-list.txt'],
+  ['virsh-binding-list', 'nwfilter-binding-list.txt'],
+];
+
+const GUEST_FILES: readonly (readonly [string, string])[] = [
+  ['ip-j-addr', 'ip-addr.json'],
+  ['ip-addr', 'ip-addr.txt'],
+  ['ip-route', 'ip-route.txt'],
+  ['ip-j-neigh', 'ip-neigh.json'],
+  ['sysctl-net', 'sysctl.txt'],
+  ['ss-listen', 'ss-listen.txt'],
+  ['ipvsadm-Ln', 'ipvsadm-Ln.txt'],
+  ['ipvsadm-Sn', 'ipvsadm-Sn.txt'],
+  ['ipvsadm-Lnc', 'ipvsadm-Lnc.txt'],
+  ['ipvsadm-stats', 'ipvsadm-Ln-stats.txt'],
+  ['ipvsadm-timeout', 'ipvsadm-timeout.txt'],
+];
+
+class Writer {
+  readonly made = new Set<string>();
+  constructor(readonly root: string) {}
+  write(rel: string, content: string): string {
+    const full = join(this.root, rel);
+    const dir = full.slice(0, full.lastIndexOf('/'));
+    if (!this.made.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.made.add(dir);
+    }
+    writeFileSync(full, content);
+    return rel;
+  }
+  /** Copies a command's output when it succeeded; returns its path relative to the scenario. */
+  copy(b: Bundle, id: string, rel: string): string | undefined {
+    const text = outputOf(b, id);
+    return text === undefined ? undefined : this.write(rel, text);
+  }
+}
+
+function prepareOut(out: string, issues: Issue[]): boolean {
+  if (existsSync(out)) {
+    const entries = readdirSync(out);
+    if (entries.length > 0 && !entries.includes(IMPORT_REPORT)) {
+      issues.push(
+        issue(
+          'import.out-not-empty',
+          `${out} exists and is not empty (nor an earlier import): choose a new directory for the scenario`,
+        ),
+      );
+      return false;
+    }
+    for (const e of entries) rmSync(join(out, e), { recursive: true, force: true });
+  }
+  mkdirSync(out, { recursive: true });
+  return true;
+}
+
+interface HostOut {
+  readonly ipAddr?: string;
+  readonly domains: string[];
+  readonly nwfilterDir?: string;
+  readonly sysctl?: string;
+  readonly filters: NwFilter[];
+}
+
+function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOut {
+  const b = h.ev.bundle;
+  const dir = safeFile(h.node);
+  const copied = new Map<string, string>();
+  for (const [id, name] of HOST_FILES) {
+    const rel = w.copy(b, id, `${dir}/${name}`);
+    if (rel) copied.set(id, rel);
+  }
+  w.write(`${dir}/manifest.tsv`, b.files.get('manifest.tsv') ?? '');
+  const domains: string[] = [];
+  for (const g of c.guests)
+    if (g.host === h.node) domains.push(w.write(`${dir}/${safeFile(g.domain.name)}.xml`, g.domain.text));
+  for (const bd of h.ev.bindings ?? []) w.write(`${dir}/bindings/${safeFile(bd.def.portdev)}.xml`, bd.text);
+  const filters: NwFilter[] = [];
+  let nwfilterDir: string | undefined;
+  for (const f of h.ev.customFilters ?? []) {
+    nwfilterDir = `${dir}/nwfilters`;
+    const rel = w.write(`${nwfilterDir}/${safeFile(f.name)}.xml`, f.text);
+    const r = readNwfilterXml(f.text, rel);
+    issues.push(...r.issues);
+    if (r.value) filters.push(r.value);
+  }
+  const ipAddr = copied.get('ip-j-addr') ?? copied.get('ip-addr');
+  const sysctl = copied.get('sysctl-net');
+  return {
+    ...(ipAddr ? { ipAddr } : {}),
+    domains,
+    ...(nwfilterDir ? { nwfilterDir } : {}),
+    ...(sysctl ? { sysctl } : {}),
+    filters,
+  };
+}
+
+interface GuestOut {
+  readonly ipAddr?: string;
+  readonly ipRoute?: string;
+  readonly sysctl?: string;
+  readonly ipvsadm?: string;
+  readonly listen?: readonly string[];
+  readonly kernel?: string;
+  readonly comments: string[];
+}
+
+function writeGuest(w: Writer, g: GuestPlace, notes: string[]): GuestOut {
+  const comments = [`on ${g.host}: ${g.ports.join(', ')}`];
+  const ev = g.ev;
+  if (!ev) {
+    comments.push(
+      'TODO not collected: run the collector with --guest in it; its NICs, addresses and sysctls are unknown',
+    );
+    notes.push(`guest ${g.node} (on ${g.host}) was not collected: addresses, routes and sysctls unknown`);
+    return { comments };
+  }
+  const b = ev.bundle;
+  const dir = `guests/${safeFile(g.node)}`;
+  const copied = new Map<string, string>();
+  for (const [id, name] of GUEST_FILES) {
+    const rel = w.copy(b, id, `${dir}/${name}`);
+    if (rel) copied.set(id, rel);
+  }
+  let k = 0;
+  for (const [id] of b.commands)
+    if (id.startsWith('keepalived-conf-')) {
+      const rel = w.copy(b, id, `${dir}/keepalived-${++k}.conf`);
+      if (rel) comments.push(`keepalived configuration collected: ${rel} (${b.commands.get(id)!.command})`);
+    }
+  w.write(`${dir}/manifest.tsv`, b.files.get('manifest.tsv') ?? '');
+  comments.push(`bundle ${b.name} (hostname ${b.hostname})`);
+  for (const u of ev.unknown) {
+    comments.push(`unknown: ${u}`);
+    notes.push(`${g.node}: unknown ${u}`);
+  }
+  const ipAddr = copied.get('ip-j-addr') ?? copied.get('ip-addr');
+  const ipRoute = copied.get('ip-route');
+  const sysctl = copied.get('sysctl-net');
+  // IPVS: a director is a guest with services whose VIP it holds (a backup keeps the table without the VIP).
+  let ipvsadm: string | undefined;
+  const table = ev.ipvs;
+  if (table && table.services.length > 0) {
+    const vips = table.services.flatMap((s) =>
+      s.key.kind === 'addr' && s.key.address.family === 'ipv4' ? [s.key.address.addr] : [],
+    );
+    const held = vips.filter((v) => (ev.links ?? []).some((l) => l.addrs.some((p) => p.addr === v)));
+    if (held.length > 0 || vips.length === 0) {
+      ipvsadm = copied.get('ipvsadm-Ln');
+      comments.push(
+        held.length > 0
+          ? `director: holds VIP ${[...new Set(held)].map(formatIpv4).join(', ')} and has IPVS services`
+          : 'director: IPVS services by firewall mark',
+      );
+    } else {
+      comments.push(
+        `has IPVS services for ${[...new Set(vips)].map(formatIpv4).join(', ')} but does not hold the VIP (a backup director?): not modelled as director`,
+      );
+      notes.push(`${g.node}: IPVS table without its VIP (backup director?): not modelled as director`);
+    }
+  } else if (b.commands.get('ipvsadm-Ln')?.status === 'skipped')
+    comments.push(`IPVS: ${whyUnavailable(b, 'ipvsadm-Ln') ?? 'not run'}`);
+  const listen = ev.listen && ev.listen.length > 0 ? ev.listen : undefined;
+  return {
+    ...(ipAddr ? { ipAddr } : {}),
+    ...(ipRoute ? { ipRoute } : {}),
+    ...(sysctl ? { sysctl } : {}),
+    ...(ipvsadm ? { ipvsadm } : {}),
+    ...(listen ? { listen } : {}),
+    ...(b.kernel ? { kernel: b.kernel } : {}),
+    comments,
+  };
+}
+
+function renderYaml(
+  name: string,
+  c: Cluster,
+  hostsOut: ReadonlyMap<string, HostOut>,
+  guestsOut: ReadonlyMap<string, GuestOut>,
+  bundles: number,
+): string {
+  const L: string[] = [];
+  L.push(`# Built by \`lvsdoctor import\` from ${bundles} bundle(s). Artifacts sit beside this file as the collector`);
+  L.push('# recorded them (each folder keeps its bundle manifest). Comments say what each entry was inferred from;');
+  L.push('# "TODO" marks what no bundle could tell and "ASSUMED" a stand-in value: check those before trusting a');
+  L.push('# diagnosis. Drift between live rules and the domain XML is listed in import-report.txt.');
+  L.push(`name: ${yamlStr(name)}`);
+  L.push(
+    `description: ${JSON.stringify(`imported: ${c.hosts.length} hypervisor(s), ${c.guests.filter((g) => g.ev).length} of ${c.guests.length} guest(s) collected`)}`,
+  );
+  L.push('');
+  L.push('segments:');
+  if (c.segments.length === 0) L.push('  {}  # TODO no host uplink known: add segments.NAME.members [host:nic, …]');
+  const gwSeg = c.gateway?.segment;
+  for (const s of c.segments) {
+    L.push(`  ${s.name}:`);
+    if (s.evidence.length === 0 && s.members.length === 1)
+      L.push(`    # ${s.members[0]!.host}'s uplink ${s.members[0]!.iface} (bridge ${s.members[0]!.bridge})`);
+    for (const e of s.evidence) L.push(`    # ${comment(e)}`);
+    if (s.networks.length) L.push(`    # subnets: ${s.networks.map(formatIpv4Prefix).join(', ')}`);
+    L.push(`    members: [${s.members.map((u) => `${u.host}:${u.iface}`).join(', ')}]`);
+    if (gwSeg === s.name) L.push(`    # the gateway joins this segment (gateway.segment)`);
+  }
+  L.push('');
+  L.push('hosts:');
+  if (c.hosts.length === 0) L.push('  {}  # TODO no hypervisor bundle');
+  for (const h of c.hosts) {
+    const o = hostsOut.get(h.node)!;
+    L.push(`  ${yamlKey(h.node)}:  # bundle ${h.ev.bundle.name}`);
+    for (const u of h.ev.unknown) L.push(`    # unknown: ${comment(u)}`);
+    if (o.ipAddr) L.push(`    ip-addr: ${yamlStr(o.ipAddr)}`);
+    else L.push('    # TODO ip-addr: no `ip addr` output; taps and bridges are assumed from the domain XML');
+    L.push(`    domains: [${o.domains.map(yamlStr).join(', ')}]`);
+    if (o.nwfilterDir) L.push(`    nwfilter-dir: ${yamlStr(o.nwfilterDir)}`);
+    if (o.sysctl) L.push(`    sysctl: ${yamlStr(o.sysctl)}`);
+  }
+  L.push('');
+  L.push('guests:');
+  if (c.guests.length === 0) L.push('  {}');
+  for (const g of c.guests) {
+    const o = guestsOut.get(g.node)!;
+    const entries: string[] = [];
+    if (o.kernel) entries.push(`    kernel: ${yamlStr(o.kernel)}`);
+    if (o.ipAddr) entries.push(`    ip-addr: ${yamlStr(o.ipAddr)}`);
+    if (o.ipRoute) entries.push(`    ip-route: ${yamlStr(o.ipRoute)}`);
+    if (o.sysctl) entries.push(`    sysctl: ${yamlStr(o.sysctl)}`);
+    if (o.ipvsadm) entries.push(`    ipvsadm: ${yamlStr(o.ipvsadm)}`);
+    if (o.listen) entries.push(`    listen: [${o.listen.join(', ')}]  # ss -Hltnu`);
+    L.push(`  ${yamlKey(g.node)}:${entries.length === 0 ? ' {}' : ''}`);
+    for (const cm of o.comments) L.push(`    # ${comment(cm)}`);
+    L.push(...entries);
+  }
+  L.push('');
+  const gw = c.gateway;
+  if (gw) {
+    for (const e of gw.evidence) L.push(`# gateway: ${comment(e)}`);
+    for (const t of gw.todo) L.push(`# TODO gateway: ${comment(t)}`);
+    const complete = gw.mac !== undefined && gw.segment !== undefined;
+    const p = complete ? '' : '# ';
+    if (!complete) L.push('# TODO gateway: incomplete, left commented out: fill in mac and segment, then uncomment');
+    L.push(`${p}gateway:`);
+    if (gw.iface !== 'eth0') L.push(`${p}  interface: ${yamlStr(gw.iface)}`);
+    L.push(`${p}  mac: ${gw.mac ?? 'TODO'}`);
+    L.push(`${p}  ip: ${formatIpv4Prefix(gw.ip)}`);
+    L.push(`${p}  segment: ${gw.segment ?? 'TODO'}`);
+    if (gw.neighbours.size > 0) {
+      L.push(`${p}  neighbours:  # the gateway's own ARP cache`);
+      for (const [ip, mac] of [...gw.neighbours].sort((a, b) => a[0] - b[0]))
+        L.push(`${p}    ${formatIpv4(ip)}: ${mac}`);
+    }
+    L.push('');
+    if (complete) {
+      L.push('# ASSUMED client: no bundle can tell who the clients are; a documentation address stands in for any');
+      L.push(
+        '# client behind the gateway. Replace it with a real client address when one matters (rp_filter, routes).',
+      );
+      L.push('client:');
+      L.push(`  ip: ${ASSUMED_CLIENT}`);
+      L.push('');
+    }
+  } else {
+    L.push('# TODO gateway: not inferred (no default route in any bundle). Without gateway and client there are no');
+    L.push('# probes from outside. Fill in and uncomment:');
+    L.push('# gateway: { mac: TODO, ip: TODO/24, segment: TODO }');
+    L.push(`# client: { ip: ${ASSUMED_CLIENT} }`);
+    L.push('');
+  }
+  L.push('# probes: none listed, so lvsdoctor probes every VIP by TCP from the client and by ARP from the gateway.');
+  return `${L.join('\n')}\n`;
+}
+
+function renderReport(r: {
+  dir: string;
+  cluster: Cluster;
+  drift: readonly DriftEntry[];
+  notes: readonly string[];
+  issues: readonly Issue[];
+}): string {
+  const c = r.cluster;
+  const L: string[] = [];
+  L.push(`lvsdoctor import: ${r.dir}`);
+  L.push(
+    `  hypervisors: ${c.hosts.map((h) => h.node).join(', ') || 'none'}; guests: ${c.guests.length} (${c.guests.filter((g) => g.ev).length} collected)`,
+  );
+  for (const g of c.guests)
+    if (g.ev) L.push(`  ${g.node} on ${g.host} ${g.ports.join(', ')} ← bundle ${g.ev.bundle.hostname}`);
+  for (const s of c.segments) L.push(`  segment ${s.name}: ${s.members.map((u) => `${u.host}:${u.iface}`).join(', ')}`);
+  if (c.gateway)
+    L.push(
+      `  gateway ${formatIpv4Prefix(c.gateway.ip)} ${c.gateway.mac ?? '(MAC unknown)'}${c.gateway.segment ? ` on ${c.gateway.segment}` : ''}`,
+    );
+  L.push('');
+  if (r.drift.length === 0) L.push('drift: none (live bindings and rules match what the domain XML compiles to)');
+  else {
+    L.push(`drift: ${r.drift.length}`);
+    for (const d of r.drift) {
+      L.push(`  ${d.host} ${d.area} ${d.subject}: ${d.message}`);
+      for (const l of d.lines.slice(0, 20)) L.push(`      ${l}`);
+      if (d.lines.length > 20) L.push(`      … ${d.lines.length - 20} more`);
+    }
+  }
+  if (r.notes.length) {
+    L.push('');
+    L.push('unknown, assumed or to check:');
+    for (const n of r.notes) L.push(`  - ${n}`);
+  }
+  return `${L.join('\n')}\n`;
+}
+
+/** Live rules against what the domains' filters compile to, per host. */
+function driftOf(c: Cluster, hostsOut: ReadonlyMap<string, HostOut>, notes: string[]): DriftEntry[] {
+  const drift: DriftEntry[] = [];
+  for (const h of c.hosts) {
+    const b = h.ev.bundle;
+    const domains = (h.ev.domains ?? []).map((d) => d.def);
+    const implied = impliedBindings(domains);
+    if (h.ev.bindings)
+      drift.push(
+        ...compareBindings(
+          h.node,
+          h.ev.bindings.map((x) => x.def),
+          implied,
+        ),
+      );
+    const style = ebtablesStyle(outputOf(b, 'version-ebtables'));
+    const registry = filterRegistry(hostsOut.get(h.node)?.filters ?? []);
+    const compiled = compileBindings([...implied.values()], registry, { style });
+    const nat = outputOf(b, 'ebtables-nat');
+    if (!h.ev.domains)
+      notes.push(`${h.node}: rules not compared (domains unknown: ${whyUnavailable(b, 'virsh-list')})`);
+    else if (nat === undefined) notes.push(`${h.node}: ebtables not compared (${whyUnavailable(b, 'ebtables-nat')})`);
+    else drift.push(...compareEbtables(h.node, nat, compiled.nat, style));
+    if (h.ev.domains)
+      for (const [id, area, table] of [
+        ['iptables-save', 'iptables', compiled.filter4],
+        ['ip6tables-save', 'ip6tables', compiled.filter6],
+      ] as const) {
+        const text = outputOf(b, id);
+        if (text === undefined) notes.push(`${h.node}: ${area} not compared (${whyUnavailable(b, id)})`);
+        else drift.push(...compareIptables(h.node, area, text, table));
+      }
+  }
+  return drift;
+}
+
+/** Reads bundles and writes the scenario directory. */
+export function importBundles(paths: readonly string[], o: ImportOptions): ImportResult {
+  const timings: ImportTimings = { readMs: 0, inferMs: 0, writeMs: 0, driftMs: 0 };
+  const issues: Issue[] = [];
+  let t = performance.now();
+  const evidence: Evidence[] = [];
+  for (const p of paths) {
+    const r = readBundle(p);
+    issues.push(...r.issues);
+    if (r.value) {
+      const ev = gatherEvidence(r.value);
+      issues.push(...ev.issues);
+      evidence.push(ev);
+    }
+  }
+  timings.readMs = performance.now() - t;
+  if (evidence.length === 0) {
+    if (paths.length === 0) issues.push(issue('import.no-bundle', 'no bundle given'));
+    return { dir: undefined, issues, drift: [], notes: [], timings };
+  }
+  t = performance.now();
+  const cluster = inferCluster(evidence);
+  const notes = [...cluster.notes];
+  for (const h of cluster.hosts) for (const u of h.ev.unknown) notes.push(`${h.node}: unknown ${u}`);
+  if (cluster.hosts.length === 0) notes.push('TODO no hypervisor bundle: guests cannot be placed on hosts');
+  timings.inferMs = performance.now() - t;
+
+  t = performance.now();
+  if (!prepareOut(o.out, issues)) return { dir: undefined, issues, drift: [], notes, cluster, timings };
+  const w = new Writer(o.out);
+  const hostsOut = new Map<string, HostOut>();
+  for (const h of cluster.hosts) hostsOut.set(h.node, writeHost(w, h, cluster, issues));
+  const guestsOut = new Map<string, GuestOut>();
+  for (const g of cluster.guests) guestsOut.set(g.node, writeGuest(w, g, notes));
+  if (cluster.gateway?.ev) {
+    const b = cluster.gateway.ev.bundle;
+    for (const [id, name] of GUEST_FILES) w.copy(b, id, `gateway/${name}`);
+    w.write('gateway/manifest.tsv', b.files.get('manifest.tsv') ?? '');
+  }
+  for (const g of cluster.gateway?.todo ?? []) notes.push(`TODO gateway: ${g}`);
+  if (cluster.gateway) notes.push(`ASSUMED client ${ASSUMED_CLIENT} (no bundle describes the clients)`);
+  const name = o.name ?? (o.out.replace(/\/+$/, '').split('/').pop() || 'imported');
+  w.write('scenario.yaml', renderYaml(name, cluster, hostsOut, guestsOut, evidence.length));
+  timings.writeMs = performance.now() - t;
+
+  t = performance.now();
+  const drift = driftOf(cluster, hostsOut, notes);
+  timings.driftMs = performance.now() - t;
+  w.write(IMPORT_REPORT, renderReport({ dir: o.out, cluster, drift, notes, issues }));
+  return { dir: o.out, issues, drift, notes, cluster, timings };
+}
+
+/** The import report as text (what `lvsdoctor import` prints). */
+export function renderImportReport(r: ImportResult): string {
+  if (!r.cluster || r.dir === undefined) return '';
+  return renderReport({ dir: r.dir, cluster: r.cluster, drift: r.drift, notes: r.notes, issues: r.issues });
+}
+
+/** Imports bundles into a fresh temporary scenario directory (for `diagnose BUNDLE…`); the caller removes it. */
+export function importToTemp(paths: readonly string[]): ImportResult {
+  const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-import-'));
+  return importBundles(paths, { out: dir, name: 'imported' });
+}
+
+/** True when the argument looks like a bundle rather than a scenario directory. */
+export function isBundlePath(p: string): boolean {
+  if (/\.tar\.gz$|\.tgz$/.test(p)) return true;
+  return existsSync(join(p, 'manifest.tsv')) && !existsSync(join(p, 'scenario.yaml'));
+}

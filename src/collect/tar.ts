@@ -1,0 +1,86 @@
+/**
+ * A minimal reader for the `.tar.gz` bundles the collector writes (POSIX ustar and GNU tar: regular files,
+ * directories, `L` long names and `x` pax headers with `path`). Only what a bundle needs; never throws.
+ */
+import { gunzipSync } from 'node:zlib';
+
+export interface TarEntry {
+  readonly path: string;
+  readonly data: Uint8Array;
+}
+
+export interface TarResult {
+  readonly entries: readonly TarEntry[];
+  readonly error?: string;
+}
+
+const BLOCK = 512;
+
+function cString(b: Uint8Array, from: number, len: number): string {
+  let end = from;
+  while (end < from + len && b[end] !== 0) end++;
+  return Buffer.from(b.subarray(from, end)).toString('utf8');
+}
+
+function octal(b: Uint8Array, from: number, len: number): number {
+  // GNU base-256 for large sizes: high bit set.
+  if ((b[from]! & 0x80) !== 0) {
+    let n = 0;
+    for (let i = from + 1; i < from + len; i++) n = n * 256 + b[i]!;
+    return n;
+  }
+  const t = cString(b, from, len).trim();
+  return t === '' ? 0 : Number.parseInt(t, 8);
+}
+
+function paxPath(data: Uint8Array): string | undefined {
+  const text = Buffer.from(data).toString('utf8');
+  for (const rec of text.split('\n')) {
+    const m = /^\d+ path=(.*)$/.exec(rec);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+/** Regular files of a tar archive (gzip-compressed when it starts with the gzip magic). */
+export function readTar(input: Uint8Array): TarResult {
+  let b: Uint8Array;
+  try {
+    b = input[0] === 0x1f && input[1] === 0x8b ? new Uint8Array(gunzipSync(input)) : input;
+    if (b.length < BLOCK) return { entries: [], error: 'not a .tar.gz (nor a tar) archive: too short' };
+  } catch (e) {
+    return { entries: [], error: `not a gzip file: ${(e as Error).message}` };
+  }
+  if (b.length >= BLOCK && !cString(b, 257, 6).startsWith('ustar') && !b.subarray(0, BLOCK).every((x) => x === 0))
+    return { entries: [], error: 'not a .tar.gz (nor a tar) archive' };
+  const entries: TarEntry[] = [];
+  let off = 0;
+  let longName: string | undefined;
+  while (off + BLOCK <= b.length) {
+    const header = b.subarray(off, off + BLOCK);
+    if (header.every((x) => x === 0)) break;
+    const name = cString(header, 0, 100);
+    const size = octal(header, 124, 12);
+    if (Number.isNaN(size)) return { entries, error: `bad tar header at offset ${off}` };
+    const type = String.fromCharCode(header[156] || 0x30);
+    const magic = cString(header, 257, 6);
+    const prefix = magic.startsWith('ustar') ? cString(header, 345, 155) : '';
+    const dataStart = off + BLOCK;
+    if (dataStart + size > b.length) return { entries, error: `truncated tar archive (${name})` };
+    const data = b.subarray(dataStart, dataStart + size);
+    off = dataStart + Math.ceil(size / BLOCK) * BLOCK;
+    if (type === 'L') {
+      longName = cString(data, 0, data.length);
+      continue;
+    }
+    if (type === 'x') {
+      longName = paxPath(data) ?? longName;
+      continue;
+    }
+    if (type === 'g') continue;
+    const path = longName ?? (prefix ? `${prefix}/${name}` : name);
+    longName = undefined;
+    if (type === '0' || type === '\0' || type === '7') entries.push({ path, data });
+  }
+  return { entries };
+}

@@ -1,0 +1,213 @@
+/**
+ * Finding a probe's packets in captures, and the last point they were seen. The same function reads the real
+ * captures (pcaps written by tcpdump) and the simulator's captures, so that both are judged alike.
+ *
+ * A probe's frames are ranked by how far they got: for TCP the client's SYN (1), the SYN as a director forwarded it
+ * (2, sent from a director's MAC), the SYN-ACK (3); for ARP the request (1) and the reply (2). The last-seen point
+ * is, among the frames of the highest rank, the point where they were first seen latest — counting only points on
+ * the frame's own L2 path (a copy a bridge floods towards a NIC that does not want it is not progress). When the
+ * highest rank is a broadcast nobody answered, every point it reached is equally far: the set is reported.
+ */
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import { isMulticastMac, type Mac } from '../addr/mac.ts';
+import { prefixContains } from '../addr/prefix.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { Node, ProbeSpec, Scenario } from '../topology/model.ts';
+import { ARP_REPLY, ARP_REQUEST, type EthernetFrame, TCP_ACK, TCP_RST, TCP_SYN } from '../wire/types.ts';
+
+export interface SeenFrame {
+  readonly point: string;
+  readonly timeNs: bigint;
+  readonly frame: EthernetFrame;
+}
+
+type PointKind =
+  | { readonly kind: 'nic'; readonly mac: Mac }
+  | { readonly kind: 'p2p' }
+  | { readonly kind: 'port'; readonly behind: ReadonlySet<Mac> }
+  | { readonly kind: 'bridge'; readonly mac: Mac; readonly ports: readonly ReadonlySet<Mac>[] };
+
+/** The L2 layout of capture points: which MACs lie behind each bridge port. */
+export interface L2View {
+  readonly points: ReadonlyMap<string, PointKind>;
+}
+
+export function l2View(s: Scenario): L2View {
+  const key = (n: string, i: string) => `${n}:${i}`;
+  const segOf = new Map<string, string[]>();
+  for (const seg of s.segments) {
+    const ms = seg.members.map((m) => key(m.node, m.iface));
+    for (const m of ms) segOf.set(m, ms);
+  }
+  const beyond = (node: string, iface: string, excludeBridge: string): Set<Mac> => {
+    const macs = new Set<Mac>();
+    const seen = new Set<string>([key(node, iface)]);
+    const far = (n: string, i: string): string[] => {
+      const ifc = s.nodes.get(n)?.interfaces.get(i);
+      const out: string[] = [];
+      if (ifc?.peer) out.push(key(ifc.peer.node, ifc.peer.iface));
+      for (const m of segOf.get(key(n, i)) ?? []) if (m !== key(n, i)) out.push(m);
+      return out;
+    };
+    const queue = far(node, iface);
+    while (queue.length > 0) {
+      const k = queue.shift()!;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      const [n, i] = k.split(':') as [string, string];
+      const nd = s.nodes.get(n);
+      const ifc = nd?.interfaces.get(i);
+      if (!nd || !ifc) continue;
+      macs.add(ifc.mac);
+      if (ifc.master && key(n, ifc.master) !== excludeBridge) {
+        const br = nd.interfaces.get(ifc.master);
+        if (br) macs.add(br.mac);
+        seen.add(key(n, ifc.master));
+        for (const p of nd.interfaces.values())
+          if (p.master === ifc.master && p.name !== i && !seen.has(key(n, p.name))) {
+            seen.add(key(n, p.name));
+            macs.add(p.mac);
+            queue.push(...far(n, p.name));
+          }
+      }
+    }
+    return macs;
+  };
+  const points = new Map<string, PointKind>();
+  for (const n of s.nodes.values())
+    for (const i of n.interfaces.values()) {
+      if (i.kind === 'loopback') continue;
+      const k = key(n.name, i.name);
+      if (i.kind === 'bridge') {
+        const ports = [...n.interfaces.values()]
+          .filter((p) => p.master === i.name)
+          .map((p) => beyond(n.name, p.name, k));
+        points.set(k, { kind: 'bridge', mac: i.mac, ports });
+      } else if (i.master) points.set(k, { kind: 'port', behind: beyond(n.name, i.name, key(n.name, i.master)) });
+      else if (i.pointToPoint) points.set(k, { kind: 'p2p' });
+      else points.set(k, { kind: 'nic', mac: i.mac });
+    }
+  return { points };
+}
+
+/** True when a frame seen at `point` is on its own way (not a flooded copy heading nowhere). */
+export function onPath(view: L2View, point: string, f: EthernetFrame): boolean {
+  if (isMulticastMac(f.dst)) return true;
+  const p = view.points.get(point);
+  if (!p) return true;
+  switch (p.kind) {
+    case 'p2p':
+      return true;
+    case 'nic':
+      return f.src === p.mac || f.dst === p.mac;
+    case 'port':
+      return p.behind.has(f.src) !== p.behind.has(f.dst);
+    case 'bridge': {
+      if (f.dst === p.mac || f.src === p.mac) return true;
+      const from = p.ports.findIndex((m) => m.has(f.src));
+      const to = p.ports.findIndex((m) => m.has(f.dst));
+      return to >= 0 && from !== to;
+    }
+  }
+}
+
+/** What identifies a probe's packets. */
+export interface ProbeKey {
+  readonly probe: ProbeSpec;
+  /** TCP: the source address of the probing node. ARP: the asking interface's address. */
+  readonly src: Ipv4;
+  /** MACs of directors' NICs (a request sent from one was forwarded by a director). */
+  readonly directorMacs: ReadonlySet<Mac>;
+}
+
+function firstAddress(node: Node | undefined): Ipv4 | undefined {
+  if (!node) return undefined;
+  for (const i of node.interfaces.values()) if (i.kind !== 'loopback' && i.addrs[0]) return i.addrs[0].prefix.addr;
+  return undefined;
+}
+
+export function probeKey(loaded: LoadedScenario, probe: ProbeSpec): ProbeKey {
+  const node = loaded.scenario.nodes.get(probe.from);
+  let src = firstAddress(node) ?? (0 as Ipv4);
+  if (probe.kind === 'arp' && node)
+    for (const i of node.interfaces.values())
+      for (const a of i.addrs)
+        if (i.kind !== 'loopback' && prefixContains(a.prefix, probe.target)) {
+          src = a.prefix.addr;
+        }
+  const directorMacs = new Set<Mac>();
+  for (const d of loaded.ipvs.keys())
+    for (const i of loaded.scenario.nodes.get(d)?.interfaces.values() ?? [])
+      if (i.kind !== 'loopback') directorMacs.add(i.mac);
+  return { probe, src, directorMacs };
+}
+
+/** The rank of a frame for this probe, or 0 when it is not one of the probe's frames. */
+export function frameRank(k: ProbeKey, f: EthernetFrame): number {
+  const p = f.payload;
+  const probe = k.probe;
+  if (probe.kind === 'arp') {
+    if (p.kind !== 'arp') return 0;
+    if (p.op === ARP_REQUEST && p.tpa === probe.target && p.spa === k.src) return 1;
+    if (p.op === ARP_REPLY && p.spa === probe.target && p.tpa === k.src) return 2;
+    return 0;
+  }
+  if (p.kind !== 'ipv4' || p.payload.kind !== 'tcp') return 0;
+  const t = p.payload;
+  const syn = (t.flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
+  const synAck = (t.flags & (TCP_SYN | TCP_ACK | TCP_RST)) === (TCP_SYN | TCP_ACK);
+  if (syn && p.src === k.src && p.dst === probe.to && t.srcPort === probe.sport && t.dstPort === probe.dport)
+    return k.directorMacs.has(f.src) ? 2 : 1;
+  if (synAck && p.dst === k.src && p.src === probe.to && t.dstPort === probe.sport && t.srcPort === probe.dport)
+    return 3;
+  return 0;
+}
+
+const STAGE_OF_RANK: Readonly<Record<string, 'request' | 'reply'>> = {
+  'tcp:1': 'request',
+  'tcp:2': 'request',
+  'tcp:3': 'reply',
+  'arp:1': 'request',
+  'arp:2': 'reply',
+};
+
+export interface LastSeen {
+  /** 0 when the probe's packets were seen nowhere. */
+  readonly rank: number;
+  readonly stage?: 'request' | 'reply';
+  /** The last point, or for an unanswered broadcast every point it reached (sorted, comma separated). */
+  readonly point?: string;
+  /** Every point where any of the probe's frames was seen (sorted). */
+  readonly seenAt: readonly string[];
+}
+
+export function lastSeen(view: L2View, k: ProbeKey, frames: readonly SeenFrame[]): LastSeen {
+  const mine = frames
+    .map((f) => ({ f, rank: frameRank(k, f.frame) }))
+    .filter((x) => x.rank > 0)
+    .sort((a, b) => (a.f.timeNs < b.f.timeNs ? -1 : a.f.timeNs > b.f.timeNs ? 1 : 0));
+  const seenAt = [...new Set(mine.map((x) => x.f.point))].sort();
+  if (mine.length === 0) return { rank: 0, seenAt };
+  const rank = Math.max(...mine.map((x) => x.rank));
+  const top = mine.filter((x) => x.rank === rank && onPath(view, x.f.point, x.f.frame));
+  const stage = STAGE_OF_RANK[`${k.probe.kind}:${rank}`];
+  const first = new Map<string, bigint>();
+  for (const x of top) if (!first.has(x.f.point)) first.set(x.f.point, x.f.timeNs);
+  if (first.size === 0) return { rank, ...(stage ? { stage } : {}), seenAt };
+  const broadcast = top.every((x) => isMulticastMac(x.f.frame.dst));
+  if (broadcast) return { rank, ...(stage ? { stage } : {}), point: [...first.keys()].sort().join(','), seenAt };
+  let best: string | undefined;
+  let bestT = -1n;
+  for (const [pt, t] of first)
+    if (t > bestT) {
+      best = pt;
+      bestT = t;
+    }
+  return { rank, ...(stage ? { stage } : {}), ...(best ? { point: best } : {}), seenAt };
+}
+
+export function describeProbe(p: ProbeSpec): string {
+  return p.kind === 'tcp'
+    ? `TCP ${p.from} → ${formatIpv4(p.to)}:${p.dport} (sport ${p.sport})`
+    : `ARP who-has ${formatIpv4(p.target)} from ${p.from}`;
+}

@@ -1,0 +1,435 @@
+/**
+ * Bringing a scenario up on the real kernel and taking it down again. Everything lives in network namespaces
+ * named with a per-run prefix (`lvsd-<pid>-<n>-`); the root namespace is never touched. Active labs are removed on
+ * exit, SIGINT and SIGTERM; `removeLeftovers` clears what a crashed run left behind.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { renderEbtablesList } from '../netfilter/ebtables-render.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import { compileHostRules } from '../trace/host-rules.ts';
+import { type BgProcess, inNs, run, runSync, spawnBg, stopBg } from './exec.ts';
+import { type DirectorMode, directorNft, ebtablesRestoreText } from './kernel-rules.ts';
+import { createBinding, defineFilters, type LibvirtDaemon, startLibvirtd } from './libvirt-daemon.ts';
+import { type LabPlan, planLab } from './plan.ts';
+import { preflight } from './preflight.ts';
+
+export type FilterSource = 'libvirt' | 'compiled';
+
+export interface LabOptions {
+  /** Who installs the guests' filters: a real libvirt (default when available) or the project's compiled rules. */
+  readonly filters?: 'auto' | FilterSource;
+  /** Where tcpdump writes (default: the lab's temporary directory). */
+  readonly pcapDir?: string;
+  /** Namespace name prefix (default `lvsd-<pid>-<n>-`). */
+  readonly prefix?: string;
+  /** Leave processes running after this process exits (`lab up`). */
+  readonly detach?: boolean;
+  readonly directorMode?: DirectorMode;
+  readonly log?: (line: string) => void;
+}
+
+export interface RuleCheck {
+  readonly host: string;
+  /** True when the kernel's `ebtables -t nat -L` equals the listing of the project's compiled rules. */
+  readonly same: boolean;
+  readonly kernel: string;
+  readonly compiled: string;
+}
+
+export interface Lab {
+  readonly loaded: LoadedScenario;
+  readonly plan: LabPlan;
+  readonly prefix: string;
+  readonly workDir: string;
+  readonly pcapDir: string;
+  readonly filterSource: FilterSource;
+  readonly procs: BgProcess[];
+  readonly captures: Map<string, { proc: BgProcess; file: string }>;
+  readonly daemons: Map<string, LibvirtDaemon>;
+  readonly ruleChecks: RuleCheck[];
+  readonly warnings: string[];
+  readonly timings: Record<string, number>;
+  down: boolean;
+}
+
+export const LAB_PREFIX = 'lvsd-';
+let counter = 0;
+const active = new Set<Lab>();
+let handlersInstalled = false;
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on('exit', () => {
+    for (const lab of active) destroySync(lab);
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.on(sig, () => {
+      for (const lab of active) destroySync(lab);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+}
+
+/** Namespaces of ours, by prefix. */
+export function labNamespaces(prefix = LAB_PREFIX): string[] {
+  const r = runSync(['ip', 'netns', 'list']);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(prefix));
+}
+
+function killNamespaceProcesses(ns: string): void {
+  const r = runSync(['ip', 'netns', 'pids', ns]);
+  for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number))
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+}
+
+function deleteNamespaces(names: readonly string[]): void {
+  for (const ns of names) killNamespaceProcesses(ns);
+  if (names.length > 0) runSync(['ip', '-force', '-batch', '-'], names.map((n) => `netns del ${n}`).join('\n'));
+}
+
+async function deleteNamespacesAsync(names: readonly string[]): Promise<void> {
+  await Promise.all(
+    names.map(async (ns) => {
+      const r = await run(['ip', 'netns', 'pids', ns], { allowFail: true });
+      for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number))
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+    }),
+  );
+  if (names.length > 0)
+    await run(['ip', '-force', '-batch', '-'], {
+      input: names.map((n) => `netns del ${n}\n`).join(''),
+      allowFail: true,
+    });
+}
+
+function destroySync(lab: Lab): void {
+  if (lab.down) return;
+  lab.down = true;
+  for (const p of lab.procs)
+    try {
+      p.child.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+  deleteNamespaces(lab.plan.namespaces.map((n) => n.ns));
+  rmSync(lab.workDir, { recursive: true, force: true });
+  active.delete(lab);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes namespaces of labs whose owner process is gone (crashed runs, `lab up`), with their processes and
+ * temporary directories. Returns the namespaces removed. Labs of live processes are left alone.
+ */
+export function removeLeftovers(): string[] {
+  const gone = labNamespaces().filter((ns) => {
+    if (ns.startsWith(`${LAB_PREFIX}up`)) return true;
+    const m = /^lvsd-(\d+)-/.exec(ns);
+    return !m || !pidAlive(Number(m[1]));
+  });
+  deleteNamespaces(gone);
+  const prefixes = new Set(gone.map((ns) => /^(lvsd-(?:up)?\d+-\d+-)/.exec(ns)?.[1]).filter((x): x is string => !!x));
+  for (const entry of readdirSync(tmpdir())) {
+    // Temporary directories of labs whose namespaces were removed, or whose owner is gone.
+    const owner = /^lvsdoctor-lab-(?:differential-)?(?:lvsd-)?(\d+)-/.exec(entry)?.[1];
+    const mine = [...prefixes].some((p) => entry.startsWith(`lvsdoctor-lab-${p}`));
+    if (mine || (owner !== undefined && !pidAlive(Number(owner))))
+      rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+  }
+  return gone;
+}
+
+function group<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const t of items) {
+    const k = key(t);
+    const l = m.get(k) ?? [];
+    l.push(t);
+    m.set(k, l);
+  }
+  return m;
+}
+
+async function batch(ns: string | undefined, lines: readonly string[], warnings: string[]): Promise<void> {
+  if (lines.length === 0) return;
+  const argv = ns ? ['ip', '-n', ns, '-force', '-batch', '-'] : ['ip', '-force', '-batch', '-'];
+  const r = await run(argv, { input: `${lines.join('\n')}\n`, allowFail: true });
+  if (r.code !== 0)
+    for (const l of r.stderr.split('\n').filter((x) => x.trim() && !/^Command failed/.test(x)))
+      warnings.push(`${ns ?? 'ip'}: ${l.trim()}`);
+}
+
+/** A tiny HTTP (or UDP echo) server saying which node served; Python starts faster than Node. */
+const SERVER_PY = `
+import socket, sys, threading
+proto, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+body = ('served by %s\\n' % name).encode()
+if proto == 'udp':
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(('0.0.0.0', port))
+    print('listening', port, flush=True)
+    while True:
+        m, a = u.recvfrom(2048)
+        u.sendto(body, a)
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', port))
+s.listen(64)
+print('listening', port, flush=True)
+def serve(c):
+    try:
+        c.settimeout(5)
+        data = b''
+        while b'\\r\\n\\r\\n' not in data:
+            d = c.recv(4096)
+            if not d:
+                break
+            data += d
+        c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n' % len(body) + body)
+    except OSError:
+        pass
+    finally:
+        c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+async function step<T>(lab: Lab, name: string, f: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    lab.timings[name] = (lab.timings[name] ?? 0) + (performance.now() - t0);
+  }
+}
+
+/** Builds the scenario on the real kernel. On failure everything built so far is removed. */
+export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise<Lab> {
+  installHandlers();
+  const pf = preflight();
+  // Labs left running (`lab up`) are marked `up`: `lab down` removes them whoever started them.
+  const prefix = o.prefix ?? `${LAB_PREFIX}${o.detach ? 'up' : ''}${process.pid}-${counter++}-`;
+  const workDir = mkdtempSync(join(tmpdir(), `lvsdoctor-lab-${prefix}`));
+  const pcapDir = o.pcapDir ?? join(workDir, 'pcap');
+  mkdirSync(pcapDir, { recursive: true });
+  const plan = planLab(loaded, prefix);
+  const wantLibvirt = o.filters === 'libvirt' || ((o.filters ?? 'auto') === 'auto' && pf.libvirt);
+  if (o.filters === 'libvirt' && !pf.libvirt)
+    throw new Error(`no real libvirt here: missing ${pf.libvirtMissing.join(', ')}`);
+  const lab: Lab = {
+    loaded,
+    plan,
+    prefix,
+    workDir,
+    pcapDir,
+    filterSource: wantLibvirt ? 'libvirt' : 'compiled',
+    procs: [],
+    captures: new Map(),
+    daemons: new Map(),
+    ruleChecks: [],
+    warnings: [...plan.warnings],
+    timings: {},
+    down: false,
+  };
+  active.add(lab);
+  const log = o.log ?? (() => {});
+  try {
+    await step(lab, 'namespaces', async () => {
+      await batch(
+        undefined,
+        plan.namespaces.map((n) => `netns add ${n.ns}`),
+        lab.warnings,
+      );
+      const have = new Set(labNamespaces(prefix));
+      const missing = plan.namespaces.filter((n) => !have.has(n.ns));
+      if (missing.length > 0) throw new Error(`could not create namespaces ${missing.map((n) => n.ns).join(', ')}`);
+    });
+    await step(lab, 'links', async () => {
+      const created = new Map<string, string[]>();
+      const add = (ns: string, l: string) => created.set(ns, [...(created.get(ns) ?? []), l]);
+      for (const b of plan.bridges) add(b.ns, `link add name ${b.name}${b.mac ? ` address ${b.mac}` : ''} type bridge`);
+      for (const d of plan.dummies) add(d.ns, `link add name ${d.name}${d.mac ? ` address ${d.mac}` : ''} type dummy`);
+      for (const v of plan.veths)
+        add(
+          v.a.ns,
+          `link add name ${v.a.name}${v.a.mac ? ` address ${v.a.mac}` : ''} type veth peer name ${v.b.name}${v.b.mac ? ` address ${v.b.mac}` : ''} netns ${v.b.ns}`,
+        );
+      await Promise.all([...created].map(([ns, lines]) => batch(ns, lines, lab.warnings)));
+      await Promise.all(
+        [...plan.sysctls].map(([ns, kv]) =>
+          run(inNs(ns, ['sysctl', '-q', '-e', '-w', ...kv.map(([k, v]) => `${k}=${v}`)]), { allowFail: true }).then(
+            (r) => {
+              if (r.code !== 0) lab.warnings.push(`${ns}: sysctl: ${r.stderr.trim()}`);
+            },
+          ),
+        ),
+      );
+      const conf = new Map<string, string[]>();
+      const add2 = (ns: string, l: string) => conf.set(ns, [...(conf.get(ns) ?? []), l]);
+      for (const n of plan.namespaces) add2(n.ns, 'link set dev lo up');
+      for (const v of plan.veths)
+        for (const e of [v.a, v.b]) {
+          if (e.master) add2(e.ns, `link set dev ${e.name} master ${e.master}`);
+        }
+      for (const d of plan.dummies) if (d.master) add2(d.ns, `link set dev ${d.name} master ${d.master}`);
+      for (const b of plan.bridges) if (b.up) add2(b.ns, `link set dev ${b.name} up`);
+      for (const v of plan.veths) for (const e of [v.a, v.b]) if (e.up) add2(e.ns, `link set dev ${e.name} up`);
+      for (const d of plan.dummies) if (d.up) add2(d.ns, `link set dev ${d.name} up`);
+      for (const a of plan.addrs) add2(a.ns, `addr add ${a.cidr} dev ${a.dev}${a.label ? ` label ${a.label}` : ''}`);
+      for (const r of plan.routes) add2(r.ns, `route replace ${r.args.join(' ')}`);
+      for (const n of plan.neighbours) add2(n.ns, `neigh replace ${n.ip} lladdr ${n.mac} dev ${n.dev} nud permanent`);
+      await Promise.all([...conf].map(([ns, lines]) => batch(ns, lines, lab.warnings)));
+    });
+    await step(lab, 'filters', async () => {
+      const hosts = group(plan.bindings, (b) => b.host);
+      await Promise.all(
+        [...hosts].map(async ([host, bs]) => {
+          const ns = bs[0]!.ns;
+          const compiled = compileHostRules(loaded, host, 'nft');
+          const compiledText = renderEbtablesList(compiled.nat, { style: 'nft' });
+          if (lab.filterSource === 'libvirt') {
+            const dir = join(workDir, `libvirt-${host}`);
+            mkdirSync(dir, { recursive: true });
+            const d = await startLibvirtd(ns, dir, o.detach === true);
+            lab.daemons.set(host, d);
+            lab.procs.push(d.proc);
+            await defineFilters(d, loaded.filters.get(host) ?? []);
+            for (const b of bs) await createBinding(d, b.binding);
+          } else {
+            await run(inNs(ns, ['ebtables-restore']), { input: ebtablesRestoreText(compiled.nat) });
+          }
+          const kernel = (await run(inNs(ns, ['ebtables', '-t', 'nat', '-L']))).stdout;
+          lab.ruleChecks.push({ host, same: kernel.trim() === compiledText.trim(), kernel, compiled: compiledText });
+        }),
+      );
+    });
+    await step(lab, 'directors', async () => {
+      for (const d of plan.directors) await loadDirector(lab, d.node, o.directorMode ?? { kind: 'spread' });
+    });
+    await step(lab, 'servers', async () => {
+      await Promise.all(
+        plan.servers.map(async (s) => {
+          const p = await spawnBg(
+            `server ${s.node} ${s.protocol}/${s.port}`,
+            inNs(s.ns, [pf.python, '-u', '-c', SERVER_PY, s.protocol, String(s.port), s.node]),
+            {
+              logFile: join(workDir, `server-${s.node}-${s.protocol}-${s.port}.log`),
+              ready: /listening/,
+              ...(o.detach ? { detach: true } : {}),
+            },
+          );
+          lab.procs.push(p);
+        }),
+      );
+    });
+    await step(lab, 'captures', async () => {
+      await Promise.all(
+        plan.captures.map(async (c) => {
+          const file = join(pcapDir, `${c.point.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`);
+          const p = await spawnBg(
+            `tcpdump ${c.point}`,
+            inNs(c.ns, [
+              'tcpdump',
+              '-i',
+              c.iface,
+              '-w',
+              file,
+              '-U',
+              '-n',
+              '-Z',
+              'root',
+              '--time-stamp-precision=nano',
+              '--immediate-mode',
+              '-s',
+              '262144',
+            ]),
+            {
+              logFile: join(workDir, `tcpdump-${c.point.replace(/[^A-Za-z0-9_.-]/g, '_')}.log`),
+              ready: /listening on/,
+              ...(o.detach ? { detach: true } : {}),
+            },
+          );
+          lab.procs.push(p);
+          lab.captures.set(c.point, { proc: p, file });
+        }),
+      );
+    });
+    writeFileSync(
+      join(workDir, 'lab.json'),
+      JSON.stringify(
+        {
+          scenario: loaded.scenario.name,
+          prefix,
+          namespaces: plan.namespaces,
+          pcapDir,
+          filterSource: lab.filterSource,
+        },
+        null,
+        2,
+      ),
+    );
+    log(`lab ${prefix}: ${plan.namespaces.length} namespaces, filters by ${lab.filterSource}`);
+    return lab;
+  } catch (e) {
+    await labDown(lab);
+    throw e;
+  }
+}
+
+/** Leaves a lab running after this process exits (`lab up`); `lab down` removes it later. */
+export function releaseLab(lab: Lab): void {
+  active.delete(lab);
+}
+
+/** (Re)loads a director's emulation; `fresh` makes the next new flow go where a fresh IPVS would send it. */
+export async function loadDirector(lab: Lab, director: string, mode: DirectorMode): Promise<void> {
+  const d = lab.plan.directors.find((x) => x.node === director);
+  if (!d) return;
+  const text = `table netdev lvsdoctor_lab {}\ndelete table netdev lvsdoctor_lab\n${directorNft(d, mode)}`;
+  await run(inNs(d.ns, ['nft', '-f', '-']), { input: text });
+}
+
+/** Forgets what the namespaces learned: ARP/neighbour entries (permanent ones stay) and bridge FDBs. */
+export async function resetLearnedState(lab: Lab): Promise<void> {
+  const lines = new Map<string, string[]>();
+  for (const n of lab.plan.namespaces) lines.set(n.ns, ['neigh flush all']);
+  for (const b of lab.plan.bridges) lines.get(b.ns)?.push(`link set dev ${b.name} type bridge fdb_flush`);
+  await Promise.all([...lines].map(([ns, ls]) => batch(ns, ls, [])));
+}
+
+/** Stops the captures (flushing their files). */
+export async function stopCaptures(lab: Lab): Promise<void> {
+  await Promise.all([...lab.captures.values()].map((c) => stopBg(c.proc, 2000)));
+}
+
+/** Removes everything the lab created. Idempotent. */
+export async function labDown(lab: Lab, o: { keepWorkDir?: boolean } = {}): Promise<void> {
+  if (lab.down) return;
+  await Promise.all(lab.procs.map((p) => stopBg(p, 500)));
+  lab.down = true;
+  await deleteNamespacesAsync(lab.plan.namespaces.map((n) => n.ns));
+  if (!o.keepWorkDir) rmSync(lab.workDir, { recursive: true, force: true });
+  active.delete(lab);
+}

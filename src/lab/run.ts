@@ -1,0 +1,151 @@
+/**
+ * `lab run`: bring the scenario up, send every probe for real, read the captures back, compare each probe with the
+ * simulation (same outcome, same last-seen point), take the lab down.
+ */
+import { formatIpv4 } from '../addr/ipv4.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { ProbeSpec } from '../topology/model.ts';
+import { openSession, probesOf, runProbe } from '../trace/session.ts';
+import type { Disposition } from '../trace/types.ts';
+import { describeProbe, type LastSeen, l2View, lastSeen, probeKey, type SeenFrame } from './correlate.ts';
+import { type Lab, type LabOptions, labDown, labUp, type RuleCheck, resetLearnedState, stopCaptures } from './lab.ts';
+import { readCaptures, runRealProbe } from './probes.ts';
+
+export interface ProbeComparison {
+  readonly probe: string;
+  readonly description: string;
+  readonly real: {
+    readonly ok: boolean;
+    readonly detail: string;
+    readonly lastSeen: LastSeen;
+    readonly servedBy?: string;
+  };
+  readonly sim: {
+    readonly ok: boolean;
+    readonly disposition: Disposition;
+    readonly summary: string;
+    readonly lastSeen: LastSeen;
+  };
+  readonly agree: boolean;
+  /** Why kernel and simulator disagree. */
+  readonly difference?: string;
+  /** Set when the lab cannot reproduce this probe faithfully (then it is not compared). */
+  readonly unsupported?: string;
+}
+
+export interface LabReport {
+  readonly scenario: string;
+  readonly prefix: string;
+  readonly filterSource: string;
+  readonly probes: readonly ProbeComparison[];
+  readonly ruleChecks: readonly RuleCheck[];
+  readonly warnings: readonly string[];
+  readonly captureIssues: readonly string[];
+  /** Milliseconds per phase. */
+  readonly timings: Readonly<Record<string, number>>;
+  /** 0 all succeed and agree; 1 a probe fails (agreeing); 3 kernel and simulator disagree. */
+  readonly exitCode: 0 | 1 | 3;
+}
+
+export interface LabRunOptions extends LabOptions {
+  readonly timeoutMs?: number;
+  /** Keep the lab's directory (pcaps, logs) after the run. */
+  readonly keepWorkDir?: boolean;
+  /** Send all probes at once (faster; they then share learned state, unlike the simulator's probes). */
+  readonly parallel?: boolean;
+  /** Called with the lab after the probes, before it is taken down (tests inspect the kernel state here). */
+  readonly beforeDown?: (lab: Lab) => Promise<void> | void;
+}
+
+function compare(real: ProbeComparison['real'], sim: ProbeComparison['sim']): string | undefined {
+  if (real.ok !== sim.ok)
+    return `kernel: ${real.ok ? 'succeeds' : `fails (${real.detail}; last seen ${real.lastSeen.point ?? 'nowhere'})`}; simulator: ${sim.ok ? 'succeeds' : `${sim.summary} (last seen ${sim.lastSeen.point ?? 'nowhere'})`}`;
+  if (real.lastSeen.point !== sim.lastSeen.point || real.lastSeen.stage !== sim.lastSeen.stage)
+    return `both fail, but the kernel last saw the ${real.lastSeen.stage ?? '?'} at ${real.lastSeen.point ?? 'nowhere'} and the simulator at ${sim.lastSeen.point ?? 'nowhere'} (${sim.lastSeen.stage ?? '?'}): ${sim.summary}`;
+  return undefined;
+}
+
+function inWindow(frames: readonly SeenFrame[], startNs: bigint, endNs: bigint): SeenFrame[] {
+  const margin = 200_000_000n;
+  return frames.filter((f) => f.timeNs >= startNs - margin && f.timeNs <= endNs + margin);
+}
+
+export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = {}): Promise<LabReport> {
+  const probes: ProbeSpec[] = probesOf(loaded);
+  const view = l2View(loaded.scenario);
+  const session = openSession(loaded);
+  const lab = await labUp(loaded, { ...o, directorMode: o.directorMode ?? { kind: 'fresh' } });
+  const reals: Awaited<ReturnType<typeof runRealProbe>>[] = [];
+  let captureIssues: string[] = [];
+  let frames: SeenFrame[] = [];
+  try {
+    const t0 = performance.now();
+    const po = o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {};
+    // The simulator runs every probe from the scenario's initial state; so does the kernel: one probe at a time,
+    // with learned ARP entries and bridge FDBs flushed in between (otherwise one probe's traffic changes the next
+    // one's path — e.g. a real server whose ARP request carries the VIP teaches the gateway the wrong MAC).
+    if (o.parallel) reals.push(...(await Promise.all(probes.map((p) => runRealProbe(lab, p, po)))));
+    else
+      for (const [k, p] of probes.entries()) {
+        if (k > 0) await resetLearnedState(lab);
+        reals.push(await runRealProbe(lab, p, po));
+      }
+    lab.timings.probes = performance.now() - t0;
+    const t1 = performance.now();
+    await stopCaptures(lab);
+    const c = readCaptures(lab);
+    frames = c.frames;
+    captureIssues = c.issues;
+    lab.timings.captures = (lab.timings.captures ?? 0) + (performance.now() - t1);
+    if (o.beforeDown) await o.beforeDown(lab);
+  } finally {
+    const t2 = performance.now();
+    await labDown(lab, o.keepWorkDir ? { keepWorkDir: true } : {});
+    lab.timings.down = performance.now() - t2;
+  }
+  const t3 = performance.now();
+  const out: ProbeComparison[] = probes.map((p, k) => {
+    const r = reals[k]!;
+    const key = probeKey(loaded, p);
+    const real = {
+      ok: r.ok,
+      detail: r.detail,
+      lastSeen: lastSeen(view, key, inWindow(frames, r.startNs, r.endNs)),
+      ...(r.servedBy ? { servedBy: r.servedBy } : {}),
+    };
+    const t = runProbe(session, p);
+    const sim = {
+      ok: t.disposition === 'replied',
+      disposition: t.disposition,
+      summary: t.summary,
+      lastSeen: lastSeen(view, key, t.captures),
+    };
+    const unsupported =
+      p.kind === 'tcp' && lab.plan.unsupportedServices.some((s) => s === `${formatIpv4(p.to)}:${p.dport}`)
+        ? 'the service uses NAT or tunnel forwarding, which the lab does not emulate'
+        : undefined;
+    const difference = unsupported ? undefined : compare(real, sim);
+    return {
+      probe: p.name,
+      description: describeProbe(p),
+      real,
+      sim,
+      agree: difference === undefined,
+      ...(difference ? { difference } : {}),
+      ...(unsupported ? { unsupported } : {}),
+    };
+  });
+  lab.timings.compare = performance.now() - t3;
+  const exitCode = out.some((p) => !p.agree) ? 3 : out.every((p) => p.real.ok) ? 0 : 1;
+  return {
+    scenario: loaded.scenario.name,
+    prefix: lab.prefix,
+    filterSource: lab.filterSource,
+    probes: out,
+    ruleChecks: lab.ruleChecks,
+    warnings: lab.warnings,
+    captureIssues,
+    timings: lab.timings,
+    exitCode,
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * The simulator held to the real kernel: randomized scenarios are built as scenario directories, run in the lab
+ * (real bridges, real ebtables — installed by a real libvirt for every LVSD_LAB_LIBVIRT_EVERY-th scenario, by the
+ * compiled rules otherwise — an nftables DR director, real TCP and ARP) and compared with the simulation probe by
+ * probe. Every disagreement is saved under fixtures/lab/ with the two outcomes.
+ *
+ * LVSD_LAB_SCENARIOS (default 50), LVSD_LAB_SEED (default: time-based, printed), LVSD_LAB_LIBVIRT_EVERY (default 5).
+ */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { labNamespaces } from '../src/lab/lab.ts';
+import { preflight } from '../src/lab/preflight.ts';
+import { runLabScenario } from '../src/lab/run.ts';
+import { LAB_SKIP_REASON, load, rootSnapshot } from './lab-helpers.ts';
+import { randomScenario } from './lab-random-scenarios.ts';
+import { writeScenario } from './scenario-builder.ts';
+
+const COUNT = Number(process.env.LVSD_LAB_SCENARIOS ?? 50);
+const SEED = Number(process.env.LVSD_LAB_SEED ?? Math.floor(Date.now() / 1000) % 1_000_000);
+const LIBVIRT_EVERY = Number(process.env.LVSD_LAB_LIBVIRT_EVERY ?? 5);
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'lab');
+
+describe.skipIf(LAB_SKIP_REASON !== undefined)('kernel and simulator on randomized scenarios', () => {
+  it(`agree on every probe of ${COUNT} scenarios (seed ${SEED})`, async () => {
+    const before = rootSnapshot();
+    const dir = mkdtempSync(join(tmpdir(), `lvsdoctor-lab-differential-${process.pid}-`));
+    const libvirt = preflight().libvirt;
+    const disagreements: string[] = [];
+    let probes = 0;
+    const t0 = Date.now();
+    try {
+      for (let k = 0; k < COUNT; k++) {
+        const seed = SEED * 1000 + k;
+        const { spec, summary } = randomScenario(seed);
+        const sdir = join(dir, spec.name);
+        writeScenario(sdir, spec);
+        const filters = libvirt && LIBVIRT_EVERY > 0 && k % LIBVIRT_EVERY === 0 ? 'libvirt' : 'compiled';
+        const r = await runLabScenario(load(sdir), { filters, timeoutMs: 1000 });
+        probes += r.probes.length;
+        const bad = r.probes.filter((p) => !p.agree);
+        const rulesDiffer = r.ruleChecks.filter((c) => !c.same);
+        if (bad.length === 0 && rulesDiffer.length === 0) continue;
+        const lines = [
+          ...bad.map((p) => `${spec.name} (${filters}) probe ${p.probe}: ${p.difference}`),
+          ...rulesDiffer.map(
+            (c) => `${spec.name} (${filters}) ${c.host}: libvirt's rules differ from the compiled rules`,
+          ),
+        ];
+        disagreements.push(...lines);
+        const fx = join(FIXTURES, spec.name);
+        mkdirSync(fx, { recursive: true });
+        cpSync(sdir, fx, { recursive: true });
+        writeFileSync(
+          join(fx, 'disagreement.json'),
+          `${JSON.stringify({ seed, filters, summary, disagreements: lines, report: r }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`,
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    console.log(
+      `lab differential: ${COUNT} scenarios, ${probes} probes, seed ${SEED}, ${Math.round((Date.now() - t0) / 1000)} s, ${disagreements.length} disagreements`,
+    );
+    expect(labNamespaces(`lvsd-${process.pid}-`)).toEqual([]);
+    expect(rootSnapshot()).toEqual(before);
+    expect(disagreements).toEqual([]);
+  }, 1_200_000);
+
+  const saved = existsSync(FIXTURES)
+    ? readdirSync(FIXTURES).filter((d) => existsSync(join(FIXTURES, d, 'scenario.yaml')))
+    : [];
+  it.each(saved)('agree on the saved disagreement %s', async (name) => {
+    const r = await runLabScenario(load(join(FIXTURES, name)), { filters: 'compiled', timeoutMs: 1000 });
+    expect(r.probes.filter((p) => !p.agree).map((p) => `${p.probe}: ${p.difference}`)).toEqual([]);
+  });
+});

@@ -1,0 +1,135 @@
+/**
+ * Randomized LVS-DR scenarios for the kernel-vs-simulator differential test: filters on the director and the real
+ * servers (VIP in the IP lists or not), ARP and rp_filter sysctls, weights and schedulers, the gateway's cached VIP
+ * entry or not, and probes to the VIP, to a closed port of the VIP and to a real server directly.
+ */
+import type { GuestSpec, RealServerSpec, ScenarioSpec } from './scenario-builder.ts';
+
+/** mulberry32: small, seedable, good enough for test variety. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const RANGES = ['192.0.2', '198.51.100', '203.0.113'] as const;
+
+export interface RandomScenario {
+  readonly spec: ScenarioSpec;
+  /** What was drawn, in words (for reports). */
+  readonly summary: string;
+}
+
+export function randomScenario(seed: number): RandomScenario {
+  const r = rng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const chance = (p: number) => r() < p;
+  const prefix = pick(RANGES);
+  const clientRange = pick(RANGES.filter((x) => x !== prefix));
+  const vip = `${prefix}.${200 + Math.floor(r() * 50)}`;
+  const port = pick([80, 8080]);
+  const hostCount = 1 + Math.floor(r() * 3);
+  const hosts = Array.from({ length: hostCount }, (_, k) => ({
+    name: `kvm${k + 1}`,
+    ip: `${prefix}.${2 + k}`,
+    mac: `52:54:00:aa:00:${(k + 1).toString(16).padStart(2, '0')}`,
+  }));
+  const filter = (ip: string): GuestSpec['filter'] => {
+    switch (pick(['none', 'none', 'clean', 'clean-vip', 'no-ip', 'no-arp'] as const)) {
+      case 'none':
+        return undefined;
+      case 'clean':
+        return { name: 'clean-traffic', params: [['IP', ip]] };
+      case 'clean-vip':
+        return {
+          name: 'clean-traffic',
+          params: [
+            ['IP', ip],
+            ['IP', vip],
+          ],
+        };
+      case 'no-ip':
+        return { name: 'no-ip-spoofing', params: [['IP', ip]] };
+      case 'no-arp':
+        return { name: 'no-arp-spoofing', params: [['IP', ip]] };
+    }
+  };
+  const sysctl = (rs: boolean): Record<string, number> => {
+    const s: Record<string, number> = {
+      'net.ipv4.conf.all.arp_ignore': rs ? pick([0, 1, 1, 2]) : pick([0, 0, 1]),
+      'net.ipv4.conf.all.arp_announce': rs ? pick([0, 2, 2, 1]) : pick([0, 0, 2]),
+      'net.ipv4.conf.eth0.rp_filter': pick([0, 1, 2]),
+    };
+    if (chance(0.3)) s['net.ipv4.conf.all.rp_filter'] = pick([0, 1, 2]);
+    return s;
+  };
+  const dirIp = `${prefix}.10`;
+  const director = {
+    name: 'lb1',
+    host: 'kvm1',
+    ip: dirIp,
+    mac: '52:54:00:00:00:10',
+    vipOnEth0: chance(0.9),
+    sysctl: sysctl(false),
+    ...(chance(0.5) ? {} : { filter: filter(dirIp) }),
+  } as ScenarioSpec['director'];
+  const rsCount = 1 + Math.floor(r() * 3);
+  const realServers: RealServerSpec[] = Array.from({ length: rsCount }, (_, k) => {
+    const ip = `${prefix}.${21 + k}`;
+    const f = filter(ip);
+    return {
+      name: `rs${k + 1}`,
+      host: pick(hosts).name,
+      ip,
+      mac: `52:54:00:00:00:${(0x21 + k).toString(16)}`,
+      weight: pick([0, 1, 1, 1, 2, 3]),
+      vipOnLo: chance(0.9),
+      sysctl: sysctl(true),
+      ...(f ? { filter: f } : {}),
+    };
+  });
+  const sports = new Set<number>();
+  const sport = () => {
+    let p = 20000 + Math.floor(r() * 40000);
+    while (sports.has(p)) p++;
+    sports.add(p);
+    return p;
+  };
+  const probes = [
+    'probes:',
+    '  - name: tcp-vip',
+    `    tcp: ${vip}:${port}`,
+    `    sport: ${sport()}`,
+    '  - name: arp-vip',
+    `    arp: ${vip}`,
+  ];
+  if (chance(0.3)) probes.push('  - name: tcp-closed-port', `    tcp: ${vip}:${port + 1}`, `    sport: ${sport()}`);
+  if (chance(0.3)) probes.push('  - name: tcp-rs1', `    tcp: ${realServers[0]!.ip}:${port}`, `    sport: ${sport()}`);
+  const spec: ScenarioSpec = {
+    name: `lab-random-${seed}`,
+    prefix,
+    vip,
+    port,
+    scheduler: pick(['rr', 'wrr']),
+    director,
+    realServers,
+    hosts,
+    gateway: { ip: `${prefix}.1`, mac: '52:54:00:ff:00:01', cachedVip: chance(0.5) },
+    client: { ip: `${clientRange}.${50 + Math.floor(r() * 50)}`, ...(chance(0.5) ? { ttl: 64 } : {}) },
+    probes: probes.join('\n'),
+  };
+  const f = (g: GuestSpec) => (g.filter ? `${g.filter.name}(${g.filter.params.map(([, v]) => v).join(',')})` : 'none');
+  const summary = [
+    `director ${f(director)} vip-on-eth0=${director.vipOnEth0} ${JSON.stringify(director.sysctl)}`,
+    ...realServers.map(
+      (s) => `${s.name}@${s.host} w=${s.weight} vip-on-lo=${s.vipOnLo} ${f(s)} ${JSON.stringify(s.sysctl)}`,
+    ),
+    `gateway cached-vip=${spec.gateway.cachedVip}, scheduler ${spec.scheduler}`,
+  ].join('; ');
+  return { spec, summary };
+}
