@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderEbtablesList } from '../netfilter/ebtables-render.ts';
+import { renderIptablesS } from '../netfilter/iptables-render.ts';
 import { renderOriginChain } from '../source/origin.ts';
 import { filterRegistry } from './builtin-filters.ts';
 import { compileBinding } from './compile.ts';
@@ -53,12 +54,20 @@ describe('compiling the libvirt 9.0.0 recordings', () => {
     expect(c.commands).toEqual(recorded.slice(0, c.commands.length));
   });
 
-  it('reproduces the ebtables part of s4 (custom director filter) and flags its tcp rule as unsupported', () => {
+  it('reproduces s4 (custom director filter with a tcp rule): listing, iptables -S and all commands', () => {
     const c = compileCase('s4-custom-director-filter/binding.xml', [filter('s4-custom-director-filter/filter.xml')]);
     expect(renderEbtablesList(c.nat, { style: 'nft' })).toBe(read('s4-custom-director-filter/ebtables-t-nat-L.txt'));
     expect(c.ipInstances).toHaveLength(1);
-    expect(c.issues.map((i) => i.code)).toEqual(['nwfilter-iptables-rule']);
-    expect(c.issues[0]!.unsupported).toBe(true);
+    expect(c.issues).toEqual([]);
+    expect(renderIptablesS(c.filter4)).toBe(read('s4-custom-director-filter/iptables-S.txt'));
+    expect(c.commands.join('\n')).toBe(read('s4-custom-director-filter/commands.txt').trimEnd());
+  });
+
+  it('shows no libvirt chains in iptables -S for clean-traffic on a fresh host (s2, s3)', () => {
+    for (const dir of ['s2-clean-traffic-ip-plus-vip', 's3-clean-traffic-ip-learning']) {
+      const c = compileBinding(binding(`${dir}/binding.xml`), filterRegistry([]), { libvirtBaseChains: false });
+      expect(renderIptablesS(c.filter4)).toBe(read(`${dir}/iptables-S.txt`));
+    }
   });
 
   it('lets the top-level IP win over inner filterref parameters (s5 with IP)', () => {

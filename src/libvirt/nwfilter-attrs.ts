@@ -12,6 +12,7 @@ import type { NwProtocol } from './nwfilter-model.ts';
 export type NwDatatype =
   | 'mac'
   | 'macmask'
+  | 'macmask-contiguous'
   | 'ipv4'
   | 'ipv4mask'
   | 'ipv6'
@@ -26,15 +27,20 @@ export type NwDatatype =
   | 'dscp'
   | 'vlanid'
   | 'boolean'
+  | 'state'
+  | 'ipsetname'
+  | 'ipsetflags'
+  | 'tcpflags'
   | 'string';
 
 type Table = readonly (readonly [string, NwDatatype])[];
 
+/** `checkMACMask`: the masks of the Ethernet header must be contiguous ones (verified on libvirt 9.0). */
 const MAC4: Table = [
   ['srcmacaddr', 'mac'],
-  ['srcmacmask', 'macmask'],
+  ['srcmacmask', 'macmask-contiguous'],
   ['dstmacaddr', 'mac'],
-  ['dstmacmask', 'macmask'],
+  ['dstmacmask', 'macmask-contiguous'],
 ];
 
 const COMMENT: Table = [['comment', 'string']];
@@ -72,18 +78,19 @@ function l4(ipDatatype: 'ipv4' | 'ipv6', extra: Table): Table {
     ['srcipfrom', ipDatatype],
     ['srcipto', ipDatatype],
     ['dstipfrom', ipDatatype],
-    ['dstipto', ipDatatype],
+    // libvirt 9.0 quirk (verified): `dstipto` of the `-ipv6` elements is typed as an IPv4 address.
+    ['dstipto', 'ipv4'],
     ['dscp', 'dscp'],
     ['connlimit-above', 'uint16'],
-    ['state', 'string'],
-    ['ipset', 'string'],
-    ['ipsetflags', 'string'],
+    ['state', 'state'],
+    ['ipset', 'ipsetname'],
+    ['ipsetflags', 'ipsetflags'],
     ...extra,
     ...COMMENT,
   ];
 }
 
-const TCP_EXTRA: Table = [...PORTS, ['option', 'uint8'], ['flags', 'string']];
+const TCP_EXTRA: Table = [...PORTS, ['option', 'uint8'], ['flags', 'tcpflags']];
 const ICMP_EXTRA: Table = [
   ['type', 'uint8'],
   ['code', 'uint8'],
@@ -155,6 +162,7 @@ export const ATTRIBUTE_TABLES: Readonly<Record<Exclude<NwProtocol, 'none'>, Tabl
   all: l4('ipv4', []),
   igmp: l4('ipv4', []),
   icmp: l4('ipv4', ICMP_EXTRA),
+  // libvirt 9.0 (verified): `tcp-ipv6` has `option` but no `flags` (the attribute is silently ignored).
   'tcp-ipv6': l4('ipv6', [...PORTS, ['option', 'uint8']]),
   'udp-ipv6': l4('ipv6', PORTS),
   'sctp-ipv6': l4('ipv6', PORTS),
@@ -218,6 +226,15 @@ export function convertValue(dt: NwDatatype, text: string): { value: NwValue } |
     case 'macmask': {
       const m = parseMac(text);
       return m === undefined || text.includes('-') ? bad : { value: m };
+    }
+    case 'macmask-contiguous': {
+      const m = parseMac(text);
+      if (m === undefined || text.includes('-')) return bad;
+      const bits = m
+        .split(':')
+        .map((x) => Number.parseInt(x, 16).toString(2).padStart(8, '0'))
+        .join('');
+      return /^1*0*$/.test(bits) ? { value: m } : bad;
     }
     case 'ipv4': {
       const a = parseIpv4(text);
@@ -293,9 +310,71 @@ export function convertValue(dt: NwDatatype, text: string): { value: NwValue } |
     }
     case 'boolean':
       return { value: ['true', 'yes', '1'].includes(text.toLowerCase()) };
+    case 'state': {
+      const s = parseStateList(text);
+      return s === undefined ? bad : { value: s.join(',') };
+    }
+    case 'ipsetname':
+      return text.length === 0 || text.length >= 32 || !/^[^\s'"]+$/.test(text) ? bad : { value: text };
+    case 'ipsetflags': {
+      const parts = text.split(',').map((x) => x.trim().toLowerCase());
+      return parts.length === 0 || parts.length > 6 || parts.some((x) => x !== 'src' && x !== 'dst')
+        ? bad
+        : { value: parts.join(',') };
+    }
+    case 'tcpflags': {
+      const f = parseNwTcpFlags(text);
+      return f === undefined ? bad : { value: `${f.mask}/${f.flags}` };
+    }
     case 'string':
       return text.length > 256 ? { error: 'comment is longer than 256 characters' } : { value: text };
   }
+}
+
+const STATE_NAMES = ['NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'NONE'] as const;
+export type NwState = (typeof STATE_NAMES)[number];
+
+/** `state='NEW,ESTABLISHED'` (case-insensitive); `NONE` clears the others. Undefined on an unknown name. */
+export function parseStateList(text: string): NwState[] | undefined {
+  const out: NwState[] = [];
+  for (const part of text.split(',')) {
+    const p = STATE_NAMES.find((n) => n === part.trim().toUpperCase());
+    if (p === undefined) return undefined;
+    if (!out.includes(p)) out.push(p);
+  }
+  if (out.includes('NONE')) return ['NONE'];
+  return STATE_NAMES.filter((n) => out.includes(n));
+}
+
+const NW_TCP_FLAGS: Readonly<Record<string, number>> = {
+  FIN: 0x01,
+  SYN: 0x02,
+  RST: 0x04,
+  PSH: 0x08,
+  ACK: 0x10,
+  URG: 0x20,
+  ALL: 0x3f,
+  NONE: 0,
+};
+
+function parseFlagList(text: string): number | undefined {
+  if (text === '') return undefined;
+  let bits = 0;
+  for (const part of text.split(',')) {
+    const b = NW_TCP_FLAGS[part.toUpperCase()];
+    if (b === undefined) return undefined;
+    bits |= b;
+  }
+  return bits;
+}
+
+/** tcp `flags='MASK/FLAGS'`, e.g. `SYN/SYN,ACK`. */
+export function parseNwTcpFlags(text: string): { mask: number; flags: number } | undefined {
+  const i = text.indexOf('/');
+  if (i < 0) return undefined;
+  const mask = parseFlagList(text.slice(0, i));
+  const flags = parseFlagList(text.slice(i + 1));
+  return mask === undefined || flags === undefined ? undefined : { mask, flags };
 }
 
 /** Masks an IPv6 address to a prefix and formats it the way inet_ntop does (IPv4-mapped in dotted form). */
@@ -305,9 +384,14 @@ export function maskIpv6(addr: string, len: number): string {
     const m = bits === 0 ? 0 : (0xffff << (16 - bits)) & 0xffff;
     return x & m;
   });
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
-    return `::ffff:${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
-  }
+  return formatIpv6Ntop(g);
+}
+
+/** glibc `inet_ntop`: RFC 5952 compression, and dotted IPv4 after `::ffff:` or after exactly six zero groups. */
+export function formatIpv6Ntop(g: readonly number[]): string {
+  const dotted = `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `::ffff:${dotted}`;
+  if (g.slice(0, 6).every((x) => x === 0) && g[6] !== 0) return `::${dotted}`;
   return formatIpv6Groups(g);
 }
 
@@ -318,7 +402,8 @@ export type NwVarAccess =
 
 export function parseVarAccess(text: string): NwVarAccess | undefined | 'invalid' {
   const t = text.trim();
-  if (!t.startsWith('$')) return undefined;
+  // A lone `$` is taken literally by libvirt 9.0 (verified with a comment).
+  if (!t.startsWith('$') || t === '$') return undefined;
   const m = /^\$([A-Za-z0-9_]+)(?:\[\s*(@?)\s*([0-9]+)\s*\])?$/.exec(t);
   if (!m) return 'invalid';
   const name = m[1]!;

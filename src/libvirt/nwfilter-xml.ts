@@ -178,7 +178,17 @@ function readRule(
   const attrs = new Map<string, NwAttrValue>();
   for (const c of el.children) {
     const known = ALL_PROTOCOL_ELEMENTS.find((p) => p === c.name);
-    if (known === undefined) continue;
+    if (known === undefined) {
+      issues.push(
+        issue(
+          'nwfilter-element-ignored',
+          `unknown element <${c.name}> in a rule is ignored by libvirt`,
+          c.pos,
+          'warning',
+        ),
+      );
+      continue;
+    }
     if (protocol === 'none') protocol = known;
     else if (known !== protocol) {
       issues.push(
@@ -203,7 +213,7 @@ function readRule(
       }
       const va = parseVarAccess(raw);
       if (va === 'invalid') {
-        issues.push(issue('nwfilter-bad-variable', `${name} has illegal variable reference ${raw}`, c.pos));
+        issues.push(issue('nwfilter-bad-variable', `${name} has illegal value ${raw}`, c.pos));
         continue;
       }
       if (va === undefined) {
@@ -333,6 +343,15 @@ export function readNwfilterXml(text: string, file: string): ReadResult<NwFilter
     } else if (c.name === 'filterref') {
       const ref = readFilterRef(c, issues, origin);
       if (ref) entries.push(ref);
+    } else if (c.name !== 'uuid') {
+      issues.push(
+        issue(
+          'nwfilter-element-ignored',
+          `unknown element <${c.name}> in a filter is ignored by libvirt`,
+          c.pos,
+          'warning',
+        ),
+      );
     }
   }
   return {

@@ -157,7 +157,7 @@ function renderMatch(m: EbMatch, style: EbStyle, names: ReadonlyMap<number, stri
       if (m.ipDst) s += ipv4Opt('--arp-ip-dst', m.ipDst);
       if (m.macSrc) s += macOpt('--arp-mac-src', m.macSrc, style);
       if (m.macDst) s += macOpt('--arp-mac-dst', m.macDst, style);
-      if (m.gratuitous) s += `--arp-gratuitous ${neg(m.gratuitous.negated)}`;
+      if (m.gratuitous) s += `${neg(m.gratuitous.negated)}--arp-gratuitous `;
       return s;
     case 'vlan':
       if (m.id) s += `--vlan-id ${neg(m.id.negated)}${m.id.value} `;
@@ -217,11 +217,15 @@ export function renderEbtablesRule(rule: EbRule, options: EbRenderOptions): stri
   if (rule.proto) {
     const p = rule.proto;
     let name: string;
+    let negated = p.negated;
     if (p.kind === 'length') name = 'Length';
-    // ebtables-nft prints an ethertype match of exactly 0x0600 as `Length` (recorded with libvirt's `-p 0x600`).
-    else if (style === 'nft' && p.value === 0x0600) name = 'Length';
-    else name = ethertypeText(p.value, names);
-    s += `-p ${neg(p.negated)}${name} `;
+    // ebtables-nft prints an ethertype match of exactly 0x0600 as `Length`, and without its `!` (both recorded with
+    // libvirt 9.0: `-p 0x600` and `-p ! 0x600`).
+    else if (style === 'nft' && p.value === 0x0600) {
+      name = 'Length';
+      negated = false;
+    } else name = ethertypeText(p.value, names);
+    s += `-p ${neg(negated)}${name} `;
   }
   if (rule.src) s += macOpt('-s', rule.src, style);
   if (rule.dst) s += macOpt('-d', rule.dst, style);
@@ -266,4 +270,17 @@ export function renderEbtablesList(table: EbTable, options: EbRenderOptions): st
   const parts = [`Bridge table: ${table.name}`];
   for (const c of chains) parts.push(`\n${renderEbtablesChain(c, options)}`);
   return `${parts.join('\n')}\n`;
+}
+
+/**
+ * The table as `ebtables-save` (ebtables-nft 1.8.9) prints it, without its `# Generated`/`# Completed` comment
+ * lines: `*TABLE`, `:CHAIN POLICY` lines (user chains always print `ACCEPT`), then `-A CHAIN RULE` in listing order.
+ */
+export function renderEbtablesSave(table: EbTable, options: Omit<EbRenderOptions, 'style'> = {}): string {
+  const o: EbRenderOptions = { ...options, style: 'nft', counters: false };
+  const chains = listingOrder(table, 'nft');
+  const lines = [`*${table.name}`];
+  for (const c of chains) lines.push(`:${c.name} ${c.builtin ? c.policy : 'ACCEPT'}`);
+  for (const c of chains) for (const r of c.rules) lines.push(`-A ${c.name} ${renderEbtablesRule(r, o)}`);
+  return `${lines.join('\n')}\n`;
 }

@@ -1,0 +1,37 @@
+/**
+ * Replays every disagreement the differential test against a real libvirt 9.0 found
+ * (fixtures/libvirt/differential/<case>/: the filters, the binding, and what libvirt did): lvsdoctor must now agree.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { DIFFERENTIAL_FORMATS, replayCase, sameLibvirtMessage } from './differential-replay.ts';
+
+const DIR = new URL('../../fixtures/libvirt/differential/', import.meta.url);
+const cases = existsSync(DIR)
+  ? readdirSync(DIR)
+      .filter((d) => existsSync(new URL(`${d}/case.json`, DIR)))
+      .sort()
+  : [];
+const PORT_RE = /(^|[\s-])lvd\d+[a-z]?($|[\s-])/;
+
+describe.skipIf(cases.length === 0)('disagreements found by the differential test', () => {
+  it.each(cases)('%s: lvsdoctor agrees with the recorded libvirt 9.0 behaviour', (name) => {
+    const dir = new URL(`${name}/`, DIR);
+    const meta = JSON.parse(readFileSync(new URL('case.json', dir), 'utf8')) as {
+      port: string;
+      defineErrors: string[];
+      bindError?: string;
+    };
+    const files = new Map<string, string>();
+    for (const f of readdirSync(dir)) if (f.endsWith('.xml')) files.set(f, readFileSync(new URL(f, dir), 'utf8'));
+    const r = replayCase(files, meta.port, PORT_RE);
+    expect(r.defineErrors.length).toBe(meta.defineErrors.length);
+    for (const [i, e] of r.defineErrors.entries()) expect(sameLibvirtMessage(e, meta.defineErrors[i])).toBe(true);
+    if (meta.defineErrors.length > 0) return;
+    expect(r.bindError?.replace(/^internal error: /, '')).toBe(meta.bindError?.replace(/^internal error: /, ''));
+    if (meta.bindError !== undefined) return;
+    for (const [fmt, file] of DIFFERENTIAL_FORMATS) {
+      expect(r.out[fmt], fmt).toBe(readFileSync(new URL(file, dir), 'utf8'));
+    }
+  });
+});

@@ -1,0 +1,57 @@
+/**
+ * What lvsdoctor says for one differential case (filter XMLs + a binding): libvirt's define errors, its refusal of
+ * the binding, or the per-port slices of the four listings. Shared by the differential test against a real libvirt
+ * and the replay of its recorded disagreements (fixtures/libvirt/differential/).
+ */
+import { filterRegistry } from './builtin-filters.ts';
+import { compileBinding } from './compile.ts';
+import type { NwFilter } from './nwfilter-model.ts';
+import { readFilterBindingXml, readNwfilterXml } from './nwfilter-xml.ts';
+import { portSlice } from './port-slice.ts';
+import { renderCompiled } from './render-outputs.ts';
+
+export const DIFFERENTIAL_FORMATS = [
+  ['ebtables-nat-L', 'ebtables-nat-L.txt'],
+  ['ebtables-save', 'ebtables-save.txt'],
+  ['iptables-save', 'iptables-save.txt'],
+  ['ip6tables-save', 'ip6tables-save.txt'],
+] as const;
+
+export type DifferentialFormat = (typeof DIFFERENTIAL_FORMATS)[number][0];
+
+export interface ReplayResult {
+  readonly defineErrors: readonly string[];
+  readonly bindError?: string;
+  readonly out: Readonly<Partial<Record<DifferentialFormat, string>>>;
+}
+
+/** `files`: `binding.xml` and one XML per custom filter. */
+export function replayCase(files: ReadonlyMap<string, string>, port: string, otherPorts: RegExp): ReplayResult {
+  const customs: NwFilter[] = [];
+  const defineErrors: string[] = [];
+  let bindingText = '';
+  for (const [file, text] of files) {
+    if (file === 'binding.xml') {
+      bindingText = text;
+      continue;
+    }
+    const r = readNwfilterXml(text, file);
+    const err = r.issues.find((i) => i.severity === 'error');
+    if (err) defineErrors.push(err.message);
+    else if (r.value) customs.push(r.value);
+  }
+  if (defineErrors.length > 0) return { defineErrors, out: {} };
+  const b = readFilterBindingXml(bindingText, 'binding.xml').value;
+  if (b === undefined) return { defineErrors, bindError: 'unreadable binding', out: {} };
+  const c = compileBinding(b, filterRegistry(customs));
+  if (c.mode === 'failed') return { defineErrors, bindError: c.failure ?? 'failed', out: {} };
+  const out: Partial<Record<DifferentialFormat, string>> = {};
+  for (const [fmt] of DIFFERENTIAL_FORMATS) out[fmt] = portSlice(renderCompiled(c, fmt), port, otherPorts);
+  return { defineErrors, out };
+}
+
+/** libvirt's messages start with `internal error: `; lvsdoctor's issues do not. */
+export function sameLibvirtMessage(a: string | undefined, b: string | undefined): boolean {
+  const n = (m: string | undefined) => m?.replace(/^internal error: /, '').trim();
+  return n(a) === n(b);
+}

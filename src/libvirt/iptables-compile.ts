@@ -1,0 +1,207 @@
+/**
+ * The iptables/ip6tables half of `ebiptablesApplyNewRules` for one port: libvirt's global chains (`libvirt-in`,
+ * `libvirt-out`, `libvirt-in-post`, `libvirt-host-in`, hooked from FORWARD/INPUT), the per-interface chains
+ * `FI-`/`FO-`/`HI-<if>` with their `physdev` links, and the rules in sorted instance order (fact sheet §3.3 step 6).
+ */
+import type { IptChain, IptFamily, IptMatch, IptRule, IptTable } from '../netfilter/iptables-model.ts';
+import { IPT_BUILTIN_CHAINS } from '../netfilter/iptables-model.ts';
+import { implicit, type Origin } from '../source/origin.ts';
+import type { TypedAttr } from './ebtables-translate.ts';
+import {
+  IPT_TEMP_CHAIN,
+  type IptRootChain,
+  iptablesCopies,
+  iptFamilyOf,
+  translateIptablesRule,
+} from './iptables-translate.ts';
+import type { NwProtocol, NwRule } from './nwfilter-model.ts';
+
+export const LIBVIRT_BASE_CHAINS = ['libvirt-in', 'libvirt-out', 'libvirt-in-post', 'libvirt-host-in'] as const;
+
+export interface IpInstance {
+  readonly rule: NwRule;
+  readonly origin: Origin;
+  readonly combos: readonly ReadonlyMap<string, TypedAttr>[];
+}
+
+interface MutableChain {
+  chain: Omit<IptChain, 'rules'>;
+  rules: IptRule[];
+}
+
+/** A filter table under construction (one per family). */
+export class IptTableBuilder {
+  readonly chains = new Map<string, MutableChain>();
+  constructor(readonly family: IptFamily) {
+    for (const name of IPT_BUILTIN_CHAINS) {
+      this.chains.set(name, {
+        chain: {
+          name,
+          builtin: true,
+          policy: 'ACCEPT',
+          policyOrigin: implicit(
+            `${family === 'ipv4' ? 'iptables' : 'ip6tables'} filter ${name} default policy ACCEPT`,
+          ),
+          origin: implicit(`built-in chain ${name}`),
+        },
+        rules: [],
+      });
+    }
+  }
+  has(name: string): boolean {
+    return this.chains.has(name);
+  }
+  addChain(name: string, origin: Origin): void {
+    if (!this.chains.has(name)) this.chains.set(name, { chain: { name, builtin: false, origin }, rules: [] });
+  }
+  append(chain: string, rule: IptRule): void {
+    const c = this.chains.get(chain);
+    if (c === undefined) throw new Error(`internal: chain ${chain} not created`);
+    c.rules.push(rule);
+  }
+  /** libvirt's global chains and their hooks (created once, never removed). */
+  addBaseChains(): void {
+    if (this.chains.has('libvirt-in')) return;
+    const why = (c: string) =>
+      implicit(`libvirt nwfilter global chain ${c} (created with the first iptables rules, never removed)`);
+    for (const c of LIBVIRT_BASE_CHAINS) this.addChain(c, why(c));
+    const hook = (from: string, to: string) =>
+      this.append(from, { matches: [], target: { kind: 'jump', chain: to }, origin: why(to) });
+    hook('INPUT', 'libvirt-host-in');
+    hook('FORWARD', 'libvirt-in');
+    hook('FORWARD', 'libvirt-out');
+    hook('FORWARD', 'libvirt-in-post');
+  }
+  build(): IptTable {
+    return {
+      family: this.family,
+      name: 'filter',
+      chains: [...this.chains.values()].map((c) => ({ ...c.chain, rules: c.rules })),
+    };
+  }
+}
+
+export interface IptCompileResult {
+  readonly commands: readonly string[];
+  /** Set when a command would fail (libvirt then refuses the binding). */
+  readonly failure?: string;
+}
+
+function quote(arg: string): string {
+  return /^[A-Za-z0-9_.:/@%+=,-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+function physdevLinks(ifn: string, via: Origin): { chain: string; match: IptMatch; target: IptRule['target'] }[] {
+  void via;
+  return [
+    {
+      chain: 'libvirt-out',
+      match: { kind: 'physdev', out: { name: ifn, negated: false }, isBridged: { negated: false } },
+      target: { kind: 'goto', chain: `FO-${ifn}` },
+    },
+    {
+      chain: 'libvirt-in',
+      match: { kind: 'physdev', in: { name: ifn, negated: false } },
+      target: { kind: 'goto', chain: `FI-${ifn}` },
+    },
+    {
+      chain: 'libvirt-host-in',
+      match: { kind: 'physdev', in: { name: ifn, negated: false } },
+      target: { kind: 'goto', chain: `HI-${ifn}` },
+    },
+    {
+      chain: 'libvirt-in-post',
+      match: { kind: 'physdev', in: { name: ifn, negated: false } },
+      target: { kind: 'verdict', verdict: 'ACCEPT' },
+    },
+  ];
+}
+
+/** Fills `table` with the port's chains and rules for one family; returns libvirt's commands for them. */
+export function compileIptablesFamily(
+  family: IptFamily,
+  ifn: string,
+  instances: readonly IpInstance[],
+  table: IptTableBuilder,
+  bindingOrigin: Origin,
+): IptCompileResult {
+  const mine = instances.filter((i) => iptFamilyOf(i.rule.protocol as NwProtocol) === family);
+  if (mine.length === 0) return { commands: [] };
+  const tool = family === 'ipv4' ? 'iptables' : 'ip6tables';
+  const p = `${tool} -w`;
+  const commands: string[] = [
+    `${p} -D libvirt-out -m physdev --physdev-is-bridged --physdev-out ${ifn} -g FP-${ifn}`,
+    `${p} -D libvirt-out -m physdev --physdev-out ${ifn} -g FP-${ifn}`,
+    `${p} -D libvirt-in -m physdev --physdev-in ${ifn} -g FJ-${ifn}`,
+    `${p} -D libvirt-host-in -m physdev --physdev-in ${ifn} -g HJ-${ifn}`,
+    `${p} -F FP-${ifn}`,
+    `${p} -X FP-${ifn}`,
+    `${p} -F FJ-${ifn}`,
+    `${p} -X FJ-${ifn}`,
+    `${p} -F HJ-${ifn}`,
+    `${p} -X HJ-${ifn}`,
+    `${p} -N libvirt-in`,
+    `${p} -N libvirt-out`,
+    `${p} -N libvirt-in-post`,
+    `${p} -N libvirt-host-in`,
+    `${p} -D FORWARD -j libvirt-in`,
+    `${p} -D FORWARD -j libvirt-out`,
+    `${p} -D FORWARD -j libvirt-in-post`,
+    `${p} -D INPUT -j libvirt-host-in`,
+    `${p} -I FORWARD 1 -j libvirt-in`,
+    `${p} -I FORWARD 2 -j libvirt-out`,
+    `${p} -I FORWARD 3 -j libvirt-in-post`,
+    `${p} -I INPUT 1 -j libvirt-host-in`,
+    `${p} -N FP-${ifn}`,
+    `${p} -N FJ-${ifn}`,
+    `${p} -N HJ-${ifn}`,
+    `${p} -A libvirt-out -m physdev --physdev-is-bridged --physdev-out ${ifn} -g FP-${ifn}`,
+    `${p} -A libvirt-in -m physdev --physdev-in ${ifn} -g FJ-${ifn}`,
+    `${p} -A libvirt-host-in -m physdev --physdev-in ${ifn} -g HJ-${ifn}`,
+    `${p} -D libvirt-in-post -m physdev --physdev-in ${ifn} -j ACCEPT`,
+    `${p} -A libvirt-in-post -m physdev --physdev-in ${ifn} -j ACCEPT`,
+  ];
+  table.addBaseChains();
+  const chainOrigin = (c: IptRootChain) => ({
+    ...implicit(
+      `libvirt ${tool} chain ${c}-${ifn} (${c === 'FI' ? 'forwarded from' : c === 'FO' ? 'forwarded to' : 'to the host from'} the guest)`,
+      { chain: `${c}-${ifn}`, port: ifn },
+    ),
+    via: bindingOrigin,
+  });
+  for (const c of ['FO', 'FI', 'HI'] as const) table.addChain(`${c}-${ifn}`, chainOrigin(c));
+  for (const l of physdevLinks(ifn, bindingOrigin)) {
+    table.append(l.chain, {
+      matches: [l.match],
+      ...(l.target ? { target: l.target } : {}),
+      origin: { ...implicit(`libvirt link for port ${ifn} in ${l.chain}`), via: bindingOrigin },
+    });
+  }
+  for (const inst of mine) {
+    const state = inst.combos[0]?.get('state')?.value as string | undefined;
+    const copies = iptablesCopies(inst.rule.direction, inst.rule.statematch, state);
+    for (const attrs of inst.combos) {
+      for (const req of copies) {
+        const t = translateIptablesRule(inst.rule.protocol, attrs, inst.rule.action, req);
+        if (t === undefined) continue;
+        const cmd = `${p} -A ${IPT_TEMP_CHAIN[req.chain]}-${ifn} ${t.argv.map(quote).join(' ')}`;
+        commands.push(cmd);
+        if (inst.rule.action === 'continue') {
+          return {
+            commands,
+            failure: `internal error: Failed to apply firewall rules /usr/sbin/${tool} -w -A ${IPT_TEMP_CHAIN[req.chain]}-${ifn} ${t.argv.join(' ')}: ${tool} v1.8.9 (nf_tables): Chain 'CONTINUE' does not exist\nTry \`${tool} -h' or '${tool} --help' for more information.`,
+          };
+        }
+        table.append(`${req.chain}-${ifn}`, { ...t.rule, origin: inst.origin });
+      }
+    }
+  }
+  return { commands };
+}
+
+/** A table with only the built-in chains (and libvirt's global chains when `base`). */
+export function emptyIptTable(family: IptFamily, base: boolean): IptTable {
+  const b = new IptTableBuilder(family);
+  if (base) b.addBaseChains();
+  return b.build();
+}

@@ -1,0 +1,188 @@
+/**
+ * The iptables/ip6tables rule model (the `filter` table libvirt's nwfilter driver fills: `libvirt-in`, `libvirt-out`,
+ * `libvirt-in-post`, `libvirt-host-in`, `FI-`/`FO-`/`HI-` chains). A compiled nwfilter and an `iptables-save` read
+ * from a host both end up here, so they can be rendered, compared and evaluated. Matches keep the order iptables
+ * keeps (the order they were given on the command line), which is also the order `iptables-save` prints them in.
+ */
+import type { Mac } from '../addr/mac.ts';
+import type { Origin } from '../source/origin.ts';
+
+export type IptFamily = 'ipv4' | 'ipv6';
+export type IptTableName = 'filter';
+
+/** Built-in chains of the filter table, in listing order. */
+export const IPT_BUILTIN_CHAINS: readonly string[] = ['INPUT', 'FORWARD', 'OUTPUT'];
+
+export type IptPolicy = 'ACCEPT' | 'DROP';
+
+/** An address with a prefix length (`-s`/`-d`); `addr` is already masked, in the tool's canonical text form. */
+export interface IptAddrMatch {
+  readonly addr: string;
+  readonly prefixLen: number;
+  readonly negated: boolean;
+}
+
+export interface IptIfaceMatch {
+  /** A trailing `+` matches every name with that prefix. */
+  readonly name: string;
+  readonly negated: boolean;
+}
+
+export interface IptRange {
+  readonly lo: number;
+  readonly hi: number;
+  readonly negated: boolean;
+}
+
+export interface IptAddrRange {
+  readonly from: string;
+  readonly to: string;
+  readonly negated: boolean;
+}
+
+/** TCP flag bits as the kernel numbers them. */
+export const TCP_FLAG_BITS: readonly (readonly [string, number])[] = [
+  ['FIN', 0x01],
+  ['SYN', 0x02],
+  ['RST', 0x04],
+  ['PSH', 0x08],
+  ['ACK', 0x10],
+  ['URG', 0x20],
+];
+
+export type CtState = 'INVALID' | 'NEW' | 'RELATED' | 'ESTABLISHED' | 'UNTRACKED' | 'SNAT' | 'DNAT';
+/** The order `-m conntrack --ctstate` prints states in. */
+export const CT_STATE_ORDER: readonly CtState[] = [
+  'INVALID',
+  'NEW',
+  'RELATED',
+  'ESTABLISHED',
+  'UNTRACKED',
+  'SNAT',
+  'DNAT',
+];
+
+export type IptMatch =
+  | { readonly kind: 'mac'; readonly source: Mac; readonly negated: boolean }
+  | { readonly kind: 'iprange'; readonly src?: IptAddrRange; readonly dst?: IptAddrRange }
+  | { readonly kind: 'dscp'; readonly value: number; readonly negated: boolean }
+  | {
+      readonly kind: 'tcp';
+      readonly sport?: IptRange;
+      readonly dport?: IptRange;
+      readonly option?: { readonly value: number; readonly negated: boolean };
+      readonly flags?: { readonly mask: number; readonly comp: number; readonly negated: boolean };
+    }
+  | { readonly kind: 'udp'; readonly sport?: IptRange; readonly dport?: IptRange }
+  | { readonly kind: 'sctp'; readonly sport?: IptRange; readonly dport?: IptRange }
+  | {
+      /** `-m icmp --icmp-type T[/C]`; type 255 = `any`. */
+      readonly kind: 'icmp';
+      readonly type: number;
+      readonly codeLo: number;
+      readonly codeHi: number;
+      readonly negated: boolean;
+    }
+  | {
+      readonly kind: 'icmp6';
+      readonly type: number;
+      readonly codeLo: number;
+      readonly codeHi: number;
+      readonly negated: boolean;
+    }
+  | {
+      readonly kind: 'conntrack';
+      readonly state?: { readonly states: readonly CtState[]; readonly negated: boolean };
+      readonly dir?: 'ORIGINAL' | 'REPLY';
+    }
+  | {
+      readonly kind: 'set';
+      readonly name: string;
+      readonly flags: readonly ('src' | 'dst')[];
+      readonly negated: boolean;
+    }
+  | {
+      readonly kind: 'connlimit';
+      readonly limit: number;
+      /** `--connlimit-upto` when true. */
+      readonly upto: boolean;
+      readonly mask: number;
+      readonly daddr: boolean;
+    }
+  | { readonly kind: 'comment'; readonly text: string }
+  | {
+      readonly kind: 'physdev';
+      readonly in?: IptIfaceMatch;
+      readonly out?: IptIfaceMatch;
+      readonly isIn?: { readonly negated: boolean };
+      readonly isOut?: { readonly negated: boolean };
+      readonly isBridged?: { readonly negated: boolean };
+    };
+
+export type IptTarget =
+  | { readonly kind: 'verdict'; readonly verdict: 'ACCEPT' | 'DROP' | 'RETURN' }
+  | { readonly kind: 'reject'; readonly with: string }
+  | { readonly kind: 'jump'; readonly chain: string }
+  | { readonly kind: 'goto'; readonly chain: string };
+
+export interface IptCounters {
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+export interface IptRule {
+  readonly src?: IptAddrMatch;
+  readonly dst?: IptAddrMatch;
+  readonly in?: IptIfaceMatch;
+  readonly out?: IptIfaceMatch;
+  /** `-p`: protocol number (0 = all, not printed). */
+  readonly proto?: { readonly value: number; readonly negated: boolean };
+  readonly matches: readonly IptMatch[];
+  /** Undefined for a rule without `-j`/`-g` (counts only). */
+  readonly target?: IptTarget;
+  readonly counters?: IptCounters;
+  readonly origin: Origin;
+}
+
+export interface IptChain {
+  readonly name: string;
+  readonly builtin: boolean;
+  /** Built-in chains only. */
+  readonly policy?: IptPolicy;
+  readonly policyOrigin?: Origin;
+  readonly counters?: IptCounters;
+  readonly rules: readonly IptRule[];
+  readonly origin: Origin;
+}
+
+export interface IptTable {
+  readonly family: IptFamily;
+  readonly name: IptTableName;
+  /** Built-in chains first, then user chains (any order; renderers sort like iptables-nft). */
+  readonly chains: readonly IptChain[];
+}
+
+export function findIptChain(table: IptTable, name: string): IptChain | undefined {
+  return table.chains.find((c) => c.name === name);
+}
+
+export function tcpFlagsText(bits: number): string {
+  const names = TCP_FLAG_BITS.filter(([, b]) => (bits & b) !== 0).map(([n]) => n);
+  return names.length === 0 ? 'NONE' : names.join(',');
+}
+
+/** Parses `SYN,ACK`, `ALL`, `NONE` (case-insensitive); undefined on an unknown name. */
+export function parseTcpFlags(text: string): number | undefined {
+  let bits = 0;
+  for (const part of text.split(',')) {
+    const p = part.trim().toUpperCase();
+    if (p === 'ALL') bits |= 0x3f;
+    else if (p === 'NONE') continue;
+    else {
+      const f = TCP_FLAG_BITS.find(([n]) => n === p);
+      if (f === undefined) return undefined;
+      bits |= f[1];
+    }
+  }
+  return bits;
+}
