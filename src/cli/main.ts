@@ -8,6 +8,7 @@ import { runCheck, runFindings } from './cmd-check.ts';
 import { runCollectScript, runImport } from './cmd-collect.ts';
 import { runDiagnoseInputs } from './cmd-diagnose.ts';
 import { runLab } from './cmd-lab.ts';
+import { runNwfilterCompile } from './cmd-nwfilter.ts';
 import { runRules } from './cmd-rules.ts';
 import { runTrace } from './cmd-trace.ts';
 import { type Io, UsageError } from './io.ts';
@@ -163,6 +164,32 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     .exitOverride()
     .action((bundles, opts) => {
       code = runImport(io, bundles, { out: opts.out });
+    });
+
+  const nwfilter = program.command('nwfilter').description('libvirt network filters');
+  nwfilter
+    .command('compile')
+    .description('print exactly what libvirt 9.0 installs for a filter binding (or a domain interface)')
+    .argument('<binding>', 'a <filterbinding> (virsh nwfilter-binding-dumpxml), a <domain> or an <interface>')
+    .option(
+      '--filter-dir <dir>',
+      'custom filters (one nwfilter XML per file); repeatable',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
+    .option('--interface <mac>', 'the domain interface to use, by MAC')
+    .option(
+      '--format <format>',
+      'ebtables-nat-L, ebtables-legacy-L, ebtables-save, iptables-save, ip6tables-save, iptables-S, ip6tables-S or json',
+      'ebtables-nat-L',
+    )
+    .exitOverride()
+    .action((binding, opts) => {
+      code = runNwfilterCompile(io, binding, {
+        filterDirs: opts.filterDir,
+        format: opts.format,
+        ...(opts.interface !== undefined ? { interfaceMac: opts.interface } : {}),
+      });
     });
 
   try {
