@@ -7,6 +7,7 @@ import { runCaptures } from './cmd-captures.ts';
 import { runCheck, runFindings } from './cmd-check.ts';
 import { runCollectScript, runImport } from './cmd-collect.ts';
 import { runDiagnoseInputs } from './cmd-diagnose.ts';
+import { runIpvsShow, runIpvsSimulate } from './cmd-ipvs.ts';
 import { runLab } from './cmd-lab.ts';
 import { runNwfilterCompile } from './cmd-nwfilter.ts';
 import { runRules } from './cmd-rules.ts';
@@ -164,6 +165,33 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     .exitOverride()
     .action((bundles, opts) => {
       code = runImport(io, bundles, { out: opts.out });
+    });
+
+  const ipvs = program.command('ipvs').description('IPVS tables: ipvsadm listings, save files and keepalived.conf');
+  ipvs
+    .command('show')
+    .description('read an ipvsadm -Ln listing, an ipvsadm -Sn save file or a keepalived.conf, and print it canonically')
+    .argument('<file>', 'the input; its kind is detected')
+    .option('--format <format>', 'ipvsadm (an ipvsadm -Ln listing), save (ipvsadm -Sn) or json', 'ipvsadm')
+    .exitOverride()
+    .action((file, opts) => {
+      code = runIpvsShow(io, file, { format: opts.format as never });
+    });
+  ipvs
+    .command('simulate')
+    .description('run new connections through the kernel schedulers and print how they spread over the real servers')
+    .argument('<file>', 'an ipvsadm -Ln listing, an ipvsadm -Sn save file or a keepalived.conf')
+    .requiredOption('--connections <n>', 'how many new connections')
+    .option(
+      '--clients <spec>',
+      'client addresses, e.g. 198.51.100.0/24 or count=1000,net=203.0.113.0/24,ports=1024-65535',
+    )
+    .exitOverride()
+    .action((file, opts) => {
+      code = runIpvsSimulate(io, file, {
+        connections: Number(opts.connections),
+        ...(opts.clients !== undefined ? { clients: opts.clients } : {}),
+      });
     });
 
   const nwfilter = program.command('nwfilter').description('libvirt network filters');
