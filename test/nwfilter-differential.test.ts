@@ -561,7 +561,8 @@ function cleanLeftovers(): void {
         }
       }
     }
-    rmSync(work, { recursive: true, force: true });
+    // libvirtd may still be writing its state while it dies: retry.
+    rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   }
 }
 
