@@ -133,7 +133,15 @@ describe('the findings catalogue', () => {
   it('has a trigger and a near-identical clean scenario for every configuration check it can build here', () => {
     const covered = new Set(CASES.map((c) => c.code));
     // The generic catch-alls explain whatever no specific kind does; scenarios.test.ts exercises them.
-    const untestedHere = ['filter-drop', 'probe-failed', 'ipv6-vip-dropped']; // ipv6: its own test below
+    const untestedHere = [
+      'filter-drop',
+      'probe-failed',
+      'ipv6-vip-dropped',
+      'keepalived-default-protocol',
+      'keepalived-default-method',
+      'vrrp-strict-drops',
+      'vmac-blocked',
+    ]; // these: their own tests below
     for (const k of FINDING_KINDS) if (!untestedHere.includes(k.code)) expect(covered.has(k.code), k.code).toBe(true);
   });
 
@@ -207,5 +215,84 @@ describe('IPv6 virtual services', () => {
     };
     expect(check(make('examples/kvm-lvs-dr')).map((f) => f.code)).toContain('ipv6-vip-dropped');
     expect(check(make('examples/kvm-lvs-dr-fixed')).map((f) => f.code)).not.toContain('ipv6-vip-dropped');
+  });
+});
+
+describe('keepalived directors', () => {
+  const conf = (o: {
+    protocol?: boolean;
+    kind?: boolean;
+    strict?: boolean;
+    vmac?: boolean;
+  }) => `! Configuration File for keepalived
+global_defs {
+   router_id LVS_DEVEL
+${o.strict ? '   vrrp_strict\n' : ''}}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    advert_int 1
+${o.vmac ? '    use_vmac\n' : ''}    virtual_ipaddress {
+        192.0.2.208
+    }
+}
+virtual_server 192.0.2.208 80 {
+    delay_loop 6
+    lb_algo rr
+${o.kind === false ? '' : '    lb_kind DR\n'}${o.protocol === false ? '' : '    protocol TCP\n'}    real_server 192.0.2.226 80 {
+        weight 2
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+`;
+  async function withKeepalived(example: string, text: string) {
+    const { cpSync, readFileSync, writeFileSync } = await import('node:fs');
+    const dir = join(root, `ka-${n++}`);
+    cpSync(example, dir, { recursive: true });
+    writeFileSync(join(dir, 'director1', 'keepalived.conf'), text);
+    const y = join(dir, 'scenario.yaml');
+    writeFileSync(
+      y,
+      readFileSync(y, 'utf8').replace(
+        'ipvsadm: director1/ipvsadm-Ln.txt   # ipvsadm -Ln',
+        'keepalived: director1/keepalived.conf',
+      ),
+    );
+    const r = loadScenario(dir);
+    expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    return r.value!;
+  }
+  const codes = async (example: string, o: Parameters<typeof conf>[0]) =>
+    check(await withKeepalived(example, conf(o))).map((f) => f.code);
+  const FIXED = 'examples/kvm-lvs-dr-fixed';
+
+  it('programs IPVS from keepalived.conf when no ipvsadm listing is given', async () => {
+    const l = await withKeepalived(FIXED, conf({}));
+    expect(l.ipvs.get('r2-10105')?.services).toHaveLength(1);
+    expect(diagnose(l).healthy).toBe(true);
+  });
+
+  it('reports a virtual_server without protocol (UDP) and only then', async () => {
+    expect(await codes(FIXED, { protocol: false })).toContain('keepalived-default-protocol');
+    expect(await codes(FIXED, {})).not.toContain('keepalived-default-protocol');
+  });
+
+  it('reports a virtual_server without lb_kind (NAT) and only then', async () => {
+    expect(await codes(FIXED, { kind: false })).toContain('keepalived-default-method');
+    expect(await codes(FIXED, {})).not.toContain('keepalived-default-method');
+  });
+
+  it('reports vrrp_strict without accept and only then', async () => {
+    expect(await codes(FIXED, { strict: true })).toContain('vrrp-strict-drops');
+    expect(await codes(FIXED, {})).not.toContain('vrrp-strict-drops');
+  });
+
+  it('reports use_vmac against no-mac-spoofing, not without the filter', async () => {
+    expect(await codes('examples/kvm-lvs-dr', { vmac: true })).toContain('vmac-blocked');
+    expect(await codes(FIXED, { vmac: true })).not.toContain('vmac-blocked');
   });
 });

@@ -9,6 +9,7 @@ import { type Ipv4, ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
 import { parseIpv4Prefix } from '../addr/prefix.ts';
 import { readIpvsadmList } from '../ipvs/ipvsadm-list-reader.ts';
+import { type KeepalivedConfig, readKeepalivedConf } from '../ipvs/keepalived.ts';
 import type { IpvsTable } from '../ipvs/model.ts';
 import { bindingForInterface, type Domain, readDomainXml } from '../libvirt/domain-xml.ts';
 import type { NwFilter } from '../libvirt/nwfilter-model.ts';
@@ -43,6 +44,9 @@ export interface LoadedScenario {
   readonly filters: ReadonlyMap<string, readonly NwFilter[]>;
   /** Per guest: the kernel release, when known. */
   readonly kernels: ReadonlyMap<string, string>;
+  /** Per guest: its keepalived.conf, when given (the warnings it raised are in `keepalivedIssues`). */
+  readonly keepalived: ReadonlyMap<string, KeepalivedConfig>;
+  readonly keepalivedIssues: ReadonlyMap<string, readonly Issue[]>;
 }
 
 export interface LoadResult {
@@ -188,6 +192,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const filters = new Map<string, NwFilter[]>();
   const ipvs = new Map<string, IpvsTable>();
   const kernels = new Map<string, string>();
+  const keepalived = new Map<string, KeepalivedConfig>();
+  const keepalivedIssues = new Map<string, Issue[]>();
 
   // Domains: which host runs which guest, and the tap behind each guest NIC.
   interface DomainPlace {
@@ -412,6 +418,22 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         if (r.value) ipvs.set(guestName, r.value.table);
       }
       role ??= 'director';
+    }
+    if (g.keepalived) {
+      const a = readArtifact(ctx, g.keepalived, ['guests', guestName, 'keepalived']);
+      if (a) {
+        const r = readKeepalivedConf(a.text, a.file);
+        ctx.issues.push(...r.issues.filter((i) => i.severity === 'error'));
+        keepalivedIssues.set(guestName, [...r.issues]);
+        if (r.value) {
+          keepalived.set(guestName, r.value);
+          // keepalived programs IPVS itself: without an ipvsadm listing, its configuration is the table.
+          if (!ipvs.has(guestName) && r.value.table.services.length > 0) {
+            ipvs.set(guestName, r.value.table);
+            role ??= 'director';
+          }
+        }
+      }
     }
     if (g.kernel) kernels.set(guestName, g.kernel);
     const listeners: Listener[] = (g.listen ?? []).map((l, k) => {
@@ -661,5 +683,5 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     assumptions,
   };
   void yamlFile;
-  return { scenario, ipvs, filters, kernels };
+  return { scenario, ipvs, filters, kernels, keepalived, keepalivedIssues };
 }

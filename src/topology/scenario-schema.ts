@@ -28,6 +28,7 @@ export const guestSchema = z.strictObject({
   'ip-route': relFile.optional(),
   sysctl: relFile.optional(),
   ipvsadm: relFile.optional(),
+  keepalived: relFile.optional(),
   listen: z.array(z.string().regex(/^(tcp|udp)\/\d+$/, 'expected "tcp/PORT" or "udp/PORT"')).optional(),
 });
 

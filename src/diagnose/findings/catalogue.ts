@@ -1,5 +1,6 @@
 import { directorAntiSpoofing } from './director-anti-spoofing.ts';
 import { filterDrop, probeFailed } from './generic.ts';
+import { keepalivedDefaultMethod, keepalivedDefaultProtocol, vmacBlocked, vrrpStrictDrops } from './keepalived.ts';
 import type { FindingKind } from './kind.ts';
 import { natForwardingOff, natReplyBypassesDirector, tunNoIpip, tunRpFilter } from './methods.ts';
 import { rsAntiSpoofing } from './rs-anti-spoofing.ts';
@@ -33,6 +34,10 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   tunNoIpip,
   ipLearningDirector,
   ipv6VipDropped,
+  keepalivedDefaultProtocol,
+  keepalivedDefaultMethod,
+  vrrpStrictDrops,
+  vmacBlocked,
   filterDrop,
   probeFailed,
 ];

@@ -1,0 +1,142 @@
+/** keepalived: defaults that surprise, vrrp_strict's drop rules, and the VMAC against MAC anti-spoofing. */
+import { type Mac, parseMac } from '../../addr/mac.ts';
+import { implicit } from '../../source/origin.ts';
+import { ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../wire/types.ts';
+import { guestEgressVerdict, tapOf } from '../facts.ts';
+import type { Detected, FindingKind } from './kind.ts';
+
+function fromIssues(
+  code: string,
+  kind: FindingKind,
+  title: string,
+  explanation: string,
+): (ctx: Parameters<NonNullable<FindingKind['check']>>[0]) => Detected[] {
+  return (ctx) => {
+    const out: Detected[] = [];
+    for (const [guest, issues] of ctx.loaded.keepalivedIssues)
+      for (const i of issues.filter((x) => x.code === code))
+        out.push({
+          finding: {
+            code: kind.code,
+            severity: kind.severity,
+            title: `${guest}: ${title} (${i.message})`,
+            explanation,
+            where: guest,
+            culprit: { kind: 'file', label: i.message, ...(i.pos ? { pos: i.pos } : {}) },
+          },
+          fixes: [],
+        });
+    return out;
+  };
+}
+
+export const keepalivedDefaultProtocol: FindingKind = {
+  code: 'keepalived-default-protocol',
+  severity: 'error',
+  title: 'A keepalived virtual_server without protocol is a UDP service',
+  source: 'static',
+  needs: 'a keepalived.conf virtual_server with no `protocol` line',
+  check(ctx) {
+    return fromIssues(
+      'keepalived-default-protocol',
+      this,
+      'no protocol, so keepalived creates a UDP service',
+      'keepalived defaults a virtual_server without `protocol` to UDP ("no protocol set - defaulting to UDP"): TCP connections to the VIP are not balanced at all. Add `protocol TCP`.',
+    )(ctx);
+  },
+};
+
+export const keepalivedDefaultMethod: FindingKind = {
+  code: 'keepalived-default-method',
+  severity: 'warning',
+  title: 'A keepalived virtual_server without lb_kind programs NAT',
+  source: 'static',
+  needs: 'a keepalived.conf virtual_server with no `lb_kind`/`lvs_method` line',
+  check(ctx) {
+    return fromIssues(
+      'keepalived-default-method',
+      this,
+      'no lb_kind, so the real servers are programmed as NAT (Masq)',
+      'keepalived defaults the forwarding method to NAT: the real servers then need their replies routed back through the director. For DR write `lb_kind DR`.',
+    )(ctx);
+  },
+};
+
+export const vrrpStrictDrops: FindingKind = {
+  code: 'vrrp-strict-drops',
+  severity: 'error',
+  title: 'vrrp_strict makes keepalived drop traffic to the VIPs',
+  source: 'static',
+  needs: 'a keepalived vrrp_instance in strict mode (vrrp_strict, strict_mode, no_accept) without `accept`',
+  check(ctx) {
+    const out: Detected[] = [];
+    for (const [guest, conf] of ctx.loaded.keepalived)
+      for (const v of conf.vrrpInstances) {
+        if (!v.strict || v.accept || v.virtualIpaddresses.length === 0) continue;
+        out.push({
+          finding: {
+            code: this.code,
+            severity: this.severity,
+            title: `${guest}: vrrp_instance ${v.name} is strict without accept — its VIPs drop incoming traffic`,
+            explanation: `In strict mode keepalived installs a firewall rule dropping every packet to the instance's VIPs (${v.virtualIpaddresses.map((x) => x.text).join(', ')}) unless \`accept\` is set; it sits in INPUT before IPVS, so the virtual services never see a packet. Add \`accept\` to the instance (or drop vrrp_strict).`,
+            where: guest,
+            culprit: { kind: 'file', label: `vrrp_instance ${v.name}`, pos: v.pos },
+          },
+          fixes: [],
+        });
+      }
+    return out;
+  },
+};
+
+export const vmacBlocked: FindingKind = {
+  code: 'vmac-blocked',
+  severity: 'error',
+  title: "keepalived's VMAC is dropped by MAC anti-spoofing",
+  source: 'static',
+  needs:
+    'a keepalived vrrp_instance with use_vmac on a guest whose port filter drops frames from other MACs (no-mac-spoofing)',
+  check(ctx) {
+    const out: Detected[] = [];
+    for (const [guest, conf] of ctx.loaded.keepalived) {
+      const node = ctx.loaded.scenario.nodes.get(guest);
+      const port = node && tapOf(ctx.loaded, node);
+      if (!port) continue;
+      for (const v of conf.vrrpInstances) {
+        const vmac = v.useVmac && v.vmac ? parseMac(v.vmac) : undefined;
+        if (!vmac) continue;
+        const vip = v.virtualIpaddresses.find((x) => x.address.family === 'ipv4');
+        const frame = {
+          dst: 'ff:ff:ff:ff:ff:ff' as Mac,
+          src: vmac,
+          vlans: [],
+          etherType: ETHERTYPE_ARP,
+          payload: {
+            kind: 'arp' as const,
+            htype: 1,
+            ptype: ETHERTYPE_IPV4,
+            op: 2,
+            sha: vmac,
+            spa: (vip?.address.addr ?? 0) as never,
+            tha: 'ff:ff:ff:ff:ff:ff' as Mac,
+            tpa: (vip?.address.addr ?? 0) as never,
+          },
+        };
+        const step = guestEgressVerdict(ctx.loaded, port.host, port.tap, frame);
+        if (step?.verdict !== 'DROP') continue;
+        out.push({
+          finding: {
+            code: this.code,
+            severity: this.severity,
+            title: `${guest}: frames from VMAC ${vmac} (vrrp_instance ${v.name}) are dropped on ${port.host}:${port.tap}`,
+            explanation: `With use_vmac keepalived sends its adverts, gratuitous ARP and VIP traffic from ${vmac}; the port filter accepts only the interface's MAC, so ${step.chain} "${step.ruleText}" drops them and the VIP is unreachable after a failover. Drop use_vmac, or bind a filter that accepts the VMAC (e.g. MAC as a list with both addresses).`,
+            where: `${port.host}:${port.tap}`,
+            culprit: step.origin ?? implicit('filter'),
+          },
+          fixes: [],
+        });
+      }
+    }
+    return out;
+  },
+};
