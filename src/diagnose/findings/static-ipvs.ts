@@ -17,15 +17,19 @@ interface DrTarget {
   readonly rs?: Node;
 }
 
-/** Every DR destination of every IPv4 service, with the guest that owns the real-server address if modelled. */
-function drTargets(ctx: DiagnoseContext): DrTarget[] {
+/**
+ * Every DR destination (or, with `withTunnels`, DR and TUN: both deliver packets still addressed to the VIP) of
+ * every IPv4 service, with the guest that owns the real-server address if modelled.
+ */
+function drTargets(ctx: DiagnoseContext, withTunnels = false): DrTarget[] {
   const out: DrTarget[] = [];
   for (const name of ctx.loaded.ipvs.keys()) {
     const director = ctx.loaded.scenario.nodes.get(name);
     if (!director) continue;
     for (const svc of ipv4Services(ctx.loaded, name))
       for (const d of svc.destinations) {
-        if ((d.forwarding?.kind ?? 'route') !== 'route' || d.address.family !== 'ipv4') continue;
+        const kind = d.forwarding?.kind ?? 'route';
+        if ((kind !== 'route' && !(withTunnels && kind === 'tunnel')) || d.address.family !== 'ipv4') continue;
         const rs = nicOwning(ctx.loaded, d.address.addr as Ipv4)?.node;
         out.push({
           director,
@@ -79,19 +83,19 @@ export const directorVipMissing: FindingKind = {
 export const rsVipMissing: FindingKind = {
   code: 'rs-vip-missing',
   severity: 'error',
-  title: 'A DR real server does not have the VIP',
+  title: 'A DR or TUN real server does not have the VIP',
   source: 'static',
-  needs: 'a Route (DR) destination modelled as a guest that does not own the VIP',
+  needs: 'a Route (DR) or Tunnel destination modelled as a guest that does not own the VIP',
   check(ctx) {
     return once(
-      drTargets(ctx).filter((t) => t.rs && !ownsAddress(t.rs, t.vip)),
+      drTargets(ctx, true).filter((t) => t.rs && !ownsAddress(t.rs, t.vip)),
       (t) => `${t.rs!.name} ${t.vip}`,
     ).map((t) => ({
       finding: {
         code: this.code,
         severity: this.severity,
         title: `real server ${t.rs!.name} does not have VIP ${formatIpv4(t.vip)}`,
-        explanation: `With DR the frame reaches ${t.rs!.name} with the VIP ${formatIpv4(t.vip)} still as destination; a server without the VIP discards it (or forwards it back if ip_forward=1). Configure it on lo: ip addr add ${formatIpv4(t.vip)}/32 dev lo, with arp_ignore=1 and arp_announce=2.`,
+        explanation: `With DR (and TUN, once decapsulated) the packet reaches ${t.rs!.name} with the VIP ${formatIpv4(t.vip)} still as destination; a server without the VIP discards it (or forwards it back if ip_forward=1). Configure it on lo (DR) or tunl0 (TUN): ip addr add ${formatIpv4(t.vip)}/32 dev lo, with arp_ignore=1 and arp_announce=2.`,
         where: t.rs!.name,
         culprit: t.svc.origin,
       },
@@ -110,7 +114,7 @@ export const rsArpProblem: FindingKind = {
   check(ctx) {
     const out: Detected[] = [];
     for (const t of once(
-      drTargets(ctx).filter((x) => x.rs && ownsAddress(x.rs, x.vip)),
+      drTargets(ctx, true).filter((x) => x.rs && ownsAddress(x.rs, x.vip)),
       (x) => `${x.rs!.name} ${x.vip}`,
     )) {
       const rs = t.rs!;
