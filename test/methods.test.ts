@@ -147,3 +147,36 @@ describe('TUN forwarding, end to end', () => {
     );
   });
 });
+
+describe('br_netfilter: bridged traffic through the iptables rules of nwfilters', () => {
+  const noHttps = `<filter name='rs-no-https' chain='root'>
+  <rule action='drop' direction='in' priority='500'>
+    <tcp dstportstart='443'/>
+  </rule>
+</filter>
+`;
+  const spec = (brnf: number): ScenarioSpec => ({
+    ...base,
+    hosts: base.hosts.map((h) =>
+      h.name === 'kvm1' ? { ...h, sysctl: { 'net.bridge.bridge-nf-call-iptables': brnf }, filters: [noHttps] } : h,
+    ),
+    realServers: base.realServers.map((r) =>
+      r.name === 'web1' ? { ...r, filter: { name: 'rs-no-https', params: [] } } : r,
+    ),
+  });
+
+  it('drops in FORWARD when bridge-nf-call-iptables=1, naming the FO- chain rule and its nwfilter', () => {
+    const t = tcp(spec(1));
+    expect(t.disposition).toBe('dropped-by-filter');
+    expect(t.end.place).toEqual({ node: 'kvm1', iface: 'vnet1' });
+    const step = t.hops
+      .flatMap((h) => h.steps)
+      .find((s) => s.kind === 'netfilter' && s.family === 'ipv4' && s.verdict === 'DROP');
+    expect(step && step.kind === 'netfilter' ? step.chain : '').toBe('FO-vnet1');
+    expect(t.end.origin?.data?.filter).toBe('rs-no-https');
+  });
+
+  it('lets the same traffic pass when bridged traffic does not reach iptables', () => {
+    expect(tcp(spec(0)).disposition).toBe('replied');
+  });
+});

@@ -36,7 +36,14 @@ export interface ScenarioSpec {
   readonly scheduler: string;
   readonly director: GuestSpec & { readonly vipOnEth0: boolean };
   readonly realServers: readonly RealServerSpec[];
-  readonly hosts: readonly { readonly name: string; readonly ip: string; readonly mac: string }[];
+  readonly hosts: readonly {
+    readonly name: string;
+    readonly ip: string;
+    readonly mac: string;
+    readonly sysctl?: Readonly<Record<string, string | number>>;
+    /** Custom nwfilter XML documents, written into the host's nwfilter-dir. */
+    readonly filters?: readonly string[];
+  }[];
   readonly gateway: { readonly ip: string; readonly mac: string; readonly cachedVip: boolean };
   readonly client: { readonly ip: string; readonly ttl?: number };
   readonly probes?: string;
@@ -98,6 +105,17 @@ export function writeScenario(dir: string, s: ScenarioSpec): void {
   const tapOf = new Map<string, string>();
   for (const h of s.hosts) {
     mkdirSync(join(dir, h.name), { recursive: true });
+    if (h.sysctl)
+      writeFileSync(
+        join(dir, h.name, 'sysctl.txt'),
+        Object.entries(h.sysctl)
+          .map(([k, v]) => `${k} = ${v}\n`)
+          .join(''),
+      );
+    if (h.filters) {
+      mkdirSync(join(dir, h.name, 'nwfilter'), { recursive: true });
+      h.filters.forEach((xml, k) => writeFileSync(join(dir, h.name, 'nwfilter', `filter-${k}.xml`), xml));
+    }
     const mine = guests.filter((g) => g.host === h.name);
     mine.forEach((g, k) => {
       tapOf.set(g.name, `vnet${k}`);
@@ -168,6 +186,8 @@ ${taps}`,
     ...s.hosts.flatMap((h) => [
       `  ${h.name}:`,
       `    ip-addr: ${h.name}/ip-addr.txt`,
+      ...(h.sysctl ? [`    sysctl: ${h.name}/sysctl.txt`] : []),
+      ...(h.filters ? [`    nwfilter-dir: ${h.name}/nwfilter`] : []),
       `    domains: [${guests
         .filter((g) => g.host === h.name)
         .map((g) => `${h.name}/${g.name}.xml`)

@@ -14,6 +14,14 @@ export interface BridgeFirewall {
     frame: EthernetFrame,
     ctx: { readonly inIface?: string; readonly outIface?: string },
   ): NetfilterStep | undefined;
+  /**
+   * iptables filter FORWARD for a bridged IPv4 frame (br_netfilter); undefined when the host does not pass bridged
+   * traffic to iptables or no rule there can decide.
+   */
+  evaluateBridged(
+    frame: EthernetFrame,
+    ctx: { readonly bridge: string; readonly inPort: string; readonly outPort: string },
+  ): NetfilterStep | undefined;
 }
 
 export type IpvsDecision =

@@ -2,13 +2,29 @@
 import { evaluateEbtables } from '../netfilter/ebtables-eval.ts';
 import type { EbRule, EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
-import type { EthernetFrame } from '../wire/types.ts';
+import { evaluateIptables } from '../netfilter/iptables-eval.ts';
+import type { CtState, IptTable } from '../netfilter/iptables-model.ts';
+import { renderIptablesRule } from '../netfilter/iptables-render.ts';
+import { type EthernetFrame, TCP_ACK, TCP_SYN } from '../wire/types.ts';
 import type { BridgeFirewall, BridgeHook } from './engines.ts';
 import type { NetfilterStep } from './types.ts';
 
 export interface BridgeTables {
   readonly nat?: EbTable;
   readonly filter?: EbTable;
+  /** The iptables filter table bridged IPv4 passes through (br_netfilter on). */
+  readonly ip4?: IptTable;
+}
+
+/** Conntrack as the first packets of a probe see it: a lone SYN opens, anything else belongs to it. */
+function ctOf(frame: EthernetFrame): { ctState: CtState; ctDir: 'ORIGINAL' | 'REPLY' } {
+  const p = frame.payload;
+  if (p.kind === 'ipv4' && p.payload.kind === 'tcp') {
+    const f = p.payload.flags;
+    if ((f & TCP_SYN) !== 0 && (f & TCP_ACK) === 0) return { ctState: 'NEW', ctDir: 'ORIGINAL' };
+    if ((f & TCP_SYN) !== 0) return { ctState: 'ESTABLISHED', ctDir: 'REPLY' };
+  }
+  return { ctState: 'NEW', ctDir: 'ORIGINAL' };
 }
 
 const RULE_TEXT = { nft: new WeakMap<EbRule, string>(), legacy: new WeakMap<EbRule, string>() };
@@ -32,7 +48,54 @@ function liveHooks(t: EbTable | undefined): Set<string> {
 export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): BridgeFirewall {
   // Hooks that hold no rule and accept by policy cannot change anything: skip them without evaluating.
   const live = { nat: liveHooks(tables.nat), filter: liveHooks(tables.filter) };
+  const ip4 = tables.ip4;
+  const ip4Live =
+    ip4 !== undefined && ip4.chains.some((c) => c.name === 'FORWARD' && (c.rules.length > 0 || c.policy !== 'ACCEPT'));
   return {
+    evaluateBridged(frame, ctx): NetfilterStep | undefined {
+      if (!ip4 || !ip4Live || frame.payload.kind !== 'ipv4') return undefined;
+      const r = evaluateIptables(ip4, 'FORWARD', frame, {
+        physdevIn: ctx.inPort,
+        physdevOut: ctx.outPort,
+        physdevIsBridged: true,
+        inIface: ctx.bridge,
+        outIface: ctx.bridge,
+        ...ctOf(frame),
+      });
+      if (!r.visited.some((v) => v.matched) && r.verdict === 'ACCEPT') return undefined;
+      const verdict = r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP';
+      const path = [
+        'FORWARD',
+        ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
+      ];
+      const d = r.decidedBy;
+      if (d.kind === 'rule')
+        return {
+          kind: 'netfilter',
+          family: 'ipv4',
+          table: 'filter',
+          hook: 'FORWARD',
+          verdict,
+          chain: d.chain,
+          ruleNumber: d.index + 1,
+          ruleText: renderIptablesRule(d.chain, d.rule, 'ipv4'),
+          origin: d.rule.origin,
+          path,
+          rulesVisited: r.visited.length,
+        };
+      return {
+        kind: 'netfilter',
+        family: 'ipv4',
+        table: 'filter',
+        hook: 'FORWARD',
+        verdict,
+        chain: d.chain,
+        ruleText: `policy ${d.policy}`,
+        origin: d.origin,
+        path,
+        rulesVisited: r.visited.length,
+      };
+    },
     evaluate(table: 'nat' | 'filter', hook: BridgeHook, frame: EthernetFrame, ctx): NetfilterStep | undefined {
       const t = tables[table];
       if (!t || !live[table].has(hook)) return undefined;

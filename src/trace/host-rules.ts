@@ -1,4 +1,4 @@
-/** What libvirt installs on a host: every filter binding of its guests compiled into one ebtables nat table. */
+/** What libvirt installs on a host: every filter binding of its guests compiled into one ebtables nat table and the iptables filter table. */
 import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import { compileBindings } from '../libvirt/compile.ts';
 import type { EbStyle } from '../netfilter/ebtables-model.ts';
@@ -9,5 +9,5 @@ export function compileHostRules(loaded: LoadedScenario, host: string, style: Eb
   const registry = filterRegistry(loaded.filters.get(host) ?? []);
   const bindings = loaded.scenario.bindings.filter((b) => b.host === host).map((b) => b.binding);
   const r = compileBindings(bindings, registry, { style });
-  return { nat: r.nat, issues: r.issues };
+  return { nat: r.nat, filter4: r.filter4, issues: r.issues };
 }

@@ -4,6 +4,7 @@
  */
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
+import type { IptTable } from '../netfilter/iptables-model.ts';
 import type { Issue } from '../source/issue.ts';
 import type { Origin } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
@@ -18,6 +19,8 @@ import type { Trace } from './types.ts';
 
 export interface HostRules {
   readonly nat: EbTable;
+  /** libvirt's iptables filter table (FI-/FO-/HI- chains); bridged traffic sees it only through br_netfilter. */
+  readonly filter4?: IptTable;
   readonly issues: readonly Issue[];
 }
 
@@ -45,7 +48,12 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
     const r = compileHostRules(loaded, node.name, style);
     issues.push(...r.issues);
     hostRules.set(node.name, r);
-    firewalls.set(node.name, makeBridgeFirewall({ nat: r.nat }, style));
+    // br_netfilter hands bridged IPv4 to iptables when net.bridge.bridge-nf-call-iptables=1 (its default once loaded).
+    const brnf = node.sysctl.get('net.bridge.bridge-nf-call-iptables')?.value.trim() === '1';
+    firewalls.set(
+      node.name,
+      makeBridgeFirewall({ nat: r.nat, ...(brnf && r.filter4 ? { ip4: r.filter4 } : {}) }, style),
+    );
   }
   const ipvs = new Map<string, () => IpvsEngine>();
   for (const [director, table] of loaded.ipvs) {

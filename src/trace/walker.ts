@@ -342,6 +342,24 @@ export class Walker {
       'out',
     );
     if (!this.firewall(st, hop, 'filter', 'FORWARD', frame, parent.place.iface, port.name)) return;
+    // br_netfilter: bridged IPv4 passes through iptables FORWARD (with physdev) after ebtables' FORWARD.
+    const ipStep = st.firewall?.evaluateBridged(frame, {
+      bridge: port.master ?? '',
+      inPort: parent.place.iface ?? '',
+      outPort: port.name,
+    });
+    if (ipStep) {
+      hop.steps.push(ipStep);
+      if (ipStep.verdict === 'DROP') {
+        this.end(
+          hop,
+          'dropped-by-filter',
+          `iptables -t filter FORWARD (br_netfilter): ${ipStep.chain}${ipStep.ruleNumber !== undefined ? ` rule ${ipStep.ruleNumber}` : ''} "${ipStep.ruleText}"`,
+          ipStep.origin,
+        );
+        return;
+      }
+    }
     if (!this.firewall(st, hop, 'nat', 'POSTROUTING', frame, undefined, port.name)) return;
     this.queue.push({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: hop.id, timeNs });
   }
