@@ -302,6 +302,25 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
       for (const n of plan.neighbours) add2(n.ns, `neigh replace ${n.ip} lladdr ${n.mac} dev ${n.dev} nud permanent`);
       await Promise.all([...conf].map(([ns, lines]) => batch(ns, lines, lab.warnings)));
     });
+    // Links come up asynchronously: wait until every interface has carrier and every bridge port forwards, so
+    // that a busy machine does not lose the first probe's packets on a port still coming up.
+    await step(lab, 'settle', async () => {
+      const deadline = Date.now() + 5000;
+      for (const n of plan.namespaces) {
+        for (;;) {
+          const links = runSync(['ip', '-n', n.ns, '-o', 'link', 'show']).stdout;
+          const ports = runSync(['bridge', '-n', n.ns, 'link', 'show']).stdout;
+          const down = links
+            .split('\n')
+            .filter((l) => /state (DOWN|LOWERLAYERDOWN)/.test(l) && !/NO-CARRIER.*master|NOARP/.test(l));
+          const notForwarding = ports
+            .split('\n')
+            .filter((l) => l.includes('state') && !/state forwarding/.test(l) && !/state disabled/.test(l));
+          if ((down.length === 0 && notForwarding.length === 0) || Date.now() > deadline) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    });
     await step(lab, 'filters', async () => {
       const hosts = group(plan.bindings, (b) => b.host);
       await Promise.all(
