@@ -1,0 +1,644 @@
+/**
+ * Reader for `iptables-save` / `ip6tables-save` text (with or without `-c` counters) into the iptables model.
+ * The `filter` table is read; other tables (`nat`, `mangle`, `raw`, `security`) are reported as unsupported issues
+ * naming their chains and rule count, never silently skipped. A rule with a match, option or target lvsdoctor does
+ * not model is an `unsupported` issue at its line and is left out of the model; reading goes on.
+ */
+import { parseIpv4 } from '../addr/ipv4.ts';
+import { parseIpv6 } from '../addr/ipv6.ts';
+import { type Mac, parseMac } from '../addr/mac.ts';
+import { type Issue, issue, type ReadResult, unsupported } from '../source/issue.ts';
+import { filePos, type Origin } from '../source/origin.ts';
+import {
+  CT_STATE_ORDER,
+  type CtState,
+  IPT_BUILTIN_CHAINS,
+  type IptAddrMatch,
+  type IptAddrRange,
+  type IptChain,
+  type IptCounters,
+  type IptFamily,
+  type IptIfaceMatch,
+  type IptMatch,
+  type IptPolicy,
+  type IptRange,
+  type IptRule,
+  type IptTable,
+  type IptTarget,
+  parseTcpFlags,
+} from './iptables-model.ts';
+import { protocolByName } from './names.ts';
+
+/** A word of a save line: its text with quotes removed, and whether it was quoted. */
+interface Word {
+  readonly text: string;
+  readonly quoted: boolean;
+}
+
+class RuleError {
+  constructor(
+    readonly message: string,
+    readonly isUnsupported: boolean,
+  ) {}
+}
+
+function bad(message: string): never {
+  throw new RuleError(message, false);
+}
+
+function notModelled(message: string): never {
+  throw new RuleError(message, true);
+}
+
+/** Splits a line like the shell-ish splitter of `iptables-restore`: double quotes group, `\` escapes inside them. */
+export function splitSaveLine(line: string): Word[] | undefined {
+  const out: Word[] = [];
+  let i = 0;
+  while (i < line.length) {
+    while (i < line.length && (line[i] === ' ' || line[i] === '\t')) i++;
+    if (i >= line.length) break;
+    let text = '';
+    let quoted = false;
+    while (i < line.length && line[i] !== ' ' && line[i] !== '\t') {
+      if (line[i] === '"') {
+        quoted = true;
+        i++;
+        while (i < line.length && line[i] !== '"') {
+          if (line[i] === '\\' && i + 1 < line.length) i++;
+          text += line[i];
+          i++;
+        }
+        if (i >= line.length) return undefined;
+        i++;
+      } else {
+        text += line[i];
+        i++;
+      }
+    }
+    out.push({ text, quoted });
+  }
+  return out;
+}
+
+const VERDICTS = new Set(['ACCEPT', 'DROP', 'RETURN']);
+
+function num(text: string, what: string, max: number): number {
+  let n: number;
+  if (/^0x[0-9a-f]+$/i.test(text)) n = Number.parseInt(text.slice(2), 16);
+  else if (/^\d+$/.test(text)) n = Number(text);
+  else bad(`expected ${what} (a number), got '${text}'`);
+  if (n > max) bad(`${what} ${text} is out of range (at most ${max})`);
+  return n;
+}
+
+function portRange(text: string, negated: boolean, what: string): IptRange {
+  const m = /^(\d*)(?::(\d*))?$/.exec(text);
+  if (!m || (m[1] === '' && m[2] === undefined)) bad(`expected ${what} (PORT or LO:HI), got '${text}'`);
+  const lo = m[1] === '' ? 0 : num(m[1]!, what, 0xffff);
+  const hi = m[2] === undefined ? lo : m[2] === '' ? 0xffff : num(m[2], what, 0xffff);
+  return { lo, hi, negated };
+}
+
+function addrMatch(text: string, family: IptFamily, negated: boolean, what: string): IptAddrMatch {
+  const slash = text.indexOf('/');
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const max = family === 'ipv4' ? 32 : 128;
+  const ok = family === 'ipv4' ? parseIpv4(addr) !== undefined : parseIpv6(addr) !== undefined;
+  if (!ok) bad(`expected ${what} (an ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address[/length]), got '${text}'`);
+  const lenText = slash < 0 ? `${max}` : text.slice(slash + 1);
+  if (!/^\d+$/.test(lenText))
+    notModelled(`${what} mask '${lenText}' is not modelled (expected a prefix length, as iptables-save prints)`);
+  const prefixLen = Number(lenText);
+  if (prefixLen > max) bad(`${what} prefix length ${lenText} is out of range`);
+  return { addr, prefixLen, negated };
+}
+
+function addrRange(text: string, family: IptFamily, negated: boolean, what: string): IptAddrRange {
+  const dash = text.indexOf('-');
+  const from = dash < 0 ? text : text.slice(0, dash);
+  const to = dash < 0 ? text : text.slice(dash + 1);
+  const valid = (a: string) => (family === 'ipv4' ? parseIpv4(a) !== undefined : parseIpv6(a) !== undefined);
+  if (!valid(from) || !valid(to)) bad(`expected ${what} (FROM-TO addresses), got '${text}'`);
+  return { from, to, negated };
+}
+
+function protocol(text: string): number {
+  if (/^\d+$/.test(text)) return num(text, 'a protocol', 255);
+  const lower = text.toLowerCase();
+  if (lower === 'all') return 0;
+  if (lower === 'icmpv6') return 58;
+  const n = protocolByName(lower);
+  if (n === undefined) bad(`expected a protocol (an /etc/protocols name or a number), got '${text}'`);
+  return n;
+}
+
+/** An option of a match: its name, arguments and negation. */
+interface Opt {
+  readonly name: string;
+  readonly args: readonly string[];
+  readonly negated: boolean;
+}
+
+/** Number of arguments each match option takes (match name → option → arity). */
+const MATCH_OPTIONS: Readonly<Record<string, Readonly<Record<string, number>>>> = {
+  mac: { '--mac-source': 1 },
+  iprange: { '--src-range': 1, '--dst-range': 1 },
+  dscp: { '--dscp': 1 },
+  tcp: {
+    '--sport': 1,
+    '--source-port': 1,
+    '--dport': 1,
+    '--destination-port': 1,
+    '--tcp-option': 1,
+    '--tcp-flags': 2,
+    '--syn': 0,
+  },
+  udp: { '--sport': 1, '--source-port': 1, '--dport': 1, '--destination-port': 1 },
+  sctp: { '--sport': 1, '--source-port': 1, '--dport': 1, '--destination-port': 1 },
+  icmp: { '--icmp-type': 1 },
+  icmp6: { '--icmpv6-type': 1 },
+  conntrack: { '--ctstate': 1, '--ctdir': 1 },
+  set: { '--match-set': 2 },
+  connlimit: {
+    '--connlimit-above': 1,
+    '--connlimit-upto': 1,
+    '--connlimit-mask': 1,
+    '--connlimit-saddr': 0,
+    '--connlimit-daddr': 0,
+  },
+  comment: { '--comment': 1 },
+  physdev: {
+    '--physdev-in': 1,
+    '--physdev-out': 1,
+    '--physdev-is-in': 0,
+    '--physdev-is-out': 0,
+    '--physdev-is-bridged': 0,
+  },
+};
+
+function single(opts: readonly Opt[], name: string): Opt | undefined {
+  const found = opts.filter((o) => o.name === name);
+  if (found.length > 1) bad(`option ${name} given twice`);
+  return found[0];
+}
+
+function buildPorts(opts: readonly Opt[], match: string): { sport?: IptRange; dport?: IptRange } {
+  const out: { sport?: IptRange; dport?: IptRange } = {};
+  for (const o of opts) {
+    if (o.name === '--sport' || o.name === '--source-port') {
+      if (out.sport) bad(`-m ${match}: source port given twice`);
+      out.sport = portRange(o.args[0]!, o.negated, 'a source port');
+    } else if (o.name === '--dport' || o.name === '--destination-port') {
+      if (out.dport) bad(`-m ${match}: destination port given twice`);
+      out.dport = portRange(o.args[0]!, o.negated, 'a destination port');
+    }
+  }
+  return out;
+}
+
+function icmpType(text: string, negated: boolean, v6: boolean): { type: number; codeLo: number; codeHi: number } {
+  if (!v6 && text === 'any') return { type: 0xff, codeLo: 0, codeHi: 0xff };
+  const m = /^(\d+)(?:\/(\d+))?$/.exec(text);
+  if (!m) notModelled(`ICMP type '${text}' is not modelled (expected a number, TYPE/CODE${v6 ? '' : " or 'any'"})`);
+  void negated;
+  const type = num(m[1]!, 'an ICMP type', 255);
+  if (m[2] === undefined) return { type, codeLo: 0, codeHi: 0xff };
+  const code = num(m[2], 'an ICMP code', 255);
+  return { type, codeLo: code, codeHi: code };
+}
+
+function buildMatch(name: string, opts: readonly Opt[], family: IptFamily): IptMatch {
+  const arg = (o: Opt | undefined) => o?.args[0] ?? '';
+  switch (name) {
+    case 'mac': {
+      const o = single(opts, '--mac-source');
+      if (!o) bad('-m mac needs --mac-source');
+      const m = parseMac(o.args[0]!);
+      if (m === undefined) bad(`expected a MAC address after --mac-source, got '${o.args[0]}'`);
+      return { kind: 'mac', source: m as Mac, negated: o.negated };
+    }
+    case 'iprange': {
+      const s = single(opts, '--src-range');
+      const d = single(opts, '--dst-range');
+      if (!s && !d) bad('-m iprange needs --src-range or --dst-range');
+      return {
+        kind: 'iprange',
+        ...(s ? { src: addrRange(arg(s), family, s.negated, 'a source range') } : {}),
+        ...(d ? { dst: addrRange(arg(d), family, d.negated, 'a destination range') } : {}),
+      };
+    }
+    case 'dscp': {
+      const o = single(opts, '--dscp');
+      if (!o) bad('-m dscp needs --dscp');
+      return { kind: 'dscp', value: num(arg(o), 'a DSCP value', 63), negated: o.negated };
+    }
+    case 'tcp': {
+      const opt = single(opts, '--tcp-option');
+      const flags = single(opts, '--tcp-flags');
+      const syn = single(opts, '--syn');
+      if (flags && syn) bad('both --tcp-flags and --syn');
+      let f: { mask: number; comp: number; negated: boolean } | undefined;
+      if (flags) {
+        const mask = parseTcpFlags(flags.args[0]!);
+        const comp = parseTcpFlags(flags.args[1]!);
+        if (mask === undefined || comp === undefined)
+          bad(`expected TCP flags (SYN,ACK,FIN,RST,URG,PSH,ALL,NONE), got '${flags.args.join(' ')}'`);
+        f = { mask, comp, negated: flags.negated };
+      } else if (syn) f = { mask: 0x17, comp: 0x02, negated: syn.negated };
+      return {
+        kind: 'tcp',
+        ...buildPorts(opts, 'tcp'),
+        ...(opt ? { option: { value: num(arg(opt), 'a TCP option', 255), negated: opt.negated } } : {}),
+        ...(f ? { flags: f } : {}),
+      };
+    }
+    case 'udp':
+      return { kind: 'udp', ...buildPorts(opts, 'udp') };
+    case 'sctp':
+      return { kind: 'sctp', ...buildPorts(opts, 'sctp') };
+    case 'icmp': {
+      const o = single(opts, '--icmp-type');
+      if (!o) bad('-m icmp needs --icmp-type');
+      return { kind: 'icmp', ...icmpType(arg(o), o.negated, false), negated: o.negated };
+    }
+    case 'icmp6': {
+      const o = single(opts, '--icmpv6-type');
+      if (!o) bad('-m icmp6 needs --icmpv6-type');
+      return { kind: 'icmp6', ...icmpType(arg(o), o.negated, true), negated: o.negated };
+    }
+    case 'conntrack': {
+      const st = single(opts, '--ctstate');
+      const dir = single(opts, '--ctdir');
+      let state: { states: CtState[]; negated: boolean } | undefined;
+      if (st) {
+        const states = arg(st).split(',');
+        for (const s of states)
+          if (!CT_STATE_ORDER.includes(s as CtState))
+            bad(`expected conntrack states (${CT_STATE_ORDER.join(',')}), got '${s}'`);
+        state = { states: states as CtState[], negated: st.negated };
+      }
+      let d: 'ORIGINAL' | 'REPLY' | undefined;
+      if (dir) {
+        if (arg(dir) !== 'ORIGINAL' && arg(dir) !== 'REPLY')
+          bad(`expected --ctdir ORIGINAL or REPLY, got '${arg(dir)}'`);
+        if (dir.negated) notModelled('a negated --ctdir is not modelled');
+        d = arg(dir) as 'ORIGINAL' | 'REPLY';
+      }
+      return { kind: 'conntrack', ...(state ? { state } : {}), ...(d ? { dir: d } : {}) };
+    }
+    case 'set': {
+      const o = single(opts, '--match-set');
+      if (!o) bad('-m set needs --match-set');
+      const flags = o.args[1]!.split(',');
+      for (const f of flags) if (f !== 'src' && f !== 'dst') bad(`expected set flags src/dst, got '${f}'`);
+      return { kind: 'set', name: o.args[0]!, flags: flags as ('src' | 'dst')[], negated: o.negated };
+    }
+    case 'connlimit': {
+      const above = single(opts, '--connlimit-above');
+      const upto = single(opts, '--connlimit-upto');
+      const lim = above ?? upto;
+      if (!lim || (above && upto)) bad('-m connlimit needs one of --connlimit-above, --connlimit-upto');
+      const mask = single(opts, '--connlimit-mask');
+      const max = family === 'ipv4' ? 32 : 128;
+      return {
+        kind: 'connlimit',
+        limit: num(arg(lim), 'a connection limit', 0xffffffff),
+        upto: upto !== undefined,
+        mask: mask ? num(arg(mask), 'a connlimit mask', max) : max,
+        daddr: opts.some((o) => o.name === '--connlimit-daddr'),
+      };
+    }
+    case 'comment': {
+      const o = single(opts, '--comment');
+      if (!o) bad('-m comment needs --comment');
+      return { kind: 'comment', text: arg(o) };
+    }
+    case 'physdev': {
+      const iface = (o: Opt | undefined): IptIfaceMatch | undefined =>
+        o ? { name: arg(o), negated: o.negated } : undefined;
+      const flag = (o: Opt | undefined) => (o ? { negated: o.negated } : undefined);
+      const pin = iface(single(opts, '--physdev-in'));
+      const pout = iface(single(opts, '--physdev-out'));
+      const isIn = flag(single(opts, '--physdev-is-in'));
+      const isOut = flag(single(opts, '--physdev-is-out'));
+      const isBridged = flag(single(opts, '--physdev-is-bridged'));
+      return {
+        kind: 'physdev',
+        ...(pin ? { in: pin } : {}),
+        ...(pout ? { out: pout } : {}),
+        ...(isIn ? { isIn } : {}),
+        ...(isOut ? { isOut } : {}),
+        ...(isBridged ? { isBridged } : {}),
+      };
+    }
+  }
+  return notModelled(`match -m ${name} is not modelled`);
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Parses the words after `-A CHAIN`. */
+function parseRule(
+  words: readonly Word[],
+  family: IptFamily,
+  chains: ReadonlySet<string>,
+  origin: Origin,
+  counters: IptCounters | undefined,
+): IptRule {
+  const rule: Mutable<Omit<IptRule, 'matches'>> = { origin };
+  const matches: IptMatch[] = [];
+  let i = 0;
+  let neg = false;
+  const takeNeg = () => {
+    const n = neg;
+    neg = false;
+    return n;
+  };
+  const next = (opt: string): string => {
+    const w = words[i++];
+    if (w === undefined) bad(`option ${opt} needs a value`);
+    return w.text;
+  };
+  while (i < words.length) {
+    const w = words[i++]!;
+    const t = w.text;
+    if (t === '!' && !w.quoted) {
+      neg = true;
+      continue;
+    }
+    switch (t) {
+      case '-s':
+      case '--source':
+      case '-d':
+      case '--destination': {
+        const src = t === '-s' || t === '--source';
+        if ((src ? rule.src : rule.dst) !== undefined) bad(`option ${t} given twice`);
+        const n = takeNeg();
+        const m = addrMatch(next(t), family, n, src ? 'a source address' : 'a destination address');
+        if (src) rule.src = m;
+        else rule.dst = m;
+        break;
+      }
+      case '-i':
+      case '--in-interface':
+      case '-o':
+      case '--out-interface': {
+        const n = takeNeg();
+        const m = { name: next(t), negated: n };
+        if (t === '-i' || t === '--in-interface') rule.in = m;
+        else rule.out = m;
+        break;
+      }
+      case '-p':
+      case '--protocol': {
+        const n = takeNeg();
+        rule.proto = { value: protocol(next(t)), negated: n };
+        break;
+      }
+      case '-m':
+      case '--match': {
+        if (neg) bad("a '!' before -m");
+        const name = next(t);
+        const known = MATCH_OPTIONS[name];
+        if (known === undefined)
+          notModelled(`match -m ${name} is not modelled (expected one of ${Object.keys(MATCH_OPTIONS).join(', ')})`);
+        const opts: Opt[] = [];
+        while (i < words.length) {
+          let k = i;
+          let n = false;
+          if (words[k]!.text === '!' && !words[k]!.quoted) {
+            n = true;
+            k++;
+          }
+          const ow = words[k];
+          if (ow === undefined || ow.quoted || !ow.text.startsWith('--')) break;
+          const arity = known[ow.text];
+          if (arity === undefined) {
+            if (
+              [
+                '--source',
+                '--destination',
+                '--in-interface',
+                '--out-interface',
+                '--protocol',
+                '--match',
+                '--jump',
+                '--goto',
+              ].includes(ow.text)
+            )
+              break;
+            notModelled(`option ${ow.text} of -m ${name} is not modelled (expected ${Object.keys(known).join(', ')})`);
+          }
+          const args: string[] = [];
+          for (let a = 0; a < arity; a++) {
+            const aw = words[k + 1 + a];
+            if (aw === undefined) bad(`option ${ow.text} of -m ${name} needs ${arity} value${arity > 1 ? 's' : ''}`);
+            args.push(aw.text);
+          }
+          opts.push({ name: ow.text, args, negated: n });
+          i = k + 1 + arity;
+        }
+        matches.push(buildMatch(name, opts, family));
+        break;
+      }
+      case '-j':
+      case '--jump':
+      case '-g':
+      case '--goto': {
+        if (rule.target !== undefined) bad('two targets');
+        if (neg) bad("a '!' before the target");
+        const name = next(t);
+        let target: IptTarget;
+        if (t === '-g' || t === '--goto') {
+          if (!chains.has(name)) bad(`goto to chain ${name}, which is not declared`);
+          target = { kind: 'goto', chain: name };
+        } else if (VERDICTS.has(name)) target = { kind: 'verdict', verdict: name as 'ACCEPT' | 'DROP' | 'RETURN' };
+        else if (name === 'REJECT') {
+          let w2 = '';
+          if (words[i]?.text === '--reject-with') {
+            i++;
+            w2 = next('--reject-with');
+          }
+          target = { kind: 'reject', with: w2 };
+        } else if (chains.has(name)) target = { kind: 'jump', chain: name };
+        else notModelled(`target ${name} is not modelled (expected ACCEPT, DROP, RETURN, REJECT or a declared chain)`);
+        rule.target = target;
+        if (i < words.length && words[i]!.text.startsWith('--'))
+          notModelled(`target option ${words[i]!.text} of -j ${name} is not modelled`);
+        break;
+      }
+      case '-f':
+      case '--fragment':
+        notModelled('-f (fragment match) is not modelled');
+        break;
+      default:
+        if (t.startsWith('-'))
+          notModelled(`option ${t} is not modelled (expected -s, -d, -i, -o, -p, -m MATCH …, -j or -g)`);
+        bad(`expected an option, got '${t}'`);
+    }
+  }
+  if (neg) bad("a '!' with no option after it");
+  const out: IptRule = { ...rule, matches };
+  return counters === undefined ? out : { ...out, counters };
+}
+
+interface TableBuilder {
+  readonly chains: {
+    name: string;
+    builtin: boolean;
+    policy?: IptPolicy;
+    policyOrigin?: Origin;
+    counters?: IptCounters;
+    rules: IptRule[];
+    origin: Origin;
+  }[];
+  committed: boolean;
+  readonly line: number;
+}
+
+function parseCounters(text: string): IptCounters | undefined {
+  const m = /^\[(\d+):(\d+)\]$/.exec(text);
+  return m ? { packets: Number(m[1]), bytes: Number(m[2]) } : undefined;
+}
+
+/** Reads `iptables-save` (family `ipv4`) or `ip6tables-save` (`ipv6`) output: the filter table(s) it contains. */
+export function readIptablesSave(text: string, file: string, family: IptFamily): ReadResult<IptTable[]> {
+  const issues: Issue[] = [];
+  const tables: TableBuilder[] = [];
+  const tool = family === 'ipv4' ? 'iptables' : 'ip6tables';
+  let cur: TableBuilder | undefined;
+  let other: { name: string; line: number; chains: string[]; rules: number } | undefined;
+  const closeOther = () => {
+    if (other === undefined) return;
+    issues.push(
+      unsupported(
+        'iptables-table-unsupported',
+        `table ${other.name} (${other.chains.length} chains: ${other.chains.join(', ') || 'none'}; ${other.rules} rules) is not modelled (only filter is read)`,
+        filePos(file, other.line),
+      ),
+    );
+    other = undefined;
+  };
+  text.split('\n').forEach((raw, idx) => {
+    const lineNo = idx + 1;
+    const line = raw.replace(/\r$/, '').trim();
+    const pos = filePos(file, lineNo);
+    if (line === '' || line.startsWith('#')) return;
+    if (line.startsWith('*')) {
+      if (cur && !cur.committed)
+        issues.push(issue('iptables-no-commit', `table before line ${lineNo} has no COMMIT`, filePos(file, cur.line)));
+      closeOther();
+      cur = undefined;
+      const name = line.slice(1);
+      if (name === 'filter') {
+        cur = { chains: [], committed: false, line: lineNo };
+        tables.push(cur);
+      } else other = { name, line: lineNo, chains: [], rules: 0 };
+      return;
+    }
+    if (other) {
+      if (line === 'COMMIT') closeOther();
+      else if (line.startsWith(':')) other.chains.push(line.slice(1).split(' ')[0]!);
+      else other.rules++;
+      return;
+    }
+    if (cur === undefined) {
+      issues.push(issue('iptables-stray-line', `expected a '*TABLE' line first, got '${line}'`, pos));
+      return;
+    }
+    const table = cur;
+    if (line === 'COMMIT') {
+      table.committed = true;
+      cur = undefined;
+      return;
+    }
+    if (line.startsWith(':')) {
+      const m = /^:(\S+) (\S+)(?: (\S+))?$/.exec(line);
+      if (!m) {
+        issues.push(issue('iptables-bad-chain', `expected ':CHAIN POLICY [packets:bytes]', got '${line}'`, pos));
+        return;
+      }
+      const name = m[1]!;
+      if (table.chains.some((c) => c.name === name)) {
+        issues.push(issue('iptables-duplicate-chain', `chain ${name} declared twice`, pos));
+        return;
+      }
+      const builtin = IPT_BUILTIN_CHAINS.includes(name);
+      const origin: Origin = { kind: 'file', label: `${tool} chain ${name}`, pos };
+      const counters = m[3] === undefined ? undefined : parseCounters(m[3]);
+      if (m[3] !== undefined && counters === undefined)
+        issues.push(issue('iptables-bad-counters', `expected [packets:bytes], got '${m[3]}'`, pos));
+      const policy = m[2]!;
+      const chain: TableBuilder['chains'][number] = { name, builtin, rules: [], origin };
+      if (builtin) {
+        if (policy !== 'ACCEPT' && policy !== 'DROP') {
+          issues.push(issue('iptables-bad-policy', `expected policy ACCEPT or DROP, got '${policy}'`, pos));
+          chain.policy = 'ACCEPT';
+        } else chain.policy = policy;
+        chain.policyOrigin = origin;
+      } else if (policy !== '-') {
+        issues.push(issue('iptables-bad-policy', `user chain ${name} with policy '${policy}' (expected '-')`, pos));
+      }
+      if (counters) chain.counters = counters;
+      table.chains.push(chain);
+      return;
+    }
+    let body = line;
+    let counters: IptCounters | undefined;
+    const cm = /^\[(\d+):(\d+)\]\s+/.exec(body);
+    if (cm) {
+      counters = { packets: Number(cm[1]), bytes: Number(cm[2]) };
+      body = body.slice(cm[0].length);
+    }
+    const words = splitSaveLine(body);
+    if (words === undefined) {
+      issues.push(issue('iptables-bad-quote', 'unterminated double quote', pos));
+      return;
+    }
+    if (words[0]?.text !== '-A' || words[1] === undefined) {
+      issues.push(issue('iptables-stray-line', `expected ':CHAIN', '-A CHAIN …' or COMMIT, got '${line}'`, pos));
+      return;
+    }
+    const chainName = words[1].text;
+    const chain = table.chains.find((c) => c.name === chainName);
+    if (chain === undefined) {
+      issues.push(issue('iptables-unknown-chain', `rule for chain ${chainName} that was not declared with ':'`, pos));
+      return;
+    }
+    const origin: Origin = {
+      kind: 'file',
+      label: `${tool} filter ${chainName} rule ${chain.rules.length + 1}`,
+      pos,
+    };
+    try {
+      chain.rules.push(parseRule(words.slice(2), family, new Set(table.chains.map((c) => c.name)), origin, counters));
+    } catch (e) {
+      if (!(e instanceof RuleError)) throw e;
+      if (e.isUnsupported)
+        issues.push(unsupported('iptables-unsupported', `${e.message}; rule left out of the model`, pos));
+      else issues.push(issue('iptables-bad-rule', `${e.message}; rule left out of the model`, pos));
+    }
+  });
+  closeOther();
+  if (cur !== undefined) {
+    const open: TableBuilder = cur;
+    if (!open.committed)
+      issues.push(issue('iptables-no-commit', 'the table has no COMMIT line', filePos(file, open.line), 'warning'));
+  }
+  const value = tables.map(
+    (t): IptTable => ({
+      family,
+      name: 'filter',
+      chains: t.chains.map((c): IptChain => {
+        const base: IptChain = { name: c.name, builtin: c.builtin, rules: c.rules, origin: c.origin };
+        return {
+          ...base,
+          ...(c.policy ? { policy: c.policy } : {}),
+          ...(c.policyOrigin ? { policyOrigin: c.policyOrigin } : {}),
+          ...(c.counters ? { counters: c.counters } : {}),
+        };
+      }),
+    }),
+  );
+  return { value, issues };
+}
