@@ -114,7 +114,9 @@ export function writeScenario(dir: string, s: ScenarioSpec): void {
       );
     if (h.filters) {
       mkdirSync(join(dir, h.name, 'nwfilter'), { recursive: true });
-      h.filters.forEach((xml, k) => writeFileSync(join(dir, h.name, 'nwfilter', `filter-${k}.xml`), xml));
+      h.filters.forEach((xml, k) => {
+        writeFileSync(join(dir, h.name, 'nwfilter', `filter-${k}.xml`), xml);
+      });
     }
     const mine = guests.filter((g) => g.host === h.name);
     mine.forEach((g, k) => {

@@ -419,7 +419,7 @@ function driftOf(c: Cluster, hostsOut: ReadonlyMap<string, HostOut>, notes: stri
       );
     const style = ebtablesStyle(outputOf(b, 'version-ebtables'));
     const registry = filterRegistry(hostsOut.get(h.node)?.filters ?? []);
-    const compiled = compileBindings([...implied.values()], registry, { style });
+    const compiled = compileBindings([...implied.values()], registry, { style, commands: false });
     const nat = outputOf(b, 'ebtables-nat');
     if (!h.ev.domains)
       notes.push(`${h.node}: rules not compared (domains unknown: ${whyUnavailable(b, 'virsh-list')})`);

@@ -9,14 +9,15 @@ export function sysctlFix(
   settings: readonly (readonly [string, string])[],
   why: string,
   rank: number,
+  keeps = 'every filter as it is; only kernel settings of the guest change',
 ): FixProposal {
   const file = `sysctl-${node.name}/90-lvsdoctor.conf`;
   const content = [`# ${why}`, ...settings.map(([k, v]) => `${k} = ${v}`), ''].join('\n');
   return {
     id: `sysctl:${node.name}:${settings.map(([k, v]) => `${k}=${v}`).join(',')}`,
     title: `On ${node.name}: ${settings.map(([k, v]) => `${k}=${v}`).join(', ')} (${why})`,
-    keeps: 'every filter as it is; only kernel settings of the guest change',
-    protectionRank: 100,
+    keeps,
+    protectionRank: rank,
     artifacts: [{ path: file, content }],
     commands: [
       `# on ${node.name}:`,

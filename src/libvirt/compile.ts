@@ -59,8 +59,20 @@ export interface CompileOptions {
 }
 
 /** Per-rule caches: literal attributes convert and translate the same way for every binding. */
-const typedCache = new WeakMap<NwRule, Map<string, { attrs: Map<string, TypedAttr>; errors: string[] }>>();
-const ebCache = new WeakMap<NwRule, Map<string, ReturnType<typeof translateEbtablesRule>>>();
+/**
+ * Entries per rule: values shared by many ports (literals, common parameters) are met first and stay; once full,
+ * port-specific values (each port's MAC and IP) are translated without being kept, so memory stays bounded.
+ */
+const CACHE_LIMIT = 256;
+
+/** One value combination of a rule: its typed attributes and (lazily) its two ebtables translations. */
+interface TypedEntry {
+  readonly attrs: Map<string, TypedAttr>;
+  readonly errors: string[];
+  forward?: ReturnType<typeof translateEbtablesRule>;
+  reverse?: ReturnType<typeof translateEbtablesRule>;
+}
+const typedCache = new WeakMap<NwRule, Map<string, TypedEntry>>();
 
 function comboKey(combo: ReadonlyMap<string, string>): string {
   let k = '';
@@ -68,7 +80,7 @@ function comboKey(combo: ReadonlyMap<string, string>): string {
   return k;
 }
 
-function cachedTyped(rule: NwRule, combo: ReadonlyMap<string, string>) {
+function cachedTyped(rule: NwRule, combo: ReadonlyMap<string, string>): TypedEntry {
   let m = typedCache.get(rule);
   if (m === undefined) {
     m = new Map();
@@ -78,25 +90,53 @@ function cachedTyped(rule: NwRule, combo: ReadonlyMap<string, string>) {
   let t = m.get(key);
   if (t === undefined) {
     const negation = new Map([...rule.attrs].map(([k, v]) => [k, v.negated]));
-    t = typeAttrs(rule.protocol, combo, negation);
-    m.set(key, t);
-  }
-  return { ...t, key };
-}
-
-function cachedEb(rule: NwRule, key: string, attrs: ReadonlyMap<string, TypedAttr>, reverse: boolean) {
-  let m = ebCache.get(rule);
-  if (m === undefined) {
-    m = new Map();
-    ebCache.set(rule, m);
-  }
-  const k = `${reverse ? 'r' : 'f'}${key}`;
-  let t = m.get(k);
-  if (t === undefined) {
-    t = translateEbtablesRule(rule.protocol as EthernetProtocol | 'none', attrs, rule.action, reverse);
-    m.set(k, t);
+    const typed = typeAttrs(rule.protocol, combo, negation);
+    t = { attrs: typed.attrs, errors: typed.errors };
+    if (m.size < CACHE_LIMIT) m.set(key, t);
   }
   return t;
+}
+
+function cachedEb(rule: NwRule, entry: TypedEntry, reverse: boolean) {
+  if (reverse) {
+    entry.reverse ??= translateEbtablesRule(rule.protocol as EthernetProtocol | 'none', entry.attrs, rule.action, true);
+    return entry.reverse;
+  }
+  entry.forward ??= translateEbtablesRule(rule.protocol as EthernetProtocol | 'none', entry.attrs, rule.action, false);
+  return entry.forward;
+}
+
+/**
+ * `{ ...o, via }` with the same keys in the same order, built as a literal (performance: V8 gives each spread copy
+ * its own hidden class, which costs time and memory when a compile makes thousands of them).
+ */
+const originShape = new WeakMap<Origin, number>();
+const SHAPES = ['kind,label', 'kind,label,pos', 'kind,label,data', 'kind,label,pos,data', 'kind,label,data,pos'];
+export function originVia(o: Origin, via: Origin): Origin {
+  let shape = originShape.get(o);
+  if (shape === undefined) {
+    shape = SHAPES.indexOf(Object.keys(o).join(','));
+    originShape.set(o, shape);
+  }
+  switch (shape) {
+    case 0:
+      return { kind: o.kind, label: o.label, via };
+    case 1:
+      return { kind: o.kind, label: o.label, pos: o.pos!, via };
+    case 2:
+      return { kind: o.kind, label: o.label, data: o.data!, via };
+    case 3:
+      return { kind: o.kind, label: o.label, pos: o.pos!, data: o.data!, via };
+    case 4:
+      return { kind: o.kind, label: o.label, data: o.data!, pos: o.pos!, via };
+    default:
+      return { ...o, via };
+  }
+}
+
+/** `{ ...implicit(label, data), via }` as a literal. */
+function implicitVia(label: string, data: Origin['data'] | undefined, via: Origin): Origin {
+  return data === undefined ? { kind: 'implicit', label, via } : { kind: 'implicit', label, data, via };
 }
 
 /** A rule instance after flattening: the rule, its filter, the variables in scope and its origin chain. */
@@ -158,6 +198,17 @@ function cmd(prefix: string, args: readonly string[]): string {
 
 /** The ethertype match of the jump into a sub-chain, by chain-name prefix. */
 function jumpMatch(chain: string): { argv: string[]; rule: Pick<EbRule, 'proto' | 'dst'> } {
+  // Performance: the same (readonly) match for every port.
+  let m = jumpMatchCache.get(chain);
+  if (m === undefined) {
+    m = computeJumpMatch(chain);
+    jumpMatchCache.set(chain, m);
+  }
+  return m;
+}
+const jumpMatchCache = new Map<string, { argv: string[]; rule: Pick<EbRule, 'proto' | 'dst'> }>();
+
+function computeJumpMatch(chain: string): { argv: string[]; rule: Pick<EbRule, 'proto' | 'dst'> } {
   const et = (n: number) => ({
     argv: ['-p', `0x${n.toString(16).padStart(4, '0')}`],
     rule: { proto: { kind: 'ethertype' as const, value: n, negated: false } },
@@ -213,20 +264,35 @@ function allTeardown(ifn: string): string[] {
   ];
 }
 
+/** The built-in chains' origins, the same for every port (performance: made once, shared as readonly data). */
+const builtinOriginCache = new Map<string, { policyOrigin: Origin; origin: Origin }>();
+function builtinOrigins(name: string): { policyOrigin: Origin; origin: Origin } {
+  let o = builtinOriginCache.get(name);
+  if (o === undefined) {
+    o = {
+      policyOrigin: implicit(`ebtables nat ${name} default policy ACCEPT`),
+      origin: implicit(`ebtables nat built-in chain ${name}`, { table: 'nat', chain: name }),
+    };
+    builtinOriginCache.set(name, o);
+  }
+  return o;
+}
+
 class TableBuilder {
   readonly chains: { name: string; rules: EbRule[]; chain: Omit<EbChain, 'rules'> }[] = [];
+  /** The first chain of each name (as a search of `chains` would find). */
+  private readonly byName = new Map<string, { name: string; rules: EbRule[]; chain: Omit<EbChain, 'rules'> }>();
+  private push(c: { name: string; rules: EbRule[]; chain: Omit<EbChain, 'rules'> }): void {
+    this.chains.push(c);
+    if (!this.byName.has(c.name)) this.byName.set(c.name, c);
+  }
   constructor() {
     for (const name of EB_BUILTIN_CHAINS.nat) {
-      this.chains.push({
+      const o = builtinOrigins(name);
+      this.push({
         name,
         rules: [],
-        chain: {
-          name,
-          builtin: true,
-          policy: 'ACCEPT',
-          policyOrigin: implicit(`ebtables nat ${name} default policy ACCEPT`),
-          origin: implicit(`ebtables nat built-in chain ${name}`, { table: 'nat', chain: name }),
-        },
+        chain: { name, builtin: true, policy: 'ACCEPT', policyOrigin: o.policyOrigin, origin: o.origin },
       });
     }
   }
@@ -237,15 +303,21 @@ class TableBuilder {
         : `user chain ${name} created with plain -N: ebtables-legacy default policy ACCEPT`,
       { chain: name, policy },
     );
-    this.chains.push({ name, rules: [], chain: { name, builtin: false, policy, policyOrigin, origin } });
+    this.push({ name, rules: [], chain: { name, builtin: false, policy, policyOrigin, origin } });
   }
   append(chain: string, rule: EbRule): void {
-    const c = this.chains.find((x) => x.name === chain);
+    const c = this.byName.get(chain);
     if (c === undefined) throw new Error(`internal: chain ${chain} not created`);
     c.rules.push(rule);
   }
   build(): EbTable {
-    return { name: 'nat', chains: this.chains.map((c) => ({ ...c.chain, rules: c.rules })) };
+    return {
+      name: 'nat',
+      chains: this.chains.map(({ chain: c, rules }) =>
+        // Same keys in the same order as `{ ...c.chain, rules }` (see `originVia` for why).
+        ({ name: c.name, builtin: c.builtin, policy: c.policy, policyOrigin: c.policyOrigin, origin: c.origin, rules }),
+      ),
+    };
   }
 }
 
@@ -258,7 +330,7 @@ function flatten(
   out: RuleInstance[],
   issues: Issue[],
 ): void {
-  const filterOrigin: Origin = { ...filter.origin, via };
+  const filterOrigin: Origin = originVia(filter.origin, via);
   for (const e of filter.entries) {
     if (e.kind === 'rule') {
       const bumped = filter.chain !== 'root' && filter.priority > e.priority ? filter.priority : e.priority;
@@ -269,12 +341,12 @@ function flatten(
         chainPriority: filter.priority,
         priority: bumped,
         scope,
-        origin: { ...e.origin, via: filterOrigin },
+        origin: originVia(e.origin, filterOrigin),
         filterOrigin,
       });
       continue;
     }
-    const refOrigin: Origin = { ...e.origin, via: filterOrigin };
+    const refOrigin: Origin = originVia(e.origin, filterOrigin);
     if (stack.includes(e.filter)) {
       issues.push(
         issue(
@@ -380,7 +452,7 @@ export function compileBinding(
   interface Prepared {
     readonly inst: RuleInstance;
     readonly combos: ReadonlyMap<string, TypedAttr>[];
-    readonly keys: string[];
+    readonly entries: TypedEntry[];
   }
   const prepared: Prepared[] = [];
   const ipPrepared: Prepared[] = [];
@@ -392,10 +464,10 @@ export function compileBinding(
       return empty('failed', instances);
     }
     const typed = [];
-    const keys: string[] = [];
+    const entries: TypedEntry[] = [];
     for (const combo of c.combos) {
       const t = cachedTyped(inst.rule, combo);
-      keys.push(t.key);
+      entries.push(t);
       for (const e of t.errors) issues.push(issue('nwfilter-bad-value', e, inst.rule.origin.pos ?? at));
       if (t.errors.length > 0) return empty('failed', instances);
       typed.push(t.attrs);
@@ -410,10 +482,10 @@ export function compileBinding(
       );
       return empty('failed', instances);
     }
-    if (isEthernetProtocol(inst.rule.protocol)) prepared.push({ inst, combos: typed, keys });
+    if (isEthernetProtocol(inst.rule.protocol)) prepared.push({ inst, combos: typed, entries });
     else {
       ipInstances.push(inst);
-      ipPrepared.push({ inst, combos: typed, keys });
+      ipPrepared.push({ inst, combos: typed, entries });
     }
   }
 
@@ -459,78 +531,94 @@ export function compileBinding(
   let ebFailure: string | undefined;
   const commands: string[] = wantCommands ? [...ebtablesTeardown(ifn, true)] : [];
   const rootOrigin = (d: 'I' | 'O'): Origin =>
-    implicit(`libvirt root chain ${rootName(d)} for ${d === 'I' ? 'frames from' : 'frames to'} the guest on ${ifn}`, {
-      chain: rootName(d),
-      port: ifn,
-    });
-  const withVia = (o: Origin, via: Origin): Origin => ({ ...o, via });
+    implicitVia(
+      `libvirt root chain ${rootName(d)} for ${d === 'I' ? 'frames from' : 'frames to'} the guest on ${ifn}`,
+      { chain: rootName(d), port: ifn },
+      binding.origin,
+    );
   if (hasI) {
-    table.addChain(rootName('I'), userPolicy, style, withVia(rootOrigin('I'), binding.origin));
+    table.addChain(rootName('I'), userPolicy, style, rootOrigin('I'));
     commands.push(`${EB} -N ${tempRoot('I')}`);
   }
   if (hasO) {
-    table.addChain(rootName('O'), userPolicy, style, withVia(rootOrigin('O'), binding.origin));
+    table.addChain(rootName('O'), userPolicy, style, rootOrigin('O'));
     commands.push(`${EB} -N ${tempRoot('O')}`);
   }
   const created: Sub[] = [];
   const createSub = (s: Sub) => {
     const name = subName(s.dir, s.chain);
     const temp = tempSub(s.dir, s.chain);
-    const origin = withVia(
-      implicit(`libvirt sub-chain ${name} for chain '${s.chain}' (priority ${s.priority})`, {
-        chain: s.chain,
-        priority: s.priority,
-      }),
+    const origin = implicitVia(
+      `libvirt sub-chain ${name} for chain '${s.chain}' (priority ${s.priority})`,
+      { chain: s.chain, priority: s.priority },
       s.origin,
     );
     table.addChain(name, userPolicy, style, origin);
     if (wantCommands) commands.push(`${EB} -F ${temp}`, `${EB} -X ${temp}`, `${EB} -N ${temp}`);
     const jm = jumpMatch(s.chain);
     if (wantCommands) commands.push(cmd(`${EB} -A ${tempRoot(s.dir)}`, [...jm.argv, '-j', temp]));
-    table.append(rootName(s.dir), {
-      ...jm.rule,
-      matches: [],
-      target: { kind: 'jump', chain: name },
-      origin: withVia(
-        implicit(`libvirt jump from ${rootName(s.dir)} to ${name} (chain priority ${s.priority})`),
-        s.origin,
-      ),
-    });
+    const target = { kind: 'jump' as const, chain: name };
+    const jumpOrigin = implicitVia(
+      `libvirt jump from ${rootName(s.dir)} to ${name} (chain priority ${s.priority})`,
+      undefined,
+      s.origin,
+    );
+    // Same keys in the same order as `{ ...jm.rule, matches, target, origin }`.
+    table.append(
+      rootName(s.dir),
+      jm.rule.proto
+        ? { proto: jm.rule.proto, matches: [], target, origin: jumpOrigin }
+        : jm.rule.dst
+          ? { dst: jm.rule.dst, matches: [], target, origin: jumpOrigin }
+          : { matches: [], target, origin: jumpOrigin },
+    );
     created.push(s);
   };
 
+  // Performance: chain names per (direction, chain) computed once per binding.
+  const chainNames = new Map<string, string>();
+  const chainName = (dir: 'I' | 'O', c: string): string => {
+    const k = `${dir}${c}`;
+    let n = chainNames.get(k);
+    if (n === undefined) {
+      n = c === 'root' ? rootName(dir) : subName(dir, c);
+      chainNames.set(k, n);
+    }
+    return n;
+  };
+  const emit = (inst: RuleInstance, entry: TypedEntry, dir: 'I' | 'O', reverse: boolean) => {
+    const t = cachedEb(inst.rule, entry, reverse);
+    if (ebFailure !== undefined) return;
+    const icmp = t.matches.find((m) => m.kind === 'ip6')?.icmpType;
+    if (icmp && (icmp.typeLo > icmp.typeHi || icmp.codeLo > icmp.codeHi)) {
+      // ebtables-nft refuses an empty range; libvirt reports the failing command and refuses the binding.
+      const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
+      ebFailure = `internal error: Failed to apply firewall rules /usr/sbin/ebtables --concurrent -t nat -A ${temp} ${t.argv.join(' ')}: ebtables v1.8.9 (nf_tables):  RULE_APPEND failed (Invalid argument): rule in chain ${temp}`;
+      return;
+    }
+    const chain = chainName(dir, inst.chain);
+    if (wantCommands) {
+      const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
+      commands.push(cmd(`${EB} -A ${temp}`, t.argv));
+    }
+    // Same keys in the same order as before: proto, src, dst (when set), matches, target, origin.
+    const rule: { -readonly [K in keyof EbRule]: EbRule[K] } = {} as EbRule;
+    if (t.proto) rule.proto = t.proto;
+    if (t.src) rule.src = t.src;
+    if (t.dst) rule.dst = t.dst;
+    rule.matches = t.matches;
+    rule.target = t.target;
+    rule.origin = inst.origin;
+    table.append(chain, rule);
+  };
   for (const p of sorted) {
     const { inst } = p;
     while (pending.length > 0 && pending[0]!.priority <= inst.priority) createSub(pending.shift()!);
     const d = inst.rule.direction;
     for (let k = 0; k < p.combos.length; k++) {
-      const attrs = p.combos[k]!;
-      const emit = (dir: 'I' | 'O', reverse: boolean) => {
-        const t = cachedEb(inst.rule, p.keys[k]!, attrs, reverse);
-        if (ebFailure !== undefined) return;
-        const icmp = t.matches.find((m) => m.kind === 'ip6')?.icmpType;
-        if (icmp && (icmp.typeLo > icmp.typeHi || icmp.codeLo > icmp.codeHi)) {
-          // ebtables-nft refuses an empty range; libvirt reports the failing command and refuses the binding.
-          const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
-          ebFailure = `internal error: Failed to apply firewall rules /usr/sbin/ebtables --concurrent -t nat -A ${temp} ${t.argv.join(' ')}: ebtables v1.8.9 (nf_tables):  RULE_APPEND failed (Invalid argument): rule in chain ${temp}`;
-          return;
-        }
-        const chain = inst.chain === 'root' ? rootName(dir) : subName(dir, inst.chain);
-        if (wantCommands) {
-          const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
-          commands.push(cmd(`${EB} -A ${temp}`, t.argv));
-        }
-        table.append(chain, {
-          ...(t.proto ? { proto: t.proto } : {}),
-          ...(t.src ? { src: t.src } : {}),
-          ...(t.dst ? { dst: t.dst } : {}),
-          matches: t.matches,
-          target: t.target,
-          origin: inst.origin,
-        });
-      };
-      if (d === 'out' || d === 'inout') emit('I', d === 'inout');
-      if (d === 'in' || d === 'inout') emit('O', false);
+      const entry = p.entries[k]!;
+      if (d === 'out' || d === 'inout') emit(inst, entry, 'I', d === 'inout');
+      if (d === 'in' || d === 'inout') emit(inst, entry, 'O', false);
     }
   }
   while (pending.length > 0) createSub(pending.shift()!);
@@ -558,14 +646,18 @@ export function compileBinding(
   }).map((p) => ({ rule: p.inst.rule, origin: p.inst.origin, combos: p.combos }));
   const t4 = new IptTableBuilder('ipv4');
   const t6 = new IptTableBuilder('ipv6');
-  if (base) {
+  // Performance: without layer-3/4 rules both tables are the (shared) empty ones and there is nothing to compile.
+  const noIp = ipSorted.length === 0;
+  if (base && !noIp) {
     t4.addBaseChains();
     t6.addBaseChains();
   }
-  for (const [family, tb] of [
-    ['ipv4', t4],
-    ['ipv6', t6],
-  ] as const) {
+  for (const [family, tb] of noIp
+    ? []
+    : ([
+        ['ipv4', t4],
+        ['ipv6', t6],
+      ] as const)) {
     const r = compileIptablesFamily(family, ifn, ipSorted, tb, binding.origin);
     commands.push(...r.commands);
     if (r.failure !== undefined) {
@@ -620,8 +712,8 @@ export function compileBinding(
     commands,
     instances,
     ipInstances,
-    filter4: t4.build(),
-    filter6: t6.build(),
+    filter4: noIp ? emptyIptTable('ipv4', base) : t4.build(),
+    filter6: noIp ? emptyIptTable('ipv6', base) : t6.build(),
     issues,
   };
 }
@@ -641,10 +733,11 @@ function linkHooks(
       in: { name: ifn, negated: false },
       matches: [],
       target: { kind: 'jump', chain: `libvirt-I-${ifn}` },
-      origin: {
-        ...implicit(`libvirt hook: frames entering the bridge from ${ifn} (sent by the guest)`),
-        via: binding.origin,
-      },
+      origin: implicitVia(
+        `libvirt hook: frames entering the bridge from ${ifn} (sent by the guest)`,
+        undefined,
+        binding.origin,
+      ),
     });
   }
   if (hasO) {
@@ -653,10 +746,11 @@ function linkHooks(
       out: { name: ifn, negated: false },
       matches: [],
       target: { kind: 'jump', chain: `libvirt-O-${ifn}` },
-      origin: {
-        ...implicit(`libvirt hook: frames leaving the bridge to ${ifn} (delivered to the guest)`),
-        via: binding.origin,
-      },
+      origin: implicitVia(
+        `libvirt hook: frames leaving the bridge to ${ifn} (delivered to the guest)`,
+        undefined,
+        binding.origin,
+      ),
     });
   }
 }
@@ -864,7 +958,15 @@ export function compileBindings(
 export function mergeIptTables(family: IptFamily, tables: readonly IptTable[], base: boolean): IptTable {
   const b = new IptTableBuilder(family);
   const seen = new Set<string>();
+  // Performance: ports without layer-3/4 rules share the empty table; merging it again changes nothing (its only
+  // rules are the hooks into libvirt's global chains, kept once; its chains are those global chains, without rules).
+  const empties = new Set([emptyIptTable(family, true), emptyIptTable(family, false)]);
+  const mergedEmpty = new Set<IptTable>();
   for (const t of tables) {
+    if (empties.has(t)) {
+      if (mergedEmpty.has(t)) continue;
+      mergedEmpty.add(t);
+    }
     for (const c of t.chains) {
       if (c.builtin) {
         // Hooks into libvirt's global chains exist once.

@@ -201,7 +201,15 @@ export function compileIptablesFamily(
 
 /** A table with only the built-in chains (and libvirt's global chains when `base`). */
 export function emptyIptTable(family: IptFamily, base: boolean): IptTable {
-  const b = new IptTableBuilder(family);
-  if (base) b.addBaseChains();
-  return b.build();
+  // Performance: the table is the same for every port (readonly data), so it is built once per kind.
+  const key = `${family}${base}`;
+  let t = emptyTables.get(key);
+  if (t === undefined) {
+    const b = new IptTableBuilder(family);
+    if (base) b.addBaseChains();
+    t = b.build();
+    emptyTables.set(key, t);
+  }
+  return t;
 }
+const emptyTables = new Map<string, IptTable>();

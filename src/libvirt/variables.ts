@@ -10,11 +10,30 @@ export type VarScope = ReadonlyMap<string, readonly string[]>;
 /** Variable accesses of a rule, in attribute-table order, with the attribute each one belongs to. */
 export function ruleVarAccesses(rule: NwRule): { attr: string; access: NwVarAccess }[] {
   const out: { attr: string; access: NwVarAccess }[] = [];
-  for (const [attr, v] of rule.attrs) {
-    const a = parseVarAccess(v.raw);
-    if (a !== undefined && a !== 'invalid') out.push({ attr, access: a });
-  }
+  for (const { attr, access } of parsedAttrs(rule)) if (access !== undefined) out.push({ attr, access });
   return out;
+}
+
+/** Performance: each rule's attributes parsed once (rules are immutable). */
+interface ParsedAttr {
+  readonly attr: string;
+  readonly raw: string;
+  /** The variable access, or undefined for a literal (or an invalid access, used as written). */
+  readonly access: NwVarAccess | undefined;
+}
+const parsedCache = new WeakMap<NwRule, readonly ParsedAttr[]>();
+function parsedAttrs(rule: NwRule): readonly ParsedAttr[] {
+  let p = parsedCache.get(rule);
+  if (p === undefined) {
+    const list: ParsedAttr[] = [];
+    for (const [attr, v] of rule.attrs) {
+      const a = parseVarAccess(v.raw);
+      list.push({ attr, raw: v.raw, access: a === undefined || a === 'invalid' ? undefined : a });
+    }
+    p = list;
+    parsedCache.set(rule, p);
+  }
+  return p;
 }
 
 export function accessText(a: NwVarAccess): string {
@@ -37,6 +56,7 @@ export type Combinations = { ok: true; combos: ReadonlyMap<string, string>[] } |
  * fastest, and an iterator position whose values repeat an earlier position is skipped.
  */
 export function ruleCombinations(rule: NwRule, scope: VarScope): Combinations {
+  const parsed = parsedAttrs(rule);
   const accesses = ruleVarAccesses(rule);
   interface Iter {
     readonly id: number;
@@ -73,10 +93,9 @@ export function ruleCombinations(rule: NwRule, scope: VarScope): Combinations {
   if (iters.some((it) => it.positions.length === 0)) return { ok: true, combos };
   for (;;) {
     const values = new Map<string, string>();
-    for (const [attr, v] of rule.attrs) {
-      const a = parseVarAccess(v.raw);
-      if (a === undefined || a === 'invalid') {
-        values.set(attr, v.raw);
+    for (const { attr, raw, access: a } of parsed) {
+      if (a === undefined) {
+        values.set(attr, raw);
         continue;
       }
       const list = scope.get(a.name) ?? [];

@@ -1,13 +1,60 @@
 /** What libvirt installs on a host: every filter binding of its guests compiled into one ebtables nat table and the iptables filter table. */
 import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import { compileBindings } from '../libvirt/compile.ts';
+import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import type { EbStyle } from '../netfilter/ebtables-model.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { PortBinding } from '../topology/model.ts';
 import type { HostRules } from './session.ts';
 
+/**
+ * Performance: scenarios are immutable and fixes copy only what they change, so a host whose custom filters (by
+ * identity) and bindings (by identity, in order) are those of an earlier compile gets that compile's result.
+ */
+interface CacheEntry {
+  readonly custom: readonly NwFilter[] | undefined;
+  readonly style: EbStyle;
+  readonly bindings: readonly NwFilterBinding[];
+  readonly rules: HostRules;
+}
+const NO_BINDINGS = {};
+const cache = new WeakMap<object, CacheEntry[]>();
+const byHostCache = new WeakMap<readonly PortBinding[], Map<string, NwFilterBinding[]>>();
+
+function bindingsByHost(all: readonly PortBinding[]): Map<string, NwFilterBinding[]> {
+  let m = byHostCache.get(all);
+  if (m === undefined) {
+    m = new Map();
+    for (const b of all) {
+      let list = m.get(b.host);
+      if (list === undefined) {
+        list = [];
+        m.set(b.host, list);
+      }
+      list.push(b.binding);
+    }
+    byHostCache.set(all, m);
+  }
+  return m;
+}
+
 export function compileHostRules(loaded: LoadedScenario, host: string, style: EbStyle): HostRules {
-  const registry = filterRegistry(loaded.filters.get(host) ?? []);
-  const bindings = loaded.scenario.bindings.filter((b) => b.host === host).map((b) => b.binding);
-  const r = compileBindings(bindings, registry, { style });
-  return { nat: r.nat, filter4: r.filter4, issues: r.issues };
+  const custom = loaded.filters.get(host);
+  const bindings = bindingsByHost(loaded.scenario.bindings).get(host) ?? [];
+  const key = bindings[0] ?? NO_BINDINGS;
+  let entries = cache.get(key);
+  if (entries === undefined) {
+    entries = [];
+    cache.set(key, entries);
+  }
+  for (const e of entries) {
+    if (e.custom !== custom || e.style !== style || e.bindings.length !== bindings.length) continue;
+    if (e.bindings.every((b, i) => b === bindings[i])) return e.rules;
+  }
+  const registry = filterRegistry(custom ?? []);
+  const r = compileBindings(bindings, registry, { style, commands: false });
+  const rules: HostRules = { nat: r.nat, filter4: r.filter4, issues: r.issues };
+  if (entries.length >= 8) entries.shift();
+  entries.push({ custom, style, bindings: [...bindings], rules });
+  return rules;
 }

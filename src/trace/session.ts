@@ -38,6 +38,26 @@ export interface SessionOptions {
   readonly style?: EbStyle;
 }
 
+/**
+ * Performance: a firewall only reads its tables, so the host rules (reused across sessions by `compileHostRules`
+ * while a host's filters and bindings are unchanged) keep theirs.
+ */
+const firewallCache = new WeakMap<HostRules, Map<string, BridgeFirewall>>();
+function firewallOf(r: HostRules, brnf: boolean, style: EbStyle): BridgeFirewall {
+  let m = firewallCache.get(r);
+  if (m === undefined) {
+    m = new Map();
+    firewallCache.set(r, m);
+  }
+  const key = `${brnf}${style}`;
+  let fw = m.get(key);
+  if (fw === undefined) {
+    fw = makeBridgeFirewall({ nat: r.nat, ...(brnf && r.filter4 ? { ip4: r.filter4 } : {}) }, style);
+    m.set(key, fw);
+  }
+  return fw;
+}
+
 export function openSession(loaded: LoadedScenario, options: SessionOptions = {}): Session {
   const style = options.style ?? 'nft';
   const issues: Issue[] = [];
@@ -50,10 +70,7 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
     hostRules.set(node.name, r);
     // br_netfilter hands bridged IPv4 to iptables when net.bridge.bridge-nf-call-iptables=1 (its default once loaded).
     const brnf = node.sysctl.get('net.bridge.bridge-nf-call-iptables')?.value.trim() === '1';
-    firewalls.set(
-      node.name,
-      makeBridgeFirewall({ nat: r.nat, ...(brnf && r.filter4 ? { ip4: r.filter4 } : {}) }, style),
-    );
+    firewalls.set(node.name, firewallOf(r, brnf, style));
   }
   const ipvs = new Map<string, () => IpvsEngine>();
   for (const [director, table] of loaded.ipvs) {
