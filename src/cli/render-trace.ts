@@ -14,7 +14,7 @@ export function renderStep(s: Step): string | undefined {
     case 'capture':
       return undefined;
     case 'netfilter':
-      return `ebtables -t ${s.table} ${s.hook}: ${s.path.join(' → ')} ⇒ ${s.verdict} by ${s.chain}${s.ruleNumber !== undefined ? ` rule ${s.ruleNumber}` : ''} "${s.ruleText}"\n      from ${renderOriginChain(s.origin, '\n        ← ')}`;
+      return `${s.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${s.table} ${s.hook}: ${s.path.join(' → ')} ⇒ ${s.verdict} by ${s.chain}${s.ruleNumber !== undefined ? ` rule ${s.ruleNumber}` : ''} "${s.ruleText}"\n      from ${renderOriginChain(s.origin, '\n        ← ')}`;
     case 'bridge':
       return `bridge ${s.bridge}: ${s.decision}${s.ports.length ? ` → ${s.ports.join(', ')}` : ''}${s.learned ? ` (learned ${s.learned})` : ''}`;
     case 'segment':

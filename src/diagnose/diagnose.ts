@@ -61,7 +61,7 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
       const d = dropStep(drop)!;
       add('arp-reply-forwarded', `the ARP reply leaves ${drop.place.node}`, 'fail', [
         ...lines(drop),
-        `dropped at ${where(drop)}: ebtables -t ${d.table} ${d.hook} → ${d.path.join(' → ')}: rule ${d.ruleNumber ?? '-'} "${d.ruleText}"`,
+        `dropped at ${where(drop)}: ${d.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${d.table} ${d.hook} → ${d.path.join(' → ')}: rule ${d.ruleNumber ?? '-'} "${d.ruleText}"`,
         `origin: ${renderOriginChain(d.origin, '\n        ← ')}`,
       ]);
       return out;
@@ -135,7 +135,7 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
         const seenOn = after.filter((x) => x.point && x.place.node === hostName).map((x) => x.point!);
         add('host-forwards', `${hostName} forwards the rewritten frame`, 'fail', [
           `captured on ${[...new Set(seenOn)].join(', ') || '(nowhere)'}; never on ${hostName}:${bridge ?? '?'} or the uplink`,
-          `${hostName}, bridge ${bridge ?? '?'}, port ${drop.place.iface}: ebtables -t ${d.table} ${d.hook} → ${d.path.join(' → ')}`,
+          `${hostName}, bridge ${bridge ?? '?'}, port ${drop.place.iface}: ${d.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${d.table} ${d.hook} → ${d.path.join(' → ')}`,
           `rule ${d.ruleNumber ?? '-'} of ${d.chain}: ${d.ruleText}`,
           `origin: ${renderOriginChain(d.origin, '\n        ← ')}`,
         ]);

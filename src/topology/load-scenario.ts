@@ -15,6 +15,8 @@ import type { IpvsTable } from '../ipvs/model.ts';
 import { bindingForInterface, type Domain, readDomainXml } from '../libvirt/domain-xml.ts';
 import type { NwFilter } from '../libvirt/nwfilter-model.ts';
 import { readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
+import type { IptTable } from '../netfilter/iptables-model.ts';
+import { readIptablesSave } from '../netfilter/iptables-read.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos, implicit, type Origin, type Position } from '../source/origin.ts';
 import { type LinkInfo, readIpAddr } from './ip-addr.ts';
@@ -48,6 +50,8 @@ export interface LoadedScenario {
   /** Per guest: its keepalived.conf, when given (the warnings it raised are in `keepalivedIssues`). */
   readonly keepalived: ReadonlyMap<string, KeepalivedConfig>;
   readonly keepalivedIssues: ReadonlyMap<string, readonly Issue[]>;
+  /** Per host: the iptables filter table as installed (`iptables-save`), when given. */
+  readonly installedIptables?: ReadonlyMap<string, IptTable>;
 }
 
 export interface LoadResult {
@@ -237,6 +241,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const kernels = new Map<string, string>();
   const keepalived = new Map<string, KeepalivedConfig>();
   const keepalivedIssues = new Map<string, Issue[]>();
+  const installedIptables = new Map<string, IptTable>();
 
   // Domains: which host runs which guest, and the tap behind each guest NIC.
   interface DomainPlace {
@@ -359,6 +364,15 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       }
     }
     const sysctl = sysctlMap(ctx, h.sysctl, ['hosts', hostName, 'sysctl']);
+    if (h['iptables-save']) {
+      const a = readArtifact(ctx, h['iptables-save'], ['hosts', hostName, 'iptables-save']);
+      if (a) {
+        const r = readIptablesSave(a.text, a.file, 'ipv4');
+        ctx.issues.push(...r.issues);
+        const filter = r.value?.find((t) => t.name === 'filter');
+        if (filter) installedIptables.set(hostName, filter);
+      }
+    }
     nodes.set(hostName, {
       name: hostName,
       kind: 'host',
@@ -726,5 +740,5 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     assumptions,
   };
   void yamlFile;
-  return { scenario, ipvs, filters, kernels, keepalived, keepalivedIssues };
+  return { scenario, ipvs, filters, kernels, keepalived, keepalivedIssues, installedIptables };
 }

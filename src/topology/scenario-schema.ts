@@ -19,6 +19,7 @@ export const hostSchema = z.strictObject({
   domains: z.array(relFile).default([]),
   'nwfilter-dir': relFile.optional(),
   sysctl: relFile.optional(),
+  'iptables-save': relFile.optional(),
 });
 
 export const guestSchema = z.strictObject({

@@ -70,7 +70,14 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
     hostRules.set(node.name, r);
     // br_netfilter hands bridged IPv4 to iptables when net.bridge.bridge-nf-call-iptables=1 (its default once loaded).
     const brnf = node.sysctl.get('net.bridge.bridge-nf-call-iptables')?.value.trim() === '1';
-    firewalls.set(node.name, firewallOf(r, brnf, style));
+    // A host whose iptables-save was given is evaluated with the rules it really has (its own policies included).
+    const installed = loaded.installedIptables?.get(node.name);
+    firewalls.set(
+      node.name,
+      installed
+        ? makeBridgeFirewall({ nat: r.nat, ...(brnf ? { ip4: installed } : {}) }, style)
+        : firewallOf(r, brnf, style),
+    );
   }
   const ipvs = new Map<string, () => IpvsEngine>();
   for (const [director, table] of loaded.ipvs) {

@@ -1,3 +1,4 @@
+import { bridgedForwardDrop } from './bridged-forward-drop.ts';
 import { directorAntiSpoofing } from './director-anti-spoofing.ts';
 import { filterDrop, probeFailed } from './generic.ts';
 import { keepalivedDefaultMethod, keepalivedDefaultProtocol, vmacBlocked, vrrpStrictDrops } from './keepalived.ts';
@@ -38,6 +39,7 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   keepalivedDefaultMethod,
   vrrpStrictDrops,
   vmacBlocked,
+  bridgedForwardDrop,
   filterDrop,
   probeFailed,
 ];

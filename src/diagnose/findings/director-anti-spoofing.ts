@@ -73,6 +73,8 @@ export const directorAntiSpoofing: FindingKind = {
     const hop = endHop(trace);
     const drop = hop && dropStep(hop);
     if (!hop || !drop || !hop.place.iface) return undefined;
+    // Only what the guest sends: dropped by ebtables as it enters the bridge from the tap.
+    if (hop.direction !== 'in' || drop.family !== 'bridge') return undefined;
     const guest = guestBehind(ctx.loaded, hop.place.node, hop.place.iface);
     if (!guest || !ctx.loaded.ipvs.has(guest.name)) return undefined;
     const p = hop.frame.payload;

@@ -68,6 +68,8 @@ export const rsAntiSpoofing: FindingKind = {
     const drop = hop && dropStep(hop);
     const p = hop?.frame.payload;
     if (!hop || !drop || !hop.place.iface || p?.kind !== 'ipv4' || !allVips(ctx.loaded).has(p.src)) return undefined;
+    // Only what the guest sends: dropped by ebtables as it enters the bridge from the tap.
+    if (hop.direction !== 'in' || drop.family !== 'bridge') return undefined;
     const guest = guestBehind(ctx.loaded, hop.place.node, hop.place.iface);
     if (!guest || ctx.loaded.ipvs.has(guest.name)) return undefined;
     return explain(ctx, hop.place.node, hop.place.iface, guest, p.src, drop, this);

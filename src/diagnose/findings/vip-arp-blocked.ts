@@ -84,6 +84,8 @@ export const vipArpBlocked: FindingKind = {
     const drop = hop && dropStep(hop);
     const arp = hop?.frame.payload;
     if (!hop || !drop || !hop.place.iface || arp?.kind !== 'arp' || arp.op !== ARP_REPLY) return undefined;
+    // Only what the guest sends: dropped by ebtables as it enters the bridge from the tap.
+    if (hop.direction !== 'in' || drop.family !== 'bridge') return undefined;
     if (!allVips(ctx.loaded).has(arp.spa)) return undefined;
     const guest = guestBehind(ctx.loaded, hop.place.node, hop.place.iface);
     if (!guest) return undefined;
