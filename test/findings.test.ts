@@ -345,3 +345,24 @@ COMMIT
     expect(report.healthy).toBe(true);
   });
 });
+
+describe('hashing schedulers without fallback', () => {
+  it('reports sh with a weight-0 server and no sh-fallback, not with the flag', async () => {
+    const { cpSync, writeFileSync } = await import('node:fs');
+    const make = (flags: string) => {
+      const dir = join(root, `sh-${n++}`);
+      cpSync('examples/kvm-lvs-dr-fixed', dir, { recursive: true });
+      writeFileSync(
+        join(dir, 'director1', 'ipvsadm-Ln.txt'),
+        `IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nTCP  192.0.2.208:80 sh${flags}\n  -> 192.0.2.226:80               Route   2      0          0         \n  -> 192.0.2.227:80               Route   0      0          0         \n`,
+      );
+      return loadScenario(dir).value!;
+    };
+    const titles = (l: ReturnType<typeof make>) =>
+      check(l)
+        .filter((f) => f.code === 'no-usable-real-server')
+        .map((f) => f.title);
+    expect(titles(make('')).join()).toContain('sh without sh-fallback');
+    expect(titles(make(' (sh-fallback)'))).toEqual([]);
+  });
+});

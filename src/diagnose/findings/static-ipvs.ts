@@ -1,7 +1,7 @@
 /** Static checks of IPVS configuration against the topology (LVS-DR requirements, usable servers, persistence). */
 import { formatIpv4, type Ipv4 } from '../../addr/ipv4.ts';
 import { prefixContains } from '../../addr/prefix.ts';
-import { formatServiceKey, type IpvsService } from '../../ipvs/model.ts';
+import { formatAddrPort, formatServiceKey, type IpvsService, SCHED_FLAG_1 } from '../../ipvs/model.ts';
 import type { Node } from '../../topology/model.ts';
 import { effectiveSysctl } from '../../trace/walker.ts';
 import { ipv4Services, nicOwning, ownsAddress, serviceVip } from '../facts.ts';
@@ -223,12 +223,29 @@ export const noUsableRealServer: FindingKind = {
   severity: 'error',
   title: 'A service has no usable real server',
   source: 'static',
-  needs: 'an IPVS service without destinations or with every weight 0',
+  needs: 'an IPVS service without destinations, with every weight 0, or sh/mh without fallback and a weight-0 server',
   check(ctx) {
     const out: Detected[] = [];
     for (const [name, table] of ctx.loaded.ipvs)
       for (const svc of table.services) {
         const usable = svc.destinations.filter((d) => (d.weight ?? 1) > 0);
+        const hashed = svc.scheduler === 'sh' || svc.scheduler === 'mh';
+        const quiesced = svc.destinations.filter((d) => d.weight === 0);
+        if (usable.length > 0 && hashed && quiesced.length > 0 && (svc.schedFlags & SCHED_FLAG_1) === 0) {
+          // sh/mh hash a client to a server; without *-fallback a weight-0 server's clients get no destination.
+          out.push({
+            finding: {
+              code: this.code,
+              severity: this.severity,
+              title: `${formatServiceKey(svc.key)} on ${name}: ${svc.scheduler} without ${svc.scheduler}-fallback has weight-0 servers (${quiesced.map((d) => formatAddrPort(d.address, d.port)).join(', ')})`,
+              explanation: `${svc.scheduler} hashes each client to one real server; the clients that hash to a weight-0 server get "no destination available" (ICMP port unreachable) instead of another server, unless the service has the ${svc.scheduler}-fallback flag (-b ${svc.scheduler}-fallback).`,
+              where: name,
+              culprit: svc.origin,
+            },
+            fixes: [],
+          });
+          continue;
+        }
         if (usable.length > 0) continue;
         out.push({
           finding: {
