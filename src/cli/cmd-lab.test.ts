@@ -30,7 +30,7 @@ describe('the lab command', () => {
   describe.skipIf(skip !== undefined)('on a real kernel', () => {
     it('runs the founding case: the probes fail, and the simulator agrees (exit 1)', async () => {
       const { out, sink } = io();
-      const code = await runLab(sink, 'run', join(examples, 'kvm-lvs-dr'), { filters: 'compiled', timeoutMs: 1000 });
+      const code = await runLab(sink, 'run', join(examples, 'kvm-lvs-dr'), { filters: 'compiled', timeoutMs: 4000 });
       expect(code).toBe(1);
       expect(out.stdout).toContain('probe http-to-vip');
       expect(out.stdout).toContain('request last seen at host1:vnet0');
@@ -42,7 +42,7 @@ describe('the lab command', () => {
       const code = await runLab(sink, 'run', join(examples, 'kvm-lvs-dr'), {
         filters: 'compiled',
         withFix: 'dr-director-filter',
-        timeoutMs: 1000,
+        timeoutMs: 4000,
       });
       expect(out.stderr).toContain('applying fix dr-director-filter:host1:vnet0');
       expect(code).toBe(0);
