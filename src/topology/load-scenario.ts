@@ -5,7 +5,6 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { isMap, isSeq, type Pair, type YAMLMap, type Node as YamlNode } from 'yaml';
 import { type Ipv4, ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
 import { parseIpv4Prefix } from '../addr/prefix.ts';
@@ -78,11 +77,7 @@ function readArtifact(
   const file = join(relative(process.cwd(), ctx.dir) || '.', rel);
   if (!existsSync(full) || !statSync(full).isFile()) {
     ctx.issues.push(
-      issue(
-        'scenario.missing-file',
-        `file "${rel}" does not exist (looked in ${file})`,
-        indexedPositionOf(ctx.src, yamlPath),
-      ),
+      issue('scenario.missing-file', `file "${rel}" does not exist (looked in ${file})`, positionOf(ctx.src, yamlPath)),
     );
     return undefined;
   }
@@ -161,44 +156,6 @@ function parseTime(text: string | undefined, fallbackNs: bigint): bigint {
   return BigInt(ms) * 1_000_000n + BigInt(frac);
 }
 
-/**
- * `positionOf` with each YAML map's keys indexed once (performance: scenarios of thousands of nodes would otherwise
- * scan the `nodes` map for every position asked). Same result: the first pair whose key matches, else the nearest
- * existing parent.
- */
-const keyIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
-function indexedPositionOf(src: YamlSource, path: readonly (string | number)[]): Position {
-  let node: unknown = src.doc.contents;
-  let best: YamlNode | undefined = node as YamlNode | undefined;
-  for (const seg of path) {
-    if (isMap(node)) {
-      let index = keyIndex.get(node);
-      if (index === undefined) {
-        index = new Map();
-        for (const p of node.items) {
-          const k = p.key as { value?: unknown } | null;
-          if (k === null || typeof k !== 'object') continue;
-          const name = String(k.value);
-          if (!index.has(name)) index.set(name, p);
-        }
-        keyIndex.set(node, index);
-      }
-      const pair = index.get(String(seg));
-      if (!pair) break;
-      node = pair.value;
-      best = (pair.value as YamlNode | null) ?? (pair.key as YamlNode);
-    } else if (isSeq(node) && typeof seg === 'number') {
-      node = node.items[seg];
-      if (!node) break;
-      best = node as YamlNode;
-    } else break;
-  }
-  const range = best?.range;
-  if (!range) return filePos(src.file, 1);
-  const lp = src.lines.linePos(range[0]);
-  return filePos(src.file, lp.line, lp.col);
-}
-
 /** Loads `dir/scenario.yaml` and everything it names. */
 export function loadScenario(dir: string): LoadResult {
   const yamlFull = join(dir, SCENARIO_FILE);
@@ -231,7 +188,7 @@ export function loadScenario(dir: string): LoadResult {
 }
 
 function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | undefined {
-  const at = (...p: (string | number)[]): Position => indexedPositionOf(ctx.src, p);
+  const at = (...p: (string | number)[]): Position => positionOf(ctx.src, p);
   const yamlOrigin = (label: string, ...p: (string | number)[]): Origin => ({ kind: 'scenario', label, pos: at(...p) });
   const nodes = new Map<string, Node>();
   const bindings: PortBinding[] = [];

@@ -1,5 +1,14 @@
 /** YAML documents with positions: parse errors and schema errors both become issues with file:line. */
-import { type Document, isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isSeq,
+  LineCounter,
+  type Pair,
+  parseDocument,
+  type YAMLMap,
+  type Node as YamlNode,
+} from 'yaml';
 import type { z } from 'zod';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
@@ -25,16 +34,29 @@ export function parseYaml(text: string, file: string): { source: YamlSource; iss
   return { source: { file, doc, lines }, issues };
 }
 
-/** Position of the node at `path` (or of the nearest existing parent). Keys point at the key itself. */
+const KEY_INDEX = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+/**
+ * Position of the node at `path` (or of the nearest existing parent). Keys point at the key itself; the first pair
+ * whose key matches wins. Each map's keys are indexed once, so scenarios with thousands of nodes stay linear.
+ */
 export function positionOf(src: YamlSource, path: readonly (string | number)[]): Position {
   let node: unknown = src.doc.contents;
   let best: YamlNode | undefined = node as YamlNode | undefined;
   for (const seg of path) {
     if (isMap(node)) {
-      const pair = node.items.find((p) => {
-        const k = p.key as { value?: unknown } | null;
-        return k !== null && typeof k === 'object' && String(k.value) === String(seg);
-      });
+      let index = KEY_INDEX.get(node);
+      if (index === undefined) {
+        index = new Map();
+        for (const p of node.items) {
+          const k = p.key as { value?: unknown } | null;
+          if (k === null || typeof k !== 'object') continue;
+          const name = String(k.value);
+          if (!index.has(name)) index.set(name, p);
+        }
+        KEY_INDEX.set(node, index);
+      }
+      const pair = index.get(String(seg));
       if (!pair) break;
       node = pair.value;
       best = (pair.value as YamlNode | null) ?? (pair.key as YamlNode);
