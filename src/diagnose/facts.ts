@@ -34,6 +34,17 @@ export function bindingAt(loaded: LoadedScenario, host: string, portdev: string)
   return loaded.scenario.bindings.find((b) => b.host === host && b.binding.portdev === portdev);
 }
 
+/** A frame a guest sent, dropped by ebtables as it entered the bridge from the guest's tap: the hop, rule, guest. */
+export function guestEgressDrop(
+  loaded: LoadedScenario,
+  hop: Hop | undefined,
+): { hop: Hop; drop: NetfilterStep; guest: Node; host: string; tap: string } | undefined {
+  const drop = hop && dropStep(hop);
+  if (!hop || !drop || !hop.place.iface || hop.direction !== 'in' || drop.family !== 'bridge') return undefined;
+  const guest = guestBehind(loaded, hop.place.node, hop.place.iface);
+  return guest ? { hop, drop, guest, host: hop.place.node, tap: hop.place.iface } : undefined;
+}
+
 /** The guest behind a host's tap. */
 export function guestBehind(loaded: LoadedScenario, host: string, tap: string): Node | undefined {
   const i = loaded.scenario.nodes.get(host)?.interfaces.get(tap);

@@ -4,9 +4,8 @@ import type { Node } from '../../topology/model.ts';
 import type { NetfilterStep } from '../../trace/types.ts';
 import {
   bindingAt,
-  dropStep,
   endHop,
-  guestBehind,
+  guestEgressDrop,
   guestEgressVerdict,
   ipv4Services,
   nicOwning,
@@ -70,16 +69,11 @@ export const directorAntiSpoofing: FindingKind = {
     "a frame forwarded by an IPVS director (client source address) dropped by an ebtables rule at the director's tap — in a trace, or for a made-up client address",
   detect(ctx, trace) {
     if (trace.disposition !== 'dropped-by-filter') return undefined;
-    const hop = endHop(trace);
-    const drop = hop && dropStep(hop);
-    if (!hop || !drop || !hop.place.iface) return undefined;
-    // Only what the guest sends: dropped by ebtables as it enters the bridge from the tap.
-    if (hop.direction !== 'in' || drop.family !== 'bridge') return undefined;
-    const guest = guestBehind(ctx.loaded, hop.place.node, hop.place.iface);
-    if (!guest || !ctx.loaded.ipvs.has(guest.name)) return undefined;
-    const p = hop.frame.payload;
-    if (p.kind !== 'ipv4' || ownsAddress(guest, p.src)) return undefined;
-    return explain(ctx, hop.place.node, hop.place.iface, guest, p.src, drop, this);
+    const d = guestEgressDrop(ctx.loaded, endHop(trace));
+    if (!d || !ctx.loaded.ipvs.has(d.guest.name)) return undefined;
+    const p = d.hop.frame.payload;
+    if (p.kind !== 'ipv4' || ownsAddress(d.guest, p.src)) return undefined;
+    return explain(ctx, d.host, d.tap, d.guest, p.src, d.drop, this);
   },
   check(ctx) {
     const out: Detected[] = [];

@@ -6,9 +6,8 @@ import type { NetfilterStep } from '../../trace/types.ts';
 import {
   allVips,
   bindingAt,
-  dropStep,
   endHop,
-  guestBehind,
+  guestEgressDrop,
   guestEgressVerdict,
   nicOwning,
   ownsAddress,
@@ -64,15 +63,11 @@ export const rsAntiSpoofing: FindingKind = {
     "an IPv4 frame whose source is a VIP dropped by an ebtables rule at a real server's tap — in a trace, or asked of the configuration",
   detect(ctx, trace) {
     if (trace.disposition !== 'dropped-by-filter') return undefined;
-    const hop = endHop(trace);
-    const drop = hop && dropStep(hop);
-    const p = hop?.frame.payload;
-    if (!hop || !drop || !hop.place.iface || p?.kind !== 'ipv4' || !allVips(ctx.loaded).has(p.src)) return undefined;
-    // Only what the guest sends: dropped by ebtables as it enters the bridge from the tap.
-    if (hop.direction !== 'in' || drop.family !== 'bridge') return undefined;
-    const guest = guestBehind(ctx.loaded, hop.place.node, hop.place.iface);
-    if (!guest || ctx.loaded.ipvs.has(guest.name)) return undefined;
-    return explain(ctx, hop.place.node, hop.place.iface, guest, p.src, drop, this);
+    const d = guestEgressDrop(ctx.loaded, endHop(trace));
+    const p = d?.hop.frame.payload;
+    if (!d || p?.kind !== 'ipv4' || !allVips(ctx.loaded).has(p.src) || ctx.loaded.ipvs.has(d.guest.name))
+      return undefined;
+    return explain(ctx, d.host, d.tap, d.guest, p.src, d.drop, this);
   },
   check(ctx) {
     const out: Detected[] = [];

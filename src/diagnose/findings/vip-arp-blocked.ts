@@ -7,9 +7,8 @@ import {
   allVips,
   arpReplyFrame,
   bindingAt,
-  dropStep,
   endHop,
-  guestBehind,
+  guestEgressDrop,
   guestEgressVerdict,
   ipv4Services,
   ownsAddress,
@@ -81,15 +80,10 @@ export const vipArpBlocked: FindingKind = {
           if (dropped) hop = dropped;
         }
     } else if (trace.disposition !== 'dropped-by-filter') return undefined;
-    const drop = hop && dropStep(hop);
-    const arp = hop?.frame.payload;
-    if (!hop || !drop || !hop.place.iface || arp?.kind !== 'arp' || arp.op !== ARP_REPLY) return undefined;
-    // Only what the guest sends: dropped by ebtables as it enters the bridge from the tap.
-    if (hop.direction !== 'in' || drop.family !== 'bridge') return undefined;
-    if (!allVips(ctx.loaded).has(arp.spa)) return undefined;
-    const guest = guestBehind(ctx.loaded, hop.place.node, hop.place.iface);
-    if (!guest) return undefined;
-    return explain(ctx, hop.place.node, hop.place.iface, guest, arp.spa, drop, this);
+    const d = guestEgressDrop(ctx.loaded, hop);
+    const arp = d?.hop.frame.payload;
+    if (!d || arp?.kind !== 'arp' || arp.op !== ARP_REPLY || !allVips(ctx.loaded).has(arp.spa)) return undefined;
+    return explain(ctx, d.host, d.tap, d.guest, arp.spa, d.drop, this);
   },
   check(ctx) {
     const out: Detected[] = [];
