@@ -30,6 +30,7 @@ import {
   type TunnelEncap,
 } from './model.ts';
 import { addrPortName, type NameResolver, parsePortOrName } from './names.ts';
+import { KERNEL_SCHEDULERS } from './schedulers.ts';
 
 export interface IpvsadmSaveOptions {
   /** Resolve names as `ipvsadm -S` without `-n` does (default: numeric, `-Sn`). */
@@ -305,22 +306,7 @@ function parseTunnel(opts: Map<string, string>, pos: Position, issues: Issue[]):
   }
 }
 
-const SCHEDULER_NAMES: ReadonlySet<string> = new Set([
-  'rr',
-  'wrr',
-  'lc',
-  'wlc',
-  'lblc',
-  'lblcr',
-  'dh',
-  'sh',
-  'sed',
-  'nq',
-  'fo',
-  'ovf',
-  'mh',
-  'twos',
-]);
+const SCHEDULER_NAMES: ReadonlySet<string> = new Set(KERNEL_SCHEDULERS);
 
 /** Reads `ipvsadm -S`/`-Sn` output or an `ipvsadm-restore` input. Never throws. */
 export function readIpvsadmSave(text: string, file: string): ReadResult<IpvsadmSave> {

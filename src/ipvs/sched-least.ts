@@ -186,22 +186,24 @@ export class NeverQueueScheduler extends StatelessScheduler {
   }
 }
 
+/** The first server in list order with the highest non-zero weight among those `eligible` accepts. */
+function firstOfHighestWeight(svc: SchedService, eligible: (d: DestState) => boolean): DestState | undefined {
+  let best: DestState | undefined;
+  let bw = 0;
+  for (const d of svc.dests) {
+    if (d.weight > bw && eligible(d)) {
+      best = d;
+      bw = d.weight;
+    }
+  }
+  return best;
+}
+
 /** fo: highest weight among non-overloaded servers; first in list order on ties; connections ignored. */
 export class WeightedFailoverScheduler extends StatelessScheduler {
   readonly name = 'fo';
   schedule(svc: SchedService): DestState | undefined {
-    const ds = svc.dests;
-    const n = ds.length;
-    let best: DestState | undefined;
-    let hw = 0;
-    for (let i = 0; i < n; i++) {
-      const d = ds[i]!;
-      if (!d.overloaded && d.weight > hw) {
-        best = d;
-        hw = d.weight;
-      }
-    }
-    return best;
+    return firstOfHighestWeight(svc, (d) => !d.overloaded);
   }
 }
 
@@ -209,19 +211,6 @@ export class WeightedFailoverScheduler extends StatelessScheduler {
 export class WeightedOverflowScheduler extends StatelessScheduler {
   readonly name = 'ovf';
   schedule(svc: SchedService): DestState | undefined {
-    const ds = svc.dests;
-    const n = ds.length;
-    let best: DestState | undefined;
-    let bw = 0;
-    for (let i = 0; i < n; i++) {
-      const d = ds[i]!;
-      const w = d.weight;
-      if (d.overloaded || d.activeConns > w || w === 0) continue;
-      if (best === undefined || w > bw) {
-        best = d;
-        bw = w;
-      }
-    }
-    return best;
+    return firstOfHighestWeight(svc, (d) => !d.overloaded && d.activeConns <= d.weight);
   }
 }
