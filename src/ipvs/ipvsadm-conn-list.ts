@@ -9,6 +9,7 @@ import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
 import { parseAddrPort } from './ipvsadm-list-reader.ts';
 import { formatAddrPort, type IpAddress } from './model.ts';
+import { TCP_STATE_NAMES } from './tcp-state.ts';
 
 export interface ConnEndpoint {
   readonly address: IpAddress;
@@ -44,20 +45,8 @@ export function isTemplateRow(r: ConnectionRow): boolean {
   return r.source.port === 0;
 }
 
-export const TCP_STATES: ReadonlySet<string> = new Set([
-  'NONE',
-  'ESTABLISHED',
-  'SYN_SENT',
-  'SYN_RECV',
-  'FIN_WAIT',
-  'TIME_WAIT',
-  'CLOSE',
-  'CLOSE_WAIT',
-  'LAST_ACK',
-  'LISTEN',
-  'SYNACK',
-  'ASSURED',
-]);
+/** TCP state names as ipvsadm -Lnc prints them, plus ASSURED (a persistence template that controls an established connection). */
+export const TCP_STATES: ReadonlySet<string> = new Set([...TCP_STATE_NAMES, 'ASSURED']);
 const SCTP_STATES: ReadonlySet<string> = new Set([
   'NONE',
   'INIT1',

@@ -187,6 +187,19 @@ function formatFromCommand(cmd: string): IpvsadmListFormat | undefined {
   return undefined;
 }
 
+/** Reports an address that did not parse: a host or service name (`-L` without `-n`) is unsupported, else bad input. */
+function badAddress(token: string | undefined, code: string, expected: string, pos: Position, issues: Issue[]): void {
+  if (token !== undefined && looksLikeName(token))
+    issues.push(
+      unsupported(
+        'ipvsadm-names',
+        `'${token}' is a host or service name; only numeric listings (ipvsadm -L -n) are read`,
+        pos,
+      ),
+    );
+  else issues.push(issue(code, expected, pos));
+}
+
 /** Reads one `ipvsadm -L -n` listing. `file` names the input in positions and origins. */
 export function readIpvsadmList(text: string, file: string): ReadResult<IpvsadmListing> {
   const issues: Issue[] = [];
@@ -368,15 +381,7 @@ function readServiceLine(
     }
     const ap = t[1] === undefined ? 'missing VIP:PORT' : parseListedAddrPort(t[1], pos, issues);
     if (typeof ap === 'string') {
-      if (t[1] !== undefined && looksLikeName(t[1]))
-        issues.push(
-          unsupported(
-            'ipvsadm-names',
-            `'${t[1]}' is a host or service name; only numeric listings (ipvsadm -L -n) are read`,
-            pos,
-          ),
-        );
-      else issues.push(issue('ipvsadm-bad-service', `expected '${t[0]} VIP:PORT SCHEDULER …': ${ap}`, pos));
+      badAddress(t[1], 'ipvsadm-bad-service', `expected '${t[0]} VIP:PORT SCHEDULER …': ${ap}`, pos, issues);
       return undefined;
     }
     key = { kind: 'addr', protocol: t[0] as IpvsProtocol, address: ap.address, port: ap.port };
@@ -503,15 +508,7 @@ function readDestinationLine(
   const pos = filePos(file, line);
   const ap = t[1] === undefined ? 'missing ADDRESS:PORT' : parseListedAddrPort(t[1], pos, issues);
   if (typeof ap === 'string') {
-    if (t[1] !== undefined && looksLikeName(t[1]))
-      issues.push(
-        unsupported(
-          'ipvsadm-names',
-          `'${t[1]}' is a host or service name; only numeric listings (ipvsadm -L -n) are read`,
-          pos,
-        ),
-      );
-    else issues.push(issue('ipvsadm-bad-destination', `expected '  -> ADDRESS:PORT …': ${ap}`, pos));
+    badAddress(t[1], 'ipvsadm-bad-destination', `expected '  -> ADDRESS:PORT …': ${ap}`, pos, issues);
     return undefined;
   }
   const origin: Origin = {
