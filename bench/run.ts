@@ -9,7 +9,8 @@ import { evaluateEbtables } from '../src/netfilter/ebtables-eval.ts';
 import { loadScenario } from '../src/topology/load-scenario.ts';
 import { openSession, probesOf, runProbe } from '../src/trace/session.ts';
 
-const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1] || 3);
+const secondsAt = process.argv.indexOf('--seconds');
+const seconds = secondsAt >= 0 ? Number(process.argv[secondsAt + 1]) : 3;
 const EX = 'examples/kvm-lvs-dr';
 
 function timeProcess(args: string[], runs: number): number {

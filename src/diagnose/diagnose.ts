@@ -9,7 +9,8 @@ import { formatAddrPort } from '../ipvs/model.ts';
 import { renderOriginChain } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ProbeSpec } from '../topology/model.ts';
-import { defaultProbes, openSession, runProbe } from '../trace/session.ts';
+import { type RecordedTrace, rerunProbe, runProbeRecorded } from '../trace/retrace.ts';
+import { defaultProbes, openSession } from '../trace/session.ts';
 import { frameText } from '../trace/tcpdump-lines.ts';
 import type { Hop, Trace } from '../trace/types.ts';
 import { dropStep, ipvsStep, pathHops } from './facts.ts';
@@ -170,9 +171,19 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
   return out;
 }
 
-function traceAll(loaded: LoadedScenario, probes: readonly ProbeSpec[]): Trace[] {
+function traceAll(loaded: LoadedScenario, probes: readonly ProbeSpec[]): RecordedTrace[] {
   const session = openSession(loaded);
-  return probes.map((p) => runProbe(session, p));
+  return probes.map((p) => runProbeRecorded(session, p));
+}
+
+/**
+ * The traces of the probes on `fixed`, as a fresh session would give them. Performance: a fix changes a binding,
+ * a filter or a sysctl; probes whose walks cannot meet the change are derived from the recorded traces of the
+ * unfixed scenario (see `retrace.ts`), the others are walked again.
+ */
+function retraceAll(fixed: LoadedScenario, recorded: readonly RecordedTrace[]): Trace[] {
+  const session = openSession(fixed);
+  return recorded.map((r) => rerunProbe(r, session));
 }
 
 function findingKey(f: { code: string; where: string }): string {
@@ -203,11 +214,11 @@ interface ChainLink {
  * The faults one probe meets, in the order its packets meet them: explain the failure, apply the fix that keeps
  * the most protection, trace again, and so on while the probe still fails for a new reason.
  */
-function faultChain(loaded: LoadedScenario, probe: ProbeSpec, first: Trace): ChainLink[] {
+function faultChain(loaded: LoadedScenario, first: RecordedTrace): ChainLink[] {
   const out: ChainLink[] = [];
   const prereqs: FixProposal[] = [];
   let cur = loaded;
-  let t = first;
+  let t = first.trace;
   const seen = new Set<string>();
   for (let k = 0; k < 5 && t.disposition !== 'replied'; k++) {
     const d = explainTrace(cur, t);
@@ -218,7 +229,7 @@ function faultChain(loaded: LoadedScenario, probe: ProbeSpec, first: Trace): Cha
     if (!best) break;
     prereqs.push(best);
     cur = best.apply(cur);
-    t = runProbe(openSession(cur), probe);
+    t = rerunProbe(first, openSession(cur));
   }
   return out;
 }
@@ -235,13 +246,14 @@ interface Proposal {
 function verify(
   loaded: LoadedScenario,
   probes: readonly ProbeSpec[],
-  before: readonly Trace[],
+  recorded: readonly RecordedTrace[],
   p: Proposal,
 ): VerifiedFix {
+  const before = recorded.map((r) => r.trace);
   let base = loaded;
   for (const f of p.prereqs) base = f.apply(base);
   const fixed = p.fix.apply(base);
-  const after = traceAll(fixed, probes);
+  const after = retraceAll(fixed, recorded);
   const retraced = probes.map((pr, k) => ({
     probe: pr.name,
     before: before[k]!.disposition,
@@ -283,7 +295,8 @@ export function allProbes(loaded: LoadedScenario): ProbeSpec[] {
 
 export function diagnose(loaded: LoadedScenario): Report {
   const probes = allProbes(loaded);
-  const traces = traceAll(loaded, probes);
+  const recorded = traceAll(loaded, probes);
+  const traces = recorded.map((r) => r.trace);
   const checks = traces.flatMap((t) => checksFor(loaded, t));
   const findings = new Map<string, Finding>();
   const proposals = new Map<string, Proposal>();
@@ -295,9 +308,10 @@ export function diagnose(loaded: LoadedScenario): Report {
     }
     return p;
   };
-  for (const t of traces) {
+  for (const r of recorded) {
+    const t = r.trace;
     if (t.disposition === 'replied') continue;
-    const chain = faultChain(loaded, t.probe, t);
+    const chain = faultChain(loaded, r);
     chain.forEach((link, k) => {
       const key = findingKey(link.detected.finding);
       const prev = findings.get(key);
@@ -326,7 +340,7 @@ export function diagnose(loaded: LoadedScenario): Report {
     for (const f of d.fixes) propose(f, []).clears.add(key);
   }
   const fixes = [...proposals.values()]
-    .map((p) => verify(loaded, probes, traces, p))
+    .map((p) => verify(loaded, probes, recorded, p))
     .sort(
       (a, b) =>
         Number(b.verified) - Number(a.verified) ||

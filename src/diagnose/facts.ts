@@ -2,6 +2,9 @@
 import type { Ipv4 } from '../addr/ipv4.ts';
 import { MAC_BROADCAST, type Mac } from '../addr/mac.ts';
 import type { IpvsService } from '../ipvs/model.ts';
+import { filterRegistry } from '../libvirt/builtin-filters.ts';
+import { type CompiledBinding, compileBinding } from '../libvirt/compile.ts';
+import type { NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Iface, Node, PortBinding } from '../topology/model.ts';
 import type { BridgeFirewall } from '../trace/engines.ts';
@@ -30,8 +33,22 @@ export function pathHops(t: Trace): Hop[] {
   return t.path.map((id) => t.hops[id]!);
 }
 
+const BINDING_INDEX = new WeakMap<readonly PortBinding[], Map<string, PortBinding[]>>();
+
+/** The binding of a host's port (the first, in binding order); bindings are grouped by host once per list. */
 export function bindingAt(loaded: LoadedScenario, host: string, portdev: string): PortBinding | undefined {
-  return loaded.scenario.bindings.find((b) => b.host === host && b.binding.portdev === portdev);
+  const all = loaded.scenario.bindings;
+  let byHost = BINDING_INDEX.get(all);
+  if (byHost === undefined) {
+    byHost = new Map();
+    for (const b of all) {
+      const list = byHost.get(b.host);
+      if (list === undefined) byHost.set(b.host, [b]);
+      else list.push(b);
+    }
+    BINDING_INDEX.set(all, byHost);
+  }
+  return byHost.get(host)?.find((b) => b.binding.portdev === portdev);
 }
 
 /** A frame a guest sent, dropped by ebtables as it entered the bridge from the guest's tap: the hop, rule, guest. */
@@ -75,12 +92,68 @@ export function allVips(loaded: LoadedScenario): Set<Ipv4> {
   return out;
 }
 
-/** The NIC of the scenario that owns an address (for real-server MACs). */
+type Nic = { node: Node; iface: Iface };
+const NIC_INDEX = new WeakMap<ReadonlyMap<string, Node>, Map<Ipv4, Nic>>();
+
+/**
+ * The NIC of the scenario that owns an address (for real-server MACs): the first in node and interface order.
+ * Performance: looked up in an index built once per node map (fixes that do not touch nodes share it).
+ */
 export function nicOwning(loaded: LoadedScenario, a: Ipv4): { node: Node; iface: Iface } | undefined {
-  for (const n of loaded.scenario.nodes.values())
-    for (const i of n.interfaces.values())
-      if (i.kind !== 'loopback' && i.addrs.some((x) => x.prefix.addr === a)) return { node: n, iface: i };
-  return undefined;
+  const nodes = loaded.scenario.nodes;
+  let index = NIC_INDEX.get(nodes);
+  if (index === undefined) {
+    index = new Map();
+    for (const n of nodes.values())
+      for (const i of n.interfaces.values()) {
+        if (i.kind === 'loopback') continue;
+        for (const x of i.addrs) if (!index.has(x.prefix.addr)) index.set(x.prefix.addr, { node: n, iface: i });
+      }
+    NIC_INDEX.set(nodes, index);
+  }
+  return index.get(a);
+}
+
+const NEIGHBOUR_INDEX = new WeakMap<ReadonlyMap<string, Node>, Map<Ipv4, string[]>>();
+
+/** Names of the nodes whose neighbour table holds `ip`, in node order (indexed once per node map). */
+export function nodesCaching(loaded: LoadedScenario, ip: Ipv4): string[] {
+  const nodes = loaded.scenario.nodes;
+  let index = NEIGHBOUR_INDEX.get(nodes);
+  if (index === undefined) {
+    index = new Map();
+    for (const n of nodes.values())
+      for (const a of n.neighbours.keys()) {
+        const list = index.get(a);
+        if (list === undefined) index.set(a, [n.name]);
+        else list.push(n.name);
+      }
+    NEIGHBOUR_INDEX.set(nodes, index);
+  }
+  return [...(index.get(ip) ?? [])];
+}
+
+const NO_CUSTOM = {};
+const MODES = new WeakMap<NwFilterBinding, WeakMap<object, CompiledBinding['mode']>>();
+
+/**
+ * How libvirt applies a binding (`compileBinding(...).mode`: explicit IP, IP learning…) with its host's filters.
+ * Performance: remembered per binding and custom filter list, which fixes leave unchanged on other ports.
+ */
+export function bindingMode(loaded: LoadedScenario, b: PortBinding): CompiledBinding['mode'] {
+  const custom = loaded.filters.get(b.host);
+  let byCustom = MODES.get(b.binding);
+  if (byCustom === undefined) {
+    byCustom = new WeakMap();
+    MODES.set(b.binding, byCustom);
+  }
+  const key = custom ?? NO_CUSTOM;
+  let mode = byCustom.get(key);
+  if (mode === undefined) {
+    mode = compileBinding(b.binding, filterRegistry(custom ?? [])).mode;
+    byCustom.set(key, mode);
+  }
+  return mode;
 }
 
 /**

@@ -15,6 +15,7 @@ import { filterrefXml, writeFilterBindingXml, writeNwfilterXml } from './nwfilte
 import type { FixArtifact, FixProposal } from './types.ts';
 
 const PREFIX = 'lvsdoctor-dr-';
+const NO_FILTERS = {};
 
 function bindingLabel(b: PortBinding): string {
   return `${b.host}-${b.binding.portdev}`;
@@ -91,6 +92,8 @@ export function addToIpListFix(b: PortBinding, addrs: readonly Ipv4[], why: stri
   if (add.length === 0) return undefined;
   const params = new Map(b.binding.params);
   params.set('IP', [...current, ...add]);
+  // Performance: one replacement binding however often the fix is applied, so compiled rules are reused.
+  const replacement: PortBinding = { ...b, binding: { ...b.binding, params } };
   const dir = `add-ip-${bindingLabel(b)}`;
   const bindingFile = `${dir}/binding-${b.binding.portdev}.xml`;
   return {
@@ -104,7 +107,7 @@ export function addToIpListFix(b: PortBinding, addrs: readonly Ipv4[], why: stri
       `virsh edit ${b.domain}`,
       ...liveCommands(b, bindingFile),
     ],
-    apply: (s) => withBinding(s, b, { ...b, binding: { ...b.binding, params } }),
+    apply: (s) => withBinding(s, b, replacement),
   };
 }
 
@@ -198,8 +201,15 @@ export function drDirectorFilterFix(loaded: LoadedScenario, b: PortBinding, dire
     interfaceArtifact(b, top, params, dir),
     bindingArtifact(b, top, params, dir),
   ];
-  // The model is built from the artifacts themselves, so what is verified is what the user applies.
-  const parsed: NwFilter[] = files.flatMap((f) => readNwfilterXml(f.xml, `${dir}/nwfilter-${f.name}.xml`).value ?? []);
+  // The model is built from the artifacts themselves, so what is verified is what the user applies. Performance:
+  // parsed when the fix is first applied (static checks propose it again for every scenario they look at).
+  let parsedOnce: NwFilter[] | undefined;
+  // Performance: the same replacement binding and host filter list (per list it replaces) on every application,
+  // so the host's compiled rules are reused.
+  const replacement: PortBinding = { ...b, binding: { ...b.binding, filter: top, params } };
+  const merged = new WeakMap<object, NwFilter[]>();
+  const parsed = () =>
+    (parsedOnce ??= files.flatMap((f) => readNwfilterXml(f.xml, `${dir}/nwfilter-${f.name}.xml`).value ?? []));
   return {
     id: `dr-director-filter:${b.host}:${b.binding.portdev}`,
     title: `Bind ${top} to ${b.domain}'s interface ${b.binding.mac}: ${b.binding.filter} whose IPv4 anti-spoofing also passes DR-forwarded frames to VIP ${vips.map(formatIpv4).join(', ')} sent to real-server MACs ${rsMacs.join(', ')}`,
@@ -214,12 +224,16 @@ export function drDirectorFilterFix(loaded: LoadedScenario, b: PortBinding, dire
       ...liveCommands(b, `${dir}/binding-${b.binding.portdev}.xml`),
     ],
     apply: (s) => {
-      const next = withBinding(s, b, { ...b, binding: { ...b.binding, filter: top, params } });
+      const next = withBinding(s, b, replacement);
       const filters = new Map(next.filters);
-      filters.set(b.host, [
-        ...(filters.get(b.host) ?? []).filter((f) => !parsed.some((p) => p.name === f.name)),
-        ...parsed,
-      ]);
+      const before = filters.get(b.host);
+      let after = merged.get(before ?? NO_FILTERS);
+      if (after === undefined) {
+        const fresh = parsed();
+        after = [...(before ?? []).filter((f) => !fresh.some((p) => p.name === f.name)), ...fresh];
+        merged.set(before ?? NO_FILTERS, after);
+      }
+      filters.set(b.host, after);
       return { ...next, filters };
     },
   };

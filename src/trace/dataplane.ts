@@ -1,6 +1,11 @@
 /**
  * The dataplane: the scenario plus the mutable state packets change as they move (bridge and switch FDBs,
- * neighbour tables, IPVS connection tables). `snapshot()` gives every probe the same starting state.
+ * neighbour tables, IPVS connection tables). `resetDataplane` gives every probe the same starting state.
+ *
+ * Performance: the warm FDBs are derived from the topology alone (interfaces, links, segments), so they are
+ * computed per bridge the first time a frame meets it and shared by every session whose topology is the same
+ * (by identity: fixes copy only what they change). A probe sees them through overlays: it reads the pristine
+ * table and writes to a layer of its own, so starting a probe costs nothing and it pays only for what it changes.
  */
 import type { Ipv4 } from '../addr/ipv4.ts';
 import { isMulticastMac, type Mac } from '../addr/mac.ts';
@@ -13,30 +18,62 @@ export interface FdbEntry {
   readonly origin: Origin;
 }
 
+/** A map that reads through to a base it never changes and keeps its own writes. */
+export class Overlay<K, V> {
+  private local: Map<K, V> | undefined;
+  constructor(private readonly base: ReadonlyMap<K, V>) {}
+  get(key: K): V | undefined {
+    if (this.local !== undefined) {
+      const v = this.local.get(key);
+      if (v !== undefined) return v;
+    }
+    return this.base.get(key);
+  }
+  has(key: K): boolean {
+    return this.local?.has(key) === true || this.base.has(key);
+  }
+  set(key: K, value: V): this {
+    if (this.local === undefined) this.local = new Map();
+    this.local.set(key, value);
+    return this;
+  }
+}
+
+/** The FDBs of one node's bridges, by bridge name. */
+export interface NodeFdbs {
+  get(bridge: string): Overlay<Mac, FdbEntry> | undefined;
+}
+
 export interface NodeState {
   readonly node: Node;
   /** bridge name → MAC → port. */
-  readonly fdb: Map<string, Map<Mac, FdbEntry>>;
-  readonly neighbours: Map<Ipv4, NeighbourEntry>;
-  readonly firewall?: BridgeFirewall;
-  readonly ipvs?: IpvsEngine;
+  readonly fdb: NodeFdbs;
+  readonly neighbours: Overlay<Ipv4, NeighbourEntry>;
+  readonly firewall?: BridgeFirewall | undefined;
+  readonly ipvs?: IpvsEngine | undefined;
 }
 
 export interface SegmentState {
   readonly name: string;
   readonly members: readonly { readonly node: string; readonly iface: string }[];
   /** MAC → member index. */
-  readonly fdb: Map<Mac, number>;
+  readonly fdb: Overlay<Mac, number>;
+}
+
+/** Node and segment states by name, made on first use. */
+export interface StateMap<T> {
+  get(name: string): T | undefined;
 }
 
 export interface Dataplane {
   readonly scenario: Scenario;
-  readonly nodes: ReadonlyMap<string, NodeState>;
-  readonly segments: ReadonlyMap<string, SegmentState>;
+  readonly nodes: StateMap<NodeState>;
+  readonly segments: StateMap<SegmentState>;
 }
 
 export interface DataplaneEngines {
-  readonly firewalls: ReadonlyMap<string, BridgeFirewall>;
+  /** Each host's ebtables (looked up when a frame first meets the host, so hosts no frame meets are never compiled). */
+  readonly firewalls: StateMap<BridgeFirewall>;
   /** Factories so each probe starts with an empty connection table. */
   readonly ipvs: ReadonlyMap<string, () => IpvsEngine>;
 }
@@ -46,13 +83,18 @@ const WARM = implicit(
 );
 
 /** The MACs reachable by leaving `node` through `iface`, not crossing `skipSegment`. */
-function macsBehind(s: Scenario, node: string, iface: string, skipSegment?: string): Set<Mac> {
+function macsBehind(
+  s: Scenario,
+  segmentsByName: ReadonlyMap<string, Scenario['segments'][number]>,
+  node: string,
+  iface: string,
+  skipSegment?: string,
+): Set<Mac> {
   const out = new Set<Mac>();
-  const seen = new Set<string>();
+  const seen = new Set<Iface>();
   const visitIface = (n: Node, i: Iface, arriving: boolean) => {
-    const key = `${n.name}:${i.name}`;
-    if (seen.has(key)) return;
-    seen.add(key);
+    if (seen.has(i)) return;
+    seen.add(i);
     if (arriving) {
       out.add(i.mac);
       // A bridge port leads to the bridge and every other port of it.
@@ -71,7 +113,7 @@ function macsBehind(s: Scenario, node: string, iface: string, skipSegment?: stri
       if (pn && pi) visitIface(pn, pi, true);
     }
     if (i.segment && i.segment !== skipSegment) {
-      const seg = s.segments.find((g) => g.name === i.segment);
+      const seg = segmentsByName.get(i.segment);
       for (const m of seg?.members ?? []) {
         if (m.node === n.name && m.iface === i.name) continue;
         const mn = s.nodes.get(m.node);
@@ -86,73 +128,204 @@ function macsBehind(s: Scenario, node: string, iface: string, skipSegment?: stri
   return out;
 }
 
-export function buildDataplane(s: Scenario, engines: DataplaneEngines): Dataplane {
-  const nodes = new Map<string, NodeState>();
-  for (const node of s.nodes.values()) {
-    const fdb = new Map<string, Map<Mac, FdbEntry>>();
-    for (const br of node.interfaces.values()) {
-      if (br.kind !== 'bridge') continue;
-      const table = new Map<Mac, FdbEntry>();
-      for (const port of node.interfaces.values()) {
-        if (port.master !== br.name) continue;
-        for (const m of macsBehind(s, node.name, port.name))
-          if (!isMulticastMac(m)) table.set(m, { port: port.name, origin: WARM });
-      }
-      fdb.set(br.name, table);
+/**
+ * The warm FDBs of one topology, computed on demand. Valid for any scenario with the same segments and the same
+ * interface maps on the same node names (all `macsBehind` reads).
+ */
+class Topology {
+  private readonly segmentsByName = new Map<string, Scenario['segments'][number]>();
+  private readonly bridgeTables = new Map<string, Map<string, ReadonlyMap<Mac, FdbEntry>>>();
+  private readonly segmentTables = new Map<string, ReadonlyMap<Mac, number>>();
+  readonly interfaces = new Map<string, ReadonlyMap<string, Iface>>();
+
+  /** The segment whose state a name gives (the last of that name, as a map built in order keeps). */
+  readonly segmentState = new Map<string, Scenario['segments'][number]>();
+
+  constructor(private readonly s: Scenario) {
+    // Paths follow the first segment of a name.
+    for (const g of s.segments) {
+      if (!this.segmentsByName.has(g.name)) this.segmentsByName.set(g.name, g);
+      this.segmentState.set(g.name, g);
     }
-    const firewall = engines.firewalls.get(node.name);
-    const ipvsFactory = engines.ipvs.get(node.name);
-    nodes.set(node.name, {
-      node,
-      fdb,
-      neighbours: new Map(node.neighbours),
-      ...(firewall ? { firewall } : {}),
-      ...(ipvsFactory ? { ipvs: ipvsFactory() } : {}),
-    });
+    for (const [name, n] of s.nodes) this.interfaces.set(name, n.interfaces);
   }
-  const segments = new Map<string, SegmentState>();
-  for (const seg of s.segments) {
-    const fdb = new Map<Mac, number>();
+
+  fits(s: Scenario): boolean {
+    if (s.segments !== this.s.segments || s.nodes.size !== this.interfaces.size) return false;
+    if (s.nodes === this.s.nodes) return true;
+    for (const [name, n] of s.nodes) if (this.interfaces.get(name) !== n.interfaces) return false;
+    return true;
+  }
+
+  /** The warm FDB of `bridge` on `node`, or undefined when it is not a bridge there. */
+  bridge(nodeName: string, bridge: string): ReadonlyMap<Mac, FdbEntry> | undefined {
+    let byBridge = this.bridgeTables.get(nodeName);
+    if (byBridge === undefined) {
+      byBridge = new Map();
+      this.bridgeTables.set(nodeName, byBridge);
+    }
+    let table = byBridge.get(bridge);
+    if (table !== undefined) return table;
+    const node = this.s.nodes.get(nodeName);
+    const br = node?.interfaces.get(bridge);
+    if (!node || br?.kind !== 'bridge') return undefined;
+    const t = new Map<Mac, FdbEntry>();
+    for (const port of node.interfaces.values()) {
+      if (port.master !== br.name) continue;
+      const entry: FdbEntry = { port: port.name, origin: WARM };
+      for (const m of macsBehind(this.s, this.segmentsByName, node.name, port.name))
+        if (!isMulticastMac(m)) t.set(m, entry);
+    }
+    table = t;
+    byBridge.set(bridge, table);
+    return table;
+  }
+
+  segment(name: string): ReadonlyMap<Mac, number> | undefined {
+    let fdb = this.segmentTables.get(name);
+    if (fdb !== undefined) return fdb;
+    const seg = this.segmentState.get(name);
+    if (!seg) return undefined;
+    const s = this.s;
+    const t = new Map<Mac, number>();
     seg.members.forEach((m, idx) => {
       const n = s.nodes.get(m.node);
       const i = n?.interfaces.get(m.iface);
       if (!n || !i) return;
       // What sits behind a member: its own MAC and everything reachable through its node.
-      fdb.set(i.mac, idx);
+      t.set(i.mac, idx);
       if (i.master) {
         const br = n.interfaces.get(i.master);
-        if (br) fdb.set(br.mac, idx);
+        if (br) t.set(br.mac, idx);
         for (const other of n.interfaces.values())
           if (other.master === i.master && other.name !== i.name)
-            for (const mac of macsBehind(s, n.name, other.name, seg.name)) if (!fdb.has(mac)) fdb.set(mac, idx);
+            for (const mac of macsBehind(s, this.segmentsByName, n.name, other.name, seg.name))
+              if (!t.has(mac)) t.set(mac, idx);
       }
     });
-    segments.set(seg.name, { name: seg.name, members: seg.members, fdb });
+    fdb = t;
+    this.segmentTables.set(name, fdb);
+    return fdb;
   }
-  return { scenario: s, nodes, segments };
 }
 
-/** A fresh copy of the mutable state, so every probe starts from the scenario's state. */
-export function resetDataplane(dp: Dataplane, engines: DataplaneEngines): Dataplane {
-  const nodes = new Map<string, NodeState>();
-  for (const [name, st] of dp.nodes) {
-    const fdb = new Map<string, Map<Mac, FdbEntry>>();
-    for (const [br, t] of st.fdb) fdb.set(br, new Map(t));
-    const ipvsFactory = engines.ipvs.get(name);
-    const fresh: { -readonly [K in keyof NodeState]: NodeState[K] } = {
-      node: st.node,
-      fdb,
-      neighbours: new Map(st.node.neighbours),
-    };
-    if (st.firewall) fresh.firewall = st.firewall;
-    // IPVS state is built on first use: most probes cross few directors.
-    if (ipvsFactory) {
-      let engine: IpvsEngine | undefined;
-      Object.defineProperty(fresh, 'ipvs', { get: () => (engine ??= ipvsFactory()), enumerable: true });
-    }
-    nodes.set(name, fresh);
+const topologies = new WeakMap<Scenario['segments'], Topology[]>();
+
+function topologyOf(s: Scenario): Topology {
+  let list = topologies.get(s.segments);
+  if (list === undefined) {
+    list = [];
+    topologies.set(s.segments, list);
   }
+  for (const t of list) if (t.fits(s)) return t;
+  const t = new Topology(s);
+  if (list.length >= 4) list.shift();
+  list.push(t);
+  return t;
+}
+
+/** The starting state of every probe: the scenario, its engines and its topology's warm FDBs. */
+export function buildDataplane(s: Scenario, engines: DataplaneEngines): Dataplane {
+  return freshDataplane(s, engines, topologyOf(s));
+}
+
+interface Pristine extends Dataplane {
+  readonly [PRISTINE]: { readonly engines: DataplaneEngines; readonly topology: Topology };
+}
+const PRISTINE = Symbol('pristine');
+
+function freshDataplane(s: Scenario, engines: DataplaneEngines, topology: Topology): Pristine {
+  const nodes = new Map<string, NodeState>();
   const segments = new Map<string, SegmentState>();
-  for (const [name, seg] of dp.segments) segments.set(name, { ...seg, fdb: new Map(seg.fdb) });
-  return { scenario: dp.scenario, nodes, segments };
+  return {
+    scenario: s,
+    [PRISTINE]: { engines, topology },
+    nodes: {
+      get(name) {
+        let st = nodes.get(name);
+        if (st === undefined) {
+          const made = nodeState(s, engines, topology, name);
+          if (made === undefined) return undefined;
+          st = made;
+          nodes.set(name, st);
+        }
+        return st;
+      },
+    },
+    segments: {
+      get(name) {
+        let st = segments.get(name);
+        if (st === undefined) {
+          const base = topology.segment(name);
+          if (base === undefined) return undefined;
+          st = { name, members: topology.segmentState.get(name)!.members, fdb: new Overlay(base) };
+          segments.set(name, st);
+        }
+        return st;
+      },
+    },
+  };
+}
+
+function nodeState(s: Scenario, engines: DataplaneEngines, topology: Topology, name: string): NodeState | undefined {
+  const node = s.nodes.get(name);
+  return node === undefined ? undefined : new LiveNode(node, name, engines, topology);
+}
+
+class LiveFdbs implements NodeFdbs {
+  private readonly tables = new Map<string, Overlay<Mac, FdbEntry>>();
+  constructor(
+    private readonly topology: Topology,
+    private readonly name: string,
+  ) {}
+  get(bridge: string): Overlay<Mac, FdbEntry> | undefined {
+    let t = this.tables.get(bridge);
+    if (t === undefined) {
+      const base = this.topology.bridge(this.name, bridge);
+      if (base === undefined) return undefined;
+      t = new Overlay(base);
+      this.tables.set(bridge, t);
+    }
+    return t;
+  }
+}
+
+/** A node's state during one probe. Its firewall and IPVS engine are looked up when the walker first asks. */
+class LiveNode implements NodeState {
+  readonly fdb: LiveFdbs;
+  readonly neighbours: Overlay<Ipv4, NeighbourEntry>;
+  private fw: BridgeFirewall | undefined | null = null;
+  private engine: IpvsEngine | undefined | null = null;
+
+  constructor(
+    readonly node: Node,
+    private readonly name: string,
+    private readonly engines: DataplaneEngines,
+    topology: Topology,
+  ) {
+    this.fdb = new LiveFdbs(topology, name);
+    this.neighbours = new Overlay(node.neighbours);
+  }
+
+  get firewall(): BridgeFirewall | undefined {
+    if (this.fw === null) this.fw = this.engines.firewalls.get(this.name);
+    return this.fw;
+  }
+
+  get ipvs(): IpvsEngine | undefined {
+    if (this.engine === null) this.engine = this.engines.ipvs.get(this.name)?.();
+    return this.engine;
+  }
+}
+
+/** A fresh view of the mutable state, so every probe starts from the scenario's state. */
+export function resetDataplane(dp: Dataplane, engines: DataplaneEngines): Dataplane {
+  const p = (dp as Partial<Pristine>)[PRISTINE];
+  return freshDataplane(dp.scenario, engines, p?.topology ?? topologyOf(dp.scenario));
+}
+
+/** True when two dataplanes share their warm FDBs (the same topology by identity), so walks meet the same ports. */
+export function sameTopology(a: Dataplane, b: Dataplane): boolean {
+  const ta = (a as Partial<Pristine>)[PRISTINE]?.topology;
+  return ta !== undefined && ta === (b as Partial<Pristine>)[PRISTINE]?.topology;
 }

@@ -39,6 +39,11 @@ function ruleText(rule: EbRule, style: EbStyle): string {
   return t;
 }
 
+function anyMatched(visited: readonly { readonly matched: boolean }[]): boolean {
+  for (const v of visited) if (v.matched) return true;
+  return false;
+}
+
 function liveHooks(t: EbTable | undefined): Set<string> {
   const out = new Set<string>();
   for (const c of t?.chains ?? []) if (c.builtin && (c.rules.length > 0 || c.policy !== 'ACCEPT')) out.add(c.name);
@@ -100,9 +105,10 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
       const t = tables[table];
       if (!t || !live[table].has(hook)) return undefined;
       const r = evaluateEbtables(t, hook, frame, ctx);
-      const matchedAny = r.visited.some((v) => v.matched);
-      if (!matchedAny && r.verdict === 'ACCEPT') return undefined;
-      const path = [hook, ...r.events.filter((e) => e.kind === 'jump').map((e) => (e.kind === 'jump' ? e.to : ''))];
+      if (r.verdict === 'ACCEPT' && !anyMatched(r.visited)) return undefined;
+      // Loops rather than some/filter/map: this runs for every frame at every port with rules.
+      const path: string[] = [hook];
+      for (const e of r.events) if (e.kind === 'jump') path.push(e.to);
       const d = r.decidedBy;
       if (d.kind === 'rule')
         return {

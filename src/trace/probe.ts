@@ -15,7 +15,7 @@ import {
 } from '../wire/types.ts';
 import type { Dataplane } from './dataplane.ts';
 import type { Capture, End, Hop, Trace } from './types.ts';
-import { pickEnd, type WalkContext, Walker } from './walker.ts';
+import { type FirewallReads, pickEnd, type WalkContext, Walker } from './walker.ts';
 
 export function tcpSyn(probe: TcpProbeSpec, src: Ipv4, ttl: number): Ipv4Packet {
   return {
@@ -51,9 +51,9 @@ export function tcpSyn(probe: TcpProbeSpec, src: Ipv4, ttl: number): Ipv4Packet 
 }
 
 /** Runs one probe on a dataplane whose mutable state is fresh. */
-export function traceProbe(dp: Dataplane, probe: ProbeSpec): Trace {
+export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: FirewallReads): Trace {
   const captures: Capture[] = [];
-  const ctx: WalkContext = { dp, captures };
+  const ctx: WalkContext = reads ? { dp, captures, reads } : { dp, captures };
   const st = dp.nodes.get(probe.from);
   if (!st) throw new Error(`internal: probe ${probe.name} starts at unknown node ${probe.from}`);
   const node = st.node;

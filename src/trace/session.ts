@@ -58,34 +58,64 @@ function firewallOf(r: HostRules, brnf: boolean, style: EbStyle): BridgeFirewall
   return fw;
 }
 
+/**
+ * Performance: nothing is compiled when the session opens. A host's nwfilter bindings are compiled the first time a
+ * frame meets its bridge (and reused across sessions while its filters and bindings are unchanged, see
+ * `compileHostRules`); `hostRules` and `issues` compile every host when first read, with the same results.
+ */
 export function openSession(loaded: LoadedScenario, options: SessionOptions = {}): Session {
   const style = options.style ?? 'nft';
-  const issues: Issue[] = [];
-  const hostRules = new Map<string, HostRules>();
-  const firewalls = new Map<string, BridgeFirewall>();
-  for (const node of loaded.scenario.nodes.values()) {
-    if (node.kind !== 'host') continue;
-    const r = compileHostRules(loaded, node.name, style);
-    issues.push(...r.issues);
-    hostRules.set(node.name, r);
-    // br_netfilter hands bridged IPv4 to iptables when net.bridge.bridge-nf-call-iptables=1 (its default once loaded).
-    const brnf = node.sysctl.get('net.bridge.bridge-nf-call-iptables')?.value.trim() === '1';
-    // A host whose iptables-save was given is evaluated with the rules it really has (its own policies included).
-    const installed = loaded.installedIptables?.get(node.name);
-    firewalls.set(
-      node.name,
-      installed
+  const nodes = loaded.scenario.nodes;
+  const firewalls = new Map<string, BridgeFirewall | undefined>();
+  const firewallOfHost = (name: string): BridgeFirewall | undefined => {
+    if (firewalls.has(name)) return firewalls.get(name);
+    const node = nodes.get(name);
+    let fw: BridgeFirewall | undefined;
+    if (node?.kind === 'host') {
+      const r = compileHostRules(loaded, node.name, style);
+      // br_netfilter hands bridged IPv4 to iptables when net.bridge.bridge-nf-call-iptables=1 (its default once loaded).
+      const brnf = node.sysctl.get('net.bridge.bridge-nf-call-iptables')?.value.trim() === '1';
+      // A host whose iptables-save was given is evaluated with the rules it really has (its own policies included).
+      const installed = loaded.installedIptables?.get(node.name);
+      fw = installed
         ? makeBridgeFirewall({ nat: r.nat, ...(brnf ? { ip4: installed } : {}) }, style)
-        : firewallOf(r, brnf, style),
-    );
-  }
+        : firewallOf(r, brnf, style);
+    }
+    firewalls.set(name, fw);
+    return fw;
+  };
   const ipvs = new Map<string, () => IpvsEngine>();
   for (const [director, table] of loaded.ipvs) {
     const kernel = loaded.kernels.get(director);
     ipvs.set(director, () => makeIpvsEngine(table, { ...(kernel ? { kernel } : {}) }));
   }
-  const engines: DataplaneEngines = { firewalls, ipvs };
-  return { loaded, hostRules, engines, pristine: buildDataplane(loaded.scenario, engines), issues };
+  const engines: DataplaneEngines = { firewalls: { get: firewallOfHost }, ipvs };
+  let all: { hostRules: Map<string, HostRules>; issues: Issue[] } | undefined;
+  const compileAll = () => {
+    if (all === undefined) {
+      const hostRules = new Map<string, HostRules>();
+      const issues: Issue[] = [];
+      for (const node of nodes.values()) {
+        if (node.kind !== 'host') continue;
+        const r = compileHostRules(loaded, node.name, style);
+        issues.push(...r.issues);
+        hostRules.set(node.name, r);
+      }
+      all = { hostRules, issues };
+    }
+    return all;
+  };
+  return {
+    loaded,
+    get hostRules() {
+      return compileAll().hostRules;
+    },
+    engines,
+    pristine: buildDataplane(loaded.scenario, engines),
+    get issues() {
+      return compileAll().issues;
+    },
+  };
 }
 
 /** Runs one probe from the scenario's initial state. */

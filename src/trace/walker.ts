@@ -22,7 +22,7 @@ import {
   TCP_SYN,
   type TcpSegment,
 } from '../wire/types.ts';
-import type { Dataplane, NodeState } from './dataplane.ts';
+import type { Dataplane, NodeState, SegmentState } from './dataplane.ts';
 import type { BridgeHook } from './engines.ts';
 import {
   type Capture,
@@ -32,6 +32,7 @@ import {
   type EndCause,
   type Hop,
   type NeighbourStep,
+  type NetfilterStep,
   type Place,
   type Step,
 } from './types.ts';
@@ -66,11 +67,37 @@ interface Event {
 export interface WalkContext {
   readonly dp: Dataplane;
   readonly captures: Capture[];
+  /** When set, every firewall decision is logged (see `retrace.ts`). */
+  readonly reads?: FirewallReads;
+}
+
+/** A firewall decision as the walker asked for it, where its step went, and what it got. */
+export interface FirewallRead {
+  readonly host: string;
+  readonly kind: 'ebtables' | 'bridged';
+  readonly table: 'nat' | 'filter';
+  readonly hook: BridgeHook;
+  readonly frame: EthernetFrame;
+  readonly ctx: { readonly inIface?: string; readonly outIface?: string } & {
+    readonly bridge?: string;
+    readonly inPort?: string;
+    readonly outPort?: string;
+  };
+  readonly hop: Hop;
+  /** Index in `hop.steps` the step took (or would have taken). */
+  readonly pos: number;
+  readonly step: NetfilterStep | undefined;
+}
+
+export interface FirewallReads {
+  readonly firewall: FirewallRead[];
 }
 
 export class Walker {
   readonly hops: Hop[] = [];
   private readonly queue: Event[] = [];
+  /** Index of the next event to take from `queue` (taken events stay: shifting would copy the array). */
+  private head = 0;
   reached: Hop | undefined;
 
   constructor(
@@ -85,8 +112,8 @@ export class Walker {
   /** Seeds the queue (e.g. with a frame sent by a host through its bridge device) and walks until it is empty. */
   runFrom(seed: () => void): void {
     seed();
-    while (this.queue.length > 0) {
-      const ev = this.queue.shift()!;
+    while (this.head < this.queue.length) {
+      const ev = this.queue[this.head++]!;
       if (this.hops.length >= MAX_HOPS) {
         const hop = this.newHop(ev, 'in');
         this.end(hop, 'loop', `more than ${MAX_HOPS} hops: a forwarding loop`);
@@ -193,20 +220,25 @@ export class Walker {
         this.end(hop, 'blackholed', `segment ${iface.segment} is not defined`);
         return;
       }
-      const self = seg.members.findIndex((m) => m.node === ev.node && m.iface === ev.iface);
+      const self = memberIndex(seg, ev.node, ev.iface);
       if (!isMulticastMac(ev.frame.src) && self >= 0) seg.fdb.set(ev.frame.src, self);
       const known = isMulticastMac(ev.frame.dst) ? undefined : seg.fdb.get(ev.frame.dst);
-      const targets =
-        known !== undefined && known !== self ? [known] : seg.members.map((_, k) => k).filter((k) => k !== self);
       if (known === self) {
         this.end(hop, 'discarded', `the segment ${seg.name} delivers ${ev.frame.dst} back to the sender's port`);
         return;
       }
+      let targets: number[];
+      if (known !== undefined) targets = [known];
+      else {
+        targets = [];
+        for (let k = 0; k < seg.members.length; k++) if (k !== self) targets.push(k);
+      }
+      const labels = memberLabels(seg);
       hop.steps.push({
         kind: 'segment',
         segment: seg.name,
         decision: known !== undefined ? 'forward' : 'flood',
-        to: targets.map((k) => `${seg.members[k]!.node}:${seg.members[k]!.iface}`),
+        to: targets.map((k) => labels[k]!),
       });
       if (targets.length === 0) this.end(hop, 'blackholed', `nothing else is plugged into segment ${seg.name}`);
       for (const k of targets) {
@@ -250,6 +282,17 @@ export class Walker {
     // Plain object, no conditional spreads: this runs several times per hop.
     const ctx = { inIface, outIface } as { readonly inIface?: string; readonly outIface?: string };
     const step = st.firewall.evaluate(table, hookName, frame, ctx);
+    this.ctx.reads?.firewall.push({
+      host: st.node.name,
+      kind: 'ebtables',
+      table,
+      hook: hookName,
+      frame,
+      ctx,
+      hop,
+      pos: hop.steps.length,
+      step,
+    });
     if (!step) return true;
     hop.steps.push(step);
     if (step.verdict === 'DROP') {
@@ -343,11 +386,21 @@ export class Walker {
     );
     if (!this.firewall(st, hop, 'filter', 'FORWARD', frame, parent.place.iface, port.name)) return;
     // br_netfilter: bridged IPv4 passes through iptables FORWARD (with physdev) after ebtables' FORWARD.
-    const ipStep = st.firewall?.evaluateBridged(frame, {
-      bridge: port.master ?? '',
-      inPort: parent.place.iface ?? '',
-      outPort: port.name,
-    });
+    const fw = st.firewall;
+    const bctx = { bridge: port.master ?? '', inPort: parent.place.iface ?? '', outPort: port.name };
+    const ipStep = fw?.evaluateBridged(frame, bctx);
+    if (fw)
+      this.ctx.reads?.firewall.push({
+        host: st.node.name,
+        kind: 'bridged',
+        table: 'filter',
+        hook: 'FORWARD',
+        frame,
+        ctx: bctx,
+        hop,
+        pos: hop.steps.length,
+        step: ipStep,
+      });
     if (ipStep) {
       hop.steps.push(ipStep);
       if (ipStep.verdict === 'DROP') {
@@ -943,6 +996,38 @@ export function effectiveSysctl(node: Node, key: string, ifname: string): { valu
     return { value: 0, origin: implicit(`net.ipv4.conf.{all,${ifname}}.${key} unknown: kernel default 0`) };
   if (dev && d >= a) return { value: d, origin: dev.origin };
   return { value: a, origin: all!.origin };
+}
+
+const MEMBER_INDEX = new WeakMap<SegmentState['members'], Map<string, Map<string, number>>>();
+
+/** The index of a node's interface among a segment's members (the first), or -1; indexed once per member list. */
+function memberIndex(seg: SegmentState, node: string, iface: string): number {
+  let byNode = MEMBER_INDEX.get(seg.members);
+  if (byNode === undefined) {
+    byNode = new Map();
+    seg.members.forEach((m, k) => {
+      let byIface = byNode!.get(m.node);
+      if (byIface === undefined) {
+        byIface = new Map();
+        byNode!.set(m.node, byIface);
+      }
+      if (!byIface.has(m.iface)) byIface.set(m.iface, k);
+    });
+    MEMBER_INDEX.set(seg.members, byNode);
+  }
+  return byNode.get(node)?.get(iface) ?? -1;
+}
+
+const MEMBER_LABELS = new WeakMap<SegmentState['members'], string[]>();
+
+/** `node:iface` of every member of a segment, made once per member list. */
+function memberLabels(seg: SegmentState): string[] {
+  let labels = MEMBER_LABELS.get(seg.members);
+  if (labels === undefined) {
+    labels = seg.members.map((m) => `${m.node}:${m.iface}`);
+    MEMBER_LABELS.set(seg.members, labels);
+  }
+  return labels;
 }
 
 const LEARNED = new WeakMap<Iface, Origin>();

@@ -1,9 +1,7 @@
 /** Static checks of the filter bindings of directors: IP learning, IPv6 VIPs. */
 import { formatServiceKey } from '../../ipvs/model.ts';
-import { filterRegistry } from '../../libvirt/builtin-filters.ts';
-import { compileBinding } from '../../libvirt/compile.ts';
 import { ETHERTYPE_IPV6 } from '../../wire/types.ts';
-import { bindingAt, guestEgressVerdict, tapOf } from '../facts.ts';
+import { bindingAt, bindingMode, guestEgressVerdict, tapOf } from '../facts.ts';
 import { removeFilterrefFix } from '../fixes.ts';
 import type { Detected, FindingKind } from './kind.ts';
 
@@ -20,8 +18,7 @@ export const ipLearningDirector: FindingKind = {
       const port = director && tapOf(ctx.loaded, director);
       const b = port && bindingAt(ctx.loaded, port.host, port.tap);
       if (!b) continue;
-      const compiled = compileBinding(b.binding, filterRegistry(ctx.loaded.filters.get(b.host) ?? []));
-      if (compiled.mode !== 'ip-learning') continue;
+      if (bindingMode(ctx.loaded, b) !== 'ip-learning') continue;
       out.push({
         finding: {
           code: this.code,

@@ -11,6 +11,7 @@ import {
   guestEgressDrop,
   guestEgressVerdict,
   ipv4Services,
+  nodesCaching,
   ownsAddress,
   serviceVip,
   tapOf,
@@ -32,7 +33,7 @@ function explain(
   const ipList = b?.binding.params.get('IP') ?? [];
   const filter = findOrigin(drop.origin, 'nwfilter-rule')?.data?.filter ?? 'the filter';
   const vip = formatIpv4(vipAddr);
-  const cached = [...ctx.loaded.scenario.nodes.values()].filter((n) => n.neighbours.has(vipAddr)).map((n) => n.name);
+  const cached = nodesCaching(ctx.loaded, vipAddr);
   const fixes: FixProposal[] = [];
   if (b) {
     const add = addToIpListFix(b, [vipAddr], 'so its ARP replies for the VIP pass');

@@ -1,0 +1,148 @@
+/**
+ * Re-tracing a probe on a changed scenario without walking it again, when the change cannot alter the walk.
+ *
+ * A walk is a function of what it reads: the nodes it enters (their interfaces, routes, sysctls, neighbours,
+ * listeners, IPVS tables), the topology (links, segments, warm FDBs) and the firewall decisions it asks for. A
+ * recorded trace keeps the names of the nodes it entered and every firewall decision with the place its step took.
+ * On another session, when the topology and every entered node are the same objects, only the firewalls of hosts
+ * whose rules changed can answer differently; their logged decisions are asked again. As long as none of them
+ * drops (a drop ends a branch, so the walk itself would change), the walk goes exactly as before and the new trace
+ * is the old one with those steps replaced, added or removed. Otherwise the probe is walked anew.
+ */
+import type { ProbeSpec } from '../topology/model.ts';
+import { resetDataplane, sameTopology } from './dataplane.ts';
+import { traceProbe } from './probe.ts';
+import type { Session } from './session.ts';
+import type { Hop, NetfilterStep, Step, Trace } from './types.ts';
+import type { FirewallRead, FirewallReads } from './walker.ts';
+
+/** A trace with what its walk read. */
+export interface RecordedTrace {
+  readonly session: Session;
+  readonly probe: ProbeSpec;
+  readonly trace: Trace;
+  /** Names of the nodes whose state the walk looked up. */
+  readonly nodes: ReadonlySet<string>;
+  readonly firewall: readonly FirewallRead[];
+  /** The same decisions by host, in the order they were asked. */
+  readonly firewallByHost: ReadonlyMap<string, readonly FirewallRead[]>;
+}
+
+/** Runs one probe from the scenario's initial state and records what the walk read. */
+export function runProbeRecorded(session: Session, probe: ProbeSpec): RecordedTrace {
+  const dp = resetDataplane(session.pristine, session.engines);
+  const nodes = new Set<string>();
+  const reads: FirewallReads = { firewall: [] };
+  const watched = {
+    ...dp,
+    nodes: {
+      get(name: string) {
+        nodes.add(name);
+        return dp.nodes.get(name);
+      },
+    },
+  };
+  const trace = traceProbe(watched, probe, reads);
+  const firewallByHost = new Map<string, FirewallRead[]>();
+  for (const r of reads.firewall) {
+    const list = firewallByHost.get(r.host);
+    if (list === undefined) firewallByHost.set(r.host, [r]);
+    else list.push(r);
+  }
+  return { session, probe, trace, nodes, firewall: reads.firewall, firewallByHost };
+}
+
+/**
+ * The trace `runProbe(next, rec.probe)` would give, derived from `rec` when the differences between the sessions
+ * cannot change the walk; undefined when the probe must be walked again.
+ */
+export function retraceFrom(rec: RecordedTrace, next: Session): Trace | undefined {
+  const base = rec.session;
+  if (base === next) return rec.trace;
+  if (!sameTopology(base.pristine, next.pristine)) return undefined;
+  const a = base.loaded;
+  const b = next.loaded;
+  for (const name of rec.nodes) {
+    if (a.scenario.nodes.get(name) !== b.scenario.nodes.get(name)) return undefined;
+    if (a.ipvs.get(name) !== b.ipvs.get(name) || a.kernels.get(name) !== b.kernels.get(name)) return undefined;
+  }
+  const patches = new Map<Hop, { read: FirewallRead; step: NetfilterStep | undefined }[]>();
+  for (const [host, reads] of rec.firewallByHost) {
+    const fw = next.engines.firewalls.get(host);
+    if (base.engines.firewalls.get(host) === fw) continue;
+    if (fw === undefined) return undefined;
+    for (const read of reads) {
+      const step =
+        read.kind === 'ebtables'
+          ? fw.evaluate(read.table, read.hook, read.frame, read.ctx)
+          : fw.evaluateBridged(read.frame, {
+              bridge: read.ctx.bridge ?? '',
+              inPort: read.ctx.inPort ?? '',
+              outPort: read.ctx.outPort ?? '',
+            });
+      if (read.step?.verdict === 'DROP' || step?.verdict === 'DROP') return undefined;
+      let list = patches.get(read.hop);
+      if (list === undefined) {
+        list = [];
+        patches.set(read.hop, list);
+      }
+      list.push({ read, step });
+    }
+  }
+  if (patches.size === 0) return rec.trace;
+  const hops = rebuildHops(rec.trace.hops, patches);
+  return hops === rec.trace.hops ? rec.trace : { ...rec.trace, hops };
+}
+
+/** Runs a probe on `next`, from a recorded trace of it when possible. */
+export function rerunProbe(rec: RecordedTrace, next: Session): Trace {
+  return retraceFrom(rec, next) ?? traceProbe(resetDataplane(next.pristine, next.engines), rec.probe);
+}
+
+type Patches = ReadonlyMap<Hop, readonly { read: FirewallRead; step: NetfilterStep | undefined }[]>;
+
+function rebuildHops(hops: readonly Hop[], patches: Patches): Hop[] {
+  let out: Hop[] | undefined;
+  for (let k = 0; k < hops.length; k++) {
+    const h = hops[k]!;
+    const r = rebuildHop(h, patches);
+    if (r !== h) {
+      out ??= hops.slice();
+      out[k] = r;
+    }
+  }
+  return out ?? (hops as Hop[]);
+}
+
+function rebuildHop(h: Hop, patches: Patches): Hop {
+  const ps = patches.get(h) ?? [];
+  let changed = ps.length > 0;
+  const steps: Step[] = [];
+  let pi = 0;
+  for (let i = 0; i <= h.steps.length; i++) {
+    // Decisions that had nothing to say at this point: their new step (if any) goes here.
+    while (pi < ps.length && ps[pi]!.read.pos === i && ps[pi]!.read.step === undefined) {
+      const s = ps[pi++]!.step;
+      if (s) steps.push(s);
+    }
+    if (i === h.steps.length) break;
+    if (pi < ps.length && ps[pi]!.read.pos === i) {
+      // The old step of this decision sits here.
+      if (h.steps[i] !== ps[pi]!.read.step) throw new Error(`internal: hop ${h.id} step ${i} is not the logged one`);
+      const s = ps[pi++]!.step;
+      if (s) steps.push(s);
+      continue;
+    }
+    const s = h.steps[i]!;
+    if (s.kind === 'neighbour' && s.arp) {
+      const sub = rebuildHops(s.arp.hops, patches);
+      if (sub !== s.arp.hops) {
+        changed = true;
+        steps.push({ ...s, arp: { ...s.arp, hops: sub } });
+        continue;
+      }
+    }
+    steps.push(s);
+  }
+  return changed ? { ...h, steps } : h;
+}
