@@ -22,7 +22,7 @@ let worst = 0;
 for (const filters of modes) {
   for (let k = 0; k < runs; k++) {
     const t0 = performance.now();
-    const r = await runLabScenario(loaded, { filters, timeoutMs: 1000 });
+    const r = await runLabScenario(loaded, { filters }); // the defaults of `lvsdoctor lab run`
     const total = performance.now() - t0;
     if (filters === 'compiled') worst = Math.max(worst, total);
     const phases = Object.entries(r.timings)
@@ -31,6 +31,7 @@ for (const filters of modes) {
     console.log(
       `lab run kvm-lvs-dr (${filters}) #${k + 1}: ${Math.round(total)} ms (exit ${r.exitCode}; ${r.probes.map((p) => `${p.probe} ${p.real.ok ? 'ok' : 'fails'}${p.agree ? '' : ' DISAGREE'}`).join(', ')})\n  phases (ms): ${phases}`,
     );
+    for (const p of r.probes) if (!p.agree) console.log(`  ${p.probe}: ${p.real.detail}; ${p.difference}`);
   }
 }
 console.log(`worst compiled run ${Math.round(worst)} ms; goal ≤ ${GOAL_MS} ms: ${worst <= GOAL_MS ? 'met' : 'missed'}`);

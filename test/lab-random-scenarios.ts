@@ -1,7 +1,9 @@
 /**
- * Randomized LVS-DR scenarios for the kernel-vs-simulator differential test: filters on the director and the real
- * servers (VIP in the IP lists or not), ARP and rp_filter sysctls, weights and schedulers, the gateway's cached VIP
- * entry or not, and probes to the VIP, to a closed port of the VIP and to a real server directly.
+ * Randomized LVS scenarios for the kernel-vs-simulator differential test: DR or NAT (Masq, with the real servers'
+ * default route via the director or — a classic mistake — via the router, the director forwarding or not, real
+ * servers on another port), filters on the director and the real servers (VIP in the IP lists or not), ARP and
+ * rp_filter sysctls, weights and schedulers, the gateway's cached VIP entry or not, and probes to the VIP, to a
+ * closed port of the VIP and to a real server directly.
  */
 import type { GuestSpec, RealServerSpec, ScenarioSpec } from './scenario-builder.ts';
 
@@ -33,6 +35,9 @@ export function randomScenario(seed: number): RandomScenario {
   const clientRange = pick(RANGES.filter((x) => x !== prefix));
   const vip = `${prefix}.${200 + Math.floor(r() * 50)}`;
   const port = pick([80, 8080]);
+  const nat = chance(0.4);
+  // NAT: where the real servers listen (IPVS-NAT may change the port; DR cannot).
+  const rsPort = nat && chance(0.3) ? 8000 + Math.floor(r() * 100) : port;
   const hostCount = 1 + Math.floor(r() * 3);
   const hosts = Array.from({ length: hostCount }, (_, k) => ({
     name: `kvm${k + 1}`,
@@ -75,7 +80,7 @@ export function randomScenario(seed: number): RandomScenario {
     ip: dirIp,
     mac: '52:54:00:00:00:10',
     vipOnEth0: chance(0.9),
-    sysctl: sysctl(false),
+    sysctl: { ...sysctl(false), ...(nat ? { 'net.ipv4.ip_forward': chance(0.85) ? 1 : 0 } : {}) },
     ...(chance(0.5) ? {} : { filter: filter(dirIp) }),
   } as ScenarioSpec['director'];
   const rsCount = 1 + Math.floor(r() * 3);
@@ -88,9 +93,11 @@ export function randomScenario(seed: number): RandomScenario {
       ip,
       mac: `52:54:00:00:00:${(0x21 + k).toString(16)}`,
       weight: pick([0, 1, 1, 1, 2, 3]),
-      vipOnLo: chance(0.9),
+      vipOnLo: chance(nat ? 0.2 : 0.9),
       sysctl: sysctl(true),
       ...(f ? { filter: f } : {}),
+      ...(nat ? { via: chance(0.8) ? ('director' as const) : ('router' as const) } : {}),
+      ...(rsPort !== port ? { port: rsPort, listen: [rsPort] } : {}),
     };
   });
   const sports = new Set<number>();
@@ -109,13 +116,15 @@ export function randomScenario(seed: number): RandomScenario {
     `    arp: ${vip}`,
   ];
   if (chance(0.3)) probes.push('  - name: tcp-closed-port', `    tcp: ${vip}:${port + 1}`, `    sport: ${sport()}`);
-  if (chance(0.3)) probes.push('  - name: tcp-rs1', `    tcp: ${realServers[0]!.ip}:${port}`, `    sport: ${sport()}`);
+  if (chance(0.3))
+    probes.push('  - name: tcp-rs1', `    tcp: ${realServers[0]!.ip}:${rsPort}`, `    sport: ${sport()}`);
   const spec: ScenarioSpec = {
     name: `lab-random-${seed}`,
     prefix,
     vip,
     port,
     scheduler: pick(['rr', 'wrr']),
+    ...(nat ? { method: 'Masq' as const } : {}),
     director,
     realServers,
     hosts,
@@ -127,9 +136,10 @@ export function randomScenario(seed: number): RandomScenario {
   const summary = [
     `director ${f(director)} vip-on-eth0=${director.vipOnEth0} ${JSON.stringify(director.sysctl)}`,
     ...realServers.map(
-      (s) => `${s.name}@${s.host} w=${s.weight} vip-on-lo=${s.vipOnLo} ${f(s)} ${JSON.stringify(s.sysctl)}`,
+      (s) =>
+        `${s.name}@${s.host} w=${s.weight} vip-on-lo=${s.vipOnLo}${s.via ? ` via=${s.via}` : ''}${s.port ? ` port=${s.port}` : ''} ${f(s)} ${JSON.stringify(s.sysctl)}`,
     ),
-    `gateway cached-vip=${spec.gateway.cachedVip}, scheduler ${spec.scheduler}`,
+    `gateway cached-vip=${spec.gateway.cachedVip}, scheduler ${spec.scheduler}, ${nat ? 'NAT' : 'DR'}`,
   ].join('; ');
   return { spec, summary };
 }

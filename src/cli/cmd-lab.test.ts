@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { labUnavailable } from '../lab/preflight.ts';
+import { labUnavailable, preflight } from '../lab/preflight.ts';
 import { runLab } from './cmd-lab.ts';
 import type { Io } from './io.ts';
 
@@ -35,6 +35,10 @@ describe('the lab command', () => {
       expect(out.stdout).toContain('probe http-to-vip');
       expect(out.stdout).toContain('request last seen at host1:vnet0');
       expect(out.stdout).toContain('✓ kernel and simulator agree');
+      // Which plays the director is decided at run time and said.
+      expect(out.stdout).toContain(
+        preflight().ipvs ? 'directors by real IPVS (ipvsadm)' : 'directors by the nftables emulation',
+      );
     });
 
     it('rehearses a proposed fix with --with-fix (exit 0)', async () => {

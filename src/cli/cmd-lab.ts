@@ -34,7 +34,10 @@ function seen(l: LastSeen): string {
 }
 
 export function renderLabReport(r: LabReport): string {
-  const out: string[] = [`lab run: ${r.scenario} (filters by ${r.filterSource}; namespaces ${r.prefix}*)`];
+  const directors = r.directorEngine === 'ipvs' ? 'real IPVS (ipvsadm)' : 'the nftables emulation';
+  const out: string[] = [
+    `lab run: ${r.scenario} (filters by ${r.filterSource}; directors by ${directors}; namespaces ${r.prefix}*)`,
+  ];
   for (const p of r.probes) out.push(...renderProbe(p));
   for (const c of r.ruleChecks)
     out.push(
@@ -126,7 +129,7 @@ export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOp
     const lab = await labUp(loaded, { ...common, detach: true, directorMode: { kind: 'spread' } });
     releaseLab(lab);
     const lines = [
-      `lab up: ${loaded.scenario.name} (filters by ${lab.filterSource})`,
+      `lab up: ${loaded.scenario.name} (filters by ${lab.filterSource}; directors by ${lab.directorEngine === 'ipvs' ? 'real IPVS (ipvsadm)' : 'the nftables emulation'})`,
       ...lab.plan.namespaces.map((n) => `  ${n.ns}  ${n.kind} ${n.node}`),
       `captures: ${lab.pcapDir}`,
       ...lab.warnings.map((w) => `warning: ${w}`),

@@ -3,7 +3,8 @@
  * captures (pcaps written by tcpdump) and the simulator's captures, so that both are judged alike.
  *
  * A probe's frames are ranked by how far they got: for TCP the client's SYN (1), the SYN as a director forwarded it
- * (2, sent from a director's MAC), the SYN-ACK (3); for ARP the request (1) and the reply (2). The last-seen point
+ * (2, sent from a director's MAC; with NAT addressed to a real server), a NAT real server's SYN-ACK before the
+ * director rewrote its source (3), the SYN-ACK from the probed address (4); for ARP the request (1) and the reply (2). The last-seen point
  * is, among the frames of the highest rank, the point where they were first seen latest — counting only points on
  * the frame's own L2 path (a copy a bridge floods towards a NIC that does not want it is not progress). When the
  * highest rank is a broadcast nobody answered, every point it reached is equally far: the set is reported.
@@ -118,6 +119,8 @@ export interface ProbeKey {
   readonly src: Ipv4;
   /** MACs of directors' NICs (a request sent from one was forwarded by a director). */
   readonly directorMacs: ReadonlySet<Mac>;
+  /** NAT: the real servers (`ip:port`) of the probed service, where the director sends the rewritten request. */
+  readonly natDests: ReadonlySet<string>;
 }
 
 function firstAddress(node: Node | undefined): Ipv4 | undefined {
@@ -139,7 +142,18 @@ export function probeKey(loaded: LoadedScenario, probe: ProbeSpec): ProbeKey {
   for (const d of loaded.ipvs.keys())
     for (const i of loaded.scenario.nodes.get(d)?.interfaces.values() ?? [])
       if (i.kind !== 'loopback') directorMacs.add(i.mac);
-  return { probe, src, directorMacs };
+  const natDests = new Set<string>();
+  if (probe.kind === 'tcp')
+    for (const t of loaded.ipvs.values())
+      for (const svc of t.services) {
+        const k = svc.key;
+        if (k.kind !== 'addr' || k.protocol !== 'TCP' || k.address.family !== 'ipv4') continue;
+        if (k.address.addr !== probe.to || k.port !== probe.dport) continue;
+        for (const d of svc.destinations)
+          if (d.forwarding?.kind === 'masq' && d.address.family === 'ipv4')
+            natDests.add(`${formatIpv4(d.address.addr as Ipv4)}:${d.port}`);
+      }
+  return { probe, src, directorMacs, natDests };
 }
 
 /** The rank of a frame for this probe, or 0 when it is not one of the probe's frames. */
@@ -156,10 +170,17 @@ export function frameRank(k: ProbeKey, f: EthernetFrame): number {
   const t = p.payload;
   const syn = (t.flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
   const synAck = (t.flags & (TCP_SYN | TCP_ACK | TCP_RST)) === (TCP_SYN | TCP_ACK);
-  if (syn && p.src === k.src && p.dst === probe.to && t.srcPort === probe.sport && t.dstPort === probe.dport)
-    return k.directorMacs.has(f.src) ? 2 : 1;
-  if (synAck && p.dst === k.src && p.src === probe.to && t.dstPort === probe.sport && t.srcPort === probe.dport)
-    return 3;
+  if (syn && p.src === k.src && t.srcPort === probe.sport) {
+    if (p.dst === probe.to && t.dstPort === probe.dport) return k.directorMacs.has(f.src) ? 2 : 1;
+    // NAT: the SYN as the director rewrote it, towards a real server.
+    if (k.natDests.has(`${formatIpv4(p.dst)}:${t.dstPort}`) && k.directorMacs.has(f.src)) return 2;
+    return 0;
+  }
+  if (synAck && p.dst === k.src && t.dstPort === probe.sport) {
+    if (p.src === probe.to && t.srcPort === probe.dport) return 4;
+    // NAT: the real server's answer before the director gives it the virtual service's address back.
+    if (k.natDests.has(`${formatIpv4(p.src)}:${t.srcPort}`)) return 3;
+  }
   return 0;
 }
 
@@ -167,6 +188,7 @@ const STAGE_OF_RANK: Readonly<Record<string, 'request' | 'reply'>> = {
   'tcp:1': 'request',
   'tcp:2': 'request',
   'tcp:3': 'reply',
+  'tcp:4': 'reply',
   'arp:1': 'request',
   'arp:2': 'reply',
 };

@@ -16,6 +16,8 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Resolve with the failure instead of throwing. */
   readonly allowFail?: boolean;
+  /** Kills the command (SIGKILL) when aborted. */
+  readonly signal?: AbortSignal;
 }
 
 export class LabCommandError extends Error {
@@ -31,7 +33,10 @@ export class LabCommandError extends Error {
 export function run(argv: readonly string[], o: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const [cmd, ...args] = argv;
-    const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd!, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(o.signal ? { signal: o.signal, killSignal: 'SIGKILL' as const } : {}),
+    });
     let stdout = '';
     let stderr = '';
     let timer: NodeJS.Timeout | undefined;
@@ -44,6 +49,7 @@ export function run(argv: readonly string[], o: RunOptions = {}): Promise<RunRes
     });
     child.on('error', (e) => {
       if (timer) clearTimeout(timer);
+      if (e.name === 'AbortError') return; // 'close' follows with the signal
       const r = { code: 127, stdout, stderr: `${stderr}${e.message}` };
       if (o.allowFail) resolve(r);
       else reject(new LabCommandError(argv, r));
@@ -149,9 +155,14 @@ export function spawnBg(
   });
 }
 
-/** Stops a process by its id (SIGINT, then SIGKILL after `graceMs`) and waits for it when it is our child. */
+/** Stops a process by its id (SIGINT, then SIGKILL after `graceMs`; at once with 0) and waits for it. */
 export async function stopBg(p: BgProcess, graceMs = 1000): Promise<void> {
   if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  if (graceMs <= 0) {
+    p.child.kill('SIGKILL');
+    await p.exited;
+    return;
+  }
   p.child.kill('SIGINT');
   const t = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
   await p.exited;

@@ -3,19 +3,20 @@
  * named with a per-run prefix (`lvsd-<pid>-<n>-`); the root namespace is never touched. Active labs are removed on
  * exit, SIGINT and SIGTERM; `removeLeftovers` clears what a crashed run left behind.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderEbtablesList } from '../netfilter/ebtables-render.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { compileHostRules } from '../trace/host-rules.ts';
 import { type BgProcess, inNs, run, runSync, spawnBg, stopBg } from './exec.ts';
-import { type DirectorMode, directorNft, ebtablesRestoreText } from './kernel-rules.ts';
+import { type DirectorMode, directorNftReload, ebtablesRestoreText, ipvsadmRestoreText } from './kernel-rules.ts';
 import { createBinding, defineFilters, type LibvirtDaemon, startLibvirtd } from './libvirt-daemon.ts';
 import { type LabPlan, planLab } from './plan.ts';
 import { preflight } from './preflight.ts';
 
 export type FilterSource = 'libvirt' | 'compiled';
+export type DirectorEngine = 'ipvs' | 'nftables';
 
 export interface LabOptions {
   /** Who installs the guests' filters: a real libvirt (default when available) or the project's compiled rules. */
@@ -27,6 +28,8 @@ export interface LabOptions {
   /** Leave processes running after this process exits (`lab up`). */
   readonly detach?: boolean;
   readonly directorMode?: DirectorMode;
+  /** Who plays the directors: real IPVS through ipvsadm (`auto` when the kernel has it) or the nftables emulation. */
+  readonly directors?: 'auto' | DirectorEngine;
   readonly log?: (line: string) => void;
 }
 
@@ -45,6 +48,7 @@ export interface Lab {
   readonly workDir: string;
   readonly pcapDir: string;
   readonly filterSource: FilterSource;
+  readonly directorEngine: DirectorEngine;
   readonly procs: BgProcess[];
   readonly captures: Map<string, { proc: BgProcess; file: string }>;
   readonly daemons: Map<string, LibvirtDaemon>;
@@ -225,19 +229,60 @@ async function step<T>(lab: Lab, name: string, f: () => Promise<T>): Promise<T> 
   }
 }
 
+/** Flags of an `ip -o link` / `bridge link` line. */
+function linkFlags(line: string): string[] {
+  return /<([^>]*)>/.exec(line)?.[1]?.split(',') ?? [];
+}
+
+/**
+ * What is still coming up in a namespace (one `ip -d -o link` per call): interfaces set up whose operational state
+ * is not up yet although they have carrier, and bridge ports with carrier that do not forward yet.
+ */
+async function pendingLinks(ns: string): Promise<string[]> {
+  const r = await run(['ip', '-n', ns, '-d', '-o', 'link', 'show'], { allowFail: true });
+  const pending: string[] = [];
+  for (const l of r.stdout.split('\n')) {
+    const f = linkFlags(l);
+    if (!f.includes('UP') || f.includes('NO-CARRIER') || f.includes('NOARP')) continue;
+    const port = / bridge_slave state (\S+)/.exec(l)?.[1];
+    if (/ state (DOWN|LOWERLAYERDOWN) /.test(l) || (port !== undefined && port !== 'forwarding'))
+      pending.push(l.split('\\')[0] + (port ? ` (port ${port})` : ''));
+  }
+  return pending;
+}
+
+async function settle(namespaces: readonly string[], warnings: string[]): Promise<void> {
+  const deadline = Date.now() + 5000;
+  let left = [...namespaces];
+  for (;;) {
+    const checks = await Promise.all(left.map(async (ns) => ({ ns, pending: await pendingLinks(ns) })));
+    const still = checks.filter((c) => c.pending.length > 0);
+    if (still.length === 0) return;
+    if (Date.now() > deadline) {
+      for (const c of still) warnings.push(`${c.ns}: still coming up after 5 s: ${c.pending.join('; ')}`);
+      return;
+    }
+    left = still.map((c) => c.ns);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Builds the scenario on the real kernel. On failure everything built so far is removed. */
 export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise<Lab> {
   installHandlers();
   const pf = preflight();
   // Labs left running (`lab up`) are marked `up`: `lab down` removes them whoever started them.
+  if (o.filters === 'libvirt' && !pf.libvirt)
+    throw new Error(`no real libvirt here: missing ${pf.libvirtMissing.join(', ')}`);
+  if (o.directors === 'ipvs' && !pf.ipvs) throw new Error(`no IPVS here: ${pf.ipvsMissing}`);
   const prefix = o.prefix ?? `${LAB_PREFIX}${o.detach ? 'up' : ''}${process.pid}-${counter++}-`;
   const workDir = mkdtempSync(join(tmpdir(), `lvsdoctor-lab-${prefix}`));
   const pcapDir = o.pcapDir ?? join(workDir, 'pcap');
   mkdirSync(pcapDir, { recursive: true });
   const plan = planLab(loaded, prefix);
   const wantLibvirt = o.filters === 'libvirt' || ((o.filters ?? 'auto') === 'auto' && pf.libvirt);
-  if (o.filters === 'libvirt' && !pf.libvirt)
-    throw new Error(`no real libvirt here: missing ${pf.libvirtMissing.join(', ')}`);
+  const directorEngine: DirectorEngine =
+    o.directors === 'nftables' || !pf.ipvs || plan.directors.length === 0 ? 'nftables' : 'ipvs';
   const lab: Lab = {
     loaded,
     plan,
@@ -245,6 +290,7 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
     workDir,
     pcapDir,
     filterSource: wantLibvirt ? 'libvirt' : 'compiled',
+    directorEngine,
     procs: [],
     captures: new Map(),
     daemons: new Map(),
@@ -255,6 +301,8 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
   };
   active.add(lab);
   const log = o.log ?? (() => {});
+  // Everything started in the background, awaited before a failed `up` takes the lab down.
+  const pending: Promise<unknown>[] = [];
   try {
     await step(lab, 'namespaces', async () => {
       await batch(
@@ -266,6 +314,22 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
       const missing = plan.namespaces.filter((n) => !have.has(n.ns));
       if (missing.length > 0) throw new Error(`could not create namespaces ${missing.map((n) => n.ns).join(', ')}`);
     });
+    // libvirtd needs only its namespace: start it while the links are made (it takes a few hundred ms).
+    const hosts = group(plan.bindings, (b) => b.host);
+    const daemonStarts = new Map<string, Promise<LibvirtDaemon>>();
+    if (lab.filterSource === 'libvirt')
+      for (const [host, bs] of hosts) {
+        const dir = join(workDir, `libvirt-${host}`);
+        mkdirSync(dir, { recursive: true });
+        const started = startLibvirtd(bs[0]!.ns, dir, o.detach === true).then((d) => {
+          lab.daemons.set(host, d);
+          lab.procs.push(d.proc);
+          return d;
+        });
+        started.catch(() => {});
+        daemonStarts.set(host, started);
+        pending.push(started);
+      }
     await step(lab, 'links', async () => {
       const created = new Map<string, string[]>();
       const add = (ns: string, l: string) => created.set(ns, [...(created.get(ns) ?? []), l]);
@@ -277,15 +341,6 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
           `link add name ${v.a.name}${v.a.mac ? ` address ${v.a.mac}` : ''} type veth peer name ${v.b.name}${v.b.mac ? ` address ${v.b.mac}` : ''} netns ${v.b.ns}`,
         );
       await Promise.all([...created].map(([ns, lines]) => batch(ns, lines, lab.warnings)));
-      await Promise.all(
-        [...plan.sysctls].map(([ns, kv]) =>
-          run(inNs(ns, ['sysctl', '-q', '-e', '-w', ...kv.map(([k, v]) => `${k}=${v}`)]), { allowFail: true }).then(
-            (r) => {
-              if (r.code !== 0) lab.warnings.push(`${ns}: sysctl: ${r.stderr.trim()}`);
-            },
-          ),
-        ),
-      );
       const conf = new Map<string, string[]>();
       const add2 = (ns: string, l: string) => conf.set(ns, [...(conf.get(ns) ?? []), l]);
       for (const n of plan.namespaces) add2(n.ns, 'link set dev lo up');
@@ -300,101 +355,117 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
       for (const a of plan.addrs) add2(a.ns, `addr add ${a.cidr} dev ${a.dev}${a.label ? ` label ${a.label}` : ''}`);
       for (const r of plan.routes) add2(r.ns, `route replace ${r.args.join(' ')}`);
       for (const n of plan.neighbours) add2(n.ns, `neigh replace ${n.ip} lladdr ${n.mac} dev ${n.dev} nud permanent`);
-      await Promise.all([...conf].map(([ns, lines]) => batch(ns, lines, lab.warnings)));
-    });
-    // Links come up asynchronously: wait until every interface has carrier and every bridge port forwards, so
-    // that a busy machine does not lose the first probe's packets on a port still coming up.
-    await step(lab, 'settle', async () => {
-      const deadline = Date.now() + 5000;
-      for (const n of plan.namespaces) {
-        for (;;) {
-          const links = runSync(['ip', '-n', n.ns, '-o', 'link', 'show']).stdout;
-          const ports = runSync(['bridge', '-n', n.ns, 'link', 'show']).stdout;
-          const down = links
-            .split('\n')
-            .filter((l) => /state (DOWN|LOWERLAYERDOWN)/.test(l) && !/NO-CARRIER.*master|NOARP/.test(l));
-          const notForwarding = ports
-            .split('\n')
-            .filter((l) => l.includes('state') && !/state forwarding/.test(l) && !/state disabled/.test(l));
-          if ((down.length === 0 && notForwarding.length === 0) || Date.now() > deadline) break;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
-    });
-    await step(lab, 'filters', async () => {
-      const hosts = group(plan.bindings, (b) => b.host);
-      await Promise.all(
-        [...hosts].map(async ([host, bs]) => {
-          const ns = bs[0]!.ns;
-          const compiled = compileHostRules(loaded, host, 'nft');
-          const compiledText = renderEbtablesList(compiled.nat, { style: 'nft' });
-          if (lab.filterSource === 'libvirt') {
-            const dir = join(workDir, `libvirt-${host}`);
-            mkdirSync(dir, { recursive: true });
-            const d = await startLibvirtd(ns, dir, o.detach === true);
-            lab.daemons.set(host, d);
-            lab.procs.push(d.proc);
-            await defineFilters(d, loaded.filters.get(host) ?? []);
-            for (const b of bs) await createBinding(d, b.binding);
-          } else {
-            await run(inNs(ns, ['ebtables-restore']), { input: ebtablesRestoreText(compiled.nat) });
-          }
-          const kernel = (await run(inNs(ns, ['ebtables', '-t', 'nat', '-L']))).stdout;
-          lab.ruleChecks.push({ host, same: kernel.trim() === compiledText.trim(), kernel, compiled: compiledText });
-        }),
-      );
-    });
-    await step(lab, 'directors', async () => {
-      for (const d of plan.directors) await loadDirector(lab, d.node, o.directorMode ?? { kind: 'spread' });
-    });
-    await step(lab, 'servers', async () => {
-      await Promise.all(
-        plan.servers.map(async (s) => {
-          const p = await spawnBg(
-            `server ${s.node} ${s.protocol}/${s.port}`,
-            inNs(s.ns, [pf.python, '-u', '-c', SERVER_PY, s.protocol, String(s.port), s.node]),
-            {
-              logFile: join(workDir, `server-${s.node}-${s.protocol}-${s.port}.log`),
-              ready: /listening/,
-              ...(o.detach ? { detach: true } : {}),
+      // Sysctls and the links' configuration at once: no probe traffic flows before both are done.
+      await Promise.all([
+        ...[...conf].map(([ns, lines]) => batch(ns, lines, lab.warnings)),
+        ...[...plan.sysctls].map(([ns, kv]) =>
+          run(inNs(ns, ['sysctl', '-q', '-e', '-w', ...kv.map(([k, v]) => `${k}=${v}`)]), { allowFail: true }).then(
+            (r) => {
+              if (r.code !== 0) lab.warnings.push(`${ns}: sysctl: ${r.stderr.trim()}`);
             },
-          );
-          lab.procs.push(p);
-        }),
-      );
+          ),
+        ),
+      ]);
     });
-    await step(lab, 'captures', async () => {
-      await Promise.all(
-        plan.captures.map(async (c) => {
-          const file = join(pcapDir, `${c.point.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`);
-          const p = await spawnBg(
-            `tcpdump ${c.point}`,
-            inNs(c.ns, [
-              'tcpdump',
-              '-i',
-              c.iface,
-              '-w',
-              file,
-              '-U',
-              '-n',
-              '-Z',
-              'root',
-              '--time-stamp-precision=nano',
-              '--immediate-mode',
-              '-s',
-              '262144',
-            ]),
-            {
-              logFile: join(workDir, `tcpdump-${c.point.replace(/[^A-Za-z0-9_.-]/g, '_')}.log`),
-              ready: /listening on/,
-              ...(o.detach ? { detach: true } : {}),
-            },
-          );
-          lab.procs.push(p);
-          lab.captures.set(c.point, { proc: p, file });
-        }),
-      );
-    });
+    // Everything else needs only the links, and is independent: run it at once (start-up time is mostly waiting on
+    // processes — libvirtd, tcpdump, Python — not CPU). Every part finishes, failed or not, before a failure is
+    // reported, so that nothing is started after the lab is taken down.
+    // Links come up asynchronously (operational state and bridge port states follow carrier through the kernel's
+    // linkwatch, which may lag by up to a second): wait, while the rest is set up, until every interface that is
+    // up has carrier and every bridge port with carrier forwards, so that no probe loses packets on a port still
+    // coming up.
+    const t0 = performance.now();
+    const parts: Promise<unknown>[] = [];
+    const settled = step(lab, 'settle', () =>
+      settle(
+        plan.namespaces.map((n) => n.ns),
+        lab.warnings,
+      ),
+    );
+    parts.push(settled);
+    parts.push(
+      step(lab, 'filters', async () => {
+        await Promise.all(
+          [...hosts].map(async ([host, bs]) => {
+            const ns = bs[0]!.ns;
+            const compiled = compileHostRules(loaded, host, 'nft');
+            const compiledText = renderEbtablesList(compiled.nat, { style: 'nft' });
+            if (lab.filterSource === 'libvirt') {
+              const d = await daemonStarts.get(host)!;
+              await defineFilters(d, loaded.filters.get(host) ?? []);
+              for (const b of bs) await createBinding(d, b.binding);
+            } else {
+              await run(inNs(ns, ['ebtables-restore']), { input: ebtablesRestoreText(compiled.nat) });
+            }
+            const kernel = (await run(inNs(ns, ['ebtables', '-t', 'nat', '-L']))).stdout;
+            lab.ruleChecks.push({ host, same: kernel.trim() === compiledText.trim(), kernel, compiled: compiledText });
+          }),
+        );
+      }),
+    );
+    parts.push(
+      step(lab, 'directors', async () => {
+        if (directorEngine === 'ipvs') await ensureIpvsModule();
+        await Promise.all(plan.directors.map((d) => loadDirector(lab, d.node, o.directorMode ?? { kind: 'spread' })));
+      }),
+    );
+    parts.push(
+      step(lab, 'servers', async () => {
+        await Promise.all(
+          plan.servers.map(async (s) => {
+            const p = await spawnBg(
+              `server ${s.node} ${s.protocol}/${s.port}`,
+              inNs(s.ns, [pf.python, '-u', '-c', SERVER_PY, s.protocol, String(s.port), s.node]),
+              {
+                logFile: join(workDir, `server-${s.node}-${s.protocol}-${s.port}.log`),
+                ready: /listening/,
+                ...(o.detach ? { detach: true } : {}),
+              },
+            );
+            lab.procs.push(p);
+          }),
+        );
+      }),
+    );
+    parts.push(
+      step(lab, 'captures', async () => {
+        await Promise.all(
+          plan.captures.map(async (c) => {
+            const file = join(pcapDir, `${c.point.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`);
+            const p = await spawnBg(
+              `tcpdump ${c.point}`,
+              inNs(c.ns, [
+                'tcpdump',
+                '-i',
+                c.iface,
+                '-w',
+                file,
+                '-U',
+                '-n',
+                '-Z',
+                'root',
+                '--time-stamp-precision=nano',
+                '--immediate-mode',
+                '-s',
+                '262144',
+              ]),
+              {
+                logFile: join(workDir, `tcpdump-${c.point.replace(/[^A-Za-z0-9_.-]/g, '_')}.log`),
+                ready: /listening on/,
+                ...(o.detach ? { detach: true } : {}),
+              },
+            );
+            lab.procs.push(p);
+            lab.captures.set(c.point, { proc: p, file });
+          }),
+        );
+      }),
+    );
+    pending.push(...parts);
+    const results = await Promise.allSettled(parts);
+    lab.timings['rest of up (concurrent)'] = performance.now() - t0;
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     writeFileSync(
       join(workDir, 'lab.json'),
       JSON.stringify(
@@ -412,6 +483,7 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
     log(`lab ${prefix}: ${plan.namespaces.length} namespaces, filters by ${lab.filterSource}`);
     return lab;
   } catch (e) {
+    await Promise.allSettled(pending);
     await labDown(lab);
     throw e;
   }
@@ -422,16 +494,41 @@ export function releaseLab(lab: Lab): void {
   active.delete(lab);
 }
 
-/** (Re)loads a director's emulation; `fresh` makes the next new flow go where a fresh IPVS would send it. */
+/**
+ * (Re)loads a director: real IPVS is cleared and programmed anew (a fresh IPVS: the next new flow goes where the
+ * scheduler starts); the emulation sends flows where a fresh IPVS would (`fresh`) or spreads them (`spread`).
+ */
 export async function loadDirector(lab: Lab, director: string, mode: DirectorMode): Promise<void> {
   const d = lab.plan.directors.find((x) => x.node === director);
   if (!d) return;
-  const text = `table netdev lvsdoctor_lab {}\ndelete table netdev lvsdoctor_lab\n${directorNft(d, mode)}`;
-  await run(inNs(d.ns, ['nft', '-f', '-']), { input: text });
+  if (lab.directorEngine === 'ipvs') {
+    await run(inNs(d.ns, ['ipvsadm', '-C']));
+    await run(inNs(d.ns, ['ipvsadm', '-R']), { input: ipvsadmRestoreText(d) });
+  } else await run(inNs(d.ns, ['nft', '-f', '-']), { input: directorNftReload(d, mode) });
 }
 
-/** Forgets what the namespaces learned: ARP/neighbour entries (permanent ones stay) and bridge FDBs. */
+/** Real IPVS: the module is loaded once (it is per network namespace once loaded; nothing else changes). */
+async function ensureIpvsModule(): Promise<void> {
+  if (!existsSync('/proc/net/ip_vs')) await run(['modprobe', 'ip_vs']);
+}
+
+/** Before each probe: real IPVS is reset to a fresh state (the emulation needs nothing, it is stateless per flow). */
+export async function freshDirectors(lab: Lab): Promise<void> {
+  if (lab.directorEngine !== 'ipvs') return;
+  await Promise.all(lab.plan.directors.map((d) => loadDirector(lab, d.node, { kind: 'fresh' })));
+}
+
+/**
+ * Forgets what the namespaces learned: TCP connections (a half-open one keeps retransmitting its SYN-ACK, and the
+ * ARP request sent for it — with the VIP as sender on a real server — teaches the gateway a wrong MAC for the next
+ * probe), then ARP/neighbour entries (permanent ones stay) and bridge FDBs. Listening sockets stay.
+ */
 export async function resetLearnedState(lab: Lab): Promise<void> {
+  await Promise.all(
+    lab.plan.namespaces
+      .filter((n) => n.kind !== 'segment')
+      .map((n) => run(inNs(n.ns, ['ss', '-K', '-t', '-n', 'state', 'connected']), { allowFail: true })),
+  );
   const lines = new Map<string, string[]>();
   for (const n of lab.plan.namespaces) lines.set(n.ns, ['neigh flush all']);
   for (const b of lab.plan.bridges) lines.get(b.ns)?.push(`link set dev ${b.name} type bridge fdb_flush`);
@@ -446,7 +543,10 @@ export async function stopCaptures(lab: Lab): Promise<void> {
 /** Removes everything the lab created. Idempotent. */
 export async function labDown(lab: Lab, o: { keepWorkDir?: boolean } = {}): Promise<void> {
   if (lab.down) return;
-  await Promise.all(lab.procs.map((p) => stopBg(p, 500)));
+  // tcpdump is stopped gently (it flushes its pcap); servers and libvirtd keep nothing worth a graceful exit —
+  // their state lives in the namespaces and the lab's temporary directory, both removed next.
+  const captures = new Set([...lab.captures.values()].map((c) => c.proc));
+  await Promise.all(lab.procs.map((p) => stopBg(p, captures.has(p) ? 500 : 0)));
   lab.down = true;
   await deleteNamespacesAsync(lab.plan.namespaces.map((n) => n.ns));
   if (!o.keepWorkDir) rmSync(lab.workDir, { recursive: true, force: true });

@@ -1,10 +1,13 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { baseSpec, writeScenario } from '../../test/scenario-builder.ts';
 import { loadScenario } from '../topology/load-scenario.ts';
 import { compileHostRules } from '../trace/host-rules.ts';
 import { openSession, probesOf, runProbe } from '../trace/session.ts';
 import { l2View, lastSeen, onPath, probeKey } from './correlate.ts';
-import { directorNft, ebtablesRestoreText } from './kernel-rules.ts';
+import { directorNft, ebtablesRestoreText, ipvsadmRestoreText } from './kernel-rules.ts';
 import { planLab } from './plan.ts';
 
 const examples = join(import.meta.dirname, '..', '..', 'examples');
@@ -114,5 +117,92 @@ describe('the last point a probe was seen', () => {
     expect(onPath(view, 'host2:vnet0', frame as never)).toBe(false);
     expect(onPath(view, 'host2:br0', frame as never)).toBe(false);
     expect(onPath(view, 'r2-10106:eth0', frame as never)).toBe(false);
+  });
+});
+
+describe('a NAT director', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-plan-nat-'));
+  const b = baseSpec();
+  writeScenario(dir, {
+    ...b,
+    name: 'plan-nat',
+    method: 'Masq',
+    director: { ...b.director, sysctl: { 'net.ipv4.ip_forward': 1 } },
+    realServers: b.realServers.map((r) => ({
+      ...r,
+      vipOnLo: false,
+      via: 'director' as const,
+      port: 8443,
+      listen: [8443],
+    })),
+  });
+  const nat = loadScenario(dir).value!;
+  rmSync(dir, { recursive: true, force: true });
+  const d = planLab(nat, 'lvsd-test-1-').directors[0]!;
+
+  it('is planned as NAT towards every usable real server, in the listed order', () => {
+    expect(d.services[0]).toMatchObject({
+      vip: '198.51.100.100',
+      port: 443,
+      method: 'masq',
+      dests: [
+        { ip: '198.51.100.21', port: 8443, weight: 3 },
+        { ip: '198.51.100.22', port: 8443, weight: 1 },
+      ],
+      firstPick: { ip: '198.51.100.21' },
+    });
+  });
+
+  it('rewrites the destination at LOCAL_IN, sends it on with dup, and gives replies of its connections the VIP back', () => {
+    const nft = directorNft(d, { kind: 'fresh' });
+    expect(nft).not.toContain('table netdev');
+    expect(nft).toContain('type filter hook input priority 98;');
+    expect(nft).toContain(
+      'ip daddr 198.51.100.100 tcp dport 443 ip daddr set 198.51.100.21 tcp dport set 8443 update @conn0 { ip saddr . tcp sport . ip daddr . tcp dport } dup to ip daddr device "eth0" drop',
+    );
+    expect(nft).toContain('type filter hook forward priority 100;');
+    expect(nft).toContain(
+      'ip daddr . tcp dport . ip saddr . tcp sport @conn0 ip saddr set 198.51.100.100 tcp sport set 443',
+    );
+  });
+
+  it('spreads flows by weight over the real servers for lab up, one server per connection', () => {
+    const nft = directorNft(d, { kind: 'spread' });
+    expect(nft).toContain(
+      'ip daddr set jhash ip saddr . tcp sport mod 4 seed 0x6c766473 map { 0 : 198.51.100.21, 1 : 198.51.100.21, 2 : 198.51.100.21, 3 : 198.51.100.22 }',
+    );
+    expect(nft).toContain('tcp dport set 8443 update');
+  });
+
+  it('programs real IPVS with ipvsadm -R where the kernel has it', () => {
+    expect(ipvsadmRestoreText(d).split('\n')).toEqual([
+      '-A -t 198.51.100.100:443 -s wrr',
+      '-a -t 198.51.100.100:443 -r 198.51.100.21:8443 -m -w 3',
+      '-a -t 198.51.100.100:443 -r 198.51.100.22:8443 -m -w 1',
+      '',
+    ]);
+  });
+
+  it('ranks the rewritten request and the real server’s own reply between the request and the final reply', () => {
+    const probe = nat.scenario.probes.find((p) => p.kind === 'tcp')!;
+    const key = probeKey(nat, probe);
+    expect([...key.natDests].sort()).toEqual(['198.51.100.21:8443', '198.51.100.22:8443']);
+    const t = runProbe(openSession(nat), probe);
+    expect(t.disposition).toBe('replied');
+    expect(lastSeen(l2View(nat.scenario), key, t.captures)).toMatchObject({
+      rank: 4,
+      stage: 'reply',
+      point: 'client:eth0',
+    });
+  });
+});
+
+describe('a service without a usable real server', () => {
+  it('is rejected at LOCAL_IN with port unreachable, as IPVS does', () => {
+    const d = planLab(loaded, 'lvsd-test-2-').directors[0]!;
+    const none = { ...d, services: d.services.map((s) => ({ ...s, dests: [] })) };
+    const nft = directorNft(none, { kind: 'fresh' });
+    expect(nft).not.toContain('fwd');
+    expect(nft).toContain('ip daddr 192.0.2.208 tcp dport 80 reject with icmp type port-unreachable');
   });
 });

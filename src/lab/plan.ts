@@ -54,8 +54,12 @@ export interface DirectorService {
   readonly port: number;
   readonly protocol: 'tcp' | 'udp';
   readonly scheduler: string;
-  /** Usable DR destinations (weight > 0), in the kernel's iteration order. */
+  /** How every destination is reached: DR (`route`) or NAT (`masq`). */
+  readonly method: 'route' | 'masq';
+  /** Usable destinations (weight > 0), in the kernel's iteration order. */
   readonly dests: readonly DirectorDest[];
+  /** Every destination as configured (weight 0 included), for real IPVS. */
+  readonly allDests: readonly DirectorDest[];
   /** The device that reaches the destinations. */
   readonly outDev: string;
   /** The destination a fresh IPVS would pick first (undefined: none usable). */
@@ -108,7 +112,7 @@ export interface LabPlan {
   readonly bindings: readonly BindingPlan[];
   /** What the lab cannot reproduce faithfully. */
   readonly warnings: readonly string[];
-  /** Services the lab cannot emulate (NAT, tunnel, non-IPv4), as `VIP:PORT`. */
+  /** Services the lab cannot emulate (tunnel, mixed forwarding methods), as `VIP:PORT`. */
   readonly unsupportedServices: readonly string[];
 }
 
@@ -184,21 +188,25 @@ function directorPlan(
     }
     const vip = svc.key.address.addr as Ipv4;
     const name = `${formatIpv4(vip)}:${svc.key.port}`;
-    const other = svc.destinations.filter((d) => d.forwarding?.kind !== 'route' && (d.weight ?? 1) > 0);
-    if (other.length > 0) {
-      warnings.push(`${node.name}: ${name} has NAT/tunnel destinations; the lab emulates only DR (Route)`);
+    const methods = new Set(svc.destinations.map((d) => d.forwarding?.kind ?? 'route'));
+    if (methods.has('tunnel') || methods.has('local') || methods.size > 1) {
+      warnings.push(
+        `${node.name}: ${name} forwards by ${[...methods].join(' and ')}; the lab emulates DR (Route) and NAT (Masq) services only`,
+      );
       unsupported.push(name);
       continue;
     }
+    const method = methods.has('masq') ? 'masq' : 'route';
     if (!local(vip)) {
       warnings.push(
         `${node.name}: VIP ${formatIpv4(vip)} is not an address of the director; IPVS would not see its packets, so the lab installs no rule`,
       );
       continue;
     }
-    const dests: DirectorDest[] = svc.destinations
-      .filter((d) => d.address.family === 'ipv4' && (d.weight ?? 1) > 0)
+    const allDests: DirectorDest[] = svc.destinations
+      .filter((d) => d.address.family === 'ipv4')
       .map((d) => ({ ip: formatIpv4(d.address.addr as Ipv4), port: d.port, weight: d.weight ?? 1 }));
+    const dests = allDests.filter((d) => d.weight > 0);
     const firstDest = svc.destinations[0];
     const rsAddr = firstDest && firstDest.address.family === 'ipv4' ? (firstDest.address.addr as Ipv4) : undefined;
     const outNic =
@@ -213,7 +221,9 @@ function directorPlan(
       port: svc.key.port,
       protocol: svc.key.protocol === 'UDP' ? 'udp' : 'tcp',
       scheduler,
+      method,
       dests,
+      allDests,
       outDev: outNic?.name ?? 'eth0',
       ...(pick ? { firstPick: pick } : {}),
     });

@@ -1,10 +1,12 @@
 /** What the lab needs from the machine: root, commands, and which optional real components exist. */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** Commands the lab cannot work without, with the Debian package that provides each. */
 export const REQUIRED_COMMANDS: readonly (readonly [string, string])[] = [
   ['ip', 'iproute2'],
+  ['ss', 'iproute2'],
   ['ebtables', 'ebtables'],
   ['ebtables-restore', 'ebtables'],
   ['nft', 'nftables'],
@@ -22,8 +24,10 @@ export interface Preflight {
   /** A real libvirt nwfilter driver can be started (libvirtd, virsh and the nwfilter driver module exist). */
   readonly libvirt: boolean;
   readonly libvirtMissing: readonly string[];
-  /** The kernel has IPVS and ipvsadm exists. */
+  /** The kernel has IPVS (loaded, or a loadable module) and ipvsadm exists. */
   readonly ipvs: boolean;
+  /** Why not, when `ipvs` is false. */
+  readonly ipvsMissing?: string;
   readonly python: string;
 }
 
@@ -48,6 +52,18 @@ export function nwfilterDriverDir(): string | undefined {
   return NWFILTER_DRIVER_DIRS.find((d) => existsSync(join(d, 'libvirt_driver_nwfilter.so')));
 }
 
+let ipvsKnown: boolean | undefined;
+
+/** IPVS loaded, or a module `modprobe` would load (checked once, with a dry run). */
+export function kernelHasIpvs(): boolean {
+  if (existsSync('/proc/net/ip_vs')) return true;
+  if (ipvsKnown === undefined) {
+    const r = spawnSync('modprobe', ['-n', '-q', 'ip_vs'], { stdio: 'ignore', timeout: 5000 });
+    ipvsKnown = r.status === 0;
+  }
+  return ipvsKnown;
+}
+
 export function preflight(): Preflight {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   const missing = REQUIRED_COMMANDS.filter(([c]) => !whichCommand(c)).map(([c, p]) => `${c} (${p})`);
@@ -57,10 +73,23 @@ export function preflight(): Preflight {
   if (!nwfilterDriverDir()) libvirtMissing.push('libvirt_driver_nwfilter.so (libvirt-daemon)');
   if (!existsSync('/etc/libvirt/nwfilter/clean-traffic.xml'))
     libvirtMissing.push('/etc/libvirt/nwfilter (libvirt-daemon-config-nwfilter)');
-  const ipvs = existsSync('/proc/net/ip_vs') && whichCommand('ipvsadm') !== undefined;
+  const ipvsMissing = !whichCommand('ipvsadm')
+    ? 'ipvsadm (ipvsadm) is not installed'
+    : !kernelHasIpvs()
+      ? 'the kernel has no IPVS (no /proc/net/ip_vs, no ip_vs module)'
+      : undefined;
+  const ipvs = ipvsMissing === undefined;
   // Debian's python3 (scapy-free stdlib is enough); a pyenv shim first on PATH works too.
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : (whichCommand('python3') ?? 'python3');
-  return { root, missing, libvirt: libvirtMissing.length === 0, libvirtMissing, ipvs, python };
+  return {
+    root,
+    missing,
+    libvirt: libvirtMissing.length === 0,
+    libvirtMissing,
+    ipvs,
+    ...(ipvsMissing ? { ipvsMissing } : {}),
+    python,
+  };
 }
 
 /** Why the lab cannot run here, or undefined when it can. */

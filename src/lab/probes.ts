@@ -2,15 +2,22 @@
  * Real probes: a TCP connection (an HTTP request) from the probing node's namespace, with the probe's source port,
  * or an ARP request sent on a raw socket; then the captures read back with the project's pcap reader.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { formatIpv4 } from '../addr/ipv4.ts';
-import { readPcap } from '../capture/pcap.ts';
+import { PcapReader, readPcap } from '../capture/pcap.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ProbeSpec } from '../topology/model.ts';
 import { parseEthernet } from '../wire/ethernet.ts';
-import type { SeenFrame } from './correlate.ts';
-import { probeKey } from './correlate.ts';
-import { inNs, run } from './exec.ts';
+import {
+  frameRank,
+  type L2View,
+  type LastSeen,
+  lastSeen,
+  type ProbeKey,
+  probeKey,
+  type SeenFrame,
+} from './correlate.ts';
+import { inNs, type RunResult, run } from './exec.ts';
 import type { Lab } from './lab.ts';
 import { preflight } from './preflight.ts';
 
@@ -82,6 +89,10 @@ while True:
         break
 `;
 
+function stopped(s: { lastSeen: LastSeen; ms: number }): string {
+  return `no answer; stopped after ${s.ms} ms, nothing having moved since the ${s.lastSeen.stage ?? 'packet'} was last seen at ${s.lastSeen.point}`;
+}
+
 function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
 }
@@ -89,6 +100,126 @@ function nowNs(): bigint {
 export interface ProbeRunOptions {
   /** How long a failing request may take (ms). */
   readonly timeoutMs?: number;
+  /**
+   * Where the simulator says the probe's packets end when it fails. The kernel's probe is stopped before its timeout
+   * once its captures show the packets last seen at exactly that point and stage and nothing of the probe has moved
+   * for `quietMs`: what could still happen then waits on a timer of a second or more (ARP or SYN retransmission),
+   * which the simulator does not model either. A probe that does anything else gets its full timeout.
+   */
+  readonly expect?: { readonly view: L2View; readonly lastSeen: LastSeen };
+  /** Quiet time before a probe that failed where the simulator says is stopped (ms; default 300, 0 = never). */
+  readonly quietMs?: number;
+}
+
+/** Reads what tcpdump has written so far, from where the previous call stopped. */
+class CaptureTail {
+  private readonly readers = new Map<string, { reader: PcapReader; offset: number }>();
+
+  constructor(private readonly lab: Lab) {}
+
+  /** New frames since the last call, at every capture point. */
+  poll(): SeenFrame[] {
+    const out: SeenFrame[] = [];
+    for (const [point, c] of this.lab.captures) {
+      let t = this.readers.get(point);
+      if (!t) {
+        t = { reader: new PcapReader(c.file), offset: 0 };
+        this.readers.set(point, t);
+      }
+      let size: number;
+      try {
+        size = statSync(c.file).size;
+      } catch {
+        continue;
+      }
+      if (size <= t.offset) continue;
+      const buf = Buffer.alloc(size - t.offset);
+      const fd = openSync(c.file, 'r');
+      try {
+        readSync(fd, buf, 0, buf.length, t.offset);
+      } finally {
+        closeSync(fd);
+      }
+      t.offset = size;
+      for (const rec of t.reader.push(new Uint8Array(buf))) {
+        try {
+          out.push({ point, timeNs: rec.timeNs, frame: parseEthernet(rec.bytes) });
+        } catch {
+          // unparsable frames are reported by readCaptures at the end
+        }
+      }
+    }
+    return out;
+  }
+}
+
+const tails = new WeakMap<Lab, CaptureTail>();
+
+/**
+ * Resolves when the probe's packets are last seen where the simulator says they end and nothing of the probe has
+ * moved for `quietMs`; polls the captures until `signal` aborts.
+ */
+async function watchForExpectedEnd(
+  lab: Lab,
+  key: ProbeKey,
+  expect: NonNullable<ProbeRunOptions['expect']>,
+  quietMs: number,
+  startNs: bigint,
+  signal: AbortSignal,
+): Promise<LastSeen | undefined> {
+  const tail = tails.get(lab) ?? new CaptureTail(lab);
+  tails.set(lab, tail);
+  const mine: SeenFrame[] = [];
+  const want = expect.lastSeen;
+  // Frames from the probe's start on (less a clock tick): an earlier probe's frames must not count.
+  const windowStart = startNs - 5_000_000n;
+  while (!signal.aborted) {
+    for (const f of tail.poll()) if (f.timeNs >= windowStart && frameRank(key, f.frame) > 0) mine.push(f);
+    if (mine.length > 0) {
+      const ls = lastSeen(expect.view, key, mine);
+      let latest = 0n;
+      for (const f of mine) if (f.timeNs > latest) latest = f.timeNs;
+      const quietFor = Number(nowNs() - latest) / 1e6;
+      if (
+        ls.rank === want.rank &&
+        ls.point !== undefined &&
+        ls.point === want.point &&
+        ls.stage === want.stage &&
+        quietFor >= quietMs
+      )
+        return ls;
+    }
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  return undefined;
+}
+
+/** Runs a prober, stopping it early when its packets end where the simulator expects (see `ProbeRunOptions`). */
+async function runProber(
+  lab: Lab,
+  argv: readonly string[],
+  key: ProbeKey,
+  o: ProbeRunOptions,
+  timeoutMs: number,
+  startNs: bigint,
+): Promise<{ r: RunResult; stoppedAt?: { lastSeen: LastSeen; ms: number } }> {
+  const quietMs = o.quietMs ?? 300;
+  if (!o.expect || quietMs <= 0 || o.expect.lastSeen.rank === 0)
+    return { r: await run(argv, { allowFail: true, timeoutMs: timeoutMs + 5000 }) };
+  const stop = new AbortController();
+  const watch = new AbortController();
+  const t0 = performance.now();
+  let stoppedAt: { lastSeen: LastSeen; ms: number } | undefined;
+  const watcher = watchForExpectedEnd(lab, key, o.expect, quietMs, startNs, watch.signal).then((ls) => {
+    if (ls) {
+      stoppedAt = { lastSeen: ls, ms: Math.round(performance.now() - t0) };
+      stop.abort();
+    }
+  });
+  const r = await run(argv, { allowFail: true, timeoutMs: timeoutMs + 5000, signal: stop.signal });
+  watch.abort();
+  await watcher;
+  return { r, ...(stoppedAt ? { stoppedAt } : {}) };
 }
 
 export async function runRealProbe(lab: Lab, probe: ProbeSpec, o: ProbeRunOptions = {}): Promise<RealOutcome> {
@@ -98,7 +229,8 @@ export async function runRealProbe(lab: Lab, probe: ProbeSpec, o: ProbeRunOption
   if (!ns) return { ok: false, detail: `no namespace for ${probe.from}`, startNs, endNs: nowNs() };
   const key = probeKey(lab.loaded, probe);
   if (probe.kind === 'tcp') {
-    const r = await run(
+    const { r, stoppedAt } = await runProber(
+      lab,
       inNs(ns, [
         preflight().python,
         '-c',
@@ -109,9 +241,13 @@ export async function runRealProbe(lab: Lab, probe: ProbeSpec, o: ProbeRunOption
         formatIpv4(key.src),
         String(timeoutMs / 1000),
       ]),
-      { allowFail: true, timeoutMs: timeoutMs + 5000 },
+      key,
+      o,
+      timeoutMs,
+      startNs,
     );
     const endNs = nowNs();
+    if (stoppedAt && !r.stdout.trim()) return { ok: false, detail: stopped(stoppedAt), startNs, endNs };
     try {
       const j = JSON.parse(r.stdout) as {
         connected: boolean;
@@ -139,7 +275,8 @@ export async function runRealProbe(lab: Lab, probe: ProbeSpec, o: ProbeRunOption
   );
   if (!ifc)
     return { ok: false, detail: `${probe.from} has no interface in the target's subnet`, startNs, endNs: nowNs() };
-  const r = await run(
+  const { r, stoppedAt } = await runProber(
+    lab,
     inNs(ns, [
       preflight().python,
       '-c',
@@ -150,9 +287,13 @@ export async function runRealProbe(lab: Lab, probe: ProbeSpec, o: ProbeRunOption
       ifc.mac,
       String(timeoutMs / 1000),
     ]),
-    { allowFail: true, timeoutMs: timeoutMs + 5000 },
+    key,
+    o,
+    timeoutMs,
+    startNs,
   );
   const endNs = nowNs();
+  if (stoppedAt && !r.stdout.trim()) return { ok: false, detail: stopped(stoppedAt), startNs, endNs };
   try {
     const j = JSON.parse(r.stdout) as { ok: boolean; detail: string };
     return { ok: j.ok, detail: j.detail, startNs, endNs };

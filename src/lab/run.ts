@@ -8,7 +8,16 @@ import type { ProbeSpec } from '../topology/model.ts';
 import { openSession, probesOf, runProbe } from '../trace/session.ts';
 import type { Disposition } from '../trace/types.ts';
 import { describeProbe, type LastSeen, l2View, lastSeen, probeKey, type SeenFrame } from './correlate.ts';
-import { type Lab, type LabOptions, labDown, labUp, type RuleCheck, resetLearnedState, stopCaptures } from './lab.ts';
+import {
+  freshDirectors,
+  type Lab,
+  type LabOptions,
+  labDown,
+  labUp,
+  type RuleCheck,
+  resetLearnedState,
+  stopCaptures,
+} from './lab.ts';
 import { readCaptures, runRealProbe } from './probes.ts';
 
 export interface ProbeComparison {
@@ -37,6 +46,8 @@ export interface LabReport {
   readonly scenario: string;
   readonly prefix: string;
   readonly filterSource: string;
+  /** Who played the directors: real IPVS (`ipvsadm`) or the nftables emulation. */
+  readonly directorEngine: string;
   readonly probes: readonly ProbeComparison[];
   readonly ruleChecks: readonly RuleCheck[];
   readonly warnings: readonly string[];
@@ -51,6 +62,11 @@ export interface LabRunOptions extends LabOptions {
   readonly timeoutMs?: number;
   /** Keep the lab's directory (pcaps, logs) after the run. */
   readonly keepWorkDir?: boolean;
+  /**
+   * Stop a failing probe once nothing has moved for this long after its packets were last seen where the simulator
+   * says they end (ms; default 300; 0 waits out every timeout). See `ProbeRunOptions.expect`.
+   */
+  readonly quietMs?: number;
   /** Send all probes at once (faster; they then share learned state, unlike the simulator's probes). */
   readonly parallel?: boolean;
   /** Called with the lab after the probes, before it is taken down (tests inspect the kernel state here). */
@@ -65,30 +81,56 @@ function compare(real: ProbeComparison['real'], sim: ProbeComparison['sim']): st
   return undefined;
 }
 
-function inWindow(frames: readonly SeenFrame[], startNs: bigint, endNs: bigint): SeenFrame[] {
+/** Frames captured in [fromNs, toNs). */
+function inWindow(frames: readonly SeenFrame[], fromNs: bigint, toNs: bigint): SeenFrame[] {
+  return frames.filter((f) => f.timeNs >= fromNs && f.timeNs < toNs);
+}
+
+/**
+ * Where each probe's frames are looked for. Probes one at a time: from its start (less a clock tick) until the next
+ * probe starts — frames that come late, after a prober was stopped early or timed out, still count for their probe
+ * — and the last until the captures stop. Probes at once: around each one's own run.
+ */
+function windows(reals: readonly { startNs: bigint; endNs: bigint }[], parallel: boolean): [bigint, bigint][] {
+  const tick = 5_000_000n;
   const margin = 200_000_000n;
-  return frames.filter((f) => f.timeNs >= startNs - margin && f.timeNs <= endNs + margin);
+  const forever = 1n << 62n;
+  return reals.map((r, k) =>
+    parallel
+      ? [r.startNs - margin, r.endNs + margin]
+      : [r.startNs - tick, k + 1 < reals.length ? reals[k + 1]!.startNs - tick : forever],
+  );
 }
 
 export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = {}): Promise<LabReport> {
   const probes: ProbeSpec[] = probesOf(loaded);
   const view = l2View(loaded.scenario);
   const session = openSession(loaded);
+  // The simulation first: where it says a probe ends lets the kernel's probe stop early once it ends there.
+  const ts = performance.now();
+  const traces = probes.map((p) => runProbe(session, p));
+  const simSeen = probes.map((p, k) => lastSeen(view, probeKey(loaded, p), traces[k]!.captures));
+  const simulateMs = performance.now() - ts;
   const lab = await labUp(loaded, { ...o, directorMode: o.directorMode ?? { kind: 'fresh' } });
+  lab.timings.simulate = simulateMs;
   const reals: Awaited<ReturnType<typeof runRealProbe>>[] = [];
   let captureIssues: string[] = [];
   let frames: SeenFrame[] = [];
   try {
     const t0 = performance.now();
-    const po = o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {};
+    const po = (k: number) => ({
+      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+      ...(o.quietMs !== undefined ? { quietMs: o.quietMs } : {}),
+      ...(traces[k]!.disposition !== 'replied' ? { expect: { view, lastSeen: simSeen[k]! } } : {}),
+    });
     // The simulator runs every probe from the scenario's initial state; so does the kernel: one probe at a time,
     // with learned ARP entries and bridge FDBs flushed in between (otherwise one probe's traffic changes the next
     // one's path — e.g. a real server whose ARP request carries the VIP teaches the gateway the wrong MAC).
-    if (o.parallel) reals.push(...(await Promise.all(probes.map((p) => runRealProbe(lab, p, po)))));
+    if (o.parallel) reals.push(...(await Promise.all(probes.map((p, k) => runRealProbe(lab, p, po(k))))));
     else
       for (const [k, p] of probes.entries()) {
-        if (k > 0) await resetLearnedState(lab);
-        reals.push(await runRealProbe(lab, p, po));
+        if (k > 0) await Promise.all([resetLearnedState(lab), freshDirectors(lab)]);
+        reals.push(await runRealProbe(lab, p, po(k)));
       }
     lab.timings.probes = performance.now() - t0;
     const t1 = performance.now();
@@ -104,25 +146,26 @@ export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = 
     lab.timings.down = performance.now() - t2;
   }
   const t3 = performance.now();
+  const win = windows(reals, o.parallel === true);
   const out: ProbeComparison[] = probes.map((p, k) => {
     const r = reals[k]!;
     const key = probeKey(loaded, p);
     const real = {
       ok: r.ok,
       detail: r.detail,
-      lastSeen: lastSeen(view, key, inWindow(frames, r.startNs, r.endNs)),
+      lastSeen: lastSeen(view, key, inWindow(frames, ...win[k]!)),
       ...(r.servedBy ? { servedBy: r.servedBy } : {}),
     };
-    const t = runProbe(session, p);
+    const t = traces[k]!;
     const sim = {
       ok: t.disposition === 'replied',
       disposition: t.disposition,
       summary: t.summary,
-      lastSeen: lastSeen(view, key, t.captures),
+      lastSeen: simSeen[k]!,
     };
     const unsupported =
       p.kind === 'tcp' && lab.plan.unsupportedServices.some((s) => s === `${formatIpv4(p.to)}:${p.dport}`)
-        ? 'the service uses NAT or tunnel forwarding, which the lab does not emulate'
+        ? 'the service uses tunnel (or mixed) forwarding, which the lab does not emulate'
         : undefined;
     const difference = unsupported ? undefined : compare(real, sim);
     return {
@@ -141,6 +184,7 @@ export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = 
     scenario: loaded.scenario.name,
     prefix: lab.prefix,
     filterSource: lab.filterSource,
+    directorEngine: lab.directorEngine,
     probes: out,
     ruleChecks: lab.ruleChecks,
     warnings: lab.warnings,
