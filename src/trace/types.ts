@@ -136,7 +136,14 @@ export interface IpvsStep {
 }
 
 /** Machine-readable causes of ends that findings look for. */
-export type EndCause = 'ip-forward-off' | 'rp-filter' | 'no-ipip' | 'tunnel-down' | 'unexpected-reply' | 'not-local';
+export type EndCause =
+  | 'ip-forward-off'
+  | 'rp-filter'
+  | 'martian-source'
+  | 'no-ipip'
+  | 'tunnel-down'
+  | 'unexpected-reply'
+  | 'not-local';
 
 export interface End {
   readonly disposition: Disposition;

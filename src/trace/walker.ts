@@ -528,6 +528,14 @@ export class Walker {
       this.end(hop, 'discarded', `${node.name} does not own ${formatIpv4(arp.tpa)}`);
       return;
     }
+    // arp_process answers only if ip_route_input(target, sender) succeeds: fib_validate_source rejects a sender
+    // address that is local to this node (a martian) unless accept_local, and applies rp_filter to the sender.
+    const bad = this.arpSenderInvalid(node, iface, arp.spa);
+    if (bad) {
+      hop.steps.push(bad.step);
+      this.end(hop, 'dropped-by-kernel', `${node.name} does not answer: ${bad.why}`, bad.origin, undefined, bad.cause);
+      return;
+    }
     const ig = this.sysctlMax(node, 'arp_ignore', iface.name);
     let reply = true;
     let why = `arp_ignore=${ig.value}: reply for any local address`;
@@ -570,6 +578,42 @@ export class Walker {
       },
     };
     this.output(st, iface, out, hop, hop.timeNs + DELAY_NS.wire * 5n);
+  }
+
+  /**
+   * The input route an ARP request needs (`ip_route_input_noref(skb, tip, sip, 0, dev)` in arp_process) fails when
+   * `fib_validate_source` rejects the sender: an address of this node is a martian source unless accept_local
+   * (all or the interface) is 1, and with rp_filter the route back to the sender must exist (2) or use the
+   * receiving interface (1).
+   */
+  private arpSenderInvalid(
+    node: Node,
+    iface: Iface,
+    spa: Ipv4,
+  ): { step: Step; why: string; origin: Origin; cause: EndCause } | undefined {
+    if (spa === 0) return undefined; // an ARP probe (RFC 5227) has no sender address to validate
+    const al = this.sysctlMax(node, 'accept_local', iface.name);
+    const own = al.value === 1 ? undefined : this.localAddress(node, spa);
+    if (own) {
+      const why = `the sender ${formatIpv4(spa)} is an address of ${node.name} (${own.iface.name}): a martian source (accept_local=${al.value})`;
+      return {
+        step: { kind: 'arp', action: 'ignore', reason: why, origin: al.origin },
+        why,
+        origin: al.origin,
+        cause: 'martian-source',
+      };
+    }
+    const rp = this.sysctlMax(node, 'rp_filter', iface.name);
+    if (rp.value !== 1 && rp.value !== 2) return undefined;
+    const back = this.route(node, spa);
+    if (rp.value === 2 ? back !== undefined : back?.dev === iface.name) return undefined;
+    const reason = `the route back to the sender ${formatIpv4(spa)} ${back ? `leaves through ${back.dev}` : 'does not exist'}, not ${iface.name}`;
+    return {
+      step: { kind: 'rp-filter', mode: rp.value, passed: false, reason, origin: rp.origin },
+      why: `rp_filter=${rp.value} on ${iface.name}: ${reason}`,
+      origin: rp.origin,
+      cause: 'rp-filter',
+    };
   }
 
   /** Effective value of a per-interface sysctl: the kernel takes max(all, interface) for arp_* and rp_filter. */
