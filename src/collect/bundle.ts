@@ -38,8 +38,10 @@ export interface Bundle {
   /** Tool name → its path, undefined when not installed. */
   readonly tools: ReadonlyMap<string, string | undefined>;
   readonly commands: ReadonlyMap<string, CommandRecord>;
-  /** Every file of the bundle, relative to its root. */
+  /** Every file of the bundle, relative to its root (a directory bundle's files are read when first asked for). */
   readonly files: ReadonlyMap<string, string>;
+  /** For a directory bundle: its root on disk. */
+  readonly root?: string;
 }
 
 const STATUSES = new Set<CommandStatus>(['ok', 'failed', 'denied', 'missing', 'skipped', 'absent']);
@@ -73,17 +75,84 @@ export function whyUnavailable(b: Bundle, id: string): string | undefined {
   return `${c.command}: ${what[c.status]}${err ? ` (${err})` : ''}`;
 }
 
-function readDirFiles(root: string): Map<string, string> {
-  const files = new Map<string, string>();
+/** Every file name under `root`, relative to it. */
+function listDir(root: string): string[] {
+  const names: string[] = [];
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const full = join(dir, e.name);
       if (e.isDirectory()) walk(full);
-      else if (e.isFile()) files.set(relative(root, full).split('\\').join('/'), readFileSync(full, 'utf8'));
+      else if (e.isFile()) names.push(relative(root, full).split('\\').join('/'));
     }
   };
   walk(root);
-  return files;
+  return names;
+}
+
+/**
+ * A directory bundle's files, read on first use: an import needs a few outputs of each bundle, not every output and
+ * stderr file, and reading 150 000 small files costs more than parsing them. Enumeration walks the directory.
+ */
+class DirFiles implements ReadonlyMap<string, string> {
+  private readonly cache = new Map<string, string | undefined>();
+  private names: string[] | undefined;
+  constructor(readonly root: string) {}
+  get(key: string): string | undefined {
+    if (this.cache.has(key)) return this.cache.get(key);
+    let text: string | undefined;
+    try {
+      text = readFileSync(join(this.root, key), 'utf8');
+    } catch {
+      text = undefined;
+    }
+    this.cache.set(key, text);
+    return text;
+  }
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+  private all(): string[] {
+    this.names ??= listDir(this.root);
+    return this.names;
+  }
+  get size(): number {
+    return this.all().length;
+  }
+  *keys(): MapIterator<string> {
+    yield* this.all();
+  }
+  *values(): MapIterator<string> {
+    for (const k of this.all()) yield this.get(k) ?? '';
+  }
+  *entries(): MapIterator<[string, string]> {
+    for (const k of this.all()) yield [k, this.get(k) ?? ''];
+  }
+  [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.entries();
+  }
+  forEach(fn: (value: string, key: string, map: ReadonlyMap<string, string>) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+}
+
+/** A directory bundle: the manifest at its root or one directory down. */
+function readDirBundle(path: string): ReadResult<Bundle> {
+  let root = path;
+  if (!existsSync(join(root, MANIFEST_FILE))) {
+    const sub = readdirSync(path, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && existsSync(join(path, e.name, MANIFEST_FILE)))
+      .map((e) => e.name)
+      .sort()[0];
+    if (sub === undefined)
+      return {
+        value: undefined,
+        issues: [
+          issue('bundle.manifest', `${path} is not an lvsdoctor bundle: no ${MANIFEST_FILE} in it`, filePos(path, 0)),
+        ],
+      };
+    root = join(path, sub);
+  }
+  return fromFiles(path, basename(root), new DirFiles(root), [], root);
 }
 
 function filesOf(path: string): { files: Map<string, string>; issues: Issue[] } {
@@ -92,7 +161,8 @@ function filesOf(path: string): { files: Map<string, string>; issues: Issue[] } 
     issues.push(issue('bundle.not-found', `bundle "${path}" does not exist`));
     return { files: new Map(), issues };
   }
-  if (statSync(path).isDirectory()) return { files: readDirFiles(path), issues };
+  if (statSync(path).isDirectory())
+    return { files: new Map(listDir(path).map((k) => [k, readFileSync(join(path, k), 'utf8')])), issues };
   const tar = readTar(readFileSync(path));
   if (tar.error) issues.push(issue('bundle.archive', `cannot read ${path}: ${tar.error}`, filePos(path, 0)));
   const files = new Map<string, string>();
@@ -102,6 +172,7 @@ function filesOf(path: string): { files: Map<string, string>; issues: Issue[] } 
 
 /** Reads a bundle (`.tar.gz` or directory). */
 export function readBundle(path: string): ReadResult<Bundle> {
+  if (existsSync(path) && statSync(path).isDirectory()) return readDirBundle(path);
   const { files: raw, issues } = filesOf(path);
   if (issues.some((i) => i.severity === 'error')) return { value: undefined, issues };
   // The manifest may sit at the root or one directory down (the archive holds the bundle directory).
@@ -117,6 +188,17 @@ export function readBundle(path: string): ReadResult<Bundle> {
   const prefix = manifestKey.slice(0, manifestKey.length - MANIFEST_FILE.length);
   const files = new Map<string, string>();
   for (const [k, v] of raw) if (k.startsWith(prefix)) files.set(k.slice(prefix.length), v);
+  return fromFiles(path, basename(prefix.replace(/\/$/, '') || path).replace(/\.tar\.gz$/, ''), files, issues);
+}
+
+/** The bundle described by the manifest among `files`. */
+function fromFiles(
+  path: string,
+  name: string,
+  files: ReadonlyMap<string, string>,
+  issues: Issue[],
+  root?: string,
+): ReadResult<Bundle> {
   const manifestName = `${path}/${MANIFEST_FILE}`;
   const meta = new Map<string, string>();
   const tools = new Map<string, string | undefined>();
@@ -165,7 +247,7 @@ export function readBundle(path: string): ReadResult<Bundle> {
   return {
     value: {
       path,
-      name: basename(prefix.replace(/\/$/, '') || path).replace(/\.tar\.gz$/, ''),
+      name,
       kind,
       hostname: meta.get('hostname') || 'unknown',
       ...(kernel ? { kernel } : {}),
@@ -173,6 +255,7 @@ export function readBundle(path: string): ReadResult<Bundle> {
       tools,
       commands,
       files,
+      ...(root !== undefined ? { root } : {}),
     },
     issues,
   };

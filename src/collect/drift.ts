@@ -1,16 +1,21 @@
 /**
  * Drift: where what a host runs differs from what its domains' XML says it should run. Three comparisons:
  * - filter bindings: the live `virsh nwfilter-binding-dumpxml` against the bindings the domain XML implies;
- * - ebtables: the installed `ebtables -t nat -L --Lc` (counters stripped) against our compilation of the bindings,
- *   rendered in the same listing style, chain by chain;
- * - iptables/ip6tables: libvirt's chains in `iptables-save`/`ip6tables-save` against the compiled filter tables.
+ * - ebtables: the installed `ebtables -t nat -L --Lc`, read into the netfilter model, against our compilation of the
+ *   bindings, through the netfilter ruleset comparison (`compareRulesets`: structural, counters ignored);
+ * - iptables/ip6tables: libvirt's chains in `iptables-save`/`ip6tables-save`, read likewise, against the compiled
+ *   filter tables.
  */
 import { bindingForInterface, type Domain } from '../libvirt/domain-xml.ts';
 import type { NwFilterBinding } from '../libvirt/nwfilter-model.ts';
-import type { EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
-import { renderEbtablesList } from '../netfilter/ebtables-render.ts';
+import { compareRulesets, type DriftItem } from '../netfilter/drift.ts';
+import type { EbChain, EbRule, EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
+import { readEbtablesList } from '../netfilter/ebtables-read.ts';
+import { renderEbtablesList, renderEbtablesRule } from '../netfilter/ebtables-render.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
-import { renderIptablesSave } from '../netfilter/iptables-render.ts';
+import { readIptablesSave } from '../netfilter/iptables-read.ts';
+import type { Issue } from '../source/issue.ts';
+import { implicit } from '../source/origin.ts';
 
 export interface DriftEntry {
   readonly host: string;
@@ -23,29 +28,6 @@ export interface DriftEntry {
   readonly lines: readonly string[];
 }
 
-interface Listing {
-  /** Chain name → header (`entries`, `policy`) and rule lines (counters stripped). */
-  readonly chains: Map<string, { policy: string; rules: string[] }>;
-}
-
-/** Parses `ebtables -t TABLE -L [--Lc]` output; counters (` , pcnt = N -- bcnt = N`) are dropped. */
-export function parseEbtablesListing(text: string): Listing {
-  const chains = new Map<string, { policy: string; rules: string[] }>();
-  let cur: { policy: string; rules: string[] } | undefined;
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/\s+$/, '');
-    const head = /^Bridge chain: ([^,]+), entries: \d+, policy: (\S+)$/.exec(line);
-    if (head) {
-      cur = { policy: head[2]!, rules: [] };
-      chains.set(head[1]!, cur);
-      continue;
-    }
-    if (line === '' || line.startsWith('Bridge table:')) continue;
-    if (cur) cur.rules.push(line.replace(/\s*,\s*pcnt = \d+ -- bcnt = \d+$/, '').replace(/\s+$/, ''));
-  }
-  return { chains };
-}
-
 /** The style of an `ebtables --version` line: `ebtables 1.8.9 (nf_tables)` is nft, `v2.0.x (legacy)` legacy. */
 export function ebtablesStyle(versionText: string | undefined): EbStyle {
   if (versionText === undefined) return 'nft';
@@ -53,112 +35,178 @@ export function ebtablesStyle(versionText: string | undefined): EbStyle {
 }
 
 const LIBVIRT_EB_CHAIN = /^(libvirt-[IOPJ]-|[IOPJ]-)/;
+const LIBVIRT_IPT_CHAIN = /^(libvirt-(in|out|in-post|host-in)$|[FH][IOJP]-)/;
 
-/** Compares the installed nat table with the compiled one (only libvirt's chains and the jumps into them). */
-export function compareEbtables(host: string, installedText: string, compiled: EbTable, style: EbStyle): DriftEntry[] {
+/** Per chain of an ebtables listing: its policy and rules as text, counters stripped (for an identity check). */
+function chainBlocks(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let name: string | undefined;
+  let body: string[] = [];
+  const flush = () => {
+    if (name !== undefined) out.set(name, body.join('\n'));
+  };
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd();
+    const head = /^Bridge chain: ([^,\s]+), entries: \d+, policy: (\S+)$/.exec(line);
+    if (head) {
+      flush();
+      name = head[1]!;
+      body = [`policy ${head[2]}`];
+    } else if (name !== undefined && line !== '') body.push(line.replace(/\s*,\s*pcnt = \d+ -- bcnt = \d+$/, ''));
+  }
+  flush();
+  return out;
+}
+
+/** One entry per chain from the ruleset comparison's items (`+` installed only, `-` compiled only, `~` moved). */
+function entriesOf(
+  host: string,
+  area: DriftEntry['area'],
+  items: readonly DriftItem[],
+  label: string,
+  ignoreMoves: (chain: string) => boolean,
+): DriftEntry[] {
+  const byChain = new Map<string, DriftItem[]>();
+  for (const it of items) {
+    if (it.kind === 'rule-moved' && ignoreMoves(it.chain)) continue;
+    const list = byChain.get(it.chain);
+    if (list) list.push(it);
+    else byChain.set(it.chain, [it]);
+  }
   const out: DriftEntry[] = [];
-  const installed = parseEbtablesListing(installedText);
-  const mine = parseEbtablesListing(renderEbtablesList(compiled, { style }));
-  const relevant = (chain: string, rule?: string) =>
-    LIBVIRT_EB_CHAIN.test(chain) || (rule !== undefined && /-j (libvirt-[IOPJ]-)/.test(rule));
-  const names = new Set([...installed.chains.keys(), ...mine.chains.keys()]);
-  for (const name of [...names].sort()) {
-    const a = installed.chains.get(name);
-    const c = mine.chains.get(name);
-    if (a && !c) {
-      if (!LIBVIRT_EB_CHAIN.test(name)) {
-        const jumps = a.rules.filter((r) => relevant(name, r));
-        const others = a.rules.filter((r) => !relevant(name, r));
-        if (jumps.length > 0)
-          out.push({
-            host,
-            area: 'ebtables',
-            subject: name,
-            message: `${name} jumps into libvirt chains no binding explains`,
-            lines: jumps.map((r) => `+ ${r}`),
-          });
-        if (others.length > 0)
-          out.push({
-            host,
-            area: 'ebtables',
-            subject: name,
-            message: `${name} has ${others.length} rule(s) not made by libvirt (they are not modelled)`,
-            lines: others.map((r) => `+ ${r}`),
-          });
-        continue;
-      }
-      out.push({
-        host,
-        area: 'ebtables',
-        subject: name,
-        message: `chain ${name} is installed but no filter binding of the domains makes it (stale, or a binding not in the XML)`,
-        lines: a.rules.map((r) => `+ ${r}`),
-      });
-      continue;
-    }
-    if (c && !a) {
-      out.push({
-        host,
-        area: 'ebtables',
-        subject: name,
-        message: `chain ${name} is missing: the domains' filters compile to it but it is not installed`,
-        lines: c.rules.map((r) => `- ${r}`),
-      });
-      continue;
-    }
-    if (!a || !c) continue;
-    const builtin = !LIBVIRT_EB_CHAIN.test(name);
-    const ar = builtin ? a.rules.filter((r) => relevant(name, r)) : a.rules;
-    const cr = builtin ? c.rules.filter((r) => relevant(name, r)) : c.rules;
-    if (builtin) {
-      const others = a.rules.filter((r) => !relevant(name, r));
-      if (others.length > 0)
-        out.push({
-          host,
-          area: 'ebtables',
-          subject: name,
-          message: `${name} has ${others.length} rule(s) not made by libvirt (they are not modelled)`,
-          lines: others.map((r) => `+ ${r}`),
-        });
-    }
-    if (ar.join('\n') === cr.join('\n')) continue;
-    // The order of the jumps in built-in chains follows the order the guests started in: not drift.
-    if (builtin && [...ar].sort().join('\n') === [...cr].sort().join('\n')) continue;
-    const extra = ar.filter((r) => !cr.includes(r));
-    const missing = cr.filter((r) => !ar.includes(r));
-    out.push({
-      host,
-      area: 'ebtables',
-      subject: name,
-      message:
-        extra.length === 0 && missing.length === 0
-          ? `chain ${name}: the same rules in another order`
-          : `chain ${name} differs from what the filters compile to`,
-      lines: [...extra.map((r) => `+ ${r}`), ...missing.map((r) => `- ${r}`)],
-    });
+  for (const [chain, list] of [...byChain].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    const lines: string[] = [];
+    for (const it of list)
+      if (it.kind === 'rule-extra') lines.push(`+ ${it.rule}`);
+      else if (it.kind === 'rule-missing') lines.push(`- ${it.rule}`);
+      else if (it.kind === 'rule-moved')
+        lines.push(`~ ${it.rule} (rule ${it.expectedIndex} is installed at ${it.installedIndex})`);
+      else if (it.kind === 'policy')
+        lines.push(`policy ${it.installedPolicy ?? '-'} (compiled: ${it.expectedPolicy ?? '-'})`);
+    const kinds = new Set(list.map((i) => i.kind));
+    const message = kinds.has('chain-missing')
+      ? `${label} ${chain} is missing: the domains' filters compile to it but it is not installed`
+      : kinds.has('chain-extra')
+        ? `${label} ${chain} is installed but no filter binding of the domains makes it (stale, or a binding not in the XML)`
+        : [...kinds].every((k) => k === 'rule-moved')
+          ? `${label} ${chain}: the same rules in another order`
+          : `${label} ${chain} differs from what the filters compile to`;
+    out.push({ host, area, subject: chain, message, lines });
   }
   return out;
 }
 
-/** Chains of the filter table in `iptables-save` output with their rules (counters stripped). */
-function parseSaveFilter(text: string): Map<string, string[]> {
-  const chains = new Map<string, string[]>();
-  let inFilter = false;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('*')) inFilter = line === '*filter';
-    if (!inFilter) continue;
-    const decl = /^:(\S+)/.exec(line);
-    if (decl) {
-      chains.set(decl[1]!, chains.get(decl[1]!) ?? []);
-      continue;
+/**
+ * Compares the installed nat table (`ebtables -t nat -L --Lc` text, read by the netfilter reader) with the compiled
+ * one through the netfilter ruleset comparison. Only libvirt's chains and the jumps into them are compared; other
+ * rules in the built-in chains are reported as not made by libvirt. The order of the jumps in built-in chains
+ * follows the order the guests started in: not drift. Reader problems (rules the model cannot hold) go to `issues`.
+ */
+export function compareEbtables(
+  host: string,
+  installedText: string,
+  compiled: EbTable,
+  style: EbStyle,
+  file = `${host}/ebtables-nat.txt`,
+  issues: Issue[] = [],
+): DriftEntry[] {
+  // Chains whose listing is identical, rule for rule, to the compiled one's need no structural comparison: only the
+  // others are read into the model and compared (on a fleet, almost every chain is identical).
+  const mineBlocks = chainBlocks(renderEbtablesList(compiled, { style }));
+  const textLines = installedText.split('\n');
+  const same = new Set<string>();
+  let cur: string | undefined;
+  let start = 0;
+  const closeBlock = (end: number) => {
+    if (cur === undefined) return;
+    const mine = mineBlocks.get(cur);
+    const theirs = chainBlocks(textLines.slice(start, end).join('\n')).get(cur);
+    // In built-in chains the order of the jumps follows the guests' start order: the same lines in any order match.
+    const sorted = (b: string) => b.split('\n').sort().join('\n');
+    const builtin = !LIBVIRT_EB_CHAIN.test(cur);
+    if (
+      mine !== undefined &&
+      theirs !== undefined &&
+      (mine === theirs || (builtin && mine.length === theirs.length && sorted(mine) === sorted(theirs)))
+    ) {
+      same.add(cur);
+      for (let k = start; k < end; k++) textLines[k] = '';
     }
-    const rule = /^(?:\[\d+:\d+\]\s+)?-A (\S+) (.*)$/.exec(line);
-    if (rule) chains.get(rule[1]!)?.push(rule[2]!.trim()) ?? chains.set(rule[1]!, [rule[2]!.trim()]);
+  };
+  for (let k = 0; k < textLines.length; k++) {
+    const head = /^Bridge chain: ([^,\s]+),/.exec(textLines[k]!);
+    if (!head) continue;
+    closeBlock(k);
+    cur = head[1]!;
+    start = k;
   }
-  return chains;
+  closeBlock(textLines.length);
+  const read = readEbtablesList(textLines.join('\n'), file, { style });
+  issues.push(...read.issues.filter((i) => i.code !== 'ebtables-empty'));
+  const installed: EbTable = read.value ?? { name: compiled.name, chains: [] };
+  const expected: EbTable = { ...compiled, chains: compiled.chains.filter((c) => !same.has(c.name)) };
+  const intoLibvirt = (r: EbRule) => r.target.kind === 'jump' && LIBVIRT_EB_CHAIN.test(r.target.chain);
+  const out: DriftEntry[] = [];
+  const builtins = new Set<string>();
+  for (const c of [...installed.chains, ...expected.chains]) if (!LIBVIRT_EB_CHAIN.test(c.name)) builtins.add(c.name);
+  // Built-in chains keep only the jumps into libvirt's chains; both sides get every built-in chain.
+  const only = (t: EbTable, policyFrom?: EbTable): EbTable => ({
+    name: t.name,
+    chains: [
+      ...t.chains.filter((c) => LIBVIRT_EB_CHAIN.test(c.name)),
+      ...[...builtins].map((name): EbChain => {
+        const c = t.chains.find((x) => x.name === name);
+        const ref = policyFrom?.chains.find((x) => x.name === name) ?? c;
+        const policy = ref?.policy ?? 'ACCEPT';
+        const origin = c?.origin ?? implicit(`built-in chain ${name}`);
+        return {
+          name,
+          builtin: true,
+          policy,
+          policyOrigin: c?.policyOrigin ?? origin,
+          rules: (c?.rules ?? []).filter(intoLibvirt),
+          origin,
+        };
+      }),
+    ],
+  });
+  // Lines the reader could not put into the model, by chain (they cannot be compared; they are still shown).
+  const unread = new Map<string, string[]>();
+  for (const i of read.issues) {
+    if (i.severity !== 'error' || !i.pos || i.pos.line <= 0) continue;
+    let chain = '';
+    for (let k = i.pos.line - 1; k >= 0 && chain === ''; k--)
+      chain = /^Bridge chain: ([^,\s]+),/.exec(textLines[k] ?? '')?.[1] ?? '';
+    const raw = (textLines[i.pos.line - 1] ?? '').trim().replace(/\s*,\s*pcnt = \d+ -- bcnt = \d+$/, '');
+    unread.set(chain, [...(unread.get(chain) ?? []), raw]);
+  }
+  for (const name of [...builtins].sort()) {
+    const others = (installed.chains.find((c) => c.name === name)?.rules ?? [])
+      .filter((r) => !intoLibvirt(r))
+      .map((r) => renderEbtablesRule(r, { style }));
+    others.push(...(unread.get(name) ?? []));
+    unread.delete(name);
+    if (others.length > 0)
+      out.push({
+        host,
+        area: 'ebtables',
+        subject: name,
+        message: `${name} has ${others.length} rule(s) not made by libvirt (they are not modelled)`,
+        lines: others.map((r) => `+ ${r}`),
+      });
+  }
+  for (const [chain, lines] of unread)
+    out.push({
+      host,
+      area: 'ebtables',
+      subject: chain || '?',
+      message: `${chain || 'the listing'} has ${lines.length} rule(s) lvsdoctor cannot read: not compared`,
+      lines: lines.map((r) => `? ${r}`),
+    });
+  const items = compareRulesets(only(expected), only(installed, expected), { style, chainRules: true });
+  out.push(...entriesOf(host, 'ebtables', items, 'chain', (chain) => builtins.has(chain)));
+  return out;
 }
-
-const LIBVIRT_IPT_CHAIN = /^(libvirt-(in|out|in-post|host-in)$|[FH][IOJP]-)/;
 
 /** Compares libvirt's chains of an installed `iptables-save -c` with the compiled filter table. */
 export function compareIptables(
@@ -166,48 +214,27 @@ export function compareIptables(
   area: 'iptables' | 'ip6tables',
   installedText: string,
   compiled: IptTable,
+  file = `${host}/${area}-save.txt`,
+  issues: Issue[] = [],
 ): DriftEntry[] {
-  const out: DriftEntry[] = [];
-  const installed = parseSaveFilter(installedText);
-  const mine = parseSaveFilter(renderIptablesSave(compiled));
-  const relevant = (chain: string) => LIBVIRT_IPT_CHAIN.test(chain);
-  const names = new Set([...installed.keys(), ...mine.keys()].filter(relevant));
+  const read = readIptablesSave(installedText, file, area === 'iptables' ? 'ipv4' : 'ipv6');
+  issues.push(...read.issues);
+  const installed: IptTable = read.value?.find((t) => t.name === 'filter') ?? {
+    family: compiled.family,
+    name: 'filter',
+    chains: [],
+  };
   // The global chains exist once any binding ever had iptables rules; empty ones carry no meaning.
-  for (const name of [...names].sort()) {
-    const a = installed.get(name);
-    const c = mine.get(name);
-    if (a && !c) {
-      if (a.length === 0) continue;
-      out.push({
-        host,
-        area,
-        subject: name,
-        message: `${area} chain ${name} is installed but the domains' filters do not make it`,
-        lines: a.map((r) => `+ ${r}`),
-      });
-    } else if (c && !a) {
-      if (c.length === 0) continue;
-      out.push({
-        host,
-        area,
-        subject: name,
-        message: `${area} chain ${name} is missing: the domains' filters compile to it`,
-        lines: c.map((r) => `- ${r}`),
-      });
-    } else if (a && c && a.join('\n') !== c.join('\n')) {
-      out.push({
-        host,
-        area,
-        subject: name,
-        message: `${area} chain ${name} differs from what the filters compile to`,
-        lines: [
-          ...a.filter((r) => !c.includes(r)).map((r) => `+ ${r}`),
-          ...c.filter((r) => !a.includes(r)).map((r) => `- ${r}`),
-        ],
-      });
-    }
-  }
-  return out;
+  const nonEmpty = (t: IptTable): IptTable => ({
+    ...t,
+    chains: t.chains.filter((c) => !LIBVIRT_IPT_CHAIN.test(c.name) || c.rules.length > 0),
+  });
+  const items = compareRulesets(nonEmpty(compiled), nonEmpty(installed), {
+    chains: (name) => LIBVIRT_IPT_CHAIN.test(name),
+    ignorePolicies: true,
+    chainRules: true,
+  });
+  return entriesOf(host, area, items, `${area} chain`, () => false);
 }
 
 function paramsText(b: NwFilterBinding): string {

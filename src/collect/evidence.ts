@@ -3,7 +3,7 @@
  * and FDB entries, default routes, domains, filter bindings, custom filters, IPVS tables and listening sockets.
  * Every reader tolerates a missing or malformed output: the fact is then unknown and the reason is kept.
  */
-import { type Ipv4, parseIpv4 } from '../addr/ipv4.ts';
+import type { Ipv4 } from '../addr/ipv4.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
 import { type Ipv4Prefix, parseIpv4Prefix } from '../addr/prefix.ts';
 import { readIpvsadmList } from '../ipvs/ipvsadm-list-reader.ts';
@@ -14,6 +14,7 @@ import type { NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { readFilterBindingXml } from '../libvirt/nwfilter-xml.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos } from '../source/origin.ts';
+import { readIpNeigh } from '../topology/ip-neigh.ts';
 import { readIpRoute } from '../topology/ip-route.ts';
 import { type Bundle, bundleFile, outputOf, whyUnavailable } from './bundle.ts';
 
@@ -63,6 +64,13 @@ export interface FilterFact {
   readonly text: string;
 }
 
+export interface Gap {
+  readonly what: string;
+  readonly why: string;
+  /** `bundle/manifest.tsv:LINE`, when the manifest records the command. */
+  readonly where?: string;
+}
+
 /** Facts of one bundle; `unknown` says what could not be read and why. */
 export interface Evidence {
   readonly bundle: Bundle;
@@ -78,6 +86,8 @@ export interface Evidence {
   readonly listen?: readonly string[];
   /** Things the bundle does not tell, with the reason (e.g. "virsh: tool not installed"). */
   readonly unknown: readonly string[];
+  /** The same, structured: what is unknown, why, and the manifest line that records it. */
+  readonly gaps: readonly Gap[];
   readonly issues: readonly Issue[];
 }
 
@@ -140,16 +150,11 @@ function readLinks(b: Bundle, issues: Issue[]): LinkFact[] | undefined {
 }
 
 function readNeigh(b: Bundle, issues: Issue[]): NeighFact[] | undefined {
-  const rows = json(b, 'ip-j-neigh', issues) as
-    | { dst?: string; dev?: string; lladdr?: string; state?: string[] }[]
-    | undefined;
-  if (!rows) return undefined;
-  return rows.flatMap((r) => {
-    const ip = parseIpv4(r.dst ?? '');
-    const mac = r.lladdr ? parseMac(r.lladdr) : undefined;
-    if (ip === undefined || mac === undefined || !r.dev) return [];
-    return [{ ip, dev: r.dev, mac, state: (r.state ?? []).join(',') }];
-  });
+  const text = outputOf(b, 'ip-j-neigh');
+  if (text === undefined) return undefined;
+  const r = readIpNeigh(text.trim() === '' ? '[]' : text, bundleFile(b, b.commands.get('ip-j-neigh')!.out));
+  issues.push(...r.issues);
+  return r.value?.flatMap((n) => (n.mac ? [{ ip: n.ip, dev: n.dev, mac: n.mac, state: n.states.join(',') }] : []));
 }
 
 function readFdb(b: Bundle, issues: Issue[]): FdbFact[] | undefined {
@@ -202,9 +207,13 @@ function readListen(text: string): string[] {
 export function gatherEvidence(b: Bundle): Evidence {
   const issues: Issue[] = [];
   const unknown: string[] = [];
+  const gaps: Gap[] = [];
   const need = (id: string, what: string) => {
     const why = whyUnavailable(b, id);
-    if (why !== undefined) unknown.push(`${what}: ${why}`);
+    if (why === undefined) return;
+    unknown.push(`${what}: ${why}`);
+    const pos = b.commands.get(id)?.pos;
+    gaps.push({ what, why, ...(pos ? { where: `${b.name}/manifest.tsv:${pos.line}` } : {}) });
   };
   const links = readLinks(b, issues);
   if (!links) need('ip-j-link', 'interfaces');
@@ -212,8 +221,8 @@ export function gatherEvidence(b: Bundle): Evidence {
   if (!neigh) need('ip-j-neigh', 'neighbours');
   const defaultVia = readDefaultVia(b);
   if (outputOf(b, 'ip-route') === undefined) need('ip-route', 'routes');
-  if (outputOf(b, 'sysctl-net') === undefined) need('sysctl-net', 'sysctls');
-  const base: { -readonly [K in keyof Evidence]: Evidence[K] } = { bundle: b, unknown, issues };
+  if (b.commands.get('sysctl-net')?.status !== 'ok') need('sysctl-net', 'sysctls');
+  const base: { -readonly [K in keyof Evidence]: Evidence[K] } = { bundle: b, unknown, gaps, issues };
   if (links) base.links = links;
   if (neigh) base.neigh = neigh;
   if (defaultVia !== undefined) base.defaultVia = defaultVia;

@@ -23,8 +23,8 @@ import {
   ebtablesStyle,
   impliedBindings,
 } from './drift.ts';
-import { type Evidence, gatherEvidence } from './evidence.ts';
-import { type Cluster, type GuestPlace, type HostPlace, inferCluster } from './infer.ts';
+import { type Evidence, type Gap, gatherEvidence } from './evidence.ts';
+import { type Assumption, type Cluster, type GuestPlace, type HostPlace, inferCluster } from './infer.ts';
 
 export interface ImportOptions {
   /** The scenario directory to write (created; must be empty or an earlier import). */
@@ -48,6 +48,8 @@ export interface ImportResult {
   readonly drift: readonly DriftEntry[];
   /** What is unknown, assumed or inferred, one line each (also in import-report.txt). */
   readonly notes: readonly string[];
+  /** What the scenario assumes, with its evidence (written under `assumptions:` in scenario.yaml). */
+  readonly assumptions: readonly Assumption[];
   readonly cluster?: Cluster;
   readonly timings: ImportTimings;
 }
@@ -102,6 +104,7 @@ const GUEST_FILES: readonly (readonly [string, string])[] = [
   ['ip-addr', 'ip-addr.txt'],
   ['ip-route', 'ip-route.txt'],
   ['ip-j-neigh', 'ip-neigh.json'],
+  ['ip-neigh', 'ip-neigh.txt'],
   ['sysctl-net', 'sysctl.txt'],
   ['ss-listen', 'ss-listen.txt'],
   ['ipvsadm-Ln', 'ipvsadm-Ln.txt'],
@@ -114,20 +117,28 @@ const GUEST_FILES: readonly (readonly [string, string])[] = [
 class Writer {
   readonly made = new Set<string>();
   constructor(readonly root: string) {}
-  write(rel: string, content: string): string {
+  private target(rel: string): string {
     const full = join(this.root, rel);
     const dir = full.slice(0, full.lastIndexOf('/'));
     if (!this.made.has(dir)) {
       mkdirSync(dir, { recursive: true });
       this.made.add(dir);
     }
-    writeFileSync(full, content);
+    return full;
+  }
+  write(rel: string, content: string): string {
+    writeFileSync(this.target(rel), content);
     return rel;
+  }
+  /** Copies a bundle file unchanged. (Reading and writing beats copyFileSync here: it does more system calls.) */
+  copyFile(b: Bundle, file: string, rel: string): string | undefined {
+    const text = b.files.get(file);
+    return text === undefined ? undefined : this.write(rel, text);
   }
   /** Copies a command's output when it succeeded; returns its path relative to the scenario. */
   copy(b: Bundle, id: string, rel: string): string | undefined {
-    const text = outputOf(b, id);
-    return text === undefined ? undefined : this.write(rel, text);
+    const c = b.commands.get(id);
+    return c?.status === 'ok' ? this.copyFile(b, c.out, rel) : undefined;
   }
 }
 
@@ -153,6 +164,8 @@ interface HostOut {
   readonly ipAddr?: string;
   readonly domains: string[];
   readonly nwfilterDir?: string;
+  /** Directory of the live filter bindings (`hosts.NAME.bindings`). */
+  readonly bindings?: string;
   readonly sysctl?: string;
   readonly filters: NwFilter[];
 }
@@ -165,11 +178,15 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
     const rel = w.copy(b, id, `${dir}/${name}`);
     if (rel) copied.set(id, rel);
   }
-  w.write(`${dir}/manifest.tsv`, b.files.get('manifest.tsv') ?? '');
+  w.copyFile(b, 'manifest.tsv', `${dir}/manifest.tsv`);
   const domains: string[] = [];
   for (const g of c.guests)
     if (g.host === h.node) domains.push(w.write(`${dir}/${safeFile(g.domain.name)}.xml`, g.domain.text));
-  for (const bd of h.ev.bindings ?? []) w.write(`${dir}/bindings/${safeFile(bd.def.portdev)}.xml`, bd.text);
+  let bindings: string | undefined;
+  for (const bd of h.ev.bindings ?? []) {
+    bindings = `${dir}/bindings`;
+    w.write(`${bindings}/${safeFile(bd.def.portdev)}.xml`, bd.text);
+  }
   const filters: NwFilter[] = [];
   let nwfilterDir: string | undefined;
   for (const f of h.ev.customFilters ?? []) {
@@ -179,12 +196,13 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
     issues.push(...r.issues);
     if (r.value) filters.push(r.value);
   }
-  const ipAddr = copied.get('ip-j-addr') ?? copied.get('ip-addr');
+  const ipAddr = (h.ev.links ? copied.get('ip-j-addr') : undefined) ?? copied.get('ip-addr');
   const sysctl = copied.get('sysctl-net');
   return {
     ...(ipAddr ? { ipAddr } : {}),
     domains,
     ...(nwfilterDir ? { nwfilterDir } : {}),
+    ...(bindings ? { bindings } : {}),
     ...(sysctl ? { sysctl } : {}),
     filters,
   };
@@ -193,6 +211,7 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
 interface GuestOut {
   readonly ipAddr?: string;
   readonly ipRoute?: string;
+  readonly ipNeigh?: string;
   readonly sysctl?: string;
   readonly ipvsadm?: string;
   readonly listen?: readonly string[];
@@ -200,7 +219,7 @@ interface GuestOut {
   readonly comments: string[];
 }
 
-function writeGuest(w: Writer, g: GuestPlace, notes: string[]): GuestOut {
+function writeGuest(w: Writer, g: GuestPlace, notes: string[], assumptions: Assumption[]): GuestOut {
   const comments = [`on ${g.host}: ${g.ports.join(', ')}`];
   const ev = g.ev;
   if (!ev) {
@@ -208,12 +227,19 @@ function writeGuest(w: Writer, g: GuestPlace, notes: string[]): GuestOut {
       'TODO not collected: run the collector with --guest in it; its NICs, addresses and sysctls are unknown',
     );
     notes.push(`guest ${g.node} (on ${g.host}) was not collected: addresses, routes and sysctls unknown`);
+    const macs = g.domain.def.interfaces.flatMap((i) => (i.mac ? [i.mac] : []));
+    assumptions.push({
+      assumed: `guest ${g.node} (on ${g.host}) was not collected: its addresses, routes, neighbours, sysctls and IPVS table are unknown (kernel defaults, NICs named eth0… in domain order)`,
+      evidence: `no guest bundle has a NIC with ${macs.length === 1 ? 'the MAC' : 'a MAC'} ${macs.join(', ') || '(none)'} of domain ${g.node} (${g.host}'s virsh dumpxml ${g.node})`,
+    });
     return { comments };
   }
   const b = ev.bundle;
   const dir = `guests/${safeFile(g.node)}`;
   const copied = new Map<string, string>();
   for (const [id, name] of GUEST_FILES) {
+    // The text neighbour table only stands in for an unusable `ip -j neigh`.
+    if (id === 'ip-neigh' && ev.neigh) continue;
     const rel = w.copy(b, id, `${dir}/${name}`);
     if (rel) copied.set(id, rel);
   }
@@ -223,14 +249,16 @@ function writeGuest(w: Writer, g: GuestPlace, notes: string[]): GuestOut {
       const rel = w.copy(b, id, `${dir}/keepalived-${++k}.conf`);
       if (rel) comments.push(`keepalived configuration collected: ${rel} (${b.commands.get(id)!.command})`);
     }
-  w.write(`${dir}/manifest.tsv`, b.files.get('manifest.tsv') ?? '');
+  w.copyFile(b, 'manifest.tsv', `${dir}/manifest.tsv`);
   comments.push(`bundle ${b.name} (hostname ${b.hostname})`);
   for (const u of ev.unknown) {
     comments.push(`unknown: ${u}`);
     notes.push(`${g.node}: unknown ${u}`);
   }
-  const ipAddr = copied.get('ip-j-addr') ?? copied.get('ip-addr');
+  assumptions.push(...gapAssumptions(`guest ${g.node}`, ev.gaps));
+  const ipAddr = (ev.links ? copied.get('ip-j-addr') : undefined) ?? copied.get('ip-addr');
   const ipRoute = copied.get('ip-route');
+  const ipNeigh = (ev.neigh ? copied.get('ip-j-neigh') : undefined) ?? copied.get('ip-neigh');
   const sysctl = copied.get('sysctl-net');
   // IPVS: a director is a guest with services whose VIP it holds (a backup keeps the table without the VIP).
   let ipvsadm: string | undefined;
@@ -252,6 +280,10 @@ function writeGuest(w: Writer, g: GuestPlace, notes: string[]): GuestOut {
         `has IPVS services for ${[...new Set(vips)].map(formatIpv4).join(', ')} but does not hold the VIP (a backup director?): not modelled as director`,
       );
       notes.push(`${g.node}: IPVS table without its VIP (backup director?): not modelled as director`);
+      assumptions.push({
+        assumed: `${g.node} is not a director (its IPVS table is left out of the model)`,
+        evidence: `ipvsadm -Ln lists services for ${[...new Set(vips)].map(formatIpv4).join(', ')} but none of its interfaces holds the VIP (a backup director?)`,
+      });
     }
   } else if (b.commands.get('ipvsadm-Ln')?.status === 'skipped')
     comments.push(`IPVS: ${whyUnavailable(b, 'ipvsadm-Ln') ?? 'not run'}`);
@@ -259,6 +291,7 @@ function writeGuest(w: Writer, g: GuestPlace, notes: string[]): GuestOut {
   return {
     ...(ipAddr ? { ipAddr } : {}),
     ...(ipRoute ? { ipRoute } : {}),
+    ...(ipNeigh ? { ipNeigh } : {}),
     ...(sysctl ? { sysctl } : {}),
     ...(ipvsadm ? { ipvsadm } : {}),
     ...(listen ? { listen } : {}),
@@ -267,12 +300,21 @@ function writeGuest(w: Writer, g: GuestPlace, notes: string[]): GuestOut {
   };
 }
 
+/** A bundle's gaps as assumptions of the scenario, with the manifest line as evidence. */
+function gapAssumptions(who: string, gaps: readonly Gap[]): Assumption[] {
+  return gaps.map((g) => ({
+    assumed: `${who}: ${g.what} unknown`,
+    evidence: `${g.why}${g.where ? ` (${g.where})` : ''}`,
+  }));
+}
+
 function renderYaml(
   name: string,
   c: Cluster,
   hostsOut: ReadonlyMap<string, HostOut>,
   guestsOut: ReadonlyMap<string, GuestOut>,
   bundles: number,
+  assumptions: readonly Assumption[],
 ): string {
   const L: string[] = [];
   L.push(`# Built by \`lvsdoctor import\` from ${bundles} bundle(s). Artifacts sit beside this file as the collector`);
@@ -307,6 +349,7 @@ function renderYaml(
     else L.push('    # TODO ip-addr: no `ip addr` output; taps and bridges are assumed from the domain XML');
     L.push(`    domains: [${o.domains.map(yamlStr).join(', ')}]`);
     if (o.nwfilterDir) L.push(`    nwfilter-dir: ${yamlStr(o.nwfilterDir)}`);
+    if (o.bindings) L.push(`    bindings: ${yamlStr(o.bindings)}  # live: virsh nwfilter-binding-dumpxml`);
     if (o.sysctl) L.push(`    sysctl: ${yamlStr(o.sysctl)}`);
   }
   L.push('');
@@ -318,6 +361,7 @@ function renderYaml(
     if (o.kernel) entries.push(`    kernel: ${yamlStr(o.kernel)}`);
     if (o.ipAddr) entries.push(`    ip-addr: ${yamlStr(o.ipAddr)}`);
     if (o.ipRoute) entries.push(`    ip-route: ${yamlStr(o.ipRoute)}`);
+    if (o.ipNeigh) entries.push(`    ip-neigh: ${yamlStr(o.ipNeigh)}`);
     if (o.sysctl) entries.push(`    sysctl: ${yamlStr(o.sysctl)}`);
     if (o.ipvsadm) entries.push(`    ipvsadm: ${yamlStr(o.ipvsadm)}`);
     if (o.listen) entries.push(`    listen: [${o.listen.join(', ')}]  # ss -Hltnu`);
@@ -361,6 +405,16 @@ function renderYaml(
     L.push('');
   }
   L.push('# probes: none listed, so lvsdoctor probes every VIP by TCP from the client and by ARP from the gateway.');
+  L.push('');
+  if (assumptions.length === 0) L.push('assumptions: []  # nothing had to be assumed');
+  else {
+    L.push('# What no bundle could tell, and what was assumed instead; diagnose repeats these with its findings.');
+    L.push('assumptions:');
+    for (const a of assumptions) {
+      L.push(`  - assumed: ${JSON.stringify(a.assumed)}`);
+      L.push(`    evidence: ${JSON.stringify(a.evidence)}`);
+    }
+  }
   return `${L.join('\n')}\n`;
 }
 
@@ -402,6 +456,10 @@ function renderReport(r: {
   return `${L.join('\n')}\n`;
 }
 
+function formatIssueShort(i: Issue): string {
+  return `${i.pos ? `${i.pos.file}:${i.pos.line}: ` : ''}${i.message}`;
+}
+
 /** Live rules against what the domains' filters compile to, per host. */
 function driftOf(c: Cluster, hostsOut: ReadonlyMap<string, HostOut>, notes: string[]): DriftEntry[] {
   const drift: DriftEntry[] = [];
@@ -424,7 +482,13 @@ function driftOf(c: Cluster, hostsOut: ReadonlyMap<string, HostOut>, notes: stri
     if (!h.ev.domains)
       notes.push(`${h.node}: rules not compared (domains unknown: ${whyUnavailable(b, 'virsh-list')})`);
     else if (nat === undefined) notes.push(`${h.node}: ebtables not compared (${whyUnavailable(b, 'ebtables-nat')})`);
-    else drift.push(...compareEbtables(h.node, nat, compiled.nat, style));
+    else {
+      const readIssues: Issue[] = [];
+      drift.push(
+        ...compareEbtables(h.node, nat, compiled.nat, style, `${safeFile(h.node)}/ebtables-nat.txt`, readIssues),
+      );
+      for (const i of readIssues) notes.push(`${h.node}: ebtables not fully compared: ${formatIssueShort(i)}`);
+    }
     if (h.ev.domains)
       for (const [id, area, table] of [
         ['iptables-save', 'iptables', compiled.filter4],
@@ -432,7 +496,11 @@ function driftOf(c: Cluster, hostsOut: ReadonlyMap<string, HostOut>, notes: stri
       ] as const) {
         const text = outputOf(b, id);
         if (text === undefined) notes.push(`${h.node}: ${area} not compared (${whyUnavailable(b, id)})`);
-        else drift.push(...compareIptables(h.node, area, text, table));
+        else {
+          const readIssues: Issue[] = [];
+          drift.push(...compareIptables(h.node, area, text, table, `${safeFile(h.node)}/${id}.txt`, readIssues));
+          for (const i of readIssues) notes.push(`${h.node}: ${area} not fully compared: ${formatIssueShort(i)}`);
+        }
       }
   }
   return drift;
@@ -456,7 +524,7 @@ export function importBundles(paths: readonly string[], o: ImportOptions): Impor
   timings.readMs = performance.now() - t;
   if (evidence.length === 0) {
     if (paths.length === 0) issues.push(issue('import.no-bundle', 'no bundle given'));
-    return { dir: undefined, issues, drift: [], notes: [], timings };
+    return { dir: undefined, issues, drift: [], notes: [], assumptions: [], timings };
   }
   t = performance.now();
   const cluster = inferCluster(evidence);
@@ -466,28 +534,36 @@ export function importBundles(paths: readonly string[], o: ImportOptions): Impor
   timings.inferMs = performance.now() - t;
 
   t = performance.now();
-  if (!prepareOut(o.out, issues)) return { dir: undefined, issues, drift: [], notes, cluster, timings };
+  if (!prepareOut(o.out, issues))
+    return { dir: undefined, issues, drift: [], notes, assumptions: cluster.assumptions, cluster, timings };
   const w = new Writer(o.out);
   const hostsOut = new Map<string, HostOut>();
   for (const h of cluster.hosts) hostsOut.set(h.node, writeHost(w, h, cluster, issues));
+  const assumptions: Assumption[] = [...cluster.assumptions];
+  for (const h of cluster.hosts) assumptions.push(...gapAssumptions(`host ${h.node}`, h.ev.gaps));
   const guestsOut = new Map<string, GuestOut>();
-  for (const g of cluster.guests) guestsOut.set(g.node, writeGuest(w, g, notes));
+  for (const g of cluster.guests) guestsOut.set(g.node, writeGuest(w, g, notes, assumptions));
   if (cluster.gateway?.ev) {
     const b = cluster.gateway.ev.bundle;
     for (const [id, name] of GUEST_FILES) w.copy(b, id, `gateway/${name}`);
-    w.write('gateway/manifest.tsv', b.files.get('manifest.tsv') ?? '');
+    w.copyFile(b, 'manifest.tsv', 'gateway/manifest.tsv');
   }
   for (const g of cluster.gateway?.todo ?? []) notes.push(`TODO gateway: ${g}`);
   if (cluster.gateway) notes.push(`ASSUMED client ${ASSUMED_CLIENT} (no bundle describes the clients)`);
+  if (cluster.gateway?.mac !== undefined && cluster.gateway.segment !== undefined)
+    assumptions.push({
+      assumed: `the client is ${ASSUMED_CLIENT} (a documentation address) behind the gateway, TTL 64`,
+      evidence: 'no bundle can tell who the clients are',
+    });
   const name = o.name ?? (o.out.replace(/\/+$/, '').split('/').pop() || 'imported');
-  w.write('scenario.yaml', renderYaml(name, cluster, hostsOut, guestsOut, evidence.length));
+  w.write('scenario.yaml', renderYaml(name, cluster, hostsOut, guestsOut, evidence.length, assumptions));
   timings.writeMs = performance.now() - t;
 
   t = performance.now();
   const drift = driftOf(cluster, hostsOut, notes);
   timings.driftMs = performance.now() - t;
   w.write(IMPORT_REPORT, renderReport({ dir: o.out, cluster, drift, notes, issues }));
-  return { dir: o.out, issues, drift, notes, cluster, timings };
+  return { dir: o.out, issues, drift, notes, assumptions, cluster, timings };
 }
 
 /** The import report as text (what `lvsdoctor import` prints). */

@@ -53,6 +53,12 @@ export interface GatewayGuess {
   readonly todo: readonly string[];
 }
 
+/** Something the import could not infer or had to assume, and the evidence (or its absence) behind it. */
+export interface Assumption {
+  readonly assumed: string;
+  readonly evidence: string;
+}
+
 export interface Cluster {
   readonly hosts: readonly HostPlace[];
   readonly guests: readonly GuestPlace[];
@@ -61,6 +67,8 @@ export interface Cluster {
   readonly segments: readonly SegmentGuess[];
   readonly gateway?: GatewayGuess;
   readonly notes: readonly string[];
+  /** What the scenario assumes for lack of evidence (written under `assumptions:`). */
+  readonly assumptions: readonly Assumption[];
 }
 
 /** A node name the scenario accepts (`[A-Za-z0-9_.-]`), unique among `taken`. */
@@ -108,6 +116,8 @@ function networkKey(p: Ipv4Prefix): string {
 
 export function inferCluster(all: readonly Evidence[]): Cluster {
   const notes: string[] = [];
+  const assumptions: Assumption[] = [];
+  const assume = (assumed: string, evidence: string) => assumptions.push({ assumed, evidence });
   const taken = new Set<string>(['gateway', 'client']);
   const hosts: HostPlace[] = all
     .filter((e) => e.bundle.kind === 'hypervisor')
@@ -127,14 +137,27 @@ export function inferCluster(all: readonly Evidence[]): Cluster {
         notes.push(`domain ${d.name} is listed on ${domainSeen.get(d.name)} and on ${h.node}: only the first is used`);
         continue;
       }
+      // A running domain's interfaces have taps; one without any is not running (nothing of it can be traced).
+      if (d.def.interfaces.length > 0 && d.def.interfaces.every((i) => !i.targetDev)) {
+        notes.push(`domain ${d.name} on ${h.node} left out: no interface has a target dev (domain not running?)`);
+        assume(
+          `domain ${d.name} on ${h.node} is not running and is left out of the scenario`,
+          `${h.node}'s virsh dumpxml ${d.name} names no <target dev> for any interface`,
+        );
+        continue;
+      }
       const bad = d.def.interfaces.filter(
         (i) => !i.mac || !i.targetDev || !['bridge', 'network', 'ethernet'].includes(i.type),
       );
-      if (bad.length > 0) {
-        notes.push(
-          `domain ${d.name} on ${h.node} left out: ${bad.map((i) => (i.targetDev ? `interface type '${i.type}' is not modelled` : `interface ${i.mac ?? '?'} has no target dev (domain not running?)`)).join('; ')}`,
+      for (const i of bad) {
+        const what = i.targetDev
+          ? `interface type '${i.type}' is not modelled`
+          : `interface ${i.mac ?? '?'} has no target dev`;
+        notes.push(`domain ${d.name} on ${h.node}: ${what}; that interface is left out of the model`);
+        assume(
+          `the traffic of domain ${d.name}'s interface ${i.targetDev ?? i.mac ?? i.type} (on ${h.node}) is unknown: left out of the model`,
+          `${h.node}'s virsh dumpxml ${d.name}: <interface type='${i.type}'>${i.targetDev ? ` on ${i.targetDev}` : ' without <target dev>'} (lvsdoctor models bridge, network and ethernet interfaces)`,
         );
-        continue;
       }
       domainSeen.set(d.name, h.node);
       taken.add(d.name);
@@ -151,16 +174,24 @@ export function inferCluster(all: readonly Evidence[]): Cluster {
     for (const m of macsOf(ev)) for (const hit of byMac.get(m) ?? []) hits.set(hit.domain.name, hit);
     if (hits.size === 1) {
       const [name] = [...hits.keys()];
-      if (matched.has(name!))
+      if (matched.has(name!)) {
         notes.push(
           `two guest bundles match domain ${name}: ${matched.get(name!)!.bundle.path} and ${ev.bundle.path}; the first is used`,
         );
-      else matched.set(name!, ev);
-    } else if (hits.size > 1)
+        assume(
+          `guest ${name} is described by bundle ${matched.get(name!)!.bundle.name}, not ${ev.bundle.name}`,
+          `both bundles have a NIC whose MAC is an interface of domain ${name} (ambiguous; the first given is used)`,
+        );
+      } else matched.set(name!, ev);
+    } else if (hits.size > 1) {
       notes.push(
         `guest bundle ${ev.bundle.path} (${ev.bundle.hostname}) matches several domains (${[...hits.keys()].join(', ')}): not placed`,
       );
-    else others.push(ev);
+      assume(
+        `guest bundle ${ev.bundle.name} (${ev.bundle.hostname}) describes none of the domains`,
+        `its NICs' MACs match several domains (${[...hits.keys()].join(', ')}): ambiguous, not placed`,
+      );
+    } else others.push(ev);
   }
 
   const guests: GuestPlace[] = [];
@@ -185,11 +216,15 @@ export function inferCluster(all: readonly Evidence[]): Cluster {
       const ports = links.filter((l) => l.master === br && !isTap(l, taps));
       const hasTaps = links.some((l) => l.master === br && isTap(l, taps));
       if (ports.length === 1) uplinks.push({ host: h.node, iface: ports[0]!.name, bridge: br });
-      else if (ports.length > 1 && hasTaps)
+      else if (ports.length > 1 && hasTaps) {
         notes.push(
           `TODO ${h.node}: bridge ${br} has several non-guest ports (${ports.map((p) => p.name).join(', ')}); which one leads to the LAN is not known`,
         );
-      else if (ports.length === 0 && hasTaps)
+        assume(
+          `${h.node}: bridge ${br} has no uplink in the scenario (its guests reach no other host)`,
+          `${h.node}'s ip -j link shows several non-guest ports on ${br} (${ports.map((p) => p.name).join(', ')}); which one leads to the LAN is ambiguous`,
+        );
+      } else if (ports.length === 0 && hasTaps)
         notes.push(`${h.node}: bridge ${br} has no uplink (its guests talk only among themselves and to the host)`);
     }
   }
@@ -265,19 +300,41 @@ export function inferCluster(all: readonly Evidence[]): Cluster {
     const name = segs.length === 1 ? 'lan' : `lan${k + 1}`;
     return { name, members, evidence, networks: [...nets.values()] };
   });
-  if (segments.length > 1)
+  if (segments.length > 1) {
     notes.push(
       `TODO the uplinks form ${segments.length} segments (${segments.map((s) => s.members.map(key).join('+')).join(' | ')}): no bundle shows they share one; merge them under segments: if they do`,
     );
+    assume(
+      `the uplinks form ${segments.length} separate segments (${segments.map((s) => `${s.name}: ${s.members.map(key).join(', ')}`).join('; ')})`,
+      'no FDB entry, neighbour entry or shared subnet joins them (if they do share a switch, merge them under segments:)',
+    );
+  }
 
   // The gateway: the guests' (else the hosts') default route.
   const gateway = inferGateway(hosts, guests, others, segments, uplinks, notes);
+  if (!gateway)
+    assume(
+      'there is no gateway and no client: nothing is probed from outside',
+      'no collected guest or host has a default route',
+    );
+  for (const t of gateway?.todo ?? [])
+    assume(`the gateway: unknown ${t}`, gateway!.evidence.join('; ') || 'no bundle of the router');
   const unplaced = others.filter((e) => e !== gateway?.ev);
-  for (const e of unplaced)
+  for (const e of unplaced) {
     notes.push(
       `guest bundle ${e.bundle.path} (${e.bundle.hostname}) matches no domain of the collected hypervisors: not in the scenario`,
     );
-  return { hosts, guests, unplaced, segments, ...(gateway ? { gateway } : {}), notes };
+    assume(
+      `guest bundle ${e.bundle.name} (${e.bundle.hostname}) is not in the scenario`,
+      `none of its MACs (${[...macsOf(e)].join(', ') || 'no interface known'}) is an interface of a domain on the collected hypervisors`,
+    );
+  }
+  if (hosts.length === 0)
+    assume(
+      'no guest is placed on a host',
+      'no hypervisor bundle was given (run the collector without --guest on the hosts)',
+    );
+  return { hosts, guests, unplaced, segments, ...(gateway ? { gateway } : {}), notes, assumptions };
 }
 
 function mostCommon<T>(xs: readonly T[]): T | undefined {

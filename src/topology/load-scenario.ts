@@ -5,20 +5,21 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { type Ipv4, ipv4, parseIpv4 } from '../addr/ipv4.ts';
+import { formatIpv4, type Ipv4, ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
 import { parseIpv4Prefix } from '../addr/prefix.ts';
 import { readIpvsadmList } from '../ipvs/ipvsadm-list-reader.ts';
 import { type KeepalivedConfig, readKeepalivedConf } from '../ipvs/keepalived.ts';
 import type { IpvsTable } from '../ipvs/model.ts';
-import { bindingForInterface, type Domain, readDomainXml } from '../libvirt/domain-xml.ts';
-import type { NwFilter } from '../libvirt/nwfilter-model.ts';
-import { readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
+import { bindingForInterface, type Domain, type DomainInterface, readDomainXml } from '../libvirt/domain-xml.ts';
+import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
+import { readFilterBindingXml, readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos, implicit, type Origin, type Position } from '../source/origin.ts';
 import { type LinkInfo, readIpAddr } from './ip-addr.ts';
+import { neighUsable, readIpNeigh } from './ip-neigh.ts';
 import { readIpRoute } from './ip-route.ts';
 import type {
   AddressAssignment,
@@ -51,6 +52,17 @@ export interface LoadedScenario {
   readonly keepalivedIssues: ReadonlyMap<string, readonly Issue[]>;
   /** Per host: the iptables filter table as installed (`iptables-save`), when given. */
   readonly installedIptables?: ReadonlyMap<string, IptTable>;
+  /**
+   * The scenario file's own `assumptions:` (what `lvsdoctor import` could not infer), with their evidence; they
+   * are also the first entries of `scenario.assumptions`.
+   */
+  readonly declaredAssumptions: readonly DeclaredAssumption[];
+}
+
+export interface DeclaredAssumption {
+  readonly assumed: string;
+  readonly evidence: string;
+  readonly origin: Origin;
 }
 
 export interface LoadResult {
@@ -64,6 +76,8 @@ type MutIface = { -readonly [K in keyof Iface]: Iface[K] } & { addrs: AddressAss
 
 interface Ctx {
   readonly dir: string;
+  /** The scenario directory relative to the working directory, for messages. */
+  readonly rel: string;
   readonly src: YamlSource;
   readonly issues: Issue[];
 }
@@ -73,15 +87,16 @@ function readArtifact(
   rel: string,
   yamlPath: (string | number)[],
 ): { text: string; file: string } | undefined {
-  const full = join(ctx.dir, rel);
-  const file = join(relative(process.cwd(), ctx.dir) || '.', rel);
-  if (!existsSync(full) || !statSync(full).isFile()) {
+  const file = join(ctx.rel, rel);
+  try {
+    // One read, no existence check first: a scenario names thousands of artifacts.
+    return { text: readFileSync(join(ctx.dir, rel), 'utf8'), file };
+  } catch {
     ctx.issues.push(
       issue('scenario.missing-file', `file "${rel}" does not exist (looked in ${file})`, positionOf(ctx.src, yamlPath)),
     );
     return undefined;
   }
-  return { text: readFileSync(full, 'utf8'), file };
 }
 
 function linkKind(l: LinkInfo, bridges: ReadonlySet<string>, taps: ReadonlySet<string>): IfaceKind {
@@ -147,6 +162,43 @@ function sysctlMap(ctx: Ctx, rel: string | undefined, yamlPath: (string | number
   return out;
 }
 
+const MODELLED_TYPES = new Set(['bridge', 'network', 'ethernet']);
+
+/** A domain interface the model can place: a tap (`<target dev>`) with a MAC, of a type that uses one. */
+function modelledInterface(ifc: DomainInterface): ifc is DomainInterface & { mac: Mac; targetDev: string } {
+  return ifc.mac !== undefined && ifc.targetDev !== undefined && MODELLED_TYPES.has(ifc.type);
+}
+
+/** `hosts.NAME.bindings`: a directory of `virsh nwfilter-binding-dumpxml` outputs, by port. */
+function readBindingDir(ctx: Ctx, rel: string, hostName: string): Map<string, NwFilterBinding> {
+  const out = new Map<string, NwFilterBinding>();
+  const full = join(ctx.dir, rel);
+  if (!existsSync(full) || !statSync(full).isDirectory()) {
+    ctx.issues.push(
+      issue(
+        'scenario.missing-file',
+        `directory "${rel}" does not exist (expected virsh nwfilter-binding-dumpxml outputs)`,
+        positionOf(ctx.src, ['hosts', hostName, 'bindings']),
+      ),
+    );
+    return out;
+  }
+  for (const name of readdirSync(full)
+    .filter((n) => n.endsWith('.xml'))
+    .sort()) {
+    const file = join(ctx.rel, rel, name);
+    const r = readFilterBindingXml(readFileSync(join(full, name), 'utf8'), file);
+    ctx.issues.push(...r.issues);
+    if (!r.value) continue;
+    if (out.has(r.value.portdev))
+      ctx.issues.push(
+        issue('scenario.duplicate-binding', `a second filter binding for port ${r.value.portdev}`, filePos(file, 1)),
+      );
+    else out.set(r.value.portdev, r.value);
+  }
+  return out;
+}
+
 function parseTime(text: string | undefined, fallbackNs: bigint): bigint {
   if (!text) return fallbackNs;
   const m = /^(.*?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(text);
@@ -172,7 +224,7 @@ export function loadScenario(dir: string): LoadResult {
   const { source, issues: yamlIssues } = parseYaml(readFileSync(yamlFull, 'utf8'), yamlFile);
   const issues: Issue[] = [...yamlIssues];
   if (yamlIssues.some((i) => i.severity === 'error')) return { value: undefined, issues };
-  const data = scenarioSchema.safeParse(source.doc.toJS());
+  const data = scenarioSchema.safeParse(source.data);
   if (!data.success) {
     for (const zi of data.error.issues) {
       const path = zi.path.filter((p): p is string | number => typeof p !== 'symbol');
@@ -182,7 +234,7 @@ export function loadScenario(dir: string): LoadResult {
     }
     return { value: undefined, issues };
   }
-  const ctx: Ctx = { dir, src: source, issues };
+  const ctx: Ctx = { dir, rel: relative(process.cwd(), dir) || '.', src: source, issues };
   const built = build(ctx, data.data, yamlFile);
   return { value: built, issues };
 }
@@ -192,7 +244,12 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const yamlOrigin = (label: string, ...p: (string | number)[]): Origin => ({ kind: 'scenario', label, pos: at(...p) });
   const nodes = new Map<string, Node>();
   const bindings: PortBinding[] = [];
-  const assumptions: string[] = [];
+  const declaredAssumptions: DeclaredAssumption[] = f.assumptions.map((a, k) => ({
+    assumed: a.assumed,
+    evidence: a.evidence,
+    origin: yamlOrigin(`assumed: ${a.assumed}`, 'assumptions', k),
+  }));
+  const assumptions: string[] = declaredAssumptions.map((a) => `${a.assumed} [evidence: ${a.evidence}]`);
   const filters = new Map<string, NwFilter[]>();
   const ipvs = new Map<string, IpvsTable>();
   const kernels = new Map<string, string>();
@@ -207,6 +264,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   }
   const domains = new Map<string, DomainPlace>();
   const hostTaps = new Map<string, Set<string>>();
+  /** Per host with `bindings:`: the live filter bindings by port. */
+  const liveBindings = new Map<string, Map<string, NwFilterBinding>>();
   for (const [hostName, h] of Object.entries(f.hosts)) {
     const taps = new Set<string>();
     hostTaps.set(hostName, taps);
@@ -250,6 +309,14 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         filters.set(hostName, defs);
       }
     }
+    if (h.bindings !== undefined) liveBindings.set(hostName, readBindingDir(ctx, h.bindings, hostName));
+  }
+
+  const domainsByHost = new Map<string, [string, DomainPlace][]>();
+  for (const [domName, place] of domains) {
+    const list = domainsByHost.get(place.host);
+    if (list) list.push([domName, place]);
+    else domainsByHost.set(place.host, [[domName, place]]);
   }
 
   // Hosts.
@@ -264,29 +331,26 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       }
     }
     // Every domain interface on this host: its tap must be a bridge port.
-    for (const [domName, place] of domains) {
-      if (place.host !== hostName) continue;
+    for (const [domName, place] of domainsByHost.get(hostName) ?? []) {
       for (const ifc of place.def.interfaces) {
         const ifOrigin = ifc.origin;
-        if (!ifc.mac || !ifc.targetDev) {
-          ctx.issues.push(
-            issue(
-              'domain.interface',
-              `interface of domain ${domName} needs <mac address> and <target dev> (a running domain's dumpxml has both)`,
-              ifc.origin.pos,
-            ),
-          );
-          continue;
-        }
-        if (ifc.type !== 'bridge' && ifc.type !== 'network' && ifc.type !== 'ethernet') {
+        if (!modelledInterface(ifc)) {
+          const what = ifc.mac ?? ifc.targetDev ?? ifc.type;
+          const why = !MODELLED_TYPES.has(ifc.type)
+            ? `interface type '${ifc.type}' is not modelled (bridge, network and ethernet are)`
+            : `interface of domain ${domName} has no ${ifc.mac ? '<target dev>' : '<mac address>'} (a running domain's dumpxml has both)`;
           ctx.issues.push({
             ...issue(
-              'domain.interface-type',
-              `interface type '${ifc.type}' is not modelled (bridge, network and ethernet are)`,
+              MODELLED_TYPES.has(ifc.type) ? 'domain.interface' : 'domain.interface-type',
+              `${why}: left out of the model`,
               ifc.origin.pos,
+              'warning',
             ),
             unsupported: true,
           });
+          assumptions.push(
+            `${hostName}: interface ${what} of domain ${domName} left out (${why}); its traffic is unknown`,
+          );
           continue;
         }
         let tap = ifaces.get(ifc.targetDev);
@@ -313,12 +377,34 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         }
         const br = tap.master ? ifaces.get(tap.master) : undefined;
         if (br) br.kind = 'bridge';
-        if (ifc.filterref) {
+        // A live binding on the port is the truth; the domain's <filterref> is the fallback.
+        const live = liveBindings.get(hostName);
+        const found = live?.get(ifc.targetDev);
+        if (found) {
+          live!.delete(ifc.targetDev);
+          bindings.push({ host: hostName, domain: domName, binding: found });
+        } else if (ifc.filterref) {
           const b = bindingForInterface(place.def, ifc);
           ctx.issues.push(...b.issues);
           if (b.value) bindings.push({ host: hostName, domain: domName, binding: b.value });
+          if (live)
+            assumptions.push(
+              `${hostName}: no live filter binding for ${ifc.targetDev}; the domain XML's filterref ${ifc.filterref.filter} is assumed`,
+            );
         }
       }
+    }
+    // Live bindings on ports no domain interface names: kept (they are what runs), said so.
+    for (const b of liveBindings.get(hostName)?.values() ?? []) {
+      bindings.push({ host: hostName, domain: b.ownerName ?? '?', binding: b });
+      ctx.issues.push(
+        issue(
+          'scenario.binding-port',
+          `filter binding on ${b.portdev} (${b.filter}) belongs to no interface of the domains listed for ${hostName}`,
+          b.origin.pos ?? at('hosts', hostName, 'bindings'),
+          'warning',
+        ),
+      );
     }
     const sysctl = sysctlMap(ctx, h.sysctl, ['hosts', hostName, 'sysctl']);
     if (h['iptables-save']) {
@@ -369,7 +455,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       assumptions.push(`${guestName}: no ip addr output; interfaces named eth0… in domain order, without addresses`);
     // Pair each domain interface with the guest NIC of the same MAC.
     place.def.interfaces.forEach((ifc, k) => {
-      if (!ifc.mac || !ifc.targetDev) return;
+      if (!ifc.mac || !ifc.targetDev || !modelledInterface(ifc)) return;
       let nic = [...ifaces.values()].find((i) => i.mac === ifc.mac);
       if (!nic) {
         const name = `eth${k}`;
@@ -418,6 +504,25 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     for (const c of connectedRoutes(ifaces.values()))
       if (!routes.some((r) => r.dst.addr === c.dst.addr && r.dst.len === c.dst.len)) routes.push(c);
     if (!routes.some((r) => r.dst.len === 0)) assumptions.push(`${guestName}: no default route known`);
+    const neighbours = new Map<Ipv4, NeighbourEntry>();
+    if (g['ip-neigh']) {
+      const a = readArtifact(ctx, g['ip-neigh'], ['guests', guestName, 'ip-neigh']);
+      if (a) {
+        const r = readIpNeigh(a.text, a.file);
+        ctx.issues.push(...r.issues);
+        for (const n of r.value ?? [])
+          if (neighUsable(n) && !neighbours.has(n.ip))
+            neighbours.set(n.ip, {
+              mac: n.mac!,
+              iface: n.dev,
+              origin: {
+                kind: 'file',
+                label: `neighbour ${formatIpv4(n.ip)} lladdr ${n.mac} ${n.states.join(',')} dev ${n.dev}`,
+                pos: n.pos,
+              },
+            });
+      }
+    }
     const sysctl = sysctlMap(ctx, g.sysctl, ['guests', guestName, 'sysctl']);
     if (!g.sysctl)
       assumptions.push(
@@ -464,7 +569,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       role: role ?? 'other',
       interfaces: ifaces,
       routes,
-      neighbours: new Map(),
+      neighbours,
       sysctl,
       listeners,
       host: place.host,
@@ -697,5 +802,5 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     assumptions,
   };
   void yamlFile;
-  return { scenario, ipvs, filters, kernels, keepalived, keepalivedIssues, installedIptables };
+  return { scenario, ipvs, filters, kernels, keepalived, keepalivedIssues, installedIptables, declaredAssumptions };
 }

@@ -18,6 +18,7 @@ export const hostSchema = z.strictObject({
   'ip-addr': relFile.optional(),
   domains: z.array(relFile).default([]),
   'nwfilter-dir': relFile.optional(),
+  bindings: relFile.optional(),
   sysctl: relFile.optional(),
   'iptables-save': relFile.optional(),
 });
@@ -27,6 +28,7 @@ export const guestSchema = z.strictObject({
   kernel: z.string().optional(),
   'ip-addr': relFile.optional(),
   'ip-route': relFile.optional(),
+  'ip-neigh': relFile.optional(),
   sysctl: relFile.optional(),
   ipvsadm: relFile.optional(),
   keepalived: relFile.optional(),
@@ -70,6 +72,12 @@ export const probeSchema = z.union([
   }),
 ]);
 
+/** Something the scenario's author (normally `lvsdoctor import`) could not know and assumed, with its evidence. */
+export const assumptionSchema = z.strictObject({
+  assumed: z.string().min(1, 'expected what was assumed or is unknown'),
+  evidence: z.string().min(1, 'expected the evidence (or its absence) the assumption rests on'),
+});
+
 export const scenarioSchema = z.strictObject({
   name: z.string().min(1),
   description: z.string().default(''),
@@ -79,6 +87,7 @@ export const scenarioSchema = z.strictObject({
   gateway: gatewaySchema.extend({ segment: z.string() }).optional(),
   client: clientSchema.optional(),
   probes: z.array(probeSchema).default([]),
+  assumptions: z.array(assumptionSchema).default([]),
 });
 
 export type ScenarioFile = z.infer<typeof scenarioSchema>;

@@ -12,14 +12,26 @@ import {
 import type { z } from 'zod';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
+import { type NodePos, PATH_SEP, parseFastYaml } from './yaml-fast.ts';
 
 export interface YamlSource {
   readonly file: string;
-  readonly doc: Document;
-  readonly lines: LineCounter;
+  /** The document as plain data (what `doc.toJS()` gives). */
+  readonly data: unknown;
+  /** The `yaml` library's document, when the fast reader did not take the text. */
+  readonly doc?: Document;
+  readonly lines?: LineCounter;
+  /** Node positions from the fast reader (`yaml-fast.ts`). */
+  readonly fast?: ReadonlyMap<string, NodePos>;
 }
 
+/**
+ * Parses YAML: the fast reader takes the plain block YAML that imports write; anything else (and every error) goes
+ * through the `yaml` library.
+ */
 export function parseYaml(text: string, file: string): { source: YamlSource; issues: Issue[] } {
+  const fast = parseFastYaml(text);
+  if (fast) return { source: { file, data: fast.value, fast: fast.positions }, issues: [] };
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const issues: Issue[] = [];
@@ -31,7 +43,8 @@ export function parseYaml(text: string, file: string): { source: YamlSource; iss
     const lp = lines.linePos(w.pos[0]);
     issues.push(issue('yaml.warning', w.message.split('\n')[0]!, filePos(file, lp.line, lp.col), 'warning'));
   }
-  return { source: { file, doc, lines }, issues };
+  const data = doc.errors.length > 0 ? undefined : doc.toJS({ maxAliasCount: 100 });
+  return { source: { file, data, doc, lines }, issues };
 }
 
 const KEY_INDEX = new WeakMap<YAMLMap, Map<string, Pair>>();
@@ -41,6 +54,14 @@ const KEY_INDEX = new WeakMap<YAMLMap, Map<string, Pair>>();
  * whose key matches wins. Each map's keys are indexed once, so scenarios with thousands of nodes stay linear.
  */
 export function positionOf(src: YamlSource, path: readonly (string | number)[]): Position {
+  if (src.fast) {
+    for (let n = path.length; n >= 0; n--) {
+      const p = src.fast.get(path.slice(0, n).join(PATH_SEP));
+      if (p) return filePos(src.file, p[0], p[1]);
+    }
+    return filePos(src.file, 1);
+  }
+  if (!src.doc || !src.lines) return filePos(src.file, 1);
   let node: unknown = src.doc.contents;
   let best: YamlNode | undefined = node as YamlNode | undefined;
   for (const seg of path) {
@@ -74,8 +95,7 @@ export function positionOf(src: YamlSource, path: readonly (string | number)[]):
 
 /** Validates the document against a schema; schema errors name the position and what was expected. */
 export function validateYaml<T>(src: YamlSource, schema: z.ZodType<T>): { value: T | undefined; issues: Issue[] } {
-  const data = src.doc.toJS({ maxAliasCount: 100 }) as unknown;
-  const r = schema.safeParse(data);
+  const r = schema.safeParse(src.data);
   if (r.success) return { value: r.data, issues: [] };
   const issues = r.error.issues.map((zi) => {
     const path = zi.path.filter((p): p is string | number => typeof p !== 'symbol');
