@@ -3,6 +3,7 @@
  * (the fallback when no real libvirt is available), the nftables emulation of an LVS director (DR and NAT) for kernels
  * without IPVS, and `ipvsadm -R` input for kernels with it.
  */
+import { KERNEL_SCHEDULERS } from '../ipvs/schedulers.ts';
 import { EB_BUILTIN_CHAINS, type EbTable } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
 import type { DirectorDest, DirectorPlan, DirectorService } from './plan.ts';
@@ -118,21 +119,8 @@ export function directorNftReload(d: DirectorPlan, mode: DirectorMode): string {
   return `${reset.join('\n')}\n${directorNft(d, mode)}`;
 }
 
-const IPVSADM_SCHEDULERS = new Set([
-  'rr',
-  'wrr',
-  'lc',
-  'wlc',
-  'lblc',
-  'lblcr',
-  'dh',
-  'sh',
-  'sed',
-  'nq',
-  'fo',
-  'ovf',
-  'mh',
-]);
+// ipvsadm passes the name to the kernel, which loads ip_vs_<name> (twos too, since Linux 6.2).
+const IPVSADM_SCHEDULERS: ReadonlySet<string> = new Set(KERNEL_SCHEDULERS);
 
 /** `ipvsadm -R` input programming real IPVS with the director's services (for kernels that have it). */
 export function ipvsadmRestoreText(d: DirectorPlan): string {
