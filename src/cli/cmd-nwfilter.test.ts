@@ -86,6 +86,17 @@ describe('lvsdoctor nwfilter compile', () => {
     expect(r.out).toBe('');
   });
 
+  it('exits 1 with the reason libvirt 9.0 gives for --tcp-option 0 (iptables: Bad TCP option)', () => {
+    for (const format of ['iptables-save', 'ebtables-save']) {
+      const r = run('binding-tcp-option-zero.xml', format);
+      expect(r.code).toBe(1);
+      expect(r.out).toBe('');
+      expect(r.err).toContain(
+        "libvirt refuses the binding: internal error: Failed to apply firewall rules /usr/sbin/iptables -w -A FJ-vnet0 -p tcp --tcp-option 0 -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir Original -j RETURN: iptables v1.8.9 (nf_tables): Bad TCP option \"0\"\nTry `iptables -h' or 'iptables --help' for more information.",
+      );
+    }
+  });
+
   it('exits 1 with libvirt wording when a variable cannot be resolved', () => {
     const r = run('binding-unresolved.xml', 'iptables-save');
     expect(r.code).toBe(1);

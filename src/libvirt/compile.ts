@@ -16,6 +16,7 @@
  */
 import { IPV4_ANY, parseIpv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
+import type { EbMatch } from '../netfilter/ebtables-model.ts';
 import {
   defaultUserChainPolicy,
   EB_BUILTIN_CHAINS,
@@ -28,8 +29,9 @@ import {
 import type { IptFamily, IptTable } from '../netfilter/iptables-model.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { implicit, type Origin } from '../source/origin.ts';
-import { type TypedAttr, translateEbtablesRule, typeAttrs } from './ebtables-translate.ts';
+import { type EbTranslation, type TypedAttr, translateEbtablesRule, typeAttrs } from './ebtables-translate.ts';
 import { compileIptablesFamily, emptyIptTable, IptTableBuilder } from './iptables-compile.ts';
+import { attributeDatatype, convertValue, type NwDatatype, type NwValue } from './nwfilter-attrs.ts';
 import {
   type EthernetProtocol,
   isEthernetProtocol,
@@ -37,7 +39,13 @@ import {
   type NwFilterBinding,
   type NwRule,
 } from './nwfilter-model.ts';
-import { missingAccess, ruleCombinations, ruleVarAccesses, type VarScope } from './variables.ts';
+import {
+  missingAccess,
+  ruleCombinationSources,
+  ruleCombinations,
+  ruleVarAccesses,
+  type VarScope,
+} from './variables.ts';
 
 export interface CompileOptions {
   /**
@@ -111,13 +119,29 @@ function cachedEb(rule: NwRule, entry: TypedEntry, reverse: boolean) {
  * its own hidden class, which costs time and memory when a compile makes thousands of them).
  */
 const originShape = new WeakMap<Origin, number>();
-const SHAPES = ['kind,label', 'kind,label,pos', 'kind,label,data', 'kind,label,pos,data', 'kind,label,data,pos'];
+const SHAPES = [
+  'kind,label',
+  'kind,label,pos',
+  'kind,label,data',
+  'kind,label,pos,data',
+  'kind,label,data,pos',
+  'kind,label,via,data',
+  'kind,label,pos,via,data',
+];
 export function originVia(o: Origin, via: Origin): Origin {
+  return originViaShape(o, originShapeOf(o), via);
+}
+
+function originShapeOf(o: Origin): number {
   let shape = originShape.get(o);
   if (shape === undefined) {
     shape = SHAPES.indexOf(Object.keys(o).join(','));
     originShape.set(o, shape);
   }
+  return shape;
+}
+
+function originViaShape(o: Origin, shape: number, via: Origin): Origin {
   switch (shape) {
     case 0:
       return { kind: o.kind, label: o.label, via };
@@ -129,14 +153,43 @@ export function originVia(o: Origin, via: Origin): Origin {
       return { kind: o.kind, label: o.label, pos: o.pos!, data: o.data!, via };
     case 4:
       return { kind: o.kind, label: o.label, data: o.data!, pos: o.pos!, via };
+    // nwfilter rules and filterrefs: `via` is the definition, replaced in place.
+    case 5:
+      return { kind: o.kind, label: o.label, via, data: o.data! };
+    case 6:
+      return { kind: o.kind, label: o.label, pos: o.pos!, via, data: o.data! };
     default:
       return { ...o, via };
   }
 }
 
+/**
+ * A string made by concatenation, flattened. Performance: V8 keeps a concatenation as a tree of its parts; labels
+ * and chain names kept in the model for every port cost less memory and collection time as one flat string.
+ */
+function flat(s: string): string {
+  s.charCodeAt(0);
+  return s;
+}
+
+/**
+ * The model rule of a translation: keys proto, src, dst (when set), matches, target, origin, as object literals
+ * (performance: each shape gets exactly its properties in the object, no separate property store).
+ */
+function ebRule(t: EbTranslation, origin: Origin): EbRule {
+  const { proto, src, dst, matches, target } = t;
+  if (proto) {
+    if (src) return dst ? { proto, src, dst, matches, target, origin } : { proto, src, matches, target, origin };
+    return dst ? { proto, dst, matches, target, origin } : { proto, matches, target, origin };
+  }
+  if (src) return dst ? { src, dst, matches, target, origin } : { src, matches, target, origin };
+  return dst ? { dst, matches, target, origin } : { matches, target, origin };
+}
+
 /** `{ ...implicit(label, data), via }` as a literal. */
 function implicitVia(label: string, data: Origin['data'] | undefined, via: Origin): Origin {
-  return data === undefined ? { kind: 'implicit', label, via } : { kind: 'implicit', label, data, via };
+  const l = flat(label);
+  return data === undefined ? { kind: 'implicit', label: l, via } : { kind: 'implicit', label: l, data, via };
 }
 
 /** A rule instance after flattening: the rule, its filter, the variables in scope and its origin chain. */
@@ -278,6 +331,26 @@ function builtinOrigins(name: string): { policyOrigin: Origin; origin: Origin } 
   return o;
 }
 
+/**
+ * Why a user chain libvirt creates has its policy. The same for every chain of a style (performance: one shared,
+ * readonly origin instead of one per chain; the chain is the one it is found on).
+ */
+function userPolicyOrigin(policy: EbPolicy, style: EbStyle): Origin {
+  const key = `${style}${policy}`;
+  let o = policyOrigins.get(key);
+  if (o === undefined) {
+    o = implicit(
+      style === 'nft'
+        ? `user chain created with plain -N: ebtables-nft policy ${policy}`
+        : `user chain created with plain -N: ebtables-legacy default policy ${policy}`,
+      { policy },
+    );
+    policyOrigins.set(key, o);
+  }
+  return o;
+}
+const policyOrigins = new Map<string, Origin>();
+
 class TableBuilder {
   readonly chains: { name: string; rules: EbRule[]; chain: Omit<EbChain, 'rules'> }[] = [];
   /** The first chain of each name (as a search of `chains` would find). */
@@ -297,13 +370,11 @@ class TableBuilder {
     }
   }
   addChain(name: string, policy: EbPolicy, style: EbStyle, origin: Origin): void {
-    const policyOrigin = implicit(
-      style === 'nft'
-        ? `user chain ${name} created with plain -N: ebtables-nft policy RETURN`
-        : `user chain ${name} created with plain -N: ebtables-legacy default policy ACCEPT`,
-      { chain: name, policy },
-    );
-    this.push({ name, rules: [], chain: { name, builtin: false, policy, policyOrigin, origin } });
+    this.push({
+      name,
+      rules: [],
+      chain: { name, builtin: false, policy, policyOrigin: userPolicyOrigin(policy, style), origin },
+    });
   }
   append(chain: string, rule: EbRule): void {
     const c = this.byName.get(chain);
@@ -321,17 +392,39 @@ class TableBuilder {
   }
 }
 
-function flatten(
+/**
+ * The filter tree flattened once, independent of the binding's origin: one node per origin link (filter visit,
+ * `<filterref>`, rule) with its parent link (−1: the binding), so the origin chains are made per binding by
+ * `materialize`.
+ */
+interface FlatNode {
+  readonly base: Origin;
+  readonly parent: number;
+}
+interface FlatInstance {
+  readonly rule: NwRule;
+  readonly filter: NwFilter;
+  readonly chain: string;
+  readonly chainPriority: number;
+  readonly priority: number;
+  readonly scope: VarScope;
+  readonly node: number;
+  readonly filterNode: number;
+}
+
+function flattenTree(
   filter: NwFilter,
   scope: VarScope,
-  via: Origin,
+  parent: number,
   registry: ReadonlyMap<string, NwFilter>,
   stack: readonly string[],
-  out: RuleInstance[],
+  nodes: FlatNode[],
+  out: FlatInstance[],
   issues: Issue[],
 ): void {
-  const filterOrigin: Origin = originVia(filter.origin, via);
+  const filterNode = nodes.push({ base: filter.origin, parent }) - 1;
   for (const e of filter.entries) {
+    const node = nodes.push({ base: e.origin, parent: filterNode }) - 1;
     if (e.kind === 'rule') {
       const bumped = filter.chain !== 'root' && filter.priority > e.priority ? filter.priority : e.priority;
       out.push({
@@ -341,12 +434,11 @@ function flatten(
         chainPriority: filter.priority,
         priority: bumped,
         scope,
-        origin: originVia(e.origin, filterOrigin),
-        filterOrigin,
+        node,
+        filterNode,
       });
       continue;
     }
-    const refOrigin: Origin = originVia(e.origin, filterOrigin);
     if (stack.includes(e.filter)) {
       issues.push(
         issue(
@@ -365,8 +457,50 @@ function flatten(
     // The caller's variables override the parameters written on the inner <filterref>.
     const inner = new Map<string, readonly string[]>(e.params);
     for (const [k, v] of scope) inner.set(k, v);
-    flatten(target, inner, refOrigin, registry, [...stack, e.filter], out, issues);
+    flattenTree(target, inner, node, registry, [...stack, e.filter], nodes, out, issues);
   }
+}
+
+/** The origin chains of a flattened tree for one binding (rule ← filter ← filterref ← … ← `via`). */
+function materialize(nodes: readonly FlatNode[], via: Origin, shapes?: readonly number[]): Origin[] {
+  const out: Origin[] = new Array(nodes.length);
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!;
+    const v = n.parent < 0 ? via : out[n.parent]!;
+    out[i] = shapes ? originViaShape(n.base, shapes[i]!, v) : originVia(n.base, v);
+  }
+  return out;
+}
+
+function ruleInstances(flat: readonly FlatInstance[], origins: readonly Origin[]): RuleInstance[] {
+  return flat.map((f) => ({
+    rule: f.rule,
+    filter: f.filter,
+    chain: f.chain,
+    chainPriority: f.chainPriority,
+    priority: f.priority,
+    scope: f.scope,
+    origin: origins[f.node]!,
+    filterOrigin: origins[f.filterNode]!,
+  }));
+}
+
+/**
+ * libvirt's `virNWFilterPrintVars`: the missing names joined by `, ` (a separator only after something was printed,
+ * so the empty name of a lone `$` shows only as a stray separator), `IP` left out unless it is the only one missing
+ * with `CTRL_IP_LEARNING=none`. libvirt lists them in its hash table's order, which is seeded at random per daemon
+ * (verified: `V5, V4` and `V4, V5` from two daemons); lvsdoctor lists them in the order they are first referenced.
+ */
+function unresolvableMessage(missing: readonly string[], scope: VarScope): string {
+  const learning = (scope.get('CTRL_IP_LEARNING')?.[0] ?? 'any').toLowerCase();
+  const reportIP = missing.length === 1 && missing[0] === 'IP' && learning === 'none';
+  let names = '';
+  for (const m of missing) {
+    if (m === 'IP' && !reportIP) continue;
+    if (names.length > 0) names += ', ';
+    names += m;
+  }
+  return `Cannot instantiate filter due to unresolvable variables or unavailable list elements: ${names}`;
 }
 
 function stableSort<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
@@ -415,8 +549,10 @@ export function compileBinding(
   if (!scope.has('MAC')) scope.set('MAC', [binding.mac]);
   if (!scope.has('IP') && options.learnedIps && options.learnedIps.length > 0) scope.set('IP', options.learnedIps);
 
-  const instances: RuleInstance[] = [];
-  flatten(top, scope, binding.origin, registry, [top.name], instances, issues);
+  const nodes: FlatNode[] = [];
+  const flat: FlatInstance[] = [];
+  flattenTree(top, scope, -1, registry, [top.name], nodes, flat, issues);
+  const instances = ruleInstances(flat, materialize(nodes, binding.origin));
   if (issues.some((i) => i.severity === 'error')) return empty('failed', instances);
 
   // Missing variables (per scope).
@@ -434,17 +570,7 @@ export function compileBinding(
     if (learning === 'dhcp') return { ...dhcpRules(binding, instances, issues, table, userPolicy, style), ...ipt };
   }
   if (missing.length > 0) {
-    issues.push(
-      issue(
-        'nwfilter-unresolvable',
-        // libvirt prints every name followed by ', ' (verified: a trailing comma remains).
-        `Cannot instantiate filter due to unresolvable variables or unavailable list elements: ${missing
-          .map((m) => `${m}, `)
-          .join('')
-          .trimEnd()}`,
-        at,
-      ),
-    );
+    issues.push(issue('nwfilter-unresolvable', unresolvableMessage(missing, scope), at));
     return empty('failed', instances);
   }
 
@@ -514,6 +640,19 @@ export function compileBinding(
     if ((d === 'in' || d === 'inout') && !outSet.some((s) => s.chain === inst.chain)) {
       outSet.push({ dir: 'O', chain: inst.chain, priority: inst.chainPriority, origin: inst.filterOrigin });
     }
+  }
+  // Filters sharing a chain name with different chain priorities: libvirt keeps the priority of the last rule in
+  // sorted order (its chain table is updated per rule); rules reaching the sub-chain before it is created make
+  // ebtables fail (found by the differential test, case-928895060-47).
+  for (const { inst } of sorted) {
+    if (inst.chain === 'root') continue;
+    const d = inst.rule.direction;
+    const set = (subs: Sub[]) => {
+      const i = subs.findIndex((x) => x.chain === inst.chain);
+      if (i >= 0 && subs[i]!.priority !== inst.chainPriority) subs[i] = { ...subs[i]!, priority: inst.chainPriority };
+    };
+    if (d === 'out' || d === 'inout') set(inSet);
+    if (d === 'in' || d === 'inout') set(outSet);
   }
   const pending = stableSort(
     [...stableSort(inSet, (a, b) => a.priority - b.priority), ...stableSort(outSet, (a, b) => a.priority - b.priority)],
@@ -589,11 +728,19 @@ export function compileBinding(
   const emit = (inst: RuleInstance, entry: TypedEntry, dir: 'I' | 'O', reverse: boolean) => {
     const t = cachedEb(inst.rule, entry, reverse);
     if (ebFailure !== undefined) return;
-    const icmp = t.matches.find((m) => m.kind === 'ip6')?.icmpType;
-    if (icmp && (icmp.typeLo > icmp.typeHi || icmp.codeLo > icmp.codeHi)) {
-      // ebtables-nft refuses an empty range; libvirt reports the failing command and refuses the binding.
+    if (t.refused) {
+      // ebtables refuses the rule; libvirt reports the failing command and refuses the binding.
       const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
-      ebFailure = `internal error: Failed to apply firewall rules /usr/sbin/ebtables --concurrent -t nat -A ${temp} ${t.argv.join(' ')}: ebtables v1.8.9 (nf_tables):  RULE_APPEND failed (Invalid argument): rule in chain ${temp}`;
+      const why =
+        t.refused.kind === 'parse'
+          ? t.refused.message
+          : `ebtables v1.8.9 (nf_tables):  RULE_APPEND failed (Invalid argument): rule in chain ${temp}`;
+      ebFailure = `internal error: Failed to apply firewall rules /usr/sbin/ebtables --concurrent -t nat -A ${temp} ${t.argv.map(quote).join(' ')}: ${why}`;
+      return;
+    }
+    if (inst.chain !== 'root' && !created.some((x) => x.dir === dir && x.chain === inst.chain)) {
+      const temp = tempSub(dir, inst.chain);
+      ebFailure = `internal error: Failed to apply firewall rules /usr/sbin/ebtables --concurrent -t nat -A ${temp} ${t.argv.map(quote).join(' ')}: ebtables: No chain/target/match by that name`;
       return;
     }
     const chain = chainName(dir, inst.chain);
@@ -601,15 +748,7 @@ export function compileBinding(
       const temp = inst.chain === 'root' ? tempRoot(dir) : tempSub(dir, inst.chain);
       commands.push(cmd(`${EB} -A ${temp}`, t.argv));
     }
-    // Same keys in the same order as before: proto, src, dst (when set), matches, target, origin.
-    const rule: { -readonly [K in keyof EbRule]: EbRule[K] } = {} as EbRule;
-    if (t.proto) rule.proto = t.proto;
-    if (t.src) rule.src = t.src;
-    if (t.dst) rule.dst = t.dst;
-    rule.matches = t.matches;
-    rule.target = t.target;
-    rule.origin = inst.origin;
-    table.append(chain, rule);
+    table.append(chain, ebRule(t, inst.origin));
   };
   for (const p of sorted) {
     const { inst } = p;
@@ -895,6 +1034,505 @@ function dhcpRules(
   };
 }
 
+/*
+ * Bulk compiles (`compileBindings` with `commands: false`): every binding of the same shape — same top filter, same
+ * variable names, list lengths and repeated positions — flattens, sorts, iterates and creates sub-chains the same
+ * way, so that work is done once per shape into a `Plan`; per binding only the origins, the values taken from the
+ * binding's variables (converted and translated) and the model objects are made. Anything the plan cannot decide
+ * without the values (bad values, failing commands) falls back to `compileBinding` for that binding, and shapes
+ * that fail or learn IP addresses use `compileBinding` throughout.
+ */
+
+/** A typed attribute of a combination: a constant, or element `index` of the binding's variable `name`. */
+type PlanPart =
+  | { readonly attr: string; readonly typed: TypedAttr; readonly name?: undefined }
+  | {
+      readonly attr: string;
+      readonly typed?: undefined;
+      readonly name: string;
+      /** The binding value (`Plan.values`) this attribute takes. */
+      readonly vslot: number;
+      readonly negated: boolean;
+    };
+
+interface PlanCombo {
+  /** Set when every value is constant (shared by every binding). */
+  readonly entry?: TypedEntry;
+  /** Otherwise: the typed attributes in order, and the slot of the per-binding entry. */
+  readonly parts?: readonly PlanPart[];
+  readonly slot: number;
+  readonly cache?: Map<string, TypedEntry>;
+}
+
+interface PlanInst {
+  readonly flat: FlatInstance;
+  readonly combos: readonly PlanCombo[];
+}
+
+interface PlanSub {
+  readonly dir: 'I' | 'O';
+  readonly chain: string;
+  readonly priority: number;
+  /** The sub-chain origin's data, the same for every port. */
+  readonly data: { readonly chain: string; readonly priority: number };
+  readonly filterNode: number;
+  /** Index of the sub-chain in the port's chain list, and of its root chain. */
+  readonly index: number;
+  readonly root: number;
+}
+
+type PlanOp =
+  | { readonly kind: 'sub'; readonly sub: PlanSub }
+  | {
+      readonly kind: 'emit';
+      readonly inst: PlanInst;
+      readonly combo: PlanCombo;
+      readonly reverse: boolean;
+      /** Index of the target chain in the port's chain list. */
+      readonly chain: number;
+    };
+
+interface Plan {
+  readonly nodes: readonly FlatNode[];
+  /** The values taken from the binding's variables, each converted once per binding. */
+  readonly values: readonly { readonly name: string; readonly index: number; readonly dt: NwDatatype }[];
+  /** `originVia` shapes of the nodes' origins. */
+  readonly shapes: readonly number[];
+  /** Ethernet instances and layer-3/4 instances (each in flattening order), all to be typed per binding. */
+  readonly typedInsts: readonly PlanInst[];
+  readonly slots: number;
+  readonly ops: readonly PlanOp[];
+  readonly hasI: boolean;
+  readonly hasO: boolean;
+  /** How many rules each of the port's chains gets (arrays of exactly that size save memory). */
+  readonly counts: readonly number[];
+  /** Layer-3/4 instances in sorted order. */
+  readonly ipSorted: readonly PlanInst[];
+}
+
+/** Cache entries per combination for values taken from the bindings (see CACHE_LIMIT). */
+const PLAN_CACHE_LIMIT = 64;
+
+/** The plan cache key: the top filter and, per variable, its length and which positions repeat earlier ones. */
+function shapeKey(filter: string, scope: VarScope): string {
+  let k = filter;
+  for (const [name, values] of scope) {
+    k += `\u0000${name}\u0001${values.length}`;
+    if (values.length > 1) for (let i = 0; i < values.length; i++) k += `,${values.indexOf(values[i]!)}`;
+  }
+  return k;
+}
+
+/** The plan for bindings shaped like `scope`, or undefined when `compileBinding` must do it (failures, learning). */
+function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string, NwFilter>): Plan | undefined {
+  const issues: Issue[] = [];
+  const nodes: FlatNode[] = [];
+  const flat: FlatInstance[] = [];
+  flattenTree(top, scope, -1, registry, [top.name], nodes, flat, issues);
+  if (issues.length > 0) return undefined;
+  for (const inst of flat)
+    for (const { access } of ruleVarAccesses(inst.rule)) if (missingAccess(access, inst.scope)) return undefined;
+
+  let slots = 0;
+  const values: { name: string; index: number; dt: NwDatatype }[] = [];
+  const valueSlot = new Map<string, number>();
+  const vslotOf = (name: string, index: number, dt: NwDatatype) => {
+    const k = `${name}\u0000${index}\u0000${dt}`;
+    let v = valueSlot.get(k);
+    if (v === undefined) {
+      v = values.push({ name, index, dt }) - 1;
+      valueSlot.set(k, v);
+    }
+    return v;
+  };
+  const eth: PlanInst[] = [];
+  const ip: PlanInst[] = [];
+  const typedInsts: PlanInst[] = [];
+  for (const inst of flat) {
+    const c = ruleCombinationSources(inst.rule, inst.scope);
+    if (!c.ok) return undefined;
+    const { rule } = inst;
+    const combos: PlanCombo[] = [];
+    for (const sources of c.combos) {
+      const varying = sources.some((x) => x.name !== undefined && scope.has(x.name));
+      if (!varying) {
+        const values = new Map<string, string>();
+        for (const x of sources) values.set(x.attr, x.name === undefined ? x.raw : inst.scope.get(x.name)![x.index]!);
+        const entry = cachedTyped(rule, values);
+        if (entry.errors.length > 0) return undefined;
+        combos.push({ entry, slot: -1 });
+        continue;
+      }
+      const parts: PlanPart[] = [];
+      for (const x of sources) {
+        const dt = attributeDatatype(rule.protocol, x.attr);
+        if (dt === undefined) continue;
+        const negated = rule.attrs.get(x.attr)?.negated ?? false;
+        if (x.name !== undefined && scope.has(x.name)) {
+          parts.push({ attr: x.attr, name: x.name, vslot: vslotOf(x.name, x.index, dt), negated });
+          continue;
+        }
+        const text = x.name === undefined ? x.raw : inst.scope.get(x.name)![x.index]!;
+        const v = convertValue(dt, text);
+        if ('error' in v) return undefined;
+        parts.push({ attr: x.attr, typed: { value: v.value, negated } });
+      }
+      combos.push({ parts, slot: slots++, cache: new Map() });
+    }
+    if (rule.protocol === 'stp' && rule.direction === 'inout' && rule.attrs.has('srcmacaddr')) return undefined;
+    const pi = { flat: inst, combos };
+    typedInsts.push(pi);
+    (isEthernetProtocol(rule.protocol) ? eth : ip).push(pi);
+  }
+
+  const byPriority = (a: PlanInst, b: PlanInst) =>
+    (a.flat.chain === 'root' ? 0 : 1) - (b.flat.chain === 'root' ? 0 : 1) ||
+    a.flat.rule.priority - b.flat.rule.priority;
+  const sorted = stableSort(eth, byPriority);
+  const hasI = eth.some((p) => p.flat.rule.direction !== 'in');
+  const hasO = eth.some((p) => p.flat.rule.direction !== 'out');
+  type Pending = Omit<PlanSub, 'index' | 'root' | 'data'>;
+  const inSet: Pending[] = [];
+  const outSet: Pending[] = [];
+  for (const { flat: f } of eth) {
+    if (f.chain === 'root') continue;
+    const d = f.rule.direction;
+    if ((d === 'out' || d === 'inout') && !inSet.some((s) => s.chain === f.chain))
+      inSet.push({ dir: 'I', chain: f.chain, priority: f.chainPriority, filterNode: f.filterNode });
+    if ((d === 'in' || d === 'inout') && !outSet.some((s) => s.chain === f.chain))
+      outSet.push({ dir: 'O', chain: f.chain, priority: f.chainPriority, filterNode: f.filterNode });
+  }
+  // The priority of the last rule in sorted order (as `compileBinding`).
+  for (const { flat: f } of sorted) {
+    if (f.chain === 'root') continue;
+    const d = f.rule.direction;
+    const set = (subs: Pending[]) => {
+      const i = subs.findIndex((x) => x.chain === f.chain);
+      if (i >= 0 && subs[i]!.priority !== f.chainPriority) subs[i] = { ...subs[i]!, priority: f.chainPriority };
+    };
+    if (d === 'out' || d === 'inout') set(inSet);
+    if (d === 'in' || d === 'inout') set(outSet);
+  }
+  const pending = stableSort(
+    [...stableSort(inSet, (a, b) => a.priority - b.priority), ...stableSort(outSet, (a, b) => a.priority - b.priority)],
+    (a, b) => a.priority - b.priority,
+  );
+  // The port's chains: the root chains, then the sub-chains in creation order.
+  const rootIndex = { I: hasI ? 0 : -1, O: hasO ? (hasI ? 1 : 0) : -1 };
+  let chains = (hasI ? 1 : 0) + (hasO ? 1 : 0);
+  const subIndex = new Map<string, number>();
+  const ops: PlanOp[] = [];
+  const createSub = (s: Pending) => {
+    const index = chains++;
+    subIndex.set(`${s.dir}${s.chain}`, index);
+    const data = { chain: s.chain, priority: s.priority };
+    ops.push({ kind: 'sub', sub: { ...s, data, index, root: rootIndex[s.dir] } });
+  };
+  // -1: a rule for a sub-chain not created yet (ebtables fails; `compileBinding` reports it).
+  const target = (dir: 'I' | 'O', chain: string) =>
+    chain === 'root' ? rootIndex[dir] : (subIndex.get(`${dir}${chain}`) ?? -1);
+  for (const inst of sorted) {
+    while (pending.length > 0 && pending[0]!.priority <= inst.flat.priority) createSub(pending.shift()!);
+    const d = inst.flat.rule.direction;
+    for (const combo of inst.combos) {
+      if (d === 'out' || d === 'inout')
+        ops.push({ kind: 'emit', inst, combo, reverse: d === 'inout', chain: target('I', inst.flat.chain) });
+      if (d === 'in' || d === 'inout')
+        ops.push({ kind: 'emit', inst, combo, reverse: false, chain: target('O', inst.flat.chain) });
+    }
+  }
+  while (pending.length > 0) createSub(pending.shift()!);
+  if (ops.some((op) => op.kind === 'emit' && op.chain < 0)) return undefined;
+  const shapes = nodes.map((n) => originShapeOf(n.base));
+  const counts: number[] = new Array(chains).fill(0);
+  for (const op of ops) counts[op.kind === 'sub' ? op.sub.root : op.chain]!++;
+  return {
+    nodes,
+    values,
+    shapes,
+    typedInsts,
+    slots,
+    ops,
+    hasI,
+    hasO,
+    counts,
+    ipSorted: stableSort(ip, byPriority),
+  };
+}
+
+/** The typed entry of a combination with values from the binding; undefined when a value is illegal. */
+function typedFromBinding(combo: PlanCombo, texts: readonly string[], values: readonly NwValue[]): TypedEntry {
+  const parts = combo.parts!;
+  let key: string | undefined;
+  for (const p of parts) {
+    if (p.name === undefined) continue;
+    key = key === undefined ? texts[p.vslot]! : `${key}\u0000${texts[p.vslot]!}`;
+  }
+  const hit = combo.cache!.get(key!);
+  if (hit !== undefined) return hit;
+  const attrs = new Map<string, TypedAttr>();
+  for (const p of parts)
+    attrs.set(p.attr, p.name === undefined ? p.typed : { value: values[p.vslot]!, negated: p.negated });
+  const entry: TypedEntry = { attrs, errors: [] };
+  if (combo.cache!.size < PLAN_CACHE_LIMIT) combo.cache!.set(key!, entry);
+  return entry;
+}
+
+const NO_MATCHES: readonly EbMatch[] = Object.freeze([]) as readonly EbMatch[];
+
+interface PortChains {
+  readonly user: EbChain[];
+  readonly pre?: EbRule;
+  readonly post?: EbRule;
+}
+
+/**
+ * One binding by its plan; undefined when a value from the binding is illegal or a command would fail (then
+ * `compileBinding` reports it).
+ */
+function runPlan(
+  plan: Plan,
+  binding: NwFilterBinding,
+  scope: VarScope,
+  style: EbStyle,
+  base: boolean,
+): { chains: PortChains; filter4: IptTable; filter6: IptTable } | undefined {
+  const ifn = binding.portdev;
+  const texts: string[] = new Array(plan.values.length);
+  const values: NwValue[] = new Array(plan.values.length);
+  for (let i = 0; i < plan.values.length; i++) {
+    const v = plan.values[i]!;
+    const text = scope.get(v.name)![v.index]!;
+    const c = convertValue(v.dt, text);
+    if ('error' in c) return undefined;
+    texts[i] = text;
+    values[i] = c.value;
+  }
+  const entries: TypedEntry[] = new Array(plan.slots);
+  for (const pi of plan.typedInsts)
+    for (const c of pi.combos) if (c.slot >= 0) entries[c.slot] = typedFromBinding(c, texts, values);
+  const origins = materialize(plan.nodes, binding.origin, plan.shapes);
+  const userPolicy = defaultUserChainPolicy(style);
+  const user: EbChain[] = [];
+  const rulesOf: EbRule[][] = [];
+  const filled: number[] = new Array(plan.counts.length).fill(0);
+  const addChain = (name: string, origin: Origin) => {
+    const rules: EbRule[] = new Array(plan.counts[rulesOf.length]!);
+    rulesOf.push(rules);
+    user.push({
+      name,
+      builtin: false,
+      policy: userPolicy,
+      policyOrigin: userPolicyOrigin(userPolicy, style),
+      origin,
+      rules,
+    });
+  };
+  const rootI = flat(`libvirt-I-${ifn}`);
+  const rootO = flat(`libvirt-O-${ifn}`);
+  const rootName = (d: 'I' | 'O') => (d === 'I' ? rootI : rootO);
+  for (const d of ['I', 'O'] as const) {
+    if (d === 'I' ? !plan.hasI : !plan.hasO) continue;
+    addChain(
+      rootName(d),
+      implicitVia(
+        `libvirt root chain ${rootName(d)} for ${d === 'I' ? 'frames from' : 'frames to'} the guest on ${ifn}`,
+        { chain: rootName(d), port: ifn },
+        binding.origin,
+      ),
+    );
+  }
+  for (const op of plan.ops) {
+    if (op.kind === 'sub') {
+      const s = op.sub;
+      const name = flat(`${s.dir}-${ifn}-${s.chain}`);
+      const via = origins[s.filterNode]!;
+      addChain(
+        name,
+        implicitVia(`libvirt sub-chain ${name} for chain '${s.chain}' (priority ${s.priority})`, s.data, via),
+      );
+      const jm = jumpMatch(s.chain);
+      const target = { kind: 'jump' as const, chain: name };
+      const origin = implicitVia(
+        `libvirt jump from ${rootName(s.dir)} to ${name} (chain priority ${s.priority})`,
+        undefined,
+        via,
+      );
+      rulesOf[s.root]![filled[s.root]!++] = jm.rule.proto
+        ? { proto: jm.rule.proto, matches: NO_MATCHES, target, origin }
+        : jm.rule.dst
+          ? { dst: jm.rule.dst, matches: NO_MATCHES, target, origin }
+          : { matches: NO_MATCHES, target, origin };
+      continue;
+    }
+    const { rule } = op.inst.flat;
+    const shared = op.combo.entry;
+    let t: ReturnType<typeof translateEbtablesRule>;
+    if (shared !== undefined) t = cachedEb(rule, shared, op.reverse);
+    else {
+      // This port's own values: the model part only (a failing rule falls back to `compileBinding`).
+      const e = entries[op.combo.slot]!;
+      const p = rule.protocol as EthernetProtocol | 'none';
+      if (op.reverse) t = e.reverse ??= translateEbtablesRule(p, e.attrs, rule.action, true, false);
+      else t = e.forward ??= translateEbtablesRule(p, e.attrs, rule.action, false, false);
+    }
+    if (t.refused) return undefined;
+    rulesOf[op.chain]![filled[op.chain]!++] = ebRule(t, origins[op.inst.flat.node]!);
+  }
+
+  let filter4 = emptyIptTable('ipv4', base);
+  let filter6 = emptyIptTable('ipv6', base);
+  if (plan.ipSorted.length > 0) {
+    const ipSorted = plan.ipSorted.map((pi) => ({
+      rule: pi.flat.rule,
+      origin: origins[pi.flat.node]!,
+      combos: pi.combos.map((c) => (c.entry ?? entries[c.slot]!).attrs),
+    }));
+    const t4 = new IptTableBuilder('ipv4');
+    const t6 = new IptTableBuilder('ipv6');
+    if (base) {
+      t4.addBaseChains();
+      t6.addBaseChains();
+    }
+    for (const [family, tb] of [
+      ['ipv4', t4],
+      ['ipv6', t6],
+    ] as const) {
+      if (compileIptablesFamily(family, ifn, ipSorted, tb, binding.origin).failure !== undefined) return undefined;
+    }
+    filter4 = t4.build();
+    filter6 = t6.build();
+  }
+  const pre: EbRule | undefined = plan.hasI
+    ? {
+        in: { name: ifn, negated: false },
+        matches: [],
+        target: { kind: 'jump', chain: rootI },
+        origin: implicitVia(
+          `libvirt hook: frames entering the bridge from ${ifn} (sent by the guest)`,
+          undefined,
+          binding.origin,
+        ),
+      }
+    : undefined;
+  const post: EbRule | undefined = plan.hasO
+    ? {
+        out: { name: ifn, negated: false },
+        matches: [],
+        target: { kind: 'jump', chain: rootO },
+        origin: implicitVia(
+          `libvirt hook: frames leaving the bridge to ${ifn} (delivered to the guest)`,
+          undefined,
+          binding.origin,
+        ),
+      }
+    : undefined;
+  return { chains: { user, ...(pre ? { pre } : {}), ...(post ? { post } : {}) }, filter4, filter6 };
+}
+
+/** The built-in nat chains with no rules, as `TableBuilder` makes them. */
+function builtinChain(name: string, rules: EbRule[]): EbChain {
+  const o = builtinOrigins(name);
+  return { name, builtin: true, policy: 'ACCEPT', policyOrigin: o.policyOrigin, origin: o.origin, rules };
+}
+
+/**
+ * A binding compiled by its plan: the model is made; the per-binding nat table view, the command list and the rule
+ * instances are made on demand (by `compileBinding`, which gives the same result).
+ */
+class PlannedBinding implements CompiledBinding {
+  readonly mode = 'filter' as const;
+  readonly issues: readonly Issue[] = [];
+  #nat: EbTable | undefined;
+  #full: CompiledBinding | undefined;
+  constructor(
+    readonly binding: NwFilterBinding,
+    readonly port: PortChains,
+    readonly filter4: IptTable,
+    readonly filter6: IptTable,
+    private readonly registry: ReadonlyMap<string, NwFilter>,
+    private readonly options: CompileOptions,
+  ) {}
+  get nat(): EbTable {
+    this.#nat ??= {
+      name: 'nat',
+      chains: [
+        builtinChain('PREROUTING', this.port.pre ? [this.port.pre] : []),
+        builtinChain('OUTPUT', []),
+        builtinChain('POSTROUTING', this.port.post ? [this.port.post] : []),
+        ...this.port.user,
+      ],
+    };
+    return this.#nat;
+  }
+  private full(): CompiledBinding {
+    this.#full ??= compileBinding(this.binding, this.registry, this.options);
+    return this.#full;
+  }
+  get commands(): readonly string[] {
+    return this.full().commands;
+  }
+  get instances(): readonly RuleInstance[] {
+    return this.full().instances;
+  }
+  get ipInstances(): readonly RuleInstance[] {
+    return this.full().ipInstances;
+  }
+}
+
+/** The binding's variables as `compileBinding` sees them (MAC from the binding, learned addresses). */
+function bindingScope(binding: NwFilterBinding, options: CompileOptions): Map<string, readonly string[]> {
+  const scope = new Map<string, readonly string[]>(binding.params);
+  if (!scope.has('MAC')) scope.set('MAC', [binding.mac]);
+  if (!scope.has('IP') && options.learnedIps && options.learnedIps.length > 0) scope.set('IP', options.learnedIps);
+  return scope;
+}
+
+/** `compileBinding`, by plans shared between bindings of the same shape when no command list is wanted. */
+function compileWithPlans(
+  bindings: readonly NwFilterBinding[],
+  registry: ReadonlyMap<string, NwFilter>,
+  options: CompileOptions,
+): CompiledBinding[] {
+  if (options.commands ?? true) return bindings.map((b) => compileBinding(b, registry, options));
+  const style = options.style ?? 'nft';
+  const base = options.libvirtBaseChains ?? true;
+  const plans = new Map<string, Plan | undefined>();
+  const out: CompiledBinding[] = [];
+  // Performance: consecutive bindings usually have the same shape; with single values it is checked without a key.
+  let last: { filter: string; names: string[]; plan: Plan | undefined } | undefined;
+  const sameAsLast = (filter: string, scope: VarScope): boolean => {
+    if (last === undefined || last.filter !== filter || last.names.length !== scope.size) return false;
+    let i = 0;
+    for (const [name, values] of scope) if (values.length !== 1 || name !== last.names[i++]) return false;
+    return true;
+  };
+  for (const b of bindings) {
+    const top = registry.get(b.filter);
+    const scope = bindingScope(b, options);
+    let plan: Plan | undefined;
+    if (top !== undefined && sameAsLast(b.filter, scope)) plan = last!.plan;
+    else if (top !== undefined) {
+      const key = shapeKey(b.filter, scope);
+      if (plans.has(key)) plan = plans.get(key);
+      else {
+        plan = buildPlan(top, scope, registry);
+        plans.set(key, plan);
+      }
+      last = [...scope.values()].every((v) => v.length === 1)
+        ? { filter: b.filter, names: [...scope.keys()], plan }
+        : undefined;
+    }
+    const r = plan && runPlan(plan, b, scope, style, base);
+    out.push(
+      r === undefined
+        ? compileBinding(b, registry, options)
+        : new PlannedBinding(b, r.chains, r.filter4, r.filter6, registry, options),
+    );
+  }
+  return out;
+}
+
 /**
  * Compiles several bindings into one nat table (as on a host with several filtered guests): hook rules in binding
  * order, user chains in creation order.
@@ -910,7 +1548,7 @@ export function compileBindings(
   results: readonly CompiledBinding[];
   issues: readonly Issue[];
 } {
-  const results = bindings.map((b) => compileBinding(b, registry, options));
+  const results = compileWithPlans(bindings, registry, options);
   const base = options.libvirtBaseChains ?? true;
   const filter4 = mergeIptTables(
     'ipv4',
@@ -925,6 +1563,21 @@ export function compileBindings(
   const chains = new Map<string, EbChain>();
   const builtinRules = new Map<string, EbRule[]>();
   for (const r of results) {
+    if (r instanceof PlannedBinding) {
+      // The same as merging `r.nat`, without making it.
+      for (const name of EB_BUILTIN_CHAINS.nat) {
+        if (!chains.has(name)) chains.set(name, builtinChain(name, []));
+        let list = builtinRules.get(name);
+        if (list === undefined) {
+          list = [];
+          builtinRules.set(name, list);
+        }
+        const hook = name === 'PREROUTING' ? r.port.pre : name === 'POSTROUTING' ? r.port.post : undefined;
+        if (hook) list.push(hook);
+      }
+      for (const c of r.port.user) chains.set(c.name, c);
+      continue;
+    }
     for (const c of r.nat.chains) {
       if (c.builtin) {
         if (!chains.has(c.name)) chains.set(c.name, c);

@@ -50,8 +50,23 @@ export function replayCase(files: ReadonlyMap<string, string>, port: string, oth
   return { defineErrors, out };
 }
 
-/** libvirt's messages start with `internal error: `; lvsdoctor's issues do not. */
+const UNRESOLVABLE = 'Cannot instantiate filter due to unresolvable variables or unavailable list elements:';
+
+/**
+ * libvirt's messages start with `internal error: `; lvsdoctor's issues do not. The names of unresolvable variables
+ * come in libvirt's random hash order (and an empty name shows only as a stray `, `): compared as a set.
+ */
 export function sameLibvirtMessage(a: string | undefined, b: string | undefined): boolean {
-  const n = (m: string | undefined) => m?.replace(/^internal error: /, '').trim();
+  const n = (m: string | undefined) => {
+    const t = m?.replace(/^internal error: /, '').trim();
+    if (t === undefined || !t.startsWith(UNRESOLVABLE)) return t;
+    const names = t
+      .slice(UNRESOLVABLE.length)
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '')
+      .sort();
+    return `${UNRESOLVABLE} ${names.join(', ')}`;
+  };
   return n(a) === n(b);
 }

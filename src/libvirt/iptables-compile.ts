@@ -184,12 +184,14 @@ export function compileIptablesFamily(
       for (const req of copies) {
         const t = translateIptablesRule(inst.rule.protocol, attrs, inst.rule.action, req);
         if (t === undefined) continue;
-        const cmd = `${p} -A ${IPT_TEMP_CHAIN[req.chain]}-${ifn} ${t.argv.map(quote).join(' ')}`;
-        commands.push(cmd);
-        if (inst.rule.action === 'continue') {
+        const temp = `${IPT_TEMP_CHAIN[req.chain]}-${ifn}`;
+        const args = t.argv.map(quote).join(' ');
+        commands.push(`${p} -A ${temp} ${args}`);
+        const refused = iptablesRefusal(tool, temp, attrs, inst.rule.action);
+        if (refused !== undefined) {
           return {
             commands,
-            failure: `internal error: Failed to apply firewall rules /usr/sbin/${tool} -w -A ${IPT_TEMP_CHAIN[req.chain]}-${ifn} ${t.argv.join(' ')}: ${tool} v1.8.9 (nf_tables): Chain 'CONTINUE' does not exist\nTry \`${tool} -h' or '${tool} --help' for more information.`,
+            failure: `internal error: Failed to apply firewall rules /usr/sbin/${tool} -w -A ${temp} ${args}: ${refused}`,
           };
         }
         table.append(`${req.chain}-${ifn}`, { ...t.rule, origin: inst.origin });
@@ -197,6 +199,29 @@ export function compileIptablesFamily(
     }
   }
   return { commands };
+}
+
+/**
+ * Why iptables/ip6tables 1.8.9 (nf_tables) refuses a rule libvirt appends, in the order it finds out (all verified
+ * with libvirt 9.0): option parsing (`--tcp-option 0`), then the target (`continue` has no chain `CONTINUE`), then
+ * the kernel (a negated `/0` address: `RULE_APPEND failed`). Undefined when the rule is accepted.
+ */
+function iptablesRefusal(
+  tool: string,
+  chain: string,
+  attrs: ReadonlyMap<string, TypedAttr>,
+  action: NwRule['action'],
+): string | undefined {
+  const help = `\nTry \`${tool} -h' or '${tool} --help' for more information.`;
+  const opt = attrs.get('option');
+  if (opt !== undefined && opt.value === 0) return `${tool} v1.8.9 (nf_tables): Bad TCP option "0"${help}`;
+  if (action === 'continue') return `${tool} v1.8.9 (nf_tables): Chain 'CONTINUE' does not exist${help}`;
+  for (const side of ['src', 'dst']) {
+    const a = attrs.get(`${side}ipaddr`);
+    if (a?.negated && attrs.get(`${side}ipmask`)?.value === 0)
+      return `${tool} v1.8.9 (nf_tables):  RULE_APPEND failed (Invalid argument): rule in chain ${chain}`;
+  }
+  return undefined;
 }
 
 /** A table with only the built-in chains (and libvirt's global chains when `base`). */

@@ -136,6 +136,9 @@ export function translateIptablesRule(
   if (p) {
     argv.push('-p', p.arg);
     rule.proto = { value: p.n, negated: false };
+  } else if (protocol === 'all' || protocol === 'all-ipv6') {
+    // libvirt passes `-p all` (verified in a failing command); iptables-save does not print it.
+    argv.push('-p', 'all');
   }
   const baseArgs = argv.length;
 
@@ -157,7 +160,8 @@ export function translateIptablesRule(
     if (a === undefined) return undefined;
     const m = get(maskAttr);
     const len = (m?.value as number | undefined) ?? fullLen;
-    const text = family === 'ipv4' ? formatIpv4(a.value as Ipv4) : (a.value as string);
+    // libvirt formats addresses as glibc's inet_ntop does (`::ffff:10.1.2.3`).
+    const text = family === 'ipv4' ? formatIpv4(a.value as Ipv4) : maskIpv6(a.value as string, 128);
     const masked =
       family === 'ipv4'
         ? formatIpv4((((a.value as number) & ipv4Mask(len)) >>> 0) as Ipv4)

@@ -402,8 +402,10 @@ export type NwVarAccess =
 
 export function parseVarAccess(text: string): NwVarAccess | undefined | 'invalid' {
   const t = text.trim();
-  // A lone `$` is taken literally by libvirt 9.0 (verified with a comment).
-  if (!t.startsWith('$') || t === '$') return undefined;
+  if (!t.startsWith('$')) return undefined;
+  // A lone `$` refers to a variable with an empty name, which no binding can give: libvirt 9.0 defines the filter
+  // and refuses every binding of it (verified with a comment).
+  if (t === '$') return { kind: 'iterator', name: '', iterator: 0 };
   const m = /^\$([A-Za-z0-9_]+)(?:\[\s*(@?)\s*([0-9]+)\s*\])?$/.exec(t);
   if (!m) return 'invalid';
   const name = m[1]!;

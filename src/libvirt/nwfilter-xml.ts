@@ -202,6 +202,11 @@ function readRule(
       continue;
     }
     const negated = c.attrs.get('match') === 'no';
+    // libvirt checks an element's attributes in its attribute-table order and reports the last illegal value (verified
+    // with two illegal MAC masks, in either document order): that one is this element's first issue.
+    const illegal: { index: number; issue: Issue }[] = [];
+    const tableIndex = (name: string) =>
+      known === 'none' ? -1 : ATTRIBUTE_TABLES[known].findIndex(([n]: readonly [string, unknown]) => n === name);
     for (const [name, raw] of c.attrs) {
       if (name === 'match') continue;
       const dt = attributeDatatype(known, name);
@@ -213,18 +218,25 @@ function readRule(
       }
       const va = parseVarAccess(raw);
       if (va === 'invalid') {
-        issues.push(issue('nwfilter-bad-variable', `${name} has illegal value ${raw}`, c.pos));
+        illegal.push({
+          index: tableIndex(name),
+          issue: issue('nwfilter-bad-variable', `${name} has illegal value ${raw}`, c.pos),
+        });
         continue;
       }
       if (va === undefined) {
         const conv = convertValue(dt, raw);
         if ('error' in conv) {
-          issues.push(issue('nwfilter-bad-value', `${name} has illegal value ${raw}`, c.pos));
+          illegal.push({
+            index: tableIndex(name),
+            issue: issue('nwfilter-bad-value', `${name} has illegal value ${raw}`, c.pos),
+          });
           continue;
         }
       }
       attrs.set(name, { raw, negated });
     }
+    for (const x of illegal.sort((a, b) => b.index - a.index)) issues.push(x.issue);
   }
   // Keep libvirt's attribute-table order: it fixes the variable iteration order.
   const ordered = new Map<string, NwAttrValue>();

@@ -50,14 +50,37 @@ export function missingAccess(a: NwVarAccess, scope: VarScope): string | undefin
 
 export type Combinations = { ok: true; combos: ReadonlyMap<string, string>[] } | { ok: false; error: string };
 
+/** Where one attribute value of a combination comes from: the text as written, or element `index` of variable `name`. */
+export type ValueSource =
+  | { readonly attr: string; readonly raw: string; readonly name?: undefined; readonly index?: undefined }
+  | { readonly attr: string; readonly raw?: undefined; readonly name: string; readonly index: number };
+
+export type CombinationSources = { ok: true; combos: ValueSource[][] } | { ok: false; error: string };
+
 /**
  * Every combination of values for the rule's attributes: variables sharing an iterator are walked in parallel
  * (same cardinality required), different iterators form a cartesian product with the first-met iterator varying
  * fastest, and an iterator position whose values repeat an earlier position is skipped.
  */
 export function ruleCombinations(rule: NwRule, scope: VarScope): Combinations {
+  const s = ruleCombinationSources(rule, scope);
+  if (!s.ok) return s;
+  return {
+    ok: true,
+    combos: s.combos.map((c) => {
+      const values = new Map<string, string>();
+      for (const x of c) values.set(x.attr, x.name === undefined ? x.raw : scope.get(x.name)![x.index]!);
+      return values;
+    }),
+  };
+}
+
+/**
+ * `ruleCombinations` as sources (which variable element each value is): the combinations depend only on the lists'
+ * lengths and on which positions repeat earlier ones, so the result holds for every scope of the same shape.
+ */
+export function ruleCombinationSources(rule: NwRule, scope: VarScope): CombinationSources {
   const parsed = parsedAttrs(rule);
-  const accesses = ruleVarAccesses(rule);
   interface Iter {
     readonly id: number;
     readonly names: string[];
@@ -65,8 +88,8 @@ export function ruleCombinations(rule: NwRule, scope: VarScope): Combinations {
     positions: number[];
   }
   const iters: Iter[] = [];
-  for (const { access } of accesses) {
-    if (access.kind !== 'iterator') continue;
+  for (const { access } of parsed) {
+    if (access === undefined || access.kind !== 'iterator') continue;
     const values = scope.get(access.name) ?? [];
     let it = iters.find((i) => i.id === access.iterator);
     if (it === undefined) {
@@ -80,6 +103,10 @@ export function ruleCombinations(rule: NwRule, scope: VarScope): Combinations {
     it.names.push(access.name);
   }
   for (const it of iters) {
+    if (it.count === 1) {
+      it.positions.push(0);
+      continue;
+    }
     const seen = new Set<string>();
     for (let i = 0; i < it.count; i++) {
       const key = JSON.stringify(it.names.map((n) => scope.get(n)?.[i]));
@@ -88,14 +115,14 @@ export function ruleCombinations(rule: NwRule, scope: VarScope): Combinations {
       it.positions.push(i);
     }
   }
-  const combos: Map<string, string>[] = [];
+  const combos: ValueSource[][] = [];
   const cur = iters.map(() => 0);
   if (iters.some((it) => it.positions.length === 0)) return { ok: true, combos };
   for (;;) {
-    const values = new Map<string, string>();
+    const sources: ValueSource[] = [];
     for (const { attr, raw, access: a } of parsed) {
       if (a === undefined) {
-        values.set(attr, raw);
+        sources.push({ attr, raw });
         continue;
       }
       const list = scope.get(a.name) ?? [];
@@ -105,10 +132,9 @@ export function ruleCombinations(rule: NwRule, scope: VarScope): Combinations {
         const k = iters.findIndex((i) => i.id === a.iterator);
         idx = iters[k]!.positions[cur[k]!]!;
       }
-      const val = list[idx];
-      if (val !== undefined) values.set(attr, val);
+      if (list[idx] !== undefined) sources.push({ attr, name: a.name, index: idx });
     }
-    combos.push(values);
+    combos.push(sources);
     let k = 0;
     for (; k < iters.length; k++) {
       cur[k] = cur[k]! + 1;

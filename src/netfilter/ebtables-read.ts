@@ -394,8 +394,9 @@ function parseRuleText(text: string, ctx: Ctx, origin: Origin, counters: EbCount
         break;
       case '--vlan-encap':
         (get('vlan') as Mutable<EbVlanMatch>).encap = valueMatch(opt, (t) => {
-          // ebtables-nft prints the encapsulated ethertype in decimal, legacy ebtables by name or in bare hex.
-          if (ctx.style === 'nft' && /^\d+$/.test(t)) return parseNumber(t, 'a VLAN encapsulation', 0xffff);
+          // ebtables-nft prints the encapsulated ethertype as four hex digits (`%4.4X`), legacy ebtables by name or in
+          // bare hex.
+          if (ctx.style === 'nft' && /^[0-9A-F]{4}$/.test(t)) return Number.parseInt(t, 16);
           return parseEthertype(t, ctx, 'a VLAN encapsulation');
         });
         break;

@@ -66,8 +66,17 @@ describe('renderEbtablesRule', () => {
       matches: [{ kind: 'vlan', id: { value: 291, negated: false }, encap: { value: 0x0806, negated: false } }],
       target: { kind: 'verdict', verdict: 'CONTINUE' },
     });
-    expect(renderEbtablesRule(r, { style: 'nft' })).toBe('-p 802_1Q --vlan-id 291 --vlan-encap 2054 -j CONTINUE');
+    // ebtables-nft prints `%4.4X`; legacy ebtables a name when it has one.
+    expect(renderEbtablesRule(r, { style: 'nft' })).toBe('-p 802_1Q --vlan-id 291 --vlan-encap 0806 -j CONTINUE');
     expect(renderEbtablesRule(r, { style: 'legacy' })).toBe('-p 802_1Q --vlan-id 291 --vlan-encap ARP -j CONTINUE');
+    // What libvirt's `encap-protocol='ipv6'` installs: 34525 read as hex, 16 bits kept (0x4525).
+    const v6 = rule({
+      proto: { kind: 'ethertype', value: 0x8100, negated: false },
+      matches: [{ kind: 'vlan', encap: { value: 0x4525, negated: true } }],
+      target: { kind: 'verdict', verdict: 'ACCEPT' },
+    });
+    expect(renderEbtablesRule(v6, { style: 'nft' })).toBe('-p 802_1Q --vlan-encap ! 4525 -j ACCEPT');
+    expect(renderEbtablesRule(v6, { style: 'legacy' })).toBe('-p 802_1Q --vlan-encap ! 4525 -j ACCEPT');
     const a = rule({
       proto: { kind: 'ethertype', value: 0x0806, negated: false },
       matches: [

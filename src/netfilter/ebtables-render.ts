@@ -163,10 +163,9 @@ function renderMatch(m: EbMatch, style: EbStyle, names: ReadonlyMap<number, stri
       if (m.id) s += `--vlan-id ${neg(m.id.negated)}${m.id.value} `;
       if (m.prio) s += `--vlan-prio ${neg(m.prio.negated)}${m.prio.value} `;
       if (m.encap) {
-        const v =
-          style === 'nft'
-            ? `${m.encap.value}`
-            : (names.get(m.encap.value) ?? m.encap.value.toString(16).toUpperCase().padStart(4, '0'));
+        // ebtables-nft prints the number as `%4.4X` (libvirt's decimal arguments, read as hex, print like decimals).
+        const hex4 = m.encap.value.toString(16).toUpperCase().padStart(4, '0');
+        const v = style === 'nft' ? hex4 : (names.get(m.encap.value) ?? hex4);
         s += `--vlan-encap ${neg(m.encap.negated)}${v} `;
       }
       return s;
@@ -211,8 +210,17 @@ function targetText(t: EbTarget): string {
 
 /** One rule as `ebtables -L` prints it (no trailing newline). */
 export function renderEbtablesRule(rule: EbRule, options: EbRenderOptions): string {
-  const { style } = options;
-  const names = ethertypeNames(options);
+  const s = ruleBody(rule, options.style, ethertypeNames(options));
+  return options.counters ? s + countersText(rule) : s;
+}
+
+function countersText(rule: EbRule): string {
+  const c = rule.counters ?? { packets: 0, bytes: 0 };
+  return ` , pcnt = ${c.packets} -- bcnt = ${c.bytes}`;
+}
+
+/** The rule without counters. */
+function ruleBody(rule: EbRule, style: EbStyle, names: ReadonlyMap<number, string>): string {
   let s = '';
   if (rule.proto) {
     const p = rule.proto;
@@ -235,10 +243,6 @@ export function renderEbtablesRule(rule: EbRule, options: EbRenderOptions): stri
   s += ifaceOpt('-o', rule.out);
   for (const m of rule.matches) s += renderMatch(m, style, names);
   s += `-j ${targetText(rule.target)}`;
-  if (options.counters) {
-    const c = rule.counters ?? { packets: 0, bytes: 0 };
-    s += ` , pcnt = ${c.packets} -- bcnt = ${c.bytes}`;
-  }
   return s;
 }
 
@@ -247,6 +251,30 @@ export function renderEbtablesChain(chain: EbChain, options: EbRenderOptions): s
   const lines = [`Bridge chain: ${chain.name}, entries: ${chain.rules.length}, policy: ${chain.policy}`];
   for (const r of chain.rules) lines.push(renderEbtablesRule(r, options));
   return lines.join('\n');
+}
+
+/**
+ * Lines joined a few thousand at a time. Performance: a large output's line strings then die young instead of all
+ * being kept (and copied by the collector) until one final join.
+ */
+export class ChunkedText {
+  private readonly chunks: string[] = [];
+  private lines: string[] = [];
+  line(s: string): void {
+    this.lines.push(s);
+    if (this.lines.length === 4096) {
+      this.lines.push('');
+      this.chunks.push(this.lines.join('\n'));
+      this.lines = [];
+    }
+  }
+  /** Everything, each line ending with a newline. */
+  text(): string {
+    this.lines.push('');
+    this.chunks.push(this.lines.join('\n'));
+    this.lines = [];
+    return this.chunks.length === 1 ? this.chunks[0]! : this.chunks.join('');
+  }
 }
 
 /** Chains in listing order: built-ins in hook order; user chains sorted by name (nft) or in creation order (legacy). */
@@ -277,10 +305,14 @@ export function renderEbtablesList(table: EbTable, options: EbRenderOptions): st
  * lines: `*TABLE`, `:CHAIN POLICY` lines (user chains always print `ACCEPT`), then `-A CHAIN RULE` in listing order.
  */
 export function renderEbtablesSave(table: EbTable, options: Omit<EbRenderOptions, 'style'> = {}): string {
-  const o: EbRenderOptions = { ...options, style: 'nft', counters: false };
+  const names = ethertypeNames({ ...options, style: 'nft' });
   const chains = listingOrder(table, 'nft');
-  const lines = [`*${table.name}`];
-  for (const c of chains) lines.push(`:${c.name} ${c.builtin ? c.policy : 'ACCEPT'}`);
-  for (const c of chains) for (const r of c.rules) lines.push(`-A ${c.name} ${renderEbtablesRule(r, o)}`);
-  return `${lines.join('\n')}\n`;
+  const out = new ChunkedText();
+  out.line(`*${table.name}`);
+  for (const c of chains) out.line(`:${c.name} ${c.builtin ? c.policy : 'ACCEPT'}`);
+  for (const c of chains) {
+    const prefix = `-A ${c.name} `;
+    for (const r of c.rules) out.line(prefix + ruleBody(r, 'nft', names));
+  }
+  return out.text();
 }
