@@ -1,7 +1,8 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { importToTemp, isBundlePath, renderImportReport } from '../collect/import.ts';
+import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
+import type { ScenarioSource } from '../topology/scenario-source.ts';
 import { openSession } from '../trace/session.ts';
 import { type Io, reportIssues } from './io.ts';
 import { originJson, toJsonText, traceJson } from './json.ts';
@@ -13,21 +14,23 @@ export interface DiagnoseOptions {
   readonly fixDir?: string;
 }
 
-/** A scenario directory, or collector bundles imported into a temporary scenario first. */
+/**
+ * A scenario directory, or collector bundles imported first — in memory: the scenario is loaded from the files
+ * the import built, nothing is written (files are named relative to the scenario, as `import -o DIR` would write
+ * them).
+ */
 export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: DiagnoseOptions): number {
   if (inputs.length === 1 && !isBundlePath(inputs[0]!)) return runDiagnose(io, inputs[0]!, o);
-  const imported = importToTemp(inputs);
-  try {
-    if (reportIssues(io, imported.issues) || imported.dir === undefined) return 2;
-    if (!o.json) io.stderr(renderImportReport(imported));
-    return runDiagnose(io, imported.dir, o);
-  } finally {
-    if (imported.dir !== undefined) rmSync(imported.dir, { recursive: true, force: true });
-  }
+  const imported = importToMemory(inputs);
+  const source = importedSource(imported);
+  if (reportIssues(io, imported.issues) || source === undefined) return 2;
+  if (!o.json) io.stderr(renderImportReport(imported));
+  return runDiagnose(io, source, o);
 }
 
-export function runDiagnose(io: Io, dir: string, o: DiagnoseOptions): number {
-  const loaded = loadForCommand(io, dir);
+/** Diagnoses a scenario directory, or a scenario source (an import held in memory). */
+export function runDiagnose(io: Io, input: string | ScenarioSource, o: DiagnoseOptions): number {
+  const loaded = loadForCommand(io, input);
   if (!loaded) return 2;
   if (reportIssues(io, openSession(loaded).issues)) return 2;
   const report = diagnose(loaded);

@@ -50,12 +50,17 @@ export interface DomainFact {
   readonly id: string;
   readonly text: string;
   readonly def: Domain;
+  /** The file name the parse used in positions, and what it reported (for a loader that reuses the parse). */
+  readonly file: string;
+  readonly issues: readonly Issue[];
 }
 
 export interface BindingFact {
   readonly id: string;
   readonly text: string;
   readonly def: NwFilterBinding;
+  readonly file: string;
+  readonly issues: readonly Issue[];
 }
 
 export interface FilterFact {
@@ -240,9 +245,10 @@ export function gatherEvidence(b: Bundle): Evidence {
           need(id, `domain XML (${id.slice(7)})`);
           continue;
         }
-        const r = readDomainXml(text, bundleFile(b, b.commands.get(id)!.out));
+        const file = bundleFile(b, b.commands.get(id)!.out);
+        const r = readDomainXml(text, file);
         issues.push(...r.issues);
-        if (r.value) domains.push({ name: r.value.name, id, text, def: r.value });
+        if (r.value) domains.push({ name: r.value.name, id, text, def: r.value, file, issues: r.issues });
       }
       base.domains = domains;
     }
@@ -255,9 +261,10 @@ export function gatherEvidence(b: Bundle): Evidence {
           need(id, `filter binding (${id.slice(8)})`);
           continue;
         }
-        const r = readFilterBindingXml(text, bundleFile(b, b.commands.get(id)!.out));
+        const file = bundleFile(b, b.commands.get(id)!.out);
+        const r = readFilterBindingXml(text, file);
         issues.push(...r.issues);
-        if (r.value) bindings.push({ id, text, def: r.value });
+        if (r.value) bindings.push({ id, text, def: r.value, file, issues: r.issues });
       }
       base.bindings = bindings;
     }

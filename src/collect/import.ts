@@ -1,6 +1,7 @@
 /**
  * `lvsdoctor import BUNDLE... -o DIR`: builds a scenario directory (the format of examples/, docs/scenario-format.md)
- * from collector bundles. Artifacts are copied as the commands printed them into one folder per node; scenario.yaml
+ * from collector bundles — first as a map of files in memory (which `diagnose BUNDLE…` loads directly), then
+ * written to DIR. Artifacts are copied as the commands printed them into one folder per node; scenario.yaml
  * names them, and says in comments what was inferred from which evidence and what could not be (`TODO`,
  * `ASSUMED`). Drift between the hosts' live rules and what their domains' XML compiles to is reported.
  */
@@ -14,6 +15,7 @@ import { compileBindings } from '../libvirt/compile.ts';
 import type { NwFilter } from '../libvirt/nwfilter-model.ts';
 import { readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
 import { type Issue, issue } from '../source/issue.ts';
+import { memorySource, type PreParsed, type ScenarioSource } from '../topology/scenario-source.ts';
 import { type Bundle, outputOf, readBundle, whyUnavailable } from './bundle.ts';
 import {
   compareBindings,
@@ -36,13 +38,23 @@ export interface ImportOptions {
 export interface ImportTimings {
   readMs: number;
   inferMs: number;
+  /** Building the scenario's files in memory. */
+  buildMs: number;
+  /** Writing them to the scenario directory (0 when kept in memory). */
   writeMs: number;
   driftMs: number;
 }
 
 export interface ImportResult {
-  /** The scenario directory, or undefined when nothing could be written. */
+  /**
+   * The scenario directory (for an import kept in memory: how messages name it, '' for none), or undefined when
+   * nothing could be built.
+   */
   readonly dir: string | undefined;
+  /** The scenario's files, path relative to the scenario → text (what is written to the directory). */
+  readonly files?: ReadonlyMap<string, string>;
+  /** The domain, binding and filter XML the import parsed, by scenario path (the loader reuses them). */
+  readonly preparsed?: ReadonlyMap<string, PreParsed>;
   /** Unreadable bundles and other input problems (errors stop the import). */
   readonly issues: readonly Issue[];
   readonly drift: readonly DriftEntry[];
@@ -114,23 +126,20 @@ const GUEST_FILES: readonly (readonly [string, string])[] = [
   ['ipvsadm-timeout', 'ipvsadm-timeout.txt'],
 ];
 
+/** The scenario's files as they are built: path relative to the scenario → text. */
 class Writer {
-  readonly made = new Set<string>();
-  constructor(readonly root: string) {}
-  private target(rel: string): string {
-    const full = join(this.root, rel);
-    const dir = full.slice(0, full.lastIndexOf('/'));
-    if (!this.made.has(dir)) {
-      mkdirSync(dir, { recursive: true });
-      this.made.add(dir);
-    }
-    return full;
-  }
+  readonly files = new Map<string, string>();
+  readonly preparsed = new Map<string, PreParsed>();
   write(rel: string, content: string): string {
-    writeFileSync(this.target(rel), content);
+    this.files.set(rel, content);
     return rel;
   }
-  /** Copies a bundle file unchanged. (Reading and writing beats copyFileSync here: it does more system calls.) */
+  /** Writes an XML file whose parse (under the file name `parsed.file`) can be reused by the loader. */
+  writeParsed(rel: string, parsed: PreParsed): string {
+    this.preparsed.set(rel, parsed);
+    return this.write(rel, parsed.text);
+  }
+  /** Copies a bundle file unchanged. */
   copyFile(b: Bundle, file: string, rel: string): string | undefined {
     const text = b.files.get(file);
     return text === undefined ? undefined : this.write(rel, text);
@@ -139,6 +148,20 @@ class Writer {
   copy(b: Bundle, id: string, rel: string): string | undefined {
     const c = b.commands.get(id);
     return c?.status === 'ok' ? this.copyFile(b, c.out, rel) : undefined;
+  }
+}
+
+/** Writes the files under `root`. (Reading and writing beats copyFileSync for bundle files: fewer system calls.) */
+function writeFiles(root: string, files: ReadonlyMap<string, string>): void {
+  const made = new Set<string>();
+  for (const [rel, content] of files) {
+    const full = join(root, rel);
+    const dir = full.slice(0, full.lastIndexOf('/'));
+    if (!made.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      made.add(dir);
+    }
+    writeFileSync(full, content);
   }
 }
 
@@ -181,18 +204,31 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
   w.copyFile(b, 'manifest.tsv', `${dir}/manifest.tsv`);
   const domains: string[] = [];
   for (const g of c.guests)
-    if (g.host === h.node) domains.push(w.write(`${dir}/${safeFile(g.domain.name)}.xml`, g.domain.text));
+    if (g.host === h.node) {
+      const d = g.domain;
+      const result = { value: d.def, issues: d.issues };
+      domains.push(
+        w.writeParsed(`${dir}/${safeFile(d.name)}.xml`, { kind: 'domain', text: d.text, file: d.file, result }),
+      );
+    }
   let bindings: string | undefined;
   for (const bd of h.ev.bindings ?? []) {
     bindings = `${dir}/bindings`;
-    w.write(`${bindings}/${safeFile(bd.def.portdev)}.xml`, bd.text);
+    const result = { value: bd.def, issues: bd.issues };
+    w.writeParsed(`${bindings}/${safeFile(bd.def.portdev)}.xml`, {
+      kind: 'binding',
+      text: bd.text,
+      file: bd.file,
+      result,
+    });
   }
   const filters: NwFilter[] = [];
   let nwfilterDir: string | undefined;
   for (const f of h.ev.customFilters ?? []) {
     nwfilterDir = `${dir}/nwfilters`;
-    const rel = w.write(`${nwfilterDir}/${safeFile(f.name)}.xml`, f.text);
+    const rel = `${nwfilterDir}/${safeFile(f.name)}.xml`;
     const r = readNwfilterXml(f.text, rel);
+    w.writeParsed(rel, { kind: 'nwfilter', text: f.text, file: rel, result: r });
     issues.push(...r.issues);
     if (r.value) filters.push(r.value);
   }
@@ -427,7 +463,7 @@ function renderReport(r: {
 }): string {
   const c = r.cluster;
   const L: string[] = [];
-  L.push(`lvsdoctor import: ${r.dir}`);
+  L.push(`lvsdoctor import: ${r.dir || '(in memory, not written)'}`);
   L.push(
     `  hypervisors: ${c.hosts.map((h) => h.node).join(', ') || 'none'}; guests: ${c.guests.length} (${c.guests.filter((g) => g.ev).length} collected)`,
   );
@@ -506,9 +542,18 @@ function driftOf(c: Cluster, hostsOut: ReadonlyMap<string, HostOut>, notes: stri
   return drift;
 }
 
-/** Reads bundles and writes the scenario directory. */
-export function importBundles(paths: readonly string[], o: ImportOptions): ImportResult {
-  const timings: ImportTimings = { readMs: 0, inferMs: 0, writeMs: 0, driftMs: 0 };
+interface BuildOptions {
+  /** Scenario name. */
+  readonly name: string;
+  /** How the report names the scenario directory. */
+  readonly dir: string;
+  /** Called after inference, before anything is built: false stops the import (it pushed an issue saying why). */
+  readonly ready?: (issues: Issue[]) => boolean;
+}
+
+/** Reads bundles and builds the scenario's files in memory (nothing is written). */
+function buildImport(paths: readonly string[], o: BuildOptions): ImportResult {
+  const timings: ImportTimings = { readMs: 0, inferMs: 0, buildMs: 0, writeMs: 0, driftMs: 0 };
   const issues: Issue[] = [];
   let t = performance.now();
   const evidence: Evidence[] = [];
@@ -533,10 +578,10 @@ export function importBundles(paths: readonly string[], o: ImportOptions): Impor
   if (cluster.hosts.length === 0) notes.push('TODO no hypervisor bundle: guests cannot be placed on hosts');
   timings.inferMs = performance.now() - t;
 
-  t = performance.now();
-  if (!prepareOut(o.out, issues))
+  if (o.ready && !o.ready(issues))
     return { dir: undefined, issues, drift: [], notes, assumptions: cluster.assumptions, cluster, timings };
-  const w = new Writer(o.out);
+  t = performance.now();
+  const w = new Writer();
   const hostsOut = new Map<string, HostOut>();
   for (const h of cluster.hosts) hostsOut.set(h.node, writeHost(w, h, cluster, issues));
   const assumptions: Assumption[] = [...cluster.assumptions];
@@ -555,15 +600,53 @@ export function importBundles(paths: readonly string[], o: ImportOptions): Impor
       assumed: `the client is ${ASSUMED_CLIENT} (a documentation address) behind the gateway, TTL 64`,
       evidence: 'no bundle can tell who the clients are',
     });
-  const name = o.name ?? (o.out.replace(/\/+$/, '').split('/').pop() || 'imported');
-  w.write('scenario.yaml', renderYaml(name, cluster, hostsOut, guestsOut, evidence.length, assumptions));
-  timings.writeMs = performance.now() - t;
+  w.write('scenario.yaml', renderYaml(o.name, cluster, hostsOut, guestsOut, evidence.length, assumptions));
+  timings.buildMs = performance.now() - t;
 
   t = performance.now();
   const drift = driftOf(cluster, hostsOut, notes);
   timings.driftMs = performance.now() - t;
-  w.write(IMPORT_REPORT, renderReport({ dir: o.out, cluster, drift, notes, issues }));
-  return { dir: o.out, issues, drift, notes, assumptions, cluster, timings };
+  w.write(IMPORT_REPORT, renderReport({ dir: o.dir, cluster, drift, notes, issues }));
+  return {
+    dir: o.dir,
+    files: w.files,
+    preparsed: w.preparsed,
+    issues,
+    drift,
+    notes,
+    assumptions,
+    cluster,
+    timings,
+  };
+}
+
+/** Reads bundles and writes the scenario directory. */
+export function importBundles(paths: readonly string[], o: ImportOptions): ImportResult {
+  const name = o.name ?? (o.out.replace(/\/+$/, '').split('/').pop() || 'imported');
+  const r = buildImport(paths, { name, dir: o.out, ready: (issues) => prepareOut(o.out, issues) });
+  if (r.files === undefined) return r;
+  const t = performance.now();
+  writeFiles(o.out, r.files);
+  r.timings.writeMs = performance.now() - t;
+  return r;
+}
+
+export interface MemoryImportOptions {
+  /** Scenario name (default `imported`). */
+  readonly name?: string;
+  /** How messages name the scenario directory (default '': files are named relative to the scenario). */
+  readonly label?: string;
+}
+
+/** Reads bundles and builds the scenario in memory only (for `diagnose BUNDLE…`): load it with `importedSource`. */
+export function importToMemory(paths: readonly string[], o: MemoryImportOptions = {}): ImportResult {
+  return buildImport(paths, { name: o.name ?? 'imported', dir: o.label ?? '' });
+}
+
+/** The scenario an import built, as a source for `loadScenarioFrom` (it reuses the import's XML parses). */
+export function importedSource(r: ImportResult): ScenarioSource | undefined {
+  if (r.files === undefined || r.dir === undefined) return undefined;
+  return memorySource(r.files, { label: r.dir, ...(r.preparsed ? { preparsed: r.preparsed } : {}) });
 }
 
 /** The import report as text (what `lvsdoctor import` prints). */
@@ -572,7 +655,7 @@ export function renderImportReport(r: ImportResult): string {
   return renderReport({ dir: r.dir, cluster: r.cluster, drift: r.drift, notes: r.notes, issues: r.issues });
 }
 
-/** Imports bundles into a fresh temporary scenario directory (for `diagnose BUNDLE…`); the caller removes it. */
+/** Imports bundles into a fresh temporary scenario directory; the caller removes it. */
 export function importToTemp(paths: readonly string[]): ImportResult {
   const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-import-'));
   return importBundles(paths, { out: dir, name: 'imported' });

@@ -1,10 +1,10 @@
 /**
  * Loads a scenario directory: `scenario.yaml` plus the raw artifacts it names (virsh dumpxml, ip addr, ip route,
- * sysctl, ipvsadm -Ln), into the topology model. Never throws on bad input: every problem is an issue with
- * file:line.
+ * sysctl, ipvsadm -Ln), into the topology model — from disk, or from files held in memory (`scenario-source.ts`).
+ * Never throws on bad input: every problem is an issue with file:line.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { formatIpv4, type Ipv4, ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
 import { parseIpv4Prefix } from '../addr/prefix.ts';
@@ -36,6 +36,7 @@ import type {
   SysctlValue,
 } from './model.ts';
 import { type ScenarioFile, scenarioSchema } from './scenario-schema.ts';
+import { diskSource, preparsedResult, type ScenarioSource } from './scenario-source.ts';
 import { readSysctl } from './sysctl.ts';
 import { parseYaml, positionOf, type YamlSource } from './yaml-source.ts';
 
@@ -75,28 +76,31 @@ export const SCENARIO_FILE = 'scenario.yaml';
 type MutIface = { -readonly [K in keyof Iface]: Iface[K] } & { addrs: AddressAssignment[] };
 
 interface Ctx {
-  readonly dir: string;
-  /** The scenario directory relative to the working directory, for messages. */
+  readonly files: ScenarioSource;
+  /** The scenario directory as messages name it. */
   readonly rel: string;
   readonly src: YamlSource;
   readonly issues: Issue[];
+}
+
+/** How messages name a file of the scenario. */
+function fileName(label: string, ...parts: string[]): string {
+  return label === '' ? posix.join(...parts) : join(label, ...parts);
 }
 
 function readArtifact(
   ctx: Ctx,
   rel: string,
   yamlPath: (string | number)[],
-): { text: string; file: string } | undefined {
-  const file = join(ctx.rel, rel);
-  try {
-    // One read, no existence check first: a scenario names thousands of artifacts.
-    return { text: readFileSync(join(ctx.dir, rel), 'utf8'), file };
-  } catch {
-    ctx.issues.push(
-      issue('scenario.missing-file', `file "${rel}" does not exist (looked in ${file})`, positionOf(ctx.src, yamlPath)),
-    );
-    return undefined;
-  }
+): { text: string; file: string; rel: string } | undefined {
+  const file = fileName(ctx.rel, rel);
+  // One read, no existence check first: a scenario names thousands of artifacts.
+  const text = ctx.files.read(rel);
+  if (text !== undefined) return { text, file, rel };
+  ctx.issues.push(
+    issue('scenario.missing-file', `file "${rel}" does not exist (looked in ${file})`, positionOf(ctx.src, yamlPath)),
+  );
+  return undefined;
 }
 
 function linkKind(l: LinkInfo, bridges: ReadonlySet<string>, taps: ReadonlySet<string>): IfaceKind {
@@ -172,8 +176,8 @@ function modelledInterface(ifc: DomainInterface): ifc is DomainInterface & { mac
 /** `hosts.NAME.bindings`: a directory of `virsh nwfilter-binding-dumpxml` outputs, by port. */
 function readBindingDir(ctx: Ctx, rel: string, hostName: string): Map<string, NwFilterBinding> {
   const out = new Map<string, NwFilterBinding>();
-  const full = join(ctx.dir, rel);
-  if (!existsSync(full) || !statSync(full).isDirectory()) {
+  const names = ctx.files.list(rel);
+  if (names === undefined) {
     ctx.issues.push(
       issue(
         'scenario.missing-file',
@@ -183,11 +187,13 @@ function readBindingDir(ctx: Ctx, rel: string, hostName: string): Map<string, Nw
     );
     return out;
   }
-  for (const name of readdirSync(full)
-    .filter((n) => n.endsWith('.xml'))
-    .sort()) {
-    const file = join(ctx.rel, rel, name);
-    const r = readFilterBindingXml(readFileSync(join(full, name), 'utf8'), file);
+  for (const name of names.filter((n) => n.endsWith('.xml')).sort()) {
+    const file = fileName(ctx.rel, rel, name);
+    const fileRel = posix.join(rel, name);
+    const text = ctx.files.read(fileRel);
+    if (text === undefined) continue;
+    const r =
+      preparsedResult<NwFilterBinding>(ctx.files, fileRel, 'binding', text, file) ?? readFilterBindingXml(text, file);
     ctx.issues.push(...r.issues);
     if (!r.value) continue;
     if (out.has(r.value.portdev))
@@ -210,18 +216,26 @@ function parseTime(text: string | undefined, fallbackNs: bigint): bigint {
 
 /** Loads `dir/scenario.yaml` and everything it names. */
 export function loadScenario(dir: string): LoadResult {
-  const yamlFull = join(dir, SCENARIO_FILE);
-  const yamlFile = join(relative(process.cwd(), dir) || '.', SCENARIO_FILE);
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     return { value: undefined, issues: [issue('scenario.not-found', `scenario directory "${dir}" does not exist`)] };
-  if (!existsSync(yamlFull))
+  return loadScenarioFrom(diskSource(dir));
+}
+
+/**
+ * Loads `scenario.yaml` and everything it names from a source: a directory on disk (`diskSource`) or files in
+ * memory (`memorySource`, what an import builds). Messages name files as `source.label/path`.
+ */
+export function loadScenarioFrom(files: ScenarioSource): LoadResult {
+  const yamlFile = fileName(files.label, SCENARIO_FILE);
+  const yamlText = files.read(SCENARIO_FILE);
+  if (yamlText === undefined)
     return {
       value: undefined,
       issues: [
         issue('scenario.not-found', `expected ${SCENARIO_FILE} in the scenario directory`, filePos(yamlFile, 0)),
       ],
     };
-  const { source, issues: yamlIssues } = parseYaml(readFileSync(yamlFull, 'utf8'), yamlFile);
+  const { source, issues: yamlIssues } = parseYaml(yamlText, yamlFile);
   const issues: Issue[] = [...yamlIssues];
   if (yamlIssues.some((i) => i.severity === 'error')) return { value: undefined, issues };
   const data = scenarioSchema.safeParse(source.data);
@@ -234,7 +248,7 @@ export function loadScenario(dir: string): LoadResult {
     }
     return { value: undefined, issues };
   }
-  const ctx: Ctx = { dir, rel: relative(process.cwd(), dir) || '.', src: source, issues };
+  const ctx: Ctx = { files, rel: files.label, src: source, issues };
   const built = build(ctx, data.data, yamlFile);
   return { value: built, issues };
 }
@@ -272,7 +286,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     h.domains.forEach((rel, k) => {
       const a = readArtifact(ctx, rel, ['hosts', hostName, 'domains', k]);
       if (!a) return;
-      const r = readDomainXml(a.text, a.file);
+      const r = preparsedResult<Domain>(ctx.files, a.rel, 'domain', a.text, a.file) ?? readDomainXml(a.text, a.file);
       ctx.issues.push(...r.issues);
       if (!r.value) return;
       if (domains.has(r.value.name))
@@ -287,8 +301,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       for (const ifc of r.value.interfaces) if (ifc.targetDev) taps.add(ifc.targetDev);
     });
     if (h['nwfilter-dir']) {
-      const full = join(ctx.dir, h['nwfilter-dir']);
-      if (!existsSync(full))
+      const names = ctx.files.list(h['nwfilter-dir']);
+      if (names === undefined)
         ctx.issues.push(
           issue(
             'scenario.missing-file',
@@ -298,11 +312,13 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         );
       else {
         const defs: NwFilter[] = [];
-        for (const name of readdirSync(full)
-          .filter((n) => n.endsWith('.xml'))
-          .sort()) {
-          const file = join(relative(process.cwd(), ctx.dir) || '.', h['nwfilter-dir'], name);
-          const r = readNwfilterXml(readFileSync(join(full, name), 'utf8'), file);
+        for (const name of names.filter((n) => n.endsWith('.xml')).sort()) {
+          const file = fileName(ctx.rel, h['nwfilter-dir'], name);
+          const fileRel = posix.join(h['nwfilter-dir'], name);
+          const text = ctx.files.read(fileRel);
+          if (text === undefined) continue;
+          const r =
+            preparsedResult<NwFilter>(ctx.files, fileRel, 'nwfilter', text, file) ?? readNwfilterXml(text, file);
           ctx.issues.push(...r.issues);
           if (r.value) defs.push(r.value);
         }
@@ -794,7 +810,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const scenario: Scenario = {
     name: f.name,
     description: f.description,
-    dir: ctx.dir,
+    dir: ctx.files.dir,
     nodes,
     segments,
     bindings,

@@ -1,0 +1,174 @@
+/**
+ * Where a scenario's files come from: a directory on disk, or a map of files held in memory (what `lvsdoctor
+ * import` builds, so that `diagnose BUNDLE…` loads without writing and re-reading a directory). Paths are relative
+ * to the scenario directory, `/`-separated; messages name files as `label/path`.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, posix, relative } from 'node:path';
+import type { ReadResult } from '../source/issue.ts';
+
+/** An XML artifact already parsed by whoever built the files (the import), with the file name it was parsed under. */
+export interface PreParsed {
+  readonly kind: 'domain' | 'binding' | 'nwfilter';
+  /** The exact text that was parsed (the loader uses the result only when the file still holds this text). */
+  readonly text: string;
+  /** The file name the parse put into positions; the loader replaces it with the scenario file's name. */
+  readonly file: string;
+  readonly result: ReadResult<unknown>;
+}
+
+export interface ScenarioSource {
+  /** The scenario directory (`Scenario.dir`). */
+  readonly dir: string;
+  /** How messages name the scenario directory (`label/host1/vm.xml:3`); '' or '.' for none. */
+  readonly label: string;
+  /** A file's text, undefined when there is no such file. */
+  read(rel: string): string | undefined;
+  /** Whether a file or directory exists. */
+  exists(rel: string): boolean;
+  /** The names in a directory, undefined when it is not a directory. */
+  list(rel: string): readonly string[] | undefined;
+  /** Parses already done, by file path. */
+  readonly preparsed?: ReadonlyMap<string, PreParsed>;
+}
+
+/** The scenario directory `dir` on disk; messages name files relative to the working directory. */
+export function diskSource(dir: string): ScenarioSource {
+  return {
+    dir,
+    label: relative(process.cwd(), dir) || '.',
+    read(rel) {
+      try {
+        return readFileSync(join(dir, rel), 'utf8');
+      } catch {
+        return undefined;
+      }
+    },
+    exists(rel) {
+      return statSync(join(dir, rel), { throwIfNoEntry: false }) !== undefined;
+    },
+    list(rel) {
+      const full = join(dir, rel);
+      if (!statSync(full, { throwIfNoEntry: false })?.isDirectory()) return undefined;
+      return readdirSync(full);
+    },
+  };
+}
+
+/** Paths that need no normalizing (what an import writes): no `.`/`..` parts, no empty parts, no backslash. */
+const CLEAN = /^(?!\.\.?(?:\/|$))(?!.*\/\.\.?(?:\/|$))[^/\\]+(?:\/[^/\\]+)*$/;
+
+/** A path relative to the scenario root, normalized (`./a//b` → `a/b`); undefined when it leaves the root. */
+function normalize(rel: string): string | undefined {
+  if (CLEAN.test(rel)) return rel;
+  const n = posix.normalize(rel.replace(/\\/g, '/'));
+  if (n.startsWith('/') || n === '..' || n.startsWith('../')) return undefined;
+  return n === '.' ? '' : n.replace(/\/+$/, '');
+}
+
+export interface MemorySourceOptions {
+  /** `Scenario.dir` (default: the label). */
+  readonly dir?: string;
+  /** How messages name the scenario directory (default ''): files are then named relative to the scenario. */
+  readonly label?: string;
+  readonly preparsed?: ReadonlyMap<string, PreParsed>;
+}
+
+/** A scenario held in memory: file path (relative to the scenario, `/`-separated) → text. */
+export function memorySource(files: ReadonlyMap<string, string>, o: MemorySourceOptions = {}): ScenarioSource {
+  let dirs: Map<string, Set<string>> | undefined;
+  const tree = (): Map<string, Set<string>> => {
+    if (dirs) return dirs;
+    dirs = new Map([['', new Set()]]);
+    for (const path of files.keys()) {
+      const p = normalize(path);
+      if (p === undefined || p === '') continue;
+      let parent = '';
+      for (const part of p.split('/')) {
+        const child = parent === '' ? part : `${parent}/${part}`;
+        let set = dirs.get(parent);
+        if (!set) {
+          set = new Set();
+          dirs.set(parent, set);
+        }
+        set.add(part);
+        parent = child;
+      }
+    }
+    return dirs;
+  };
+  const get = (rel: string): string | undefined => {
+    const direct = files.get(rel);
+    if (direct !== undefined) return direct;
+    const p = normalize(rel);
+    return p === undefined ? undefined : files.get(p);
+  };
+  const label = o.label ?? '';
+  return {
+    dir: o.dir ?? label,
+    label,
+    read: get,
+    exists(rel) {
+      if (get(rel) !== undefined) return true;
+      const p = normalize(rel);
+      return p !== undefined && tree().has(p);
+    },
+    list(rel) {
+      const p = normalize(rel);
+      const set = p === undefined ? undefined : tree().get(p);
+      return set ? [...set] : undefined;
+    },
+    ...(o.preparsed ? { preparsed: o.preparsed } : {}),
+  };
+}
+
+/** A copy of `value` with every position in file `from` moved to file `to` (plain objects, arrays, maps, sets). */
+export function relabelPositions<T>(value: T, from: string, to: string): T {
+  if (from === to) return value;
+  const seen = new Map<unknown, unknown>();
+  const walk = (v: unknown): unknown => {
+    if (typeof v !== 'object' || v === null) return v;
+    const done = seen.get(v);
+    if (done !== undefined) return done;
+    let out: unknown;
+    if (Array.isArray(v)) {
+      const a: unknown[] = [];
+      seen.set(v, a);
+      for (const x of v) a.push(walk(x));
+      out = a;
+    } else if (v instanceof Map) {
+      const m = new Map();
+      seen.set(v, m);
+      for (const [k, x] of v) m.set(k, walk(x));
+      out = m;
+    } else if (v instanceof Set) {
+      const s = new Set();
+      seen.set(v, s);
+      for (const x of v) s.add(walk(x));
+      out = s;
+    } else {
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) return v;
+      const o: Record<string, unknown> = {};
+      seen.set(v, o);
+      for (const k of Object.keys(v)) o[k] = walk((v as Record<string, unknown>)[k]);
+      if (o.file === from && typeof o.line === 'number') (o as { file: string }).file = to;
+      out = o;
+    }
+    return out;
+  };
+  return walk(value) as T;
+}
+
+/** A pre-parsed result for `rel` when it matches the text read and the kind, moved to the file name `file`. */
+export function preparsedResult<T>(
+  src: ScenarioSource,
+  rel: string,
+  kind: PreParsed['kind'],
+  text: string,
+  file: string,
+): ReadResult<T> | undefined {
+  const p = src.preparsed?.get(rel);
+  if (!p || p.kind !== kind || p.text !== text) return undefined;
+  return relabelPositions(p.result as ReadResult<T>, p.file, file);
+}
