@@ -4,8 +4,7 @@
  * bundles (a tool missing, permission denied, a guest not collected, no router bundle) handled without a crash.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runImport } from '../src/cli/cmd-collect.ts';
@@ -14,52 +13,12 @@ import { importBundles, importToTemp, isBundlePath } from '../src/collect/import
 import { diagnose } from '../src/diagnose/diagnose.ts';
 import { loadScenario } from '../src/topology/load-scenario.ts';
 import { openSession } from '../src/trace/session.ts';
+import { bundleCopies, FIXTURE, fail, NAMES, ROOT } from './bundle-fixtures.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const FIXTURE = join(ROOT, 'fixtures', 'collect', 'founding-real');
+const { tmp, bundles, done } = bundleCopies('collect-import');
+afterAll(done);
+
 const EXAMPLE = join(ROOT, 'examples', 'kvm-lvs-dr');
-const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-collect-import-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const NAMES = {
-  host1: 'lvsdoctor-bundle-hypervisor-host1',
-  host2: 'lvsdoctor-bundle-hypervisor-host2',
-  director: 'lvsdoctor-bundle-guest-director1',
-  rs: 'lvsdoctor-bundle-guest-rs2',
-  router: 'lvsdoctor-bundle-guest-router',
-} as const;
-
-let copies = 0;
-/** A private copy of the recorded bundles, optionally edited. */
-function bundles(
-  edit: (dir: (k: keyof typeof NAMES) => string) => void = () => {},
-): Record<keyof typeof NAMES, string> {
-  const root = join(tmp, `set-${copies++}`);
-  cpSync(FIXTURE, root, { recursive: true });
-  const dir = (k: keyof typeof NAMES) => join(root, NAMES[k]);
-  edit(dir);
-  return Object.fromEntries(Object.keys(NAMES).map((k) => [k, dir(k as keyof typeof NAMES)])) as Record<
-    keyof typeof NAMES,
-    string
-  >;
-}
-
-/** Rewrites a command's manifest record (status, exit) and its stderr, emptying its output. */
-function fail(bundle: string, id: string, status: string, exit: string, stderr: string): void {
-  const m = join(bundle, 'manifest.tsv');
-  const lines = readFileSync(m, 'utf8')
-    .split('\n')
-    .map((l) => {
-      const f = l.split('\t');
-      if (f[0] !== 'cmd' || f[1] !== id) return l;
-      writeFileSync(join(bundle, f[4]!), '');
-      writeFileSync(join(bundle, f[5]!), stderr);
-      f[2] = status;
-      f[3] = exit;
-      return f.join('\t');
-    });
-  writeFileSync(m, lines.join('\n'));
-}
 
 function findings(dir: string): string[] {
   const r = loadScenario(dir);

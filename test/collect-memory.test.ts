@@ -4,8 +4,7 @@
  * issues (file:line) and the same diagnosis. Built from the real-kernel bundles in fixtures/collect/founding-real,
  * whole and partial (as in collect-import and collect-partial).
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runDiagnose, runDiagnoseInputs } from '../src/cli/cmd-diagnose.ts';
@@ -14,53 +13,10 @@ import { readDomainXml } from '../src/libvirt/domain-xml.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../src/libvirt/nwfilter-xml.ts';
 import { type LoadResult, loadScenario, loadScenarioFrom } from '../src/topology/load-scenario.ts';
 import { memorySource, relabelPositions } from '../src/topology/scenario-source.ts';
+import { bundleCopies, edit, fail, type Name } from './bundle-fixtures.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const FIXTURE = join(ROOT, 'fixtures', 'collect', 'founding-real');
-const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-collect-memory-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const NAMES = {
-  host1: 'lvsdoctor-bundle-hypervisor-host1',
-  host2: 'lvsdoctor-bundle-hypervisor-host2',
-  director: 'lvsdoctor-bundle-guest-director1',
-  rs: 'lvsdoctor-bundle-guest-rs2',
-  router: 'lvsdoctor-bundle-guest-router',
-} as const;
-type Name = keyof typeof NAMES;
-
-let copies = 0;
-function bundles(edit: (dir: (k: Name) => string) => void = () => {}): Record<Name, string> {
-  const root = join(tmp, `set-${copies++}`);
-  cpSync(FIXTURE, root, { recursive: true });
-  const dir = (k: Name) => join(root, NAMES[k]);
-  edit(dir);
-  return Object.fromEntries(Object.keys(NAMES).map((k) => [k, dir(k as Name)])) as Record<Name, string>;
-}
-
-function edit(file: string, from: string | RegExp, to: string): void {
-  const text = readFileSync(file, 'utf8');
-  const out = text.replace(from, to);
-  expect(out, `${file} should contain ${from}`).not.toBe(text);
-  writeFileSync(file, out);
-}
-
-/** Rewrites a command's manifest record (status, exit) and its stderr, emptying its output. */
-function fail(bundle: string, id: string, status: string, exit: string, stderr: string): void {
-  const m = join(bundle, 'manifest.tsv');
-  const lines = readFileSync(m, 'utf8')
-    .split('\n')
-    .map((l) => {
-      const f = l.split('\t');
-      if (f[0] !== 'cmd' || f[1] !== id) return l;
-      writeFileSync(join(bundle, f[4]!), '');
-      writeFileSync(join(bundle, f[5]!), stderr);
-      f[2] = status;
-      f[3] = exit;
-      return f.join('\t');
-    });
-  writeFileSync(m, lines.join('\n'));
-}
+const { tmp, bundles, done } = bundleCopies('collect-memory');
+afterAll(done);
 
 function filesUnder(root: string, sub = ''): string[] {
   return readdirSync(join(root, sub)).flatMap((n) => {
@@ -111,13 +67,14 @@ const CASES: [string, () => Record<Name, string>, Name[]?][] = [
   ['only guest bundles', () => bundles(), ['director', 'rs']],
 ];
 
+let outs = 0;
 describe('import in memory and import -o DIR give the same scenario', () => {
   it.each(CASES)('%s', (name, make, only) => {
     const b = make();
     const paths = Object.entries(b)
       .filter(([k]) => !only || only.includes(k as Name))
       .map(([, v]) => v);
-    const out = join(tmp, `out-${copies}`);
+    const out = join(tmp, `out-${outs++}`);
     const disk = importBundles(paths, { out, name: 'imported' });
     expect(disk.dir).toBe(out);
     // The directory holds exactly the files of the map, byte for byte.

@@ -5,8 +5,7 @@
  * collected or an interface type the model does not cover — all of which load and diagnose without an error.
  * Built from the real-kernel bundles in fixtures/collect/founding-real.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatIpv4 } from '../src/addr/ipv4.ts';
@@ -15,53 +14,10 @@ import { importBundles } from '../src/collect/import.ts';
 import { diagnose } from '../src/diagnose/diagnose.ts';
 import { type LoadedScenario, loadScenario } from '../src/topology/load-scenario.ts';
 import type { NeighbourStep } from '../src/trace/types.ts';
+import { bundleCopies, edit, fail, type Name } from './bundle-fixtures.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const FIXTURE = join(ROOT, 'fixtures', 'collect', 'founding-real');
-const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-collect-partial-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const NAMES = {
-  host1: 'lvsdoctor-bundle-hypervisor-host1',
-  host2: 'lvsdoctor-bundle-hypervisor-host2',
-  director: 'lvsdoctor-bundle-guest-director1',
-  rs: 'lvsdoctor-bundle-guest-rs2',
-  router: 'lvsdoctor-bundle-guest-router',
-} as const;
-type Name = keyof typeof NAMES;
-
-let copies = 0;
-function bundles(edit: (dir: (k: Name) => string) => void = () => {}): Record<Name, string> {
-  const root = join(tmp, `set-${copies++}`);
-  cpSync(FIXTURE, root, { recursive: true });
-  const dir = (k: Name) => join(root, NAMES[k]);
-  edit(dir);
-  return Object.fromEntries(Object.keys(NAMES).map((k) => [k, dir(k as Name)])) as Record<Name, string>;
-}
-
-/** Rewrites a command's manifest record (status, exit) and its stderr, emptying its output. */
-function fail(bundle: string, id: string, status: string, exit: string, stderr: string): void {
-  const m = join(bundle, 'manifest.tsv');
-  const lines = readFileSync(m, 'utf8')
-    .split('\n')
-    .map((l) => {
-      const f = l.split('\t');
-      if (f[0] !== 'cmd' || f[1] !== id) return l;
-      writeFileSync(join(bundle, f[4]!), '');
-      writeFileSync(join(bundle, f[5]!), stderr);
-      f[2] = status;
-      f[3] = exit;
-      return f.join('\t');
-    });
-  writeFileSync(m, lines.join('\n'));
-}
-
-function edit(file: string, from: string | RegExp, to: string): void {
-  const text = readFileSync(file, 'utf8');
-  const out = text.replace(from, to);
-  expect(out, `${file} should contain ${from}`).not.toBe(text);
-  writeFileSync(file, out);
-}
+const { tmp, bundles, done } = bundleCopies('collect-partial');
+afterAll(done);
 
 /** Imports, loads (no error allowed) and diagnoses. */
 function importLoad(b: Record<string, string>, name: string, only?: Name[]) {
