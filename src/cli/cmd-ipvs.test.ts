@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseClientSpec, runIpvsShow, runIpvsSimulate } from './cmd-ipvs.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/ipvs/', import.meta.url));
@@ -21,8 +21,11 @@ function capture(cwd = FIXTURES) {
   };
 }
 
+const tmpRoot = mkdtempSync(join(tmpdir(), 'lvsdoctor-ipvs-'));
+afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
+
 function tmpFile(name: string, text: string): { dir: string; name: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-ipvs-'));
+  const dir = mkdtempSync(join(tmpRoot, 'f-'));
   writeFileSync(join(dir, name), text);
   return { dir, name };
 }
