@@ -857,6 +857,36 @@ export function compileBinding(
   };
 }
 
+/** The PREROUTING rule sending what the guest sends (frames entering the bridge from its port) to `chain`. */
+function hookIn(binding: NwFilterBinding, chain: string): EbRule {
+  const ifn = binding.portdev;
+  return {
+    in: { name: ifn, negated: false },
+    matches: [],
+    target: { kind: 'jump', chain },
+    origin: implicitVia(
+      `libvirt hook: frames entering the bridge from ${ifn} (sent by the guest)`,
+      undefined,
+      binding.origin,
+    ),
+  };
+}
+
+/** The POSTROUTING rule sending what is delivered to the guest (frames leaving the bridge to its port) to `chain`. */
+function hookOut(binding: NwFilterBinding, chain: string): EbRule {
+  const ifn = binding.portdev;
+  return {
+    out: { name: ifn, negated: false },
+    matches: [],
+    target: { kind: 'jump', chain },
+    origin: implicitVia(
+      `libvirt hook: frames leaving the bridge to ${ifn} (delivered to the guest)`,
+      undefined,
+      binding.origin,
+    ),
+  };
+}
+
 function linkHooks(
   table: TableBuilder,
   binding: NwFilterBinding,
@@ -868,29 +898,11 @@ function linkHooks(
   const ifn = binding.portdev;
   if (hasI) {
     commands.push(`${EB} -A PREROUTING -i ${ifn} -j libvirt-${temp ? 'J' : 'I'}-${ifn}`);
-    table.append('PREROUTING', {
-      in: { name: ifn, negated: false },
-      matches: [],
-      target: { kind: 'jump', chain: `libvirt-I-${ifn}` },
-      origin: implicitVia(
-        `libvirt hook: frames entering the bridge from ${ifn} (sent by the guest)`,
-        undefined,
-        binding.origin,
-      ),
-    });
+    table.append('PREROUTING', hookIn(binding, `libvirt-I-${ifn}`));
   }
   if (hasO) {
     commands.push(`${EB} -A POSTROUTING -o ${ifn} -j libvirt-${temp ? 'P' : 'O'}-${ifn}`);
-    table.append('POSTROUTING', {
-      out: { name: ifn, negated: false },
-      matches: [],
-      target: { kind: 'jump', chain: `libvirt-O-${ifn}` },
-      origin: implicitVia(
-        `libvirt hook: frames leaving the bridge to ${ifn} (delivered to the guest)`,
-        undefined,
-        binding.origin,
-      ),
-    });
+    table.append('POSTROUTING', hookOut(binding, `libvirt-O-${ifn}`));
   }
 }
 
@@ -1403,30 +1415,8 @@ function runPlan(
     filter4 = t4.build();
     filter6 = t6.build();
   }
-  const pre: EbRule | undefined = plan.hasI
-    ? {
-        in: { name: ifn, negated: false },
-        matches: [],
-        target: { kind: 'jump', chain: rootI },
-        origin: implicitVia(
-          `libvirt hook: frames entering the bridge from ${ifn} (sent by the guest)`,
-          undefined,
-          binding.origin,
-        ),
-      }
-    : undefined;
-  const post: EbRule | undefined = plan.hasO
-    ? {
-        out: { name: ifn, negated: false },
-        matches: [],
-        target: { kind: 'jump', chain: rootO },
-        origin: implicitVia(
-          `libvirt hook: frames leaving the bridge to ${ifn} (delivered to the guest)`,
-          undefined,
-          binding.origin,
-        ),
-      }
-    : undefined;
+  const pre = plan.hasI ? hookIn(binding, rootI) : undefined;
+  const post = plan.hasO ? hookOut(binding, rootO) : undefined;
   return { chains: { user, ...(pre ? { pre } : {}), ...(post ? { post } : {}) }, filter4, filter6 };
 }
 
