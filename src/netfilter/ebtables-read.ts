@@ -35,6 +35,7 @@ import {
   type EbVlanMatch,
 } from './ebtables-model.ts';
 import { ARP_OPCODE_NAMES, arpOpcodeByName, ethertypeByName, protocolByName } from './names.ts';
+import { bad, notModelled, RuleError } from './rule-error.ts';
 
 export interface EbReadOptions {
   /** Listing conventions; `auto` (default) guesses from MAC spelling, ethertype names and chain order. */
@@ -94,22 +95,6 @@ const STP_RANGES: readonly (readonly [string, EbStpRangeField])[] = [
   ['--stp-forward-delay', 'forward-delay'],
 ];
 const STP_ORDER: readonly EbStpRangeField[] = STP_RANGES.map(([, f]) => f);
-
-/** Why a rule could not be read: the message, and whether the construct is valid but not modelled. */
-class RuleError {
-  constructor(
-    readonly message: string,
-    readonly isUnsupported: boolean,
-  ) {}
-}
-
-function bad(message: string): never {
-  throw new RuleError(message, false);
-}
-
-function notModelled(message: string): never {
-  throw new RuleError(message, true);
-}
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 

@@ -28,26 +28,12 @@ import {
   parseTcpFlags,
 } from './iptables-model.ts';
 import { protocolByName } from './names.ts';
+import { bad, notModelled, RuleError } from './rule-error.ts';
 
 /** A word of a save line: its text with quotes removed, and whether it was quoted. */
 interface Word {
   readonly text: string;
   readonly quoted: boolean;
-}
-
-class RuleError {
-  constructor(
-    readonly message: string,
-    readonly isUnsupported: boolean,
-  ) {}
-}
-
-function bad(message: string): never {
-  throw new RuleError(message, false);
-}
-
-function notModelled(message: string): never {
-  throw new RuleError(message, true);
 }
 
 /** Splits a line like the shell-ish splitter of `iptables-restore`: double quotes group, `\` escapes inside them. */
