@@ -74,20 +74,6 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
       ];
       const d = r.decidedBy;
-      if (d.kind === 'rule')
-        return {
-          kind: 'netfilter',
-          family: 'ipv4',
-          table: 'filter',
-          hook: 'FORWARD',
-          verdict,
-          chain: d.chain,
-          ruleNumber: d.index + 1,
-          ruleText: renderIptablesRule(d.chain, d.rule, 'ipv4'),
-          origin: d.rule.origin,
-          path,
-          rulesVisited: r.visited.length,
-        };
       return {
         kind: 'netfilter',
         family: 'ipv4',
@@ -95,8 +81,9 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         hook: 'FORWARD',
         verdict,
         chain: d.chain,
-        ruleText: `policy ${d.policy}`,
-        origin: d.origin,
+        ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
+        ruleText: d.kind === 'rule' ? renderIptablesRule(d.chain, d.rule, 'ipv4') : `policy ${d.policy}`,
+        origin: d.kind === 'rule' ? d.rule.origin : d.origin,
         path,
         rulesVisited: r.visited.length,
       };
