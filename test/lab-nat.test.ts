@@ -10,26 +10,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { labNamespaces } from '../src/lab/lab.ts';
 import { type LabReport, runLabScenario } from '../src/lab/run.ts';
 import { LAB_SKIP_REASON, load, rootSnapshot } from './lab-helpers.ts';
-import { baseSpec, type ScenarioSpec, writeScenario } from './scenario-builder.ts';
+import { natBaseSpec, type ScenarioSpec, writeScenario } from './scenario-builder.ts';
 
 const work = mkdtempSync(join(tmpdir(), `lvsdoctor-lab-nat-${process.pid}-`));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** A two-server NAT cluster; the real servers listen on 8443 behind the VIP's 443. */
 function natSpec(name: string, change: (s: ScenarioSpec) => ScenarioSpec = (s) => s): ScenarioSpec {
-  const b = baseSpec();
   return change({
-    ...b,
+    ...natBaseSpec(),
     name,
-    method: 'Masq',
-    director: { ...b.director, sysctl: { 'net.ipv4.ip_forward': 1 } },
-    realServers: b.realServers.map((r) => ({
-      ...r,
-      vipOnLo: false,
-      via: 'director' as const,
-      port: 8443,
-      listen: [8443],
-    })),
     probes: [
       'probes:',
       '  - name: to-vip',

@@ -272,3 +272,23 @@ export function baseSpec(): ScenarioSpec {
     client: { ip: '203.0.113.50' },
   };
 }
+
+/**
+ * `baseSpec` as LVS-NAT: the director forwards and is the real servers' gateway, which listen on 8443 (without the
+ * VIP) behind the VIP's 443.
+ */
+export function natBaseSpec(): ScenarioSpec {
+  const b = baseSpec();
+  return {
+    ...b,
+    method: 'Masq',
+    director: { ...b.director, sysctl: { 'net.ipv4.ip_forward': 1 } },
+    realServers: b.realServers.map((r) => ({
+      ...r,
+      vipOnLo: false,
+      via: 'director' as const,
+      port: 8443,
+      listen: [8443],
+    })),
+  };
+}

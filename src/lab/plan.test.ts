@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { baseSpec, writeScenario } from '../../test/scenario-builder.ts';
+import { natBaseSpec, writeScenario } from '../../test/scenario-builder.ts';
 import { loadScenario } from '../topology/load-scenario.ts';
 import { compileHostRules } from '../trace/host-rules.ts';
 import { openSession, probesOf, runProbe } from '../trace/session.ts';
@@ -122,20 +122,7 @@ describe('the last point a probe was seen', () => {
 
 describe('a NAT director', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-plan-nat-'));
-  const b = baseSpec();
-  writeScenario(dir, {
-    ...b,
-    name: 'plan-nat',
-    method: 'Masq',
-    director: { ...b.director, sysctl: { 'net.ipv4.ip_forward': 1 } },
-    realServers: b.realServers.map((r) => ({
-      ...r,
-      vipOnLo: false,
-      via: 'director' as const,
-      port: 8443,
-      listen: [8443],
-    })),
-  });
+  writeScenario(dir, { ...natBaseSpec(), name: 'plan-nat' });
   const nat = loadScenario(dir).value!;
   rmSync(dir, { recursive: true, force: true });
   const d = planLab(nat, 'lvsd-test-1-').directors[0]!;
