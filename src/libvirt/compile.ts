@@ -16,15 +16,21 @@
  */
 import { IPV4_ANY, parseIpv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
-import type { EbMatch } from '../netfilter/ebtables-model.ts';
 import {
   defaultUserChainPolicy,
   EB_BUILTIN_CHAINS,
   type EbChain,
+  type EbIfaceMatch,
+  type EbMacMatch,
+  type EbMatch,
   type EbPolicy,
+  type EbProtoMatch,
   type EbRule,
   type EbStyle,
   type EbTable,
+  type EbTarget,
+  jump,
+  SHARED_BODY,
 } from '../netfilter/ebtables-model.ts';
 import type { IptFamily, IptTable } from '../netfilter/iptables-model.ts';
 import { type Issue, issue } from '../source/issue.ts';
@@ -76,9 +82,9 @@ const CACHE_LIMIT = 256;
 /** One value combination of a rule: its typed attributes and (lazily) its two ebtables translations. */
 interface TypedEntry {
   readonly attrs: Map<string, TypedAttr>;
-  readonly errors: string[];
-  forward?: ReturnType<typeof translateEbtablesRule>;
-  reverse?: ReturnType<typeof translateEbtablesRule>;
+  readonly errors: readonly string[];
+  forward?: EbTranslation | undefined;
+  reverse?: EbTranslation | undefined;
 }
 const typedCache = new WeakMap<NwRule, Map<string, TypedEntry>>();
 
@@ -669,12 +675,7 @@ export function compileBinding(
   const wantCommands = options.commands ?? true;
   let ebFailure: string | undefined;
   const commands: string[] = wantCommands ? [...ebtablesTeardown(ifn, true)] : [];
-  const rootOrigin = (d: 'I' | 'O'): Origin =>
-    implicitVia(
-      `libvirt root chain ${rootName(d)} for ${d === 'I' ? 'frames from' : 'frames to'} the guest on ${ifn}`,
-      { chain: rootName(d), port: ifn },
-      binding.origin,
-    );
+  const rootOrigin = (d: 'I' | 'O'): Origin => rootChainOrigin(binding, d);
   if (hasI) {
     table.addChain(rootName('I'), userPolicy, style, rootOrigin('I'));
     commands.push(`${EB} -N ${tempRoot('I')}`);
@@ -687,21 +688,13 @@ export function compileBinding(
   const createSub = (s: Sub) => {
     const name = subName(s.dir, s.chain);
     const temp = tempSub(s.dir, s.chain);
-    const origin = implicitVia(
-      `libvirt sub-chain ${name} for chain '${s.chain}' (priority ${s.priority})`,
-      { chain: s.chain, priority: s.priority },
-      s.origin,
-    );
+    const origin = subChainOrigin(ifn, s, s.origin);
     table.addChain(name, userPolicy, style, origin);
     if (wantCommands) commands.push(`${EB} -F ${temp}`, `${EB} -X ${temp}`, `${EB} -N ${temp}`);
     const jm = jumpMatch(s.chain);
     if (wantCommands) commands.push(cmd(`${EB} -A ${tempRoot(s.dir)}`, [...jm.argv, '-j', temp]));
     const target = { kind: 'jump' as const, chain: name };
-    const jumpOrigin = implicitVia(
-      `libvirt jump from ${rootName(s.dir)} to ${name} (chain priority ${s.priority})`,
-      undefined,
-      s.origin,
-    );
+    const jumpOrigin = jumpOriginOf(ifn, s, s.origin);
     // Same keys in the same order as `{ ...jm.rule, matches, target, origin }`.
     table.append(
       rootName(s.dir),
@@ -859,32 +852,58 @@ export function compileBinding(
 
 /** The PREROUTING rule sending what the guest sends (frames entering the bridge from its port) to `chain`. */
 function hookIn(binding: NwFilterBinding, chain: string): EbRule {
-  const ifn = binding.portdev;
   return {
-    in: { name: ifn, negated: false },
+    in: { name: binding.portdev, negated: false },
     matches: [],
-    target: { kind: 'jump', chain },
-    origin: implicitVia(
-      `libvirt hook: frames entering the bridge from ${ifn} (sent by the guest)`,
-      undefined,
-      binding.origin,
-    ),
+    target: jump(chain),
+    origin: hookOrigin(binding, 'in'),
   };
 }
 
 /** The POSTROUTING rule sending what is delivered to the guest (frames leaving the bridge to its port) to `chain`. */
 function hookOut(binding: NwFilterBinding, chain: string): EbRule {
-  const ifn = binding.portdev;
   return {
-    out: { name: ifn, negated: false },
+    out: { name: binding.portdev, negated: false },
     matches: [],
-    target: { kind: 'jump', chain },
-    origin: implicitVia(
-      `libvirt hook: frames leaving the bridge to ${ifn} (delivered to the guest)`,
-      undefined,
-      binding.origin,
-    ),
+    target: jump(chain),
+    origin: hookOrigin(binding, 'out'),
   };
+}
+
+// The origins of what libvirt adds around the filter's rules, the same from both compile paths.
+
+/** The origin of the PREROUTING (`in`) or POSTROUTING (`out`) hook rule of a port. */
+function hookOrigin(binding: NwFilterBinding, dir: 'in' | 'out'): Origin {
+  const ifn = binding.portdev;
+  const label =
+    dir === 'in'
+      ? `libvirt hook: frames entering the bridge from ${ifn} (sent by the guest)`
+      : `libvirt hook: frames leaving the bridge to ${ifn} (delivered to the guest)`;
+  return implicitVia(label, undefined, binding.origin);
+}
+
+function rootChainOrigin(binding: NwFilterBinding, d: 'I' | 'O'): Origin {
+  const ifn = binding.portdev;
+  const name = `libvirt-${d}-${ifn}`;
+  return implicitVia(
+    `libvirt root chain ${name} for ${d === 'I' ? 'frames from' : 'frames to'} the guest on ${ifn}`,
+    { chain: name, port: ifn },
+    binding.origin,
+  );
+}
+
+/** A sub-chain of a port: its direction, nwfilter chain name and priority. */
+type SubChainOf = { readonly dir: 'I' | 'O'; readonly chain: string; readonly priority: number };
+
+/** `via`: the origin of the filter that made the sub-chain. */
+function subChainOrigin(ifn: string, s: SubChainOf, via: Origin): Origin {
+  const label = `libvirt sub-chain ${s.dir}-${ifn}-${s.chain} for chain '${s.chain}' (priority ${s.priority})`;
+  return implicitVia(label, { chain: s.chain, priority: s.priority }, via);
+}
+
+function jumpOriginOf(ifn: string, s: SubChainOf, via: Origin): Origin {
+  const label = `libvirt jump from libvirt-${s.dir}-${ifn} to ${s.dir}-${ifn}-${s.chain} (chain priority ${s.priority})`;
+  return implicitVia(label, undefined, via);
 }
 
 function linkHooks(
@@ -1074,6 +1093,8 @@ interface PlanCombo {
   readonly parts?: readonly PlanPart[];
   readonly slot: number;
   readonly cache?: Map<string, TypedEntry>;
+  /** The entry reused for values no longer cached (see `typedFromBinding`). */
+  readonly scratch: TypedEntry;
 }
 
 interface PlanInst {
@@ -1091,6 +1112,18 @@ interface PlanSub {
   /** Index of the sub-chain in the port's chain list, and of its root chain. */
   readonly index: number;
   readonly root: number;
+  /** `PortOrigins` references of the sub-chain's origin and of the jump to it. */
+  readonly chainOrigin: number;
+  /** The jump's origin reference (`PlannedRule`). */
+  readonly jump: RuleTemplate;
+}
+
+/** What a planned rule shares with the same rule of every port: its origin reference and, if shared, its translation. */
+interface RuleTemplate {
+  /** A `PortOrigins` reference. */
+  readonly ref: number;
+  /** The translation of a combination without values from the binding (set on first use); see `SHARED_BODY`. */
+  shared: EbTranslation | undefined;
 }
 
 type PlanOp =
@@ -1102,6 +1135,7 @@ type PlanOp =
       readonly reverse: boolean;
       /** Index of the target chain in the port's chain list. */
       readonly chain: number;
+      readonly tpl: RuleTemplate;
     };
 
 interface Plan {
@@ -1110,8 +1144,8 @@ interface Plan {
   readonly values: readonly { readonly name: string; readonly index: number; readonly dt: NwDatatype }[];
   /** `originVia` shapes of the nodes' origins. */
   readonly shapes: readonly number[];
-  /** Ethernet instances and layer-3/4 instances (each in flattening order), all to be typed per binding. */
-  readonly typedInsts: readonly PlanInst[];
+  /** The combinations with values from the binding, typed per binding. */
+  readonly varying: readonly PlanCombo[];
   readonly slots: number;
   readonly ops: readonly PlanOp[];
   readonly hasI: boolean;
@@ -1120,7 +1154,26 @@ interface Plan {
   readonly counts: readonly number[];
   /** Layer-3/4 instances in sorted order. */
   readonly ipSorted: readonly PlanInst[];
+  /**
+   * The origins that are not nodes of the filter tree — root chains, hooks, sub-chains and the jumps to them — each
+   * made from the port's origins when first asked for (`PortOrigins`, reference `~index`).
+   */
+  readonly extras: readonly ExtraOrigin[];
 }
+
+type ExtraOrigin = (port: PortOrigins) => Origin;
+
+/** The `extras` made for every plan, in this order. */
+const ROOT_I = 0;
+const ROOT_O = 1;
+const HOOK_IN = 2;
+const HOOK_OUT = 3;
+const PORT_EXTRAS: readonly ExtraOrigin[] = [
+  (p) => rootChainOrigin(p.binding, 'I'),
+  (p) => rootChainOrigin(p.binding, 'O'),
+  (p) => hookOrigin(p.binding, 'in'),
+  (p) => hookOrigin(p.binding, 'out'),
+];
 
 /** Cache entries per combination for values taken from the bindings (see CACHE_LIMIT). */
 const PLAN_CACHE_LIMIT = 64;
@@ -1172,7 +1225,7 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
         for (const x of sources) values.set(x.attr, x.name === undefined ? x.raw : inst.scope.get(x.name)![x.index]!);
         const entry = cachedTyped(rule, values);
         if (entry.errors.length > 0) return undefined;
-        combos.push({ entry, slot: -1 });
+        combos.push({ entry, slot: -1, scratch: { attrs: new Map(), errors: NO_ERRORS } });
         continue;
       }
       const parts: PlanPart[] = [];
@@ -1189,7 +1242,7 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
         if ('error' in v) return undefined;
         parts.push({ attr: x.attr, typed: { value: v.value, negated } });
       }
-      combos.push({ parts, slot: slots++, cache: new Map() });
+      combos.push({ parts, slot: slots++, cache: new Map(), scratch: { attrs: new Map(), errors: NO_ERRORS } });
     }
     if (rule.protocol === 'stp' && rule.direction === 'inout' && rule.attrs.has('srcmacaddr')) return undefined;
     const pi = { flat: inst, combos };
@@ -1203,7 +1256,7 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
   const sorted = stableSort(eth, byPriority);
   const hasI = eth.some((p) => p.flat.rule.direction !== 'in');
   const hasO = eth.some((p) => p.flat.rule.direction !== 'out');
-  type Pending = Omit<PlanSub, 'index' | 'root' | 'data'>;
+  type Pending = Omit<PlanSub, 'index' | 'root' | 'data' | 'chainOrigin' | 'jump'>;
   const inSet: Pending[] = [];
   const outSet: Pending[] = [];
   for (const { flat: f } of eth) {
@@ -1234,11 +1287,17 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
   let chains = (hasI ? 1 : 0) + (hasO ? 1 : 0);
   const subIndex = new Map<string, number>();
   const ops: PlanOp[] = [];
+  const extras = [...PORT_EXTRAS];
   const createSub = (s: Pending) => {
     const index = chains++;
     subIndex.set(`${s.dir}${s.chain}`, index);
     const data = { chain: s.chain, priority: s.priority };
-    ops.push({ kind: 'sub', sub: { ...s, data, index, root: rootIndex[s.dir] } });
+    const chainOrigin = ~extras.length;
+    const jump: RuleTemplate = { ref: ~(extras.length + 1), shared: undefined };
+    const sub: PlanSub = { ...s, data, index, root: rootIndex[s.dir], chainOrigin, jump };
+    extras.push((p) => subChainOrigin(p.binding.portdev, sub, p.get(sub.filterNode)));
+    extras.push((p) => jumpOriginOf(p.binding.portdev, sub, p.get(sub.filterNode)));
+    ops.push({ kind: 'sub', sub });
   };
   // -1: a rule for a sub-chain not created yet (ebtables fails; `compileBinding` reports it).
   const target = (dir: 'I' | 'O', chain: string) =>
@@ -1248,9 +1307,23 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
     const d = inst.flat.rule.direction;
     for (const combo of inst.combos) {
       if (d === 'out' || d === 'inout')
-        ops.push({ kind: 'emit', inst, combo, reverse: d === 'inout', chain: target('I', inst.flat.chain) });
+        ops.push({
+          kind: 'emit',
+          inst,
+          combo,
+          reverse: d === 'inout',
+          chain: target('I', inst.flat.chain),
+          tpl: { ref: inst.flat.node, shared: undefined },
+        });
       if (d === 'in' || d === 'inout')
-        ops.push({ kind: 'emit', inst, combo, reverse: false, chain: target('O', inst.flat.chain) });
+        ops.push({
+          kind: 'emit',
+          inst,
+          combo,
+          reverse: false,
+          chain: target('O', inst.flat.chain),
+          tpl: { ref: inst.flat.node, shared: undefined },
+        });
     }
   }
   while (pending.length > 0) createSub(pending.shift()!);
@@ -1262,35 +1335,183 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
     nodes,
     values,
     shapes,
-    typedInsts,
+    varying: typedInsts.flatMap((pi) => pi.combos.filter((c) => c.slot >= 0)),
     slots,
     ops,
     hasI,
     hasO,
     counts,
     ipSorted: stableSort(ip, byPriority),
+    extras,
   };
 }
 
-/** The typed entry of a combination with values from the binding; undefined when a value is illegal. */
+const NO_ERRORS: readonly string[] = Object.freeze([]);
+
+/**
+ * The typed entry of a combination with values from the binding. The first `PLAN_CACHE_LIMIT` distinct values are
+ * kept; after that the entry and its attributes are the combination's scratch objects, refilled per binding
+ * (performance: no map per port; `runPlan` uses an entry only while compiling that port).
+ */
 function typedFromBinding(combo: PlanCombo, texts: readonly string[], values: readonly NwValue[]): TypedEntry {
   const parts = combo.parts!;
   let key: string | undefined;
-  for (const p of parts) {
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
     if (p.name === undefined) continue;
     key = key === undefined ? texts[p.vslot]! : `${key}\u0000${texts[p.vslot]!}`;
   }
   const hit = combo.cache!.get(key!);
   if (hit !== undefined) return hit;
-  const attrs = new Map<string, TypedAttr>();
-  for (const p of parts)
+  const keep = combo.cache!.size < PLAN_CACHE_LIMIT;
+  const attrs = keep ? new Map<string, TypedAttr>() : combo.scratch.attrs;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
     attrs.set(p.attr, p.name === undefined ? p.typed : { value: values[p.vslot]!, negated: p.negated });
-  const entry: TypedEntry = { attrs, errors: [] };
-  if (combo.cache!.size < PLAN_CACHE_LIMIT) combo.cache!.set(key!, entry);
+  }
+  if (!keep) {
+    const entry = combo.scratch;
+    entry.forward = undefined;
+    entry.reverse = undefined;
+    return entry;
+  }
+  const entry: TypedEntry = { attrs, errors: NO_ERRORS };
+  combo.cache!.set(key!, entry);
   return entry;
 }
 
 const NO_MATCHES: readonly EbMatch[] = Object.freeze([]) as readonly EbMatch[];
+
+/**
+ * One port's origins, made when first asked for: the filter-tree nodes (`materialize`, references ≥ 0) and the plan's
+ * `extras` (references `~i`). Performance: a bulk compile of thousands of ports makes every rule's origin chain only
+ * for the rules someone reads the origin of; made once, each origin is the same object on every read.
+ */
+class PortOrigins {
+  #nodes: Origin[] | undefined;
+  #extras: (Origin | undefined)[] | undefined;
+  constructor(
+    private readonly plan: Plan,
+    readonly binding: NwFilterBinding,
+  ) {}
+  get(ref: number): Origin {
+    if (ref >= 0) {
+      this.#nodes ??= materialize(this.plan.nodes, this.binding.origin, this.plan.shapes);
+      return this.#nodes[ref]!;
+    }
+    this.#extras ??= new Array(this.plan.extras.length);
+    let o = this.#extras[~ref];
+    if (o === undefined) {
+      o = this.plan.extras[~ref]!(this);
+      this.#extras[~ref] = o;
+    }
+    return o;
+  }
+}
+
+/**
+ * A rule of a bulk-compiled port: an `EbRule` whose `origin` is made on first read. Readers see the same properties
+ * as on any other rule (`toJSON` included); copies must name `origin` (a spread does not copy a getter).
+ */
+class PlannedRule implements EbRule {
+  readonly #origins: PortOrigins;
+  readonly #tpl: RuleTemplate;
+  declare readonly proto?: EbProtoMatch;
+  declare readonly src?: EbMacMatch;
+  declare readonly dst?: EbMacMatch;
+  readonly matches: readonly EbMatch[];
+  readonly target: EbTarget;
+  constructor(
+    proto: EbProtoMatch | undefined,
+    src: EbMacMatch | undefined,
+    dst: EbMacMatch | undefined,
+    matches: readonly EbMatch[],
+    target: EbTarget,
+    origins: PortOrigins,
+    tpl: RuleTemplate,
+  ) {
+    this.#origins = origins;
+    this.#tpl = tpl;
+    // Only the matches a rule has, in `ebRule`'s order.
+    // Always set, `undefined` when the rule has no such match — which every reader takes as absent (`if (rule.src)`).
+    // Performance: every planned rule then has the same hidden class, so renderers and evaluators read them at one
+    // place without a lookup per shape (the type says optional: the cast only hides the undefined).
+    this.proto = proto as EbProtoMatch;
+    this.src = src as EbMacMatch;
+    this.dst = dst as EbMacMatch;
+    this.matches = matches;
+    this.target = target;
+  }
+  get origin(): Origin {
+    return this.#origins.get(this.#tpl.ref);
+  }
+  get [SHARED_BODY](): object | undefined {
+    return this.#tpl.shared;
+  }
+  toJSON(): EbRule {
+    const { proto, src, dst, matches, target } = this;
+    return {
+      ...(proto ? { proto } : {}),
+      ...(src ? { src } : {}),
+      ...(dst ? { dst } : {}),
+      matches,
+      target,
+      origin: this.origin,
+    };
+  }
+}
+
+/** The PREROUTING (`in`) or POSTROUTING (`out`) rule of a bulk-compiled port, as `hookIn`/`hookOut` make it. */
+class PlannedHook implements EbRule {
+  readonly #origins: PortOrigins;
+  readonly #ref: number;
+  declare readonly in?: EbIfaceMatch;
+  declare readonly out?: EbIfaceMatch;
+  readonly matches: readonly EbMatch[];
+  readonly target: EbTarget;
+  constructor(dir: 'in' | 'out', ifn: string, chain: string, origins: PortOrigins, ref: number) {
+    this.#origins = origins;
+    this.#ref = ref;
+    // Both set (one is undefined), for one hidden class (see `PlannedRule`).
+    const m = { name: ifn, negated: false };
+    this.in = (dir === 'in' ? m : undefined) as EbIfaceMatch;
+    this.out = (dir === 'out' ? m : undefined) as EbIfaceMatch;
+    this.matches = NO_MATCHES;
+    this.target = jump(chain);
+  }
+  get origin(): Origin {
+    return this.#origins.get(this.#ref);
+  }
+  toJSON(): EbRule {
+    const { matches, target, origin } = this;
+    return this.in ? { in: this.in, matches, target, origin } : { out: this.out!, matches, target, origin };
+  }
+}
+
+/** A user chain of a bulk-compiled port, its `origin` made on first read (see `PlannedRule`). */
+class PlannedChain implements EbChain {
+  readonly builtin = false;
+  readonly #origins: PortOrigins;
+  readonly #ref: number;
+  constructor(
+    readonly name: string,
+    readonly policy: EbPolicy,
+    readonly policyOrigin: Origin,
+    readonly rules: readonly EbRule[],
+    origins: PortOrigins,
+    ref: number,
+  ) {
+    this.#origins = origins;
+    this.#ref = ref;
+  }
+  get origin(): Origin {
+    return this.#origins.get(this.#ref);
+  }
+  toJSON(): EbChain {
+    const { name, builtin, policy, policyOrigin, rules } = this;
+    return { name, builtin, policy, policyOrigin, origin: this.origin, rules };
+  }
+}
 
 interface PortChains {
   readonly user: EbChain[];
@@ -1305,7 +1526,7 @@ interface PortChains {
 function runPlan(
   plan: Plan,
   binding: NwFilterBinding,
-  scope: VarScope,
+  learnedIps: readonly string[],
   style: EbStyle,
   base: boolean,
 ): { chains: PortChains; filter4: IptTable; filter6: IptTable } | undefined {
@@ -1314,74 +1535,59 @@ function runPlan(
   const values: NwValue[] = new Array(plan.values.length);
   for (let i = 0; i < plan.values.length; i++) {
     const v = plan.values[i]!;
-    const text = scope.get(v.name)![v.index]!;
+    const text = scopeValue(binding, learnedIps, v.name, v.index);
     const c = convertValue(v.dt, text);
     if ('error' in c) return undefined;
     texts[i] = text;
     values[i] = c.value;
   }
   const entries: TypedEntry[] = new Array(plan.slots);
-  for (const pi of plan.typedInsts)
-    for (const c of pi.combos) if (c.slot >= 0) entries[c.slot] = typedFromBinding(c, texts, values);
-  const origins = materialize(plan.nodes, binding.origin, plan.shapes);
+  for (let i = 0; i < plan.varying.length; i++) {
+    const c = plan.varying[i]!;
+    entries[c.slot] = typedFromBinding(c, texts, values);
+  }
+  const origins = new PortOrigins(plan, binding);
   const userPolicy = defaultUserChainPolicy(style);
-  const user: EbChain[] = [];
-  const rulesOf: EbRule[][] = [];
+  const policyOrigin = userPolicyOrigin(userPolicy, style);
+  // Arrays of exactly their final size (performance: memory; a growing array keeps room to spare).
+  const user: EbChain[] = new Array(plan.counts.length);
+  const rulesOf: EbRule[][] = new Array(plan.counts.length);
   const filled: number[] = new Array(plan.counts.length).fill(0);
-  const addChain = (name: string, origin: Origin) => {
-    const rules: EbRule[] = new Array(plan.counts[rulesOf.length]!);
-    rulesOf.push(rules);
-    user.push({
-      name,
-      builtin: false,
-      policy: userPolicy,
-      policyOrigin: userPolicyOrigin(userPolicy, style),
-      origin,
-      rules,
-    });
+  let chains = 0;
+  const addChain = (name: string, ref: number) => {
+    const rules: EbRule[] = new Array(plan.counts[chains]!);
+    rulesOf[chains] = rules;
+    user[chains++] = new PlannedChain(name, userPolicy, policyOrigin, rules, origins, ref);
   };
   const rootI = flat(`libvirt-I-${ifn}`);
   const rootO = flat(`libvirt-O-${ifn}`);
-  const rootName = (d: 'I' | 'O') => (d === 'I' ? rootI : rootO);
-  for (const d of ['I', 'O'] as const) {
-    if (d === 'I' ? !plan.hasI : !plan.hasO) continue;
-    addChain(
-      rootName(d),
-      implicitVia(
-        `libvirt root chain ${rootName(d)} for ${d === 'I' ? 'frames from' : 'frames to'} the guest on ${ifn}`,
-        { chain: rootName(d), port: ifn },
-        binding.origin,
-      ),
-    );
-  }
-  for (const op of plan.ops) {
+  if (plan.hasI) addChain(rootI, ~ROOT_I);
+  if (plan.hasO) addChain(rootO, ~ROOT_O);
+  for (let i = 0; i < plan.ops.length; i++) {
+    const op = plan.ops[i]!;
     if (op.kind === 'sub') {
       const s = op.sub;
       const name = flat(`${s.dir}-${ifn}-${s.chain}`);
-      const via = origins[s.filterNode]!;
-      addChain(
-        name,
-        implicitVia(`libvirt sub-chain ${name} for chain '${s.chain}' (priority ${s.priority})`, s.data, via),
-      );
-      const jm = jumpMatch(s.chain);
-      const target = { kind: 'jump' as const, chain: name };
-      const origin = implicitVia(
-        `libvirt jump from ${rootName(s.dir)} to ${name} (chain priority ${s.priority})`,
+      addChain(name, s.chainOrigin);
+      const jm = jumpMatch(s.chain).rule;
+      rulesOf[s.root]![filled[s.root]!++] = new PlannedRule(
+        jm.proto,
         undefined,
-        via,
+        jm.dst,
+        NO_MATCHES,
+        jump(name),
+        origins,
+        s.jump,
       );
-      rulesOf[s.root]![filled[s.root]!++] = jm.rule.proto
-        ? { proto: jm.rule.proto, matches: NO_MATCHES, target, origin }
-        : jm.rule.dst
-          ? { dst: jm.rule.dst, matches: NO_MATCHES, target, origin }
-          : { matches: NO_MATCHES, target, origin };
       continue;
     }
     const { rule } = op.inst.flat;
     const shared = op.combo.entry;
     let t: ReturnType<typeof translateEbtablesRule>;
-    if (shared !== undefined) t = cachedEb(rule, shared, op.reverse);
-    else {
+    if (shared !== undefined) {
+      t = cachedEb(rule, shared, op.reverse);
+      op.tpl.shared = t;
+    } else {
       // This port's own values: the model part only (a failing rule falls back to `compileBinding`).
       const e = entries[op.combo.slot]!;
       const p = rule.protocol as EthernetProtocol | 'none';
@@ -1389,7 +1595,15 @@ function runPlan(
       else t = e.forward ??= translateEbtablesRule(p, e.attrs, rule.action, false, false);
     }
     if (t.refused) return undefined;
-    rulesOf[op.chain]![filled[op.chain]!++] = ebRule(t, origins[op.inst.flat.node]!);
+    rulesOf[op.chain]![filled[op.chain]!++] = new PlannedRule(
+      t.proto,
+      t.src,
+      t.dst,
+      t.matches,
+      t.target,
+      origins,
+      op.tpl,
+    );
   }
 
   let filter4 = emptyIptTable('ipv4', base);
@@ -1397,7 +1611,7 @@ function runPlan(
   if (plan.ipSorted.length > 0) {
     const ipSorted = plan.ipSorted.map((pi) => ({
       rule: pi.flat.rule,
-      origin: origins[pi.flat.node]!,
+      origin: origins.get(pi.flat.node),
       combos: pi.combos.map((c) => (c.entry ?? entries[c.slot]!).attrs),
     }));
     const t4 = new IptTableBuilder('ipv4');
@@ -1415,8 +1629,8 @@ function runPlan(
     filter4 = t4.build();
     filter6 = t6.build();
   }
-  const pre = plan.hasI ? hookIn(binding, rootI) : undefined;
-  const post = plan.hasO ? hookOut(binding, rootO) : undefined;
+  const pre = plan.hasI ? new PlannedHook('in', ifn, rootI, origins, ~HOOK_IN) : undefined;
+  const post = plan.hasO ? new PlannedHook('out', ifn, rootO, origins, ~HOOK_OUT) : undefined;
   return { chains: { user, ...(pre ? { pre } : {}), ...(post ? { post } : {}) }, filter4, filter6 };
 }
 
@@ -1478,6 +1692,14 @@ function bindingScope(binding: NwFilterBinding, options: CompileOptions): Map<st
   return scope;
 }
 
+/** `bindingScope(binding, …).get(name)[index]` without making the scope (performance: one per binding otherwise). */
+function scopeValue(binding: NwFilterBinding, learnedIps: readonly string[], name: string, index: number): string {
+  const list = binding.params.get(name);
+  if (list !== undefined) return list[index]!;
+  if (name === 'MAC') return binding.mac;
+  return learnedIps[index]!;
+}
+
 /** `compileBinding`, by plans shared between bindings of the same shape when no command list is wanted. */
 function compileWithPlans(
   bindings: readonly NwFilterBinding[],
@@ -1487,22 +1709,27 @@ function compileWithPlans(
   if (options.commands ?? true) return bindings.map((b) => compileBinding(b, registry, options));
   const style = options.style ?? 'nft';
   const base = options.libvirtBaseChains ?? true;
+  const learned = options.learnedIps ?? [];
   const plans = new Map<string, Plan | undefined>();
   const out: CompiledBinding[] = [];
-  // Performance: consecutive bindings usually have the same shape; with single values it is checked without a key.
+  // Performance: consecutive bindings usually have the same shape; with single values it is checked without a key
+  // (and without making the binding's scope): the same variable names in the same order, one value each.
   let last: { filter: string; names: string[]; plan: Plan | undefined } | undefined;
-  const sameAsLast = (filter: string, scope: VarScope): boolean => {
-    if (last === undefined || last.filter !== filter || last.names.length !== scope.size) return false;
+  const sameAsLast = (b: NwFilterBinding): boolean => {
+    if (last === undefined || last.filter !== b.filter) return false;
+    const names = last.names;
     let i = 0;
-    for (const [name, values] of scope) if (values.length !== 1 || name !== last.names[i++]) return false;
-    return true;
+    for (const name of b.params.keys()) if (name !== names[i++] || b.params.get(name)!.length !== 1) return false;
+    if (!b.params.has('MAC') && names[i++] !== 'MAC') return false;
+    if (!b.params.has('IP') && learned.length > 0 && (learned.length !== 1 || names[i++] !== 'IP')) return false;
+    return i === names.length;
   };
   for (const b of bindings) {
     const top = registry.get(b.filter);
-    const scope = bindingScope(b, options);
     let plan: Plan | undefined;
-    if (top !== undefined && sameAsLast(b.filter, scope)) plan = last!.plan;
+    if (top !== undefined && sameAsLast(b)) plan = last!.plan;
     else if (top !== undefined) {
+      const scope = bindingScope(b, options);
       const key = shapeKey(b.filter, scope);
       if (plans.has(key)) plan = plans.get(key);
       else {
@@ -1513,7 +1740,7 @@ function compileWithPlans(
         ? { filter: b.filter, names: [...scope.keys()], plan }
         : undefined;
     }
-    const r = plan && runPlan(plan, b, scope, style, base);
+    const r = plan && runPlan(plan, b, learned, style, base);
     out.push(
       r === undefined
         ? compileBinding(b, registry, options)
@@ -1550,6 +1777,8 @@ export function compileBindings(
     results.map((r) => r.filter6),
     base,
   );
+  const merged = mergePlannedNat(results);
+  if (merged !== undefined) return { nat: merged, filter4, filter6, results, issues: results.flatMap((r) => r.issues) };
   const chains = new Map<string, EbChain>();
   const builtinRules = new Map<string, EbRule[]>();
   for (const r of results) {
@@ -1592,6 +1821,49 @@ export function compileBindings(
     results,
     issues: results.flatMap((r) => r.issues),
   };
+}
+
+/**
+ * The nat table of bindings that were all compiled by plans, on distinct ports whose names have no `-` — the usual
+ * case of a bulk compile; undefined otherwise. Performance: such ports' chain names cannot collide (`libvirt-I-PORT`,
+ * `I-PORT-CHAIN`…: the port name is the text between the first dashes), so the chains are concatenated instead of
+ * being merged by name; the result is what the merge by name gives.
+ */
+function mergePlannedNat(results: readonly CompiledBinding[]): EbTable | undefined {
+  if (results.length === 0) return undefined;
+  const ports = new Set<string>();
+  for (const r of results) {
+    if (!(r instanceof PlannedBinding) || r.binding.portdev.includes('-') || ports.has(r.binding.portdev))
+      return undefined;
+    ports.add(r.binding.portdev);
+  }
+  // Arrays made at their final size and filled by indexed loops (performance: this runs once per compile, mostly
+  // before it is optimized, when `for…of` allocates; growing arrays copy themselves).
+  let pres = 0;
+  let posts = 0;
+  let users = 0;
+  for (let i = 0; i < results.length; i++) {
+    const { port } = results[i] as PlannedBinding;
+    if (port.pre) pres++;
+    if (port.post) posts++;
+    users += port.user.length;
+  }
+  const pre: EbRule[] = new Array(pres);
+  const post: EbRule[] = new Array(posts);
+  const chains: EbChain[] = new Array(3 + users);
+  let p = 0;
+  let q = 0;
+  let c = 3;
+  for (let i = 0; i < results.length; i++) {
+    const { port } = results[i] as PlannedBinding;
+    if (port.pre) pre[p++] = port.pre;
+    if (port.post) post[q++] = port.post;
+    for (let k = 0; k < port.user.length; k++) chains[c++] = port.user[k]!;
+  }
+  chains[0] = builtinChain('PREROUTING', pre);
+  chains[1] = builtinChain('OUTPUT', []);
+  chains[2] = builtinChain('POSTROUTING', post);
+  return { name: 'nat', chains };
 }
 
 /**

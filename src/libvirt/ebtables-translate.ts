@@ -8,8 +8,11 @@ import type { Mac } from '../addr/mac.ts';
 import { ipv4Mask } from '../addr/prefix.ts';
 import type {
   EbArpMatch,
+  EbIp6IcmpMatch,
   EbIp6Match,
   EbIpMatch,
+  EbIpv4Match,
+  EbIpv6Match,
   EbMacMatch,
   EbMatch,
   EbProtoMatch,
@@ -17,6 +20,7 @@ import type {
   EbStpMatch,
   EbStpRangeField,
   EbTarget,
+  EbValueMatch,
   EbVlanMatch,
 } from '../netfilter/ebtables-model.ts';
 import { attributeDatatype, convertValue, maskIpv6, type NwValue } from './nwfilter-attrs.ts';
@@ -100,6 +104,167 @@ const ETHERTYPE_MATCH = {
 } as const satisfies Record<string, EbProtoMatch>;
 
 const NO_ARGV: readonly string[] = Object.freeze([]) as readonly string[];
+const NO_MATCHES: readonly EbMatch[] = Object.freeze([]) as readonly EbMatch[];
+
+// Helpers of `translateEbtablesRule`, at module level (performance: no closures made per rule). Each `…Arg` gives the
+// argument text libvirt writes, each `…Of` the model match; both are undefined when the attribute is absent.
+
+function bang(a: TypedAttr | undefined): string[] {
+  return a?.negated ? ['!'] : [];
+}
+
+// The last MAC and IPv4 matches made, given again for equal values. Performance: a port's rules match its one MAC
+// and IP address many times over (source, ARP sender, RARP target…), and the model's objects are immutable, so
+// equal matches can be one object.
+let lastMac: EbMacMatch = { addr: '00:00:00:00:00:00' as Mac, negated: false };
+let lastIpv4: EbIpv4Match = { addr: 0 as Ipv4, mask: 0, negated: false };
+
+function macLeaf(addr: Mac, negated: boolean): EbMacMatch {
+  if (lastMac.addr !== addr || lastMac.negated !== negated || lastMac.mask !== undefined) lastMac = { addr, negated };
+  return lastMac;
+}
+
+function macOf(attrs: TypedAttrs, addrAttr: string, maskAttr: string | undefined): EbMacMatch | undefined {
+  const a = attrs.get(addrAttr);
+  if (a === undefined) return undefined;
+  const mask = maskAttr ? (attrs.get(maskAttr)?.value as Mac | undefined) : undefined;
+  const addr = a.value as Mac;
+  return mask === undefined ? macLeaf(addr, a.negated) : { addr: maskMac(addr, mask), mask, negated: a.negated };
+}
+
+function macArg(attrs: TypedAttrs, addrAttr: string, maskAttr: string | undefined): string {
+  const addr = attrs.get(addrAttr)!.value as Mac;
+  const mask = maskAttr ? (attrs.get(maskAttr)?.value as Mac | undefined) : undefined;
+  return mask === undefined ? addr : `${addr}/${mask}`;
+}
+
+function ipv4Of(
+  attrs: TypedAttrs,
+  addrAttr: string,
+  maskAttr: string,
+  defaultLen: number | undefined,
+): EbIpv4Match | undefined {
+  const a = attrs.get(addrAttr);
+  if (a === undefined) return undefined;
+  const mask = ipv4Mask((attrs.get(maskAttr)?.value as number | undefined) ?? defaultLen ?? 32);
+  const addr = (((a.value as Ipv4) & mask) >>> 0) as Ipv4;
+  if (lastIpv4.addr !== addr || lastIpv4.mask !== mask || lastIpv4.negated !== a.negated)
+    lastIpv4 = { addr, mask, negated: a.negated };
+  return lastIpv4;
+}
+
+function ipv4Arg(attrs: TypedAttrs, addrAttr: string, maskAttr: string, defaultLen: number | undefined): string {
+  const len = attrs.get(maskAttr)?.value as number | undefined;
+  const l = len ?? defaultLen ?? 32;
+  return `${formatIpv4(attrs.get(addrAttr)!.value as Ipv4)}${len !== undefined || defaultLen !== undefined ? `/${l}` : ''}`;
+}
+
+function rangeOf(attrs: TypedAttrs, lo: string, hi: string): EbRangeMatch | undefined {
+  const a = attrs.get(lo);
+  if (a === undefined) return undefined;
+  const l = a.value as number;
+  return { lo: l, hi: (attrs.get(hi)?.value as number | undefined) ?? l, negated: a.negated };
+}
+
+function rangeArg(attrs: TypedAttrs, lo: string, hi: string): string {
+  const l = attrs.get(lo)!.value as number;
+  const h = attrs.get(hi);
+  return h === undefined ? `${l}` : `${l}:${h.value as number}`;
+}
+
+function ipv6Of(attrs: TypedAttrs, addrAttr: string, maskAttr: string): EbIpv6Match | undefined {
+  const a = attrs.get(addrAttr);
+  if (a === undefined) return undefined;
+  const len = (attrs.get(maskAttr)?.value as number | undefined) ?? 128;
+  return { addr: maskIpv6(a.value as string, len), prefixLen: len, negated: a.negated };
+}
+
+function ipv6Arg(attrs: TypedAttrs, addrAttr: string, maskAttr: string): string {
+  const m = attrs.get(maskAttr);
+  return `${attrs.get(addrAttr)!.value as string}${m === undefined ? '' : `/${(m.value as number | undefined) ?? 128}`}`;
+}
+
+/** The kernel's check of ports against the IP protocol match (ebt_ip_mt_check, ebt_ip6_mt_check): true = refused. */
+function portsRefused(
+  proto: EbValueMatch | undefined,
+  sport: EbRangeMatch | undefined,
+  dport: EbRangeMatch | undefined,
+): boolean {
+  return !!(sport || dport) && (!proto || proto.negated || !PORT_PROTOCOLS.has(proto.value));
+}
+
+/** A numeric attribute as a value match. */
+function numMatch(attrs: TypedAttrs, name: string): EbValueMatch | undefined {
+  const a = attrs.get(name);
+  return a && { value: a.value as number, negated: a.negated };
+}
+
+/**
+ * libvirt's arguments for the addresses, protocol and ports of the `ip` (`--ip`) and `ipv6` (`--ip6`) elements, in
+ * its order; source and destination swap in reverse.
+ */
+function pushIpArgs(
+  argv: string[],
+  attrs: TypedAttrs,
+  reverse: boolean,
+  p: '--ip' | '--ip6',
+  addrText: (addr: string, mask: string) => string,
+): void {
+  const [src, dst] = reverse ? ['destination', 'source'] : ['source', 'destination'];
+  const opt = (name: string, option: string, text: () => string) => {
+    const a = attrs.get(name);
+    if (a) argv.push(option, ...bang(a), text());
+  };
+  opt('srcipaddr', `${p}-${src}`, () => addrText('srcipaddr', 'srcipmask'));
+  opt('dstipaddr', `${p}-${dst}`, () => addrText('dstipaddr', 'dstipmask'));
+  opt('protocol', `${p}-protocol`, () => `${attrs.get('protocol')!.value}`);
+  opt('srcportstart', `${p}-${src}-port`, () => rangeArg(attrs, 'srcportstart', 'srcportend'));
+  opt('dstportstart', `${p}-${dst}-port`, () => rangeArg(attrs, 'dstportstart', 'dstportend'));
+}
+
+// The ARP match with every field present (`undefined` where absent, which readers take as absent); the ip and ip6
+// matches are made the same way. Performance: one hidden class per kind, however many fields a rule sets, and the
+// fields in the object itself.
+function arpMatch(
+  op: EbValueMatch | undefined,
+  htype: EbValueMatch | undefined,
+  ptype: EbValueMatch | undefined,
+  ipSrc: EbIpv4Match | undefined,
+  ipDst: EbIpv4Match | undefined,
+  macSrc: EbMacMatch | undefined,
+  macDst: EbMacMatch | undefined,
+  gratuitous: { readonly negated: boolean } | undefined,
+): EbArpMatch {
+  return { kind: 'arp', op, htype, ptype, ipSrc, ipDst, macSrc, macDst, gratuitous } as EbArpMatch;
+}
+
+/** A translation with only the parts it has, in the order proto, src, dst (as object literals would list them). */
+class Translation implements EbTranslation {
+  readonly argv: readonly string[];
+  declare readonly proto?: EbProtoMatch;
+  declare readonly src?: EbMacMatch;
+  declare readonly dst?: EbMacMatch;
+  readonly matches: readonly EbMatch[];
+  readonly target: EbTarget;
+  declare readonly refused?: NonNullable<EbTranslation['refused']>;
+  constructor(
+    argv: readonly string[],
+    proto: EbProtoMatch | undefined,
+    src: EbMacMatch | undefined,
+    dst: EbMacMatch | undefined,
+    matches: readonly EbMatch[],
+    target: EbTarget,
+    refused: EbTranslation['refused'] | undefined,
+  ) {
+    this.argv = argv;
+    if (proto) this.proto = proto;
+    if (src) this.src = src;
+    if (dst) this.dst = dst;
+    this.matches = matches;
+    this.target = target;
+    if (refused) this.refused = refused;
+  }
+}
 
 /** With `withArgv` false only the model part is made (`argv` is empty); performance, for bulk compiles. */
 export function translateEbtablesRule(
@@ -111,67 +276,32 @@ export function translateEbtablesRule(
 ): EbTranslation {
   // Without the argument list, `argv?.push(…)` does not even evaluate its arguments.
   const argv: string[] | undefined = withArgv ? [] : undefined;
-  const get = (n: string) => attrs.get(n);
-  const num = (n: string) => get(n)?.value as number | undefined;
-  const bang = (a: TypedAttr | undefined) => (a?.negated ? ['!'] : []);
   let src: EbMacMatch | undefined;
   let dst: EbMacMatch | undefined;
-  const matches: EbMatch[] = [];
+  // At most one match per rule (the protocol element's); `[m]` is an array of exactly that size.
+  let match: EbMatch | undefined;
   let proto: EbProtoMatch | undefined;
   let refused: EbTranslation['refused'];
-  /** The kernel's check of ports (and ICMPv6 types) against the IP protocol match. */
-  const kernelChecks = (m: { proto?: { value: number; negated: boolean }; sport?: unknown; dport?: unknown }) => {
-    if ((m.sport || m.dport) && (!m.proto || m.proto.negated || !PORT_PROTOCOLS.has(m.proto.value)))
-      refused = { kind: 'kernel' };
-  };
-
-  const macOf = (addrAttr: string, maskAttr: string | undefined): { argText: string; m: EbMacMatch } | undefined => {
-    const a = get(addrAttr);
-    if (a === undefined) return undefined;
-    const mask = maskAttr ? (get(maskAttr)?.value as Mac | undefined) : undefined;
-    const addr = a.value as Mac;
-    const m: EbMacMatch =
-      mask === undefined ? { addr, negated: a.negated } : { addr: maskMac(addr, mask), mask, negated: a.negated };
-    return { argText: mask === undefined ? addr : `${addr}/${mask}`, m };
-  };
 
   // Ethernet header (`ebtablesHandleEthHdr`).
-  const s = macOf('srcmacaddr', 'srcmacmask');
+  const s = macOf(attrs, 'srcmacaddr', 'srcmacmask');
   if (s) {
-    argv?.push(reverse ? '-d' : '-s', ...bang(get('srcmacaddr')), s.argText);
-    if (reverse) dst = s.m;
-    else src = s.m;
+    argv?.push(reverse ? '-d' : '-s', ...bang(attrs.get('srcmacaddr')), macArg(attrs, 'srcmacaddr', 'srcmacmask'));
+    if (reverse) dst = s;
+    else src = s;
   }
-  const d = protocol === 'stp' ? undefined : macOf('dstmacaddr', 'dstmacmask');
+  const d = protocol === 'stp' ? undefined : macOf(attrs, 'dstmacaddr', 'dstmacmask');
   if (d) {
-    argv?.push(reverse ? '-s' : '-d', ...bang(get('dstmacaddr')), d.argText);
-    if (reverse) src = d.m;
-    else dst = d.m;
+    argv?.push(reverse ? '-s' : '-d', ...bang(attrs.get('dstmacaddr')), macArg(attrs, 'dstmacaddr', 'dstmacmask'));
+    if (reverse) src = d;
+    else dst = d;
   }
-
-  const ipv4Of = (addrAttr: string, maskAttr: string, defaultLen: number | undefined) => {
-    const a = get(addrAttr);
-    if (a === undefined) return undefined;
-    const len = get(maskAttr)?.value as number | undefined;
-    const l = len ?? defaultLen ?? 32;
-    const mask = ipv4Mask(l);
-    const addr = a.value as Ipv4;
-    const text = `${formatIpv4(addr)}${len !== undefined || defaultLen !== undefined ? `/${l}` : ''}`;
-    return { text, m: { addr: ((addr & mask) >>> 0) as Ipv4, mask, negated: a.negated } };
-  };
-  const range = (lo: string, hi: string): { text: string; m: EbRangeMatch } | undefined => {
-    const a = get(lo);
-    if (a === undefined) return undefined;
-    const l = a.value as number;
-    const h = (get(hi)?.value as number | undefined) ?? l;
-    return { text: get(hi) === undefined ? `${l}` : `${l}:${h}`, m: { lo: l, hi: h, negated: a.negated } };
-  };
 
   switch (protocol) {
     case 'none':
       break;
     case 'mac': {
-      const p = get('protocolid');
+      const p = attrs.get('protocolid');
       if (p) {
         argv?.push('-p', ...bang(p), `0x${(p.value as number).toString(16)}`);
         proto = { kind: 'ethertype', value: p.value as number, negated: p.negated };
@@ -181,8 +311,8 @@ export function translateEbtablesRule(
     case 'vlan': {
       argv?.push('-p', '0x8100');
       proto = ETHERTYPE_MATCH.vlan;
-      const id = get('vlanid');
-      const encap = get('encap-protocol');
+      const id = attrs.get('vlanid');
+      const encap = attrs.get('encap-protocol');
       const vm: { -readonly [K in keyof EbVlanMatch]: EbVlanMatch[K] } = { kind: 'vlan' };
       if (id) {
         argv?.push('--vlan-id', ...bang(id), `${id.value}`);
@@ -199,7 +329,7 @@ export function translateEbtablesRule(
           };
         vm.encap = { value: k, negated: encap.negated };
       }
-      if (id || encap) matches.push(vm);
+      if (id || encap) match = vm;
       break;
     }
     case 'stp': {
@@ -207,28 +337,28 @@ export function translateEbtablesRule(
       dst = { addr: '01:80:c2:00:00:00' as Mac, negated: false };
       const sm: { -readonly [K in keyof EbStpMatch]: EbStpMatch[K] } = { kind: 'stp', ranges: [] };
       const ranges: (EbRangeMatch & { field: EbStpRangeField })[] = [];
-      const t = get('type');
+      const t = attrs.get('type');
       if (t) {
         argv?.push('--stp-type', ...bang(t), `${t.value}`);
         sm.type = { value: t.value as number, negated: t.negated };
       }
-      const f = get('flags');
+      const f = attrs.get('flags');
       if (f) {
         argv?.push('--stp-flags', ...bang(f), `${f.value}`);
         sm.flags = { value: f.value as number, negated: f.negated };
       }
       const rng = (lo: string, opt: string, field: EbStpRangeField) => {
-        const r = range(lo, `${lo}-hi`);
+        const r = rangeOf(attrs, lo, `${lo}-hi`);
         if (r) {
-          argv?.push(opt, ...bang(get(lo)), r.text);
-          ranges.push({ ...r.m, field });
+          argv?.push(opt, ...bang(attrs.get(lo)), rangeArg(attrs, lo, `${lo}-hi`));
+          ranges.push({ ...r, field });
         }
       };
       const addr = (a: string, opt: string): EbMacMatch | undefined => {
-        const m = macOf(a, `${a}-mask`);
+        const m = macOf(attrs, a, `${a}-mask`);
         if (!m) return undefined;
-        argv?.push(opt, ...bang(get(a)), m.argText);
-        return m.m;
+        argv?.push(opt, ...bang(attrs.get(a)), macArg(attrs, a, `${a}-mask`));
+        return m;
       };
       rng('root-priority', '--stp-root-pri', 'root-prio');
       const ra = addr('root-address', '--stp-root-addr');
@@ -243,174 +373,119 @@ export function translateEbtablesRule(
       rng('hello-time', '--stp-hello-time', 'hello-time');
       rng('forward-delay', '--stp-forward-delay', 'forward-delay');
       sm.ranges = ranges;
-      if (sm.type || sm.flags || ranges.length > 0 || sm.rootAddr || sm.senderAddr) matches.push(sm);
+      if (sm.type || sm.flags || ranges.length > 0 || sm.rootAddr || sm.senderAddr) match = sm;
       break;
     }
     case 'arp':
     case 'rarp': {
       argv?.push('-p', protocol === 'arp' ? '0x806' : '0x8035');
       proto = protocol === 'arp' ? ETHERTYPE_MATCH.arp : ETHERTYPE_MATCH.rarp;
-      const am: { -readonly [K in keyof EbArpMatch]: EbArpMatch[K] } = { kind: 'arp' };
-      const h = get('hwtype');
-      if (h) {
-        argv?.push('--arp-htype', ...bang(h), `${h.value}`);
-        am.htype = { value: h.value as number, negated: h.negated };
+      const h = attrs.get('hwtype');
+      if (h) argv?.push('--arp-htype', ...bang(h), `${h.value}`);
+      const op = attrs.get('opcode');
+      if (op) argv?.push('--arp-opcode', ...bang(op), `${op.value}`);
+      const pt = attrs.get('protocoltype');
+      if (pt) argv?.push('--arp-ptype', ...bang(pt), `0x${(pt.value as number).toString(16)}`);
+      const sip = ipv4Of(attrs, 'arpsrcipaddr', 'arpsrcipmask', 32);
+      if (sip)
+        argv?.push(
+          reverse ? '--arp-ip-dst' : '--arp-ip-src',
+          ...bang(attrs.get('arpsrcipaddr')),
+          ipv4Arg(attrs, 'arpsrcipaddr', 'arpsrcipmask', 32),
+        );
+      const dip = ipv4Of(attrs, 'arpdstipaddr', 'arpdstipmask', 32);
+      if (dip)
+        argv?.push(
+          reverse ? '--arp-ip-src' : '--arp-ip-dst',
+          ...bang(attrs.get('arpdstipaddr')),
+          ipv4Arg(attrs, 'arpdstipaddr', 'arpdstipmask', 32),
+        );
+      const smac = attrs.get('arpsrcmacaddr');
+      if (smac) argv?.push(reverse ? '--arp-mac-dst' : '--arp-mac-src', ...bang(smac), smac.value as string);
+      const dmac = attrs.get('arpdstmacaddr');
+      if (dmac) argv?.push(reverse ? '--arp-mac-src' : '--arp-mac-dst', ...bang(dmac), dmac.value as string);
+      const g = attrs.get('gratuitous');
+      const gratuitous = g && g.value === true ? { negated: g.negated } : undefined;
+      if (gratuitous) argv?.push('--arp-gratuitous', ...bang(g));
+      if (h || op || pt || sip || dip || smac || dmac || gratuitous) {
+        const sm = smac && macLeaf(smac.value as Mac, smac.negated);
+        const dm = dmac && macLeaf(dmac.value as Mac, dmac.negated);
+        match = arpMatch(
+          numMatch(attrs, 'opcode'),
+          numMatch(attrs, 'hwtype'),
+          numMatch(attrs, 'protocoltype'),
+          reverse ? dip : sip,
+          reverse ? sip : dip,
+          reverse ? dm : sm,
+          reverse ? sm : dm,
+          gratuitous,
+        );
       }
-      const op = get('opcode');
-      if (op) {
-        argv?.push('--arp-opcode', ...bang(op), `${op.value}`);
-        am.op = { value: op.value as number, negated: op.negated };
-      }
-      const pt = get('protocoltype');
-      if (pt) {
-        argv?.push('--arp-ptype', ...bang(pt), `0x${(pt.value as number).toString(16)}`);
-        am.ptype = { value: pt.value as number, negated: pt.negated };
-      }
-      const sip = ipv4Of('arpsrcipaddr', 'arpsrcipmask', 32);
-      if (sip) {
-        argv?.push(reverse ? '--arp-ip-dst' : '--arp-ip-src', ...bang(get('arpsrcipaddr')), sip.text);
-        if (reverse) am.ipDst = sip.m;
-        else am.ipSrc = sip.m;
-      }
-      const dip = ipv4Of('arpdstipaddr', 'arpdstipmask', 32);
-      if (dip) {
-        argv?.push(reverse ? '--arp-ip-src' : '--arp-ip-dst', ...bang(get('arpdstipaddr')), dip.text);
-        if (reverse) am.ipSrc = dip.m;
-        else am.ipDst = dip.m;
-      }
-      const smac = get('arpsrcmacaddr');
-      if (smac) {
-        argv?.push(reverse ? '--arp-mac-dst' : '--arp-mac-src', ...bang(smac), smac.value as string);
-        const m = { addr: smac.value as Mac, negated: smac.negated };
-        if (reverse) am.macDst = m;
-        else am.macSrc = m;
-      }
-      const dmac = get('arpdstmacaddr');
-      if (dmac) {
-        argv?.push(reverse ? '--arp-mac-src' : '--arp-mac-dst', ...bang(dmac), dmac.value as string);
-        const m = { addr: dmac.value as Mac, negated: dmac.negated };
-        if (reverse) am.macSrc = m;
-        else am.macDst = m;
-      }
-      const g = get('gratuitous');
-      if (g && g.value === true) {
-        argv?.push('--arp-gratuitous', ...bang(g));
-        am.gratuitous = { negated: g.negated };
-      }
-      if (Object.keys(am).length > 1) matches.push(am);
       break;
     }
     case 'ip': {
       argv?.push('-p', 'ipv4');
       proto = ETHERTYPE_MATCH.ip;
-      const im: { -readonly [K in keyof EbIpMatch]: EbIpMatch[K] } = { kind: 'ip' };
-      const sip = ipv4Of('srcipaddr', 'srcipmask', undefined);
-      if (sip) {
-        argv?.push(reverse ? '--ip-destination' : '--ip-source', ...bang(get('srcipaddr')), sip.text);
-        if (reverse) im.dst = sip.m;
-        else im.src = sip.m;
-      }
-      const dip = ipv4Of('dstipaddr', 'dstipmask', undefined);
-      if (dip) {
-        argv?.push(reverse ? '--ip-source' : '--ip-destination', ...bang(get('dstipaddr')), dip.text);
-        if (reverse) im.src = dip.m;
-        else im.dst = dip.m;
-      }
-      const p = get('protocol');
-      if (p) {
-        argv?.push('--ip-protocol', ...bang(p), `${p.value}`);
-        im.proto = { value: p.value as number, negated: p.negated };
-      }
-      const sp = range('srcportstart', 'srcportend');
-      if (sp) {
-        argv?.push(reverse ? '--ip-destination-port' : '--ip-source-port', ...bang(get('srcportstart')), sp.text);
-        if (reverse) im.dport = sp.m;
-        else im.sport = sp.m;
-      }
-      const dp = range('dstportstart', 'dstportend');
-      if (dp) {
-        argv?.push(reverse ? '--ip-source-port' : '--ip-destination-port', ...bang(get('dstportstart')), dp.text);
-        if (reverse) im.sport = dp.m;
-        else im.dport = dp.m;
-      }
-      const dscp = get('dscp');
-      if (dscp) {
-        argv?.push('--ip-tos', ...bang(dscp), `0x${(dscp.value as number).toString(16)}`);
-        im.tos = { value: dscp.value as number, negated: dscp.negated };
-      }
-      if (Object.keys(im).length > 1) matches.push(im);
-      kernelChecks(im);
+      if (argv) pushIpArgs(argv, attrs, reverse, '--ip', (a, m) => ipv4Arg(attrs, a, m, undefined));
+      const sip = ipv4Of(attrs, 'srcipaddr', 'srcipmask', undefined);
+      const dip = ipv4Of(attrs, 'dstipaddr', 'dstipmask', undefined);
+      const p = numMatch(attrs, 'protocol');
+      const sp = rangeOf(attrs, 'srcportstart', 'srcportend');
+      const dp = rangeOf(attrs, 'dstportstart', 'dstportend');
+      const dscp = numMatch(attrs, 'dscp');
+      if (dscp) argv?.push('--ip-tos', ...bang(attrs.get('dscp')), `0x${dscp.value.toString(16)}`);
+      if (sip || dip || p || sp || dp || dscp)
+        match = {
+          kind: 'ip',
+          src: reverse ? dip : sip,
+          dst: reverse ? sip : dip,
+          tos: dscp,
+          proto: p,
+          sport: reverse ? dp : sp,
+          dport: reverse ? sp : dp,
+        } as EbIpMatch;
+      if (portsRefused(p, sp, dp)) refused = { kind: 'kernel' };
       break;
     }
     case 'ipv6': {
       argv?.push('-p', 'ipv6');
       proto = ETHERTYPE_MATCH.ipv6;
-      const im: { -readonly [K in keyof EbIp6Match]: EbIp6Match[K] } = { kind: 'ip6' };
-      const v6 = (addrAttr: string, maskAttr: string) => {
-        const a = get(addrAttr);
-        if (a === undefined) return undefined;
-        const len = (get(maskAttr)?.value as number | undefined) ?? 128;
-        const text = `${a.value as string}${get(maskAttr) === undefined ? '' : `/${len}`}`;
-        return { text, m: { addr: maskIpv6(a.value as string, len), prefixLen: len, negated: a.negated } };
-      };
-      const sip = v6('srcipaddr', 'srcipmask');
-      if (sip) {
-        argv?.push(reverse ? '--ip6-destination' : '--ip6-source', ...bang(get('srcipaddr')), sip.text);
-        if (reverse) im.dst = sip.m;
-        else im.src = sip.m;
-      }
-      const dip = v6('dstipaddr', 'dstipmask');
-      if (dip) {
-        argv?.push(reverse ? '--ip6-source' : '--ip6-destination', ...bang(get('dstipaddr')), dip.text);
-        if (reverse) im.src = dip.m;
-        else im.dst = dip.m;
-      }
-      const p = get('protocol');
-      if (p) {
-        argv?.push('--ip6-protocol', ...bang(p), `${p.value}`);
-        im.proto = { value: p.value as number, negated: p.negated };
-      }
-      const sp = range('srcportstart', 'srcportend');
-      if (sp) {
-        argv?.push(reverse ? '--ip6-destination-port' : '--ip6-source-port', ...bang(get('srcportstart')), sp.text);
-        if (reverse) im.dport = sp.m;
-        else im.sport = sp.m;
-      }
-      const dp = range('dstportstart', 'dstportend');
-      if (dp) {
-        argv?.push(reverse ? '--ip6-source-port' : '--ip6-destination-port', ...bang(get('dstportstart')), dp.text);
-        if (reverse) im.sport = dp.m;
-        else im.dport = dp.m;
-      }
-      const t = num('type');
-      const te = num('typeend');
-      const c = num('code');
-      const ce = num('codeend');
+      if (argv) pushIpArgs(argv, attrs, reverse, '--ip6', (a, m) => ipv6Arg(attrs, a, m));
+      const sip = ipv6Of(attrs, 'srcipaddr', 'srcipmask');
+      const dip = ipv6Of(attrs, 'dstipaddr', 'dstipmask');
+      const p = numMatch(attrs, 'protocol');
+      const sp = rangeOf(attrs, 'srcportstart', 'srcportend');
+      const dp = rangeOf(attrs, 'dstportstart', 'dstportend');
+      const t = attrs.get('type')?.value as number | undefined;
+      const te = attrs.get('typeend')?.value as number | undefined;
+      const c = attrs.get('code')?.value as number | undefined;
+      const ce = attrs.get('codeend')?.value as number | undefined;
+      let icmpType: EbIp6IcmpMatch | undefined;
       if (t !== undefined || te !== undefined || c !== undefined || ce !== undefined) {
         const typeLo = t ?? 0;
         const typeHi = te ?? t ?? 255;
         const codeLo = c ?? 0;
         const codeHi = ce ?? c ?? 255;
-        const negated = get('type')?.negated ?? false;
+        const negated = attrs.get('type')?.negated ?? false;
         argv?.push('--ip6-icmp-type', ...(negated ? ['!'] : []), `${typeLo}:${typeHi}/${codeLo}:${codeHi}`);
-        im.icmpType = { typeLo, typeHi, codeLo, codeHi, negated };
-        if (!im.proto || im.proto.negated || im.proto.value !== 58 || typeLo > typeHi || codeLo > codeHi)
-          refused = { kind: 'kernel' };
+        icmpType = { typeLo, typeHi, codeLo, codeHi, negated };
+        if (!p || p.negated || p.value !== 58 || typeLo > typeHi || codeLo > codeHi) refused = { kind: 'kernel' };
       }
-      if (Object.keys(im).length > 1) matches.push(im);
-      kernelChecks(im);
+      if (sip || dip || p || sp || dp || icmpType)
+        match = {
+          kind: 'ip6',
+          src: reverse ? dip : sip,
+          dst: reverse ? sip : dip,
+          proto: p,
+          sport: reverse ? dp : sp,
+          dport: reverse ? sp : dp,
+          icmpType,
+        } as EbIp6Match;
+      if (portsRefused(p, sp, dp)) refused = { kind: 'kernel' };
       break;
     }
   }
   const target = TARGETS[action];
   argv?.push('-j', target.kind === 'verdict' ? target.verdict : target.chain);
-  return {
-    argv: argv ?? NO_ARGV,
-    ...(proto ? { proto } : {}),
-    ...(src ? { src } : {}),
-    ...(dst ? { dst } : {}),
-    matches,
-    target,
-    ...(refused ? { refused } : {}),
-  };
+  return new Translation(argv ?? NO_ARGV, proto, src, dst, match ? [match] : NO_MATCHES, target, refused);
 }

@@ -150,7 +150,15 @@ export interface EbCounters {
   readonly bytes: number;
 }
 
+/**
+ * Rules whose matches and target are the very same objects — made from one template, such as the bulk compiler's
+ * rules of one filter rule and value combination on many ports — may carry the same object under this key; a renderer
+ * may then reuse the text of one for all of them. Rules differ in their origins only.
+ */
+export const SHARED_BODY: unique symbol = Symbol('ebtables rule body shared with other rules');
+
 export interface EbRule {
+  readonly [SHARED_BODY]?: object | undefined;
   readonly proto?: EbProtoMatch;
   readonly src?: EbMacMatch;
   readonly dst?: EbMacMatch;

@@ -19,6 +19,7 @@ import {
   type EbStyle,
   type EbTable,
   type EbTarget,
+  SHARED_BODY,
 } from './ebtables-model.ts';
 import { ARP_OPCODE_NAMES, ETHERTYPE_NAMES_LEGACY, ETHERTYPE_NAMES_NFT, PROTOCOL_NAMES } from './names.ts';
 
@@ -310,9 +311,26 @@ export function renderEbtablesSave(table: EbTable, options: Omit<EbRenderOptions
   const out = new ChunkedText();
   out.line(`*${table.name}`);
   for (const c of chains) out.line(`:${c.name} ${c.builtin ? c.policy : 'ACCEPT'}`);
-  for (const c of chains) {
+  const shared = new Map<object, string>();
+  const bodies: string[] = [];
+  for (let i = 0; i < chains.length; i++) {
+    const c = chains[i]!;
+    const rules = c.rules;
+    if (rules.length === 0) continue;
+    bodies.length = rules.length;
+    for (let k = 0; k < rules.length; k++) {
+      const r = rules[k]!;
+      const key = r[SHARED_BODY];
+      let body = key === undefined ? undefined : shared.get(key);
+      if (body === undefined) {
+        body = ruleBody(r, 'nft', names);
+        if (key !== undefined) shared.set(key, body);
+      }
+      bodies[k] = body;
+    }
+    // One string per chain (performance: the engine's join copies the parts; no string per line).
     const prefix = `-A ${c.name} `;
-    for (const r of c.rules) out.line(prefix + ruleBody(r, 'nft', names));
+    out.line(prefix + bodies.join(`\n${prefix}`));
   }
   return out.text();
 }
