@@ -389,11 +389,15 @@ const caseA: fc.Arbitrary<GenCase> = fc.integer({ min: 0, max: 1 }).chain((nsubs
         fc.array(ipv4A, { minLength: 2, maxLength: 3 }),
         fc.array(fc.integer({ min: 1, max: 65535 }), { minLength: 1, maxLength: 3 }),
         fc.boolean(),
+        // libvirt reads CTRL_IP_LEARNING (case-insensitively) only when IP is the one variable missing; other values
+        // are refused then.
+        fc.option(fc.constantFrom('none', 'NONE', 'any', 'Any', 'dhcp', 'DHCP', 'static', 'x'), { freq: 4 }),
       )
-      .map(([v4, p, ip]) => [
+      .map(([v4, p, ip, learning]) => [
         ...v4.map((v) => ['V4', v] as const),
         ...p.map((v) => ['P', `${v}`] as const),
         ...(ip ? [['IP', '192.0.2.200'] as const] : []),
+        ...(learning !== null ? [['CTRL_IP_LEARNING', learning] as const] : []),
       ]),
   }),
 );

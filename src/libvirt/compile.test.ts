@@ -228,6 +228,30 @@ describe('compiling made-up filters', () => {
     );
   });
 
+  it('refuses a CTRL_IP_LEARNING value other than none/any/dhcp only when the address is to be learned', () => {
+    // Recorded with libvirt 9.0 (virsh nwfilter-binding-create): the value is printed as given; case does not matter
+    // for the known values (`NONE` reports the missing IP, `DHCP` learns); with IP given the value is never read.
+    const bad = compileBinding(bind('clean-traffic', { CTRL_IP_LEARNING: ['Static'] }), filterRegistry());
+    expect(bad.mode).toBe('failed');
+    expect(bad.failure).toBe(
+      "failed to parse configuration file filter 'clean-traffic' learning value 'Static' invalid.",
+    );
+    expect(bad.nat.chains.every((c) => c.rules.length === 0)).toBe(true);
+    const none = compileBinding(bind('clean-traffic', { CTRL_IP_LEARNING: ['NONE'] }), filterRegistry());
+    expect(none.failure).toBe(
+      'Cannot instantiate filter due to unresolvable variables or unavailable list elements: IP',
+    );
+    expect(compileBinding(bind('clean-traffic', { CTRL_IP_LEARNING: ['DHCP'] }), filterRegistry()).mode).toBe(
+      'dhcp-learning',
+    );
+    const given = compileBinding(
+      bind('clean-traffic', { CTRL_IP_LEARNING: ['static'], IP: ['192.0.2.5'] }),
+      filterRegistry(),
+    );
+    expect(given.mode).toBe('filter');
+    expect(given.failure).toBeUndefined();
+  });
+
   it('reports a missing referenced filter and a reference loop', () => {
     const a = xml(`<filter name='a'><filterref filter='b'/><filterref filter='ghost'/></filter>`);
     const b = xml(`<filter name='b'><filterref filter='a'/></filter>`);

@@ -170,15 +170,6 @@ function originViaShape(o: Origin, shape: number, via: Origin): Origin {
 }
 
 /**
- * A string made by concatenation, flattened. Performance: V8 keeps a concatenation as a tree of its parts; labels
- * and chain names kept in the model for every port cost less memory and collection time as one flat string.
- */
-function flat(s: string): string {
-  s.charCodeAt(0);
-  return s;
-}
-
-/**
  * The model rule of a translation: keys proto, src, dst (when set), matches, target, origin, as object literals
  * (performance: each shape gets exactly its properties in the object, no separate property store).
  */
@@ -194,8 +185,7 @@ function ebRule(t: EbTranslation, origin: Origin): EbRule {
 
 /** `{ ...implicit(label, data), via }` as a literal. */
 function implicitVia(label: string, data: Origin['data'] | undefined, via: Origin): Origin {
-  const l = flat(label);
-  return data === undefined ? { kind: 'implicit', label: l, via } : { kind: 'implicit', label: l, data, via };
+  return data === undefined ? { kind: 'implicit', label, via } : { kind: 'implicit', label, data, via };
 }
 
 /** A rule instance after flattening: the rule, its filter, the variables in scope and its origin chain. */
@@ -570,10 +560,22 @@ export function compileBinding(
     }
   }
   if (missing.length === 1 && missing[0] === 'IP') {
-    const learning = (scope.get('CTRL_IP_LEARNING')?.[0] ?? 'any').toLowerCase();
+    const value = scope.get('CTRL_IP_LEARNING')?.[0] ?? 'any';
+    const learning = value.toLowerCase();
     const ipt = { filter4: emptyIptTable('ipv4', base), filter6: emptyIptTable('ipv6', base) };
     if (learning === 'any') return { ...learningRules(binding, instances, issues, table, userPolicy, style), ...ipt };
     if (learning === 'dhcp') return { ...dhcpRules(binding, instances, issues, table, userPolicy, style), ...ipt };
+    // Checked only when the address is to be learned (verified with libvirt 9.0: with IP given, any value passes).
+    if (learning !== 'none') {
+      issues.push(
+        issue(
+          'nwfilter-learning-value',
+          `failed to parse configuration file filter '${binding.filter}' learning value '${value}' invalid.`,
+          at,
+        ),
+      );
+      return empty('failed', instances);
+    }
   }
   if (missing.length > 0) {
     issues.push(issue('nwfilter-unresolvable', unresolvableMessage(missing, scope), at));
@@ -1559,15 +1561,15 @@ function runPlan(
     rulesOf[chains] = rules;
     user[chains++] = new PlannedChain(name, userPolicy, policyOrigin, rules, origins, ref);
   };
-  const rootI = flat(`libvirt-I-${ifn}`);
-  const rootO = flat(`libvirt-O-${ifn}`);
+  const rootI = `libvirt-I-${ifn}`;
+  const rootO = `libvirt-O-${ifn}`;
   if (plan.hasI) addChain(rootI, ~ROOT_I);
   if (plan.hasO) addChain(rootO, ~ROOT_O);
   for (let i = 0; i < plan.ops.length; i++) {
     const op = plan.ops[i]!;
     if (op.kind === 'sub') {
       const s = op.sub;
-      const name = flat(`${s.dir}-${ifn}-${s.chain}`);
+      const name = `${s.dir}-${ifn}-${s.chain}`;
       addChain(name, s.chainOrigin);
       const jm = jumpMatch(s.chain).rule;
       rulesOf[s.root]![filled[s.root]!++] = new PlannedRule(
@@ -1631,7 +1633,8 @@ function runPlan(
   }
   const pre = plan.hasI ? new PlannedHook('in', ifn, rootI, origins, ~HOOK_IN) : undefined;
   const post = plan.hasO ? new PlannedHook('out', ifn, rootO, origins, ~HOOK_OUT) : undefined;
-  return { chains: { user, ...(pre ? { pre } : {}), ...(post ? { post } : {}) }, filter4, filter6 };
+  const port: PortChains = pre ? (post ? { user, pre, post } : { user, pre }) : post ? { user, post } : { user };
+  return { chains: port, filter4, filter6 };
 }
 
 /** The built-in nat chains with no rules, as `TableBuilder` makes them. */
