@@ -9,6 +9,7 @@ const MAC_RE =
  * The separator must be consistent.
  */
 export function parseMac(text: string): Mac | undefined {
+  if (isCanonicalMac(text)) return text as Mac;
   const m = MAC_RE.exec(text);
   if (!m) return undefined;
   const sep = text.includes(':') ? ':' : '-';
@@ -17,6 +18,18 @@ export function parseMac(text: string): Mac | undefined {
     .slice(1)
     .map((g) => g.toLowerCase().padStart(2, '0'))
     .join(':') as Mac;
+}
+
+/** `aa:bb:cc:dd:ee:ff` in lower case (performance: the usual form, taken as it is without a regular expression). */
+function isCanonicalMac(t: string): boolean {
+  if (t.length !== 17) return false;
+  for (let i = 0; i < 17; i++) {
+    const c = t.charCodeAt(i);
+    if (i % 3 === 2) {
+      if (c !== 58) return false;
+    } else if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
 }
 
 export function mac(text: string): Mac {

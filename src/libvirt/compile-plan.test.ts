@@ -7,7 +7,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Mac } from '../addr/mac.ts';
-import type { EbTable } from '../netfilter/ebtables-model.ts';
+import { type EbTable, RULES_ONCE } from '../netfilter/ebtables-model.ts';
+import { renderEbtablesSave } from '../netfilter/ebtables-render.ts';
 import { filterRegistry } from './builtin-filters.ts';
 import { compileBinding, compileBindings } from './compile.ts';
 import type { NwFilter, NwFilterBinding } from './nwfilter-model.ts';
@@ -44,7 +45,14 @@ function plain(t: EbTable): unknown {
 function expectSameAsOneByOne(bindings: readonly NwFilterBinding[], registry: ReadonlyMap<string, NwFilter>): void {
   const bulk = compileBindings(bindings, registry, { commands: false });
   const general = compileBindings(bindings, registry, { commands: true });
+  // Rendered through the rules each chain gives for one pass (RULES_ONCE) first, then through the kept rules.
+  expect(renderEbtablesSave(bulk.nat)).toBe(renderEbtablesSave(general.nat));
   expect(plain(bulk.nat)).toEqual(plain(general.nat));
+  for (const c of bulk.nat.chains) {
+    const once = c[RULES_ONCE];
+    if (once !== undefined) expect(JSON.parse(JSON.stringify(once))).toEqual(JSON.parse(JSON.stringify(c.rules)));
+    expect(c.rules).toBe(c.rules);
+  }
   // Every origin read through the model (not only through toJSON) is the general path's, and the same on each read.
   const generalChains = new Map(general.nat.chains.map((c) => [c.name, c]));
   for (const c of bulk.nat.chains) {

@@ -30,6 +30,7 @@ import {
   type EbTable,
   type EbTarget,
   jump,
+  RULES_ONCE,
   SHARED_BODY,
 } from '../netfilter/ebtables-model.ts';
 import type { IptFamily, IptTable } from '../netfilter/iptables-model.ts';
@@ -1138,6 +1139,8 @@ type PlanOp =
       /** Index of the target chain in the port's chain list. */
       readonly chain: number;
       readonly tpl: RuleTemplate;
+      /** Where the port keeps this op's translation (values from the binding), or −1 (shared, in `tpl`). */
+      readonly tslot: number;
     };
 
 interface Plan {
@@ -1152,8 +1155,10 @@ interface Plan {
   readonly ops: readonly PlanOp[];
   readonly hasI: boolean;
   readonly hasO: boolean;
-  /** How many rules each of the port's chains gets (arrays of exactly that size save memory). */
-  readonly counts: readonly number[];
+  /** Per chain of the port (root chains, then sub-chains in creation order): its rules' `ops`, in order. */
+  readonly chainOps: readonly (readonly number[])[];
+  /** How many emit ops translate values from the binding (each has its `tslot` below this). */
+  readonly tslots: number;
   /** Layer-3/4 instances in sorted order. */
   readonly ipSorted: readonly PlanInst[];
   /**
@@ -1163,7 +1168,7 @@ interface Plan {
   readonly extras: readonly ExtraOrigin[];
 }
 
-type ExtraOrigin = (port: PortOrigins) => Origin;
+type ExtraOrigin = (port: PlannedPort) => Origin;
 
 /** The `extras` made for every plan, in this order. */
 const ROOT_I = 0;
@@ -1304,6 +1309,7 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
   // -1: a rule for a sub-chain not created yet (ebtables fails; `compileBinding` reports it).
   const target = (dir: 'I' | 'O', chain: string) =>
     chain === 'root' ? rootIndex[dir] : (subIndex.get(`${dir}${chain}`) ?? -1);
+  let tslots = 0;
   for (const inst of sorted) {
     while (pending.length > 0 && pending[0]!.priority <= inst.flat.priority) createSub(pending.shift()!);
     const d = inst.flat.rule.direction;
@@ -1316,6 +1322,7 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
           reverse: d === 'inout',
           chain: target('I', inst.flat.chain),
           tpl: { ref: inst.flat.node, shared: undefined },
+          tslot: combo.entry === undefined ? tslots++ : -1,
         });
       if (d === 'in' || d === 'inout')
         ops.push({
@@ -1325,14 +1332,15 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
           reverse: false,
           chain: target('O', inst.flat.chain),
           tpl: { ref: inst.flat.node, shared: undefined },
+          tslot: combo.entry === undefined ? tslots++ : -1,
         });
     }
   }
   while (pending.length > 0) createSub(pending.shift()!);
   if (ops.some((op) => op.kind === 'emit' && op.chain < 0)) return undefined;
   const shapes = nodes.map((n) => originShapeOf(n.base));
-  const counts: number[] = new Array(chains).fill(0);
-  for (const op of ops) counts[op.kind === 'sub' ? op.sub.root : op.chain]!++;
+  const chainOps: number[][] = Array.from({ length: chains }, () => []);
+  for (const [i, op] of ops.entries()) chainOps[op.kind === 'sub' ? op.sub.root : op.chain]!.push(i);
   return {
     nodes,
     values,
@@ -1342,7 +1350,8 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
     ops,
     hasI,
     hasO,
-    counts,
+    chainOps,
+    tslots,
     ipSorted: stableSort(ip, byPriority),
     extras,
   };
@@ -1385,16 +1394,22 @@ function typedFromBinding(combo: PlanCombo, texts: readonly string[], values: re
 const NO_MATCHES: readonly EbMatch[] = Object.freeze([]) as readonly EbMatch[];
 
 /**
- * One port's origins, made when first asked for: the filter-tree nodes (`materialize`, references ≥ 0) and the plan's
- * `extras` (references `~i`). Performance: a bulk compile of thousands of ports makes every rule's origin chain only
- * for the rules someone reads the origin of; made once, each origin is the same object on every read.
+ * One bulk-compiled port: its plan, binding, chains and the translations of its own values; its rules and origins
+ * are made from these when first read. Origins: the filter-tree nodes (`materialize`, references ≥ 0) and the plan's
+ * `extras` (references `~i`), each made once and the same object on every read. Performance: a bulk compile of
+ * thousands of ports keeps per port only what differs between ports; rule objects and origin chains are made for
+ * the chains someone reads.
  */
-class PortOrigins {
+class PlannedPort {
   #nodes: Origin[] | undefined;
   #extras: (Origin | undefined)[] | undefined;
+  /** The chains, in the plan's chain order (set once made). */
+  chains: readonly PlannedChain[] = [];
   constructor(
-    private readonly plan: Plan,
+    readonly plan: Plan,
     readonly binding: NwFilterBinding,
+    /** Per `tslot`: the translation of an op with values from the binding. */
+    readonly translations: readonly EbTranslation[],
   ) {}
   get(ref: number): Origin {
     if (ref >= 0) {
@@ -1409,6 +1424,24 @@ class PortOrigins {
     }
     return o;
   }
+  /** The rules of chain `k`, made now (as `compileBinding` makes them, origins aside). */
+  rules(k: number): EbRule[] {
+    const ids = this.plan.chainOps[k]!;
+    const out: EbRule[] = new Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const op = this.plan.ops[ids[i]!]!;
+      if (op.kind === 'sub') {
+        const s = op.sub;
+        const jm = jumpMatch(s.chain).rule;
+        const target = jump(this.chains[s.index]!.name);
+        out[i] = new PlannedRule(jm.proto, undefined, jm.dst, NO_MATCHES, target, this, s.jump);
+        continue;
+      }
+      const t = op.tslot < 0 ? op.tpl.shared! : this.translations[op.tslot]!;
+      out[i] = new PlannedRule(t.proto, t.src, t.dst, t.matches, t.target, this, op.tpl);
+    }
+    return out;
+  }
 }
 
 /**
@@ -1416,7 +1449,7 @@ class PortOrigins {
  * as on any other rule (`toJSON` included); copies must name `origin` (a spread does not copy a getter).
  */
 class PlannedRule implements EbRule {
-  readonly #origins: PortOrigins;
+  readonly #origins: PlannedPort;
   readonly #tpl: RuleTemplate;
   declare readonly proto?: EbProtoMatch;
   declare readonly src?: EbMacMatch;
@@ -1429,7 +1462,7 @@ class PlannedRule implements EbRule {
     dst: EbMacMatch | undefined,
     matches: readonly EbMatch[],
     target: EbTarget,
-    origins: PortOrigins,
+    origins: PlannedPort,
     tpl: RuleTemplate,
   ) {
     this.#origins = origins;
@@ -1465,13 +1498,13 @@ class PlannedRule implements EbRule {
 
 /** The PREROUTING (`in`) or POSTROUTING (`out`) rule of a bulk-compiled port, as `hookIn`/`hookOut` make it. */
 class PlannedHook implements EbRule {
-  readonly #origins: PortOrigins;
+  readonly #origins: PlannedPort;
   readonly #ref: number;
   declare readonly in?: EbIfaceMatch;
   declare readonly out?: EbIfaceMatch;
   readonly matches: readonly EbMatch[];
   readonly target: EbTarget;
-  constructor(dir: 'in' | 'out', ifn: string, chain: string, origins: PortOrigins, ref: number) {
+  constructor(dir: 'in' | 'out', ifn: string, chain: string, origins: PlannedPort, ref: number) {
     this.#origins = origins;
     this.#ref = ref;
     // Both set (one is undefined), for one hidden class (see `PlannedRule`).
@@ -1490,24 +1523,37 @@ class PlannedHook implements EbRule {
   }
 }
 
-/** A user chain of a bulk-compiled port, its `origin` made on first read (see `PlannedRule`). */
+/**
+ * A user chain of a bulk-compiled port: its `rules` and `origin` are made on first read (see `PlannedPort`), and kept.
+ * `[RULES_ONCE]` gives the rules for one pass without keeping them.
+ */
 class PlannedChain implements EbChain {
   readonly builtin = false;
-  readonly #origins: PortOrigins;
+  readonly #port: PlannedPort;
+  readonly #index: number;
   readonly #ref: number;
+  #rules: readonly EbRule[] | undefined;
   constructor(
     readonly name: string,
     readonly policy: EbPolicy,
     readonly policyOrigin: Origin,
-    readonly rules: readonly EbRule[],
-    origins: PortOrigins,
+    port: PlannedPort,
+    index: number,
     ref: number,
   ) {
-    this.#origins = origins;
+    this.#port = port;
+    this.#index = index;
     this.#ref = ref;
   }
+  get rules(): readonly EbRule[] {
+    this.#rules ??= this.#port.rules(this.#index);
+    return this.#rules;
+  }
+  get [RULES_ONCE](): readonly EbRule[] {
+    return this.#rules ?? this.#port.rules(this.#index);
+  }
   get origin(): Origin {
-    return this.#origins.get(this.#ref);
+    return this.#port.get(this.#ref);
   }
   toJSON(): EbChain {
     const { name, builtin, policy, policyOrigin, rules } = this;
@@ -1548,65 +1594,43 @@ function runPlan(
     const c = plan.varying[i]!;
     entries[c.slot] = typedFromBinding(c, texts, values);
   }
-  const origins = new PortOrigins(plan, binding);
-  const userPolicy = defaultUserChainPolicy(style);
-  const policyOrigin = userPolicyOrigin(userPolicy, style);
-  // Arrays of exactly their final size (performance: memory; a growing array keeps room to spare).
-  const user: EbChain[] = new Array(plan.counts.length);
-  const rulesOf: EbRule[][] = new Array(plan.counts.length);
-  const filled: number[] = new Array(plan.counts.length).fill(0);
-  let chains = 0;
-  const addChain = (name: string, ref: number) => {
-    const rules: EbRule[] = new Array(plan.counts[chains]!);
-    rulesOf[chains] = rules;
-    user[chains++] = new PlannedChain(name, userPolicy, policyOrigin, rules, origins, ref);
-  };
-  const rootI = `libvirt-I-${ifn}`;
-  const rootO = `libvirt-O-${ifn}`;
-  if (plan.hasI) addChain(rootI, ~ROOT_I);
-  if (plan.hasO) addChain(rootO, ~ROOT_O);
+  // This port's translations (a rule ebtables would refuse falls back to `compileBinding`).
+  const translations: EbTranslation[] = new Array(plan.tslots);
   for (let i = 0; i < plan.ops.length; i++) {
     const op = plan.ops[i]!;
-    if (op.kind === 'sub') {
-      const s = op.sub;
-      const name = `${s.dir}-${ifn}-${s.chain}`;
-      addChain(name, s.chainOrigin);
-      const jm = jumpMatch(s.chain).rule;
-      rulesOf[s.root]![filled[s.root]!++] = new PlannedRule(
-        jm.proto,
-        undefined,
-        jm.dst,
-        NO_MATCHES,
-        jump(name),
-        origins,
-        s.jump,
-      );
-      continue;
-    }
+    if (op.kind === 'sub') continue;
     const { rule } = op.inst.flat;
     const shared = op.combo.entry;
-    let t: ReturnType<typeof translateEbtablesRule>;
+    let t: EbTranslation;
     if (shared !== undefined) {
       t = cachedEb(rule, shared, op.reverse);
       op.tpl.shared = t;
     } else {
-      // This port's own values: the model part only (a failing rule falls back to `compileBinding`).
       const e = entries[op.combo.slot]!;
       const p = rule.protocol as EthernetProtocol | 'none';
       if (op.reverse) t = e.reverse ??= translateEbtablesRule(p, e.attrs, rule.action, true, false);
       else t = e.forward ??= translateEbtablesRule(p, e.attrs, rule.action, false, false);
+      translations[op.tslot] = t;
     }
     if (t.refused) return undefined;
-    rulesOf[op.chain]![filled[op.chain]!++] = new PlannedRule(
-      t.proto,
-      t.src,
-      t.dst,
-      t.matches,
-      t.target,
-      origins,
-      op.tpl,
-    );
   }
+  const origins = new PlannedPort(plan, binding, translations);
+  const userPolicy = defaultUserChainPolicy(style);
+  const policyOrigin = userPolicyOrigin(userPolicy, style);
+  const rootI = `libvirt-I-${ifn}`;
+  const rootO = `libvirt-O-${ifn}`;
+  // The port's chains in the plan's order: root chains, then sub-chains in creation order.
+  const user: PlannedChain[] = new Array(plan.chainOps.length);
+  let k = 0;
+  if (plan.hasI) user[k] = new PlannedChain(rootI, userPolicy, policyOrigin, origins, k++, ~ROOT_I);
+  if (plan.hasO) user[k] = new PlannedChain(rootO, userPolicy, policyOrigin, origins, k++, ~ROOT_O);
+  for (let i = 0; i < plan.ops.length; i++) {
+    const op = plan.ops[i]!;
+    if (op.kind !== 'sub') continue;
+    const s = op.sub;
+    user[k] = new PlannedChain(`${s.dir}-${ifn}-${s.chain}`, userPolicy, policyOrigin, origins, k++, s.chainOrigin);
+  }
+  origins.chains = user;
 
   let filter4 = emptyIptTable('ipv4', base);
   let filter6 = emptyIptTable('ipv6', base);

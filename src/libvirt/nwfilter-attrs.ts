@@ -219,41 +219,45 @@ function maskLenFromDotted(text: string): number | undefined {
 }
 
 /** Converts attribute text to a typed value; returns an error message when libvirt would reject the value. */
+/** The error for a value that does not convert (made only then: values are converted per port). */
+function invalid(text: string): { error: string } {
+  return { error: `invalid value '${text}'` };
+}
+
 export function convertValue(dt: NwDatatype, text: string): { value: NwValue } | { error: string } {
-  const bad = { error: `invalid value '${text}'` };
   switch (dt) {
     case 'mac':
     case 'macmask': {
       const m = parseMac(text);
-      return m === undefined || text.includes('-') ? bad : { value: m };
+      return m === undefined || text.includes('-') ? invalid(text) : { value: m };
     }
     case 'macmask-contiguous': {
       const m = parseMac(text);
-      if (m === undefined || text.includes('-')) return bad;
+      if (m === undefined || text.includes('-')) return invalid(text);
       const bits = m
         .split(':')
         .map((x) => Number.parseInt(x, 16).toString(2).padStart(8, '0'))
         .join('');
-      return /^1*0*$/.test(bits) ? { value: m } : bad;
+      return /^1*0*$/.test(bits) ? { value: m } : invalid(text);
     }
     case 'ipv4': {
       const a = parseIpv4(text);
-      return a === undefined ? bad : { value: a };
+      return a === undefined ? invalid(text) : { value: a };
     }
     case 'ipv4mask': {
       const n = parseUint(text, 32);
       if (n !== undefined && /^[0-9]+$/.test(text)) return { value: n };
       const d = maskLenFromDotted(text);
-      return d === undefined ? bad : { value: d };
+      return d === undefined ? invalid(text) : { value: d };
     }
     case 'ipv6': {
       const a = parseIpv6(text);
-      return a === undefined ? bad : { value: a };
+      return a === undefined ? invalid(text) : { value: a };
     }
     case 'ipv6mask': {
       if (/^[0-9]+$/.test(text) && Number(text) <= 128) return { value: Number(text) };
       const a = parseIpv6(text);
-      if (a === undefined) return bad;
+      if (a === undefined) return invalid(text);
       let len = 0;
       const g = ipv6ToGroups(a);
       for (const x of g) {
@@ -266,65 +270,65 @@ export function convertValue(dt: NwDatatype, text: string): { value: NwValue } |
     }
     case 'uint8': {
       const n = parseUint(text, 0xff);
-      return n === undefined ? bad : { value: n };
+      return n === undefined ? invalid(text) : { value: n };
     }
     case 'uint16': {
       const n = parseUint(text, 0xffff);
-      return n === undefined ? bad : { value: n };
+      return n === undefined ? invalid(text) : { value: n };
     }
     case 'uint32': {
       const n = parseUint(text, 0xffffffff);
-      return n === undefined ? bad : { value: n };
+      return n === undefined ? invalid(text) : { value: n };
     }
     case 'dscp': {
       const n = parseUint(text, 63);
-      return n === undefined ? bad : { value: n };
+      return n === undefined ? invalid(text) : { value: n };
     }
     case 'vlanid': {
       const n = parseUint(text, 4095);
-      return n === undefined ? bad : { value: n };
+      return n === undefined ? invalid(text) : { value: n };
     }
     case 'protocolid': {
       const w = ETHERTYPE_WORDS[text.toLowerCase()];
       if (w !== undefined) return { value: w };
       const n = parseUint(text, 0xffff);
-      return n === undefined || n < 0x600 ? bad : { value: n };
+      return n === undefined || n < 0x600 ? invalid(text) : { value: n };
     }
     case 'encap': {
       const w = ETHERTYPE_WORDS[text.toLowerCase()];
       if (w !== undefined) return { value: w };
       const n = parseUint(text, 0xffff);
-      return n === undefined || n < 0x3c ? bad : { value: n };
+      return n === undefined || n < 0x3c ? invalid(text) : { value: n };
     }
     case 'opcode': {
       const w = arpOpcodeByName(text);
       if (w !== undefined) return { value: w };
       const n = parseUint(text, 0xffff);
-      return n === undefined ? bad : { value: n };
+      return n === undefined ? invalid(text) : { value: n };
     }
     case 'ipproto': {
       const w = IPPROTO_WORDS[text.toLowerCase()];
       if (w !== undefined) return { value: w };
       const n = parseUint(text, 0xff);
-      return n === undefined ? bad : { value: n };
+      return n === undefined ? invalid(text) : { value: n };
     }
     case 'boolean':
       return { value: ['true', 'yes', '1'].includes(text.toLowerCase()) };
     case 'state': {
       const s = parseStateList(text);
-      return s === undefined ? bad : { value: s.join(',') };
+      return s === undefined ? invalid(text) : { value: s.join(',') };
     }
     case 'ipsetname':
-      return text.length === 0 || text.length >= 32 || !/^[^\s'"]+$/.test(text) ? bad : { value: text };
+      return text.length === 0 || text.length >= 32 || !/^[^\s'"]+$/.test(text) ? invalid(text) : { value: text };
     case 'ipsetflags': {
       const parts = text.split(',').map((x) => x.trim().toLowerCase());
       return parts.length === 0 || parts.length > 6 || parts.some((x) => x !== 'src' && x !== 'dst')
-        ? bad
+        ? invalid(text)
         : { value: parts.join(',') };
     }
     case 'tcpflags': {
       const f = parseNwTcpFlags(text);
-      return f === undefined ? bad : { value: `${f.mask}/${f.flags}` };
+      return f === undefined ? invalid(text) : { value: `${f.mask}/${f.flags}` };
     }
     case 'string':
       return text.length > 256 ? { error: 'comment is longer than 256 characters' } : { value: text };

@@ -48,7 +48,19 @@ export interface CompiledTables {
 function legacyPolicies(nat: EbTable): EbTable {
   return {
     ...nat,
-    chains: nat.chains.map((c) => (!c.builtin && c.policy === 'RETURN' ? { ...c, policy: 'ACCEPT' } : c)),
+    // Each property named: a chain may give its rules and origin through getters, which a spread would not copy.
+    chains: nat.chains.map((c) =>
+      !c.builtin && c.policy === 'RETURN'
+        ? {
+            name: c.name,
+            builtin: c.builtin,
+            policy: 'ACCEPT',
+            policyOrigin: c.policyOrigin,
+            rules: c.rules,
+            origin: c.origin,
+          }
+        : c,
+    ),
   };
 }
 

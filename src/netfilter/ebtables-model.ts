@@ -172,7 +172,14 @@ export interface EbRule {
   readonly origin: Origin;
 }
 
+/**
+ * Chains whose rules are made on first read may give them under this key for one pass, without keeping them: a
+ * renderer of a large table then need not hold every rule at once. The rules are equal to `rules`.
+ */
+export const RULES_ONCE: unique symbol = Symbol('ebtables chain rules for one pass');
+
 export interface EbChain {
+  readonly [RULES_ONCE]?: readonly EbRule[];
   readonly name: string;
   readonly builtin: boolean;
   readonly policy: EbPolicy;

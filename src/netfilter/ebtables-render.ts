@@ -19,6 +19,7 @@ import {
   type EbStyle,
   type EbTable,
   type EbTarget,
+  RULES_ONCE,
   SHARED_BODY,
 } from './ebtables-model.ts';
 import { ARP_OPCODE_NAMES, ETHERTYPE_NAMES_LEGACY, ETHERTYPE_NAMES_NFT, PROTOCOL_NAMES } from './names.ts';
@@ -315,7 +316,7 @@ export function renderEbtablesSave(table: EbTable, options: Omit<EbRenderOptions
   const bodies: string[] = [];
   for (let i = 0; i < chains.length; i++) {
     const c = chains[i]!;
-    const rules = c.rules;
+    const rules = c[RULES_ONCE] ?? c.rules;
     if (rules.length === 0) continue;
     bodies.length = rules.length;
     for (let k = 0; k < rules.length; k++) {
