@@ -237,15 +237,27 @@ function linkFlags(line: string): string[] {
 /**
  * What is still coming up in a namespace (one `ip -d -o link` per call): interfaces set up whose operational state
  * is not up yet although they have carrier, and bridge ports with carrier that do not forward yet.
+ *
+ * Carrier is `LOWER_UP`, set at once when a veth and its peer are up. `NO-CARRIER` is not the want of it: iproute2
+ * prints it for an interface that is up but not `RUNNING`, and `RUNNING` follows the operational state, which (like
+ * a bridge port's state) only the kernel's linkwatch sets, later. An interface with carrier whose linkwatch event is
+ * still queued therefore shows `NO-CARRIER,…,UP,LOWER_UP … state DOWN` (and, as a port, `state disabled`): it is
+ * still coming up. Linkwatch handles a veth's event at once when its ifindex differs from its peer's, and at most
+ * once a second otherwise — and the two ends of a veth between namespaces often get the same ifindex (each
+ * namespace numbers its own), so such a port can stay disabled for up to a second after everything else is up.
  */
 async function pendingLinks(ns: string): Promise<string[]> {
   const r = await run(['ip', '-n', ns, '-d', '-o', 'link', 'show'], { allowFail: true });
   const pending: string[] = [];
   for (const l of r.stdout.split('\n')) {
     const f = linkFlags(l);
-    if (!f.includes('UP') || f.includes('NO-CARRIER') || f.includes('NOARP')) continue;
+    if (!f.includes('UP') || !f.includes('LOWER_UP') || f.includes('NOARP')) continue;
     const port = / bridge_slave state (\S+)/.exec(l)?.[1];
-    if (/ state (DOWN|LOWERLAYERDOWN) /.test(l) || (port !== undefined && port !== 'forwarding'))
+    if (
+      f.includes('NO-CARRIER') ||
+      / state (DOWN|LOWERLAYERDOWN) /.test(l) ||
+      (port !== undefined && port !== 'forwarding')
+    )
       pending.push(l.split('\\')[0] + (port ? ` (port ${port})` : ''));
   }
   return pending;
