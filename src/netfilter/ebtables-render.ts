@@ -282,12 +282,18 @@ export class ChunkedText {
 /** Chains in listing order: built-ins in hook order; user chains sorted by name (nft) or in creation order (legacy). */
 export function listingOrder(table: EbTable, style: EbStyle): EbChain[] {
   const builtinNames = EB_BUILTIN_CHAINS[table.name];
-  const builtins = builtinNames
-    .map((n) => table.chains.find((c) => c.name === n))
-    .filter((c): c is EbChain => c !== undefined);
-  const user = table.chains.filter((c) => !builtinNames.includes(c.name));
-  if (style === 'nft') user.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return [...builtins, ...user];
+  const out: EbChain[] = [];
+  for (const n of builtinNames) {
+    const c = table.chains.find((x) => x.name === n);
+    if (c !== undefined) out.push(c);
+  }
+  // Indexed loops and one comparison per step (performance: tables of many thousand chains).
+  const user: EbChain[] = [];
+  const chains = table.chains;
+  for (let i = 0; i < chains.length; i++) if (!builtinNames.includes(chains[i]!.name)) user.push(chains[i]!);
+  if (style === 'nft') user.sort((a, b) => (a.name === b.name ? 0 : a.name < b.name ? -1 : 1));
+  for (let i = 0; i < user.length; i++) out.push(user[i]!);
+  return out;
 }
 
 /** The whole `ebtables -t TABLE -L` output, ending with a newline. */
