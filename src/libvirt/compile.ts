@@ -1159,6 +1159,8 @@ interface Plan {
   readonly chainOps: readonly (readonly number[])[];
   /** How many emit ops translate values from the binding (each has its `tslot` below this). */
   readonly tslots: number;
+  /** Those ops (the others' translations are in their `tpl`). */
+  readonly varyingOps: readonly (PlanOp & { kind: 'emit' })[];
   /** Layer-3/4 instances in sorted order. */
   readonly ipSorted: readonly PlanInst[];
   /**
@@ -1338,6 +1340,17 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
   }
   while (pending.length > 0) createSub(pending.shift()!);
   if (ops.some((op) => op.kind === 'emit' && op.chain < 0)) return undefined;
+  // Rules without values from the binding translate once for every port (one ebtables refuses: `compileBinding`).
+  const varyingOps: (PlanOp & { kind: 'emit' })[] = [];
+  for (const op of ops) {
+    if (op.kind !== 'emit') continue;
+    if (op.combo.entry === undefined) {
+      varyingOps.push(op);
+      continue;
+    }
+    op.tpl.shared = cachedEb(op.inst.flat.rule, op.combo.entry, op.reverse);
+    if (op.tpl.shared.refused) return undefined;
+  }
   const shapes = nodes.map((n) => originShapeOf(n.base));
   const chainOps: number[][] = Array.from({ length: chains }, () => []);
   for (const [i, op] of ops.entries()) chainOps[op.kind === 'sub' ? op.sub.root : op.chain]!.push(i);
@@ -1352,6 +1365,7 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
     hasO,
     chainOps,
     tslots,
+    varyingOps,
     ipSorted: stableSort(ip, byPriority),
     extras,
   };
@@ -1596,23 +1610,16 @@ function runPlan(
   }
   // This port's translations (a rule ebtables would refuse falls back to `compileBinding`).
   const translations: EbTranslation[] = new Array(plan.tslots);
-  for (let i = 0; i < plan.ops.length; i++) {
-    const op = plan.ops[i]!;
-    if (op.kind === 'sub') continue;
+  for (let i = 0; i < plan.varyingOps.length; i++) {
+    const op = plan.varyingOps[i]!;
     const { rule } = op.inst.flat;
-    const shared = op.combo.entry;
+    const e = entries[op.combo.slot]!;
+    const p = rule.protocol as EthernetProtocol | 'none';
     let t: EbTranslation;
-    if (shared !== undefined) {
-      t = cachedEb(rule, shared, op.reverse);
-      op.tpl.shared = t;
-    } else {
-      const e = entries[op.combo.slot]!;
-      const p = rule.protocol as EthernetProtocol | 'none';
-      if (op.reverse) t = e.reverse ??= translateEbtablesRule(p, e.attrs, rule.action, true, false);
-      else t = e.forward ??= translateEbtablesRule(p, e.attrs, rule.action, false, false);
-      translations[op.tslot] = t;
-    }
+    if (op.reverse) t = e.reverse ??= translateEbtablesRule(p, e.attrs, rule.action, true, false);
+    else t = e.forward ??= translateEbtablesRule(p, e.attrs, rule.action, false, false);
     if (t.refused) return undefined;
+    translations[op.tslot] = t;
   }
   const origins = new PlannedPort(plan, binding, translations);
   const userPolicy = defaultUserChainPolicy(style);
