@@ -180,3 +180,40 @@ describe('br_netfilter: bridged traffic through the iptables rules of nwfilters'
     expect(tcp(spec(0)).disposition).toBe('replied');
   });
 });
+
+describe('source validation of received IPv4 packets (fib_validate_source), delivered or forwarded', () => {
+  // LVS-DR with the director as the real servers' gateway: their replies come from the VIP, an address of the
+  // director — a martian source there unless accept_local, although the director forwards.
+  const viaDirector: ScenarioSpec = {
+    ...base,
+    director: fwd,
+    realServers: base.realServers.map((r) => ({ ...r, via: 'director' as const })),
+  };
+
+  it('drops a reply to be forwarded whose source is one of the router’s own addresses', () => {
+    const t = tcp(viaDirector);
+    expect(t.disposition).toBe('dropped-by-kernel');
+    expect(t.end.cause).toBe('martian-source');
+    expect(t.end.place.node).toBe('lb1');
+    expect(t.end.reason).toMatch(/source 198\.51\.100\.100 is an address of lb1 .*accept_local=0/);
+  });
+
+  it('forwards it with accept_local=1', () => {
+    const t = tcp({
+      ...viaDirector,
+      director: { ...fwd, sysctl: { ...fwd.sysctl, 'net.ipv4.conf.all.accept_local': 1 } },
+    });
+    expect(t.disposition).toBe('replied');
+  });
+
+  it('applies strict rp_filter to forwarded packets too', () => {
+    // NAT: replies of the real servers reach the director on eth0 and the route back to them is eth0 — they pass;
+    // a client whose route back leaves elsewhere does not (the director's only route is eth0, so rp_filter=1 passes
+    // the forward path and the test checks the passed step is recorded).
+    const t = tcp({ ...nat, director: { ...fwd, sysctl: { ...fwd.sysctl, 'net.ipv4.conf.all.rp_filter': 1 } } });
+    expect(t.disposition).toBe('replied');
+    const forwarded = t.hops.filter((h) => h.place.node === 'lb1' && h.steps.some((s) => s.kind === 'forward'));
+    expect(forwarded.length).toBeGreaterThan(0);
+    for (const h of forwarded) expect(h.steps.some((s) => s.kind === 'rp-filter' && s.passed)).toBe(true);
+  });
+});

@@ -530,8 +530,8 @@ export class Walker {
     }
     // arp_process answers only if ip_route_input(target, sender) succeeds: fib_validate_source rejects a sender
     // address that is local to this node (a martian) unless accept_local, and applies rp_filter to the sender.
-    const bad = this.arpSenderInvalid(node, iface, arp.spa);
-    if (bad) {
+    const bad = this.sourceCheck(node, iface, arp.spa, 'sender');
+    if (bad && !bad.ok) {
       hop.steps.push(bad.step);
       this.end(hop, 'dropped-by-kernel', `${node.name} does not answer: ${bad.why}`, bad.origin, undefined, bad.cause);
       return;
@@ -581,23 +581,29 @@ export class Walker {
   }
 
   /**
-   * The input route an ARP request needs (`ip_route_input_noref(skb, tip, sip, 0, dev)` in arp_process) fails when
-   * `fib_validate_source` rejects the sender: an address of this node is a martian source unless accept_local
-   * (all or the interface) is 1, and with rp_filter the route back to the sender must exist (2) or use the
-   * receiving interface (1).
+   * `fib_validate_source`, which the input route of every received IPv4 packet (to deliver or to forward) and of every
+   * ARP request answered (`ip_route_input_noref(skb, tip, sip, 0, dev)` in arp_process) passes: an address of this
+   * node as source is a martian unless accept_local (all or the interface) is 1, and with rp_filter the route back to
+   * the source must exist (2) or use the receiving interface (1). `passed` is the rp_filter step of a source that
+   * passes a filter that is on.
    */
-  private arpSenderInvalid(
+  private sourceCheck(
     node: Node,
     iface: Iface,
-    spa: Ipv4,
-  ): { step: Step; why: string; origin: Origin; cause: EndCause } | undefined {
-    if (spa === 0) return undefined; // an ARP probe (RFC 5227) has no sender address to validate
+    src: Ipv4,
+    what: 'sender' | 'source',
+  ): { ok: false; step: Step; why: string; origin: Origin; cause: EndCause } | { ok: true; passed?: Step } | undefined {
+    if (src === 0) return undefined; // an ARP probe (RFC 5227) has no sender address to validate
     const al = this.sysctlMax(node, 'accept_local', iface.name);
-    const own = al.value === 1 ? undefined : this.localAddress(node, spa);
+    const own = al.value === 1 ? undefined : this.localAddress(node, src);
     if (own) {
-      const why = `the sender ${formatIpv4(spa)} is an address of ${node.name} (${own.iface.name}): a martian source (accept_local=${al.value})`;
+      const why = `the ${what} ${formatIpv4(src)} is an address of ${node.name} (${own.iface.name}): a martian source (accept_local=${al.value})`;
       return {
-        step: { kind: 'arp', action: 'ignore', reason: why, origin: al.origin },
+        ok: false,
+        step:
+          what === 'sender'
+            ? { kind: 'arp', action: 'ignore', reason: why, origin: al.origin }
+            : { kind: 'note', text: why, origin: al.origin },
         why,
         origin: al.origin,
         cause: 'martian-source',
@@ -605,15 +611,39 @@ export class Walker {
     }
     const rp = this.sysctlMax(node, 'rp_filter', iface.name);
     if (rp.value !== 1 && rp.value !== 2) return undefined;
-    const back = this.route(node, spa);
-    if (rp.value === 2 ? back !== undefined : back?.dev === iface.name) return undefined;
-    const reason = `the route back to the sender ${formatIpv4(spa)} ${back ? `leaves through ${back.dev}` : 'does not exist'}, not ${iface.name}`;
+    const back = this.route(node, src);
+    if (rp.value === 2 ? back !== undefined : back?.dev === iface.name) {
+      const reason = `the route back to ${formatIpv4(src)} leaves through ${back?.dev ?? '?'}`;
+      return { ok: true, passed: { kind: 'rp-filter', mode: rp.value, passed: true, reason, origin: rp.origin } };
+    }
+    const reason = `the route back to the ${what} ${formatIpv4(src)} ${back ? `leaves through ${back.dev}` : 'does not exist'}, not ${iface.name}`;
     return {
+      ok: false,
       step: { kind: 'rp-filter', mode: rp.value, passed: false, reason, origin: rp.origin },
       why: `rp_filter=${rp.value} on ${iface.name}: ${reason}`,
       origin: rp.origin,
       cause: 'rp-filter',
     };
+  }
+
+  /** `sourceCheck` on a received IPv4 packet: false (and the hop ended) when the kernel drops it. */
+  private ipSourceValid(node: Node, iface: Iface, hop: Hop, src: Ipv4): boolean {
+    const c = this.sourceCheck(node, iface, src, 'source');
+    if (c === undefined) return true;
+    if (c.ok) {
+      if (c.passed) hop.steps.push(c.passed);
+      return true;
+    }
+    hop.steps.push(c.step);
+    this.end(
+      hop,
+      'dropped-by-kernel',
+      `${node.name}:${iface.name} drops the packet from ${formatIpv4(src)}: ${c.why}`,
+      c.origin,
+      undefined,
+      c.cause,
+    );
+    return false;
   }
 
   /** Effective value of a per-interface sysctl: the kernel takes max(all, interface) for arp_* and rp_filter. */
@@ -643,32 +673,8 @@ export class Walker {
     const node = st.node;
     const local = this.localAddress(node, pkt.dst);
     if (local) {
-      // Reverse-path filter on the incoming interface.
-      const rp = this.sysctlMax(node, 'rp_filter', iface.name);
-      if (rp.value === 1 || rp.value === 2) {
-        const back = this.route(node, pkt.src);
-        const ok = rp.value === 2 ? back !== undefined : back?.dev === iface.name;
-        hop.steps.push({
-          kind: 'rp-filter',
-          mode: rp.value,
-          passed: ok,
-          reason: ok
-            ? `the route back to ${formatIpv4(pkt.src)} leaves through ${back?.dev ?? '?'}`
-            : `the route back to ${formatIpv4(pkt.src)} ${back ? `leaves through ${back.dev}` : 'does not exist'}, not ${iface.name}`,
-          origin: rp.origin,
-        });
-        if (!ok) {
-          this.end(
-            hop,
-            'dropped-by-kernel',
-            `rp_filter=${rp.value} on ${node.name}:${iface.name} drops the packet from ${formatIpv4(pkt.src)}`,
-            rp.origin,
-            undefined,
-            'rp-filter',
-          );
-          return;
-        }
-      }
+      // The input route: martian source and reverse-path filter on the incoming interface.
+      if (!this.ipSourceValid(node, iface, hop, pkt.src)) return;
       // IPIP to a local address: the ipip module hands the inner packet to tunl0, which receives it anew.
       if (pkt.protocol === IPPROTO_IPIP && pkt.payload.kind === 'ipv4') {
         this.decapsulate(st, hop, pkt.payload);
@@ -702,6 +708,8 @@ export class Walker {
       );
       return;
     }
+    // The forwarding route validates the source as the local one does (`__mkroute_input`), after ip_forward.
+    if (!this.ipSourceValid(node, iface, hop, pkt.src)) return;
     if (pkt.ttl <= 1) {
       this.end(hop, 'ttl-exceeded', `ttl ${pkt.ttl} expires at ${node.name}`);
       return;
