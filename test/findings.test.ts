@@ -123,6 +123,18 @@ const CASES: { code: string; trigger: ScenarioSpec; clean: ScenarioSpec }[] = [
   },
   { code: 'tun-no-ipip', trigger: { ...tun, realServers: rs(() => ({})) }, clean: tun },
   {
+    // DR replies through a forwarding director: the VIP as source is a martian there.
+    code: 'dr-reply-via-director',
+    trigger: { ...base, director: fwd, realServers: rs(() => ({ via: 'director' as const })) },
+    clean: { ...base, director: fwd },
+  },
+  {
+    // … and through a director that does not forward.
+    code: 'dr-reply-via-director',
+    trigger: { ...base, realServers: rs(() => ({ via: 'director' as const })) },
+    clean: base,
+  },
+  {
     code: 'no-usable-real-server',
     trigger: { ...base, realServers: rs(() => ({ weight: 0 })) },
     clean: { ...base, realServers: rs((r) => ({ weight: r.name === 'web1' ? 0 : 1 })) },
@@ -364,5 +376,18 @@ describe('hashing schedulers without fallback', () => {
         .map((f) => f.title);
     expect(titles(make('')).join()).toContain('sh without sh-fallback');
     expect(titles(make(' (sh-fallback)'))).toEqual([]);
+  });
+});
+
+describe('dr-reply-via-director', () => {
+  it('is explained by the martian drop at the director and fixed by routing replies to the router', () => {
+    const r = diagnose(loaded({ ...base, director: fwd, realServers: rs(() => ({ via: 'director' as const })) }));
+    const f = r.findings.find((x) => x.code === 'dr-reply-via-director')!;
+    expect(f.where).toBe('web1');
+    expect(f.probes).toContain('tcp-vip');
+    expect(f.explanation).toMatch(/martian source \(accept_local=0\)/);
+    const fix = r.fixes.find((x) => x.id === f.fixes[0])!;
+    expect(fix.title).toMatch(/route replies via the router \(default via 198\.51\.100\.1\)/);
+    expect(fix.verified).toBe(true);
   });
 });

@@ -3,7 +3,7 @@ import { directorAntiSpoofing } from './director-anti-spoofing.ts';
 import { filterDrop, probeFailed } from './generic.ts';
 import { keepalivedDefaultMethod, keepalivedDefaultProtocol, vmacBlocked, vrrpStrictDrops } from './keepalived.ts';
 import type { FindingKind } from './kind.ts';
-import { natForwardingOff, natReplyBypassesDirector, tunNoIpip, tunRpFilter } from './methods.ts';
+import { drReplyViaDirector, natForwardingOff, natReplyBypassesDirector, tunNoIpip, tunRpFilter } from './methods.ts';
 import { rsAntiSpoofing } from './rs-anti-spoofing.ts';
 import { ipLearningDirector, ipv6VipDropped } from './static-filters.ts';
 import {
@@ -31,6 +31,7 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   persistenceSticks,
   natForwardingOff,
   natReplyBypassesDirector,
+  drReplyViaDirector,
   tunRpFilter,
   tunNoIpip,
   ipLearningDirector,

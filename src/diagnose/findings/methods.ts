@@ -19,7 +19,7 @@ interface MethodTarget {
   readonly origin: NonNullable<Detected['finding']['culprit']>;
 }
 
-function targets(ctx: DiagnoseContext, kind: 'masq' | 'tunnel'): MethodTarget[] {
+function targets(ctx: DiagnoseContext, kind: 'masq' | 'tunnel' | 'route'): MethodTarget[] {
   const out: MethodTarget[] = [];
   const seen = new Set<string>();
   for (const name of ctx.loaded.ipvs.keys()) {
@@ -44,11 +44,11 @@ function dipFor(director: Node, rsAddr: Ipv4): Ipv4 | undefined {
   return undefined;
 }
 
-function routeViaFix(rs: Node, dip: Ipv4, dev: string): FixProposal {
+function routeViaFix(rs: Node, dip: Ipv4, dev: string, through = 'the director'): FixProposal {
   const file = `route-${rs.name}/default-route.txt`;
   return {
     id: `route:${rs.name}:default-via-${formatIpv4(dip)}`,
-    title: `On ${rs.name}: route replies via the director (default via ${formatIpv4(dip)})`,
+    title: `On ${rs.name}: route replies via ${through} (default via ${formatIpv4(dip)})`,
     keeps: "every filter; only the real server's default route changes",
     protectionRank: 100,
     artifacts: [{ path: file, content: `default via ${formatIpv4(dip)} dev ${dev}\n` }],
@@ -64,7 +64,7 @@ function routeViaFix(rs: Node, dip: Ipv4, dev: string): FixProposal {
           dev,
           metric: 0,
           type: 'unicast' as const,
-          origin: implicit('set by the fix: default via the director'),
+          origin: implicit(`set by the fix: default via ${through}`),
         },
       ];
       const nodes = new Map(s.scenario.nodes);
@@ -179,6 +179,55 @@ export const natReplyBypassesDirector: FindingKind = {
           ...(r ? { culprit: r.origin } : { culprit: t.origin }),
         },
         fixes: dip !== undefined ? [routeViaFix(t.rs, dip, dev)] : [],
+      });
+    }
+    return out;
+  },
+};
+
+export const drReplyViaDirector: FindingKind = {
+  code: 'dr-reply-via-director',
+  severity: 'error',
+  title: 'DR real servers route their replies through the director',
+  source: 'trace',
+  needs:
+    'a DR (Route) real server whose default route leads to the director, while the director does not forward (ip_forward=0) or takes the VIP as a martian source (accept_local=0)',
+  detect(ctx, trace) {
+    if (!endOn(trace, 'martian-source') && !endOn(trace, 'ip-forward-off')) return undefined;
+    // The real server on the trace's path whose replies the director dropped.
+    const onPath = new Set(trace.hops.map((h) => h.place.node));
+    const director = `via director ${trace.end.place.node} (`;
+    return this.check!(ctx).find((d) => onPath.has(d.finding.where) && d.finding.title.includes(director));
+  },
+  check(ctx) {
+    const out: Detected[] = [];
+    for (const t of targets(ctx, 'route')) {
+      const r = lookupRoute(t.rs, 0 as Ipv4);
+      if (r?.via === undefined) continue;
+      const dIface = [...t.director.interfaces.values()].find((i) => i.addrs.some((a) => a.prefix.addr === r.via));
+      if (!dIface) continue;
+      const fwd = t.director.sysctl.get('net.ipv4.ip_forward');
+      const forwards = fwd?.value.trim() === '1';
+      const al = effectiveSysctl(t.director, 'accept_local', dIface.name);
+      if (forwards && al.value === 1) continue;
+      const rsDev =
+        [...t.rs.interfaces.values()].find((i) => i.addrs.some((a) => a.prefix.addr === t.rsAddr))?.name ?? 'eth0';
+      // The router the director itself uses, when the real server can reach it directly.
+      const gw = lookupRoute(t.director, 0 as Ipv4)?.via;
+      const rsIface = t.rs.interfaces.get(rsDev);
+      const direct = gw !== undefined && rsIface?.addrs.some((a) => a.prefix.len < 32 && prefixContains(a.prefix, gw));
+      out.push({
+        finding: {
+          code: this.code,
+          severity: this.severity,
+          title: `DR real server ${t.rs.name} (${formatIpv4(t.rsAddr)}) routes its replies via director ${t.director.name} (${formatIpv4(r.via)})`,
+          explanation: forwards
+            ? `In DR mode the real server answers from the VIP ${formatIpv4(t.vip)}. Sent to the director, the reply's source is one of the director's own addresses: its forwarding route drops it as a martian source (accept_local=${al.value}), so the client never sees an answer. DR replies should go from the real server to the router directly.`
+            : `In DR mode the real server answers from the VIP ${formatIpv4(t.vip)}. Sent to the director, which does not forward (net.ipv4.ip_forward=0), the reply is discarded. DR replies should go from the real server to the router directly.`,
+          where: t.rs.name,
+          culprit: r.origin,
+        },
+        fixes: direct ? [routeViaFix(t.rs, gw!, rsDev, 'the router')] : [],
       });
     }
     return out;
