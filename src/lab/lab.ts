@@ -234,6 +234,9 @@ function linkFlags(line: string): string[] {
   return /<([^>]*)>/.exec(line)?.[1]?.split(',') ?? [];
 }
 
+/** The first ifindex given to veth ends (above what namespaces number their own interfaces with). */
+const VETH_INDEX = 1000;
+
 /**
  * What is still coming up in a namespace (one `ip -d -o link` per call): interfaces set up whose operational state
  * is not up yet although they have carrier, and bridge ports with carrier that do not forward yet.
@@ -347,10 +350,13 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
       const add = (ns: string, l: string) => created.set(ns, [...(created.get(ns) ?? []), l]);
       for (const b of plan.bridges) add(b.ns, `link add name ${b.name}${b.mac ? ` address ${b.mac}` : ''} type bridge`);
       for (const d of plan.dummies) add(d.ns, `link add name ${d.name}${d.mac ? ` address ${d.mac}` : ''} type dummy`);
-      for (const v of plan.veths)
+      // Each veth end gets an ifindex of its own, never its peer's: the kernel's linkwatch handles a veth's carrier
+      // event at once only when the two differ, and at most once a second otherwise (namespaces number their
+      // interfaces independently, so the automatic numbers often coincide); see pendingLinks.
+      for (const [k, v] of plan.veths.entries())
         add(
           v.a.ns,
-          `link add name ${v.a.name}${v.a.mac ? ` address ${v.a.mac}` : ''} type veth peer name ${v.b.name}${v.b.mac ? ` address ${v.b.mac}` : ''} netns ${v.b.ns}`,
+          `link add name ${v.a.name} index ${VETH_INDEX + 2 * k}${v.a.mac ? ` address ${v.a.mac}` : ''} type veth peer name ${v.b.name} index ${VETH_INDEX + 2 * k + 1}${v.b.mac ? ` address ${v.b.mac}` : ''} netns ${v.b.ns}`,
         );
       await Promise.all([...created].map(([ns, lines]) => batch(ns, lines, lab.warnings)));
       const conf = new Map<string, string[]>();
