@@ -1115,7 +1115,7 @@ interface PlanSub {
   /** Index of the sub-chain in the port's chain list, and of its root chain. */
   readonly index: number;
   readonly root: number;
-  /** `PortOrigins` references of the sub-chain's origin and of the jump to it. */
+  /** `PlannedPort` origin references of the sub-chain's origin and of the jump to it. */
   readonly chainOrigin: number;
   /** The jump's origin reference (`PlannedRule`). */
   readonly jump: RuleTemplate;
@@ -1123,7 +1123,7 @@ interface PlanSub {
 
 /** What a planned rule shares with the same rule of every port: its origin reference and, if shared, its translation. */
 interface RuleTemplate {
-  /** A `PortOrigins` reference. */
+  /** A `PlannedPort` origin reference. */
   readonly ref: number;
   /** The translation of a combination without values from the binding (set on first use); see `SHARED_BODY`. */
   shared: EbTranslation | undefined;
@@ -1165,7 +1165,7 @@ interface Plan {
   readonly ipSorted: readonly PlanInst[];
   /**
    * The origins that are not nodes of the filter tree — root chains, hooks, sub-chains and the jumps to them — each
-   * made from the port's origins when first asked for (`PortOrigins`, reference `~index`).
+   * made from the port's origins when first asked for (`PlannedPort.get`, reference `~index`).
    */
   readonly extras: readonly ExtraOrigin[];
 }
@@ -1481,7 +1481,6 @@ class PlannedRule implements EbRule {
   ) {
     this.#origins = origins;
     this.#tpl = tpl;
-    // Only the matches a rule has, in `ebRule`'s order.
     // Always set, `undefined` when the rule has no such match — which every reader takes as absent (`if (rule.src)`).
     // Performance: every planned rule then has the same hidden class, so renderers and evaluators read them at one
     // place without a lookup per shape (the type says optional: the cast only hides the undefined).
