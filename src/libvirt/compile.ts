@@ -507,6 +507,39 @@ function stableSort<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {
     .map((x) => x.item);
 }
 
+/**
+ * The sub-chains libvirt creates for a port, in creation order: one per chain name and direction set (`I` for rules
+ * `out`/`inout`, `O` for `in`/`inout`), in the order their first rules were flattened; filters sharing a chain name
+ * with different chain priorities give it the priority of the last rule in sorted order (libvirt's chain table is
+ * updated per rule; found by the differential test, case-928895060-47; rules reaching the sub-chain before it is
+ * created make ebtables fail); then stably sorted by priority, `I` set before `O` set on ties. `make` builds a sub-chain of each compile path.
+ */
+function subChainsToCreate<
+  R extends { readonly chain: string; readonly chainPriority: number; readonly rule: NwRule },
+  S extends SubChainOf,
+>(flattened: readonly R[], sorted: readonly R[], make: (dir: 'I' | 'O', r: R) => S): S[] {
+  const inSet: S[] = [];
+  const outSet: S[] = [];
+  for (const r of flattened) {
+    if (r.chain === 'root') continue;
+    const d = r.rule.direction;
+    if ((d === 'out' || d === 'inout') && !inSet.some((s) => s.chain === r.chain)) inSet.push(make('I', r));
+    if ((d === 'in' || d === 'inout') && !outSet.some((s) => s.chain === r.chain)) outSet.push(make('O', r));
+  }
+  for (const r of sorted) {
+    if (r.chain === 'root') continue;
+    const d = r.rule.direction;
+    const set = (subs: S[]) => {
+      const i = subs.findIndex((x) => x.chain === r.chain);
+      if (i >= 0 && subs[i]!.priority !== r.chainPriority) subs[i] = { ...subs[i]!, priority: r.chainPriority };
+    };
+    if (d === 'out' || d === 'inout') set(inSet);
+    if (d === 'in' || d === 'inout') set(outSet);
+  }
+  const byPriority = (a: S, b: S) => a.priority - b.priority;
+  return stableSort([...stableSort(inSet, byPriority), ...stableSort(outSet, byPriority)], byPriority);
+}
+
 /** Compiles one binding against a registry of filters (built-ins overridden by custom ones). */
 export function compileBinding(
   binding: NwFilterBinding,
@@ -631,41 +664,13 @@ export function compileBinding(
   });
 
   // Sub-chains per direction set.
-  interface Sub {
-    readonly dir: 'I' | 'O';
-    readonly chain: string;
-    readonly priority: number;
+  interface Sub extends SubChainOf {
     readonly origin: Origin;
   }
-  const inSet: Sub[] = [];
-  const outSet: Sub[] = [];
-  for (const p of prepared) {
-    const { inst } = p;
-    if (inst.chain === 'root') continue;
-    const d = inst.rule.direction;
-    if ((d === 'out' || d === 'inout') && !inSet.some((s) => s.chain === inst.chain)) {
-      inSet.push({ dir: 'I', chain: inst.chain, priority: inst.chainPriority, origin: inst.filterOrigin });
-    }
-    if ((d === 'in' || d === 'inout') && !outSet.some((s) => s.chain === inst.chain)) {
-      outSet.push({ dir: 'O', chain: inst.chain, priority: inst.chainPriority, origin: inst.filterOrigin });
-    }
-  }
-  // Filters sharing a chain name with different chain priorities: libvirt keeps the priority of the last rule in
-  // sorted order (its chain table is updated per rule); rules reaching the sub-chain before it is created make
-  // ebtables fail (found by the differential test, case-928895060-47).
-  for (const { inst } of sorted) {
-    if (inst.chain === 'root') continue;
-    const d = inst.rule.direction;
-    const set = (subs: Sub[]) => {
-      const i = subs.findIndex((x) => x.chain === inst.chain);
-      if (i >= 0 && subs[i]!.priority !== inst.chainPriority) subs[i] = { ...subs[i]!, priority: inst.chainPriority };
-    };
-    if (d === 'out' || d === 'inout') set(inSet);
-    if (d === 'in' || d === 'inout') set(outSet);
-  }
-  const pending = stableSort(
-    [...stableSort(inSet, (a, b) => a.priority - b.priority), ...stableSort(outSet, (a, b) => a.priority - b.priority)],
-    (a, b) => a.priority - b.priority,
+  const pending = subChainsToCreate<RuleInstance, Sub>(
+    prepared.map((p) => p.inst),
+    sorted.map((p) => p.inst),
+    (dir, inst) => ({ dir, chain: inst.chain, priority: inst.chainPriority, origin: inst.filterOrigin }),
   );
   const hasI = prepared.some((p) => p.inst.rule.direction !== 'in');
   const hasO = prepared.some((p) => p.inst.rule.direction !== 'out');
@@ -1266,30 +1271,10 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
   const hasI = eth.some((p) => p.flat.rule.direction !== 'in');
   const hasO = eth.some((p) => p.flat.rule.direction !== 'out');
   type Pending = Omit<PlanSub, 'index' | 'root' | 'data' | 'chainOrigin' | 'jump'>;
-  const inSet: Pending[] = [];
-  const outSet: Pending[] = [];
-  for (const { flat: f } of eth) {
-    if (f.chain === 'root') continue;
-    const d = f.rule.direction;
-    if ((d === 'out' || d === 'inout') && !inSet.some((s) => s.chain === f.chain))
-      inSet.push({ dir: 'I', chain: f.chain, priority: f.chainPriority, filterNode: f.filterNode });
-    if ((d === 'in' || d === 'inout') && !outSet.some((s) => s.chain === f.chain))
-      outSet.push({ dir: 'O', chain: f.chain, priority: f.chainPriority, filterNode: f.filterNode });
-  }
-  // The priority of the last rule in sorted order (as `compileBinding`).
-  for (const { flat: f } of sorted) {
-    if (f.chain === 'root') continue;
-    const d = f.rule.direction;
-    const set = (subs: Pending[]) => {
-      const i = subs.findIndex((x) => x.chain === f.chain);
-      if (i >= 0 && subs[i]!.priority !== f.chainPriority) subs[i] = { ...subs[i]!, priority: f.chainPriority };
-    };
-    if (d === 'out' || d === 'inout') set(inSet);
-    if (d === 'in' || d === 'inout') set(outSet);
-  }
-  const pending = stableSort(
-    [...stableSort(inSet, (a, b) => a.priority - b.priority), ...stableSort(outSet, (a, b) => a.priority - b.priority)],
-    (a, b) => a.priority - b.priority,
+  const pending = subChainsToCreate<FlatInstance, Pending>(
+    eth.map((p) => p.flat),
+    sorted.map((p) => p.flat),
+    (dir, f) => ({ dir, chain: f.chain, priority: f.chainPriority, filterNode: f.filterNode }),
   );
   // The port's chains: the root chains, then the sub-chains in creation order.
   const rootIndex = { I: hasI ? 0 : -1, O: hasO ? (hasI ? 1 : 0) : -1 };
