@@ -171,10 +171,11 @@ function originViaShape(o: Origin, shape: number, via: Origin): Origin {
 }
 
 /**
- * The model rule of a translation: keys proto, src, dst (when set), matches, target, origin, as object literals
- * (performance: each shape gets exactly its properties in the object, no separate property store).
+ * The model rule of a translation (or of a planned rule, as plain data): keys proto, src, dst (when set), matches,
+ * target, origin, as object literals (performance: each shape gets exactly its properties in the object, no separate
+ * property store).
  */
-function ebRule(t: EbTranslation, origin: Origin): EbRule {
+function ebRule(t: Pick<EbRule, 'proto' | 'src' | 'dst' | 'matches' | 'target'>, origin: Origin): EbRule {
   const { proto, src, dst, matches, target } = t;
   if (proto) {
     if (src) return dst ? { proto, src, dst, matches, target, origin } : { proto, src, matches, target, origin };
@@ -1482,15 +1483,7 @@ class PlannedRule implements EbRule {
     return this.#tpl.shared;
   }
   toJSON(): EbRule {
-    const { proto, src, dst, matches, target } = this;
-    return {
-      ...(proto ? { proto } : {}),
-      ...(src ? { src } : {}),
-      ...(dst ? { dst } : {}),
-      matches,
-      target,
-      origin: this.origin,
-    };
+    return ebRule(this, this.origin);
   }
 }
 
