@@ -1,11 +1,12 @@
 /**
  * Bulk compiles (`compileBindings` with `commands: false`) share one plan between bindings of the same shape; they
  * must give exactly what `compileBinding` gives for each binding — the same tables, rules and origins — for every
- * input we have: libvirt's conformance inputs (read from ../shared at run time), the differential test's recorded
+ * input we have: libvirt's conformance inputs (an external suite read at run time, skipped when absent), the differential test's recorded
  * disagreements, and bindings of one shape whose values differ (bad values, failing rules, lists with repeats).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import type { Mac } from '../addr/mac.ts';
 import { type EbTable, RULES_ONCE } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesSave } from '../netfilter/ebtables-render.ts';
@@ -14,7 +15,8 @@ import { compileBinding, compileBindings } from './compile.ts';
 import type { NwFilter, NwFilterBinding } from './nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from './nwfilter-xml.ts';
 
-const CONFORMANCE = new URL('../../../shared/conformance/libvirt-tests/inputs/', import.meta.url);
+const SUITE = externalSuite('conformance/libvirt-tests/');
+const CONFORMANCE = SUITE.url('inputs/');
 const DIFFERENTIAL = new URL('../../fixtures/libvirt/differential/', import.meta.url);
 
 function filter(xml: string, file = 'f.xml'): NwFilter {
@@ -79,14 +81,16 @@ function expectSameAsOneByOne(bindings: readonly NwFilterBinding[], registry: Re
   }
 }
 
-const conformance = existsSync(CONFORMANCE)
-  ? readdirSync(CONFORMANCE)
-      .filter((f) => f.endsWith('.xml'))
-      .sort()
-  : [];
+const conformance =
+  SUITE.skip === undefined
+    ? readdirSync(CONFORMANCE)
+        .filter((f) => f.endsWith('.xml'))
+        .sort()
+    : [];
 
 describe('bulk compiles with shared plans', () => {
-  it.skipIf(conformance.length === 0).each(conformance)('%s: same result as compiling each binding', (file) => {
+  skippedBecause(SUITE.skip);
+  it.each(conformance)('%s: same result as compiling each binding', (file) => {
     const f = filter(readFileSync(new URL(file, CONFORMANCE), 'utf8'), file);
     const params = (a: string[]) => ({
       IPSETNAME: ['tck_test'],

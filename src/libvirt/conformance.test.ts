@@ -1,11 +1,12 @@
 /**
  * libvirt's own nwfilter test inputs run through a real libvirt 9.0.0 (see
- * ../shared/conformance/libvirt-tests/README.md): every recorded output — `ebtables -t nat -L`, `ebtables-save`,
+ * the external suite conformance/libvirt-tests, its README.md): every recorded output — `ebtables -t nat -L`, `ebtables-save`,
  * `iptables-save`, `ip6tables-save` — is compared byte for byte (the `-save` files have their comment lines removed).
- * The files are read from ../shared at run time.
+ * The files are read at run time from the shared folder (test/support/conformance.ts); absent, the tests skip.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import type { Mac } from '../addr/mac.ts';
 import { filterRegistry } from './builtin-filters.ts';
 import { compileBinding } from './compile.ts';
@@ -13,13 +14,14 @@ import type { NwFilterBinding } from './nwfilter-model.ts';
 import { readNwfilterXml } from './nwfilter-xml.ts';
 import { type OutputFormat, renderCompiled } from './render-outputs.ts';
 
-const DIR = new URL('../../../shared/conformance/libvirt-tests/', import.meta.url);
-const cases = existsSync(DIR)
-  ? readdirSync(new URL('inputs/', DIR))
-      .filter((f) => f.endsWith('.xml'))
-      .map((f) => f.replace(/\.xml$/, ''))
-      .sort()
-  : [];
+const SUITE = externalSuite('conformance/libvirt-tests/');
+const cases =
+  SUITE.skip === undefined
+    ? readdirSync(SUITE.url('inputs/'))
+        .filter((f) => f.endsWith('.xml'))
+        .map((f) => f.replace(/\.xml$/, ''))
+        .sort()
+    : [];
 
 const FILES: readonly (readonly [string, OutputFormat])[] = [
   ['ebtables-nat-L.txt', 'ebtables-nat-L'],
@@ -46,12 +48,13 @@ function bindingFor(name: string): NwFilterBinding {
 
 const table = cases.flatMap((name) => FILES.map(([file, format]) => [name, file, format] as const));
 
-describe.skipIf(cases.length === 0)('libvirt conformance inputs (all recorded outputs)', () => {
+describe('libvirt conformance inputs (all recorded outputs)', () => {
+  skippedBecause(SUITE.skip);
   it.each(table)('%s compiles to the %s libvirt 9.0.0 produced', (name, file, format) => {
-    const f = readNwfilterXml(readFileSync(new URL(`inputs/${name}.xml`, DIR), 'utf8'), `${name}.xml`);
+    const f = readNwfilterXml(SUITE.read(`inputs/${name}.xml`), `${name}.xml`);
     expect(f.issues.filter((i) => i.severity === 'error')).toEqual([]);
     const c = compileBinding(bindingFor(name), filterRegistry([f.value!]));
-    const want = readFileSync(new URL(`expected/${name}/${file}`, DIR), 'utf8');
+    const want = SUITE.read(`expected/${name}/${file}`);
     expect(renderCompiled(c, format)).toBe(want);
   });
 });

@@ -1,12 +1,15 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import { formatIssue } from '../source/issue.ts';
 import type { IptTable } from './iptables-model.ts';
 import { readIptablesSave, splitSaveLine } from './iptables-read.ts';
 import { renderIptablesS, renderIptablesSave } from './iptables-render.ts';
 
-const EXPECTED = new URL('../../../shared/conformance/libvirt-tests/expected/', import.meta.url);
-const REC = new URL('../../../shared/reference/nwfilter-recordings/', import.meta.url);
+const SUITE = externalSuite('conformance/libvirt-tests/');
+const EXPECTED = SUITE.url('expected/');
+const RECORDINGS = externalSuite('reference/nwfilter-recordings/');
+const REC = RECORDINGS.dir;
 
 const withoutComments = (text: string) =>
   text
@@ -15,6 +18,7 @@ const withoutComments = (text: string) =>
     .join('\n');
 
 function cases(file: string): string[] {
+  if (SUITE.skip !== undefined) return [];
   return readdirSync(EXPECTED)
     .filter((d) => existsSync(new URL(`${d}/${file}`, EXPECTED)))
     .sort();
@@ -32,12 +36,13 @@ function strip(t: IptTable): unknown {
 }
 
 describe('readIptablesSave on the libvirt conformance outputs', () => {
+  skippedBecause(SUITE.skip);
   const all = [
     ...cases('iptables-save.txt').map((c) => [c, 'iptables-save.txt', 'ipv4'] as const),
     ...cases('ip6tables-save.txt').map((c) => [c, 'ip6tables-save.txt', 'ipv6'] as const),
   ];
 
-  it('finds the cases', () => {
+  it.skipIf(SUITE.skip !== undefined)('finds the cases', () => {
     expect(all.length).toBeGreaterThanOrEqual(80);
   });
 
@@ -50,7 +55,10 @@ describe('readIptablesSave on the libvirt conformance outputs', () => {
 });
 
 describe('readIptablesSave and iptables -S of the recordings', () => {
-  it.each(['s2-clean-traffic-ip-plus-vip', 's3-clean-traffic-ip-learning', 's4-custom-director-filter'])(
+  skippedBecause(RECORDINGS.skip);
+  it
+    .skipIf(RECORDINGS.skip !== undefined)
+    .each(['s2-clean-traffic-ip-plus-vip', 's3-clean-traffic-ip-learning', 's4-custom-director-filter'])(
     'reads an iptables-save equivalent of %s whose -S rendering is the recorded one',
     (dir) => {
       const s = readFileSync(new URL(`${dir}/iptables-S.txt`, REC), 'utf8');

@@ -1,9 +1,11 @@
 /**
  * Readers against the compiler on libvirt's conformance inputs: what lvsdoctor reads from each recorded output of a
- * real libvirt 9.0.0 shows no drift against what it compiles from the same XML (files read from ../shared).
+ * real libvirt 9.0.0 shows no drift against what it compiles from the same XML (files read from the shared folder,
+ * test/support/conformance.ts; absent, the tests skip).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import type { Mac } from '../addr/mac.ts';
 import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import { compileBinding } from '../libvirt/compile.ts';
@@ -12,16 +14,17 @@ import { compareRulesets } from './drift.ts';
 import { readEbtablesList } from './ebtables-read.ts';
 import { readIptablesSave } from './iptables-read.ts';
 
-const DIR = new URL('../../../shared/conformance/libvirt-tests/', import.meta.url);
-const cases = existsSync(DIR)
-  ? readdirSync(new URL('inputs/', DIR))
-      .filter((f) => f.endsWith('.xml'))
-      .map((f) => f.replace(/\.xml$/, ''))
-      .sort()
-  : [];
+const SUITE = externalSuite('conformance/libvirt-tests/');
+const cases =
+  SUITE.skip === undefined
+    ? readdirSync(SUITE.url('inputs/'))
+        .filter((f) => f.endsWith('.xml'))
+        .map((f) => f.replace(/\.xml$/, ''))
+        .sort()
+    : [];
 
 function compile(name: string) {
-  const f = readNwfilterXml(readFileSync(new URL(`inputs/${name}.xml`, DIR), 'utf8'), `${name}.xml`);
+  const f = readNwfilterXml(SUITE.read(`inputs/${name}.xml`), `${name}.xml`);
   return compileBinding(
     {
       ownerName: `vm-${name}`,
@@ -40,12 +43,13 @@ function compile(name: string) {
   );
 }
 
-describe.skipIf(cases.length === 0)('reading the conformance outputs', () => {
+describe('reading the conformance outputs', () => {
+  skippedBecause(SUITE.skip);
   it.each(cases)(
     '%s: the read ebtables, iptables and ip6tables tables show no drift from the compiled ones',
     (name) => {
       const c = compile(name);
-      const text = (f: string) => readFileSync(new URL(`expected/${name}/${f}`, DIR), 'utf8');
+      const text = (f: string) => SUITE.read(`expected/${name}/${f}`);
       const eb = readEbtablesList(text('ebtables-nat-L.txt'), 'ebtables-nat-L.txt');
       const v4 = readIptablesSave(text('iptables-save.txt'), 'iptables-save.txt', 'ipv4');
       const v6 = readIptablesSave(text('ip6tables-save.txt'), 'ip6tables-save.txt', 'ipv6');
