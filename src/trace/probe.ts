@@ -14,8 +14,10 @@ import {
   TCP_SYN,
 } from '../wire/types.ts';
 import type { Dataplane } from './dataplane.ts';
-import type { Capture, End, Hop, Trace } from './types.ts';
-import { type FirewallReads, pickEnd, type WalkContext, Walker } from './walker.ts';
+import { ipOutput } from './ipv4-output.ts';
+import { type Capture, type End, type Hop, pickEnd, type Trace } from './types.ts';
+import type { FirewallReads, WalkContext } from './walk.ts';
+import { Walker } from './walker.ts';
 
 export function tcpSyn(probe: TcpProbeSpec, src: Ipv4, ttl: number): Ipv4Packet {
   return {
@@ -79,7 +81,7 @@ export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: FirewallRead
       payload: pkt,
     });
     walker.hops.push(root);
-    walker.runFrom(() => walker.originate(st, pkt, root, probe.timeNs));
+    walker.runFrom(() => ipOutput(walker, st, pkt, root, probe.timeNs));
   } else {
     walker = new Walker(ctx, {
       onArpReply: (n, a) => n.name === probe.from && a.spa === probe.target && a.op === ARP_REPLY,
@@ -110,7 +112,7 @@ export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: FirewallRead
         place: { node: probe.from },
         reason: `${probe.from} has no interface in the subnet of ${formatIpv4(probe.target)}`,
       };
-    } else walker.runFrom(() => walker.originateFrame(st, out, frame, root, probe.timeNs));
+    } else walker.runFrom(() => walker.xmit(st, out, frame, root.id, probe.timeNs));
   }
   return finish(probe, walker, captures);
 }

@@ -14,7 +14,7 @@ import { resetDataplane, sameTopology } from './dataplane.ts';
 import { traceProbe } from './probe.ts';
 import type { Session } from './session.ts';
 import type { Hop, NetfilterStep, Step, Trace } from './types.ts';
-import type { FirewallRead, FirewallReads } from './walker.ts';
+import type { FirewallRead, FirewallReads } from './walk.ts';
 
 /** A trace with what its walk read. */
 export interface RecordedTrace {

@@ -189,3 +189,13 @@ export interface Trace extends Walk {
   readonly captures: readonly Capture[];
   readonly summary: string;
 }
+
+/** The most telling end among hops: highest rank, first met on ties. */
+export function pickEnd(hops: readonly Hop[]): End | undefined {
+  let best: End | undefined;
+  for (const h of hops) {
+    if (!h.end) continue;
+    if (!best || DISPOSITION_RANK[h.end.disposition] > DISPOSITION_RANK[best.disposition]) best = h.end;
+  }
+  return best;
+}

@@ -3,7 +3,7 @@ import { formatIpv4, type Ipv4 } from '../../addr/ipv4.ts';
 import { prefixContains } from '../../addr/prefix.ts';
 import { formatAddrPort, formatServiceKey, type IpvsService, SCHED_FLAG_1 } from '../../ipvs/model.ts';
 import type { Node } from '../../topology/model.ts';
-import { effectiveSysctl } from '../../trace/walker.ts';
+import { effectiveSysctl } from '../../trace/node-config.ts';
 import { ipv4Services, nicOwning, ownsAddress, serviceVip } from '../facts.ts';
 import { sysctlFix } from '../sysctl-fix.ts';
 import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';

@@ -1,0 +1,232 @@
+/**
+ * The Linux bridge: a frame received on a port (`br_handle_frame`) passes ebtables nat PREROUTING, is learned into
+ * the FDB and is forwarded, flooded or passed up to the bridge device (`br_handle_frame_finish`, then filter INPUT
+ * before `br_pass_frame_up`); each port it leaves by passes filter FORWARD, iptables FORWARD when br_netfilter hands
+ * bridged IPv4 to it (`br_nf_forward_ip`), then nat POSTROUTING (`br_forward_finish`). The host's own frames sent
+ * through the bridge device (`br_dev_xmit`) pass nat and filter OUTPUT, then POSTROUTING per port.
+ */
+import { isMulticastMac } from '../addr/mac.ts';
+import { implicit, type Origin } from '../source/origin.ts';
+import type { Iface, Node } from '../topology/model.ts';
+import type { EthernetFrame } from '../wire/types.ts';
+import type { NodeState } from './dataplane.ts';
+import type { BridgeHook } from './engines.ts';
+import type { Hop, Step } from './types.ts';
+import { DELAY_NS, type Device, type WalkEvent, type Walking } from './walk.ts';
+
+const FLOODED = implicit('broadcast and multicast frames are flooded');
+
+/** The bridge as a device: it takes ports, and sends the host's own frames to them; what it passes up goes to the stack. */
+export const BRIDGE: Device = { portReceive: bridgeIngress, xmit: bridgeLocalOut };
+
+/** An ebtables hook on a frame: false (and the hop ended) when it drops. */
+function ebtables(
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
+  table: 'nat' | 'filter',
+  hookName: BridgeHook,
+  frame: EthernetFrame,
+  inIface?: string,
+  outIface?: string,
+): boolean {
+  if (!st.firewall) return true;
+  // Plain object, no conditional spreads: this runs several times per hop.
+  const ctx = { inIface, outIface } as { readonly inIface?: string; readonly outIface?: string };
+  const step = st.firewall.evaluate(table, hookName, frame, ctx);
+  w.ctx.reads?.firewall.push({
+    host: st.node.name,
+    kind: 'ebtables',
+    table,
+    hook: hookName,
+    frame,
+    ctx,
+    hop,
+    pos: hop.steps.length,
+    step,
+  });
+  if (!step) return true;
+  hop.steps.push(step);
+  if (step.verdict === 'DROP') {
+    w.end(
+      hop,
+      'dropped-by-filter',
+      `ebtables -t ${table} ${hookName}: ${step.chain}${step.ruleNumber !== undefined ? ` rule ${step.ruleNumber}` : ''} "${step.ruleText}"`,
+      step.origin,
+    );
+    return false;
+  }
+  return true;
+}
+
+function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: Hop): void {
+  const frame = hop.frame;
+  const brName = br.name;
+  if (!ebtables(w, st, hop, 'nat', 'PREROUTING', frame, port.name)) return;
+  // tcpdump on the bridge device (promiscuous) sees what passed PREROUTING.
+  const brPoint = `${st.node.name}:${brName}`;
+  w.capture(hop, brPoint, 'in', frame, hop.timeNs + DELAY_NS.bridge / 2n);
+  const fdb = st.fdb.get(brName)!;
+  let learned: string | undefined;
+  if (!isMulticastMac(frame.src)) {
+    const prev = fdb.get(frame.src);
+    if (!prev || prev.port !== port.name) {
+      fdb.set(frame.src, { port: port.name, origin: learnedOn(brName, port) });
+      learned = `${frame.src} on ${port.name}`;
+    }
+  }
+  const t = hop.timeNs + DELAY_NS.bridge;
+  const bstep = (
+    decision: 'forward' | 'flood' | 'local' | 'same-port',
+    ports: readonly string[],
+    origin: Origin,
+  ): Step => {
+    const out = { kind: 'bridge' as const, bridge: brName, decision, ports, origin } as Extract<
+      Step,
+      { kind: 'bridge' }
+    >;
+    if (learned) (out as { learned?: string }).learned = learned;
+    return out;
+  };
+  if (frame.dst === br.mac) {
+    hop.steps.push(bstep('local', [], implicit(`${frame.dst} is the bridge's own address`)));
+    if (!ebtables(w, st, hop, 'filter', 'INPUT', frame, port.name)) return;
+    w.netifReceive(st, br, hop, frame);
+    return;
+  }
+  const ports = bridgePorts(st.node, brName).filter((i) => i.name !== port.name);
+  if (isMulticastMac(frame.dst)) {
+    hop.steps.push(
+      bstep(
+        'flood',
+        ports.map((p) => p.name),
+        FLOODED,
+      ),
+    );
+    for (const p of ports) bridgeEgress(w, st, p, frame, hop, t);
+    // The bridge device itself gets a copy too, on a hop of its own.
+    if (ebtables(w, st, hop, 'filter', 'INPUT', frame, port.name)) {
+      const copy = w.newHop({ kind: 'rx', node: st.node.name, iface: br.name, frame, parent: hop.id, timeNs: t }, 'in');
+      w.netifReceive(st, br, copy, frame);
+    }
+    return;
+  }
+  const entry = fdb.get(frame.dst);
+  if (!entry) {
+    hop.steps.push(
+      bstep(
+        'flood',
+        ports.map((p) => p.name),
+        implicit(`${frame.dst} is not in the FDB of ${brName}`),
+      ),
+    );
+    for (const p of ports) bridgeEgress(w, st, p, frame, hop, t);
+    return;
+  }
+  if (entry.port === port.name) {
+    hop.steps.push(bstep('same-port', [], entry.origin));
+    w.end(hop, 'discarded', `${brName} knows ${frame.dst} on the port it came from (${port.name})`);
+    return;
+  }
+  hop.steps.push(bstep('forward', [entry.port], entry.origin));
+  bridgeEgress(w, st, w.iface(st.node, entry.port), frame, hop, t);
+}
+
+function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFrame, parent: Hop, timeNs: bigint): void {
+  // Per-port egress decisions are recorded on a hop of their own so that flooded copies are told apart.
+  const hop = w.newHop({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: parent.id, timeNs }, 'out');
+  if (!ebtables(w, st, hop, 'filter', 'FORWARD', frame, parent.place.iface, port.name)) return;
+  // br_netfilter: bridged IPv4 passes through iptables FORWARD (with physdev) after ebtables' FORWARD.
+  const fw = st.firewall;
+  const bctx = { bridge: port.master ?? '', inPort: parent.place.iface ?? '', outPort: port.name };
+  const ipStep = fw?.evaluateBridged(frame, bctx);
+  if (fw)
+    w.ctx.reads?.firewall.push({
+      host: st.node.name,
+      kind: 'bridged',
+      table: 'filter',
+      hook: 'FORWARD',
+      frame,
+      ctx: bctx,
+      hop,
+      pos: hop.steps.length,
+      step: ipStep,
+    });
+  if (ipStep) {
+    hop.steps.push(ipStep);
+    if (ipStep.verdict === 'DROP') {
+      w.end(
+        hop,
+        'dropped-by-filter',
+        `iptables -t filter FORWARD (br_netfilter): ${ipStep.chain}${ipStep.ruleNumber !== undefined ? ` rule ${ipStep.ruleNumber}` : ''} "${ipStep.ruleText}"`,
+        ipStep.origin,
+      );
+      return;
+    }
+  }
+  if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', frame, undefined, port.name)) return;
+  w.enqueue({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: hop.id, timeNs });
+}
+
+/** The host's own stack sends through its bridge device. */
+function bridgeLocalOut(
+  w: Walking,
+  st: NodeState,
+  br: Iface,
+  frame: EthernetFrame,
+  parentId: number | undefined,
+  timeNs: bigint,
+): void {
+  const ev: WalkEvent = {
+    kind: 'tx',
+    node: st.node.name,
+    iface: br.name,
+    frame,
+    timeNs,
+    ...(parentId !== undefined ? { parent: parentId } : {}),
+  };
+  const hop = w.newHop(ev, 'out', `${st.node.name}:${br.name}`);
+  w.capture(hop, `${st.node.name}:${br.name}`, 'out');
+  if (!ebtables(w, st, hop, 'nat', 'OUTPUT', frame)) return;
+  if (!ebtables(w, st, hop, 'filter', 'OUTPUT', frame)) return;
+  const ports = bridgePorts(st.node, br.name);
+  const entry = isMulticastMac(frame.dst) ? undefined : st.fdb.get(br.name)?.get(frame.dst);
+  const out = entry ? ports.filter((p) => p.name === entry.port) : ports;
+  hop.steps.push({
+    kind: 'bridge',
+    bridge: br.name,
+    decision: entry ? 'forward' : 'flood',
+    ports: out.map((p) => p.name),
+    origin: entry?.origin ?? implicit('flooded'),
+  });
+  for (const p of out) {
+    if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', frame, undefined, p.name)) continue;
+    w.enqueue({ kind: 'tx', node: st.node.name, iface: p.name, frame, parent: hop.id, timeNs });
+  }
+}
+
+const LEARNED = new WeakMap<Iface, Origin>();
+
+/** The origin of FDB entries learned on a port, made once per port. */
+function learnedOn(bridge: string, port: Iface): Origin {
+  let o = LEARNED.get(port);
+  if (!o) {
+    o = implicit(`learned on ${bridge} port ${port.name}`);
+    LEARNED.set(port, o);
+  }
+  return o;
+}
+
+const PORTS = new WeakMap<Node, Map<string, Iface[]>>();
+
+/** The ports of a bridge, computed once per node. */
+function bridgePorts(node: Node, bridge: string): readonly Iface[] {
+  let byBridge = PORTS.get(node);
+  if (!byBridge) {
+    byBridge = new Map();
+    for (const i of node.interfaces.values())
+      if (i.master) byBridge.set(i.master, [...(byBridge.get(i.master) ?? []), i]);
+    PORTS.set(node, byBridge);
+  }
+  return byBridge.get(bridge) ?? [];
+}

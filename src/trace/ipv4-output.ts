@@ -1,0 +1,172 @@
+/**
+ * IPv4 output: the route of a packet the node sends or forwards, IPVS transmit to a real server, and neighbour
+ * resolution (the cache, or an ARP exchange walked through the model with arp_announce choosing its source).
+ */
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import { MAC_BROADCAST, MAC_ZERO, type Mac } from '../addr/mac.ts';
+import { ipv4Mask, prefixContains } from '../addr/prefix.ts';
+import type { Iface, Node } from '../topology/model.ts';
+import { ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet } from '../wire/types.ts';
+import type { NodeState } from './dataplane.ts';
+import { localAddress, lookupRoute, sysctlMax } from './node-config.ts';
+import { type Hop, type NeighbourStep, pickEnd } from './types.ts';
+import { DELAY_NS, type Walking } from './walk.ts';
+
+/** `ip_local_out` of a packet the node's stack makes or forwards: route, resolve the next hop, send. */
+export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop, timeNs: bigint): void {
+  const node = st.node;
+  const r = lookupRoute(node, pkt.dst);
+  if (!r) {
+    w.end(parent, 'no-route', `${node.name} has no route to ${formatIpv4(pkt.dst)}`, undefined, {
+      node: node.name,
+    });
+    return;
+  }
+  if (r.type !== 'unicast' && r.type !== 'local') {
+    w.end(parent, 'no-route', `${node.name} routes ${formatIpv4(pkt.dst)} to ${r.type}`, r.origin, {
+      node: node.name,
+    });
+    return;
+  }
+  const outName = r.dev ?? (r.via !== undefined ? lookupRoute(node, r.via)?.dev : undefined);
+  const out = outName ? node.interfaces.get(outName) : undefined;
+  if (!out) {
+    w.end(parent, 'no-route', `the route to ${formatIpv4(pkt.dst)} on ${node.name} names no usable device`, r.origin, {
+      node: node.name,
+    });
+    return;
+  }
+  const nextHop = r.via ?? pkt.dst;
+  parent.steps.push({ kind: 'route', dst: pkt.dst, nextHop, outIface: out.name, origin: r.origin });
+  const mac = resolve(w, st, out, nextHop, pkt.src, parent, timeNs);
+  if (!mac) return;
+  const frame: EthernetFrame = { dst: mac, src: out.mac, vlans: [], etherType: ETHERTYPE_IPV4, payload: pkt };
+  w.xmit(st, out, frame, parent.id, timeNs + DELAY_NS.wire);
+}
+
+/**
+ * IPVS transmit of a scheduled packet (`ip_vs_dr_xmit`, `ip_vs_nat_xmit`, `ip_vs_tunnel_xmit`): route to the real
+ * server, resolve the next hop, send the frame the engine builds.
+ */
+export function ipvsTransmit(
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
+  method: 'Route' | 'Masq' | 'Tunnel',
+  target: Ipv4,
+  build: (src: Mac, dst: Mac) => EthernetFrame,
+): void {
+  const node = st.node;
+  const r = lookupRoute(node, target);
+  const outName = r?.dev ?? (r?.via !== undefined ? lookupRoute(node, r.via)?.dev : undefined);
+  const out = outName ? node.interfaces.get(outName) : undefined;
+  if (!r || !out) {
+    w.end(hop, 'no-route', `${node.name} has no route to the real server ${formatIpv4(target)}`, r?.origin);
+    return;
+  }
+  // DR: the kernel forces the real server itself as next hop (FLOWI_FLAG_KNOWN_NH), even when the route has a
+  // gateway; the ARP for it on the egress interface must succeed. NAT and TUN follow the route.
+  const nextHop = method === 'Route' ? target : (r.via ?? target);
+  hop.steps.push({ kind: 'route', dst: target, nextHop, outIface: out.name, origin: r.origin });
+  if (method === 'Route' && r.via !== undefined)
+    hop.steps.push({
+      kind: 'note',
+      text: `DR sends straight to ${formatIpv4(target)}'s MAC although the route goes via ${formatIpv4(r.via)}: the real server must share ${out.name}'s segment`,
+      origin: r.origin,
+    });
+  const t = hop.timeNs + DELAY_NS.ipvs;
+  const mac = resolve(w, st, out, nextHop, undefined, hop, t);
+  if (!mac) return;
+  w.xmit(st, out, build(out.mac, mac), hop.id, t);
+}
+
+/** ARP source address per arp_announce (max of all and the interface). */
+function arpSource(node: Node, iface: Iface, target: Ipv4, hint: Ipv4 | undefined): Ipv4 | undefined {
+  const ann = sysctlMax(node, 'arp_announce', iface.name).value;
+  const inSubnet = iface.addrs.find((a) => ((a.prefix.addr ^ target) & ipv4Mask(a.prefix.len)) === 0);
+  if (ann === 0 && hint !== undefined && localAddress(node, hint)) return hint;
+  // arp_announce=1 (inet_addr_onlink): the packet's source if it is local and some subnet of the outgoing device
+  // holds both it and the target — the VIP on lo qualifies when it lies in eth0's subnet.
+  if (
+    ann === 1 &&
+    hint !== undefined &&
+    localAddress(node, hint) &&
+    iface.addrs.some((a) => prefixContains(a.prefix, target) && prefixContains(a.prefix, hint))
+  )
+    return hint;
+  return (inSubnet ?? iface.addrs[0])?.prefix.addr;
+}
+
+/** Neighbour resolution: the cache, or a real ARP exchange walked through the model. */
+function resolve(
+  w: Walking,
+  st: NodeState,
+  out: Iface,
+  ip: Ipv4,
+  srcHint: Ipv4 | undefined,
+  hop: Hop,
+  timeNs: bigint,
+): Mac | undefined {
+  if (out.pointToPoint && out.peer) {
+    const peerNode = w.ctx.dp.nodes.get(out.peer.node);
+    const mac = peerNode?.node.interfaces.get(out.peer.iface)?.mac ?? MAC_BROADCAST;
+    hop.steps.push({ kind: 'neighbour', ip, iface: out.name, mac, source: 'peer' } satisfies NeighbourStep);
+    return mac;
+  }
+  const cached = st.neighbours.get(ip);
+  if (cached) {
+    hop.steps.push({
+      kind: 'neighbour',
+      ip,
+      iface: out.name,
+      mac: cached.mac,
+      source: 'cache',
+      origin: cached.origin,
+    });
+    return cached.mac;
+  }
+  const spa = arpSource(st.node, out, ip, srcHint);
+  if (spa === undefined) {
+    w.end(hop, 'arp-unresolved', `${st.node.name}:${out.name} has no IPv4 address to send an ARP request from`);
+    return undefined;
+  }
+  const req: EthernetFrame = {
+    dst: MAC_BROADCAST,
+    src: out.mac,
+    vlans: [],
+    etherType: ETHERTYPE_ARP,
+    payload: {
+      kind: 'arp',
+      htype: 1,
+      ptype: ETHERTYPE_IPV4,
+      op: ARP_REQUEST,
+      sha: out.mac,
+      spa,
+      tha: MAC_ZERO,
+      tpa: ip,
+    },
+  };
+  const asker = st.node.name;
+  const sub = w.spawn({ onArpReply: (n, a) => n.name === asker && a.spa === ip });
+  sub.runFrom(() => sub.xmit(st, out, req, undefined, timeNs));
+  const got = st.neighbours.get(ip);
+  hop.steps.push({
+    kind: 'neighbour',
+    ip,
+    iface: out.name,
+    ...(got ? { mac: got.mac } : {}),
+    source: 'arp',
+    arp: { hops: sub.hops },
+  });
+  if (!got) {
+    const death = pickEnd(sub.hops);
+    w.end(
+      hop,
+      'arp-unresolved',
+      `${st.node.name} got no ARP reply for ${formatIpv4(ip)}${death ? `: ${death.reason}` : ''}`,
+      death?.origin,
+    );
+    return undefined;
+  }
+  return got.mac;
+}

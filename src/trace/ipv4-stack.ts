@@ -1,0 +1,381 @@
+/**
+ * The IPv4 stack of a node: ARP (arp_ignore, learning), source validation (martians, accept_local, rp_filter),
+ * local delivery (IPIP decapsulation, IPVS in LOCAL_IN, sockets that answer) and forwarding (ip_forward, TTL, IPVS
+ * rewriting NAT replies in FORWARD). What it sends goes out through `ipv4-output.ts`.
+ */
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import { isMulticastMac } from '../addr/mac.ts';
+import { prefixContains } from '../addr/prefix.ts';
+import { implicit, type Origin } from '../source/origin.ts';
+import type { Iface, Node } from '../topology/model.ts';
+import {
+  ARP_REPLY,
+  ARP_REQUEST,
+  type ArpPacket,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  type EthernetFrame,
+  IPPROTO_IPIP,
+  type Ipv4Packet,
+  TCP_ACK,
+  TCP_RST,
+  TCP_SYN,
+} from '../wire/types.ts';
+import type { NodeState } from './dataplane.ts';
+import { ipOutput, ipvsTransmit } from './ipv4-output.ts';
+import { localAddress, lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
+import type { EndCause, Hop, Step } from './types.ts';
+import { DELAY_NS, type Walking } from './walk.ts';
+
+/**
+ * A frame the device itself receives, handed to the protocol handlers (`__netif_receive_skb` → `arp_rcv`,
+ * `ip_rcv`): only frames addressed to it (or multicast, or on a point-to-point link) are taken.
+ */
+export function stackReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, frame: EthernetFrame): void {
+  const forUs = frame.dst === iface.mac || isMulticastMac(frame.dst) || iface.pointToPoint === true;
+  if (!forUs) {
+    hop.steps.push({ kind: 'l2', accepted: false, reason: `destination ${frame.dst} is not ${iface.mac}` });
+    w.end(hop, 'discarded', `${st.node.name}:${iface.name} is not addressed (${frame.dst}) and not promiscuous`);
+    return;
+  }
+  const p = frame.payload;
+  if (frame.etherType === ETHERTYPE_ARP && p.kind === 'arp') {
+    arpReceive(w, st, iface, hop, p);
+    return;
+  }
+  if (frame.etherType === ETHERTYPE_IPV4 && p.kind === 'ipv4') {
+    ipReceive(w, st, iface, hop, p);
+    return;
+  }
+  w.end(
+    hop,
+    'discarded',
+    `ethertype 0x${frame.etherType.toString(16).padStart(4, '0')} is not modelled by the stack of ${st.node.name}`,
+  );
+}
+
+/** `arp_process`: replies are learned; requests for a local address are answered per arp_ignore. */
+function arpReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, arp: ArpPacket): void {
+  const node = st.node;
+  if (arp.op === ARP_REPLY) {
+    if (arp.tha !== iface.mac && !isMulticastMac(hop.frame.dst) && hop.frame.dst !== iface.mac) {
+      w.end(hop, 'discarded', 'ARP reply not addressed to this interface');
+      return;
+    }
+    st.neighbours.set(arp.spa, {
+      mac: arp.sha,
+      iface: iface.name,
+      origin: implicit(`learned from an ARP reply at ${hop.timeNs}`),
+    });
+    hop.steps.push({ kind: 'arp', action: 'learn', reason: `${formatIpv4(arp.spa)} is-at ${arp.sha}` });
+    if (w.goal.onArpReply?.(node, arp)) {
+      w.reached = hop;
+      w.end(hop, 'replied', `${node.name} learned ${formatIpv4(arp.spa)} is-at ${arp.sha}`);
+      return;
+    }
+    w.end(hop, 'delivered', `ARP reply consumed by ${node.name}`);
+    return;
+  }
+  if (arp.op !== ARP_REQUEST) {
+    w.end(hop, 'discarded', `ARP opcode ${arp.op} is not modelled`);
+    return;
+  }
+  const local = localAddress(node, arp.tpa);
+  if (!local) {
+    hop.steps.push({
+      kind: 'arp',
+      action: 'not-for-us',
+      reason: `${formatIpv4(arp.tpa)} is not an address of ${node.name}`,
+    });
+    w.end(hop, 'discarded', `${node.name} does not own ${formatIpv4(arp.tpa)}`);
+    return;
+  }
+  // arp_process answers only if ip_route_input(target, sender) succeeds: fib_validate_source rejects a sender
+  // address that is local to this node (a martian) unless accept_local, and applies rp_filter to the sender.
+  const bad = sourceCheck(node, iface, arp.spa, 'sender');
+  if (bad && !bad.ok) {
+    hop.steps.push(bad.step);
+    w.end(hop, 'dropped-by-kernel', `${node.name} does not answer: ${bad.why}`, bad.origin, undefined, bad.cause);
+    return;
+  }
+  const ig = sysctlMax(node, 'arp_ignore', iface.name);
+  let reply = true;
+  let why = `arp_ignore=${ig.value}: reply for any local address`;
+  if (ig.value === 1 || ig.value === 2) {
+    const onIface = iface.addrs.find((a) => a.prefix.addr === arp.tpa);
+    if (!onIface) {
+      reply = false;
+      why = `arp_ignore=${ig.value}: ${formatIpv4(arp.tpa)} is configured on ${local.iface.name}, not on ${iface.name}`;
+    } else if (ig.value === 2 && !prefixContains(onIface.prefix, arp.spa)) {
+      reply = false;
+      why = `arp_ignore=2: sender ${formatIpv4(arp.spa)} is not in ${formatIpv4(arp.tpa)}/${onIface.prefix.len}`;
+    } else why = `arp_ignore=${ig.value}: ${formatIpv4(arp.tpa)} is configured on ${iface.name}`;
+  } else if (ig.value >= 8) {
+    reply = false;
+    why = `arp_ignore=${ig.value}: never reply`;
+  } else if (ig.value === 3 && local.iface.kind === 'loopback') {
+    reply = false;
+    why = 'arp_ignore=3: do not reply for addresses of host scope';
+  }
+  hop.steps.push({ kind: 'arp', action: reply ? 'reply' : 'ignore', reason: why, origin: ig.origin });
+  if (!reply) {
+    w.end(hop, 'discarded', `${node.name} ignores the ARP request (${why})`, ig.origin);
+    return;
+  }
+  st.neighbours.set(arp.spa, { mac: arp.sha, iface: iface.name, origin: implicit('learned from an ARP request') });
+  const out: EthernetFrame = {
+    dst: hop.frame.src,
+    src: iface.mac,
+    vlans: [],
+    etherType: ETHERTYPE_ARP,
+    payload: {
+      kind: 'arp',
+      htype: 1,
+      ptype: ETHERTYPE_IPV4,
+      op: ARP_REPLY,
+      sha: iface.mac,
+      spa: arp.tpa,
+      tha: arp.sha,
+      tpa: arp.spa,
+    },
+  };
+  w.xmit(st, iface, out, hop.id, hop.timeNs + DELAY_NS.wire * 5n);
+}
+
+/**
+ * `fib_validate_source`, which the input route of every received IPv4 packet (to deliver or to forward) and of every
+ * ARP request answered (`ip_route_input_noref(skb, tip, sip, 0, dev)` in arp_process) passes: an address of this
+ * node as source is a martian unless accept_local (all or the interface) is 1, and with rp_filter the route back to
+ * the source must exist (2) or use the receiving interface (1). `passed` is the rp_filter step of a source that
+ * passes a filter that is on.
+ */
+function sourceCheck(
+  node: Node,
+  iface: Iface,
+  src: Ipv4,
+  what: 'sender' | 'source',
+): { ok: false; step: Step; why: string; origin: Origin; cause: EndCause } | { ok: true; passed?: Step } | undefined {
+  if (src === 0) return undefined; // an ARP probe (RFC 5227) has no sender address to validate
+  const al = sysctlMax(node, 'accept_local', iface.name);
+  const own = al.value === 1 ? undefined : localAddress(node, src);
+  if (own) {
+    const why = `the ${what} ${formatIpv4(src)} is an address of ${node.name} (${own.iface.name}): a martian source (accept_local=${al.value})`;
+    return {
+      ok: false,
+      step:
+        what === 'sender'
+          ? { kind: 'arp', action: 'ignore', reason: why, origin: al.origin }
+          : { kind: 'note', text: why, origin: al.origin },
+      why,
+      origin: al.origin,
+      cause: 'martian-source',
+    };
+  }
+  const rp = sysctlMax(node, 'rp_filter', iface.name);
+  if (rp.value !== 1 && rp.value !== 2) return undefined;
+  const back = lookupRoute(node, src);
+  if (rp.value === 2 ? back !== undefined : back?.dev === iface.name) {
+    const reason = `the route back to ${formatIpv4(src)} leaves through ${back?.dev ?? '?'}`;
+    return { ok: true, passed: { kind: 'rp-filter', mode: rp.value, passed: true, reason, origin: rp.origin } };
+  }
+  const reason = `the route back to the ${what} ${formatIpv4(src)} ${back ? `leaves through ${back.dev}` : 'does not exist'}, not ${iface.name}`;
+  return {
+    ok: false,
+    step: { kind: 'rp-filter', mode: rp.value, passed: false, reason, origin: rp.origin },
+    why: `rp_filter=${rp.value} on ${iface.name}: ${reason}`,
+    origin: rp.origin,
+    cause: 'rp-filter',
+  };
+}
+
+/** `sourceCheck` on a received IPv4 packet: false (and the hop ended) when the kernel drops it. */
+function ipSourceValid(w: Walking, node: Node, iface: Iface, hop: Hop, src: Ipv4): boolean {
+  const c = sourceCheck(node, iface, src, 'source');
+  if (c === undefined) return true;
+  if (c.ok) {
+    if (c.passed) hop.steps.push(c.passed);
+    return true;
+  }
+  hop.steps.push(c.step);
+  w.end(
+    hop,
+    'dropped-by-kernel',
+    `${node.name}:${iface.name} drops the packet from ${formatIpv4(src)}: ${c.why}`,
+    c.origin,
+    undefined,
+    c.cause,
+  );
+  return false;
+}
+
+/** `ip_rcv_finish`: the input route decides local delivery (IPIP, IPVS LOCAL_IN, sockets) or forwarding. */
+function ipReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, received: Ipv4Packet): void {
+  let pkt = received;
+  const node = st.node;
+  const local = localAddress(node, pkt.dst);
+  if (local) {
+    // The input route: martian source and reverse-path filter on the incoming interface.
+    if (!ipSourceValid(w, node, iface, hop, pkt.src)) return;
+    // IPIP to a local address: the ipip module hands the inner packet to tunl0, which receives it anew.
+    if (pkt.protocol === IPPROTO_IPIP && pkt.payload.kind === 'ipv4') {
+      decapsulate(w, st, hop, pkt.payload);
+      return;
+    }
+    if (st.ipvs) {
+      const d = st.ipvs.input(hop.frame, hop.timeNs, iface.addrs[0]?.prefix.addr);
+      if (d.kind === 'no-destination') {
+        hop.steps.push(d.step);
+        w.end(hop, 'no-real-server', d.step.explanation, d.step.serviceOrigin);
+        return;
+      }
+      if (d.kind === 'forward') {
+        hop.steps.push(d.step);
+        ipvsTransmit(w, st, hop, d.method, d.nextHop, d.build);
+        return;
+      }
+    }
+    socketDeliver(w, st, iface, hop, pkt, local.origin);
+    return;
+  }
+  const fwd = sysctlFlag(node, 'net.ipv4.ip_forward');
+  if (!fwd.on) {
+    w.end(
+      hop,
+      'discarded',
+      `${formatIpv4(pkt.dst)} is not local to ${node.name} and net.ipv4.ip_forward=0`,
+      fwd.origin,
+      undefined,
+      'ip-forward-off',
+    );
+    return;
+  }
+  // The forwarding route validates the source as the local one does (`__mkroute_input`), after ip_forward.
+  if (!ipSourceValid(w, node, iface, hop, pkt.src)) return;
+  if (pkt.ttl <= 1) {
+    w.end(hop, 'ttl-exceeded', `ttl ${pkt.ttl} expires at ${node.name}`);
+    return;
+  }
+  hop.steps.push({ kind: 'forward', ttlBefore: pkt.ttl, ttlAfter: pkt.ttl - 1, origin: fwd.origin });
+  // FORWARD: IPVS rewrites NAT replies of real servers to come from the virtual service.
+  if (st.ipvs) {
+    const r = st.ipvs.output(hop.frame, hop.timeNs);
+    if (r.kind === 'snat' && r.frame.payload.kind === 'ipv4') {
+      hop.steps.push(r.step);
+      pkt = r.frame.payload;
+    }
+  }
+  const { checksum: _stale, ...rest } = pkt;
+  const fwdPkt: Ipv4Packet = { ...rest, ttl: pkt.ttl - 1 };
+  ipOutput(w, st, fwdPkt, hop, hop.timeNs + DELAY_NS.wire * 10n);
+}
+
+/** IPIP decapsulation: the inner packet arrives on the fallback tunnel device (tunl0) and is received again. */
+function decapsulate(w: Walking, st: NodeState, hop: Hop, inner: Ipv4Packet): void {
+  const tun = [...st.node.interfaces.values()].find((i) => i.kind === 'tunnel' && i.name.startsWith('tunl'));
+  if (!tun) {
+    w.end(
+      hop,
+      'discarded',
+      `${st.node.name} has no tunl0: the ipip module is not loaded, so IPIP packets are dropped`,
+      undefined,
+      undefined,
+      'no-ipip',
+    );
+    return;
+  }
+  if (!tun.up) {
+    w.end(
+      hop,
+      'discarded',
+      `${st.node.name}:${tun.name} is down: IPIP packets are dropped`,
+      tun.origin,
+      undefined,
+      'tunnel-down',
+    );
+    return;
+  }
+  hop.steps.push({
+    kind: 'note',
+    text: `IPIP decapsulated: the inner packet ${formatIpv4(inner.src)} → ${formatIpv4(inner.dst)} arrives on ${tun.name}`,
+    origin: tun.origin,
+  });
+  ipReceive(w, st, tun, hop, inner);
+}
+
+function socketDeliver(w: Walking, st: NodeState, iface: Iface, hop: Hop, pkt: Ipv4Packet, addrOrigin: Origin): void {
+  const node = st.node;
+  const l4 = pkt.payload;
+  if (l4.kind !== 'tcp') {
+    w.end(hop, 'delivered', `${node.name} accepted the packet (protocol ${pkt.protocol})`, addrOrigin);
+    return;
+  }
+  if (w.goal.onTcp?.(node, pkt, l4)) {
+    w.reached = hop;
+    hop.steps.push({ kind: 'deliver', socket: `${formatIpv4(pkt.dst)}:${l4.dstPort}`, origin: addrOrigin });
+    w.end(hop, 'replied', `${node.name} received the reply from ${formatIpv4(pkt.src)}:${l4.srcPort}`);
+    return;
+  }
+  const listener = node.listeners.find((l) => l.protocol === 'tcp' && l.port === l4.dstPort);
+  if (!listener && (l4.flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) {
+    hop.steps.push({ kind: 'note', text: `a SYN-ACK for no connection of ${node.name}: the kernel answers RST` });
+    w.end(
+      hop,
+      'discarded',
+      `${node.name} got a SYN-ACK from ${formatIpv4(pkt.src)}:${l4.srcPort}, which it never connected to`,
+      undefined,
+      undefined,
+      'unexpected-reply',
+    );
+    return;
+  }
+  if (!listener) {
+    hop.steps.push({ kind: 'note', text: `no socket listens on tcp/${l4.dstPort}: the kernel answers with RST` });
+    w.end(hop, 'refused', `nothing listens on ${formatIpv4(pkt.dst)}:${l4.dstPort} at ${node.name}`);
+    return;
+  }
+  hop.steps.push({
+    kind: 'deliver',
+    socket: `tcp/${l4.dstPort} on ${node.name} (${formatIpv4(pkt.dst)} is local, ${iface.name})`,
+    origin: listener.origin,
+  });
+  if ((l4.flags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN) {
+    w.end(hop, 'delivered', `${node.name} accepted the segment`);
+    return;
+  }
+  // A listening socket answers a SYN with a SYN-ACK from the address the SYN was sent to.
+  const tsOpt = l4.options.find((o) => o.kind === 'timestamp');
+  const isn = (Math.imul(pkt.src ^ (l4.srcPort << 16) ^ l4.seq, 2654435761) >>> 0) as number;
+  const synAck: Ipv4Packet = {
+    kind: 'ipv4',
+    tos: 0,
+    id: 0,
+    dontFragment: true,
+    moreFragments: false,
+    fragmentOffset: 0,
+    ttl: node.ttl,
+    protocol: 6,
+    src: pkt.dst,
+    dst: pkt.src,
+    payload: {
+      kind: 'tcp',
+      srcPort: l4.dstPort,
+      dstPort: l4.srcPort,
+      seq: isn,
+      ack: (l4.seq + 1) >>> 0,
+      flags: TCP_SYN | TCP_ACK,
+      window: 28960,
+      urgent: 0,
+      options: [
+        { kind: 'mss', value: 1460 },
+        { kind: 'sack-permitted' },
+        { kind: 'timestamp', val: 1000, ecr: tsOpt && tsOpt.kind === 'timestamp' ? tsOpt.val : 0 },
+        { kind: 'nop' },
+        { kind: 'wscale', shift: 7 },
+      ],
+      payload: new Uint8Array(0),
+    },
+  };
+  // The SYN arrived; what happens to the SYN-ACK decides the probe, so this hop has no end of its own.
+  hop.steps.push({ kind: 'reply', what: `SYN-ACK from ${formatIpv4(pkt.dst)}:${l4.dstPort}` });
+  ipOutput(w, st, synAck, hop, hop.timeNs + DELAY_NS.socket);
+}

@@ -1,0 +1,63 @@
+/**
+ * What a node's kernel configuration answers: the routing table (longest-prefix match), per-interface IPv4
+ * sysctls as the kernel combines them, and which interface owns an address.
+ */
+import type { Ipv4 } from '../addr/ipv4.ts';
+import { prefixContains } from '../addr/prefix.ts';
+import { implicit, type Origin } from '../source/origin.ts';
+import type { Iface, Node, Route } from '../topology/model.ts';
+
+/** Longest-prefix match over a node's routes, lowest metric on ties. */
+export function lookupRoute(node: Node, dst: Ipv4): Route | undefined {
+  let best: Route | undefined;
+  for (const r of node.routes) {
+    if (!prefixContains(r.dst, dst)) continue;
+    if (!best || r.dst.len > best.dst.len || (r.dst.len === best.dst.len && r.metric < best.metric)) best = r;
+  }
+  return best;
+}
+
+/** Effective value of a per-interface sysctl: the kernel takes max(all, interface) for arp_* and rp_filter. */
+export function effectiveSysctl(node: Node, key: string, ifname: string): { value: number; origin: Origin } {
+  const all = node.sysctl.get(`net.ipv4.conf.all.${key}`);
+  const dev = node.sysctl.get(`net.ipv4.conf.${ifname}.${key}`);
+  const a = all ? Number(all.value) : 0;
+  const d = dev ? Number(dev.value) : 0;
+  if (!all && !dev)
+    return { value: 0, origin: implicit(`net.ipv4.conf.{all,${ifname}}.${key} unknown: kernel default 0`) };
+  if (dev && d >= a) return { value: d, origin: dev.origin };
+  return { value: a, origin: all!.origin };
+}
+
+const SYSCTL_CACHE = new WeakMap<Node, Map<string, { value: number; origin: Origin }>>();
+
+/** `effectiveSysctl`, computed once per node, key and interface. */
+export function sysctlMax(node: Node, key: string, ifname: string): { value: number; origin: Origin } {
+  let cache = SYSCTL_CACHE.get(node);
+  if (!cache) {
+    cache = new Map();
+    SYSCTL_CACHE.set(node, cache);
+  }
+  const k = `${key} ${ifname}`;
+  let v = cache.get(k);
+  if (!v) {
+    v = effectiveSysctl(node, key, ifname);
+    cache.set(k, v);
+  }
+  return v;
+}
+
+/** A boolean sysctl (e.g. `net.ipv4.ip_forward`); unknown is the kernel default 0. */
+export function sysctlFlag(node: Node, key: string): { on: boolean; origin: Origin } {
+  const v = node.sysctl.get(key);
+  if (!v) return { on: false, origin: implicit(`${key} unknown: kernel default 0`) };
+  return { on: v.value.trim() === '1', origin: v.origin };
+}
+
+/** The interface of the node that holds address `a`, if any (the first in interface order). */
+export function localAddress(node: Node, a: Ipv4): { iface: Iface; prefixLen: number; origin: Origin } | undefined {
+  for (const i of node.interfaces.values())
+    for (const ad of i.addrs)
+      if (ad.prefix.addr === a) return { iface: i, prefixLen: ad.prefix.len, origin: ad.origin };
+  return undefined;
+}
