@@ -234,4 +234,39 @@ describe('correlation across capture points', () => {
     expect(r.packets).toBe(1);
     expect(r.flowReports[0]!.details[0]!.path.map((s) => s.point)).toEqual(['a', 'b']);
   });
+
+  it('ends, linearly, when one point sees the same frame again and again (STP, retried ARP, a retransmitted SYN)', () => {
+    // An STP configuration BPDU every 2 s, each also seen twice within a microsecond (a capture on "any").
+    const bpdu = new Uint8Array(60);
+    bpdu.set([0x01, 0x80, 0xc2, 0, 0, 0, 0x52, 0x54, 0, 0x12, 0x34, 0x56, 0, 38, 0x42, 0x42, 0x03]);
+    const recs: PcapRecordInput[] = [];
+    for (let k = 0n; k < 3000n; k++) {
+      recs.push({ timeNs: T + k * 2000n * MS, bytes: bpdu });
+      recs.push({ timeNs: T + k * 2000n * MS + 1n * US, bytes: bpdu });
+    }
+    const synAgain = [0n, 1n, 3n, 7n].map((s) => tcpRecord(T + s * 1000n * MS, syn()));
+    const one = correlate([['br0', [...recs, ...synAgain]]]);
+    expect(one.sightings).toBe(6004);
+    expect(one.packets).toBe(3004);
+    expect(one.missing).toBe(0);
+    expect(one.unansweredFlows).toBe(1);
+    expect(renderCorrelation(one)).toContain(
+      'one capture point: 0 IP flows answered (packets both ways), 1 seen one way only',
+    );
+    // Two points: the frames seen at both are matched generation by generation.
+    const two = correlate([
+      ['a', recs.filter((_, i) => i % 2 === 0)],
+      ['b', recs.filter((_, i) => i % 2 === 0).map((r) => ({ ...r, timeNs: r.timeNs + 30n * US }))],
+    ]);
+    expect(two.packets).toBe(3000);
+    expect(two.missing).toBe(0);
+  });
+
+  it('keeps records too short for their link header (caplen 0), as libpcap returns them', () => {
+    const r = correlate([
+      ['a', [{ timeNs: T, bytes: new Uint8Array(0), originalLength: 0 }, tcpRecord(T + MS, syn())]],
+    ]);
+    expect(r.sightings).toBe(2);
+    expect(r.points[0]!.packets).toBe(2);
+  });
 });

@@ -34,6 +34,8 @@ export const TWO_WAY_OFFSET_THRESHOLD_NS = 50_000;
 const DUP_WINDOW_NS = 1_000_000;
 const MAX_SAMPLES = 20_000;
 const MAX_GENERATION_WALK = 64;
+/** Sightings (not counting duplicates) one packet may have: a frame re-emitted at one point more often is a new one. */
+const MAX_GROUP_SIGHTINGS = 4 * MAX_POINTS;
 const DIGEST_BYTES = 64;
 
 const K_TCP = 1;
@@ -306,6 +308,9 @@ export interface CorrelationReport {
   readonly notCaptured: number;
   readonly retransmissions: number;
   readonly incompleteHandshakes: number;
+  /** IP flows with packets both ways (a request and its answer), and with packets one way only. */
+  readonly answeredFlows: number;
+  readonly unansweredFlows: number;
   readonly vanished: readonly VanishPoint[];
   readonly flowReports: readonly FlowReport[];
   readonly flowsOmitted: number;
@@ -451,7 +456,6 @@ export class Correlator {
     const end = off + caplen;
     const loc = this.loc;
     let l3 = locateNetwork(linkType, b, off, caplen, loc);
-    if (l3 < 0) return;
     if (Number.isNaN(this.baseSec)) this.baseSec = sec;
     this.pointPackets[p]!++;
     c.n++;
@@ -467,6 +471,12 @@ export class Correlator {
     c.ipid[i] = -1;
     c.dig[i] = 0;
     c.plen[i] = 0;
+    if (l3 < 0) {
+      // Too short for its link header (caplen 0 included): kept, as libpcap returns it, keyed on its bytes.
+      c.hdr[i] = 0;
+      this.otherKey(i, b, off, end, -1);
+      return;
+    }
     let etherType = loc[0]!;
     // MAC header (and VLAN tags)
     let h1 = SEED1;
@@ -512,22 +522,26 @@ export class Correlator {
       const tpa = ((b[l3 + 24]! << 24) | (b[l3 + 25]! << 16) | (b[l3 + 26]! << 8) | b[l3 + 27]!) >>> 0;
       c.tup[i] = this.internTup(spa, tpa, 0, 0, 0x806);
       c.fl[i] = (b[l3 + 6]! << 8) | b[l3 + 7]!;
-    } else {
-      c.kind[i] = K_OTHER;
-      let k1 = mix(SEED1, etherType);
-      let k2 = mix(SEED2, etherType);
-      const stop = Math.min(end, l3 + 128);
-      for (let o = l3; o < stop; o++) {
-        // IPv6: leave the hop limit out.
-        if (etherType === 0x86dd && o === l3 + 7) continue;
-        k1 = mix(k1, b[o]!);
-        k2 = mix(k2, b[o]! + 0x100);
-      }
-      c.c1[i] = mix(k1, end - l3);
-      c.c2[i] = mix(k2, end - l3);
-      c.ipid[i] = 0;
-      c.plen[i] = end - l3;
+    } else this.otherKey(i, b, l3, end, etherType);
+  }
+
+  /** A frame that is not IPv4 or ARP: keyed on its first bytes (IPv6 without its hop limit) and length. */
+  private otherKey(i: number, b: Uint8Array, l3: number, end: number, etherType: number): void {
+    const c = this.c;
+    c.kind[i] = K_OTHER;
+    let k1 = mix(SEED1, etherType);
+    let k2 = mix(SEED2, etherType);
+    const stop = Math.min(end, l3 + 128);
+    for (let o = l3; o < stop; o++) {
+      // IPv6: leave the hop limit out.
+      if (etherType === 0x86dd && o === l3 + 7) continue;
+      k1 = mix(k1, b[o]!);
+      k2 = mix(k2, b[o]! + 0x100);
     }
+    c.c1[i] = mix(k1, end - l3);
+    c.c2[i] = mix(k2, end - l3);
+    c.ipid[i] = 0;
+    c.plen[i] = end - l3;
   }
 
   private ipv4(i: number, b: Uint8Array, ip: number, end: number, depth: number): void {
@@ -765,7 +779,9 @@ class Analysis {
   private gHead = new Int32Array(0);
   private gTail = new Int32Array(0);
   private gMask = new Uint32Array(0);
-  private gPrevGen = new Int32Array(0);
+  private gLen = new Int32Array(0);
+  private gDupHead = new Int32Array(0);
+  private gDupTail = new Int32Array(0);
   private gCount = 0;
   private dup = new Uint8Array(0);
   // clocks
@@ -828,9 +844,13 @@ class Analysis {
     this.gHead = new Int32Array(cap);
     this.gTail = new Int32Array(cap);
     this.gMask = new Uint32Array(cap);
-    this.gPrevGen = new Int32Array(cap);
+    this.gLen = new Int32Array(cap);
+    this.gDupHead = new Int32Array(cap).fill(-1);
+    this.gDupTail = new Int32Array(cap);
     this.dup = new Uint8Array(n);
+    // Key → its group × 2 while it has one generation, else its list of generations × 2 + 1.
     const byKey = new KeyTable(n);
+    const gens: number[][] = [];
     const useIpid = this.useIpid;
     const useDig = this.useDig;
     for (let i = 0; i < n; i++) {
@@ -844,36 +864,78 @@ class Analysis {
         a = mix(a, c.dig[i]!);
         b = mix(b, c.dig[i]! ^ 0x7f4a7c15);
       }
-      const p = c.pt[i]!;
-      const bit = 1 << p;
-      let g = byKey.get(a, b);
-      if (g >= 0 && this.gMask[g]! & bit) g = this.generation(g, i, a, b, byKey);
+      const bit = 1 << c.pt[i]!;
+      const v = byKey.get(a, b);
+      let g = -1;
+      if (v >= 0 && (v & 1) === 0) {
+        g = v >> 1;
+        if (this.gMask[g]! & bit) g = this.generation([g], i);
+      } else if (v >= 0) g = this.generation(gens[v >> 1]!, i);
+      c.grp[i] = g;
       if (g < 0) {
+        // A new generation of this key: the same bytes again at a point that already saw them.
         g = this.gCount++;
+        c.grp[i] = g;
         this.gHead[g] = i;
         this.gTail[g] = i;
         this.gMask[g] = bit;
-        this.gPrevGen[g] = -1;
-        byKey.set(a, b, g);
+        this.gLen[g] = 1;
+        if (v < 0) byKey.set(a, b, g * 2);
+        else {
+          let list: number[];
+          if ((v & 1) === 0) {
+            list = [v >> 1];
+            byKey.set(a, b, gens.length * 2 + 1);
+            gens.push(list);
+          } else list = gens[v >> 1]!;
+          // Kept in order of first sighting (appended when read in time order).
+          const t = c.t[i]!;
+          let k = list.length;
+          while (k > 0 && c.t[this.gHead[list[k - 1]!]!]! > t) k--;
+          list.splice(k, 0, g);
+        }
+      } else if (this.dup[i]) {
+        // Duplicates hang off a list of their own, so the sightings walked per packet stay few.
+        if (this.gDupHead[g]! < 0) this.gDupHead[g] = i;
+        else c.next[this.gDupTail[g]!] = i;
+        this.gDupTail[g] = i;
       } else {
         c.next[this.gTail[g]!] = i;
         this.gTail[g] = i;
         this.gMask[g]! |= bit;
+        this.gLen[g]!++;
       }
-      c.grp[i] = g;
     }
   }
 
-  /** A sighting whose key already has one at the same point: a duplicate, a rewrite, or a different packet. */
-  private generation(g0: number, i: number, ka: number, kb: number, byKey: KeyTable): number {
+  /**
+   * Which generation of a key (`list`, in order of first sighting) sighting `i` belongs to: one that already has it
+   * at its point within a millisecond (a duplicate), one re-emitted there with other headers (a rewrite), else the
+   * one nearest in time that has not been seen at its point; -1 for a new generation. Generations are visited
+   * nearest first and at most `MAX_GENERATION_WALK` of them, so the cost stays linear in the packets.
+   */
+  private generation(list: readonly number[], i: number): number {
     const c = this.x.c;
     const p = c.pt[i]!;
     const bit = 1 << p;
     const t = c.t[i]!;
+    const headT = (k: number): number => c.t[this.gHead[list[k]!]!]!;
+    // First generation first seen after t.
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (headT(m) <= t) lo = m + 1;
+      else hi = m;
+    }
+    let before = lo - 1;
+    let after = lo;
     let best = -1;
-    let bestGap = Number.POSITIVE_INFINITY;
-    let g = g0;
-    for (let walk = 0; g >= 0 && walk < MAX_GENERATION_WALK; walk++, g = this.gPrevGen[g]!) {
+    for (let walk = 0; walk < MAX_GENERATION_WALK && (before >= 0 || after < list.length); walk++) {
+      let k: number;
+      if (after >= list.length || (before >= 0 && t - headT(before) <= headT(after) - t)) k = before--;
+      else k = after++;
+      const g = list[k]!;
       if (this.gMask[g]! & bit) {
         // Same point already: the same frame again (duplicate), or re-emitted with other headers (a rewrite).
         let sameHdrGap = Number.POSITIVE_INFINITY;
@@ -888,23 +950,12 @@ class Analysis {
           this.dup[i] = 1;
           return g;
         }
-        if (otherHdr && sameHdrGap === Number.POSITIVE_INFINITY) return g;
+        if (otherHdr && sameHdrGap === Number.POSITIVE_INFINITY && this.gLen[g]! < MAX_GROUP_SIGHTINGS) return g;
         continue;
       }
-      const gap = Math.abs(c.t[this.gHead[g]!]! - t);
-      if (gap < bestGap) {
-        bestGap = gap;
-        best = g;
-      }
+      if (best < 0) best = g;
     }
-    if (best >= 0) return best;
-    const ng = this.gCount++;
-    this.gHead[ng] = i;
-    this.gTail[ng] = i;
-    this.gMask[ng] = bit;
-    this.gPrevGen[ng] = byKey.get(ka, kb);
-    byKey.set(ka, kb, ng);
-    return ng;
+    return best;
   }
 
   // Step 2: clock offsets between points.
@@ -1131,9 +1182,9 @@ class Analysis {
         }
       }
     }
-    // Expected next for each packet's last station.
+    // Expected next for each packet's last station (one point alone cannot say where a packet should have been next).
     this.gGap = new Int32Array(G);
-    for (let g = 0; g < G; g++) {
+    for (let g = 0; g < G && this.np > 1; g++) {
       // Seen first at F although packets like it came to F from X: not captured at X.
       const fa = this.arrivals.get(this.gFlow[g]! * 2 + this.gDir[g]!, c.pt[this.gFirst[g]!]!);
       if (fa >= 0) {
@@ -1314,6 +1365,8 @@ class Analysis {
     let gaps = 0;
     let retrans = 0;
     let incomplete = 0;
+    let answered = 0;
+    let unanswered = 0;
     const vanished = new Map<string, number>();
     const flowReports: FlowReport[] = [];
     const detailAll = this.options.detailAll ?? G <= 300;
@@ -1410,6 +1463,10 @@ class Analysis {
         const exp = this.options.expect(q);
         if (exp) model = this.compareModel(groups, fwd, exp, modelMissing);
       }
+      if (tup0 !== 0) {
+        if (groups.some((g) => this.gDir[g] !== fwd)) answered++;
+        else unanswered++;
+      }
       // Missing packets
       let nMissing = 0;
       for (const g of groups) {
@@ -1494,6 +1551,8 @@ class Analysis {
       notCaptured: gaps,
       retransmissions: retrans,
       incompleteHandshakes: incomplete,
+      answeredFlows: answered,
+      unansweredFlows: unanswered,
       vanished: [...vanished]
         .map(([k, n]) => {
           const [after, expected] = k.split('\u0000') as [string, string];
@@ -1576,17 +1635,16 @@ class Analysis {
       });
       prev = s;
     }
-    for (let s = this.gHead[g]!; s >= 0; s = c.next[s]!)
-      if (this.dup[s])
-        path.push({
-          point: x.points[c.pt[s]!]!.name,
-          timeNs: this.absNs(s).toString(),
-          correctedNs: Math.round(c.t[s]! - this.offset[c.pt[s]!]!),
-          src: '',
-          dst: '',
-          rewrites: [],
-          duplicate: true,
-        });
+    for (let s = this.gDupHead[g]!; s >= 0; s = c.next[s]!)
+      path.push({
+        point: x.points[c.pt[s]!]!.name,
+        timeNs: this.absNs(s).toString(),
+        correctedNs: Math.round(c.t[s]! - this.offset[c.pt[s]!]!),
+        src: '',
+        dst: '',
+        rewrites: [],
+        duplicate: true,
+      });
     const last = this.gLast[g]!;
     const lastPoint = x.points[c.pt[last]!]!.name;
     let miss: MissingReport | undefined;

@@ -153,10 +153,38 @@ export function toEthernetView(linkType: number, bytes: Uint8Array): LinkView | 
   return packetType === undefined ? { bytes: out, macs } : { bytes: out, macs, packetType };
 }
 
+/** Names (libpcap's `LINKTYPE_…`) of link types seen in captures that lvsdoctor does not decode. */
+const UNSUPPORTED_NAMES: Readonly<Record<number, string>> = {
+  6: 'IEEE802_5',
+  8: 'SLIP',
+  9: 'PPP',
+  50: 'PPP_HDLC',
+  51: 'PPP_ETHER',
+  104: 'C_HDLC',
+  105: 'IEEE802_11',
+  107: 'FRELAY',
+  127: 'IEEE802_11_RADIO',
+  143: 'DOCSIS',
+  178: 'JUNIPER_ETHER',
+  192: 'PPI',
+  195: 'IEEE802_15_4_WITHFCS',
+  201: 'BLUETOOTH_HCI_H4_WITH_PHDR',
+  220: 'USB_LINUX_MMAPPED',
+  239: 'NFLOG',
+  249: 'NETANALYZER',
+  252: 'WIRESHARK_UPPER_PDU',
+};
+
 /** An `unsupported` issue for a link type lvsdoctor cannot decode. */
 export function linkTypeIssue(file: string, linkType: number, where: string): Issue {
+  const name = UNSUPPORTED_NAMES[linkType];
+  const what = name ? `${linkType} (LINKTYPE_${name})` : `${linkType}`;
   return {
-    ...issue('capture-linktype', `${where}: link type ${linkType} is not supported`, { file, line: 0 }),
+    ...issue(
+      'capture-linktype',
+      `${where}: link type ${what} is not supported (lvsdoctor reads Ethernet, Linux cooked SLL/SLL2, raw IP, NULL/loopback)`,
+      { file, line: 0 },
+    ),
     unsupported: true,
   };
 }

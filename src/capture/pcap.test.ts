@@ -11,6 +11,7 @@ import {
   readPcap,
   writePcap,
 } from './pcap.ts';
+import { scanCaptureBytes } from './scanner.ts';
 
 const RECORDS: PcapRecordInput[] = [
   { timeNs: 1_700_048_359_372_804_000n, bytes: Uint8Array.of(1, 2, 3, 4) },
@@ -108,6 +109,20 @@ describe('pcap files', () => {
     expect(r.value?.records).toEqual([]);
     expect(r.issues[0]).toMatchObject({ code: 'pcap-bad-caplen' });
     expect(r.issues[0]?.message).toContain('byte 24');
+  });
+
+  it('reads a link-type field with FCS bits (0x04000001) as Ethernet, as libpcap does', () => {
+    const file = writePcap(RECORDS);
+    new DataView(file.buffer).setUint32(20, 0x04000001, true);
+    const r = readPcap(file);
+    expect(r.value?.header.linkType).toBe(1);
+    expect(r.issues).toEqual([]);
+    let links = 0;
+    const s = scanCaptureBytes(file, 'fcs.pcap', (lt) => {
+      if (lt === 1) links++;
+    });
+    expect(s.issues).toEqual([]);
+    expect(links).toBe(RECORDS.length);
   });
 
   test.prop([fc.uint8Array({ maxLength: 200 })])('never throws on corrupt input', (b) => {

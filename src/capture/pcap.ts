@@ -5,6 +5,14 @@
  */
 import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 
+/**
+ * The link-type field of a pcap file header as libpcap reads it (`LT_LINKTYPE`): the low 26 bits; bit 26 says an FCS
+ * length is given in the top 4 bits (so 0x04000001 is Ethernet, with an FCS).
+ */
+export function pcapLinkType(field: number): number {
+  return field & 0x03ffffff;
+}
+
 export const PCAP_MAGIC_MICRO = 0xa1b2c3d4;
 export const PCAP_MAGIC_NANO = 0xa1b23c4d;
 export const PCAP_HEADER_LEN = 24;
@@ -206,7 +214,7 @@ export class PcapReader {
       versionMajor: v.getUint16(4, littleEndian),
       versionMinor: v.getUint16(6, littleEndian),
       snaplen: v.getUint32(16, littleEndian),
-      linkType: v.getUint32(20, littleEndian) & 0x0fffffff,
+      linkType: pcapLinkType(v.getUint32(20, littleEndian)),
     };
     if (h.versionMajor !== 2)
       this.warn('pcap-version', `byte 4: unexpected version ${h.versionMajor}.${h.versionMinor}`);

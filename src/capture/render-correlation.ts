@@ -104,7 +104,12 @@ export function renderCorrelation(r: CorrelationReport): string {
   }
   if (r.flowsOmitted > 0) lines.push('', `(${r.flowsOmitted} more flow(s) with problems; use --json for all)`);
   lines.push('');
-  if (r.missing === 0) lines.push(`every packet is accounted for at every point it should have reached`);
+  if (r.points.length === 1) {
+    const n = (k: number, w: string): string => `${k} ${w}${k === 1 ? '' : 's'}`;
+    lines.push(
+      `one capture point: ${n(r.answeredFlows, 'IP flow')} answered (packets both ways), ${r.unansweredFlows} seen one way only; where packets went next needs a second point`,
+    );
+  } else if (r.missing === 0) lines.push(`every packet is accounted for at every point it should have reached`);
   else {
     lines.push(`✖ ${r.missing} of ${r.packets} packets vanished:`);
     for (const v of r.vanished) lines.push(`  ${v.packets} seen last at ${v.after}, never at ${v.expected}`);

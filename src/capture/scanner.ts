@@ -14,6 +14,7 @@ import {
   PCAP_MAGIC_MICRO,
   PCAP_MAGIC_NANO,
   PCAP_RECORD_HEADER_LEN,
+  pcapLinkType,
 } from './pcap.ts';
 import { type PacketSink, PCAPNG_SHB, PcapngParser } from './pcapng.ts';
 import { readTcpdumpText, type TextReadOptions } from './tcpdump-text.ts';
@@ -189,7 +190,7 @@ export class CaptureScanner {
       if (major !== 2) this.warn('pcap-version', `byte 4: unexpected version ${major}`);
       const snap = v.getUint32(off + 16, this.pcapLe);
       this.pcapLimit = Math.max(snap, PCAP_DEFAULT_SNAPLEN);
-      this.pcapLink = v.getUint32(off + 20, this.pcapLe) & 0x0fffffff;
+      this.pcapLink = pcapLinkType(v.getUint32(off + 20, this.pcapLe));
       this.linkTypes.push(this.pcapLink);
       if (!isSupportedLinkType(this.pcapLink)) {
         this.issues.push(linkTypeIssue(this.file, this.pcapLink, 'byte 20'));

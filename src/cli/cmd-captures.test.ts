@@ -56,6 +56,15 @@ describe('lvsdoctor captures', () => {
     expect(o.err).toBe('');
   });
 
+  it('answers for one capture point alone: what was seen and answered, exit 0 (tcpdump text and pcap)', () => {
+    for (const f of ['corpus.nn.txt', 'corpus.pcap']) {
+      const o = io();
+      expect(runCaptures(o, [`${join(ROOT, 'fixtures/tcpdump', f)}@host1:vnet0`], { json: false })).toBe(0);
+      expect(o.out).toMatch(/one capture point: \d+ IP flows answered \(packets both ways\), \d+ seen one way only/);
+      expect(o.out).not.toContain('vanished');
+    }
+  });
+
   it('says the captures follow the model that drops the frame, with the rule that drops it', () => {
     const o = io();
     expect(runCaptures(o, founding, { json: false, scenario: join(ROOT, 'examples/kvm-lvs-dr') })).toBe(1);
