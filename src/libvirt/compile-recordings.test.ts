@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
+import { readRecording as read } from '../../test/support/recordings.ts';
 import { renderEbtablesList } from '../netfilter/ebtables-render.ts';
 import { renderIptablesS } from '../netfilter/iptables-render.ts';
 import { renderOriginChain } from '../source/origin.ts';
@@ -7,9 +7,6 @@ import { filterRegistry } from './builtin-filters.ts';
 import { compileBinding } from './compile.ts';
 import type { NwFilter } from './nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from './nwfilter-xml.ts';
-
-const REC = externalSuite('reference/nwfilter-recordings/');
-const read = (p: string) => REC.read(p);
 
 function binding(p: string) {
   const r = readFilterBindingXml(read(p), p);
@@ -28,9 +25,6 @@ function compileCase(bindingFile: string, custom: NwFilter[] = []) {
 }
 
 describe('compiling the libvirt 9.0.0 recordings', () => {
-  skippedBecause(REC.skip);
-  if (REC.skip !== undefined) return;
-
   it('reproduces s1 (clean-traffic, one IP) byte for byte', () => {
     const c = compileCase('s1-clean-traffic-one-ip/binding.xml');
     expect(c.issues).toEqual([]);
@@ -58,7 +52,9 @@ describe('compiling the libvirt 9.0.0 recordings', () => {
   });
 
   it('reproduces s4 (custom director filter with a tcp rule): listing, iptables -S and all commands', () => {
-    const c = compileCase('s4-custom-director-filter/binding.xml', [filter('s4-custom-director-filter/filter.xml')]);
+    const c = compileCase('s4-custom-director-filter/binding.xml', [
+      filter('s4-custom-director-filter/filter-lvs-director-traffic.xml'),
+    ]);
     expect(renderEbtablesList(c.nat, { style: 'nft' })).toBe(read('s4-custom-director-filter/ebtables-t-nat-L.txt'));
     expect(c.ipInstances).toHaveLength(1);
     expect(c.issues).toEqual([]);
@@ -74,19 +70,19 @@ describe('compiling the libvirt 9.0.0 recordings', () => {
   });
 
   it('lets the top-level IP win over inner filterref parameters (s5 with IP)', () => {
-    const f = filter('s5-parameter-precedence/filter.xml');
-    const c = compileCase('s5-parameter-precedence/binding-with-ip.xml', [f]);
+    const f = filter('s5-parameter-precedence-with-ip/filter-prec-test.xml');
+    const c = compileCase('s5-parameter-precedence-with-ip/binding.xml', [f]);
     expect(renderEbtablesList(c.nat, { style: 'nft' })).toBe(
-      read('s5-parameter-precedence/ebtables-t-nat-L.with-ip.txt'),
+      read('s5-parameter-precedence-with-ip/ebtables-t-nat-L.txt'),
     );
   });
 
   it('uses inner filterref parameters when the binding has no IP, but never an inner MAC (s5 without IP)', () => {
-    const f = filter('s5-parameter-precedence/filter.xml');
-    const c = compileCase('s5-parameter-precedence/binding-without-ip.xml', [f]);
+    const f = filter('s5-parameter-precedence-without-ip/filter-prec-test.xml');
+    const c = compileCase('s5-parameter-precedence-without-ip/binding.xml', [f]);
     expect(c.mode).toBe('filter');
     expect(renderEbtablesList(c.nat, { style: 'nft' })).toBe(
-      read('s5-parameter-precedence/ebtables-t-nat-L.without-ip.txt'),
+      read('s5-parameter-precedence-without-ip/ebtables-t-nat-L.txt'),
     );
   });
 

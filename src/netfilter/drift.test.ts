@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
+import { readRecording as read } from '../../test/support/recordings.ts';
 import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import { compileBinding } from '../libvirt/compile.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
@@ -9,9 +9,6 @@ import { readEbtablesList } from './ebtables-read.ts';
 import { renderEbtablesList } from './ebtables-render.ts';
 import type { IptTable } from './iptables-model.ts';
 import { readIptablesSave } from './iptables-read.ts';
-
-const REC = externalSuite('reference/nwfilter-recordings/');
-const read = (p: string) => REC.read(p);
 
 function compiled(dir: string, filters: string[] = []) {
   const b = readFilterBindingXml(read(`${dir}/binding.xml`), `${dir}/binding.xml`).value!;
@@ -33,8 +30,6 @@ function installed(text: string): EbTable {
 }
 
 describe('compareRulesets on ebtables', () => {
-  skippedBecause(REC.skip);
-  if (REC.skip !== undefined) return;
   const c = compiled('s2-clean-traffic-ip-plus-vip');
   const listing = read('s2-clean-traffic-ip-plus-vip/ebtables-t-nat-L.txt');
 
@@ -135,9 +130,7 @@ describe('compareRulesets on ebtables', () => {
 });
 
 describe('compareRulesets on iptables', () => {
-  skippedBecause(REC.skip);
-  if (REC.skip !== undefined) return;
-  const c = compiled('s4-custom-director-filter', ['filter.xml']);
+  const c = compiled('s4-custom-director-filter', ['filter-lvs-director-traffic.xml']);
   const s = read('s4-custom-director-filter/iptables-S.txt');
   const lines = s.trimEnd().split('\n');
   const save = (extra: (rules: string[]) => void = () => {}) => {

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
+import { RECORDINGS as REC } from '../../test/support/recordings.ts';
 import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import { compileBinding } from '../libvirt/compile.ts';
 import type { NwFilter } from '../libvirt/nwfilter-model.ts';
@@ -12,8 +13,6 @@ import { renderEbtablesList, renderEbtablesSave } from './ebtables-render.ts';
 
 const SUITE = externalSuite('conformance/libvirt-tests/');
 const EXPECTED = SUITE.url('expected/');
-const RECORDINGS = externalSuite('reference/nwfilter-recordings/');
-const REC = RECORDINGS.dir;
 
 function cases(file: string): string[] {
   if (SUITE.skip !== undefined) return [];
@@ -74,22 +73,17 @@ describe('readEbtablesSave on the libvirt conformance outputs', () => {
   });
 });
 
-const recordings =
-  RECORDINGS.skip !== undefined
-    ? []
-    : readdirSync(REC)
-        .filter((d) => /^s\d/.test(d))
-        .flatMap((d) =>
-          readdirSync(new URL(`${d}/`, REC))
-            .filter((f) => f.startsWith('ebtables-t-nat-L'))
-            .map((f) => `${d}/${f}`),
-        )
-        .sort();
+const recordings = readdirSync(REC)
+  .filter((d) => /^s\d/.test(d))
+  .flatMap((d) =>
+    readdirSync(new URL(`${d}/`, REC))
+      .filter((f) => f.startsWith('ebtables-t-nat-L'))
+      .map((f) => `${d}/${f}`),
+  )
+  .sort();
 
 describe('readEbtablesList on the libvirt 9.0 recordings', () => {
-  skippedBecause(RECORDINGS.skip);
-
-  it.skipIf(RECORDINGS.skip !== undefined)('finds the recordings', () => {
+  it('finds the recordings', () => {
     expect(recordings.length).toBeGreaterThanOrEqual(6);
   });
 
@@ -118,7 +112,7 @@ function filter(p: string): NwFilter {
   return r.value!;
 }
 
-describe.skipIf(RECORDINGS.skip !== undefined)('a read listing equals the compiled table', () => {
+describe('a read listing equals the compiled table', () => {
   const scenarios: [string, string[]][] = [
     ['s1-clean-traffic-one-ip', []],
     ['s2-clean-traffic-ip-plus-vip', []],
@@ -200,20 +194,17 @@ describe('readEbtablesList details', () => {
     expect(r.issues.map((i) => `${i.pos?.line} ${i.code}`)).toEqual(['2 ebtables-stray-line', '4 ebtables-bad-rule']);
   });
 
-  it.skipIf(RECORDINGS.skip !== undefined)(
-    'guesses the legacy style of a compiled legacy listing and the nft style of a recording',
-    () => {
-      const b = binding('s1-clean-traffic-one-ip/binding.xml');
-      const legacyText = renderEbtablesList(compileBinding(b, filterRegistry(), { style: 'legacy' }).nat, {
-        style: 'legacy',
-      });
-      expect(guessEbStyle(legacyText)).toBe('legacy');
-      expect(guessEbStyle(read(new URL('s1-clean-traffic-one-ip/ebtables-t-nat-L.txt', REC)))).toBe('nft');
-      const r = readEbtablesList(legacyText, 'legacy.txt');
-      expect(r.issues).toEqual([]);
-      expect(renderEbtablesList(r.value!, { style: 'legacy' })).toBe(legacyText);
-    },
-  );
+  it('guesses the legacy style of a compiled legacy listing and the nft style of a recording', () => {
+    const b = binding('s1-clean-traffic-one-ip/binding.xml');
+    const legacyText = renderEbtablesList(compileBinding(b, filterRegistry(), { style: 'legacy' }).nat, {
+      style: 'legacy',
+    });
+    expect(guessEbStyle(legacyText)).toBe('legacy');
+    expect(guessEbStyle(read(new URL('s1-clean-traffic-one-ip/ebtables-t-nat-L.txt', REC)))).toBe('nft');
+    const r = readEbtablesList(legacyText, 'legacy.txt');
+    expect(r.issues).toEqual([]);
+    expect(renderEbtablesList(r.value!, { style: 'legacy' })).toBe(legacyText);
+  });
 
   it('reads --Ln rule numbers and a listing of the broute table', () => {
     const text = 'Bridge table: broute\n\nBridge chain: BROUTING, entries: 1, policy: ACCEPT\n1. -p IPv6 -j DROP \n';

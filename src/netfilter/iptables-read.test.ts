@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
+import { readRecording } from '../../test/support/recordings.ts';
 import { formatIssue } from '../source/issue.ts';
 import type { IptTable } from './iptables-model.ts';
 import { readIptablesSave, splitSaveLine } from './iptables-read.ts';
@@ -8,8 +9,6 @@ import { renderIptablesS, renderIptablesSave } from './iptables-render.ts';
 
 const SUITE = externalSuite('conformance/libvirt-tests/');
 const EXPECTED = SUITE.url('expected/');
-const RECORDINGS = externalSuite('reference/nwfilter-recordings/');
-const REC = RECORDINGS.dir;
 
 const withoutComments = (text: string) =>
   text
@@ -55,13 +54,10 @@ describe('readIptablesSave on the libvirt conformance outputs', () => {
 });
 
 describe('readIptablesSave and iptables -S of the recordings', () => {
-  skippedBecause(RECORDINGS.skip);
-  it
-    .skipIf(RECORDINGS.skip !== undefined)
-    .each(['s2-clean-traffic-ip-plus-vip', 's3-clean-traffic-ip-learning', 's4-custom-director-filter'])(
+  it.each(['s2-clean-traffic-ip-plus-vip', 's3-clean-traffic-ip-learning', 's4-custom-director-filter'])(
     'reads an iptables-save equivalent of %s whose -S rendering is the recorded one',
     (dir) => {
-      const s = readFileSync(new URL(`${dir}/iptables-S.txt`, REC), 'utf8');
+      const s = readRecording(`${dir}/iptables-S.txt`);
       // Build the save form from the -S listing: policies and chains as declarations, rules as they are.
       const lines = s.trimEnd().split('\n');
       const decl = lines.map((l) => {
