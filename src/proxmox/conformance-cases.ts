@@ -1,0 +1,75 @@
+/**
+ * Loads the directories of ../shared/conformance/pve-firewall (pve-firewall's own test inputs and our LVS examples)
+ * into compiler input, with the fixed environment of pve-firewall's test harness (node `proxself`, local network
+ * 172.16.1.0/24, the harness' corosync.conf and guests). Used by tests and the benchmark; never by the tool itself.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import type { Issue } from '../source/issue.ts';
+import type { PveNodeInput } from './compile.ts';
+import { type PveGuestSource, pveNodeInput } from './node-files.ts';
+
+export const PVE_CONFORMANCE_DIR = new URL('../../../shared/conformance/pve-firewall/', import.meta.url);
+
+export interface PveConformanceCase {
+  readonly name: string;
+  /** URL of the directory with cluster.fw, host.fw, <vmid>.fw and tests. */
+  readonly dir: URL;
+  readonly vmdata: URL;
+}
+
+export function pveConformanceCases(): PveConformanceCase[] {
+  if (!existsSync(PVE_CONFORMANCE_DIR)) return [];
+  const out: PveConformanceCase[] = [];
+  for (const [sub, vm] of [
+    ['upstream/', undefined],
+    ['examples/', 'vmdata.json'],
+  ] as const) {
+    const base = new URL(sub, PVE_CONFORMANCE_DIR);
+    for (const name of readdirSync(base)
+      .filter((n) => n.startsWith('test-') || n.startsWith('example-'))
+      .sort()) {
+      const dir = new URL(`${name}/`, base);
+      out.push({
+        name,
+        dir,
+        vmdata: vm ? new URL(vm, dir) : new URL('fixtures/fwtester-vmdata.json', PVE_CONFORMANCE_DIR),
+      });
+    }
+  }
+  return out;
+}
+
+export function loadPveConformanceCase(c: PveConformanceCase): { input: PveNodeInput; issues: readonly Issue[] } {
+  const read = (name: string) => {
+    const u = new URL(name, c.dir);
+    return existsSync(u) ? { file: `${c.name}/${name}`, text: readFileSync(u, 'utf8') } : undefined;
+  };
+  const vmdata = JSON.parse(readFileSync(c.vmdata, 'utf8')) as {
+    qemu: Record<string, Record<string, string>>;
+    lxc: Record<string, Record<string, string>>;
+  };
+  const guests: PveGuestSource[] = [];
+  const guestFw = new Map<string, { file: string; text: string }>();
+  for (const kind of ['qemu', 'lxc'] as const) {
+    for (const [vmid, nets] of Object.entries(vmdata[kind] ?? {})) {
+      guests.push({ kind, vmid, conf: { file: `${kind}/${vmid}.conf`, nets } });
+      const fw = read(`${vmid}.fw`);
+      if (fw) guestFw.set(vmid, fw);
+    }
+  }
+  const cluster = read('cluster.fw');
+  const host = read('host.fw');
+  const r = pveNodeInput({
+    nodeName: 'proxself',
+    ...(cluster ? { cluster } : {}),
+    ...(host ? { host } : {}),
+    guestFw,
+    guests,
+    corosync: {
+      file: 'corosync.conf',
+      text: readFileSync(new URL('upstream/corosync.conf', PVE_CONFORMANCE_DIR), 'utf8'),
+    },
+    localNetwork: '172.16.1.0/24',
+  });
+  return { input: r.value!, issues: r.issues };
+}

@@ -1,0 +1,53 @@
+/**
+ * Proxmox's own firewall test directories (and our LVS examples) through lvsdoctor's Proxmox compiler: the rules
+ * generated must equal, byte for byte, what pve-firewall's own generator produced for the same inputs (recorded in
+ * ../shared/conformance/pve-firewall/recorded, see its README). Read from ../shared at run time.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compilePveFirewall, renderPveEbtablesRestore, renderPveIpsetRestore, renderPveRestore } from './compile.ts';
+import { loadPveConformanceCase, PVE_CONFORMANCE_DIR, pveConformanceCases } from './conformance-cases.ts';
+
+const cases = pveConformanceCases();
+
+describe.skipIf(cases.length === 0)('pve-firewall conformance: generated rules', () => {
+  if (!existsSync(PVE_CONFORMANCE_DIR)) return;
+  it('finds all 13 upstream and 4 example directories', () => {
+    expect(cases.length).toBe(17);
+  });
+  for (const c of cases) {
+    describe(c.name, () => {
+      const { input, issues } = loadPveConformanceCase(c);
+      const out = compilePveFirewall(input);
+      const rec = (f: string) => readFileSync(new URL(`recorded/${c.name}/${f}`, PVE_CONFORMANCE_DIR), 'utf8');
+      it('iptables filter equals pve-firewall’s iptables-restore input', () => {
+        expect(renderPveRestore(out.filter4, 'filter')).toBe(rec('iptables-filter.restore'));
+      });
+      it('ip6tables filter equals pve-firewall’s ip6tables-restore input', () => {
+        expect(renderPveRestore(out.filter6, 'filter')).toBe(rec('ip6tables-filter.restore'));
+      });
+      it('raw tables equal the recorded ones', () => {
+        expect(renderPveRestore(out.raw4, 'raw')).toBe(rec('iptables-raw.restore'));
+        expect(renderPveRestore(out.raw6, 'raw')).toBe(rec('ip6tables-raw.restore'));
+      });
+      it('ebtables equal pve-firewall’s ebtables-restore input', () => {
+        expect(renderPveEbtablesRestore(out.ebtables)).toBe(rec('ebtables.restore'));
+      });
+      it('ipsets equal pve-firewall’s ipset restore input', () => {
+        expect(renderPveIpsetRestore(out.ipsets)).toBe(rec('ipset.restore'));
+      });
+      it('warns where pve-firewall warns, naming file and line', () => {
+        const warnFile = new URL(`recorded/${c.name}/compile-warnings.txt`, PVE_CONFORMANCE_DIR);
+        const expected = existsSync(warnFile)
+          ? readFileSync(warnFile, 'utf8')
+              .split('\n')
+              .filter((l) => /^\S.*\(line \d+\)/.test(l))
+              .map((l) => Number(/\(line (\d+)\)/.exec(l)![1]))
+          : [];
+        const got = [...issues, ...out.issues].filter((i) => i.pos && i.pos.line > 0).map((i) => i.pos!.line);
+        expect(got).toEqual(expected);
+      });
+    });
+  }
+  void readdirSync;
+});
