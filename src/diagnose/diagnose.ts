@@ -13,7 +13,7 @@ import { type RecordedTrace, rerunProbe, runProbeRecorded } from '../trace/retra
 import { defaultProbes, openSession } from '../trace/session.ts';
 import { frameText } from '../trace/tcpdump-lines.ts';
 import type { Hop, Trace } from '../trace/types.ts';
-import { dropStep, ipvsStep, pathHops } from './facts.ts';
+import { dropStep, ipvsStep, ownsAddress, pathHops } from './facts.ts';
 import { FINDING_KINDS } from './findings/catalogue.ts';
 import type { Detected } from './findings/kind.ts';
 import type { Check, Finding, FixProposal, Report, VerifiedFix } from './types.ts';
@@ -77,7 +77,7 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
   }
   // TCP probe.
   const ipvsHopIdx = path.findIndex((h) => ipvsStep(h) !== undefined);
-  const director = [...loaded.ipvs.keys()].find((d) =>
+  const serving = [...loaded.ipvs.keys()].filter((d) =>
     loaded.ipvs
       .get(d)!
       .services.some(
@@ -88,6 +88,12 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
           s.key.port === probe.dport,
       ),
   );
+  // With a VRRP pair both directors have the service; the one holding the VIP now is the one the probe meets.
+  const holder = serving.find((d) => {
+    const n = loaded.scenario.nodes.get(d);
+    return n !== undefined && ownsAddress(n, probe.to);
+  });
+  const director = holder ?? serving[0];
   if (director) {
     const svc = loaded.ipvs
       .get(director)!
@@ -201,7 +207,7 @@ function explainTrace(loaded: LoadedScenario, t: Trace): Detected | undefined {
 
 /** Static findings of every kind that has a configuration check. */
 export function staticFindings(loaded: LoadedScenario): Detected[] {
-  return FINDING_KINDS.flatMap((k) => (k.check ? [...k.check({ loaded })] : []));
+  return FINDING_KINDS.flatMap((k) => (k.check ? [...k.check({ loaded, explain: explainTrace })] : []));
 }
 
 interface ChainLink {

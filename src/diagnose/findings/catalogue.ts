@@ -16,6 +16,7 @@ import {
   rsVipMissing,
 } from './static-ipvs.ts';
 import { vipArpBlocked } from './vip-arp-blocked.ts';
+import { vrrpAdvertsDropped, vrrpBackupAdvertsDropped, vrrpFailoverBroken, vrrpSplitBrain } from './vrrp.ts';
 
 /** Most specific first: the first kind whose `detect` explains a trace wins; every `check` runs. */
 export const FINDING_KINDS: readonly FindingKind[] = [
@@ -40,6 +41,10 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   keepalivedDefaultMethod,
   vrrpStrictDrops,
   vmacBlocked,
+  vrrpSplitBrain,
+  vrrpAdvertsDropped,
+  vrrpFailoverBroken,
+  vrrpBackupAdvertsDropped,
   bridgedForwardDrop,
   filterDrop,
   probeFailed,

@@ -5,6 +5,8 @@ import type { Finding, FixProposal, Severity } from '../types.ts';
 
 export interface DiagnoseContext {
   readonly loaded: LoadedScenario;
+  /** The first finding that explains a failed trace (checks that trace a changed cluster, e.g. after failover). */
+  readonly explain?: (loaded: LoadedScenario, trace: Trace) => Detected | undefined;
 }
 
 export interface Detected {

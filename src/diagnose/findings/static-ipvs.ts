@@ -6,6 +6,7 @@ import type { Node } from '../../topology/model.ts';
 import { effectiveSysctl } from '../../trace/node-config.ts';
 import { ipv4Services, nicOwning, ownsAddress, serviceVip } from '../facts.ts';
 import { sysctlFix } from '../sysctl-fix.ts';
+import { isStandbyFor } from '../vrrp.ts';
 import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
 
 interface DrTarget {
@@ -49,6 +50,20 @@ function once<T>(items: T[], key: (t: T) => string): T[] {
   return items.filter((t) => (seen.has(key(t)) ? false : (seen.add(key(t)), true)));
 }
 
+function vipMissing(kind: FindingKind, name: string, svc: IpvsService, vip: Ipv4): Detected {
+  return {
+    finding: {
+      code: kind.code,
+      severity: kind.severity,
+      title: `director ${name} does not have VIP ${formatIpv4(vip)}`,
+      explanation: `IPVS schedules only packets the director delivers locally (LOCAL_IN); ${formatIpv4(vip)} is none of ${name}'s addresses, so ${formatServiceKey(svc.key)} never sees a packet (its counters stay 0). Add the VIP (keepalived virtual_ipaddress or ip addr add) on the interface facing the clients.`,
+      where: name,
+      culprit: svc.origin,
+    },
+    fixes: [],
+  };
+}
+
 export const directorVipMissing: FindingKind = {
   code: 'director-vip-missing',
   severity: 'error',
@@ -62,21 +77,32 @@ export const directorVipMissing: FindingKind = {
       if (!d) continue;
       for (const svc of ipv4Services(ctx.loaded, name)) {
         const vip = serviceVip(svc)!;
-        if (ownsAddress(d, vip)) continue;
-        out.push({
-          finding: {
-            code: this.code,
-            severity: this.severity,
-            title: `director ${name} does not have VIP ${formatIpv4(vip)}`,
-            explanation: `IPVS schedules only packets the director delivers locally (LOCAL_IN); ${formatIpv4(vip)} is none of ${name}'s addresses, so ${formatServiceKey(svc.key)} never sees a packet (its counters stay 0). Add the VIP (keepalived virtual_ipaddress or ip addr add) on the interface facing the clients.`,
-            where: name,
-            culprit: svc.origin,
-          },
-          fixes: [],
-        });
+        // A keepalived standby: its peer holds the VIP now, and adding it here would be an address conflict.
+        if (ownsAddress(d, vip) || isStandbyFor(ctx.loaded, name, vip)) continue;
+        out.push(vipMissing(this, name, svc, vip));
       }
     }
     return out;
+  },
+  detect(ctx, trace) {
+    // A probe to a VIP nobody holds fails (no ARP answer, or a host that does not own it): that is this fault.
+    const target = trace.probe.kind === 'tcp' ? trace.probe.to : trace.probe.target;
+    for (const [name] of ctx.loaded.ipvs) {
+      const d = ctx.loaded.scenario.nodes.get(name);
+      if (!d) continue;
+      for (const svc of ipv4Services(ctx.loaded, name)) {
+        if (serviceVip(svc) !== target) continue;
+        if (trace.probe.kind === 'tcp' && svc.key.kind === 'addr' && svc.key.port !== trace.probe.dport) continue;
+        if (ownsAddress(d, target) || isStandbyFor(ctx.loaded, name, target)) return undefined;
+        const held = [...ctx.loaded.ipvs.keys()].some((x) => {
+          const n = ctx.loaded.scenario.nodes.get(x);
+          return n !== undefined && ownsAddress(n, target);
+        });
+        if (held) return undefined;
+        return vipMissing(this, name, svc, target);
+      }
+    }
+    return undefined;
   },
 };
 
