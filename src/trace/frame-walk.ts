@@ -33,7 +33,7 @@ export function walkFrame(
   const walker = new Walker({ dp, captures }, {});
   const root: Hop = { id: 0, place: { node: from }, direction: 'out', timeNs, frame, steps: [] };
   walker.hops.push(root);
-  walker.runFrom(() => walker.originateFrame(st, out, frame, root, timeNs));
+  walker.runFrom(() => walker.xmit(st, out, frame, root.id, timeNs));
   const reached = new Set<string>();
   const drops: { hop: Hop; step: NetfilterStep }[] = [];
   for (const h of walker.hops) {
