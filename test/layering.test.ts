@@ -90,19 +90,32 @@ const ALLOWED: Record<string, readonly string[]> = {
     'trace',
     'diagnose',
   ],
+  web: [
+    'addr',
+    'source',
+    'wire',
+    'capture',
+    'netfilter',
+    'ipvs',
+    'libvirt',
+    'proxmox',
+    'topology',
+    'trace',
+    'diagnose',
+  ],
   cli: ['*'],
 };
 
 function walk(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
-    return statSync(p).isDirectory() ? walk(p) : p.endsWith('.ts') ? [p] : [];
+    return statSync(p).isDirectory() ? walk(p) : /\.tsx?$/.test(p) ? [p] : [];
   });
 }
 
 describe('module layering', () => {
   const src = join(import.meta.dirname, '..', 'src');
-  const files = walk(src).filter((f) => !f.endsWith('.test.ts'));
+  const files = walk(src).filter((f) => !/\.test\.tsx?$/.test(f));
 
   it('finds source files to check', () => {
     expect(files.length).toBeGreaterThan(10);
@@ -124,6 +137,27 @@ describe('module layering', () => {
       for (const m of text.matchAll(/from '(\.\.?\/[^']+)'/g)) {
         const target = relative(src, join(file, '..', m[1]!)).split('/')[0]!;
         if (target !== folder && !allowed.includes(target)) violations.push(`${rel} imports ${m[1]}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('keeps the page (src/web/client) to the JSON contract: no domain code runs in the browser', () => {
+    const client = join(src, 'web', 'client');
+    const violations: string[] = [];
+    const pageFiles = files.filter((f) => f.startsWith(client));
+    expect(pageFiles.length).toBeGreaterThan(3);
+    for (const file of pageFiles) {
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/from '([^']+)'/g)) {
+        const spec = m[1]!;
+        if (!spec.startsWith('.')) {
+          if (!/^preact(\/|$)/.test(spec)) violations.push(`${relative(src, file)} imports package ${spec}`);
+          continue;
+        }
+        const target = join(file, '..', spec);
+        if (!target.startsWith(client) && target !== join(src, 'web', 'contract.ts'))
+          violations.push(`${relative(src, file)} imports ${spec}`);
       }
     }
     expect(violations).toEqual([]);

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
+import type { Report } from '../diagnose/types.ts';
 import type { ScenarioSource } from '../topology/scenario-source.ts';
 import { openSession } from '../trace/session.ts';
 import { type Io, reportIssues } from './io.ts';
@@ -28,12 +29,8 @@ export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: Diagnose
   return runDiagnose(io, source, o);
 }
 
-/** Diagnoses a scenario directory, or a scenario source (an import held in memory). */
-export function runDiagnose(io: Io, input: string | ScenarioSource, o: DiagnoseOptions): number {
-  const loaded = loadForCommand(io, input);
-  if (!loaded) return 2;
-  if (reportIssues(io, openSession(loaded).issues)) return 2;
-  const report = diagnose(loaded);
+/** Prints a diagnosis as `diagnose` does (text or --json) and writes the fixes' files for --fix-dir. */
+export function outputReport(io: Io, report: Report, o: DiagnoseOptions): void {
   if (o.fixDir !== undefined) {
     for (const f of report.fixes)
       for (const a of f.artifacts) {
@@ -56,5 +53,14 @@ export function runDiagnose(io: Io, input: string | ScenarioSource, o: DiagnoseO
       }),
     );
   } else io.stdout(renderReport(report));
+}
+
+/** Diagnoses a scenario directory, or a scenario source (an import held in memory). */
+export function runDiagnose(io: Io, input: string | ScenarioSource, o: DiagnoseOptions): number {
+  const loaded = loadForCommand(io, input);
+  if (!loaded) return 2;
+  if (reportIssues(io, openSession(loaded).issues)) return 2;
+  const report = diagnose(loaded);
+  outputReport(io, report, o);
   return report.healthy ? 0 : 1;
 }

@@ -5,6 +5,10 @@ export interface Io {
   readonly stdout: (s: string) => void;
   readonly stderr: (s: string) => void;
   readonly cwd?: string;
+  /** stderr is a terminal: progress lines are shown (never when it is a pipe or a file). */
+  readonly stderrIsTTY?: boolean;
+  /** stdout is a terminal and colour is allowed (not NO_COLOR, not --no-color). */
+  readonly color?: boolean;
 }
 
 /** Bad usage detected after parsing (an unknown probe, a bad --format value). */

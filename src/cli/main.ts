@@ -11,12 +11,18 @@ import { runIpvsShow, runIpvsSimulate } from './cmd-ipvs.ts';
 import { runLab } from './cmd-lab.ts';
 import { runNwfilterCompile } from './cmd-nwfilter.ts';
 import { runRules } from './cmd-rules.ts';
+import { runDiagnoseHtml, startServe } from './cmd-serve.ts';
 import { runTrace } from './cmd-trace.ts';
 import { type Io, UsageError } from './io.ts';
 
 export type { Io } from './io.ts';
 
 export const VERSION = '0.1.0';
+
+/** Repeatable options collect their values. */
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
 
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   let code = 0;
@@ -42,12 +48,29 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       '--fix-dir <out>',
       "write every proposed fix's files (nwfilter XML, bindings, interface snippets) into this directory",
     )
+    .option('--html <file>', 'also write the report as one self-contained HTML file (opens from disk, no network)')
+    .option('--capture <file@point>', 'with --html: a capture to draw on the topology; repeatable', collect, [])
     .exitOverride()
-    .action((inputs, opts) => {
-      code = runDiagnoseInputs(io, inputs, {
-        json: opts.json === true,
-        ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}),
-      });
+    .action(async (inputs, opts) => {
+      const o = { json: opts.json === true, ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}) };
+      if (opts.html !== undefined) code = await runDiagnoseHtml(io, inputs, opts.html, o, opts.capture);
+      else if (opts.capture.length > 0) throw new UsageError('--capture needs --html');
+      else code = runDiagnoseInputs(io, inputs, o);
+    });
+
+  program
+    .command('serve')
+    .description('the web app on 127.0.0.1: topology, paths, the drop and its origin, fixes and what-if')
+    .argument('<dir-or-bundles...>', 'a scenario directory, or collector bundles')
+    .option('--port <n>', 'port to listen on (default: a free one)', '0')
+    .option('--capture <file@point>', 'a capture to draw on the topology (as `captures`); repeatable', collect, [])
+    .exitOverride()
+    .action(async (inputs, opts) => {
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new UsageError(`--port must be a port number (0-65535), not "${opts.port}"`);
+      const running = await startServe(io, inputs, { port, captures: opts.capture });
+      code = running ? 0 : 2;
     });
 
   program

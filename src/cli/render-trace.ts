@@ -1,46 +1,8 @@
 /** Text rendering of traces: hop by hop, with tcpdump lines at capture points and each decision's origin. */
 import { formatIpv4 } from '../addr/ipv4.ts';
-import { formatPosition, type Origin, renderOriginChain } from '../source/origin.ts';
+import { renderStep } from '../trace/render-step.ts';
 import { frameText } from '../trace/tcpdump-lines.ts';
-import type { Hop, Step, Trace } from '../trace/types.ts';
-
-function originShort(o: Origin | undefined): string {
-  if (!o) return '';
-  return o.pos ? ` [${formatPosition(o.pos)}]` : ` [${o.label}]`;
-}
-
-export function renderStep(s: Step): string | undefined {
-  switch (s.kind) {
-    case 'capture':
-      return undefined;
-    case 'netfilter':
-      return `${s.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${s.table} ${s.hook}: ${s.path.join(' → ')} ⇒ ${s.verdict} by ${s.chain}${s.ruleNumber !== undefined ? ` rule ${s.ruleNumber}` : ''} "${s.ruleText}"\n      from ${renderOriginChain(s.origin, '\n        ← ')}`;
-    case 'bridge':
-      return `bridge ${s.bridge}: ${s.decision}${s.ports.length ? ` → ${s.ports.join(', ')}` : ''}${s.learned ? ` (learned ${s.learned})` : ''}`;
-    case 'segment':
-      return `segment ${s.segment}: ${s.decision} → ${s.to.join(', ')}`;
-    case 'l2':
-      return `${s.accepted ? 'accepted' : 'ignored'}: ${s.reason}`;
-    case 'arp':
-      return `ARP ${s.action}: ${s.reason}${originShort(s.origin)}`;
-    case 'rp-filter':
-      return `rp_filter=${s.mode} ${s.passed ? 'passes' : 'DROPS'}: ${s.reason}${originShort(s.origin)}`;
-    case 'route':
-      return `route ${formatIpv4(s.dst)}${s.nextHop !== undefined && s.nextHop !== s.dst ? ` via ${formatIpv4(s.nextHop)}` : ''} dev ${s.outIface ?? '?'}${originShort(s.origin)}`;
-    case 'neighbour':
-      return `neighbour ${formatIpv4(s.ip)} dev ${s.iface}: ${s.mac ?? 'UNRESOLVED'} (${s.source}${s.arp ? `, ${s.arp.hops.length} hops of ARP walked` : ''})${originShort(s.origin)}`;
-    case 'ipvs':
-      return `IPVS ${s.service}: ${s.explanation}${originShort(s.serviceOrigin)}`;
-    case 'forward':
-      return `forwarded, ttl ${s.ttlBefore} → ${s.ttlAfter}`;
-    case 'deliver':
-      return `delivered to ${s.socket}${originShort(s.origin)}`;
-    case 'reply':
-      return `answers: ${s.what}`;
-    case 'note':
-      return s.text;
-  }
-}
+import type { Hop, Trace } from '../trace/types.ts';
 
 function hopTitle(h: Hop): string {
   const at = h.place.iface ? `${h.place.node}:${h.place.iface}` : h.place.node;

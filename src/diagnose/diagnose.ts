@@ -299,7 +299,34 @@ export function allProbes(loaded: LoadedScenario): ProbeSpec[] {
   return [...own, ...defaults.filter((d) => !own.some((o) => same(o, d)))];
 }
 
+/** A diagnosis with what the web app's what-if needs: the recorded traces and each proposed fix with its `apply`. */
+export interface DiagnosisSession {
+  readonly report: Report;
+  readonly probes: readonly ProbeSpec[];
+  readonly recorded: readonly RecordedTrace[];
+  /** By fix id: the fix and the fixes applied before it when it was verified. */
+  readonly proposals: ReadonlyMap<string, { readonly fix: FixProposal; readonly prereqs: readonly FixProposal[] }>;
+}
+
 export function diagnose(loaded: LoadedScenario): Report {
+  return diagnoseSession(loaded).report;
+}
+
+/** The traces of `probes` on `changed` (a scenario edited from the one `recorded` was traced on), as fresh walks give them. */
+export function retraceChanged(changed: LoadedScenario, recorded: readonly RecordedTrace[]): Trace[] {
+  return retraceAll(changed, recorded);
+}
+
+/** The finding that explains a failed trace, as diagnosis names it (undefined for answered probes). */
+export function explainFailure(loaded: LoadedScenario, t: Trace): Finding | undefined {
+  if (t.disposition === 'replied') return undefined;
+  const d = explainTrace(loaded, t);
+  return d
+    ? { ...d.finding, probes: [t.probe.name], fixes: d.fixes.map((f) => f.id), source: 'trace', after: [] }
+    : undefined;
+}
+
+export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
   const probes = allProbes(loaded);
   const recorded = traceAll(loaded, probes);
   const traces = recorded.map((r) => r.trace);
@@ -361,7 +388,7 @@ export function diagnose(loaded: LoadedScenario): Report {
       a.after.length - b.after.length ||
       severity[a.severity] - severity[b.severity],
   );
-  return {
+  const report: Report = {
     scenario: loaded.scenario.name,
     healthy: traces.every((t) => t.disposition === 'replied') && !ordered.some((f) => f.severity === 'error'),
     traces,
@@ -369,6 +396,12 @@ export function diagnose(loaded: LoadedScenario): Report {
     findings: ordered,
     fixes,
     assumptions: loaded.scenario.assumptions,
+  };
+  return {
+    report,
+    probes,
+    recorded,
+    proposals: new Map([...proposals].map(([id, p]) => [id, { fix: p.fix, prereqs: p.prereqs }])),
   };
 }
 

@@ -1,0 +1,129 @@
+/**
+ * `lvsdoctor serve DIR|BUNDLE… [--port N] [--capture FILE@POINT…]`: the web app on 127.0.0.1, and
+ * `lvsdoctor diagnose … --html FILE`: the same views as one file. Both load the input as `diagnose` does (bundles
+ * are imported in memory) and hand the diagnosis to src/web/.
+ */
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import type { CorrelationReport } from '../capture/correlate.ts';
+import { correlateCaptureFiles } from '../capture/correlate-files.ts';
+import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import { diskSource, type ScenarioSource } from '../topology/scenario-source.ts';
+import { openSession } from '../trace/session.ts';
+import { reportHtml } from '../web/report.ts';
+import { listen, type Running, webApp } from '../web/server.ts';
+import { buildWebModel, openWebSession, type WebSession } from '../web/view-model.ts';
+import { parseCaptureSpec } from './cmd-captures.ts';
+import { type DiagnoseOptions, outputReport } from './cmd-diagnose.ts';
+import { type Io, reportIssues, UsageError } from './io.ts';
+import { progress } from './progress.ts';
+import { loadForCommand } from './scenario-input.ts';
+
+export interface Loaded {
+  readonly loaded: LoadedScenario;
+  readonly source: ScenarioSource;
+}
+
+/** A scenario directory, or collector bundles imported in memory; undefined means "exit 2" (issues printed). */
+export function loadInputs(io: Io, inputs: readonly string[], quiet = false): Loaded | undefined {
+  let source: ScenarioSource | undefined;
+  if (inputs.length === 1 && !isBundlePath(inputs[0]!)) {
+    const dir = inputs[0]!;
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      io.stderr(`lvsdoctor: scenario directory "${dir}" does not exist\n`);
+      return undefined;
+    }
+    // As `loadScenario` names files, so that origins point into this source.
+    source = diskSource(dir);
+  } else {
+    const p = progress(io, `importing ${inputs.length} bundle${inputs.length === 1 ? '' : 's'}`);
+    const imported = importToMemory(inputs);
+    p.done();
+    source = importedSource(imported);
+    if (reportIssues(io, imported.issues) || source === undefined) return undefined;
+    if (!quiet) io.stderr(renderImportReport(imported));
+  }
+  const loaded = loadForCommand(io, source);
+  if (!loaded) return undefined;
+  if (reportIssues(io, openSession(loaded).issues)) return undefined;
+  return { loaded, source };
+}
+
+function readCaptures(io: Io, specs: readonly string[]): CorrelationReport | undefined | false {
+  if (specs.length === 0) return undefined;
+  const inputs = [];
+  for (const s of specs) {
+    const p = parseCaptureSpec(s);
+    if (!p) throw new UsageError(`--capture "${s}" is not FILE@POINT`);
+    inputs.push(p);
+  }
+  const r = correlateCaptureFiles(inputs);
+  reportIssues(io, r.issues);
+  if (!r.report) {
+    io.stderr('lvsdoctor: nothing usable in the captures\n');
+    return false;
+  }
+  return r.report;
+}
+
+function diagnoseWithProgress(io: Io, l: Loaded): WebSession {
+  const p = progress(io, 'diagnosing');
+  const s = openWebSession(l.loaded, l.source);
+  p.done();
+  return s;
+}
+
+export interface ServeOptions {
+  readonly port: number;
+  readonly captures: readonly string[];
+}
+
+/** Starts the server; undefined on bad input (exit 2). The caller keeps the process alive or closes it. */
+export async function startServe(io: Io, inputs: readonly string[], o: ServeOptions): Promise<Running | undefined> {
+  const l = loadInputs(io, inputs);
+  if (!l) return undefined;
+  const captures = readCaptures(io, o.captures);
+  if (captures === false) return undefined;
+  const session = diagnoseWithProgress(io, l);
+  const p = progress(io, 'laying out the topology');
+  const model = await buildWebModel(session, { live: true, ...(captures ? { captures } : {}) });
+  p.done();
+  try {
+    const running = await listen(webApp(session, model), o.port);
+    io.stdout(`lvsdoctor serve: ${running.url}  (127.0.0.1 only; Ctrl-C stops it)\n`);
+    return running;
+  } catch (e) {
+    io.stderr(`lvsdoctor serve: cannot listen on 127.0.0.1:${o.port}: ${(e as Error).message}\n`);
+    return undefined;
+  }
+}
+
+/**
+ * `diagnose … --html FILE`: prints the report as `diagnose` does (text or --json, --fix-dir too) and writes the
+ * one-file web report; returns the exit code `diagnose` gives (0 healthy, 1 a problem, 2 bad input).
+ */
+export async function runDiagnoseHtml(
+  io: Io,
+  inputs: readonly string[],
+  file: string,
+  o: DiagnoseOptions,
+  captureSpecs: readonly string[] = [],
+): Promise<number> {
+  const l = loadInputs(io, inputs, o.json);
+  if (!l) return 2;
+  const captures = readCaptures(io, captureSpecs);
+  if (captures === false) return 2;
+  const session = diagnoseWithProgress(io, l);
+  outputReport(io, session.diagnosis.report, o);
+  const p = progress(io, 'writing the report');
+  const html = await reportHtml(session, captures);
+  p.done();
+  try {
+    writeFileSync(file, html);
+  } catch (e) {
+    io.stderr(`lvsdoctor: cannot write ${file}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  io.stderr(`wrote ${file} (${Math.round(html.length / 1024)} KiB; opens from disk, no network needed)\n`);
+  return session.diagnosis.report.healthy ? 0 : 1;
+}

@@ -1,0 +1,173 @@
+/** The app: tabs (diagnosis, fleet, captures), the selected probe and hop, and the what-if state. */
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import type { ProbeView, WebModel, WhatIfRequest, WhatIfResult } from '../contract.ts';
+import { CapturesPanel } from './captures.tsx';
+import { FindingsPanel } from './findings.tsx';
+import { FleetPanel } from './fleet.tsx';
+import { Inspector } from './inspector.tsx';
+import { StepList } from './steps.tsx';
+import { Topology } from './topology.tsx';
+
+type Tab = 'diagnosis' | 'fleet' | 'captures';
+
+export interface WhatIfState {
+  readonly request: WhatIfRequest;
+  readonly result?: WhatIfResult;
+  readonly pending: boolean;
+  readonly error?: string;
+}
+
+const EMPTY: WhatIfRequest = { fixes: [], params: [] };
+
+/** The first failing probe, else the first; its decisive hop, else its last. */
+function initialSelection(probes: readonly ProbeView[]): { probe: number; hop: number } {
+  const k = Math.max(
+    0,
+    probes.findIndex((p) => !p.ok),
+  );
+  const p = probes[k];
+  return { probe: k, hop: p ? (p.decisive ?? p.path.length - 1) : 0 };
+}
+
+/** The what-if answer: the server re-traces; the offline report has the single-fix answers computed beforehand. */
+async function runWhatIf(model: WebModel, req: WhatIfRequest): Promise<WhatIfResult> {
+  if (!model.live) {
+    if (req.params.length === 0 && req.fixes.length === 1 && model.precomputed?.[req.fixes[0]!])
+      return model.precomputed[req.fixes[0]!]!;
+    throw new Error(
+      'this offline report holds the what-if of each proposed fix alone; combine fixes or edit parameters in `lvsdoctor serve`',
+    );
+  }
+  const r = await fetch('api/what-if', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(req),
+  });
+  const body = (await r.json()) as WhatIfResult | { error: string };
+  if (!r.ok || 'error' in body) throw new Error('error' in body ? body.error : `server answered ${r.status}`);
+  return body;
+}
+
+export function App({ model }: { model: WebModel }) {
+  const bigFleet = model.fleet.guests.length > 200;
+  const [tab, setTab] = useState<Tab>(bigFleet ? 'fleet' : 'diagnosis');
+  const init = useMemo(() => initialSelection(model.probes), [model]);
+  const [probeIdx, setProbeIdx] = useState(init.probe);
+  const [hopIdx, setHopIdx] = useState(init.hop);
+  const [whatIf, setWhatIf] = useState<WhatIfState>({ request: EMPTY, pending: false });
+  const [flow, setFlow] = useState<number | undefined>(undefined);
+
+  const active = whatIf.result && !whatIf.pending ? whatIf.result : undefined;
+  const probes = active ? active.probes : model.probes;
+  const probe = probes[probeIdx];
+
+  const apply = (request: WhatIfRequest) => {
+    if (request.fixes.length === 0 && request.params.length === 0) {
+      setWhatIf({ request, pending: false });
+      return;
+    }
+    setWhatIf({ request, pending: true, ...(whatIf.result ? { result: whatIf.result } : {}) });
+    runWhatIf(model, request).then(
+      (result) => setWhatIf({ request, result, pending: false }),
+      (e: unknown) => setWhatIf({ request, pending: false, error: (e as Error).message }),
+    );
+  };
+
+  useEffect(() => {
+    const p = probes[probeIdx];
+    if (p) setHopIdx(p.decisive ?? p.path.length - 1);
+  }, [probeIdx, active]);
+
+  const failing = model.probes.filter((p) => !p.ok).length;
+  const tabs: [Tab, string][] = [
+    ['diagnosis', 'Diagnosis'],
+    ['fleet', `Fleet (${model.fleet.guests.length} guests)`],
+    ...(model.captures ? ([['captures', 'Captures']] as [Tab, string][]) : []),
+  ];
+  return (
+    <>
+      <header class="top">
+        <h1>lvsdoctor · {model.scenario.name}</h1>
+        <span class={`badge ${model.healthy ? 'ok' : 'bad'}`}>
+          {model.healthy ? 'healthy' : `${failing} of ${model.probes.length} probes fail`}
+        </span>
+        {!model.live && <span class="badge warn">offline report</span>}
+        <div class="tabs" aria-label="Views" role="tablist">
+          {tabs.map(([t, label]) => (
+            <button
+              type="button"
+              role="tab"
+              id={`tab-${t}`}
+              aria-selected={tab === t}
+              aria-controls={`panel-${t}`}
+              onClick={() => setTab(t)}
+            >
+              {label}
+            </button>
+          ))}
+        </div>
+      </header>
+      <main>
+        {tab === 'diagnosis' && (
+          <div class="diag" id="panel-diagnosis" role="tabpanel" aria-labelledby="tab-diagnosis">
+            <section aria-label="Probes, findings and fixes">
+              <h2>Probes</h2>
+              <ul class="plain" aria-label="Probes">
+                {probes.map((p, k) => {
+                  const before = model.probes[k]!;
+                  return (
+                    <li>
+                      <button
+                        type="button"
+                        class={`probe ${p.ok ? 'ok' : 'bad'}`}
+                        aria-pressed={k === probeIdx}
+                        data-probe={p.name}
+                        data-verdict={p.disposition}
+                        onClick={() => setProbeIdx(k)}
+                      >
+                        <span class={`v ${p.ok ? 'ok' : 'bad'}`}>{p.ok ? '✓ answered' : `✗ ${p.disposition}`}</span>{' '}
+                        {p.name}
+                        <small>{p.label}</small>
+                        {active && before.disposition !== p.disposition && (
+                          <small class="verdict-change">
+                            what-if: {before.disposition} → {p.disposition}
+                          </small>
+                        )}
+                      </button>
+                    </li>
+                  );
+                })}
+              </ul>
+              <FindingsPanel model={model} whatIf={whatIf} apply={apply} />
+            </section>
+            <section aria-label="Topology and path">
+              {probe && (
+                <>
+                  <h2>
+                    Path of {probe.name}{' '}
+                    <span class={`badge ${probe.ok ? 'ok' : 'bad'}`}>{probe.ok ? 'answered' : probe.disposition}</span>
+                    {active && <span class="badge warn">what-if applied</span>}
+                  </h2>
+                  <p class="muted">{probe.summary}</p>
+                </>
+              )}
+              <Topology model={model} probe={probe} hop={hopIdx} onHop={setHopIdx} flow={undefined} />
+              {probe && <StepList probe={probe} hop={hopIdx} onHop={setHopIdx} />}
+            </section>
+            <section aria-label="Hop inspector">
+              {probe?.path[hopIdx] ? (
+                <Inspector model={model} probe={probe} hop={probe.path[hopIdx]!} index={hopIdx} />
+              ) : (
+                <p>Pick a hop of the path.</p>
+              )}
+            </section>
+          </div>
+        )}
+        {tab === 'fleet' && <FleetPanel model={model} />}
+        {tab === 'captures' && model.captures && (
+          <CapturesPanel model={model} captures={model.captures} flow={flow} onFlow={setFlow} />
+        )}
+      </main>
+    </>
+  );
+}

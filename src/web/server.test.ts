@@ -1,0 +1,136 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../cli/main.ts';
+import { loadScenario } from '../topology/load-scenario.ts';
+import { diskSource } from '../topology/scenario-source.ts';
+import type { WebModel, WhatIfResult } from './contract.ts';
+import { listen, type Running, webApp } from './server.ts';
+import { buildWebModel, openWebSession } from './view-model.ts';
+
+const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'kvm-lvs-dr');
+
+describe('the web server on the founding case', () => {
+  let running: Running;
+  let model: WebModel;
+  beforeAll(async () => {
+    const loaded = loadScenario(EXAMPLE).value!;
+    const session = openWebSession(loaded, diskSource(EXAMPLE));
+    model = await buildWebModel(session, { live: true });
+    running = await listen(webApp(session, model), 0);
+  });
+  afterAll(() => running.close());
+
+  const whatIf = async (body: unknown) => {
+    const r = await fetch(`${running.url}api/what-if`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: r.status, body: (await r.json()) as WhatIfResult & { error?: string } };
+  };
+
+  it('listens on 127.0.0.1 only and serves the page with its script inline', async () => {
+    expect(running.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const html = await (await fetch(running.url)).text();
+    expect(html).toContain('<div id="app">');
+    expect(html).not.toMatch(/<script[^>]+src=/);
+    expect(html).toContain("default-src 'none'");
+  });
+
+  it('sends the model the CLI computes: the drop at host1:vnet0 by rule 3 and its origin to the XML line', async () => {
+    const m = (await (await fetch(`${running.url}api/model`)).json()) as WebModel;
+    const http = m.probes.find((p) => p.name === 'http-to-vip')!;
+    expect(http.disposition).toBe('dropped-by-filter');
+    const drop = http.path[http.decisive!]!;
+    expect(drop.element).toBe('if:host1:vnet0');
+    const nf = drop.steps.find((s) => s.kind === 'netfilter')!;
+    expect(nf.ruleNumber).toBe(3);
+    expect(nf.path).toEqual(['PREROUTING', 'libvirt-I-vnet0', 'I-vnet0-mac', 'I-vnet0-ipv4-ip']);
+    const filterref = nf.origin!.find((o) => o.kind === 'filterref' && o.file)!;
+    expect(m.files[filterref.file!]![filterref.line! - 1]).toContain("<filterref filter='clean-traffic'>");
+    expect(m.probes.find((p) => p.name === 'tcp-rs-192.0.2.226-80')!.ok).toBe(true);
+    // Request and reply legs: the answered probe's SYN-ACK hops are the reply.
+    const rs = m.probes.find((p) => p.ok)!;
+    expect(rs.path[0]!.leg).toBe('request');
+    expect(rs.path.at(-1)!.leg).toBe('reply');
+    // Every hop lands on an element of the drawing.
+    const ids = new Set(m.topology.nodes.map((n) => n.id));
+    for (const p of m.probes) for (const h of p.path) expect(ids.has(h.element), h.element).toBe(true);
+  });
+
+  it('re-traces the safest fix: both failing probes are answered', async () => {
+    const safest = model.fixes.find((f) => f.safest)!;
+    const r = await whatIf({ fixes: [safest.id], params: [] });
+    expect(r.status).toBe(200);
+    expect(r.body.verdicts.every((v) => v.after === 'replied')).toBe(true);
+    expect(r.body.verdicts.filter((v) => v.before !== 'replied').map((v) => v.probe)).toEqual([
+      'http-to-vip',
+      'arp-for-vip',
+    ]);
+  });
+
+  it('re-traces a parameter edit: the VIP in IP lets the ARP reply out, the forwarded SYN is still dropped', async () => {
+    const r = await whatIf({
+      fixes: [],
+      params: [{ host: 'host1', port: 'vnet0', name: 'IP', values: ['192.0.2.200', '192.0.2.208'] }],
+    });
+    expect(r.status).toBe(200);
+    const after = Object.fromEntries(r.body.verdicts.map((v) => [v.probe, v.after]));
+    expect(after['arp-for-vip']).toBe('replied');
+    expect(after['http-to-vip']).toBe('dropped-by-filter');
+  });
+
+  it('answers bad what-ifs with 400 and a reason', async () => {
+    expect((await whatIf({ fixes: ['no-such-fix'], params: [] })).body.error).toContain('no-such-fix');
+    const bad = await whatIf({ fixes: [], params: [{ host: 'host1', port: 'vnet0', name: 'IP', values: ['1.2.3'] }] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toContain('"1.2.3" is not an IPv4 address');
+    expect((await whatIf({ fixes: 'x' })).status).toBe(400);
+    const notJson = await fetch(`${running.url}api/what-if`, { method: 'POST', body: '{' });
+    expect(notJson.status).toBe(400);
+  });
+
+  it("downloads a fix's file", async () => {
+    const f = model.fixes[0]!;
+    const a = f.artifacts[0]!;
+    const r = await fetch(`${running.url}api/file?fix=${encodeURIComponent(f.id)}&path=${encodeURIComponent(a.path)}`);
+    expect(r.headers.get('content-disposition')).toContain('attachment');
+    expect(await r.text()).toBe(a.content);
+  });
+});
+
+describe('lvsdoctor diagnose --html and serve (command line)', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-web-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('writes one self-contained file under 2 MB with the model and every fix’s what-if embedded', async () => {
+    const out = join(tmp, 'report.html');
+    let stdout = '';
+    let stderr = '';
+    const code = await main(['diagnose', EXAMPLE, '--html', out], {
+      stdout: (s) => (stdout += s),
+      stderr: (s) => (stderr += s),
+    });
+    expect(code).toBe(1);
+    expect(stdout).toContain('lvsdoctor diagnose: kvm-lvs-dr');
+    expect(stderr).toContain(`wrote ${out}`);
+    expect(statSync(out).size).toBeLessThan(2 * 1024 * 1024);
+    const html = readFileSync(out, 'utf8');
+    expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=/);
+    const json = html.match(/<script id="lvsdoctor-model" type="application\/json">([^<]*)<\/script>/)![1]!;
+    const m = JSON.parse(json) as WebModel;
+    expect(m.live).toBe(false);
+    expect(Object.keys(m.precomputed!).sort()).toEqual(m.fixes.map((f) => f.id).sort());
+  });
+
+  it('refuses a bad --port and a missing scenario with exit 2', async () => {
+    let err = '';
+    const io = { stdout: () => {}, stderr: (s: string) => (err += s) };
+    expect(await main(['serve', EXAMPLE, '--port', 'eighty'], io)).toBe(2);
+    expect(err).toContain('--port must be a port number');
+    expect(await main(['serve', join(tmp, 'nothing-here')], io)).toBe(2);
+    expect(err).toContain('does not exist');
+  });
+});
