@@ -1,7 +1,7 @@
 import { check } from '../diagnose/diagnose.ts';
 import { FINDING_KINDS } from '../diagnose/findings/catalogue.ts';
 import { renderOriginChain } from '../source/origin.ts';
-import { openSession } from '../trace/session.ts';
+import { compileAllHostRules } from '../topology/host-rules.ts';
 import { type Io, reportIssues } from './io.ts';
 import { originJson, toJsonText } from './json.ts';
 import { renderTable } from './render-report.ts';
@@ -11,7 +11,7 @@ import { loadForCommand } from './scenario-input.ts';
 export function runCheck(io: Io, dir: string, o: { readonly json: boolean }): number {
   const loaded = loadForCommand(io, dir);
   if (!loaded) return 2;
-  if (reportIssues(io, openSession(loaded).issues)) return 2;
+  if (reportIssues(io, compileAllHostRules(loaded).issues)) return 2;
   const findings = check(loaded);
   if (o.json)
     io.stdout(

@@ -3,8 +3,8 @@ import { dirname, join } from 'node:path';
 import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import type { Report } from '../diagnose/types.ts';
+import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { ScenarioSource } from '../topology/scenario-source.ts';
-import { openSession } from '../trace/session.ts';
 import { type Io, reportIssues } from './io.ts';
 import { originJson, toJsonText, traceJson } from './json.ts';
 import { renderReport } from './render-report.ts';
@@ -59,7 +59,7 @@ export function outputReport(io: Io, report: Report, o: DiagnoseOptions): void {
 export function runDiagnose(io: Io, input: string | ScenarioSource, o: DiagnoseOptions): number {
   const loaded = loadForCommand(io, input);
   if (!loaded) return 2;
-  if (reportIssues(io, openSession(loaded).issues)) return 2;
+  if (reportIssues(io, compileAllHostRules(loaded).issues)) return 2;
   const report = diagnose(loaded);
   outputReport(io, report, o);
   return report.healthy ? 0 : 1;

@@ -10,8 +10,8 @@ import { findFix } from '../lab/fixes.ts';
 import { labUp, releaseLab, removeLeftovers } from '../lab/lab.ts';
 import { labUnavailable, preflight } from '../lab/preflight.ts';
 import { type LabReport, type ProbeComparison, runLabScenario } from '../lab/run.ts';
+import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import { openSession } from '../trace/session.ts';
 import { type Io, reportIssues } from './io.ts';
 import { loadForCommand } from './scenario-input.ts';
 
@@ -118,7 +118,7 @@ export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOp
   }
   const base = loadForCommand(io, dir);
   if (!base) return 2;
-  if (reportIssues(io, openSession(base).issues)) return 2;
+  if (reportIssues(io, compileAllHostRules(base).issues)) return 2;
   const loaded = withFix(io, base, o.withFix);
   if (!loaded) return 2;
   const common = {

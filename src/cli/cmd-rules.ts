@@ -1,5 +1,5 @@
 import { renderEbtablesList, renderEbtablesRule } from '../netfilter/ebtables-render.ts';
-import { openSession } from '../trace/session.ts';
+import { compileAllHostRules } from '../topology/host-rules.ts';
 import { type Io, reportIssues, UsageError } from './io.ts';
 import { originJson, toJsonText } from './json.ts';
 import { loadForCommand } from './scenario-input.ts';
@@ -21,9 +21,9 @@ export function runRules(io: Io, dir: string, o: RulesOptions): number {
     throw new UsageError(`"${o.host}" is not a host of the scenario (hosts: ${hosts.join(', ') || 'none'})`);
   }
   const style = o.format;
-  const session = openSession(loaded, { style });
-  if (reportIssues(io, session.issues)) return 2;
-  const rules = session.hostRules.get(o.host)!;
+  const compiled = compileAllHostRules(loaded, style);
+  if (reportIssues(io, compiled.issues)) return 2;
+  const rules = compiled.hostRules.get(o.host)!;
   if (o.json) {
     io.stdout(
       toJsonText({

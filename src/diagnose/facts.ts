@@ -5,11 +5,11 @@ import type { IpvsService } from '../ipvs/model.ts';
 import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import { type CompiledBinding, compileBinding } from '../libvirt/compile.ts';
 import type { NwFilterBinding } from '../libvirt/nwfilter-model.ts';
+import { compileHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Iface, Node, PortBinding } from '../topology/model.ts';
 import type { BridgeFirewall } from '../trace/engines.ts';
 import { makeBridgeFirewall } from '../trace/firewall.ts';
-import { compileHostRules } from '../trace/host-rules.ts';
 import type { Hop, IpvsStep, NetfilterStep, Trace } from '../trace/types.ts';
 import { ARP_REPLY, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, TCP_SYN } from '../wire/types.ts';
 

@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderEbtablesList } from '../netfilter/ebtables-render.ts';
+import { compileHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import { compileHostRules } from '../trace/host-rules.ts';
 import { type BgProcess, inNs, run, runSync, spawnBg, stopBg } from './exec.ts';
 import { type DirectorMode, directorNftReload, ebtablesRestoreText, ipvsadmRestoreText } from './kernel-rules.ts';
 import { createBinding, defineFilters, type LibvirtDaemon, startLibvirtd } from './libvirt-daemon.ts';

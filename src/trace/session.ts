@@ -3,26 +3,18 @@
  * ebtables, IPVS engines for directors — plus helpers to run probes from a fresh state.
  */
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
-import type { EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
-import type { IptTable } from '../netfilter/iptables-model.ts';
+import type { EbStyle } from '../netfilter/ebtables-model.ts';
 import type { Issue } from '../source/issue.ts';
 import type { Origin } from '../source/origin.ts';
+import { compileAllHostRules, compileHostRules, type HostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ProbeSpec } from '../topology/model.ts';
 import { buildDataplane, type Dataplane, type DataplaneEngines, resetDataplane } from './dataplane.ts';
 import type { BridgeFirewall, IpvsEngine } from './engines.ts';
 import { makeBridgeFirewall } from './firewall.ts';
-import { compileHostRules } from './host-rules.ts';
 import { makeIpvsEngine } from './ipvs-engine.ts';
 import { traceProbe } from './probe.ts';
 import type { Trace } from './types.ts';
-
-export interface HostRules {
-  readonly nat: EbTable;
-  /** libvirt's iptables filter table (FI-/FO-/HI- chains); bridged traffic sees it only through br_netfilter. */
-  readonly filter4?: IptTable;
-  readonly issues: readonly Issue[];
-}
 
 export interface Session {
   readonly loaded: LoadedScenario;
@@ -90,19 +82,9 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
     ipvs.set(director, () => makeIpvsEngine(table, { ...(kernel ? { kernel } : {}) }));
   }
   const engines: DataplaneEngines = { firewalls: { get: firewallOfHost }, ipvs };
-  let all: { hostRules: Map<string, HostRules>; issues: Issue[] } | undefined;
+  let all: ReturnType<typeof compileAllHostRules> | undefined;
   const compileAll = () => {
-    if (all === undefined) {
-      const hostRules = new Map<string, HostRules>();
-      const issues: Issue[] = [];
-      for (const node of nodes.values()) {
-        if (node.kind !== 'host') continue;
-        const r = compileHostRules(loaded, node.name, style);
-        issues.push(...r.issues);
-        hostRules.set(node.name, r);
-      }
-      all = { hostRules, issues };
-    }
+    all ??= compileAllHostRules(loaded, style);
     return all;
   };
   return {

@@ -1,11 +1,23 @@
-/** What libvirt installs on a host: every filter binding of its guests compiled into one ebtables nat table and the iptables filter table. */
+/**
+ * What libvirt installs on a host: every filter binding of its guests compiled into one ebtables nat table and the
+ * iptables filter table. A fact of the model (the simulator, the checks, the lab and `rules` all read it), so it
+ * sits below trace/.
+ */
 import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import { compileBindings } from '../libvirt/compile.ts';
 import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
-import type { EbStyle } from '../netfilter/ebtables-model.ts';
-import type { LoadedScenario } from '../topology/load-scenario.ts';
-import type { PortBinding } from '../topology/model.ts';
-import type { HostRules } from './session.ts';
+import type { EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
+import type { IptTable } from '../netfilter/iptables-model.ts';
+import type { Issue } from '../source/issue.ts';
+import type { LoadedScenario } from './load-scenario.ts';
+import type { PortBinding } from './model.ts';
+
+export interface HostRules {
+  readonly nat: EbTable;
+  /** libvirt's iptables filter table (FI-/FO-/HI- chains); bridged traffic sees it only through br_netfilter. */
+  readonly filter4?: IptTable;
+  readonly issues: readonly Issue[];
+}
 
 /**
  * Performance: scenarios are immutable and fixes copy only what they change, so a host whose custom filters (by
@@ -57,4 +69,20 @@ export function compileHostRules(loaded: LoadedScenario, host: string, style: Eb
   if (entries.length >= 8) entries.shift();
   entries.push({ custom, style, bindings: [...bindings], rules });
   return rules;
+}
+
+/** Every host's rules, and the problems met compiling them (e.g. an unknown filter), hosts in scenario order. */
+export function compileAllHostRules(
+  loaded: LoadedScenario,
+  style: EbStyle = 'nft',
+): { readonly hostRules: ReadonlyMap<string, HostRules>; readonly issues: readonly Issue[] } {
+  const hostRules = new Map<string, HostRules>();
+  const issues: Issue[] = [];
+  for (const node of loaded.scenario.nodes.values()) {
+    if (node.kind !== 'host') continue;
+    const r = compileHostRules(loaded, node.name, style);
+    issues.push(...r.issues);
+    hostRules.set(node.name, r);
+  }
+  return { hostRules, issues };
 }
