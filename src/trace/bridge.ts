@@ -30,21 +30,9 @@ function ebtables(
   inIface?: string,
   outIface?: string,
 ): boolean {
-  if (!st.firewall) return true;
   // Plain object, no conditional spreads: this runs several times per hop.
   const ctx = { inIface, outIface } as { readonly inIface?: string; readonly outIface?: string };
-  const step = st.firewall.evaluate(table, hookName, frame, ctx);
-  w.ctx.reads?.firewall.push({
-    host: st.node.name,
-    kind: 'ebtables',
-    table,
-    hook: hookName,
-    frame,
-    ctx,
-    hop,
-    pos: hop.steps.length,
-    step,
-  });
+  const step = w.ask(st, hop, { kind: 'ebtables', table, hook: hookName, frame, ctx });
   if (!step) return true;
   hop.steps.push(step);
   if (step.verdict === 'DROP') {
@@ -137,21 +125,8 @@ function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFra
   const hop = w.newHop({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: parent.id, timeNs }, 'out');
   if (!ebtables(w, st, hop, 'filter', 'FORWARD', frame, parent.place.iface, port.name)) return;
   // br_netfilter: bridged IPv4 passes through iptables FORWARD (with physdev) after ebtables' FORWARD.
-  const fw = st.firewall;
   const bctx = { bridge: port.master ?? '', inPort: parent.place.iface ?? '', outPort: port.name };
-  const ipStep = fw?.evaluateBridged(frame, bctx);
-  if (fw)
-    w.ctx.reads?.firewall.push({
-      host: st.node.name,
-      kind: 'bridged',
-      table: 'filter',
-      hook: 'FORWARD',
-      frame,
-      ctx: bctx,
-      hop,
-      pos: hop.steps.length,
-      step: ipStep,
-    });
+  const ipStep = w.ask(st, hop, { kind: 'br-netfilter', frame, ctx: bctx });
   if (ipStep) {
     hop.steps.push(ipStep);
     if (ipStep.verdict === 'DROP') {

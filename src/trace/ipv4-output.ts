@@ -5,17 +5,17 @@
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { MAC_BROADCAST, MAC_ZERO, type Mac } from '../addr/mac.ts';
 import { ipv4Mask, prefixContains } from '../addr/prefix.ts';
-import type { Iface, Node } from '../topology/model.ts';
+import type { Iface } from '../topology/model.ts';
 import { ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet } from '../wire/types.ts';
 import type { NodeState } from './dataplane.ts';
-import { localAddress, lookupRoute, sysctlMax } from './node-config.ts';
+import { localAddress } from './node-config.ts';
 import { type Hop, type NeighbourStep, pickEnd } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
 
 /** `ip_local_out` of a packet the node's stack makes or forwards: route, resolve the next hop, send. */
 export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop, timeNs: bigint): void {
   const node = st.node;
-  const r = lookupRoute(node, pkt.dst);
+  const r = w.ask(st, parent, { kind: 'route', dst: pkt.dst });
   if (!r) {
     w.end(parent, 'no-route', `${node.name} has no route to ${formatIpv4(pkt.dst)}`, undefined, {
       node: node.name,
@@ -28,7 +28,7 @@ export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop
     });
     return;
   }
-  const outName = r.dev ?? (r.via !== undefined ? lookupRoute(node, r.via)?.dev : undefined);
+  const outName = r.dev ?? (r.via !== undefined ? w.ask(st, parent, { kind: 'route', dst: r.via })?.dev : undefined);
   const out = outName ? node.interfaces.get(outName) : undefined;
   if (!out) {
     w.end(parent, 'no-route', `the route to ${formatIpv4(pkt.dst)} on ${node.name} names no usable device`, r.origin, {
@@ -57,8 +57,8 @@ export function ipvsTransmit(
   build: (src: Mac, dst: Mac) => EthernetFrame,
 ): void {
   const node = st.node;
-  const r = lookupRoute(node, target);
-  const outName = r?.dev ?? (r?.via !== undefined ? lookupRoute(node, r.via)?.dev : undefined);
+  const r = w.ask(st, hop, { kind: 'route', dst: target });
+  const outName = r?.dev ?? (r?.via !== undefined ? w.ask(st, hop, { kind: 'route', dst: r.via })?.dev : undefined);
   const out = outName ? node.interfaces.get(outName) : undefined;
   if (!r || !out) {
     w.end(hop, 'no-route', `${node.name} has no route to the real server ${formatIpv4(target)}`, r?.origin);
@@ -81,8 +81,16 @@ export function ipvsTransmit(
 }
 
 /** ARP source address per arp_announce (max of all and the interface). */
-function arpSource(node: Node, iface: Iface, target: Ipv4, hint: Ipv4 | undefined): Ipv4 | undefined {
-  const ann = sysctlMax(node, 'arp_announce', iface.name).value;
+function arpSource(
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
+  iface: Iface,
+  target: Ipv4,
+  hint: Ipv4 | undefined,
+): Ipv4 | undefined {
+  const node = st.node;
+  const ann = w.ask(st, hop, { kind: 'conf', key: 'arp_announce', iface: iface.name }).value;
   const inSubnet = iface.addrs.find((a) => ((a.prefix.addr ^ target) & ipv4Mask(a.prefix.len)) === 0);
   if (ann === 0 && hint !== undefined && localAddress(node, hint)) return hint;
   // arp_announce=1 (inet_addr_onlink): the packet's source if it is local and some subnet of the outgoing device
@@ -125,7 +133,7 @@ function resolve(
     });
     return cached.mac;
   }
-  const spa = arpSource(st.node, out, ip, srcHint);
+  const spa = arpSource(w, st, hop, out, ip, srcHint);
   if (spa === undefined) {
     w.end(hop, 'arp-unresolved', `${st.node.name}:${out.name} has no IPv4 address to send an ARP request from`);
     return undefined;

@@ -7,7 +7,7 @@ import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { isMulticastMac } from '../addr/mac.ts';
 import { prefixContains } from '../addr/prefix.ts';
 import { implicit, type Origin } from '../source/origin.ts';
-import type { Iface, Node } from '../topology/model.ts';
+import type { Iface } from '../topology/model.ts';
 import {
   ARP_REPLY,
   ARP_REQUEST,
@@ -23,7 +23,7 @@ import {
 } from '../wire/types.ts';
 import type { NodeState } from './dataplane.ts';
 import { ipOutput, ipvsTransmit } from './ipv4-output.ts';
-import { localAddress, lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
+import { localAddress } from './node-config.ts';
 import type { EndCause, Hop, Step } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
 
@@ -92,13 +92,13 @@ function arpReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, arp: ArpP
   }
   // arp_process answers only if ip_route_input(target, sender) succeeds: fib_validate_source rejects a sender
   // address that is local to this node (a martian) unless accept_local, and applies rp_filter to the sender.
-  const bad = sourceCheck(node, iface, arp.spa, 'sender');
+  const bad = sourceCheck(w, st, hop, iface, arp.spa, 'sender');
   if (bad && !bad.ok) {
     hop.steps.push(bad.step);
     w.end(hop, 'dropped-by-kernel', `${node.name} does not answer: ${bad.why}`, bad.origin, undefined, bad.cause);
     return;
   }
-  const ig = sysctlMax(node, 'arp_ignore', iface.name);
+  const ig = w.ask(st, hop, { kind: 'conf', key: 'arp_ignore', iface: iface.name });
   let reply = true;
   let why = `arp_ignore=${ig.value}: reply for any local address`;
   if (ig.value === 1 || ig.value === 2) {
@@ -150,13 +150,16 @@ function arpReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, arp: ArpP
  * passes a filter that is on.
  */
 function sourceCheck(
-  node: Node,
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
   iface: Iface,
   src: Ipv4,
   what: 'sender' | 'source',
 ): { ok: false; step: Step; why: string; origin: Origin; cause: EndCause } | { ok: true; passed?: Step } | undefined {
   if (src === 0) return undefined; // an ARP probe (RFC 5227) has no sender address to validate
-  const al = sysctlMax(node, 'accept_local', iface.name);
+  const node = st.node;
+  const al = w.ask(st, hop, { kind: 'conf', key: 'accept_local', iface: iface.name });
   const own = al.value === 1 ? undefined : localAddress(node, src);
   if (own) {
     const why = `the ${what} ${formatIpv4(src)} is an address of ${node.name} (${own.iface.name}): a martian source (accept_local=${al.value})`;
@@ -171,9 +174,9 @@ function sourceCheck(
       cause: 'martian-source',
     };
   }
-  const rp = sysctlMax(node, 'rp_filter', iface.name);
+  const rp = w.ask(st, hop, { kind: 'conf', key: 'rp_filter', iface: iface.name });
   if (rp.value !== 1 && rp.value !== 2) return undefined;
-  const back = lookupRoute(node, src);
+  const back = w.ask(st, hop, { kind: 'route', dst: src });
   if (rp.value === 2 ? back !== undefined : back?.dev === iface.name) {
     const reason = `the route back to ${formatIpv4(src)} leaves through ${back?.dev ?? '?'}`;
     return { ok: true, passed: { kind: 'rp-filter', mode: rp.value, passed: true, reason, origin: rp.origin } };
@@ -189,8 +192,9 @@ function sourceCheck(
 }
 
 /** `sourceCheck` on a received IPv4 packet: false (and the hop ended) when the kernel drops it. */
-function ipSourceValid(w: Walking, node: Node, iface: Iface, hop: Hop, src: Ipv4): boolean {
-  const c = sourceCheck(node, iface, src, 'source');
+function ipSourceValid(w: Walking, st: NodeState, iface: Iface, hop: Hop, src: Ipv4): boolean {
+  const node = st.node;
+  const c = sourceCheck(w, st, hop, iface, src, 'source');
   if (c === undefined) return true;
   if (c.ok) {
     if (c.passed) hop.steps.push(c.passed);
@@ -215,14 +219,19 @@ function ipReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, received: 
   const local = localAddress(node, pkt.dst);
   if (local) {
     // The input route: martian source and reverse-path filter on the incoming interface.
-    if (!ipSourceValid(w, node, iface, hop, pkt.src)) return;
+    if (!ipSourceValid(w, st, iface, hop, pkt.src)) return;
     // IPIP to a local address: the ipip module hands the inner packet to tunl0, which receives it anew.
     if (pkt.protocol === IPPROTO_IPIP && pkt.payload.kind === 'ipv4') {
       decapsulate(w, st, hop, pkt.payload);
       return;
     }
     if (st.ipvs) {
-      const d = st.ipvs.input(hop.frame, hop.timeNs, iface.addrs[0]?.prefix.addr);
+      const d = w.ask(st, hop, {
+        kind: 'ipvs-in',
+        frame: hop.frame,
+        nowNs: hop.timeNs,
+        directorIp: iface.addrs[0]?.prefix.addr,
+      });
       if (d.kind === 'no-destination') {
         hop.steps.push(d.step);
         w.end(hop, 'no-real-server', d.step.explanation, d.step.serviceOrigin);
@@ -237,7 +246,7 @@ function ipReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, received: 
     socketDeliver(w, st, iface, hop, pkt, local.origin);
     return;
   }
-  const fwd = sysctlFlag(node, 'net.ipv4.ip_forward');
+  const fwd = w.ask(st, hop, { kind: 'sysctl', key: 'net.ipv4.ip_forward' });
   if (!fwd.on) {
     w.end(
       hop,
@@ -250,7 +259,7 @@ function ipReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, received: 
     return;
   }
   // The forwarding route validates the source as the local one does (`__mkroute_input`), after ip_forward.
-  if (!ipSourceValid(w, node, iface, hop, pkt.src)) return;
+  if (!ipSourceValid(w, st, iface, hop, pkt.src)) return;
   if (pkt.ttl <= 1) {
     w.end(hop, 'ttl-exceeded', `ttl ${pkt.ttl} expires at ${node.name}`);
     return;
@@ -258,7 +267,7 @@ function ipReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, received: 
   hop.steps.push({ kind: 'forward', ttlBefore: pkt.ttl, ttlAfter: pkt.ttl - 1, origin: fwd.origin });
   // FORWARD: IPVS rewrites NAT replies of real servers to come from the virtual service.
   if (st.ipvs) {
-    const r = st.ipvs.output(hop.frame, hop.timeNs);
+    const r = w.ask(st, hop, { kind: 'ipvs-out', frame: hop.frame, nowNs: hop.timeNs });
     if (r.kind === 'snat' && r.frame.payload.kind === 'ipv4') {
       hop.steps.push(r.step);
       pkt = r.frame.payload;

@@ -14,9 +14,10 @@ import {
   TCP_SYN,
 } from '../wire/types.ts';
 import type { Dataplane } from './dataplane.ts';
+import type { DecisionLog } from './decisions.ts';
 import { ipOutput } from './ipv4-output.ts';
 import { type Capture, type End, type Hop, pickEnd, type Trace } from './types.ts';
-import type { FirewallReads, WalkContext } from './walk.ts';
+import type { WalkContext } from './walk.ts';
 import { Walker } from './walker.ts';
 
 export function tcpSyn(probe: TcpProbeSpec, src: Ipv4, ttl: number): Ipv4Packet {
@@ -53,7 +54,7 @@ export function tcpSyn(probe: TcpProbeSpec, src: Ipv4, ttl: number): Ipv4Packet 
 }
 
 /** Runs one probe on a dataplane whose mutable state is fresh. */
-export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: FirewallReads): Trace {
+export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: DecisionLog): Trace {
   const captures: Capture[] = [];
   const ctx: WalkContext = reads ? { dp, captures, reads } : { dp, captures };
   const st = dp.nodes.get(probe.from);

@@ -1,20 +1,25 @@
 /**
  * Re-tracing a probe on a changed scenario without walking it again, when the change cannot alter the walk.
  *
- * A walk is a function of what it reads: the nodes it enters (their interfaces, routes, sysctls, neighbours,
- * listeners, IPVS tables), the topology (links, segments, warm FDBs) and the firewall decisions it asks for. A
- * recorded trace keeps the names of the nodes it entered and every firewall decision with the place its step took.
- * On another session, when the topology and every entered node are the same objects, only the firewalls of hosts
- * whose rules changed can answer differently; their logged decisions are asked again. As long as none of them
- * drops (a drop ends a branch, so the walk itself would change), the walk goes exactly as before and the new trace
- * is the old one with those steps replaced, added or removed. Otherwise the probe is walked anew.
+ * A walk is a function of what it reads: the nodes it enters (their interfaces, neighbours, listeners), the
+ * topology (links, segments, warm FDBs) and the decisions it asks engines for — every one of them through the one
+ * door of `decisions.ts`, which logs it with the hop and the place its step took. A recorded trace keeps the names
+ * of the nodes it entered and that log. Each kind of decision says below what it depends on: routes, sysctls and
+ * IPVS are answered from the entered node's configuration and IPVS tables, so they answer the same when those
+ * objects are the same; ebtables and iptables answer from the host's rules, which a fix changes without touching
+ * the node. On another session, when the topology and every entered node are the same objects, only the firewalls
+ * of hosts whose rules changed can answer differently; their logged decisions are asked again. As long as none of
+ * them drops (a drop ends a branch, so the walk itself would change), the walk goes exactly as before and the new
+ * trace is the old one with those steps replaced, added or removed. Otherwise the probe is walked anew.
  */
+
+import { assertNever } from '../source/assert-never.ts';
 import type { ProbeSpec } from '../topology/model.ts';
 import { resetDataplane, sameTopology } from './dataplane.ts';
+import { answer, type Decision, type DecisionLog } from './decisions.ts';
 import { traceProbe } from './probe.ts';
 import type { Session } from './session.ts';
 import type { Hop, NetfilterStep, Step, Trace } from './types.ts';
-import type { FirewallRead, FirewallReads } from './walk.ts';
 
 /** A trace with what its walk read. */
 export interface RecordedTrace {
@@ -23,16 +28,17 @@ export interface RecordedTrace {
   readonly trace: Trace;
   /** Names of the nodes whose state the walk looked up. */
   readonly nodes: ReadonlySet<string>;
-  readonly firewall: readonly FirewallRead[];
-  /** The same decisions by host, in the order they were asked. */
-  readonly firewallByHost: ReadonlyMap<string, readonly FirewallRead[]>;
+  /** Every engine decision the walk asked for, in order. */
+  readonly decisions: readonly Decision[];
+  /** The ebtables and iptables decisions by host, in the order they were asked. */
+  readonly firewallByHost: ReadonlyMap<string, readonly FirewallDecision[]>;
 }
 
 /** Runs one probe from the scenario's initial state and records what the walk read. */
 export function runProbeRecorded(session: Session, probe: ProbeSpec): RecordedTrace {
   const dp = resetDataplane(session.pristine, session.engines);
   const nodes = new Set<string>();
-  const reads: FirewallReads = { firewall: [] };
+  const reads: DecisionLog = { decisions: [] };
   const watched = {
     ...dp,
     nodes: {
@@ -43,13 +49,14 @@ export function runProbeRecorded(session: Session, probe: ProbeSpec): RecordedTr
     },
   };
   const trace = traceProbe(watched, probe, reads);
-  const firewallByHost = new Map<string, FirewallRead[]>();
-  for (const r of reads.firewall) {
-    const list = firewallByHost.get(r.host);
-    if (list === undefined) firewallByHost.set(r.host, [r]);
-    else list.push(r);
+  const firewallByHost = new Map<string, FirewallDecision[]>();
+  for (const d of reads.decisions) {
+    if (!dependsOnRules(d)) continue;
+    const list = firewallByHost.get(d.host);
+    if (list === undefined) firewallByHost.set(d.host, [d]);
+    else list.push(d);
   }
-  return { session, probe, trace, nodes, firewall: reads.firewall, firewallByHost };
+  return { session, probe, trace, nodes, decisions: reads.decisions, firewallByHost };
 }
 
 /**
@@ -66,21 +73,14 @@ export function retraceFrom(rec: RecordedTrace, next: Session): Trace | undefine
     if (a.scenario.nodes.get(name) !== b.scenario.nodes.get(name)) return undefined;
     if (a.ipvs.get(name) !== b.ipvs.get(name) || a.kernels.get(name) !== b.kernels.get(name)) return undefined;
   }
-  const patches = new Map<Hop, { read: FirewallRead; step: NetfilterStep | undefined }[]>();
+  const patches = new Map<Hop, { read: FirewallDecision; step: NetfilterStep | undefined }[]>();
   for (const [host, reads] of rec.firewallByHost) {
     const fw = next.engines.firewalls.get(host);
     if (base.engines.firewalls.get(host) === fw) continue;
     if (fw === undefined) return undefined;
     for (const read of reads) {
-      const step =
-        read.kind === 'ebtables'
-          ? fw.evaluate(read.table, read.hook, read.frame, read.ctx)
-          : fw.evaluateBridged(read.frame, {
-              bridge: read.ctx.bridge ?? '',
-              inPort: read.ctx.inPort ?? '',
-              outPort: read.ctx.outPort ?? '',
-            });
-      if (read.step?.verdict === 'DROP' || step?.verdict === 'DROP') return undefined;
+      const step = answer({ node: b.scenario.nodes.get(host)!, firewall: fw }, read.question);
+      if (read.answer?.verdict === 'DROP' || step?.verdict === 'DROP') return undefined;
       let list = patches.get(read.hop);
       if (list === undefined) {
         list = [];
@@ -99,7 +99,32 @@ export function rerunProbe(rec: RecordedTrace, next: Session): Trace {
   return retraceFrom(rec, next) ?? traceProbe(resetDataplane(next.pristine, next.engines), rec.probe);
 }
 
-type Patches = ReadonlyMap<Hop, readonly { read: FirewallRead; step: NetfilterStep | undefined }[]>;
+type FirewallDecision = Extract<Decision, { question: { kind: 'ebtables' | 'br-netfilter' } }>;
+
+/**
+ * Whether a decision is answered from the host's ebtables/iptables rules (which a fix may change while the node
+ * stays the same object), rather than from what `retraceFrom` requires to be unchanged.
+ */
+function dependsOnRules(d: Decision): d is FirewallDecision {
+  const q = d.question;
+  switch (q.kind) {
+    case 'ebtables':
+    case 'br-netfilter':
+      return true;
+    // Answered from the node's routes and sysctls, or from its IPVS tables: `retraceFrom` walks anew when the
+    // entered node, its IPVS state or its kernel differ.
+    case 'ipvs-in':
+    case 'ipvs-out':
+    case 'route':
+    case 'conf':
+    case 'sysctl':
+      return false;
+    default:
+      return assertNever(q, 'question');
+  }
+}
+
+type Patches = ReadonlyMap<Hop, readonly { read: FirewallDecision; step: NetfilterStep | undefined }[]>;
 
 function rebuildHops(hops: readonly Hop[], patches: Patches): Hop[] {
   let out: Hop[] | undefined;
@@ -121,14 +146,14 @@ function rebuildHop(h: Hop, patches: Patches): Hop {
   let pi = 0;
   for (let i = 0; i <= h.steps.length; i++) {
     // Decisions that had nothing to say at this point: their new step (if any) goes here.
-    while (pi < ps.length && ps[pi]!.read.pos === i && ps[pi]!.read.step === undefined) {
+    while (pi < ps.length && ps[pi]!.read.pos === i && ps[pi]!.read.answer === undefined) {
       const s = ps[pi++]!.step;
       if (s) steps.push(s);
     }
     if (i === h.steps.length) break;
     if (pi < ps.length && ps[pi]!.read.pos === i) {
       // The old step of this decision sits here.
-      if (h.steps[i] !== ps[pi]!.read.step) throw new Error(`internal: hop ${h.id} step ${i} is not the logged one`);
+      if (h.steps[i] !== ps[pi]!.read.answer) throw new Error(`internal: hop ${h.id} step ${i} is not the logged one`);
       const s = ps[pi++]!.step;
       if (s) steps.push(s);
       continue;

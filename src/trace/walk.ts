@@ -8,8 +8,8 @@ import type { Origin } from '../source/origin.ts';
 import type { Iface, Node } from '../topology/model.ts';
 import type { ArpPacket, EthernetFrame, Ipv4Packet, TcpSegment } from '../wire/types.ts';
 import type { Dataplane, NodeState } from './dataplane.ts';
-import type { BridgeHook } from './engines.ts';
-import type { Capture, Disposition, EndCause, Hop, NetfilterStep, Place } from './types.ts';
+import type { Answers, DecisionLog, Question } from './decisions.ts';
+import type { Capture, Disposition, EndCause, Hop, Place } from './types.ts';
 
 /** Modelled delays (not predictions): they only order and space the timestamps of captures. */
 export const DELAY_NS = {
@@ -39,30 +39,8 @@ export interface WalkEvent {
 export interface WalkContext {
   readonly dp: Dataplane;
   readonly captures: Capture[];
-  /** When set, every firewall decision is logged (see `retrace.ts`). */
-  readonly reads?: FirewallReads;
-}
-
-/** A firewall decision as the walker asked for it, where its step went, and what it got. */
-export interface FirewallRead {
-  readonly host: string;
-  readonly kind: 'ebtables' | 'bridged';
-  readonly table: 'nat' | 'filter';
-  readonly hook: BridgeHook;
-  readonly frame: EthernetFrame;
-  readonly ctx: { readonly inIface?: string; readonly outIface?: string } & {
-    readonly bridge?: string;
-    readonly inPort?: string;
-    readonly outPort?: string;
-  };
-  readonly hop: Hop;
-  /** Index in `hop.steps` the step took (or would have taken). */
-  readonly pos: number;
-  readonly step: NetfilterStep | undefined;
-}
-
-export interface FirewallReads {
-  readonly firewall: FirewallRead[];
+  /** When set, every engine decision is logged (see `decisions.ts` and `retrace.ts`). */
+  readonly reads?: DecisionLog;
 }
 
 /** The walk in progress, as devices and the IPv4 stack drive it. */
@@ -78,6 +56,8 @@ export interface Walking {
   capture(hop: Hop, point: string, direction: 'in' | 'out', frame?: EthernetFrame, timeNs?: bigint): void;
   /** Ends a branch of the walk on the hop. */
   end(hop: Hop, disposition: Disposition, reason: string, origin?: Origin, place?: Place, cause?: EndCause): void;
+  /** The one door for engine decisions (`decisions.ts`): asks a host's engine, recording the decision. */
+  ask<Q extends Question>(st: NodeState, hop: Hop, q: Q): Answers[Q['kind']];
   /** Queues an event (a frame for the wire, or one arriving). */
   enqueue(ev: WalkEvent): void;
   state(name: string): NodeState;

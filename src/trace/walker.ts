@@ -10,6 +10,7 @@ import type { Origin } from '../source/origin.ts';
 import type { Iface, Node } from '../topology/model.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import type { NodeState } from './dataplane.ts';
+import { type Answers, ask, type Question } from './decisions.ts';
 import { deviceArrival, deviceReceive, deviceXmit } from './devices.ts';
 import { linkTransmit } from './link.ts';
 import type { Disposition, End, EndCause, Hop, Place } from './types.ts';
@@ -42,6 +43,10 @@ export class Walker implements Walking {
       if (ev.kind === 'tx') linkTransmit(this, ev);
       else this.receive(ev);
     }
+  }
+
+  ask<Q extends Question>(st: NodeState, hop: Hop, q: Q): Answers[Q['kind']] {
+    return ask(this.ctx.reads, st, hop, q);
   }
 
   enqueue(ev: WalkEvent): void {

@@ -1,0 +1,124 @@
+/**
+ * The one door for engine decisions: every question a hop asks an engine — ebtables, iptables through
+ * br_netfilter, IPVS, the routing table, a sysctl — is a `Question`, answered by `ask`, which records it (with the
+ * hop and the place its step takes) when the walk is recorded for the re-trace shortcut (`retrace.ts`). A new
+ * engine is a new member of `Question` and of `Answers`; `answer` and the re-trace's classification of decisions
+ * switch over every member, so it cannot be asked without being answered and recorded.
+ */
+import type { Ipv4 } from '../addr/ipv4.ts';
+import { assertNever } from '../source/assert-never.ts';
+import type { Origin } from '../source/origin.ts';
+import type { Node, Route } from '../topology/model.ts';
+import type { EthernetFrame } from '../wire/types.ts';
+import type { BridgeFirewall, BridgeHook, IpvsDecision, IpvsEngine, IpvsReplyDecision } from './engines.ts';
+import { lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
+import type { Hop, NetfilterStep } from './types.ts';
+
+export type Question =
+  /** An ebtables hook (`ebt_do_table`) on a bridged or locally sent frame. */
+  | {
+      readonly kind: 'ebtables';
+      readonly table: 'nat' | 'filter';
+      readonly hook: BridgeHook;
+      readonly frame: EthernetFrame;
+      readonly ctx: { readonly inIface?: string; readonly outIface?: string };
+    }
+  /** iptables filter FORWARD on a bridged IPv4 frame (`br_nf_forward_ip`), physdev ports known. */
+  | {
+      readonly kind: 'br-netfilter';
+      readonly frame: EthernetFrame;
+      readonly ctx: { readonly bridge: string; readonly inPort: string; readonly outPort: string };
+    }
+  /** IPVS in LOCAL_IN (`ip_vs_in`): a packet to a local address, maybe to a virtual service. */
+  | {
+      readonly kind: 'ipvs-in';
+      readonly frame: EthernetFrame;
+      readonly nowNs: bigint;
+      readonly directorIp: Ipv4 | undefined;
+    }
+  /** IPVS in FORWARD (`ip_vs_out`): a forwarded packet, maybe a NAT reply of a real server. */
+  | { readonly kind: 'ipvs-out'; readonly frame: EthernetFrame; readonly nowNs: bigint }
+  /** The routing table (`fib_lookup`). */
+  | { readonly kind: 'route'; readonly dst: Ipv4 }
+  /** A per-interface IPv4 sysctl as the kernel combines it (`IN_DEV_MAXCONF` / `IN_DEV_CONF_GET`). */
+  | { readonly kind: 'conf'; readonly key: string; readonly iface: string }
+  /** A boolean sysctl of the node (e.g. `net.ipv4.ip_forward`). */
+  | { readonly kind: 'sysctl'; readonly key: string };
+
+export type QuestionKind = Question['kind'];
+
+/** What each kind of question is answered with. */
+export interface Answers {
+  readonly ebtables: NetfilterStep | undefined;
+  readonly 'br-netfilter': NetfilterStep | undefined;
+  readonly 'ipvs-in': IpvsDecision;
+  readonly 'ipvs-out': IpvsReplyDecision;
+  readonly route: Route | undefined;
+  readonly conf: { readonly value: number; readonly origin: Origin };
+  readonly sysctl: { readonly on: boolean; readonly origin: Origin };
+}
+
+/** The engines of one host that answer: its kernel configuration, its ebtables/iptables, its IPVS. */
+export interface HostEngines {
+  readonly node: Node;
+  readonly firewall?: BridgeFirewall | undefined;
+  readonly ipvs?: IpvsEngine | undefined;
+}
+
+/** A question asked on a hop, where its step went (or would have gone), and its answer. */
+export type Decision = {
+  readonly [K in QuestionKind]: {
+    readonly host: string;
+    readonly hop: Hop;
+    /** Index in `hop.steps` the answer's step took, or would have taken. */
+    readonly pos: number;
+    readonly question: Extract<Question, { kind: K }>;
+    readonly answer: Answers[K];
+  };
+}[QuestionKind];
+
+/** Where a recorded walk keeps its decisions. */
+export interface DecisionLog {
+  readonly decisions: Decision[];
+}
+
+const NOT_IPVS = { kind: 'not-ipvs' } as const;
+
+/** Asks a host's engine a question on a hop, and records the decision when the walk is recorded. */
+export function ask<Q extends Question>(
+  log: DecisionLog | undefined,
+  host: HostEngines,
+  hop: Hop,
+  q: Q,
+): Answers[Q['kind']] {
+  const a = answer(host, q);
+  if (log !== undefined)
+    log.decisions.push({ host: host.node.name, hop, pos: hop.steps.length, question: q, answer: a } as Decision);
+  return a;
+}
+
+/** What a host's engines answer to a question (nothing recorded: the re-trace asks again here). */
+export function answer<Q extends Question>(host: HostEngines, q: Q): Answers[Q['kind']] {
+  return answerAny(host, q) as Answers[Q['kind']];
+}
+
+function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
+  switch (q.kind) {
+    case 'ebtables':
+      return host.firewall?.evaluate(q.table, q.hook, q.frame, q.ctx);
+    case 'br-netfilter':
+      return host.firewall?.evaluateBridged(q.frame, q.ctx);
+    case 'ipvs-in':
+      return host.ipvs ? host.ipvs.input(q.frame, q.nowNs, q.directorIp) : NOT_IPVS;
+    case 'ipvs-out':
+      return host.ipvs ? host.ipvs.output(q.frame, q.nowNs) : NOT_IPVS;
+    case 'route':
+      return lookupRoute(host.node, q.dst);
+    case 'conf':
+      return sysctlMax(host.node, q.key, q.iface);
+    case 'sysctl':
+      return sysctlFlag(host.node, q.key);
+    default:
+      return assertNever(q, 'question');
+  }
+}
