@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runDiagnose, runDiagnoseInputs } from '../src/cli/cmd-diagnose.ts';
-import { importBundles, importedSource, importToMemory } from '../src/collect/import.ts';
+import { IMPORT_LIST, importBundles, importedSource, importToMemory } from '../src/collect/import.ts';
 import { readDomainXml } from '../src/libvirt/domain-xml.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../src/libvirt/nwfilter-xml.ts';
 import { type LoadResult, loadScenario, loadScenarioFrom } from '../src/topology/load-scenario.ts';
@@ -77,8 +77,8 @@ describe('import in memory and import -o DIR give the same scenario', () => {
     const out = join(tmp, `out-${outs++}`);
     const disk = importBundles(paths, { out, name: 'imported' });
     expect(disk.dir).toBe(out);
-    // The directory holds exactly the files of the map, byte for byte.
-    expect(filesUnder(out).sort()).toEqual([...disk.files!.keys()].sort());
+    // The directory holds exactly the files of the map, byte for byte, and their list (for a later import).
+    expect(filesUnder(out).sort()).toEqual([...disk.files!.keys(), IMPORT_LIST].sort());
     for (const [rel, text] of disk.files!) expect(readFileSync(join(out, rel), 'utf8'), rel).toBe(text);
 
     // In memory, named like the directory: the same files, nothing written.

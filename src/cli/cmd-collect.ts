@@ -28,5 +28,6 @@ export function runImport(io: Io, bundles: readonly string[], o: ImportCmdOption
   if (r.dir === undefined || (bad && !r.cluster)) return 2;
   io.stdout(renderImportReport(r));
   io.stdout(`\nwrote ${r.dir}/scenario.yaml — next: lvsdoctor diagnose ${r.dir}\n`);
-  return 0;
+  // A bundle that could not be read (while others could) is bad input too: the scenario lacks what it held.
+  return bad ? 2 : 0;
 }

@@ -1,8 +1,7 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import type { Report } from '../diagnose/types.ts';
+import { checkNoneExist, prepareOutputDir, writeNewFile } from '../source/files.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { ScenarioSource } from '../topology/scenario-source.ts';
 import { type Io, reportIssues } from './io.ts';
@@ -32,12 +31,14 @@ export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: Diagnose
 /** Prints a diagnosis as `diagnose` does (text or --json) and writes the fixes' files for --fix-dir. */
 export function outputReport(io: Io, report: Report, o: DiagnoseOptions): void {
   if (o.fixDir !== undefined) {
-    for (const f of report.fixes)
-      for (const a of f.artifacts) {
-        const p = join(o.fixDir, a.path);
-        mkdirSync(dirname(p), { recursive: true });
-        writeFileSync(p, a.content);
-      }
+    // New files only, never through links, all or none (see src/source/files.ts).
+    prepareOutputDir(o.fixDir, '--fix-dir');
+    const artifacts = report.fixes.flatMap((f) => f.artifacts);
+    checkNoneExist(
+      o.fixDir,
+      artifacts.map((a) => a.path),
+    );
+    for (const a of artifacts) writeNewFile(o.fixDir, a.path, a.content);
     if (!o.json) io.stderr(`wrote the fixes' files to ${o.fixDir}\n`);
   }
   if (o.json) {
@@ -57,6 +58,8 @@ export function outputReport(io: Io, report: Report, o: DiagnoseOptions): void {
 
 /** Diagnoses a scenario directory, or a scenario source (an import held in memory). */
 export function runDiagnose(io: Io, input: string | ScenarioSource, o: DiagnoseOptions): number {
+  // Refused before any work: an output directory that cannot be made.
+  if (o.fixDir !== undefined) prepareOutputDir(o.fixDir, '--fix-dir');
   const loaded = loadForCommand(io, input);
   if (!loaded) return 2;
   if (reportIssues(io, compileAllHostRules(loaded).issues)) return 2;

@@ -1,5 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { checkNoneExist, prepareOutputDir, writeNewFile } from '../source/files.ts';
 import { openSession, probesOf, runProbe } from '../trace/session.ts';
 import { capturesToPcaps } from '../trace/tcpdump-lines.ts';
 import { type Io, reportIssues, UsageError } from './io.ts';
@@ -14,6 +13,7 @@ export interface TraceOptions {
 }
 
 export function runTrace(io: Io, dir: string, o: TraceOptions): number {
+  if (o.pcapDir !== undefined) prepareOutputDir(o.pcapDir, '--pcap-dir');
   const loaded = loadForCommand(io, dir);
   if (!loaded) return 2;
   const session = openSession(loaded);
@@ -32,10 +32,10 @@ export function runTrace(io: Io, dir: string, o: TraceOptions): number {
   }
   const traces = probes.map((p) => runProbe(session, p));
   if (o.pcapDir !== undefined) {
-    mkdirSync(o.pcapDir, { recursive: true });
     const all = traces.flatMap((t) => t.captures);
     const files = capturesToPcaps(all);
-    for (const [name, bytes] of files) writeFileSync(join(o.pcapDir, name), bytes);
+    checkNoneExist(o.pcapDir, files.keys());
+    for (const [name, bytes] of files) writeNewFile(o.pcapDir, name, bytes);
     if (!o.json) io.stderr(`wrote ${files.size} pcap files to ${o.pcapDir}\n`);
   }
   if (o.json) io.stdout(toJsonText({ scenario: loaded.scenario.name, traces: traces.map((t) => traceJson(t, true)) }));

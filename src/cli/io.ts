@@ -1,5 +1,7 @@
 import { formatIssue, type Issue } from '../source/issue.ts';
 
+export { currentInput, resetCurrentInput } from '../source/reading.ts';
+
 /** Where a command writes: injected so the CLI can run in-process in tests. */
 export interface Io {
   readonly stdout: (s: string) => void;

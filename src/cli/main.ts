@@ -1,8 +1,10 @@
 /**
- * The `lvsdoctor` command line. Exit codes: 0 healthy, 1 a problem found, 2 bad input or usage.
- * `main` never calls process.exit and never throws for bad input, so it can be tested in-process.
+ * The `lvsdoctor` command line. Exit codes: 0 healthy, 1 a problem found, 2 bad input or usage, 70 an internal
+ * error (a bug of lvsdoctor: never a finding). `main` never calls process.exit and never throws, so it can be tested
+ * in-process.
  */
 import { Command, CommanderError } from '@commander-js/extra-typings';
+import { FileError } from '../source/files.ts';
 import { runCaptures } from './cmd-captures.ts';
 import { runCheck, runFindings } from './cmd-check.ts';
 import { runCollectScript, runImport } from './cmd-collect.ts';
@@ -13,7 +15,7 @@ import { runNwfilterCompile } from './cmd-nwfilter.ts';
 import { runRules } from './cmd-rules.ts';
 import { runDiagnoseHtml, startServe } from './cmd-serve.ts';
 import { runTrace } from './cmd-trace.ts';
-import { type Io, UsageError } from './io.ts';
+import { currentInput, type Io, resetCurrentInput, UsageError } from './io.ts';
 
 export type { Io } from './io.ts';
 
@@ -24,11 +26,40 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
+/** Exit code of an unexpected exception (sysexits' EX_SOFTWARE): distinct from 1 (a problem found) and 2 (bad input). */
+export const EXIT_INTERNAL = 70;
+
+/**
+ * Runs the command line. An unexpected exception is one line on stderr naming the command and what it was reading,
+ * exit 70; the stack trace only with `--debug` (anywhere on the line) or LVSDOCTOR_DEBUG=1.
+ */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
+  const debug = argv.includes('--debug') || process.env.LVSDOCTOR_DEBUG === '1';
+  const args = argv.filter((a) => a !== '--debug');
+  try {
+    return await run(args, io);
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const inputs = args.filter((a, i) => i > 0 && !a.startsWith('-')).slice(0, 3);
+    const what = `${args[0] ?? ''}${inputs.length > 0 ? ` ${inputs.join(' ')}` : ''}`;
+    const msg = `${err.name}: ${err.message}`.replace(/\s+/g, ' ').slice(0, 400);
+    io.stderr(
+      `lvsdoctor: internal error while running "${what.replace(/\s+/g, ' ').slice(0, 300)}"${
+        currentInput() ? ` (reading ${currentInput()})` : ''
+      }: ${msg} — a bug in lvsdoctor, not a finding; --debug shows the stack\n`,
+    );
+    if (debug && err.stack) io.stderr(`${err.stack}\n`);
+    return EXIT_INTERNAL;
+  }
+}
+
+async function run(argv: readonly string[], io: Io): Promise<number> {
   let code = 0;
+  resetCurrentInput();
   const program = new Command('lvsdoctor')
     .description('Reproduces, explains and fixes failures of LVS/IPVS load balancers on KVM/libvirt hypervisors.')
     .version(VERSION)
+    .option('--debug', 'on an internal error, print its stack trace')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({
@@ -252,7 +283,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         return 0;
       return 2;
     }
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof FileError) {
       io.stderr(`lvsdoctor: ${e.message}\n`);
       return 2;
     }

@@ -3,8 +3,9 @@
  * kernel, tools, every command with status, exit code, output and stderr files) and the files it holds.
  * Never throws: a missing manifest or unreadable archive is an issue.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
+import { FileError, isContainedRel, LIMITS, readContainedText, readInputBytes } from '../source/files.ts';
 import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
 import { type BundleKind, MANIFEST_FILE } from './collector-script.ts';
@@ -81,8 +82,11 @@ function listDir(root: string): string[] {
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const full = join(dir, e.name);
+      // Links are not followed (a directory link could lead anywhere); only regular files are listed.
       if (e.isDirectory()) walk(full);
       else if (e.isFile()) names.push(relative(root, full).split('\\').join('/'));
+      if (names.length > LIMITS.bundleFiles)
+        throw new FileError(`${root}: more than ${LIMITS.bundleFiles} files (the limit of a bundle)`);
     }
   };
   walk(root);
@@ -100,11 +104,11 @@ class DirFiles implements ReadonlyMap<string, string> {
   get(key: string): string | undefined {
     if (this.cache.has(key)) return this.cache.get(key);
     let text: string | undefined;
-    try {
-      text = readFileSync(join(this.root, key), 'utf8');
-    } catch {
-      text = undefined;
-    }
+    // Only regular files inside the bundle, of bounded size: a link leading out of it, a FIFO or a device is
+    // refused (FileError: exit 2 naming the file), never read.
+    if (!isContainedRel(key))
+      throw new FileError(`${this.root}: "${key}" is outside the bundle: only files inside it are read`);
+    if (existsSync(join(this.root, key))) text = readContainedText(this.root, key, { max: LIMITS.bundleMember });
     this.cache.set(key, text);
     return text;
   }
@@ -161,9 +165,15 @@ function filesOf(path: string): { files: Map<string, string>; issues: Issue[] } 
     issues.push(issue('bundle.not-found', `bundle "${path}" does not exist`));
     return { files: new Map(), issues };
   }
-  if (statSync(path).isDirectory())
-    return { files: new Map(listDir(path).map((k) => [k, readFileSync(join(path, k), 'utf8')])), issues };
-  const tar = readTar(readFileSync(path));
+  let bytes: Uint8Array;
+  try {
+    bytes = readInputBytes(path, { max: LIMITS.bundleArchive });
+  } catch (e) {
+    if (!(e instanceof FileError)) throw e;
+    issues.push(issue('bundle.archive', e.message, filePos(path, 0)));
+    return { files: new Map(), issues };
+  }
+  const tar = readTar(bytes);
   if (tar.error) issues.push(issue('bundle.archive', `cannot read ${path}: ${tar.error}`, filePos(path, 0)));
   const files = new Map<string, string>();
   for (const e of tar.entries) files.set(e.path.replace(/^\.\//, ''), Buffer.from(e.data).toString('utf8'));
@@ -210,9 +220,16 @@ function fromFiles(
     if (f[0] === 'cmd') {
       const [, id, status, exit, out, err, ...cmd] = f;
       if (!id || !status || !STATUSES.has(status as CommandStatus) || out === undefined || err === undefined) {
-        issues.push(issue('bundle.manifest', `malformed command record "${line}"`, pos, 'warning'));
+        issues.push(issue('bundle.manifest', `malformed command record "${line.slice(0, 200)}"`, pos, 'warning'));
         return;
       }
+      for (const f of [out, err])
+        if (f !== '' && f !== '-' && !isContainedRel(f)) {
+          issues.push(
+            issue('bundle.outside', `command ${id} names "${f.slice(0, 200)}", outside the bundle: refused`, pos),
+          );
+          return;
+        }
       const code = Number(exit);
       commands.set(id, {
         id,

@@ -5,7 +5,7 @@
  * names them, and says in comments what was inferred from which evidence and what could not be (`TODO`,
  * `ASSUMED`). Drift between the hosts' live rules and what their domains' XML compiles to is reported.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIpv4 } from '../addr/ipv4.ts';
@@ -14,7 +14,16 @@ import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import { compileBindings } from '../libvirt/compile.ts';
 import type { NwFilter } from '../libvirt/nwfilter-model.ts';
 import { readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
+import {
+  checkNoneExist,
+  FileError,
+  isContainedRel,
+  prepareOutputDir,
+  readInputText,
+  writeNewFile,
+} from '../source/files.ts';
 import { type Issue, issue } from '../source/issue.ts';
+import { fileNamePart } from '../source/shell.ts';
 import { memorySource, type PreParsed, type ScenarioSource } from '../topology/scenario-source.ts';
 import { type Bundle, outputOf, readBundle, whyUnavailable } from './bundle.ts';
 import {
@@ -86,9 +95,8 @@ function comment(s: string): string {
   return s.replace(/\n/g, ' ');
 }
 
-function safeFile(s: string): string {
-  return s.replace(/[^A-Za-z0-9_.-]/g, '_') || '_';
-}
+/** A node, domain, port or filter name as one file-name component (distinct names give distinct files). */
+const safeFile = fileNamePart;
 
 /** Copies of a bundle's outputs, by command id → file name in the node's folder. */
 const HOST_FILES: readonly (readonly [string, string])[] = [
@@ -151,35 +159,71 @@ class Writer {
   }
 }
 
-/** Writes the files under `root`. (Reading and writing beats copyFileSync for bundle files: fewer system calls.) */
+/** The list of files an import wrote, kept in its directory: a later import into it removes those and nothing else. */
+export const IMPORT_LIST = '.lvsdoctor-import';
+
+/** Writes the files under `root` (new files only, never through links: see writeNewFile), then their list. */
 function writeFiles(root: string, files: ReadonlyMap<string, string>): void {
-  const made = new Set<string>();
-  for (const [rel, content] of files) {
-    const full = join(root, rel);
-    const dir = full.slice(0, full.lastIndexOf('/'));
-    if (!made.has(dir)) {
-      mkdirSync(dir, { recursive: true });
-      made.add(dir);
-    }
-    writeFileSync(full, content);
-  }
+  checkNoneExist(root, [...files.keys(), IMPORT_LIST]);
+  for (const [rel, content] of files) writeNewFile(root, rel, content);
+  writeNewFile(root, IMPORT_LIST, `${[...files.keys()].join('\n')}\n`);
 }
 
+/**
+ * Makes `out` ready: created when missing; when it holds an earlier import, the files that import listed are
+ * removed (only those, only regular files, and the directories they leave empty); anything else in it stops the
+ * import. Never follows a link inside `out`.
+ */
 function prepareOut(out: string, issues: Issue[]): boolean {
-  if (existsSync(out)) {
-    const entries = readdirSync(out);
-    if (entries.length > 0 && !entries.includes(IMPORT_REPORT)) {
-      issues.push(
-        issue(
-          'import.out-not-empty',
-          `${out} exists and is not empty (nor an earlier import): choose a new directory for the scenario`,
-        ),
-      );
-      return false;
-    }
-    for (const e of entries) rmSync(join(out, e), { recursive: true, force: true });
+  try {
+    prepareOutputDir(out, '-o');
+  } catch (e) {
+    if (!(e instanceof FileError)) throw e;
+    issues.push(issue('import.out', e.message));
+    return false;
   }
-  mkdirSync(out, { recursive: true });
+  const listFile = join(out, IMPORT_LIST);
+  let listed = new Set<string>();
+  if (lstatSync(listFile, { throwIfNoEntry: false })?.isFile())
+    listed = new Set(
+      readInputText(listFile, { noFollow: true })
+        .split('\n')
+        .filter((l) => isContainedRel(l)),
+    );
+  const files: string[] = [];
+  const dirs: string[] = [];
+  let unknown: string | undefined;
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(join(out, rel)).sort()) {
+      const r = rel === '' ? name : `${rel}/${name}`;
+      const st = lstatSync(join(out, r));
+      if (st.isDirectory()) {
+        walk(r);
+        dirs.push(r);
+      } else if (st.isFile() && (listed.has(r) || r === IMPORT_LIST)) files.push(r);
+      else unknown ??= r;
+      if (unknown !== undefined) return;
+    }
+  };
+  try {
+    walk('');
+  } catch (e) {
+    issues.push(issue('import.out', `cannot use ${out}: ${(e as Error).message}`));
+    return false;
+  }
+  if (unknown !== undefined) {
+    issues.push(
+      issue(
+        'import.out-not-empty',
+        listed.size > 0
+          ? `${out} holds ${unknown}, which the earlier import there did not write: choose a new directory (nothing was removed)`
+          : `${out} exists and is not empty (nor an earlier import): choose a new directory for the scenario`,
+      ),
+    );
+    return false;
+  }
+  for (const f of files) unlinkSync(join(out, f));
+  for (const d of dirs) rmdirSync(join(out, d));
   return true;
 }
 

@@ -3,6 +3,14 @@
  * directories, `L` long names and `x` pax headers with `path`). Only what a bundle needs; never throws.
  */
 import { gunzipSync } from 'node:zlib';
+import { LIMITS } from '../source/files.ts';
+
+/** Limits of one archive (inflated size, one member's size, number of members). */
+export interface TarLimits {
+  readonly total: number;
+  readonly member: number;
+  readonly members: number;
+}
 
 export interface TarEntry {
   readonly path: string;
@@ -43,14 +51,31 @@ function paxPath(data: Uint8Array): string | undefined {
 }
 
 /** Regular files of a tar archive (gzip-compressed when it starts with the gzip magic). */
-export function readTar(input: Uint8Array): TarResult {
+const DEFAULT_LIMITS: TarLimits = {
+  total: LIMITS.bundleTotal,
+  member: LIMITS.bundleMember,
+  members: LIMITS.bundleFiles,
+};
+
+export function readTar(input: Uint8Array, limits: TarLimits = DEFAULT_LIMITS): TarResult {
   let b: Uint8Array;
   try {
-    b = input[0] === 0x1f && input[1] === 0x8b ? new Uint8Array(gunzipSync(input)) : input;
+    // Inflated with a cap: a gzip bomb stops at the limit instead of filling the memory.
+    b =
+      input[0] === 0x1f && input[1] === 0x8b
+        ? new Uint8Array(gunzipSync(input, { maxOutputLength: limits.total }))
+        : input;
     if (b.length < BLOCK) return { entries: [], error: 'not a .tar.gz (nor a tar) archive: too short' };
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      return {
+        entries: [],
+        error: `it inflates to more than ${limits.total / 1024 / 1024} MiB (the limit of a bundle)`,
+      };
     return { entries: [], error: `not a gzip file: ${(e as Error).message}` };
   }
+  if (b.length > limits.total)
+    return { entries: [], error: `it is more than ${limits.total / 1024 / 1024} MiB (the limit of a bundle)` };
   if (b.length >= BLOCK && !cString(b, 257, 6).startsWith('ustar') && !b.subarray(0, BLOCK).every((x) => x === 0))
     return { entries: [], error: 'not a .tar.gz (nor a tar) archive' };
   const entries: TarEntry[] = [];
@@ -66,6 +91,13 @@ export function readTar(input: Uint8Array): TarResult {
     const magic = cString(header, 257, 6);
     const prefix = magic.startsWith('ustar') ? cString(header, 345, 155) : '';
     const dataStart = off + BLOCK;
+    if (size > limits.member)
+      return {
+        entries,
+        error: `member ${name} is ${size} bytes; the limit of one member is ${limits.member / 1024 / 1024} MiB`,
+      };
+    if (entries.length >= limits.members)
+      return { entries, error: `more than ${limits.members} members (the limit of a bundle)` };
     if (dataStart + size > b.length) return { entries, error: `truncated tar archive (${name})` };
     const data = b.subarray(dataStart, dataStart + size);
     off = dataStart + Math.ceil(size / BLOCK) * BLOCK;

@@ -8,6 +8,7 @@ import type { Mac } from '../addr/mac.ts';
 import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import type { NwFilter, NwFilterEntry, NwRule } from '../libvirt/nwfilter-model.ts';
 import { readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
+import { commentName, fileNamePart, shellCommand } from '../source/shell.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { PortBinding } from '../topology/model.ts';
 import { ipv4Services, nicOwning, serviceVip, withBinding } from './facts.ts';
@@ -18,14 +19,27 @@ const PREFIX = 'lvsdoctor-dr-';
 const NO_FILTERS = {};
 
 function bindingLabel(b: PortBinding): string {
-  return `${b.host}-${b.binding.portdev}`;
+  return `${fileNamePart(b.host)}-${fileNamePart(b.binding.portdev)}`;
+}
+
+function bindingPath(b: PortBinding, dir: string): string {
+  return `${dir}/binding-${fileNamePart(b.binding.portdev)}.xml`;
+}
+
+function nwfilterPath(name: string, dir: string): string {
+  return `${dir}/nwfilter-${fileNamePart(name)}.xml`;
+}
+
+/** `virsh edit --domain NAME`: the name quoted, and never taken for an option. */
+function editCommand(b: PortBinding): string {
+  return shellCommand('virsh', 'edit', '--domain', b.domain);
 }
 
 function liveCommands(b: PortBinding, bindingFile: string): string[] {
   return [
-    `# on ${b.host}, effective at once (until the guest restarts):`,
-    `virsh nwfilter-binding-delete ${b.binding.portdev}`,
-    `virsh nwfilter-binding-create ${bindingFile}`,
+    `# on ${commentName(b.host)}, effective at once (until the guest restarts):`,
+    shellCommand('virsh', 'nwfilter-binding-delete', '--binding', b.binding.portdev),
+    shellCommand('virsh', 'nwfilter-binding-create', '--file', bindingFile),
   ];
 }
 
@@ -36,7 +50,7 @@ function bindingArtifact(
   dir: string,
 ): FixArtifact {
   return {
-    path: `${dir}/binding-${b.binding.portdev}.xml`,
+    path: bindingPath(b, dir),
     content: writeFilterBindingXml({
       ownerName: b.binding.ownerName ?? b.domain,
       ...(b.binding.ownerUuid ? { ownerUuid: b.binding.ownerUuid } : {}),
@@ -58,7 +72,7 @@ function interfaceArtifact(
   return {
     path: `${dir}/interface-${b.binding.mac.replace(/:/g, '')}.txt`,
     content: [
-      `In \`virsh edit ${b.domain}\`, the <interface> with <mac address='${b.binding.mac}'/> should carry:`,
+      `In \`${editCommand(b)}\`, the <interface> with <mac address='${b.binding.mac}'/> should carry:`,
       '',
       body,
       '',
@@ -77,9 +91,9 @@ export function removeFilterrefFix(b: PortBinding): FixProposal {
     artifacts: [interfaceArtifact(b, undefined, new Map(), dir)],
     commands: [
       `# persistent: delete the <filterref> element of interface ${b.binding.mac}, then restart the guest`,
-      `virsh edit ${b.domain}`,
-      `# on ${b.host}, effective at once:`,
-      `virsh nwfilter-binding-delete ${b.binding.portdev}`,
+      editCommand(b),
+      `# on ${commentName(b.host)}, effective at once:`,
+      shellCommand('virsh', 'nwfilter-binding-delete', '--binding', b.binding.portdev),
     ],
     apply: (s) => withBinding(s, b, undefined),
   };
@@ -95,7 +109,7 @@ export function addToIpListFix(b: PortBinding, addrs: readonly Ipv4[], why: stri
   // Performance: one replacement binding however often the fix is applied, so compiled rules are reused.
   const replacement: PortBinding = { ...b, binding: { ...b.binding, params } };
   const dir = `add-ip-${bindingLabel(b)}`;
-  const bindingFile = `${dir}/binding-${b.binding.portdev}.xml`;
+  const bindingFile = bindingPath(b, dir);
   return {
     id: `add-ip:${b.host}:${b.binding.portdev}:${add.join(',')}`,
     title: `Add ${add.join(', ')} to the IP parameter of ${b.domain}'s ${b.binding.filter} (${why})`,
@@ -104,7 +118,7 @@ export function addToIpListFix(b: PortBinding, addrs: readonly Ipv4[], why: stri
     artifacts: [interfaceArtifact(b, b.binding.filter, params, dir), bindingArtifact(b, b.binding.filter, params, dir)],
     commands: [
       `# persistent: replace the <filterref> of interface ${b.binding.mac} with ${dir}/interface-*.txt`,
-      `virsh edit ${b.domain}`,
+      editCommand(b),
       ...liveCommands(b, bindingFile),
     ],
     apply: (s) => withBinding(s, b, replacement),
@@ -197,7 +211,7 @@ export function drDirectorFilterFix(loaded: LoadedScenario, b: PortBinding, dire
   params.set('RS_MAC', rsMacs);
   const top = rename(b.binding.filter);
   const artifacts: FixArtifact[] = [
-    ...files.map((f) => ({ path: `${dir}/nwfilter-${f.name}.xml`, content: f.xml })),
+    ...files.map((f) => ({ path: nwfilterPath(f.name, dir), content: f.xml })),
     interfaceArtifact(b, top, params, dir),
     bindingArtifact(b, top, params, dir),
   ];
@@ -209,7 +223,7 @@ export function drDirectorFilterFix(loaded: LoadedScenario, b: PortBinding, dire
   const replacement: PortBinding = { ...b, binding: { ...b.binding, filter: top, params } };
   const merged = new WeakMap<object, NwFilter[]>();
   const parsed = () =>
-    (parsedOnce ??= files.flatMap((f) => readNwfilterXml(f.xml, `${dir}/nwfilter-${f.name}.xml`).value ?? []));
+    (parsedOnce ??= files.flatMap((f) => readNwfilterXml(f.xml, nwfilterPath(f.name, dir)).value ?? []));
   return {
     id: `dr-director-filter:${b.host}:${b.binding.portdev}`,
     title: `Bind ${top} to ${b.domain}'s interface ${b.binding.mac}: ${b.binding.filter} whose IPv4 anti-spoofing also passes DR-forwarded frames to VIP ${vips.map(formatIpv4).join(', ')} sent to real-server MACs ${rsMacs.join(', ')}`,
@@ -217,11 +231,11 @@ export function drDirectorFilterFix(loaded: LoadedScenario, b: PortBinding, dire
     protectionRank: 80,
     artifacts,
     commands: [
-      `# on ${b.host}: define the filters`,
-      ...files.map((f) => `virsh nwfilter-define ${dir}/nwfilter-${f.name}.xml`),
+      `# on ${commentName(b.host)}: define the filters`,
+      ...files.map((f) => shellCommand('virsh', 'nwfilter-define', '--file', nwfilterPath(f.name, dir))),
       `# persistent: replace the <filterref> of interface ${b.binding.mac} with ${dir}/interface-*.txt`,
-      `virsh edit ${b.domain}`,
-      ...liveCommands(b, `${dir}/binding-${b.binding.portdev}.xml`),
+      editCommand(b),
+      ...liveCommands(b, bindingPath(b, dir)),
     ],
     apply: (s) => {
       const next = withBinding(s, b, replacement);

@@ -1,5 +1,6 @@
 /** Fixes that set sysctls on a node: a sysctl.d file, the commands, and the model edit. */
 import { implicit } from '../source/origin.ts';
+import { commentName, fileNamePart, shellCommand } from '../source/shell.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Node, SysctlValue } from '../topology/model.ts';
 import type { FixProposal } from './types.ts';
@@ -11,7 +12,7 @@ export function sysctlFix(
   rank: number,
   keeps = 'every filter as it is; only kernel settings of the guest change',
 ): FixProposal {
-  const file = `sysctl-${node.name}/90-lvsdoctor.conf`;
+  const file = `sysctl-${fileNamePart(node.name)}/90-lvsdoctor.conf`;
   const content = [`# ${why}`, ...settings.map(([k, v]) => `${k} = ${v}`), ''].join('\n');
   return {
     id: `sysctl:${node.name}:${settings.map(([k, v]) => `${k}=${v}`).join(',')}`,
@@ -20,9 +21,9 @@ export function sysctlFix(
     protectionRank: rank,
     artifacts: [{ path: file, content }],
     commands: [
-      `# on ${node.name}:`,
-      ...settings.map(([k, v]) => `sysctl -w ${k}=${v}`),
-      `cp ${file} /etc/sysctl.d/90-lvsdoctor.conf   # keep it across reboots`,
+      `# on ${commentName(node.name)}:`,
+      ...settings.map(([k, v]) => shellCommand('sysctl', '-w', `${k}=${v}`)),
+      `${shellCommand('cp', '--', file, '/etc/sysctl.d/90-lvsdoctor.conf')}   # keep it across reboots`,
     ],
     apply: (s: LoadedScenario) => {
       const n = s.scenario.nodes.get(node.name);

@@ -3,6 +3,7 @@
  * parse problems become issues with file:line, and every element is turned into a plain tree that keeps its line.
  */
 import { DOMParser } from '@xmldom/xmldom';
+import { LIMITS } from '../source/files.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
 
@@ -26,7 +27,16 @@ interface DomNodeLike {
   readonly attributes?: { readonly length: number; item(i: number): { name: string; value: string } | null };
 }
 
-function convert(node: DomNodeLike, file: string): XmlElement {
+/** Deepest element nesting accepted: libxml2's own limit (xmlParserMaxDepth without XML_PARSE_HUGE), so libvirt
+ * refuses such documents too ("Excessive depth in document: 256"). */
+export const MAX_XML_DEPTH = 256;
+
+class TooDeep {
+  constructor(readonly line: number) {}
+}
+
+function convert(node: DomNodeLike, file: string, depth = 1): XmlElement {
+  if (depth > MAX_XML_DEPTH) throw new TooDeep(node.lineNumber ?? 0);
   const attrs = new Map<string, string>();
   if (node.attributes) {
     for (let i = 0; i < node.attributes.length; i++) {
@@ -39,7 +49,7 @@ function convert(node: DomNodeLike, file: string): XmlElement {
   for (let i = 0; i < node.childNodes.length; i++) {
     const c = node.childNodes.item(i);
     if (!c) continue;
-    if (c.nodeType === 1) children.push(convert(c, file));
+    if (c.nodeType === 1) children.push(convert(c, file, depth + 1));
     else if (c.nodeType === 3 || c.nodeType === 4) text += c.nodeValue ?? '';
   }
   return { name: node.nodeName, attrs, children, text: text.trim(), pos: filePos(file, node.lineNumber ?? 0) };
@@ -50,13 +60,73 @@ function lineOf(message: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** Parses XML text into an element tree; never throws. */
-export function readXml(text: string, file: string): { root: XmlElement | undefined; issues: Issue[] } {
+/**
+ * Where a `<!DOCTYPE` declaration starts, or -1: markup only, so the word inside a comment or a CDATA section is
+ * text, not a declaration. One pass (indexOf from where the last construct ended): linear in the text.
+ */
+function doctypeAt(text: string): number {
+  let i = 0;
+  for (;;) {
+    const j = text.indexOf('<!', i);
+    if (j < 0) return -1;
+    if (text.startsWith('<!--', j)) {
+      const k = text.indexOf('-->', j + 4);
+      if (k < 0) return -1; // an unterminated comment: the parser reports it
+      i = k + 3;
+    } else if (text.startsWith('<![CDATA[', j)) {
+      const k = text.indexOf(']]>', j + 9);
+      if (k < 0) return -1;
+      i = k + 3;
+    } else if (text.slice(j + 2, j + 9).toUpperCase() === 'DOCTYPE') return j;
+    else i = j + 2;
+  }
+}
+
+function lineAt(text: string, index: number): number {
+  let line = 1;
+  for (let i = text.indexOf('\n'); i >= 0 && i < index; i = text.indexOf('\n', i + 1)) line++;
+  return line;
+}
+
+/** Characters XML 1.0 forbids anywhere (libxml2 refuses them: "PCDATA invalid Char value"). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these control characters are what is refused
+const FORBIDDEN = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/;
+
+/** Parses XML text into an element tree; never throws. A UTF-8 byte-order mark at the start is accepted. */
+export function readXml(input: string, file: string): { root: XmlElement | undefined; issues: Issue[] } {
   const issues: Issue[] = [];
-  const doctype = /<!DOCTYPE/i.exec(text);
-  if (doctype) {
-    const line = text.slice(0, doctype.index).split('\n').length;
-    issues.push(issue('xml-doctype', 'DOCTYPE declarations are not accepted in libvirt XML', filePos(file, line)));
+  const text = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input;
+  if (text.length > LIMITS.xmlFile) {
+    issues.push(
+      issue(
+        'xml-too-big',
+        `${text.length} characters; XML documents of more than ${LIMITS.xmlFile / 1024 / 1024} MiB are not read`,
+        filePos(file, 0),
+      ),
+    );
+    return { root: undefined, issues };
+  }
+  const bad = FORBIDDEN.exec(text);
+  if (bad) {
+    const code = bad[0].charCodeAt(0).toString(16).padStart(2, '0');
+    issues.push(
+      issue(
+        'xml-syntax',
+        `character U+${code.padStart(4, '0')} is not allowed in XML`,
+        filePos(file, lineAt(text, bad.index)),
+      ),
+    );
+    return { root: undefined, issues };
+  }
+  const doctype = doctypeAt(text);
+  if (doctype >= 0) {
+    issues.push(
+      issue(
+        'xml-doctype',
+        'DOCTYPE declarations are not accepted in libvirt XML',
+        filePos(file, lineAt(text, doctype)),
+      ),
+    );
     return { root: undefined, issues };
   }
   let fatal = false;
@@ -87,7 +157,19 @@ export function readXml(text: string, file: string): { root: XmlElement | undefi
     if (issues.length === 0) issues.push(issue('xml-syntax', 'no root element', filePos(file, 1)));
     return { root: undefined, issues };
   }
-  return { root: convert(root, file), issues };
+  try {
+    return { root: convert(root, file), issues };
+  } catch (e) {
+    if (!(e instanceof TooDeep)) throw e;
+    issues.push(
+      issue(
+        'xml-too-deep',
+        `elements nested more than ${MAX_XML_DEPTH} deep (libxml2, and so libvirt, refuses them too)`,
+        filePos(file, e.line),
+      ),
+    );
+    return { root: undefined, issues };
+  }
 }
 
 export function child(el: XmlElement, name: string): XmlElement | undefined {

@@ -16,6 +16,7 @@ import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
+import { FileError } from '../source/files.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos, implicit, type Origin, type Position } from '../source/origin.ts';
 import { type LinkInfo, readIpAddr } from './ip-addr.ts';
@@ -226,6 +227,16 @@ export function loadScenario(dir: string): LoadResult {
  * memory (`memorySource`, what an import builds). Messages name files as `source.label/path`.
  */
 export function loadScenarioFrom(files: ScenarioSource): LoadResult {
+  try {
+    return loadFrom(files);
+  } catch (e) {
+    // A file that may not be read (outside the scenario, a link leading out, a FIFO, too big): an error, not a crash.
+    if (!(e instanceof FileError)) throw e;
+    return { value: undefined, issues: [issue('scenario.file', e.message)] };
+  }
+}
+
+function loadFrom(files: ScenarioSource): LoadResult {
   const yamlFile = fileName(files.label, SCENARIO_FILE);
   const yamlText = files.read(SCENARIO_FILE);
   if (yamlText === undefined)

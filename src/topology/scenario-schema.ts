@@ -1,14 +1,19 @@
 /** The schema of `scenario.yaml`: only what the raw artifacts cannot tell. Documented in docs/scenario-format.md. */
 import { z } from 'zod';
+import { parseIpv4Prefix } from '../addr/prefix.ts';
 
 const relFile = z.string().min(1, 'expected a file path relative to the scenario directory');
 const ifaceRef = z
   .string()
   .regex(/^[A-Za-z0-9_.-]+:[A-Za-z0-9_.@:-]+$/, 'expected "node:interface", e.g. "host1:eth0"');
 const ipv4Text = z.ipv4({ message: 'expected an IPv4 address such as 192.0.2.1' });
+// The same parser the loader uses decides (octets 0-255, prefix length 0-32), so what passes the schema loads.
 const cidrText = z
   .string()
-  .regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'expected an IPv4 address with prefix length, e.g. 192.0.2.1/24');
+  .refine(
+    (s) => s.includes('/') && parseIpv4Prefix(s) !== undefined,
+    'expected an IPv4 address with prefix length 0-32, e.g. 192.0.2.1/24',
+  );
 const macText = z
   .string()
   .regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'expected a MAC address such as 02:00:73:b6:53:c8');

@@ -3,8 +3,9 @@
  * import` builds, so that `diagnose BUNDLE…` loads without writing and re-reading a directory). Paths are relative
  * to the scenario directory, `/`-separated; messages name files as `label/path`.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join, posix, relative } from 'node:path';
+import { containedPath, FileError, readInputText } from '../source/files.ts';
 import type { ReadResult } from '../source/issue.ts';
 
 /** An XML artifact already parsed by whoever built the files (the import), with the file name it was parsed under. */
@@ -32,25 +33,41 @@ export interface ScenarioSource {
   readonly preparsed?: ReadonlyMap<string, PreParsed>;
 }
 
-/** The scenario directory `dir` on disk; messages name files relative to the working directory. */
+/**
+ * The scenario directory `dir` on disk; messages name files relative to the working directory. Every path stays
+ * inside `dir` (`../../etc/shadow`, an absolute path or a link leading out is refused with a FileError, as is a FIFO,
+ * a device or a file over the size limit); a file that does not exist reads as undefined.
+ */
 export function diskSource(dir: string): ScenarioSource {
+  const inside = (rel: string): string => {
+    const p = normalize(rel);
+    if (p === undefined)
+      throw new FileError(
+        `${join(dir, rel)}: "${rel}" is outside the scenario directory: only files inside it are read`,
+      );
+    return p === '' ? '.' : p;
+  };
+  const stat = (rel: string) => {
+    try {
+      return statSync(join(dir, inside(rel)), { throwIfNoEntry: false });
+    } catch (e) {
+      if (e instanceof FileError) throw e;
+      return undefined;
+    }
+  };
   return {
     dir,
     label: relative(process.cwd(), dir) || '.',
     read(rel) {
-      try {
-        return readFileSync(join(dir, rel), 'utf8');
-      } catch {
-        return undefined;
-      }
+      if (stat(rel) === undefined) return undefined;
+      return readInputText(containedPath(dir, inside(rel)));
     },
     exists(rel) {
-      return statSync(join(dir, rel), { throwIfNoEntry: false }) !== undefined;
+      return stat(rel) !== undefined;
     },
     list(rel) {
-      const full = join(dir, rel);
-      if (!statSync(full, { throwIfNoEntry: false })?.isDirectory()) return undefined;
-      return readdirSync(full);
+      if (!stat(rel)?.isDirectory()) return undefined;
+      return readdirSync(containedPath(dir, inside(rel), 'directory'));
     },
   };
 }

@@ -6,6 +6,7 @@ import {
   LineCounter,
   type Pair,
   parseDocument,
+  visit,
   type YAMLMap,
   type Node as YamlNode,
 } from 'yaml';
@@ -29,7 +30,9 @@ export interface YamlSource {
  * Parses YAML: the fast reader takes the plain block YAML that imports write; anything else (and every error) goes
  * through the `yaml` library.
  */
-export function parseYaml(text: string, file: string): { source: YamlSource; issues: Issue[] } {
+export function parseYaml(input: string, file: string): { source: YamlSource; issues: Issue[] } {
+  // YAML line breaks are LF, CRLF and a lone CR (YAML 1.2, 5.4): a file written with CR endings is read line by line.
+  const text = input.includes('\r') ? input.replace(/\r\n?/g, '\n') : input;
   const fast = parseFastYaml(text);
   if (fast) return { source: { file, data: fast.value, fast: fast.positions }, issues: [] };
   const lines = new LineCounter();
@@ -43,8 +46,30 @@ export function parseYaml(text: string, file: string): { source: YamlSource; iss
     const lp = lines.linePos(w.pos[0]);
     issues.push(issue('yaml.warning', w.message.split('\n')[0]!, filePos(file, lp.line, lp.col), 'warning'));
   }
-  const data = doc.errors.length > 0 ? undefined : doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  if (doc.errors.length === 0)
+    try {
+      data = doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      // An alias to no anchor (ReferenceError) or an alias bomb (RangeError beyond maxAliasCount).
+      const m = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+      issues.push(issue('yaml.alias', m, aliasPos(doc, lines, file)));
+    }
   return { source: { file, data, doc, lines }, issues };
+}
+
+/** Where the first alias of the document is (the place to look when aliases cannot be resolved). */
+function aliasPos(doc: Document, lines: LineCounter, file: string): Position {
+  let at: number | undefined;
+  visit(doc, {
+    Alias(_, node) {
+      at = node.range?.[0];
+      return visit.BREAK;
+    },
+  });
+  if (at === undefined) return filePos(file, 1);
+  const lp = lines.linePos(at);
+  return filePos(file, lp.line, lp.col);
 }
 
 const KEY_INDEX = new WeakMap<YAMLMap, Map<string, Pair>>();

@@ -1,5 +1,7 @@
 /** Frames of a trace as tcpdump would print them, and the captures of a trace as pcap files. */
+
 import { writePcap } from '../capture/pcap.ts';
+import { fileNamePart } from '../source/shell.ts';
 import { emitEthernet } from '../wire/ethernet.ts';
 import { renderTcpdump, TCPDUMP_E_VVV, type TcpdumpOptions } from '../wire/tcpdump.ts';
 import type { EthernetFrame } from '../wire/types.ts';
@@ -26,7 +28,8 @@ export function capturesByPoint(captures: readonly Capture[]): Map<string, Captu
 export function capturesToPcaps(captures: readonly Capture[]): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   for (const [point, list] of capturesByPoint(captures)) {
-    const name = `${point.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`;
+    // node:iface → node_iface.pcap, each part a safe file-name component (no path, no NAME_MAX overflow).
+    const name = `${point.split(':').map(fileNamePart).join('_')}.pcap`;
     out.set(name, writePcap(list.map((c) => ({ timeNs: c.timeNs, bytes: emitEthernet(c.frame) }))));
   }
   return out;

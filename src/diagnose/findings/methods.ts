@@ -2,6 +2,7 @@
 import { formatIpv4, type Ipv4 } from '../../addr/ipv4.ts';
 import { prefixContains } from '../../addr/prefix.ts';
 import { implicit } from '../../source/origin.ts';
+import { commentName, fileNamePart, shellCommand } from '../../source/shell.ts';
 import type { LoadedScenario } from '../../topology/load-scenario.ts';
 import type { Iface, Node } from '../../topology/model.ts';
 import { effectiveSysctl, lookupRoute } from '../../trace/node-config.ts';
@@ -45,14 +46,17 @@ function dipFor(director: Node, rsAddr: Ipv4): Ipv4 | undefined {
 }
 
 function routeViaFix(rs: Node, dip: Ipv4, dev: string, through = 'the director'): FixProposal {
-  const file = `route-${rs.name}/default-route.txt`;
+  const file = `route-${fileNamePart(rs.name)}/default-route.txt`;
   return {
     id: `route:${rs.name}:default-via-${formatIpv4(dip)}`,
     title: `On ${rs.name}: route replies via ${through} (default via ${formatIpv4(dip)})`,
     keeps: "every filter; only the real server's default route changes",
     protectionRank: 100,
     artifacts: [{ path: file, content: `default via ${formatIpv4(dip)} dev ${dev}\n` }],
-    commands: [`# on ${rs.name}:`, `ip route replace default via ${formatIpv4(dip)} dev ${dev}`],
+    commands: [
+      `# on ${commentName(rs.name)}:`,
+      shellCommand('ip', 'route', 'replace', 'default', 'via', formatIpv4(dip), 'dev', dev),
+    ],
     apply: (s: LoadedScenario) => {
       const n = s.scenario.nodes.get(rs.name);
       if (!n) return s;
@@ -82,12 +86,12 @@ function tunl0Fix(rs: Node, vip: Ipv4): FixProposal {
     protectionRank: 100,
     artifacts: [
       {
-        path: `tunl0-${rs.name}/commands.sh`,
+        path: `tunl0-${fileNamePart(rs.name)}/commands.sh`,
         content: `modprobe ipip\nip link set tunl0 up\nip addr add ${formatIpv4(vip)}/32 dev tunl0\n`,
       },
     ],
     commands: [
-      `# on ${rs.name}:`,
+      `# on ${commentName(rs.name)}:`,
       'modprobe ipip',
       'ip link set tunl0 up',
       `ip addr add ${formatIpv4(vip)}/32 dev tunl0`,
