@@ -37,6 +37,15 @@ export interface IptEvalContext {
   /** Conntrack state of the packet's connection (undefined = unknown). */
   readonly ctState?: CtState;
   readonly ctDir?: 'ORIGINAL' | 'REPLY';
+  /**
+   * Whether an ipset holds an address (hash:net semantics, `nomatch` included); undefined when the set is unknown,
+   * which makes the match unsupported (it does not match).
+   */
+  readonly ipsetContains?: (name: string, addr: Ipv4) => boolean | undefined;
+  /** The packet's netfilter mark when it enters (`-m mark`, `-j MARK`); 0 when not given. */
+  readonly mark?: number;
+  /** The routing type of an address as the host sees it (`-m addrtype`): UNICAST, LOCAL, BROADCAST, MULTICAST … */
+  readonly addrType?: (addr: Ipv4, which: 'src' | 'dst') => string;
 }
 
 export interface IptVisitedRule {
@@ -58,6 +67,8 @@ export type IptDecision =
 
 export interface IptEvalResult {
   readonly verdict: 'ACCEPT' | 'DROP' | 'REJECT';
+  /** The packet's mark when it leaves (after `-j MARK` rules). */
+  readonly mark: number;
   readonly decidedBy: IptDecision;
   readonly visited: readonly IptVisitedRule[];
   readonly events: readonly IptEvalEvent[];
@@ -102,7 +113,11 @@ const TCP_OPTION_KIND: Readonly<Record<string, number>> = {
   timestamp: 8,
 };
 
-function evalMatch(m: IptMatch, frame: EthernetFrame, ctx: IptEvalContext): Outcome {
+function inPorts(ranges: readonly { readonly lo: number; readonly hi: number }[], v: number): boolean {
+  return ranges.some((r) => v >= r.lo && v <= r.hi);
+}
+
+function evalMatch(m: IptMatch, frame: EthernetFrame, ctx: IptEvalContext, mark: number): Outcome {
   const p = frame.payload;
   if (p.kind !== 'ipv4') return NO;
   const l4 = p.payload;
@@ -153,8 +168,36 @@ function evalMatch(m: IptMatch, frame: EthernetFrame, ctx: IptEvalContext): Outc
       }
       return YES;
     }
-    case 'set':
-      return { ok: false, unsupported: `ipset ${m.name}: set contents are not modelled` };
+    case 'set': {
+      if (ctx.ipsetContains === undefined)
+        return { ok: false, unsupported: `ipset ${m.name}: set contents are not known` };
+      for (const f of m.flags) {
+        const hit = ctx.ipsetContains(m.name, f === 'src' ? p.src : p.dst);
+        if (hit === undefined) return { ok: false, unsupported: `ipset ${m.name} does not exist` };
+        if (hit === m.negated) return NO;
+      }
+      return YES;
+    }
+    case 'mark':
+      return { ok: ((mark & m.mask) >>> 0 === m.value) !== m.negated };
+    case 'addrtype': {
+      const typeOf = ctx.addrType ?? defaultAddrType;
+      if (m.src && (typeOf(p.src, 'src') === m.src.type) === m.src.negated) return NO;
+      if (m.dst && (typeOf(p.dst, 'dst') === m.dst.type) === m.dst.negated) return NO;
+      return YES;
+    }
+    case 'limit':
+      return YES;
+    case 'multiport': {
+      if (l4.kind !== 'tcp' && l4.kind !== 'udp') return NO;
+      const hit =
+        m.which === 'dports'
+          ? inPorts(m.ranges, l4.dstPort)
+          : m.which === 'sports'
+            ? inPorts(m.ranges, l4.srcPort)
+            : inPorts(m.ranges, l4.dstPort) || inPorts(m.ranges, l4.srcPort);
+      return { ok: hit !== m.negated };
+    }
     case 'connlimit':
       return { ok: false, unsupported: 'connlimit: connection counts are not modelled' };
     case 'comment':
@@ -169,15 +212,27 @@ function evalMatch(m: IptMatch, frame: EthernetFrame, ctx: IptEvalContext): Outc
   }
 }
 
+/** Without a host's view: multicast and limited broadcast by their address, everything else UNICAST. */
+function defaultAddrType(a: Ipv4): string {
+  if (a >>> 28 === 0xe) return 'MULTICAST';
+  if (a >>> 0 === 0xffffffff) return 'BROADCAST';
+  return 'UNICAST';
+}
+
 /** Whether one rule matches (target not considered). */
-export function iptRuleMatches(rule: IptRule, frame: EthernetFrame, ctx: IptEvalContext = {}): Outcome {
+export function iptRuleMatches(
+  rule: IptRule,
+  frame: EthernetFrame,
+  ctx: IptEvalContext = {},
+  mark = ctx.mark ?? 0,
+): Outcome {
   const p = frame.payload;
   if (p.kind !== 'ipv4') return { ok: false, unsupported: 'only IPv4 packets are evaluated' };
   if (!addr(rule.src, p.src) || !addr(rule.dst, p.dst)) return NO;
   if (!iface(rule.in, ctx.inIface) || !iface(rule.out, ctx.outIface)) return NO;
   if (rule.proto && rule.proto.value !== 0 && (p.protocol === rule.proto.value) === rule.proto.negated) return NO;
   for (const m of rule.matches) {
-    const r = evalMatch(m, frame, ctx);
+    const r = evalMatch(m, frame, ctx, mark);
     if (!r.ok) return r;
   }
   return YES;
@@ -202,12 +257,14 @@ export function evaluateIptables(
   const visited: IptVisitedRule[] = [];
   const events: IptEvalEvent[] = [];
   const problems: string[] = [];
+  let mark = ctx.mark ?? 0;
   const byName = new Map(table.chains.map((c) => [c.name, c]));
   const hook = byName.get(chain);
   if (hook === undefined) {
     problems.push(`chain ${chain} does not exist in table ${table.name}`);
     return {
       verdict: 'ACCEPT',
+      mark,
       decidedBy: {
         kind: 'policy',
         chain,
@@ -223,6 +280,7 @@ export function evaluateIptables(
     const policy = hook.policy ?? 'ACCEPT';
     return {
       verdict: policy,
+      mark,
       decidedBy: {
         kind: 'policy',
         chain: hook.name,
@@ -250,7 +308,7 @@ export function evaluateIptables(
       if (top.chain.builtin || !back('end')) return policyOf();
       continue;
     }
-    const o = iptRuleMatches(rule, packetFrame, ctx);
+    const o = iptRuleMatches(rule, packetFrame, ctx, mark);
     visited.push({
       chain: top.chain.name,
       index: top.index,
@@ -271,6 +329,7 @@ export function evaluateIptables(
         }
         return {
           verdict: t.verdict,
+          mark,
           decidedBy: { kind: 'rule', chain: top.chain.name, index: top.index, rule },
           visited,
           events,
@@ -279,6 +338,27 @@ export function evaluateIptables(
       case 'reject':
         return {
           verdict: 'REJECT',
+          mark,
+          decidedBy: { kind: 'rule', chain: top.chain.name, index: top.index, rule },
+          visited,
+          events,
+          problems,
+        };
+      case 'mark':
+        mark = ((mark & ~t.mask) ^ t.value) >>> 0;
+        top.index++;
+        continue;
+      case 'connmark':
+      case 'nflog':
+        top.index++;
+        continue;
+      case 'nfqueue':
+        // With --queue-bypass a queue nobody listens on lets the packet pass; lvsdoctor models no IPS listening.
+        if (!t.bypass)
+          problems.push(`${top.chain.name} rule ${top.index + 1} queues to NFQUEUE without --queue-bypass`);
+        return {
+          verdict: t.bypass ? 'ACCEPT' : 'DROP',
+          mark,
           decidedBy: { kind: 'rule', chain: top.chain.name, index: top.index, rule },
           visited,
           events,

@@ -111,6 +111,32 @@ export type IptMatch =
     }
   | { readonly kind: 'comment'; readonly text: string }
   | {
+      /** `-m mark --mark V[/M]`: (nfmark & M) == V. */
+      readonly kind: 'mark';
+      readonly value: number;
+      readonly mask: number;
+      readonly negated: boolean;
+    }
+  | {
+      /** `-m addrtype`: the routing type of the source/destination address (UNICAST, LOCAL, BROADCAST, MULTICAST …). */
+      readonly kind: 'addrtype';
+      readonly src?: { readonly type: string; readonly negated: boolean };
+      readonly dst?: { readonly type: string; readonly negated: boolean };
+    }
+  | {
+      /** `-m limit`: matches while under the rate (lvsdoctor sends too few packets to exceed it). */
+      readonly kind: 'limit';
+      readonly rate: string;
+      readonly burst?: number;
+    }
+  | {
+      /** `-m multiport --dports/--sports/--ports L` (needs `-p tcp|udp|udplite|dccp|sctp`). */
+      readonly kind: 'multiport';
+      readonly which: 'dports' | 'sports' | 'ports';
+      readonly ranges: readonly { readonly lo: number; readonly hi: number }[];
+      readonly negated: boolean;
+    }
+  | {
       readonly kind: 'physdev';
       readonly in?: IptIfaceMatch;
       readonly out?: IptIfaceMatch;
@@ -123,7 +149,15 @@ export type IptTarget =
   | { readonly kind: 'verdict'; readonly verdict: 'ACCEPT' | 'DROP' | 'RETURN' }
   | { readonly kind: 'reject'; readonly with: string }
   | { readonly kind: 'jump'; readonly chain: string }
-  | { readonly kind: 'goto'; readonly chain: string };
+  | { readonly kind: 'goto'; readonly chain: string }
+  /** `-j MARK --set-xmark V/M` (nfmark = (nfmark & ~M) ^ V) — `--set-mark V/M` is `--set-xmark V/(M|V)`. */
+  | { readonly kind: 'mark'; readonly value: number; readonly mask: number }
+  /** `-j CONNMARK --set-xmark V/M` on the connection's mark; the packet goes on. */
+  | { readonly kind: 'connmark'; readonly value: number; readonly mask: number }
+  /** `-j NFLOG`: logs, the packet goes on. */
+  | { readonly kind: 'nflog'; readonly prefix?: string; readonly group?: number }
+  /** `-j NFQUEUE`: hands the packet to a userspace queue (with --queue-bypass it passes when nobody listens). */
+  | { readonly kind: 'nfqueue'; readonly queue: string; readonly bypass: boolean };
 
 export interface IptCounters {
   readonly packets: number;

@@ -114,7 +114,7 @@ describe('readIptablesSave details', () => {
     expect(lines).toEqual([
       [
         13,
-        'match -m state is not modelled (expected one of mac, iprange, dscp, tcp, udp, sctp, icmp, icmp6, conntrack, set, connlimit, comment, physdev); rule left out of the model',
+        'match -m state is not modelled (expected one of mac, iprange, dscp, tcp, udp, sctp, icmp, icmp6, conntrack, set, connlimit, comment, mark, addrtype, limit, multiport, physdev); rule left out of the model',
       ],
       [
         15,

@@ -27,7 +27,7 @@ import {
   type IptTarget,
   parseTcpFlags,
 } from './iptables-model.ts';
-import { protocolByName } from './names.ts';
+import { ICMP_TYPES_BY_NAME, ICMPV6_TYPES_BY_NAME, protocolByName } from './names.ts';
 import { bad, notModelled, RuleError } from './rule-error.ts';
 
 /** A word of a save line: its text with quotes removed, and whether it was quoted. */
@@ -153,6 +153,10 @@ const MATCH_OPTIONS: Readonly<Record<string, Readonly<Record<string, number>>>> 
     '--connlimit-daddr': 0,
   },
   comment: { '--comment': 1 },
+  mark: { '--mark': 1 },
+  addrtype: { '--src-type': 1, '--dst-type': 1 },
+  limit: { '--limit': 1, '--limit-burst': 1 },
+  multiport: { '--dports': 1, '--destination-ports': 1, '--sports': 1, '--source-ports': 1, '--ports': 1 },
   physdev: {
     '--physdev-in': 1,
     '--physdev-out': 1,
@@ -184,6 +188,11 @@ function buildPorts(opts: readonly Opt[], match: string): { sport?: IptRange; dp
 
 function icmpType(text: string, negated: boolean, v6: boolean): { type: number; codeLo: number; codeHi: number } {
   if (!v6 && text === 'any') return { type: 0xff, codeLo: 0, codeHi: 0xff };
+  const named = (v6 ? ICMPV6_TYPES_BY_NAME : ICMP_TYPES_BY_NAME).get(text);
+  if (named !== undefined)
+    return named.code === undefined
+      ? { type: named.type, codeLo: 0, codeHi: 0xff }
+      : { type: named.type, codeLo: named.code, codeHi: named.code };
   const m = /^(\d+)(?:\/(\d+))?$/.exec(text);
   if (!m) notModelled(`ICMP type '${text}' is not modelled (expected a number, TYPE/CODE${v6 ? '' : " or 'any'"})`);
   void negated;
@@ -299,6 +308,50 @@ function buildMatch(name: string, opts: readonly Opt[], family: IptFamily): IptM
       if (!o) bad('-m comment needs --comment');
       return { kind: 'comment', text: arg(o) };
     }
+    case 'mark': {
+      const o = single(opts, '--mark');
+      if (!o) bad('-m mark needs --mark');
+      const [v, mk] = arg(o).split('/');
+      return {
+        kind: 'mark',
+        value: num(v!, 'a mark value', 0xffffffff),
+        mask: mk === undefined ? 0xffffffff : num(mk, 'a mark mask', 0xffffffff),
+        negated: o.negated,
+      };
+    }
+    case 'addrtype': {
+      const s = single(opts, '--src-type');
+      const d = single(opts, '--dst-type');
+      if (!s && !d) bad('-m addrtype needs --src-type or --dst-type');
+      const typ = (o: Opt) => {
+        const t = arg(o).toUpperCase();
+        if (!ADDR_TYPES.includes(t)) bad(`expected an address type (${ADDR_TYPES.join(', ')}), got '${arg(o)}'`);
+        return { type: t, negated: o.negated };
+      };
+      return { kind: 'addrtype', ...(s ? { src: typ(s) } : {}), ...(d ? { dst: typ(d) } : {}) };
+    }
+    case 'limit': {
+      const l = single(opts, '--limit');
+      const b = single(opts, '--limit-burst');
+      const rate = l ? arg(l) : '3/hour';
+      if (!/^\d+\/(sec|second|min|minute|hour|day|s|m|h|d)$/.test(rate))
+        bad(`expected --limit N/sec|minute|hour|day, got '${rate}'`);
+      return { kind: 'limit', rate, ...(b ? { burst: num(arg(b), 'a limit burst', 10000) } : {}) };
+    }
+    case 'multiport': {
+      const o = opts[0];
+      if (!o || opts.length > 1) bad('-m multiport needs exactly one of --dports, --sports, --ports');
+      const which =
+        o.name.includes('dest') || o.name === '--dports' ? 'dports' : o.name === '--ports' ? 'ports' : 'sports';
+      const ranges = arg(o)
+        .split(',')
+        .map((x) => {
+          const r = portRange(x, false, 'a port');
+          return { lo: r.lo, hi: r.hi };
+        });
+      if (ranges.length > 15) bad('-m multiport takes at most 15 ports');
+      return { kind: 'multiport', which, ranges, negated: o.negated };
+    }
     case 'physdev': {
       const iface = (o: Opt | undefined): IptIfaceMatch | undefined =>
         o ? { name: arg(o), negated: o.negated } : undefined;
@@ -319,6 +372,35 @@ function buildMatch(name: string, opts: readonly Opt[], family: IptFamily): IptM
     }
   }
   return notModelled(`match -m ${name} is not modelled`);
+}
+
+const ADDR_TYPES = [
+  'UNSPEC',
+  'UNICAST',
+  'LOCAL',
+  'BROADCAST',
+  'ANYCAST',
+  'MULTICAST',
+  'BLACKHOLE',
+  'UNREACHABLE',
+  'PROHIBIT',
+  'THROW',
+  'NAT',
+  'XRESOLVE',
+];
+
+/** Match names iptables treats as another's (`-m icmpv6` loads icmp6). */
+const MATCH_ALIASES: Readonly<Record<string, string>> = { icmpv6: 'icmp6', 'ipv6-icmp': 'icmp6' };
+
+/** The match a protocol loads implicitly (`-p tcp --dport 80` is `-p tcp -m tcp --dport 80`). */
+const IMPLICIT_MATCH: Readonly<Record<number, string>> = { 6: 'tcp', 17: 'udp', 132: 'sctp', 1: 'icmp', 58: 'icmp6' };
+
+/** Parses `V[/M]` of --set-mark/--set-xmark; --set-mark V/M is --set-xmark V/(M|V). */
+function markArg(text: string, xmark: boolean): { value: number; mask: number } {
+  const [v, m] = text.split('/');
+  const value = num(v!, 'a mark value', 0xffffffff);
+  const mask = m === undefined ? 0xffffffff : num(m, 'a mark mask', 0xffffffff);
+  return { value, mask: xmark ? mask : (mask | value) >>> 0 };
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -344,6 +426,49 @@ function parseRule(
     const w = words[i++];
     if (w === undefined) bad(`option ${opt} needs a value`);
     return w.text;
+  };
+  /** The options of one match, from the current word on. */
+  const gather = (name: string, known: Readonly<Record<string, number>>): Opt[] => {
+    const opts: Opt[] = [];
+    while (i < words.length) {
+      let k = i;
+      let n = false;
+      if (words[k]!.text === '!' && !words[k]!.quoted) {
+        n = true;
+        k++;
+      }
+      const ow = words[k];
+      if (ow === undefined || ow.quoted || !ow.text.startsWith('--')) break;
+      const arity = known[ow.text];
+      if (arity === undefined) {
+        if (
+          [
+            '--source',
+            '--destination',
+            '--in-interface',
+            '--out-interface',
+            '--protocol',
+            '--match',
+            '--jump',
+            '--goto',
+          ].includes(ow.text)
+        )
+          break;
+        // An option of the protocol's implicit match after another match (`-m set … --dport 80`) ends this match.
+        const implicit = rule.proto ? IMPLICIT_MATCH[rule.proto.value] : undefined;
+        if (implicit !== undefined && implicit !== name && MATCH_OPTIONS[implicit]?.[ow.text] !== undefined) break;
+        notModelled(`option ${ow.text} of -m ${name} is not modelled (expected ${Object.keys(known).join(', ')})`);
+      }
+      const args: string[] = [];
+      for (let a = 0; a < arity; a++) {
+        const aw = words[k + 1 + a];
+        if (aw === undefined) bad(`option ${ow.text} of -m ${name} needs ${arity} value${arity > 1 ? 's' : ''}`);
+        args.push(aw.text);
+      }
+      opts.push({ name: ow.text, args, negated: n });
+      i = k + 1 + arity;
+    }
+    return opts;
   };
   while (i < words.length) {
     const w = words[i++]!;
@@ -384,47 +509,12 @@ function parseRule(
       case '-m':
       case '--match': {
         if (neg) bad("a '!' before -m");
-        const name = next(t);
+        const given = next(t);
+        const name = MATCH_ALIASES[given] ?? given;
         const known = MATCH_OPTIONS[name];
         if (known === undefined)
-          notModelled(`match -m ${name} is not modelled (expected one of ${Object.keys(MATCH_OPTIONS).join(', ')})`);
-        const opts: Opt[] = [];
-        while (i < words.length) {
-          let k = i;
-          let n = false;
-          if (words[k]!.text === '!' && !words[k]!.quoted) {
-            n = true;
-            k++;
-          }
-          const ow = words[k];
-          if (ow === undefined || ow.quoted || !ow.text.startsWith('--')) break;
-          const arity = known[ow.text];
-          if (arity === undefined) {
-            if (
-              [
-                '--source',
-                '--destination',
-                '--in-interface',
-                '--out-interface',
-                '--protocol',
-                '--match',
-                '--jump',
-                '--goto',
-              ].includes(ow.text)
-            )
-              break;
-            notModelled(`option ${ow.text} of -m ${name} is not modelled (expected ${Object.keys(known).join(', ')})`);
-          }
-          const args: string[] = [];
-          for (let a = 0; a < arity; a++) {
-            const aw = words[k + 1 + a];
-            if (aw === undefined) bad(`option ${ow.text} of -m ${name} needs ${arity} value${arity > 1 ? 's' : ''}`);
-            args.push(aw.text);
-          }
-          opts.push({ name: ow.text, args, negated: n });
-          i = k + 1 + arity;
-        }
-        matches.push(buildMatch(name, opts, family));
+          notModelled(`match -m ${given} is not modelled (expected one of ${Object.keys(MATCH_OPTIONS).join(', ')})`);
+        matches.push(buildMatch(name, gather(name, known), family));
         break;
       }
       case '-j':
@@ -446,6 +536,38 @@ function parseRule(
             w2 = next('--reject-with');
           }
           target = { kind: 'reject', with: w2 };
+        } else if (name === 'MARK' || name === 'CONNMARK') {
+          const o = next(`-j ${name}`);
+          if (o !== '--set-mark' && o !== '--set-xmark')
+            notModelled(`-j ${name} ${o} is not modelled (expected --set-mark or --set-xmark)`);
+          const m = markArg(next(o), o === '--set-xmark');
+          target = { kind: name === 'MARK' ? 'mark' : 'connmark', ...m };
+        } else if (name === 'NFLOG') {
+          let prefix: string | undefined;
+          let group: number | undefined;
+          while (i < words.length && words[i]!.text.startsWith('--') && !words[i]!.quoted) {
+            const o = next('-j NFLOG');
+            const v = next(o);
+            if (o === '--nflog-prefix') prefix = v;
+            else if (o === '--nflog-group') group = num(v, 'an NFLOG group', 0xffff);
+            else if (o !== '--nflog-range' && o !== '--nflog-size' && o !== '--nflog-threshold')
+              notModelled(`target option ${o} of -j NFLOG is not modelled`);
+          }
+          target = {
+            kind: 'nflog',
+            ...(prefix !== undefined ? { prefix } : {}),
+            ...(group !== undefined ? { group } : {}),
+          };
+        } else if (name === 'NFQUEUE') {
+          let queue = '';
+          let bypass = false;
+          while (i < words.length && words[i]!.text.startsWith('--')) {
+            const o = next('-j NFQUEUE');
+            if (o === '--queue-bypass') bypass = true;
+            else if (o === '--queue-num' || o === '--queue-balance') queue = `${o} ${next(o)}`;
+            else if (o !== '--queue-cpu-fanout') notModelled(`target option ${o} of -j NFQUEUE is not modelled`);
+          }
+          target = { kind: 'nfqueue', queue, bypass };
         } else if (chains.has(name)) target = { kind: 'jump', chain: name };
         else notModelled(`target ${name} is not modelled (expected ACCEPT, DROP, RETURN, REJECT or a declared chain)`);
         rule.target = target;
@@ -457,10 +579,21 @@ function parseRule(
       case '--fragment':
         notModelled('-f (fragment match) is not modelled');
         break;
-      default:
+      default: {
+        const implicit = rule.proto && !rule.proto.negated ? IMPLICIT_MATCH[rule.proto.value] : undefined;
+        const known = implicit === undefined ? undefined : MATCH_OPTIONS[implicit];
+        const at = neg ? i - 2 : i - 1;
+        if (known !== undefined && implicit !== undefined && known[t] !== undefined) {
+          // `-p tcp --dport 80`: the protocol's match, loaded implicitly.
+          neg = false;
+          i = at;
+          matches.push(buildMatch(implicit, gather(implicit, known), family));
+          break;
+        }
         if (t.startsWith('-'))
           notModelled(`option ${t} is not modelled (expected -s, -d, -i, -o, -p, -m MATCH …, -j or -g)`);
         bad(`expected an option, got '${t}'`);
+      }
     }
   }
   if (neg) bad("a '!' with no option after it");
@@ -627,4 +760,26 @@ export function readIptablesSave(text: string, file: string, family: IptFamily):
     }),
   );
   return { value, issues };
+}
+
+/**
+ * Reads one rule given as `iptables` arguments (`-A CHAIN …`, as `iptables-restore` reads it; implicit protocol
+ * matches and `--set-mark` accepted), for compilers that generate rule text. `chains` are the chains a jump may name.
+ */
+export function readIptablesRuleText(
+  text: string,
+  family: IptFamily,
+  chains: ReadonlySet<string>,
+  origin: Origin,
+): { readonly chain: string; readonly rule: IptRule } | { readonly error: string; readonly unsupported: boolean } {
+  const words = splitSaveLine(text);
+  if (words === undefined) return { error: 'unterminated double quote', unsupported: false };
+  if (words[0]?.text !== '-A' || words[1] === undefined)
+    return { error: `expected '-A CHAIN …', got '${text}'`, unsupported: false };
+  try {
+    return { chain: words[1].text, rule: parseRule(words.slice(2), family, chains, origin, undefined) };
+  } catch (e) {
+    if (!(e instanceof RuleError)) throw e;
+    return { error: e.message, unsupported: e.isUnsupported };
+  }
 }

@@ -88,9 +88,19 @@ export function renderIptablesMatch(m: IptMatch, family: 'ipv4' | 'ipv6'): strin
       return `${s} ${m.upto ? '--connlimit-upto' : '--connlimit-above'} ${m.limit} --connlimit-mask ${m.mask} ${m.daddr ? '--connlimit-daddr' : '--connlimit-saddr'}`;
     case 'comment':
       return `${s} --comment ${saveString(m.text)}`;
+    case 'mark':
+      return `${s}${neg(m.negated)} --mark 0x${m.value.toString(16)}${m.mask === 0xffffffff ? '' : `/0x${m.mask.toString(16)}`}`;
+    case 'addrtype':
+      if (m.src) s += `${neg(m.src.negated)} --src-type ${m.src.type}`;
+      if (m.dst) s += `${neg(m.dst.negated)} --dst-type ${m.dst.type}`;
+      return s;
+    case 'limit':
+      return `${s} --limit ${m.rate}${m.burst !== undefined && m.burst !== 5 ? ` --limit-burst ${m.burst}` : ''}`;
+    case 'multiport':
+      return `${s}${neg(m.negated)} --${m.which} ${m.ranges.map((r) => (r.lo === r.hi ? `${r.lo}` : `${r.lo}:${r.hi}`)).join(',')}`;
     case 'physdev':
-      if (m.in) s += `${neg(m.in.negated)} --physdev-in ${saveString(m.in.name)}`;
-      if (m.out) s += `${neg(m.out.negated)} --physdev-out ${saveString(m.out.name)}`;
+      if (m.in) s += `${neg(m.in.negated)} --physdev-in ${m.in.name}`;
+      if (m.out) s += `${neg(m.out.negated)} --physdev-out ${m.out.name}`;
       if (m.isIn) s += `${neg(m.isIn.negated)} --physdev-is-in`;
       if (m.isOut) s += `${neg(m.isOut.negated)} --physdev-is-out`;
       if (m.isBridged) s += `${neg(m.isBridged.negated)} --physdev-is-bridged`;
@@ -107,6 +117,14 @@ function targetText(t: IptTarget, family: 'ipv4' | 'ipv6'): string {
       return ` -j ${t.chain}`;
     case 'goto':
       return ` -g ${t.chain}`;
+    case 'mark':
+      return ` -j MARK --set-xmark 0x${t.value.toString(16)}/0x${t.mask.toString(16)}`;
+    case 'connmark':
+      return ` -j CONNMARK --set-xmark 0x${t.value.toString(16)}/0x${t.mask.toString(16)}`;
+    case 'nflog':
+      return ` -j NFLOG${t.prefix !== undefined ? ` --nflog-prefix ${saveString(t.prefix)}` : ''}${t.group !== undefined && t.group !== 0 ? ` --nflog-group ${t.group}` : ''}`;
+    case 'nfqueue':
+      return ` -j NFQUEUE${t.queue ? ` ${t.queue}` : ''}${t.bypass ? ' --queue-bypass' : ''}`;
     case 'reject':
       return ` -j REJECT --reject-with ${t.with || (family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable')}`;
   }

@@ -5,8 +5,11 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { readIpsetSave } from '../netfilter/ipset.ts';
+import { renderIptablesSave } from '../netfilter/iptables-render.ts';
 import { compilePveFirewall, renderPveEbtablesRestore, renderPveIpsetRestore, renderPveRestore } from './compile.ts';
 import { loadPveConformanceCase, PVE_CONFORMANCE_DIR, pveConformanceCases } from './conformance-cases.ts';
+import { pveFilterTable, pveIpsets } from './model.ts';
 
 const cases = pveConformanceCases();
 
@@ -35,6 +38,27 @@ describe.skipIf(cases.length === 0)('pve-firewall conformance: generated rules',
       });
       it('ipsets equal pve-firewall’s ipset restore input', () => {
         expect(renderPveIpsetRestore(out.ipsets)).toBe(rec('ipset.restore'));
+      });
+      it('read into the netfilter model, the rules list as iptables-save / ip6tables-save printed them', () => {
+        const t4 = pveFilterTable(out.filter4, 'ipv4');
+        const t6 = pveFilterTable(out.filter6, 'ipv6');
+        expect([...t4.issues, ...t6.issues]).toEqual([]);
+        expect(renderIptablesSave(t4.table)).toBe(rec('iptables-save-filter.txt'));
+        expect(renderIptablesSave(t6.table)).toBe(rec('ip6tables-save-filter.txt'));
+      });
+      it('the ipsets hold what ipset save listed', () => {
+        const recorded = readIpsetSave(rec('ipset-save.txt'), 'ipset-save.txt');
+        expect(recorded.issues).toEqual([]);
+        const norm = (
+          m: ReadonlyMap<string, { entries: readonly { addr: string; prefixLen: number; nomatch: boolean }[] }>,
+        ) =>
+          Object.fromEntries(
+            [...m].map(([n, s]) => [
+              n,
+              s.entries.map((e) => `${e.addr}/${e.prefixLen}${e.nomatch ? ' nomatch' : ''}`).sort(),
+            ]),
+          );
+        expect(norm(pveIpsets(out.ipsets))).toEqual(norm(recorded.value!));
       });
       it('warns where pve-firewall warns, naming file and line', () => {
         const warnFile = new URL(`recorded/${c.name}/compile-warnings.txt`, PVE_CONFORMANCE_DIR);
