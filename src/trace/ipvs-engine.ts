@@ -1,9 +1,11 @@
 /** Adapts the IPVS simulator to the walker's LOCAL_IN hook. */
+
 import type { Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
 import { IpvsEngine as IpvsSim } from '../ipvs/engine.ts';
 import { forwardFrame, forwardReply } from '../ipvs/forward.ts';
 import { formatAddrPort, formatServiceKey, type IpvsTable } from '../ipvs/model.ts';
+import { assertNever } from '../source/assert-never.ts';
 import { implicit } from '../source/origin.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import type { IpvsDecision, IpvsEngine, IpvsReplyDecision } from './engines.ts';
@@ -106,6 +108,8 @@ export function makeIpvsEngine(table: IpvsTable, options: IpvsEngineOptions = {}
             build: (src: Mac, dst: Mac) => ({ ...frame0, src, dst: frame0.dst === PENDING ? dst : frame0.dst }),
           };
         }
+        default:
+          return assertNever(out, 'IPVS outcome');
       }
     },
     output(frame: EthernetFrame, nowNs: bigint): IpvsReplyDecision {

@@ -15,6 +15,7 @@ import {
 } from '../wire/types.ts';
 import type { Dataplane } from './dataplane.ts';
 import type { DecisionLog } from './decisions.ts';
+import { checkTrace } from './invariants.ts';
 import { ipOutput } from './ipv4-output.ts';
 import { type Capture, type End, type Hop, pickEnd, type Trace } from './types.ts';
 import type { WalkContext } from './walk.ts';
@@ -154,7 +155,9 @@ function finish(probe: ProbeSpec, walker: Walker, captures: Capture[]): Trace {
     end.disposition === 'replied'
       ? `replied: ${end.reason}`
       : `${end.disposition} at ${where} (${stage}): ${end.reason}`;
-  return { probe, hops, disposition: end.disposition, stage, end, path, captures, summary };
+  const trace: Trace = { probe, hops, disposition: end.disposition, stage, end, path, captures, summary };
+  checkTrace(trace);
+  return trace;
 }
 
 function isReply(probe: ProbeSpec, frame: EthernetFrame): boolean {

@@ -1,5 +1,7 @@
 /** One decision of a hop in words, as `lvsdoctor trace` prints it (shared by the CLI and the web app). */
+
 import { formatIpv4 } from '../addr/ipv4.ts';
+import { assertNever } from '../source/assert-never.ts';
 import { formatPosition, type Origin, renderOriginChain } from '../source/origin.ts';
 import type { Step } from './types.ts';
 
@@ -38,5 +40,7 @@ export function renderStep(s: Step): string | undefined {
       return `answers: ${s.what}`;
     case 'note':
       return s.text;
+    default:
+      return assertNever(s, 'step');
   }
 }

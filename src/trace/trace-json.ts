@@ -1,5 +1,7 @@
 /** JSON output: stable field names, bigints as strings, frames as tcpdump text plus fields. Schema: docs/json.md. */
+
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import { assertNever } from '../source/assert-never.ts';
 import type { Origin } from '../source/origin.ts';
 import { originChain } from '../source/origin.ts';
 import { frameText } from './tcpdump-lines.ts';
@@ -50,8 +52,13 @@ function stepJson(s: Step): unknown {
     case 'deliver':
     case 'note':
       return { ...s, origin: originJson('origin' in s ? s.origin : undefined) };
-    default:
+    case 'capture':
+    case 'segment':
+    case 'l2':
+    case 'reply':
       return s;
+    default:
+      return assertNever(s, 'step');
   }
 }
 

@@ -4,8 +4,10 @@
  * fleets (more than DETAILED_MAX_HOSTS hypervisors) get one card per hypervisor, packed by ELK's rectpacking, so
  * the drawing stays readable at 200 hosts; hops and capture points then land on the card of their hypervisor.
  */
+
 import elkBundled from 'elkjs/lib/elk.bundled.js';
 import { formatIpv4 } from '../addr/ipv4.ts';
+import { assertNever } from '../source/assert-never.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Iface, Node } from '../topology/model.ts';
 import type { TopoEdge, TopoKind, TopologyView, TopoNode } from './contract.ts';
@@ -86,6 +88,8 @@ function hostIfaceKind(i: Iface): TopoKind | undefined {
       return 'uplink';
     case 'loopback':
       return undefined;
+    default:
+      return assertNever(i.kind, 'interface kind');
   }
 }
 

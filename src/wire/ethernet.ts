@@ -2,7 +2,9 @@
  * Ethernet II with any number of 802.1Q / 802.1ad tags. Frames are emitted without FCS; padding to the 60-byte
  * minimum happens only on request (Linux captures outbound small frames unpadded, which is what tcpdump shows).
  */
+
 import { macFromBytes } from '../addr/mac.ts';
+import { assertNever } from '../source/assert-never.ts';
 import { arpPacketLength, parseArpPacket, writeArpPacket } from './arp.ts';
 import { readU16, writeMac, writeU16 } from './bytes.ts';
 import { ipv4PacketLength, parseIpv4Packet, writeIpv4Packet } from './ipv4.ts';
@@ -91,6 +93,8 @@ export function l3PayloadLength(p: L3Payload): number {
       return ipv4PacketLength(p);
     case 'raw':
       return p.bytes.length;
+    default:
+      return assertNever(p, 'L3 payload');
   }
 }
 
@@ -123,6 +127,8 @@ export function writeEthernet(frame: EthernetFrame, buf: Uint8Array, offset = 0)
       buf.set(p.bytes, off);
       off += p.bytes.length;
       break;
+    default:
+      assertNever(p, 'L3 payload');
   }
   return off - offset;
 }

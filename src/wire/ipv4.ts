@@ -1,5 +1,7 @@
 /** IPv4 (RFC 791): header with raw options, fragments, and the upper layers this project models. */
+
 import { ipv4FromBytes } from '../addr/ipv4.ts';
+import { assertNever } from '../source/assert-never.ts';
 import { readU16, writeU16, writeU32 } from './bytes.ts';
 import { internetChecksum } from './checksum.ts';
 import { icmpMessageLength, parseIcmpMessage, writeIcmpMessage } from './icmp.ts';
@@ -80,6 +82,8 @@ export function l4PayloadLength(p: L4Payload): number {
       return ipv4PacketLength(p);
     case 'raw':
       return p.bytes.length;
+    default:
+      return assertNever(p, 'L4 payload');
   }
 }
 
@@ -118,6 +122,8 @@ export function writeIpv4Packet(p: Ipv4Packet, buf: Uint8Array, offset: number):
       buf.set(pl.bytes, ps);
       payloadLen = pl.bytes.length;
       break;
+    default:
+      return assertNever(pl, 'L4 payload');
   }
   buf[offset + IPV4_VER_IHL] = 0x40 | (hlen >>> 2);
   buf[offset + IPV4_TOS] = p.tos;

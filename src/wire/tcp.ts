@@ -1,5 +1,7 @@
 /** TCP (RFC 9293) with the options Linux sends (mss, sackOK, timestamps, nop, wscale, sack, eol) and unknown ones. */
+
 import type { Ipv4 } from '../addr/ipv4.ts';
+import { assertNever } from '../source/assert-never.ts';
 import { readU16, readU32, writeU16, writeU32 } from './bytes.ts';
 import { finishChecksum, pseudoHeaderSum, sumWords } from './checksum.ts';
 import { IPPROTO_TCP, type TcpOption, type TcpSegment } from './types.ts';
@@ -86,6 +88,8 @@ export function tcpOptionLength(o: TcpOption): number {
       return 10;
     case 'unknown':
       return 2 + o.data.length;
+    default:
+      return assertNever(o, 'TCP option');
   }
 }
 
@@ -142,6 +146,8 @@ function writeTcpOption(o: TcpOption, buf: Uint8Array, off: number): number {
       buf[off + 1] = 2 + o.data.length;
       buf.set(o.data, off + 2);
       return 2 + o.data.length;
+    default:
+      return assertNever(o, 'TCP option');
   }
 }
 
