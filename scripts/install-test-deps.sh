@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests use (real tcpdump/tshark as oracles, ebtables/iptables/nftables and
 # libvirt's nwfilter driver for the differential and lab tests). Needs root; does nothing when all are present.
 set -euo pipefail
-PACKAGES=(iproute2 ebtables iptables nftables tcpdump tshark python3-scapy curl libvirt-daemon libvirt-clients libvirt-daemon-config-nwfilter)
+PACKAGES=(busybox dash iproute2 ebtables iptables nftables tcpdump tshark python3-scapy curl libvirt-daemon libvirt-clients libvirt-daemon-config-nwfilter)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

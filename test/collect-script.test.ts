@@ -27,7 +27,7 @@ const READ_ONLY: readonly RegExp[] = [
   /^ip6?tables-save (--version|-c)$/,
   /^nft (--version|list ruleset)$/,
   /^virsh (--version|uri|list --all --name|nwfilter-list|nwfilter-binding-list)$/,
-  /^virsh (dumpxml|nwfilter-dumpxml|nwfilter-binding-dumpxml) "\$[a-z]"$/,
+  /^virsh (dumpxml --domain|nwfilter-dumpxml --nwfilter|nwfilter-binding-dumpxml --binding) "\$[a-z]"$/,
   /^ss -Hltnu$/,
   /^ipvsadm (--version|-Ln|-Sn|-Lnc|-Ln --stats|-L --timeout)$/,
   /^keepalived --version$/,

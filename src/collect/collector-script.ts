@@ -27,11 +27,16 @@ host=$(hostname 2>/dev/null || uname -n 2>/dev/null || echo unknown)
 safe_host=$(printf '%s' "$host" | tr -c 'A-Za-z0-9._-' '_')
 stamp=$(date -u +%Y%m%dT%H%M%SZ 2>/dev/null || echo now)
 name="lvsdoctor-bundle-$KIND-$safe_host-$stamp"
-out="./$name"
-if [ -e "$out" ] || [ -e "$out.tar.gz" ]; then
-  name="$name-$$"
-  out="./$name"
-fi
+# Everything is written inside a private directory made here: mkdir fails on anything already at that name (a
+# planted link included) and umask 077 makes it 0700, so no path the script writes can be prepared by someone else.
+i=0
+while :; do
+  work="./.lvsdoctor-collect-$$-$i"
+  mkdir "$work" 2>/dev/null && break
+  i=$((i + 1))
+  [ "$i" -lt 20 ] || { echo "lvsdoctor-collect: cannot create a private directory in $(pwd)" >&2; exit 1; }
+done
+out="$work/$name"
 mkdir "$out" "$out/cmd" || { echo "lvsdoctor-collect: cannot create $out in $(pwd)" >&2; exit 1; }
 manifest="$out/${MANIFEST_FILE}"
 seq=0
@@ -99,8 +104,19 @@ copyfile() {
   fi
 }
 
-# A file-name-safe form of a name (domain, filter, port).
-safe() { printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_'; }
+# A file-name-safe form of a name (domain, filter, port): names of [A-Za-z0-9._-] (not starting with . or -) as
+# they are, any other as % and the hex of its bytes, so names that differ anywhere get different files; a long
+# one is cut and ends with its checksum (NAME_MAX is never reached).
+safe() {
+  case $1 in
+    '' | .* | -* | *[!A-Za-z0-9._-]*) s_v="%$(printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n')" ;;
+    *) s_v=$1 ;;
+  esac
+  if [ "\${#s_v}" -gt 160 ]; then
+    s_v="$(printf '%s' "$s_v" | cut -c1-120)%$(printf '%s' "$1" | cksum | tr -c '0-9\n' '-' | tr -d '\n')"
+  fi
+  printf '%s' "$s_v"
+}
 
 # sysctls under net. (sysctl -a prints errors for write-only keys: ignored)
 net_sysctls() { sysctl -e -a 2>/dev/null | grep '^net\.'; }
@@ -162,17 +178,18 @@ run virsh-list virsh virsh list --all --name
 if [ -s "$out/cmd/virsh-list.out" ]; then
   while IFS= read -r d; do
     [ -n "$d" ] || continue
-    run "domain-$(safe "$d")" virsh virsh dumpxml "$d"
+    run "domain-$(safe "$d")" virsh virsh dumpxml --domain "$d"
   done < "$out/cmd/virsh-list.out"
 fi
 run virsh-nwfilter-list virsh virsh nwfilter-list
 if [ -s "$out/cmd/virsh-nwfilter-list.out" ]; then
-  # " UUID   Name" table: the name is the second column after two header lines.
-  awk 'NR > 2 && NF >= 2 { print $2 }' "$out/cmd/virsh-nwfilter-list.out" > "$out/cmd/virsh-nwfilter-names.txt"
+  # " UUID   Name" table after two header lines: filters are dumped by UUID (a name may hold spaces; the XML
+  # names the filter).
+  awk 'NR > 2 && NF >= 2 { print $1 }' "$out/cmd/virsh-nwfilter-list.out" > "$out/cmd/virsh-nwfilter-uuids.txt"
   while IFS= read -r f; do
     [ -n "$f" ] || continue
-    run "nwfilter-$(safe "$f")" virsh virsh nwfilter-dumpxml "$f"
-  done < "$out/cmd/virsh-nwfilter-names.txt"
+    run "nwfilter-$(safe "$f")" virsh virsh nwfilter-dumpxml --nwfilter "$f"
+  done < "$out/cmd/virsh-nwfilter-uuids.txt"
 fi
 run virsh-binding-list virsh virsh nwfilter-binding-list
 if [ -s "$out/cmd/virsh-binding-list.out" ]; then
@@ -180,7 +197,7 @@ if [ -s "$out/cmd/virsh-binding-list.out" ]; then
   awk 'NR > 2 && NF >= 1 { print $1 }' "$out/cmd/virsh-binding-list.out" > "$out/cmd/virsh-binding-ports.txt"
   while IFS= read -r p; do
     [ -n "$p" ] || continue
-    run "binding-$(safe "$p")" virsh virsh nwfilter-binding-dumpxml "$p"
+    run "binding-$(safe "$p")" virsh virsh nwfilter-binding-dumpxml --binding "$p"
   done < "$out/cmd/virsh-binding-ports.txt"
 fi
 `;
@@ -214,15 +231,28 @@ done
 
 const EPILOGUE = `
 meta finished "$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)"
+# The bundle is packed inside the private directory, then renamed into the current directory under a name nothing
+# holds (rename never follows a link; an existing name, a link included, gets another name).
+final="$name"
+j=0
+while [ -e "./$final" ] || [ -L "./$final" ] || [ -e "./$final.tar.gz" ] || [ -L "./$final.tar.gz" ]; do
+  j=$((j + 1))
+  final="$name-$$-$j"
+done
 if command -v tar >/dev/null 2>&1 && command -v gzip >/dev/null 2>&1; then
-  if tar -cf - "$name" 2>/dev/null | gzip -c > "$name.tar.gz.part" && mv "$name.tar.gz.part" "$name.tar.gz"; then
-    rm -rf "./$name"
-    echo "$name.tar.gz"
+  if (cd "$work" && tar -cf - "$name" 2>/dev/null | gzip -c > "$name.tar.gz") && mv "$work/$name.tar.gz" "./$final.tar.gz"; then
+    rm -rf "$work"
+    echo "$final.tar.gz"
     exit 0
   fi
-  rm -f "$name.tar.gz.part"
+  rm -f "$work/$name.tar.gz"
 fi
-echo "$name"
+if mv "$out" "./$final" && rmdir "$work"; then
+  echo "$final"
+  exit 0
+fi
+echo "lvsdoctor-collect: the bundle is in $out" >&2
+echo "$out"
 `;
 
 /** The collector script for a hypervisor or (`guest: true`) for a guest or any other Linux machine of the LAN. */
@@ -236,7 +266,8 @@ export function collectorScript(o: CollectorOptions): string {
     o.guest
       ? '# IPVS (ipvsadm only when the ip_vs module is already loaded) and keepalived.conf.'
       : '# bridges, ebtables/iptables/nftables rules with counters, and libvirt domains, filters and bindings.',
-    '# It writes nothing but one bundle in the current directory (.tar.gz, or a directory when tar/gzip are missing),',
+    '# It writes nothing but one bundle in the current directory (.tar.gz, or a directory when tar/gzip are missing;',
+    '# made in a private 0700 directory there first),',
     '# and prints its name.',
     `KIND=${kind}`,
   ].join('\n');
