@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Mac } from '../src/addr/mac.ts';
-import { allProbes } from '../src/diagnose/diagnose.ts';
 import { FINDING_KINDS } from '../src/diagnose/findings/catalogue.ts';
 import type { FixProposal } from '../src/diagnose/types.ts';
 import { implicit } from '../src/source/origin.ts';
 import { type LoadedScenario, loadScenario } from '../src/topology/load-scenario.ts';
 import type { PortBinding, SysctlValue } from '../src/topology/model.ts';
+import { plannedSpecs } from '../src/trace/probe-plan.ts';
 import { type RecordedTrace, retraceFrom, runProbeRecorded } from '../src/trace/retrace.ts';
 import { openSession, runProbe } from '../src/trace/session.ts';
 import type { Trace } from '../src/trace/types.ts';
@@ -138,7 +138,7 @@ describe('re-tracing a fix from the recorded traces', () => {
     it(`gives the traces of a fresh session: ${name}`, () => {
       const loaded = load(spec);
       const session = openSession(loaded);
-      const recorded = allProbes(loaded).map((p) => runProbeRecorded(session, p));
+      const recorded = plannedSpecs(loaded).map((p) => runProbeRecorded(session, p));
       for (const r of recorded) expect(text(r.trace)).toBe(text(runProbe(openSession(loaded), r.probe)));
       const fixes = fixesOf(
         loaded,

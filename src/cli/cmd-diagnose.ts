@@ -46,6 +46,7 @@ export function outputReport(io: Io, report: Report, o: DiagnoseOptions): void {
       toJsonText({
         scenario: report.scenario,
         healthy: report.healthy,
+        plan: report.plan,
         probes: report.traces.map((t) => traceJson(t)),
         checks: report.checks,
         findings: report.findings.map((f) => ({ ...f, culprit: originJson(f.culprit) })),

@@ -10,8 +10,12 @@ export function renderReport(r: Report): string {
   out.push('');
   const byProbe = new Map<string, typeof r.checks>();
   for (const c of r.checks) byProbe.set(c.probe, [...(byProbe.get(c.probe) ?? []), c]);
+  const plan = new Map(r.plan.map((p) => [p.probe, p]));
   for (const t of r.traces) {
-    out.push(`probe ${t.probe.name}: ${t.disposition === 'replied' ? 'OK' : 'FAILS'} — ${t.summary}`);
+    const p = plan.get(t.probe.name);
+    const verdict = t.disposition === 'replied' ? 'OK' : p?.decisive === false ? 'FAILS (information only)' : 'FAILS';
+    out.push(`probe ${t.probe.name}: ${verdict} — ${t.summary}`);
+    if (p && p.purpose !== 'asked') out.push(`  added by lvsdoctor: ${p.why}`);
     for (const c of byProbe.get(t.probe.name) ?? []) {
       out.push(`  ${MARK[c.status]} ${c.title}`);
       for (const l of c.lines) for (const part of l.split('\n')) out.push(`      ${part}`);
@@ -69,7 +73,9 @@ export function renderReport(r: Report): string {
       }),
     ),
   );
-  const failing = r.traces.filter((t) => t.disposition !== 'replied').length;
+  const failing = r.traces.filter(
+    (t) => t.disposition !== 'replied' && plan.get(t.probe.name)?.decisive !== false,
+  ).length;
   const verified = r.fixes.filter((f) => f.verified).length;
   out.push(
     r.healthy

@@ -9,13 +9,15 @@ import { formatAddrPort } from '../ipvs/model.ts';
 import { renderOriginChain } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ProbeSpec } from '../topology/model.ts';
+import { probePlan } from '../trace/probe-plan.ts';
 import { type RecordedTrace, rerunProbe, runProbeRecorded } from '../trace/retrace.ts';
-import { defaultProbes, openSession } from '../trace/session.ts';
+import { openSession } from '../trace/session.ts';
 import { frameText } from '../trace/tcpdump-lines.ts';
 import type { Hop, Trace } from '../trace/types.ts';
 import { dropStep, ipvsStep, ownsAddress, pathHops } from './facts.ts';
 import { FINDING_KINDS } from './findings/catalogue.ts';
 import type { Detected } from './findings/kind.ts';
+import { rsDirectUnreachable } from './findings/rs-direct.ts';
 import type { Check, Finding, FixProposal, Report, VerifiedFix } from './types.ts';
 
 function lines(h: Hop): string[] {
@@ -286,19 +288,6 @@ function verify(
   };
 }
 
-/** The scenario's probes plus the defaults: every VIP from the client, every real server directly, ARP for every VIP. */
-export function allProbes(loaded: LoadedScenario): ProbeSpec[] {
-  const own = [...loaded.scenario.probes];
-  const defaults = defaultProbes(loaded);
-  const same = (a: ProbeSpec, b: ProbeSpec) =>
-    a.kind === b.kind &&
-    a.from === b.from &&
-    (a.kind === 'tcp' && b.kind === 'tcp'
-      ? a.to === b.to && a.dport === b.dport
-      : a.kind === 'arp' && b.kind === 'arp' && a.target === b.target);
-  return [...own, ...defaults.filter((d) => !own.some((o) => same(o, d)))];
-}
-
 /** A diagnosis with what the web app's what-if needs: the recorded traces and each proposed fix with its `apply`. */
 export interface DiagnosisSession {
   readonly report: Report;
@@ -327,9 +316,11 @@ export function explainFailure(loaded: LoadedScenario, t: Trace): Finding | unde
 }
 
 export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
-  const probes = allProbes(loaded);
+  const plan = probePlan(loaded);
+  const probes = plan.map((p) => p.spec);
   const recorded = traceAll(loaded, probes);
   const traces = recorded.map((r) => r.trace);
+  const decisive = new Set(plan.filter((p) => p.decisive).map((p) => p.spec.name));
   const checks = traces.flatMap((t) => checksFor(loaded, t));
   const findings = new Map<string, Finding>();
   const proposals = new Map<string, Proposal>();
@@ -344,6 +335,23 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
   for (const r of recorded) {
     const t = r.trace;
     if (t.disposition === 'replied') continue;
+    if (!decisive.has(t.probe.name)) {
+      // A check nobody's design depends on: one piece of information, never an error, no fault chain.
+      const d = rsDirectUnreachable(
+        loaded,
+        t,
+        plan.find((p) => p.spec.name === t.probe.name)!,
+        explainTrace(loaded, t),
+      );
+      findings.set(findingKey(d.finding), {
+        ...d.finding,
+        probes: [t.probe.name],
+        fixes: [],
+        source: 'trace',
+        after: [],
+      });
+      continue;
+    }
     const chain = faultChain(loaded, r);
     chain.forEach((link, k) => {
       const key = findingKey(link.detected.finding);
@@ -390,7 +398,10 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
   );
   const report: Report = {
     scenario: loaded.scenario.name,
-    healthy: traces.every((t) => t.disposition === 'replied') && !ordered.some((f) => f.severity === 'error'),
+    healthy:
+      traces.every((t) => t.disposition === 'replied' || !decisive.has(t.probe.name)) &&
+      !ordered.some((f) => f.severity === 'error'),
+    plan: plan.map((p) => ({ probe: p.spec.name, purpose: p.purpose, why: p.why, decisive: p.decisive })),
     traces,
     checks,
     findings: ordered,

@@ -73,9 +73,18 @@ export interface VerifiedFix extends Omit<FixProposal, 'apply'> {
   readonly clears: readonly string[];
 }
 
+/** A probe of the run: what it is, why it runs, and whether its failure is an error. */
+export interface PlannedProbeInfo {
+  readonly probe: string;
+  readonly purpose: 'asked' | 'service' | 'real-server' | 'vip-arp' | 'rs-direct';
+  readonly why: string;
+  readonly decisive: boolean;
+}
+
 export interface Report {
   readonly scenario: string;
   readonly healthy: boolean;
+  readonly plan: readonly PlannedProbeInfo[];
   readonly traces: readonly Trace[];
   readonly checks: readonly Check[];
   readonly findings: readonly Finding[];

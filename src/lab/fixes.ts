@@ -2,13 +2,14 @@
 import { FINDING_KINDS } from '../diagnose/findings/catalogue.ts';
 import type { FixProposal } from '../diagnose/types.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import { openSession, probesOf, runProbe } from '../trace/session.ts';
+import { openSession, runProbe } from '../trace/session.ts';
+import { labProbes } from './probes.ts';
 
 /** Every fix the diagnosis proposes for the scenario's failing probes (deduplicated by id). */
 export function fixProposals(loaded: LoadedScenario): FixProposal[] {
   const session = openSession(loaded);
   const out = new Map<string, FixProposal>();
-  for (const p of probesOf(loaded)) {
+  for (const p of labProbes(loaded)) {
     const t = runProbe(session, p);
     if (t.disposition === 'replied') continue;
     for (const kind of FINDING_KINDS) {

@@ -7,6 +7,7 @@ import { formatIpv4 } from '../addr/ipv4.ts';
 import { PcapReader, readPcap } from '../capture/pcap.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ProbeSpec } from '../topology/model.ts';
+import { probePlan } from '../trace/probe-plan.ts';
 import { parseEthernet } from '../wire/ethernet.ts';
 import {
   frameRank,
@@ -324,6 +325,12 @@ export function readCaptures(lab: Lab): { frames: SeenFrame[]; issues: string[] 
   return { frames, issues };
 }
 
+/**
+ * The probes lab runs: diagnose's list (`probePlan`), less the connections pinned to one real server — the real
+ * kernel's scheduler picks the destination itself, so such a probe could not be reproduced there.
+ */
 export function labProbes(loaded: LoadedScenario): ProbeSpec[] {
-  return [...loaded.scenario.probes];
+  return probePlan(loaded)
+    .map((p) => p.spec)
+    .filter((p) => p.kind !== 'tcp' || p.realServer === undefined);
 }

@@ -5,7 +5,7 @@
 import { formatIpv4 } from '../addr/ipv4.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ProbeSpec } from '../topology/model.ts';
-import { openSession, probesOf, runProbe } from '../trace/session.ts';
+import { openSession, runProbe } from '../trace/session.ts';
 import type { Disposition } from '../trace/types.ts';
 import { describeProbe, type LastSeen, l2View, lastSeen, probeKey, type SeenFrame } from './correlate.ts';
 import {
@@ -18,7 +18,7 @@ import {
   resetLearnedState,
   stopCaptures,
 } from './lab.ts';
-import { readCaptures, runRealProbe } from './probes.ts';
+import { labProbes, readCaptures, runRealProbe } from './probes.ts';
 
 export interface ProbeComparison {
   readonly probe: string;
@@ -103,7 +103,7 @@ function windows(reals: readonly { startNs: bigint; endNs: bigint }[], parallel:
 }
 
 export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = {}): Promise<LabReport> {
-  const probes: ProbeSpec[] = probesOf(loaded);
+  const probes: ProbeSpec[] = labProbes(loaded);
   const view = l2View(loaded.scenario);
   const session = openSession(loaded);
   // The simulation first: where it says a probe ends lets the kernel's probe stop early once it ends there.

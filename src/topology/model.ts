@@ -114,6 +114,11 @@ export interface TcpProbeSpec {
   /** Start time, nanoseconds since the epoch. */
   readonly timeNs: bigint;
   readonly origin: Origin;
+  /**
+   * A connection to one chosen real server of the virtual service: the director's IPVS picks this destination (as
+   * its scheduler does for `flow`), so every real server is traced, not only the scheduler's first choice.
+   */
+  readonly realServer?: { readonly addr: Ipv4; readonly port: number; readonly flow: string };
 }
 
 export interface ArpProbeSpec {

@@ -19,6 +19,7 @@ import { resetDataplane, sameTopology } from './dataplane.ts';
 import { answer, type Decision, type DecisionLog } from './decisions.ts';
 import { traceProbe } from './probe.ts';
 import type { Session } from './session.ts';
+import { enginesFor } from './session.ts';
 import type { Hop, NetfilterStep, Step, Trace } from './types.ts';
 
 /** A trace with what its walk read. */
@@ -36,7 +37,7 @@ export interface RecordedTrace {
 
 /** Runs one probe from the scenario's initial state and records what the walk read. */
 export function runProbeRecorded(session: Session, probe: ProbeSpec): RecordedTrace {
-  const dp = resetDataplane(session.pristine, session.engines);
+  const dp = resetDataplane(session.pristine, enginesFor(session, probe));
   const nodes = new Set<string>();
   const reads: DecisionLog = { decisions: [] };
   const watched = {
@@ -96,7 +97,7 @@ export function retraceFrom(rec: RecordedTrace, next: Session): Trace | undefine
 
 /** Runs a probe on `next`, from a recorded trace of it when possible. */
 export function rerunProbe(rec: RecordedTrace, next: Session): Trace {
-  return retraceFrom(rec, next) ?? traceProbe(resetDataplane(next.pristine, next.engines), rec.probe);
+  return retraceFrom(rec, next) ?? traceProbe(resetDataplane(next.pristine, enginesFor(next, rec.probe)), rec.probe);
 }
 
 type FirewallDecision = Extract<Decision, { question: { kind: 'ebtables' | 'br-netfilter' } }>;

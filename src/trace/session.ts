@@ -102,7 +102,48 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
 
 /** Runs one probe from the scenario's initial state. */
 export function runProbe(session: Session, probe: ProbeSpec): Trace {
-  return traceProbe(resetDataplane(session.pristine, session.engines), probe);
+  return traceProbe(resetDataplane(session.pristine, enginesFor(session, probe)), probe);
+}
+
+const PINNED = new WeakMap<Session, Map<string, DataplaneEngines>>();
+
+/**
+ * The engines a probe runs with: the session's, except for a probe aimed at one real server (`realServer`), whose
+ * directors schedule that virtual service to that destination only.
+ */
+export function enginesFor(session: Session, probe: ProbeSpec): DataplaneEngines {
+  if (probe.kind !== 'tcp' || probe.realServer === undefined) return session.engines;
+  const rs = probe.realServer;
+  const key = `${probe.to} ${probe.dport} ${rs.addr} ${rs.port}`;
+  let byKey = PINNED.get(session);
+  if (byKey === undefined) {
+    byKey = new Map();
+    PINNED.set(session, byKey);
+  }
+  const known = byKey.get(key);
+  if (known) return known;
+  const ipvs = new Map(session.engines.ipvs);
+  for (const [director, table] of session.loaded.ipvs) {
+    let hit = false;
+    const services = table.services.map((svc) => {
+      const k = svc.key;
+      if (k.kind !== 'addr' || k.address.family !== 'ipv4' || k.address.addr !== probe.to || k.port !== probe.dport)
+        return svc;
+      hit = true;
+      return {
+        ...svc,
+        destinations: svc.destinations.filter(
+          (d) => d.address.family === 'ipv4' && d.address.addr === rs.addr && d.port === rs.port,
+        ),
+      };
+    });
+    if (!hit) continue;
+    const kernel = session.loaded.kernels.get(director);
+    ipvs.set(director, () => makeIpvsEngine({ ...table, services }, { ...(kernel ? { kernel } : {}) }));
+  }
+  const engines: DataplaneEngines = { ...session.engines, ipvs };
+  byKey.set(key, engines);
+  return engines;
 }
 
 /** The probes to run when none is asked for: the scenario's own, or the defaults. */

@@ -5,6 +5,7 @@ import { keepalivedDefaultMethod, keepalivedDefaultProtocol, vmacBlocked, vrrpSt
 import type { FindingKind } from './kind.ts';
 import { drReplyViaDirector, natForwardingOff, natReplyBypassesDirector, tunNoIpip, tunRpFilter } from './methods.ts';
 import { rsAntiSpoofing } from './rs-anti-spoofing.ts';
+import { rsDirectUnreachableKind } from './rs-direct.ts';
 import { ipLearningDirector, ipv6VipDropped } from './static-filters.ts';
 import {
   directorVipMissing,
@@ -48,4 +49,5 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   bridgedForwardDrop,
   filterDrop,
   probeFailed,
+  rsDirectUnreachableKind,
 ];
