@@ -25,8 +25,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DIFFERENTIAL_FORMATS, replayCase, sameLibvirtMessage } from '../src/libvirt/differential-replay.ts';
-import { portSlice } from '../src/libvirt/port-slice.ts';
+import { DIFFERENTIAL_FORMATS, replayCase, sameLibvirtMessage } from './support/differential-replay.ts';
+import { portSlice } from './support/port-slice.ts';
 
 const CASES = Number(process.env.NWFILTER_DIFF_CASES ?? 200);
 const SEED_ENV = process.env.NWFILTER_DIFF_SEED ?? '142225128';

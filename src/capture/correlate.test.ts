@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { type TcpFrameSpec, tcpRecord } from '../../test/support/synthetic-captures.ts';
 import { type CorrelateOptions, type CorrelationReport, Correlator } from './correlate.ts';
 import { type PcapRecordInput, writePcap } from './pcap.ts';
 import { writePcapng } from './pcapng.ts';
 import { renderCorrelation } from './render-correlation.ts';
 import { scanCaptureBytes } from './scanner.ts';
-import { type TcpFrameSpec, tcpRecord } from './synthetic.ts';
 
 const GW = '84:78:ac:27:6c:41';
 const DIR = '02:00:73:b6:53:c8';

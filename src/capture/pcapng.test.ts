@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tcpRecord } from '../../test/support/synthetic-captures.ts';
 import { LINKTYPE_LINUX_SLL2, LINKTYPE_RAW } from './link.ts';
 import { LINKTYPE_ETHERNET } from './pcap.ts';
 import { PcapngReader, PcapngWriter, readPcapng, writePcapng } from './pcapng.ts';
-import { tcpRecord } from './synthetic.ts';
 
 const T0 = 1_465_299_559_372_804_123n;
 const syn = tcpRecord(T0, { src: '192.0.2.1', dst: '192.0.2.2', sport: 1, dport: 80, seq: 7, flags: 2, id: 9 });

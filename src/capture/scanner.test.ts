@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tcpRecord } from '../../test/support/synthetic-captures.ts';
 import { LINKTYPE_IPV4, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, toEthernetView } from './link.ts';
 import { writePcap } from './pcap.ts';
 import { writePcapng } from './pcapng.ts';
 import { CaptureScanner, type PacketSink, scanCaptureBytes } from './scanner.ts';
-import { tcpRecord } from './synthetic.ts';
 
 const T0 = 1_465_299_559_372_804_000n;
 const recs = [0, 1, 2].map((k) =>

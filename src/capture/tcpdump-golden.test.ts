@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { buildTcpdumpCorpus } from '../../test/support/tcpdump-corpus.ts';
 import { renderTcpdump, TCPDUMP_E_VVV, TCPDUMP_NN, type TcpdumpOptions } from '../wire/tcpdump.ts';
-import { buildTcpdumpCorpus } from '../wire/tcpdump-corpus.ts';
 import { writePcap } from './pcap.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/tcpdump/', import.meta.url));

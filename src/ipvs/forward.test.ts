@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { writeIpvsadmConnections } from '../../test/support/ipvsadm-connections.ts';
 import { ipv4 } from '../addr/ipv4.ts';
 import { type Mac, mac } from '../addr/mac.ts';
 import {
@@ -14,7 +15,6 @@ import {
 } from '../wire/types.ts';
 import { IpvsEngine, type IpvsEngineOptions } from './engine.ts';
 import { forwardFrame, forwardReply, ipvsInput } from './forward.ts';
-import { writeIpvsadmConnections } from './ipvsadm-conn-writer.ts';
 import { readIpvsadmList } from './ipvsadm-list-reader.ts';
 import { writeIpvsadmList } from './ipvsadm-list-writer.ts';
 

@@ -4,7 +4,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DIFFERENTIAL_FORMATS, replayCase, sameLibvirtMessage } from './differential-replay.ts';
+import { DIFFERENTIAL_FORMATS, replayCase, sameLibvirtMessage } from '../../test/support/differential-replay.ts';
 
 const DIR = new URL('../../fixtures/libvirt/differential/', import.meta.url);
 const cases = existsSync(DIR)

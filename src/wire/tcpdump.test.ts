@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { buildTcpdumpCorpus } from '../../test/support/tcpdump-corpus.ts';
 import { ipv4 } from '../addr/ipv4.ts';
 import { mac } from '../addr/mac.ts';
 import { emitEthernet } from './ethernet.ts';
 import { TCPDUMP_E_VVV, TCPDUMP_NN, TcpdumpRenderer } from './tcpdump.ts';
-import { buildTcpdumpCorpus } from './tcpdump-corpus.ts';
 import { ETHERTYPE_IPV4, TCP_SYN } from './types.ts';
 
 // The byte-for-byte comparison with real tcpdump output lives in src/capture/tcpdump-golden.test.ts.

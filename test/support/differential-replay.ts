@@ -3,12 +3,12 @@
  * the binding, or the per-port slices of the four listings. Shared by the differential test against a real libvirt
  * and the replay of its recorded disagreements (fixtures/libvirt/differential/).
  */
-import { filterRegistry } from './builtin-filters.ts';
-import { compileBinding } from './compile.ts';
-import type { NwFilter } from './nwfilter-model.ts';
-import { readFilterBindingXml, readNwfilterXml } from './nwfilter-xml.ts';
+import { filterRegistry } from '../../src/libvirt/builtin-filters.ts';
+import { compileBinding } from '../../src/libvirt/compile.ts';
+import type { NwFilter } from '../../src/libvirt/nwfilter-model.ts';
+import { readFilterBindingXml, readNwfilterXml } from '../../src/libvirt/nwfilter-xml.ts';
+import { renderCompiled } from '../../src/libvirt/render-outputs.ts';
 import { portSlice } from './port-slice.ts';
-import { renderCompiled } from './render-outputs.ts';
 
 export const DIFFERENTIAL_FORMATS = [
   ['ebtables-nat-L', 'ebtables-nat-L.txt'],

@@ -3,12 +3,12 @@
  * case), ARP, VLANs, ICMP errors quoting packets, fragments, IP options, IPIP, broken checksums and lengths,
  * truncated captures and unknown protocols. Only documentation addresses plus the founding case's client.
  */
-import { ipv4 } from '../addr/ipv4.ts';
-import { type Mac, mac } from '../addr/mac.ts';
-import { internetChecksum } from './checksum.ts';
-import { emitEthernet } from './ethernet.ts';
-import { icmpEchoRest } from './icmp.ts';
-import { emitIpv4Packet } from './ipv4.ts';
+import { ipv4 } from '../../src/addr/ipv4.ts';
+import { type Mac, mac } from '../../src/addr/mac.ts';
+import { internetChecksum } from '../../src/wire/checksum.ts';
+import { emitEthernet } from '../../src/wire/ethernet.ts';
+import { icmpEchoRest } from '../../src/wire/icmp.ts';
+import { emitIpv4Packet } from '../../src/wire/ipv4.ts';
 import {
   ARP_REPLY,
   ARP_REQUEST,
@@ -32,7 +32,7 @@ import {
   type TcpOption,
   type TcpSegment,
   type VlanTag,
-} from './types.ts';
+} from '../../src/wire/types.ts';
 
 export interface CorpusRecord {
   readonly timeNs: bigint;

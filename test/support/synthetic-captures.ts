@@ -1,9 +1,9 @@
 /** Builders for synthetic captures (tests, benchmarks, examples): TCP/IPv4 frames with the fields correlation uses. */
-import { type Ipv4, ipv4 } from '../addr/ipv4.ts';
-import { type Mac, mac } from '../addr/mac.ts';
-import { emitEthernet } from '../wire/ethernet.ts';
-import { ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet, type TcpOption } from '../wire/types.ts';
-import type { PcapRecordInput } from './pcap.ts';
+import { type Ipv4, ipv4 } from '../../src/addr/ipv4.ts';
+import { type Mac, mac } from '../../src/addr/mac.ts';
+import type { PcapRecordInput } from '../../src/capture/pcap.ts';
+import { emitEthernet } from '../../src/wire/ethernet.ts';
+import { ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet, type TcpOption } from '../../src/wire/types.ts';
 
 export interface TcpFrameSpec {
   readonly src: string;

@@ -1,2 +1,0 @@
-export * from './issue.ts';
-export * from './origin.ts';
