@@ -12,7 +12,7 @@ const PACKAGE = 'libvirt-daemon-config-nwfilter';
 
 const skip = (() => {
   if (!existsSync(SRC)) return `${PACKAGE} is not installed (no /usr/share/libvirt/nwfilter)`;
-  const v = spawnSync('dpkg-query', ['-W', '-f=${Version}', PACKAGE], { encoding: 'utf8' });
+  const v = spawnSync('dpkg-query', ['-W', `-f=\${Version}`, PACKAGE], { encoding: 'utf8' });
   if (v.status !== 0) return `the version of ${PACKAGE} is unknown (dpkg-query failed)`;
   if (!v.stdout.startsWith('9.0.0-')) return `${PACKAGE} ${v.stdout} is installed; the built-ins model 9.0.0`;
   return undefined;

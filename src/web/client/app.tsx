@@ -2,20 +2,13 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { ProbeView, WebModel, WhatIfRequest, WhatIfResult } from '../contract.ts';
 import { CapturesPanel } from './captures.tsx';
-import { FindingsPanel } from './findings.tsx';
+import { FindingsPanel, type WhatIfState } from './findings.tsx';
 import { FleetPanel } from './fleet.tsx';
 import { Inspector } from './inspector.tsx';
 import { StepList } from './steps.tsx';
 import { Topology } from './topology.tsx';
 
 type Tab = 'diagnosis' | 'fleet' | 'captures';
-
-export interface WhatIfState {
-  readonly request: WhatIfRequest;
-  readonly result?: WhatIfResult;
-  readonly pending: boolean;
-  readonly error?: string;
-}
 
 const EMPTY: WhatIfRequest = { fixes: [], params: [] };
 

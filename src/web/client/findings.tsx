@@ -1,8 +1,15 @@
 /** Findings with their why, fixes with what they keep, their files and commands, and the what-if. */
 import { useState } from 'preact/hooks';
-import type { FixView, WebModel, WhatIfRequest } from '../contract.ts';
-import type { WhatIfState } from './app.tsx';
+import type { FixView, WebModel, WhatIfRequest, WhatIfResult } from '../contract.ts';
 import { OriginChain } from './inspector.tsx';
+
+/** The what-if the app holds: the fixes and parameters asked for, and the re-traced answer once it came. */
+export interface WhatIfState {
+  readonly request: WhatIfRequest;
+  readonly result?: WhatIfResult;
+  readonly pending: boolean;
+  readonly error?: string;
+}
 
 function download(path: string, content: string) {
   return {
