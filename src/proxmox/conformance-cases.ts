@@ -8,31 +8,33 @@ import type { Issue } from '../source/issue.ts';
 import type { PveNodeInput } from './compile.ts';
 import { type PveGuestSource, pveNodeInput } from './node-files.ts';
 
-export const PVE_CONFORMANCE_DIR = new URL('../../../shared/conformance/pve-firewall/', import.meta.url);
-
 export interface PveConformanceCase {
   readonly name: string;
   /** URL of the directory with cluster.fw, host.fw, <vmid>.fw and tests. */
   readonly dir: URL;
   readonly vmdata: URL;
+  /** The suite's folder. */
+  readonly base: URL;
 }
 
-export function pveConformanceCases(): PveConformanceCase[] {
-  if (!existsSync(PVE_CONFORMANCE_DIR)) return [];
+/** The case directories of the suite at `base` (…/conformance/pve-firewall/), none when it is absent. */
+export function pveConformanceCases(base: URL): PveConformanceCase[] {
+  if (!existsSync(base)) return [];
   const out: PveConformanceCase[] = [];
   for (const [sub, vm] of [
     ['upstream/', undefined],
     ['examples/', 'vmdata.json'],
   ] as const) {
-    const base = new URL(sub, PVE_CONFORMANCE_DIR);
-    for (const name of readdirSync(base)
+    const root = new URL(sub, base);
+    for (const name of readdirSync(root)
       .filter((n) => n.startsWith('test-') || n.startsWith('example-'))
       .sort()) {
-      const dir = new URL(`${name}/`, base);
+      const dir = new URL(`${name}/`, root);
       out.push({
         name,
         dir,
-        vmdata: vm ? new URL(vm, dir) : new URL('fixtures/fwtester-vmdata.json', PVE_CONFORMANCE_DIR),
+        base,
+        vmdata: vm ? new URL(vm, dir) : new URL('fixtures/fwtester-vmdata.json', base),
       });
     }
   }
@@ -67,7 +69,7 @@ export function loadPveConformanceCase(c: PveConformanceCase): { input: PveNodeI
     guests,
     corosync: {
       file: 'corosync.conf',
-      text: readFileSync(new URL('upstream/corosync.conf', PVE_CONFORMANCE_DIR), 'utf8'),
+      text: readFileSync(new URL('upstream/corosync.conf', c.base), 'utf8'),
     },
     localNetwork: '172.16.1.0/24',
   });

@@ -3,18 +3,21 @@
  * generated must equal, byte for byte, what pve-firewall's own generator produced for the same inputs (recorded in
  * ../shared/conformance/pve-firewall/recorded, see its README). Read from ../shared at run time.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import { readIpsetSave } from '../netfilter/ipset.ts';
 import { renderIptablesSave } from '../netfilter/iptables-render.ts';
 import { compilePveFirewall, renderPveEbtablesRestore, renderPveIpsetRestore, renderPveRestore } from './compile.ts';
-import { loadPveConformanceCase, PVE_CONFORMANCE_DIR, pveConformanceCases } from './conformance-cases.ts';
+import { loadPveConformanceCase, pveConformanceCases } from './conformance-cases.ts';
 import { pveFilterTable, pveIpsets } from './model.ts';
 
-const cases = pveConformanceCases();
+const suite = externalSuite('conformance/pve-firewall/');
+const cases = pveConformanceCases(suite.dir);
 
-describe.skipIf(cases.length === 0)('pve-firewall conformance: generated rules', () => {
-  if (!existsSync(PVE_CONFORMANCE_DIR)) return;
+describe('pve-firewall conformance: generated rules', () => {
+  skippedBecause(suite.skip);
+  if (suite.skip !== undefined) return;
   it('finds all 13 upstream and 4 example directories', () => {
     expect(cases.length).toBe(17);
   });
@@ -22,7 +25,7 @@ describe.skipIf(cases.length === 0)('pve-firewall conformance: generated rules',
     describe(c.name, () => {
       const { input, issues } = loadPveConformanceCase(c);
       const out = compilePveFirewall(input);
-      const rec = (f: string) => readFileSync(new URL(`recorded/${c.name}/${f}`, PVE_CONFORMANCE_DIR), 'utf8');
+      const rec = (f: string) => suite.read(`recorded/${c.name}/${f}`);
       it('iptables filter equals pve-firewall’s iptables-restore input', () => {
         expect(renderPveRestore(out.filter4, 'filter')).toBe(rec('iptables-filter.restore'));
       });
@@ -61,7 +64,7 @@ describe.skipIf(cases.length === 0)('pve-firewall conformance: generated rules',
         expect(norm(pveIpsets(out.ipsets))).toEqual(norm(recorded.value!));
       });
       it('warns where pve-firewall warns, naming file and line', () => {
-        const warnFile = new URL(`recorded/${c.name}/compile-warnings.txt`, PVE_CONFORMANCE_DIR);
+        const warnFile = suite.url(`recorded/${c.name}/compile-warnings.txt`);
         const expected = existsSync(warnFile)
           ? readFileSync(warnFile, 'utf8')
               .split('\n')
@@ -73,5 +76,4 @@ describe.skipIf(cases.length === 0)('pve-firewall conformance: generated rules',
       });
     });
   }
-  void readdirSync;
 });

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import type { Ipv4 } from '../addr/ipv4.ts';
 import { ICMP_TYPES_BY_NAME } from '../netfilter/names.ts';
 import type { EthernetFrame, L4Payload } from '../wire/types.ts';
@@ -13,7 +14,8 @@ import { compilePveFirewall } from './compile.ts';
 import { loadPveConformanceCase, pveConformanceCases } from './conformance-cases.ts';
 import { endpointMac, ipv4OrZero, type PveEndpoint, pveNodeModel, pveSimulate } from './simulate.ts';
 
-const cases = pveConformanceCases();
+const suite = externalSuite('conformance/pve-firewall/');
+const cases = pveConformanceCases(suite.dir);
 const ZONES = ['host', 'outside', 'nfvm', 'vm100', 'ct200'];
 
 function zone(z: string): PveEndpoint {
@@ -95,7 +97,9 @@ function frameFor(t: Record<string, string>, from: string, to: string, mac: Ethe
 let upstreamChecks = 0;
 let upstreamAssertions = 0;
 
-describe.skipIf(cases.length === 0)('pve-firewall conformance: verdicts', () => {
+describe('pve-firewall conformance: verdicts', () => {
+  skippedBecause(suite.skip);
+  if (suite.skip !== undefined) return;
   for (const c of cases) {
     const { input } = loadPveConformanceCase(c);
     const model = pveNodeModel(input, compilePveFirewall(input));
