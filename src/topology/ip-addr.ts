@@ -25,11 +25,76 @@ export interface LinkInfo {
   readonly mtu: number;
   readonly master?: string;
   readonly linkType: string;
+  /**
+   * The device's kind (`ip -d` prints it on the line after `link/`; without `-d` it is inferred where the output
+   * tells: `vrrp.N@eth0` with a VRRP MAC is keepalived's macvlan, `eth0.100@eth0` a VLAN, `@ifN` a veth whose peer
+   * lives in another namespace, a `MASTER` flag a bond).
+   */
+  readonly devKind?: DevKind;
+  /** VLAN id of a VLAN sub-interface. */
+  readonly vlanId?: number;
+  /** macvlan mode (`private`, `vepa`, `bridge`, `passthru`, `source`), bond mode. */
+  readonly mode?: string;
+  /** For a veth printed as `eth0@if12`: the peer's ifindex in another namespace. */
+  readonly peerIndex?: number;
+  /** `permaddr` of a bond slave: its own MAC before the bond gave it the bond's. */
+  readonly permaddr?: Mac;
   readonly mac?: Mac;
   readonly addrs: readonly InterfaceAddress[];
   readonly addrs6: readonly string[];
   readonly pos: Position;
 }
+
+export type DevKind = 'macvlan' | 'vlan' | 'bond' | 'veth' | 'bridge' | 'dummy' | 'ipip' | 'tun' | 'other';
+
+const DETAIL_KINDS: Readonly<Record<string, DevKind>> = {
+  macvlan: 'macvlan',
+  macvtap: 'macvlan',
+  ipvlan: 'macvlan',
+  vlan: 'vlan',
+  bond: 'bond',
+  team: 'bond',
+  veth: 'veth',
+  bridge: 'bridge',
+  dummy: 'dummy',
+  ipip: 'ipip',
+  tun: 'tun',
+};
+
+/** keepalived's VMAC (RFC 5798): 00:00:5e:00:01:VRID. */
+export function isVrrpMac(mac: string): boolean {
+  return /^00:00:5e:00:01:[0-9a-f]{2}$/i.test(mac);
+}
+
+/** What the name, flags and MAC of a link tell about its kind when `ip` printed no details. */
+function inferKind(l: Mutable): void {
+  if (l.lower === 'NONE') delete l.lower;
+  const ifN = l.lower !== undefined ? /^if(\d+)$/.exec(l.lower) : null;
+  if (ifN) {
+    l.devKind ??= 'veth';
+    l.peerIndex = Number(ifN[1]);
+    delete l.lower;
+    return;
+  }
+  if (l.devKind !== undefined) return;
+  if (l.flags.includes('MASTER')) {
+    l.devKind = 'bond';
+    return;
+  }
+  if (l.lower !== undefined) {
+    const rest = l.name.startsWith(`${l.lower}.`) ? l.name.slice(l.lower.length + 1) : '';
+    const vlan = /^\d+$/.test(rest) ? [rest, rest] : null;
+    if (vlan) {
+      l.devKind = 'vlan';
+      l.vlanId ??= Number(vlan[1]);
+    } else if ((l.mac !== undefined && isVrrpMac(l.mac)) || /^vrrp6?\.\d+$/.test(l.name)) l.devKind = 'macvlan';
+  }
+}
+
+type Mutable = { -readonly [K in keyof LinkInfo]: LinkInfo[K] } & {
+  addrs: InterfaceAddress[];
+  addrs6: string[];
+};
 
 const HEAD = /^(\d+):\s+([^:\s@]+)(?:@([^:\s]+))?:\s+<([^>]*)>(.*)$/;
 
@@ -42,11 +107,7 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
   // JSON starts with `[{`, `[]` or `{` — a shell prompt such as `[root@h ~]#` does not.
   if (/^\s*(\[\s*[{\]]|\{)/.test(text)) return readIpAddrJson(text, file);
   const issues: Issue[] = [];
-  const links: LinkInfo[] = [];
-  type Mutable = { -readonly [K in keyof LinkInfo]: LinkInfo[K] } & {
-    addrs: InterfaceAddress[];
-    addrs6: string[];
-  };
+  const links: Mutable[] = [];
   let cur: Mutable | undefined;
   const lines = text.split(/\r?\n/);
   lines.forEach((raw, i) => {
@@ -101,6 +162,21 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
         else if (cur.linkType === 'ether' || cur.linkType === 'loopback')
           issues.push(issue('ip-addr.mac', `expected a MAC address after ${w0}, found "${words[1]}"`, pos));
       }
+      const perm = words.indexOf('permaddr');
+      if (perm >= 0) {
+        const m = parseMac(words[perm + 1] ?? '');
+        if (m !== undefined) cur.permaddr = m;
+      }
+      return;
+    }
+    // `ip -d`: the device kind and its details on the line after `link/` (`vlan protocol 802.1Q id 100 …`).
+    const detail = DETAIL_KINDS[w0];
+    if (detail !== undefined && cur.devKind === undefined) {
+      cur.devKind = detail;
+      const id = words.indexOf('id');
+      if (detail === 'vlan' && id >= 0 && Number.isInteger(Number(words[id + 1]))) cur.vlanId = Number(words[id + 1]);
+      const mode = words.indexOf('mode');
+      if (mode >= 0 && words[mode + 1] !== undefined) cur.mode = words[mode + 1]!;
       return;
     }
     if (w0 === 'inet') {
@@ -132,6 +208,7 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
   });
   if (links.length === 0)
     issues.push(issue('ip-addr.empty', 'expected `ip addr` output, found no interface', filePos(file, 1)));
+  for (const l of links) inferKind(l);
   return { value: links, issues };
 }
 
@@ -152,6 +229,8 @@ interface JsonLink {
   master?: string;
   link_type?: string;
   address?: string;
+  permaddr?: string;
+  linkinfo?: { info_kind?: string; info_data?: { mode?: string; id?: number } };
   addr_info?: JsonAddrInfo[];
 }
 
@@ -168,7 +247,7 @@ function readIpAddrJson(text: string, file: string): ReadResult<LinkInfo[]> {
   }
   if (!Array.isArray(data))
     return { value: undefined, issues: [issue('ip-addr.json', 'expected a JSON array of links', filePos(file, 1))] };
-  const links: LinkInfo[] = [];
+  const links: Mutable[] = [];
   for (const [n, l] of (data as JsonLink[]).entries()) {
     const pos = filePos(file, 1);
     if (typeof l.ifname !== 'string') {
@@ -193,7 +272,7 @@ function readIpAddrJson(text: string, file: string): ReadResult<LinkInfo[]> {
       } else if (a.family === 'inet6' && a.local) addrs6.push(`${a.local}/${a.prefixlen}`);
     }
     const mac = l.address ? parseMac(l.address) : undefined;
-    const link: LinkInfo = {
+    const link: Mutable = {
       index: l.ifindex ?? n + 1,
       name: l.ifname,
       flags,
@@ -207,6 +286,15 @@ function readIpAddrJson(text: string, file: string): ReadResult<LinkInfo[]> {
       ...(l.master ? { master: l.master } : {}),
       ...(mac ? { mac } : {}),
     };
+    const info = l.linkinfo;
+    const kind = info?.info_kind !== undefined ? DETAIL_KINDS[info.info_kind] : undefined;
+    if (kind !== undefined) link.devKind = kind;
+    else if (info?.info_kind !== undefined) link.devKind = 'other';
+    if (info?.info_data?.mode !== undefined) link.mode = info.info_data.mode;
+    if (kind === 'vlan' && info?.info_data?.id !== undefined) link.vlanId = info.info_data.id;
+    const perm = l.permaddr ? parseMac(l.permaddr) : undefined;
+    if (perm) link.permaddr = perm;
+    inferKind(link);
     links.push(link);
   }
   return { value: links, issues };

@@ -8,6 +8,8 @@ import { join, posix } from 'node:path';
 import { formatIpv4, type Ipv4, ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
 import { parseIpv4Prefix } from '../addr/prefix.ts';
+import { detectIpvsInput } from '../ipvs/ipvs-input.ts';
+import { type ConnectionListing, readIpvsadmConnectionList, readProcIpVsConn } from '../ipvs/ipvsadm-conn-list.ts';
 import { readIpvsadmList } from '../ipvs/ipvsadm-list-reader.ts';
 import { type KeepalivedConfig, readKeepalivedConf } from '../ipvs/keepalived.ts';
 import type { IpvsTable } from '../ipvs/model.ts';
@@ -21,7 +23,7 @@ import { type Issue, issue } from '../source/issue.ts';
 import { filePos, implicit, type Origin, type Position } from '../source/origin.ts';
 import { type LinkInfo, readIpAddr } from './ip-addr.ts';
 import { neighUsable, readIpNeigh } from './ip-neigh.ts';
-import { readIpRoute } from './ip-route.ts';
+import { readIpRoute, readIpRule } from './ip-route.ts';
 import type {
   AddressAssignment,
   Iface,
@@ -32,6 +34,7 @@ import type {
   PortBinding,
   ProbeSpec,
   Route,
+  RoutingRule,
   Scenario,
   Segment,
   SysctlValue,
@@ -54,6 +57,8 @@ export interface LoadedScenario {
   readonly keepalivedIssues: ReadonlyMap<string, readonly Issue[]>;
   /** Per host: the iptables filter table as installed (`iptables-save`), when given. */
   readonly installedIptables?: ReadonlyMap<string, IptTable>;
+  /** Per director: its connection table (`ipvsadm -L -n -c` or `/proc/net/ip_vs_conn`), when given. */
+  readonly ipvsConnections?: ReadonlyMap<string, ConnectionListing>;
   /**
    * The scenario file's own `assumptions:` (what `lvsdoctor import` could not infer), with their evidence; they
    * are also the first entries of `scenario.assumptions`.
@@ -106,20 +111,27 @@ function readArtifact(
 
 function linkKind(l: LinkInfo, bridges: ReadonlySet<string>, taps: ReadonlySet<string>): IfaceKind {
   if (l.linkType === 'loopback') return 'loopback';
-  if (l.linkType === 'ipip' || l.linkType === 'gre' || l.linkType === 'none') return 'tunnel';
-  if (bridges.has(l.name)) return 'bridge';
-  if (taps.has(l.name)) return 'tap';
+  if (l.linkType === 'ipip' || l.linkType === 'gre' || l.linkType === 'none' || l.devKind === 'ipip') return 'tunnel';
+  if (l.devKind === 'bond') return 'bond';
+  if (bridges.has(l.name) || l.devKind === 'bridge') return 'bridge';
+  if (taps.has(l.name) || l.devKind === 'tun') return 'tap';
+  if (l.devKind === 'macvlan' && l.lower !== undefined) return 'macvlan';
+  if (l.devKind === 'vlan' && l.lower !== undefined && l.vlanId !== undefined) return 'vlan';
+  if (l.devKind === 'veth') return 'veth';
   return 'ether';
 }
 
 function fromLinks(links: readonly LinkInfo[], taps: ReadonlySet<string>): Map<string, MutIface> {
-  const bridges = new Set(links.flatMap((l) => (l.master ? [l.master] : [])));
+  // A master is a bridge unless it is a bond (its MASTER flag, or `ip -d`'s `bond`).
+  const bonds = new Set(links.flatMap((l) => (l.devKind === 'bond' ? [l.name] : [])));
+  const bridges = new Set(links.flatMap((l) => (l.master && !bonds.has(l.master) ? [l.master] : [])));
   const out = new Map<string, MutIface>();
   for (const l of links) {
     const origin: Origin = { kind: 'file', label: `interface ${l.name}`, pos: l.pos };
+    const kind = linkKind(l, bridges, taps);
     const iface: MutIface = {
       name: l.name,
-      kind: linkKind(l, bridges, taps),
+      kind,
       mac: l.mac ?? ('00:00:00:00:00:00' as Mac),
       addrs: l.addrs.map((a) => ({
         prefix: a.prefix,
@@ -130,10 +142,18 @@ function fromLinks(links: readonly LinkInfo[], taps: ReadonlySet<string>): Map<s
       origin,
     };
     if (l.master) iface.master = l.master;
+    if ((kind === 'macvlan' || kind === 'vlan') && l.lower !== undefined) iface.lower = l.lower;
+    if (kind === 'vlan' && l.vlanId !== undefined) iface.vlanId = l.vlanId;
+    if (l.mode !== undefined) iface.mode = l.mode;
+    if (l.mtu !== 1500 && kind !== 'loopback') iface.mtu = l.mtu;
+    if (l.permaddr !== undefined) PERMADDR.set(iface, l.permaddr);
     out.set(l.name, iface);
   }
   return out;
 }
+
+/** A bond slave's own MAC (`permaddr`), by which its domain interface names it. */
+const PERMADDR = new WeakMap<MutIface, Mac>();
 
 function connectedRoutes(ifaces: Iterable<MutIface>): Route[] {
   const routes: Route[] = [];
@@ -278,6 +298,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const filters = new Map<string, NwFilter[]>();
   const ipvs = new Map<string, IpvsTable>();
   const kernels = new Map<string, string>();
+  const ipvsConnections = new Map<string, ConnectionListing>();
   const keepalived = new Map<string, KeepalivedConfig>();
   const keepalivedIssues = new Map<string, Issue[]>();
   const installedIptables = new Map<string, IptTable>();
@@ -483,7 +504,13 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     // Pair each domain interface with the guest NIC of the same MAC.
     place.def.interfaces.forEach((ifc, k) => {
       if (!ifc.mac || !ifc.targetDev || !modelledInterface(ifc)) return;
-      let nic = [...ifaces.values()].find((i) => i.mac === ifc.mac);
+      // A bond gives its slaves its own MAC; `permaddr` keeps the slave's, which the domain interface names. Only
+      // NICs on the guest's virtual hardware pair (not macvlans, VLANs or bonds stacked on them).
+      const hw = [...ifaces.values()].filter(
+        (i) => i.kind === 'ether' || i.kind === 'veth' || i.kind === 'tap' || i.kind === 'tunnel',
+      );
+      let nic = hw.find((i) => PERMADDR.get(i) === ifc.mac) ?? hw.find((i) => i.mac === ifc.mac && !PERMADDR.has(i));
+      nic ??= hw.find((i) => i.mac === ifc.mac);
       if (!nic) {
         const name = `eth${k}`;
         nic = {
@@ -523,13 +550,37 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
           ...(e.src !== undefined ? { src: e.src } : {}),
           metric: e.metric,
           type: e.type,
-          origin: { kind: 'file', label: 'route', pos: e.pos },
+          ...(e.table !== 'main' ? { table: e.table } : {}),
+          ...(e.onlink ? { onlink: true } : {}),
+          ...(e.mtu !== undefined ? { mtu: e.mtu } : {}),
+          origin: { kind: 'file', label: e.table === 'main' ? 'route' : `route (table ${e.table})`, pos: e.pos },
         }));
       }
     }
-    // The kernel adds connected routes for every address; ip route output lists them, but add what is missing.
+    let rules: RoutingRule[] | undefined;
+    if (g['ip-rule']) {
+      const a = readArtifact(ctx, g['ip-rule'], ['guests', guestName, 'ip-rule']);
+      if (a) {
+        const r = readIpRule(a.text, a.file);
+        ctx.issues.push(...r.issues);
+        rules = (r.value ?? []).map((e) => ({
+          priority: e.priority,
+          not: e.not,
+          ...(e.from ? { from: e.from } : {}),
+          ...(e.to ? { to: e.to } : {}),
+          ...(e.iif !== undefined ? { iif: e.iif } : {}),
+          ...(e.oif !== undefined ? { oif: e.oif } : {}),
+          ...(e.fwmark ? { fwmark: e.fwmark } : {}),
+          action: e.action,
+          origin: { kind: 'file', label: `rule ${e.priority}`, pos: e.pos },
+        }));
+      }
+    }
+    // The kernel adds connected routes (table main) for every address; ip route output lists them, but add what is
+    // missing.
     for (const c of connectedRoutes(ifaces.values()))
-      if (!routes.some((r) => r.dst.addr === c.dst.addr && r.dst.len === c.dst.len)) routes.push(c);
+      if (!routes.some((r) => (r.table ?? 'main') === 'main' && r.dst.addr === c.dst.addr && r.dst.len === c.dst.len))
+        routes.push(c);
     if (!routes.some((r) => r.dst.len === 0)) assumptions.push(`${guestName}: no default route known`);
     const neighbours = new Map<Ipv4, NeighbourEntry>();
     if (g['ip-neigh']) {
@@ -581,6 +632,28 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         }
       }
     }
+    if (g['ipvsadm-connections']) {
+      const a = readArtifact(ctx, g['ipvsadm-connections'], ['guests', guestName, 'ipvsadm-connections']);
+      if (a) {
+        const kind = detectIpvsInput(a.text);
+        if (kind !== 'ipvsadm-connections' && kind !== 'proc-ip-vs-conn')
+          ctx.issues.push(
+            issue(
+              'scenario.ipvs-connections',
+              'expected `ipvsadm -L -n -c` output (or /proc/net/ip_vs_conn): a header "pro expire state source virtual destination"',
+              filePos(a.file, 1),
+            ),
+          );
+        else {
+          const r =
+            kind === 'ipvsadm-connections'
+              ? readIpvsadmConnectionList(a.text, a.file)
+              : readProcIpVsConn(a.text, a.file);
+          ctx.issues.push(...r.issues);
+          if (r.value) ipvsConnections.set(guestName, r.value);
+        }
+      }
+    }
     if (g.kernel) kernels.set(guestName, g.kernel);
     const listeners: Listener[] = (g.listen ?? []).map((l, k) => {
       const [proto, port] = l.split('/');
@@ -596,6 +669,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       role: role ?? 'other',
       interfaces: ifaces,
       routes,
+      ...(rules ? { rules } : {}),
       neighbours,
       sysctl,
       listeners,
@@ -829,5 +903,15 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     assumptions,
   };
   void yamlFile;
-  return { scenario, ipvs, filters, kernels, keepalived, keepalivedIssues, installedIptables, declaredAssumptions };
+  return {
+    scenario,
+    ipvs,
+    filters,
+    kernels,
+    keepalived,
+    keepalivedIssues,
+    installedIptables,
+    declaredAssumptions,
+    ...(ipvsConnections.size > 0 ? { ipvsConnections } : {}),
+  };
 }

@@ -8,10 +8,16 @@ import type { Mac } from '../addr/mac.ts';
 import type { Ipv4Prefix } from '../addr/prefix.ts';
 import type { NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import type { Origin } from '../source/origin.ts';
+import type { RouteType, RuleEntry } from './ip-route.ts';
 
 export type NodeKind = 'host' | 'guest' | 'gateway' | 'client';
 export type GuestRole = 'director' | 'real-server' | 'other';
-export type IfaceKind = 'ether' | 'loopback' | 'bridge' | 'tap' | 'tunnel';
+/**
+ * `macvlan`: a device with a MAC of its own on a lower device's wire (keepalived's `use_vmac`); `vlan`: tags its
+ * frames with `vlanId` on the lower device; `bond`: sends through one of its slaves (ports whose `master` it is) and
+ * receives what they receive; `veth`: one end of a pair (a container's NIC).
+ */
+export type IfaceKind = 'ether' | 'loopback' | 'bridge' | 'tap' | 'tunnel' | 'macvlan' | 'vlan' | 'bond' | 'veth';
 
 export interface AddressAssignment {
   readonly prefix: Ipv4Prefix;
@@ -31,8 +37,15 @@ export interface Iface {
   readonly mac: Mac;
   readonly addrs: readonly AddressAssignment[];
   readonly up: boolean;
-  /** Name of the bridge this interface is a port of. */
+  /** Name of the bridge (or bond) this interface is a port (slave) of. */
   readonly master?: string;
+  /** For `macvlan` and `vlan`: the device whose wire it uses (`vrrp.51@eth0` → eth0). */
+  readonly lower?: string;
+  readonly vlanId?: number;
+  /** macvlan or bond mode as `ip -d` prints it. */
+  readonly mode?: string;
+  /** The device MTU (absent: 1500). */
+  readonly mtu?: number;
   /** For taps and guest NICs: the other end. */
   readonly peer?: Peer;
   /** For uplinks and the gateway: the L2 segment it is plugged into. */
@@ -48,7 +61,26 @@ export interface Route {
   readonly dev?: string;
   readonly src?: Ipv4;
   readonly metric: number;
-  readonly type: 'unicast' | 'local' | 'blackhole' | 'unreachable' | 'prohibit' | 'broadcast';
+  readonly type: RouteType;
+  /** The routing table (`main` when absent), as `ip route show table all` names it. */
+  readonly table?: string;
+  /** `onlink`: the gateway is on the device's link whatever its subnet. */
+  readonly onlink?: boolean;
+  /** `mtu N` on the route: the path MTU towards its destinations. */
+  readonly mtu?: number;
+  readonly origin: Origin;
+}
+
+/** A policy routing rule (`ip rule`): which table a lookup consults, in priority order. */
+export interface RoutingRule {
+  readonly priority: number;
+  readonly not: boolean;
+  readonly from?: Ipv4Prefix;
+  readonly to?: Ipv4Prefix;
+  readonly iif?: string;
+  readonly oif?: string;
+  readonly fwmark?: { readonly value: number; readonly mask: number };
+  readonly action: RuleEntry['action'];
   readonly origin: Origin;
 }
 
@@ -82,6 +114,8 @@ export interface Node {
   readonly role: GuestRole;
   readonly interfaces: ReadonlyMap<string, Iface>;
   readonly routes: readonly Route[];
+  /** `ip rule` as the scenario gives it; absent: the kernel's three default rules (local, main, default). */
+  readonly rules?: readonly RoutingRule[];
   readonly neighbours: ReadonlyMap<Ipv4, NeighbourEntry>;
   readonly sysctl: ReadonlyMap<string, SysctlValue>;
   readonly listeners: readonly Listener[];

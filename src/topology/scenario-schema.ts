@@ -33,9 +33,11 @@ export const guestSchema = z.strictObject({
   kernel: z.string().optional(),
   'ip-addr': relFile.optional(),
   'ip-route': relFile.optional(),
+  'ip-rule': relFile.optional(),
   'ip-neigh': relFile.optional(),
   sysctl: relFile.optional(),
   ipvsadm: relFile.optional(),
+  'ipvsadm-connections': relFile.optional(),
   keepalived: relFile.optional(),
   listen: z.array(z.string().regex(/^(tcp|udp)\/\d+$/, 'expected "tcp/PORT" or "udp/PORT"')).optional(),
 });

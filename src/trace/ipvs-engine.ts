@@ -2,8 +2,10 @@
 
 import type { Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
+import { seedConnections } from '../ipvs/conn-seed.ts';
 import { IpvsEngine as IpvsSim } from '../ipvs/engine.ts';
 import { forwardFrame, forwardReply } from '../ipvs/forward.ts';
+import type { ConnectionRow } from '../ipvs/ipvsadm-conn-list.ts';
 import { formatAddrPort, formatServiceKey, type IpvsTable } from '../ipvs/model.ts';
 import { assertNever } from '../source/assert-never.ts';
 import { implicit } from '../source/origin.ts';
@@ -26,14 +28,45 @@ export function kernelDecrementsTtl(release: string | undefined): boolean {
 export interface IpvsEngineOptions {
   /** `uname -r` of the director, to pick kernel behaviours. */
   readonly kernel?: string;
+  /** The director's sysctls: `net.ipv4.vs.expire_nodest_conn`, `conn_reuse_mode`, `expire_quiescent_template`, `sloppy_tcp`. */
+  readonly sysctl?: ReadonlyMap<string, { readonly value: string }>;
+  /** The director's connection table as listed (`ipvsadm -L -n -c`): loaded when the first packet arrives. */
+  readonly connections?: readonly ConnectionRow[];
+}
+
+/** The IPVS sysctls that change what packets meet, with the kernel's defaults. */
+export function ipvsSysctls(sysctl: IpvsEngineOptions['sysctl']): {
+  expireNodestConn: boolean;
+  connReuseMode: number;
+  expireQuiescentTemplate: boolean;
+  sloppyTcp: boolean;
+} {
+  const num = (k: string, dflt: number) => {
+    const v = sysctl?.get(`net.ipv4.vs.${k}`)?.value.trim();
+    const n = v === undefined ? Number.NaN : Number(v);
+    return Number.isInteger(n) ? n : dflt;
+  };
+  return {
+    expireNodestConn: num('expire_nodest_conn', 0) !== 0,
+    connReuseMode: num('conn_reuse_mode', 1),
+    expireQuiescentTemplate: num('expire_quiescent_template', 0) !== 0,
+    sloppyTcp: num('sloppy_tcp', 0) !== 0,
+  };
 }
 
 const METHOD = { route: 'Route', masq: 'Masq', tunnel: 'Tunnel' } as const;
 
 export function makeIpvsEngine(table: IpvsTable, options: IpvsEngineOptions = {}): IpvsEngine {
-  const sim = new IpvsSim(table, { decrementTtl: kernelDecrementsTtl(options.kernel) });
+  const sim = new IpvsSim(table, { decrementTtl: kernelDecrementsTtl(options.kernel), ...ipvsSysctls(options.sysctl) });
+  let seeded = options.connections === undefined || options.connections.length === 0;
+  const seed = (nowNs: bigint) => {
+    if (seeded) return;
+    seeded = true;
+    seedConnections(sim, options.connections!, Number(nowNs / 1_000_000n));
+  };
   return {
     input(frame: EthernetFrame, nowNs: bigint, directorIp?: Ipv4): IpvsDecision {
+      seed(nowNs);
       const out = forwardFrame(sim, frame, {
         now: Number(nowNs / 1_000_000n),
         directorMac: frame.dst,
@@ -113,6 +146,7 @@ export function makeIpvsEngine(table: IpvsTable, options: IpvsEngineOptions = {}
       }
     },
     output(frame: EthernetFrame, nowNs: bigint): IpvsReplyDecision {
+      seed(nowNs);
       const r = forwardReply(sim, frame, Number(nowNs / 1_000_000n));
       if (r.kind === 'not-ipvs') return { kind: 'not-ipvs' };
       const c = r.connection;

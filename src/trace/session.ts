@@ -79,7 +79,15 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
   const ipvs = new Map<string, () => IpvsEngine>();
   for (const [director, table] of loaded.ipvs) {
     const kernel = loaded.kernels.get(director);
-    ipvs.set(director, () => makeIpvsEngine(table, { ...(kernel ? { kernel } : {}) }));
+    const sysctl = nodes.get(director)?.sysctl;
+    const connections = loaded.ipvsConnections?.get(director)?.rows;
+    ipvs.set(director, () =>
+      makeIpvsEngine(table, {
+        ...(kernel ? { kernel } : {}),
+        ...(sysctl ? { sysctl } : {}),
+        ...(connections ? { connections } : {}),
+      }),
+    );
   }
   const engines: DataplaneEngines = { firewalls: { get: firewallOfHost }, ipvs };
   let all: ReturnType<typeof compileAllHostRules> | undefined;

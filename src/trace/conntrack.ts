@@ -1,0 +1,196 @@
+/**
+ * Connection tracking of one network namespace, as nf_conntrack keeps it: entries keyed by their original tuple and
+ * found by either direction, TCP states moved by the kernel's state table (`tcp_conntracks` in
+ * nf_conntrack_proto_tcp.c), and the ctstate a packet gets for iptables' `-m conntrack --ctstate`/`-m state`.
+ *
+ * What matters for load balancers: a host that sees a connection's SYN but never its SYN-ACK (one-way DR traffic
+ * through a host with br_netfilter, or the director itself) tracks it in SYN_SENT, and the client's next packet —
+ * its ACK, its request — is an invalid transition (SYN_SENT + ACK in the original direction): ctstate INVALID, which
+ * `--ctstate INVALID -j DROP` drops. A host that sees neither the SYN nor the SYN-ACK picks the connection up from the
+ * middle (`nf_conntrack_tcp_loose=1`, the default): NEW. Windows and sequence numbers are not tracked
+ * (as with `nf_conntrack_tcp_be_liberal=1`); UDP and other protocols are NEW until a reply is seen.
+ */
+import { formatIpv4 } from '../addr/ipv4.ts';
+import type { CtState } from '../netfilter/iptables-model.ts';
+import { type Ipv4Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/types.ts';
+
+export const CT_TCP_STATES = [
+  'NONE',
+  'SYN_SENT',
+  'SYN_RECV',
+  'ESTABLISHED',
+  'FIN_WAIT',
+  'CLOSE_WAIT',
+  'LAST_ACK',
+  'TIME_WAIT',
+  'CLOSE',
+  'SYN_SENT2',
+] as const;
+export type CtTcpState = (typeof CT_TCP_STATES)[number];
+
+const sNO = 0;
+const sSS = 1;
+const sSR = 2;
+const sES = 3;
+const sFW = 4;
+const sCW = 5;
+const sLA = 6;
+const sTW = 7;
+const sCL = 8;
+const sS2 = 9;
+const sIV = 10;
+const sIG = 11;
+
+/** `tcp_conntracks[dir][index][state]` (index: syn, synack, fin, ack, rst, none). */
+const TABLE: readonly (readonly (readonly number[])[])[] = [
+  [
+    [sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2],
+    [sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR],
+    [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
+    [sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV],
+    [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
+    [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
+  ],
+  [
+    [sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2],
+    [sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR],
+    [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
+    [sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG],
+    [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
+    [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
+  ],
+];
+
+/** `get_conntrack_index`. */
+function tcpIndex(flags: number): number {
+  if (flags & TCP_RST) return 4;
+  if (flags & TCP_SYN) return flags & TCP_ACK ? 1 : 0;
+  if (flags & TCP_FIN) return 2;
+  if (flags & TCP_ACK) return 3;
+  return 5;
+}
+
+const INDEX_NAMES = ['SYN', 'SYN-ACK', 'FIN', 'ACK', 'RST', 'no flags'];
+
+interface Entry {
+  readonly key: string;
+  readonly replyKey: string;
+  /** TCP state index (0 for other protocols). */
+  state: number;
+  seenReply: boolean;
+}
+
+/** What conntrack made of one packet. */
+export interface CtResult {
+  readonly ctState: CtState;
+  readonly ctDir: 'ORIGINAL' | 'REPLY';
+  /** TCP: the state before and after, e.g. `SYN_SENT → INVALID (ACK in the original direction)`. */
+  readonly explanation: string;
+}
+
+function tuple(p: Ipv4Packet): { key: string; replyKey: string; tcpFlags?: number } | undefined {
+  const l4 = p.payload;
+  if (l4.kind === 'tcp')
+    return {
+      key: `6 ${p.src}:${l4.srcPort} ${p.dst}:${l4.dstPort}`,
+      replyKey: `6 ${p.dst}:${l4.dstPort} ${p.src}:${l4.srcPort}`,
+      tcpFlags: l4.flags,
+    };
+  if (l4.kind === 'udp')
+    return {
+      key: `17 ${p.src}:${l4.srcPort} ${p.dst}:${l4.dstPort}`,
+      replyKey: `17 ${p.dst}:${l4.dstPort} ${p.src}:${l4.srcPort}`,
+    };
+  return { key: `${p.protocol} ${p.src} ${p.dst}`, replyKey: `${p.protocol} ${p.dst} ${p.src}` };
+}
+
+/** The conntrack table of one namespace, for one probe. */
+export class Conntrack {
+  private readonly byKey = new Map<string, Entry>();
+
+  /**
+   * Tracks `pkt` (nf_conntrack_in at PRE_ROUTING or LOCAL_OUT) and returns its ctstate. A packet already tracked in
+   * this namespace (the same packet meeting a second hook) is classified again without a second state change: call
+   * it once per packet per namespace.
+   */
+  track(pkt: Ipv4Packet): CtResult {
+    const t = tuple(pkt)!;
+    // Entries are filed under both tuples: the packet's own tuple finds its entry in either direction.
+    let e = this.byKey.get(t.key);
+    const dir: 0 | 1 = e !== undefined && e.key !== t.key ? 1 : 0;
+    if (t.tcpFlags === undefined) {
+      if (e === undefined) {
+        e = { key: t.key, replyKey: t.replyKey, state: 0, seenReply: false };
+        this.byKey.set(t.key, e);
+        this.byKey.set(t.replyKey, e);
+        return { ctState: 'NEW', ctDir: 'ORIGINAL', explanation: 'new entry' };
+      }
+      if (dir === 1) e.seenReply = true;
+      return {
+        ctState: dir === 1 || e.seenReply ? 'ESTABLISHED' : 'NEW',
+        ctDir: dir === 1 ? 'REPLY' : 'ORIGINAL',
+        explanation: dir === 1 ? 'reply of a tracked entry' : 'entry without a reply yet',
+      };
+    }
+    const index = tcpIndex(t.tcpFlags);
+    const what = INDEX_NAMES[index]!;
+    if (e === undefined) {
+      // tcp_new: only a SYN, or (nf_conntrack_tcp_loose=1) an ACK picked up mid-stream, creates an entry.
+      const next = TABLE[0]![index]![sNO]!;
+      if (next === sIV || next === sIG)
+        return {
+          ctState: 'INVALID',
+          ctDir: 'ORIGINAL',
+          explanation: `a ${what} that belongs to no tracked connection cannot start one`,
+        };
+      e = { key: t.key, replyKey: t.replyKey, state: next, seenReply: false };
+      this.byKey.set(t.key, e);
+      this.byKey.set(t.replyKey, e);
+      return {
+        ctState: 'NEW',
+        ctDir: 'ORIGINAL',
+        explanation:
+          next === sSS
+            ? 'new entry SYN_SENT'
+            : `new entry picked up mid-stream (${what}, nf_conntrack_tcp_loose=1): ${CT_TCP_STATES[next]}`,
+      };
+    }
+    const old = e.state;
+    const next = TABLE[dir]![index]![old]!;
+    const dirName = dir === 0 ? 'ORIGINAL' : 'REPLY';
+    if (next === sIV)
+      return {
+        ctState: 'INVALID',
+        ctDir: dirName,
+        explanation: `${CT_TCP_STATES[old]} + ${what} in the ${dir === 0 ? 'original' : 'reply'} direction is an invalid transition${old === sSS && index === 3 && dir === 0 ? ' (this namespace saw the SYN but never the SYN-ACK)' : ''}`,
+      };
+    if (dir === 1) e.seenReply = true;
+    if (next !== sIG) e.state = next;
+    const ctState: CtState = dir === 1 || e.seenReply ? 'ESTABLISHED' : 'NEW';
+    return {
+      ctState,
+      ctDir: dirName,
+      explanation:
+        next === sIG
+          ? `${CT_TCP_STATES[old]} + ${what}: ignored, state kept`
+          : `${CT_TCP_STATES[old]} → ${CT_TCP_STATES[next]}`,
+    };
+  }
+
+  /** The entries as `conntrack -L` would list their tuples and states (for notes and tests). */
+  list(): string[] {
+    const out: string[] = [];
+    for (const [k, e] of this.byKey) {
+      if (k !== e.key) continue;
+      const [proto, a, b] = k.split(' ');
+      const fmt = (s: string) => {
+        const [ip, port] = s.split(':');
+        return `${formatIpv4(Number(ip) as never)}${port !== undefined ? `:${port}` : ''}`;
+      };
+      out.push(
+        `${proto === '6' ? 'tcp' : proto === '17' ? 'udp' : proto} ${proto === '6' ? CT_TCP_STATES[e.state] : ''} ${fmt(a!)} → ${fmt(b!)}${e.seenReply ? '' : ' [UNREPLIED]'}`,
+      );
+    }
+    return out;
+  }
+}
