@@ -12,6 +12,7 @@ import { isMulticastMac, type Mac } from '../addr/mac.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import type { Iface, NeighbourEntry, Node, Scenario } from '../topology/model.ts';
 import type { BridgeFirewall, IpvsEngine } from './engines.ts';
+import { uppersOf } from './node-config.ts';
 
 export interface FdbEntry {
   readonly port: string;
@@ -97,9 +98,17 @@ function macsBehind(
     seen.add(i);
     if (arriving) {
       out.add(i.mac);
+      // Devices stacked on it (a VMAC macvlan, VLANs) receive through it; a bond slave's frames reach the bond.
+      for (const u of uppersOf(n, i.name)) out.add(u.mac);
+      const upper = i.master !== undefined ? n.interfaces.get(i.master) : undefined;
+      if (upper?.kind === 'bond') {
+        out.add(upper.mac);
+        for (const u of uppersOf(n, upper.name)) out.add(u.mac);
+        return;
+      }
       // A bridge port leads to the bridge and every other port of it.
       if (i.master) {
-        const br = n.interfaces.get(i.master);
+        const br = upper;
         if (br) out.add(br.mac);
         for (const other of n.interfaces.values())
           if (other.master === i.master && other.name !== i.name) visitIface(n, other, false);

@@ -9,6 +9,7 @@ import type { Ipv4 } from '../addr/ipv4.ts';
 import { assertNever } from '../source/assert-never.ts';
 import type { Origin } from '../source/origin.ts';
 import type { Node, Route } from '../topology/model.ts';
+import type { FlowKey } from '../topology/routing.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import type { BridgeFirewall, BridgeHook, IpvsDecision, IpvsEngine, IpvsReplyDecision } from './engines.ts';
 import { lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
@@ -38,8 +39,8 @@ export type Question =
     }
   /** IPVS in FORWARD (`ip_vs_out`): a forwarded packet, maybe a NAT reply of a real server. */
   | { readonly kind: 'ipvs-out'; readonly frame: EthernetFrame; readonly nowNs: bigint }
-  /** The routing table (`fib_lookup`). */
-  | { readonly kind: 'route'; readonly dst: Ipv4 }
+  /** The routing table (`fib_lookup`): policy rules see the flow `key` (source address, input interface). */
+  | { readonly kind: 'route'; readonly dst: Ipv4; readonly key?: FlowKey }
   /** A per-interface IPv4 sysctl as the kernel combines it (`IN_DEV_MAXCONF` / `IN_DEV_CONF_GET`). */
   | { readonly kind: 'conf'; readonly key: string; readonly iface: string }
   /** A boolean sysctl of the node (e.g. `net.ipv4.ip_forward`). */
@@ -113,7 +114,7 @@ function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
     case 'ipvs-out':
       return host.ipvs ? host.ipvs.output(q.frame, q.nowNs) : NOT_IPVS;
     case 'route':
-      return lookupRoute(host.node, q.dst);
+      return lookupRoute(host.node, q.dst, q.key);
     case 'conf':
       return sysctlMax(host.node, q.key, q.iface);
     case 'sysctl':

@@ -21,6 +21,7 @@ import type { EthernetFrame } from '../wire/types.ts';
 import { BRIDGE } from './bridge.ts';
 import type { NodeState } from './dataplane.ts';
 import { stackReceive } from './ipv4-stack.ts';
+import { BOND, MACVLAN, NIC, VLAN } from './stacked.ts';
 import type { Hop } from './types.ts';
 import type { Device, Walking } from './walk.ts';
 
@@ -36,11 +37,15 @@ const LINKED: Device = {
 
 /** The registry: one device per interface kind. */
 export const DEVICES: { readonly [K in IfaceKind]: Device } = {
-  ether: LINKED,
+  ether: NIC,
+  veth: NIC,
   tap: LINKED,
   loopback: LINKED,
   tunnel: LINKED,
   bridge: BRIDGE,
+  macvlan: MACVLAN,
+  vlan: VLAN,
+  bond: BOND,
 };
 
 /** A frame arrived at `iface` from its link (its capture is on `hop`): a port's upper device or the interface takes it. */

@@ -13,9 +13,10 @@ import { type Hop, type NeighbourStep, pickEnd } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
 
 /** `ip_local_out` of a packet the node's stack makes or forwards: route, resolve the next hop, send. */
-export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop, timeNs: bigint): void {
+export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop, timeNs: bigint, iif?: string): void {
   const node = st.node;
-  const r = w.ask(st, parent, { kind: 'route', dst: pkt.dst });
+  // Policy rules see the packet's source and where it came in (`lo` for the node's own packets).
+  const r = w.ask(st, parent, { kind: 'route', dst: pkt.dst, key: { src: pkt.src, iif: iif ?? 'lo' } });
   if (!r) {
     w.end(parent, 'no-route', `${node.name} has no route to ${formatIpv4(pkt.dst)}`, undefined, {
       node: node.name,
@@ -58,20 +59,30 @@ export function ipvsTransmit(
 ): void {
   const node = st.node;
   const r = w.ask(st, hop, { kind: 'route', dst: target });
-  const outName = r?.dev ?? (r?.via !== undefined ? w.ask(st, hop, { kind: 'route', dst: r.via })?.dev : undefined);
+  const usable = r !== undefined && (r.type === 'unicast' || r.type === 'local');
+  const outName =
+    !r || !usable
+      ? undefined
+      : (r.dev ?? (r.via !== undefined ? w.ask(st, hop, { kind: 'route', dst: r.via })?.dev : undefined));
   const out = outName ? node.interfaces.get(outName) : undefined;
   if (!r || !out) {
-    w.end(hop, 'no-route', `${node.name} has no route to the real server ${formatIpv4(target)}`, r?.origin);
+    w.end(
+      hop,
+      'no-route',
+      `${node.name} has no ${r && !usable ? `usable route (${r.type})` : 'route'} to the real server ${formatIpv4(target)}`,
+      r?.origin,
+    );
     return;
   }
-  // DR: the kernel forces the real server itself as next hop (FLOWI_FLAG_KNOWN_NH), even when the route has a
-  // gateway; the ARP for it on the egress interface must succeed. NAT and TUN follow the route.
-  const nextHop = method === 'Route' ? target : (r.via ?? target);
+  // Every method follows the route to the real server. DR asks for it with FLOWI_FLAG_KNOWN_NH: on a route
+  // without gateway the next hop is the real server itself (not the packet's destination, the VIP); on a route
+  // with a gateway (`rt_uses_gateway`) it is that gateway, which receives a frame whose IP destination is the VIP.
+  const nextHop = r.via ?? target;
   hop.steps.push({ kind: 'route', dst: target, nextHop, outIface: out.name, origin: r.origin });
   if (method === 'Route' && r.via !== undefined)
     hop.steps.push({
       kind: 'note',
-      text: `DR sends straight to ${formatIpv4(target)}'s MAC although the route goes via ${formatIpv4(r.via)}: the real server must share ${out.name}'s segment`,
+      text: `DR: ${formatIpv4(target)} is reached via ${formatIpv4(r.via)}, so the frame goes to that router's MAC; the router sees only the VIP as destination and routes it by that, not to the real server`,
       origin: r.origin,
     });
   const t = hop.timeNs + DELAY_NS.ipvs;

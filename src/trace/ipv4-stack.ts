@@ -275,7 +275,7 @@ function ipReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, received: 
   }
   const { checksum: _stale, ...rest } = pkt;
   const fwdPkt: Ipv4Packet = { ...rest, ttl: pkt.ttl - 1 };
-  ipOutput(w, st, fwdPkt, hop, hop.timeNs + DELAY_NS.wire * 10n);
+  ipOutput(w, st, fwdPkt, hop, hop.timeNs + DELAY_NS.wire * 10n, iface.name);
 }
 
 /** IPIP decapsulation: the inner packet arrives on the fallback tunnel device (tunl0) and is received again. */

@@ -3,18 +3,16 @@
  * sysctls as the kernel combines them, and which interface owns an address.
  */
 import type { Ipv4 } from '../addr/ipv4.ts';
-import { prefixContains } from '../addr/prefix.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import type { Iface, Node, Route } from '../topology/model.ts';
+import { type FlowKey, lookupRoute as lookupRouteIn } from '../topology/routing.ts';
 
-/** Longest-prefix match over a node's routes, lowest metric on ties. */
-export function lookupRoute(node: Node, dst: Ipv4): Route | undefined {
-  let best: Route | undefined;
-  for (const r of node.routes) {
-    if (!prefixContains(r.dst, dst)) continue;
-    if (!best || r.dst.len > best.dst.len || (r.dst.len === best.dst.len && r.metric < best.metric)) best = r;
-  }
-  return best;
+/**
+ * The route the kernel uses for `dst` (policy rules, tables, longest prefix, lowest metric; see
+ * `topology/routing.ts`). `key` carries what rules can match: the source address, the input interface.
+ */
+export function lookupRoute(node: Node, dst: Ipv4, key?: FlowKey): Route | undefined {
+  return lookupRouteIn(node, dst, key);
 }
 
 /** Effective value of a per-interface sysctl: the kernel takes max(all, interface) for arp_* and rp_filter. */
@@ -60,4 +58,17 @@ export function localAddress(node: Node, a: Ipv4): { iface: Iface; prefixLen: nu
     for (const ad of i.addrs)
       if (ad.prefix.addr === a) return { iface: i, prefixLen: ad.prefix.len, origin: ad.origin };
   return undefined;
+}
+
+const UPPERS = new WeakMap<Node, Map<string, Iface[]>>();
+
+/** Devices whose lower device is `lower` (macvlans and VLANs stacked on it), computed once per node. */
+export function uppersOf(node: Node, lower: string): readonly Iface[] {
+  let m = UPPERS.get(node);
+  if (m === undefined) {
+    m = new Map();
+    for (const i of node.interfaces.values()) if (i.lower !== undefined) m.set(i.lower, [...(m.get(i.lower) ?? []), i]);
+    UPPERS.set(node, m);
+  }
+  return m.get(lower) ?? [];
 }

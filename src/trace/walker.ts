@@ -13,16 +13,17 @@ import type { NodeState } from './dataplane.ts';
 import { type Answers, ask, type Question } from './decisions.ts';
 import { deviceArrival, deviceReceive, deviceXmit } from './devices.ts';
 import { linkTransmit } from './link.ts';
+import { LoopGuard } from './loop-guard.ts';
 import type { Disposition, End, EndCause, Hop, Place } from './types.ts';
 import type { WalkContext, WalkEvent, WalkGoal, Walking } from './walk.ts';
-
-const MAX_HOPS = 512;
 
 export class Walker implements Walking {
   readonly hops: Hop[] = [];
   private readonly queue: WalkEvent[] = [];
   /** Index of the next event to take from `queue` (taken events stay: shifting would copy the array). */
   private head = 0;
+  /** Tells loops (a packet back where it has been) from fan-out (a broadcast to many ports). */
+  private readonly guard = new LoopGuard();
   reached: Hop | undefined;
 
   constructor(
@@ -35,10 +36,15 @@ export class Walker implements Walking {
     seed();
     while (this.head < this.queue.length) {
       const ev = this.queue[this.head++]!;
-      if (this.hops.length >= MAX_HOPS) {
-        const hop = this.newHop(ev, 'in');
-        this.end(hop, 'loop', `more than ${MAX_HOPS} hops: a forwarding loop`);
-        break;
+      const v = this.guard.check(this.hops, ev, ev.parent);
+      if (v.kind !== 'ok') {
+        const hop = this.newHop(ev, ev.kind === 'rx' ? 'in' : 'out');
+        if (v.kind === 'budget') {
+          this.end(hop, 'blackholed', v.why);
+          break;
+        }
+        this.end(hop, 'loop', v.why);
+        continue;
       }
       if (ev.kind === 'tx') linkTransmit(this, ev);
       else this.receive(ev);
@@ -80,6 +86,7 @@ export class Walker implements Walking {
     if (ev.parent !== undefined) hop.parent = ev.parent;
     if (point) hop.point = point;
     this.hops.push(hop);
+    this.guard.record(hop, ev.parent);
     return hop;
   }
 

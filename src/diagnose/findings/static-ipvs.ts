@@ -212,7 +212,7 @@ export const drAcrossL3: FindingKind = {
           code: this.code,
           severity: this.severity,
           title: `DR destination ${formatIpv4(t.rsAddr)} is not on a segment of director ${t.director.name}`,
-          explanation: `DR sends the frame straight to the real server's MAC (the kernel forces it as next hop), so the real server must share an L2 segment with the director; ${formatIpv4(t.rsAddr)} is in none of ${t.director.name}'s subnets. Use TUN (-i) or NAT (-m) across routers.`,
+          explanation: `DR rewrites only the destination MAC: the frame goes to the next hop of the route to the real server (the real server itself on its own segment), with the VIP still as IP destination. ${formatIpv4(t.rsAddr)} is in none of ${t.director.name}'s subnets, so the frame goes to a router (or nowhere), which routes it by the VIP — not to the real server. The real server must share an L2 segment with the director; use TUN (-i) or NAT (-m) across routers.`,
           where: t.director.name,
           culprit: t.svc.destinations.find((d) => d.address.addr === t.rsAddr)?.origin ?? t.svc.origin,
         },

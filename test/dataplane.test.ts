@@ -1,0 +1,204 @@
+/**
+ * The simulator on layouts beyond the founding case: a fleet-sized LAN (fan-out is not a loop, a real loop is),
+ * DR to a real server behind a router, policy routing on a real server, and keepalived's VMAC.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { formatIssue } from '../src/source/issue.ts';
+import { loadScenario } from '../src/topology/load-scenario.ts';
+import { openSession, probesOf, runProbe } from '../src/trace/session.ts';
+import type { Trace } from '../src/trace/types.ts';
+import { baseSpec, type RealServerSpec, type ScenarioSpec, writeScenario } from './scenario-builder.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'lvsdoctor-dp-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+
+function build(spec: ScenarioSpec, edit?: (dir: string) => void): string {
+  const dir = join(root, `s${n++}`);
+  writeScenario(dir, spec);
+  edit?.(dir);
+  return dir;
+}
+
+function run(dir: string): Record<string, Trace> {
+  const r = loadScenario(dir);
+  expect(r.issues.filter((i) => i.severity === 'error').map(formatIssue)).toEqual([]);
+  const loaded = r.value!;
+  const session = openSession(loaded);
+  return Object.fromEntries(probesOf(loaded).map((p) => [p.name, runProbe(session, p)]));
+}
+
+const append = (file: string, text: string) => writeFileSync(file, readFileSync(file, 'utf8') + text);
+const replace = (file: string, from: string | RegExp, to: string) =>
+  writeFileSync(file, readFileSync(file, 'utf8').replace(from, to));
+
+/** 5 hypervisors × 48 guests on one segment (a director and 239 real servers). */
+function fleet(): ScenarioSpec {
+  const b = baseSpec();
+  const rs0 = b.realServers[0]!;
+  const hosts = [2, 3, 4, 5, 6].map((k) => ({
+    name: `kvm${k - 1}`,
+    ip: `198.51.100.${k}`,
+    mac: `52:54:00:aa:00:0${k}`,
+  }));
+  const realServers: RealServerSpec[] = [];
+  for (let g = 0; g < 239; g++) {
+    const last = 11 + g;
+    realServers.push({
+      ...rs0,
+      name: `web${g + 1}`,
+      host: hosts[(g + 1) % 5]!.name,
+      ip: `198.51.100.${last}`,
+      mac: `52:54:00:01:${(last >> 8).toString(16).padStart(2, '0')}:${(last & 255).toString(16).padStart(2, '0')}`,
+      weight: 1,
+    });
+  }
+  return {
+    ...b,
+    vip: '198.51.100.253',
+    scheduler: 'rr',
+    hosts,
+    director: { ...b.director, host: 'kvm1' },
+    realServers,
+  };
+}
+
+describe('scale: fan-out is not a loop', () => {
+  it('a LAN of 5 hosts × 48 guests answers: the gateway’s ARP broadcast reaches every port and no walk ends "loop"', () => {
+    const t = run(build(fleet()));
+    expect(t['arp-vip']!.disposition).toBe('replied');
+    expect(t['tcp-vip']!.disposition).toBe('replied');
+    // The broadcast really fanned out to every guest port (far more than 512 hops in one walk).
+    expect(t['arp-vip']!.hops.length).toBeGreaterThan(512);
+    for (const tr of Object.values(t)) expect(tr.hops.some((h) => h.end?.disposition === 'loop')).toBe(false);
+  });
+
+  it('a real bridge loop (two host NICs of one bridge on the same segment) is still reported as a forwarding loop', () => {
+    const dir = build(baseSpec(), (d) => {
+      append(
+        join(d, 'kvm2/ip-addr.txt'),
+        `9: eth1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc mq master br0 state UP group default qlen 1000
+    link/ether 52:54:00:aa:01:02 brd ff:ff:ff:ff:ff:ff
+`,
+      );
+      replace(join(d, 'scenario.yaml'), 'kvm2:eth0,', 'kvm2:eth0, kvm2:eth1,');
+    });
+    const t = run(dir);
+    const loops = t['arp-vip']!.hops.filter((h) => h.end?.disposition === 'loop');
+    expect(loops.length).toBeGreaterThan(0);
+    expect(loops[0]!.end!.reason).toMatch(/the frame comes back to kvm2:eth[01] .*a forwarding loop/);
+  });
+});
+
+describe('routing', () => {
+  it('DR to a real server reached through a router hands the frame to the router, which routes the VIP back: a loop', () => {
+    const s = baseSpec();
+    const dir = build(s, (d) => {
+      // web2 is reached via the gateway (a host route as a routed real server would have).
+      append(join(d, 'lb1/ip-route.txt'), '198.51.100.22 via 198.51.100.1 dev eth0 proto static metric 50\n');
+    });
+    const t = run(dir);
+    // wrr 3:1 — the first connection goes to web1 (on-link); drive a second scheduler pick via rr.
+    const t2 = run(
+      build({ ...s, scheduler: 'rr', realServers: [s.realServers[1]!] }, (d) =>
+        append(join(d, 'lb1/ip-route.txt'), '198.51.100.22 via 198.51.100.1 dev eth0 proto static metric 50\n'),
+      ),
+    );
+    expect(t['tcp-vip']!.disposition).toBe('replied');
+    const tr = t2['tcp-vip']!;
+    const route = tr.hops
+      .filter((h) => h.place.node === 'lb1')
+      .flatMap((h) => h.steps)
+      .find((st) => st.kind === 'route' && st.dst === 0xc6336416);
+    expect(route && route.kind === 'route' ? route.nextHop : 0).toBe(0xc6336401); // 198.51.100.1, not .22
+    // The router receives a frame for the VIP and routes it by that, back to the director.
+    expect(tr.disposition).not.toBe('replied');
+    expect(tr.hops.some((h) => h.end?.disposition === 'loop' || h.end?.disposition === 'ttl-exceeded')).toBe(true);
+    expect(tr.hops.some((h) => h.place.node === 'web2' && h.steps.some((st) => st.kind === 'deliver'))).toBe(false);
+  });
+
+  it('a policy rule on a real server sends replies from the VIP through another table, and the trace follows it', () => {
+    const s = baseSpec();
+    const one = { ...s, scheduler: 'rr', realServers: [s.realServers[0]!] };
+    /** web1 with `ip rule`: replies from the VIP look up table 100, whose default goes via `gw`. */
+    const withRule = (rules: string, gw: string) =>
+      build(one, (d) => {
+        writeFileSync(join(d, 'web1/ip-rule.txt'), rules);
+        append(join(d, 'web1/ip-route.txt'), `default via ${gw} dev eth0 table 100\n`);
+        replace(
+          join(d, 'scenario.yaml'),
+          '    ip-route: web1/ip-route.txt',
+          '    ip-route: web1/ip-route.txt\n    ip-rule: web1/ip-rule.txt',
+        );
+      });
+    const broken = withRule(
+      '0:\tfrom all lookup local\n100:\tfrom 198.51.100.100 lookup 100\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n',
+      '198.51.100.10',
+    );
+    const t = run(broken)['tcp-vip']!;
+    // The SYN-ACK (from the VIP) follows table 100 to the director, which does not forward.
+    expect(t.disposition).toBe('discarded');
+    expect(t.stage).toBe('reply');
+    expect(t.end.place.node).toBe('lb1');
+    const replyRoute = t.hops
+      .filter((h) => h.place.node === 'web1')
+      .flatMap((h) => h.steps)
+      .find((st) => st.kind === 'route' && st.nextHop === 0xc633640a);
+    expect(replyRoute?.kind === 'route' ? replyRoute.origin?.label : '').toBe('route (table 100)');
+    // The same rule pointing at the gateway is healthy.
+    const healthy = withRule('100:\tfrom 198.51.100.100 lookup 100\n32766:\tfrom all lookup main\n', '198.51.100.1');
+    expect(run(healthy)['tcp-vip']!.disposition).toBe('replied');
+  });
+});
+
+describe('interfaces operators have', () => {
+  /** The director holds the VIP on keepalived's VMAC interface `vrrp.51@eth0`, as `use_vmac` makes it. */
+  function vmac(filter?: string) {
+    const s = baseSpec();
+    const spec: ScenarioSpec = {
+      ...s,
+      director: {
+        ...s.director,
+        vipOnEth0: false,
+        // keepalived sets these for use_vmac: the base interface must not answer for the VIP.
+        sysctl: { 'net.ipv4.conf.eth0.arp_ignore': 1, 'net.ipv4.conf.vrrp/51.accept_local': 1 },
+        ...(filter ? { filter: { name: filter, params: [] } } : {}),
+      },
+    };
+    return build(spec, (d) =>
+      append(
+        join(d, 'lb1/ip-addr.txt'),
+        `3: vrrp.51@eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000
+    link/ether 00:00:5e:00:01:33 brd ff:ff:ff:ff:ff:ff
+    inet ${s.vip}/32 scope global vrrp.51
+       valid_lft forever preferred_lft forever
+`,
+      ),
+    );
+  }
+
+  it('the VMAC answers ARP for the VIP with its own MAC, and traffic to the VIP reaches IPVS through it', () => {
+    const t = run(vmac());
+    const arp = t['arp-vip']!;
+    expect(arp.disposition).toBe('replied');
+    const reply = arp.hops.find((h) => h.steps.some((st) => st.kind === 'arp' && st.action === 'reply'))!;
+    expect(reply.place).toEqual({ node: 'lb1', iface: 'vrrp.51' });
+    const learnt = arp.hops.flatMap((h) => h.steps).find((st) => st.kind === 'arp' && st.action === 'learn');
+    expect(learnt?.kind === 'arp' ? learnt.reason : '').toContain('is-at 00:00:5e:00:01:33');
+    expect(t['tcp-vip']!.disposition).toBe('replied');
+  });
+
+  it('no-mac-spoofing on the director’s port drops the VMAC’s ARP reply, and the trace shows where', () => {
+    const t = run(vmac('no-mac-spoofing'));
+    const arp = t['arp-vip']!;
+    expect(arp.disposition).toBe('dropped-by-filter');
+    expect(arp.end.place).toEqual({ node: 'kvm1', iface: 'vnet0' });
+    const drop = arp.hops.find((h) => h.end === arp.end)!;
+    expect(drop.frame.src).toBe('00:00:5e:00:01:33');
+    expect(drop.frame.payload.kind === 'arp' && drop.frame.payload.op).toBe(2);
+    expect(t['tcp-vip']!.disposition).toBe('arp-unresolved');
+  });
+});
