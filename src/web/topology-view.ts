@@ -85,6 +85,10 @@ function hostIfaceKind(i: Iface): TopoKind | undefined {
       return 'tap';
     case 'ether':
     case 'tunnel':
+    case 'bond':
+    case 'vlan':
+    case 'macvlan':
+    case 'veth':
       return 'uplink';
     case 'loopback':
       return undefined;
