@@ -1,0 +1,255 @@
+/**
+ * Small scenarios built in memory, straight into the model, for unit tests of the simulator: nodes with their
+ * interfaces, addresses (connected routes are added as the kernel does), extra routes, sysctls and listeners; L2
+ * segments; engines given as plain objects (a firewall that logs the hooks it is asked about, a real IPVS engine
+ * read from an `ipvsadm -L -n` listing). Addresses come from the documentation ranges.
+ */
+import type { Ipv4 } from '../../src/addr/ipv4.ts';
+import { ipv4 } from '../../src/addr/ipv4.ts';
+import { mac as parseMac } from '../../src/addr/mac.ts';
+import { parseIpv4Prefix } from '../../src/addr/prefix.ts';
+import { readIpvsadmList } from '../../src/ipvs/ipvsadm-list-reader.ts';
+import { implicit } from '../../src/source/origin.ts';
+import type {
+  Iface,
+  IfaceKind,
+  NeighbourEntry,
+  Node,
+  NodeKind,
+  ProbeSpec,
+  Route,
+  Scenario,
+  SysctlValue,
+} from '../../src/topology/model.ts';
+import { buildDataplane, type Dataplane, type DataplaneEngines } from '../../src/trace/dataplane.ts';
+import type { DecisionLog } from '../../src/trace/decisions.ts';
+import type { BridgeFirewall, BridgeHook, IpvsEngine } from '../../src/trace/engines.ts';
+import { makeIpvsEngine } from '../../src/trace/ipvs-engine.ts';
+import { traceProbe } from '../../src/trace/probe.ts';
+import type { Hop, NetfilterStep, Trace } from '../../src/trace/types.ts';
+
+export interface IfaceSpec {
+  readonly kind?: IfaceKind;
+  readonly mac?: string;
+  /** `198.51.100.10/24`, … */
+  readonly addrs?: readonly string[];
+  readonly master?: string;
+  /** `node:iface` at the other end of a point-to-point link (tap ↔ guest NIC, veth). */
+  readonly peer?: string;
+  readonly segment?: string;
+  readonly up?: boolean;
+  readonly pointToPoint?: boolean;
+}
+
+export interface NodeSpec {
+  readonly kind?: NodeKind;
+  readonly ifaces: Readonly<Record<string, IfaceSpec>>;
+  readonly routes?: readonly { readonly dst: string; readonly via?: string; readonly dev?: string }[];
+  readonly sysctl?: Readonly<Record<string, string | number>>;
+  readonly listen?: readonly number[];
+  /** IPv4 → MAC entries already in the neighbour table. */
+  readonly neighbours?: Readonly<Record<string, string>>;
+}
+
+const ORIGIN = implicit('tiny-net test scenario');
+
+function iface(name: string, s: IfaceSpec): Iface {
+  const i: { -readonly [K in keyof Iface]: Iface[K] } = {
+    name,
+    kind: s.kind ?? (name === 'lo' ? 'loopback' : 'ether'),
+    mac: parseMac(s.mac ?? '00:00:00:00:00:00'),
+    addrs: (s.addrs ?? []).map((a) => ({ prefix: parseIpv4Prefix(a)!, label: `${name} ${a}`, origin: ORIGIN })),
+    up: s.up ?? true,
+    origin: implicit(`interface ${name}`),
+  };
+  if (s.master) i.master = s.master;
+  if (s.peer) {
+    const [node, ifn] = s.peer.split(':');
+    i.peer = { node: node!, iface: ifn! };
+  }
+  if (s.segment) i.segment = s.segment;
+  if (s.pointToPoint) i.pointToPoint = true;
+  return i;
+}
+
+function node(name: string, s: NodeSpec): Node {
+  const interfaces = new Map(Object.entries(s.ifaces).map(([n, i]) => [n, iface(n, i)] as const));
+  const routes: Route[] = [];
+  for (const i of interfaces.values()) {
+    if (i.kind === 'loopback') continue;
+    for (const a of i.addrs) {
+      if (a.prefix.len === 32) continue;
+      const mask = a.prefix.len === 0 ? 0 : (0xffffffff << (32 - a.prefix.len)) >>> 0;
+      routes.push({
+        dst: { addr: ((a.prefix.addr & mask) >>> 0) as Ipv4, len: a.prefix.len },
+        dev: i.name,
+        src: a.prefix.addr,
+        metric: 0,
+        type: 'unicast',
+        origin: implicit(`connected route of ${a.label}`),
+      });
+    }
+  }
+  for (const r of s.routes ?? [])
+    routes.push({
+      dst: parseIpv4Prefix(r.dst === 'default' ? '0.0.0.0/0' : r.dst)!,
+      ...(r.via ? { via: ipv4(r.via) } : {}),
+      ...(r.dev ? { dev: r.dev } : {}),
+      metric: 0,
+      type: 'unicast',
+      origin: implicit(`route ${r.dst}`),
+    });
+  const sysctl = new Map<string, SysctlValue>(
+    Object.entries(s.sysctl ?? {}).map(([k, v]) => [k, { value: String(v), origin: implicit(`${k} = ${v}`) }]),
+  );
+  const neighbours = new Map<Ipv4, NeighbourEntry>(
+    Object.entries(s.neighbours ?? {}).map(([ip, m]) => [ipv4(ip), { mac: parseMac(m), origin: ORIGIN }]),
+  );
+  return {
+    name,
+    kind: s.kind ?? 'guest',
+    role: 'other',
+    interfaces,
+    routes,
+    neighbours,
+    sysctl,
+    listeners: (s.listen ?? []).map((port) => ({ protocol: 'tcp' as const, port, origin: implicit(`tcp/${port}`) })),
+    ttl: 64,
+    origin: implicit(`node ${name}`),
+  };
+}
+
+export function tinyScenario(
+  nodes: Readonly<Record<string, NodeSpec>>,
+  segments: Readonly<Record<string, readonly string[]>> = {},
+): Scenario {
+  return {
+    name: 'tiny',
+    description: '',
+    dir: '.',
+    nodes: new Map(Object.entries(nodes).map(([n, s]) => [n, node(n, s)] as const)),
+    segments: Object.entries(segments).map(([name, members]) => ({
+      name,
+      members: members.map((m) => {
+        const [n, i] = m.split(':');
+        return { node: n!, iface: i! };
+      }),
+      origin: implicit(`segment ${name}`),
+    })),
+    bindings: [],
+    probes: [],
+    assumptions: [],
+  };
+}
+
+export interface TinyEngines {
+  readonly firewalls?: Readonly<Record<string, BridgeFirewall>>;
+  /** Director → `ipvsadm -L -n` text. */
+  readonly ipvsadm?: Readonly<Record<string, string>>;
+}
+
+/** The engines of a tiny scenario: the given firewalls, and IPVS engines read from listings. */
+export function tinyEngines(e: TinyEngines = {}): DataplaneEngines {
+  const ipvs = new Map<string, () => IpvsEngine>();
+  for (const [director, text] of Object.entries(e.ipvsadm ?? {})) {
+    const r = readIpvsadmList(text, `${director}/ipvsadm-Ln.txt`);
+    if (!r.value || r.issues.some((i) => i.severity === 'error'))
+      throw new Error(`tiny-net: bad ipvsadm listing for ${director}: ${JSON.stringify(r.issues)}`);
+    const table = r.value.table;
+    ipvs.set(director, () => makeIpvsEngine(table, { kernel: '6.1.0' }));
+  }
+  const fws = e.firewalls ?? {};
+  return { firewalls: { get: (name) => fws[name] }, ipvs };
+}
+
+export function tinyDataplane(s: Scenario, e: TinyEngines = {}): Dataplane {
+  return buildDataplane(s, tinyEngines(e));
+}
+
+export function tcpProbe(from: string, to: string, dport: number): ProbeSpec {
+  return {
+    kind: 'tcp',
+    name: `${from}→${to}:${dport}`,
+    from,
+    to: ipv4(to),
+    dport,
+    sport: 40000,
+    seq: 1000,
+    ipId: 1,
+    window: 64240,
+    tsval: 1,
+    timeNs: 1_700_000_000_000_000_000n,
+    origin: ORIGIN,
+  };
+}
+
+export function arpProbe(from: string, target: string): ProbeSpec {
+  return { kind: 'arp', name: `${from} who-has ${target}`, from, target: ipv4(target), timeNs: 1n, origin: ORIGIN };
+}
+
+/** Traces a probe on a fresh copy of the scenario's dataplane. */
+export function trace(s: Scenario, probe: ProbeSpec, e: TinyEngines = {}, log?: DecisionLog): Trace {
+  return traceProbe(tinyDataplane(s, e), probe, log);
+}
+
+/** The hops on the trace's decisive path. */
+export function pathHops(t: Trace): Hop[] {
+  return t.path.map((id) => t.hops[id]!);
+}
+
+/** A firewall that accepts everything and logs, in order, every hook it is asked about (`table hook in→out`). */
+export function loggingFirewall(log: string[], drop?: (table: string, hook: string) => boolean): BridgeFirewall {
+  const step = (table: string, hook: string, family: 'bridge' | 'ipv4'): NetfilterStep | undefined =>
+    drop?.(table, hook)
+      ? {
+          kind: 'netfilter',
+          family,
+          table,
+          hook,
+          verdict: 'DROP',
+          chain: hook,
+          ruleText: 'policy: DROP',
+          origin: implicit(`${table} ${hook} policy`),
+          path: [hook],
+          rulesVisited: 0,
+        }
+      : undefined;
+  return {
+    evaluate(table: 'nat' | 'filter', hook: BridgeHook, _frame, ctx) {
+      log.push(`ebtables ${table} ${hook} ${ctx.inIface ?? '-'}→${ctx.outIface ?? '-'}`);
+      return step(table, hook, 'bridge');
+    },
+    evaluateBridged(_frame, ctx) {
+      log.push(`iptables filter FORWARD ${ctx.inPort}→${ctx.outPort}`);
+      return step('filter', 'FORWARD-bridged', 'ipv4');
+    },
+  };
+}
+
+/** Two guests behind one host's bridge (taps vnet0, vnet1), all on 198.51.100.0/24. */
+export function bridgedPair(extra: { a?: Partial<NodeSpec>; b?: Partial<NodeSpec> } = {}): Scenario {
+  return tinyScenario({
+    host: {
+      kind: 'host',
+      ifaces: {
+        br0: { kind: 'bridge', mac: '52:54:00:aa:00:01', addrs: ['198.51.100.2/24'] },
+        vnet0: { kind: 'tap', mac: 'fe:54:00:00:00:0a', master: 'br0', peer: 'a:eth0' },
+        vnet1: { kind: 'tap', mac: 'fe:54:00:00:00:0b', master: 'br0', peer: 'b:eth0' },
+      },
+    },
+    a: {
+      ifaces: {
+        lo: { addrs: ['127.0.0.1/8'] },
+        eth0: { mac: '52:54:00:00:00:0a', addrs: ['198.51.100.10/24'], peer: 'host:vnet0' },
+      },
+      ...extra.a,
+    },
+    b: {
+      ifaces: {
+        lo: { addrs: ['127.0.0.1/8'] },
+        eth0: { mac: '52:54:00:00:00:0b', addrs: ['198.51.100.20/24'], peer: 'host:vnet1' },
+      },
+      ...extra.b,
+    },
+  });
+}
