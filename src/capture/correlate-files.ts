@@ -18,7 +18,8 @@ export interface CorrelatedFiles {
   readonly unusable: readonly string[];
 }
 
-function isText(file: string): boolean {
+/** Whether a capture file is text (pasted tcpdump output) rather than pcap or pcapng, from its first bytes. */
+export function isText(file: string): boolean {
   try {
     const fd = openSync(file, 'r');
     try {

@@ -20,6 +20,14 @@ export const PCAP_RECORD_HEADER_LEN = 16;
 export const LINKTYPE_ETHERNET = 1;
 export const PCAP_DEFAULT_SNAPLEN = 262144;
 
+/**
+ * The bytes of a record libpcap hands out: at most the file's snapshot length (the header's snaplen, or 262144 when
+ * it is 0 or larger); a record captured longer is cut there, the rest skipped (sf-pcap.c `pcap_next_packet`).
+ */
+export function pcapSnapshot(snaplen: number): number {
+  return snaplen === 0 || snaplen > PCAP_DEFAULT_SNAPLEN ? PCAP_DEFAULT_SNAPLEN : snaplen;
+}
+
 /** One captured frame: raw bytes as captured plus the time and the length it had on the wire. */
 export interface PcapRecord {
   /** Nanoseconds since the epoch. */
@@ -167,7 +175,7 @@ export class PcapReader {
       const start = off + PCAP_RECORD_HEADER_LEN;
       out.push({
         timeNs: BigInt(sec) * 1_000_000_000n + BigInt(frac) * scale,
-        bytes: b.subarray(start, start + caplen),
+        bytes: b.subarray(start, start + Math.min(caplen, pcapSnapshot(this.hdr.snaplen))),
         originalLength: len,
       });
       off = start + caplen;

@@ -15,6 +15,7 @@ import {
   PCAP_MAGIC_NANO,
   PCAP_RECORD_HEADER_LEN,
   pcapLinkType,
+  pcapSnapshot,
 } from './pcap.ts';
 import { type PacketSink, PCAPNG_SHB, PcapngParser } from './pcapng.ts';
 import { readTcpdumpText, type TextReadOptions } from './tcpdump-text.ts';
@@ -60,6 +61,7 @@ export class CaptureScanner {
   private pcapNano = false;
   private pcapLink = LINKTYPE_ETHERNET;
   private pcapLimit = PCAP_DEFAULT_SNAPLEN;
+  private pcapSnap = PCAP_DEFAULT_SNAPLEN;
   private text: string[] = [];
   private reportedLinks = new Set<number>();
   private readonly decoder = new TextDecoder();
@@ -190,6 +192,7 @@ export class CaptureScanner {
       if (major !== 2) this.warn('pcap-version', `byte 4: unexpected version ${major}`);
       const snap = v.getUint32(off + 16, this.pcapLe);
       this.pcapLimit = Math.max(snap, PCAP_DEFAULT_SNAPLEN);
+      this.pcapSnap = pcapSnapshot(snap);
       this.pcapLink = pcapLinkType(v.getUint32(off + 20, this.pcapLe));
       this.linkTypes.push(this.pcapLink);
       if (!isSupportedLinkType(this.pcapLink)) {
@@ -202,6 +205,7 @@ export class CaptureScanner {
     const le = this.pcapLe;
     const nano = this.pcapNano;
     const limit = this.pcapLimit;
+    const snapshot = this.pcapSnap;
     const link = this.pcapLink;
     while (off + PCAP_RECORD_HEADER_LEN <= end) {
       const caplen = v.getUint32(off + 8, le);
@@ -221,7 +225,7 @@ export class CaptureScanner {
         link,
         b,
         off + PCAP_RECORD_HEADER_LEN,
-        caplen,
+        Math.min(caplen, snapshot),
         v.getUint32(off + 12, le),
         v.getUint32(off, le),
         nano ? frac : frac * 1000,

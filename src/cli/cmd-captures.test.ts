@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadScenario } from '../topology/load-scenario.ts';
 import { openSession, probesOf, runProbe } from '../trace/session.ts';
 import { capturesToPcaps } from '../trace/tcpdump-lines.ts';
-import { parseCaptureSpec, runCaptures } from './cmd-captures.ts';
+import { parseCaptureSpec, runCaptures, runCapturesShow } from './cmd-captures.ts';
 import type { Io } from './io.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -63,6 +63,23 @@ describe('lvsdoctor captures', () => {
       expect(o.out).toMatch(/one capture point: \d+ IP flows answered \(packets both ways\), \d+ seen one way only/);
       expect(o.out).not.toContain('vanished');
     }
+  });
+
+  it('shows a capture as tcpdump prints it, byte for byte (the recorded tcpdump outputs of corpus.pcap)', () => {
+    for (const [args, golden] of [
+      [{ link: true, verbosity: 3, numeric: 3 }, 'corpus.e-vvv-nnn.txt'],
+      [{ link: false, verbosity: 0, numeric: 2 }, 'corpus.nn.txt'],
+    ] as const) {
+      const o = io();
+      expect(runCapturesShow(o, join(ROOT, 'fixtures/tcpdump/corpus.pcap'), args)).toBe(0);
+      expect(o.out).toBe(readFileSync(join(ROOT, 'fixtures/tcpdump', golden), 'utf8'));
+      expect(o.err).toMatch(/frame\(s\), (\d+) printed exactly as tcpdump prints them\n$/);
+    }
+    const o = io();
+    expect(
+      runCapturesShow(o, join(ROOT, 'fixtures/tcpdump/corpus.nn.txt'), { link: false, verbosity: 0, numeric: 2 }),
+    ).toBe(2);
+    expect(o.err).toContain('this is tcpdump text already');
   });
 
   it('says the captures follow the model that drops the frame, with the rule that drops it', () => {

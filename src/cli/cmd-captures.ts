@@ -9,6 +9,7 @@ import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { ExpectedHop, ExpectedPath, FlowQuery } from '../capture/correlate.ts';
 import { type CaptureInput, correlateCaptureFiles } from '../capture/correlate-files.ts';
 import { renderCorrelation } from '../capture/render-correlation.ts';
+import { frameList, showCapture } from '../capture/show.ts';
 import { implicit } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Node, TcpProbeSpec } from '../topology/model.ts';
@@ -137,4 +138,40 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
   if (o.json) io.stdout(toJsonText({ ...r.report, exitCode: code }));
   else io.stdout(renderCorrelation(r.report));
   return code;
+}
+
+export interface ShowOptions {
+  readonly link: boolean;
+  readonly verbosity: number;
+  /** How many `-n` were given (0: tcpdump would print names; lvsdoctor prints numbers and says so). */
+  readonly numeric: number;
+}
+
+/**
+ * `lvsdoctor captures show FILE [-e] [-v…] [-n…]`: the capture as tcpdump text on stdout; on stderr what was not
+ * decoded (by frame number) and what could not be read. Exit 0 when every frame is printed as tcpdump prints it, 1
+ * when some carry what lvsdoctor does not decode (their lines are not tcpdump's from there on), 2 on bad input.
+ */
+export function runCapturesShow(io: Io, file: string, o: ShowOptions): number {
+  const r = showCapture(file, { link: o.link, verbosity: Math.min(3, o.verbosity) }, io.stdout);
+  const bad = reportIssues(io, r.issues);
+  if (bad && r.frames === 0) return 2;
+  if (o.numeric === 0)
+    io.stderr(
+      'lvsdoctor captures show: addresses and ports are printed as numbers (as tcpdump -nn prints them); names are not looked up\n',
+    );
+  for (const [what, frames] of r.notRendered)
+    io.stderr(
+      `lvsdoctor captures show: ${frames.length} frame(s) of ${what} not printed: tcpdump's text for that link type is not rendered (frames ${frameList(frames)})\n`,
+    );
+  for (const [what, frames] of r.undecoded)
+    io.stderr(
+      `lvsdoctor captures show: not decoded: ${what} in ${frames.length} frame(s) (frames ${frameList(frames)}); tcpdump decodes it, so these lines differ from tcpdump's from there on\n`,
+    );
+  const other = r.frames - r.decoded;
+  io.stderr(
+    `lvsdoctor captures show: ${r.frames} frame(s), ${r.decoded} printed exactly as tcpdump prints them${other ? `, ${other} not` : ''}\n`,
+  );
+  if (bad) return 2;
+  return other > 0 ? 1 : 0;
 }

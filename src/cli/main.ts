@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from '@commander-js/extra-typings';
 import { FileError } from '../source/files.ts';
-import { runCaptures } from './cmd-captures.ts';
+import { runCaptures, runCapturesShow } from './cmd-captures.ts';
 import { runCheck, runFindings } from './cmd-check.ts';
 import { runCollectScript, runImport } from './cmd-collect.ts';
 import { runDiagnoseInputs } from './cmd-diagnose.ts';
@@ -151,7 +151,7 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       code = runFindings(io, { json: opts.json === true });
     });
 
-  program
+  const captures = program
     .command('captures')
     .description('correlate captures taken at several points and say where packets vanished')
     .argument('<file@point...>', 'pcap, pcapng or pasted tcpdump text, and where it was captured (node:iface)')
@@ -162,6 +162,26 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       code = runCaptures(io, specs, {
         json: opts.json === true,
         ...(opts.scenario !== undefined ? { scenario: opts.scenario } : {}),
+      });
+    });
+  captures
+    .command('show')
+    .description('print a pcap or pcapng capture as tcpdump 4.99 prints it (numeric, as with -nn)')
+    .argument('<file>', 'pcap or pcapng capture')
+    .option('-e', "print the link-level header (tcpdump's -e)")
+    .option('-v', "more detail, up to -vvv (tcpdump's -v)", (_v: string, n: number) => n + 1, 0)
+    .option(
+      '-n',
+      'numeric addresses and ports (always; -nn and -nnn are the same here)',
+      (_v: string, n: number) => n + 1,
+      0,
+    )
+    .exitOverride()
+    .action((file, opts) => {
+      code = runCapturesShow(io, file, {
+        link: opts.e === true,
+        verbosity: typeof opts.v === 'number' ? opts.v : 1,
+        numeric: typeof opts.n === 'number' ? opts.n : 1,
       });
     });
 

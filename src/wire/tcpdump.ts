@@ -246,6 +246,8 @@ function pad2(n: number): string {
 class Job {
   out = '';
   proto = '';
+  /** What tcpdump decodes here that this renderer does not (the line then differs from tcpdump's from there on). */
+  undecoded: string | undefined;
   constructor(
     readonly b: Uint8Array,
     public snapend: number,
@@ -303,6 +305,11 @@ export class TcpdumpRenderer {
   private readonly absoluteSeq: boolean;
   private readonly time: TcpdumpTimeFormat;
   private readonly seqs = new Map<string, SeqEntry>();
+  /**
+   * After `render`: what tcpdump would decode in that frame and this renderer does not (e.g. `LLC`, `IPv6`, `DNS
+   * (UDP port 53)`), else undefined — the line is then byte-identical to tcpdump's.
+   */
+  lastUndecoded: string | undefined;
 
   constructor(options: TcpdumpOptions = TCPDUMP_E_VVV) {
     this.link = options.link ?? false;
@@ -318,6 +325,7 @@ export class TcpdumpRenderer {
 
   /** The text tcpdump prints for one frame, without the final newline. Never throws. */
   render(bytes: Uint8Array, timeNs: bigint, originalLength: number = bytes.length): string {
+    this.lastUndecoded = undefined;
     try {
       return this.renderUnsafe(bytes, timeNs, originalLength);
     } catch (e) {
@@ -350,6 +358,7 @@ export class TcpdumpRenderer {
       if (e !== TRUNCATED) throw e;
       j.trunc();
     }
+    this.lastUndecoded = j.undecoded;
     return j.out;
   }
 
@@ -420,6 +429,7 @@ export class TcpdumpRenderer {
         j.out += '802.3';
         if (!printedLength) j.out += `, length ${length}: `;
       }
+      j.undecoded = 'LLC (802.3: STP, CDP, IS-IS…)';
       this.hexdump(j, p, caplen);
       return;
     }
@@ -431,6 +441,8 @@ export class TcpdumpRenderer {
     else if (type === 0x0806 || type === 0x8035) this.arp(j, p, length, caplen);
     else {
       if (!this.link) j.out += `${src} > ${dst}, ${this.etherTypeText(type)}, length ${origLength}: `;
+      const name = TCPDUMP_DECODED_ETHERTYPES.get(type);
+      if (name !== undefined) j.undecoded = `${name} (ethertype 0x${hex4(type)})`;
       this.hexdump(j, p, caplen);
     }
   }
@@ -483,6 +495,7 @@ export class TcpdumpRenderer {
     const hln = j.u8(ap + 4);
     const pln = j.u8(ap + 5);
     const op = j.u16(ap + 6);
+    if (hrd === 19) j.undecoded = 'ATM ARP (hardware type 19)';
     const sha = ap + 8;
     const spa = sha + hln;
     const tha = spa + pln;
@@ -729,9 +742,12 @@ export class TcpdumpRenderer {
       case 59:
         j.out += 'no next header';
         return;
-      default:
+      default: {
         // Protocols tcpdump decodes but lvsdoctor does not (GRE, IGMP, ESP, OSPF, VRRP…) are printed like unknown ones.
+        const name = TCPDUMP_DECODED_IP_PROTOCOLS.get(nh);
+        if (name !== undefined) j.undecoded = `${name} (IP protocol ${nh})`;
         j.out += ` ip-proto-${nh} ${length}`;
+      }
     }
   }
 
@@ -992,6 +1008,7 @@ export class TcpdumpRenderer {
           }
           default:
             // Includes MPTCP (30), whose sub-options lvsdoctor does not decode.
+            if (opt === 30) j.undecoded = 'MPTCP option (TCP option 30)';
             datalen = len - 2;
             if (datalen) j.out += ' 0x';
             for (let i = 0; i < datalen; i++) {
@@ -1040,8 +1057,11 @@ export class TcpdumpRenderer {
       j.out += ': ';
       j.proto = 'http';
       this.httpText(j, data, length);
+    } else if (length > 0) {
+      // Other application protocols tcpdump decodes on well-known ports are not rendered (see the module comment).
+      const name = TCPDUMP_TCP_PORTS.get(sport) ?? TCPDUMP_TCP_PORTS.get(dport);
+      if (name !== undefined) j.undecoded = `${name} (TCP port ${TCPDUMP_TCP_PORTS.has(sport) ? sport : dport})`;
     }
-    // Other application protocols tcpdump decodes on well-known ports are not rendered (see the module comment).
   }
 
   private fastopen(j: Job, cp: number, datalen: number, exp: boolean): void {
@@ -1220,6 +1240,8 @@ export class TcpdumpRenderer {
       }
     }
     // Ports tcpdump decodes (DNS, DHCP, NTP, SNMP, VXLAN…) are rendered as plain UDP (see the module comment).
+    const app = udpPortName(sport) ?? udpPortName(dport);
+    if (app !== undefined) j.undecoded = `${app} (UDP port ${udpPortName(sport) !== undefined ? sport : dport})`;
     if (ulen > length && !fragmented) j.out += `UDP, bad length ${ulen} > ${length}`;
     else j.out += `UDP, length ${ulen}`;
   }
@@ -1375,6 +1397,159 @@ function icmpTime(t: number): string {
   const min = Math.floor(t / 60000) % 60;
   const hrs = Math.floor(t / 3600000);
   return `${pad2(hrs)}:${pad2(min)}:${pad2(sec)}.${String(ms).padStart(3, '0')}`;
+}
+
+/** Ethertypes tcpdump 4.99 has a dissector for (print-ether.c `ethertype_print`) besides IPv4, ARP and VLAN tags. */
+const TCPDUMP_DECODED_ETHERTYPES: ReadonlyMap<number, string> = new Map([
+  [0x86dd, 'IPv6'],
+  [0x6003, 'DECnet'],
+  [0x809b, 'AppleTalk'],
+  [0x80f3, 'AppleTalk ARP'],
+  [0x8137, 'IPX'],
+  [0x894f, 'NSH'],
+  [0x8863, 'PPPoE discovery'],
+  [0x8864, 'PPPoE session'],
+  [0x888e, 'EAPOL'],
+  [0x8899, 'Realtek (RRCP)'],
+  [0x880b, 'PPP'],
+  [0x8808, 'MPCP'],
+  [0x8809, 'Slow protocols (LACP, marker, OAM)'],
+  [0x8902, 'CFM'],
+  [0xabcd, 'CFM (old)'],
+  [0x88cc, 'LLDP'],
+  [0x9000, 'Loopback'],
+  [0x8847, 'MPLS'],
+  [0x8848, 'MPLS multicast'],
+  [0x88ca, 'TIPC'],
+  [0x886f, 'MS NLB heartbeat'],
+  [0x0707, 'GeoNetworking (old)'],
+  [0x8947, 'GeoNetworking'],
+  [0x1111, 'CALM FAST'],
+  [0x88a2, 'ATA over Ethernet'],
+  [0x88f7, 'PTP'],
+  [0xd28b, 'Arista'],
+  [0xdada, 'Marvell EDSA'],
+  [0x88e5, 'MACsec'],
+]);
+
+/** IP protocols tcpdump 4.99 decodes (print-ip-demux.c) that this renderer prints as `ip-proto-N`. */
+const TCPDUMP_DECODED_IP_PROTOCOLS: ReadonlyMap<number, string> = new Map([
+  [2, 'IGMP'],
+  [8, 'EGP'],
+  [9, 'IGRP'],
+  [33, 'DCCP'],
+  [41, 'IPv6'],
+  [46, 'RSVP'],
+  [47, 'GRE'],
+  [50, 'ESP'],
+  [51, 'AH'],
+  [55, 'Mobile IP'],
+  [58, 'ICMPv6'],
+  [88, 'EIGRP'],
+  [89, 'OSPF'],
+  [103, 'PIM'],
+  [108, 'IPComp'],
+  [112, 'VRRP/CARP'],
+  [113, 'PGM'],
+  [132, 'SCTP'],
+  [135, 'Mobility header'],
+  [240, 'pfsync'],
+]);
+
+/** TCP ports whose payload tcpdump 4.99 decodes (print-tcp.c), besides HTTP on 80 and 8080. */
+const TCPDUMP_TCP_PORTS: ReadonlyMap<number, string> = new Map([
+  [21, 'FTP'],
+  [22, 'SSH'],
+  [23, 'Telnet'],
+  [25, 'SMTP'],
+  [43, 'WHOIS'],
+  [53, 'DNS'],
+  [110, 'POP3'],
+  [143, 'IMAP'],
+  [179, 'BGP'],
+  [323, 'RPKI-RTR'],
+  [554, 'RTSP'],
+  [639, 'MSDP'],
+  [646, 'LDP'],
+  [1723, 'PPTP'],
+  [2049, 'NFS'],
+  [3128, 'HTTP (proxy)'],
+  [5060, 'SIP'],
+  [6379, 'RESP (Redis)'],
+  [6633, 'OpenFlow'],
+  [6653, 'OpenFlow'],
+  [8554, 'RTSP'],
+  [10288, 'BEEP'],
+]);
+
+/** UDP ports whose payload tcpdump 4.99 decodes (print-udp.c). */
+const TCPDUMP_UDP_PORTS: ReadonlyMap<number, string> = new Map([
+  [53, 'DNS'],
+  [67, 'DHCP/BOOTP'],
+  [68, 'DHCP/BOOTP'],
+  [69, 'TFTP'],
+  [88, 'Kerberos'],
+  [123, 'NTP'],
+  [161, 'SNMP'],
+  [162, 'SNMP trap'],
+  [319, 'PTP'],
+  [320, 'PTP'],
+  [496, 'Cisco Auto-RP'],
+  [500, 'ISAKMP'],
+  [514, 'syslog'],
+  [520, 'RIP'],
+  [521, 'RIPng'],
+  [525, 'timed'],
+  [546, 'DHCPv6'],
+  [547, 'DHCPv6'],
+  [646, 'LDP'],
+  [654, 'AODV'],
+  [698, 'OLSR'],
+  [701, 'LMP'],
+  [750, 'Kerberos'],
+  [921, 'lwres'],
+  [1589, 'VQP'],
+  [1645, 'RADIUS'],
+  [1646, 'RADIUS'],
+  [1701, 'L2TP'],
+  [1812, 'RADIUS'],
+  [1813, 'RADIUS'],
+  [1985, 'HSRP'],
+  [2103, 'Zephyr'],
+  [2104, 'Zephyr'],
+  [3503, 'MPLS LSP ping'],
+  [3784, 'BFD'],
+  [3785, 'BFD'],
+  [3799, 'RADIUS'],
+  [4341, 'LISP'],
+  [4342, 'LISP'],
+  [4500, 'ISAKMP NAT-T / ESP in UDP'],
+  [4784, 'BFD'],
+  [4789, 'VXLAN'],
+  [4790, 'VXLAN-GPE'],
+  [5060, 'SIP'],
+  [5353, 'mDNS'],
+  [5359, 'AHCP'],
+  [6081, 'Geneve'],
+  [6343, 'sFlow'],
+  [6635, 'MPLS in UDP'],
+  [6696, 'Babel'],
+  [6697, 'Babel'],
+  [6784, 'BFD'],
+  [7500, 'ISAKMP'],
+  [8231, 'HNCP'],
+  [8472, 'OTV'],
+  [8500, 'ISAKMP'],
+  [12222, 'LWAPP'],
+  [12223, 'LWAPP'],
+  [49152, 'Broadcom LI'],
+  [2049, 'NFS (Sun RPC)'],
+  [30490, 'SOME/IP'],
+]);
+
+function udpPortName(port: number): string | undefined {
+  if (port >= 7000 && port <= 7009) return 'AFS RX';
+  return TCPDUMP_UDP_PORTS.get(port);
 }
 
 /** Renders a whole capture with fresh state, like one `tcpdump -r` run; the text ends with a newline per frame. */
