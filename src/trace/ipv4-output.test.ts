@@ -109,14 +109,19 @@ describe('IPVS transmit in IPv4 output (ipv4-output.ts)', () => {
     expect(t.disposition).toBe('replied');
   });
 
-  it('DR resolves the real server itself even when its route has a gateway (FLOWI_FLAG_KNOWN_NH)', () => {
+  it('DR resolves the real server, not the VIP, on a connected route (FLOWI_FLAG_KNOWN_NH)', () => {
+    const t = lan('Route', {});
+    const d = t.hops.find((h) => h.place.node === 'd' && h.steps.some((s) => s.kind === 'ipvs'))!;
+    const route = d.steps.find((s) => s.kind === 'route');
+    expect(route?.kind === 'route' && route.nextHop !== undefined && formatIpv4(route.nextHop)).toBe('198.51.100.21');
+  });
+
+  it('DR to a real server routed through a gateway hands the frame to that gateway (rt_uses_gateway)', () => {
     const t = lan('Route', {}, [{ dst: '198.51.100.21/32', via: '198.51.100.1', dev: 'eth0' }]);
     const d = t.hops.find((h) => h.place.node === 'd' && h.steps.some((s) => s.kind === 'ipvs'))!;
     const route = d.steps.find((s) => s.kind === 'route');
-    expect(route).toMatchObject({ nextHop: 0xc6336415 }); // 198.51.100.21, not the gateway
-    expect(d.steps.some((s) => s.kind === 'note' && s.text.startsWith('DR sends straight to 198.51.100.21'))).toBe(
-      true,
-    );
+    expect(route?.kind === 'route' && route.nextHop !== undefined && formatIpv4(route.nextHop)).toBe('198.51.100.1');
+    expect(d.steps.some((s) => s.kind === 'note' && s.text.startsWith('DR: 198.51.100.21 is reached via'))).toBe(true);
   });
 
   it('TUN (ip_vs_tunnel_xmit) wraps the packet in IPIP to the real server, which decapsulates it on tunl0', () => {
