@@ -161,6 +161,8 @@ describe('the findings catalogue', () => {
       'vrrp-backup-adverts-dropped',
       // information about probes lvsdoctor adds: the nat-two-armed-* scenarios of the corpus
       'rs-direct-unreachable',
+      // CTRL_IP_LEARNING=dhcp on a static guest: dr-rs-ip-learning-dhcp of the corpus
+      'ip-learning-dhcp-static',
     ]; // these: their own tests below
     for (const k of FINDING_KINDS) if (!untestedHere.includes(k.code)) expect(covered.has(k.code), k.code).toBe(true);
   });

@@ -46,6 +46,7 @@ export function outputReport(io: Io, report: Report, o: DiagnoseOptions): void {
       toJsonText({
         scenario: report.scenario,
         healthy: report.healthy,
+        ...(report.noVerdict ? { noVerdict: report.noVerdict } : {}),
         plan: report.plan,
         probes: report.traces.map((t) => traceJson(t)),
         checks: report.checks,
@@ -66,5 +67,6 @@ export function runDiagnose(io: Io, input: string | ScenarioSource, o: DiagnoseO
   if (reportIssues(io, compileAllHostRules(loaded).issues)) return 2;
   const report = diagnose(loaded);
   outputReport(io, report, o);
-  return report.healthy ? 0 : 1;
+  // Zero evidence is never a pass: with no probe to decide, there is no verdict (2), not "healthy".
+  return report.noVerdict ? 2 : report.healthy ? 0 : 1;
 }

@@ -38,9 +38,14 @@ export function renderReport(r: Report): string {
     out.push('');
   }
   if (r.fixes.length > 0) {
-    out.push('fixes (verified by re-tracing the model with the fix applied):');
+    out.push('fixes (re-traced with the fix applied: "verified" when a failing probe then succeeds):');
     r.fixes.forEach((f, k) => {
-      out.push(`  ${k + 1}. ${f.verified ? '✓ verified' : '✗ not sufficient'}: ${f.title}`);
+      const proof = {
+        probe: '✓ verified',
+        'finding-only': '✓ clears the finding; no probe changed',
+        none: '✗ not sufficient',
+      };
+      out.push(`  ${k + 1}. ${proof[f.proof]}: ${f.title}`);
       out.push(`     keeps: ${f.keeps}`);
       out.push(`     re-traced: ${f.retraced.map((x) => `${x.probe} ${x.before} → ${x.after}`).join('; ')}`);
       out.push(
@@ -73,10 +78,15 @@ export function renderReport(r: Report): string {
       }),
     ),
   );
+  if (r.noVerdict) {
+    out.push('no verdict: nothing could be checked (0 probes could run), so this is not a pass. Missing:');
+    for (const m of r.noVerdict) out.push(`  - ${m}`);
+    return `${out.join('\n')}\n`;
+  }
   const failing = r.traces.filter(
     (t) => t.disposition !== 'replied' && plan.get(t.probe.name)?.decisive !== false,
   ).length;
-  const verified = r.fixes.filter((f) => f.verified).length;
+  const verified = r.fixes.filter((f) => f.proof === 'probe').length;
   out.push(
     r.healthy
       ? `healthy: ${r.traces.length} probe${r.traces.length === 1 ? '' : 's'} answered, no error in the configuration`

@@ -16,6 +16,7 @@ import { frameText } from '../trace/tcpdump-lines.ts';
 import type { Hop, Trace } from '../trace/types.ts';
 import { dropStep, ipvsStep, ownsAddress, pathHops } from './facts.ts';
 import { FINDING_KINDS } from './findings/catalogue.ts';
+import { ipLearningDhcpStatic, isDhcpLearningDrop } from './findings/ip-learning-dhcp.ts';
 import type { Detected } from './findings/kind.ts';
 import { rsDirectUnreachable } from './findings/rs-direct.ts';
 import type { Check, Finding, FixProposal, Report, VerifiedFix } from './types.ts';
@@ -209,7 +210,10 @@ function explainTrace(loaded: LoadedScenario, t: Trace): Detected | undefined {
 
 /** Static findings of every kind that has a configuration check. */
 export function staticFindings(loaded: LoadedScenario): Detected[] {
-  return FINDING_KINDS.flatMap((k) => (k.check ? [...k.check({ loaded, explain: explainTrace })] : []));
+  return FINDING_KINDS.flatMap((k) => (k.check ? [...k.check({ loaded, explain: explainTrace })] : [])).filter(
+    // A port still waiting for a DHCP lease drops everything: that is its one finding, not anti-spoofing.
+    (d) => d.finding.code === ipLearningDhcpStatic.code || !isDhcpLearningDrop(d.finding.culprit),
+  );
 }
 
 interface ChainLink {
@@ -278,9 +282,11 @@ function verify(
   const remaining = new Set(staticFindings(fixed).map((d) => findingKey(d.finding)));
   const clears = [...p.clears].filter((k) => !remaining.has(k));
   const { apply: _apply, ...rest } = p.fix;
+  const verified = !regress && !stillThere && clears.length === p.clears.size;
   return {
     ...rest,
-    verified: !regress && !stillThere && clears.length === p.clears.size,
+    verified,
+    proof: !verified ? 'none' : unblocks.length > 0 ? 'probe' : 'finding-only',
     retraced,
     unblocks,
     requires: p.prereqs.map((f) => f.id),
@@ -321,6 +327,7 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
   const recorded = traceAll(loaded, probes);
   const traces = recorded.map((r) => r.trace);
   const decisive = new Set(plan.filter((p) => p.decisive).map((p) => p.spec.name));
+  const noVerdict = decisive.size === 0 ? uncheckable(loaded) : undefined;
   const checks = traces.flatMap((t) => checksFor(loaded, t));
   const findings = new Map<string, Finding>();
   const proposals = new Map<string, Proposal>();
@@ -385,6 +392,7 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
     .sort(
       (a, b) =>
         Number(b.verified) - Number(a.verified) ||
+        Number(b.proof === 'probe') - Number(a.proof === 'probe') ||
         a.requires.length - b.requires.length ||
         b.unblocks.length - a.unblocks.length ||
         b.protectionRank - a.protectionRank,
@@ -399,8 +407,10 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
   const report: Report = {
     scenario: loaded.scenario.name,
     healthy:
+      noVerdict === undefined &&
       traces.every((t) => t.disposition === 'replied' || !decisive.has(t.probe.name)) &&
       !ordered.some((f) => f.severity === 'error'),
+    ...(noVerdict ? { noVerdict } : {}),
     plan: plan.map((p) => ({ probe: p.spec.name, purpose: p.purpose, why: p.why, decisive: p.decisive })),
     traces,
     checks,
@@ -414,6 +424,29 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
     recorded,
     proposals: new Map([...proposals].map(([id, p]) => [id, { fix: p.fix, prereqs: p.prereqs }])),
   };
+}
+
+/** Why no probe that decides the verdict could run: what the scenario lacks, and what its author could not collect. */
+export function uncheckable(loaded: LoadedScenario): string[] {
+  const s = loaded.scenario;
+  const nodes = [...s.nodes.values()];
+  const out: string[] = [];
+  if (loaded.ipvs.size === 0)
+    out.push(
+      'no director: no guest has an ipvsadm listing or a keepalived.conf with virtual servers, so there is no virtual service to probe',
+    );
+  else if (
+    ![...loaded.ipvs.values()].some((t) =>
+      t.services.some((x) => x.key.kind === 'addr' && x.key.address.family === 'ipv4'),
+    )
+  )
+    out.push('the IPVS tables have no IPv4 address service (fwmark and IPv6 services are not probed)');
+  if (!nodes.some((n) => n.kind === 'client')) out.push('no client: no TCP probe can start');
+  if (!nodes.some((n) => n.kind === 'gateway')) out.push('no gateway: no ARP probe can start');
+  if (!nodes.some((n) => n.kind === 'guest')) out.push('no guest was described (no domain XML or guest outputs)');
+  if (s.probes.length === 0) out.push('scenario.yaml lists no probes');
+  for (const a of loaded.declaredAssumptions) out.push(`${a.assumed} [evidence: ${a.evidence}]`);
+  return out;
 }
 
 /** Static checks only: the findings of the configuration, without tracing. */

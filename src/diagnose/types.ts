@@ -63,6 +63,12 @@ export interface ProbeOutcome {
 
 export interface VerifiedFix extends Omit<FixProposal, 'apply'> {
   readonly verified: boolean;
+  /**
+   * What the re-trace proves: `probe` — at least one failing probe succeeds with the fix ("✓ verified");
+   * `finding-only` — it clears its findings but no probe changed (nothing failing to unblock, or a static finding);
+   * `none` — not sufficient.
+   */
+  readonly proof: 'probe' | 'finding-only' | 'none';
   /** Every probe re-traced with the fix applied. */
   readonly retraced: readonly { readonly probe: string; readonly before: Disposition; readonly after: Disposition }[];
   /** Probes that failed before and succeed with the fix. */
@@ -84,6 +90,11 @@ export interface PlannedProbeInfo {
 export interface Report {
   readonly scenario: string;
   readonly healthy: boolean;
+  /**
+   * Set when nothing could be checked (no probe could run): what was missing. Zero evidence is never a pass: the
+   * report is then not healthy and `diagnose` exits 2 (no verdict).
+   */
+  readonly noVerdict?: readonly string[];
   readonly plan: readonly PlannedProbeInfo[];
   readonly traces: readonly Trace[];
   readonly checks: readonly Check[];

@@ -1,6 +1,7 @@
 import { bridgedForwardDrop } from './bridged-forward-drop.ts';
 import { directorAntiSpoofing } from './director-anti-spoofing.ts';
 import { filterDrop, probeFailed } from './generic.ts';
+import { ipLearningDhcpStatic } from './ip-learning-dhcp.ts';
 import { keepalivedDefaultMethod, keepalivedDefaultProtocol, vmacBlocked, vrrpStrictDrops } from './keepalived.ts';
 import type { FindingKind } from './kind.ts';
 import { drReplyViaDirector, natForwardingOff, natReplyBypassesDirector, tunNoIpip, tunRpFilter } from './methods.ts';
@@ -21,6 +22,7 @@ import { vrrpAdvertsDropped, vrrpBackupAdvertsDropped, vrrpFailoverBroken, vrrpS
 
 /** Most specific first: the first kind whose `detect` explains a trace wins; every `check` runs. */
 export const FINDING_KINDS: readonly FindingKind[] = [
+  ipLearningDhcpStatic,
   directorAntiSpoofing,
   vipArpBlocked,
   rsAntiSpoofing,

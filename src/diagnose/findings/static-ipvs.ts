@@ -112,6 +112,11 @@ export const rsVipMissing: FindingKind = {
   title: 'A DR or TUN real server does not have the VIP',
   source: 'static',
   needs: 'a Route (DR) or Tunnel destination modelled as a guest that does not own the VIP',
+  detect(ctx, trace) {
+    // The probe's packet died at a real server that lacks the VIP: that is this fault, not a second one.
+    if (trace.disposition === 'replied' || trace.stage !== 'request') return undefined;
+    return this.check?.(ctx).find((d) => d.finding.where === trace.end.place.node);
+  },
   check(ctx) {
     return once(
       drTargets(ctx, true).filter((t) => t.rs && !ownsAddress(t.rs, t.vip)),
@@ -250,6 +255,10 @@ export const noUsableRealServer: FindingKind = {
   title: 'A service has no usable real server',
   source: 'static',
   needs: 'an IPVS service without destinations, with every weight 0, or sh/mh without fallback and a weight-0 server',
+  detect(ctx, trace) {
+    if (trace.disposition !== 'no-real-server') return undefined;
+    return this.check?.(ctx).find((d) => d.finding.where === trace.end.place.node);
+  },
   check(ctx) {
     const out: Detected[] = [];
     for (const [name, table] of ctx.loaded.ipvs)
