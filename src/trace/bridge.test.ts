@@ -63,7 +63,7 @@ describe('the Linux bridge (bridge.ts)', () => {
 
   it('ends a frame dropped in filter FORWARD there, and asks no later hook about it', () => {
     const log: string[] = [];
-    const fw = loggingFirewall(log, (table, hook) => table === 'filter' && hook === 'FORWARD');
+    const fw = loggingFirewall(log, (table, hook) => (table === 'filter' && hook === 'FORWARD' ? 'DROP' : undefined));
     const t = trace(bridgedPair({ a: KNOWN.a, b: { listen: [80] } }), tcpProbe('a', '198.51.100.20', 80), {
       firewalls: { host: fw },
     });

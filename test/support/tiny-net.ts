@@ -10,6 +10,7 @@ import { mac as parseMac } from '../../src/addr/mac.ts';
 import { parseIpv4Prefix } from '../../src/addr/prefix.ts';
 import { readIpvsadmList } from '../../src/ipvs/ipvsadm-list-reader.ts';
 import { implicit } from '../../src/source/origin.ts';
+import type { LoadedScenario } from '../../src/topology/load-scenario.ts';
 import type {
   Iface,
   IfaceKind,
@@ -26,6 +27,7 @@ import type { DecisionLog } from '../../src/trace/decisions.ts';
 import type { BridgeFirewall, BridgeHook, IpvsEngine } from '../../src/trace/engines.ts';
 import { makeIpvsEngine } from '../../src/trace/ipvs-engine.ts';
 import { traceProbe } from '../../src/trace/probe.ts';
+import type { Session } from '../../src/trace/session.ts';
 import type { Hop, NetfilterStep, Trace } from '../../src/trace/types.ts';
 
 export interface IfaceSpec {
@@ -166,6 +168,13 @@ export function tinyDataplane(s: Scenario, e: TinyEngines = {}): Dataplane {
   return buildDataplane(s, tinyEngines(e));
 }
 
+/** A simulator session on a tiny scenario (no libvirt filters compiled: the firewalls are the given ones). */
+export function tinySession(s: Scenario, e: TinyEngines = {}): Session {
+  const engines = tinyEngines(e);
+  const loaded = { scenario: s, ipvs: new Map(), kernels: new Map() } as unknown as LoadedScenario;
+  return { loaded, hostRules: new Map(), engines, pristine: buildDataplane(s, engines), issues: [] };
+}
+
 export function tcpProbe(from: string, to: string, dport: number): ProbeSpec {
   return {
     kind: 'tcp',
@@ -197,23 +206,30 @@ export function pathHops(t: Trace): Hop[] {
   return t.path.map((id) => t.hops[id]!);
 }
 
-/** A firewall that accepts everything and logs, in order, every hook it is asked about (`table hook in→out`). */
-export function loggingFirewall(log: string[], drop?: (table: string, hook: string) => boolean): BridgeFirewall {
-  const step = (table: string, hook: string, family: 'bridge' | 'ipv4'): NetfilterStep | undefined =>
-    drop?.(table, hook)
-      ? {
-          kind: 'netfilter',
-          family,
-          table,
-          hook,
-          verdict: 'DROP',
-          chain: hook,
-          ruleText: 'policy: DROP',
-          origin: implicit(`${table} ${hook} policy`),
-          path: [hook],
-          rulesVisited: 0,
-        }
-      : undefined;
+/**
+ * A firewall that logs, in order, every hook it is asked about (`table hook in→out`; iptables FORWARD of bridged
+ * frames is hook `FORWARD-bridged`) and decides there by a policy of `verdict` (undefined: no rule has a say).
+ */
+export function loggingFirewall(
+  log: string[],
+  verdict?: (table: string, hook: string) => 'ACCEPT' | 'DROP' | undefined,
+): BridgeFirewall {
+  const step = (table: string, hook: string, family: 'bridge' | 'ipv4'): NetfilterStep | undefined => {
+    const v = verdict?.(table, hook);
+    if (v === undefined) return undefined;
+    return {
+      kind: 'netfilter',
+      family,
+      table,
+      hook,
+      verdict: v,
+      chain: hook,
+      ruleText: `policy: ${v}`,
+      origin: implicit(`${table} ${hook} policy`),
+      path: [hook],
+      rulesVisited: 0,
+    };
+  };
   return {
     evaluate(table: 'nat' | 'filter', hook: BridgeHook, _frame, ctx) {
       log.push(`ebtables ${table} ${hook} ${ctx.inIface ?? '-'}→${ctx.outIface ?? '-'}`);

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { bridgedPair, loggingFirewall, tcpProbe, tinySession } from '../../test/support/tiny-net.ts';
+import { traceProbe } from './probe.ts';
+import { retraceFrom, runProbeRecorded } from './retrace.ts';
+
+const KNOWN = {
+  a: { neighbours: { '198.51.100.20': '52:54:00:00:00:0b' } },
+  b: { listen: [80], neighbours: { '198.51.100.10': '52:54:00:00:00:0a' } },
+};
+const PROBE = tcpProbe('a', '198.51.100.20', 80);
+const scenario = bridgedPair(KNOWN);
+const quiet = loggingFirewall([]);
+
+function fresh(session: ReturnType<typeof tinySession>) {
+  return traceProbe(session.pristine, PROBE);
+}
+
+describe('re-tracing from a recorded walk (retrace.ts)', () => {
+  it('patches the steps of a changed firewall that drops nothing, without walking again', () => {
+    const rec = runProbeRecorded(tinySession(scenario, { firewalls: { host: quiet } }), PROBE);
+    const asked: string[] = [];
+    const next = tinySession(scenario, {
+      firewalls: { host: loggingFirewall(asked, (table) => (table === 'filter' ? 'ACCEPT' : undefined)) },
+    });
+    const t = retraceFrom(rec, next)!;
+    // Only the recorded firewall decisions were asked again, and untouched hops are the recorded ones.
+    expect(asked).toHaveLength(rec.firewallByHost.get('host')!.length);
+    expect(t).toBeDefined();
+    expect(t).toEqual(fresh(next));
+    const untouched = t.hops.filter((h, k) => h === rec.trace.hops[k]);
+    expect(untouched.length).toBeGreaterThan(0);
+    expect(untouched.length).toBeLessThan(t.hops.length);
+  });
+
+  it('walks again when a changed firewall now drops', () => {
+    const rec = runProbeRecorded(tinySession(scenario, { firewalls: { host: quiet } }), PROBE);
+    const next = tinySession(scenario, {
+      firewalls: { host: loggingFirewall([], (table, hook) => (hook === 'POSTROUTING' ? 'DROP' : undefined)) },
+    });
+    expect(retraceFrom(rec, next)).toBeUndefined();
+  });
+
+  it('walks again when a node the walk entered changed (its routes and sysctls answered the walk)', () => {
+    const rec = runProbeRecorded(tinySession(scenario, { firewalls: { host: quiet } }), PROBE);
+    // The same topology (interfaces, segments), but node b is another object, as after a sysctl fix on it.
+    const next = tinySession(
+      { ...scenario, nodes: new Map([...scenario.nodes, ['b', { ...scenario.nodes.get('b')! }]]) },
+      { firewalls: { host: quiet } },
+    );
+    expect(retraceFrom(rec, next)).toBeUndefined();
+  });
+
+  it('gives the recorded trace itself when no engine the walk asked changed', () => {
+    const rec = runProbeRecorded(tinySession(scenario, { firewalls: { host: quiet } }), PROBE);
+    const next = tinySession(scenario, { firewalls: { host: quiet } });
+    expect(retraceFrom(rec, next)).toBe(rec.trace);
+  });
+});
