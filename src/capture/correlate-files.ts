@@ -1,5 +1,6 @@
 /** Reads capture files into a `Correlator` (binary captures first, so pasted text can borrow their date). */
 import { closeSync, openSync, readSync } from 'node:fs';
+import type { Ipv4 } from '../addr/ipv4.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { type CorrelateOptions, type CorrelationReport, Correlator, MAX_POINTS } from './correlate.ts';
 import { type ScanSummary, scanCaptureFile } from './scanner.ts';
@@ -41,6 +42,7 @@ export function isText(file: string): boolean {
 export function correlateCaptureFiles(
   inputs: readonly CaptureInput[],
   options: CorrelateOptions = {},
+  hosts?: ReadonlyMap<string, Ipv4>,
 ): CorrelatedFiles {
   const issues: Issue[] = [];
   if (inputs.length > MAX_POINTS) {
@@ -63,7 +65,9 @@ export function correlateCaptureFiles(
       if (firstSec === undefined) firstSec = sec;
       inner(lt, b, o, cl, ol, sec, ns, i);
     };
-    const s = scanCaptureFile(input.file, sink, dayNs === undefined ? {} : { text: { dayNs } });
+    const s = scanCaptureFile(input.file, sink, {
+      text: { ...(dayNs === undefined ? {} : { dayNs }), ...(hosts ? { hosts } : {}) },
+    });
     if (dayNs === undefined && firstSec !== undefined) dayNs = (BigInt(firstSec) / 86_400n) * 86_400_000_000_000n;
     scans[k] = s;
     cor.setPointKnowledge(idx[k]!, s.fields, s.linkTypes);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatIpv4 } from '../addr/ipv4.ts';
+import { formatIpv4, parseIpv4 } from '../addr/ipv4.ts';
 import { parseEthernet } from '../wire/ethernet.ts';
 import { readPcap } from './pcap.ts';
 import { readTcpdumpText } from './tcpdump-text.ts';
@@ -108,5 +108,62 @@ describe('tcpdump text reader', () => {
   it('warns about a packet line it cannot read, with its line number', () => {
     const r = readTcpdumpText('11:39:19.372804 IP6 ::1.1 > ::1.2: UDP, length 1\n', 'paste.txt');
     expect(r.issues.map((i) => [i.severity, i.pos?.line])).toEqual([['warning', 1]]);
+  });
+
+  it('reads lines tcpdump decoded at the application layer as UDP packets with their payload length', () => {
+    const text = [
+      '10:00:00.000001 IP 192.0.2.10.41000 > 192.0.2.53.53: 4660+ A? www.example.com. (33)',
+      '10:00:00.000002 IP 192.0.2.53.53 > 192.0.2.10.41000: 4660 1/0/0 A 198.51.100.7 (49)',
+      '10:00:00.000003 IP 192.0.2.10.123 > 192.0.2.1.123: NTPv4, Client, length 48',
+      '10:00:00.000004 IP 192.0.2.10.68 > 255.255.255.255.67: BOOTP/DHCP, Request from 52:54:00:12:34:56, length 300',
+    ].join('\n');
+    const r = readTcpdumpText(text, 'app.txt');
+    expect(r.issues).toEqual([]);
+    const lens = r.packets.map((p) => {
+      const ip = p.frame.payload;
+      return ip.kind === 'ipv4' && ip.payload.kind === 'udp' ? [ip.payload.dstPort, ip.payload.payload.length] : [];
+    });
+    expect(lens).toEqual([
+      [53, 33],
+      [41000, 49],
+      [123, 48],
+      [67, 300],
+    ]);
+  });
+
+  it('reads service names (tcpdump -n) and host names the scenario knows; else refuses once with the hint to use -nn', () => {
+    const named = '10:00:00.000001 IP 192.0.2.10.41000 > 192.0.2.80.http: Flags [S], seq 1, win 64240, length 0\n';
+    const a = readTcpdumpText(named, 'n.txt');
+    expect(a.issues).toEqual([]);
+    const t = a.packets[0]!.frame.payload;
+    expect(t.kind === 'ipv4' && t.payload.kind === 'tcp' && t.payload.dstPort).toBe(80);
+    const hosts =
+      '10:00:00.000001 IP client.example.41000 > web1.https: Flags [S], seq 1, win 64240, length 0\n'.repeat(3);
+    const b = readTcpdumpText(hosts, 'names.txt');
+    expect(b.packets).toEqual([]);
+    expect(b.issues).toHaveLength(1);
+    expect(b.issues[0]).toMatchObject({ code: 'tcpdump-text-names', severity: 'error', pos: { line: 1 } });
+    expect(b.issues[0]!.message).toContain('"client.example" is not known to the scenario; print or capture with -nn');
+    const known = new Map([
+      ['client.example', parseIpv4('192.0.2.10')!],
+      ['web1', parseIpv4('192.0.2.80')!],
+    ]);
+    const c = readTcpdumpText(hosts, 'names.txt', { hosts: known });
+    expect(c.issues).toEqual([]);
+    expect(c.packets).toHaveLength(3);
+  });
+
+  it('names what it does not read: SCTP, IPv6, snapshot-cut lines', () => {
+    const text = [
+      '10:00:00.000001 IP 192.0.2.1.5000 > 192.0.2.2.5000: sctp (1) [INIT] [init tag: 1] [rwnd: 1] [OS: 1] [MIS: 1] [init TSN: 1]',
+      '10:00:00.000002 IP6 2001:db8::1 > 2001:db8::2: ICMP6, echo request, id 1, seq 1, length 64',
+      '10:00:00.000003 IP 192.0.2.1.80 > 192.0.2.2.4000:  [|tcp]',
+    ].join('\n');
+    const r = readTcpdumpText(text, 'x.txt');
+    expect(r.issues.map((i) => i.message)).toEqual([
+      'an SCTP packet: lvsdoctor does not read SCTP (its chunks are not modelled)',
+      'an IPv6 packet: lvsdoctor reads IPv4 and ARP only',
+      "cut short by tcpdump's snapshot length ([|tcp]): the tcp header is incomplete",
+    ]);
   });
 });

@@ -52,6 +52,8 @@ export interface TextReadOptions {
   readonly absoluteSeq?: boolean;
   /** Midnight (UTC, ns since the epoch) of the day for `HH:MM:SS` times; default 1970-01-01. */
   readonly dayNs?: bigint;
+  /** Host names a paste without `-n` may print, and their addresses (e.g. the scenario's nodes). */
+  readonly hosts?: ReadonlyMap<string, Ipv4>;
 }
 
 export interface TextReadResult {
@@ -117,6 +119,7 @@ export function readTcpdumpText(text: string, file = '<text>', options: TextRead
   let day = options.dayNs ?? 0n;
   let lastTod = -1n;
   const seqs = new Map<string, SeqState>();
+  let namesReported = false;
   for (const b of blocks(text)) {
     const m = TIME_RE.exec(b.head)!;
     let timeNs: bigint;
@@ -130,9 +133,13 @@ export function readTcpdumpText(text: string, file = '<text>', options: TextRead
       timeNs = day + tod;
     }
     const body = [b.head.slice(m[0].length), ...b.rest.filter((l) => !/^\t/.test(l) || /^\t\(tos/.test(l))].join('\n');
-    const r = parsePacket(body, options.absoluteSeq ?? false, seqs);
-    if (!r) {
-      issues.push(issue('tcpdump-text-line', `cannot read this packet line`, { file, line: b.line }, 'warning'));
+    const r = parsePacket(body, options.absoluteSeq ?? false, seqs, options.hosts);
+    if (typeof r === 'string') {
+      if (r.startsWith(NAMES)) {
+        // Once per file: every later line has names too.
+        if (!namesReported) issues.push(issue('tcpdump-text-names', r, { file, line: b.line }));
+        namesReported = true;
+      } else issues.push(issue('tcpdump-text-line', r, { file, line: b.line }, 'warning'));
       continue;
     }
     if (!r.link) link = false;
@@ -153,7 +160,15 @@ interface Parsed {
 
 const MAC = '[0-9a-f]{2}(?::[0-9a-f]{2}){5}';
 
-function parsePacket(body: string, absoluteSeq: boolean, seqs: Map<string, SeqState>): Parsed | undefined {
+const NAMES = 'host names in the paste (tcpdump without -n)';
+
+/** A packet line read into a frame, or why it cannot be (one specific reason per kind of line). */
+function parsePacket(
+  body: string,
+  absoluteSeq: boolean,
+  seqs: Map<string, SeqState>,
+  hosts: ReadonlyMap<string, Ipv4> | undefined,
+): Parsed | string {
   const c = new Cur(body);
   let src: Mac = MAC_ZERO;
   let dst: Mac = MAC_ZERO;
@@ -179,19 +194,105 @@ function parsePacket(body: string, absoluteSeq: boolean, seqs: Map<string, SeqSt
     }
   } else if (c.eat(/IP /)) etherType = ETHERTYPE_IPV4;
   else if (c.eat(/ARP, /)) etherType = ETHERTYPE_ARP;
-  else return undefined;
+  else if (/^\s*IP6\b/.test(c.rest())) return 'an IPv6 packet: lvsdoctor reads IPv4 and ARP only';
+  else if (/^\s*(?:\S+ > \S+, )?ethertype /.test(c.rest()) || /^\s*\S+ > \S+, 802\.3/.test(c.rest()))
+    return 'a frame that is neither IPv4 nor ARP (its ethertype or LLC is not read)';
+  else return `not a packet line lvsdoctor reads (expected "IP …" or "ARP, …" after the time): ${clip(c.rest())}`;
   let payload: L3Payload | undefined;
   let verbose = false;
-  if (etherType === ETHERTYPE_ARP) payload = parseArp(c, src);
-  else if (etherType === ETHERTYPE_IPV4) {
-    const ip = parseIp(c, absoluteSeq, seqs);
-    if (ip) {
-      payload = ip.pkt;
-      verbose = ip.verbose;
-    }
-  }
-  if (!payload) return undefined;
+  if (etherType === ETHERTYPE_ARP) {
+    payload = parseArp(c, src);
+    if (!payload)
+      return `an ARP line lvsdoctor does not read (only Ethernet/IPv4 requests and replies): ${clip(c.rest())}`;
+  } else if (etherType === ETHERTYPE_IPV4) {
+    const ip = parseIp(c, absoluteSeq, seqs, hosts);
+    if (typeof ip === 'string') return ip;
+    payload = ip.pkt;
+    verbose = ip.verbose;
+  } else if (etherType === 0x86dd) return 'an IPv6 packet: lvsdoctor reads IPv4 and ARP only';
+  else return `ethertype 0x${etherType.toString(16).padStart(4, '0')}: lvsdoctor reads IPv4 and ARP only`;
   return { frame: { dst, src, vlans, etherType, payload }, link, verbose };
+}
+
+function clip(s: string): string {
+  const t = s.trim();
+  return t.length > 60 ? `${t.slice(0, 60)}…` : t;
+}
+
+/** Well-known service names tcpdump prints for ports without `-nn` (from /etc/services). */
+const SERVICES: Readonly<Record<string, number>> = {
+  ftp: 21,
+  'ftp-data': 20,
+  ssh: 22,
+  telnet: 23,
+  smtp: 25,
+  domain: 53,
+  bootps: 67,
+  bootpc: 68,
+  tftp: 69,
+  http: 80,
+  www: 80,
+  kerberos: 88,
+  pop3: 110,
+  sunrpc: 111,
+  ntp: 123,
+  'netbios-ns': 137,
+  'netbios-dgm': 138,
+  'netbios-ssn': 139,
+  imap: 143,
+  imap2: 143,
+  snmp: 161,
+  'snmp-trap': 162,
+  bgp: 179,
+  ldap: 389,
+  https: 443,
+  'microsoft-ds': 445,
+  isakmp: 500,
+  syslog: 514,
+  submission: 587,
+  ldaps: 636,
+  imaps: 993,
+  pop3s: 995,
+  'ms-sql-s': 1433,
+  openvpn: 1194,
+  radius: 1812,
+  'radius-acct': 1813,
+  nfs: 2049,
+  mysql: 3306,
+  'ms-wbt-server': 3389,
+  postgresql: 5432,
+  'http-alt': 8080,
+  webcache: 8080,
+  'https-alt': 8443,
+  memcache: 11211,
+  redis: 6379,
+  vrrp: 112,
+};
+
+/**
+ * One end of `A > B:` as tcpdump prints it: `192.0.2.1.80`, `192.0.2.1.http` (`-n`), `web1.example.com.http`
+ * (no `-n`), or an address alone. Names are looked up in `hosts` and the well-known services.
+ */
+function endpoint(
+  t: string,
+  withPort: boolean,
+  hosts: ReadonlyMap<string, Ipv4> | undefined,
+): { addr: Ipv4; port: number } | string {
+  let host = t;
+  let port = 0;
+  if (withPort) {
+    const k = t.lastIndexOf('.');
+    if (k <= 0) return `cannot read "${t}" as address.port`;
+    host = t.slice(0, k);
+    const p = t.slice(k + 1);
+    if (/^\d+$/.test(p)) port = Number(p);
+    else if (SERVICES[p] !== undefined) port = SERVICES[p]!;
+    else return `the service name "${p}" in "${t}" is not a well-known one: print the capture with -nn`;
+  }
+  const a = parseIpv4(host) ?? hosts?.get(host);
+  if (a === undefined)
+    return `${NAMES}: "${host}" is not known to the scenario; print or capture with -nn (numeric hosts and ports)`;
+  return { addr: a, port };
 }
 
 function parseArp(c: Cur, src: Mac): L3Payload | undefined {
@@ -237,7 +338,8 @@ function parseIp(
   c: Cur,
   absoluteSeq: boolean,
   seqs: Map<string, SeqState>,
-): { pkt: Ipv4Packet; verbose: boolean } | undefined {
+  hosts: ReadonlyMap<string, Ipv4> | undefined,
+): { pkt: Ipv4Packet; verbose: boolean } | string {
   let head: IpHead | undefined;
   const hv = c.eat(
     /(?:truncated-ip - \d+ bytes missing! )?\(tos (0x[0-9a-f]+)[^,]*, (?:ttl (\d+), )?id (\d+), offset (\d+), flags \[([^\]]*)\], proto [^(]*\((\d+)\), length (\d+)[^\n]*\)/,
@@ -255,41 +357,70 @@ function parseIp(
       length: Number(hv[7]),
     };
   }
-  const addr = c.eat(/(\d+\.\d+\.\d+\.\d+)(?:\.(\d+))? > (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))?:/);
-  if (!addr) return undefined;
-  const src = parseIpv4(addr[1]!);
-  const dst = parseIpv4(addr[3]!);
-  if (src === undefined || dst === undefined) return undefined;
-  const sport = addr[2] !== undefined ? Number(addr[2]) : 0;
-  const dport = addr[4] !== undefined ? Number(addr[4]) : 0;
+  const ends = c.eat(/(\S+) > (\S+?):(?=\s|$)/);
+  if (!ends) return `cannot find "source > destination:" in: ${clip(c.rest())}`;
+  const after = c.rest();
+  if (/^\s*sctp\b/.test(after) || head?.proto === 132)
+    return 'an SCTP packet: lvsdoctor does not read SCTP (its chunks are not modelled)';
+  if (/^\s*DCCP-/.test(after) || head?.proto === 33) return 'a DCCP packet: lvsdoctor does not read DCCP';
+  if (head === undefined && /^\s*\[\|(\w+)\]/.test(after))
+    return `cut short by tcpdump's snapshot length (${/\[\|(\w+)\]/.exec(after)![0]}): the ${/\[\|(\w+)\]/.exec(after)![1]} header is incomplete`;
+  // Ports: numeric `a.b.c.d.p` always; with names, when the packet is TCP or UDP (otherwise the last label is the host's).
+  const numeric = /^\d+\.\d+\.\d+\.\d+(?:\.\d+)?$/;
+  const ported =
+    numeric.test(ends[1]!) && numeric.test(ends[2]!)
+      ? ends[1]!.split('.').length === 5
+      : head?.proto === 6 ||
+        head?.proto === 17 ||
+        /^\s*Flags \[/.test(after) ||
+        (!/^\s*(ICMP|ip-proto-|igmp|GRE|VRRP|OSPF|ESP|AH|PIM)/i.test(after) && head?.proto !== 1);
+  const se = endpoint(ends[1]!, ported, hosts);
+  if (typeof se === 'string') return se;
+  const de = endpoint(ends[2]!, ported, hosts);
+  if (typeof de === 'string') return de;
+  const src = se.addr;
+  const dst = de.addr;
+  const sport = se.port;
+  const dport = de.port;
   let proto = head?.proto;
   let l4: L4Payload | undefined;
   const ipHdrLen = 20;
   const innerLen = head ? head.length - ipHdrLen : undefined;
-  if (proto === 4 || (proto === undefined && /^\s*\(tos/.test(c.rest()))) {
-    const inner = parseIp(c, absoluteSeq, seqs);
-    if (!inner) return undefined;
+  if (proto === 4 || (proto === undefined && /^\s*(?:\(tos|IP )/.test(c.rest()))) {
+    c.eat(/IP /);
+    const inner = parseIp(c, absoluteSeq, seqs, hosts);
+    if (typeof inner === 'string') return inner;
     l4 = inner.pkt;
     proto = 4;
   } else {
     const rest = c.rest();
+    const rawProto = /^\s*ip-proto-(\d+)(?: (\d+))?/.exec(rest);
     if (/^\s*Flags \[/.test(rest)) {
       proto = 6;
       l4 = parseTcp(c, src, dst, sport, dport, absoluteSeq, seqs);
-    } else if (/UDP, (?:bad )?length (\d+)/.test(rest) || proto === 17) {
-      proto = 17;
-      const lm = /UDP, (?:bad length \d+ > )?length (\d+)/.exec(rest);
-      const n = lm ? Number(lm[1]) : Math.max(0, (innerLen ?? 8) - 8);
-      l4 = { kind: 'udp', srcPort: sport, dstPort: dport, payload: new Uint8Array(n) };
     } else if (/^\s*ICMP /.test(rest)) {
       proto = 1;
       l4 = parseIcmp(rest, innerLen);
+    } else if (rawProto) {
+      proto = Number(rawProto[1]);
+      const n = rawProto[2] !== undefined ? Number(rawProto[2]) : (innerLen ?? 0);
+      l4 = { kind: 'raw', bytes: new Uint8Array(Math.max(0, n)) };
+    } else if ((proto === undefined && ported) || proto === 17) {
+      // UDP: `UDP, length N`, or a line tcpdump decoded at the application layer (DNS `… (45)`, `NTPv4, …,
+      // length 48`, `BOOTP/DHCP, …, length 300`): the payload length is the last one printed.
+      proto = 17;
+      const lm =
+        /UDP, (?:bad length \d+ > )?length (\d+)/.exec(rest) ??
+        /\((\d+)\)\s*$/.exec(rest) ??
+        /(?:^|[ ,])length:? (\d+)\b(?!.*\blength:? \d)/.exec(rest);
+      const n = lm ? Number(lm[1]) : Math.max(0, (innerLen ?? 8) - 8);
+      l4 = { kind: 'udp', srcPort: sport, dstPort: dport, payload: new Uint8Array(n) };
     } else {
       const n = innerLen ?? 0;
       l4 = { kind: 'raw', bytes: new Uint8Array(Math.max(0, n)) };
     }
   }
-  if (!l4 || proto === undefined) return undefined;
+  if (!l4 || proto === undefined) return `cannot read the ${proto === 6 ? 'TCP' : 'IP'} part of: ${clip(c.rest())}`;
   const pkt: Ipv4Packet = {
     kind: 'ipv4',
     tos: head?.tos ?? 0,

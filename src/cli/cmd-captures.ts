@@ -87,6 +87,17 @@ function modelExpect(session: Session): (q: FlowQuery) => ExpectedPath | undefin
   };
 }
 
+/** Names a paste without `-n` may print for the scenario's nodes: the node's name, its first address. */
+function scenarioHosts(loaded: LoadedScenario): Map<string, Ipv4> {
+  const out = new Map<string, Ipv4>();
+  for (const n of loaded.scenario.nodes.values())
+    for (const i of n.interfaces.values()) {
+      const a = i.addrs[0]?.prefix.addr;
+      if (a !== undefined && !out.has(n.name)) out.set(n.name, a);
+    }
+  return out;
+}
+
 /** Capture points of the scenario (from every probe's walk), to warn about points the model does not know. */
 function scenarioPoints(session: Session): Set<string> {
   const out = new Set<string>();
@@ -114,6 +125,7 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
     inputs.push(p);
   }
   let expect: ((q: FlowQuery) => ExpectedPath | undefined) | undefined;
+  let hosts: Map<string, Ipv4> | undefined;
   if (o.scenario !== undefined) {
     const loaded = loadForCommand(io, o.scenario);
     if (!loaded) return 2;
@@ -126,8 +138,9 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
           `lvsdoctor captures: warning: point "${i.point}" is not an interface of the scenario (name points node:iface, e.g. ${[...known].slice(0, 3).join(', ')})\n`,
         );
     expect = modelExpect(session);
+    hosts = scenarioHosts(loaded);
   }
-  const r = correlateCaptureFiles(inputs, expect ? { expect } : {});
+  const r = correlateCaptureFiles(inputs, expect ? { expect } : {}, hosts);
   const bad = reportIssues(io, r.issues);
   if (!r.report) {
     for (const f of r.unusable) io.stderr(`lvsdoctor captures: nothing usable in ${f}\n`);
