@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use (real tcpdump/tshark as oracles, ebtables/iptables/nftables and
-# libvirt's nwfilter driver for the differential and lab tests). Needs root; does nothing when all are present.
+# libvirt's nwfilter driver for the differential and lab tests, chromium for the web app's browser tests).
+# Needs root; does nothing when all are present.
 set -euo pipefail
-PACKAGES=(busybox dash iproute2 ebtables iptables nftables tcpdump tshark python3-scapy curl libvirt-daemon libvirt-clients libvirt-daemon-config-nwfilter)
+PACKAGES=(busybox dash iproute2 ebtables iptables nftables tcpdump tshark python3-scapy curl libvirt-daemon libvirt-clients libvirt-daemon-config-nwfilter chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

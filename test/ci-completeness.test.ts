@@ -26,6 +26,7 @@ const TOOLS: readonly (readonly [string, string])[] = [
   ['libvirtd', 'libvirt-daemon'],
   ['virsh', 'libvirt-clients'],
   ['curl', 'curl'],
+  ['chromium', 'chromium'],
 ];
 
 /** Packages checked otherwise than by a command (below). */

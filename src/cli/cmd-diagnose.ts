@@ -6,6 +6,7 @@ import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { ScenarioSource } from '../topology/scenario-source.ts';
 import { type Io, reportIssues } from './io.ts';
 import { originJson, toJsonText, traceJson } from './json.ts';
+import { progress } from './progress.ts';
 import { renderReport } from './render-report.ts';
 import { loadForCommand } from './scenario-input.ts';
 
@@ -21,7 +22,9 @@ export interface DiagnoseOptions {
  */
 export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: DiagnoseOptions): number {
   if (inputs.length === 1 && !isBundlePath(inputs[0]!)) return runDiagnose(io, inputs[0]!, o);
+  const p = progress(io, `importing ${inputs.length} bundles`);
   const imported = importToMemory(inputs);
+  p.done();
   const source = importedSource(imported);
   if (reportIssues(io, imported.issues) || source === undefined) return 2;
   if (!o.json) io.stderr(renderImportReport(imported));
@@ -65,7 +68,9 @@ export function runDiagnose(io: Io, input: string | ScenarioSource, o: DiagnoseO
   const loaded = loadForCommand(io, input);
   if (!loaded) return 2;
   if (reportIssues(io, compileAllHostRules(loaded).issues)) return 2;
+  const p = progress(io, 'diagnosing');
   const report = diagnose(loaded);
+  p.done();
   outputReport(io, report, o);
   // Zero evidence is never a pass: with no probe to decide, there is no verdict (2), not "healthy".
   return report.noVerdict ? 2 : report.healthy ? 0 : 1;

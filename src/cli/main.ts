@@ -3,6 +3,7 @@
  * error (a bug of lvsdoctor: never a finding). `main` never calls process.exit and never throws, so it can be tested
  * in-process.
  */
+import tab from '@bomb.sh/tab/commander';
 import { Command, CommanderError } from '@commander-js/extra-typings';
 import { FileError } from '../source/files.ts';
 import { runCaptures, runCapturesShow } from './cmd-captures.ts';
@@ -15,6 +16,7 @@ import { runNwfilterCompile } from './cmd-nwfilter.ts';
 import { runRules } from './cmd-rules.ts';
 import { runDiagnoseHtml, startServe } from './cmd-serve.ts';
 import { runTrace } from './cmd-trace.ts';
+import { paint, plainRequested } from './colour.ts';
 import { currentInput, type Io, resetCurrentInput, UsageError } from './io.ts';
 
 export type { Io } from './io.ts';
@@ -53,13 +55,18 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
-async function run(argv: readonly string[], io: Io): Promise<number> {
+async function run(argv: readonly string[], ioIn: Io): Promise<number> {
   let code = 0;
   resetCurrentInput();
+  const io: Io =
+    ioIn.color === true && !plainRequested(argv) && !process.env.NO_COLOR
+      ? { ...ioIn, stdout: (s) => ioIn.stdout(paint(s)) }
+      : { ...ioIn, color: false };
   const program = new Command('lvsdoctor')
     .description('Reproduces, explains and fixes failures of LVS/IPVS load balancers on KVM/libvirt hypervisors.')
     .version(VERSION)
     .option('--debug', 'on an internal error, print its stack trace')
+    .option('--no-color', 'no colour in the output (also when NO_COLOR is set, or stdout is not a terminal)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({
@@ -294,6 +301,15 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       });
     });
 
+  // `completion bash|zsh|fish|powershell` prints the shell's script; the script calls `lvsdoctor complete -- ARGS`.
+  tab(program as unknown as Parameters<typeof tab>[0], { completionCommandName: 'completion' });
+  program.commands
+    .find((c) => c.name() === 'completion')
+    ?.description('print the shell completion script, e.g. source <(lvsdoctor completion bash)');
+  const completing = argv[0] === 'completion' || argv[0] === 'complete';
+  const log = console.log;
+  // The completion library prints with console.log: send it where this run's output goes.
+  if (completing) console.log = (...a: unknown[]) => io.stdout(`${a.join(' ')}\n`);
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (e) {
@@ -308,6 +324,8 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       return 2;
     }
     throw e;
+  } finally {
+    console.log = log;
   }
   if (argv.length === 0) {
     io.stdout(program.helpInformation());

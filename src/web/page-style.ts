@@ -28,6 +28,8 @@ ul.plain{list-style:none;margin:0;padding:0}
 .card p{margin:.3rem 0}
 .muted{color:var(--muted)}
 pre{background:var(--panel);border:1px solid var(--line);padding:.4rem .5rem;overflow:auto;font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;margin:.3rem 0;white-space:pre}
+section.pre{overflow:auto;margin:.3rem 0;border:1px solid var(--line);background:var(--panel)}
+section.pre>pre{overflow:visible;border:0;margin:0;display:inline-block;min-width:100%}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .switch{display:flex;align-items:center;gap:.4rem;margin:.35rem 0;font-weight:600}
 .switch input{width:1.1rem;height:1.1rem}

@@ -9,6 +9,16 @@ import type { WebModel } from './contract.ts';
 import { PAGE_CSS } from './page-style.ts';
 
 let cached: string | undefined;
+let entryOverride: string | undefined;
+
+/**
+ * Where to build the page script from when this module runs from a bundle other than dist/cli.mjs (the benchmark
+ * and the screenshot script bundle the sources): the path of src/web/client/main.tsx.
+ */
+export function setClientEntry(entry: string): void {
+  entryOverride = entry;
+  cached = undefined;
+}
 
 /**
  * The client bundle: dist/web-app.js beside the bundled CLI (scripts/build.mjs writes it), or — when running from
@@ -17,11 +27,11 @@ let cached: string | undefined;
 export async function clientBundle(): Promise<string> {
   if (cached !== undefined) return cached;
   const built = fileURLToPath(new URL('./web-app.js', import.meta.url));
-  if (existsSync(built)) {
+  if (entryOverride === undefined && existsSync(built)) {
     cached = readFileSync(built, 'utf8');
     return cached;
   }
-  const entry = fileURLToPath(new URL('./client/main.tsx', import.meta.url));
+  const entry = entryOverride ?? fileURLToPath(new URL('./client/main.tsx', import.meta.url));
   if (!existsSync(entry)) throw new Error(`the web app is not built: ${built} is missing (run npm run build)`);
   const { build } = await import('esbuild');
   const r = await build(clientBuildOptions(entry));

@@ -1,7 +1,7 @@
 /** Findings with their why, fixes with what they keep, their files and commands, and the what-if. */
 import { useState } from 'preact/hooks';
 import type { FixView, WebModel, WhatIfRequest, WhatIfResult } from '../contract.ts';
-import { OriginChain } from './inspector.tsx';
+import { OriginChain, Pre } from './inspector.tsx';
 
 /** The what-if the app holds: the fixes and parameters asked for, and the re-traced answer once it came. */
 export interface WhatIfState {
@@ -69,7 +69,7 @@ function FixCard({
             </li>
           ))}
         </ul>
-        <pre>{fix.commands.join('\n')}</pre>
+        <Pre label="virsh commands" text={fix.commands.join('\n')} />
       </details>
     </div>
   );

@@ -3,6 +3,16 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { OriginLink, PathHop, ProbeView, StepJson, WebModel } from '../contract.ts';
 import { hopPlace } from './steps.tsx';
 
+/** Preformatted text that may scroll sideways: reachable by keyboard, named for screen readers. */
+export function Pre({ label, text }: { label: string; text: string }) {
+  return (
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must be reachable by keyboard
+    <section class="pre" tabIndex={0} aria-label={label}>
+      <pre>{text}</pre>
+    </section>
+  );
+}
+
 function FileView({ lines, file, line }: { lines: readonly string[]; file: string; line: number }) {
   const ref = useRef<HTMLElement>(null);
   useEffect(() => {
@@ -118,7 +128,7 @@ export function Inspector({
         </>
       )}
       <h3>{hop.point ? `tcpdump -e -vvv -nn at ${hop.point}` : 'The frame (no capture point here)'}</h3>
-      <pre>{hop.tcpdump}</pre>
+      <Pre label={`tcpdump lines at hop ${index + 1}`} text={hop.tcpdump} />
       <h3>Frame fields</h3>
       <table>
         <caption class="sr">Fields of the frame at this hop</caption>
@@ -146,7 +156,11 @@ export function Inspector({
         </tbody>
       </table>
       <h3>Decisions at this hop</h3>
-      {hop.text.length === 0 ? <p class="muted">none (the frame passes)</p> : <pre>{hop.text.join('\n')}</pre>}
+      {hop.text.length === 0 ? (
+        <p class="muted">none (the frame passes)</p>
+      ) : (
+        <Pre label={`decisions at hop ${index + 1}`} text={hop.text.join('\n')} />
+      )}
     </div>
   );
 }

@@ -1,0 +1,180 @@
+/**
+ * Web app benchmark (issue 17), in Debian's chromium: time to first paint of the founding case, what-if latency
+ * (click → redrawn verdict, goal ≤ 200 ms), the fleet view of 200 hosts × 40 guests (goal ≤ 2 s to interactive),
+ * and the report's size. Each figure is set against a baseline measured in the same run.
+ *   node scripts/bench.mjs bench/web.ts [--hosts N] [--guests N] [--repeat N]
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Page } from 'playwright-core';
+import { startServe } from '../src/cli/cmd-serve.ts';
+import { main } from '../src/cli/main.ts';
+import { setClientEntry } from '../src/web/page.ts';
+import { browserSkipReason, launch } from '../test/browser.ts';
+import { writeFleetBundles } from './fleet-bundles.ts';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const HOSTS = arg('hosts', 200);
+const GUESTS = arg('guests', 40);
+const REPEAT = arg('repeat', 10);
+
+const skip = browserSkipReason();
+if (skip) {
+  console.log(`web bench: skipped: ${skip}`);
+  process.exit(0);
+}
+setClientEntry(resolve('src/web/client/main.tsx'));
+const quiet = { stdout: () => {}, stderr: () => {} };
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+/** Navigates; [first contentful paint (ms since navigation), ms until `selector` is in the page]. */
+async function paintTimes(page: Page, url: string, selector: string): Promise<[number, number]> {
+  const start = performance.now();
+  await page.goto(url, { waitUntil: 'commit' });
+  await page.locator(selector).first().waitFor({ timeout: 120_000 });
+  const ready = performance.now() - start;
+  const fcp = await page.evaluate(
+    () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? Number.NaN,
+  );
+  return [fcp, ready];
+}
+
+/** In the page: click `target`, wait (next frames) until `done()` holds; ms from click to the frame that shows it. */
+async function clickToDraw(page: Page, target: string, done: string): Promise<number> {
+  return page.evaluate(
+    ([t, d]) =>
+      new Promise<number>((res, rej) => {
+        const el = document.querySelector(t) as HTMLElement | null;
+        if (!el) return rej(new Error(`no ${t}`));
+        const check = new Function(`return (${d})`) as () => boolean;
+        const t0 = performance.now();
+        el.click();
+        const tick = () => {
+          if (check()) requestAnimationFrame(() => res(performance.now() - t0));
+          else if (performance.now() - t0 > 10_000) rej(new Error(`timeout waiting for ${d}`));
+          else requestAnimationFrame(tick);
+        };
+        requestAnimationFrame(tick);
+      }),
+    [target, done] as const,
+  );
+}
+
+const browser = await launch();
+const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-web-bench-'));
+try {
+  // 1. First paint of the founding case, against a page of one paragraph from the same server.
+  const server = (await startServe(quiet, ['examples/kvm-lvs-dr'], { port: 0, captures: [] }))!;
+  const page = await browser.page();
+  const firstPaints: number[] = [];
+  const topoReady: number[] = [];
+  const blank: number[] = [];
+  for (let k = 0; k < 5; k++) {
+    const [fcp, ready] = await paintTimes(page, server.url, 'svg .drop');
+    firstPaints.push(fcp);
+    topoReady.push(ready);
+    const [bfcp] = await paintTimes(page, 'data:text/html,<!doctype html><title>x</title><p>one paragraph</p>', 'p');
+    blank.push(bfcp);
+  }
+  console.log(
+    `founding case, first contentful paint: ${ms(median(firstPaints))} (topology with the drop drawn: ${ms(median(topoReady))}); baseline: a page of one paragraph ${ms(median(blank))} (${(median(firstPaints) / median(blank)).toFixed(2)}×)`,
+  );
+
+  // 2. What-if: click the safer fix's switch → both verdicts redrawn green; back. Baseline: a click that only
+  //    redraws in the page (selecting another probe).
+  await page.goto(server.url);
+  await page.locator('[data-inspector-hop]').waitFor();
+  const sw = '[data-fix] input[role="switch"]';
+  const on: number[] = [];
+  const off: number[] = [];
+  const local: number[] = [];
+  for (let k = 0; k < REPEAT; k++) {
+    on.push(
+      await clickToDraw(
+        page,
+        sw,
+        `document.querySelector('button.probe[data-probe="http-to-vip"]')?.dataset.verdict === 'replied' && document.querySelector('button.probe[data-probe="arp-for-vip"]')?.dataset.verdict === 'replied'`,
+      ),
+    );
+    off.push(
+      await clickToDraw(
+        page,
+        sw,
+        `document.querySelector('button.probe[data-probe="http-to-vip"]')?.dataset.verdict === 'dropped-by-filter'`,
+      ),
+    );
+    local.push(
+      await clickToDraw(
+        page,
+        `button.probe[data-probe="${k % 2 ? 'http-to-vip' : 'arp-for-vip'}"]`,
+        `document.querySelector('button.probe[aria-pressed="true"]')?.dataset.probe === '${k % 2 ? 'http-to-vip' : 'arp-for-vip'}' && !!document.querySelector('[data-inspector-hop]')`,
+      ),
+    );
+  }
+  const onMed = median(on);
+  console.log(
+    `what-if (safer fix on, server re-traces every probe, verdicts redrawn): median ${ms(onMed)}, worst ${ms(Math.max(...on))} (goal ≤ 200 ms) ${Math.max(...on) <= 200 ? 'OK' : 'OVER'}; off again ${ms(median(off))}; baseline: selecting a probe (page only) ${ms(median(local))} (${(onMed / median(local)).toFixed(2)}×)`,
+  );
+  await page.close();
+  await server.close();
+
+  // 3. Report size, against `diagnose --json` of the same scenario.
+  const out = join(tmp, 'report.html');
+  await main(['diagnose', 'examples/kvm-lvs-dr', '--html', out], quiet);
+  let json = '';
+  await main(['diagnose', 'examples/kvm-lvs-dr', '--json'], { stdout: (s) => (json += s), stderr: () => {} });
+  const size = statSync(out).size;
+  console.log(
+    `report (founding case): ${(size / 1024).toFixed(0)} KiB (goal ≤ 2 MiB) ${size <= 2 * 1024 * 1024 ? 'OK' : 'OVER'}; baseline: diagnose --json ${(json.length / 1024).toFixed(0)} KiB (${(size / json.length).toFixed(2)}×)`,
+  );
+
+  // 4. The fleet view: server start (import, diagnose, layout) not counted; page: navigation → the fleet view
+  //    drawn and its filter answering. Baseline: the founding case's page to interactive, same measure.
+  const bundles = writeFleetBundles(join(tmp, 'bundles'), { hosts: HOSTS, guests: GUESTS, clusters: 4 });
+  const t0 = performance.now();
+  const fleet = (await startServe(quiet, bundles, { port: 0, captures: [] }))!;
+  const serverMs = performance.now() - t0;
+  const fp = await browser.page();
+  const interactive = async (url: string, ready: string, filter: string, want: string) => {
+    const start = Date.now();
+    await fp.goto(url, { waitUntil: 'commit' });
+    await fp.locator(ready).waitFor({ timeout: 120_000 });
+    await fp.locator(filter).fill(want);
+    await fp.locator(`[data-fleet-count="1"]`).waitFor({ timeout: 60_000 });
+    return Date.now() - start;
+  };
+  const fleetTimes: number[] = [];
+  const smallTimes: number[] = [];
+  const small = (await startServe(quiet, ['examples/kvm-lvs-dr'], { port: 0, captures: [] }))!;
+  for (let k = 0; k < 3; k++) {
+    fleetTimes.push(
+      await interactive(fleet.url, '[data-kpi="guests"]', 'input[data-fleet-filter]', `vm-${HOSTS - 1}-3`),
+    );
+    smallTimes.push(
+      await (async () => {
+        const start = Date.now();
+        await fp.goto(small.url, { waitUntil: 'commit' });
+        await fp.locator('[data-inspector-hop]').waitFor();
+        await fp.getByRole('tab', { name: /Fleet/ }).click();
+        await fp.locator('input[data-fleet-filter]').fill('r2-10105');
+        await fp.locator(`[data-fleet-count="1"]`).waitFor();
+        return Date.now() - start;
+      })(),
+    );
+  }
+  const fm = median(fleetTimes);
+  console.log(
+    `fleet view, ${HOSTS} hosts × ${GUESTS} guests: navigation → drawn and filtered ${ms(fm)} (goal ≤ 2 s) ${fm <= 2000 ? 'OK' : 'OVER'}; baseline: the founding case, same steps ${ms(median(smallTimes))} (${(fm / median(smallTimes)).toFixed(2)}×); server start (import, diagnose, layout; not in the figure) ${(serverMs / 1000).toFixed(1)} s`,
+  );
+  await fp.close();
+  await fleet.close();
+  await small.close();
+} finally {
+  await browser.close();
+  rmSync(tmp, { recursive: true, force: true });
+}

@@ -1,0 +1,17 @@
+// Regenerates the web app's screenshots in docs/screenshots/ (shown in README.md and docs/web.md) with Debian's
+// chromium: the founding case (the drop, its rule and origin), the what-if of the safer fix, and the fleet view of
+// 200 hypervisors × 40 guests. Run: node scripts/screenshots.mjs
+import { spawnSync } from 'node:child_process';
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: ['test/screenshots.ts'],
+  outfile: '.bench-out/screenshots.mjs',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  logLevel: 'warning',
+});
+process.exitCode = spawnSync(process.execPath, ['.bench-out/screenshots.mjs'], { stdio: 'inherit' }).status ?? 1;

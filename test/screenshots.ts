@@ -1,0 +1,52 @@
+/** The screenshot run behind scripts/screenshots.mjs (bundled by it; not a test file). */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { writeFleetBundles } from '../bench/fleet-bundles.ts';
+import { startServe } from '../src/cli/cmd-serve.ts';
+import { setClientEntry } from '../src/web/page.ts';
+import { browserSkipReason, launch } from './browser.ts';
+
+const OUT = resolve('docs/screenshots');
+const skip = browserSkipReason();
+if (skip) {
+  console.log(`screenshots: skipped: ${skip}`);
+  process.exit(0);
+}
+setClientEntry(resolve('src/web/client/main.tsx'));
+const quiet = { stdout: () => {}, stderr: () => {} };
+const browser = await launch({ width: 1440, height: 900 });
+const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-shots-'));
+try {
+  const server = (await startServe(quiet, ['examples/kvm-lvs-dr'], { port: 0, captures: [] }))!;
+  const page = await browser.page();
+  await page.goto(server.url);
+  await page.locator('[data-inspector-hop] .file .hl').waitFor();
+  await page.screenshot({ path: join(OUT, 'diagnosis.png') });
+  console.log('docs/screenshots/diagnosis.png: the founding case, the drop, its rule and origin');
+  const card = page.locator('[data-fix]').filter({ hasText: 'keeps the most protection' }).first();
+  await card.locator('input[role="switch"]').check();
+  await page.locator('[data-whatif-result]').waitFor();
+  await page.locator('[data-whatif-result]').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(OUT, 'what-if.png') });
+  console.log('docs/screenshots/what-if.png: the safer fix applied, both probes answered');
+  await page.close();
+  await server.close();
+
+  const bundles = writeFleetBundles(join(tmp, 'bundles'), { hosts: 200, guests: 40, clusters: 4 });
+  const fleet = (await startServe(quiet, bundles, { port: 0, captures: [] }))!;
+  const fp = await browser.page();
+  await fp.goto(fleet.url);
+  await fp.locator('[data-kpi="guests"]').waitFor({ timeout: 120_000 });
+  await fp.screenshot({ path: join(OUT, 'fleet.png') });
+  console.log('docs/screenshots/fleet.png: 200 hypervisors × 40 guests');
+  await fp.getByRole('tab', { name: 'Diagnosis' }).click();
+  await fp.locator('svg g.k-host-summary').first().waitFor();
+  await fp.screenshot({ path: join(OUT, 'fleet-topology.png') });
+  console.log('docs/screenshots/fleet-topology.png: the topology of 200 hypervisors, one card each');
+  await fp.close();
+  await fleet.close();
+} finally {
+  await browser.close();
+  rmSync(tmp, { recursive: true, force: true });
+}

@@ -1,0 +1,182 @@
+/**
+ * The web app in a real browser (Debian's chromium through playwright-core): the founding case served on
+ * 127.0.0.1, the drop and its origin, the what-if of the safer fix, the offline report from file:// with no
+ * network, an accessibility check with axe-core, and the fleet page of 200 hypervisors × 40 guests.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFleetBundles } from '../bench/fleet-bundles.ts';
+import { startServe } from '../src/cli/cmd-serve.ts';
+import { main } from '../src/cli/main.ts';
+import type { Running } from '../src/web/server.ts';
+import { axeSerious, type Browser, browserSkipReason, forbidNetwork, launch } from './browser.ts';
+
+const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'kvm-lvs-dr');
+const skip = browserSkipReason();
+const quiet = { stdout: () => {}, stderr: () => {} };
+
+/** The page shows the founding case's drop: rule 3 of I-vnet0-ipv4-ip and its origin line highlighted. */
+async function expectDropAndOrigin(page: Page) {
+  const inspector = page.locator('[data-inspector-hop]');
+  await expect.poll(() => inspector.locator('.chain').first().textContent()).toContain('rule 3 -j DROP');
+  const chain = await inspector.locator('.chain').first().textContent();
+  expect(chain).toContain('PREROUTING → libvirt-I-vnet0 → I-vnet0-mac → I-vnet0-ipv4-ip');
+  expect(await inspector.locator('ol.origin').first().textContent()).toContain(
+    'filterref clean-traffic IP=192.0.2.200',
+  );
+  const hl = inspector.locator('.file .hl');
+  expect(await hl.getAttribute('data-line')).toBe('44');
+  expect(await hl.textContent()).toContain("<filterref filter='clean-traffic'>");
+}
+
+async function probeVerdict(page: Page, probe: string): Promise<string | null> {
+  return page.locator(`button.probe[data-probe="${probe}"]`).getAttribute('data-verdict');
+}
+
+async function toggleSafestFix(page: Page) {
+  const card = page.locator('[data-fix]').filter({ hasText: 'keeps the most protection' }).first();
+  await card.locator('input[role="switch"]').check();
+  await page.locator('[data-whatif-result]').waitFor();
+  for (const p of ['http-to-vip', 'arp-for-vip']) {
+    await expect.poll(() => probeVerdict(page, p)).toBe('replied');
+    expect(await page.locator(`button.probe[data-probe="${p}"]`).getAttribute('class')).toContain('ok');
+    expect(await page.locator(`[data-verdict-probe="${p}"]`).getAttribute('data-after')).toBe('replied');
+  }
+}
+
+describe.skipIf(skip !== undefined)(`the web app in chromium${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let browser: Browser;
+  let server: Running;
+  const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-browser-'));
+  beforeAll(async () => {
+    browser = await launch();
+    server = (await startServe(quiet, [EXAMPLE], { port: 0, captures: [] }))!;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await browser?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('opens on the dropping rule and its origin (no interaction), and the other drop is one click away', async () => {
+    const page = await browser.page();
+    const asked = await forbidNetwork(page, (u) => u.startsWith(server.url));
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(server.url);
+    await expectDropAndOrigin(page);
+    // The drop is drawn on the topology where the path dies.
+    await page.locator('svg .drop').waitFor();
+    expect(await page.locator('svg polyline.route.request').count()).toBeGreaterThan(0);
+    // One click: the ARP probe, whose reply dies on I-vnet0-arp-ip rule 2.
+    await page.locator('button.probe[data-probe="arp-for-vip"]').click();
+    await expect
+      .poll(() => page.locator('[data-inspector-hop] .chain').first().textContent())
+      .toContain('I-vnet0-arp-ip, rule 2 -j DROP');
+    expect(await page.locator('svg polyline.route.reply').count()).toBeGreaterThan(0);
+    expect(asked).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('walks the hops with the keyboard', async () => {
+    const page = await browser.page();
+    await page.goto(server.url);
+    await page.locator('ol.steps button').first().focus();
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    expect(await page.locator('[data-inspector-hop]').getAttribute('data-inspector-hop')).toBe('2');
+    expect(await page.locator('ol.steps button[aria-current="true"]').getAttribute('data-hop')).toBe('2');
+    await page.close();
+  });
+
+  it('toggles the safer fix: both failing probes turn green, re-traced by the server', async () => {
+    const page = await browser.page();
+    await page.goto(server.url);
+    await toggleSafestFix(page);
+    // Back to the configuration as it is.
+    await page.getByRole('button', { name: 'back to the configuration as it is' }).click();
+    await expect.poll(() => probeVerdict(page, 'http-to-vip')).toBe('dropped-by-filter');
+    await page.close();
+  });
+
+  it('edits a filter parameter: the VIP added to IP lets the ARP reply out, the forwarded SYN still dies', async () => {
+    const page = await browser.page();
+    await page.goto(server.url);
+    await page.locator('input[data-param-values]').fill('192.0.2.200 192.0.2.208');
+    await page.getByRole('button', { name: 're-trace with this value' }).click();
+    await expect.poll(() => probeVerdict(page, 'arp-for-vip')).toBe('replied');
+    expect(await probeVerdict(page, 'http-to-vip')).toBe('dropped-by-filter');
+    await page.close();
+  });
+
+  it('has no serious or critical accessibility violations (axe-core)', async () => {
+    const page = await browser.page();
+    await page.goto(server.url);
+    await page.locator('[data-inspector-hop]').waitFor();
+    expect(await axeSerious(page)).toEqual([]);
+    await page.getByRole('tab', { name: /Fleet/ }).click();
+    await page.locator('[data-kpi="guests"]').waitFor();
+    expect(await axeSerious(page)).toEqual([]);
+    await page.close();
+  });
+
+  it('opens the offline report from file:// with no network at all, and its precomputed what-if', async () => {
+    const out = join(tmp, 'report.html');
+    expect(await main(['diagnose', EXAMPLE, '--html', out], quiet)).toBe(1);
+    const page = await browser.page();
+    const asked = await forbidNetwork(page, (u) => u.startsWith('file://'));
+    await page.goto(pathToFileURL(out).href);
+    await expectDropAndOrigin(page);
+    await toggleSafestFix(page);
+    expect(asked).toEqual([]);
+    expect(await axeSerious(page)).toEqual([]);
+    await page.close();
+  });
+});
+
+describe.skipIf(skip !== undefined)(`the fleet page in chromium${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let browser: Browser;
+  let server: Running;
+  const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-fleet-web-'));
+  beforeAll(async () => {
+    const bundles = writeFleetBundles(tmp, { hosts: 200, guests: 40, clusters: 4 });
+    browser = await launch();
+    server = (await startServe(quiet, bundles, { port: 0, captures: [] }))!;
+  }, 600_000);
+  afterAll(async () => {
+    await server?.close();
+    await browser?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('summarises 8,000 guests without freezing: counts, clusters, findings, a windowed guest list', async () => {
+    const page = await browser.page();
+    await page.goto(server.url);
+    // A fleet opens on the fleet view.
+    await page.locator('[data-kpi="guests"]').waitFor({ timeout: 60_000 });
+    expect(await page.locator('[data-kpi="guests"] b').textContent()).toBe('8000');
+    expect(await page.locator('[data-kpi="hosts"] b').textContent()).toBe('200');
+    // Only the rows in view are in the page.
+    const rows = await page.locator('.vlist li.row').count();
+    expect(rows).toBeGreaterThan(5);
+    expect(rows).toBeLessThan(100);
+    await page.locator('.vlist').evaluate((el) => {
+      el.scrollTop = 28 * 5000;
+      el.dispatchEvent(new Event('scroll'));
+    });
+    await page.locator('.vlist li[data-guest="vm-125-0"]').waitFor();
+    // Filtering 8,000 rows answers while the page stays responsive.
+    await page.locator('input[data-fleet-filter]').fill('vm-199-3');
+    await expect.poll(() => page.locator('[data-fleet-count]').getAttribute('data-fleet-count')).toBe('1');
+    expect(await page.evaluate(() => 1 + 1)).toBe(2);
+    // The topology of 200 hypervisors is drawn as one card each.
+    await page.getByRole('tab', { name: 'Diagnosis' }).click();
+    expect(await page.locator('svg g.k-host-summary').count()).toBe(200);
+    await page.close();
+  }, 300_000);
+});
