@@ -153,7 +153,7 @@ try {
   const small = (await startServe(quiet, ['examples/kvm-lvs-dr'], { port: 0, captures: [] }))!;
   for (let k = 0; k < 3; k++) {
     fleetTimes.push(
-      await interactive(fleet.url, '[data-kpi="guests"]', 'input[data-fleet-filter]', `vm-${HOSTS - 1}-3`),
+      await interactive(fleet.url, '[data-kpi="guests"]', 'input[data-fleet-filter]', `vm-${HOSTS - 1}-${GUESTS - 1}`),
     );
     smallTimes.push(
       await (async () => {
