@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core';
 import { startServe } from '../src/cli/cmd-serve.ts';
 import { main } from '../src/cli/main.ts';
 import { setClientEntry } from '../src/web/page.ts';
-import { browserSkipReason, launch } from '../test/browser.ts';
+import { browserSkipReason, launch } from '../test/support/browser.ts';
 import { writeFleetBundles } from './fleet-bundles.ts';
 
 const arg = (name: string, dflt: number) => {

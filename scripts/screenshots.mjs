@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: ['test/screenshots.ts'],
+  entryPoints: ['test/support/screenshots.ts'],
   outfile: '.bench-out/screenshots.mjs',
   bundle: true,
   platform: 'node',

@@ -13,7 +13,7 @@ import { writeFleetBundles } from '../bench/fleet-bundles.ts';
 import { startServe } from '../src/cli/cmd-serve.ts';
 import { main } from '../src/cli/main.ts';
 import type { Running } from '../src/web/server.ts';
-import { axeSerious, type Browser, browserSkipReason, forbidNetwork, launch } from './browser.ts';
+import { axeSerious, type Browser, browserSkipReason, forbidNetwork, launch } from './support/browser.ts';
 
 const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'kvm-lvs-dr');
 const skip = browserSkipReason();

@@ -2,9 +2,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { writeFleetBundles } from '../bench/fleet-bundles.ts';
-import { startServe } from '../src/cli/cmd-serve.ts';
-import { setClientEntry } from '../src/web/page.ts';
+import { writeFleetBundles } from '../../bench/fleet-bundles.ts';
+import { startServe } from '../../src/cli/cmd-serve.ts';
+import { setClientEntry } from '../../src/web/page.ts';
 import { browserSkipReason, launch } from './browser.ts';
 
 const OUT = resolve('docs/screenshots');
