@@ -39,6 +39,7 @@ import type {
   Segment,
   SysctlValue,
 } from './model.ts';
+import { isIfaceKind } from './model.ts';
 import { type ScenarioFile, scenarioSchema } from './scenario-schema.ts';
 import { diskSource, preparsedResult, type ScenarioSource } from './scenario-source.ts';
 import { readSysctl } from './sysctl.ts';
@@ -117,7 +118,9 @@ function linkKind(l: LinkInfo, bridges: ReadonlySet<string>, taps: ReadonlySet<s
   if (taps.has(l.name) || l.devKind === 'tun') return 'tap';
   if (l.devKind === 'macvlan' && l.lower !== undefined) return 'macvlan';
   if (l.devKind === 'vlan' && l.lower !== undefined && l.vlanId !== undefined) return 'vlan';
-  if (l.devKind === 'veth') return 'veth';
+  // Any other kind of the model that `ip -d link` names alike (veth, …).
+  if (l.devKind !== undefined && l.devKind !== 'macvlan' && l.devKind !== 'vlan' && isIfaceKind(l.devKind))
+    return l.devKind;
   return 'ether';
 }
 

@@ -17,7 +17,28 @@ export type GuestRole = 'director' | 'real-server' | 'other';
  * frames with `vlanId` on the lower device; `bond`: sends through one of its slaves (ports whose `master` it is) and
  * receives what they receive; `veth`: one end of a pair (a container's NIC).
  */
-export type IfaceKind = 'ether' | 'loopback' | 'bridge' | 'tap' | 'tunnel' | 'macvlan' | 'vlan' | 'bond' | 'veth';
+/**
+ * Every interface kind, with what the front ends need to know of it: how a host's interface of that kind appears
+ * in a topology drawing (undefined: not drawn). How frames enter and leave it is the simulator's device of the kind
+ * (`trace/devices.ts`); the reader names it after `ip -d link`'s kind where they agree (`topology/ip-addr.ts`).
+ */
+export const IFACE_KINDS = {
+  ether: { drawnAs: 'uplink' },
+  loopback: { drawnAs: undefined },
+  bridge: { drawnAs: 'bridge' },
+  tap: { drawnAs: 'tap' },
+  tunnel: { drawnAs: 'uplink' },
+  macvlan: { drawnAs: 'uplink' },
+  vlan: { drawnAs: 'uplink' },
+  bond: { drawnAs: 'uplink' },
+  veth: { drawnAs: 'uplink' },
+} as const satisfies Readonly<Record<string, { readonly drawnAs: 'bridge' | 'tap' | 'uplink' | undefined }>>;
+
+export type IfaceKind = keyof typeof IFACE_KINDS;
+
+export function isIfaceKind(k: string): k is IfaceKind {
+  return Object.hasOwn(IFACE_KINDS, k);
+}
 
 export interface AddressAssignment {
   readonly prefix: Ipv4Prefix;

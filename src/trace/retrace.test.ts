@@ -35,7 +35,7 @@ describe('re-tracing from a recorded walk (retrace.ts)', () => {
   it('walks again when a changed firewall now drops', () => {
     const rec = runProbeRecorded(tinySession(scenario, { firewalls: { host: quiet } }), PROBE);
     const next = tinySession(scenario, {
-      firewalls: { host: loggingFirewall([], (table, hook) => (hook === 'POSTROUTING' ? 'DROP' : undefined)) },
+      firewalls: { host: loggingFirewall([], (_table, hook) => (hook === 'POSTROUTING' ? 'DROP' : undefined)) },
     });
     expect(retraceFrom(rec, next)).toBeUndefined();
   });

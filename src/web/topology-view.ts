@@ -7,9 +7,8 @@
 
 import elkBundled from 'elkjs/lib/elk.bundled.js';
 import { formatIpv4 } from '../addr/ipv4.ts';
-import { assertNever } from '../source/assert-never.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import type { Iface, Node } from '../topology/model.ts';
+import { IFACE_KINDS, type Iface, type Node } from '../topology/model.ts';
 import type { TopoEdge, TopoKind, TopologyView, TopoNode } from './contract.ts';
 
 export const DETAILED_MAX_HOSTS = 12;
@@ -78,23 +77,7 @@ function addrsOf(n: Node): string {
 }
 
 function hostIfaceKind(i: Iface): TopoKind | undefined {
-  switch (i.kind) {
-    case 'bridge':
-      return 'bridge';
-    case 'tap':
-      return 'tap';
-    case 'ether':
-    case 'tunnel':
-    case 'bond':
-    case 'vlan':
-    case 'macvlan':
-    case 'veth':
-      return 'uplink';
-    case 'loopback':
-      return undefined;
-    default:
-      return assertNever(i.kind, 'interface kind');
-  }
+  return IFACE_KINDS[i.kind].drawnAs;
 }
 
 function elementOf(loaded: LoadedScenario, node: string, iface: string | undefined, summary: boolean): string {
