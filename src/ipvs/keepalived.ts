@@ -38,6 +38,9 @@ import {
   type TunnelEncap,
 } from './model.ts';
 
+/** keepalived's `LVS_MAX_TIMEOUT` (31 days): the largest persistence_timeout it accepts. */
+const LVS_MAX_TIMEOUT = 86400 * 31;
+
 /** One keyword line with its arguments and, for blocks, the statements inside. */
 export interface KeepalivedStatement {
   readonly keyword: string;
@@ -648,8 +651,14 @@ function readVsSettings(s: KeepalivedStatement, ctx: Ctx): VsSettings {
       }
       case 'persistence_timeout': {
         const t = k.args[0] === undefined ? IPVS_DEFAULT_PERSISTENT_TIMEOUT : parseUint(k.args[0]);
-        if (t === undefined || t === 0)
-          ctx.error('keepalived-bad-value', `bad persistence_timeout '${k.args[0]}'`, k.line);
+        if (t === undefined || t === 0 || t > LVS_MAX_TIMEOUT)
+          // check_parser.c pto_handler: "persistence_timeout invalid" is logged, the keyword ignored, the service
+          // programmed without persistence.
+          ctx.warn(
+            'keepalived-bad-value',
+            `persistence_timeout invalid: '${k.args[0]}' (1..${LVS_MAX_TIMEOUT}); keepalived logs this, ignores the keyword and programs the service without persistence`,
+            k.line,
+          );
         else {
           v.timeout = t;
           v.persistLine = k.line;
