@@ -48,6 +48,12 @@ function expectationOf(name: string): Expect {
 }
 
 describe('the scenario corpus', () => {
+  it('has at least 40 scenarios, at least 12 of them healthy controls that run', () => {
+    expect(dirs.length).toBeGreaterThanOrEqual(40);
+    const healthy = dirs.map(expectationOf).filter((e) => e.exit === 0 && e.pending === undefined);
+    expect(healthy.length).toBeGreaterThanOrEqual(12);
+  });
+
   for (const name of dirs) {
     const e = expectationOf(name);
     const title = `${name}: exit ${e.exit}${e.errors.length ? `, ${e.errors.join(', ')}` : ', no error'}`;

@@ -62,6 +62,11 @@ export function renderReport(r: Report): string {
     for (const a of r.assumptions) out.push(`  - ${a}`);
     out.push('');
   }
+  if (r.noVerdict) {
+    out.push('no verdict: nothing could be checked (0 probes could run), so this is not a pass. Missing:');
+    for (const m of r.noVerdict) out.push(`  - ${m}`);
+    return `${out.join('\n')}\n`;
+  }
   out.push('summary:');
   out.push(
     renderTable(
@@ -78,11 +83,6 @@ export function renderReport(r: Report): string {
       }),
     ),
   );
-  if (r.noVerdict) {
-    out.push('no verdict: nothing could be checked (0 probes could run), so this is not a pass. Missing:');
-    for (const m of r.noVerdict) out.push(`  - ${m}`);
-    return `${out.join('\n')}\n`;
-  }
   const failing = r.traces.filter(
     (t) => t.disposition !== 'replied' && plan.get(t.probe.name)?.decisive !== false,
   ).length;

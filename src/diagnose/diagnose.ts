@@ -350,9 +350,11 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
         plan.find((p) => p.spec.name === t.probe.name)!,
         explainTrace(loaded, t),
       );
+      const prev = findings.get(findingKey(d.finding));
       findings.set(findingKey(d.finding), {
         ...d.finding,
-        probes: [t.probe.name],
+        ...(prev ? { title: `${prev.title}; ${d.finding.title}` } : {}),
+        probes: [...(prev?.probes ?? []), t.probe.name],
         fixes: [],
         source: 'trace',
         after: [],
@@ -383,7 +385,7 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
   for (const d of staticFindings(loaded)) {
     const key = findingKey(d.finding);
     const prev = findings.get(key);
-    if (prev) findings.set(key, { ...prev, source: 'both' });
+    if (prev) findings.set(key, { ...prev, source: prev.source === 'static' ? 'static' : 'both' });
     else findings.set(key, { ...d.finding, probes: [], fixes: d.fixes.map((f) => f.id), source: 'static', after: [] });
     for (const f of d.fixes) propose(f, []).clears.add(key);
   }

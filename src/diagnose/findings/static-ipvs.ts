@@ -45,6 +45,13 @@ function drTargets(ctx: DiagnoseContext, withTunnels = false): DrTarget[] {
   return out;
 }
 
+/** A TUN destination whose real server has no tunl0 up: tun-no-ipip names that (its fix adds the VIP too). */
+function tunnelWithoutIpip(t: DrTarget): boolean {
+  const d = t.svc.destinations.find((x) => x.address.family === 'ipv4' && x.address.addr === t.rsAddr);
+  if (d?.forwarding?.kind !== 'tunnel' || !t.rs) return false;
+  return ![...t.rs.interfaces.values()].some((i) => i.kind === 'tunnel' && i.name.startsWith('tunl') && i.up);
+}
+
 function once<T>(items: T[], key: (t: T) => string): T[] {
   const seen = new Set<string>();
   return items.filter((t) => (seen.has(key(t)) ? false : (seen.add(key(t)), true)));
@@ -119,7 +126,7 @@ export const rsVipMissing: FindingKind = {
   },
   check(ctx) {
     return once(
-      drTargets(ctx, true).filter((t) => t.rs && !ownsAddress(t.rs, t.vip)),
+      drTargets(ctx, true).filter((t) => t.rs && !ownsAddress(t.rs, t.vip) && !tunnelWithoutIpip(t)),
       (t) => `${t.rs!.name} ${t.vip}`,
     ).map((t) => ({
       finding: {
@@ -203,6 +210,16 @@ export const drAcrossL3: FindingKind = {
   title: "A DR real server is not on the director's segment",
   source: 'static',
   needs: "a Route (DR) destination whose address is in none of the director's connected subnets",
+  detect(ctx, trace) {
+    // The probe was scheduled to such a destination: its failure (a loop, an unresolved ARP…) is this fault.
+    if (trace.disposition === 'replied') return undefined;
+    const chosen = trace.path
+      .map((id) => trace.hops[id]!)
+      .flatMap((h) => h.steps)
+      .find((st) => st.kind === 'ipvs' && st.outcome === 'forwarded' && st.method === 'Route');
+    if (chosen?.kind !== 'ipvs' || chosen.destinationOrigin === undefined) return undefined;
+    return this.check?.(ctx).find((d) => d.finding.culprit === chosen.destinationOrigin);
+  },
   check(ctx) {
     return drTargets(ctx)
       .filter(
