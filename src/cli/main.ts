@@ -13,6 +13,7 @@ import { runDiagnoseInputs } from './cmd-diagnose.ts';
 import { runIpvsShow, runIpvsSimulate } from './cmd-ipvs.ts';
 import { runLab } from './cmd-lab.ts';
 import { runNwfilterCompile } from './cmd-nwfilter.ts';
+import { runProxmoxCheck, runProxmoxCompile } from './cmd-proxmox.ts';
 import { runRules } from './cmd-rules.ts';
 import { runDiagnoseHtml, startServe } from './cmd-serve.ts';
 import { runTrace } from './cmd-trace.ts';
@@ -298,6 +299,58 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
         filterDirs: opts.filterDir,
         format: opts.format,
         ...(opts.interface !== undefined ? { interfaceMac: opts.interface } : {}),
+      });
+    });
+
+  const proxmox = program
+    .command('proxmox')
+    .description("Proxmox VE firewall (pve-firewall, iptables backend): a copy of a node's /etc/pve");
+  proxmox
+    .command('compile')
+    .description('print exactly what pve-firewall installs on the node (its iptables-restore, ipset or ebtables input)')
+    .argument('<pve-dir>', 'a copy of /etc/pve (firewall/, nodes/<node>/, corosync.conf)')
+    .option('--node <name>', 'the node (default: the only one under nodes/)')
+    .option('--local-network <cidr>', "the node's network (pve-firewall localnet), unless cluster.fw has local_network")
+    .option('--output <what>', 'iptables, ip6tables, ipset or ebtables', 'iptables')
+    .exitOverride()
+    .action((dir, opts) => {
+      code = runProxmoxCompile(io, dir, {
+        output: opts.output,
+        ...(opts.node !== undefined ? { node: opts.node } : {}),
+        ...(opts.localNetwork !== undefined ? { localNetwork: opts.localNetwork } : {}),
+      });
+    });
+  proxmox
+    .command('check')
+    .description(
+      "walk an LVS/keepalived setup through the node's firewall; findings with .fw edits and pvesh commands, verified",
+    )
+    .argument('<pve-dir>', 'a copy of /etc/pve')
+    .requiredOption('--vip <ip>', 'the virtual IP')
+    .option('--mode <mode>', 'dr or nat', 'dr')
+    .option('--director <vmid[:netN][@ip]>', 'a director / keepalived peer; repeatable', collect, [])
+    .option('--real-server <vmid[:netN][@ip]>', 'a real server; repeatable', collect, [])
+    .option('--client <ip>', 'client address for the probes', '203.0.113.7')
+    .option('--port <n>', 'service port', '80')
+    .option('--vmac-vrid <n>', 'keepalived use_vmac with this virtual router id')
+    .option('--node <name>', 'the node (default: the only one under nodes/)')
+    .option('--local-network <cidr>', "the node's network, unless cluster.fw has local_network")
+    .option('--json', 'print the report as JSON')
+    .option('--fix-dir <out>', 'write the .fw files with all fixes applied into this directory (paths as in /etc/pve)')
+    .exitOverride()
+    .action((dir, opts) => {
+      code = runProxmoxCheck(io, dir, {
+        ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}),
+        vip: opts.vip,
+        mode: opts.mode,
+        director: opts.director,
+        realServer: opts.realServer,
+        client: opts.client,
+        port: opts.port,
+        ...(opts.vmacVrid !== undefined ? { vmacVrid: opts.vmacVrid } : {}),
+        ...(opts.node !== undefined ? { node: opts.node } : {}),
+        ...(opts.localNetwork !== undefined ? { localNetwork: opts.localNetwork } : {}),
+        ...(opts.json ? { json: true } : {}),
       });
     });
 

@@ -6,10 +6,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
+import { loadPveConformanceCase, pveConformanceCases } from '../../test/support/pve-conformance.ts';
 import { readIpsetSave } from '../netfilter/ipset.ts';
 import { renderIptablesSave } from '../netfilter/iptables-render.ts';
 import { compilePveFirewall, renderPveEbtablesRestore, renderPveIpsetRestore, renderPveRestore } from './compile.ts';
-import { loadPveConformanceCase, pveConformanceCases } from './conformance-cases.ts';
 import { pveFilterTable, pveIpsets } from './model.ts';
 
 const suite = externalSuite('conformance/pve-firewall/');

@@ -7,11 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
+import { loadPveConformanceCase, pveConformanceCases } from '../../test/support/pve-conformance.ts';
 import type { Ipv4 } from '../addr/ipv4.ts';
 import { ICMP_TYPES_BY_NAME } from '../netfilter/names.ts';
 import type { EthernetFrame, L4Payload } from '../wire/types.ts';
 import { compilePveFirewall } from './compile.ts';
-import { loadPveConformanceCase, pveConformanceCases } from './conformance-cases.ts';
 import { endpointMac, ipv4OrZero, type PveEndpoint, pveNodeModel, pveSimulate } from './simulate.ts';
 
 const suite = externalSuite('conformance/pve-firewall/');

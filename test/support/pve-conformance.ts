@@ -4,9 +4,9 @@
  * 172.16.1.0/24, the harness' corosync.conf and guests). Used by tests and the benchmark; never by the tool itself.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import type { Issue } from '../source/issue.ts';
-import type { PveNodeInput } from './compile.ts';
-import { type PveGuestSource, pveNodeInput } from './node-files.ts';
+import type { PveNodeInput } from '../../src/proxmox/compile.ts';
+import { type PveGuestSource, pveNodeInput } from '../../src/proxmox/node-files.ts';
+import type { Issue } from '../../src/source/issue.ts';
 
 export interface PveConformanceCase {
   readonly name: string;
