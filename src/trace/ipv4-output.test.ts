@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type NodeSpec, tcpProbe, tinyScenario, trace } from '../../test/support/tiny-net.ts';
+import { lvsLan, type NodeSpec, tcpProbe, tinyScenario, trace } from '../../test/support/tiny-net.ts';
 import { formatIpv4 } from '../addr/ipv4.ts';
 import type { Hop, Trace } from './types.ts';
 
@@ -58,40 +58,9 @@ describe('neighbour resolution in IPv4 output (ipv4-output.ts, arp_solicit)', ()
   });
 });
 
-/** A client, a director with the VIP and one real server, all on L2 segment lan (198.51.100.0/24). */
 function lan(method: 'Route' | 'Tunnel', rs: Partial<NodeSpec>, routes?: NodeSpec['routes']) {
-  const s = tinyScenario(
-    {
-      c: { ifaces: { eth0: { mac: '52:54:00:00:00:50', addrs: ['198.51.100.50/24'], segment: 'lan' } } },
-      d: {
-        ifaces: { eth0: { mac: '52:54:00:00:00:10', addrs: ['198.51.100.10/24', `${VIP}/24`], segment: 'lan' } },
-        ...(routes ? { routes } : {}),
-      },
-      rs: {
-        ifaces: {
-          lo: { addrs: ['127.0.0.1/8', ...(method === 'Route' ? [`${VIP}/32`] : [])] },
-          eth0: { mac: RS_MAC, addrs: ['198.51.100.21/24'], segment: 'lan' },
-          ...(method === 'Tunnel' ? { tunl0: { kind: 'tunnel' as const, addrs: [`${VIP}/32`] } } : {}),
-        },
-        listen: [80],
-        // A DR or TUN real server must not answer ARP for the VIP it holds (the "ARP problem").
-        sysctl: { 'net.ipv4.conf.all.arp_ignore': 1, 'net.ipv4.conf.all.arp_announce': 2 },
-        ...rs,
-      },
-    },
-    { lan: ['c:eth0', 'd:eth0', 'rs:eth0'] },
-  );
-  const ipvsadm = {
-    d: [
-      'IP Virtual Server version 1.2.1 (size=4096)',
-      'Prot LocalAddress:Port Scheduler Flags',
-      '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
-      `TCP  ${VIP}:80 rr`,
-      `  -> 198.51.100.21:80             ${method.padEnd(7)} 1      0          0`,
-      '',
-    ].join('\n'),
-  };
-  return trace(s, tcpProbe('c', VIP, 80), { ipvsadm });
+  const { scenario, engines } = lvsLan(method, rs, routes);
+  return trace(scenario, tcpProbe('c', VIP, 80), engines);
 }
 
 /** The frame the director sends after IPVS scheduled the packet (the first hop out of d after the IPVS step). */

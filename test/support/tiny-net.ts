@@ -9,6 +9,7 @@ import { ipv4 } from '../../src/addr/ipv4.ts';
 import { mac as parseMac } from '../../src/addr/mac.ts';
 import { parseIpv4Prefix } from '../../src/addr/prefix.ts';
 import { readIpvsadmList } from '../../src/ipvs/ipvsadm-list-reader.ts';
+import type { IpvsTable } from '../../src/ipvs/model.ts';
 import { implicit } from '../../src/source/origin.ts';
 import type { LoadedScenario } from '../../src/topology/load-scenario.ts';
 import type {
@@ -150,29 +151,59 @@ export interface TinyEngines {
   readonly ipvsadm?: Readonly<Record<string, string>>;
 }
 
-/** The engines of a tiny scenario: the given firewalls, and IPVS engines read from listings. */
-export function tinyEngines(e: TinyEngines = {}): DataplaneEngines {
-  const ipvs = new Map<string, () => IpvsEngine>();
-  for (const [director, text] of Object.entries(e.ipvsadm ?? {})) {
+const TABLES = new Map<string, IpvsTable>();
+
+/** The IPVS table of an `ipvsadm -L -n` listing (the same object for the same text). */
+function ipvsTable(director: string, text: string): IpvsTable {
+  let t = TABLES.get(text);
+  if (t === undefined) {
     const r = readIpvsadmList(text, `${director}/ipvsadm-Ln.txt`);
     if (!r.value || r.issues.some((i) => i.severity === 'error'))
       throw new Error(`tiny-net: bad ipvsadm listing for ${director}: ${JSON.stringify(r.issues)}`);
-    const table = r.value.table;
-    ipvs.set(director, () => makeIpvsEngine(table, { kernel: '6.1.0' }));
+    t = r.value.table;
+    TABLES.set(text, t);
   }
+  return t;
+}
+
+function tables(e: TinyEngines): Map<string, IpvsTable> {
+  return new Map(Object.entries(e.ipvsadm ?? {}).map(([d, text]) => [d, ipvsTable(d, text)] as const));
+}
+
+function enginesOf(ipvsTables: ReadonlyMap<string, IpvsTable>, e: TinyEngines): DataplaneEngines {
+  const ipvs = new Map<string, () => IpvsEngine>();
+  for (const [director, table] of ipvsTables) ipvs.set(director, () => makeIpvsEngine(table, { kernel: '6.1.0' }));
   const fws = e.firewalls ?? {};
   return { firewalls: { get: (name) => fws[name] }, ipvs };
+}
+
+/** The engines of a tiny scenario: the given firewalls, and IPVS engines read from listings. */
+export function tinyEngines(e: TinyEngines = {}): DataplaneEngines {
+  return enginesOf(tables(e), e);
 }
 
 export function tinyDataplane(s: Scenario, e: TinyEngines = {}): Dataplane {
   return buildDataplane(s, tinyEngines(e));
 }
 
+/**
+ * A tiny scenario as the loader would give it, for what reads a `LoadedScenario` (findings, fixes): the scenario
+ * and the directors' IPVS tables; nothing else was read.
+ */
+export function tinyLoaded(s: Scenario, e: TinyEngines = {}): LoadedScenario {
+  return { scenario: s, ipvs: tables(e), kernels: new Map() } as unknown as LoadedScenario;
+}
+
 /** A simulator session on a tiny scenario (no libvirt filters compiled: the firewalls are the given ones). */
 export function tinySession(s: Scenario, e: TinyEngines = {}): Session {
-  const engines = tinyEngines(e);
-  const loaded = { scenario: s, ipvs: new Map(), kernels: new Map() } as unknown as LoadedScenario;
+  const loaded = tinyLoaded(s, e);
+  const engines = enginesOf(loaded.ipvs, e);
   return { loaded, hostRules: new Map(), engines, pristine: buildDataplane(s, engines), issues: [] };
+}
+
+/** Traces a probe on a (maybe fixed) tiny loaded scenario, with its IPVS tables and the given firewalls. */
+export function traceLoaded(loaded: LoadedScenario, probe: ProbeSpec, e: TinyEngines = {}): Trace {
+  return traceProbe(buildDataplane(loaded.scenario, enginesOf(loaded.ipvs, e)), probe);
 }
 
 export function tcpProbe(from: string, to: string, dport: number): ProbeSpec {
@@ -268,4 +299,49 @@ export function bridgedPair(extra: { a?: Partial<NodeSpec>; b?: Partial<NodeSpec
       ...extra.b,
     },
   });
+}
+
+/**
+ * An LVS cluster on one L2 segment `lan` (198.51.100.0/24): client c (.50), director d (.10, the VIP .100 on eth0)
+ * balancing VIP:80 to real server rs (.21, MAC 52:54:00:00:00:21) by DR (`Route`, the VIP on rs's lo) or TUN
+ * (`Tunnel`, the VIP on rs's tunl0). rs has arp_ignore=1 and arp_announce=2, as a DR/TUN real server must.
+ */
+export function lvsLan(
+  method: 'Route' | 'Tunnel',
+  rs: Partial<NodeSpec> = {},
+  directorRoutes?: NodeSpec['routes'],
+): { scenario: Scenario; engines: TinyEngines } {
+  const vip = '198.51.100.100';
+  const scenario = tinyScenario(
+    {
+      c: { ifaces: { eth0: { mac: '52:54:00:00:00:50', addrs: ['198.51.100.50/24'], segment: 'lan' } } },
+      d: {
+        ifaces: { eth0: { mac: '52:54:00:00:00:10', addrs: ['198.51.100.10/24', `${vip}/24`], segment: 'lan' } },
+        ...(directorRoutes ? { routes: directorRoutes } : {}),
+      },
+      rs: {
+        ifaces: {
+          lo: { addrs: ['127.0.0.1/8', ...(method === 'Route' ? [`${vip}/32`] : [])] },
+          eth0: { mac: '52:54:00:00:00:21', addrs: ['198.51.100.21/24'], segment: 'lan' },
+          ...(method === 'Tunnel' ? { tunl0: { kind: 'tunnel' as const, addrs: [`${vip}/32`] } } : {}),
+        },
+        listen: [80],
+        // A DR or TUN real server must not answer ARP for the VIP it holds (the "ARP problem").
+        sysctl: { 'net.ipv4.conf.all.arp_ignore': 1, 'net.ipv4.conf.all.arp_announce': 2 },
+        ...rs,
+      },
+    },
+    { lan: ['c:eth0', 'd:eth0', 'rs:eth0'] },
+  );
+  const ipvsadm = {
+    d: [
+      'IP Virtual Server version 1.2.1 (size=4096)',
+      'Prot LocalAddress:Port Scheduler Flags',
+      '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+      `TCP  ${vip}:80 rr`,
+      `  -> 198.51.100.21:80             ${method.padEnd(7)} 1      0          0`,
+      '',
+    ].join('\n'),
+  };
+  return { scenario, engines: { ipvsadm } };
 }
