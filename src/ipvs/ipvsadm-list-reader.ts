@@ -4,7 +4,7 @@
  * missing trailing spaces, CRLF, and shell prompt/command lines before the listing. Never throws: every line it
  * cannot read becomes an issue with its file:line and what was expected, and the rest is still read.
  */
-import { parseIpv4 } from '../addr/ipv4.ts';
+import { formatIpv4, parseIpv4 } from '../addr/ipv4.ts';
 import { parseIpv6 } from '../addr/ipv6.ts';
 import { type Issue, issue, type ReadResult, unsupported } from '../source/issue.ts';
 import { filePos, type Origin, type Position } from '../source/origin.ts';
@@ -93,10 +93,29 @@ function parseListedAddrPort(
   text: string,
   pos: Position,
   issues: Issue[],
+  hosts?: ReadonlyMap<string, IpAddress>,
 ): { address: IpAddress; port: number } | string {
   const ap = parseAddrPort(text);
   if (typeof ap !== 'string') return ap;
   const colon = text.lastIndexOf(':');
+  // `ipvsadm -L` without -n: `web1.example:http`; the host looked up among the names the caller knows.
+  const host = colon > 0 ? text.slice(0, colon) : undefined;
+  if (host !== undefined && /^[A-Za-z0-9_.-]*[A-Za-z_][A-Za-z0-9_.-]*$/.test(host)) {
+    const a = hosts?.get(host) ?? hosts?.get(host.split('.')[0]!);
+    if (a === undefined) return `'${host}' is a host name the scenario does not know`;
+    const portText = text.slice(colon + 1);
+    const named = parsePortOrName(portText);
+    if (named === undefined) return `'${portText}' is not a port or a well-known service name`;
+    issues.push(
+      issue(
+        'ipvsadm-host-name',
+        `host name '${host}' read as ${a.family === 'ipv4' ? formatIpv4(a.addr) : host}${named.named ? `, service '${portText}' as port ${named.port}` : ''}`,
+        pos,
+        'info',
+      ),
+    );
+    return { address: a, port: named.port };
+  }
   const named = colon < 0 ? undefined : parsePortOrName(text.slice(colon + 1));
   if (named?.named) {
     const again = parseAddrPort(`${text.slice(0, colon)}:${named.port}`);
@@ -193,7 +212,7 @@ function badAddress(token: string | undefined, code: string, expected: string, p
     issues.push(
       unsupported(
         'ipvsadm-names',
-        `'${token}' is a host or service name; only numeric listings (ipvsadm -L -n) are read`,
+        `'${token}' is a host name lvsdoctor cannot resolve (not a guest, gateway or client of the scenario): paste ipvsadm -L -n (numeric)`,
         pos,
       ),
     );
@@ -201,7 +220,11 @@ function badAddress(token: string | undefined, code: string, expected: string, p
 }
 
 /** Reads one `ipvsadm -L -n` listing. `file` names the input in positions and origins. */
-export function readIpvsadmList(text: string, file: string): ReadResult<IpvsadmListing> {
+export function readIpvsadmList(
+  text: string,
+  file: string,
+  hosts?: ReadonlyMap<string, IpAddress>,
+): ReadResult<IpvsadmListing> {
   const issues: Issue[] = [];
   const services: MutableService[] = [];
   let header: IpvsHeader | undefined;
@@ -272,7 +295,20 @@ export function readIpvsadmList(text: string, file: string): ReadResult<IpvsadmL
     if (PROTOCOLS.has(first) || first === 'FWM' || first === '?') {
       started = true;
       current = undefined;
-      const r = readServiceLine(t, format ?? 'default', raw.trim(), file, lineNo, issues);
+      if (/^[0-9A-F]{8}:[0-9A-F]{4}$/.test(t[1] ?? '')) {
+        issues.push(
+          issue(
+            'ipvsadm-skipped-line',
+            'skipped: a /proc/net/ip_vs line (hex address) inside an ipvsadm listing',
+            pos,
+            'warning',
+          ),
+        );
+        current = undefined;
+        currentBadLine = lineNo;
+        continue;
+      }
+      const r = readServiceLine(t, format ?? 'default', raw.trim(), file, lineNo, issues, hosts);
       if (r === undefined) {
         currentBadLine = lineNo;
         continue;
@@ -299,7 +335,7 @@ export function readIpvsadmList(text: string, file: string): ReadResult<IpvsadmL
           issues.push(issue('ipvsadm-orphan-destination', 'expected a service line before this real server line', pos));
         continue;
       }
-      const r = readDestinationLine(t, format ?? 'default', raw.trim(), current, file, lineNo, issues);
+      const r = readDestinationLine(t, format ?? 'default', raw.trim(), current, file, lineNo, issues, hosts);
       if (r !== undefined) {
         if (r.exactHint) exact = true;
         current.destinations.push(r.destination);
@@ -318,13 +354,14 @@ export function readIpvsadmList(text: string, file: string): ReadResult<IpvsadmL
       issues.push(issue('ipvsadm-ignored-line', `ignored line before the listing: '${raw.trim()}'`, pos, 'info'));
       continue;
     }
-    issues.push(
-      issue(
-        'ipvsadm-unknown-line',
-        `expected a service line (TCP/UDP/SCTP/FWM …) or a real server line ('  -> ADDRESS:PORT …'), got '${raw.trim()}'`,
-        pos,
-      ),
-    );
+    // A paste goes on after the listing (a prompt, the next command, its output) or elides part of it (`...`):
+    // what is there is read, what is not a listing line is skipped and said.
+    const what = /^(\.\.\.|…)/.test(first)
+      ? 'an elision: the listing is incomplete here'
+      : /^\S*[#$%>]$/.test(first) || /^\S+@\S+[:~]/.test(first) || /^\[[^\]]*\][#$]/.test(raw.trim())
+        ? 'a shell prompt or command'
+        : 'not a service line (TCP/UDP/SCTP/FWM …) or a real server line (  -> ADDRESS:PORT …)';
+    issues.push(issue('ipvsadm-skipped-line', `skipped (${what}): '${raw.trim()}'`, pos, 'warning'));
   }
 
   if (!started && services.length === 0) {
@@ -359,6 +396,7 @@ function readServiceLine(
   file: string,
   line: number,
   issues: Issue[],
+  hosts?: ReadonlyMap<string, IpAddress>,
 ): ServiceRead | undefined {
   const pos = filePos(file, line);
   let key: ServiceKey;
@@ -379,7 +417,7 @@ function readServiceLine(
       issues.push(unsupported('ipvsadm-unknown-protocol', `service with an unknown protocol ('?'): '${text}'`, pos));
       return undefined;
     }
-    const ap = t[1] === undefined ? 'missing VIP:PORT' : parseListedAddrPort(t[1], pos, issues);
+    const ap = t[1] === undefined ? 'missing VIP:PORT' : parseListedAddrPort(t[1], pos, issues, hosts);
     if (typeof ap === 'string') {
       badAddress(t[1], 'ipvsadm-bad-service', `expected '${t[0]} VIP:PORT SCHEDULER …': ${ap}`, pos, issues);
       return undefined;
@@ -504,9 +542,10 @@ function readDestinationLine(
   file: string,
   line: number,
   issues: Issue[],
+  hosts?: ReadonlyMap<string, IpAddress>,
 ): { destination: IpvsDestination; exactHint: boolean } | undefined {
   const pos = filePos(file, line);
-  const ap = t[1] === undefined ? 'missing ADDRESS:PORT' : parseListedAddrPort(t[1], pos, issues);
+  const ap = t[1] === undefined ? 'missing ADDRESS:PORT' : parseListedAddrPort(t[1], pos, issues, hosts);
   if (typeof ap === 'string') {
     badAddress(t[1], 'ipvsadm-bad-destination', `expected '  -> ADDRESS:PORT …': ${ap}`, pos, issues);
     return undefined;

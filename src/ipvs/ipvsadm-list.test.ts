@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ipv4 } from '../addr/ipv4.ts';
+import { ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { readIpvsadmList } from './ipvsadm-list-reader.ts';
 import { formatLargeNumber, writeIpvsadmList } from './ipvsadm-list-writer.ts';
 import type { IpvsTable } from './model.ts';
@@ -165,6 +165,59 @@ describe('readIpvsadmList', () => {
     expect(r.value!.table.services[0]!.destinations).toHaveLength(2);
   });
 
+  it('reads a paste: prompts, the command, an elision, trailing output and a cat /proc/net/ip_vs are skipped and said', () => {
+    const text = [
+      'root@lb1:~# ipvsadm -L -n',
+      'IP Virtual Server version 1.2.1 (size=4096)',
+      'Prot LocalAddress:Port Scheduler Flags',
+      '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+      'TCP  192.0.2.208:80 rr',
+      '  -> 192.0.2.226:80               Route   1      0          0',
+      '...',
+      'TCP  192.0.2.208:443 rr',
+      '  -> 192.0.2.227:443              Route   1      0          0',
+      'root@lb1:~# cat /proc/net/ip_vs',
+      'IP Virtual Server version 1.2.1 (size=4096)',
+      'TCP  C00002D0:0050 rr',
+      'root@lb1:~# ',
+    ].join('\n');
+    const r = readIpvsadmList(text, 'paste.txt');
+    expect(r.issues.map((i) => `${i.pos?.line}:${i.severity}:${i.code}`)).toEqual([
+      '7:warning:ipvsadm-skipped-line',
+      '10:warning:ipvsadm-skipped-line',
+      '11:warning:ipvsadm-second-listing',
+    ]);
+    expect(r.issues[0]!.message).toContain('an elision');
+    expect(r.issues[1]!.message).toContain('a shell prompt or command');
+    expect(r.value!.command).toBe('root@lb1:~# ipvsadm -L -n');
+    expect(r.value!.table.services.map((s) => s.destinations.length)).toEqual([1, 1]);
+  });
+
+  it('reads a listing without -n through the names the scenario knows, and names the ones it does not', () => {
+    const text = [
+      'IP Virtual Server version 1.2.1 (size=4096)',
+      'Prot LocalAddress:Port Scheduler Flags',
+      '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+      'TCP  vip.example.com:http wlc',
+      '  -> web1:http                    Route   1      0          0',
+      '  -> web9.example.com:http        Route   1      0          0',
+    ].join('\n');
+    const hosts = new Map([
+      ['vip.example.com', { family: 'ipv4' as const, addr: parseIpv4('192.0.2.208')! }],
+      ['web1', { family: 'ipv4' as const, addr: parseIpv4('192.0.2.226')! }],
+    ]);
+    const r = readIpvsadmList(text, 'names.txt', hosts);
+    const svc = r.value!.table.services[0]!;
+    expect(svc.key).toMatchObject({ port: 80 });
+    expect(svc.destinations.map((d) => d.port)).toEqual([80]);
+    expect(r.issues.filter((i) => i.severity !== 'info').map((i) => `${i.pos?.line}:${i.code}`)).toEqual([
+      '6:ipvsadm-names',
+    ]);
+    expect(r.issues.find((i) => i.code === 'ipvsadm-names')!.message).toContain(
+      "'web9.example.com:http' is a host name lvsdoctor cannot resolve",
+    );
+  });
+
   it('names the line and what was expected for malformed lines, and keeps what is certain', () => {
     const text = [
       'IP Virtual Server version 1.2.1 (size=4096)',
@@ -185,7 +238,7 @@ describe('readIpvsadmList', () => {
       'bad.txt:7:ipvsadm-bad-service',
       'bad.txt:8:ipvsadm-destination-skipped',
       'bad.txt:9:ipvsadm-bad-service',
-      'bad.txt:10:ipvsadm-unknown-line',
+      'bad.txt:10:ipvsadm-skipped-line',
       'bad.txt:11:ipvsadm-bad-forward',
     ]);
     expect(r.issues[0]!.message).toContain('Forward Weight ActiveConn InActConn');

@@ -12,7 +12,7 @@ import { detectIpvsInput } from '../ipvs/ipvs-input.ts';
 import { type ConnectionListing, readIpvsadmConnectionList, readProcIpVsConn } from '../ipvs/ipvsadm-conn-list.ts';
 import { readIpvsadmList } from '../ipvs/ipvsadm-list-reader.ts';
 import { type KeepalivedConfig, readKeepalivedConf } from '../ipvs/keepalived.ts';
-import type { IpvsTable } from '../ipvs/model.ts';
+import type { IpAddress, IpvsTable } from '../ipvs/model.ts';
 import { bindingForInterface, type Domain, type DomainInterface, readDomainXml } from '../libvirt/domain-xml.ts';
 import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
@@ -482,6 +482,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   }
 
   // Guests.
+  const listings: { guestName: string; text: string; file: string }[] = [];
   for (const [guestName, g] of Object.entries(f.guests)) {
     const place = domains.get(guestName);
     if (!place) {
@@ -611,12 +612,9 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       );
     let role = g.role;
     if (g.ipvsadm) {
+      // Read once every guest's addresses are known: a listing without -n names them.
       const a = readArtifact(ctx, g.ipvsadm, ['guests', guestName, 'ipvsadm']);
-      if (a) {
-        const r = readIpvsadmList(a.text, a.file);
-        ctx.issues.push(...r.issues);
-        if (r.value) ipvs.set(guestName, r.value.table);
-      }
+      if (a) listings.push({ guestName, text: a.text, file: a.file });
       role ??= 'director';
     }
     if (g.keepalived) {
@@ -680,6 +678,18 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       ttl: 64,
       origin: yamlOrigin(`guest ${guestName}`, 'guests', guestName),
     });
+  }
+  const hostNames = new Map<string, IpAddress>();
+  for (const n of nodes.values())
+    for (const i of n.interfaces.values()) {
+      const a = i.addrs[0]?.prefix.addr;
+      if (a !== undefined && !hostNames.has(n.name)) hostNames.set(n.name, { family: 'ipv4', addr: a });
+    }
+  for (const l of listings) {
+    const r = readIpvsadmList(l.text, l.file, hostNames);
+    ctx.issues.push(...r.issues);
+    // An ipvsadm listing is what the kernel has: it wins over a keepalived configuration of the same guest.
+    if (r.value) ipvs.set(l.guestName, r.value.table);
   }
   for (const [domName, place] of domains)
     if (!f.guests[domName])
