@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseClientSpec, runIpvsShow, runIpvsSimulate } from './cmd-ipvs.ts';
+import { runIpvsShow, runIpvsSimulate } from './cmd-ipvs.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/ipvs/', import.meta.url));
 
@@ -254,27 +254,5 @@ describe('lvsdoctor ipvs simulate', () => {
     const e = capture();
     expect(runIpvsSimulate(e.io, 'connections/c13a-dr.txt', { connections: 5 })).toBe(2);
     expect(e.err).toContain('[ipvs-input-no-table]');
-  });
-});
-
-describe('parseClientSpec', () => {
-  it('accepts a bare prefix or key=value pairs, with defaults', () => {
-    expect(parseClientSpec(undefined)).toEqual({
-      count: 254,
-      net: { base: 0xc6336400, length: 24 },
-      portLow: 1024,
-      portHigh: 65535,
-      seed: 1,
-    });
-    expect(parseClientSpec('count=1000,net=203.0.113.0/20,ports=2000-3000,seed=9')).toEqual({
-      count: 1000,
-      net: { base: 0xcb007000, length: 20 },
-      portLow: 2000,
-      portHigh: 3000,
-      seed: 9,
-    });
-    expect(parseClientSpec('10.0.0.5')).toMatchObject({ count: 1, net: { length: 32 } });
-    expect(parseClientSpec('ports=9-1')).toBe("ports must be LO-HI within 1-65535, not '9-1'");
-    expect(parseClientSpec('colour=red')).toBe("unknown key 'colour' (count, net, ports, seed)");
   });
 });
