@@ -238,6 +238,18 @@ export function iptRuleMatches(
   return YES;
 }
 
+const CHAIN_INDEX = new WeakMap<IptTable, ReadonlyMap<string, IptChain>>();
+
+/** The table's chains by name, built once per table (tables are immutable). */
+function chainsByName(table: IptTable): ReadonlyMap<string, IptChain> {
+  let m = CHAIN_INDEX.get(table);
+  if (m === undefined) {
+    m = new Map(table.chains.map((c) => [c.name, c]));
+    CHAIN_INDEX.set(table, m);
+  }
+  return m;
+}
+
 interface Frame {
   readonly chain: IptChain;
   index: number;
@@ -258,7 +270,7 @@ export function evaluateIptables(
   const events: IptEvalEvent[] = [];
   const problems: string[] = [];
   let mark = ctx.mark ?? 0;
-  const byName = new Map(table.chains.map((c) => [c.name, c]));
+  const byName = chainsByName(table);
   const hook = byName.get(chain);
   if (hook === undefined) {
     problems.push(`chain ${chain} does not exist in table ${table.name}`);

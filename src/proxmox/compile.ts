@@ -673,6 +673,7 @@ function tapRulesDirection(
   );
   // user rules
   const lc = direction.toLowerCase();
+  const guestConf = { ...fw, vmid };
   for (const r of fw.rules) {
     if (r.iface && r.iface !== nic.netid) continue;
     if (!r.enable || r.errors) continue;
@@ -689,7 +690,7 @@ function tapRulesDirection(
           ? { ACCEPT: 'PVEFW-SET-ACCEPT-MARK', REJECT: 'PVEFW-reject' }
           : { ACCEPT: accept, REJECT: 'PVEFW-reject' },
       );
-      generateRule(ctx, rs, chain, ipversion, userRule(ctx, r, { logmsg }), o, ctx.cluster, { ...fw, vmid }, vmid);
+      generateRule(ctx, rs, chain, ipversion, userRule(ctx, r, { logmsg }), o, ctx.cluster, guestConf, vmid);
     }
   }
   if (options.ips && direction === 'IN') {
