@@ -9,6 +9,7 @@ import { formatIpv4Prefix, prefixContains } from '../addr/prefix.ts';
 import type { IpvsService } from '../ipvs/model.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Iface, Node, NodeKind, PortBinding } from '../topology/model.ts';
+import { plannedSpecs } from '../trace/probe-plan.ts';
 
 export interface LabNamespace {
   readonly node: string;
@@ -344,7 +345,8 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
       const gwIf = gw?.interfaces.get(i.peer.iface);
       if (!gw || !gwIf) continue;
       const targets = new Set<string>();
-      for (const p of s.probes) if (p.kind === 'tcp' && p.from === c.name) targets.add(formatIpv4(p.to));
+      // Every TCP target of the probe plan (the scenario's probes and the ones lvsdoctor adds, e.g. real servers).
+      for (const p of plannedSpecs(loaded)) if (p.kind === 'tcp' && p.from === c.name) targets.add(formatIpv4(p.to));
       for (const t of loaded.ipvs.values())
         for (const svc of t.services)
           if (svc.key.kind === 'addr' && svc.key.address.family === 'ipv4')
