@@ -1,5 +1,5 @@
 /** Reads capture files into a `Correlator` (binary captures first, so pasted text can borrow their date). */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import type { Ipv4 } from '../addr/ipv4.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { type CorrelateOptions, type CorrelationReport, Correlator, MAX_POINTS } from './correlate.ts';
@@ -22,7 +22,7 @@ export interface CorrelatedFiles {
 /** Whether a capture file is text (pasted tcpdump output) rather than pcap or pcapng, from its first bytes. */
 export function isText(file: string): boolean {
   try {
-    const fd = openSync(file, 'r');
+    const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const b = new Uint8Array(64);
       const n = readSync(fd, b, 0, 64, 0);

@@ -4,7 +4,7 @@
  * correlation can read hundreds of megabytes per second. Corrupt or truncated input stops reading with an issue
  * naming the file and byte offset; every packet before it has been delivered.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { type Issue, issue } from '../source/issue.ts';
 import { isSupportedLinkType, LINKTYPE_RAW, linkTypeIssue } from './link.ts';
 import {
@@ -307,9 +307,17 @@ export function scanCaptureFile(
   const s = new CaptureScanner(path, options.text);
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // Non-blocking, and only a regular file: a FIFO or a device would block or never end.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     s.issues.push(issue('capture-open', `cannot open: ${(e as Error).message}`, { file: path, line: 0 }));
+    return summary(s, 0);
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    s.issues.push(
+      issue('capture-open', 'not a regular file (a FIFO, device or socket is never read)', { file: path, line: 0 }),
+    );
     return summary(s, 0);
   }
   let buf = new Uint8Array(chunkSize);

@@ -5,7 +5,6 @@
  * `--timeout` lines). Exit codes: 0 fine, 1 a problem found (simulate: some connections got no real server),
  * 2 bad input or usage. Input problems are printed as `file:line: error: message [code]`.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { OverheadMode } from '../ipvs/dest-state.ts';
@@ -25,9 +24,10 @@ import {
   schedFlagNames,
 } from '../ipvs/model.ts';
 import { formatClientSpec, type Lifecycle, parseClientSpec, runWorkload } from '../ipvs/workload.ts';
+import { FileError, readInputText } from '../source/files.ts';
 import { formatIssue, type Issue } from '../source/issue.ts';
 import { IPPROTO_UDP } from '../wire/types.ts';
-import type { Io } from './io.ts';
+import { type Io, reportIssues } from './io.ts';
 import { originJson, toJsonText } from './json.ts';
 
 export type IpvsShowFormat = 'ipvsadm' | 'save' | 'json';
@@ -45,18 +45,14 @@ interface Loaded {
 function load(io: Io, file: string): Loaded | undefined {
   let text: string;
   try {
-    text = readFileSync(resolve(io.cwd ?? process.cwd(), file), 'utf8');
+    text = readInputText(resolve(io.cwd ?? process.cwd(), file));
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
-    io.stderr(`${file}: error: cannot read the file: ${why} [ipvs-input-unreadable]\n`);
+    if (!(e instanceof FileError)) throw e;
+    io.stderr(`${file}: error: cannot read the file: ${e.reason} [ipvs-input-unreadable]\n`);
     return undefined;
   }
   const r = readIpvsInput(text, file);
-  let bad = false;
-  for (const i of r.issues) {
-    if (i.severity === 'error') bad = true;
-    io.stderr(`${formatIssue(i)}\n`);
-  }
+  const bad = reportIssues(io, r.issues);
   if (bad || r.value === undefined) return undefined;
   return { input: r.value, issues: r.issues };
 }

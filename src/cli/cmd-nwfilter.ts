@@ -8,7 +8,7 @@
  * Exit codes: 0 printed; 1 libvirt would refuse the binding (its reason on stderr); 2 bad input (issues with
  * file:line on stderr).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { parseMac } from '../addr/mac.ts';
 import { filterRegistry } from '../libvirt/builtin-filters.ts';
@@ -18,9 +18,10 @@ import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
 import { isOutputFormat, OUTPUT_FORMATS, renderCompiled } from '../libvirt/render-outputs.ts';
 import { readXml } from '../libvirt/xml.ts';
+import { readInputText } from '../source/files.ts';
 import { formatIssue, type Issue, issue } from '../source/issue.ts';
 import { filePos } from '../source/origin.ts';
-import type { Io } from './io.ts';
+import { type Io, reportIssues } from './io.ts';
 
 export interface NwfilterCompileOptions {
   readonly filterDirs: readonly string[];
@@ -29,14 +30,7 @@ export interface NwfilterCompileOptions {
   readonly interfaceMac?: string;
 }
 
-function report(io: Io, issues: readonly Issue[]): boolean {
-  let bad = false;
-  for (const i of issues) {
-    if (i.severity === 'error') bad = true;
-    io.stderr(`${formatIssue(i)}\n`);
-  }
-  return bad;
-}
+const report = reportIssues;
 
 function resolvePath(io: Io, p: string): { full: string; shown: string } {
   const cwd = io.cwd ?? process.cwd();
@@ -57,7 +51,7 @@ export function readFilterDirs(io: Io, dirs: readonly string[]): { filters: NwFi
     for (const name of readdirSync(full).sort()) {
       if (!name.endsWith('.xml')) continue;
       const file = join(shown, name);
-      const r = readNwfilterXml(readFileSync(join(full, name), 'utf8'), file);
+      const r = readNwfilterXml(readInputText(join(full, name)), file);
       issues.push(...r.issues);
       if (r.value) filters.set(r.value.name, r.value);
     }
@@ -142,7 +136,7 @@ export function runNwfilterCompile(io: Io, bindingFile: string, options: Nwfilte
     return 2;
   }
   const shownFile = isAbsolute(bindingFile) ? relative(io.cwd ?? process.cwd(), full) || bindingFile : shown;
-  const input = readBindingInput(readFileSync(full, 'utf8'), shownFile, options.interfaceMac);
+  const input = readBindingInput(readInputText(full), shownFile, options.interfaceMac);
   const dirs = readFilterDirs(io, options.filterDirs);
   const inputBad = report(io, [...input.issues, ...dirs.issues]);
   if (inputBad || input.binding === undefined) return 2;

@@ -1,3 +1,4 @@
+import { LIMITS } from '../source/files.ts';
 import { formatIssue, type Issue } from '../source/issue.ts';
 
 export { currentInput, resetCurrentInput } from '../source/reading.ts';
@@ -16,12 +17,24 @@ export interface Io {
 /** Bad usage detected after parsing (an unknown probe, a bad --format value). */
 export class UsageError extends Error {}
 
-/** Prints input issues; returns true when any is an error (the command must stop with exit 2). */
+/**
+ * Prints input issues, at most LIMITS.issuesPerFile per file (then one line counting the rest); returns true when
+ * any is an error (the command must stop with exit 2).
+ */
 export function reportIssues(io: Io, issues: readonly Issue[]): boolean {
   let bad = false;
+  const shown = new Map<string, number>();
   for (const i of issues) {
     if (i.severity === 'error') bad = true;
-    io.stderr(`${formatIssue(i)}\n`);
+    const file = i.pos?.file ?? '';
+    const n = (shown.get(file) ?? 0) + 1;
+    shown.set(file, n);
+    if (n <= LIMITS.issuesPerFile) io.stderr(`${formatIssue(i)}\n`);
   }
+  for (const [file, n] of shown)
+    if (n > LIMITS.issuesPerFile)
+      io.stderr(
+        `${file || 'lvsdoctor'}: ${n - LIMITS.issuesPerFile} more issues not shown (the first ${LIMITS.issuesPerFile} are above)\n`,
+      );
   return bad;
 }

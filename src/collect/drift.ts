@@ -10,7 +10,7 @@ import { bindingForInterface, type Domain } from '../libvirt/domain-xml.ts';
 import type { NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { compareRulesets, type DriftItem } from '../netfilter/drift.ts';
 import type { EbChain, EbRule, EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
-import { readEbtablesList } from '../netfilter/ebtables-read.ts';
+import { readEbtablesList, stripEbCounters } from '../netfilter/ebtables-read.ts';
 import { renderEbtablesList, renderEbtablesRule } from '../netfilter/ebtables-render.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
@@ -52,7 +52,7 @@ function chainBlocks(text: string): Map<string, string> {
       flush();
       name = head[1]!;
       body = [`policy ${head[2]}`];
-    } else if (name !== undefined && line !== '') body.push(line.replace(/\s*,\s*pcnt = \d+ -- bcnt = \d+$/, ''));
+    } else if (name !== undefined && line !== '') body.push(stripEbCounters(line));
   }
   flush();
   return out;
@@ -172,13 +172,23 @@ export function compareEbtables(
   });
   // Lines the reader could not put into the model, by chain (they cannot be compared; they are still shown).
   const unread = new Map<string, string[]>();
+  // The chain of every line, found once (not by walking back from each unreadable line: quadratic).
+  let chainOf: string[] | undefined;
   for (const i of read.issues) {
     if (i.severity !== 'error' || !i.pos || i.pos.line <= 0) continue;
-    let chain = '';
-    for (let k = i.pos.line - 1; k >= 0 && chain === ''; k--)
-      chain = /^Bridge chain: ([^,\s]+),/.exec(textLines[k] ?? '')?.[1] ?? '';
-    const raw = (textLines[i.pos.line - 1] ?? '').trim().replace(/\s*,\s*pcnt = \d+ -- bcnt = \d+$/, '');
-    unread.set(chain, [...(unread.get(chain) ?? []), raw]);
+    if (chainOf === undefined) {
+      chainOf = [];
+      let chain = '';
+      for (const l of textLines) {
+        chain = /^Bridge chain: ([^,\s]+),/.exec(l)?.[1] ?? chain;
+        chainOf.push(chain);
+      }
+    }
+    const chain = chainOf[i.pos.line - 1] ?? '';
+    const raw = stripEbCounters((textLines[i.pos.line - 1] ?? '').trim());
+    const list = unread.get(chain);
+    if (list) list.push(raw);
+    else unread.set(chain, [raw]);
   }
   for (const name of [...builtins].sort()) {
     const others = (installed.chains.find((c) => c.name === name)?.rules ?? [])

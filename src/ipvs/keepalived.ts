@@ -577,10 +577,21 @@ function readGroup(s: KeepalivedStatement, ctx: Ctx): GroupEntry[] {
       ctx.error('keepalived-bad-value', `'${e.args[0]}' is not a port`, e.line);
       continue;
     }
+    if (out.length + r.length > MAX_GROUP_ENTRIES) {
+      ctx.error(
+        'keepalived-group-too-large',
+        `virtual_server_group '${s.args[0] ?? ''}' expands to more than ${MAX_GROUP_ENTRIES} addresses (lines after this one are not read)`,
+        e.line,
+      );
+      break;
+    }
     for (const a of r) out.push({ key: { kind: 'addr-pending', address: a, port }, line: e.line });
   }
   return out;
 }
+
+/** Most services one virtual_server_group may expand to (ranges included): bounds memory, far above real use. */
+const MAX_GROUP_ENTRIES = 65536;
 
 interface VsSettings {
   scheduler?: string;
@@ -1345,16 +1356,22 @@ export function readKeepalivedConf(text: string, file: string): ReadResult<Keepa
     }
   }
   const services = virtualServers.flatMap((v) => v.services);
-  for (let i = 0; i < services.length; i++)
-    for (let j = 0; j < i; j++)
-      if (sameKey(services[i]!.key, services[j]!.key))
-        issues.push(
-          issue(
-            'keepalived-duplicate-service',
-            `${formatServiceKey(services[i]!.key)} is configured twice (also at line ${services[j]!.origin.pos?.line ?? '?'})`,
-            services[i]!.origin.pos,
-          ),
-        );
+  // Each duplicate once, naming the first: linear in the services (a group of 2,000 equal lines is 1,999 issues,
+  // not two million).
+  const first = new Map<string, (typeof services)[number]>();
+  for (const svc of services) {
+    const key = formatServiceKey(svc.key);
+    const was = first.get(key);
+    if (was === undefined) first.set(key, svc);
+    else
+      issues.push(
+        issue(
+          'keepalived-duplicate-service',
+          `${key} is configured twice (also at line ${was.origin.pos?.line ?? '?'})`,
+          svc.origin.pos,
+        ),
+      );
+  }
   if (statements.length === 0) {
     issues.push(issue('keepalived-empty', 'no keepalived configuration found', filePos(file, 0)));
     return { value: undefined, issues };
@@ -1369,10 +1386,6 @@ export function readKeepalivedConf(text: string, file: string): ReadResult<Keepa
     },
     issues,
   };
-}
-
-function sameKey(a: ServiceKey, b: ServiceKey): boolean {
-  return formatServiceKey(a) === formatServiceKey(b);
 }
 
 /** True when the text looks like keepalived.conf (a known top-level block keyword followed by '{'). */

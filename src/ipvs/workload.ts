@@ -108,7 +108,8 @@ export interface Workload {
   readonly intervalMs: number;
 }
 
-class Xorshift32 {
+/** xorshift32: a small seeded generator (the same seed gives the same sequence). */
+export class Xorshift32 {
   private s: number;
   constructor(seed: number) {
     this.s = seed >>> 0 || 0x9e3779b9;

@@ -58,7 +58,30 @@ const TABLES: readonly EbTableName[] = ['filter', 'nat', 'broute'];
 const POLICIES: readonly EbPolicy[] = ['ACCEPT', 'DROP', 'RETURN'];
 const VERDICTS = new Set(['ACCEPT', 'DROP', 'RETURN', 'CONTINUE']);
 const FULL_MASK = 'ff:ff:ff:ff:ff:ff';
-const COUNTERS_RE = /\s*,\s*pcnt = (\d+) -- bcnt = (\d+)\s*$/;
+const COUNTERS_RE = /^pcnt = (\d+) -- bcnt = (\d+)\s*$/;
+
+/**
+ * The `, pcnt = N -- bcnt = N` that ends a rule listed with --Lc: where it starts and the two counts. Found from the
+ * last `pcnt = ` (a regex searching for `\s*,\s*pcnt` from every position is quadratic on a run of spaces).
+ */
+/** `line` without the ` , pcnt = N -- bcnt = N` that ends a rule listed with --Lc (linear time). */
+export function stripEbCounters(line: string): string {
+  const c = countersOf(line);
+  return c === undefined ? line : line.slice(0, c.index);
+}
+
+function countersOf(body: string): { index: number; packets: number; bytes: number } | undefined {
+  const at = body.lastIndexOf('pcnt = ');
+  if (at < 0) return undefined;
+  const m = COUNTERS_RE.exec(body.slice(at));
+  if (!m) return undefined;
+  let i = at;
+  while (i > 0 && /\s/.test(body[i - 1]!)) i--;
+  if (body[i - 1] !== ',') return undefined;
+  i--;
+  while (i > 0 && /\s/.test(body[i - 1]!)) i--;
+  return { index: i, packets: Number(m[1]), bytes: Number(m[2]) };
+}
 
 /** Names libebt_ip6 prints for one type with a code range (name, type, code low, code high). */
 const ICMP6_NAMES: readonly (readonly [string, number, number, number])[] = [
@@ -584,9 +607,9 @@ export function readEbtablesList(text: string, file: string, options: EbReadOpti
     }
     let body = line.trim().replace(/^\d+\. /, '');
     let counters: EbCounters | undefined;
-    const cm = COUNTERS_RE.exec(body);
+    const cm = countersOf(body);
     if (cm) {
-      counters = { packets: Number(cm[1]), bytes: Number(cm[2]) };
+      counters = { packets: cm.packets, bytes: cm.bytes };
       body = body.slice(0, cm.index);
     }
     const origin = ruleOrigin(file, lineNo, tableName ?? 'nat', cur.name, cur.rules.length + 1);

@@ -467,6 +467,19 @@ function verifyRule(r: RawRule, env: RuleEnv, cluster: FwConfigLike | undefined,
   return { macro, ipversion, errors };
 }
 
+/**
+ * What pve-firewall's `/\s*#\s*(.*?)\s*$/` (with `spaces`) or `/#\s*(.*?)\s*$/` finds, without the regex's
+ * quadratic time on long runs of spaces: where the comment starts (with the spaces before the first `#` when
+ * `spaces`), and its text (index 1, trimmed).
+ */
+function trailingComment(line: string, spaces: boolean): { readonly index: number; readonly 1: string } | undefined {
+  const hash = line.indexOf('#');
+  if (hash < 0) return undefined;
+  let index = hash;
+  if (spaces) while (index > 0 && /\s/.test(line[index - 1]!)) index--;
+  return { index, 1: line.slice(hash + 1).trim() };
+}
+
 function optionFor(env: FwEnv, line: string, now: number | undefined): [string, FwOptionValue] | string {
   let m: RegExpExecArray | null;
   const fail = `can't parse option '${line}'`;
@@ -481,7 +494,7 @@ function optionFor(env: FwEnv, line: string, now: number | undefined): [string, 
       if (m) return [m[1]!.toLowerCase(), m[3]!.toUpperCase()];
       m = /^(ips_queues):\s*((\d+)(:(\d+))?)\s*$/i.exec(line);
       if (m) return [m[1]!.toLowerCase(), m[2]!];
-      m = /^(layer2_protocols):\s*(((\S+)[,]?)+)\s*$/i.exec(line);
+      m = /^(layer2_protocols):\s*(\S+)\s*$/i.exec(line);
       if (m) return [m[1]!.toLowerCase(), m[2]!];
       return fail;
     case 'host':
@@ -495,7 +508,7 @@ function optionFor(env: FwEnv, line: string, now: number | undefined): [string, 
         'i',
       ).exec(line);
       if (m) return [m[1]!.toLowerCase(), m[2] ? m[3]!.toLowerCase() : ''];
-      m = /^(nf_conntrack_helpers):\s*(((\S+)[,]?)+)\s*$/i.exec(line);
+      m = /^(nf_conntrack_helpers):\s*(\S+)\s*$/i.exec(line);
       if (m) {
         const helpers = m[2]!.toLowerCase();
         const known = ['amanda', 'ftp', 'irc', 'netbios-ns', 'pptp', 'sane', 'sip', 'snmp', 'tftp'];
@@ -624,7 +637,7 @@ export function readFwConfig(text: string, file: string, env: FwEnv, opts: FwRea
         continue;
       }
       case 'aliases': {
-        const comment = /\s*#\s*(.*?)\s*$/.exec(line);
+        const comment = trailingComment(line, true);
         const body = comment ? line.slice(0, comment.index) : line;
         const am = /^(\S+)\s(\S+)$/.exec(body);
         if (!am) {
@@ -674,7 +687,7 @@ export function readFwConfig(text: string, file: string, env: FwEnv, opts: FwRea
         continue;
       }
       case 'ipset': {
-        const cm = /#\s*(.*?)\s*$/.exec(line);
+        const cm = trailingComment(line, false);
         const body = cm ? line.slice(0, cm.index) : line;
         const em = /^(!)?\s*(\S+)\s*$/.exec(body);
         if (!em) {

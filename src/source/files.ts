@@ -43,13 +43,19 @@ export const LIMITS = {
 /** A path that cannot be read or written as asked; the message names it. */
 export class FileError extends Error {
   override readonly name = 'FileError';
+  /** Why, without the path (`no such file`, `not a regular file …`). */
+  readonly reason: string;
+  constructor(message: string, reason?: string) {
+    super(message);
+    this.reason = reason ?? message;
+  }
 }
 
 function why(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
   switch (code) {
     case 'ENOENT':
-      return 'no such file or directory';
+      return 'no such file';
     case 'EACCES':
     case 'EPERM':
       return 'permission denied';
@@ -91,27 +97,27 @@ export function readInputBytes(path: string, o: ReadOptions = {}): Uint8Array {
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (o.noFollow ? constants.O_NOFOLLOW : 0));
   } catch (e) {
-    throw new FileError(`cannot read ${path}: ${why(e)}`);
+    throw new FileError(`cannot read ${path}: ${why(e)}`, why(e));
   }
+  const refuse = (reason: string) => new FileError(`cannot read ${path}: ${reason}`, reason);
   try {
     const st = fstatSync(fd);
-    if (st.isDirectory()) throw new FileError(`cannot read ${path}: it is a directory, not a file`);
-    if (!st.isFile())
-      throw new FileError(`cannot read ${path}: not a regular file (a FIFO, device or socket is never read)`);
-    if (st.size > max) throw new FileError(`cannot read ${path}: it is ${mib(st.size)}; the limit is ${mib(max)}`);
+    if (st.isDirectory()) throw refuse('it is a directory, not a file');
+    if (!st.isFile()) throw refuse('not a regular file (a FIFO, device or socket is never read)');
+    if (st.size > max) throw refuse(`it is ${mib(st.size)}; the limit is ${mib(max)}`);
     const buf = Buffer.allocUnsafe(Math.min(st.size, max) + 1);
     let n = 0;
     for (;;) {
       const got = readSync(fd, buf, n, buf.length - n, null);
       if (got === 0) break;
       n += got;
-      if (n > max) throw new FileError(`cannot read ${path}: it grew beyond the limit of ${mib(max)}`);
+      if (n > max) throw refuse(`it grew beyond the limit of ${mib(max)}`);
       if (n === buf.length) break;
     }
     return new Uint8Array(buf.buffer, buf.byteOffset, n);
   } catch (e) {
     if (e instanceof FileError) throw e;
-    throw new FileError(`cannot read ${path}: ${why(e)}`);
+    throw refuse(why(e));
   } finally {
     closeSync(fd);
   }

@@ -112,7 +112,8 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
   const lines = text.split(/\r?\n/);
   lines.forEach((raw, i) => {
     const lineNo = i + 1;
-    const line = raw.replace(/\s+$/, '');
+    // trimEnd, not /\s+$/: the regex is quadratic on a long run of spaces.
+    const line = raw.trimEnd();
     if (line.trim() === '') return;
     if (i === 0 && /[#$]\s*ip\b/.test(line)) return;
     const pos = filePos(file, lineNo);
