@@ -103,10 +103,60 @@ describe('readIptablesSave details', () => {
   ].join('\n');
   const r = readIptablesSave(text, 'host/iptables-save.txt', 'ipv4');
 
-  it('reports other tables as unsupported, naming their chains and rules', () => {
+  it('reads other tables: a MASQUERADE after filtering changes no verdict, so only the table is noted', () => {
     expect(r.issues.map(formatIssue)).toContain(
-      'host/iptables-save.txt:2: unsupported: table nat (2 chains: PREROUTING, POSTROUTING; 1 rules) is not modelled (only filter is read) [iptables-table-unsupported]',
+      'host/iptables-save.txt:2: info: table nat read (2 chains, 1 rules); the simulator evaluates the filter table only: none of these rules changes a traced verdict [iptables-table-read]',
     );
+    expect(r.issues.filter((i) => i.pos?.line !== undefined && i.pos.line <= 6 && i.severity === 'error')).toEqual([]);
+  });
+
+  it('reads a Docker and libvirt host: nat, mangle and raw are not fatal; what they change is said once per kind', () => {
+    const docker = [
+      '*raw',
+      ':PREROUTING ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      '-A PREROUTING -d 198.51.100.2/32 ! -i docker0 -j DROP',
+      '-A PREROUTING -p udp --dport 4789 -j CT --notrack',
+      'COMMIT',
+      '*mangle',
+      ':PREROUTING ACCEPT [0:0]',
+      ':INPUT ACCEPT [0:0]',
+      ':FORWARD ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      ':POSTROUTING ACCEPT [0:0]',
+      '-A POSTROUTING -o virbr0 -p udp -m udp --dport 68 -j CHECKSUM --checksum-fill',
+      '-A PREROUTING -i eth0 -j MARK --set-xmark 0x4000/0x4000',
+      'COMMIT',
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      ':INPUT ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      ':POSTROUTING ACCEPT [0:0]',
+      ':DOCKER - [0:0]',
+      '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER',
+      '-A POSTROUTING -s 198.51.100.0/24 ! -o docker0 -j MASQUERADE',
+      '-A DOCKER -i docker0 -j RETURN',
+      '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.51.100.2:80',
+      '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8443 -j DNAT --to-destination 198.51.100.2:443',
+      'COMMIT',
+      '*filter',
+      ':INPUT ACCEPT [0:0]',
+      ':FORWARD DROP [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      'COMMIT',
+    ].join('\n');
+    const d = readIptablesSave(docker, 'docker.txt', 'ipv4');
+    expect(d.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    expect(d.value).toHaveLength(1);
+    const warnings = d.issues
+      .filter((i) => i.severity === 'warning')
+      .map((i) => `${i.pos?.line}: ${i.message.split(') ')[0]})`);
+    expect(warnings).toEqual([
+      '4: raw PREROUTING -j DROP (1 rule, first here)',
+      '5: raw PREROUTING -j CT (1 rule, first here)',
+      '14: mangle PREROUTING -j MARK (1 rule, first here)',
+      '25: nat DOCKER -j DNAT (2 rules, first here)',
+    ]);
   });
 
   it('reports unknown matches and targets with file:line and keeps reading', () => {

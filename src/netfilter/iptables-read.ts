@@ -27,6 +27,7 @@ import {
   type IptTarget,
   parseTcpFlags,
 } from './iptables-model.ts';
+import { OtherTableReader } from './iptables-other-tables.ts';
 import { ICMP_TYPES_BY_NAME, ICMPV6_TYPES_BY_NAME, protocolByName } from './names.ts';
 import { bad, notModelled, RuleError } from './rule-error.ts';
 
@@ -620,22 +621,18 @@ function parseCounters(text: string): IptCounters | undefined {
   return m ? { packets: Number(m[1]), bytes: Number(m[2]) } : undefined;
 }
 
-/** Reads `iptables-save` (family `ipv4`) or `ip6tables-save` (`ipv6`) output: the filter table(s) it contains. */
+/**
+ * Reads `iptables-save` (family `ipv4`) or `ip6tables-save` (`ipv6`) output: the filter table(s) it contains, and
+ * every other table as far as what it means for a traced verdict (see iptables-other-tables.ts).
+ */
 export function readIptablesSave(text: string, file: string, family: IptFamily): ReadResult<IptTable[]> {
   const issues: Issue[] = [];
   const tables: TableBuilder[] = [];
   const tool = family === 'ipv4' ? 'iptables' : 'ip6tables';
   let cur: TableBuilder | undefined;
-  let other: { name: string; line: number; chains: string[]; rules: number } | undefined;
+  let other: OtherTableReader | undefined;
   const closeOther = () => {
-    if (other === undefined) return;
-    issues.push(
-      unsupported(
-        'iptables-table-unsupported',
-        `table ${other.name} (${other.chains.length} chains: ${other.chains.join(', ') || 'none'}; ${other.rules} rules) is not modelled (only filter is read)`,
-        filePos(file, other.line),
-      ),
-    );
+    other?.finish();
     other = undefined;
   };
   text.split('\n').forEach((raw, idx) => {
@@ -652,13 +649,11 @@ export function readIptablesSave(text: string, file: string, family: IptFamily):
       if (name === 'filter') {
         cur = { chains: [], committed: false, line: lineNo };
         tables.push(cur);
-      } else other = { name, line: lineNo, chains: [], rules: 0 };
+      } else other = new OtherTableReader(name, lineNo, file, issues, splitSaveLine);
       return;
     }
     if (other) {
-      if (line === 'COMMIT') closeOther();
-      else if (line.startsWith(':')) other.chains.push(line.slice(1).split(' ')[0]!);
-      else other.rules++;
+      if (!other.line(line, lineNo)) other = undefined;
       return;
     }
     if (cur === undefined) {
