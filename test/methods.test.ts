@@ -43,7 +43,8 @@ describe('NAT forwarding, end to end', () => {
     const t = tcp(nat);
     expect(t.disposition).toBe('replied');
     const ipvs = t.hops.flatMap((h) => h.steps).filter((s) => s.kind === 'ipvs');
-    expect(ipvs.map((s) => (s.kind === 'ipvs' ? s.method : ''))).toEqual(['Masq', 'Masq']);
+    // The SYN and its SYN-ACK, then the full-size request and its response: each way through IPVS.
+    expect(ipvs.map((s) => (s.kind === 'ipvs' ? s.method : ''))).toEqual(['Masq', 'Masq', 'Masq', 'Masq']);
     const atRs = t.hops.find((h) => h.place.node === 'web1' && h.direction === 'in')!;
     const p = atRs.frame.payload;
     expect(p.kind === 'ipv4' ? p.dst : 0).toBe(

@@ -170,10 +170,32 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
     return out;
   }
   add('server-answers', `${delivered.place.node} receives the SYN and answers`, 'pass', at(delivered));
+  // The conversation: the SYN-ACK, then the client's full-size request and the server's full-size response.
+  const isSynAck = (h: (typeof path)[number]) => {
+    const p = h.frame.payload;
+    return p.kind === 'ipv4' && p.payload.kind === 'tcp' && (p.payload.flags & 0x12) === 0x12;
+  };
+  const synAck = path.find((h) => h.place.node === probe.from && h.direction === 'in' && isSynAck(h));
   const last = path[path.length - 1]!;
   add(
     'reply-reaches-client',
     `the SYN-ACK reaches ${probe.from}`,
+    synAck ? 'pass' : 'fail',
+    synAck ? at(synAck) : [t.summary],
+  );
+  if (!synAck) return out;
+  const after = path.slice(path.indexOf(synAck) + 1);
+  const served = after.find((h) => h.place.node !== probe.from && h.steps.some((s) => s.kind === 'deliver'));
+  add(
+    'request-reaches-server',
+    `the full-size request reaches ${served?.place.node ?? 'a real server'} and it answers`,
+    served ? 'pass' : 'fail',
+    served ? at(served) : [t.summary],
+  );
+  if (!served) return out;
+  add(
+    'response-reaches-client',
+    `the full-size response reaches ${probe.from}`,
     t.disposition === 'replied' ? 'pass' : 'fail',
     t.disposition === 'replied' ? at(last) : [t.summary],
   );

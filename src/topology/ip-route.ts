@@ -31,6 +31,8 @@ export interface RouteEntry {
   readonly onlink: boolean;
   /** `mtu N` (or `mtu lock N`): the path MTU of this route. */
   readonly mtu?: number;
+  /** `advmss N`: the MSS TCP advertises to destinations of this route. */
+  readonly advmss?: number;
   readonly pos: Position;
 }
 
@@ -46,7 +48,7 @@ const TYPES = new Set<string>([
   'anycast',
 ]);
 /** Keywords followed by one value the model does not use. */
-const SKIP_ONE = new Set(['proto', 'scope', 'realm', 'realms', 'expires', 'pref', 'weight', 'advmss', 'hoplimit']);
+const SKIP_ONE = new Set(['proto', 'scope', 'realm', 'realms', 'expires', 'pref', 'weight', 'hoplimit']);
 const SKIP_ONE_MORE = new Set([
   'rtt',
   'rttvar',
@@ -176,14 +178,18 @@ function readWords(words: readonly string[], r: MutRoute, issues: Issue[], pos: 
       }
       r.table = tableName(v);
       k++;
-    } else if (w === 'mtu') {
+    } else if (w === 'mtu' || w === 'advmss') {
+      // `mtu lock 1400`: the value follows `lock`.
       const word = v === 'lock' ? words[++k + 1] : v;
       const n = Number(word);
-      if (!Number.isInteger(n) || n < 68) {
-        issues.push(issue('ip-route.mtu', `expected an MTU of at least 68 after "mtu", found "${word ?? ''}"`, pos));
+      const min = w === 'mtu' ? 68 : 1;
+      if (!Number.isInteger(n) || n < min) {
+        issues.push(
+          issue(`ip-route.${w}`, `expected a number of at least ${min} after "${w}", found "${word ?? ''}"`, pos),
+        );
         return false;
       }
-      r.mtu = n;
+      r[w] = n;
       k++;
     } else if (w === 'onlink') r.onlink = true;
     else if (SKIP_ONE.has(w) || SKIP_ONE_MORE.has(w)) {

@@ -557,6 +557,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
           ...(e.table !== 'main' ? { table: e.table } : {}),
           ...(e.onlink ? { onlink: true } : {}),
           ...(e.mtu !== undefined ? { mtu: e.mtu } : {}),
+          ...(e.advmss !== undefined ? { advmss: e.advmss } : {}),
           origin: { kind: 'file', label: e.table === 'main' ? 'route' : `route (table ${e.table})`, pos: e.pos },
         }));
       }

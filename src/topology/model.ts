@@ -89,6 +89,8 @@ export interface Route {
   readonly onlink?: boolean;
   /** `mtu N` on the route: the path MTU towards its destinations. */
   readonly mtu?: number;
+  /** `advmss N` on the route: the MSS TCP advertises to its destinations. */
+  readonly advmss?: number;
   readonly origin: Origin;
 }
 

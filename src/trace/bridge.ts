@@ -10,7 +10,7 @@ import { implicit, type Origin } from '../source/origin.ts';
 import type { Iface, Node } from '../topology/model.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import type { NodeState } from './dataplane.ts';
-import type { BridgeHook } from './engines.ts';
+import type { BridgedCtx, BridgeHook } from './engines.ts';
 import type { Hop, Step } from './types.ts';
 import { DELAY_NS, type Device, type WalkEvent, type Walking } from './walk.ts';
 
@@ -125,7 +125,15 @@ function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFra
   const hop = w.newHop({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: parent.id, timeNs }, 'out');
   if (!ebtables(w, st, hop, 'filter', 'FORWARD', frame, parent.place.iface, port.name)) return;
   // br_netfilter: bridged IPv4 passes through iptables FORWARD (with physdev) after ebtables' FORWARD.
-  const bctx = { bridge: port.master ?? '', inPort: parent.place.iface ?? '', outPort: port.name };
+  let bctx: BridgedCtx = { bridge: port.master ?? '', inPort: parent.place.iface ?? '', outPort: port.name };
+  // br_netfilter: conntrack saw the packet at PRE_ROUTING; its state is what `--ctstate` rules match.
+  const fw = st.firewall;
+  if (fw?.tracksBridged && frame.payload.kind === 'ipv4') {
+    const ct = st.conntrack.trackOnce(frame.payload);
+    bctx = { ...bctx, ctState: ct.ctState, ctDir: ct.ctDir };
+    if (ct.ctState === 'INVALID')
+      hop.steps.push({ kind: 'note', text: `conntrack on ${st.node.name}: ctstate INVALID — ${ct.explanation}` });
+  }
   const ipStep = w.ask(st, hop, { kind: 'br-netfilter', frame, ctx: bctx });
   if (ipStep) {
     hop.steps.push(ipStep);

@@ -107,6 +107,20 @@ function tuple(p: Ipv4Packet): { key: string; replyKey: string; tcpFlags?: numbe
 /** The conntrack table of one namespace, for one probe. */
 export class Conntrack {
   private readonly byKey = new Map<string, Entry>();
+  private readonly seen = new WeakMap<Ipv4Packet, CtResult>();
+
+  /**
+   * `track`, once per packet object: the same packet meeting this namespace's hooks again (a DR frame bridged a
+   * second time on its way from the director to a real server on the same host) keeps its first classification.
+   */
+  trackOnce(pkt: Ipv4Packet): CtResult {
+    let r = this.seen.get(pkt);
+    if (r === undefined) {
+      r = this.track(pkt);
+      this.seen.set(pkt, r);
+    }
+    return r;
+  }
 
   /**
    * Tracks `pkt` (nf_conntrack_in at PRE_ROUTING or LOCAL_OUT) and returns its ctstate. A packet already tracked in
@@ -114,6 +128,8 @@ export class Conntrack {
    * it once per packet per namespace.
    */
   track(pkt: Ipv4Packet): CtResult {
+    const rel = this.related(pkt);
+    if (rel !== undefined) return rel;
     const t = tuple(pkt)!;
     // Entries are filed under both tuples: the packet's own tuple finds its entry in either direction.
     let e = this.byKey.get(t.key);
@@ -174,6 +190,33 @@ export class Conntrack {
         next === sIG
           ? `${CT_TCP_STATES[old]} + ${what}: ignored, state kept`
           : `${CT_TCP_STATES[old]} → ${CT_TCP_STATES[next]}`,
+    };
+  }
+
+  /**
+   * An ICMP error (destination unreachable, time exceeded, parameter problem) quoting a packet of a tracked
+   * connection is RELATED to it (`nf_conntrack_icmp_error` looks the quoted tuple up).
+   */
+  private related(pkt: Ipv4Packet): CtResult | undefined {
+    const p = pkt.payload;
+    if (p.kind !== 'icmp' || (p.type !== 3 && p.type !== 11 && p.type !== 12) || p.payload.length < 28)
+      return undefined;
+    const b = p.payload;
+    const ihl = (b[0]! & 15) * 4;
+    if (b.length < ihl + 4) return undefined;
+    const u32 = (o: number) => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+    const proto = b[9]!;
+    const src = u32(12);
+    const dst = u32(16);
+    const sport = (b[ihl]! << 8) | b[ihl + 1]!;
+    const dport = (b[ihl + 2]! << 8) | b[ihl + 3]!;
+    const key = proto === 6 || proto === 17 ? `${proto} ${src}:${sport} ${dst}:${dport}` : `${proto} ${src} ${dst}`;
+    const e = this.byKey.get(key);
+    if (e === undefined) return undefined;
+    return {
+      ctState: 'RELATED',
+      ctDir: e.key === key ? 'REPLY' : 'ORIGINAL',
+      explanation: `an ICMP error about the tracked connection ${formatIpv4(src as never)}:${sport} → ${formatIpv4(dst as never)}:${dport}`,
     };
   }
 

@@ -11,6 +11,7 @@ import type { Ipv4 } from '../addr/ipv4.ts';
 import { isMulticastMac, type Mac } from '../addr/mac.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import type { Iface, NeighbourEntry, Node, Scenario } from '../topology/model.ts';
+import { Conntrack } from './conntrack.ts';
 import type { BridgeFirewall, IpvsEngine } from './engines.ts';
 import { uppersOf } from './node-config.ts';
 
@@ -52,6 +53,8 @@ export interface NodeState {
   readonly neighbours: Overlay<Ipv4, NeighbourEntry>;
   readonly firewall?: BridgeFirewall | undefined;
   readonly ipvs?: IpvsEngine | undefined;
+  /** The node's connection tracking during this probe (made when first used). */
+  readonly conntrack: Conntrack;
 }
 
 export interface SegmentState {
@@ -305,6 +308,7 @@ class LiveNode implements NodeState {
   readonly neighbours: Overlay<Ipv4, NeighbourEntry>;
   private fw: BridgeFirewall | undefined | null = null;
   private engine: IpvsEngine | undefined | null = null;
+  private ct: Conntrack | undefined;
 
   constructor(
     readonly node: Node,
@@ -319,6 +323,11 @@ class LiveNode implements NodeState {
   get firewall(): BridgeFirewall | undefined {
     if (this.fw === null) this.fw = this.engines.firewalls.get(this.name);
     return this.fw;
+  }
+
+  get conntrack(): Conntrack {
+    if (this.ct === undefined) this.ct = new Conntrack();
+    return this.ct;
   }
 
   get ipvs(): IpvsEngine | undefined {

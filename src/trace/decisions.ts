@@ -11,7 +11,7 @@ import type { Origin } from '../source/origin.ts';
 import type { Node, Route } from '../topology/model.ts';
 import type { FlowKey } from '../topology/routing.ts';
 import type { EthernetFrame } from '../wire/types.ts';
-import type { BridgeFirewall, BridgeHook, IpvsDecision, IpvsEngine, IpvsReplyDecision } from './engines.ts';
+import type { BridgedCtx, BridgeFirewall, BridgeHook, IpvsDecision, IpvsEngine, IpvsReplyDecision } from './engines.ts';
 import { lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
 import type { Hop, NetfilterStep } from './types.ts';
 
@@ -28,7 +28,7 @@ export type Question =
   | {
       readonly kind: 'br-netfilter';
       readonly frame: EthernetFrame;
-      readonly ctx: { readonly bridge: string; readonly inPort: string; readonly outPort: string };
+      readonly ctx: BridgedCtx;
     }
   /** IPVS in LOCAL_IN (`ip_vs_in`): a packet to a local address, maybe to a virtual service. */
   | {

@@ -1,6 +1,7 @@
 /** The interfaces through which the walker asks the netfilter and IPVS engines for decisions. */
 import type { Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
+import type { CtState } from '../netfilter/iptables-model.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import type { IpvsStep, NetfilterStep } from './types.ts';
 
@@ -8,6 +9,8 @@ export type BridgeHook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTRO
 
 /** ebtables of one host. `undefined` from `evaluate` means no rule can see the frame there (empty hook). */
 export interface BridgeFirewall {
+  /** True when bridged IPv4 meets iptables rules (br_netfilter on, FORWARD not empty): conntrack matters. */
+  readonly tracksBridged?: boolean;
   evaluate(
     table: 'nat' | 'filter',
     hook: BridgeHook,
@@ -18,10 +21,16 @@ export interface BridgeFirewall {
    * iptables filter FORWARD for a bridged IPv4 frame (br_netfilter); undefined when the host does not pass bridged
    * traffic to iptables or no rule there can decide.
    */
-  evaluateBridged(
-    frame: EthernetFrame,
-    ctx: { readonly bridge: string; readonly inPort: string; readonly outPort: string },
-  ): NetfilterStep | undefined;
+  evaluateBridged(frame: EthernetFrame, ctx: BridgedCtx): NetfilterStep | undefined;
+}
+
+/** Where a bridged frame goes, and what the host's conntrack made of it (absent: a handshake's first packets). */
+export interface BridgedCtx {
+  readonly bridge: string;
+  readonly inPort: string;
+  readonly outPort: string;
+  readonly ctState?: CtState;
+  readonly ctDir?: 'ORIGINAL' | 'REPLY';
 }
 
 export type IpvsDecision =

@@ -57,6 +57,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
   const ip4Live =
     ip4 !== undefined && ip4.chains.some((c) => c.name === 'FORWARD' && (c.rules.length > 0 || c.policy !== 'ACCEPT'));
   return {
+    tracksBridged: ip4Live,
     evaluateBridged(frame, ctx): NetfilterStep | undefined {
       if (!ip4 || !ip4Live || frame.payload.kind !== 'ipv4') return undefined;
       const r = evaluateIptables(ip4, 'FORWARD', frame, {
@@ -65,7 +66,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         physdevIsBridged: true,
         inIface: ctx.bridge,
         outIface: ctx.bridge,
-        ...ctOf(frame),
+        ...(ctx.ctState !== undefined ? { ctState: ctx.ctState, ctDir: ctx.ctDir ?? 'ORIGINAL' } : ctOf(frame)),
       });
       if (!r.visited.some((v) => v.matched) && r.verdict === 'ACCEPT') return undefined;
       const verdict = r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP';

@@ -54,7 +54,8 @@ describe('neighbour resolution in IPv4 output (ipv4-output.ts, arp_solicit)', ()
     const t = trace(vipOnLo({}, { '198.51.100.20': '52:54:00:00:00:0b' }), tcpProbe('b', VIP, 80));
     expect(t.disposition).toBe('replied');
     const n = t.hops.flatMap((h) => h.steps).filter((s) => s.kind === 'neighbour');
-    expect(n.map((s) => s.kind === 'neighbour' && s.source)).toEqual(['cache', 'cache']);
+    // The SYN and its SYN-ACK, then the request and the response: each hop's neighbour from the cache.
+    expect(n.map((s) => s.kind === 'neighbour' && s.source)).toEqual(['cache', 'cache', 'cache', 'cache']);
   });
 });
 

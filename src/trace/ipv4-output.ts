@@ -5,10 +5,13 @@
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { MAC_BROADCAST, MAC_ZERO, type Mac } from '../addr/mac.ts';
 import { ipv4Mask, prefixContains } from '../addr/prefix.ts';
-import type { Iface } from '../topology/model.ts';
+import type { Origin } from '../source/origin.ts';
+import type { Iface, Node } from '../topology/model.ts';
+import { ipv4PacketLength } from '../wire/ipv4.ts';
 import { ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet } from '../wire/types.ts';
+import { fragNeeded, pathMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
-import { localAddress } from './node-config.ts';
+import { localAddress, lookupRoute } from './node-config.ts';
 import { type Hop, type NeighbourStep, pickEnd } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
 
@@ -39,6 +42,8 @@ export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop
   }
   const nextHop = r.via ?? pkt.dst;
   parent.steps.push({ kind: 'route', dst: pkt.dst, nextHop, outIface: out.name, origin: r.origin });
+  const mtu = pathMtu(r, out);
+  if (!fitsMtu(w, st, parent, pkt, mtu, out, iif !== undefined ? 'forward' : 'local', r.origin, timeNs)) return;
   const mac = resolve(w, st, out, nextHop, pkt.src, parent, timeNs);
   if (!mac) return;
   const frame: EthernetFrame = { dst: mac, src: out.mac, vlans: [], etherType: ETHERTYPE_IPV4, payload: pkt };
@@ -86,9 +91,98 @@ export function ipvsTransmit(
       origin: r.origin,
     });
   const t = hop.timeNs + DELAY_NS.ipvs;
+  // __mtu_check_toobig_v4: the packet as it will leave (TUN: 20 bytes more) against the route's MTU.
+  const probe = build(out.mac, out.mac).payload;
+  const client = hop.frame.payload;
+  if (probe.kind === 'ipv4' && client.kind === 'ipv4') {
+    const mtu = pathMtu(r, out);
+    const len = ipv4PacketLength(probe);
+    if (len > mtu && client.dontFragment) {
+      const announced = mtu - (ipv4PacketLength(probe) - ipv4PacketLength(client));
+      tooBig(w, st, hop, client, len, mtu, out, announced, client.dst, r.origin, t, `IPVS ${method}`);
+      return;
+    }
+  }
   const mac = resolve(w, st, out, nextHop, undefined, hop, t);
   if (!mac) return;
   w.xmit(st, out, build(out.mac, mac), hop.id, t);
+}
+
+/**
+ * The MTU check of IPv4 output (`ip_forward`'s `ip_exceeds_mtu`, `ip_fragment`): a packet larger than the MTU with
+ * DF set is dropped and answered with ICMP "fragmentation needed"; without DF it would be fragmented (not walked
+ * fragment by fragment). False (and the hop ended) when the packet is dropped.
+ */
+function fitsMtu(
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
+  pkt: Ipv4Packet,
+  mtu: number,
+  out: Iface,
+  how: 'forward' | 'local',
+  origin: Origin,
+  timeNs: bigint,
+): boolean {
+  if (mtu >= 1500 && pkt.payload.kind === 'tcp' && pkt.payload.payload.length <= 1448) return true;
+  const len = ipv4PacketLength(pkt);
+  if (len <= mtu) return true;
+  if (!pkt.dontFragment) {
+    hop.steps.push({ kind: 'note', text: `${len} bytes > MTU ${mtu} of ${out.name}: fragmented (DF not set)`, origin });
+    return true;
+  }
+  if (how === 'local') {
+    w.end(
+      hop,
+      'dropped-by-kernel',
+      `${st.node.name} cannot send ${len} bytes with DF through ${out.name} (MTU ${mtu})`,
+      origin,
+      undefined,
+      'frag-needed',
+    );
+    return false;
+  }
+  const src = sourceToward(st.node, pkt.src) ?? pkt.dst;
+  tooBig(w, st, hop, pkt, len, mtu, out, mtu, src, origin, timeNs, 'forwarding');
+  return false;
+}
+
+/** Drops a packet too big for `out` and sends ICMP "fragmentation needed" (announcing `announced`) to its source. */
+function tooBig(
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
+  pkt: Ipv4Packet,
+  len: number,
+  mtu: number,
+  out: Iface,
+  announced: number,
+  icmpSrc: Ipv4,
+  origin: Origin,
+  timeNs: bigint,
+  what: string,
+): void {
+  w.end(
+    hop,
+    'dropped-by-kernel',
+    `${st.node.name}: ${what} of ${len} bytes with DF set exceeds the MTU ${mtu} of ${out.name}; dropped, ICMP fragmentation needed (mtu ${announced}) sent to ${formatIpv4(pkt.src)}`,
+    origin,
+    undefined,
+    'frag-needed',
+  );
+  hop.steps.push({
+    kind: 'reply',
+    what: `ICMP fragmentation needed (mtu ${announced}) from ${formatIpv4(icmpSrc)} to ${formatIpv4(pkt.src)}`,
+  });
+  ipOutput(w, st, fragNeeded(icmpSrc, pkt, announced, st.node.ttl), hop, timeNs + DELAY_NS.wire);
+}
+
+/** The address a node sends from toward `dst`: the route's `src`, else the first address of its device. */
+function sourceToward(node: Node, dst: Ipv4): Ipv4 | undefined {
+  const r = lookupRoute(node, dst);
+  if (r?.src !== undefined) return r.src;
+  const dev = r?.dev !== undefined ? node.interfaces.get(r.dev) : undefined;
+  return dev?.addrs[0]?.prefix.addr;
 }
 
 /** ARP source address per arp_announce (max of all and the interface). */

@@ -21,6 +21,7 @@ import {
   TCP_RST,
   TCP_SYN,
 } from '../wire/types.ts';
+import { advertisedMss, dataSegment, fragNeededMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import { ipOutput, ipvsTransmit } from './ipv4-output.ts';
 import { localAddress } from './node-config.ts';
@@ -314,6 +315,24 @@ function decapsulate(w: Walking, st: NodeState, hop: Hop, inner: Ipv4Packet): vo
 function socketDeliver(w: Walking, st: NodeState, iface: Iface, hop: Hop, pkt: Ipv4Packet, addrOrigin: Origin): void {
   const node = st.node;
   const l4 = pkt.payload;
+  if (l4.kind === 'icmp') {
+    const mtu = fragNeededMtu(pkt);
+    if (w.goal.onIcmp?.(node, pkt, hop)) {
+      hop.steps.push({
+        kind: 'deliver',
+        socket: `ICMP ${mtu !== undefined ? `fragmentation needed (mtu ${mtu})` : `type ${l4.type} code ${l4.code}`} for the connection of ${node.name}`,
+        origin: addrOrigin,
+      });
+      w.end(
+        hop,
+        'delivered',
+        mtu !== undefined
+          ? `${node.name} learns the path MTU ${mtu} towards ${formatIpv4(pkt.src)} and sends smaller segments`
+          : `${node.name} took the ICMP message`,
+      );
+      return;
+    }
+  }
   if (l4.kind !== 'tcp') {
     w.end(hop, 'delivered', `${node.name} accepted the packet (protocol ${pkt.protocol})`, addrOrigin);
     return;
@@ -347,6 +366,30 @@ function socketDeliver(w: Walking, st: NodeState, iface: Iface, hop: Hop, pkt: I
     socket: `tcp/${l4.dstPort} on ${node.name} (${formatIpv4(pkt.dst)} is local, ${iface.name})`,
     origin: listener.origin,
   });
+  if ((l4.flags & (TCP_SYN | TCP_RST)) === 0 && l4.payload.length > 0) {
+    // A request: the server answers with a full-size segment of its response (sized by its own path MTU).
+    const tsOpt = l4.options.find((o) => o.kind === 'timestamp');
+    const mss = Math.min(advertisedMss(node, pkt.src, pkt.dst), 1460);
+    const response = dataSegment({
+      src: pkt.dst,
+      dst: pkt.src,
+      sport: l4.dstPort,
+      dport: l4.srcPort,
+      seq: l4.ack,
+      ack: l4.seq + l4.payload.length,
+      bytes: mss - 12,
+      ttl: node.ttl,
+      id: 1,
+      tsval: 1001,
+      tsecr: tsOpt && tsOpt.kind === 'timestamp' ? tsOpt.val : 0,
+    });
+    hop.steps.push({
+      kind: 'reply',
+      what: `the response: ${mss - 12} bytes from ${formatIpv4(pkt.dst)}:${l4.dstPort} (IP length ${mss + 40})`,
+    });
+    ipOutput(w, st, response, hop, hop.timeNs + DELAY_NS.socket);
+    return;
+  }
   if ((l4.flags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN) {
     w.end(hop, 'delivered', `${node.name} accepted the segment`);
     return;
@@ -375,7 +418,7 @@ function socketDeliver(w: Walking, st: NodeState, iface: Iface, hop: Hop, pkt: I
       window: 28960,
       urgent: 0,
       options: [
-        { kind: 'mss', value: 1460 },
+        { kind: 'mss', value: advertisedMss(node, pkt.src, pkt.dst) },
         { kind: 'sack-permitted' },
         { kind: 'timestamp', val: 1000, ecr: tsOpt && tsOpt.kind === 'timestamp' ? tsOpt.val : 0 },
         { kind: 'nop' },

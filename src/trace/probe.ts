@@ -13,12 +13,13 @@ import {
   TCP_ACK,
   TCP_SYN,
 } from '../wire/types.ts';
+import { advertisedMss, dataSegment, fragNeededMtu } from './conversation.ts';
 import type { Dataplane } from './dataplane.ts';
 import type { DecisionLog } from './decisions.ts';
 import { checkTrace } from './invariants.ts';
 import { ipOutput } from './ipv4-output.ts';
 import { type Capture, type End, type Hop, pickEnd, type Trace } from './types.ts';
-import type { WalkContext } from './walk.ts';
+import type { WalkContext, WalkGoal } from './walk.ts';
 import { Walker } from './walker.ts';
 
 export function tcpSyn(probe: TcpProbeSpec, src: Ipv4, ttl: number): Ipv4Packet {
@@ -63,18 +64,28 @@ export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: DecisionLog)
   const node = st.node;
   let walker: Walker;
   let root: Hop;
+  /** Hops from this id on belong to the data exchange (the request and its response). */
+  let dataFrom: number | undefined;
   if (probe.kind === 'tcp') {
-    const goal = {
-      onTcp: (n: Node, pkt: Ipv4Packet, seg: { flags: number; srcPort: number; dstPort: number }) =>
-        n.name === probe.from &&
-        pkt.src === probe.to &&
-        seg.srcPort === probe.dport &&
-        seg.dstPort === probe.sport &&
-        (seg.flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK),
+    let stage: 'handshake' | 'data' = 'handshake';
+    let icmp: { hop: Hop; mtu: number } | undefined;
+    const goal: WalkGoal = {
+      onTcp: (n, pkt, seg) => {
+        if (n.name !== probe.from || pkt.src !== probe.to || seg.srcPort !== probe.dport || seg.dstPort !== probe.sport)
+          return false;
+        if (stage === 'handshake') return (seg.flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK);
+        return (seg.flags & TCP_SYN) === 0 && seg.payload.length > 0;
+      },
+      onIcmp: (n, pkt, hop) => {
+        const mtu = fragNeededMtu(pkt);
+        if (stage !== 'data' || n.name !== probe.from || mtu === undefined) return false;
+        icmp = { hop, mtu };
+        return true;
+      },
     };
     walker = new Walker(ctx, goal);
-    const srcAddr = firstAddress(node);
-    const pkt = tcpSyn(probe, srcAddr ?? (0 as Ipv4), node.ttl);
+    const srcAddr = firstAddress(node) ?? (0 as Ipv4);
+    const pkt = tcpSyn(probe, srcAddr, node.ttl);
     root = rootHop(probe.from, probe.timeNs, {
       dst: MAC_ZERO,
       src: MAC_ZERO,
@@ -84,6 +95,51 @@ export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: DecisionLog)
     });
     walker.hops.push(root);
     walker.runFrom(() => ipOutput(walker, st, pkt, root, probe.timeNs));
+    const synAckHop = walker.reached;
+    const synAck = synAckHop?.frame.payload;
+    if (synAckHop && synAck?.kind === 'ipv4' && synAck.payload.kind === 'tcp') {
+      // The handshake is done: the client acknowledges and sends a full-size request; the server answers.
+      const sa = synAck.payload;
+      synAckHop.end = {
+        disposition: 'delivered',
+        place: synAckHop.place,
+        reason: `${probe.from} completed the handshake and sends its request`,
+      };
+      walker.reached = undefined;
+      stage = 'data';
+      dataFrom = walker.hops.length;
+      const peerMss = sa.options.find((o) => o.kind === 'mss');
+      let mss = Math.min(peerMss?.kind === 'mss' ? peerMss.value : 536, advertisedMss(node, probe.to, srcAddr));
+      const send = (parent: Hop, bytes: number, k: number) => {
+        const tsOpt = sa.options.find((o) => o.kind === 'timestamp');
+        const data = dataSegment({
+          src: srcAddr,
+          dst: probe.to,
+          sport: probe.sport,
+          dport: probe.dport,
+          seq: probe.seq + 1,
+          ack: sa.seq + 1,
+          bytes,
+          ttl: node.ttl,
+          id: probe.ipId + k,
+          tsval: probe.tsval + k,
+          tsecr: tsOpt?.kind === 'timestamp' ? tsOpt.val : 0,
+        });
+        parent.steps.push({
+          kind: 'reply',
+          what: `the request: ${bytes} bytes (IP length ${bytes + 52}, DF) from ${formatIpv4(srcAddr)}:${probe.sport}`,
+        });
+        walker.runFrom(() => ipOutput(walker, st, data, parent, parent.timeNs + 100_000n));
+      };
+      send(synAckHop, mss - 12, 1);
+      const learnt = icmp as { hop: Hop; mtu: number } | undefined;
+      if (!walker.reached && learnt && learnt.mtu - 40 < mss) {
+        // PMTU discovery worked: the client retransmits in segments that fit.
+        mss = learnt.mtu - 40;
+        dataFrom = walker.hops.length;
+        send(learnt.hop, mss - 12, 2);
+      }
+    }
   } else {
     walker = new Walker(ctx, {
       onArpReply: (n, a) => n.name === probe.from && a.spa === probe.target && a.op === ARP_REPLY,
@@ -116,7 +172,7 @@ export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: DecisionLog)
       };
     } else walker.runFrom(() => walker.xmit(st, out, frame, root.id, probe.timeNs));
   }
-  return finish(probe, walker, captures);
+  return finish(probe, walker, captures, dataFrom);
 }
 
 function rootHop(node: string, timeNs: bigint, frame: EthernetFrame): Hop {
@@ -134,12 +190,16 @@ function arpInterface(node: Node, probe: ArpProbeSpec): Iface | undefined {
   return undefined;
 }
 
-function finish(probe: ProbeSpec, walker: Walker, captures: Capture[]): Trace {
+function finish(probe: ProbeSpec, walker: Walker, captures: Capture[], dataFrom?: number): Trace {
   const hops = walker.hops;
   let endHop: Hop | undefined = walker.reached;
   if (!endHop) {
-    const best = pickEnd(hops);
-    endHop = best ? hops.find((h) => h.end === best) : undefined;
+    // A conversation that failed after its handshake failed in its data exchange: its ends decide.
+    const candidates = dataFrom !== undefined ? hops.slice(dataFrom) : hops;
+    // A packet too big whose ICMP never made it back is the story (a PMTU black hole), not where the ICMP died.
+    const tooBig = candidates.find((h) => h.end?.cause === 'frag-needed');
+    const best = tooBig?.end ?? pickEnd(candidates);
+    endHop = best ? candidates.find((h) => h.end === best) : undefined;
   }
   const end: End = endHop?.end ?? {
     disposition: 'blackholed',

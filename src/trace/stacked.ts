@@ -116,7 +116,7 @@ export const NIC: Device = {
     ),
 };
 
-function lowerOf(w: Walking, st: NodeState, iface: Iface): Iface | undefined {
+function lowerOf(st: NodeState, iface: Iface): Iface | undefined {
   return iface.lower !== undefined ? st.node.interfaces.get(iface.lower) : undefined;
 }
 
@@ -140,7 +140,7 @@ function orphan(
 export const MACVLAN: Device = {
   receive: lowerReceive,
   xmit(w, st, iface, frame, parentId, timeNs) {
-    const lower = lowerOf(w, st, iface);
+    const lower = lowerOf(st, iface);
     if (!lower) {
       orphan(w, st, iface, frame, parentId, timeNs);
       return;
@@ -152,7 +152,7 @@ export const MACVLAN: Device = {
 export const VLAN: Device = {
   receive: lowerReceive,
   xmit(w, st, iface, frame, parentId, timeNs) {
-    const lower = lowerOf(w, st, iface);
+    const lower = lowerOf(st, iface);
     if (!lower || iface.vlanId === undefined) {
       orphan(w, st, iface, frame, parentId, timeNs);
       return;

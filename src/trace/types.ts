@@ -143,7 +143,9 @@ export type EndCause =
   | 'no-ipip'
   | 'tunnel-down'
   | 'unexpected-reply'
-  | 'not-local';
+  | 'not-local'
+  /** A packet with DF set larger than the next link's MTU (ICMP fragmentation needed sent back). */
+  | 'frag-needed';
 
 export interface End {
   readonly disposition: Disposition;

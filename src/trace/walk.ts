@@ -24,6 +24,8 @@ export interface WalkGoal {
   /** Called when a node's stack accepts a packet; returning true ends the branch as reached. */
   readonly onArpReply?: (node: Node, arp: ArpPacket) => boolean;
   readonly onTcp?: (node: Node, pkt: Ipv4Packet, seg: TcpSegment) => boolean;
+  /** An ICMP message a node's stack accepts; returning true ends the branch as delivered (e.g. frag-needed taken). */
+  readonly onIcmp?: (node: Node, pkt: Ipv4Packet, hop: Hop) => boolean;
 }
 
 /** A frame queued to leave (`tx`, onto the interface's link) or to arrive at (`rx`) an interface. */

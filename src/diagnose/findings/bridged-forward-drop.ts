@@ -1,6 +1,8 @@
 import { findOrigin } from '../../source/origin.ts';
+import type { Node } from '../../topology/model.ts';
 import { endHop } from '../facts.ts';
 import { sysctlFix } from '../sysctl-fix.ts';
+import type { FixProposal } from '../types.ts';
 import type { FindingKind } from './kind.ts';
 
 /**
@@ -30,15 +32,18 @@ export const bridgedForwardDrop: FindingKind = {
         where: `${host.name}:${hop.place.iface ?? ''}`,
         culprit: step.origin,
       },
-      fixes: [
-        sysctlFix(
-          host,
-          [['net.bridge.bridge-nf-call-iptables', '0']],
-          'bridged frames no longer pass through iptables',
-          40,
-          'the ebtables part of every nwfilter; but the iptables part of nwfilters (tcp/udp/icmp rules) no longer sees bridged traffic either',
-        ),
-      ],
+      fixes: [brNetfilterOff(host)],
     };
   },
 };
+
+/** The fix that stops passing bridged frames to iptables (and its connection tracking) on a host. */
+export function brNetfilterOff(host: Node): FixProposal {
+  return sysctlFix(
+    host,
+    [['net.bridge.bridge-nf-call-iptables', '0']],
+    'bridged frames no longer pass through iptables',
+    40,
+    'the ebtables part of every nwfilter; but the iptables part of nwfilters (tcp/udp/icmp rules) no longer sees bridged traffic either',
+  );
+}

@@ -1,4 +1,5 @@
 import { bridgedForwardDrop } from './bridged-forward-drop.ts';
+import { conntrackInvalid, ipvsConnDeletedServer, pmtuBlackhole, quiescentTemplate } from './conversation.ts';
 import { directorAntiSpoofing } from './director-anti-spoofing.ts';
 import { filterDrop, probeFailed } from './generic.ts';
 import { ipLearningDhcpStatic } from './ip-learning-dhcp.ts';
@@ -48,7 +49,11 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   vrrpAdvertsDropped,
   vrrpFailoverBroken,
   vrrpBackupAdvertsDropped,
+  conntrackInvalid,
+  pmtuBlackhole,
   bridgedForwardDrop,
+  ipvsConnDeletedServer,
+  quiescentTemplate,
   filterDrop,
   probeFailed,
   rsDirectUnreachableKind,
