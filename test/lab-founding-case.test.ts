@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findFix } from '../src/lab/fixes.ts';
+import { findFix } from '../src/diagnose/fix-list.ts';
 import { labNamespaces } from '../src/lab/lab.ts';
 import { type LabReport, runLabScenario } from '../src/lab/run.ts';
 import { LAB_SKIP_REASON, load, rootSnapshot } from './lab-helpers.ts';

@@ -5,8 +5,8 @@
  * (kernel and simulator agree), 3 kernel and simulator disagree, 2 bad input, not root, or packages missing.
  */
 
+import { findFix } from '../diagnose/fix-list.ts';
 import type { LastSeen } from '../lab/correlate.ts';
-import { findFix } from '../lab/fixes.ts';
 import { labUp, releaseLab, removeLeftovers } from '../lab/lab.ts';
 import { labUnavailable, preflight } from '../lab/preflight.ts';
 import { type LabReport, type ProbeComparison, runLabScenario } from '../lab/run.ts';
