@@ -202,7 +202,7 @@ export async function topologyView(loaded: LoadedScenario): Promise<TopologyView
     layoutOptions: summary
       ? {
           'elk.algorithm': 'rectpacking',
-          'elk.aspectRatio': '1.6',
+          'elk.aspectRatio': '0.3',
           'elk.spacing.nodeNode': '14',
           'elk.padding': '[top=16,left=16,bottom=16,right=16]',
           'elk.json.shapeCoords': 'ROOT',

@@ -45,7 +45,8 @@ export function Topology({
   const wrap = useRef<HTMLElement>(null);
   const fit = () => {
     const el = wrap.current;
-    if (el && el.clientWidth > 0) setZoom(Math.min(1, (el.clientWidth - 4) / t.width));
+    // Never below 0.75: the labels stay readable, the drawing scrolls instead.
+    if (el && el.clientWidth > 0) setZoom(Math.max(0.75, Math.min(1, (el.clientWidth - 4) / t.width)));
   };
   // Fit the drawing to the width of its panel when it first shows (big fleets start zoomed out).
   useEffect(fit, [t]);
