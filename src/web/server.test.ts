@@ -1,10 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { correlateCaptureFiles } from '../capture/correlate-files.ts';
 import { main } from '../cli/main.ts';
 import { loadScenario } from '../topology/load-scenario.ts';
 import { diskSource } from '../topology/scenario-source.ts';
+import { openSession, probesOf, runProbe } from '../trace/session.ts';
+import { capturesToPcaps } from '../trace/tcpdump-lines.ts';
 import type { WebModel, WhatIfResult } from './contract.ts';
 import { listen, type Running, webApp } from './server.ts';
 import { buildWebModel, openWebSession } from './view-model.ts';
@@ -132,5 +135,31 @@ describe('lvsdoctor diagnose --html and serve (command line)', () => {
     expect(err).toContain('--port must be a port number');
     expect(await main(['serve', join(tmp, 'nothing-here')], io)).toBe(2);
     expect(err).toContain('does not exist');
+  });
+});
+
+describe('captures on the topology', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-web-captures-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it("places each flow where it was last seen: the founding case's SYN dies after r2-10105:eth0", async () => {
+    const loaded = loadScenario(EXAMPLE).value!;
+    // The pcaps `trace --pcap-dir` writes, at the director's NIC and the host's bridge (as in the founding report).
+    const session = openSession(loaded);
+    const pcaps = capturesToPcaps(probesOf(loaded).flatMap((p) => runProbe(session, p).captures));
+    const inputs = ['r2-10105:eth0', 'host1:br0'].map((point) => {
+      const file = join(tmp, `${point.replace(/\W/g, '_')}.pcap`);
+      writeFileSync(file, pcaps.get(`${point.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`) ?? new Uint8Array(0));
+      return { file, point };
+    });
+    const correlation = correlateCaptureFiles(inputs).report!;
+    const m = await buildWebModel(openWebSession(loaded, diskSource(EXAMPLE)), { live: true, captures: correlation });
+    const syn = m.captures!.flows.find(
+      (f) => f.endpoints.includes('192.0.2.208.80') || f.endpoints.includes('192.0.2.208:80'),
+    )!;
+    expect(syn.lastPoint).toBe('r2-10105:eth0');
+    expect(syn.element).toBe('n:r2-10105');
+    expect(syn.missing).toBeGreaterThan(0);
+    expect(m.captures!.vanished.some((v) => v.after === 'r2-10105:eth0' && v.expected === 'host1:br0')).toBe(true);
   });
 });
