@@ -57,7 +57,7 @@ svg text{font-family:system-ui,sans-serif;fill:var(--fg)}
 .hopdot.sel circle{stroke:var(--focus);stroke-width:4}
 .hopdot text{fill:#fff;font-size:9px;font-weight:700}
 .drop line{stroke:var(--bad);stroke-width:4}.drop circle{fill:#fff;stroke:var(--bad);stroke-width:3}
-.capmark circle{fill:none;stroke:#8a5300;stroke-width:3;stroke-dasharray:3 2}
+.capmark rect{fill:none;stroke:#8a5300;stroke-width:2.5;stroke-dasharray:4 3}.capmark.last rect{stroke:var(--bad);stroke-width:3.5;stroke-dasharray:none}
 ol.steps{margin:.5rem 0;padding-left:1.6rem}ol.steps li{margin:.1rem 0}
 ol.steps button{border:1px solid transparent;background:none;text-align:left;cursor:pointer;padding:.1rem .3rem;border-radius:.25rem;width:100%}
 ol.steps button[aria-current=true]{border-color:var(--req);background:#e7f0fb}

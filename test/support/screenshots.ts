@@ -1,9 +1,12 @@
 /** The screenshot run behind scripts/screenshots.mjs (bundled by it; not a test file). */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFleetBundles } from '../../bench/fleet-bundles.ts';
 import { startServe } from '../../src/cli/cmd-serve.ts';
+import { loadScenario } from '../../src/topology/load-scenario.ts';
+import { openSession, probesOf, runProbe } from '../../src/trace/session.ts';
+import { capturesToPcaps } from '../../src/trace/tcpdump-lines.ts';
 import { setClientEntry } from '../../src/web/page.ts';
 import { browserSkipReason, launch } from './browser.ts';
 
@@ -32,6 +35,25 @@ try {
   console.log('docs/screenshots/what-if.png: the safer fix applied, both probes answered');
   await page.close();
   await server.close();
+
+  // Captures: the pcaps the model writes at the director's NIC and the host's bridge (as in the founding report).
+  const loaded = loadScenario('examples/kvm-lvs-dr').value!;
+  const session = openSession(loaded);
+  const pcaps = capturesToPcaps(probesOf(loaded).flatMap((p) => runProbe(session, p).captures));
+  const specs = ['r2-10105:eth0', 'host1:br0'].map((point) => {
+    const file = join(tmp, `${point.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`);
+    writeFileSync(file, pcaps.get(`${point.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`) ?? new Uint8Array(0));
+    return `${file}@${point}`;
+  });
+  const withCaptures = (await startServe(quiet, ['examples/kvm-lvs-dr'], { port: 0, captures: specs }))!;
+  const cp = await browser.page();
+  await cp.goto(withCaptures.url);
+  await cp.getByRole('tab', { name: 'Captures' }).click();
+  await cp.locator('svg .capmark').first().waitFor();
+  await cp.screenshot({ path: join(OUT, 'captures.png') });
+  console.log('docs/screenshots/captures.png: captures at r2-10105:eth0 and host1:br0 on the topology');
+  await cp.close();
+  await withCaptures.close();
 
   const bundles = writeFleetBundles(join(tmp, 'bundles'), { hosts: 200, guests: 40, clusters: 4 });
   const fleet = (await startServe(quiet, bundles, { port: 0, captures: [] }))!;

@@ -17,7 +17,9 @@ export function CapturesPanel({
   const markers: Marker[] = f
     ? f.points.flatMap((p) => {
         const el = model.topology.places[p] ?? model.topology.places[p.split(':')[0]!];
-        return el ? [{ element: el, label: `${p}${p === f.lastPoint ? ' (last seen)' : ''}` }] : [];
+        return el
+          ? [{ element: el, label: `${p}${p === f.lastPoint ? ' (last seen)' : ''}`, last: p === f.lastPoint }]
+          : [];
       })
     : [];
   return (
@@ -36,7 +38,7 @@ export function CapturesPanel({
                 <span class={`v ${x.missing ? 'bad' : 'ok'}`}>{x.missing ? `✗ ${x.missing} missing` : '✓'}</span>{' '}
                 {x.endpoints}
                 <small>
-                  {x.packets} packets, last seen at {x.lastPoint}
+                  {x.packets} packet{x.packets === 1 ? '' : 's'}, last seen at {x.lastPoint}
                   {x.handshake ? `, handshake ${x.handshake}` : ''}
                 </small>
               </button>
@@ -73,7 +75,9 @@ export function CapturesPanel({
           <>
             <h2>Last seen at {f.lastPoint}</h2>
             <p>
-              {f.packets} packets; {f.missing} missing where they should have gone next.
+              {f.packets} packet{f.packets === 1 ? '' : 's'}; {f.missing} missing where{' '}
+              {f.missing === 1 ? 'it' : 'they'} should have gone next. Solid outline: where it was last seen; dashed:
+              the other points that saw it.
             </p>
           </>
         )}

@@ -25,6 +25,8 @@ const centre = (n: TopoNode): [number, number] => [n.x + n.w / 2, n.y + n.h / 2]
 export interface Marker {
   readonly element: string;
   readonly label: string;
+  /** The place a flow was last seen (drawn solid; the other capture points dashed). */
+  readonly last?: boolean;
 }
 
 export function Topology({
@@ -196,9 +198,9 @@ export function Topology({
             const n = byId.get(m.element);
             if (!n) return null;
             return (
-              <g class="capmark">
+              <g class={`capmark${m.last ? ' last' : ''}`}>
                 <title>{m.label}</title>
-                <circle cx={n.x + n.w / 2} cy={n.y + n.h / 2} r={Math.max(n.w, n.h) / 2 + 6} />
+                <rect x={n.x - 5} y={n.y - 5} width={n.w + 10} height={n.h + 10} rx={8} />
               </g>
             );
           })}
