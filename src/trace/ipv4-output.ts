@@ -11,6 +11,7 @@ import { ipv4PacketLength } from '../wire/ipv4.ts';
 import { ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet } from '../wire/types.ts';
 import { fragNeeded, pathMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
+import { checkWalk } from './invariants.ts';
 import { localAddress, lookupRoute } from './node-config.ts';
 import { type Hop, type NeighbourStep, pickEnd } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
@@ -262,6 +263,7 @@ function resolve(
   const asker = st.node.name;
   const sub = w.spawn({ onArpReply: (n, a) => n.name === asker && a.spa === ip });
   sub.runFrom(() => sub.xmit(st, out, req, undefined, timeNs));
+  checkWalk(sub.hops, () => `${st.node.name}'s ARP walk for ${formatIpv4(ip)}`);
   const got = st.neighbours.get(ip);
   hop.steps.push({
     kind: 'neighbour',
