@@ -3,7 +3,7 @@
 # libvirt's nwfilter driver for the differential and lab tests, chromium for the web app's browser tests).
 # Needs root; does nothing when all are present.
 set -euo pipefail
-PACKAGES=(busybox dash iproute2 ebtables iptables nftables tcpdump tshark python3-scapy curl libvirt-daemon libvirt-clients libvirt-daemon-config-nwfilter chromium)
+PACKAGES=(busybox dash iproute2 ebtables iptables ipset nftables tcpdump tshark python3-scapy curl libvirt-daemon libvirt-clients libvirt-daemon-config-nwfilter chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

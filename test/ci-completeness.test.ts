@@ -17,6 +17,7 @@ const TOOLS: readonly (readonly [string, string])[] = [
   ['unshare', 'util-linux'],
   ['nsenter', 'util-linux'],
   ['ebtables', 'ebtables'],
+  ['ipset', 'ipset'],
   ['ebtables-save', 'ebtables'],
   ['iptables-save', 'iptables'],
   ['ip6tables-save', 'iptables'],
