@@ -163,12 +163,21 @@ const MAC = '[0-9a-f]{2}(?::[0-9a-f]{2}){5}';
 const NAMES = 'host names in the paste (tcpdump without -n)';
 
 /** A packet line read into a frame, or why it cannot be (one specific reason per kind of line). */
+/** The largest IPv4 total length. */
+const MAX_IPV4_LENGTH = 65535;
+
 function parsePacket(
   body: string,
   absoluteSeq: boolean,
   seqs: Map<string, SeqState>,
   hosts: ReadonlyMap<string, Ipv4> | undefined,
 ): Parsed | string {
+  // Every length and payload size below is allocated as bytes: one no IPv4 packet can have (`length 4294967295`)
+  // is refused here, before any allocation.
+  for (const m of body.matchAll(/\blength:? (\d+)|\((\d+)\)/g)) {
+    const n = Number(m[1] ?? m[2]);
+    if (n > MAX_IPV4_LENGTH) return `length ${m[1] ?? m[2]} is more than an IPv4 packet holds (${MAX_IPV4_LENGTH})`;
+  }
   const c = new Cur(body);
   let src: Mac = MAC_ZERO;
   let dst: Mac = MAC_ZERO;

@@ -238,6 +238,37 @@ function parseTime(text: string | undefined, fallbackNs: bigint): bigint {
   return BigInt(ms) * 1_000_000n + BigInt(frac);
 }
 
+interface SchemaIssue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+interface ZodIssueLike {
+  readonly code?: string;
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  readonly errors?: readonly (readonly ZodIssueLike[])[];
+}
+
+/**
+ * Zod issues with full paths. A value that matches no member of a union (`probes.0: Invalid input`) is explained by
+ * the member it comes closest to (fewest issues): `probes.0.tcp: …`, `probes.0: Unrecognized key: "tpc"`.
+ */
+function schemaIssues(list: readonly ZodIssueLike[], base: readonly (string | number)[] = []): SchemaIssue[] {
+  const out: SchemaIssue[] = [];
+  for (const zi of list) {
+    const path = [...base, ...zi.path.filter((p): p is string | number => typeof p !== 'symbol')];
+    const branches = zi.code === 'invalid_union' ? (zi.errors ?? []).filter((b) => b.length > 0) : [];
+    if (branches.length === 0) {
+      out.push({ path, message: zi.message });
+      continue;
+    }
+    const best = branches.reduce((a, b) => (b.length < a.length ? b : a));
+    out.push(...schemaIssues(best, path));
+  }
+  return out;
+}
+
 /** Loads `dir/scenario.yaml` and everything it names. */
 export function loadScenario(dir: string): LoadResult {
   if (!existsSync(dir) || !statSync(dir).isDirectory())
@@ -274,8 +305,8 @@ function loadFrom(files: ScenarioSource): LoadResult {
   if (yamlIssues.some((i) => i.severity === 'error')) return { value: undefined, issues };
   const data = scenarioSchema.safeParse(source.data);
   if (!data.success) {
-    for (const zi of data.error.issues) {
-      const path = zi.path.filter((p): p is string | number => typeof p !== 'symbol');
+    for (const zi of schemaIssues(data.error.issues)) {
+      const path = zi.path;
       issues.push(
         issue('scenario.schema', `${path.length ? `${path.join('.')}: ` : ''}${zi.message}`, positionOf(source, path)),
       );
