@@ -121,7 +121,7 @@ describe('compiling made-up filters', () => {
     expect(chainText(c, 'libvirt-I-vnet0')).toBe(
       [
         'Bridge chain: libvirt-I-vnet0, entries: 4, policy: RETURN',
-        '-p 0x88cc -j ACCEPT',
+        '-p LLDP -j ACCEPT', // ebtables-nft names 0x88cc from /etc/ethertypes
         '-p IPv4 -j I-vnet0-ipv4-xyz',
         '-p IPv4 -j DROP',
         '-p ARP -j I-vnet0-arp-late',

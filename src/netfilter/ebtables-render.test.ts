@@ -90,7 +90,7 @@ describe('renderEbtablesRule', () => {
       target: { kind: 'verdict', verdict: 'DROP' },
     });
     expect(renderEbtablesRule(a, { style: 'nft' })).toBe(
-      '-p ARP --arp-op ! Reply --arp-ptype IPv4 --arp-gratuitous -j DROP',
+      '-p ARP --arp-op ! Reply --arp-ptype 0x800 --arp-gratuitous -j DROP',
     );
   });
 });

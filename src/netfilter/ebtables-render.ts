@@ -54,6 +54,9 @@ export function renderMacAndMask(addr: Mac, mask: Mac | undefined, style: EbStyl
   return k === FULL_MASK ? fmtMac(addr, style) : `${fmtMac(addr, style)}/${fmtMac(k as Mac, style)}`;
 }
 
+const STP_TYPE_NAMES: Readonly<Record<number, string>> = { 0: 'config', 128: 'tcn' };
+const STP_FLAG_NAMES: Readonly<Record<number, string>> = { 1: 'topology-change', 128: 'topology-change-ack' };
+
 function neg(n: boolean): string {
   return n ? '! ' : '';
 }
@@ -154,7 +157,8 @@ function renderMatch(m: EbMatch, style: EbStyle, names: ReadonlyMap<number, stri
         s += `--arp-op ${neg(m.op.negated)}${name ?? m.op.value} `;
       }
       if (m.htype) s += `--arp-htype ${neg(m.htype.negated)}${m.htype.value} `;
-      if (m.ptype) s += `--arp-ptype ${neg(m.ptype.negated)}${ethertypeText(m.ptype.value, names)} `;
+      // libebt_arp / ebt_arp print the protocol type as `0x%x`, never a name.
+      if (m.ptype) s += `--arp-ptype ${neg(m.ptype.negated)}0x${m.ptype.value.toString(16)} `;
       if (m.ipSrc) s += ipv4Opt('--arp-ip-src', m.ipSrc);
       if (m.ipDst) s += ipv4Opt('--arp-ip-dst', m.ipDst);
       if (m.macSrc) s += macOpt('--arp-mac-src', m.macSrc, style);
@@ -184,8 +188,9 @@ function renderMatch(m: EbMatch, style: EbStyle, names: ReadonlyMap<number, stri
       if (m.icmpType) s += `--ip6-icmp-type ${neg(m.icmpType.negated)}${icmp6Text(m.icmpType)} `;
       return s;
     case 'stp': {
-      if (m.type) s += `--stp-type ${neg(m.type.negated)}${m.type.value} `;
-      if (m.flags) s += `--stp-flags ${neg(m.flags.negated)}${m.flags.value} `;
+      // libebt_stp: BPDU types and flags by name where they have one, else decimal.
+      if (m.type) s += `--stp-type ${neg(m.type.negated)}${STP_TYPE_NAMES[m.type.value] ?? m.type.value} `;
+      if (m.flags) s += `--stp-flags ${neg(m.flags.negated)}${STP_FLAG_NAMES[m.flags.value] ?? m.flags.value} `;
       const r = (f: string) => m.ranges.find((x) => x.field === f);
       const opt = (f: string, name: string) => {
         const x = r(f);
