@@ -37,6 +37,8 @@ describe.skipIf(LAB_SKIP_REASON !== undefined)('kernel and simulator on randomiz
     let probes = 0;
     let natScenarios = 0;
     let natProbes = 0;
+    let haScenarios = 0;
+    let routedScenarios = 0;
     const notCompared: string[] = [];
     const t0 = Date.now();
     try {
@@ -52,6 +54,8 @@ describe.skipIf(LAB_SKIP_REASON !== undefined)('kernel and simulator on randomiz
         if (r.probes.some((p) => !p.agree))
           r = await runLabScenario(load(sdir), { filters, timeoutMs: 4000, quietMs: 0 });
         probes += r.probes.length;
+        if (spec.backup) haScenarios++;
+        if (spec.realServers.some((x) => x.replyTable)) routedScenarios++;
         if (spec.method === 'Masq') {
           natScenarios++;
           natProbes += r.probes.filter((p) => p.probe.startsWith('tcp-')).length;
@@ -79,11 +83,15 @@ describe.skipIf(LAB_SKIP_REASON !== undefined)('kernel and simulator on randomiz
       rmSync(dir, { recursive: true, force: true });
     }
     console.log(
-      `lab differential: ${COUNT} scenarios (${natScenarios} NAT, ${natProbes} TCP probes in NAT scenarios), ${probes} probes, seed ${SEED}, ${Math.round((Date.now() - t0) / 1000)} s, ${disagreements.length} disagreements`,
+      `lab differential: ${COUNT} scenarios (${natScenarios} NAT, ${natProbes} TCP probes in NAT scenarios; ${haScenarios} with a BACKUP director, ${routedScenarios} with policy-routed replies), ${probes} probes, seed ${SEED}, ${Math.round((Date.now() - t0) / 1000)} s, ${disagreements.length} disagreements`,
     );
     for (const d of disagreements) console.log(`  ${d}`);
     expect(notCompared).toEqual([]);
-    if (COUNT >= 20) expect(natScenarios).toBeGreaterThan(0);
+    if (COUNT >= 20) {
+      expect(natScenarios).toBeGreaterThan(0);
+      expect(haScenarios).toBeGreaterThan(0);
+      expect(routedScenarios).toBeGreaterThan(0);
+    }
     expect(labNamespaces(`lvsd-${process.pid}-`)).toEqual([]);
     expect(rootSnapshot()).toEqual(before);
     expect(disagreements).toEqual([]);

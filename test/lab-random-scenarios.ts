@@ -3,7 +3,8 @@
  * default route via the director or — a classic mistake — via the router, the director forwarding or not, real
  * servers on another port), filters on the director and the real servers (VIP in the IP lists or not), ARP and
  * rp_filter sysctls, weights and schedulers, the gateway's cached VIP entry or not, and probes to the VIP, to a
- * closed port of the VIP and to a real server directly.
+ * closed port of the VIP and to a real server directly. HA and routed layouts too: a BACKUP director with the same
+ * table and no VIP, and real servers whose replies follow a policy rule (`ip rule from VIP lookup 100`).
  */
 import type { GuestSpec, RealServerSpec, ScenarioSpec } from './scenario-builder.ts';
 
@@ -100,6 +101,24 @@ export function randomScenario(seed: number): RandomScenario {
       ...(rsPort !== port ? { port: rsPort, listen: [rsPort] } : {}),
     };
   });
+  // HA and routed layouts, drawn from a stream of their own so that the draws above stay what they were per seed:
+  // a keepalived-like BACKUP director (same table, no VIP), and DR real servers whose replies from the VIP follow
+  // an `ip rule` to table 100 (default via the router: healthy; via the director, which does not forward them).
+  const r2 = rng(seed ^ 0x5eed);
+  const backup: GuestSpec | undefined =
+    r2() < 0.3
+      ? {
+          name: 'lb2',
+          host: hosts[Math.floor(r2() * hosts.length)]!.name,
+          ip: `${prefix}.11`,
+          mac: '52:54:00:00:00:11',
+          sysctl: sysctl(false),
+        }
+      : undefined;
+  if (!nat)
+    for (let k = 0; k < realServers.length; k++)
+      if (r2() < 0.25)
+        realServers[k] = { ...realServers[k]!, replyTable: r2() < 0.6 ? ('router' as const) : ('director' as const) };
   const sports = new Set<number>();
   const sport = () => {
     let p = 20000 + Math.floor(r() * 40000);
@@ -126,6 +145,7 @@ export function randomScenario(seed: number): RandomScenario {
     scheduler: pick(['rr', 'wrr']),
     ...(nat ? { method: 'Masq' as const } : {}),
     director,
+    ...(backup ? { backup } : {}),
     realServers,
     hosts,
     gateway: { ip: `${prefix}.1`, mac: '52:54:00:ff:00:01', cachedVip: chance(0.5) },
@@ -135,9 +155,10 @@ export function randomScenario(seed: number): RandomScenario {
   const f = (g: GuestSpec) => (g.filter ? `${g.filter.name}(${g.filter.params.map(([, v]) => v).join(',')})` : 'none');
   const summary = [
     `director ${f(director)} vip-on-eth0=${director.vipOnEth0} ${JSON.stringify(director.sysctl)}`,
+    ...(backup ? [`backup director lb2@${backup.host} (same table, no VIP)`] : []),
     ...realServers.map(
       (s) =>
-        `${s.name}@${s.host} w=${s.weight} vip-on-lo=${s.vipOnLo}${s.via ? ` via=${s.via}` : ''}${s.port ? ` port=${s.port}` : ''} ${f(s)} ${JSON.stringify(s.sysctl)}`,
+        `${s.name}@${s.host} w=${s.weight} vip-on-lo=${s.vipOnLo}${s.via ? ` via=${s.via}` : ''}${s.replyTable ? ` replies-from-vip-via=${s.replyTable}` : ''}${s.port ? ` port=${s.port}` : ''} ${f(s)} ${JSON.stringify(s.sysctl)}`,
     ),
     `gateway cached-vip=${spec.gateway.cachedVip}, scheduler ${spec.scheduler}, ${nat ? 'NAT' : 'DR'}`,
   ].join('; ');

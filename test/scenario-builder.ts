@@ -26,6 +26,11 @@ export interface RealServerSpec extends GuestSpec {
   readonly via?: 'router' | 'director';
   /** A tunl0 device (TUN): up, with the VIP on it instead of lo. */
   readonly tunl0?: 'up' | 'down';
+  /**
+   * Policy routing of the replies: `ip rule` sends packets from the VIP to table 100, whose default route goes via
+   * the router or the director.
+   */
+  readonly replyTable?: 'router' | 'director';
 }
 
 export interface ScenarioSpec {
@@ -51,6 +56,8 @@ export interface ScenarioSpec {
   readonly persistent?: number;
   /** Forwarding method of every real server (default Route). */
   readonly method?: 'Route' | 'Masq' | 'Tunnel';
+  /** A second director with the same IPVS table and no VIP (a keepalived BACKUP). */
+  readonly backup?: GuestSpec;
 }
 
 function domainXml(g: GuestSpec, tap: string, uuidSeed: number): string {
@@ -101,7 +108,7 @@ function pad(s: string, n: number): string {
 
 export function writeScenario(dir: string, s: ScenarioSpec): void {
   mkdirSync(dir, { recursive: true });
-  const guests: GuestSpec[] = [s.director, ...s.realServers];
+  const guests: GuestSpec[] = [s.director, ...(s.backup ? [s.backup] : []), ...s.realServers];
   const tapOf = new Map<string, string>();
   for (const h of s.hosts) {
     mkdirSync(join(dir, h.name), { recursive: true });
@@ -155,10 +162,18 @@ ${taps}`,
       ) + (rs?.tunl0 ? tunl0Text(rs.tunl0, s.vip) : ''),
     );
     const gw = rs?.via === 'director' ? s.director.ip : s.gateway.ip;
+    const table100 = rs?.replyTable
+      ? `default via ${rs.replyTable === 'director' ? s.director.ip : s.gateway.ip} dev eth0 table 100\n`
+      : '';
     writeFileSync(
       join(dir, g.name, 'ip-route.txt'),
-      `default via ${gw} dev eth0\n${s.prefix}.0/24 dev eth0 proto kernel scope link src ${g.ip}\n`,
+      `default via ${gw} dev eth0\n${s.prefix}.0/24 dev eth0 proto kernel scope link src ${g.ip}\n${table100}`,
     );
+    if (rs?.replyTable)
+      writeFileSync(
+        join(dir, g.name, 'ip-rule.txt'),
+        `0:\tfrom all lookup local\n100:\tfrom ${s.vip} lookup 100\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n`,
+      );
     const sys = { 'net.ipv4.ip_forward': 0, ...(g.sysctl ?? {}) };
     writeFileSync(
       join(dir, g.name, 'sysctl.txt'),
@@ -179,6 +194,7 @@ ${taps}`,
     '',
   ].join('\n');
   writeFileSync(join(dir, s.director.name, 'ipvsadm-Ln.txt'), ipvs);
+  if (s.backup) writeFileSync(join(dir, s.backup.name, 'ipvsadm-Ln.txt'), ipvs);
   const yaml = [
     `name: ${s.name}`,
     'segments:',
@@ -203,8 +219,9 @@ ${taps}`,
         ...(g.kernel ? [`    kernel: ${g.kernel}`] : []),
         `    ip-addr: ${g.name}/ip-addr.txt`,
         `    ip-route: ${g.name}/ip-route.txt`,
+        ...(rs?.replyTable ? [`    ip-rule: ${g.name}/ip-rule.txt`] : []),
         `    sysctl: ${g.name}/sysctl.txt`,
-        ...(g === s.director ? [`    ipvsadm: ${g.name}/ipvsadm-Ln.txt`] : []),
+        ...(g === s.director || g === s.backup ? [`    ipvsadm: ${g.name}/ipvsadm-Ln.txt`] : []),
         ...(rs?.listen ? [`    listen: [${rs.listen.map((p) => `tcp/${p}`).join(', ')}]`] : []),
       ];
     }),

@@ -372,6 +372,7 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
       for (const d of plan.dummies) if (d.up) add2(d.ns, `link set dev ${d.name} up`);
       for (const a of plan.addrs) add2(a.ns, `addr add ${a.cidr} dev ${a.dev}${a.label ? ` label ${a.label}` : ''}`);
       for (const r of plan.routes) add2(r.ns, `route replace ${r.args.join(' ')}`);
+      for (const r of plan.rules) add2(r.ns, `rule add ${r.args.join(' ')}`);
       for (const n of plan.neighbours) add2(n.ns, `neigh replace ${n.ip} lladdr ${n.mac} dev ${n.dev} nud permanent`);
       // Sysctls and the links' configuration at once: no probe traffic flows before both are done.
       await Promise.all([

@@ -193,3 +193,28 @@ describe('a service without a usable real server', () => {
     expect(nft).toContain('ip daddr 192.0.2.208 tcp dport 80 reject with icmp type port-unreachable');
   });
 });
+
+describe('the lab plan of policy routing', () => {
+  it('adds routes to their tables (named ones numbered alike in routes and rules) and the non-default rules', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-plan-rules-'));
+    try {
+      const s = natBaseSpec();
+      writeScenario(dir, {
+        ...s,
+        method: 'Route',
+        realServers: [{ ...s.realServers[0]!, via: 'router', vipOnLo: true, replyTable: 'router' }],
+      });
+      const plan = planLab(loadScenario(dir).value!, 'lvsd-test-1-');
+      const web1 = 'lvsd-test-1-web1';
+      expect(plan.routes.filter((r) => r.ns === web1).map((r) => r.args.join(' '))).toContain(
+        'default via 198.51.100.1 dev eth0 table 100',
+      );
+      // The kernel's own rules (0 local, 32766 main, 32767 default) are not added again.
+      expect(plan.rules.filter((r) => r.ns === web1).map((r) => r.args.join(' '))).toEqual([
+        'priority 100 from 198.51.100.100/32 lookup 100',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

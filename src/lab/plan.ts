@@ -104,6 +104,8 @@ export interface LabPlan {
   readonly dummies: readonly LinkEnd[];
   readonly addrs: readonly AddrPlan[];
   readonly routes: readonly { readonly ns: string; readonly args: readonly string[] }[];
+  /** Policy routing rules (`ip rule add …`), added after the routes; the kernel's default rules stay. */
+  readonly rules: readonly { readonly ns: string; readonly args: readonly string[] }[];
   /** Per namespace, in order. */
   readonly sysctls: ReadonlyMap<string, readonly (readonly [string, string])[]>;
   readonly neighbours: readonly NeighPlan[];
@@ -247,6 +249,18 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
   const dummies: LinkEnd[] = [];
   const addrs: AddrPlan[] = [];
   const routes: { ns: string; args: string[] }[] = [];
+  const rules: { ns: string; args: string[] }[] = [];
+  // Named tables (no /etc/iproute2/rt_tables in the lab) get numbers of their own, the same in routes and rules.
+  const tableIds = new Map<string, string>();
+  const tableId = (t: string): string => {
+    if (/^\d+$/.test(t) || t === 'main' || t === 'local' || t === 'default') return t;
+    let id = tableIds.get(t);
+    if (id === undefined) {
+      id = String(10000 + tableIds.size);
+      tableIds.set(t, id);
+    }
+    return id;
+  };
   const sysctls = new Map<string, [string, string][]>();
   const neighbours: NeighPlan[] = [];
   const warnings: string[] = [];
@@ -317,17 +331,62 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
     // Routes: direct ones first so that gateways are reachable when routes through them are added.
     const rs = [...n.routes].sort((a, b) => Number(a.via !== undefined) - Number(b.via !== undefined));
     for (const r of rs) {
-      if (r.type === 'local' || r.type === 'broadcast') continue;
+      if (r.type === 'local' || r.type === 'broadcast' || r.type === 'multicast' || r.type === 'anycast') continue;
+      if (r.table === 'local') continue;
       const dst = r.dst.len === 0 ? 'default' : formatIpv4Prefix(r.dst);
       const args: string[] = r.type === 'unicast' ? [dst] : [r.type, dst];
       if (r.type === 'unicast') {
         if (r.via !== undefined) args.push('via', formatIpv4(r.via));
         if (r.dev !== undefined) args.push('dev', r.dev);
         if (r.src !== undefined) args.push('src', formatIpv4(r.src));
-        if (r.via !== undefined && n.kind === 'client') args.push('onlink');
+        if (r.via !== undefined && (n.kind === 'client' || r.onlink)) args.push('onlink');
       }
+      if (r.table !== undefined && r.table !== 'main') args.push('table', tableId(r.table));
       if (r.metric) args.push('metric', String(r.metric));
+      if (r.mtu !== undefined) args.push('mtu', String(r.mtu));
+      if (r.advmss !== undefined) args.push('advmss', String(r.advmss));
       routes.push({ ns, args });
+    }
+    for (const rule of n.rules ?? []) {
+      const a = rule.action;
+      const stock =
+        !rule.not &&
+        !rule.from &&
+        !rule.to &&
+        rule.iif === undefined &&
+        rule.oif === undefined &&
+        !rule.fwmark &&
+        a.kind === 'lookup' &&
+        a.suppressPrefixLength === undefined &&
+        ((rule.priority === 0 && a.table === 'local') ||
+          (rule.priority === 32766 && a.table === 'main') ||
+          (rule.priority === 32767 && a.table === 'default'));
+      if (stock) continue;
+      const args: string[] = ['priority', String(rule.priority)];
+      if (rule.not) args.push('not');
+      args.push('from', rule.from ? formatIpv4Prefix(rule.from) : 'all');
+      if (rule.to) args.push('to', formatIpv4Prefix(rule.to));
+      if (rule.iif !== undefined) args.push('iif', rule.iif);
+      if (rule.oif !== undefined) args.push('oif', rule.oif);
+      if (rule.fwmark) args.push('fwmark', `0x${rule.fwmark.value.toString(16)}/0x${rule.fwmark.mask.toString(16)}`);
+      switch (a.kind) {
+        case 'lookup':
+          args.push('lookup', tableId(a.table));
+          if (a.suppressPrefixLength !== undefined) args.push('suppress_prefixlength', String(a.suppressPrefixLength));
+          break;
+        case 'goto':
+          args.push('goto', String(a.target));
+          break;
+        case 'blackhole':
+        case 'unreachable':
+        case 'prohibit':
+          args.push(a.kind);
+          break;
+        case 'nop':
+          args.push('nop');
+          break;
+      }
+      rules.push({ ns, args });
     }
     for (const [ip, e] of n.neighbours) {
       const dev = e.iface ?? [...n.interfaces.values()].find((i) => i.kind !== 'loopback')?.name;
@@ -378,6 +437,7 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
     dummies,
     addrs,
     routes,
+    rules,
     sysctls,
     neighbours,
     directors,
