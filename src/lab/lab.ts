@@ -56,6 +56,8 @@ export interface Lab {
   readonly warnings: string[];
   readonly timings: Record<string, number>;
   down: boolean;
+  /** Set once everything is removed (`down` is set when the removal starts). */
+  removed?: boolean;
 }
 
 export const LAB_PREFIX = 'lvsd-';
@@ -69,10 +71,12 @@ function installHandlers(): void {
   process.on('exit', () => {
     for (const lab of active) destroySync(lab);
   });
-  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  // SIGHUP too: a dropped SSH session must not leave namespaces, processes, mounts or temporary directories.
+  const codes = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
+  for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const)
     process.on(sig, () => {
       for (const lab of active) destroySync(lab);
-      process.exit(sig === 'SIGINT' ? 130 : 143);
+      process.exit(codes[sig]);
     });
 }
 
@@ -119,8 +123,9 @@ async function deleteNamespacesAsync(names: readonly string[]): Promise<void> {
     });
 }
 
+/** Removes everything at once, also when an orderly `labDown` was under way (a signal during teardown). */
 function destroySync(lab: Lab): void {
-  if (lab.down) return;
+  if (lab.removed) return;
   lab.down = true;
   for (const p of lab.procs)
     try {
@@ -130,6 +135,7 @@ function destroySync(lab: Lab): void {
     }
   deleteNamespaces(lab.plan.namespaces.map((n) => n.ns));
   rmSync(lab.workDir, { recursive: true, force: true });
+  lab.removed = true;
   active.delete(lab);
 }
 
@@ -569,5 +575,6 @@ export async function labDown(lab: Lab, o: { keepWorkDir?: boolean } = {}): Prom
   lab.down = true;
   await deleteNamespacesAsync(lab.plan.namespaces.map((n) => n.ns));
   if (!o.keepWorkDir) rmSync(lab.workDir, { recursive: true, force: true });
+  lab.removed = true;
   active.delete(lab);
 }
