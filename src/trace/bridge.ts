@@ -129,7 +129,7 @@ function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFra
   // br_netfilter: conntrack saw the packet at PRE_ROUTING; its state is what `--ctstate` rules match.
   const fw = st.firewall;
   if (fw?.tracksBridged && frame.payload.kind === 'ipv4') {
-    const ct = st.conntrack.trackOnce(frame.payload);
+    const ct = w.ask(st, hop, { kind: 'conntrack', packet: frame.payload })!;
     bctx = { ...bctx, ctState: ct.ctState, ctDir: ct.ctDir };
     if (ct.ctState === 'INVALID')
       hop.steps.push({ kind: 'note', text: `conntrack on ${st.node.name}: ctstate INVALID — ${ct.explanation}` });

@@ -1,6 +1,6 @@
 /**
  * The one door for engine decisions: every question a hop asks an engine — ebtables, iptables through
- * br_netfilter, IPVS, the routing table, a sysctl — is a `Question`, answered by `ask`, which records it (with the
+ * br_netfilter, conntrack, IPVS, the routing table, a sysctl — is a `Question`, answered by `ask`, which records it (with the
  * hop and the place its step takes) when the walk is recorded for the re-trace shortcut (`retrace.ts`). A new
  * engine is a new member of `Question` and of `Answers`; `answer` and the re-trace's classification of decisions
  * switch over every member, so it cannot be asked without being answered and recorded.
@@ -10,7 +10,8 @@ import { assertNever } from '../source/assert-never.ts';
 import type { Origin } from '../source/origin.ts';
 import type { Node, Route } from '../topology/model.ts';
 import type { FlowKey } from '../topology/routing.ts';
-import type { EthernetFrame } from '../wire/types.ts';
+import type { EthernetFrame, Ipv4Packet } from '../wire/types.ts';
+import type { Conntrack, CtResult } from './conntrack.ts';
 import type { BridgedCtx, BridgeFirewall, BridgeHook, IpvsDecision, IpvsEngine, IpvsReplyDecision } from './engines.ts';
 import { lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
 import type { Hop, NetfilterStep } from './types.ts';
@@ -39,6 +40,8 @@ export type Question =
     }
   /** IPVS in FORWARD (`ip_vs_out`): a forwarded packet, maybe a NAT reply of a real server. */
   | { readonly kind: 'ipvs-out'; readonly frame: EthernetFrame; readonly nowNs: bigint }
+  /** br_netfilter's conntrack (`nf_conntrack_in`) on a bridged IPv4 packet: its ctstate, once per packet. */
+  | { readonly kind: 'conntrack'; readonly packet: Ipv4Packet }
   /** The routing table (`fib_lookup`): policy rules see the flow `key` (source address, input interface). */
   | { readonly kind: 'route'; readonly dst: Ipv4; readonly key?: FlowKey }
   /** A per-interface IPv4 sysctl as the kernel combines it (`IN_DEV_MAXCONF` / `IN_DEV_CONF_GET`). */
@@ -54,6 +57,7 @@ export interface Answers {
   readonly 'br-netfilter': NetfilterStep | undefined;
   readonly 'ipvs-in': IpvsDecision;
   readonly 'ipvs-out': IpvsReplyDecision;
+  readonly conntrack: CtResult | undefined;
   readonly route: Route | undefined;
   readonly conf: { readonly value: number; readonly origin: Origin };
   readonly sysctl: { readonly on: boolean; readonly origin: Origin };
@@ -64,6 +68,7 @@ export interface HostEngines {
   readonly node: Node;
   readonly firewall?: BridgeFirewall | undefined;
   readonly ipvs?: IpvsEngine | undefined;
+  readonly conntrack?: Conntrack | undefined;
 }
 
 /** A question asked on a hop, where its step went (or would have gone), and its answer. */
@@ -113,6 +118,8 @@ function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
       return host.ipvs ? host.ipvs.input(q.frame, q.nowNs, q.directorIp) : NOT_IPVS;
     case 'ipvs-out':
       return host.ipvs ? host.ipvs.output(q.frame, q.nowNs) : NOT_IPVS;
+    case 'conntrack':
+      return host.conntrack?.trackOnce(q.packet);
     case 'route':
       return lookupRoute(host.node, q.dst, q.key);
     case 'conf':

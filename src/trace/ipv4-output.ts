@@ -6,13 +6,13 @@ import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { MAC_BROADCAST, MAC_ZERO, type Mac } from '../addr/mac.ts';
 import { ipv4Mask, prefixContains } from '../addr/prefix.ts';
 import type { Origin } from '../source/origin.ts';
-import type { Iface, Node } from '../topology/model.ts';
+import type { Iface } from '../topology/model.ts';
 import { ipv4PacketLength } from '../wire/ipv4.ts';
 import { ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet } from '../wire/types.ts';
 import { fragNeeded, pathMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import { checkWalk } from './invariants.ts';
-import { localAddress, lookupRoute } from './node-config.ts';
+import { localAddress } from './node-config.ts';
 import { type Hop, type NeighbourStep, pickEnd } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
 
@@ -143,7 +143,7 @@ function fitsMtu(
     );
     return false;
   }
-  const src = sourceToward(st.node, pkt.src) ?? pkt.dst;
+  const src = sourceToward(w, st, hop, pkt.src) ?? pkt.dst;
   tooBig(w, st, hop, pkt, len, mtu, out, mtu, src, origin, timeNs, 'forwarding');
   return false;
 }
@@ -179,8 +179,9 @@ function tooBig(
 }
 
 /** The address a node sends from toward `dst`: the route's `src`, else the first address of its device. */
-function sourceToward(node: Node, dst: Ipv4): Ipv4 | undefined {
-  const r = lookupRoute(node, dst);
+function sourceToward(w: Walking, st: NodeState, hop: Hop, dst: Ipv4): Ipv4 | undefined {
+  const node = st.node;
+  const r = w.ask(st, hop, { kind: 'route', dst });
   if (r?.src !== undefined) return r.src;
   const dev = r?.dev !== undefined ? node.interfaces.get(r.dev) : undefined;
   return dev?.addrs[0]?.prefix.addr;

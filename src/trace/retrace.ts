@@ -79,6 +79,9 @@ export function retraceFrom(rec: RecordedTrace, next: Session): Trace | undefine
     const fw = next.engines.firewalls.get(host);
     if (base.engines.firewalls.get(host) === fw) continue;
     if (fw === undefined) return undefined;
+    // Whether br_netfilter's conntrack classifies bridged packets (and `--ctstate` sees it) follows the rules: when
+    // that changes, the recorded br-netfilter questions lack (or carry) a ctstate a fresh walk would not.
+    if (base.engines.firewalls.get(host)?.tracksBridged !== fw.tracksBridged) return undefined;
     for (const read of reads) {
       const step = answer({ node: b.scenario.nodes.get(host)!, firewall: fw }, read.question);
       if (read.answer?.verdict === 'DROP' || step?.verdict === 'DROP') return undefined;
@@ -114,6 +117,8 @@ function dependsOnRules(d: Decision): d is FirewallDecision {
       return true;
     // Answered from the node's routes and sysctls, or from its IPVS tables: `retraceFrom` walks anew when the
     // entered node, its IPVS state or its kernel differ.
+    // What the walk's own earlier packets made of the connection: the same while the walk is.
+    case 'conntrack':
     case 'ipvs-in':
     case 'ipvs-out':
     case 'route':
