@@ -3,11 +3,16 @@
  * configurations and configs from write-ups must give the IPVS table keepalived programs (as `ipvsadm -Ln` prints
  * it), or be refused with the reason when keepalived's meaning cannot be known offline.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeIpvsadmList } from '../src/ipvs/ipvsadm-list-writer.ts';
 import { readKeepalivedConf } from '../src/ipvs/keepalived.ts';
+import { filterRegistry } from '../src/libvirt/builtin-filters.ts';
+import { compileBinding } from '../src/libvirt/compile.ts';
+import type { NwFilter } from '../src/libvirt/nwfilter-model.ts';
+import { readFilterBindingXml, readNwfilterXml } from '../src/libvirt/nwfilter-xml.ts';
+import { renderCompiled } from '../src/libvirt/render-outputs.ts';
 
 const DIR = join(import.meta.dirname, '..', '..', 'shared', 'conformance', 'realworld');
 const SKIP = existsSync(DIR) ? undefined : `${DIR} is absent (the real-world suite lives beside the repository)`;
@@ -45,3 +50,39 @@ describe.skipIf(SKIP !== undefined)('keepalived configurations: the table keepal
     );
   });
 });
+
+describe.skipIf(SKIP !== undefined)(
+  'nwfilters from libvirt tests and operators: what a real libvirt 9.0 makes of them',
+  () => {
+    const root = join(DIR, 'nwfilter');
+    const cases = SKIP ? [] : readdirSync(root).filter((d) => existsSync(join(root, d, 'binding.xml')));
+    const FORMATS = ['ebtables-nat-L', 'ebtables-save', 'iptables-save', 'ip6tables-save'] as const;
+    it.each(cases)('%s', (name) => {
+      const dir = join(root, name);
+      const customs: NwFilter[] = [];
+      const ours: string[] = [];
+      for (const f of readdirSync(join(dir, 'filters'))) {
+        const r = readNwfilterXml(readFileSync(join(dir, 'filters', f), 'utf8'), f);
+        const err = r.issues.find((i) => i.severity === 'error');
+        if (err) ours.push(err.message);
+        else if (r.value) customs.push(r.value);
+      }
+      const errorFile = join(dir, 'expected', 'error.txt');
+      if (ours.length === 0) {
+        const b = readFilterBindingXml(readFileSync(join(dir, 'binding.xml'), 'utf8'), 'binding.xml');
+        expect(b.value).toBeDefined();
+        const c = compileBinding(b.value!, filterRegistry(customs));
+        if (c.mode === 'failed') ours.push(c.failure ?? 'failed');
+        else if (!existsSync(errorFile))
+          for (const fmt of FORMATS)
+            expect(renderCompiled(c, fmt), fmt).toBe(readFileSync(join(dir, 'expected', `${fmt}.txt`), 'utf8'));
+      }
+      if (existsSync(errorFile)) {
+        // libvirt's last line: `error: internal error: MESSAGE`; lvsdoctor refuses with the same message.
+        const last = readFileSync(errorFile, 'utf8').trim().split('\n').at(-1)!;
+        const want = last.replace(/^error: /, '').replace(/^internal error: /, '');
+        expect(ours.map((m) => m.replace(/^internal error: /, ''))).toContain(want);
+      } else expect(ours).toEqual([]);
+    });
+  },
+);
