@@ -31,6 +31,8 @@ const READ_ONLY: readonly RegExp[] = [
   /^ss -Hltnu$/,
   /^ipvsadm (--version|-Ln|-Sn|-Lnc|-Ln --stats|-L --timeout)$/,
   /^keepalived --version$/,
+  /^pve-firewall status$/,
+  /^ipset save$/,
   /^cat cat "\$2"$/,
   /^net_sysctls$|^proc_net_sysctls$/,
 ];

@@ -1,12 +1,15 @@
 /**
  * `lvsdoctor proxmox compile <pve-dir>` and `lvsdoctor proxmox check <pve-dir> --vip … --director … --real-server …`.
- * `<pve-dir>` is a copy of a Proxmox node's /etc/pve (read-only): `firewall/cluster.fw`, `firewall/<vmid>.fw`,
+ * `<pve-dir>` is a collector bundle of a Proxmox host, or a copy of a Proxmox node's /etc/pve (read-only): `firewall/cluster.fw`, `firewall/<vmid>.fw`,
  * `nodes/<node>/host.fw`, `nodes/<node>/qemu-server/<vmid>.conf`, `nodes/<node>/lxc/<vmid>.conf`, `corosync.conf`.
  *
  * Exit codes: 0 no finding (or printed); 1 findings; 2 bad input (issues with file:line on stderr).
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { readBundle } from '../collect/bundle.ts';
+import { isBundlePath } from '../collect/import.ts';
+import { isProxmoxBundle, pveFilesFromBundle } from '../collect/proxmox-bundle.ts';
 import { diagnosePveLvs, type PveLvsMember, renderPveLvsReport } from '../diagnose/proxmox-lvs.ts';
 import {
   compilePveFirewall,
@@ -28,6 +31,18 @@ export function readPveDir(
   const cwd = io.cwd ?? process.cwd();
   const root = isAbsolute(dir) ? dir : join(cwd, dir);
   const issues: Issue[] = [];
+  if (isBundlePath(root)) {
+    // a bundle the collector wrote on a Proxmox host
+    const b = readBundle(root);
+    if (!b.value) {
+      issues.push(...b.issues);
+      throw new UsageError(`"${dir}" is not a readable bundle: ${b.issues.map((i) => i.message).join('; ')}`);
+    }
+    if (!isProxmoxBundle(b.value))
+      throw new UsageError(`bundle "${dir}" was not collected on a Proxmox VE host (no /etc/pve)`);
+    const r = pveFilesFromBundle(b.value, opts.localNetwork);
+    return { files: r.files, issues: [...b.issues.filter((i) => i.severity !== 'error'), ...r.issues] };
+  }
   if (!existsSync(root) || !statSync(root).isDirectory())
     throw new UsageError(`"${dir}" is not a directory (expected a copy of /etc/pve)`);
   const text = (rel: string) => {
@@ -173,7 +188,9 @@ export function runProxmoxCheck(io: Io, dir: string, opts: ProxmoxCheckOptions):
   if (opts.fixDir !== undefined && report.combined) {
     const root = isAbsolute(opts.fixDir) ? opts.fixDir : join(io.cwd ?? process.cwd(), opts.fixDir);
     for (const f of report.combined.files) {
-      const p = join(root, f.file);
+      // paths as in /etc/pve (a bundle's files are named after the bundle)
+      const rel = f.file.includes('firewall/') ? f.file.slice(f.file.lastIndexOf('firewall/')) : f.file;
+      const p = join(root, rel);
       mkdirSync(dirname(p), { recursive: true });
       writeFileSync(p, f.text);
     }

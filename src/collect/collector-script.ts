@@ -137,7 +137,7 @@ meta machine "$(uname -m 2>/dev/null)"
 meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)"
 meta uid "$(id -u 2>/dev/null)"
 meta collector lvsdoctor-collect
-for t in ip bridge sysctl virsh ebtables iptables-save ip6tables-save nft ipvsadm keepalived ss tar gzip; do
+for t in ip bridge sysctl virsh ebtables iptables-save ip6tables-save nft ipset pve-firewall ipvsadm keepalived ss tar gzip; do
   p=$(command -v "$t" 2>/dev/null) || p=-
   meta tool "$t $p"
 done
@@ -199,6 +199,35 @@ if [ -s "$out/cmd/virsh-binding-list.out" ]; then
     [ -n "$p" ] || continue
     run "binding-$(safe "$p")" virsh virsh nwfilter-binding-dumpxml --binding "$p"
   done < "$out/cmd/virsh-binding-ports.txt"
+fi
+`;
+
+/** Proxmox VE hosts: the firewall files of /etc/pve this node uses, pve-firewall's status, ipsets (all read-only). */
+const PROXMOX = String.raw`
+PVE=\${LVSDOCTOR_PVE_ROOT:-/etc/pve}
+if [ -d "$PVE/firewall" ] || [ -d "$PVE/nodes" ]; then
+  pve_node=\${LVSDOCTOR_PVE_NODE:-$(hostname -s 2>/dev/null || hostname 2>/dev/null)}
+  meta platform proxmox
+  meta pve-node "$pve_node"
+  run pve-firewall-status pve-firewall pve-firewall status
+  run ipset-save ipset ipset save
+  copyfile pve-fw-cluster "$PVE/firewall/cluster.fw"
+  copyfile pve-fw-host "$PVE/nodes/$pve_node/host.fw"
+  copyfile pve-corosync "$PVE/corosync.conf"
+  for f in "$PVE"/firewall/*.fw; do
+    [ -f "$f" ] || continue
+    b=$(basename "$f" .fw)
+    case $b in *[!0-9]*) continue ;; esac
+    copyfile "pve-fw-$b" "$f"
+  done
+  for kind in qemu-server lxc; do
+    for f in "$PVE/nodes/$pve_node/$kind"/*.conf; do
+      [ -f "$f" ] || continue
+      b=$(basename "$f" .conf)
+      case $b in *[!0-9]*) continue ;; esac
+      copyfile "pve-$kind-$b" "$f"
+    done
+  done
 fi
 `;
 
@@ -271,7 +300,7 @@ export function collectorScript(o: CollectorOptions): string {
     '# and prints its name.',
     `KIND=${kind}`,
   ].join('\n');
-  return `${head}\n${literalDollars(PRELUDE)}${literalDollars(o.guest ? GUEST : HYPERVISOR)}${EPILOGUE}`;
+  return `${head}\n${literalDollars(PRELUDE)}${literalDollars(o.guest ? GUEST : HYPERVISOR + PROXMOX)}${EPILOGUE}`;
 }
 
 /** The templates write `\${` where the shell needs a literal `${` next to JS placeholders. */
