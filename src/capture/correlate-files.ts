@@ -39,10 +39,12 @@ export function isText(file: string): boolean {
   }
 }
 
+/** `onFile` is told each capture before it is read (the CLI's progress line). */
 export function correlateCaptureFiles(
   inputs: readonly CaptureInput[],
   options: CorrelateOptions = {},
   hosts?: ReadonlyMap<string, Ipv4>,
+  onFile?: (done: number, total: number, input: CaptureInput) => void,
 ): CorrelatedFiles {
   const issues: Issue[] = [];
   if (inputs.length > MAX_POINTS) {
@@ -60,6 +62,7 @@ export function correlateCaptureFiles(
   const unusable: string[] = [];
   for (const k of order) {
     const input = inputs[k]!;
+    onFile?.(scans.filter((x) => x !== undefined).length, inputs.length, input);
     const inner = cor.sink(idx[k]!);
     const sink: Parameters<typeof scanCaptureFile>[1] = (lt, b, o, cl, ol, sec, ns, i) => {
       if (firstSec === undefined) firstSec = sec;

@@ -16,6 +16,7 @@ import type { Node, TcpProbeSpec } from '../topology/model.ts';
 import { openSession, runProbe, type Session } from '../trace/session.ts';
 import { type Io, reportIssues } from './io.ts';
 import { toJsonText } from './json.ts';
+import { progress } from './progress.ts';
 import { loadForCommand } from './scenario-input.ts';
 
 export interface CapturesOptions {
@@ -140,7 +141,11 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
     expect = modelExpect(session);
     hosts = scenarioHosts(loaded);
   }
-  const r = correlateCaptureFiles(inputs, expect ? { expect } : {}, hosts);
+  const p = progress(io, 'reading the captures');
+  const r = correlateCaptureFiles(inputs, expect ? { expect } : {}, hosts, (done, total, i) =>
+    p.update(`${done + 1}/${total}: ${i.point}`),
+  );
+  p.done();
   const bad = reportIssues(io, r.issues);
   if (!r.report) {
     for (const f of r.unusable) io.stderr(`lvsdoctor captures: nothing usable in ${f}\n`);

@@ -13,6 +13,7 @@ import { type LabReport, type ProbeComparison, runLabScenario } from '../lab/run
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { type Io, reportIssues } from './io.ts';
+import { progress } from './progress.ts';
 import { loadForCommand } from './scenario-input.ts';
 
 export type LabAction = 'up' | 'run' | 'down';
@@ -126,7 +127,10 @@ export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOp
     ...(o.pcapDir !== undefined ? { pcapDir: o.pcapDir } : {}),
   };
   if (action === 'up') {
-    const lab = await labUp(loaded, { ...common, detach: true, directorMode: { kind: 'spread' } });
+    const p = progress(io, 'lab: building the scenario on the kernel');
+    const lab = await labUp(loaded, { ...common, detach: true, directorMode: { kind: 'spread' } }).finally(() =>
+      p.done(),
+    );
     releaseLab(lab);
     const lines = [
       `lab up: ${loaded.scenario.name} (filters by ${lab.filterSource}; directors by ${lab.directorEngine === 'ipvs' ? 'real IPVS (ipvsadm)' : 'the nftables emulation'})`,
@@ -139,10 +143,11 @@ export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOp
     io.stdout(`${lines.join('\n')}\n`);
     return 0;
   }
+  const p = progress(io, 'lab: building, probing and removing the scenario');
   const report = await runLabScenario(loaded, {
     ...common,
     ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  });
+  }).finally(() => p.done());
   io.stdout(o.json ? reportJson(report) : renderLabReport(report));
   return report.exitCode;
 }

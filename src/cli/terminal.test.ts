@@ -54,5 +54,10 @@ describe('the terminal', () => {
     const piped = await run(['diagnose', EXAMPLE]);
     expect(piped.stderr).toBe('');
     expect(piped.stdout).toBe(tty.stdout);
+    const corpus = join(import.meta.dirname, '..', '..', 'fixtures', 'tcpdump', 'corpus.pcap');
+    const caps = await run(['captures', `${corpus}@host1:br0`], { stderrIsTTY: true });
+    expect(caps.stderr).toMatch(/lvsdoctor: reading the captures 1\/1: host1:br0…/);
+    expect(caps.stderr).toMatch(/lvsdoctor: reading the captures \(\d+\.\d s\)/);
+    expect((await run(['captures', `${corpus}@host1:br0`])).stderr).toBe('');
   });
 });
