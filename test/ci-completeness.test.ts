@@ -14,6 +14,8 @@ const CI = process.env.CI === 'true' || process.env.CI === '1';
 /** The commands the root-only and oracle tests need, with the Debian package that provides each. */
 const TOOLS: readonly (readonly [string, string])[] = [
   ['ip', 'iproute2'],
+  ['dash', 'dash'],
+  ['busybox', 'busybox'],
   ['unshare', 'util-linux'],
   ['nsenter', 'util-linux'],
   ['ebtables', 'ebtables'],
