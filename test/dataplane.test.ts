@@ -202,3 +202,86 @@ describe('interfaces operators have', () => {
     expect(t['tcp-vip']!.disposition).toBe('arp-unresolved');
   });
 });
+
+describe('VLANs and bonds', () => {
+  const vlanIface = (
+    ip: string,
+    mac: string,
+  ) => `7: eth0.100@eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000
+    link/ether ${mac} brd ff:ff:ff:ff:ff:ff
+    inet ${ip}/24 brd 192.0.2.255 scope global eth0.100
+       valid_lft forever preferred_lft forever
+`;
+
+  function vlanLan(rsHasVlan: boolean) {
+    const s = baseSpec();
+    const probes = ['probes:', '  - name: arp-vlan', '    arp: 192.0.2.21', '    from: lb1'].join('\n');
+    return build({ ...s, probes }, (d) => {
+      append(join(d, 'lb1/ip-addr.txt'), vlanIface('192.0.2.10', s.director.mac));
+      if (rsHasVlan) append(join(d, 'web1/ip-addr.txt'), vlanIface('192.0.2.21', s.realServers[0]!.mac));
+    });
+  }
+
+  it('frames of a VLAN sub-interface leave tagged through its lower device and reach the peer’s VLAN device', () => {
+    const t = run(vlanLan(true))['arp-vlan']!;
+    expect(t.disposition).toBe('replied');
+    const tagged = t.hops.find((h) => h.place.node === 'kvm1' && h.frame.vlans.length > 0);
+    expect(tagged?.frame.vlans[0]?.vid).toBe(100);
+    const reply = t.hops.find((h) => h.steps.some((st) => st.kind === 'arp' && st.action === 'reply'))!;
+    // Captured where it arrived (web1:eth0, tagged), received and answered by eth0.100.
+    expect(reply.place).toEqual({ node: 'web1', iface: 'eth0' });
+    expect(
+      reply.steps.some((st) => st.kind === 'note' && st.text === 'VLAN 100: untagged and received by eth0.100'),
+    ).toBe(true);
+  });
+
+  it('a tagged frame meets no VLAN device of its tag: dropped', () => {
+    const t = run(vlanLan(false))['arp-vlan']!;
+    expect(t.disposition).not.toBe('replied');
+    expect(t.hops.some((h) => h.place.node === 'web1' && /no VLAN 100 device/.test(h.end?.reason ?? ''))).toBe(true);
+  });
+
+  it('a real server whose address is on bond0 (its NIC a slave) answers through the bond', () => {
+    const s = baseSpec();
+    const rs = s.realServers[0]!;
+    const dir = build({ ...s, scheduler: 'rr', realServers: [rs] }, (d) => {
+      replace(
+        join(d, 'web1/ip-addr.txt'),
+        /2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP group default qlen 1000\n {4}link\/ether (\S+) brd ff:ff:ff:ff:ff:ff\n/,
+        `2: eth0: <BROADCAST,MULTICAST,SLAVE,UP,LOWER_UP> mtu 1500 qdisc fq_codel master bond0 state UP group default qlen 1000
+    link/ether $1 brd ff:ff:ff:ff:ff:ff
+    altname enp1s0
+3: bond0: <BROADCAST,MULTICAST,MASTER,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000
+    link/ether $1 brd ff:ff:ff:ff:ff:ff
+`,
+      );
+      replace(join(d, 'web1/ip-addr.txt'), 'scope global eth0', 'scope global bond0');
+      writeFileSync(
+        join(d, 'web1/ip-route.txt'),
+        readFileSync(join(d, 'web1/ip-route.txt'), 'utf8').replaceAll('dev eth0', 'dev bond0'),
+      );
+    });
+    const t = run(dir)['tcp-vip']!;
+    expect(t.disposition).toBe('replied');
+    const atRs = t.hops.find((h) => h.place.node === 'web1' && h.steps.some((st) => st.kind === 'deliver'))!;
+    expect(atRs.place.iface).toBe('eth0');
+    expect(t.hops.some((h) => h.place.node === 'web1' && h.place.iface === 'eth0' && h.direction === 'out')).toBe(true);
+  });
+});
+
+describe('libvirt network interfaces', () => {
+  it("a domain interface of type='network' with its live portid and bridge joins that bridge like type='bridge'", () => {
+    const dir = build(baseSpec(), (d) => {
+      replace(join(d, 'kvm1/lb1.xml'), "<interface type='bridge'>", "<interface type='network'>");
+      replace(
+        join(d, 'kvm1/lb1.xml'),
+        "<source bridge='br0'/>",
+        "<source network='default' portid='5b6a2f0e-8d0c-4f3e-9a53-2f4f1c2d7e11' bridge='br0'/>",
+      );
+    });
+    expect(readFileSync(join(dir, 'kvm1/lb1.xml'), 'utf8')).toContain("portid='5b6a2f0e");
+    const t = run(dir);
+    expect(t['tcp-vip']!.disposition).toBe('replied');
+    expect(t['arp-vip']!.disposition).toBe('replied');
+  });
+});
