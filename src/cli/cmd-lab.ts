@@ -5,10 +5,12 @@
  * (kernel and simulator agree), 3 kernel and simulator disagree, 2 bad input, not root, or packages missing.
  */
 
+import { uncheckable } from '../diagnose/diagnose.ts';
 import { findFix } from '../diagnose/fix-list.ts';
 import type { LastSeen } from '../lab/correlate.ts';
 import { labUp, releaseLab, removeLeftovers } from '../lab/lab.ts';
 import { labUnavailable, preflight } from '../lab/preflight.ts';
+import { labProbes } from '../lab/probes.ts';
 import { type LabReport, type ProbeComparison, runLabScenario } from '../lab/run.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
@@ -142,6 +144,15 @@ export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOp
     ];
     io.stdout(`${lines.join('\n')}\n`);
     return 0;
+  }
+  if (labProbes(loaded).length === 0) {
+    // Zero evidence is never a pass: without a probe the kernel would "agree" on nothing.
+    io.stderr(
+      `lvsdoctor lab: no verdict: no probe can run on this scenario. Missing:\n${uncheckable(loaded)
+        .map((m) => `  - ${m}\n`)
+        .join('')}`,
+    );
+    return 2;
   }
   const p = progress(io, 'lab: building, probing and removing the scenario');
   const report = await runLabScenario(loaded, {
