@@ -7,9 +7,9 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import type { CorrelationReport } from '../capture/correlate.ts';
 import { correlateCaptureFiles } from '../capture/correlate-files.ts';
 import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
+import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { diskSource, type ScenarioSource } from '../topology/scenario-source.ts';
-import { openSession } from '../trace/session.ts';
 import { reportHtml } from '../web/report.ts';
 import { listen, type Running, webApp } from '../web/server.ts';
 import { buildWebModel, openWebSession, type WebSession } from '../web/view-model.ts';
@@ -45,7 +45,7 @@ export function loadInputs(io: Io, inputs: readonly string[], quiet = false): Lo
   }
   const loaded = loadForCommand(io, source);
   if (!loaded) return undefined;
-  if (reportIssues(io, openSession(loaded).issues)) return undefined;
+  if (reportIssues(io, compileAllHostRules(loaded).issues)) return undefined;
   return { loaded, source };
 }
 
