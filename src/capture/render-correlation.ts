@@ -1,6 +1,11 @@
 /** Text rendering of a correlation report (the JSON form is the report object itself). */
 import type { CorrelationReport, FlowReport, PacketReport, PointReport, Sighting } from './correlate.ts';
 
+/** Appends one by one: `push(...items)` overflows the stack for the millions of lines of a big capture. */
+function append(out: string[], items: readonly string[]): void {
+  for (const x of items) out.push(x);
+}
+
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
@@ -62,7 +67,7 @@ function sightingLines(s: Sighting, w: number): string[] {
 function packetLines(p: PacketReport, w: number): string[] {
   const arrow = p.direction === 'forward' ? '→' : '←';
   const out = [`  #${p.index} ${arrow} ${p.summary}${p.retransmissionNote ? ` — ${p.retransmissionNote}` : ''}`];
-  for (const s of p.path) out.push(...sightingLines(s, w));
+  for (const s of p.path) append(out, sightingLines(s, w));
   if (p.missing) out.push(`       ✖ vanished: ${p.missing.explanation}`);
   if (p.notCapturedAt)
     out.push(
@@ -84,7 +89,7 @@ function flowLines(f: FlowReport, w: number): string[] {
     else out.push('  model: the captures follow the simulated path');
     out.push(`    the simulation ends: ${f.model.end}`);
   }
-  for (const p of f.details) out.push(...packetLines(p, w));
+  for (const p of f.details) append(out, packetLines(p, w));
   if (!f.detailsComplete)
     out.push(`  (${f.packets - f.details.length} more packet(s) accounted for at every expected point)`);
   return out;
@@ -100,7 +105,7 @@ export function renderCorrelation(r: CorrelationReport): string {
   );
   for (const f of r.flowReports) {
     lines.push('');
-    lines.push(...flowLines(f, w));
+    append(lines, flowLines(f, w));
   }
   if (r.flowsOmitted > 0) lines.push('', `(${r.flowsOmitted} more flow(s) with problems; use --json for all)`);
   lines.push('');

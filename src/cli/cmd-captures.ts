@@ -4,12 +4,14 @@
  * should have gone next, 2 on bad input. With a scenario, each flow's first packet is also walked through the model
  * and the report names the hop where reality departs from the simulated path.
  */
+import { statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { ExpectedHop, ExpectedPath, FlowQuery } from '../capture/correlate.ts';
 import { type CaptureInput, correlateCaptureFiles } from '../capture/correlate-files.ts';
 import { renderCorrelation } from '../capture/render-correlation.ts';
 import { frameList, showCapture } from '../capture/show.ts';
+import { LIMITS } from '../source/files.ts';
 import { implicit } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Node, TcpProbeSpec } from '../topology/model.ts';
@@ -124,6 +126,15 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
       return 2;
     }
     inputs.push(p);
+  }
+  // Correlation keeps every packet: the captures together are bounded (the memory is a few times their size).
+  let total = 0;
+  for (const i of inputs) total += statSync(i.file, { throwIfNoEntry: false })?.size ?? 0;
+  if (total > LIMITS.captureTotal) {
+    io.stderr(
+      `lvsdoctor captures: the captures hold ${Math.round(total / 1048576)} MiB; at most ${LIMITS.captureTotal / 1048576} MiB are correlated at once (cut them to the time of interest, e.g. editcap -A/-B, or tcpdump -r with a filter)\n`,
+    );
+    return 2;
   }
   let expect: ((q: FlowQuery) => ExpectedPath | undefined) | undefined;
   let hosts: Map<string, Ipv4> | undefined;

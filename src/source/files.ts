@@ -25,9 +25,11 @@ const MiB = 1024 * 1024;
 /** The limits on inputs and outputs (docs/limits.md states them). */
 export const LIMITS = {
   /** One text input: a scenario artifact, a listing, a configuration file. */
-  inputFile: 64 * MiB,
+  inputFile: 32 * MiB,
+  /** All captures given to one `captures` command (pcap, pcapng, tcpdump text): correlation keeps every packet. */
+  captureTotal: 256 * MiB,
   /** One XML document (domain, nwfilter, binding): a DOM costs ~20 times its text. */
-  xmlFile: 16 * MiB,
+  xmlFile: 4 * MiB,
   /** A bundle archive as stored (compressed). */
   bundleArchive: 256 * MiB,
   /** All members of one bundle, inflated. */
