@@ -6,6 +6,7 @@
 
 import type { EthernetFrame } from '../wire/types.ts';
 import { resetDataplane } from './dataplane.ts';
+import { checkWalk } from './invariants.ts';
 import type { Session } from './session.ts';
 import type { Capture, Hop, NetfilterStep } from './types.ts';
 import { Walker } from './walker.ts';
@@ -34,6 +35,7 @@ export function walkFrame(
   const root: Hop = { id: 0, place: { node: from }, direction: 'out', timeNs, frame, steps: [] };
   walker.hops.push(root);
   walker.runFrom(() => walker.xmit(st, out, frame, root.id, timeNs));
+  checkWalk(walker.hops, () => `the walk of a frame ${from} sends out of ${iface}`);
   const reached = new Set<string>();
   const drops: { hop: Hop; step: NetfilterStep }[] = [];
   for (const h of walker.hops) {
