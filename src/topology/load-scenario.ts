@@ -18,6 +18,7 @@ import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
+import { looksLikeNftRuleset, readNftRuleset } from '../netfilter/nft-read.ts';
 import { FileError } from '../source/files.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos, implicit, type Origin, type Position } from '../source/origin.ts';
@@ -492,7 +493,10 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     if (h['iptables-save']) {
       const a = readArtifact(ctx, h['iptables-save'], ['hosts', hostName, 'iptables-save']);
       if (a) {
-        const r = readIptablesSave(a.text, a.file, 'ipv4');
+        // `nft list ruleset` in place of iptables-save: its ip/inet filter chains, read into the same model.
+        const r = looksLikeNftRuleset(a.text)
+          ? readNftRuleset(a.text, a.file)
+          : readIptablesSave(a.text, a.file, 'ipv4');
         ctx.issues.push(...r.issues);
         const filter = r.value?.find((t) => t.name === 'filter');
         if (filter) installedIptables.set(hostName, filter);

@@ -1,0 +1,432 @@
+/**
+ * Reads `nft list ruleset` in place of `iptables-save`: what decides a routed or bridged (br_netfilter) IPv4 packet's
+ * fate is the filter chains on the input, forward and output hooks of `ip` and `inet` tables. They are read into the
+ * iptables model (`IptTable`, chains INPUT/FORWARD/OUTPUT) so the simulator evaluates them as it evaluates an
+ * `iptables-save`; every rule statement it cannot express is reported on its line with what leaving the rule out
+ * means for the verdict, and so is every table or chain that is not evaluated (nat, bridge, netdev, arp, ip6, a
+ * second base chain on one hook).
+ *
+ * Statements read: `iifname`/`oifname` (`==`, `!=`, `"veth*"`), `ip saddr`/`ip daddr` (address or prefix),
+ * `ip protocol`/`meta l4proto`, `tcp|udp sport|dport` (a port, a range, a set), `ct state`, `meta mark`/`mark`,
+ * `fib daddr type`, `counter`, `log`, `comment`; verdicts `accept`, `drop`, `reject`, `return`, `jump`, `goto`.
+ */
+import { type Issue, issue, type ReadResult } from '../source/issue.ts';
+import { filePos, type Origin } from '../source/origin.ts';
+import type { CtState, IptChain, IptMatch, IptPolicy, IptRule, IptTable, IptTarget } from './iptables-model.ts';
+import { protocolByName } from './names.ts';
+
+const HOOK_CHAIN: Readonly<Record<string, string>> = { input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' };
+
+interface NftChain {
+  readonly table: string;
+  readonly family: string;
+  readonly name: string;
+  readonly line: number;
+  type?: string;
+  hook?: string;
+  priority?: number;
+  policy?: IptPolicy;
+  readonly rules: { readonly text: string; readonly line: number }[];
+}
+
+const PRIORITY_NAMES: Readonly<Record<string, number>> = {
+  raw: -300,
+  mangle: -150,
+  dstnat: -100,
+  filter: 0,
+  security: 50,
+  srcnat: 100,
+};
+
+/** Words of an nft rule: quoted strings and `{ … }` sets kept whole. */
+function words(text: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === ' ' || c === '\t') {
+      i++;
+      continue;
+    }
+    let j = i;
+    if (c === '"') {
+      j = text.indexOf('"', i + 1);
+      j = j < 0 ? text.length : j + 1;
+    } else if (c === '{') {
+      j = text.indexOf('}', i);
+      j = j < 0 ? text.length : j + 1;
+    } else while (j < text.length && text[j] !== ' ' && text[j] !== '\t') j++;
+    out.push(text.slice(i, j));
+    i = j;
+  }
+  return out;
+}
+
+function unquote(w: string): string {
+  return w.startsWith('"') && w.endsWith('"') ? w.slice(1, -1) : w;
+}
+
+function setItems(w: string): string[] {
+  return w
+    .replace(/^\{|\}$/g, '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+}
+
+class Unmodelled extends Error {}
+
+/** One rule into the iptables model; throws `Unmodelled` with what the rule does that is not read. */
+function rule(text: string, origin: Origin, family: string): IptRule | 'other-family' {
+  const w = words(text.replace(/\s+# handle \d+$/, ''));
+  const r: { -readonly [K in Exclude<keyof IptRule, 'matches' | 'origin'>]?: NonNullable<IptRule[K]> } = {};
+  const matches: IptMatch[] = [];
+  let i = 0;
+  const neg = (): boolean => {
+    if (w[i] === '!=') {
+      i++;
+      return true;
+    }
+    if (w[i] === '==') i++;
+    return false;
+  };
+  const ports = (proto: 'tcp' | 'udp', which: 'sport' | 'dport'): void => {
+    const n = neg();
+    const v = w[i++];
+    if (v === undefined) throw new Unmodelled(`${proto} ${which} without a value`);
+    if (v.startsWith('{')) {
+      const ranges = setItems(v).map((p) => {
+        const [lo, hi] = p.split('-').map(Number);
+        if (!Number.isInteger(lo)) throw new Unmodelled(`${proto} ${which} ${v}: named ports are not read`);
+        return { lo: lo!, hi: hi ?? lo! };
+      });
+      r.proto ??= { value: proto === 'tcp' ? 6 : 17, negated: false };
+      matches.push({ kind: 'multiport', which: which === 'dport' ? 'dports' : 'sports', ranges, negated: n });
+      return;
+    }
+    const [lo, hi] = v.split('-').map(Number);
+    if (!Number.isInteger(lo)) throw new Unmodelled(`${proto} ${which} ${v}: named ports are not read`);
+    r.proto ??= { value: proto === 'tcp' ? 6 : 17, negated: false };
+    matches.push({ kind: proto, [which]: { lo: lo!, hi: hi ?? lo!, negated: n } } as IptMatch);
+  };
+  while (i < w.length) {
+    const t = w[i++]!;
+    switch (t) {
+      case 'counter':
+        if (w[i] === 'packets') i += 4;
+        break;
+      case 'comment':
+        matches.push({ kind: 'comment', text: unquote(w[i++] ?? '') });
+        break;
+      case 'log':
+        while (i < w.length && ['prefix', 'level', 'group', 'flags', 'snaplen'].includes(w[i]!)) i += 2;
+        break;
+      case 'iifname':
+      case 'oifname': {
+        const n = neg();
+        const v = w[i++] ?? '';
+        if (v.startsWith('{')) throw new Unmodelled(`${t} with a set ${v}`);
+        const name = unquote(v).replace(/\*$/, '+');
+        if (t === 'iifname') r.in = { name, negated: n };
+        else r.out = { name, negated: n };
+        break;
+      }
+      case 'ip': {
+        const f = w[i++];
+        if (f === 'saddr' || f === 'daddr') {
+          const n = neg();
+          const v = w[i++] ?? '';
+          const m = /^(\d+\.\d+\.\d+\.\d+)(?:\/(\d+))?$/.exec(v);
+          if (!m) throw new Unmodelled(`ip ${f} ${v} (a set or a named set)`);
+          const a = { addr: m[1]!, prefixLen: m[2] === undefined ? 32 : Number(m[2]), negated: n };
+          if (f === 'saddr') r.src = a;
+          else r.dst = a;
+        } else if (f === 'protocol') {
+          const n = neg();
+          const v = w[i++] ?? '';
+          const p = /^\d+$/.test(v) ? Number(v) : protocolByName(v);
+          if (p === undefined || v.startsWith('{')) throw new Unmodelled(`ip protocol ${v}`);
+          r.proto = { value: p, negated: n };
+        } else throw new Unmodelled(`ip ${f}`);
+        break;
+      }
+      case 'meta': {
+        const f = w[i++];
+        if (f === 'l4proto') {
+          const n = neg();
+          const v = w[i++] ?? '';
+          const p = /^\d+$/.test(v) ? Number(v) : protocolByName(v);
+          if (p === undefined) throw new Unmodelled(`meta l4proto ${v}`);
+          r.proto = { value: p, negated: n };
+        } else if (f === 'mark') {
+          const n = neg();
+          const v = Number(w[i++]);
+          if (!Number.isInteger(v)) throw new Unmodelled('meta mark with a mask or set');
+          matches.push({ kind: 'mark', value: v, mask: 0xffffffff, negated: n });
+        } else if (f === 'nfproto') {
+          const v = w[i++];
+          if (v === 'ipv6') return 'other-family';
+        } else throw new Unmodelled(`meta ${f}`);
+        break;
+      }
+      case 'mark': {
+        const n = neg();
+        const v = Number(w[i++]);
+        if (!Number.isInteger(v)) throw new Unmodelled('mark with a mask or set');
+        matches.push({ kind: 'mark', value: v, mask: 0xffffffff, negated: n });
+        break;
+      }
+      case 'tcp':
+      case 'udp': {
+        const f = w[i++];
+        if (f === 'dport' || f === 'sport') ports(t, f);
+        else throw new Unmodelled(`${t} ${f}`);
+        break;
+      }
+      case 'ct': {
+        const f = w[i++];
+        if (f !== 'state') throw new Unmodelled(`ct ${f}`);
+        const n = neg();
+        const v = w[i++] ?? '';
+        const states = (v.startsWith('{') ? setItems(v) : v.split(',')).map((s) => s.toUpperCase() as CtState);
+        matches.push({ kind: 'conntrack', state: { states, negated: n } });
+        break;
+      }
+      case 'fib': {
+        // fib daddr type local (kube-proxy, Docker): -m addrtype --dst-type LOCAL
+        const f = w[i++];
+        if ((f === 'daddr' || f === 'saddr') && w[i] === 'type') {
+          i++;
+          const n = neg();
+          const v = (w[i++] ?? '').toUpperCase();
+          matches.push({
+            kind: 'addrtype',
+            ...(f === 'daddr' ? { dst: { type: v, negated: n } } : { src: { type: v, negated: n } }),
+          });
+        } else throw new Unmodelled(`fib ${f}`);
+        break;
+      }
+      case 'xt':
+        // iptables-nft's compatibility expressions: nft cannot show their options (e.g. physdev's interfaces).
+        throw new Unmodelled(
+          `xt ${w[i] ?? ''} ${w[i + 1] ?? ''} (an iptables-nft match or target whose options nft does not print: read iptables-save instead)`,
+        );
+      case 'ip6':
+      case 'icmpv6':
+        if (family === 'inet') return 'other-family';
+        throw new Unmodelled(t);
+      case 'accept':
+        r.target = { kind: 'verdict', verdict: 'ACCEPT' };
+        break;
+      case 'drop':
+        r.target = { kind: 'verdict', verdict: 'DROP' };
+        break;
+      case 'return':
+        r.target = { kind: 'verdict', verdict: 'RETURN' };
+        break;
+      case 'reject': {
+        let how = 'icmp-port-unreachable';
+        if (w[i] === 'with') {
+          const kind = w[i + 1];
+          const what = w[i + 2];
+          i += kind === 'tcp' ? 3 : 3;
+          how = kind === 'tcp' ? 'tcp-reset' : `icmp-${what ?? 'port-unreachable'}`;
+        }
+        r.target = { kind: 'reject', with: how };
+        break;
+      }
+      case 'jump':
+      case 'goto':
+        r.target = { kind: t, chain: w[i++] ?? '' };
+        break;
+      default:
+        throw new Unmodelled(t);
+    }
+  }
+  return { ...r, matches, origin };
+}
+
+/** Reads `nft list ruleset`: one IPv4 filter table with INPUT, FORWARD and OUTPUT as its hooks' base chains. */
+export function readNftRuleset(text: string, file: string): ReadResult<IptTable[]> {
+  const issues: Issue[] = [];
+  const chains: NftChain[] = [];
+  let table: { family: string; name: string } | undefined;
+  let chain: NftChain | undefined;
+  let skipDepth = 0;
+  const lines = text.split('\n');
+  for (let k = 0; k < lines.length; k++) {
+    const lineNo = k + 1;
+    const line = lines[k]!.replace(/\r$/, '').trim();
+    const pos = filePos(file, lineNo);
+    if (line === '' || line.startsWith('#')) continue;
+    if (skipDepth > 0) {
+      skipDepth += (line.match(/\{/g)?.length ?? 0) - (line.match(/\}/g)?.length ?? 0);
+      continue;
+    }
+    const tm = /^table (ip|ip6|inet|arp|bridge|netdev) (\S+) \{$/.exec(line);
+    if (tm) {
+      table = { family: tm[1]!, name: tm[2]! };
+      if (tm[1] === 'bridge' || tm[1] === 'netdev' || tm[1] === 'arp')
+        issues.push(
+          issue(
+            'nft-table-not-modelled',
+            `table ${tm[1]} ${tm[2]} is not evaluated: its rules act on ${tm[1] === 'bridge' ? 'bridged frames (like ebtables)' : tm[1] === 'arp' ? 'ARP' : 'packets as they arrive on a device'}, so a drop there is not applied in traces`,
+            pos,
+            'warning',
+          ),
+        );
+      continue;
+    }
+    if (table === undefined) {
+      issues.push(issue('nft-stray-line', `expected 'table FAMILY NAME {', got '${line}'`, pos));
+      continue;
+    }
+    const cm = /^chain (\S+) \{$/.exec(line);
+    if (cm) {
+      chain = { table: table.name, family: table.family, name: cm[1]!, line: lineNo, rules: [] };
+      chains.push(chain);
+      continue;
+    }
+    if (
+      /^(set|map|flowtable|ct helper|ct timeout|ct expectation|counter|quota|limit|secmark|synproxy) .*\{$/.test(line)
+    ) {
+      skipDepth = 1;
+      continue;
+    }
+    if (line === '}') {
+      if (chain) chain = undefined;
+      else table = undefined;
+      continue;
+    }
+    if (chain === undefined) {
+      issues.push(issue('nft-stray-line', `expected 'chain NAME {' or a set, got '${line}'`, pos));
+      continue;
+    }
+    const hm = /^type (\w+) hook (\w+)(?: device "?[^ ;"]*"?)? priority ([^;]+);(?: policy (accept|drop);)?$/.exec(
+      line,
+    );
+    if (hm) {
+      chain.type = hm[1]!;
+      chain.hook = hm[2]!;
+      const p = hm[3]!.trim();
+      const pm = /^(\w+)(?: ([+-]) (\d+))?$/.exec(p);
+      chain.priority =
+        pm && PRIORITY_NAMES[pm[1]!] !== undefined
+          ? PRIORITY_NAMES[pm[1]!]! + (pm[2] ? (pm[2] === '-' ? -1 : 1) * Number(pm[3]) : 0)
+          : Number(p);
+      if (hm[4]) chain.policy = hm[4] === 'drop' ? 'DROP' : 'ACCEPT';
+      continue;
+    }
+    chain.rules.push({ text: line, line: lineNo });
+  }
+
+  // Which chains the IPv4 model evaluates: ip and inet filter chains; the first base chain per hook.
+  const evaluated = chains.filter((c) => c.family === 'ip' || c.family === 'inet');
+  const qualified = (c: { table: string; name: string }): string => `${c.table}/${c.name}`;
+  const builtin = new Map<string, NftChain>();
+  for (const c of evaluated) {
+    if (c.hook === undefined) continue;
+    const name = HOOK_CHAIN[c.hook];
+    if (c.type !== 'filter' || name === undefined) {
+      // Source NAT acts after the filter verdict; destination NAT (here or in a chain of the table) changes it.
+      const rewritesDst = evaluated.some(
+        (x) => x.table === c.table && x.rules.some((rl) => /\b(dnat|redirect|tproxy)\b/.test(rl.text)),
+      );
+      const harmless = c.type === 'nat' && !rewritesDst;
+      if (c.rules.length > 0)
+        issues.push(
+          issue(
+            'nft-chain-not-modelled',
+            `chain ${qualified(c)} (type ${c.type} hook ${c.hook}, ${c.rules.length} rules) is not evaluated: ${harmless ? 'source NAT after the filter verdict changes no traced verdict' : c.type === 'nat' ? 'destination rewrites (dnat/redirect) are not applied in traces, so a probe they would redirect is traced to its original destination' : 'its marks, rewrites and drops are not applied in traces'}`,
+            filePos(file, c.line),
+            harmless ? 'info' : 'warning',
+          ),
+        );
+      continue;
+    }
+    const other = builtin.get(name);
+    if (other === undefined || (c.priority ?? 0) < (other.priority ?? 0)) {
+      if (other) warnSecond(other);
+      builtin.set(name, c);
+    } else warnSecond(c);
+  }
+  function warnSecond(c: NftChain): void {
+    issues.push(
+      issue(
+        'nft-chain-not-modelled',
+        `chain ${qualified(c)} is a second filter chain on hook ${c.hook}: only the first by priority is evaluated, so a drop here is not applied in traces`,
+        filePos(file, c.line),
+        'warning',
+      ),
+    );
+  }
+  const nameOf = new Map<NftChain, string>();
+  for (const c of evaluated) nameOf.set(c, qualified(c));
+  for (const [name, c] of builtin) nameOf.set(c, name);
+  const out: IptChain[] = [];
+  for (const builtinName of ['INPUT', 'FORWARD', 'OUTPUT']) {
+    const c = builtin.get(builtinName);
+    const origin: Origin = {
+      kind: 'file',
+      label: c ? `nft chain ${qualified(c)}` : `no nft chain on hook ${builtinName.toLowerCase()}`,
+      pos: filePos(file, c?.line ?? 0),
+    };
+    out.push({
+      name: builtinName,
+      builtin: true,
+      policy: c?.policy ?? 'ACCEPT',
+      policyOrigin: origin,
+      rules: c ? readRules(c) : [],
+      origin,
+    });
+  }
+  // Regular chains of tables that filter (a nat table's chains are reported through its base chains).
+  const filtering = new Set(evaluated.filter((c) => c.type === 'filter').map((c) => c.table));
+  for (const c of evaluated)
+    if (c.hook === undefined && filtering.has(c.table))
+      out.push({
+        name: nameOf.get(c)!,
+        builtin: false,
+        rules: readRules(c),
+        origin: { kind: 'file', label: `nft chain ${qualified(c)}`, pos: filePos(file, c.line) },
+      });
+
+  function readRules(c: NftChain): IptRule[] {
+    const rules: IptRule[] = [];
+    for (const rl of c.rules) {
+      const pos = filePos(file, rl.line);
+      const origin: Origin = { kind: 'file', label: `nft ${qualified(c)} rule`, pos };
+      try {
+        const r = rule(rl.text, origin, c.family);
+        if (r === 'other-family') continue;
+        const t = r.target;
+        if (t && (t.kind === 'jump' || t.kind === 'goto')) {
+          const target = evaluated.find((x) => x.table === c.table && x.name === t.chain);
+          if (target === undefined) throw new Unmodelled(`${t.kind} to ${t.chain}, a chain not in this table`);
+          rules.push({ ...r, target: { kind: t.kind, chain: nameOf.get(target)! } });
+        } else rules.push(r);
+      } catch (e) {
+        if (!(e instanceof Unmodelled)) throw e;
+        issues.push(
+          issue(
+            'nft-rule-not-modelled',
+            `'${e.message}' is not read; the rule is left out, so ${/\b(drop|reject)\b/.test(rl.text) ? 'packets it drops pass in traces' : /\baccept\b/.test(rl.text) ? 'packets it accepts go on to the next rules in traces' : 'what it does is not applied in traces'}`,
+            pos,
+            'warning',
+          ),
+        );
+      }
+    }
+    return rules;
+  }
+
+  if (chains.length === 0 && issues.length === 0)
+    issues.push(issue('nft-empty', 'no table or chain found in the nft ruleset', filePos(file, 0)));
+  issues.sort((a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0));
+  return { value: [{ family: 'ipv4', name: 'filter', chains: out }], issues };
+}
+
+/** Whether a text is `nft list ruleset` output rather than `iptables-save`. */
+export function looksLikeNftRuleset(text: string): boolean {
+  return /^\s*table (ip|ip6|inet|arp|bridge|netdev) \S+ \{\s*$/m.test(text);
+}
