@@ -219,3 +219,28 @@ describe('findings of the conversation, with fixes verified by re-trace', () => 
     ).not.toContain('persistence-on-quiesced-server');
   });
 });
+
+describe('MTU mismatch on a bridge port', () => {
+  it('a tap with a smaller MTU than its guest drops full-size frames silently; advmss on the guest unblocks', () => {
+    const s = baseSpec();
+    const one = { ...s, scheduler: 'rr', realServers: [s.realServers[1]!] };
+    const dir = join(root, `m${n++}`);
+    writeScenario(dir, one);
+    replace(
+      join(dir, 'kvm2/ip-addr.txt'),
+      'vnet0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500',
+      'vnet0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1400',
+    );
+    const r = loadScenario(dir);
+    const report = diagnose(r.value!);
+    const t = report.traces.find((x) => x.probe.name === 'tcp-vip')!;
+    expect(t.disposition).toBe('dropped-by-kernel');
+    expect(t.end.cause).toBe('too-big-for-port');
+    expect(t.end.place).toEqual({ node: 'kvm2', iface: 'vnet0' });
+    const f = report.findings.find((x) => x.code === 'pmtu-blackhole')!;
+    expect(f.title).toContain('kvm2:vnet0 has a smaller MTU (1400)');
+    const fix = report.fixes.find((x) => x.id === 'advmss:web2:1360')!;
+    expect(fix.verified).toBe(true);
+    expect(fix.unblocks).toContain('tcp-vip');
+  });
+});

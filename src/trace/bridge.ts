@@ -8,7 +8,9 @@
 import { isMulticastMac } from '../addr/mac.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import type { Iface, Node } from '../topology/model.ts';
+import { ipv4PacketLength } from '../wire/ipv4.ts';
 import type { EthernetFrame } from '../wire/types.ts';
+import { ifaceMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import type { BridgedCtx, BridgeHook } from './engines.ts';
 import type { Hop, Step } from './types.ts';
@@ -123,6 +125,23 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
 function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFrame, parent: Hop, timeNs: bigint): void {
   // Per-port egress decisions are recorded on a hop of their own so that flooded copies are told apart.
   const hop = w.newHop({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: parent.id, timeNs }, 'out');
+  // br_dev_queue_push_xmit: a frame larger than the port's MTU is not forwardable and is dropped, without ICMP.
+  const p = frame.payload;
+  if (p.kind === 'ipv4' && (port.mtu !== undefined || (p.payload.kind === 'tcp' && p.payload.payload.length > 1448))) {
+    const len = ipv4PacketLength(p);
+    const mtu = ifaceMtu(port);
+    if (len > mtu) {
+      w.end(
+        hop,
+        'dropped-by-kernel',
+        `${st.node.name}: a frame of ${len} bytes (IP) is larger than the MTU ${mtu} of bridge port ${port.name}: dropped silently (a bridge sends no ICMP)`,
+        port.origin,
+        undefined,
+        'too-big-for-port',
+      );
+      return;
+    }
+  }
   if (!ebtables(w, st, hop, 'filter', 'FORWARD', frame, parent.place.iface, port.name)) return;
   // br_netfilter: bridged IPv4 passes through iptables FORWARD (with physdev) after ebtables' FORWARD.
   let bctx: BridgedCtx = { bridge: port.master ?? '', inPort: parent.place.iface ?? '', outPort: port.name };

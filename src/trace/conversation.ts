@@ -35,6 +35,12 @@ export function pathMtu(r: Route | undefined, out: Iface): number {
 export function advertisedMss(node: Node, peer: Ipv4, src?: Ipv4): number {
   const r = lookupRoute(node, peer, src !== undefined ? { src } : undefined);
   if (r?.advmss !== undefined) return r.advmss;
+  return pathMss(node, peer, src);
+}
+
+/** The largest segment a node sends toward `peer` by its own path MTU (`advmss` only changes what it advertises). */
+export function pathMss(node: Node, peer: Ipv4, src?: Ipv4): number {
+  const r = lookupRoute(node, peer, src !== undefined ? { src } : undefined);
   const dev = r ? (r.dev ?? (r.via !== undefined ? lookupRoute(node, r.via)?.dev : undefined)) : undefined;
   const out = dev !== undefined ? node.interfaces.get(dev) : undefined;
   return (out ? pathMtu(r, out) : 1500) - 40;

@@ -21,7 +21,7 @@ import {
   TCP_RST,
   TCP_SYN,
 } from '../wire/types.ts';
-import { advertisedMss, dataSegment, fragNeededMtu } from './conversation.ts';
+import { advertisedMss, dataSegment, fragNeededMtu, pathMss } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import { ipOutput, ipvsTransmit } from './ipv4-output.ts';
 import { localAddress } from './node-config.ts';
@@ -369,7 +369,8 @@ function socketDeliver(w: Walking, st: NodeState, iface: Iface, hop: Hop, pkt: I
   if ((l4.flags & (TCP_SYN | TCP_RST)) === 0 && l4.payload.length > 0) {
     // A request: the server answers with a full-size segment of its response (sized by its own path MTU).
     const tsOpt = l4.options.find((o) => o.kind === 'timestamp');
-    const mss = Math.min(advertisedMss(node, pkt.src, pkt.dst), 1460);
+    // Its own path MTU and the client's advertised MSS (1460: probes advertise it) bound the response's segments.
+    const mss = Math.min(pathMss(node, pkt.src, pkt.dst), 1460);
     const response = dataSegment({
       src: pkt.dst,
       dst: pkt.src,

@@ -13,7 +13,7 @@ import {
   TCP_ACK,
   TCP_SYN,
 } from '../wire/types.ts';
-import { advertisedMss, dataSegment, fragNeededMtu } from './conversation.ts';
+import { dataSegment, fragNeededMtu, pathMss } from './conversation.ts';
 import type { Dataplane } from './dataplane.ts';
 import type { DecisionLog } from './decisions.ts';
 import { checkTrace } from './invariants.ts';
@@ -109,7 +109,7 @@ export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: DecisionLog)
       stage = 'data';
       dataFrom = walker.hops.length;
       const peerMss = sa.options.find((o) => o.kind === 'mss');
-      let mss = Math.min(peerMss?.kind === 'mss' ? peerMss.value : 536, advertisedMss(node, probe.to, srcAddr));
+      let mss = Math.min(peerMss?.kind === 'mss' ? peerMss.value : 536, pathMss(node, probe.to, srcAddr));
       const send = (parent: Hop, bytes: number, k: number) => {
         const tsOpt = sa.options.find((o) => o.kind === 'timestamp');
         const data = dataSegment({

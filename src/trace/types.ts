@@ -145,7 +145,9 @@ export type EndCause =
   | 'unexpected-reply'
   | 'not-local'
   /** A packet with DF set larger than the next link's MTU (ICMP fragmentation needed sent back). */
-  | 'frag-needed';
+  | 'frag-needed'
+  /** A frame larger than a bridge port's MTU (dropped silently, no ICMP). */
+  | 'too-big-for-port';
 
 export interface End {
   readonly disposition: Disposition;

@@ -98,9 +98,10 @@ export const pmtuBlackhole: FindingKind = {
   severity: 'error',
   title: 'Full-size packets exceed the path MTU and the ICMP "fragmentation needed" is lost (PMTU black hole)',
   source: 'trace',
-  needs: 'a trace whose decisive end is a packet too big for the next link (cause frag-needed), its ICMP not delivered',
+  needs:
+    'a trace whose decisive end is a packet too big for the next link (cause frag-needed, its ICMP not delivered) or for a bridge port (too-big-for-port: no ICMP at all)',
   detect(ctx, trace) {
-    if (trace.end.cause !== 'frag-needed') return undefined;
+    if (trace.end.cause !== 'frag-needed' && trace.end.cause !== 'too-big-for-port') return undefined;
     const hop = endHop(trace);
     if (!hop) return undefined;
     const icmpDeath = trace.hops.find(
@@ -113,6 +114,26 @@ export const pmtuBlackhole: FindingKind = {
         h.end.disposition !== 'discarded',
     );
     const p = hop.frame.payload;
+    if (trace.end.cause === 'too-big-for-port') {
+      // An MTU mismatch on a bridge: the frame is dropped silently, no ICMP ever leaves.
+      const host = ctx.loaded.scenario.nodes.get(hop.place.node);
+      const port = host?.interfaces.get(hop.place.iface ?? '');
+      const mtu = /the MTU (\d+) of bridge port/.exec(trace.end.reason)?.[1];
+      const behind = port?.peer?.node;
+      const fix =
+        behind !== undefined && mtu !== undefined ? advmssFix(ctx.loaded, behind, Number(mtu) - 40) : undefined;
+      return {
+        finding: {
+          code: this.code,
+          severity: this.severity,
+          title: `${hop.place.node}:${hop.place.iface ?? ''} has a smaller MTU (${mtu ?? '?'}) than the full-size frames sent to it: dropped without ICMP`,
+          explanation: `${trace.end.reason}. A bridge drops frames larger than the port's MTU and tells nobody, so path MTU discovery cannot help: the handshake works, every full-size packet toward ${behind ?? 'the guest'} is lost. Give the guest's NIC and the tap the same MTU (ip link set … mtu ${mtu ?? ''}), or make clients send smaller segments (advmss on the guest's routes, MSS clamping).`,
+          where: `${hop.place.node}:${hop.place.iface ?? ''}`,
+          ...(port ? { culprit: port.origin } : {}),
+        },
+        fixes: fix ? [fix] : [],
+      };
+    }
     const ipvs = hop.steps.find((s) => s.kind === 'ipvs');
     const tunnel = ipvs?.kind === 'ipvs' && ipvs.method === 'Tunnel';
     const mtu = /mtu (\d+)\)/.exec(trace.end.reason)?.[1];
