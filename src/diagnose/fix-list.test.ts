@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { loadScenario } from '../topology/load-scenario.ts';
 import type { DiagnosisSession } from './diagnose.ts';
-import { findFix, findProposedFix } from './fix-list.ts';
+import { findFix, findProposedFix, fixesToApply } from './fix-list.ts';
 import type { FixProposal } from './types.ts';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
@@ -45,6 +45,11 @@ describe('the one fix list', () => {
 
   it('applies the fixes a fix was verified after before the fix itself', () => {
     expect(findProposedFix(d, 'b').fix!.apply(base).scenario.name).toBe('s+a:host1:vnet0+b:host1:vnet0');
+  });
+
+  it('orders chosen fixes after their prerequisites, each once, and names the first unknown id', () => {
+    expect(fixesToApply(d, ['b:host1:vnet0', 'a:host1:vnet0'])).toEqual({ fixes: [a, b] });
+    expect(fixesToApply(d, ['a:host1:vnet0', 'x', 'y'])).toEqual({ unknown: 'x' });
   });
 
   it('offers on the founding case the fixes diagnose proposes', () => {

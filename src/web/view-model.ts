@@ -7,7 +7,7 @@ import { formatIpv4, parseIpv4 } from '../addr/ipv4.ts';
 import type { CorrelationReport } from '../capture/correlate.ts';
 import { type DiagnosisSession, diagnoseSession, explainFailure, retraceChanged } from '../diagnose/diagnose.ts';
 import { withBinding } from '../diagnose/facts.ts';
-import type { FixProposal } from '../diagnose/types.ts';
+import { fixesToApply } from '../diagnose/fix-list.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { PortBinding } from '../topology/model.ts';
 import type { ScenarioSource } from '../topology/scenario-source.ts';
@@ -279,14 +279,10 @@ export type WhatIfAnswer = { kind: 'ok'; result: WhatIfResult } | { kind: 'bad';
 export function whatIf(s: WebSession, places: Readonly<Record<string, string>>, req: WhatIfRequest): WhatIfAnswer {
   const t0 = performance.now();
   const d = s.diagnosis;
-  const order: FixProposal[] = [];
-  for (const id of req.fixes) {
-    const p = d.proposals.get(id);
-    if (!p) return { kind: 'bad', message: `no proposed fix has the id "${id}"` };
-    for (const f of [...p.prereqs, p.fix]) if (!order.includes(f)) order.push(f);
-  }
+  const chosen = fixesToApply(d, req.fixes);
+  if ('unknown' in chosen) return { kind: 'bad', message: `no proposed fix has the id "${chosen.unknown}"` };
   let changed = s.loaded;
-  for (const f of order) changed = f.apply(changed);
+  for (const f of chosen.fixes) changed = f.apply(changed);
   for (const e of req.params) {
     const b = changed.scenario.bindings.find((x) => x.host === e.host && x.binding.portdev === e.port);
     if (!b) return { kind: 'bad', message: `no filter binding on ${e.host}:${e.port}` };
@@ -310,7 +306,7 @@ export function whatIf(s: WebSession, places: Readonly<Record<string, string>>, 
     kind: 'ok',
     result: {
       request: req,
-      applied: order.map((f) => f.id),
+      applied: chosen.fixes.map((f) => f.id),
       probes,
       verdicts: after.map((t, k) => ({
         probe: t.probe.name,
