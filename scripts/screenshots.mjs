@@ -1,6 +1,6 @@
 // Regenerates the web app's screenshots in docs/screenshots/ (shown in README.md and docs/web.md) with Debian's
 // chromium: the founding case (the drop, its rule and origin), the what-if of the safer fix, and the fleet view of
-// 200 hypervisors × 40 guests. Run: node scripts/screenshots.mjs
+// 200 hypervisors × 40 guests. Run: node scripts/screenshots.mjs [--no-fleet]
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 
@@ -14,4 +14,6 @@ await build({
   packages: 'external',
   logLevel: 'warning',
 });
-process.exitCode = spawnSync(process.execPath, ['.bench-out/screenshots.mjs'], { stdio: 'inherit' }).status ?? 1;
+process.exitCode =
+  spawnSync(process.execPath, ['.bench-out/screenshots.mjs', ...process.argv.slice(2)], { stdio: 'inherit' }).status ??
+  1;

@@ -43,7 +43,8 @@ export async function launch(viewport = { width: 1440, height: 900 }): Promise<B
     context,
     page: () => context.newPage(),
     close: async () => {
-      await context.close();
+      // Chromium may already have gone away with its last page; the profile is removed either way.
+      await context.close().catch(() => {});
       rmSync(profile, { recursive: true, force: true });
     },
   };

@@ -49,7 +49,8 @@ export function CapturesPanel({
         <ul>
           {captures.points.map((p) => (
             <li>
-              {p.name}: {p.packets} packets ({p.file})
+              {p.name}: {p.packets} packet{p.packets === 1 ? '' : 's'} (
+              <span title={p.file}>{p.file.split('/').pop()}</span>)
             </li>
           ))}
         </ul>
