@@ -99,6 +99,17 @@ describe('crashes that were', () => {
   });
 });
 
+describe('captures', () => {
+  it('ends on the corpus whose retransmitted SYN once hung it (two identical packets at one point)', async () => {
+    const r = await runCli('captures', `${join(ROOT, 'fixtures', 'tcpdump', 'corpus.nn.txt')}@host1:br0`);
+    expect([0, 1]).toContain(r.code);
+    const twice = join(tmp, 'twice.txt');
+    const line = '11:39:19.372804 IP 192.0.2.1.51643 > 192.0.2.208.80: Flags [S], seq 1, win 14600, length 0\n';
+    writeFileSync(twice, line + line);
+    expect([0, 1]).toContain((await runCli('captures', `${twice}@host1:br0`)).code);
+  }, 60_000);
+});
+
 describe('lenience', () => {
   it('a UTF-8 byte-order mark before the XML is accepted', () => {
     const r = readXml("\uFEFF<domain type='kvm'><name>x</name></domain>", 'bom.xml');

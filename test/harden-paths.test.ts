@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
+import { LAB_SKIP_REASON } from './lab-helpers.ts';
 import { runCli } from './run-cli.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -250,5 +251,30 @@ describe('scenario artifacts', () => {
       expect(r.stderr, plant).toMatch(/outside the scenario directory|leads outside|not a regular file/);
       expect(lstatSync(dir).isDirectory()).toBe(true);
     }
+  });
+});
+
+describe('diagnose --html FILE', () => {
+  it('never writes through a link planted at the name', async () => {
+    const victim = fresh('victim');
+    writeFileSync(victim, 'keep');
+    const link = fresh('report');
+    symlinkSync(victim, link);
+    const r = await runCli('diagnose', EX, '--html', link);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot write ${link}`);
+    expect(readFileSync(victim, 'utf8')).toBe('keep');
+  });
+});
+
+describe.skipIf(LAB_SKIP_REASON !== undefined)('lab --pcap-dir', () => {
+  it('takes only a new or empty directory (tcpdump writes there as root)', async () => {
+    const dir = fresh('labpcap');
+    mkdirSync(dir);
+    symlinkSync('/etc/hostname', join(dir, 'host1_br0.pcap'));
+    const r = await runCli('lab', 'up', EX, '--pcap-dir', dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('is not empty');
+    expect((await runCli('lab', 'up', EX, '--pcap-dir', '/etc/hostname')).code).toBe(2);
   });
 });

@@ -5,6 +5,7 @@
  * (kernel and simulator agree), 3 kernel and simulator disagree, 2 bad input, not root, or packages missing.
  */
 
+import { readdirSync } from 'node:fs';
 import { uncheckable } from '../diagnose/diagnose.ts';
 import { findFix } from '../diagnose/fix-list.ts';
 import type { LastSeen } from '../lab/correlate.ts';
@@ -12,6 +13,7 @@ import { labUp, releaseLab, removeLeftovers } from '../lab/lab.ts';
 import { labUnavailable, preflight } from '../lab/preflight.ts';
 import { labProbes } from '../lab/probes.ts';
 import { type LabReport, type ProbeComparison, runLabScenario } from '../lab/run.ts';
+import { prepareOutputDir } from '../source/files.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { type Io, reportIssues } from './io.ts';
@@ -118,6 +120,14 @@ export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOp
   if (o.filters === 'libvirt' && !pf.libvirt) {
     io.stderr(`lvsdoctor lab: --filters libvirt, but missing: ${pf.libvirtMissing.join(', ')}\n`);
     return 2;
+  }
+  if (o.pcapDir !== undefined) {
+    // tcpdump writes there as root and follows links: only a new or empty directory is used.
+    prepareOutputDir(o.pcapDir, '--pcap-dir');
+    if (readdirSync(o.pcapDir).length > 0) {
+      io.stderr(`lvsdoctor lab: --pcap-dir ${o.pcapDir} is not empty: name a new or empty directory\n`);
+      return 2;
+    }
   }
   const base = loadForCommand(io, dir);
   if (!base) return 2;

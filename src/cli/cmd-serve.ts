@@ -3,7 +3,7 @@
  * `lvsdoctor diagnose … --html FILE`: the same views as one file. Both load the input as `diagnose` does (bundles
  * are imported in memory) and hand the diagnosis to src/web/.
  */
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, statSync, writeSync } from 'node:fs';
 import type { CorrelationReport } from '../capture/correlate.ts';
 import { correlateCaptureFiles } from '../capture/correlate-files.ts';
 import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
@@ -119,7 +119,13 @@ export async function runDiagnoseHtml(
   const html = await reportHtml(session, captures);
   p.done();
   try {
-    writeFileSync(file, html);
+    // The file the user named may be replaced, but never written through a link planted at its name.
+    const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+    try {
+      writeSync(fd, html);
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
     io.stderr(`lvsdoctor: cannot write ${file}: ${(e as Error).message}\n`);
     return 2;

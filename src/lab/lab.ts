@@ -3,10 +3,12 @@
  * named with a per-run prefix (`lvsd-<pid>-<n>-`); the root namespace is never touched. Active labs are removed on
  * exit, SIGINT and SIGTERM; `removeLeftovers` clears what a crashed run left behind.
  */
+
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderEbtablesList } from '../netfilter/ebtables-render.ts';
+import { fileNamePart } from '../source/shell.ts';
 import { compileHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { type BgProcess, inNs, run, runSync, spawnBg, stopBg } from './exec.ts';
@@ -456,7 +458,7 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
       step(lab, 'captures', async () => {
         await Promise.all(
           plan.captures.map(async (c) => {
-            const file = join(pcapDir, `${c.point.replace(/[^A-Za-z0-9_.-]/g, '_')}.pcap`);
+            const file = join(pcapDir, `${c.point.split(':').map(fileNamePart).join('_')}.pcap`);
             const p = await spawnBg(
               `tcpdump ${c.point}`,
               inNs(c.ns, [
