@@ -1,8 +1,9 @@
 /** keepalived VRRP pairs: split brain, adverts that do not reach the peer, and what breaks after a failover. */
-import { formatIpv4 } from '../../addr/ipv4.ts';
+import { formatIpv4, type Ipv4 } from '../../addr/ipv4.ts';
 import { renderOriginChain } from '../../source/origin.ts';
 import type { LoadedScenario } from '../../topology/load-scenario.ts';
-import { defaultProbes, openSession, runProbe } from '../../trace/session.ts';
+import { plannedSpecs } from '../../trace/probe-plan.ts';
+import { openSession, runProbe } from '../../trace/session.ts';
 import { type AdvertResult, advertsOf, failover, holdersOf, type VrrpGroup, vrrpGroups } from '../vrrp.ts';
 import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
 
@@ -35,8 +36,8 @@ function advertsOfHolders(loaded: LoadedScenario, g: VrrpGroup): AdvertResult[] 
   return r;
 }
 
-function splitBrainGroups(loaded: LoadedScenario): { g: VrrpGroup; vip: number; holders: string[] }[] {
-  const out: { g: VrrpGroup; vip: number; holders: string[] }[] = [];
+function splitBrainGroups(loaded: LoadedScenario): { g: VrrpGroup; vip: Ipv4; holders: string[] }[] {
+  const out: { g: VrrpGroup; vip: Ipv4; holders: string[] }[] = [];
   for (const g of vrrpGroups(loaded))
     for (const vip of g.vips) {
       const holders = holdersOf(g, vip).map((m) => m.guest);
@@ -72,8 +73,8 @@ export const vrrpSplitBrain: FindingKind = {
         finding: {
           code: this.code,
           severity: this.severity,
-          title: `${holders.join(' and ')} all hold VIP ${formatIpv4(vip as never)} (vrid ${g.vrid})`,
-          explanation: `A VRRP backup that hears no advert from its master for three advert intervals becomes master itself and adds the VIPs: now ${holders.join(' and ')} answer ARP for ${formatIpv4(vip as never)}, and the LAN's caches flip between their MACs. Why: ${why}.`,
+          title: `${holders.join(' and ')} ${holders.length === 2 ? 'both' : 'all'} hold VIP ${formatIpv4(vip)} (vrid ${g.vrid})`,
+          explanation: `A VRRP backup that hears no advert from its master for three advert intervals becomes master itself and adds the VIPs: now ${holders.join(' and ')} answer ARP for ${formatIpv4(vip)}, and the LAN's caches flip between their MACs. Why: ${why}.`,
           where: holders.join(','),
           culprit,
         },
@@ -176,7 +177,8 @@ function failoverFindings(ctx: DiagnoseContext): Detected[] {
     // 2. The VIP's own probes on the failed-over cluster.
     if (out.length === 0) {
       const session = openSession(f.loaded);
-      const probes = defaultProbes(f.loaded).filter(
+      // The deciding probes of the VIPs (the scheduler's choice, each real server, ARP), from the shared plan.
+      const probes = plannedSpecs(f.loaded).filter(
         (p) => (p.kind === 'tcp' && g.vips.includes(p.to)) || (p.kind === 'arp' && g.vips.includes(p.target)),
       );
       for (const p of probes) {
