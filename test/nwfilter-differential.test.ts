@@ -200,7 +200,24 @@ const PROTOCOLS: Readonly<Record<string, fc.Arbitrary<Attr[]>>> = {
   none: fc.constant([]),
   mac: pick([
     ...MAC4,
-    one('protocolid', fc.constantFrom('arp', 'rarp', 'ipv4', 'ipv6', 'vlan', '0x1234', '0x600', '1536')),
+    // Numbers ebtables names from /etc/ethertypes (LLDP, S-TAG, EAPOL, RARP) and ones it leaves numeric (0x9000).
+    one(
+      'protocolid',
+      fc.constantFrom(
+        'arp',
+        'rarp',
+        'ipv4',
+        'ipv6',
+        'vlan',
+        '0x1234',
+        '0x600',
+        '1536',
+        '0x88cc',
+        '0x88a8',
+        '0x888e',
+        '0x9000',
+      ),
+    ),
     commentG,
   ]),
   vlan: pick([
@@ -213,8 +230,9 @@ const PROTOCOLS: Readonly<Record<string, fc.Arbitrary<Attr[]>>> = {
   stp: pick(
     [
       one('srcmacaddr', macA),
-      one('type', u8),
-      one('flags', u8),
+      // 0/128 are the BPDU types and 1/128 the flags ebtables prints by name (config, tcn, topology-change[-ack]).
+      one('type', fc.oneof(u8, fc.constantFrom('0', '128'))),
+      one('flags', fc.oneof(u8, fc.constantFrom('1', '128'))),
       ...['root-priority', 'root-cost', 'sender-priority', 'port', 'age', 'max-age', 'hello-time', 'forward-delay'].map(
         (f) =>
           fc.tuple(fc.nat(65535), fc.option(fc.nat(65535), { nil: undefined })).map(([a, b]): Attr[] =>
@@ -234,7 +252,8 @@ const PROTOCOLS: Readonly<Record<string, fc.Arbitrary<Attr[]>>> = {
   arp: pick([
     ...MAC4,
     one('hwtype', u16),
-    one('protocoltype', u16),
+    // ebtables prints --arp-ptype in hex, never by name: the IPv4 and IPv6 numbers are drawn on purpose.
+    one('protocoltype', fc.oneof(u16, fc.constantFrom('2048', '34525', '0x800'))),
     one('opcode', fc.constantFrom('Request', 'Reply', 'Request_Reverse', 'Reply_Reverse', '7', '11')),
     one('arpsrcmacaddr', macA),
     one('arpdstmacaddr', macA),

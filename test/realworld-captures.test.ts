@@ -4,17 +4,21 @@
  * reads, report nothing as vanished (one point cannot say where a packet went next) and refuse the link types it
  * does not decode with one clear `unsupported` issue.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { correlateCaptureFiles } from '../src/capture/correlate-files.ts';
 import { timeOfDay } from '../src/capture/render-correlation.ts';
 import { scanCaptureFile } from '../src/capture/scanner.ts';
 import { showCapture } from '../src/capture/show.ts';
 import { TCPDUMP_E_VVV, TCPDUMP_NN } from '../src/wire/tcpdump.ts';
+import { externalSuite, skippedBecause } from './support/conformance.ts';
 
-const DIR = join(import.meta.dirname, '..', '..', 'shared', 'conformance', 'realworld');
-const SKIP = existsSync(DIR) ? undefined : `${DIR} is absent (the real-world suite lives beside the repository)`;
+const SUITE = externalSuite('conformance/realworld/');
+const DIR = fileURLToPath(SUITE.dir);
+const SKIP = SUITE.skip;
+skippedBecause(SKIP);
 
 function tsv(file: string): string[][] {
   return readFileSync(file, 'utf8')

@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { writeIpvsadmList } from '../src/ipvs/ipvsadm-list-writer.ts';
 import { readKeepalivedConf } from '../src/ipvs/keepalived.ts';
@@ -13,9 +14,12 @@ import { compileBinding } from '../src/libvirt/compile.ts';
 import type { NwFilter } from '../src/libvirt/nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../src/libvirt/nwfilter-xml.ts';
 import { renderCompiled } from '../src/libvirt/render-outputs.ts';
+import { externalSuite, skippedBecause } from './support/conformance.ts';
 
-const DIR = join(import.meta.dirname, '..', '..', 'shared', 'conformance', 'realworld');
-const SKIP = existsSync(DIR) ? undefined : `${DIR} is absent (the real-world suite lives beside the repository)`;
+const SUITE = externalSuite('conformance/realworld/');
+const DIR = fileURLToPath(SUITE.dir);
+const SKIP = SUITE.skip;
+skippedBecause(SKIP);
 
 describe.skipIf(SKIP !== undefined)('keepalived configurations: the table keepalived programs', () => {
   const rows = SKIP

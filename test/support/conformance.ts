@@ -58,4 +58,9 @@ export function skippedBecause(reason: string | undefined): void {
 }
 
 /** The external suites the tests use, so CI can check that every one is present. */
-export const EXTERNAL_SUITES = ['conformance/libvirt-tests/', 'conformance/pve-firewall/', 'seed/'] as const;
+export const EXTERNAL_SUITES = [
+  'conformance/libvirt-tests/',
+  'conformance/pve-firewall/',
+  'conformance/realworld/',
+  'seed/',
+] as const;
