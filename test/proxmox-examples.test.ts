@@ -3,6 +3,7 @@
  * directors and the real server, VRRP not allowed in) gives the findings of the fact sheet's §7 with fixes verified
  * by re-trace; its fixed twin (the files `--fix-dir` wrote) gives none.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +71,32 @@ describe('examples/proxmox-lvs-dr', () => {
       rmSync(out, { recursive: true, force: true });
     }
   });
+
+  it.skipIf(spawnSync('sh', ['-c', 'command -v tcpdump']).status !== 0)(
+    'writes a pcap per bridge port; real tcpdump reads it as the report prints it',
+    async () => {
+      const out = mkdtempSync(join(tmpdir(), 'pve-pcap-'));
+      try {
+        const r = await runCli(
+          'proxmox',
+          'check',
+          join(EX, 'proxmox-lvs-dr/etc-pve'),
+          ...ROLES,
+          '--pcap-dir',
+          out,
+          '--json',
+        );
+        const rep = JSON.parse(r.stdout) as { findings: { probe: { tcpdump: string; seenAt: string[] } }[] };
+        const probe = rep.findings[0]!.probe;
+        expect(probe.seenAt).toEqual(['tap100i0']);
+        const real = spawnSync('tcpdump', ['-nn', '-e', '-r', join(out, 'tap100i0.pcap')], { encoding: 'utf8' });
+        const lines = real.stdout.split('\n').map((l) => l.replace(/^\S+ /, ''));
+        expect(lines).toContain(probe.tcpdump);
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('the fixed twin has no findings', async () => {
     const r = await runCli('proxmox', 'check', join(EX, 'proxmox-lvs-dr-fixed/etc-pve'), ...ROLES);

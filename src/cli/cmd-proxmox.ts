@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { writePcap } from '../capture/pcap.ts';
 import { readBundle } from '../collect/bundle.ts';
 import { isBundlePath } from '../collect/import.ts';
 import { isProxmoxBundle, pveFilesFromBundle } from '../collect/proxmox-bundle.ts';
@@ -165,6 +166,8 @@ export interface ProxmoxCheckOptions {
   readonly json?: boolean;
   /** Write the .fw files of all fixes applied together here (paths as in /etc/pve). */
   readonly fixDir?: string;
+  /** Write one pcap per bridge port a probe was seen on. */
+  readonly pcapDir?: string;
 }
 
 export function runProxmoxCheck(io: Io, dir: string, opts: ProxmoxCheckOptions): number {
@@ -183,8 +186,24 @@ export function runProxmoxCheck(io: Io, dir: string, opts: ProxmoxCheckOptions):
     ...(opts.vmacVrid ? { vmacVrid: Number(opts.vmacVrid) } : {}),
   });
   io.stdout(
-    opts.json ? `${JSON.stringify(report, (k, v) => (k === 'ops' ? undefined : v), 2)}\n` : renderPveLvsReport(report),
+    opts.json
+      ? `${JSON.stringify(report, (k, v) => (k === 'ops' || k === 'bytes' ? undefined : v), 2)}\n`
+      : renderPveLvsReport(report),
   );
+  if (opts.pcapDir !== undefined) {
+    const root = isAbsolute(opts.pcapDir) ? opts.pcapDir : join(io.cwd ?? process.cwd(), opts.pcapDir);
+    mkdirSync(root, { recursive: true });
+    const points = new Map<string, { timeNs: bigint; bytes: Uint8Array }[]>();
+    report.probes.forEach((p, i) => {
+      for (const at of p.seenAt) {
+        const list = points.get(at) ?? [];
+        list.push({ timeNs: BigInt(i) * 1_000_000n, bytes: p.bytes });
+        points.set(at, list);
+      }
+    });
+    for (const [at, recs] of points) writeFileSync(join(root, `${at}.pcap`), writePcap(recs));
+    io.stderr(`wrote ${points.size} pcap file(s) into ${opts.pcapDir}\n`);
+  }
   if (opts.fixDir !== undefined && report.combined) {
     const root = isAbsolute(opts.fixDir) ? opts.fixDir : join(io.cwd ?? process.cwd(), opts.fixDir);
     for (const f of report.combined.files) {

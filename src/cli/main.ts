@@ -337,9 +337,11 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
     .option('--local-network <cidr>', "the node's network, unless cluster.fw has local_network")
     .option('--json', 'print the report as JSON')
     .option('--fix-dir <out>', 'write the .fw files with all fixes applied into this directory (paths as in /etc/pve)')
+    .option('--pcap-dir <out>', 'write one pcap per bridge port the probes were seen on')
     .exitOverride()
     .action((dir, opts) => {
       code = runProxmoxCheck(io, dir, {
+        ...(opts.pcapDir !== undefined ? { pcapDir: opts.pcapDir } : {}),
         ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}),
         vip: opts.vip,
         mode: opts.mode,

@@ -18,6 +18,8 @@ import { guestIface } from '../proxmox/guest-config.ts';
 import { type PveNodeFiles, pveNodeInput } from '../proxmox/node-files.ts';
 import { findGuestNic, type PveEndpoint, type PveNodeModel, pveNodeModel, pveSimulate } from '../proxmox/simulate.ts';
 import { type Origin, renderOriginChain } from '../source/origin.ts';
+import { emitEthernet } from '../wire/ethernet.ts';
+import { renderTcpdump } from '../wire/tcpdump.ts';
 import type { EthernetFrame, L4Payload } from '../wire/types.ts';
 
 export interface PveLvsMember {
@@ -52,6 +54,12 @@ export interface PveProbeResult {
   readonly rule?: string;
   readonly origin?: string;
   readonly hops: readonly string[];
+  /** The frame as `tcpdump -e -nn` prints it (bridging does not change it on this node). */
+  readonly tcpdump: string;
+  /** The bridge ports a capture would see it on, in order (where it died: the last one is where it entered). */
+  readonly seenAt: readonly string[];
+  /** The frame's bytes, for pcaps. */
+  readonly bytes: Uint8Array;
 }
 
 /** One edit of a guest's .fw text. */
@@ -299,12 +307,20 @@ function ebTable(model: PveNodeModel): EbTable | undefined {
   };
 }
 
+function tcpdumpLine(bytes: Uint8Array): string {
+  return renderTcpdump([{ timeNs: 0n, bytes }], { link: true, verbosity: 0 })
+    .trim()
+    .replace(/^\S+ /, '');
+}
+
 function run(model: PveNodeModel, p: Probe): PveProbeResult {
+  const bytes = emitEthernet(p.arp ? p.arp.frame : p.frame!);
+  const wire = { tcpdump: tcpdumpLine(bytes), bytes };
   if (p.arp) {
     const t = ebTable(model);
     const g = findGuestNic(model.input, p.arp.vmid, p.arp.netid);
     if (!t || typeof g === 'string')
-      return { name: p.name, verdict: 'ACCEPT', hops: ['no ebtables rules: ARP passes'] };
+      return { name: p.name, verdict: 'ACCEPT', hops: ['no ebtables rules: ARP passes'], seenAt: [], ...wire };
     const at = `fwbr${g.guest.vmid}i${g.nic.index}`;
     const r = evaluateEbtables(t, 'FORWARD', p.arp.frame, {
       inIface: guestIface(g.guest, g.nic),
@@ -320,6 +336,8 @@ function run(model: PveNodeModel, p: Probe): PveProbeResult {
         ? { rule: `chain ${d.chain} rule ${d.index + 1}`, origin: originText(d.rule.origin) ?? '' }
         : {}),
       hops: [`${at}: ebtables FORWARD → ${r.verdict}`],
+      seenAt: [guestIface(g.guest, g.nic), ...(verdict === 'ACCEPT' ? [`fwln${g.guest.vmid}i${g.nic.index}`] : [])],
+      ...wire,
     };
   }
   const r = pveSimulate(model, p.frame!, p.from, p.to, p.ctState ? { ctState: p.ctState } : {});
@@ -352,6 +370,11 @@ function run(model: PveNodeModel, p: Probe): PveProbeResult {
       (h) =>
         `${h.at}: ${h.hook} → ${h.result.verdict}${h.result.decidedBy.kind === 'rule' ? ` (${h.result.decidedBy.chain})` : ''}`,
     ),
+    seenAt: [
+      ...r.hops.flatMap((h) => (h.physdevIn !== undefined ? [h.physdevIn] : [])),
+      ...(r.verdict === 'ACCEPT' && last?.physdevOut !== undefined ? [last.physdevOut] : []),
+    ],
+    ...wire,
   };
 }
 
@@ -603,6 +626,8 @@ export function renderPveLvsReport(r: PveLvsReport): string {
     out.push(`${f.severity.toUpperCase()} [${f.id}] ${f.title}`);
     out.push(`  ${f.explanation}`);
     out.push(`  probe: ${f.probe.name}`);
+    out.push(`    ${f.probe.tcpdump}`);
+    out.push(`    seen on: ${f.probe.seenAt.join(', ') || '(nowhere)'}`);
     for (const h of f.probe.hops) out.push(`    ${h}`);
     if (f.probe.decidedAt) out.push(`  dropped at ${f.probe.decidedAt} by: ${f.probe.rule ?? '(policy)'}`);
     if (f.probe.origin) out.push(`  origin: ${f.probe.origin}`);
