@@ -204,6 +204,34 @@ describe('findings of the conversation, with fixes verified by re-trace', () => 
     expect(t.end.reason).toContain('deleted; the packet is dropped silently');
   });
 
+  it('a listed persistence template sends the client’s new connection to its drained server (weight 0)', () => {
+    const s = baseSpec();
+    const spec: ScenarioSpec = {
+      ...s,
+      persistent: 300,
+      realServers: s.realServers.map((r) => ({ ...r, weight: r.name === 'web2' ? 0 : r.weight })),
+    };
+    const dest = (t: Trace) =>
+      t.hops.flatMap((h) => h.steps).find((st) => st.kind === 'ipvs' && st.outcome === 'forwarded');
+    const without = dest(run(spec)['tcp-vip']!);
+    expect(without?.kind === 'ipvs' && without.destination).toBe('198.51.100.21:443');
+    const rows = 'TCP 04:50  NONE        203.0.113.50:0     198.51.100.100:443 198.51.100.22:443\n';
+    const withTemplate = dest(run(spec, listing(rows))['tcp-vip']!);
+    expect(withTemplate?.kind === 'ipvs' && withTemplate.destination).toBe('198.51.100.22:443');
+    expect(withTemplate?.kind === 'ipvs' && withTemplate.explanation).toContain('persistence template (reused)');
+  });
+
+  it('conn_reuse_mode: a SYN meeting a TIME_WAIT entry is scheduled afresh (1, the default) or reuses its server (0)', () => {
+    const s = baseSpec();
+    const dest = (t: Trace) =>
+      t.hops.flatMap((h) => h.steps).find((st) => st.kind === 'ipvs' && st.outcome === 'forwarded');
+    const rows = 'TCP 01:00  TIME_WAIT   203.0.113.50:40000 198.51.100.100:443 198.51.100.22:443\n';
+    const fresh = dest(run(s, listing(rows))['tcp-vip']!);
+    expect(fresh?.kind === 'ipvs' && fresh.destination).toBe('198.51.100.21:443');
+    const reused = dest(run(s, listing(rows, 'net.ipv4.vs.conn_reuse_mode = 0\n'))['tcp-vip']!);
+    expect(reused?.kind === 'ipvs' && reused.destination).toBe('198.51.100.22:443');
+  });
+
   it('persistence-on-quiesced-server: a template keeps clients on a drained server', () => {
     const s = baseSpec();
     const spec: ScenarioSpec = {
