@@ -91,6 +91,11 @@ describe.skipIf(skip !== undefined)(`the web app in chromium${skip ? ` (skipped:
     await page.keyboard.press('ArrowDown');
     expect(await page.locator('[data-inspector-hop]').getAttribute('data-inspector-hop')).toBe('2');
     expect(await page.locator('ol.steps button[aria-current="true"]').getAttribute('data-hop')).toBe('2');
+    // The tabs follow the tab pattern: arrows move between them.
+    await page.getByRole('tab', { name: 'Diagnosis' }).focus();
+    await page.keyboard.press('ArrowRight');
+    expect(await page.getByRole('tab', { name: /Fleet/ }).getAttribute('aria-selected')).toBe('true');
+    await page.locator('[data-kpi="guests"]').waitFor();
     await page.close();
   });
 

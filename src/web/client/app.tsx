@@ -93,7 +93,18 @@ export function App({ model }: { model: WebModel }) {
               id={`tab-${t}`}
               aria-selected={tab === t}
               aria-controls={`panel-${t}`}
+              tabIndex={tab === t ? 0 : -1}
               onClick={() => setTab(t)}
+              onKeyDown={(e) => {
+                // The tab pattern: arrows move between tabs, Tab moves into the panel.
+                const k = tabs.findIndex(([x]) => x === t);
+                const step = e.key === 'ArrowRight' ? 1 : e.key === 'ArrowLeft' ? -1 : 0;
+                if (!step) return;
+                e.preventDefault();
+                const next = tabs[(k + step + tabs.length) % tabs.length]![0];
+                setTab(next);
+                document.getElementById(`tab-${next}`)?.focus();
+              }}
             >
               {label}
             </button>
