@@ -35,12 +35,20 @@ const READ_ONLY: readonly RegExp[] = [
   /^ipset save$/,
   /^cat cat "\$2"$/,
   /^net_sysctls$|^proc_net_sysctls$/,
+  // Watch mode: interface statistics, and nstat without updating its history file (-s).
+  /^ip -s -s link show$/,
+  /^nstat -asz$/,
 ];
 
 describe('the collector script', () => {
-  for (const guest of [false, true]) {
-    const script = collectorScript({ guest });
-    const kind = guest ? 'guest' : 'hypervisor';
+  for (const [guest, watch] of [
+    [false, undefined],
+    [true, undefined],
+    [false, 10],
+    [true, 10],
+  ] as const) {
+    const script = collectorScript({ guest, ...(watch ? { watch } : {}) });
+    const kind = `${guest ? 'guest' : 'hypervisor'}${watch ? ', --watch 10' : ''}`;
 
     it(`is valid POSIX sh for dash and sh (${kind})`, () => {
       const file = join(tmp, `${kind}.sh`);
@@ -68,6 +76,25 @@ describe('the collector script', () => {
     const script = collectorScript({ guest: true });
     expect(script).toContain('if [ -e "$IPVS_PROC" ]; then');
     expect(script).toMatch(/skip ipvsadm-Ln "IPVS not loaded/);
+  });
+
+  it('lists every counter at the start and the end of the watch window, and only reads', () => {
+    const script = collectorScript({ guest: false, watch: 7 });
+    expect(script).toContain('WATCH=7');
+    for (const id of ['ebtables-nat', 'ebtables-filter', 'iptables-save', 'ip6tables-save', 'nft-ruleset', 'ip-s-link'])
+      expect(script).toContain(`run "counters-$1-${id}"`);
+    expect(script).toContain('copyfile "counters-$1-proc-snmp" /proc/net/snmp');
+    expect(script).toMatch(/snap start\n[\s\S]*sleep "\$WATCH"\n\s*snap end/);
+    // nstat without -s would write its history file.
+    expect(script).not.toMatch(/\bnstat\s+-(?!asz\b)/);
+    expect(script).toContain('nstat nstat -asz');
+  });
+
+  it('refuses a --watch that is not whole seconds', () => {
+    let err = '';
+    const code = runCollectScript({ stdout: () => {}, stderr: (s) => (err += s) }, { guest: false, watch: '1.5' });
+    expect(code).toBe(2);
+    expect(err).toContain("--watch wants whole seconds (1 to 99999), got '1.5'");
   });
 
   it('is printed by collect-script', () => {

@@ -5,11 +5,21 @@ import { type Io, reportIssues } from './io.ts';
 
 export interface CollectScriptOptions {
   readonly guest: boolean;
+  /** `--watch SECONDS` as given (a whole number of seconds). */
+  readonly watch?: string;
 }
 
 /** Prints the collector script (POSIX sh) for a hypervisor, or with `guest` for a guest/router. */
 export function runCollectScript(io: Io, o: CollectScriptOptions): number {
-  io.stdout(collectorScript({ guest: o.guest }));
+  let watch: number | undefined;
+  if (o.watch !== undefined) {
+    if (!/^\d{1,5}$/.test(o.watch) || Number(o.watch) < 1) {
+      io.stderr(`lvsdoctor collect-script: --watch wants whole seconds (1 to 99999), got '${o.watch}'\n`);
+      return 2;
+    }
+    watch = Number(o.watch);
+  }
+  io.stdout(collectorScript({ guest: o.guest, ...(watch !== undefined ? { watch } : {}) }));
   return 0;
 }
 

@@ -1,4 +1,12 @@
-import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
+import { type EvidenceReport, joinEvidence, renderEvidence } from '../collect/counter-join.ts';
+import { type CounterWindow, counterWindows } from '../collect/counter-window.ts';
+import {
+  type ImportResult,
+  importedSource,
+  importToMemory,
+  isBundlePath,
+  renderImportReport,
+} from '../collect/import.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import type { Report } from '../diagnose/types.ts';
 import { checkNoneExist, prepareOutputDir, writeNewFile } from '../source/files.ts';
@@ -28,11 +36,38 @@ export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: Diagnose
   const source = importedSource(imported);
   if (reportIssues(io, imported.issues) || source === undefined) return 2;
   if (!o.json) io.stderr(renderImportReport(imported));
-  return runDiagnose(io, source, o);
+  const windows = importedWindows(imported);
+  if (reportIssues(io, windows.issues)) return 2;
+  return runDiagnose(io, source, o, windows.windows);
+}
+
+/**
+ * The counter windows of imported bundles, keyed by the node each bundle became: a bundle's watch window, and two
+ * bundles of one machine taken apart (the later one's node).
+ */
+export function importedWindows(r: ImportResult): {
+  readonly windows: ReadonlyMap<string, CounterWindow>;
+  readonly issues: ReturnType<typeof counterWindows>['issues'];
+} {
+  const nodeOf = new Map<string, string>();
+  const c = r.cluster;
+  for (const h of c?.hosts ?? []) nodeOf.set(h.ev.bundle.name, h.node);
+  for (const g of c?.guests ?? []) if (g.ev) nodeOf.set(g.ev.bundle.name, g.node);
+  if (c?.gateway?.ev) nodeOf.set(c.gateway.ev.bundle.name, 'gateway');
+  const bundles = [
+    ...(c?.hosts ?? []).map((h) => h.ev.bundle),
+    ...(c?.guests ?? []).flatMap((g) => (g.ev ? [g.ev.bundle] : [])),
+    ...(c?.gateway?.ev ? [c.gateway.ev.bundle] : []),
+    ...(c?.unplaced ?? []).map((e) => e.bundle),
+  ];
+  const w = counterWindows(bundles);
+  const windows = new Map<string, CounterWindow>();
+  for (const x of w.windows) windows.set(nodeOf.get(x.bundle) ?? x.host, x);
+  return { windows, issues: w.issues };
 }
 
 /** Prints a diagnosis as `diagnose` does (text or --json) and writes the fixes' files for --fix-dir. */
-export function outputReport(io: Io, report: Report, o: DiagnoseOptions): void {
+export function outputReport(io: Io, report: Report, o: DiagnoseOptions, evidence?: EvidenceReport): void {
   if (o.fixDir !== undefined) {
     // New files only, never through links, all or none (see src/source/files.ts).
     prepareOutputDir(o.fixDir, '--fix-dir');
@@ -56,22 +91,60 @@ export function outputReport(io: Io, report: Report, o: DiagnoseOptions): void {
         findings: report.findings.map((f) => ({ ...f, culprit: originJson(f.culprit) })),
         fixes: report.fixes,
         assumptions: report.assumptions,
+        ...(evidence ? { evidence: evidenceJson(evidence) } : {}),
       }),
     );
-  } else io.stdout(renderReport(report));
+  } else io.stdout(renderReport(report) + (evidence ? renderEvidence(evidence) : ''));
+}
+
+function evidenceJson(e: EvidenceReport) {
+  const delta = (d: EvidenceReport['joined'][number]['delta']) => ({
+    source: d.source,
+    table: d.table,
+    chain: d.chain,
+    ...(d.ruleNumber !== undefined ? { ruleNumber: d.ruleNumber } : {}),
+    text: d.text,
+    packets: d.packets,
+    bytes: d.bytes,
+    where: `${d.pos.file}:${d.pos.line}`,
+  });
+  return {
+    windows: e.windows,
+    probes: e.probes,
+    joined: e.joined.map((j) => ({
+      node: j.node,
+      counted: delta(j.delta),
+      rule: {
+        chain: j.rule.chain,
+        ...(j.rule.ruleNumber !== undefined ? { ruleNumber: j.rule.ruleNumber } : {}),
+        text: j.rule.text,
+        origin: originJson(j.rule.origin),
+      },
+      by: j.by,
+    })),
+    unmapped: e.unmapped.map((u) => ({ node: u.node, counted: delta(u.delta), why: u.why })),
+    stack: e.stack,
+  };
 }
 
 /** Diagnoses a scenario directory, or a scenario source (an import held in memory). */
-export function runDiagnose(io: Io, input: string | ScenarioSource, o: DiagnoseOptions): number {
+export function runDiagnose(
+  io: Io,
+  input: string | ScenarioSource,
+  o: DiagnoseOptions,
+  windows?: ReadonlyMap<string, CounterWindow>,
+): number {
   // Refused before any work: an output directory that cannot be made.
   if (o.fixDir !== undefined) prepareOutputDir(o.fixDir, '--fix-dir');
   const loaded = loadForCommand(io, input);
   if (!loaded) return 2;
-  if (reportIssues(io, compileAllHostRules(loaded).issues)) return 2;
+  const compiled = compileAllHostRules(loaded);
+  if (reportIssues(io, compiled.issues)) return 2;
   const p = progress(io, 'diagnosing');
   const report = diagnose(loaded);
   p.done();
-  outputReport(io, report, o);
+  const evidence = windows && windows.size > 0 ? joinEvidence(report, windows, compiled.hostRules) : undefined;
+  outputReport(io, report, o, evidence);
   // Zero evidence is never a pass: with no probe to decide, there is no verdict (2), not "healthy".
   return report.noVerdict ? 2 : report.healthy ? 0 : 1;
 }

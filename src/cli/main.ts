@@ -234,9 +234,13 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
     .command('collect-script')
     .description('print the read-only collector (POSIX sh) to run as root on a hypervisor, or with --guest in a guest')
     .option('--guest', 'the guest variant (addresses, routes, sysctls, ipvsadm, keepalived.conf)')
+    .option('--watch <seconds>', 'list every counter at the start and the end of a window of this length')
     .exitOverride()
     .action((opts) => {
-      code = runCollectScript(io, { guest: opts.guest === true });
+      code = runCollectScript(io, {
+        guest: opts.guest === true,
+        ...(opts.watch !== undefined ? { watch: opts.watch } : {}),
+      });
     });
 
   program

@@ -13,7 +13,29 @@ export type BundleKind = 'hypervisor' | 'guest';
 
 export interface CollectorOptions {
   readonly guest: boolean;
+  /**
+   * Watch window in seconds baked into the script (`collect-script --watch N`); the script's own `--watch N` at run
+   * time overrides it. With a window, every counter is listed at its start and at its end (`counters-start-ID`,
+   * `counters-end-ID`), while the operator reproduces the failing request.
+   */
+  readonly watch?: number;
 }
+
+/** The counter listings of a watch window: output id suffix, tool, command (hypervisor and guest). */
+export const COUNTER_COMMANDS: Readonly<Record<BundleKind, readonly (readonly string[])[]>> = {
+  hypervisor: [
+    ['ebtables-nat', 'ebtables', 'ebtables -t nat -L --Lc'],
+    ['ebtables-filter', 'ebtables', 'ebtables -t filter -L --Lc'],
+    ['iptables-save', 'iptables-save', 'iptables-save -c'],
+    ['ip6tables-save', 'ip6tables-save', 'ip6tables-save -c'],
+    ['nft-ruleset', 'nft', 'nft list ruleset'],
+    ['ip-s-link', 'ip', 'ip -s -s link show'],
+  ],
+  guest: [
+    ['iptables-save', 'iptables-save', 'iptables-save -c'],
+    ['ip-s-link', 'ip', 'ip -s -s link show'],
+  ],
+};
 
 /** Shell functions shared by both variants. */
 const PRELUDE = String.raw`set -u
@@ -104,6 +126,20 @@ copyfile() {
   fi
 }
 
+# snap PHASE: every counter at this moment (rules, links, kernel SNMP/netstat, IPVS), as counters-PHASE-ID.
+# Only listings: nstat runs with -s (it does not write its history file), ipvsadm only when ip_vs is loaded.
+snap() {
+  meta "watch-$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null) $(date +%s 2>/dev/null)"
+  SNAP_COMMANDS
+  copyfile "counters-$1-proc-snmp" /proc/net/snmp
+  copyfile "counters-$1-proc-netstat" /proc/net/netstat
+  run "counters-$1-nstat" nstat nstat -asz
+  if [ -e "\${LVSDOCTOR_IPVS_PROC:-/proc/net/ip_vs}" ]; then
+    copyfile "counters-$1-proc-ip-vs-stats" "\${LVSDOCTOR_IPVS_PROC:-/proc/net/ip_vs}_stats"
+    run "counters-$1-ipvsadm-stats" ipvsadm ipvsadm -Ln --stats
+  fi
+}
+
 # A file-name-safe form of a name (domain, filter, port): names of [A-Za-z0-9._-] (not starting with . or -) as
 # they are, any other as % and the hex of its bytes, so names that differ anywhere get different files; a long
 # one is cut and ends with its checksum (NAME_MAX is never reached).
@@ -157,6 +193,21 @@ run ip-neigh ip ip neigh show
 if command -v sysctl >/dev/null 2>&1; then run sysctl-net sysctl net_sysctls
 else run sysctl-net find proc_net_sysctls
 fi
+`;
+
+/** The watch window: counters at its start, a pause while the operator reproduces the failure, counters at its end. */
+const WATCH = `
+case $WATCH in
+  '' | 0) ;;
+  *[!0-9]*) echo "lvsdoctor-collect: --watch wants whole seconds, got '$WATCH'" >&2; exit 2 ;;
+  *)
+    meta watch-seconds "$WATCH"
+    snap start
+    echo "lvsdoctor-collect: counters listed; reproduce the failing request now (window: $WATCH s)" >&2
+    sleep "$WATCH"
+    snap end
+    ;;
+esac
 `;
 
 const HYPERVISOR = `
@@ -298,9 +349,20 @@ export function collectorScript(o: CollectorOptions): string {
     '# It writes nothing but one bundle in the current directory (.tar.gz, or a directory when tar/gzip are missing;',
     '# made in a private 0700 directory there first),',
     '# and prints its name.',
+    '# With --watch SECONDS it also lists every counter at the start and the end of that window (reproduce then).',
     `KIND=${kind}`,
+    `WATCH=${o.watch ?? 0}`,
+    // Run-time arguments: --watch N (overrides the default above).
+    'while [ $# -gt 0 ]; do',
+    '  case $1 in',
+    '    --watch) [ $# -ge 2 ] || { echo "lvsdoctor-collect: --watch needs SECONDS" >&2; exit 2; }; WATCH=$2; shift 2 ;;',
+    '    *) echo "lvsdoctor-collect: unknown argument \'$1\' (only --watch SECONDS)" >&2; exit 2 ;;',
+    '  esac',
+    'done',
   ].join('\n');
-  return `${head}\n${literalDollars(PRELUDE)}${literalDollars(o.guest ? GUEST : HYPERVISOR + PROXMOX)}${EPILOGUE}`;
+  const snaps = COUNTER_COMMANDS[kind].map(([id, tool, cmd]) => `  run "counters-$1-${id}" ${tool} ${cmd}`).join('\n');
+  const prelude = literalDollars(PRELUDE).replace('  SNAP_COMMANDS', snaps);
+  return `${head}\n${prelude}${literalDollars(WATCH)}${literalDollars(o.guest ? GUEST : HYPERVISOR + PROXMOX)}${EPILOGUE}`;
 }
 
 /** The templates write `\${` where the shell needs a literal `${` next to JS placeholders. */

@@ -66,11 +66,11 @@ const COUNTERS_RE = /^pcnt = (\d+) -- bcnt = (\d+)\s*$/;
  */
 /** `line` without the ` , pcnt = N -- bcnt = N` that ends a rule listed with --Lc (linear time). */
 export function stripEbCounters(line: string): string {
-  const c = countersOf(line);
+  const c = ebCountersOf(line);
   return c === undefined ? line : line.slice(0, c.index);
 }
 
-function countersOf(body: string): { index: number; packets: number; bytes: number } | undefined {
+export function ebCountersOf(body: string): { index: number; packets: number; bytes: number } | undefined {
   const at = body.lastIndexOf('pcnt = ');
   if (at < 0) return undefined;
   const m = COUNTERS_RE.exec(body.slice(at));
@@ -607,7 +607,7 @@ export function readEbtablesList(text: string, file: string, options: EbReadOpti
     }
     let body = line.trim().replace(/^\d+\. /, '');
     let counters: EbCounters | undefined;
-    const cm = countersOf(body);
+    const cm = ebCountersOf(body);
     if (cm) {
       counters = { packets: cm.packets, bytes: cm.bytes };
       body = body.slice(0, cm.index);

@@ -1,0 +1,354 @@
+/**
+ * Live evidence against the model: every rule counter that moved in a counter window is joined to the model's
+ * compiled rule (same chain, same position, same text — or, when the live chain lists it elsewhere, the one rule of
+ * that chain with the same text) and so to its origin (rule ← filter ← filterref ← domain interface). Then, per
+ * probe, the model's verdict is set against the counters: **confirmed** (the deciding rule counted), **contradicted**
+ * (the model's drop rule stood still while another rule of the chains it walks counted, or a drop rule the model
+ * never reaches counted) or **no evidence**. Counters that moved on rules the model cannot map are listed, never
+ * dropped. IPVS per-real-server counters are set against the real server the model schedules, kernel SNMP counters
+ * against the stack drops the model names.
+ */
+import type { Report } from '../diagnose/types.ts';
+import type { CountDelta } from '../netfilter/counter-read.ts';
+import type { EbTable } from '../netfilter/ebtables-model.ts';
+import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
+import type { IptTable } from '../netfilter/iptables-model.ts';
+import { renderIptablesRule } from '../netfilter/iptables-render.ts';
+import { type Origin, renderOriginChain } from '../source/origin.ts';
+import type { HostRules } from '../topology/host-rules.ts';
+import type { EndCause, NetfilterStep, Trace } from '../trace/types.ts';
+import type { CounterWindow, StatDelta } from './counter-window.ts';
+
+export interface JoinedCount {
+  readonly node: string;
+  readonly delta: CountDelta;
+  /** The model's rule: its chain, 1-based number, text and origin. */
+  readonly rule: {
+    readonly chain: string;
+    readonly ruleNumber?: number;
+    readonly text: string;
+    readonly origin: Origin;
+  };
+  /** `position`: same chain and number; `text`: same chain, another number (the live order differs). */
+  readonly by: 'position' | 'text';
+}
+
+export interface UnmappedCount {
+  readonly node: string;
+  readonly delta: CountDelta;
+  readonly why: string;
+}
+
+export type EvidenceVerdict = 'confirmed' | 'contradicted' | 'no-evidence';
+
+export interface ProbeEvidence {
+  readonly probe: string;
+  readonly verdict: EvidenceVerdict;
+  /** One sentence per fact, counters and rules named. */
+  readonly facts: readonly string[];
+}
+
+export interface EvidenceReport {
+  readonly windows: readonly {
+    readonly node: string;
+    readonly from: CounterWindow['from'];
+    readonly seconds?: number;
+    readonly moved: number;
+  }[];
+  readonly joined: readonly JoinedCount[];
+  readonly unmapped: readonly UnmappedCount[];
+  readonly probes: readonly ProbeEvidence[];
+  /** Kernel counters that moved (per node), and IPVS deltas, as read. */
+  readonly stack: readonly { readonly node: string; readonly name: string; readonly delta: number }[];
+}
+
+const space = (s: string) => s.trim().replace(/\s+/g, ' ');
+
+interface ModelRule {
+  readonly chain: string;
+  readonly ruleNumber?: number;
+  readonly text: string;
+  readonly origin: Origin;
+}
+
+/** The model's rules of one listing, by chain, rendered only when asked (a fleet has ~290,000 rules). */
+class ModelIndex {
+  constructor(
+    private readonly rules: HostRules,
+    private readonly style: 'nft' | 'legacy',
+  ) {}
+  private eb(table: EbTable, chain: string, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' {
+    const c = table.chains.find((x) => x.name === chain);
+    if (!c) return 'no-chain';
+    if (n === undefined) return { chain, text: `policy: ${c.policy}`, origin: c.policyOrigin };
+    const r = c.rules[n - 1];
+    if (!r) return 'no-rule';
+    return { chain, ruleNumber: n, text: renderEbtablesRule(r, { style: this.style }), origin: r.origin };
+  }
+  private ipt(table: IptTable, chain: string, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' {
+    const c = table.chains.find((x) => x.name === chain);
+    if (!c) return 'no-chain';
+    if (n === undefined)
+      return c.policy && c.policyOrigin ? { chain, text: `policy: ${c.policy}`, origin: c.policyOrigin } : 'no-rule';
+    const r = c.rules[n - 1];
+    if (!r) return 'no-rule';
+    return { chain, ruleNumber: n, text: renderIptablesRule(chain, r, 'ipv4'), origin: r.origin };
+  }
+  at(d: CountDelta, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' | 'no-table' {
+    if (d.source === 'ebtables' && d.table === 'nat') return this.eb(this.rules.nat, d.chain, n);
+    if (d.source === 'iptables' && d.table === 'filter' && this.rules.filter4)
+      return this.ipt(this.rules.filter4, d.chain, n);
+    return 'no-table';
+  }
+  length(d: CountDelta): number {
+    if (d.source === 'ebtables') return this.rules.nat.chains.find((x) => x.name === d.chain)?.rules.length ?? 0;
+    return this.rules.filter4?.chains.find((x) => x.name === d.chain)?.rules.length ?? 0;
+  }
+}
+
+/** Joins the moved rule counters of a window to the model's rules of that node. */
+export function joinWindow(
+  node: string,
+  w: CounterWindow,
+  rules: HostRules | undefined,
+  style: 'nft' | 'legacy' = 'nft',
+): { joined: JoinedCount[]; unmapped: UnmappedCount[] } {
+  const joined: JoinedCount[] = [];
+  const unmapped: UnmappedCount[] = [];
+  if (!rules) {
+    for (const delta of w.rules)
+      unmapped.push({ node, delta, why: `the model has no rules for ${node} (not a hypervisor of the scenario)` });
+    return { joined, unmapped };
+  }
+  const idx = new ModelIndex(rules, style);
+  for (const delta of w.rules) {
+    const at = idx.at(delta, delta.ruleNumber);
+    if (at === 'no-table') {
+      unmapped.push({
+        node,
+        delta,
+        why: `the model has no ${delta.source} ${delta.table} rules (libvirt installs none there)`,
+      });
+      continue;
+    }
+    if (at === 'no-chain') {
+      unmapped.push({ node, delta, why: `the model has no chain ${delta.chain} in ${delta.source} ${delta.table}` });
+      continue;
+    }
+    const listed = space(delta.text);
+    if (at !== 'no-rule' && (delta.ruleNumber === undefined || space(at.text) === listed)) {
+      joined.push({ node, delta, rule: at, by: 'position' });
+      continue;
+    }
+    // The live chain lists the rule elsewhere (e.g. PREROUTING jumps in the guests' start order): the one rule of
+    // the chain with the same text.
+    const n = idx.length(delta);
+    const same: ModelRule[] = [];
+    for (let i = 1; i <= n && same.length < 2; i++) {
+      const r = idx.at(delta, i);
+      if (typeof r !== 'string' && space(r.text) === listed) same.push(r);
+    }
+    if (same.length === 1) joined.push({ node, delta, rule: same[0]!, by: 'text' });
+    else
+      unmapped.push({
+        node,
+        delta,
+        why:
+          same.length === 0
+            ? `no rule of the model's ${delta.chain} reads '${listed}' (installed rules drift from the model)`
+            : `several rules of the model's ${delta.chain} read '${listed}'`,
+      });
+  }
+  return { joined, unmapped };
+}
+
+const counts = (d: CountDelta) =>
+  `${d.packets.toLocaleString('en-US')} packets / ${d.bytes.toLocaleString('en-US')} bytes`;
+const within = (w: CounterWindow | undefined) =>
+  w?.seconds !== undefined ? ` in the ${w.seconds} s window` : ' in the window';
+
+function stepKey(node: string, s: Pick<NetfilterStep, 'family' | 'table' | 'chain' | 'ruleNumber'>): string {
+  const source = s.family === 'bridge' ? 'ebtables' : 'iptables';
+  return `${node}\t${source}\t${s.table}\t${s.chain}\t${s.ruleNumber ?? 'policy'}`;
+}
+
+/** Kernel counters that count the stack drops the model names (nstat names). */
+export const STACK_COUNTERS: Partial<Record<EndCause, readonly string[]>> = {
+  'rp-filter': ['TcpExtIPReversePathFilter'],
+  'ip-forward-off': ['IpInAddrErrors'],
+  'not-local': ['IpInAddrErrors'],
+  'martian-source': ['TcpExtIPReversePathFilter', 'IpInAddrErrors'],
+};
+
+/**
+ * Sets every probe's verdict against the joined counters of the windows. `windows` maps a node of the scenario to
+ * its window.
+ */
+export function probeEvidence(
+  report: Pick<Report, 'traces'>,
+  windows: ReadonlyMap<string, CounterWindow>,
+  joined: readonly JoinedCount[],
+): ProbeEvidence[] {
+  const moved = new Map<string, JoinedCount>();
+  for (const j of joined)
+    moved.set(
+      stepKey(j.node, {
+        family: j.delta.source === 'ebtables' ? 'bridge' : 'ipv4',
+        table: j.delta.table,
+        chain: j.rule.chain,
+        ...(j.rule.ruleNumber !== undefined ? { ruleNumber: j.rule.ruleNumber } : {}),
+      }),
+      j,
+    );
+  const ipvsMoved = [...windows.values()].flatMap((w) => w.ipvs);
+  return report.traces.map((t) => oneProbe(t, windows, moved, joined, ipvsMoved));
+}
+
+function oneProbe(
+  t: Trace,
+  windows: ReadonlyMap<string, CounterWindow>,
+  moved: ReadonlyMap<string, JoinedCount>,
+  joined: readonly JoinedCount[],
+  ipvsMoved: readonly CounterWindow['ipvs'][number][],
+): ProbeEvidence {
+  const probe = t.probe.name;
+  const confirms: string[] = [];
+  const contradicts: string[] = [];
+  const notes: string[] = [];
+  const byId = new Map(t.hops.map((h) => [h.id, h]));
+  const hops = t.path.map((id) => byId.get(id)!).filter((h) => h !== undefined);
+  for (const h of hops) {
+    const node = h.place.node;
+    const w = windows.get(node);
+    for (const s of h.steps) {
+      if (s.kind !== 'netfilter') continue;
+      if (!w) continue;
+      const where = `${node}${h.place.iface ? ` ${h.place.iface}` : ''} ${s.chain}${s.ruleNumber !== undefined ? ` rule ${s.ruleNumber}` : ' policy'}`;
+      const j = moved.get(stepKey(node, s));
+      const what =
+        s.verdict === 'DROP' ? `the model drops ${probe} at ${where}` : `the model passes ${probe} at ${where}`;
+      if (j)
+        confirms.push(
+          `${what}; that rule counted ${counts(j.delta)}${within(w)} (${j.delta.pos.file}:${j.delta.pos.line})`,
+        );
+      // Other rules of the chains this decision walked that counted: a drop the model does not take there.
+      const chains = new Set(s.path);
+      const others = joined.filter(
+        (o) =>
+          o.node === node &&
+          chains.has(o.rule.chain) &&
+          (o.rule.chain !== s.chain || o.rule.ruleNumber !== s.ruleNumber) &&
+          /(^|\s)-j DROP\b|policy: DROP/.test(o.rule.text),
+      );
+      for (const o of others)
+        contradicts.push(
+          `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} on ${node} (${o.rule.text}) counted ${counts(o.delta)}${within(w)}, a drop the model does not reach for ${probe} — ${renderOriginChain(o.rule.origin)}`,
+        );
+      if (!j && s.verdict === 'DROP') {
+        // Another rule that decides (a verdict, not a jump) in the chains this decision walked.
+        const movedHere = joined.filter(
+          (o) =>
+            o.node === node && chains.has(o.rule.chain) && /(^|\s)-j (DROP|ACCEPT)\s*$|^policy: /.test(o.rule.text),
+        );
+        if (movedHere.length > 0)
+          contradicts.push(
+            `${what}, but that rule did not count${within(w)} while ${movedHere
+              .map((o) => `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} counted ${counts(o.delta)}`)
+              .join(', ')}`,
+          );
+        else
+          notes.push(
+            `${what}; no rule of ${[...chains].join(' → ')} counted${within(w)} (was the request reproduced?)`,
+          );
+      }
+    }
+    for (const s of h.steps) {
+      if (s.kind !== 'ipvs' || s.destination === undefined) continue;
+      const here = ipvsMoved.filter((d) => d.service === s.service && d.destination !== undefined);
+      if (here.length === 0) continue;
+      const mine = here.find((d) => d.destination === s.destination);
+      const rest = here.filter((d) => d.destination !== s.destination);
+      if (mine)
+        confirms.push(
+          `the model schedules ${probe} on ${s.service} to ${s.destination}; its counters moved by ${mine.conns} connections / ${mine.inPkts} packets in (${mine.pos.file}:${mine.pos.line})`,
+        );
+      else
+        contradicts.push(
+          `the model schedules ${probe} on ${s.service} to ${s.destination}, which did not count, while ${rest.map((d) => `${d.destination} counted ${d.conns} connections`).join(', ')}`,
+        );
+    }
+  }
+  const cause = t.end.cause;
+  const names = cause ? STACK_COUNTERS[cause] : undefined;
+  const w = windows.get(t.end.place.node);
+  if (names && w) {
+    const hit = w.stack.filter((d: StatDelta) => names.includes(d.name));
+    if (hit.length > 0)
+      confirms.push(
+        `the model says the kernel of ${t.end.place.node} drops ${probe} (${cause}); ${hit.map((d) => `${d.name} +${d.delta}`).join(', ')}${within(w)}`,
+      );
+    else
+      notes.push(
+        `the model says the kernel of ${t.end.place.node} drops ${probe} (${cause}); ${names.join(' / ')} did not move${within(w)}`,
+      );
+  }
+  const verdict: EvidenceVerdict =
+    contradicts.length > 0 ? 'contradicted' : confirms.length > 0 ? 'confirmed' : 'no-evidence';
+  const facts = [...confirms, ...contradicts, ...notes];
+  if (facts.length === 0) facts.push(`no counter window covers the nodes ${probe} crosses`);
+  return { probe, verdict, facts };
+}
+
+/** The whole join for a report: windows keyed by scenario node, the model's rules per host. */
+export function joinEvidence(
+  report: Pick<Report, 'traces'>,
+  windows: ReadonlyMap<string, CounterWindow>,
+  hostRules: ReadonlyMap<string, HostRules>,
+  style: 'nft' | 'legacy' = 'nft',
+): EvidenceReport {
+  const joined: JoinedCount[] = [];
+  const unmapped: UnmappedCount[] = [];
+  for (const [node, w] of windows) {
+    const r = joinWindow(node, w, hostRules.get(node), style);
+    joined.push(...r.joined);
+    unmapped.push(...r.unmapped);
+  }
+  return {
+    windows: [...windows].map(([node, w]) => ({
+      node,
+      from: w.from,
+      ...(w.seconds !== undefined ? { seconds: w.seconds } : {}),
+      moved: w.rules.length,
+    })),
+    joined,
+    unmapped,
+    probes: probeEvidence(report, windows, joined),
+    stack: [...windows].flatMap(([node, w]) => w.stack.map((d) => ({ node, name: d.name, delta: d.delta }))),
+  };
+}
+
+/** The evidence section of `diagnose` (text). */
+export function renderEvidence(e: EvidenceReport): string {
+  const L: string[] = ['', 'Live evidence (counter windows):'];
+  for (const w of e.windows)
+    L.push(
+      `  ${w.node}: ${w.from === 'watch' ? 'watch' : 'two bundles'}${w.seconds !== undefined ? `, ${w.seconds} s` : ''}, ${w.moved} rule counters moved`,
+    );
+  for (const p of e.probes) {
+    L.push(`  ${p.probe}: ${p.verdict === 'no-evidence' ? 'no evidence' : p.verdict}`);
+    for (const f of p.facts) L.push(`    - ${f}`);
+  }
+  L.push(`  moved counters joined to the model: ${e.joined.length}`);
+  for (const j of e.joined)
+    L.push(
+      `    ${j.node} ${j.delta.source} ${j.delta.table} ${j.rule.chain} ${j.rule.ruleNumber !== undefined ? `rule ${j.rule.ruleNumber}` : 'policy'}${j.by === 'text' ? ` (listed as rule ${j.delta.ruleNumber})` : ''}: +${counts(j.delta)} — ${renderOriginChain(j.rule.origin)}`,
+    );
+  if (e.unmapped.length > 0) {
+    L.push(`  moved counters the model cannot map: ${e.unmapped.length}`);
+    for (const u of e.unmapped)
+      L.push(
+        `    ${u.node} ${u.delta.source} ${u.delta.table} ${u.delta.chain} ${u.delta.ruleNumber !== undefined ? `rule ${u.delta.ruleNumber}` : 'policy'} '${u.delta.text}': +${counts(u.delta)} (${u.delta.pos.file}:${u.delta.pos.line}) — ${u.why}`,
+      );
+  }
+  return `${L.join('\n')}\n`;
+}

@@ -1,0 +1,256 @@
+/**
+ * Readers for rule counters as the tools list them, line by line and without modelling the rules: every counted
+ * rule is kept with its table, chain, 1-based position and text (counters removed), so that a rule the model cannot
+ * read still has its counts. Forms read:
+ * - `ebtables -t TABLE -L --Lc` (ebtables-nft 1.8 and legacy 2.0): `RULE , pcnt = N -- bcnt = M`, optionally with
+ *   `--Ln` numbers (`1. RULE …`);
+ * - `ebtables-save -c` / `iptables-save -c` / `ip6tables-save -c`: `[N:M] -A CHAIN RULE`, chain policies
+ *   `:CHAIN POLICY [N:M]`;
+ * - the legacy `ebtables-save` form `-A CHAIN RULE -c N M`;
+ * - `nft list ruleset`: `… counter packets N bytes M …` in `table FAMILY NAME { chain NAME { … } }`.
+ */
+import { issue, type ReadResult } from '../source/issue.ts';
+import { filePos, type Position } from '../source/origin.ts';
+import { ebCountersOf } from './ebtables-read.ts';
+
+export type CounterSource = 'ebtables' | 'iptables' | 'ip6tables' | 'nft';
+
+export interface RuleCount {
+  readonly source: CounterSource;
+  /** `nat`/`filter` (ebtables, iptables), or `FAMILY NAME` for nft (`bridge filter`). */
+  readonly table: string;
+  readonly chain: string;
+  /** 1-based position in the chain; undefined for the chain's policy. */
+  readonly ruleNumber?: number;
+  /** The rule as listed, counters removed (`-A CHAIN …` for save formats, `policy: DROP` for a policy). */
+  readonly text: string;
+  readonly packets: number;
+  readonly bytes: number;
+  readonly pos: Position;
+}
+
+/** Key of a counted rule in a listing: source, table, chain and position (or `policy`). */
+export function ruleCountKey(c: Pick<RuleCount, 'source' | 'table' | 'chain' | 'ruleNumber'>): string {
+  return `${c.source}\t${c.table}\t${c.chain}\t${c.ruleNumber ?? 'policy'}`;
+}
+
+const EB_CHAIN = /^Bridge chain: (\S+?),? entries: \d+, policy: (\S+)\s*$/;
+const EB_TABLE = /^Bridge table: (\S+)\s*$/;
+
+/** `ebtables -t TABLE -L --Lc` output: one count per listed rule. A rule line without counters is an issue. */
+export function readEbtablesCounters(text: string, file: string, tableHint?: string): ReadResult<RuleCount[]> {
+  const out: RuleCount[] = [];
+  const issues = [];
+  let table = tableHint ?? 'filter';
+  let chain: string | undefined;
+  let n = 0;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trimEnd();
+    if (line === '') continue;
+    const t = EB_TABLE.exec(line);
+    if (t) {
+      table = t[1]!;
+      chain = undefined;
+      continue;
+    }
+    const c = EB_CHAIN.exec(line);
+    if (c) {
+      chain = c[1]!;
+      n = 0;
+      continue;
+    }
+    if (chain === undefined) {
+      issues.push(
+        issue('counters-bad-line', `expected 'Bridge table:' or 'Bridge chain:', got '${line}'`, filePos(file, i + 1)),
+      );
+      continue;
+    }
+    n++;
+    const body = line.replace(/^\d+\.\s+/, '');
+    const cm = ebCountersOf(body);
+    if (cm === undefined) {
+      issues.push(
+        issue(
+          'counters-missing',
+          `rule ${n} of ${chain}: no ', pcnt = N -- bcnt = M' (was it listed with --Lc?)`,
+          filePos(file, i + 1),
+          'warning',
+        ),
+      );
+      continue;
+    }
+    out.push({
+      source: 'ebtables',
+      table,
+      chain,
+      ruleNumber: n,
+      text: body.slice(0, cm.index),
+      packets: cm.packets,
+      bytes: cm.bytes,
+      pos: filePos(file, i + 1),
+    });
+  }
+  return { value: out, issues };
+}
+
+const SAVE_RULE = /^\[(\d+):(\d+)\]\s+(-A\s+(\S+)(?:\s.*)?)$/;
+const SAVE_POLICY = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$/;
+const LEGACY_C = /^(-A\s+(\S+)(?:\s.*?)?)\s+-c\s+(\d+)\s+(\d+)\s*$/;
+
+/**
+ * `iptables-save -c`, `ip6tables-save -c` or `ebtables-save -c` text: the counts of every rule and of every built-in
+ * chain's policy. Rules saved without counters are an issue (the listing was not made with `-c`).
+ */
+export function readSaveCounters(text: string, file: string, source: CounterSource): ReadResult<RuleCount[]> {
+  const out: RuleCount[] = [];
+  const issues = [];
+  let table: string | undefined;
+  const numbers = new Map<string, number>();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '' || line.startsWith('#') || line === 'COMMIT') continue;
+    const pos = filePos(file, i + 1);
+    if (line.startsWith('*')) {
+      table = line.slice(1).trim();
+      numbers.clear();
+      continue;
+    }
+    if (table === undefined) {
+      issues.push(issue('counters-bad-line', `expected '*TABLE' before '${line}'`, pos));
+      continue;
+    }
+    const p = SAVE_POLICY.exec(line);
+    if (p) {
+      if (p[3] !== undefined && p[2] !== '-')
+        out.push({
+          source,
+          table,
+          chain: p[1]!,
+          text: `policy: ${p[2]}`,
+          packets: Number(p[3]),
+          bytes: Number(p[4]),
+          pos,
+        });
+      continue;
+    }
+    const r = SAVE_RULE.exec(line);
+    const l = r ? undefined : LEGACY_C.exec(line);
+    if (!r && !l) {
+      if (line.startsWith('-A'))
+        issues.push(
+          issue('counters-missing', `no [packets:bytes] before the rule (was it saved with -c?)`, pos, 'warning'),
+        );
+      else issues.push(issue('counters-bad-line', `expected '[packets:bytes] -A CHAIN …', got '${line}'`, pos));
+      continue;
+    }
+    const chain = r ? r[4]! : l![2]!;
+    const n = (numbers.get(chain) ?? 0) + 1;
+    numbers.set(chain, n);
+    out.push({
+      source,
+      table,
+      chain,
+      ruleNumber: n,
+      text: r ? r[3]! : l![1]!,
+      packets: Number(r ? r[1] : l![3]),
+      bytes: Number(r ? r[2] : l![4]),
+      pos,
+    });
+  }
+  return { value: out, issues };
+}
+
+const NFT_COUNTER = /\bcounter packets (\d+) bytes (\d+)/;
+
+/**
+ * `nft list ruleset`: every rule with a `counter` statement, numbered by its position among the rules of its chain
+ * (statements such as `type … hook …` and `policy` are not rules). Named counter objects are not read.
+ */
+export function readNftCounters(text: string, file: string): ReadResult<RuleCount[]> {
+  const out: RuleCount[] = [];
+  const issues = [];
+  let table: string | undefined;
+  let chain: string | undefined;
+  let depth = 0;
+  let n = 0;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const t = /^table\s+(\S+)\s+(\S+)\s*\{$/.exec(line);
+    if (t && depth === 0) {
+      table = `${t[1]} ${t[2]}`;
+      depth = 1;
+      continue;
+    }
+    const c = /^chain\s+(\S+)\s*\{$/.exec(line);
+    if (c && depth === 1) {
+      chain = c[1]!;
+      n = 0;
+      depth = 2;
+      continue;
+    }
+    if (line.endsWith('{')) {
+      depth++;
+      continue;
+    }
+    if (line === '}') {
+      if (depth === 2) chain = undefined;
+      if (depth === 1) table = undefined;
+      depth = Math.max(0, depth - 1);
+      continue;
+    }
+    if (depth !== 2 || chain === undefined || table === undefined) continue;
+    if (/^(type\s|policy\s|comment\s|devices?\s)/.test(line)) continue;
+    n++;
+    const m = NFT_COUNTER.exec(line);
+    if (!m) continue;
+    out.push({
+      source: 'nft',
+      table,
+      chain,
+      ruleNumber: n,
+      text: line.replace(/\s*counter packets \d+ bytes \d+/, ' counter').trim(),
+      packets: Number(m[1]),
+      bytes: Number(m[2]),
+      pos: filePos(file, i + 1),
+    });
+  }
+  if (depth !== 0)
+    issues.push(
+      issue('counters-unbalanced', 'unbalanced braces: the ruleset listing is cut', filePos(file, lines.length)),
+    );
+  return { value: out, issues };
+}
+
+export interface CountDelta extends RuleCount {
+  /** Counts at the start of the window. */
+  readonly before: { readonly packets: number; readonly bytes: number };
+}
+
+/**
+ * The rules whose counters moved between two listings of the same host (matched by source, table, chain and
+ * position, with the same text). A rule present only at the end, or listed with other text at that position (the
+ * ruleset changed in the window), counts from zero and is said in `changed`.
+ */
+export function countDeltas(
+  start: readonly RuleCount[],
+  end: readonly RuleCount[],
+): { readonly moved: readonly CountDelta[]; readonly changed: readonly RuleCount[] } {
+  const before = new Map<string, RuleCount>();
+  for (const c of start) before.set(ruleCountKey(c), c);
+  const moved: CountDelta[] = [];
+  const changed: RuleCount[] = [];
+  for (const c of end) {
+    const b = before.get(ruleCountKey(c));
+    const same = b !== undefined && b.text === c.text && b.packets <= c.packets && b.bytes <= c.bytes;
+    if (!same) changed.push(c);
+    const bp = same ? b.packets : 0;
+    const bb = same ? b.bytes : 0;
+    if (c.packets > bp || c.bytes > bb)
+      moved.push({ ...c, packets: c.packets - bp, bytes: c.bytes - bb, before: { packets: bp, bytes: bb } });
+  }
+  return { moved, changed };
+}

@@ -1,0 +1,112 @@
+/**
+ * `diagnose` on collector bundles with counter windows: the founding case's bundles (recorded from a real kernel,
+ * fixtures/collect/founding-real) given a watch window in which the model's drop rule counted, or another rule did.
+ */
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runDiagnoseInputs } from '../src/cli/cmd-diagnose.ts';
+
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'collect', 'founding-real');
+const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-evidence-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A copy of the founding bundles where host1 has a watch window: `end` edits host1's ebtables nat listing. */
+function withWindow(
+  name: string,
+  end: (nat: string) => string,
+  extra: Record<string, [string, string]> = {},
+): string[] {
+  const dir = join(tmp, name);
+  cpSync(FIXTURE, dir, { recursive: true });
+  const h1 = join(dir, 'lvsdoctor-bundle-hypervisor-host1');
+  const nat = readFileSync(join(h1, 'cmd', 'ebtables-nat.out'), 'utf8');
+  const files: Record<string, [string, string]> = { 'ebtables-nat': [nat, end(nat)], ...extra };
+  let m =
+    'watch-seconds\t10\nwatch-start\t2026-11-25T20:26:00Z 1795638360\nwatch-end\t2026-11-25T20:26:10Z 1795638370\n';
+  for (const [id, [a, b]] of Object.entries(files))
+    for (const [phase, text] of [
+      ['start', a],
+      ['end', b],
+    ] as const) {
+      writeFileSync(join(h1, 'cmd', `counters-${phase}-${id}.out`), text);
+      writeFileSync(join(h1, 'cmd', `counters-${phase}-${id}.err`), '');
+      m += `cmd\tcounters-${phase}-${id}\tok\t0\tcmd/counters-${phase}-${id}.out\tcmd/counters-${phase}-${id}.err\t${id}\n`;
+    }
+  appendFileSync(join(h1, 'manifest.tsv'), m);
+  return [
+    'lvsdoctor-bundle-hypervisor-host1',
+    'lvsdoctor-bundle-hypervisor-host2',
+    'lvsdoctor-bundle-guest-director1',
+    'lvsdoctor-bundle-guest-rs2',
+    'lvsdoctor-bundle-guest-router',
+  ].map((b) => join(dir, b));
+}
+
+/** Adds packets/bytes to the counters of rule N of CHAIN in an ebtables --Lc listing. */
+function bump(text: string, chain: string, n: number, p: number, b: number): string {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => l.startsWith(`Bridge chain: ${chain},`));
+  const i = at + n;
+  lines[i] = lines[i]!.replace(
+    /pcnt = (\d+) -- bcnt = (\d+)/,
+    (_, a, c) => `pcnt = ${Number(a) + p} -- bcnt = ${Number(c) + b}`,
+  );
+  return lines.join('\n');
+}
+
+function diagnoseJson(bundles: string[]) {
+  let out = '';
+  let err = '';
+  const code = runDiagnoseInputs({ stdout: (s) => (out += s), stderr: (s) => (err += s) }, bundles, { json: true });
+  expect(err).not.toContain('error');
+  return { code, json: JSON.parse(out) };
+}
+
+describe('live counters joined to the model', () => {
+  it('confirms the founding drop when the rule the model names counted, with its origin', () => {
+    const { code, json } = diagnoseJson(
+      withWindow('confirmed', (nat) => bump(bump(nat, 'I-vnet0-ipv4-ip', 3, 57, 3420), 'PREROUTING', 1, 57, 3420)),
+    );
+    expect(code).toBe(1);
+    const ev = json.evidence;
+    expect(ev.windows).toEqual([{ node: 'host1', from: 'watch', seconds: 10, moved: 2 }]);
+    expect(ev.unmapped).toEqual([]);
+    expect(ev.joined).toHaveLength(2);
+    const drop = ev.joined.find((j: { rule: { chain: string } }) => j.rule.chain === 'I-vnet0-ipv4-ip');
+    expect(drop.rule).toMatchObject({ ruleNumber: 3, text: '-j DROP' });
+    expect(JSON.stringify(drop.rule.origin)).toContain('no-ip-spoofing');
+    const dropped = ev.probes.filter((p: { verdict: string }) => p.verdict === 'confirmed');
+    expect(dropped.length).toBeGreaterThan(0);
+    expect(dropped[0].facts[0]).toMatch(
+      /^the model drops \S+ at host1 vnet0 I-vnet0-ipv4-ip rule 3; that rule counted 57 packets \/ 3,420 bytes in the 10 s window/,
+    );
+  });
+
+  it('says contradicted when the drop rule stood still while another drop of its chains counted', () => {
+    const { json } = diagnoseJson(withWindow('contradicted', (nat) => bump(nat, 'I-vnet0-mac', 2, 5, 300)));
+    const probes = json.evidence.probes as { probe: string; verdict: string; facts: string[] }[];
+    const c = probes.filter((p) => p.verdict === 'contradicted');
+    expect(c.length).toBeGreaterThan(0);
+    expect(c[0]!.facts.join('\n')).toMatch(/I-vnet0-mac rule 2 .*counted 5 packets \/ 300 bytes/);
+  });
+
+  it('lists moved counters the model cannot map, never dropping them', () => {
+    const filter =
+      'Bridge table: filter\n\nBridge chain: FORWARD, entries: 1, policy: ACCEPT\n-p IPv4 -j DROP , pcnt = 0 -- bcnt = 0\n';
+    const { json } = diagnoseJson(
+      withWindow('unmapped', (nat) => nat, {
+        'ebtables-filter': [filter, filter.replace('pcnt = 0 -- bcnt = 0', 'pcnt = 3 -- bcnt = 180')],
+      }),
+    );
+    expect(json.evidence.unmapped).toEqual([
+      expect.objectContaining({
+        node: 'host1',
+        counted: expect.objectContaining({ table: 'filter', chain: 'FORWARD', ruleNumber: 1, packets: 3 }),
+        why: expect.stringContaining('the model has no ebtables filter rules'),
+      }),
+    ]);
+    for (const p of json.evidence.probes) expect(p.verdict).not.toBe('confirmed');
+  });
+});
