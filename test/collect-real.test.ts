@@ -87,7 +87,7 @@ esac
 const VIRSH_SHIM = (domains: string) => `#!/bin/sh
 case "$1" in
   list) for f in '${domains}'/*.xml; do [ -e "$f" ] && basename "$f" .xml; done; echo; exit 0 ;;
-  dumpxml) exec cat '${domains}'/"$2".xml ;;
+  dumpxml) [ "$2" = --domain ] && shift; exec cat '${domains}'/"$2".xml ;;
   *) exec /usr/bin/virsh "$@" ;;
 esac
 `;
