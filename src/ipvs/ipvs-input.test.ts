@@ -48,4 +48,25 @@ describe('readIpvsInput', () => {
       expect(r.value && 'table' in r.value && r.value.table.services.length).toBeGreaterThan(0);
     }
   });
+
+  it('reads a paste holding an ipvsadm listing and then cat /proc/net/ip_vs as the listing', () => {
+    const text = [
+      'root@lb1:~# ipvsadm -L -n',
+      'IP Virtual Server version 1.2.1 (size=4096)',
+      'Prot LocalAddress:Port Scheduler Flags',
+      '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+      'TCP  192.0.2.208:80 rr',
+      '  -> 192.0.2.226:80               Route   1      0          0',
+      'root@lb1:~# cat /proc/net/ip_vs',
+      'IP Virtual Server version 1.2.1 (size=4096)',
+      'Prot LocalAddress:Port Scheduler Flags',
+      '  -> RemoteAddress:Port Forward Weight ActiveConn InActConn',
+      'TCP  C00002D0:0050 rr',
+      '  -> C00002E2:0050      Route   1      0          0',
+    ].join('\n');
+    expect(detectIpvsInput(text)).toBe('ipvsadm-list');
+    const r = readIpvsInput(text, 'paste.txt');
+    expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    expect(r.issues.map((i) => `${i.pos?.line}:${i.code}`)).toContain('7:ipvsadm-skipped-line');
+  });
 });

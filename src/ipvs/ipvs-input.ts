@@ -46,9 +46,17 @@ export function detectIpvsInput(text: string): IpvsInputKind {
   if (lines.some((l) => l === 'IPVS connection entries' || /^pro\s+expire\s+state\b/.test(l)))
     return 'ipvsadm-connections';
   if (lines.some((l) => /^Pro\s+FromIP\s+FPrt\b/.test(l))) return 'proc-ip-vs-conn';
-  if (lines.some((l) => /^(TCP|UDP|SCTP)\s+([0-9A-F]{8}|\[[0-9a-f]{4}:[0-9a-f:]{34}\]):[0-9A-F]{4}\s/.test(l)))
-    return 'proc-ip-vs';
-  if (lines.some((l) => /^->\s+[0-9A-F]{8}:[0-9A-F]{4}\s/.test(l))) return 'proc-ip-vs';
+  // A paste may hold an ipvsadm listing and then `cat /proc/net/ip_vs`: whichever comes first is the input.
+  const isProc = (l: string): boolean =>
+    /^(TCP|UDP|SCTP)\s+([0-9A-F]{8}|\[[0-9a-f]{4}:[0-9a-f:]{34}\]):[0-9A-F]{4}\s/.test(l) ||
+    /^->\s+[0-9A-F]{8}:[0-9A-F]{4}\s/.test(l);
+  const firstProc = lines.findIndex(isProc);
+  const firstListed = lines.findIndex(
+    (l) =>
+      !isProc(l) &&
+      (/^(TCP|UDP|SCTP)\s+(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]*\]|[A-Za-z][\w.-]*):\S+\s/.test(l) || /^FWM\s+\d/.test(l)),
+  );
+  if (firstProc >= 0 && (firstListed < 0 || firstProc < firstListed)) return 'proc-ip-vs';
   const rule = lines.find(
     (l) => /^(ipvsadm\s+)?-[AaCEe]\b/.test(l) || /^(ipvsadm\s+)?--add-(service|server)\b/.test(l),
   );
