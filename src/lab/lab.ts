@@ -370,6 +370,13 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
       const conf = new Map<string, string[]>();
       const add2 = (ns: string, l: string) => conf.set(ns, [...(conf.get(ns) ?? []), l]);
       for (const n of plan.namespaces) add2(n.ns, 'link set dev lo up');
+      for (const d of plan.stacked)
+        add2(
+          d.ns,
+          d.kind === 'vlan'
+            ? `link add link ${d.lower} name ${d.name}${d.mac ? ` address ${d.mac}` : ''} type vlan id ${d.vlanId ?? 0}`
+            : `link add link ${d.lower} name ${d.name}${d.mac ? ` address ${d.mac}` : ''} type macvlan mode ${d.mode ?? 'private'}`,
+        );
       for (const v of plan.veths)
         for (const e of [v.a, v.b]) {
           if (e.master) add2(e.ns, `link set dev ${e.name} master ${e.master}`);
@@ -378,6 +385,7 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
       for (const b of plan.bridges) if (b.up) add2(b.ns, `link set dev ${b.name} up`);
       for (const v of plan.veths) for (const e of [v.a, v.b]) if (e.up) add2(e.ns, `link set dev ${e.name} up`);
       for (const d of plan.dummies) if (d.up) add2(d.ns, `link set dev ${d.name} up`);
+      for (const d of plan.stacked) if (d.up) add2(d.ns, `link set dev ${d.name} up`);
       for (const a of plan.addrs) add2(a.ns, `addr add ${a.cidr} dev ${a.dev}${a.label ? ` label ${a.label}` : ''}`);
       for (const r of plan.routes) add2(r.ns, `route replace ${r.args.join(' ')}`);
       for (const r of plan.rules) add2(r.ns, `rule add ${r.args.join(' ')}`);

@@ -95,6 +95,18 @@ export interface BindingPlan {
   readonly binding: PortBinding;
 }
 
+/** A macvlan (keepalived's VMAC) or VLAN device made on a lower device of its namespace. */
+export interface StackedPlan {
+  readonly ns: string;
+  readonly name: string;
+  readonly kind: 'macvlan' | 'vlan';
+  readonly lower: string;
+  readonly mac?: Mac;
+  readonly vlanId?: number;
+  readonly mode?: string;
+  readonly up: boolean;
+}
+
 export interface LabPlan {
   readonly prefix: string;
   readonly namespaces: readonly LabNamespace[];
@@ -102,6 +114,8 @@ export interface LabPlan {
   readonly bridges: readonly { readonly ns: string; readonly name: string; readonly mac?: Mac; readonly up: boolean }[];
   readonly veths: readonly VethPlan[];
   readonly dummies: readonly LinkEnd[];
+  /** Devices stacked on others (macvlan, VLAN), made after the links. */
+  readonly stacked: readonly StackedPlan[];
   readonly addrs: readonly AddrPlan[];
   readonly routes: readonly { readonly ns: string; readonly args: readonly string[] }[];
   /** Policy routing rules (`ip rule add …`), added after the routes; the kernel's default rules stay. */
@@ -247,6 +261,7 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
   const bridges: { ns: string; name: string; mac?: Mac; up: boolean }[] = [];
   const veths: VethPlan[] = [];
   const dummies: LinkEnd[] = [];
+  const stacked: StackedPlan[] = [];
   const addrs: AddrPlan[] = [];
   const routes: { ns: string; args: string[] }[] = [];
   const rules: { ns: string; args: string[] }[] = [];
@@ -300,7 +315,20 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
         // lo exists in every namespace.
       } else if (i.kind === 'bridge')
         bridges.push({ ns, name: i.name, ...(usableMac(i.mac) ? { mac: i.mac } : {}), up: i.up });
-      else if (!done.has(key)) {
+      else if ((i.kind === 'macvlan' || i.kind === 'vlan') && i.lower !== undefined) {
+        // Stacked on a device of the same namespace: made once the links exist.
+        stacked.push({
+          ns,
+          name: i.name,
+          kind: i.kind,
+          lower: i.lower,
+          ...(usableMac(i.mac) ? { mac: i.mac } : {}),
+          ...(i.vlanId !== undefined ? { vlanId: i.vlanId } : {}),
+          ...(i.mode !== undefined ? { mode: i.mode } : {}),
+          up: i.up,
+        });
+        done.add(key);
+      } else if (!done.has(key)) {
         const seg = segMember.get(key);
         const peerNode = i.peer ? s.nodes.get(i.peer.node) : undefined;
         const peerIface = i.peer ? peerNode?.interfaces.get(i.peer.iface) : undefined;
@@ -438,6 +466,7 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
     addrs,
     routes,
     rules,
+    stacked,
     sysctls,
     neighbours,
     directors,

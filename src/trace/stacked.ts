@@ -81,7 +81,9 @@ export function lowerReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, 
       return;
     }
     hop.steps.push({ kind: 'note', text: `VLAN ${vid}: untagged and received by ${vlan.name}`, origin: vlan.origin });
-    receiveOn(w, st, vlan, hop, { ...frame, vlans: frame.vlans.slice(1) });
+    const untagged = { ...frame, vlans: frame.vlans.slice(1) };
+    w.capture(hop, `${st.node.name}:${vlan.name}`, 'in', untagged);
+    receiveOn(w, st, vlan, hop, untagged);
     return;
   }
   let macvlans = 0;
@@ -94,6 +96,7 @@ export function lowerReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, 
     const m = uppers.find((u) => u.kind === 'macvlan' && u.mac === frame.dst);
     if (m) {
       hop.steps.push({ kind: 'note', text: `macvlan: ${frame.dst} is ${m.name}'s MAC`, origin: m.origin });
+      w.capture(hop, `${st.node.name}:${m.name}`, 'in');
       receiveOn(w, st, m, hop, frame);
       return;
     }
@@ -137,6 +140,27 @@ function orphan(
   w.end(hop, 'blackholed', `${st.node.name}:${iface.name} has no lower device ${iface.lower ?? ''} in the scenario`);
 }
 
+/** The device's own transmit hop, where a tcpdump on it sees the frame (untagged, with the device's source MAC). */
+function upperOut(
+  w: Walking,
+  st: NodeState,
+  iface: Iface,
+  frame: EthernetFrame,
+  parentId: number | undefined,
+  t: bigint,
+) {
+  const point = `${st.node.name}:${iface.name}`;
+  const hop = w.newHop(
+    parentId === undefined
+      ? { kind: 'tx', node: st.node.name, iface: iface.name, frame, timeNs: t }
+      : { kind: 'tx', node: st.node.name, iface: iface.name, frame, parent: parentId, timeNs: t },
+    'out',
+    point,
+  );
+  w.capture(hop, point, 'out');
+  return hop;
+}
+
 export const MACVLAN: Device = {
   receive: lowerReceive,
   xmit(w, st, iface, frame, parentId, timeNs) {
@@ -145,7 +169,7 @@ export const MACVLAN: Device = {
       orphan(w, st, iface, frame, parentId, timeNs);
       return;
     }
-    w.xmit(st, lower, frame, parentId, timeNs);
+    w.xmit(st, lower, frame, upperOut(w, st, iface, frame, parentId, timeNs).id, timeNs);
   },
 };
 
@@ -158,7 +182,7 @@ export const VLAN: Device = {
       return;
     }
     const tagged: EthernetFrame = { ...frame, vlans: [{ pcp: 0, dei: false, vid: iface.vlanId }, ...frame.vlans] };
-    w.xmit(st, lower, tagged, parentId, timeNs);
+    w.xmit(st, lower, tagged, upperOut(w, st, iface, frame, parentId, timeNs).id, timeNs);
   },
 };
 
