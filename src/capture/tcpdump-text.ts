@@ -422,7 +422,8 @@ function parseIp(
         /UDP, (?:bad length \d+ > )?length (\d+)/.exec(rest) ??
         /\((\d+)\)\s*$/.exec(rest) ??
         // The last `length N` (a lookahead `(?!.*length)` after each one is quadratic in their number).
-        ([...rest.matchAll(/(?:^|[ ,])length:? (\d+)\b/g)].at(-1) ?? null);
+        [...rest.matchAll(/(?:^|[ ,])length:? (\d+)\b/g)].at(-1) ??
+        null;
       const n = lm ? Number(lm[1]) : Math.max(0, (innerLen ?? 8) - 8);
       l4 = { kind: 'udp', srcPort: sport, dstPort: dport, payload: new Uint8Array(n) };
     } else {
