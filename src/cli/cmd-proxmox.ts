@@ -18,6 +18,7 @@ import {
   renderPveIpsetRestore,
   renderPveRestore,
 } from '../proxmox/compile.ts';
+import { compileProxmoxFirewallNft, renderPveNft } from '../proxmox/compile-nft.ts';
 import { type PveGuestSource, type PveNodeFiles, pveNodeInput } from '../proxmox/node-files.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos } from '../source/origin.ts';
@@ -121,14 +122,41 @@ export function readPveDir(
 export function runProxmoxCompile(
   io: Io,
   dir: string,
-  opts: { node?: string; localNetwork?: string; output: string },
+  opts: { node?: string; localNetwork?: string; output?: string },
 ): number {
   const { files, issues } = readPveDir(io, dir, opts);
   const r = pveNodeInput(files);
   if (reportIssues(io, [...issues, ...r.issues])) return 2;
+  const wantsNft = Boolean(Number(r.value!.host.options.nftables ?? 0));
+  const output = opts.output ?? (wantsNft ? 'nftables' : 'iptables');
+  if (output === 'nftables') {
+    // proxmox-firewall (nftables backend): the guest table commands, to load after its static skeleton
+    const nft = compileProxmoxFirewallNft(r.value!);
+    reportIssues(io, nft.issues);
+    if (!wantsNft)
+      reportIssues(io, [
+        issue(
+          'pve-nft-not-selected',
+          'host.fw does not set nftables: 1: pve-firewall (iptables) is the backend on this node; printing the nftables form anyway',
+          filePos(files.host?.file ?? 'host.fw', 0),
+          'info',
+        ),
+      ]);
+    io.stdout(renderPveNft(nft));
+    return 0;
+  }
   const out = compilePveFirewall(r.value!);
   reportIssues(io, out.issues);
-  switch (opts.output) {
+  if (wantsNft)
+    reportIssues(io, [
+      issue(
+        'pve-nft-selected',
+        'host.fw sets nftables: 1: proxmox-firewall (nftables) filters on this node and pve-firewall removes its iptables rules (see --output nftables)',
+        filePos(files.host?.file ?? 'host.fw', 0),
+        'info',
+      ),
+    ]);
+  switch (output) {
     case 'iptables':
       io.stdout(renderPveRestore(out.filter4, 'filter'));
       break;
@@ -142,7 +170,7 @@ export function runProxmoxCompile(
       io.stdout(renderPveEbtablesRestore(out.ebtables));
       break;
     default:
-      throw new UsageError(`--output ${opts.output}: expected iptables, ip6tables, ipset or ebtables`);
+      throw new UsageError(`--output ${output}: expected iptables, ip6tables, ipset, ebtables or nftables`);
   }
   return 0;
 }

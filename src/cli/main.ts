@@ -311,15 +311,20 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
     .description("Proxmox VE firewall (pve-firewall, iptables backend): a copy of a node's /etc/pve");
   proxmox
     .command('compile')
-    .description('print exactly what pve-firewall installs on the node (its iptables-restore, ipset or ebtables input)')
+    .description(
+      'print exactly what pve-firewall installs on the node (its iptables-restore, ipset or ebtables input), or with host.fw nftables: 1 the guest commands proxmox-firewall adds to its nftables skeleton',
+    )
     .argument('<pve-dir>', 'a copy of /etc/pve (firewall/, nodes/<node>/, corosync.conf)')
     .option('--node <name>', 'the node (default: the only one under nodes/)')
     .option('--local-network <cidr>', "the node's network (pve-firewall localnet), unless cluster.fw has local_network")
-    .option('--output <what>', 'iptables, ip6tables, ipset or ebtables', 'iptables')
+    .option(
+      '--output <what>',
+      'iptables, ip6tables, ipset, ebtables or nftables (default: nftables when host.fw has nftables: 1, else iptables)',
+    )
     .exitOverride()
     .action((dir, opts) => {
       code = runProxmoxCompile(io, dir, {
-        output: opts.output,
+        ...(opts.output !== undefined ? { output: opts.output } : {}),
         ...(opts.node !== undefined ? { node: opts.node } : {}),
         ...(opts.localNetwork !== undefined ? { localNetwork: opts.localNetwork } : {}),
       });

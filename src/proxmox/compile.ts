@@ -509,7 +509,7 @@ function substitute(ctx: Ctx, r: FwRule, map: Readonly<Record<string, string>>):
   return next;
 }
 
-function ruleOrigin(r: FwRule, file: FwConfig, via?: Origin): Origin {
+export function ruleOrigin(r: FwRule, file: FwConfig, via?: Origin): Origin {
   return {
     kind: 'file',
     label: `${basename(file.file)} rule '${r.text}'`,
@@ -519,7 +519,7 @@ function ruleOrigin(r: FwRule, file: FwConfig, via?: Origin): Origin {
   };
 }
 
-function basename(p: string): string {
+export function basename(p: string): string {
   const i = p.lastIndexOf('/');
   return i < 0 ? p : p.slice(i + 1);
 }
@@ -571,7 +571,7 @@ function nfqueue(options: Readonly<Record<string, string | number>>): string {
   return `${action} --queue-bypass`;
 }
 
-function nicOrigin(g: GuestConfig, nic: GuestNic): Origin {
+export function nicOrigin(g: GuestConfig, nic: GuestNic): Origin {
   return {
     kind: 'file',
     label: `${g.kind === 'qemu' ? 'VM' : 'CT'} ${g.vmid} ${nic.netid} (${guestIface(g, nic)}, firewall=1)`,
@@ -580,7 +580,7 @@ function nicOrigin(g: GuestConfig, nic: GuestNic): Origin {
   };
 }
 
-function optionOrigin(fw: FwConfig, key: string, value: string, via: Origin): Origin {
+export function optionOrigin(fw: FwConfig, key: string, value: string, via: Origin): Origin {
   const pos = fw.optionPos[key];
   return pos
     ? { kind: 'file', label: `${basename(fw.file)} option ${key}: ${value}`, pos, via }
