@@ -16,6 +16,7 @@ import type { IpAddress, IpvsTable } from '../ipvs/model.ts';
 import { bindingForInterface, type Domain, type DomainInterface, readDomainXml } from '../libvirt/domain-xml.ts';
 import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
+import type { IpsetSet } from '../netfilter/ipset.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
 import { looksLikeNftRuleset, readNftRuleset } from '../netfilter/nft-read.ts';
@@ -41,6 +42,7 @@ import type {
   SysctlValue,
 } from './model.ts';
 import { isIfaceKind } from './model.ts';
+import { type PveHost, readPveHost } from './proxmox-host.ts';
 import { type ScenarioFile, scenarioSchema } from './scenario-schema.ts';
 import { diskSource, preparsedResult, type ScenarioSource } from './scenario-source.ts';
 import { readSysctl } from './sysctl.ts';
@@ -59,6 +61,10 @@ export interface LoadedScenario {
   readonly keepalivedIssues: ReadonlyMap<string, readonly Issue[]>;
   /** Per host: the iptables filter table as installed (`iptables-save`), when given. */
   readonly installedIptables?: ReadonlyMap<string, IptTable>;
+  /** Per host: the ipsets its iptables rules match (`--match-set`), when known (Proxmox hosts). */
+  readonly installedIpsets?: ReadonlyMap<string, ReadonlyMap<string, IpsetSet>>;
+  /** Per Proxmox host: what was read from its /etc/pve copy and compiled. */
+  readonly proxmox?: ReadonlyMap<string, PveHost>;
   /** Per director: its connection table (`ipvsadm -L -n -c` or `/proc/net/ip_vs_conn`), when given. */
   readonly ipvsConnections?: ReadonlyMap<string, ConnectionListing>;
   /**
@@ -337,6 +343,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const keepalived = new Map<string, KeepalivedConfig>();
   const keepalivedIssues = new Map<string, Issue[]>();
   const installedIptables = new Map<string, IptTable>();
+  const installedIpsets = new Map<string, ReadonlyMap<string, IpsetSet>>();
+  const proxmox = new Map<string, PveHost>();
 
   // Domains: which host runs which guest, and the tap behind each guest NIC.
   interface DomainPlace {
@@ -350,6 +358,30 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   for (const [hostName, h] of Object.entries(f.hosts)) {
     const taps = new Set<string>();
     hostTaps.set(hostName, taps);
+    if (h.platform === 'proxmox') {
+      if (h.pve === undefined)
+        ctx.issues.push(
+          issue(
+            'scenario.pve',
+            'a Proxmox host needs pve: the directory holding its copy of /etc/pve',
+            at('hosts', hostName, 'platform'),
+          ),
+        );
+      else {
+        const r = readPveHost(ctx.files, h.pve, fileName(ctx.rel, h.pve), at('hosts', hostName, 'pve'), h['pve-node']);
+        ctx.issues.push(...r.issues);
+        if (r.value) {
+          proxmox.set(hostName, r.value);
+          for (const d of r.value.domains) {
+            domains.set(d.name, { host: hostName, def: d });
+            for (const ifc of d.interfaces) if (ifc.targetDev) taps.add(ifc.targetDev);
+          }
+          if (r.value.filter4) installedIptables.set(hostName, r.value.filter4);
+          installedIpsets.set(hostName, r.value.ipsets);
+        }
+      }
+    } else if (h.pve !== undefined || h['pve-node'] !== undefined)
+      ctx.issues.push(issue('scenario.pve', 'pve: and pve-node: need platform: proxmox', at('hosts', hostName, 'pve')));
     h.domains.forEach((rel, k) => {
       const a = readArtifact(ctx, rel, ['hosts', hostName, 'domains', k]);
       if (!a) return;
@@ -477,6 +509,35 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         }
       }
     }
+    // Proxmox: each firewall bridge joins its vmbr through a veth pair (fwlnXiY on fwbrXiY, fwprXpY on vmbrN).
+    for (const p of proxmox.get(hostName)?.pairs ?? []) {
+      const origin: Origin = { kind: 'file', label: `firewall=1 (pve-firewall's ${p.fwbr} bridge)`, pos: p.pos };
+      const mac = (ifaces.get(`tap${p.fwbr.slice(4)}`)?.mac ?? ('02:00:00:00:00:00' as Mac)) as Mac;
+      if (!ifaces.has(p.bridge)) {
+        ifaces.set(p.bridge, { name: p.bridge, kind: 'bridge', mac, addrs: [], up: true, origin });
+        assumptions.push(`${hostName}: bridge ${p.bridge} assumed (named by a guest's netN line)`);
+      }
+      ifaces.set(p.fwln, {
+        name: p.fwln,
+        kind: 'veth',
+        mac,
+        addrs: [],
+        up: true,
+        origin,
+        master: p.fwbr,
+        peer: { node: hostName, iface: p.fwpr },
+      });
+      ifaces.set(p.fwpr, {
+        name: p.fwpr,
+        kind: 'veth',
+        mac,
+        addrs: [],
+        up: true,
+        origin,
+        master: p.bridge,
+        peer: { node: hostName, iface: p.fwln },
+      });
+    }
     // Live bindings on ports no domain interface names: kept (they are what runs), said so.
     for (const b of liveBindings.get(hostName)?.values() ?? []) {
       bindings.push({ host: hostName, domain: b.ownerName ?? '?', binding: b });
@@ -490,6 +551,12 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       );
     }
     const sysctl = sysctlMap(ctx, h.sysctl, ['hosts', hostName, 'sysctl']);
+    // pve-firewall turns br_netfilter's iptables call on whenever it runs (fact sheet §2.1).
+    if (proxmox.get(hostName)?.compiled.enabled && !sysctl.has('net.bridge.bridge-nf-call-iptables'))
+      sysctl.set('net.bridge.bridge-nf-call-iptables', {
+        value: '1',
+        origin: implicit('net.bridge.bridge-nf-call-iptables = 1 (set by pve-firewall when the firewall is enabled)'),
+      });
     if (h['iptables-save']) {
       const a = readArtifact(ctx, h['iptables-save'], ['hosts', hostName, 'iptables-save']);
       if (a) {
@@ -961,6 +1028,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     keepalivedIssues,
     installedIptables,
     declaredAssumptions,
+    ...(installedIpsets.size > 0 ? { installedIpsets } : {}),
+    ...(proxmox.size > 0 ? { proxmox } : {}),
     ...(ipvsConnections.size > 0 ? { ipvsConnections } : {}),
   };
 }

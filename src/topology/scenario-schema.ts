@@ -26,6 +26,11 @@ export const hostSchema = z.strictObject({
   bindings: relFile.optional(),
   sysctl: relFile.optional(),
   'iptables-save': relFile.optional(),
+  /** `proxmox`: the host is a Proxmox VE node; its guests, bridges and firewall come from `pve` (a copy of /etc/pve). */
+  platform: z.enum(['libvirt', 'proxmox']).default('libvirt'),
+  pve: relFile.optional(),
+  /** Which node under `pve`/nodes/ this host is (default: the only one). */
+  'pve-node': z.string().min(1).optional(),
 });
 
 export const guestSchema = z.strictObject({

@@ -2,6 +2,7 @@
 import { evaluateEbtables } from '../netfilter/ebtables-eval.ts';
 import type { EbRule, EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
+import { type IpsetSet, ipsetContains } from '../netfilter/ipset.ts';
 import { evaluateIptables } from '../netfilter/iptables-eval.ts';
 import type { CtState, IptTable } from '../netfilter/iptables-model.ts';
 import { renderIptablesRule } from '../netfilter/iptables-render.ts';
@@ -14,6 +15,8 @@ export interface BridgeTables {
   readonly filter?: EbTable;
   /** The iptables filter table bridged IPv4 passes through (br_netfilter on). */
   readonly ip4?: IptTable;
+  /** The ipsets `ip4`'s `--match-set` matches read (e.g. pve-firewall's `PVEFW-…` sets). */
+  readonly ipsets?: ReadonlyMap<string, IpsetSet>;
 }
 
 /** Conntrack as the first packets of a probe see it: a lone SYN opens, anything else belongs to it. */
@@ -54,6 +57,13 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
   // Hooks that hold no rule and accept by policy cannot change anything: skip them without evaluating.
   const live = { nat: liveHooks(tables.nat), filter: liveHooks(tables.filter) };
   const ip4 = tables.ip4;
+  const sets = tables.ipsets;
+  const inSet = sets
+    ? (name: string, addr: Parameters<typeof ipsetContains>[1]) => {
+        const set = sets.get(name);
+        return set === undefined ? undefined : ipsetContains(set, addr);
+      }
+    : undefined;
   const ip4Live =
     ip4 !== undefined && ip4.chains.some((c) => c.name === 'FORWARD' && (c.rules.length > 0 || c.policy !== 'ACCEPT'));
   return {
@@ -66,6 +76,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         physdevIsBridged: true,
         inIface: ctx.bridge,
         outIface: ctx.bridge,
+        ...(inSet ? { ipsetContains: inSet } : {}),
         ...(ctx.ctState !== undefined ? { ctState: ctx.ctState, ctDir: ctx.ctDir ?? 'ORIGINAL' } : ctOf(frame)),
       });
       if (!r.visited.some((v) => v.matched) && r.verdict === 'ACCEPT') return undefined;

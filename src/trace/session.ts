@@ -69,8 +69,9 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
       const brnf = node.sysctl.get('net.bridge.bridge-nf-call-iptables')?.value.trim() === '1';
       // A host whose iptables-save was given is evaluated with the rules it really has (its own policies included).
       const installed = loaded.installedIptables?.get(node.name);
+      const ipsets = loaded.installedIpsets?.get(node.name);
       fw = installed
-        ? makeBridgeFirewall({ nat: r.nat, ...(brnf ? { ip4: installed } : {}) }, style)
+        ? makeBridgeFirewall({ nat: r.nat, ...(brnf ? { ip4: installed } : {}), ...(ipsets ? { ipsets } : {}) }, style)
         : firewallOf(r, brnf, style);
     }
     firewalls.set(name, fw);

@@ -1,0 +1,167 @@
+/**
+ * A scenario host declared `platform: proxmox`: its copy of `/etc/pve` read into what the rest of the model knows —
+ * one domain-like definition per guest (each NIC a tap on its bridge: `fwbrXiY` when `firewall=1`, else `vmbrN`),
+ * the `fwlnXiY`/`fwprXpY` veth pair joining each firewall bridge to its vmbr, and the iptables filter table and
+ * ipsets pve-firewall generates for the node (`src/proxmox` compiler), every rule keeping its Proxmox origin.
+ * Layout read (as on a node): `firewall/cluster.fw`, `firewall/<vmid>.fw`, `nodes/<node>/host.fw`,
+ * `nodes/<node>/qemu-server/<vmid>.conf`, `nodes/<node>/lxc/<vmid>.conf`. Never throws.
+ */
+import { posix } from 'node:path';
+import { parseMac } from '../addr/mac.ts';
+import type { Domain, DomainInterface } from '../libvirt/domain-xml.ts';
+import type { IpsetSet } from '../netfilter/ipset.ts';
+import type { IptTable } from '../netfilter/iptables-model.ts';
+import { compilePveFirewall, type PveCompiled, type PveNodeInput } from '../proxmox/compile.ts';
+import type { GuestKind } from '../proxmox/guest-config.ts';
+import { guestIface } from '../proxmox/guest-config.ts';
+import { pveFilterTable, pveIpsets } from '../proxmox/model.ts';
+import { type PveGuestSource, pveNodeInput } from '../proxmox/node-files.ts';
+import { type Issue, issue } from '../source/issue.ts';
+import type { Position } from '../source/origin.ts';
+
+/** The veth pair pve-firewall's bridge setup adds between a guest NIC's firewall bridge and its vmbr. */
+export interface PveVethPair {
+  /** `fwbr100i0`, the bridge the guest's tap is a port of. */
+  readonly fwbr: string;
+  /** `fwln100i0`, the end on the firewall bridge. */
+  readonly fwln: string;
+  /** `fwpr100p0`, the end on the vmbr. */
+  readonly fwpr: string;
+  /** `vmbr0`. */
+  readonly bridge: string;
+  readonly pos: Position;
+}
+
+export interface PveHost {
+  /** Guest name (the config's `name:`, else its vmid) → its NICs as a domain. */
+  readonly domains: readonly Domain[];
+  readonly pairs: readonly PveVethPair[];
+  readonly input: PveNodeInput;
+  readonly compiled: PveCompiled;
+  /** The generated filter table (built-in chains jumping to PVEFW-*), or undefined when the firewall is off. */
+  readonly filter4?: IptTable;
+  readonly ipsets: ReadonlyMap<string, IpsetSet>;
+}
+
+export interface PveFiles {
+  read(rel: string): string | undefined;
+  list(rel: string): readonly string[] | undefined;
+}
+
+/**
+ * Reads the node `nodeName` (default: the only directory under `nodes/`) of the `/etc/pve` copy at `dir`; `label`
+ * is how messages name that directory, `at` the scenario position blamed for a missing layout.
+ */
+export function readPveHost(
+  files: PveFiles,
+  dir: string,
+  label: string,
+  at: Position,
+  nodeName: string | undefined,
+): { value: PveHost | undefined; issues: Issue[] } {
+  const issues: Issue[] = [];
+  const rel = (...p: string[]) => posix.join(dir, ...p);
+  const name = (...p: string[]) => posix.join(label, ...p);
+  const nodes = files.list(rel('nodes'));
+  if (nodes === undefined) {
+    issues.push(issue('scenario.pve', `expected a copy of /etc/pve with a nodes/ directory in ${name()}`, at));
+    return { value: undefined, issues };
+  }
+  const node = nodeName ?? (nodes.length === 1 ? nodes[0] : undefined);
+  if (node === undefined || !nodes.includes(node)) {
+    issues.push(
+      issue(
+        'scenario.pve',
+        node === undefined
+          ? `${name('nodes')} holds ${nodes.length} nodes (${nodes.join(', ') || 'none'}): expected pve-node: NAME`
+          : `no node "${node}" in ${name('nodes')} (found: ${nodes.join(', ') || 'none'})`,
+        at,
+      ),
+    );
+    return { value: undefined, issues };
+  }
+  const text = (...p: string[]) => {
+    const t = files.read(rel(...p));
+    return t === undefined ? undefined : { file: name(...p), text: t };
+  };
+  const guests: PveGuestSource[] = [];
+  const guestFw = new Map<string, { file: string; text: string }>();
+  for (const [kind, sub] of [
+    ['qemu', 'qemu-server'],
+    ['lxc', 'lxc'],
+  ] as const satisfies readonly (readonly [GuestKind, string])[]) {
+    for (const f of [...(files.list(rel('nodes', node, sub)) ?? [])].sort()) {
+      const m = /^(\d+)\.conf$/.exec(f);
+      if (!m) continue;
+      const conf = text('nodes', node, sub, f);
+      if (!conf) continue;
+      guests.push({ kind, vmid: m[1]!, conf });
+      const fw = text('firewall', `${m[1]}.fw`);
+      if (fw) guestFw.set(m[1]!, fw);
+    }
+  }
+  const cluster = text('firewall', 'cluster.fw');
+  const host = text('nodes', node, 'host.fw');
+  const corosync = text('corosync.conf');
+  const r = pveNodeInput({
+    nodeName: node,
+    guestFw,
+    guests,
+    ...(cluster ? { cluster } : {}),
+    ...(host ? { host } : {}),
+    ...(corosync ? { corosync } : {}),
+  });
+  issues.push(...r.issues);
+  const input = r.value;
+  if (!input) return { value: undefined, issues };
+  const compiled = compilePveFirewall(input);
+  issues.push(...compiled.issues);
+  const domains: Domain[] = [];
+  const pairs: PveVethPair[] = [];
+  for (const g of input.guests) {
+    const c = g.config;
+    const interfaces: DomainInterface[] = [];
+    for (const nic of c.nics) {
+      const mac = parseMac(nic.mac);
+      if (mac === undefined || nic.bridge === undefined) {
+        issues.push({
+          ...issue(
+            'scenario.pve-nic',
+            `${c.vmid} ${nic.netid}: ${mac === undefined ? `MAC "${nic.mac}" not understood` : 'no bridge='}: left out of the model`,
+            nic.pos,
+            'warning',
+          ),
+          unsupported: true,
+        });
+        continue;
+      }
+      const tap = guestIface(c, nic);
+      const fwbr = `fwbr${c.vmid}i${nic.index}`;
+      const origin = { kind: 'file' as const, label: `${c.vmid} ${nic.netid}: ${nic.value}`, pos: nic.pos };
+      interfaces.push({ type: 'bridge', mac, targetDev: tap, sourceBridge: nic.firewall ? fwbr : nic.bridge, origin });
+      if (nic.firewall)
+        pairs.push({
+          fwbr,
+          fwln: `fwln${c.vmid}i${nic.index}`,
+          fwpr: `fwpr${c.vmid}p${nic.index}`,
+          bridge: nic.bridge,
+          pos: nic.pos,
+        });
+    }
+    domains.push({
+      name: c.name ?? c.vmid,
+      interfaces,
+      origin: { kind: 'file', label: `guest ${c.vmid}`, pos: { file: c.file, line: 0 } },
+    });
+  }
+  let filter4: IptTable | undefined;
+  if (compiled.enabled) {
+    const t = pveFilterTable(compiled.filter4, 'ipv4');
+    issues.push(...t.issues);
+    filter4 = t.table;
+  }
+  return {
+    value: { domains, pairs, input, compiled, ...(filter4 ? { filter4 } : {}), ipsets: pveIpsets(compiled.ipsets) },
+    issues,
+  };
+}
