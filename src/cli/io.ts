@@ -18,23 +18,26 @@ export interface Io {
 export class UsageError extends Error {}
 
 /**
- * Prints input issues, at most LIMITS.issuesPerFile per file (then one line counting the rest); returns true when
- * any is an error (the command must stop with exit 2).
+ * Prints input issues, at most LIMITS.issuesPerFile errors and as many warnings per file (then one line counting
+ * the rest: errors are never crowded out by notes); returns true when any is an error (the command must stop with
+ * exit 2).
  */
 export function reportIssues(io: Io, issues: readonly Issue[]): boolean {
   let bad = false;
   const shown = new Map<string, number>();
   for (const i of issues) {
     if (i.severity === 'error') bad = true;
-    const file = i.pos?.file ?? '';
-    const n = (shown.get(file) ?? 0) + 1;
-    shown.set(file, n);
+    const key = `${i.severity === 'error' ? 'errors' : 'warnings and notes'}\0${i.pos?.file ?? ''}`;
+    const n = (shown.get(key) ?? 0) + 1;
+    shown.set(key, n);
     if (n <= LIMITS.issuesPerFile) io.stderr(`${formatIssue(i)}\n`);
   }
-  for (const [file, n] of shown)
-    if (n > LIMITS.issuesPerFile)
+  for (const [key, n] of shown)
+    if (n > LIMITS.issuesPerFile) {
+      const [what, file] = key.split('\0') as [string, string];
       io.stderr(
-        `${file || 'lvsdoctor'}: ${n - LIMITS.issuesPerFile} more issues not shown (the first ${LIMITS.issuesPerFile} are above)\n`,
+        `${file || 'lvsdoctor'}: ${n - LIMITS.issuesPerFile} more ${what} not shown (the first ${LIMITS.issuesPerFile} are above)\n`,
       );
+    }
   return bad;
 }
