@@ -241,6 +241,33 @@ describe('VLANs and bonds', () => {
     expect(t.hops.some((h) => h.place.node === 'web1' && /no VLAN 100 device/.test(h.end?.reason ?? ''))).toBe(true);
   });
 
+  it('a host VLAN device enslaved to a bridge (eno1.100 master br100) bridges the untagged frame both ways', () => {
+    // The gateway is on VLAN 100 of the trunk (`gateway.vlan`); guests sit on br100 untagged.
+    const t = run('fixtures/scenarios/dr-host-vlan-bridge-healthy');
+    const arp = t['arp-198.51.100.100']!;
+    expect(arp.disposition).toBe('replied');
+    // In: tagged on eno1, untagged into br100 (not the host's own stack).
+    const into = arp.hops.find((h) => h.place.node === 'kvm1' && h.place.iface === 'eno1.100' && h.direction === 'in');
+    expect(into?.frame.vlans).toEqual([]);
+    expect(into?.steps.some((st) => st.kind === 'bridge' && st.bridge === 'br100')).toBe(true);
+    // Out: the bridge hands the reply to eno1.100, which tags it onto eno1.
+    const out = arp.hops.find(
+      (h) => h.place.node === 'kvm1' && h.place.iface === 'eno1' && h.direction === 'out' && h.frame.vlans.length > 0,
+    );
+    expect(out?.frame.vlans[0]?.vid).toBe(100);
+    for (const name of Object.keys(t)) expect([name, t[name]!.disposition]).toEqual([name, 'replied']);
+  });
+
+  it('a host bridging another VLAN than the segment carries cuts its guests off (tagged frame dropped)', () => {
+    const t = run('fixtures/scenarios/dr-host-vlan-wrong-tag');
+    expect(Object.values(t).some((tr) => tr.disposition !== 'replied')).toBe(true);
+    expect(
+      Object.values(t).some((tr) =>
+        tr.hops.some((h) => h.place.node === 'kvm2' && /no VLAN 100 device/.test(h.end?.reason ?? '')),
+      ),
+    ).toBe(true);
+  });
+
   it('a real server whose address is on bond0 (its NIC a slave) answers through the bond', () => {
     const s = baseSpec();
     const rs = s.realServers[0]!;

@@ -816,22 +816,36 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   if (f.gateway) {
     const gw = f.gateway;
     const prefix = parseIpv4Prefix(gw.ip)!;
+    // With `vlan`, the address is on a VLAN device over the interface (a trunk port): `eth0.100@eth0`.
+    const lanName = gw.vlan === undefined ? gw.interface : `${gw.interface}.${gw.vlan}`;
     const neighbours = new Map<Ipv4, NeighbourEntry>();
     for (const [ip, mac] of Object.entries(gw.neighbours))
       neighbours.set(ipv4(ip), {
         mac: parseMac(mac)!,
-        iface: gw.interface,
+        iface: lanName,
         origin: yamlOrigin(`neighbour ${ip} lladdr ${mac}`, 'gateway', 'neighbours', ip),
       });
     const lan: MutIface = {
-      name: gw.interface,
-      kind: 'ether',
+      name: lanName,
+      kind: gw.vlan === undefined ? 'ether' : 'vlan',
       mac: parseMac(gw.mac)!,
-      addrs: [{ prefix, label: gw.interface, origin: yamlOrigin(`gateway address ${gw.ip}`, 'gateway', 'ip') }],
+      addrs: [{ prefix, label: lanName, origin: yamlOrigin(`gateway address ${gw.ip}`, 'gateway', 'ip') }],
       up: true,
       origin: yamlOrigin('gateway', 'gateway'),
     };
     const ifaces = new Map<string, MutIface>([[lan.name, lan]]);
+    if (gw.vlan !== undefined) {
+      lan.lower = gw.interface;
+      lan.vlanId = gw.vlan;
+      ifaces.set(gw.interface, {
+        name: gw.interface,
+        kind: 'ether',
+        mac: lan.mac,
+        addrs: [],
+        up: true,
+        origin: yamlOrigin(`gateway trunk carrying VLAN ${gw.vlan}`, 'gateway', 'vlan'),
+      });
+    }
     const routes: Route[] = connectedRoutes([lan]);
     if (f.client) {
       const wan: MutIface = {

@@ -50,6 +50,8 @@ export const guestSchema = z.strictObject({
 export const gatewaySchema = z.strictObject({
   name: z.string().default('gateway'),
   interface: z.string().default('eth0'),
+  /** The gateway's LAN address is on this VLAN of its interface (a trunk): its frames carry the tag on the segment. */
+  vlan: z.number().int().min(1).max(4094).optional(),
   mac: macText,
   ip: cidrText,
   neighbours: z.record(ipv4Text, macText).default({}),

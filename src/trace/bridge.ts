@@ -167,7 +167,25 @@ function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFra
     }
   }
   if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', frame, undefined, port.name)) return;
-  w.enqueue({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: hop.id, timeNs });
+  portXmit(w, st, port, frame, hop.id, timeNs);
+}
+
+/**
+ * The bridge hands a frame to a port (`br_dev_queue_push_xmit` → `dev_queue_xmit(port)`): a plain port puts it on
+ * its wire; a stacked port — a VLAN device (`eno1.100 master br100`: tagged on eno1), a bond (through its active
+ * slave), a macvlan — transmits it as that device does.
+ */
+function portXmit(
+  w: Walking,
+  st: NodeState,
+  port: Iface,
+  frame: EthernetFrame,
+  parentId: number,
+  timeNs: bigint,
+): void {
+  if (port.kind === 'vlan' || port.kind === 'bond' || port.kind === 'macvlan')
+    w.xmit(st, port, frame, parentId, timeNs);
+  else w.enqueue({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: parentId, timeNs });
 }
 
 /** The host's own stack sends through its bridge device. */
@@ -203,7 +221,7 @@ function bridgeLocalOut(
   });
   for (const p of out) {
     if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', frame, undefined, p.name)) continue;
-    w.enqueue({ kind: 'tx', node: st.node.name, iface: p.name, frame, parent: hop.id, timeNs });
+    portXmit(w, st, p, frame, hop.id, timeNs);
   }
 }
 

@@ -14,6 +14,7 @@
 import { isMulticastMac } from '../addr/mac.ts';
 import type { Iface, Node } from '../topology/model.ts';
 import type { EthernetFrame } from '../wire/types.ts';
+import { BRIDGE } from './bridge.ts';
 import type { NodeState } from './dataplane.ts';
 import { stackReceive } from './ipv4-stack.ts';
 import { uppersOf } from './node-config.ts';
@@ -54,6 +55,21 @@ function receiveOn(w: Walking, st: NodeState, iface: Iface, hop: Hop, frame: Eth
   if (!iface.up) {
     w.end(hop, 'discarded', `${st.node.name}:${iface.name} is down`, iface.origin);
     return;
+  }
+  if (iface.master !== undefined) {
+    // A VLAN device (or macvlan) enslaved to a bridge — the host layout `eno1.100 master br100`: after
+    // `vlan_do_receive` the frame goes round `__netif_receive_skb_core` again as the upper device's, whose
+    // rx_handler is the bridge's (`br_handle_frame`), so the bridge takes the untagged frame, not the host's stack.
+    const master = w.iface(st.node, iface.master);
+    if (master.kind === 'bridge' && BRIDGE.portReceive) {
+      const port = w.newHop(
+        { kind: 'rx', node: st.node.name, iface: iface.name, frame, parent: hop.id, timeNs: hop.timeNs },
+        'in',
+        `${st.node.name}:${iface.name}`,
+      );
+      BRIDGE.portReceive(w, st, iface, master, port);
+      return;
+    }
   }
   w.netifReceive(st, iface, hop, frame);
 }
