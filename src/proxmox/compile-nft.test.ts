@@ -4,10 +4,11 @@
  * and — where `nft` and root are available — `nft -c` inside a network namespace made for the test.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../../test/run-cli.ts';
 import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import { compileProxmoxFirewallNft, renderPveNft } from './compile-nft.ts';
 import { type PveNodeFiles, pveNodeInput } from './node-files.ts';
@@ -197,6 +198,37 @@ describe('proxmox-firewall nftables form: nft accepts it after the skeleton', ()
     } finally {
       spawnSync('ip', ['netns', 'delete', ns]);
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('lvsdoctor proxmox compile: the nftables form', () => {
+  function pveDir(hostFw: string): string {
+    const d = mkdtempSync(join(tmpdir(), 'lvsdoctor-pvenft-cli-'));
+    for (const sub of ['firewall', 'nodes/n1/qemu-server']) mkdirSync(join(d, sub), { recursive: true });
+    writeFileSync(join(d, 'firewall/cluster.fw'), CLUSTER);
+    writeFileSync(join(d, 'firewall/200.fw'), '[OPTIONS]\nenable: 1\n');
+    writeFileSync(join(d, 'nodes/n1/host.fw'), hostFw);
+    writeFileSync(join(d, 'nodes/n1/qemu-server/200.conf'), 'net0: virtio=BC:24:11:00:00:0B,bridge=vmbr0,firewall=1\n');
+    return d;
+  }
+  it('is the default when host.fw has nftables: 1; iptables stays the default otherwise', async () => {
+    const nft = pveDir('[OPTIONS]\nnftables: 1\n');
+    const ipt = pveDir('[OPTIONS]\nenable: 1\n');
+    try {
+      const a = await runCli('proxmox', 'compile', nft, '--local-network', '192.0.2.0/24');
+      expect(a.code).toBe(0);
+      expect(a.stdout).toContain('add rule bridge proxmox-firewall-guests guest-200-in jump pre-vm-in\n');
+      const b = await runCli('proxmox', 'compile', ipt, '--local-network', '192.0.2.0/24');
+      expect(b.stdout).toContain('*filter');
+      const c = await runCli('proxmox', 'compile', ipt, '--local-network', '192.0.2.0/24', '--output', 'nftables');
+      expect(c.stdout).toContain('guest-200-out');
+      expect(c.stderr).toContain('does not set nftables: 1');
+      const d = await runCli('proxmox', 'compile', nft, '--local-network', '192.0.2.0/24', '--output', 'iptables');
+      expect(d.stderr).toContain('proxmox-firewall (nftables) filters on this node');
+    } finally {
+      rmSync(nft, { recursive: true, force: true });
+      rmSync(ipt, { recursive: true, force: true });
     }
   });
 });
