@@ -37,6 +37,8 @@ export interface IpvsadmListing {
   /** The shell line that produced the listing, when the input carries one (prompt included). */
   readonly command?: string;
   readonly table: IpvsTable;
+  /** Services and real servers listed by a name nothing resolved (not in `table`), each with its assumption. */
+  readonly symbolic: readonly SymbolicEntry[];
 }
 
 interface MutableService {
@@ -85,53 +87,83 @@ export function parseAddrPort(text: string): { address: IpAddress; port: number 
   return { address, port: Number(portText) };
 }
 
+/** Names to read a listing without `-n` through: hosts (scenario guests, `/etc/hosts`) and `/etc/services`. */
+export interface ListingNames {
+  readonly hosts?: ReadonlyMap<string, IpAddress>;
+  readonly services?: ReadonlyMap<string, number>;
+}
+
 /**
- * `parseAddrPort`, also accepting a well-known service name as port (non-numeric listings print `:https`); a
- * resolved name is reported as info.
+ * A service or real server whose host (or service) name nothing resolved: kept as the name, with an assumption.
+ * It is not in `table` (a name has no address to trace).
  */
-function parseListedAddrPort(
-  text: string,
-  pos: Position,
-  issues: Issue[],
-  hosts?: ReadonlyMap<string, IpAddress>,
-): { address: IpAddress; port: number } | string {
+export interface SymbolicEntry {
+  readonly role: 'service' | 'real-server';
+  /** The host as listed (a name, or the numeric address when only the service name is unknown). */
+  readonly host: string;
+  /** The port, or the service name when no services file or well-known service resolves it. */
+  readonly port: number | string;
+  /** For a real server: its service as listed (`TCP vip.example:http`). */
+  readonly service?: string;
+  /** What this means for the verdict, as said in the assumption. */
+  readonly assumption: string;
+  readonly origin: Origin;
+}
+
+type ListedAddr = { address: IpAddress; port: number } | { symbolic: { host: string; port: number | string } } | string;
+
+const HOST_NAME = /^[A-Za-z0-9_.-]*[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/**
+ * `parseAddrPort`, also accepting host names (`ipvsadm -L` without -n prints `web1.example:http`, `[name]:https`),
+ * looked up in `names.hosts` (guests of the scenario, `/etc/hosts`), and service names, looked up in
+ * `names.services` then the well-known services. A resolved name is reported as info; a name nothing resolves
+ * comes back symbolic.
+ */
+function parseListedAddrPort(text: string, pos: Position, issues: Issue[], names: ListingNames): ListedAddr {
   const ap = parseAddrPort(text);
   if (typeof ap !== 'string') return ap;
   const colon = text.lastIndexOf(':');
-  // `ipvsadm -L` without -n: `web1.example:http`; the host looked up among the names the caller knows.
-  const host = colon > 0 ? text.slice(0, colon) : undefined;
-  if (host !== undefined && /^[A-Za-z0-9_.-]*[A-Za-z_][A-Za-z0-9_.-]*$/.test(host)) {
-    const a = hosts?.get(host) ?? hosts?.get(host.split('.')[0]!);
-    if (a === undefined) return `'${host}' is a host name the scenario does not know`;
-    const portText = text.slice(colon + 1);
-    const named = parsePortOrName(portText);
-    if (named === undefined) return `'${portText}' is not a port or a well-known service name`;
+  if (colon <= 0) return ap;
+  const hostText = text.slice(0, colon);
+  const portText = text.slice(colon + 1);
+  const bracketed = /^\[(.*)\]$/.exec(hostText);
+  const host = bracketed ? bracketed[1]! : hostText;
+  if (!/^[A-Za-z0-9_-]+$/.test(portText)) return ap;
+  const named = parsePortOrName(portText, names.services);
+  let address: IpAddress | undefined;
+  let hostIsName = false;
+  if (HOST_NAME.test(host)) {
+    hostIsName = true;
+    address = names.hosts?.get(host) ?? names.hosts?.get(host.split('.')[0]!);
+  } else {
+    const again = parseAddrPort(`${hostText}:0`);
+    if (typeof again === 'string') return ap;
+    address = again.address;
+  }
+  if (address === undefined || named === undefined)
+    return { symbolic: { host, port: named === undefined ? portText : named.port } };
+  if (hostIsName || named.named)
     issues.push(
       issue(
-        'ipvsadm-host-name',
-        `host name '${host}' read as ${a.family === 'ipv4' ? formatIpv4(a.addr) : host}${named.named ? `, service '${portText}' as port ${named.port}` : ''}`,
+        hostIsName ? 'ipvsadm-host-name' : 'ipvsadm-port-name',
+        [
+          hostIsName ? `host name '${host}' read as ${formatAddress(address)}` : undefined,
+          named.named
+            ? `service name '${portText}' read as port ${named.port}${names.services?.has(portText) ? ' (/etc/services of the bundle)' : ' (/etc/services)'}`
+            : undefined,
+        ]
+          .filter((x) => x !== undefined)
+          .join(', '),
         pos,
         'info',
       ),
     );
-    return { address: a, port: named.port };
-  }
-  const named = colon < 0 ? undefined : parsePortOrName(text.slice(colon + 1));
-  if (named?.named) {
-    const again = parseAddrPort(`${text.slice(0, colon)}:${named.port}`);
-    if (typeof again !== 'string') {
-      issues.push(
-        issue(
-          'ipvsadm-port-name',
-          `service name '${text.slice(colon + 1)}' read as port ${named.port} (/etc/services)`,
-          pos,
-          'info',
-        ),
-      );
-      return again;
-    }
-  }
-  return ap;
+  return { address, port: named.port };
+}
+
+function formatAddress(a: IpAddress): string {
+  return a.family === 'ipv4' ? formatIpv4(a.addr) : a.addr;
 }
 
 function looksLikeName(text: string): boolean {
@@ -224,7 +256,11 @@ export function readIpvsadmList(
   text: string,
   file: string,
   hosts?: ReadonlyMap<string, IpAddress>,
+  serviceNames?: ReadonlyMap<string, number>,
 ): ReadResult<IpvsadmListing> {
+  const names: ListingNames = { ...(hosts ? { hosts } : {}), ...(serviceNames ? { services: serviceNames } : {}) };
+  const symbolic: SymbolicEntry[] = [];
+  let currentSymbolic: string | undefined; // the service line, as listed, of a symbolic service
   const issues: Issue[] = [];
   const services: MutableService[] = [];
   let header: IpvsHeader | undefined;
@@ -308,7 +344,17 @@ export function readIpvsadmList(
         currentBadLine = lineNo;
         continue;
       }
-      const r = readServiceLine(t, format ?? 'default', raw.trim(), file, lineNo, issues, hosts);
+      currentSymbolic = undefined;
+      const r = readServiceLine(t, format ?? 'default', raw.trim(), file, lineNo, issues, names);
+      if (r !== undefined && 'symbolic' in r) {
+        const listed = `${t[0]} ${t[1]}`;
+        const assumption = `${listed} (${file}:${lineNo}) is kept as a name: '${r.symbolic.host}'${typeof r.symbolic.port === 'string' ? ` and service '${r.symbolic.port}'` : ''} resolve through neither the scenario, /etc/hosts nor /etc/services; a name has no address to trace, so this service and its real servers are not in the model and no probe's verdict covers them (paste ipvsadm -L -n, or add the name to the bundle's /etc/hosts)`;
+        symbolic.push(symbolicEntry('service', r.symbolic, undefined, assumption, file, lineNo));
+        issues.push(issue('ipvsadm-symbolic-name', assumption, pos, 'warning'));
+        currentSymbolic = listed;
+        currentBadLine = 0;
+        continue;
+      }
       if (r === undefined) {
         currentBadLine = lineNo;
         continue;
@@ -321,6 +367,19 @@ export function readIpvsadmList(
 
     if (first === '->') {
       started = true;
+      if (current === undefined && currentSymbolic !== undefined) {
+        const ap = t[1] === undefined ? undefined : parseListedAddrPort(t[1], pos, issues, names);
+        const sym =
+          ap === undefined || typeof ap === 'string'
+            ? { host: t[1] ?? '', port: '' }
+            : 'symbolic' in ap
+              ? ap.symbolic
+              : { host: formatAddress(ap.address), port: ap.port };
+        const assumption = `real server ${t[1] ?? ''} of the symbolic service ${currentSymbolic} (${file}:${lineNo}) is kept as listed; its service is not in the model, so no trace reaches it`;
+        symbolic.push(symbolicEntry('real-server', sym, currentSymbolic, assumption, file, lineNo));
+        issues.push(issue('ipvsadm-symbolic-name', assumption, pos, 'info'));
+        continue;
+      }
       if (current === undefined) {
         if (currentBadLine > 0)
           issues.push(
@@ -335,7 +394,14 @@ export function readIpvsadmList(
           issues.push(issue('ipvsadm-orphan-destination', 'expected a service line before this real server line', pos));
         continue;
       }
-      const r = readDestinationLine(t, format ?? 'default', raw.trim(), current, file, lineNo, issues, hosts);
+      const r = readDestinationLine(t, format ?? 'default', raw.trim(), current, file, lineNo, issues, names);
+      if (r !== undefined && 'symbolic' in r) {
+        const svc = formatServiceKey(current.key);
+        const assumption = `real server ${t[1]} of ${formatServiceKey(current.key)} (${file}:${lineNo}) is kept as a name: '${r.symbolic.host}'${typeof r.symbolic.port === 'string' ? ` and service '${r.symbolic.port}'` : ''} resolve through neither the scenario, /etc/hosts nor /etc/services; a name has no address to trace, so the model schedules only the service's other real servers and a verdict for this service does not cover this one (paste ipvsadm -L -n, or add the name to the bundle's /etc/hosts)`;
+        symbolic.push(symbolicEntry('real-server', r.symbolic, svc, assumption, file, lineNo));
+        issues.push(issue('ipvsadm-symbolic-name', assumption, pos, 'warning'));
+        continue;
+      }
       if (r !== undefined) {
         if (r.exactHint) exact = true;
         current.destinations.push(r.destination);
@@ -376,8 +442,27 @@ export function readIpvsadmList(
     exact,
     ...(command !== undefined ? { command } : {}),
     table: { order, services: services.map(freezeService) },
+    symbolic,
   };
   return { value: listing, issues };
+}
+
+function symbolicEntry(
+  role: SymbolicEntry['role'],
+  sym: { host: string; port: number | string },
+  service: string | undefined,
+  assumption: string,
+  file: string,
+  line: number,
+): SymbolicEntry {
+  return {
+    role,
+    host: sym.host,
+    port: sym.port,
+    ...(service !== undefined ? { service } : {}),
+    assumption,
+    origin: { kind: 'ipvs', label: `ipvsadm ${role} ${sym.host}:${sym.port} (symbolic)`, pos: filePos(file, line) },
+  };
 }
 
 function freezeService(s: MutableService): IpvsService {
@@ -396,8 +481,8 @@ function readServiceLine(
   file: string,
   line: number,
   issues: Issue[],
-  hosts?: ReadonlyMap<string, IpAddress>,
-): ServiceRead | undefined {
+  names: ListingNames,
+): ServiceRead | { symbolic: { host: string; port: number | string } } | undefined {
   const pos = filePos(file, line);
   let key: ServiceKey;
   let i: number;
@@ -417,7 +502,8 @@ function readServiceLine(
       issues.push(unsupported('ipvsadm-unknown-protocol', `service with an unknown protocol ('?'): '${text}'`, pos));
       return undefined;
     }
-    const ap = t[1] === undefined ? 'missing VIP:PORT' : parseListedAddrPort(t[1], pos, issues, hosts);
+    const ap = t[1] === undefined ? 'missing VIP:PORT' : parseListedAddrPort(t[1], pos, issues, names);
+    if (typeof ap !== 'string' && 'symbolic' in ap) return ap;
     if (typeof ap === 'string') {
       badAddress(t[1], 'ipvsadm-bad-service', `expected '${t[0]} VIP:PORT SCHEDULER …': ${ap}`, pos, issues);
       return undefined;
@@ -542,10 +628,14 @@ function readDestinationLine(
   file: string,
   line: number,
   issues: Issue[],
-  hosts?: ReadonlyMap<string, IpAddress>,
-): { destination: IpvsDestination; exactHint: boolean } | undefined {
+  names: ListingNames,
+):
+  | { destination: IpvsDestination; exactHint: boolean }
+  | { symbolic: { host: string; port: number | string } }
+  | undefined {
   const pos = filePos(file, line);
-  const ap = t[1] === undefined ? 'missing ADDRESS:PORT' : parseListedAddrPort(t[1], pos, issues, hosts);
+  const ap = t[1] === undefined ? 'missing ADDRESS:PORT' : parseListedAddrPort(t[1], pos, issues, names);
+  if (typeof ap !== 'string' && 'symbolic' in ap) return ap;
   if (typeof ap === 'string') {
     badAddress(t[1], 'ipvsadm-bad-destination', `expected '  -> ADDRESS:PORT …': ${ap}`, pos, issues);
     return undefined;

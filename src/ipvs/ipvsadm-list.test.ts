@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { readIpvsadmList } from './ipvsadm-list-reader.ts';
 import { formatLargeNumber, writeIpvsadmList } from './ipvsadm-list-writer.ts';
-import type { IpvsTable } from './model.ts';
+import { formatServiceKey, type IpvsTable } from './model.ts';
+import { readEtcHosts, readEtcServices } from './names.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/ipvs/listings/', import.meta.url));
 
@@ -124,19 +125,24 @@ describe('readIpvsadmList', () => {
     expect(r.issues.map((i) => [i.code, i.pos?.line])).toEqual([['ipvsadm-names', 5]]);
   });
 
-  it('reads service names of a non-numeric listing as ports and reports host names as unsupported with their lines', () => {
+  it('reads service names of a non-numeric listing as ports and keeps unknown host names symbolic with their lines', () => {
     const r = readIpvsadmList(fixture('c10-ipv6-names.txt'), 'c10');
     const codes = r.issues.map((i) => `${i.pos?.line}:${i.code}`);
     expect(codes).toEqual([
       '5:ipvsadm-port-name',
-      '6:ipvsadm-names',
-      '7:ipvsadm-names',
-      '8:ipvsadm-names',
+      '6:ipvsadm-symbolic-name',
+      '7:ipvsadm-symbolic-name',
+      '8:ipvsadm-symbolic-name',
       '9:ipvsadm-port-name',
       '10:ipvsadm-port-name',
       '11:ipvsadm-port-name',
     ]);
-    expect(r.issues.find((i) => i.code === 'ipvsadm-names')!.unsupported).toBe(true);
+    expect(r.issues.find((i) => i.code === 'ipvsadm-symbolic-name')!.severity).toBe('warning');
+    expect(r.value!.symbolic.map((e) => `${e.host}:${e.port}`)).toEqual([
+      'sas-test-k8s0.net.yandex.net:6443',
+      'sas-test-k8s1.net.yandex.net:6443',
+      'sas-test-k8s2.net.yandex.net:6443',
+    ]);
     const [https, dns] = r.value!.table.services;
     expect(https!.key).toMatchObject({ port: 443 });
     expect(https!.destinations).toEqual([]);
@@ -193,7 +199,7 @@ describe('readIpvsadmList', () => {
     expect(r.value!.table.services.map((s) => s.destinations.length)).toEqual([1, 1]);
   });
 
-  it('reads a listing without -n through the names the scenario knows, and names the ones it does not', () => {
+  it('reads a listing without -n through the names the scenario knows, and keeps the others symbolic', () => {
     const text = [
       'IP Virtual Server version 1.2.1 (size=4096)',
       'Prot LocalAddress:Port Scheduler Flags',
@@ -211,11 +217,52 @@ describe('readIpvsadmList', () => {
     expect(svc.key).toMatchObject({ port: 80 });
     expect(svc.destinations.map((d) => d.port)).toEqual([80]);
     expect(r.issues.filter((i) => i.severity !== 'info').map((i) => `${i.pos?.line}:${i.code}`)).toEqual([
-      '6:ipvsadm-names',
+      '6:ipvsadm-symbolic-name',
     ]);
-    expect(r.issues.find((i) => i.code === 'ipvsadm-names')!.message).toContain(
-      "'web9.example.com:http' is a host name lvsdoctor cannot resolve",
+    expect(r.value!.symbolic).toMatchObject([
+      { role: 'real-server', host: 'web9.example.com', port: 80, service: 'TCP 192.0.2.208:80' },
+    ]);
+    expect(r.value!.symbolic[0]!.assumption).toContain('a verdict for this service does not cover this one');
+    expect(r.value!.symbolic[0]!.origin.pos).toMatchObject({ file: 'names.txt', line: 6 });
+  });
+
+  it('resolves names through /etc/hosts and /etc/services of a bundle; a symbolic service keeps its real servers as listed', () => {
+    const etcHosts = readEtcHosts(
+      ['# comment', '127.0.0.1 localhost', '192.0.2.208  lb-vip.corp lb-vip', '2001:db8::5 web6', 'garbage'].join('\n'),
+      'etc/hosts',
     );
+    expect(etcHosts.issues.map((i) => `${i.pos?.line}:${i.code}`)).toEqual(['5:etc-hosts-bad-line']);
+    const etcServices = readEtcServices(
+      ['myapp 8443/tcp app-tls # ours', 'myapp 9443/udp', 'other 70000/tcp'].join('\n'),
+      'etc/services',
+    );
+    expect(etcServices.value!.get('app-tls')).toBe(8443);
+    expect(etcServices.value!.get('myapp')).toBe(8443);
+    expect(etcServices.issues.map((i) => `${i.pos?.line}:${i.code}`)).toEqual(['3:etc-services-bad-line']);
+    const text = [
+      'Prot LocalAddress:Port Scheduler Flags',
+      '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+      'TCP  lb-vip:myapp rr',
+      '  -> 192.0.2.226:app-tls          Masq    1      0          0',
+      'TCP  [web6]:https rr',
+      '  -> [web6]:https                 Local   1      0          0',
+      'TCP  edge.example.net:custom rr',
+      '  -> 192.0.2.227:custom           Route   1      0          0',
+      'UDP  192.0.2.208:wibble rr',
+    ].join('\n');
+    const r = readIpvsadmList(text, 'n.txt', etcHosts.value, etcServices.value);
+    expect(r.value!.table.services.map((s) => formatServiceKey(s.key))).toEqual([
+      'TCP 192.0.2.208:8443',
+      'TCP [2001:db8::5]:443',
+    ]);
+    expect(r.value!.table.services[0]!.destinations.map((d) => d.port)).toEqual([8443]);
+    expect(r.value!.symbolic.map((e) => `${e.origin.pos?.line}:${e.role}:${e.host}:${e.port}`)).toEqual([
+      '7:service:edge.example.net:custom',
+      '8:real-server:192.0.2.227:custom',
+      '9:service:192.0.2.208:wibble',
+    ]);
+    expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    expect(r.issues.find((i) => i.pos?.line === 7)!.message).toContain("no probe's verdict covers them");
   });
 
   it('names the line and what was expected for malformed lines, and keeps what is certain', () => {

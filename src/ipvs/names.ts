@@ -4,7 +4,10 @@
  * lvsdoctor runs offline: host names come from a caller-supplied map, service names from a built-in table of the
  * usual `/etc/services` entries (Debian netbase). Names that cannot be resolved are reported, never guessed.
  */
-import { formatIpv4 } from '../addr/ipv4.ts';
+import { formatIpv4, parseIpv4 } from '../addr/ipv4.ts';
+import { parseIpv6 } from '../addr/ipv6.ts';
+import { type Issue, issue, type ReadResult } from '../source/issue.ts';
+import { filePos } from '../source/origin.ts';
 import type { IpAddress } from './model.ts';
 
 /** Service name → port, `/etc/services` names (aliases included) for TCP and UDP. */
@@ -86,12 +89,78 @@ export function addrPortName(
   return s.slice(0, 59);
 }
 
-/** A port written as a number or a well-known service name. */
-export function parsePortOrName(text: string): { port: number; named: boolean } | undefined {
+/**
+ * A port written as a number or a service name: `services` (a host's own `/etc/services`, from a bundle) first,
+ * then the well-known services.
+ */
+export function parsePortOrName(
+  text: string,
+  services?: ReadonlyMap<string, number>,
+): { port: number; named: boolean } | undefined {
   if (/^(0|[1-9][0-9]*)$/.test(text)) {
     const n = Number(text);
     return n <= 65535 ? { port: n, named: false } : undefined;
   }
-  const p = WELL_KNOWN_PORTS.get(text);
+  const p = services?.get(text) ?? WELL_KNOWN_PORTS.get(text);
   return p === undefined ? undefined : { port: p, named: true };
+}
+
+/**
+ * The fields of each line of a `#`-commented table file (hosts(5), services(5)), with its line number; `parse`
+ * says what it read or returns false, and such a line becomes `code` with `expected`.
+ */
+function readTableFile(
+  text: string,
+  file: string,
+  code: string,
+  expected: string,
+  parse: (fields: readonly string[]) => boolean,
+): Issue[] {
+  const issues: Issue[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const t = lines[i]!.replace(/#.*$/, '').trim().split(/\s+/);
+    if (t[0] === '' || parse(t)) continue;
+    issues.push(issue(code, `expected '${expected}', got '${lines[i]!.trim()}'`, filePos(file, i + 1)));
+  }
+  return issues;
+}
+
+/**
+ * Reads `/etc/hosts` (hosts(5)): `ADDRESS NAME [ALIAS…]`, `#` comments. Every name and alias maps to the first
+ * address listed for it, as the files backend of gethostbyname answers. Lines that are not an address and a name
+ * are issues with their line; the rest is read.
+ */
+export function readEtcHosts(text: string, file: string): ReadResult<ReadonlyMap<string, IpAddress>> {
+  const out = new Map<string, IpAddress>();
+  const issues = readTableFile(text, file, 'etc-hosts-bad-line', 'ADDRESS NAME [ALIAS…]', (t) => {
+    const v4 = parseIpv4(t[0]!);
+    const v6 = v4 === undefined ? parseIpv6(t[0]!.replace(/%.*$/, '')) : undefined;
+    if ((v4 === undefined && v6 === undefined) || t.length < 2) return false;
+    const a: IpAddress = v4 !== undefined ? { family: 'ipv4', addr: v4 } : { family: 'ipv6', addr: v6! };
+    for (const name of t.slice(1)) if (!out.has(name)) out.set(name, a);
+    return true;
+  });
+  return { value: out, issues };
+}
+
+/**
+ * Reads `/etc/services` (services(5)): `NAME PORT/PROTOCOL [ALIAS…]`, `#` comments. Names and aliases map to their
+ * port (TCP entries win over other protocols for a name, as ipvsadm's listings are mostly TCP).
+ */
+export function readEtcServices(text: string, file: string): ReadResult<ReadonlyMap<string, number>> {
+  const out = new Map<string, number>();
+  const tcp = new Set<string>();
+  const issues = readTableFile(text, file, 'etc-services-bad-line', 'NAME PORT/PROTOCOL [ALIAS…]', (t) => {
+    const m = /^(0|[1-9][0-9]*)\/([a-z0-9-]+)$/i.exec(t[1] ?? '');
+    if (!m || Number(m[1]) > 65535) return false;
+    const isTcp = m[2]!.toLowerCase() === 'tcp';
+    for (const name of [t[0]!, ...t.slice(2)]) {
+      if (out.has(name) && (tcp.has(name) || !isTcp)) continue;
+      out.set(name, Number(m[1]));
+      if (isTcp) tcp.add(name);
+    }
+    return true;
+  });
+  return { value: out, issues };
 }

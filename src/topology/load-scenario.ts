@@ -791,6 +791,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   for (const l of listings) {
     const r = readIpvsadmList(l.text, l.file, hostNames);
     ctx.issues.push(...r.issues);
+    // A name nothing resolved stays a name: what that leaves out of the model is an assumption of the scenario.
+    for (const e of r.value?.symbolic ?? []) assumptions.push(`${l.guestName}: ${e.assumption}`);
     // An ipvsadm listing is what the kernel has: it wins over a keepalived configuration of the same guest.
     if (r.value) ipvs.set(l.guestName, r.value.table);
   }
