@@ -110,6 +110,26 @@ describe('captures', () => {
   }, 60_000);
 });
 
+describe('issues per file', () => {
+  it('are capped at 100 errors and 100 notes per file, an error never hidden behind notes', async () => {
+    const { reportIssues } = await import('../src/cli/io.ts');
+    const { issue } = await import('../src/source/issue.ts');
+    let err = '';
+    const notes = Array.from({ length: 250 }, (_, i) =>
+      issue('x-note', `note ${i}`, { file: 'a.conf', line: i + 1 }, 'info'),
+    );
+    const bad = reportIssues({ stdout: () => {}, stderr: (s) => (err += s) }, [
+      ...notes,
+      issue('x-bad', 'the error', { file: 'a.conf', line: 300 }),
+    ]);
+    expect(bad).toBe(true);
+    const lines = err.trim().split('\n');
+    expect(lines).toHaveLength(102);
+    expect(lines).toContain('a.conf:300: error: the error [x-bad]');
+    expect(lines.at(-1)).toBe('a.conf: 150 more warnings and notes not shown (the first 100 are above)');
+  });
+});
+
 describe('lenience', () => {
   it('a UTF-8 byte-order mark before the XML is accepted', () => {
     const r = readXml("\uFEFF<domain type='kvm'><name>x</name></domain>", 'bom.xml');
