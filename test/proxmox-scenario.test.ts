@@ -44,10 +44,17 @@ describe('a Proxmox host in a scenario', () => {
     const d = JSON.parse(r.stdout) as {
       probes: { probe: { name: string }; disposition: string; end: { place?: { node: string; iface: string } } }[];
       findings: { code: string; culprit: { label: string; file?: string; line?: number }[] }[];
+      fixes: { id: string; verified: boolean; artifacts: { path: string; content: string }[] }[];
     };
     const http = d.probes.find((p) => p.probe.name === 'http-to-vip')!;
     expect(http.disposition).toBe('dropped-by-filter');
     expect(http.end.place).toEqual({ node: 'pve1', iface: 'fwln100i0' });
+    expect(d.findings.map((f) => f.code)).toEqual(['director-anti-spoofing']);
+    expect(d.fixes.map((f) => [f.id, f.verified])).toEqual([['pve-director-ipfilter-off-100', true]]);
+    const file = d.fixes[0]!.artifacts.find((a) => a.path === 'pve-pve1/firewall/100.fw')!.content;
+    expect(file).toMatch(/^ipfilter: 0$/m);
+    expect(file).not.toContain('[IPSET ipfilter-net0]');
+    expect(file).toContain('IN SSH(ACCEPT) -source 198.51.100.0/24');
     const labels = d.findings.flatMap((f) => f.culprit.map((c) => `${c.label} ${c.file}:${c.line}`));
     expect(labels.some((l) => /ipfilter-net0.*100\.fw:6$/.test(l))).toBe(true);
     expect(labels.some((l) => /VM 100 net0.*100\.conf:5$/.test(l))).toBe(true);

@@ -15,7 +15,7 @@ import { compilePveFirewall, type PveCompiled, type PveNodeInput } from '../prox
 import type { GuestKind } from '../proxmox/guest-config.ts';
 import { guestIface } from '../proxmox/guest-config.ts';
 import { pveFilterTable, pveIpsets } from '../proxmox/model.ts';
-import { type PveGuestSource, pveNodeInput } from '../proxmox/node-files.ts';
+import { type PveGuestSource, type PveNodeFiles, pveNodeInput } from '../proxmox/node-files.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import type { Position } from '../source/origin.ts';
 
@@ -41,6 +41,8 @@ export interface PveHost {
   /** The generated filter table (built-in chains jumping to PVEFW-*), or undefined when the firewall is off. */
   readonly filter4?: IptTable;
   readonly ipsets: ReadonlyMap<string, IpsetSet>;
+  /** The files it was built from (fixes edit them and rebuild with `pveHostFrom`). */
+  readonly files: PveNodeFiles;
 }
 
 export interface PveFiles {
@@ -103,14 +105,23 @@ export function readPveHost(
   const cluster = text('firewall', 'cluster.fw');
   const host = text('nodes', node, 'host.fw');
   const corosync = text('corosync.conf');
-  const r = pveNodeInput({
+  const files_: PveNodeFiles = {
     nodeName: node,
     guestFw,
     guests,
     ...(cluster ? { cluster } : {}),
     ...(host ? { host } : {}),
     ...(corosync ? { corosync } : {}),
-  });
+  };
+  const built = pveHostFrom(files_);
+  issues.push(...built.issues);
+  return { value: built.value, issues };
+}
+
+/** Builds the host model from a node's files: guests as domains, veth pairs, the compiled rules. */
+export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; issues: Issue[] } {
+  const issues: Issue[] = [];
+  const r = pveNodeInput(files);
   issues.push(...r.issues);
   const input = r.value;
   if (!input) return { value: undefined, issues };
@@ -161,7 +172,15 @@ export function readPveHost(
     filter4 = t.table;
   }
   return {
-    value: { domains, pairs, input, compiled, ...(filter4 ? { filter4 } : {}), ipsets: pveIpsets(compiled.ipsets) },
+    value: {
+      domains,
+      pairs,
+      input,
+      compiled,
+      ...(filter4 ? { filter4 } : {}),
+      ipsets: pveIpsets(compiled.ipsets),
+      files,
+    },
     issues,
   };
 }

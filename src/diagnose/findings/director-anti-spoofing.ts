@@ -17,6 +17,7 @@ import {
 import { drDirectorFilterFix, removeFilterrefFix } from '../fixes.ts';
 import type { FixProposal } from '../types.ts';
 import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
+import { pveDirectorDrop } from './pve-director.ts';
 
 /** A client address for questions asked of the configuration alone (documentation range). */
 const ANY_CLIENT = ipv4('203.0.113.77');
@@ -66,11 +67,12 @@ export const directorAntiSpoofing: FindingKind = {
   title: "The director's port filter drops the packets it forwards",
   source: 'trace',
   needs:
-    "a frame forwarded by an IPVS director (client source address) dropped by an ebtables rule at the director's tap — in a trace, or for a made-up client address",
+    "a frame forwarded by an IPVS director (client source address) dropped by an ebtables rule at the director's tap, or on a Proxmox host by pve-firewall's IP filter on the director NIC — in a trace, or (libvirt) for a made-up client address",
   detect(ctx, trace) {
     if (trace.disposition !== 'dropped-by-filter') return undefined;
     const d = guestEgressDrop(ctx.loaded, endHop(trace));
-    if (!d || !ctx.loaded.ipvs.has(d.guest.name)) return undefined;
+    if (!d) return pveDirectorDrop(ctx, trace, this);
+    if (!ctx.loaded.ipvs.has(d.guest.name)) return undefined;
     const p = d.hop.frame.payload;
     if (p.kind !== 'ipv4' || ownsAddress(d.guest, p.src)) return undefined;
     return explain(ctx, d.host, d.tap, d.guest, p.src, d.drop, this);
