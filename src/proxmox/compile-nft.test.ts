@@ -137,6 +137,22 @@ describe('proxmox-firewall nftables form: own cases', () => {
     expect(t).toContain('guest-200-out meta l4proto udp th dport 53 jump do-reject');
     expect(t).toContain('add element bridge proxmox-firewall-guests v4-dc/vips-nomatch { 198.51.100.7/32 }');
   });
+  it('security groups: one chain per direction in the bridge table; REJECT in the IN direction is a drop there', () => {
+    const files = own('[OPTIONS]\nenable: 1\n\n[RULES]\nGROUP web -i net0\n', nets);
+    const out = compile({
+      ...files,
+      cluster: {
+        file: 'cluster.fw',
+        text: `${CLUSTER}\n[group web]\nIN REJECT -p tcp -dport 22\nOUT REJECT -p tcp -dport 25\n`,
+      },
+    });
+    const t = out.lines.map((l) => l.text.replace('add rule bridge proxmox-firewall-guests ', ''));
+    expect(t).toContain('group-web-in meta l4proto tcp th dport 22 drop');
+    expect(t).toContain('group-web-out meta l4proto tcp th dport 25 jump do-reject');
+    expect(t).toContain('add chain bridge proxmox-firewall-guests group-web-forward');
+    expect(t).toContain('guest-200-in meta oifname tap200i0 jump group-web-in');
+    expect(t).toContain('guest-200-out meta iifname tap200i0 jump group-web-out');
+  });
   it('a guest without enable: 1 gets no chains; a disabled cluster generates nothing', () => {
     expect(compile(own('[OPTIONS]\nipfilter: 1\n', nets)).lines.some((l) => l.text.includes('guest-200'))).toBe(false);
     const off = own('[OPTIONS]\nenable: 1\n', nets);
