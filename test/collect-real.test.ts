@@ -9,19 +9,25 @@
  * ebtables, iptables-save, nft, ip, bridge, sysctl, ss) is the real tool.
  * With UPDATE_GOLDEN=1 the bundles are stored under fixtures/collect/founding-real/ for the tests without root.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { importedWindows } from '../src/cli/cmd-diagnose.ts';
+import { readBundle } from '../src/collect/bundle.ts';
 import { collectorScript } from '../src/collect/collector-script.ts';
-import { importBundles } from '../src/collect/import.ts';
+import { joinEvidence } from '../src/collect/counter-join.ts';
+import { importBundles, importedSource, importToMemory } from '../src/collect/import.ts';
 import { readTar } from '../src/collect/tar.ts';
 import { diagnose } from '../src/diagnose/diagnose.ts';
 import { stopBg } from '../src/lab/exec.ts';
 import { type Lab, labDown, labNamespaces, labUp } from '../src/lab/lab.ts';
 import { type LibvirtDaemon, startLibvirtd } from '../src/lab/libvirt-daemon.ts';
 import { preflight } from '../src/lab/preflight.ts';
+import { renderOriginChain } from '../src/source/origin.ts';
+import { compileAllHostRules } from '../src/topology/host-rules.ts';
+import { loadScenarioFrom } from '../src/topology/load-scenario.ts';
 import { LAB_SKIP_REASON, load } from './lab-helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -102,6 +108,9 @@ describe.skipIf(SKIP !== undefined)('the collector on the founding case built in
   const beforeBindings: string[] = [];
   const afterBindings: string[] = [];
   let outDirBefore: string[] = [];
+  let host1Enter: string[] = [];
+  let host1Env = '';
+  let directorNs = '';
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'lvsdoctor-collect-real-'));
@@ -202,6 +211,9 @@ describe.skipIf(SKIP !== undefined)('the collector on the founding case built in
     ];
     const virsh = (enter: string[]) =>
       shOk([...enter, 'virsh', '-q', '-c', 'nwfilter:///system', 'nwfilter-binding-list']);
+    host1Enter = runs[0]!.enter;
+    host1Env = runs[0]!.env;
+    directorNs = nsOf('r2-10105');
     for (const r of runs) before.set(r.name, snapshot(r.enter));
     beforeBindings.push(virsh(runs[0]!.enter), virsh(runs[1]!.enter));
     outDirBefore = readdirSync(out);
@@ -213,7 +225,8 @@ describe.skipIf(SKIP !== undefined)('the collector on the founding case built in
         '--uts',
         'sh',
         '-c',
-        `hostname ${r.hostname} && cd '${out}' && ${r.env} sh '${join(work, r.script)}'`,
+        // --watch 1: the watch mode's counter listings are covered by the read-only comparison too.
+        `hostname ${r.hostname} && cd '${out}' && ${r.env} sh '${join(work, r.script)}' --watch 1`,
       ]);
       if (process.env.COLLECT_TIMING) console.log(`collector on ${r.name}: ${Date.now() - t0} ms`);
     }
@@ -256,6 +269,96 @@ describe.skipIf(SKIP !== undefined)('the collector on the founding case built in
     // The filter really is there (the comparison is not between two empty listings).
     expect(before.get('host1')!.ebtablesNat).toContain('I-vnet0-ipv4-ip');
   });
+
+  it('lists every counter at the start and the end of the watch window', () => {
+    const b = readBundle(bundles.find((x) => x.includes('hypervisor-host1'))!).value!;
+    expect(b.meta.get('watch-seconds')).toBe('1');
+    for (const id of ['ebtables-nat', 'iptables-save', 'nft-ruleset', 'ip-s-link', 'proc-snmp'])
+      for (const phase of ['start', 'end']) expect(b.commands.get(`counters-${phase}-${id}`)?.status, id).toBe('ok');
+  });
+
+  it('joins the counters of real traffic in a watch window to the model: the founding drop confirmed, a stale model contradicted', async () => {
+    // A second collection of host1, with the director sending from its VIP during the window (as it answers for
+    // the VIP): frames from vnet0 whose source is not the binding's IP, which no-ip-spoofing drops.
+    const out = join(work, 'watch');
+    mkdirSync(out);
+    const child = spawn(
+      host1Enter[0]!,
+      [
+        ...host1Enter.slice(1),
+        'unshare',
+        '--uts',
+        'sh',
+        '-c',
+        `hostname host1 && cd '${out}' && ${host1Env} sh '${join(work, 'collect.sh')}' --watch 3`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const started = new Promise<void>((res) =>
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        if (stderr.includes('reproduce the failing request now')) res();
+      }),
+    );
+    const exited = new Promise<number>((res) => child.on('exit', (c) => res(c ?? -1)));
+    await started;
+    const sent = 20;
+    const said = shOk([
+      'ip',
+      'netns',
+      'exec',
+      directorNs,
+      preflight().python,
+      '-c',
+      `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('192.0.2.208', 0))\nfor i in range(${sent}): s.sendto(b'y' * 32, ('192.0.2.1', 9))`,
+    ]);
+    expect(said).not.toMatch(/^failed/);
+    expect(await exited).toBe(0);
+    const watched = join(out, stdout.trim());
+    const inputs = [watched, ...bundles.filter((b) => !b.includes('hypervisor-host1'))];
+    const imported = importToMemory(inputs);
+    const windows = importedWindows(
+      imported,
+      inputs.map((i) => readBundle(i).value!),
+    );
+    expect(windows.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    const w = windows.windows.get('host1')!;
+    expect(w.from).toBe('watch');
+    const loaded = loadScenarioFrom(importedSource(imported)!).value!;
+    const report = diagnose(loaded);
+    const ev = joinEvidence(report, windows.windows, compileAllHostRules(loaded).hostRules);
+    // Every moved counter of host1's libvirt rules is joined to a model rule with its origin; nothing else moved
+    // in ebtables nat, and the drop rule counted exactly the datagrams sent.
+    expect(ev.unmapped.filter((u) => u.delta.source === 'ebtables' && u.delta.table === 'nat')).toEqual([]);
+    expect(ev.joined.length).toBeGreaterThan(0);
+    for (const j of ev.joined) expect(j.rule.origin.label).toBeTruthy();
+    const drop = ev.joined.find((j) => j.rule.chain === 'I-vnet0-ipv4-ip' && j.rule.text === '-j DROP')!;
+    expect(drop.delta.packets).toBe(sent);
+    expect(renderOriginChain(drop.rule.origin)).toContain('no-ip-spoofing');
+    const confirmed = ev.probes.find((p) => p.verdict === 'confirmed' && /I-vnet0-ipv4-ip rule 3/.test(p.facts[0]!));
+    expect(confirmed, JSON.stringify(ev.probes, null, 1)).toBeDefined();
+
+    // A stale model: the binding's IP parameter says the VIP (as if the filter were the one the fix installs).
+    const dir = join(work, 'stale');
+    importBundles(inputs, { out: dir });
+    const binding = join(dir, 'host1', 'bindings', 'vnet0.xml');
+    writeFileSync(
+      binding,
+      readFileSync(binding, 'utf8')
+        .replace("value='192.0.2.200'", "value='192.0.2.208'")
+        .replace('value="192.0.2.200"', 'value="192.0.2.208"'),
+    );
+    const stale = load(dir);
+    const staleEv = joinEvidence(diagnose(stale), windows.windows, compileAllHostRules(stale).hostRules);
+    const contradicted = staleEv.probes.filter((p) => p.verdict === 'contradicted');
+    expect(contradicted.length, JSON.stringify(staleEv.probes, null, 1)).toBeGreaterThan(0);
+    expect(contradicted.flatMap((p) => p.facts).join('\n')).toMatch(
+      /I-vnet0-ipv4-ip rule 3 on host1 \(-j DROP\) counted 20 packets/,
+    );
+  }, 120_000);
 
   it('imports the bundles into the founding cluster and diagnoses the same findings as the hand-written case', () => {
     const dir = join(work, 'scenario');

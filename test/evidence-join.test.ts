@@ -110,3 +110,30 @@ describe('live counters joined to the model', () => {
     for (const p of json.evidence.probes) expect(p.verdict).not.toBe('confirmed');
   });
 });
+
+describe('two plain bundles of one host taken minutes apart', () => {
+  it('give the window between them: the later bundle is the model, the earlier one the start', () => {
+    const dir = join(tmp, 'two');
+    cpSync(FIXTURE, dir, { recursive: true });
+    const first = join(dir, 'lvsdoctor-bundle-hypervisor-host1');
+    const later = join(dir, 'lvsdoctor-bundle-hypervisor-host1-later');
+    cpSync(first, later, { recursive: true });
+    const nat = join(later, 'cmd', 'ebtables-nat.out');
+    writeFileSync(nat, bump(readFileSync(nat, 'utf8'), 'I-vnet0-ipv4-ip', 3, 4, 240));
+    const manifest = join(later, 'manifest.tsv');
+    writeFileSync(
+      manifest,
+      readFileSync(manifest, 'utf8').replace('date\t2026-11-25T20:26:23Z', 'date\t2026-11-25T20:31:23Z'),
+    );
+    const { json } = diagnoseJson([
+      first,
+      later,
+      ...['hypervisor-host2', 'guest-director1', 'guest-rs2', 'guest-router'].map((b) =>
+        join(dir, `lvsdoctor-bundle-${b}`),
+      ),
+    ]);
+    expect(json.evidence.windows).toEqual([{ node: 'host1', from: 'bundles', seconds: 300, moved: 1 }]);
+    const c = json.evidence.probes.find((p: { verdict: string }) => p.verdict === 'confirmed');
+    expect(c.facts[0]).toMatch(/I-vnet0-ipv4-ip rule 3; that rule counted 4 packets \/ 240 bytes in the 300 s window/);
+  });
+});

@@ -1,3 +1,4 @@
+import { type Bundle, readBundle } from '../collect/bundle.ts';
 import { type EvidenceReport, joinEvidence, renderEvidence } from '../collect/counter-join.ts';
 import { type CounterWindow, counterWindows } from '../collect/counter-window.ts';
 import {
@@ -31,21 +32,41 @@ export interface DiagnoseOptions {
 export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: DiagnoseOptions): number {
   if (inputs.length === 1 && !isBundlePath(inputs[0]!)) return runDiagnose(io, inputs[0]!, o);
   const p = progress(io, `importing ${inputs.length} bundles`);
-  const imported = importToMemory(inputs);
+  // Read once: two bundles of one machine make a counter window; only the later one is modelled.
+  const read = new Map(inputs.map((i) => [i, readBundle(i)] as const));
+  const latest = new Map<string, { path: string; date: string }>();
+  for (const [path, r] of read) {
+    if (!r.value) continue;
+    const k = `${r.value.kind}\t${r.value.hostname}`;
+    const date = r.value.meta.get('date') ?? '';
+    const cur = latest.get(k);
+    if (!cur || date > cur.date) latest.set(k, { path, date });
+  }
+  const keep = new Set([...latest.values()].map((x) => x.path));
+  const imported = importToMemory(
+    inputs.filter((i) => keep.has(i) || !read.get(i)?.value),
+    { read },
+  );
   p.done();
   const source = importedSource(imported);
   if (reportIssues(io, imported.issues) || source === undefined) return 2;
   if (!o.json) io.stderr(renderImportReport(imported));
-  const windows = importedWindows(imported);
+  const windows = importedWindows(
+    imported,
+    [...read.values()].flatMap((r) => (r.value ? [r.value] : [])),
+  );
   if (reportIssues(io, windows.issues)) return 2;
   return runDiagnose(io, source, o, windows.windows);
 }
 
 /**
- * The counter windows of imported bundles, keyed by the node each bundle became: a bundle's watch window, and two
+ * The counter windows of bundles, keyed by the node the import made of each: a bundle's watch window, and two
  * bundles of one machine taken apart (the later one's node).
  */
-export function importedWindows(r: ImportResult): {
+export function importedWindows(
+  r: ImportResult,
+  all: readonly Bundle[],
+): {
   readonly windows: ReadonlyMap<string, CounterWindow>;
   readonly issues: ReturnType<typeof counterWindows>['issues'];
 } {
@@ -54,13 +75,7 @@ export function importedWindows(r: ImportResult): {
   for (const h of c?.hosts ?? []) nodeOf.set(h.ev.bundle.name, h.node);
   for (const g of c?.guests ?? []) if (g.ev) nodeOf.set(g.ev.bundle.name, g.node);
   if (c?.gateway?.ev) nodeOf.set(c.gateway.ev.bundle.name, 'gateway');
-  const bundles = [
-    ...(c?.hosts ?? []).map((h) => h.ev.bundle),
-    ...(c?.guests ?? []).flatMap((g) => (g.ev ? [g.ev.bundle] : [])),
-    ...(c?.gateway?.ev ? [c.gateway.ev.bundle] : []),
-    ...(c?.unplaced ?? []).map((e) => e.bundle),
-  ];
-  const w = counterWindows(bundles);
+  const w = counterWindows(all);
   const windows = new Map<string, CounterWindow>();
   for (const x of w.windows) windows.set(nodeOf.get(x.bundle) ?? x.host, x);
   return { windows, issues: w.issues };

@@ -201,7 +201,22 @@ export function probeEvidence(
       j,
     );
   const ipvsMoved = [...windows.values()].flatMap((w) => w.ipvs);
-  return report.traces.map((t) => oneProbe(t, windows, moved, joined, ipvsMoved));
+  // Drop rules that counted but on which no probe of the model decides: a drop the model never predicts.
+  const decided = new Set<string>();
+  for (const t of report.traces)
+    for (const h of t.hops) for (const s of h.steps) if (s.kind === 'netfilter') decided.add(stepKey(h.place.node, s));
+  const unexplained = [...moved].filter(([k, j]) => !decided.has(k) && isDrop(j.rule.text)).map(([, j]) => j);
+  return report.traces.map((t) => oneProbe(t, windows, moved, joined, ipvsMoved, unexplained));
+}
+
+const isDrop = (text: string) => /(^|\s)-j DROP\s*$|^policy: DROP$/.test(text);
+
+/** The port a libvirt chain is about (`I-vnet0-ipv4-ip`, `libvirt-O-vnet0`, `FI-vnet0` → vnet0). */
+function chainPort(chain: string): string | undefined {
+  return /^(?:libvirt-)?[IOPJ]-([^-]+)|^[FH][IOJP]-(.+)$/
+    .exec(chain)
+    ?.slice(1)
+    .find((x) => x !== undefined);
 }
 
 function oneProbe(
@@ -210,6 +225,7 @@ function oneProbe(
   moved: ReadonlyMap<string, JoinedCount>,
   joined: readonly JoinedCount[],
   ipvsMoved: readonly CounterWindow['ipvs'][number][],
+  unexplained: readonly JoinedCount[],
 ): ProbeEvidence {
   const probe = t.probe.name;
   const confirms: string[] = [];
@@ -277,6 +293,14 @@ function oneProbe(
           `the model schedules ${probe} on ${s.service} to ${s.destination}, which did not count, while ${rest.map((d) => `${d.destination} counted ${d.conns} connections`).join(', ')}`,
         );
     }
+  }
+  // A drop rule of a port this probe crosses counted, and the model decides on it for no probe.
+  const crossed = new Set(t.hops.filter((h) => h.place.iface).map((h) => `${h.place.node}\t${h.place.iface}`));
+  for (const o of unexplained) {
+    const port = chainPort(o.rule.chain);
+    if (port === undefined || !crossed.has(`${o.node}\t${port}`)) continue;
+    const line = `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} on ${o.node} (${o.rule.text}) counted ${counts(o.delta)}${within(windows.get(o.node))}, a drop the model does not reach for ${probe} — ${renderOriginChain(o.rule.origin)}`;
+    if (!contradicts.includes(line)) contradicts.push(line);
   }
   const cause = t.end.cause;
   const names = cause ? STACK_COUNTERS[cause] : undefined;

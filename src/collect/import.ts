@@ -22,7 +22,7 @@ import {
   readInputText,
   writeNewFile,
 } from '../source/files.ts';
-import { type Issue, issue } from '../source/issue.ts';
+import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { fileNamePart } from '../source/shell.ts';
 import { memorySource, type PreParsed, type ScenarioSource } from '../topology/scenario-source.ts';
 import { type Bundle, outputOf, readBundle, whyUnavailable } from './bundle.ts';
@@ -593,6 +593,8 @@ interface BuildOptions {
   readonly dir: string;
   /** Called after inference, before anything is built: false stops the import (it pushed an issue saying why). */
   readonly ready?: (issues: Issue[]) => boolean;
+  /** Bundles the caller already read (path → result); the others are read here. */
+  readonly read?: ReadonlyMap<string, ReadResult<Bundle>>;
 }
 
 /** Reads bundles and builds the scenario's files in memory (nothing is written). */
@@ -602,7 +604,7 @@ function buildImport(paths: readonly string[], o: BuildOptions): ImportResult {
   let t = performance.now();
   const evidence: Evidence[] = [];
   for (const p of paths) {
-    const r = readBundle(p);
+    const r = o.read?.get(p) ?? readBundle(p);
     issues.push(...r.issues);
     if (r.value) {
       const ev = gatherEvidence(r.value);
@@ -680,11 +682,13 @@ export interface MemoryImportOptions {
   readonly name?: string;
   /** How messages name the scenario directory (default '': files are named relative to the scenario). */
   readonly label?: string;
+  /** Bundles the caller already read (path → result): not read again. */
+  readonly read?: ReadonlyMap<string, ReadResult<Bundle>>;
 }
 
 /** Reads bundles and builds the scenario in memory only (for `diagnose BUNDLE…`): load it with `importedSource`. */
 export function importToMemory(paths: readonly string[], o: MemoryImportOptions = {}): ImportResult {
-  return buildImport(paths, { name: o.name ?? 'imported', dir: o.label ?? '' });
+  return buildImport(paths, { name: o.name ?? 'imported', dir: o.label ?? '', ...(o.read ? { read: o.read } : {}) });
 }
 
 /** The scenario an import built, as a source for `loadScenarioFrom` (it reuses the import's XML parses). */
