@@ -262,8 +262,34 @@ describe('diagnose --html FILE', () => {
     symlinkSync(victim, link);
     const r = await runCli('diagnose', EX, '--html', link);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`cannot write ${link}`);
+    expect(r.stderr).toContain(`refusing to overwrite ${link}: it exists`);
     expect(readFileSync(victim, 'utf8')).toBe('keep');
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  });
+
+  it('never replaces an existing file, and refuses before writing anything (--fix-dir too)', async () => {
+    const report = fresh('report');
+    writeFileSync(report, 'keep');
+    const fixes = fresh('fixes');
+    const r = await runCli('diagnose', EX, '--html', report, '--fix-dir', fixes);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`refusing to overwrite ${report}: it exists (lvsdoctor writes only new files)`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(readFileSync(report, 'utf8')).toBe('keep');
+    expect(existsSync(fixes)).toBe(false);
+  });
+
+  it('writes a new file, and a second run into the same name is refused', async () => {
+    const report = fresh('report');
+    expect((await runCli('diagnose', EX, '--html', report)).code).toBe(1);
+    const first = readFileSync(report, 'utf8');
+    expect(first).toMatch(/^<!doctype html>/i);
+    const again = await runCli('diagnose', EX, '--html', report);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('refusing to overwrite');
+    expect(readFileSync(report, 'utf8')).toBe(first);
+    const dirAsFile = await runCli('diagnose', EX, '--html', tmp);
+    expect(dirAsFile.code).toBe(2);
   });
 });
 

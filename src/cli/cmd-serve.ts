@@ -3,10 +3,12 @@
  * `lvsdoctor diagnose … --html FILE`: the same views as one file. Both load the input as `diagnose` does (bundles
  * are imported in memory) and hand the diagnosis to src/web/.
  */
-import { closeSync, constants, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import type { CorrelationReport } from '../capture/correlate.ts';
 import { correlateCaptureFiles } from '../capture/correlate-files.ts';
 import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
+import { checkNoneExist, FileError, writeNewFile } from '../source/files.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { diskSource, type ScenarioSource } from '../topology/scenario-source.ts';
@@ -109,6 +111,17 @@ export async function runDiagnoseHtml(
   o: DiagnoseOptions,
   captureSpecs: readonly string[] = [],
 ): Promise<number> {
+  // Like --fix-dir and --pcap-dir: a new file only, never one that exists (nor a link planted at the name), and
+  // refused before anything is read or written, so a refused run leaves nothing behind.
+  const dir = dirname(file);
+  const name = basename(file);
+  try {
+    checkNoneExist(dir, [name]);
+  } catch (e) {
+    if (!(e instanceof FileError)) throw e;
+    io.stderr(`lvsdoctor: --html: ${e.message}\n`);
+    return 2;
+  }
   const l = loadInputs(io, inputs, o.json);
   if (!l) return 2;
   const captures = readCaptures(io, captureSpecs);
@@ -119,15 +132,10 @@ export async function runDiagnoseHtml(
   const html = await reportHtml(session, captures);
   p.done();
   try {
-    // The file the user named may be replaced, but never written through a link planted at its name.
-    const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
-    try {
-      writeSync(fd, html);
-    } finally {
-      closeSync(fd);
-    }
+    writeNewFile(dir, name, html);
   } catch (e) {
-    io.stderr(`lvsdoctor: cannot write ${file}: ${(e as Error).message}\n`);
+    if (!(e instanceof FileError)) throw e;
+    io.stderr(`lvsdoctor: --html: ${e.message}\n`);
     return 2;
   }
   io.stderr(`wrote ${file} (${Math.round(html.length / 1024)} KiB; opens from disk, no network needed)\n`);
