@@ -146,7 +146,31 @@ function rebuildHops(hops: readonly Hop[], patches: Patches): Hop[] {
 }
 
 function rebuildHop(h: Hop, patches: Patches): Hop {
-  const ps = patches.get(h) ?? [];
+  const ps = patches.get(h);
+  // Performance: a hop with no patched decision and no ARP walk holding one is kept as it is, without copying its
+  // steps (an ARP broadcast on a large segment makes thousands of such hops in every trace re-traced).
+  let rebuilt: Map<number, Hop[]> | undefined;
+  if (ps === undefined) {
+    for (let k = 0; k < h.steps.length; k++) {
+      const s = h.steps[k]!;
+      if (s.kind !== 'neighbour' || !s.arp) continue;
+      const sub = rebuildHops(s.arp.hops, patches);
+      if (sub === s.arp.hops) continue;
+      rebuilt ??= new Map();
+      rebuilt.set(k, sub);
+    }
+    if (rebuilt === undefined) return h;
+  }
+  return patchHop(h, ps ?? [], patches, rebuilt);
+}
+
+/** `h` with the patched decisions' new steps; `rebuilt` holds ARP walks (by step index) already rebuilt. */
+function patchHop(
+  h: Hop,
+  ps: readonly { read: FirewallDecision; step: NetfilterStep | undefined }[],
+  patches: Patches,
+  rebuilt: ReadonlyMap<number, Hop[]> | undefined,
+): Hop {
   let changed = ps.length > 0;
   const steps: Step[] = [];
   let pi = 0;
@@ -166,7 +190,7 @@ function rebuildHop(h: Hop, patches: Patches): Hop {
     }
     const s = h.steps[i]!;
     if (s.kind === 'neighbour' && s.arp) {
-      const sub = rebuildHops(s.arp.hops, patches);
+      const sub = rebuilt !== undefined ? (rebuilt.get(i) ?? s.arp.hops) : rebuildHops(s.arp.hops, patches);
       if (sub !== s.arp.hops) {
         changed = true;
         steps.push({ ...s, arp: { ...s.arp, hops: sub } });
