@@ -49,7 +49,10 @@ describe('a Proxmox host in a scenario', () => {
     const http = d.probes.find((p) => p.probe.name === 'http-to-vip')!;
     expect(http.disposition).toBe('dropped-by-filter');
     expect(http.end.place).toEqual({ node: 'pve1', iface: 'fwln100i0' });
-    expect(d.findings.map((f) => f.code)).toEqual(['director-anti-spoofing']);
+    // The explicit ipfilter-net0 set is also an ebtables ARP sender allow-list: lb1's ARP reply for the VIP dies too.
+    const arp = d.probes.find((p) => p.probe.name === 'arp-for-vip')!;
+    expect([arp.disposition, arp.end.place]).toEqual(['dropped-by-filter', { node: 'pve1', iface: 'fwln100i0' }]);
+    expect(d.findings.map((f) => f.code)).toContain('director-anti-spoofing');
     expect(d.fixes.map((f) => [f.id, f.verified])).toEqual([['pve-director-ipfilter-off-100', true]]);
     const file = d.fixes[0]!.artifacts.find((a) => a.path === 'pve-pve1/firewall/100.fw')!.content;
     expect(file).toMatch(/^ipfilter: 0$/m);

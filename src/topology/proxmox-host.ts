@@ -9,15 +9,22 @@
 import { posix } from 'node:path';
 import { parseMac } from '../addr/mac.ts';
 import type { Domain, DomainInterface } from '../libvirt/domain-xml.ts';
+import type { EbTable } from '../netfilter/ebtables-model.ts';
+import { readEbtablesSave } from '../netfilter/ebtables-read.ts';
 import type { IpsetSet } from '../netfilter/ipset.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
-import { compilePveFirewall, type PveCompiled, type PveNodeInput } from '../proxmox/compile.ts';
+import {
+  compilePveFirewall,
+  type PveCompiled,
+  type PveNodeInput,
+  renderPveEbtablesRestore,
+} from '../proxmox/compile.ts';
 import type { GuestKind } from '../proxmox/guest-config.ts';
 import { guestIface } from '../proxmox/guest-config.ts';
 import { pveFilterTable, pveIpsets } from '../proxmox/model.ts';
 import { type PveGuestSource, type PveNodeFiles, pveNodeInput } from '../proxmox/node-files.ts';
 import { type Issue, issue } from '../source/issue.ts';
-import type { Position } from '../source/origin.ts';
+import { implicit, type Position } from '../source/origin.ts';
 
 /** The veth pair pve-firewall's bridge setup adds between a guest NIC's firewall bridge and its vmbr. */
 export interface PveVethPair {
@@ -41,6 +48,8 @@ export interface PveHost {
   /** The generated filter table (built-in chains jumping to PVEFW-*), or undefined when the firewall is off. */
   readonly filter4?: IptTable;
   readonly ipsets: ReadonlyMap<string, IpsetSet>;
+  /** The generated ebtables filter table (MAC filter, ARP sender allow-list), hooked into FORWARD. */
+  readonly ebFilter?: EbTable;
   /** The files it was built from (fixes edit them and rebuild with `pveHostFrom`). */
   readonly files: PveNodeFiles;
 }
@@ -179,8 +188,34 @@ export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; 
       compiled,
       ...(filter4 ? { filter4 } : {}),
       ipsets: pveIpsets(compiled.ipsets),
+      ...(compiled.enabled ? pveEbFilter(compiled, issues) : {}),
       files,
     },
     issues,
   };
+}
+
+/**
+ * The ebtables filter table pve-firewall applies (`ebtables-restore`, then `-A FORWARD -j PVEFW-FORWARD` when the
+ * hook is missing: fact sheet §4.9), read back with the `ebtables-save` reader, each rule given the origin the
+ * compiler recorded (same chains, same order).
+ */
+function pveEbFilter(compiled: PveCompiled, issues: Issue[]): { ebFilter?: EbTable } {
+  if (!compiled.ebtables.has('PVEFW-FORWARD')) return {};
+  const r = readEbtablesSave(renderPveEbtablesRestore(compiled.ebtables), 'pve-firewall ebtables');
+  issues.push(...r.issues);
+  const t = r.value?.find((x) => x.name === 'filter');
+  if (!t) return {};
+  const hook = readEbtablesSave(
+    '*filter\n:FORWARD ACCEPT\n:PVEFW-FORWARD ACCEPT\n-A FORWARD -j PVEFW-FORWARD\n',
+    'hook',
+  ).value?.[0]?.chains.find((c) => c.name === 'FORWARD')?.rules[0];
+  const chains = t.chains.map((c) => {
+    const gen = compiled.ebtables.get(c.name);
+    if (gen) return { ...c, rules: c.rules.map((x, i) => (gen[i] ? { ...x, origin: gen[i]!.origin } : x)) };
+    if (c.name === 'FORWARD' && c.rules.length === 0 && hook)
+      return { ...c, rules: [{ ...hook, origin: implicit('pve-firewall hook ebtables FORWARD → PVEFW-FORWARD') }] };
+    return c;
+  });
+  return { ebFilter: { ...t, chains } };
 }

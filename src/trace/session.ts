@@ -70,8 +70,17 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
       // A host whose iptables-save was given is evaluated with the rules it really has (its own policies included).
       const installed = loaded.installedIptables?.get(node.name);
       const ipsets = loaded.installedIpsets?.get(node.name);
+      const ebFilter = loaded.proxmox?.get(node.name)?.ebFilter;
       fw = installed
-        ? makeBridgeFirewall({ nat: r.nat, ...(brnf ? { ip4: installed } : {}), ...(ipsets ? { ipsets } : {}) }, style)
+        ? makeBridgeFirewall(
+            {
+              nat: r.nat,
+              ...(ebFilter ? { filter: ebFilter } : {}),
+              ...(brnf ? { ip4: installed } : {}),
+              ...(ipsets ? { ipsets } : {}),
+            },
+            style,
+          )
         : firewallOf(r, brnf, style);
     }
     firewalls.set(name, fw);
