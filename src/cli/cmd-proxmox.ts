@@ -126,12 +126,17 @@ export function runProxmoxCompile(
 ): number {
   const { files, issues } = readPveDir(io, dir, opts);
   const r = pveNodeInput(files);
-  if (reportIssues(io, [...issues, ...r.issues])) return 2;
-  const wantsNft = Boolean(Number(r.value!.host.options.nftables ?? 0));
+  const wantsNft = r.value !== undefined && Boolean(Number(r.value.host.options.nftables ?? 0));
   const output = opts.output ?? (wantsNft ? 'nftables' : 'iptables');
-  if (output === 'nftables') {
+  if (output === 'nftables' && r.value !== undefined) {
     // proxmox-firewall (nftables backend): the guest table commands, to load after its static skeleton
-    const nft = compileProxmoxFirewallNft(r.value!);
+    const nft = compileProxmoxFirewallNft(r.value);
+    // rules only pve-firewall's parser refuses are compiled here: their reader warning would say otherwise
+    const accepted = new Set(nft.acceptedDespiteErrors.map((x) => `${x.pos.file}:${x.pos.line}`));
+    const readIssues = [...issues, ...r.issues].filter(
+      (i) => !(i.code === 'pve-fw-rule-errors' && i.pos && accepted.has(`${i.pos.file}:${i.pos.line}`)),
+    );
+    if (reportIssues(io, readIssues)) return 2;
     reportIssues(io, nft.issues);
     if (!wantsNft)
       reportIssues(io, [
@@ -145,6 +150,7 @@ export function runProxmoxCompile(
     io.stdout(renderPveNft(nft));
     return 0;
   }
+  if (reportIssues(io, [...issues, ...r.issues])) return 2;
   const out = compilePveFirewall(r.value!);
   reportIssues(io, out.issues);
   if (wantsNft)

@@ -223,7 +223,10 @@ describe('lvsdoctor proxmox compile: the nftables form', () => {
     const d = mkdtempSync(join(tmpdir(), 'lvsdoctor-pvenft-cli-'));
     for (const sub of ['firewall', 'nodes/n1/qemu-server']) mkdirSync(join(d, sub), { recursive: true });
     writeFileSync(join(d, 'firewall/cluster.fw'), CLUSTER);
-    writeFileSync(join(d, 'firewall/200.fw'), '[OPTIONS]\nenable: 1\n');
+    writeFileSync(
+      join(d, 'firewall/200.fw'),
+      '[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -source 192.0.2.1,192.0.2.5-192.0.2.9 -p tcp -dport 22\n',
+    );
     writeFileSync(join(d, 'nodes/n1/host.fw'), hostFw);
     writeFileSync(join(d, 'nodes/n1/qemu-server/200.conf'), 'net0: virtio=BC:24:11:00:00:0B,bridge=vmbr0,firewall=1\n');
     return d;
@@ -235,8 +238,14 @@ describe('lvsdoctor proxmox compile: the nftables form', () => {
       const a = await runCli('proxmox', 'compile', nft, '--local-network', '192.0.2.0/24');
       expect(a.code).toBe(0);
       expect(a.stdout).toContain('add rule bridge proxmox-firewall-guests guest-200-in jump pre-vm-in\n');
+      // a range inside a list: pve-firewall refuses the rule (and says so), proxmox-firewall compiles it
+      expect(a.stdout).toContain(
+        'guest-200-in meta l4proto tcp th dport 22 ip saddr { 192.0.2.1/32, 192.0.2.5-192.0.2.9 } accept',
+      );
+      expect(a.stderr).not.toContain('rule not compiled');
       const b = await runCli('proxmox', 'compile', ipt, '--local-network', '192.0.2.0/24');
       expect(b.stdout).toContain('*filter');
+      expect(b.stderr).toContain('rule not compiled');
       const c = await runCli('proxmox', 'compile', ipt, '--local-network', '192.0.2.0/24', '--output', 'nftables');
       expect(c.stdout).toContain('guest-200-out');
       expect(c.stderr).toContain('does not set nftables: 1');

@@ -39,6 +39,8 @@ export interface PveNftCompiled {
   readonly hostWantsNftables: boolean;
   readonly lines: readonly PveNftLine[];
   readonly issues: readonly Issue[];
+  /** Rules pve-firewall's parser refuses (the reader warned) that proxmox-firewall's accepts and compiles. */
+  readonly acceptedDespiteErrors: readonly FwRule[];
 }
 
 class NftError extends Error {}
@@ -151,6 +153,7 @@ function verdict(action: string, dir: 'in' | 'out' = 'out'): string {
 class NftCtx {
   readonly lines: PveNftLine[] = [];
   readonly issues: Issue[] = [];
+  readonly acceptedDespiteErrors: FwRule[] = [];
   /** `limit rate 1/second burst 5 packets ` or empty when log_ratelimit is off. */
   logLimit = 'limit rate 1/second burst 5 packets ';
   constructor(readonly cluster: FwConfig) {}
@@ -282,6 +285,7 @@ function userRules(
     if (r.type !== dir && r.type !== 'group') continue;
     // proxmox-firewall's own parser accepts ranges inside address lists (the snapshot has one); pve-firewall's does not
     if (!r.enable || (r.errors ?? []).some(([, m]) => !/range in a list/.test(m))) continue;
+    if (r.errors && !ctx.acceptedDespiteErrors.includes(r)) ctx.acceptedDespiteErrors.push(r);
     const o = ruleOrigin(r, file, via);
     let iface: string | undefined;
     if (r.iface !== undefined && g !== undefined) {
@@ -414,7 +418,8 @@ function guestChains(ctx: NftCtx, g: GuestConfig, fw: FwConfig): void {
 export function compileProxmoxFirewallNft(input: PveNodeInput): PveNftCompiled {
   const ctx = new NftCtx(input.cluster);
   const hostWantsNftables = Boolean(Number(input.host.options.nftables ?? 0));
-  if (!input.cluster.options.enable) return { enabled: false, hostWantsNftables, lines: [], issues: ctx.issues };
+  if (!input.cluster.options.enable)
+    return { enabled: false, hostWantsNftables, lines: [], issues: ctx.issues, acceptedDespiteErrors: [] };
   const rl = input.cluster.options.log_ratelimit;
   if (rl !== undefined) {
     const kv = new Map<string, string>([
@@ -463,7 +468,13 @@ export function compileProxmoxFirewallNft(input: PveNodeInput): PveNftCompiled {
     if (!fw?.present || !Number(fw.options.enable ?? 0)) continue;
     guestChains(ctx, config, fw);
   }
-  return { enabled: true, hostWantsNftables, lines: ctx.lines, issues: ctx.issues };
+  return {
+    enabled: true,
+    hostWantsNftables,
+    lines: ctx.lines,
+    issues: ctx.issues,
+    acceptedDespiteErrors: ctx.acceptedDespiteErrors,
+  };
 }
 
 /** The commands as an `nft -f` script (to load after proxmox-firewall's skeleton). */
