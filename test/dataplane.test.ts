@@ -268,6 +268,18 @@ describe('VLANs and bonds', () => {
     ).toBe(true);
   });
 
+  it('a DR director on a VLAN sub-interface forwards the frame it received untagged, so it leaves tagged once', () => {
+    const t = run('fixtures/scenarios/dr-guest-vlan-subif-healthy');
+    for (const name of Object.keys(t)) expect([name, t[name]!.disposition]).toEqual([name, 'replied']);
+    const vip = t['tcp-198.51.100.100-80']!;
+    const out = vip.hops.filter(
+      (h) => h.place.node === 'lb1' && h.direction === 'out' && h.frame.payload.kind === 'ipv4',
+    );
+    expect(out.length).toBeGreaterThan(0);
+    for (const h of out) expect(h.frame.vlans.length).toBeLessThanOrEqual(1);
+    expect(out.some((h) => h.place.iface === 'eth0' && h.frame.vlans[0]?.vid === 100)).toBe(true);
+  });
+
   it('a real server whose address is on bond0 (its NIC a slave) answers through the bond', () => {
     const s = baseSpec();
     const rs = s.realServers[0]!;

@@ -45,7 +45,7 @@ export function stackReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, 
     return;
   }
   if (frame.etherType === ETHERTYPE_IPV4 && p.kind === 'ipv4') {
-    ipReceive(w, st, iface, hop, p);
+    ipReceive(w, st, iface, hop, p, frame);
     return;
   }
   w.end(
@@ -213,8 +213,19 @@ function ipSourceValid(w: Walking, st: NodeState, iface: Iface, hop: Hop, src: I
   return false;
 }
 
-/** `ip_rcv_finish`: the input route decides local delivery (IPIP, IPVS LOCAL_IN, sockets) or forwarding. */
-function ipReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, received: Ipv4Packet): void {
+/**
+ * `ip_rcv_finish`: the input route decides local delivery (IPIP, IPVS LOCAL_IN, sockets) or forwarding. `frame` is
+ * the frame as `iface` received it — after a VLAN device took its tag off (the hop's frame is the one on the wire,
+ * still tagged): IPVS rewrites and retransmits that one, so a DR director on `eth0.100` does not send its tag twice.
+ */
+function ipReceive(
+  w: Walking,
+  st: NodeState,
+  iface: Iface,
+  hop: Hop,
+  received: Ipv4Packet,
+  frame: EthernetFrame = hop.frame,
+): void {
   let pkt = received;
   const node = st.node;
   const local = localAddress(node, pkt.dst);
@@ -229,7 +240,7 @@ function ipReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, received: 
     if (st.ipvs) {
       const d = w.ask(st, hop, {
         kind: 'ipvs-in',
-        frame: hop.frame,
+        frame,
         nowNs: hop.timeNs,
         directorIp: iface.addrs[0]?.prefix.addr,
       });
@@ -268,7 +279,7 @@ function ipReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, received: 
   hop.steps.push({ kind: 'forward', ttlBefore: pkt.ttl, ttlAfter: pkt.ttl - 1, origin: fwd.origin });
   // FORWARD: IPVS rewrites NAT replies of real servers to come from the virtual service.
   if (st.ipvs) {
-    const r = w.ask(st, hop, { kind: 'ipvs-out', frame: hop.frame, nowNs: hop.timeNs });
+    const r = w.ask(st, hop, { kind: 'ipvs-out', frame, nowNs: hop.timeNs });
     if (r.kind === 'snat' && r.frame.payload.kind === 'ipv4') {
       hop.steps.push(r.step);
       pkt = r.frame.payload;
