@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runImport } from '../src/cli/cmd-collect.ts';
 import { readBundle } from '../src/collect/bundle.ts';
 import { importBundles, importToTemp, isBundlePath } from '../src/collect/import.ts';
+import { formatServiceKey } from '../src/ipvs/model.ts';
 import { diagnose } from '../src/diagnose/diagnose.ts';
 import { loadScenario } from '../src/topology/load-scenario.ts';
 import { openSession } from '../src/trace/session.ts';
@@ -52,6 +53,51 @@ describe('lvsdoctor import from real bundles', () => {
     expect(yaml).toMatch(/# ASSUMED client/);
     expect(yaml).toContain('192.0.2.208: 02:00:73:b6:53:c8');
     expect(readFileSync(join(out, 'host1', 'r2-10105.xml'), 'utf8')).toContain("<target dev='vnet0'/>");
+  });
+
+  it("carries the director's /etc/hosts and /etc/services: a listing without -n is read through them", () => {
+    const b = bundles((d) => {
+      const dir = d('director');
+      const m = join(dir, 'manifest.tsv');
+      writeFileSync(
+        m,
+        `${readFileSync(m, 'utf8').replace(/\n$/, '')}\ncmd\tetc-hosts\tok\t0\tcmd/etc-hosts.out\tcmd/etc-hosts.err\tcat /etc/hosts\ncmd\tetc-services\tok\t0\tcmd/etc-services.out\tcmd/etc-services.err\tcat /etc/services\n`,
+      );
+      writeFileSync(
+        join(dir, 'cmd', 'etc-hosts.out'),
+        '127.0.0.1 localhost\n192.0.2.208 www-vip\n192.0.2.226 rs2-web rs2\n',
+      );
+      writeFileSync(join(dir, 'cmd', 'etc-hosts.err'), '');
+      writeFileSync(join(dir, 'cmd', 'etc-services.out'), 'web-alt 80/tcp\n');
+      writeFileSync(join(dir, 'cmd', 'etc-services.err'), '');
+    });
+    const out = join(tmp, 'etc-names');
+    const r = importBundles(Object.values(b), { out });
+    expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    const yaml = readFileSync(join(out, 'scenario.yaml'), 'utf8');
+    expect(yaml).toContain('etc-hosts: guests/r2-10105/etc-hosts.txt');
+    expect(yaml).toContain('etc-services: guests/r2-10105/etc-services.txt');
+    // The numeric listing replaced by the same table as `ipvsadm -L` prints it there, plus a server no file names.
+    writeFileSync(
+      join(out, 'guests', 'r2-10105', 'ipvsadm-Ln.txt'),
+      [
+        'IP Virtual Server version 1.2.1 (size=4096)',
+        'Prot LocalAddress:Port Scheduler Flags',
+        '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+        'TCP  www-vip:web-alt rr',
+        '  -> rs2-web:web-alt              Route   2      0          0',
+        '  -> ghost.example:http           Route   1      0          0',
+        '',
+      ].join('\n'),
+    );
+    const l = loadScenario(out);
+    expect(l.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    const svc = l.value!.ipvs.get('r2-10105')!.services;
+    expect(svc.map((s) => `${formatServiceKey(s.key)} -> ${s.destinations.map((d) => d.port).join(',')}`)).toEqual([
+      'TCP 192.0.2.208:80 -> 80',
+    ]);
+    expect(l.issues.find((i) => i.code === 'ipvsadm-symbolic-name')?.pos).toMatchObject({ line: 6 });
+    expect(l.value!.scenario.assumptions).toContainEqual(expect.stringContaining("'ghost.example'"));
   });
 
   it('diagnoses the imported cluster with the same findings as the hand-written founding case', () => {

@@ -284,6 +284,9 @@ fi
 
 const GUEST = String.raw`
 run ss-listen ss ss -Hltnu
+# Name resolution for listings pasted without -n (ipvsadm -L, tcpdump): read, never changed.
+copyfile etc-hosts /etc/hosts
+copyfile etc-services /etc/services
 IPVS_PROC=\${LVSDOCTOR_IPVS_PROC:-/proc/net/ip_vs}
 if [ -e "$IPVS_PROC" ]; then
   run version-ipvsadm ipvsadm ipvsadm --version

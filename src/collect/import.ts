@@ -132,6 +132,8 @@ const GUEST_FILES: readonly (readonly [string, string])[] = [
   ['ipvsadm-Lnc', 'ipvsadm-Lnc.txt'],
   ['ipvsadm-stats', 'ipvsadm-Ln-stats.txt'],
   ['ipvsadm-timeout', 'ipvsadm-timeout.txt'],
+  ['etc-hosts', 'etc-hosts.txt'],
+  ['etc-services', 'etc-services.txt'],
 ];
 
 /** The scenario's files as they are built: path relative to the scenario → text. */
@@ -294,6 +296,8 @@ interface GuestOut {
   readonly ipNeigh?: string;
   readonly sysctl?: string;
   readonly ipvsadm?: string;
+  readonly etcHosts?: string;
+  readonly etcServices?: string;
   readonly listen?: readonly string[];
   readonly kernel?: string;
   readonly comments: string[];
@@ -374,6 +378,8 @@ function writeGuest(w: Writer, g: GuestPlace, notes: string[], assumptions: Assu
     ...(ipNeigh ? { ipNeigh } : {}),
     ...(sysctl ? { sysctl } : {}),
     ...(ipvsadm ? { ipvsadm } : {}),
+    ...(ipvsadm && copied.has('etc-hosts') ? { etcHosts: copied.get('etc-hosts')! } : {}),
+    ...(ipvsadm && copied.has('etc-services') ? { etcServices: copied.get('etc-services')! } : {}),
     ...(listen ? { listen } : {}),
     ...(b.kernel ? { kernel: b.kernel } : {}),
     comments,
@@ -444,6 +450,8 @@ function renderYaml(
     if (o.ipNeigh) entries.push(`    ip-neigh: ${yamlStr(o.ipNeigh)}`);
     if (o.sysctl) entries.push(`    sysctl: ${yamlStr(o.sysctl)}`);
     if (o.ipvsadm) entries.push(`    ipvsadm: ${yamlStr(o.ipvsadm)}`);
+    if (o.etcHosts) entries.push(`    etc-hosts: ${yamlStr(o.etcHosts)}`);
+    if (o.etcServices) entries.push(`    etc-services: ${yamlStr(o.etcServices)}`);
     if (o.listen) entries.push(`    listen: [${o.listen.join(', ')}]  # ss -Hltnu`);
     L.push(`  ${yamlKey(g.node)}:${entries.length === 0 ? ' {}' : ''}`);
     for (const cm of o.comments) L.push(`    # ${comment(cm)}`);

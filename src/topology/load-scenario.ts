@@ -11,6 +11,7 @@ import { parseIpv4Prefix } from '../addr/prefix.ts';
 import { detectIpvsInput } from '../ipvs/ipvs-input.ts';
 import { type ConnectionListing, readIpvsadmConnectionList, readProcIpVsConn } from '../ipvs/ipvsadm-conn-list.ts';
 import { readIpvsadmList } from '../ipvs/ipvsadm-list-reader.ts';
+import { readEtcHosts, readEtcServices } from '../ipvs/names.ts';
 import { type KeepalivedConfig, readKeepalivedConf } from '../ipvs/keepalived.ts';
 import type { IpAddress, IpvsTable } from '../ipvs/model.ts';
 import { bindingForInterface, type Domain, type DomainInterface, readDomainXml } from '../libvirt/domain-xml.ts';
@@ -584,7 +585,13 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   }
 
   // Guests.
-  const listings: { guestName: string; text: string; file: string }[] = [];
+  const listings: {
+    guestName: string;
+    text: string;
+    file: string;
+    etcHosts?: ReadonlyMap<string, IpAddress>;
+    etcServices?: ReadonlyMap<string, number>;
+  }[] = [];
   for (const [guestName, g] of Object.entries(f.guests)) {
     const place = domains.get(guestName);
     if (!place) {
@@ -717,7 +724,23 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     if (g.ipvsadm) {
       // Read once every guest's addresses are known: a listing without -n names them.
       const a = readArtifact(ctx, g.ipvsadm, ['guests', guestName, 'ipvsadm']);
-      if (a) listings.push({ guestName, text: a.text, file: a.file });
+      if (a) {
+        // The director's own /etc/hosts and /etc/services: the names its ipvsadm -L printed came from there.
+        const h = g['etc-hosts'] ? readArtifact(ctx, g['etc-hosts'], ['guests', guestName, 'etc-hosts']) : undefined;
+        const sv = g['etc-services']
+          ? readArtifact(ctx, g['etc-services'], ['guests', guestName, 'etc-services'])
+          : undefined;
+        const hr = h ? readEtcHosts(h.text, h.file) : undefined;
+        const sr = sv ? readEtcServices(sv.text, sv.file) : undefined;
+        ctx.issues.push(...(hr?.issues ?? []), ...(sr?.issues ?? []));
+        listings.push({
+          guestName,
+          text: a.text,
+          file: a.file,
+          ...(hr?.value ? { etcHosts: hr.value } : {}),
+          ...(sr?.value ? { etcServices: sr.value } : {}),
+        });
+      }
       role ??= 'director';
     }
     if (g.keepalived) {
@@ -789,7 +812,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       if (a !== undefined && !hostNames.has(n.name)) hostNames.set(n.name, { family: 'ipv4', addr: a });
     }
   for (const l of listings) {
-    const r = readIpvsadmList(l.text, l.file, hostNames);
+    const hosts = l.etcHosts ? new Map([...hostNames, ...l.etcHosts]) : hostNames;
+    const r = readIpvsadmList(l.text, l.file, hosts, l.etcServices);
     ctx.issues.push(...r.issues);
     // A name nothing resolved stays a name: what that leaves out of the model is an assumption of the scenario.
     for (const e of r.value?.symbolic ?? []) assumptions.push(`${l.guestName}: ${e.assumption}`);

@@ -43,6 +43,9 @@ export const guestSchema = z.strictObject({
   sysctl: relFile.optional(),
   ipvsadm: relFile.optional(),
   'ipvsadm-connections': relFile.optional(),
+  /** The guest's /etc/hosts and /etc/services: names of an `ipvsadm -L` listing without -n. */
+  'etc-hosts': relFile.optional(),
+  'etc-services': relFile.optional(),
   keepalived: relFile.optional(),
   listen: z.array(z.string().regex(/^(tcp|udp)\/\d+$/, 'expected "tcp/PORT" or "udp/PORT"')).optional(),
 });
