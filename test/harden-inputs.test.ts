@@ -185,7 +185,7 @@ describe('bundle archives', () => {
     expect(zeros.length).toBeLessThan(64 * 1024);
     const r = readTar(zeros, { total: 4 * 1024 * 1024, member: 1024 * 1024, members: 100 });
     expect(r.entries).toEqual([]);
-    expect(r.error).toContain('inflates to more than 4 MiB');
+    expect(r.error).toContain('inflates past byte 4194304 (4 MiB, the limit of a bundle)');
   });
 
   it('a member over the member limit and too many members are errors', () => {
@@ -194,9 +194,34 @@ describe('bundle archives', () => {
       member: 1024 * 1024,
       members: 100,
     });
-    expect(one.error).toMatch(/member m\.out is 2097152 bytes; the limit of one member is 1 MiB/);
+    expect(one.error).toMatch(/member m\.out \(header at byte 0\) is 2097152 bytes; the limit of one member is 1 MiB/);
     const many = readTar(gzipSync(tarOf('m.out', new Uint8Array(10))), { total: 1 << 20, member: 1 << 20, members: 0 });
-    expect(many.error).toContain('more than 0 members');
+    expect(many.error).toContain('more than 0 members (the limit of a bundle), at byte 0');
+  });
+
+  it('a bad gzip stream, a truncated one and a non-tar say at which byte', () => {
+    const good = gzipSync(
+      tarOf(
+        'm.out',
+        new Uint8Array(64 * 1024).map((_, i) => (i * 7919) % 251),
+      ),
+    );
+    const flipped = Uint8Array.from(good);
+    flipped[2] = 9; // the compression method: zlib tells once it has read the flags byte after it
+    expect(readTar(flipped).error).toMatch(/^not a gzip file: unknown compression method \(by byte 3 of \d+\)$/);
+    const cut = good.subarray(0, 300);
+    expect(readTar(cut).error).toBe('not a gzip file: unexpected end of file (by byte 299 of 300)');
+    const corrupt = Uint8Array.from(good);
+    for (let i = 100; i < 140; i++) corrupt[i] = 0xff;
+    const at = Number(/by byte (\d+)/.exec(readTar(corrupt).error ?? '')?.[1]);
+    expect(at).toBeGreaterThanOrEqual(100);
+    expect(at).toBeLessThan(good.length);
+    expect(readTar(gzipSync(new Uint8Array(1024).fill(65))).error).toBe(
+      'not a .tar.gz (nor a tar) archive: no "ustar" magic at byte 257 of the inflated data',
+    );
+    expect(readTar(gzipSync(new Uint8Array(10))).error).toBe(
+      'not a .tar.gz (nor a tar) archive: inflated, it ends at byte 10, inside the first 512-byte header',
+    );
   });
 
   it('import names the archive and exits 2 on a bomb', async () => {

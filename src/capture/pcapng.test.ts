@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tcpRecord } from '../../test/support/synthetic-captures.ts';
 import { LINKTYPE_LINUX_SLL2, LINKTYPE_RAW } from './link.ts';
-import { LINKTYPE_ETHERNET } from './pcap.ts';
+import { LINKTYPE_ETHERNET, readPcap } from './pcap.ts';
 import { PcapngReader, PcapngWriter, readPcapng, writePcapng } from './pcapng.ts';
 
 const T0 = 1_465_299_559_372_804_123n;
@@ -248,5 +248,25 @@ describe('pcapng files written by lvsdoctor', () => {
       encoding: 'utf8',
     });
     expect(r.stdout.trim()).toBe('4\t7');
+  });
+});
+
+describe('a pcapng written by the real editcap', () => {
+  it('reads as exactly the packets of the pcap it was converted from (fixtures/tcpdump/README.md)', () => {
+    const dir = join(import.meta.dirname, '..', '..', 'fixtures', 'tcpdump');
+    const ng = readPcapng(readFileSync(join(dir, 'corpus.pcapng')), 'corpus.pcapng');
+    const pcap = readPcap(readFileSync(join(dir, 'corpus.pcap')), 'corpus.pcap');
+    expect(ng.issues).toEqual([]);
+    expect(pcap.issues).toEqual([]);
+    const a = ng.value!.packets;
+    const b = pcap.value!.records;
+    expect(a.length).toBe(69);
+    expect(a.length).toBe(b.length);
+    for (let i = 0; i < a.length; i++) {
+      expect(a[i]!.linkType).toBe(LINKTYPE_ETHERNET);
+      expect(a[i]!.timeNs).toBe(b[i]!.timeNs);
+      expect(a[i]!.originalLength).toBe(b[i]!.originalLength);
+      expect(Buffer.from(a[i]!.bytes).equals(Buffer.from(b[i]!.bytes))).toBe(true);
+    }
   });
 });

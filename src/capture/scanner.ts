@@ -130,7 +130,8 @@ export class CaptureScanner {
         );
     } else {
       this.text.push(this.decoder.decode());
-      const r = readTcpdumpText(this.text.join(''), this.file, this.textOptions);
+      const text = this.text.join('');
+      const r = readTcpdumpText(text, this.file, this.textOptions);
       this.issues.push(...r.issues);
       this.fields = r.fields;
       this.linkTypes.push(r.fields.link ? LINKTYPE_ETHERNET : LINKTYPE_RAW);
@@ -141,7 +142,10 @@ export class CaptureScanner {
         sink(p.linkType, p.bytes, 0, p.bytes.length, p.bytes.length, sec, nsec, 0);
       }
       if (r.packets.length === 0 && !this.issues.some((i) => i.severity === 'error'))
-        this.fail('tcpdump-text-empty', 'no tcpdump packet line found');
+        this.fail(
+          'tcpdump-text-empty',
+          `no tcpdump packet line found ${text === '' ? '(the file is empty: byte 0)' : `in lines 1-${lineCount(text)}`} (expected 'HH:MM:SS.ffffff …' lines as tcpdump prints them)`,
+        );
     }
     return this.issues;
   }
@@ -349,4 +353,11 @@ export function scanCaptureFile(
   }
   s.finish(sink, have);
   return summary(s, total);
+}
+
+/** Lines in `text` (a last line without a newline counts), without splitting it. */
+function lineCount(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return text.endsWith('\n') ? n : n + 1;
 }

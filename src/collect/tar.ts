@@ -57,6 +57,31 @@ const DEFAULT_LIMITS: TarLimits = {
   members: LIMITS.bundleFiles,
 };
 
+/**
+ * Where a gzip stream goes bad (zlib reads a field or two before it can tell, so "by" this byte): the shortest prefix of `input` that fails with something other than "unexpected end
+ * of file" (a prefix of a good stream only ends early; once the bad byte is in, it fails for what it is). Binary
+ * search, so about log2(size) bounded inflations, and only on the error path.
+ */
+function gzipErrorByte(input: Uint8Array, limit: number): number {
+  const badPrefix = (k: number): boolean => {
+    try {
+      gunzipSync(input.subarray(0, k), { maxOutputLength: limit });
+      return false;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code !== 'ERR_BUFFER_TOO_LARGE' && !/unexpected end of file/i.test((e as Error).message);
+    }
+  };
+  let lo = 0; // a prefix this long is not (yet) bad
+  let hi = input.length; // the whole input is bad
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (badPrefix(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi - 1;
+}
+
 export function readTar(input: Uint8Array, limits: TarLimits = DEFAULT_LIMITS): TarResult {
   let b: Uint8Array;
   try {
@@ -65,19 +90,32 @@ export function readTar(input: Uint8Array, limits: TarLimits = DEFAULT_LIMITS): 
       input[0] === 0x1f && input[1] === 0x8b
         ? new Uint8Array(gunzipSync(input, { maxOutputLength: limits.total }))
         : input;
-    if (b.length < BLOCK) return { entries: [], error: 'not a .tar.gz (nor a tar) archive: too short' };
+    if (b.length < BLOCK)
+      return {
+        entries: [],
+        error: `not a .tar.gz (nor a tar) archive: ${b === input ? '' : 'inflated, '}it ends at byte ${b.length}, inside the first 512-byte header`,
+      };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
       return {
         entries: [],
-        error: `it inflates to more than ${limits.total / 1024 / 1024} MiB (the limit of a bundle)`,
+        error: `it inflates past byte ${limits.total} (${limits.total / 1024 / 1024} MiB, the limit of a bundle)`,
       };
-    return { entries: [], error: `not a gzip file: ${(e as Error).message}` };
+    return {
+      entries: [],
+      error: `not a gzip file: ${(e as Error).message} (by byte ${gzipErrorByte(input, limits.total)} of ${input.length})`,
+    };
   }
   if (b.length > limits.total)
-    return { entries: [], error: `it is more than ${limits.total / 1024 / 1024} MiB (the limit of a bundle)` };
+    return {
+      entries: [],
+      error: `it goes past byte ${limits.total} (${limits.total / 1024 / 1024} MiB, the limit of a bundle)`,
+    };
   if (b.length >= BLOCK && !cString(b, 257, 6).startsWith('ustar') && !b.subarray(0, BLOCK).every((x) => x === 0))
-    return { entries: [], error: 'not a .tar.gz (nor a tar) archive' };
+    return {
+      entries: [],
+      error: `not a .tar.gz (nor a tar) archive: no "ustar" magic at byte 257${b === input ? '' : ' of the inflated data'}`,
+    };
   const entries: TarEntry[] = [];
   let off = 0;
   let longName: string | undefined;
@@ -86,7 +124,8 @@ export function readTar(input: Uint8Array, limits: TarLimits = DEFAULT_LIMITS): 
     if (header.every((x) => x === 0)) break;
     const name = cString(header, 0, 100);
     const size = octal(header, 124, 12);
-    if (Number.isNaN(size)) return { entries, error: `bad tar header at offset ${off}` };
+    if (Number.isNaN(size))
+      return { entries, error: `bad tar header at byte ${off}${b === input ? '' : ' of the inflated data'}` };
     const type = String.fromCharCode(header[156] || 0x30);
     const magic = cString(header, 257, 6);
     const prefix = magic.startsWith('ustar') ? cString(header, 345, 155) : '';
@@ -94,11 +133,15 @@ export function readTar(input: Uint8Array, limits: TarLimits = DEFAULT_LIMITS): 
     if (size > limits.member)
       return {
         entries,
-        error: `member ${name} is ${size} bytes; the limit of one member is ${limits.member / 1024 / 1024} MiB`,
+        error: `member ${name} (header at byte ${off}) is ${size} bytes; the limit of one member is ${limits.member / 1024 / 1024} MiB`,
       };
     if (entries.length >= limits.members)
-      return { entries, error: `more than ${limits.members} members (the limit of a bundle)` };
-    if (dataStart + size > b.length) return { entries, error: `truncated tar archive (${name})` };
+      return { entries, error: `more than ${limits.members} members (the limit of a bundle), at byte ${off}` };
+    if (dataStart + size > b.length)
+      return {
+        entries,
+        error: `truncated tar archive: member ${name} needs bytes ${dataStart}-${dataStart + size - 1} of the inflated data, which ends at byte ${b.length}`,
+      };
     const data = b.subarray(dataStart, dataStart + size);
     off = dataStart + Math.ceil(size / BLOCK) * BLOCK;
     if (type === 'L') {

@@ -431,7 +431,13 @@ export function readIpvsadmList(
   }
 
   if (!started && services.length === 0) {
-    issues.push(issue('ipvsadm-empty', 'no ipvsadm listing found', filePos(file, 0)));
+    issues.push(
+      issue(
+        'ipvsadm-empty',
+        `no ipvsadm listing found in lines 1-${lines.length} (expected 'IP Virtual Server version …' or a TCP/UDP/SCTP/FWM service line)`,
+        filePos(file, 0),
+      ),
+    );
     return { value: undefined, issues };
   }
 

@@ -152,13 +152,19 @@ function check(c: PlannedCase, r: Result): { what: string; detail: string } | un
   if (r.code === 2) {
     const lines = err.split('\n').filter((l) => /error|unsupported|cannot|refus|lvsdoctor:/.test(l));
     if (lines.length === 0) return { what: 'exit 2 without an error line', detail: err.slice(0, 600) };
-    // The bad file itself, or the file (with its line) an import made from it.
-    if (
-      !lines.some(
-        (l) => l.includes(c.setup.file) || l.includes(c.dir) || /^[^\s:]+:\d+(:\d+)?: (error|unsupported)/.test(l),
-      )
-    )
+    // The bad file itself, or the file an import made from it (or the case directory), AND where in it: `FILE:LINE`,
+    // or a line or byte named in the message. A file-level complaint with no place is not enough.
+    const namesFile = (l: string): boolean =>
+      l.includes(c.setup.file) || l.includes(c.dir) || /^[^\s:]+:\d+(:\d+)?: (error|unsupported)/.test(l);
+    const namesPlace = (l: string): boolean =>
+      /^[^\s:]+:\d+(:\d+)?: /.test(l) || /\b(line|lines|byte|bytes|offset) \d+/.test(l);
+    if (!lines.some(namesFile))
       return { what: `no error names ${c.setup.file}`, detail: lines.slice(0, 3).join('\n').slice(0, 600) };
+    if (!lines.some((l) => namesFile(l) && namesPlace(l)))
+      return {
+        what: `no error names a line or byte of ${c.setup.file}`,
+        detail: lines.slice(0, 3).join('\n').slice(0, 600),
+      };
   }
   const after = listing(c.dir);
   const allowed = new Set([...c.before, ...c.setup.outs]);

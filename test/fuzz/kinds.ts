@@ -185,6 +185,16 @@ export function kinds(scratch: string): readonly Kind[] {
       },
     },
     {
+      name: 'pcapng',
+      // Written by the real editcap from corpus.pcap (fixtures/tcpdump/README.md).
+      seeds: () => [join(ROOT, 'fixtures', 'tcpdump', 'corpus.pcapng')],
+      setup: (dir, bytes) => {
+        const f = join(dir, 'cap.pcapng');
+        writeFileSync(f, bytes);
+        return { argv: ['captures', `${f}@host1:br0`], outs: [], file: 'cap.pcapng' };
+      },
+    },
+    {
       name: 'tcpdump-text',
       seeds: () => [
         join(ROOT, 'fixtures', 'tcpdump', 'corpus.nn.txt'),
