@@ -1373,7 +1373,13 @@ export function readKeepalivedConf(text: string, file: string): ReadResult<Keepa
       );
   }
   if (statements.length === 0) {
-    issues.push(issue('keepalived-empty', 'no keepalived configuration found', filePos(file, 0)));
+    issues.push(
+      issue(
+        'keepalived-empty',
+        `no keepalived configuration found in lines 1-${text.split('\n').length} (expected statements such as 'virtual_server ADDRESS PORT {')`,
+        filePos(file, 0),
+      ),
+    );
     return { value: undefined, issues };
   }
   return {
