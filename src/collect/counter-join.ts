@@ -206,7 +206,13 @@ export function probeEvidence(
   for (const t of report.traces)
     for (const h of t.hops) for (const s of h.steps) if (s.kind === 'netfilter') decided.add(stepKey(h.place.node, s));
   const unexplained = [...moved].filter(([k, j]) => !decided.has(k) && isDrop(j.rule.text)).map(([, j]) => j);
-  return report.traces.map((t) => oneProbe(t, windows, moved, joined, ipvsMoved, unexplained));
+  const byNode = new Map<string, JoinedCount[]>();
+  for (const j of joined) {
+    const list = byNode.get(j.node);
+    if (list) list.push(j);
+    else byNode.set(j.node, [j]);
+  }
+  return report.traces.map((t) => oneProbe(t, windows, moved, byNode, ipvsMoved, unexplained));
 }
 
 const isDrop = (text: string) => /(^|\s)-j DROP\s*$|^policy: DROP$/.test(text);
@@ -223,7 +229,7 @@ function oneProbe(
   t: Trace,
   windows: ReadonlyMap<string, CounterWindow>,
   moved: ReadonlyMap<string, JoinedCount>,
-  joined: readonly JoinedCount[],
+  byNode: ReadonlyMap<string, readonly JoinedCount[]>,
   ipvsMoved: readonly CounterWindow['ipvs'][number][],
   unexplained: readonly JoinedCount[],
 ): ProbeEvidence {
@@ -249,9 +255,9 @@ function oneProbe(
         );
       // Other rules of the chains this decision walked that counted: a drop the model does not take there.
       const chains = new Set(s.path);
-      const others = joined.filter(
+      const here = byNode.get(node) ?? [];
+      const others = here.filter(
         (o) =>
-          o.node === node &&
           chains.has(o.rule.chain) &&
           (o.rule.chain !== s.chain || o.rule.ruleNumber !== s.ruleNumber) &&
           /(^|\s)-j DROP\b|policy: DROP/.test(o.rule.text),
@@ -262,9 +268,8 @@ function oneProbe(
         );
       if (!j && s.verdict === 'DROP') {
         // Another rule that decides (a verdict, not a jump) in the chains this decision walked.
-        const movedHere = joined.filter(
-          (o) =>
-            o.node === node && chains.has(o.rule.chain) && /(^|\s)-j (DROP|ACCEPT)\s*$|^policy: /.test(o.rule.text),
+        const movedHere = here.filter(
+          (o) => chains.has(o.rule.chain) && /(^|\s)-j (DROP|ACCEPT)\s*$|^policy: /.test(o.rule.text),
         );
         if (movedHere.length > 0)
           contradicts.push(
