@@ -20,8 +20,10 @@ export default class CountReporter implements Reporter {
           if (reason !== undefined) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
         }
       }
-      // A module that failed to load has no tests but must count as a failure.
-      if (mod.state() === 'failed' && [...mod.children.allTests()].length === 0) failed++;
+      // A module that failed without a failed test (it did not load, or a beforeAll/afterAll hook failed) must
+      // count as a failure too.
+      if (mod.state() === 'failed' && ![...mod.children.allTests()].some((t) => t.result().state === 'failed'))
+        failed++;
     }
     failed += unhandledErrors.length;
     // Defer so the lines come after vitest's own summary.
