@@ -150,6 +150,14 @@ describe('lenience', () => {
     expect(r.issues[0]).toMatchObject({ code: 'xml-doctype', pos: { line: 2 } });
   });
 
+  it('an XML error the parser reports without a place names the line where it stopped', () => {
+    // xmldom says 'missing root element' with no locator when the text holds no markup at all.
+    const r = readXml('just\ntext\n', 'none.xml');
+    expect(r.root).toBeUndefined();
+    expect(r.issues[0]).toMatchObject({ code: 'xml-syntax', pos: { file: 'none.xml', line: 2 } });
+    expect(readXml('', 'empty.xml').issues[0]).toMatchObject({ code: 'xml-syntax', pos: { line: 1 } });
+  });
+
   it('a scenario.yaml with CR line endings reads as with LF', async () => {
     const dir = variant('scenario.yaml', (t) => t.replace(/\n/g, '\r'));
     const lfDir = variant('scenario.yaml', (t) => t);

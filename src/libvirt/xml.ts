@@ -55,6 +55,13 @@ function convert(node: DomNodeLike, file: string, depth = 1): XmlElement {
   return { name: node.nodeName, attrs, children, text: text.trim(), pos: filePos(file, node.lineNumber ?? 0) };
 }
 
+/** The number of the last line of `text` (1 for an empty text), counted without splitting. */
+function lastLine(text: string): number {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < text.length - 1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
 function lineOf(message: string): number {
   const m = /line:?\s*(\d+)/i.exec(message);
   return m ? Number(m[1]) : 0;
@@ -134,7 +141,11 @@ export function readXml(input: string, file: string): { root: XmlElement | undef
     onError: (level: 'warning' | 'error' | 'fatalError', msg: string, context?: unknown) => {
       // xmldom passes its handler, whose locator says where the parser stood.
       const loc = (context as { locator?: { lineNumber?: number; columnNumber?: number } } | undefined)?.locator;
-      const pos = loc?.lineNumber ? filePos(file, loc.lineNumber, loc.columnNumber) : filePos(file, lineOf(msg));
+      // Without a locator (e.g. 'missing root element', reported at the end of the document) and no line in the
+      // message, the parser stood at the end of the text: its last line.
+      const pos = loc?.lineNumber
+        ? filePos(file, loc.lineNumber, loc.columnNumber)
+        : filePos(file, lineOf(msg) || lastLine(text));
       if (level === 'warning') {
         issues.push(issue('xml-warning', msg.split('\n')[0] ?? msg, pos, 'warning'));
         return;
