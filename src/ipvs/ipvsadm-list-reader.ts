@@ -290,7 +290,7 @@ export function readIpvsadmList(
       const m = /^IP Virtual Server version (\d+\.\d+\.\d+) \(size=(\d+)\)$/.exec(t.join(' '));
       if (!m) {
         issues.push(
-          issue('ipvsadm-bad-header', `expected 'IP Virtual Server version X.Y.Z (size=N)', got '${raw.trim()}'`, pos),
+          issue('ipvsadm-bad-header', `expected 'IP Virtual Server version X.Y.Z (size=N)', got '${quoted(raw)}'`, pos),
         );
       } else {
         header = { version: m[1]!, size: Number(m[2]) };
@@ -298,7 +298,7 @@ export function readIpvsadmList(
           issues.push(
             unsupported(
               'ipvsadm-not-kernel-ipvs',
-              `'${raw.trim()}' is not the Linux kernel's IPVS (version 1.2.1, size > 0); DPVS and other forks are not modelled`,
+              `'${quoted(raw)}' is not the Linux kernel's IPVS (version 1.2.1, size > 0); DPVS and other forks are not modelled`,
               pos,
             ),
           );
@@ -313,7 +313,7 @@ export function readIpvsadmList(
         issues.push(
           issue(
             'ipvsadm-bad-title',
-            `expected a title line 'Prot LocalAddress:Port Scheduler Flags' (or Conns/CPS/Uthreshold/Weight columns), got '${raw.trim()}'`,
+            `expected a title line 'Prot LocalAddress:Port Scheduler Flags' (or Conns/CPS/Uthreshold/Weight columns), got '${quoted(raw)}'`,
             pos,
           ),
         );
@@ -417,7 +417,7 @@ export function readIpvsadmList(
       continue;
     }
     if (!started) {
-      issues.push(issue('ipvsadm-ignored-line', `ignored line before the listing: '${raw.trim()}'`, pos, 'info'));
+      issues.push(issue('ipvsadm-ignored-line', `ignored line before the listing: '${quoted(raw)}'`, pos, 'info'));
       continue;
     }
     // A paste goes on after the listing (a prompt, the next command, its output) or elides part of it (`...`):
@@ -427,7 +427,7 @@ export function readIpvsadmList(
       : /^\S*[#$%>]$/.test(first) || /^\S+@\S+[:~]/.test(first) || /^\[[^\]]*\][#$]/.test(raw.trim())
         ? 'a shell prompt or command'
         : 'not a service line (TCP/UDP/SCTP/FWM …) or a real server line (  -> ADDRESS:PORT …)';
-    issues.push(issue('ipvsadm-skipped-line', `skipped (${what}): '${raw.trim()}'`, pos, 'warning'));
+    issues.push(issue('ipvsadm-skipped-line', `skipped (${what}): '${quoted(raw)}'`, pos, 'warning'));
   }
 
   if (!started && services.length === 0) {
@@ -737,4 +737,10 @@ function readDestinationLine(
       };
     }
   }
+}
+
+/** A line quoted in a message: trimmed, and cut at 160 characters so a pasted megabyte is not echoed back whole. */
+function quoted(raw: string): string {
+  const t = raw.trim();
+  return t.length > 160 ? `${t.slice(0, 160)}… (${t.length} characters)` : t;
 }

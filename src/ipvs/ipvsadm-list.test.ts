@@ -365,3 +365,13 @@ describe('writeIpvsadmList', () => {
     expect(formatLargeNumber(0, true)).toBe('        0');
   });
 });
+
+describe('a huge pasted line', () => {
+  it('is quoted cut at 160 characters, so the error after it is not buried', () => {
+    const r = readIpvsadmList(`junk ${'x'.repeat(1_000_000)}\n`, 'big.txt');
+    const ignored = r.issues.find((i) => i.code === 'ipvsadm-ignored-line');
+    expect(ignored?.message.length).toBeLessThan(260);
+    expect(ignored?.message).toContain('… (1000005 characters)');
+    expect(r.issues.find((i) => i.code === 'ipvsadm-empty')?.message).toContain('in lines 1-2');
+  });
+});
