@@ -252,6 +252,20 @@ describe('scenario artifacts', () => {
       expect(lstatSync(dir).isDirectory()).toBe(true);
     }
   });
+
+  it('name scenario.yaml and the line that names an artifact which is a directory (fuzz seed 11)', async () => {
+    const dir = fresh('scn');
+    cpSync(EX, dir, { recursive: true });
+    const yaml = join(dir, 'scenario.yaml');
+    const text = readFileSync(yaml, 'utf8');
+    const line = text.split('\n').findIndex((l) => l.includes('host1/ip-addr.txt')) + 1;
+    expect(line).toBeGreaterThan(0);
+    writeFileSync(yaml, text.replace('host1/ip-addr.txt', 'host1'));
+    const r = await runCli('diagnose', dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`scenario.yaml:${line}`);
+    expect(r.stderr).toMatch(/directory/);
+  });
 });
 
 describe('diagnose --html FILE', () => {

@@ -110,7 +110,16 @@ function readArtifact(
 ): { text: string; file: string; rel: string } | undefined {
   const file = fileName(ctx.rel, rel);
   // One read, no existence check first: a scenario names thousands of artifacts.
-  const text = ctx.files.read(rel);
+  let text: string | undefined;
+  try {
+    text = ctx.files.read(rel);
+  } catch (e) {
+    // A file that may not be read (a directory, outside the scenario, a FIFO, too big): an error at the line that
+    // names it.
+    if (!(e instanceof FileError)) throw e;
+    ctx.issues.push(issue('scenario.file', e.message, positionOf(ctx.src, yamlPath)));
+    return undefined;
+  }
   if (text !== undefined) return { text, file, rel };
   ctx.issues.push(
     issue('scenario.missing-file', `file "${rel}" does not exist (looked in ${file})`, positionOf(ctx.src, yamlPath)),
