@@ -7,6 +7,8 @@
  *   warnings: [kind, …]      kinds that must be among the warnings
  *   absent: [kind, …]        kinds that must not be reported at all
  *   culprit: TEXT            text that must appear in an error's culprit chain, title or explanation
+ *   mentions: [TEXT, …]      texts that must each appear in some finding's title (any severity)
+ *   unchecked: [TEXT, …]     texts that must each appear in the report's list of what was not checked
  *   lab: TEXT                whether the expectation was checked on the real kernel with `lab`, and if not why
  *   pending: TEXT            a model feature the scenario needs that has not landed (the case is skipped, saying so)
  */
@@ -24,6 +26,8 @@ interface Expect {
   readonly warnings?: readonly string[];
   readonly absent?: readonly string[];
   readonly culprit?: string;
+  readonly mentions?: readonly string[];
+  readonly unchecked?: readonly string[];
   readonly lab: string;
   readonly pending?: string;
 }
@@ -64,12 +68,19 @@ describe('the scenario corpus', () => {
     it(title, async () => {
       const r = await runCli('diagnose', '--json', join(ROOT, name));
       expect(r.stderr.replace(/wrote[^\n]*\n/, '')).not.toMatch(/error:/);
-      const report = JSON.parse(r.stdout) as { findings: JsonFinding[] };
+      const report = JSON.parse(r.stdout) as {
+        findings: JsonFinding[];
+        unchecked?: { what: string; why: string }[];
+      };
       const errors = [...new Set(report.findings.filter((f) => f.severity === 'error').map((f) => f.code))].sort();
       expect({ exit: r.code, errors }).toEqual({ exit: e.exit, errors: [...e.errors].sort() });
       const codes = new Set(report.findings.map((f) => f.code));
       for (const w of e.warnings ?? []) expect(codes, `warning ${w}`).toContain(w);
       for (const a of e.absent ?? []) expect(codes, `absent ${a}`).not.toContain(a);
+      const titles = report.findings.map((f) => f.title).join('\n');
+      for (const m of e.mentions ?? []) expect(titles, `a finding mentioning ${m}`).toContain(m);
+      const unchecked = (report.unchecked ?? []).map((u) => `${u.what}: ${u.why}`).join('\n');
+      for (const u of e.unchecked ?? []) expect(unchecked, `not checked: ${u}`).toContain(u);
       if (e.culprit !== undefined) {
         const texts = report.findings
           .filter((f) => f.severity === 'error')

@@ -221,6 +221,14 @@ function findingKey(f: { code: string; where: string }): string {
   return `${f.code}@${f.where}`;
 }
 
+/**
+ * A static finding's own key: one kind may stand several times on one node (a persistent service per port, a
+ * weight-0 table per service), and each is a finding of its own.
+ */
+function staticKey(f: { code: string; where: string; title: string }): string {
+  return `${findingKey(f)}#${f.title}`;
+}
+
 /** The first finding kind that explains a failed trace. */
 function explainTrace(loaded: LoadedScenario, t: Trace): Detected | undefined {
   for (const kind of FINDING_KINDS) {
@@ -301,10 +309,11 @@ function verify(
     const d = explainTrace(fixed, after[k]!);
     return d !== undefined && p.addresses.has(findingKey(d.finding));
   });
-  const remaining = new Set(staticFindings(fixed).map((d) => findingKey(d.finding)));
-  const clears = [...p.clears].filter((k) => !remaining.has(k));
+  const remaining = new Set(staticFindings(fixed).map((d) => staticKey(d.finding)));
+  const cleared = [...p.clears].filter((k) => !remaining.has(k));
+  const clears = [...new Set(cleared.map((k) => k.slice(0, k.indexOf('#'))))];
   const { apply: _apply, ...rest } = p.fix;
-  const verified = !regress && !stillThere && clears.length === p.clears.size;
+  const verified = !regress && !stillThere && cleared.length === p.clears.size;
   return {
     ...rest,
     verified,
@@ -405,11 +414,13 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
     });
   }
   for (const d of staticFindings(loaded)) {
-    const key = findingKey(d.finding);
+    // The trace found it too (same kind, same place): one finding, found both ways.
+    const traced = findings.get(findingKey(d.finding));
+    const key = traced && traced.source === 'trace' ? findingKey(d.finding) : staticKey(d.finding);
     const prev = findings.get(key);
     if (prev) findings.set(key, { ...prev, source: prev.source === 'static' ? 'static' : 'both' });
     else findings.set(key, { ...d.finding, probes: [], fixes: d.fixes.map((f) => f.id), source: 'static', after: [] });
-    for (const f of d.fixes) propose(f, []).clears.add(key);
+    for (const f of d.fixes) propose(f, []).clears.add(staticKey(d.finding));
   }
   const fixes = [...proposals.values()]
     .map((p) => verify(loaded, probes, recorded, p))
