@@ -13,7 +13,7 @@ import { fragNeeded, pathMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import { checkWalk } from './invariants.ts';
 import { localAddress } from './node-config.ts';
-import { type Hop, type NeighbourStep, pickEnd } from './types.ts';
+import { arpOwners, type Hop, type NeighbourStep, pickArpEnd } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
 
 /** `ip_local_out` of a packet the node's stack makes or forwards: route, resolve the next hop, send. */
@@ -275,7 +275,7 @@ function resolve(
     arp: { hops: sub.hops },
   });
   if (!got) {
-    const death = pickEnd(sub.hops);
+    const death = pickArpEnd(sub.hops, arpOwners(w.ctx.dp.scenario, ip))?.end;
     w.end(
       hop,
       'arp-unresolved',

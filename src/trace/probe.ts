@@ -18,7 +18,7 @@ import type { Dataplane } from './dataplane.ts';
 import type { DecisionLog } from './decisions.ts';
 import { checkTrace } from './invariants.ts';
 import { ipOutput } from './ipv4-output.ts';
-import { type Capture, type End, type Hop, pickEnd, type Trace } from './types.ts';
+import { arpOwners, type Capture, type End, type Hop, pickArpEnd, pickEnd, type Trace } from './types.ts';
 import type { WalkContext, WalkGoal } from './walk.ts';
 import { Walker } from './walker.ts';
 
@@ -198,8 +198,11 @@ function finish(probe: ProbeSpec, walker: Walker, captures: Capture[], dataFrom?
     const candidates = dataFrom !== undefined ? hops.slice(dataFrom) : hops;
     // A packet too big whose ICMP never made it back is the story (a PMTU black hole), not where the ICMP died.
     const tooBig = candidates.find((h) => h.end?.cause === 'frag-needed');
-    const best = tooBig?.end ?? pickEnd(candidates);
-    endHop = best ? candidates.find((h) => h.end === best) : undefined;
+    if (probe.kind === 'arp') endHop = pickArpEnd(candidates, arpOwners(walker.ctx.dp.scenario, probe.target));
+    else {
+      const best = tooBig?.end ?? pickEnd(candidates);
+      endHop = best ? candidates.find((h) => h.end === best) : undefined;
+    }
   }
   const end: End = endHop?.end ?? {
     disposition: 'blackholed',

@@ -93,7 +93,14 @@ export function lowerReceive(w: Walking, st: NodeState, iface: Iface, hop: Hop, 
     const vid = frame.vlans[0]!.vid;
     const vlan = uppers.find((u) => u.kind === 'vlan' && u.vlanId === vid);
     if (!vlan) {
-      w.end(hop, 'discarded', `${st.node.name}:${iface.name} has no VLAN ${vid} device: tagged frame dropped`);
+      const others = uppers.filter((u) => u.kind === 'vlan');
+      const has = others.length > 0 ? ` (it has ${others.map((u) => `${u.name}, VLAN ${u.vlanId}`).join('; ')})` : '';
+      w.end(
+        hop,
+        'discarded',
+        `${st.node.name}:${iface.name} has no VLAN ${vid} device${has}: tagged frame dropped`,
+        others[0]?.origin,
+      );
       return;
     }
     hop.steps.push({ kind: 'note', text: `VLAN ${vid}: untagged and received by ${vlan.name}`, origin: vlan.origin });

@@ -6,7 +6,7 @@
 import type { Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
 import type { Origin } from '../source/origin.ts';
-import type { ProbeSpec } from '../topology/model.ts';
+import type { ProbeSpec, Scenario } from '../topology/model.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 
 export const DISPOSITIONS = [
@@ -192,6 +192,33 @@ export interface Trace extends Walk {
   readonly path: readonly number[];
   readonly captures: readonly Capture[];
   readonly summary: string;
+}
+
+/**
+ * Why an ARP request went unanswered. A broadcast reaches nodes that do not own the address — its normal fate,
+ * never the story. The story is where it died on its way to an owner (`owners`: the nodes holding the address and
+ * their hypervisors), else any other end; when every end is a node that does not own it, the first of those.
+ */
+export function pickArpEnd(hops: readonly Hop[], owners: ReadonlySet<string>): Hop | undefined {
+  const notOurs = (h: Hop) => h.steps.some((s) => s.kind === 'arp' && s.action === 'not-for-us');
+  const ended = hops.filter((h) => h.end !== undefined);
+  const telling = ended.filter((h) => !notOurs(h));
+  const pool = telling.length > 0 ? telling : ended;
+  const near = pool.filter((h) => owners.has(h.place.node));
+  const best = pickEnd(near.length > 0 ? near : pool);
+  return best ? pool.find((h) => h.end === best) : undefined;
+}
+
+/** The nodes that own `ip` (an address on one of their interfaces) and the hypervisors they run on. */
+export function arpOwners(scenario: Scenario, ip: Ipv4): Set<string> {
+  const out = new Set<string>();
+  for (const n of scenario.nodes.values())
+    for (const i of n.interfaces.values())
+      if (i.addrs.some((a) => a.prefix.addr === ip)) {
+        out.add(n.name);
+        if (n.host !== undefined) out.add(n.host);
+      }
+  return out;
 }
 
 /** The most telling end among hops: highest rank, first met on ties. */
