@@ -176,6 +176,11 @@ export interface IptRule {
   readonly target?: IptTarget;
   readonly counters?: IptCounters;
   readonly origin: Origin;
+  /**
+   * The rule as `nft list ruleset` printed it, with its chain (`table/chain`), when the host's rules came from
+   * there: findings quote a rule in the syntax of its source.
+   */
+  readonly nft?: { readonly chain: string; readonly text: string };
 }
 
 export interface IptChain {

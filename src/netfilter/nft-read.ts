@@ -403,8 +403,12 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
         if (t && (t.kind === 'jump' || t.kind === 'goto')) {
           const target = evaluated.find((x) => x.table === c.table && x.name === t.chain);
           if (target === undefined) throw new Unmodelled(`${t.kind} to ${t.chain}, a chain not in this table`);
-          rules.push({ ...r, target: { kind: t.kind, chain: nameOf.get(target)! } });
-        } else rules.push(r);
+          rules.push({
+            ...r,
+            target: { kind: t.kind, chain: nameOf.get(target)! },
+            nft: { chain: qualified(c), text: rl.text },
+          });
+        } else rules.push({ ...r, nft: { chain: qualified(c), text: rl.text } });
       } catch (e) {
         if (!(e instanceof Unmodelled)) throw e;
         issues.push(

@@ -13,6 +13,7 @@ import type { EthernetFrame } from '../wire/types.ts';
 import { ifaceMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import type { BridgedCtx, BridgeHook } from './engines.ts';
+import { ruleQuote } from './render-step.ts';
 import type { Hop, Step } from './types.ts';
 import { DELAY_NS, type Device, type WalkEvent, type Walking } from './walk.ts';
 
@@ -160,7 +161,7 @@ function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFra
       w.end(
         hop,
         'dropped-by-filter',
-        `iptables -t filter FORWARD (br_netfilter): ${ipStep.chain}${ipStep.ruleNumber !== undefined ? ` rule ${ipStep.ruleNumber}` : ''} "${ipStep.ruleText}"`,
+        `${ipStep.nft ? 'nft' : 'iptables -t filter'} FORWARD (br_netfilter): ${ruleQuote(ipStep)}`,
         ipStep.origin,
       );
       return;

@@ -94,7 +94,9 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         verdict,
         chain: d.chain,
         ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
-        ruleText: d.kind === 'rule' ? renderIptablesRule(d.chain, d.rule, 'ipv4') : `policy ${d.policy}`,
+        ruleText:
+          d.kind === 'rule' ? (d.rule.nft?.text ?? renderIptablesRule(d.chain, d.rule, 'ipv4')) : `policy ${d.policy}`,
+        ...(d.kind === 'rule' && d.rule.nft ? { nft: { chain: d.rule.nft.chain } } : {}),
         origin: d.kind === 'rule' ? d.rule.origin : d.origin,
         path,
         rulesVisited: r.visited.length,

@@ -3,7 +3,7 @@
 import { formatIpv4 } from '../addr/ipv4.ts';
 import { assertNever } from '../source/assert-never.ts';
 import { formatPosition, type Origin, renderOriginChain } from '../source/origin.ts';
-import type { Step } from './types.ts';
+import type { NetfilterStep, Step } from './types.ts';
 
 function originShort(o: Origin | undefined): string {
   if (!o) return '';
@@ -15,7 +15,7 @@ export function renderStep(s: Step): string | undefined {
     case 'capture':
       return undefined;
     case 'netfilter':
-      return `${s.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${s.table} ${s.hook}: ${s.path.join(' → ')} ⇒ ${s.verdict} by ${s.chain}${s.ruleNumber !== undefined ? ` rule ${s.ruleNumber}` : ''} "${s.ruleText}"\n      from ${renderOriginChain(s.origin, '\n        ← ')}`;
+      return `${s.nft ? 'nft' : s.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${s.table} ${s.hook}: ${s.path.join(' → ')} ⇒ ${s.verdict} by ${ruleQuote(s)}\n      from ${renderOriginChain(s.origin, '\n        ← ')}`;
     case 'bridge':
       return `bridge ${s.bridge}: ${s.decision}${s.ports.length ? ` → ${s.ports.join(', ')}` : ''}${s.learned ? ` (learned ${s.learned})` : ''}`;
     case 'segment':
@@ -43,4 +43,13 @@ export function renderStep(s: Step): string | undefined {
     default:
       return assertNever(s, 'step');
   }
+}
+
+/**
+ * The deciding rule in the syntax of its source: `chain FORWARD rule 3 "-A FORWARD … -j DROP"` from iptables-save,
+ * `nft chain firewalld/filter_FORWARD "ct state invalid drop"` from `nft list ruleset`.
+ */
+export function ruleQuote(s: NetfilterStep): string {
+  if (s.nft) return `nft chain ${s.nft.chain} "${s.ruleText}"`;
+  return `${s.chain}${s.ruleNumber !== undefined ? ` rule ${s.ruleNumber}` : ''} "${s.ruleText}"`;
 }

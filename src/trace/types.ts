@@ -102,8 +102,13 @@ export interface NetfilterStep {
   /** The chain and 1-based rule number that decided, or the chain whose policy applied. */
   readonly chain: string;
   readonly ruleNumber?: number;
-  /** The rule as `ebtables -L` prints it (or `policy: X`). */
+  /**
+   * The rule as `ebtables -L` / `iptables-save` print it (or `policy: X`); with `nft`, as `nft list ruleset` printed
+   * it (the host's rules came from there).
+   */
   readonly ruleText: string;
+  /** The deciding rule came from `nft list ruleset`: its chain there (`table/chain`). */
+  readonly nft?: { readonly chain: string };
   /** Origin of the deciding rule or policy (rule ← filter ← filterref ← domain interface). */
   readonly origin: Origin;
   /** Chains entered, in order, e.g. PREROUTING → libvirt-I-vnet0 → I-vnet0-ipv4-ip. */

@@ -1,5 +1,6 @@
 import { findOrigin } from '../../source/origin.ts';
 import type { Node } from '../../topology/model.ts';
+import { ruleQuote } from '../../trace/render-step.ts';
 import { endHop } from '../facts.ts';
 import { sysctlFix } from '../sysctl-fix.ts';
 import type { FixProposal } from '../types.ts';
@@ -27,8 +28,8 @@ export const bridgedForwardDrop: FindingKind = {
       finding: {
         code: this.code,
         severity: this.severity,
-        title: `${host.name}: iptables FORWARD ${step.ruleText} drops bridged traffic toward ${hop.place.iface ?? '?'}`,
-        explanation: `With br_netfilter loaded and net.bridge.bridge-nf-call-iptables=1, frames bridged between a guest's tap and the uplink also traverse the host's iptables FORWARD chain; ${step.chain} "${step.ruleText}" (a host rule or policy, e.g. Docker's FORWARD DROP) drops them. Accept bridged traffic (iptables -I FORWARD -m physdev --physdev-is-bridged -j ACCEPT) or stop passing bridged frames to iptables.`,
+        title: `${host.name}: ${step.nft ? 'nft' : 'iptables'} FORWARD ${step.ruleText} drops bridged traffic toward ${hop.place.iface ?? '?'}`,
+        explanation: `With br_netfilter loaded and net.bridge.bridge-nf-call-iptables=1, frames bridged between a guest's tap and the uplink also traverse the host's ${step.nft ? 'nftables forward hook' : 'iptables FORWARD chain'}; ${ruleQuote(step)} (a host rule or policy, e.g. Docker's FORWARD DROP) drops them. ${step.nft ? `Accept bridged traffic in ${step.nft.chain} itself (an accept in another table does not stop this chain)` : 'Accept bridged traffic (iptables -I FORWARD -m physdev --physdev-is-bridged -j ACCEPT)'} or stop passing bridged frames to iptables.`,
         where: `${host.name}:${hop.place.iface ?? ''}`,
         culprit: step.origin,
       },

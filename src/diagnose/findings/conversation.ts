@@ -10,6 +10,8 @@ import { commentName, shellCommand } from '../../source/shell.ts';
 import type { LoadedScenario } from '../../topology/load-scenario.ts';
 import type { Route } from '../../topology/model.ts';
 import { ipvsSysctls } from '../../trace/ipvs-engine.ts';
+import { ruleQuote } from '../../trace/render-step.ts';
+import type { NetfilterStep } from '../../trace/types.ts';
 import { endHop } from '../facts.ts';
 import { sysctlFix } from '../sysctl-fix.ts';
 import type { FixProposal } from '../types.ts';
@@ -33,7 +35,7 @@ export const conntrackInvalid: FindingKind = {
     if (!hop) return undefined;
     const note = hop.steps.find((s) => s.kind === 'note' && s.text.includes('ctstate INVALID'));
     const drop = hop.steps.find((s) => s.kind === 'netfilter' && s.family === 'ipv4' && s.verdict === 'DROP');
-    if (note?.kind !== 'note' || !drop || drop.kind !== 'netfilter' || !drop.ruleText.includes('INVALID'))
+    if (note?.kind !== 'note' || !drop || drop.kind !== 'netfilter' || !/invalid/i.test(drop.ruleText))
       return undefined;
     const host = ctx.loaded.scenario.nodes.get(hop.place.node);
     if (host?.kind !== 'host') return undefined;
@@ -43,8 +45,8 @@ export const conntrackInvalid: FindingKind = {
       finding: {
         code: this.code,
         severity: this.severity,
-        title: `${host.name}: iptables "${drop.ruleText}" drops the client's packets to ${vip} after the handshake`,
-        explanation: `With br_netfilter, ${host.name} tracks the bridged connection: it saw the client's SYN toward the director but never the SYN-ACK, which the real server sends straight to the gateway (DR/TUN replies bypass this host). The client's next packet — its ACK and its request — is then an invalid transition (${note.text.replace(/^conntrack on [^:]+: /, '')}), and ${drop.chain} "${drop.ruleText}" drops it. The SYN passes, so a SYN-only check looks healthy. Exempt the virtual service from connection tracking on ${host.name} (iptables -t raw -I PREROUTING -d ${vip} -j CT --notrack), accept it before the INVALID rule (-m physdev --physdev-is-bridged -d ${vip} -j ACCEPT), or stop passing bridged frames to iptables.`,
+        title: `${host.name}: ${drop.nft ? 'nft' : 'iptables'} "${drop.ruleText}" drops the client's packets to ${vip} after the handshake`,
+        explanation: `With br_netfilter, ${host.name} tracks the bridged connection: it saw the client's SYN toward the director but never the SYN-ACK, which the real server sends straight to the gateway (DR/TUN replies bypass this host). The client's next packet — its ACK and its request — is then an invalid transition (${note.text.replace(/^conntrack on [^:]+: /, '')}), and ${ruleQuote(drop)} drops it. The SYN passes, so a SYN-only check looks healthy. ${remedies(host.name, vip, drop)}`,
         where: `${host.name}:${hop.place.iface ?? ''}`,
         culprit: drop.origin,
       },
@@ -52,6 +54,13 @@ export const conntrackInvalid: FindingKind = {
     };
   },
 };
+
+/** What an operator can change on the host, in the syntax of the rule set the host uses. */
+function remedies(host: string, vip: string, drop: NetfilterStep): string {
+  if (drop.nft)
+    return `Exempt the virtual service from connection tracking on ${host} (a table of its own: nft add table ip lvs_notrack; nft add chain ip lvs_notrack pre '{ type filter hook prerouting priority raw; }'; nft add rule ip lvs_notrack pre ip daddr ${vip} notrack — an untracked packet is not "invalid"), or stop passing bridged frames to the IP hooks. An accept in another table does not help: every base chain on the hook still sees the packet, and ${drop.nft.chain} still drops it.`;
+  return `Exempt the virtual service from connection tracking on ${host} (iptables -t raw -I PREROUTING -d ${vip} -j CT --notrack), accept it before the INVALID rule (-m physdev --physdev-is-bridged -d ${vip} -j ACCEPT), or stop passing bridged frames to iptables.`;
+}
 
 /** A fix setting `advmss` on a real server's default route: the MSS it advertises, so clients send smaller segments. */
 function advmssFix(loaded: LoadedScenario, rsName: string, mss: number): FixProposal | undefined {

@@ -1,3 +1,4 @@
+import { ruleQuote } from '../../trace/render-step.ts';
 import { dropStep, endHop } from '../facts.ts';
 import type { FindingKind } from './kind.ts';
 
@@ -18,7 +19,7 @@ export const filterDrop: FindingKind = {
       finding: {
         code: this.code,
         severity: this.severity,
-        title: `${where}: ${drop.table} ${drop.hook} → ${drop.chain} "${drop.ruleText}" drops the ${trace.stage}`,
+        title: `${where}: ${drop.table} ${drop.hook} → ${ruleQuote(drop)} drops the ${trace.stage}`,
         explanation: `${trace.end.reason}.`,
         where,
         culprit: drop.origin,
