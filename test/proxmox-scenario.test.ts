@@ -52,8 +52,14 @@ describe('a Proxmox host in a scenario', () => {
     // The explicit ipfilter-net0 set is also an ebtables ARP sender allow-list: lb1's ARP reply for the VIP dies too.
     const arp = d.probes.find((p) => p.probe.name === 'arp-for-vip')!;
     expect([arp.disposition, arp.end.place]).toEqual(['dropped-by-filter', { node: 'pve1', iface: 'fwln100i0' }]);
-    expect(d.findings.map((f) => f.code)).toContain('director-anti-spoofing');
-    expect(d.fixes.map((f) => [f.id, f.verified])).toEqual([['pve-director-ipfilter-off-100', true]]);
+    expect(d.findings.map((f) => f.code).sort()).toEqual(['director-anti-spoofing', 'vip-arp-blocked']);
+    // The VIP in the set answers the ARP probe only; the director fix answers both and comes first.
+    expect(d.fixes.map((f) => [f.id, f.verified])).toEqual([
+      ['pve-director-ipfilter-off-100', true],
+      ['pve-vip-in-ipfilter-100-net0', true],
+    ]);
+    const vipFix = d.fixes[1]!.artifacts.find((a) => a.path === 'pve-pve1/firewall/100.fw')!.content;
+    expect(vipFix).toMatch(/^\[IPSET ipfilter-net0\].*\n192\.0\.2\.11\n192\.0\.2\.100 # VIP/m);
     const file = d.fixes[0]!.artifacts.find((a) => a.path === 'pve-pve1/firewall/100.fw')!.content;
     expect(file).toMatch(/^ipfilter: 0$/m);
     expect(file).not.toContain('[IPSET ipfilter-net0]');

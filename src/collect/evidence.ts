@@ -16,7 +16,9 @@ import { type Issue, issue } from '../source/issue.ts';
 import { filePos } from '../source/origin.ts';
 import { readIpNeigh } from '../topology/ip-neigh.ts';
 import { readIpRoute } from '../topology/ip-route.ts';
+import { type PveHost, pveHostFrom } from '../topology/proxmox-host.ts';
 import { type Bundle, bundleFile, outputOf, whyUnavailable } from './bundle.ts';
+import { isProxmoxBundle, pveFilesFromBundle } from './proxmox-bundle.ts';
 
 export interface LinkFact {
   readonly name: string;
@@ -89,6 +91,11 @@ export interface Evidence {
   readonly customFilters?: readonly FilterFact[];
   readonly ipvs?: IpvsTable;
   readonly listen?: readonly string[];
+  /**
+   * A Proxmox VE host: its /etc/pve files read and compiled (guests as domains, fwbr veth pairs, pve-firewall's
+   * rules). Its `domains` are then the guests of its qemu-server/lxc configs.
+   */
+  readonly pve?: PveHost;
   /** Things the bundle does not tell, with the reason (e.g. "virsh: tool not installed"). */
   readonly unknown: readonly string[];
   /** The same, structured: what is unknown, why, and the manifest line that records it. */
@@ -236,7 +243,20 @@ export function gatherEvidence(b: Bundle): Evidence {
     const fdb = readFdb(b, issues);
     if (fdb) base.fdb = fdb;
     else need('bridge-j-fdb', 'bridge forwarding database');
-    if (outputOf(b, 'virsh-list') === undefined) need('virsh-list', 'domains');
+    if (isProxmoxBundle(b)) {
+      const files = pveFilesFromBundle(b);
+      issues.push(...files.issues);
+      const built = pveHostFrom(files.files);
+      issues.push(...built.issues);
+      if (built.value) {
+        base.pve = built.value;
+        base.domains = built.value.domains.map((def, k) => {
+          const conf = built.value!.input.guests[k]!.config;
+          const id = `pve-${conf.kind === 'lxc' ? 'lxc' : 'qemu-server'}-${conf.vmid}`;
+          return { name: def.name, id, text: outputOf(b, id) ?? '', def, file: conf.file, issues: [] };
+        });
+      }
+    } else if (outputOf(b, 'virsh-list') === undefined) need('virsh-list', 'domains');
     else {
       const domains: DomainFact[] = [];
       for (const id of idsWithPrefix(b, 'domain-')) {
@@ -252,7 +272,9 @@ export function gatherEvidence(b: Bundle): Evidence {
       }
       base.domains = domains;
     }
-    if (outputOf(b, 'virsh-binding-list') === undefined) need('virsh-binding-list', 'filter bindings');
+    if (isProxmoxBundle(b)) {
+      // No libvirt on a Proxmox node: no filter bindings, no nwfilters.
+    } else if (outputOf(b, 'virsh-binding-list') === undefined) need('virsh-binding-list', 'filter bindings');
     else {
       const bindings: BindingFact[] = [];
       for (const id of idsWithPrefix(b, 'binding-')) {
@@ -268,7 +290,9 @@ export function gatherEvidence(b: Bundle): Evidence {
       }
       base.bindings = bindings;
     }
-    if (outputOf(b, 'virsh-nwfilter-list') === undefined) need('virsh-nwfilter-list', 'nwfilter definitions');
+    if (isProxmoxBundle(b)) {
+      // pve-firewall's own files stand in for nwfilters (base.pve).
+    } else if (outputOf(b, 'virsh-nwfilter-list') === undefined) need('virsh-nwfilter-list', 'nwfilter definitions');
     else {
       const customFilters: FilterFact[] = [];
       for (const id of idsWithPrefix(b, 'nwfilter-')) {

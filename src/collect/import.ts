@@ -36,6 +36,7 @@ import {
 } from './drift.ts';
 import { type Evidence, type Gap, gatherEvidence } from './evidence.ts';
 import { type Assumption, type Cluster, type GuestPlace, type HostPlace, inferCluster } from './infer.ts';
+import { pveBundleFiles, pveNodeOf } from './proxmox-bundle.ts';
 
 export interface ImportOptions {
   /** The scenario directory to write (created; must be empty or an earlier import). */
@@ -232,6 +233,9 @@ function prepareOut(out: string, issues: Issue[]): boolean {
 interface HostOut {
   readonly ipAddr?: string;
   readonly domains: string[];
+  /** Proxmox: the copy of /etc/pve (`pve:`) and the node it describes. */
+  readonly pve?: string;
+  readonly pveNode?: string;
   readonly nwfilterDir?: string;
   /** Directory of the live filter bindings (`hosts.NAME.bindings`). */
   readonly bindings?: string;
@@ -249,8 +253,14 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
   }
   w.copyFile(b, 'manifest.tsv', `${dir}/manifest.tsv`);
   const domains: string[] = [];
+  // A Proxmox node: its /etc/pve files as a copy of /etc/pve, which the loader compiles as pve-firewall does.
+  let pve: string | undefined;
+  if (h.ev.pve) {
+    pve = `${dir}/etc-pve`;
+    for (const f of pveBundleFiles(b)) w.write(`${pve}/${f.rel}`, f.text);
+  }
   for (const g of c.guests)
-    if (g.host === h.node) {
+    if (g.host === h.node && !h.ev.pve) {
       const d = g.domain;
       const result = { value: d.def, issues: d.issues };
       domains.push(
@@ -283,6 +293,7 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
   return {
     ...(ipAddr ? { ipAddr } : {}),
     domains,
+    ...(pve ? { pve, pveNode: pveNodeOf(b) } : {}),
     ...(nwfilterDir ? { nwfilterDir } : {}),
     ...(bindings ? { bindings } : {}),
     ...(sysctl ? { sysctl } : {}),
@@ -433,7 +444,10 @@ function renderYaml(
     for (const u of h.ev.unknown) L.push(`    # unknown: ${comment(u)}`);
     if (o.ipAddr) L.push(`    ip-addr: ${yamlStr(o.ipAddr)}`);
     else L.push('    # TODO ip-addr: no `ip addr` output; taps and bridges are assumed from the domain XML');
-    L.push(`    domains: [${o.domains.map(yamlStr).join(', ')}]`);
+    if (o.pve) {
+      L.push(`    platform: proxmox  # bundle meta platform (pve-firewall's files under /etc/pve)`);
+      L.push(`    pve: ${yamlStr(o.pve)}  # /etc/pve files of node ${o.pveNode}: guests, firewall`);
+    } else L.push(`    domains: [${o.domains.map(yamlStr).join(', ')}]`);
     if (o.nwfilterDir) L.push(`    nwfilter-dir: ${yamlStr(o.nwfilterDir)}`);
     if (o.bindings) L.push(`    bindings: ${yamlStr(o.bindings)}  # live: virsh nwfilter-binding-dumpxml`);
     if (o.sysctl) L.push(`    sysctl: ${yamlStr(o.sysctl)}`);
@@ -553,6 +567,12 @@ function driftOf(c: Cluster, hostsOut: ReadonlyMap<string, HostOut>, notes: stri
   const drift: DriftEntry[] = [];
   for (const h of c.hosts) {
     const b = h.ev.bundle;
+    if (h.ev.pve) {
+      notes.push(
+        `${h.node}: Proxmox node: its live iptables/ebtables rules are not compared with what /etc/pve compiles to (the scenario uses the compiled rules)`,
+      );
+      continue;
+    }
     const domains = (h.ev.domains ?? []).map((d) => d.def);
     const implied = impliedBindings(domains);
     if (h.ev.bindings)

@@ -84,11 +84,18 @@ function isTap(l: LinkFact, taps: ReadonlySet<string>): boolean {
   return taps.has(l.name) || l.infoKind === 'tun';
 }
 
+/** The guests' ports of a host: taps, and on a Proxmox node the fwpr ends of its firewall bridges' veth pairs. */
 function tapsOf(ev: Evidence): Set<string> {
   const taps = new Set<string>();
   for (const d of ev.domains ?? []) for (const i of d.def.interfaces) if (i.targetDev) taps.add(i.targetDev);
   for (const b of ev.bindings ?? []) taps.add(b.def.portdev);
+  for (const p of ev.pve?.pairs ?? []) taps.add(p.fwpr);
   return taps;
+}
+
+/** Proxmox: a guest NIC's firewall bridge (fwbrXiY) → the vmbr its veth pair joins; other bridges are themselves. */
+function outerBridge(ev: Evidence, br: string | undefined): string | undefined {
+  return ev.pve?.pairs.find((p) => p.fwbr === br)?.bridge ?? br;
 }
 
 class UnionFind {
@@ -136,6 +143,18 @@ export function inferCluster(all: readonly Evidence[]): Cluster {
       if (domainSeen.has(d.name)) {
         notes.push(`domain ${d.name} is listed on ${domainSeen.get(d.name)} and on ${h.node}: only the first is used`);
         continue;
+      }
+      // A Proxmox guest is running when its taps exist (its config names them whether it runs or not).
+      if (h.ev.pve && h.ev.links && d.def.interfaces.length > 0) {
+        const names = new Set(h.ev.links.map((l) => l.name));
+        if (d.def.interfaces.every((i) => !i.targetDev || !names.has(i.targetDev))) {
+          notes.push(`guest ${d.name} on ${h.node} left out: none of its taps exists (guest not running?)`);
+          assume(
+            `guest ${d.name} on ${h.node} is not running and is left out of the scenario`,
+            `${h.node}'s ip -j link lists none of ${d.def.interfaces.map((i) => i.targetDev).join(', ')} (the taps of ${d.file.replace(/^.*?(?=nodes\/)/, '')})`,
+          );
+          continue;
+        }
       }
       // A running domain's interfaces have taps; one without any is not running (nothing of it can be traced).
       if (d.def.interfaces.length > 0 && d.def.interfaces.every((i) => !i.targetDev)) {
@@ -199,9 +218,11 @@ export function inferCluster(all: readonly Evidence[]): Cluster {
     for (const d of h.ev.domains ?? []) {
       if (domainSeen.get(d.name) !== h.node) continue;
       const ev = matched.get(d.name);
-      const ports = d.def.interfaces.map(
-        (i) => `${i.targetDev ?? '?'} (${i.sourceBridge ?? i.sourceNetwork ?? i.sourceDev ?? i.type})`,
-      );
+      const ports = d.def.interfaces.map((i) => {
+        const br = i.sourceBridge ?? i.sourceNetwork ?? i.sourceDev ?? i.type;
+        const outer = outerBridge(h.ev, i.sourceBridge);
+        return `${i.targetDev ?? '?'} (${br}${outer !== i.sourceBridge ? ` → ${outer}` : ''})`;
+      });
       guests.push({ node: d.name, host: h.node, domain: d, ...(ev ? { ev } : {}), ports });
     }
 
@@ -212,6 +233,8 @@ export function inferCluster(all: readonly Evidence[]): Cluster {
     const taps = tapsOf(h.ev);
     const bridges = new Set(links.flatMap((l) => (l.master ? [l.master] : [])));
     for (const l of links) if (l.infoKind === 'bridge') bridges.add(l.name);
+    // A Proxmox firewall bridge holds one guest tap and its veth end: never an uplink.
+    for (const p of h.ev.pve?.pairs ?? []) bridges.delete(p.fwbr);
     for (const br of [...bridges].sort()) {
       const ports = links.filter((l) => l.master === br && !isTap(l, taps));
       const hasTaps = links.some((l) => l.master === br && isTap(l, taps));
@@ -250,7 +273,7 @@ export function inferCluster(all: readonly Evidence[]): Cluster {
       }
     for (const g of guestsByHost.get(u.host) ?? []) {
       for (const i of g.domain.def.interfaces) {
-        const br = (i.targetDev ? linkByName.get(i.targetDev)?.master : undefined) ?? i.sourceBridge;
+        const br = outerBridge(h.ev, (i.targetDev ? linkByName.get(i.targetDev)?.master : undefined) ?? i.sourceBridge);
         if (br !== u.bridge) continue;
         if (i.mac) macs.add(i.mac);
         const gev = guestEv.get(g.node);

@@ -12,30 +12,56 @@ export function isProxmoxBundle(b: Bundle): boolean {
   return b.meta.get('platform') === 'proxmox';
 }
 
-export function pveFilesFromBundle(b: Bundle, localNetwork?: string): { files: PveNodeFiles; issues: Issue[] } {
-  const issues: Issue[] = [];
-  const node = b.meta.get('pve-node') ?? b.hostname;
-  const file = (id: string, name: string) => {
+/** One copied /etc/pve file: its path relative to /etc/pve, the bundle command that copied it, its text. */
+export interface PveBundleFile {
+  readonly rel: string;
+  readonly id: string;
+  readonly text: string;
+}
+
+/** The node the collector read (`meta pve-node`, else the bundle's hostname). */
+export function pveNodeOf(b: Bundle): string {
+  return b.meta.get('pve-node') ?? b.hostname;
+}
+
+/** The /etc/pve files a Proxmox bundle holds (copies that succeeded), named as in /etc/pve, in a stable order. */
+export function pveBundleFiles(b: Bundle): PveBundleFile[] {
+  const node = pveNodeOf(b);
+  const out: PveBundleFile[] = [];
+  const add = (id: string, rel: string) => {
     const text = outputOf(b, id);
-    return text === undefined || b.commands.get(id)?.status !== 'ok'
-      ? undefined
-      : { file: `${bundleFile(b, '')}${name}`, text };
+    if (text !== undefined && b.commands.get(id)?.status === 'ok') out.push({ rel, id, text });
   };
-  const guests: PveGuestSource[] = [];
-  const guestFw = new Map<string, { file: string; text: string }>();
+  add('pve-fw-cluster', 'firewall/cluster.fw');
+  add('pve-fw-host', `nodes/${node}/host.fw`);
+  add('pve-corosync', 'corosync.conf');
   for (const id of [...b.commands.keys()].sort()) {
     const m = /^pve-(qemu-server|lxc)-(\d+)$/.exec(id);
-    if (m) {
-      const conf = file(id, `nodes/${node}/${m[1]}/${m[2]}.conf`);
-      if (conf) guests.push({ kind: m[1] === 'lxc' ? 'lxc' : 'qemu', vmid: m[2]!, conf });
-    }
+    if (m) add(id, `nodes/${node}/${m[1]}/${m[2]}.conf`);
     const f = /^pve-fw-(\d+)$/.exec(id);
-    if (f) {
-      const fw = file(id, `firewall/${f[1]}.fw`);
-      if (fw) guestFw.set(f[1]!, fw);
-    }
+    if (f) add(id, `firewall/${f[1]}.fw`);
   }
-  const cluster = file('pve-fw-cluster', 'firewall/cluster.fw');
+  return out;
+}
+
+export function pveFilesFromBundle(b: Bundle, localNetwork?: string): { files: PveNodeFiles; issues: Issue[] } {
+  const issues: Issue[] = [];
+  const node = pveNodeOf(b);
+  const guests: PveGuestSource[] = [];
+  const guestFw = new Map<string, { file: string; text: string }>();
+  let cluster: { file: string; text: string } | undefined;
+  let host: { file: string; text: string } | undefined;
+  let corosync: { file: string; text: string } | undefined;
+  for (const f of pveBundleFiles(b)) {
+    const named = { file: `${bundleFile(b, '')}${f.rel}`, text: f.text };
+    const g = /^pve-(qemu-server|lxc)-(\d+)$/.exec(f.id);
+    const fw = /^pve-fw-(\d+)$/.exec(f.id);
+    if (g) guests.push({ kind: g[1] === 'lxc' ? 'lxc' : 'qemu', vmid: g[2]!, conf: named });
+    else if (fw) guestFw.set(fw[1]!, named);
+    else if (f.id === 'pve-fw-cluster') cluster = named;
+    else if (f.id === 'pve-fw-host') host = named;
+    else if (f.id === 'pve-corosync') corosync = named;
+  }
   if (!cluster)
     issues.push(
       issue(
@@ -45,8 +71,6 @@ export function pveFilesFromBundle(b: Bundle, localNetwork?: string): { files: P
         'warning',
       ),
     );
-  const host = file('pve-fw-host', `nodes/${node}/host.fw`);
-  const corosync = file('pve-corosync', 'corosync.conf');
   return {
     files: {
       nodeName: node,

@@ -19,6 +19,7 @@ import {
 import { addToIpListFix, drDirectorFilterFix, removeFilterrefFix } from '../fixes.ts';
 import type { FixProposal } from '../types.ts';
 import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
+import { pveVipArpDrop } from './pve-vip-arp.ts';
 
 function explain(
   ctx: DiagnoseContext,
@@ -70,7 +71,7 @@ export const vipArpBlocked: FindingKind = {
   title: "The director's ARP replies for the VIP are dropped",
   source: 'trace',
   needs:
-    "an ARP reply whose sender address is a VIP dropped by an ebtables rule at the VIP owner's tap — in a trace, or asked of the configuration",
+    "an ARP reply whose sender address is a VIP dropped by an ebtables rule at the VIP owner's tap (on Proxmox: the ARP allow-list of an explicit [IPSET ipfilter-netN]) — in a trace, or (libvirt) asked of the configuration",
   detect(ctx, trace) {
     let hop = endHop(trace);
     // A TCP probe that could not resolve the VIP: the decisive drop is inside the ARP exchange it walked.
@@ -82,6 +83,7 @@ export const vipArpBlocked: FindingKind = {
         }
     } else if (trace.disposition !== 'dropped-by-filter') return undefined;
     const d = guestEgressDrop(ctx.loaded, hop);
+    if (!d) return pveVipArpDrop(ctx, hop, this);
     const arp = d?.hop.frame.payload;
     if (!d || arp?.kind !== 'arp' || arp.op !== ARP_REPLY || !allVips(ctx.loaded).has(arp.spa)) return undefined;
     return explain(ctx, d.host, d.tap, d.guest, arp.spa, d.drop, this);

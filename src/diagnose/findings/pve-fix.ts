@@ -1,0 +1,108 @@
+/**
+ * What the Proxmox findings of a whole-cluster trace share: the guest NIC a pve-firewall rule's origin names, the
+ * scenario with a Proxmox node rebuilt from edited files, and a fix written as one guest's edited `.fw` file (with
+ * the `pvesh` commands that make the same edit) whose `apply` compiles the edited files again for the re-trace.
+ */
+import type { PveNodeFiles } from '../../proxmox/node-files.ts';
+import type { Origin } from '../../source/origin.ts';
+import type { LoadedScenario } from '../../topology/load-scenario.ts';
+import type { Node } from '../../topology/model.ts';
+import { type PveHost, pveHostFrom } from '../../topology/proxmox-host.ts';
+import type { Hop, NetfilterStep } from '../../trace/types.ts';
+import { dropStep } from '../facts.ts';
+import type { FixProposal } from '../types.ts';
+import type { DiagnoseContext } from './kind.ts';
+
+export interface PveNicRef {
+  readonly vmid: string;
+  readonly netid: string;
+  readonly iface: string;
+}
+
+/** The Proxmox guest NIC a rule's origin chain names (`VM 100 net0 (tap100i0, firewall=1)`). */
+export function pveNic(o: Origin | undefined): PveNicRef | undefined {
+  for (let cur = o; cur; cur = cur.via) {
+    const d = cur.data;
+    if (d?.platform === 'proxmox' && typeof d.vmid === 'string' && typeof d.netid === 'string')
+      return { vmid: d.vmid, netid: d.netid, iface: String(d.iface ?? '') };
+  }
+  return undefined;
+}
+
+/** The loaded scenario with one Proxmox host rebuilt from edited files. */
+export function withPveHost(s: LoadedScenario, host: string, pve: PveHost): LoadedScenario {
+  const iptables = new Map(s.installedIptables ?? []);
+  if (pve.filter4) iptables.set(host, pve.filter4);
+  else iptables.delete(host);
+  const ipsets = new Map(s.installedIpsets ?? []);
+  ipsets.set(host, pve.ipsets);
+  const proxmox = new Map(s.proxmox ?? []);
+  proxmox.set(host, pve);
+  return { ...s, installedIptables: iptables, installedIpsets: ipsets, proxmox };
+}
+
+/** A drop by a pve-firewall rule of one guest NIC, on a Proxmox node of the scenario. */
+export interface PveGuestDrop {
+  readonly host: string;
+  readonly pve: PveHost;
+  readonly nic: PveNicRef;
+  readonly step: NetfilterStep;
+  /** The guest (its node in the scenario), when it is modelled. */
+  readonly guest?: Node;
+}
+
+/** The drop of a hop, when a rule made for a Proxmox guest NIC (its origin names the NIC) decided it. */
+export function pveGuestDrop(ctx: DiagnoseContext, hop: Hop | undefined): PveGuestDrop | undefined {
+  if (!hop) return undefined;
+  const pve = ctx.loaded.proxmox?.get(hop.place.node);
+  if (!pve) return undefined;
+  const step = dropStep(hop);
+  const nic = step && pveNic(step.origin);
+  if (!step || !nic) return undefined;
+  const domain = pve.domains.find((d) => d.interfaces.some((i) => i.targetDev === nic.iface));
+  const guest = domain && ctx.loaded.scenario.nodes.get(domain.name);
+  return { host: hop.place.node, pve, nic, step, ...(guest ? { guest } : {}) };
+}
+
+/** The `pvesh` path of a guest's firewall (`/nodes/pve1/qemu/100/firewall`). */
+export function pveApiBase(pve: PveHost, vmid: string): string {
+  const kind = pve.input.guests.find((g) => g.config.vmid === vmid)?.config.kind ?? 'qemu';
+  return `/nodes/${pve.files.nodeName}/${kind}/${vmid}/firewall`;
+}
+
+/**
+ * A fix that edits one guest's `.fw` file (created when the guest has none): the edited file as an artifact, the
+ * `pvesh` commands for the same edit, and the node compiled again from the edited files for the re-trace.
+ */
+export function pveFwFix(o: {
+  readonly hostName: string;
+  readonly pve: PveHost;
+  readonly vmid: string;
+  readonly id: string;
+  readonly title: string;
+  readonly keeps: string;
+  readonly protectionRank: number;
+  readonly edit: (text: string) => string;
+  readonly pvesh: readonly string[];
+}): FixProposal | undefined {
+  const { pve, vmid, hostName } = o;
+  const fw = pve.files.guestFw.get(vmid) ?? { file: `firewall/${vmid}.fw`, text: '' };
+  const text = o.edit(fw.text);
+  if (text === fw.text) return undefined;
+  const files: PveNodeFiles = { ...pve.files, guestFw: new Map([...pve.files.guestFw, [vmid, { ...fw, text }]]) };
+  const rebuilt = pveHostFrom(files).value;
+  if (!rebuilt) return undefined;
+  return {
+    id: o.id,
+    title: o.title,
+    keeps: o.keeps,
+    protectionRank: o.protectionRank,
+    artifacts: [{ path: `pve-${hostName}/firewall/${vmid}.fw`, content: text }],
+    commands: [
+      `# on ${hostName} (or any node of its cluster):`,
+      ...o.pvesh,
+      `# or: cp -- pve-${hostName}/firewall/${vmid}.fw /etc/pve/firewall/${vmid}.fw`,
+    ],
+    apply: (s) => withPveHost(s, hostName, rebuilt),
+  };
+}
