@@ -173,6 +173,13 @@ function l4(v6: boolean, extra: AttrGen[]): fc.Arbitrary<Attr[]> {
     one('dscp', fc.integer({ min: 0, max: 63 }).map(String)),
     one('connlimit-above', fc.integer({ min: 1, max: 100 }).map(String)),
     one('state', stateA),
+    // -m set --match-set NAME FLAGS (1 to 6 src/dst directions, any case, as the schema allows).
+    fc
+      .tuple(
+        fc.constantFrom('lvsdset', 'blocklist'),
+        fc.array(fc.constantFrom('src', 'dst', 'SRC', 'Dst'), { minLength: 1, maxLength: 6 }),
+      )
+      .map(([n, f]) => [['ipset', n] as Attr, ['ipsetflags', f.join(',')] as Attr]),
     commentG,
     ...extra,
   ];
@@ -180,6 +187,7 @@ function l4(v6: boolean, extra: AttrGen[]): fc.Arbitrary<Attr[]> {
     gens.push(
       fc.tuple(ipv4A, ipv4A).map(([a, b]) => [['srcipfrom', a] as Attr, ['srcipto', b] as Attr]),
       one('dstipfrom', ipv4A),
+      fc.tuple(ipv4A, ipv4A).map(([a, b]) => [['dstipfrom', a] as Attr, ['dstipto', b] as Attr]),
     );
   }
   return pick(gens, 4);
@@ -246,6 +254,8 @@ const PROTOCOLS: Readonly<Record<string, fc.Arbitrary<Attr[]>>> = {
       ),
       one('root-address', macA),
       one('sender-address', macA),
+      fc.tuple(macA, macMaskA).map(([a, m]) => [['root-address', a] as Attr, ['root-address-mask', m] as Attr]),
+      fc.tuple(macA, macMaskA).map(([a, m]) => [['sender-address', a] as Attr, ['sender-address-mask', m] as Attr]),
     ],
     5,
   ),
@@ -296,6 +306,12 @@ const PROTOCOLS: Readonly<Record<string, fc.Arbitrary<Attr[]>>> = {
         ...(te !== undefined ? [['typeend', te] as Attr] : []),
         ...(c !== undefined ? [['code', c] as Attr] : []),
       ]),
+    fc.tuple(u8, u8, u8).map(([t, c, ce]): Attr[] => [
+      ['protocol', 'icmpv6'],
+      ['type', t],
+      ['code', c],
+      ['codeend', ce],
+    ]),
     commentG,
   ]),
   tcp: l4(false, [...portsG, one('flags', flagsA), one('option', tcpOptionA)]),
