@@ -690,7 +690,9 @@ export function compileWithPlans(
   registry: ReadonlyMap<string, NwFilter>,
   options: CompileOptions,
 ): CompiledBinding[] {
-  if (options.commands ?? true) return bindings.map((b) => compileBinding(b, registry, options));
+  // Plans assume every ipset exists: with the host's ipsets given, the reference compiler checks them.
+  if ((options.commands ?? true) || options.ipsets !== undefined)
+    return bindings.map((b) => compileBinding(b, registry, options));
   const style = options.style ?? 'nft';
   const base = options.libvirtBaseChains ?? true;
   const learned = options.learnedIps ?? [];

@@ -26,7 +26,7 @@ import {
 } from './compile-shared.ts';
 import type { CompiledBinding, CompileMode, CompileOptions, RuleInstance } from './compile-types.ts';
 import type { TypedAttr } from './ebtables-translate.ts';
-import { compileIptablesFamily, emptyIptTable, IptTableBuilder } from './iptables-compile.ts';
+import { compileIptablesFamily, emptyIptTable, IptTableBuilder, iptablesBuildError } from './iptables-compile.ts';
 import { isEthernetProtocol, type NwFilter, type NwFilterBinding } from './nwfilter-model.ts';
 import { missingAccess, ruleCombinations, ruleVarAccesses } from './variables.ts';
 
@@ -252,6 +252,11 @@ export function compileBinding(
     }
   }
   while (pending.length > 0) createSub(pending.shift()!);
+  // Every rule is built before any is applied: a rule libvirt cannot build fails ahead of the tools' refusals.
+  const buildError = iptablesBuildError(
+    ipPrepared.map((p) => ({ rule: p.inst.rule, origin: p.inst.origin, combos: p.combos })),
+  );
+  if (buildError !== undefined) ebFailure = buildError;
   if (ebFailure !== undefined) {
     issues.push(issue('nwfilter-ebtables-failed', ebFailure, binding.origin.pos));
     return {
@@ -288,7 +293,7 @@ export function compileBinding(
         ['ipv4', t4],
         ['ipv6', t6],
       ] as const)) {
-    const r = compileIptablesFamily(family, ifn, ipSorted, tb, binding.origin);
+    const r = compileIptablesFamily(family, ifn, ipSorted, tb, binding.origin, options.ipsets);
     commands.push(...r.commands);
     if (r.failure !== undefined) {
       issues.push(issue('nwfilter-iptables-failed', r.failure, binding.origin.pos));

@@ -1,6 +1,6 @@
 /** What the nwfilter compiler takes and gives: its options, the compiled binding, the flattened rule instances. */
 import type { EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
-import type { IptTable } from '../netfilter/iptables-model.ts';
+import type { IptFamily, IptTable } from '../netfilter/iptables-model.ts';
 import type { Issue } from '../source/issue.ts';
 import type { Origin } from '../source/origin.ts';
 import type { NwFilter, NwFilterBinding, NwRule } from './nwfilter-model.ts';
@@ -23,6 +23,11 @@ export interface CompileOptions {
   readonly libvirtBaseChains?: boolean;
   /** Whether to produce libvirt's command list (`commands`); default true. Off is faster for bulk compiles. */
   readonly commands?: boolean;
+  /**
+   * The host's ipsets (name → family). When given, a rule whose `-m set` names a missing set or one of the other
+   * family is refused as iptables refuses it (and libvirt with it); when absent every set is assumed to exist.
+   */
+  readonly ipsets?: ReadonlyMap<string, IptFamily>;
 }
 
 /** A rule instance after flattening: the rule, its filter, the variables in scope and its origin chain. */

@@ -21,10 +21,12 @@ describe.skipIf(cases.length === 0)('disagreements found by the differential tes
       port: string;
       defineErrors: string[];
       bindError?: string;
+      /** The ipsets the lab had created (absent in recordings made before it created any). */
+      ipsets?: [string, 'ipv4' | 'ipv6'][];
     };
     const files = new Map<string, string>();
     for (const f of readdirSync(dir)) if (f.endsWith('.xml')) files.set(f, readFileSync(new URL(f, dir), 'utf8'));
-    const r = replayCase(files, meta.port, PORT_RE);
+    const r = replayCase(files, meta.port, PORT_RE, new Map(meta.ipsets ?? []));
     expect(r.defineErrors.length).toBe(meta.defineErrors.length);
     for (const [i, e] of r.defineErrors.entries()) expect(sameLibvirtMessage(e, meta.defineErrors[i])).toBe(true);
     if (meta.defineErrors.length > 0) return;

@@ -23,7 +23,7 @@ import type {
   EbValueMatch,
   EbVlanMatch,
 } from '../netfilter/ebtables-model.ts';
-import { attributeDatatype, convertValue, maskIpv6, type NwValue } from './nwfilter-attrs.ts';
+import { attributeDatatype, convertValue, maskIpv6, type NwValue, ntopIpv6 } from './nwfilter-attrs.ts';
 import type { EthernetProtocol, NwProtocol, NwRuleAction } from './nwfilter-model.ts';
 
 export interface TypedAttr {
@@ -181,7 +181,9 @@ function ipv6Of(attrs: TypedAttrs, addrAttr: string, maskAttr: string): EbIpv6Ma
 
 function ipv6Arg(attrs: TypedAttrs, addrAttr: string, maskAttr: string): string {
   const m = attrs.get(maskAttr);
-  return `${attrs.get(addrAttr)!.value as string}${m === undefined ? '' : `/${(m.value as number | undefined) ?? 128}`}`;
+  // libvirt prints the address with inet_ntop (IPv4-mapped in dotted form), as it does for ip6tables.
+  const a = ntopIpv6(attrs.get(addrAttr)!.value as string);
+  return `${a}${m === undefined ? '' : `/${(m.value as number | undefined) ?? 128}`}`;
 }
 
 /** The kernel's check of ports against the IP protocol match (ebt_ip_mt_check, ebt_ip6_mt_check): true = refused. */

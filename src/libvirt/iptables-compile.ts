@@ -9,6 +9,7 @@ import { implicit, type Origin } from '../source/origin.ts';
 import type { TypedAttr } from './ebtables-translate.ts';
 import {
   IPT_TEMP_CHAIN,
+  type IptCopy,
   type IptRootChain,
   iptablesCopies,
   iptFamilyOf,
@@ -117,6 +118,27 @@ function physdevLinks(ifn: string, via: Origin): { chain: string; match: IptMatc
   ];
 }
 
+/** The ipsets a host has, by name, with their family (`ipset create NAME hash:ip family inet|inet6`). */
+export type IpsetFamilies = ReadonlyMap<string, IptFamily>;
+
+/**
+ * libvirt builds every iptables/ip6tables rule of a binding before it applies any (ebtables included): the first
+ * rule it cannot build fails the binding ahead of every refusal by the tools. Undefined when all can be built.
+ */
+export function iptablesBuildError(instances: readonly IpInstance[]): string | undefined {
+  for (const inst of instances) {
+    if (!inst.combos.some((a) => a.has('ipset') && !a.has('ipsetflags'))) continue;
+    const state = inst.combos[0]?.get('state')?.value as string | undefined;
+    for (const attrs of inst.combos) {
+      for (const req of iptablesCopies(inst.rule.direction, inst.rule.statematch, state)) {
+        const e = translateIptablesRule(inst.rule.protocol, attrs, inst.rule.action, req)?.buildError;
+        if (e !== undefined) return e;
+      }
+    }
+  }
+  return undefined;
+}
+
 /** Fills `table` with the port's chains and rules for one family; returns libvirt's commands for them. */
 export function compileIptablesFamily(
   family: IptFamily,
@@ -124,6 +146,7 @@ export function compileIptablesFamily(
   instances: readonly IpInstance[],
   table: IptTableBuilder,
   bindingOrigin: Origin,
+  ipsets?: IpsetFamilies,
 ): IptCompileResult {
   const mine = instances.filter((i) => iptFamilyOf(i.rule.protocol as NwProtocol) === family);
   if (mine.length === 0) return { commands: [] };
@@ -184,10 +207,11 @@ export function compileIptablesFamily(
       for (const req of copies) {
         const t = translateIptablesRule(inst.rule.protocol, attrs, inst.rule.action, req);
         if (t === undefined) continue;
+        if (t.buildError !== undefined) return { commands, failure: t.buildError };
         const temp = `${IPT_TEMP_CHAIN[req.chain]}-${ifn}`;
         const args = t.argv.map(quote).join(' ');
         commands.push(`${p} -A ${temp} ${args}`);
-        const refused = iptablesRefusal(tool, temp, attrs, inst.rule.action);
+        const refused = iptablesRefusal(tool, temp, t, attrs, inst.rule.action, ipsets);
         if (refused !== undefined) {
           return {
             commands,
@@ -209,12 +233,22 @@ export function compileIptablesFamily(
 function iptablesRefusal(
   tool: string,
   chain: string,
+  copy: IptCopy,
   attrs: ReadonlyMap<string, TypedAttr>,
   action: NwRule['action'],
+  ipsets: IpsetFamilies | undefined,
 ): string | undefined {
   const help = `\nTry \`${tool} -h' or '${tool} --help' for more information.`;
   const opt = attrs.get('option');
   if (opt !== undefined && opt.value === 0) return `${tool} v1.8.9 (nf_tables): Bad TCP option "0"${help}`;
+  const set = copy.rule.matches.find((m) => m.kind === 'set');
+  if (set !== undefined && ipsets !== undefined) {
+    const fam = ipsets.get(set.name);
+    if (fam === undefined) return `${tool} v1.8.9 (nf_tables): Set ${set.name} doesn't exist.\n${help}`;
+    if (fam !== (tool === 'iptables' ? 'ipv4' : 'ipv6')) {
+      return `${tool} v1.8.9 (nf_tables): The protocol family of set ${set.name} is ${fam === 'ipv4' ? 'IPv4' : 'IPv6'}, which is not applicable.\n${help}`;
+    }
+  }
   if (action === 'continue') return `${tool} v1.8.9 (nf_tables): Chain 'CONTINUE' does not exist${help}`;
   for (const side of ['src', 'dst']) {
     const a = attrs.get(`${side}ipaddr`);

@@ -46,7 +46,11 @@ export interface IptCopy {
   /** Arguments after `-A <temp chain>` as libvirt passes them. */
   readonly argv: readonly string[];
   readonly rule: Omit<IptRule, 'origin'>;
+  /** libvirt fails while building the rule (before applying anything): its message. */
+  readonly buildError?: string;
 }
+
+export const IPSET_BUILD_ERROR = 'internal error: Unexpected enum value 0 for virNWFilterAttrDataType';
 
 export interface IptCopyRequest {
   readonly chain: IptRootChain;
@@ -344,8 +348,13 @@ export function translateIptablesRule(
     const flags = (ipsetflags.value as string)
       .split(',')
       .map((f) => (directionIn ? (f === 'src' ? 'dst' : 'src') : f) as 'src' | 'dst');
-    argv.push('-m', 'set', ...bang(ipset), '--match-set', ipset.value as string, flags.join(','));
-    matches.push({ kind: 'set', name: ipset.value as string, flags, negated: ipset.negated });
+    // libvirt never negates the set match (`match='no'` on the element is ignored for it; verified).
+    argv.push('-m', 'set', '--match-set', ipset.value as string, flags.join(','));
+    matches.push({ kind: 'set', name: ipset.value as string, flags, negated: false });
+  } else if (ipset && protocol !== 'all' && protocol !== 'all-ipv6') {
+    // The reader kept `ipset` alone (virNWFilterRuleDefFixupIPSet gave it a flags item without a datatype): libvirt
+    // fails while building this rule, before anything is applied.
+    return { argv, rule: { ...rule, matches, target }, buildError: IPSET_BUILD_ERROR };
   }
   if (connlimit && !directionIn) {
     argv.push('-m', 'connlimit', ...bang(connlimit), '--connlimit-above', `${connlimit.value}`);

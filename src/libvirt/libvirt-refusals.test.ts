@@ -26,7 +26,7 @@ function defineError(rules: string): string | undefined {
   )?.message;
 }
 
-function bindTo(port: string, rules: string) {
+function bindTo(port: string, rules: string, ipsets?: ReadonlyMap<string, 'ipv4' | 'ipv6'>) {
   const b: NwFilterBinding = {
     portdev: port,
     mac: '52:54:00:12:34:56' as Mac,
@@ -34,7 +34,7 @@ function bindTo(port: string, rules: string) {
     params: new Map(),
     origin: { kind: 'binding', label: `probe ${port}` },
   };
-  return compileBinding(b, filterRegistry([filter(rules)]));
+  return compileBinding(b, filterRegistry([filter(rules)]), ipsets ? { ipsets } : {});
 }
 
 const FAILED = 'internal error: Failed to apply firewall rules';
@@ -191,5 +191,116 @@ describe('VLAN encapsulation', () => {
     expect(c.failure).toBe(
       `${FAILED} /usr/sbin/ebtables --concurrent -t nat -A libvirt-P-pc1 -p 0x8100 --vlan-encap 40000 -j DROP: ebtables v1.8.9 (nf_tables): Invalid --vlan-encap range ('40000')\nTry \`ebtables -h' or 'ebtables --help' for more information.`,
     );
+  });
+});
+
+// Recorded from the real libvirt 9.0 driver in a namespace (2026-12-07), sets made with `ipset create`.
+describe('ipset and ipsetflags as libvirt 9.0 installs them (virNWFilterRuleDefFixupIPSet)', () => {
+  const iptRules = (c: ReturnType<typeof bindTo>, fmt: 'iptables-save' | 'ip6tables-save', port: string) =>
+    renderCompiled(c, fmt)
+      .split('\n')
+      .filter((l) => l.startsWith(`-A FI-${port}`) || l.startsWith(`-A FO-${port}`) || l.startsWith(`-A HI-${port}`));
+
+  it('on tcp/udp/icmp/…: both attributes are dropped (with a warning), flags alone too', () => {
+    const r = readNwfilterXml(
+      `<filter name='pr'><rule action='accept' direction='out'><tcp ipset='s1' ipsetflags='src,dst'/></rule></filter>`,
+      'pr.xml',
+    );
+    expect(r.issues.map((i) => i.code)).toEqual(['nwfilter-ipset-ignored']);
+    const c = bindTo('ps1', `<rule action='accept' direction='out'><tcp ipset='s1' ipsetflags='src,dst'/></rule>`);
+    expect(iptRules(c, 'iptables-save', 'ps1')).toEqual([
+      '-A FI-ps1 -p tcp -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir ORIGINAL -j RETURN',
+      '-A FO-ps1 -p tcp -m conntrack --ctstate ESTABLISHED -m conntrack --ctdir REPLY -j ACCEPT',
+      '-A HI-ps1 -p tcp -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir ORIGINAL -j RETURN',
+    ]);
+    const flagsOnly = bindTo('ps3', `<rule action='accept' direction='out'><udp ipsetflags='src'/></rule>`);
+    expect(iptRules(flagsOnly, 'iptables-save', 'ps3')[0]).toBe(
+      '-A FI-ps3 -p udp -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir ORIGINAL -j RETURN',
+    );
+  });
+
+  it('ipset alone on them: the binding fails while libvirt builds the rule, ahead of any tool refusal', () => {
+    for (const rule of [
+      `<rule action='accept' direction='in'><tcp ipset='s2'/></rule>`,
+      `<rule action='accept' direction='out'><icmp match='no' ipset='s6'/></rule>`,
+      `<rule action='accept' direction='inout'><igmp ipset='s7'/></rule>`,
+    ]) {
+      expect(bindTo('ps2', rule).failure).toBe('internal error: Unexpected enum value 0 for virNWFilterAttrDataType');
+    }
+    // An ebtables rule the kernel refuses (alone: RULE_APPEND failed) is applied later: the build error wins.
+    expect(
+      bindTo('ps4', `<rule action='accept' direction='out'><ip match='no' protocol='udp' srcportstart='5'/></rule>`)
+        .failure,
+    ).toContain('RULE_APPEND failed');
+    expect(
+      bindTo(
+        'ps4',
+        `<rule action='accept' direction='out'><ip match='no' protocol='udp' srcportstart='5'/></rule><rule action='accept' direction='in'><tcp ipset='s2'/></rule>`,
+      ).failure,
+    ).toBe('internal error: Unexpected enum value 0 for virNWFilterAttrDataType');
+  });
+
+  it('on all/all-ipv6 (not fixed up): both give an un-negated -m set, directions swapped on the reply side', () => {
+    const sets = new Map<string, 'ipv4' | 'ipv6'>([
+      ['s3', 'ipv4'],
+      ['s5', 'ipv6'],
+    ]);
+    const c = bindTo(
+      'ps5',
+      `<rule action='accept' direction='out'><all match='no' ipset='s3' ipsetflags='src,DST'/></rule>` +
+        `<rule action='drop' direction='in'><all ipset='s3' ipsetflags='src,dst,src'/></rule>` +
+        `<rule action='accept' direction='inout'><all-ipv6 ipset='s5' ipsetflags='dst'/></rule>`,
+      sets,
+    );
+    expect(iptRules(c, 'iptables-save', 'ps5')).toEqual([
+      '-A FI-ps5 -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir ORIGINAL -m set --match-set s3 src,dst -j RETURN',
+      '-A FI-ps5 -m set --match-set s3 dst,src,dst -j DROP',
+      '-A FO-ps5 -m conntrack --ctstate ESTABLISHED -m conntrack --ctdir REPLY -m set --match-set s3 dst,src -j ACCEPT',
+      '-A FO-ps5 -m set --match-set s3 src,dst,src -j DROP',
+      '-A HI-ps5 -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir ORIGINAL -m set --match-set s3 src,dst -j RETURN',
+      '-A HI-ps5 -m set --match-set s3 dst,src,dst -j DROP',
+    ]);
+    expect(iptRules(c, 'ip6tables-save', 'ps5')).toEqual([
+      '-A FI-ps5 -m set --match-set s5 src -j RETURN',
+      '-A FO-ps5 -m set --match-set s5 dst -j ACCEPT',
+      '-A HI-ps5 -m set --match-set s5 src -j RETURN',
+    ]);
+    // ipset alone on <all>: no match and no error.
+    expect(bindTo('ps6', `<rule action='accept' direction='in'><all ipset='s4'/></rule>`).mode).not.toBe('failed');
+  });
+
+  it('a set the host does not have, or of the other family: iptables refuses it (when the host sets are known)', () => {
+    const sets = new Map<string, 'ipv4' | 'ipv6'>([['s3', 'ipv4']]);
+    expect(
+      bindTo('lvo4', `<rule action='accept' direction='out'><all ipset='nosuch' ipsetflags='src,dst'/></rule>`, sets)
+        .failure,
+    ).toBe(
+      `${FAILED} /usr/sbin/iptables -w -A FJ-lvo4 -p all -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir Original -m set --match-set nosuch src,dst -j RETURN: iptables v1.8.9 (nf_tables): Set nosuch doesn't exist.\n\nTry \`iptables -h' or 'iptables --help' for more information.`,
+    );
+    expect(
+      bindTo('lvo2', `<rule action='accept' direction='out'><all-ipv6 ipset='s3' ipsetflags='src'/></rule>`, sets)
+        .failure,
+    ).toBe(
+      `${FAILED} /usr/sbin/ip6tables -w -A FJ-lvo2 -p all -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir Original -m set --match-set s3 src -j RETURN: ip6tables v1.8.9 (nf_tables): The protocol family of set s3 is IPv4, which is not applicable.\n\nTry \`ip6tables -h' or 'ip6tables --help' for more information.`,
+    );
+  });
+
+  it('stp root-/sender-address-mask and srcmacmask must be contiguous, like the Ethernet header masks', () => {
+    for (const [a, m] of [
+      ['root-address', 'root-address-mask'],
+      ['sender-address', 'sender-address-mask'],
+      ['srcmacaddr', 'srcmacmask'],
+    ]) {
+      expect(
+        defineError(
+          `<rule action='drop' direction='out'><stp ${a}='01:02:03:04:05:06' ${m}='ff:00:ff:00:00:00'/></rule>`,
+        ),
+      ).toBe(`${m} has illegal value ff:00:ff:00:00:00`);
+    }
+    expect(
+      defineError(
+        `<rule action='drop' direction='out'><stp root-address='01:02:03:04:05:06' root-address-mask='ff:ff:f0:00:00:00'/></rule>`,
+      ),
+    ).toBeUndefined();
   });
 });

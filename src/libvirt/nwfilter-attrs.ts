@@ -11,7 +11,6 @@ import type { NwProtocol } from './nwfilter-model.ts';
 
 export type NwDatatype =
   | 'mac'
-  | 'macmask'
   | 'macmask-contiguous'
   | 'ipv4'
   | 'ipv4mask'
@@ -101,19 +100,19 @@ export const ATTRIBUTE_TABLES: Readonly<Record<Exclude<NwProtocol, 'none'>, Tabl
   vlan: [...MAC4, ['vlanid', 'vlanid'], ['encap-protocol', 'encap'], ...COMMENT],
   stp: [
     ['srcmacaddr', 'mac'],
-    ['srcmacmask', 'macmask'],
+    ['srcmacmask', 'macmask-contiguous'],
     ['type', 'uint8'],
     ['flags', 'uint8'],
     ['root-priority', 'uint16'],
     ['root-priority-hi', 'uint16'],
     ['root-address', 'mac'],
-    ['root-address-mask', 'macmask'],
+    ['root-address-mask', 'macmask-contiguous'],
     ['root-cost', 'uint32'],
     ['root-cost-hi', 'uint32'],
     ['sender-priority', 'uint16'],
     ['sender-priority-hi', 'uint16'],
     ['sender-address', 'mac'],
-    ['sender-address-mask', 'macmask'],
+    ['sender-address-mask', 'macmask-contiguous'],
     ['port', 'uint16'],
     ['port-hi', 'uint16'],
     ['age', 'uint16'],
@@ -226,8 +225,7 @@ function invalid(text: string): { error: string } {
 
 export function convertValue(dt: NwDatatype, text: string): { value: NwValue } | { error: string } {
   switch (dt) {
-    case 'mac':
-    case 'macmask': {
+    case 'mac': {
       const m = parseMac(text);
       return m === undefined || text.includes('-') ? invalid(text) : { value: m };
     }
@@ -389,6 +387,11 @@ export function maskIpv6(addr: string, len: number): string {
     return x & m;
   });
   return formatIpv6Ntop(g);
+}
+
+/** An IPv6 address as glibc `inet_ntop` prints it. */
+export function ntopIpv6(addr: string): string {
+  return formatIpv6Ntop(ipv6ToGroups(addr as Parameters<typeof ipv6ToGroups>[0]));
 }
 
 /** glibc `inet_ntop`: RFC 5952 compression, and dotted IPv4 after `::ffff:` or after exactly six zero groups. */

@@ -128,6 +128,31 @@ function fixNegation(protocol: NwProtocol, attrs: Map<string, NwAttrValue>): voi
   }
 }
 
+/**
+ * libvirt 9.0's `virNWFilterRuleDefFixupIPSet` (verified with the real driver): on every layer-3/4 element except
+ * `<all>`/`<all-ipv6>`, `ipset` together with `ipsetflags` clears both (no `-m set` is installed), `ipsetflags` alone
+ * is cleared, and `ipset` alone is kept with an untyped flags item that makes instantiation fail (see
+ * iptables-translate.ts). `<all>`/`<all-ipv6>` are not fixed up: both attributes give `-m set`, either alone nothing.
+ */
+function fixIpset(protocol: NwProtocol, attrs: Map<string, NwAttrValue>, el: XmlElement, issues: Issue[]): void {
+  if (protocol === 'all' || protocol === 'all-ipv6') return;
+  const set = attrs.get('ipset');
+  const flags = attrs.get('ipsetflags');
+  if (flags === undefined) return;
+  attrs.delete('ipsetflags');
+  if (set !== undefined) attrs.delete('ipset');
+  issues.push(
+    issue(
+      'nwfilter-ipset-ignored',
+      set !== undefined
+        ? `ipset='${set.raw}' with ipsetflags on <${protocol}> is dropped by libvirt 9.0 (virNWFilterRuleDefFixupIPSet): no -m set match is installed`
+        : `ipsetflags without ipset on <${protocol}> is ignored by libvirt`,
+      el.pos,
+      'warning',
+    ),
+  );
+}
+
 function readRule(
   el: XmlElement,
   filter: string,
@@ -247,6 +272,7 @@ function readRule(
     }
   }
   fixNegation(protocol, ordered);
+  fixIpset(protocol, ordered, el, issues);
 
   if (protocol === 'ip' || protocol === 'ipv6') {
     const hasPorts = ['srcportstart', 'srcportend', 'dstportstart', 'dstportend'].some((a) => ordered.has(a));

@@ -25,8 +25,23 @@ export interface ReplayResult {
   readonly out: Readonly<Partial<Record<DifferentialFormat, string>>>;
 }
 
-/** `files`: `binding.xml` and one XML per custom filter. */
-export function replayCase(files: ReadonlyMap<string, string>, port: string, otherPorts: RegExp): ReplayResult {
+/**
+ * The ipsets the differential lab creates in its namespace before binding (name, `ipset create` family): the
+ * generator also draws a name that is not among them. Recordings made before the lab created sets have none.
+ */
+export const DIFFERENTIAL_IPSETS: readonly (readonly [string, 'ipv4' | 'ipv6'])[] = [
+  ['lvsdset', 'ipv4'],
+  ['blocklist', 'ipv4'],
+  ['lvsdset6', 'ipv6'],
+];
+
+/** `files`: `binding.xml` and one XML per custom filter; `ipsets`: the sets that existed where it was recorded. */
+export function replayCase(
+  files: ReadonlyMap<string, string>,
+  port: string,
+  otherPorts: RegExp,
+  ipsets: ReadonlyMap<string, 'ipv4' | 'ipv6'> = new Map(),
+): ReplayResult {
   const customs: NwFilter[] = [];
   const defineErrors: string[] = [];
   let bindingText = '';
@@ -43,7 +58,7 @@ export function replayCase(files: ReadonlyMap<string, string>, port: string, oth
   if (defineErrors.length > 0) return { defineErrors, out: {} };
   const b = readFilterBindingXml(bindingText, 'binding.xml').value;
   if (b === undefined) return { defineErrors, bindError: 'unreadable binding', out: {} };
-  const c = compileBinding(b, filterRegistry(customs));
+  const c = compileBinding(b, filterRegistry(customs), { ipsets });
   if (c.mode === 'failed') return { defineErrors, bindError: c.failure ?? 'failed', out: {} };
   const out: Partial<Record<DifferentialFormat, string>> = {};
   for (const [fmt] of DIFFERENTIAL_FORMATS) out[fmt] = portSlice(renderCompiled(c, fmt), port, otherPorts);
