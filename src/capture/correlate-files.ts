@@ -1,6 +1,7 @@
 /** Reads capture files into a `Correlator` (binary captures first, so pasted text can borrow their date). */
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import type { Ipv4 } from '../addr/ipv4.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { type CorrelateOptions, type CorrelationReport, Correlator, MAX_POINTS } from './correlate.ts';
 import { type ScanSummary, scanCaptureFile } from './scanner.ts';
@@ -74,7 +75,7 @@ export function correlateCaptureFiles(
     if (dayNs === undefined && firstSec !== undefined) dayNs = (BigInt(firstSec) / 86_400n) * 86_400_000_000_000n;
     scans[k] = s;
     cor.setPointKnowledge(idx[k]!, s.fields, s.linkTypes);
-    issues.push(...s.issues);
+    appendAll(issues, s.issues);
     if (s.packets === 0 && s.issues.some((i) => i.severity === 'error')) unusable.push(input.file);
   }
   cor.addIssues([]);

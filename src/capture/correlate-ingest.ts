@@ -4,6 +4,7 @@
  */
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { macFromBytes } from '../addr/mac.ts';
+import { appendAll } from '../source/arrays.ts';
 import type { Issue } from '../source/issue.ts';
 import { isVlanTpid } from '../wire/ethernet.ts';
 import {
@@ -78,7 +79,7 @@ export class Ingest {
   }
 
   addIssues(issues: readonly Issue[]): void {
-    this.issues.push(...issues);
+    appendAll(this.issues, issues);
   }
 
   /** A sink that records packets of point `p`. */

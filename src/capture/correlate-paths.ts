@@ -4,6 +4,7 @@
  * and direction and per MAC header; the point each packet was expected at next when it was seen no further.
  */
 
+import { appendAll, minOf } from '../source/arrays.ts';
 import type { Clocks } from './correlate-clocks.ts';
 import type { Ingest } from './correlate-ingest.ts';
 import { CountTable, type Flows, KeyTable, MAX_POINTS, type Packets } from './correlate-keys.ts';
@@ -194,7 +195,7 @@ export class Paths {
       l.push(s);
     }
     const ct = (s: number): number => c.t[s]! - off[c.pt[s]!]!;
-    const minT = (leg: number[]): number => Math.min(...leg.map(ct));
+    const minT = (leg: number[]): number => minOf(leg.map(ct));
     legs.sort((A, B) => {
       for (const a of A) for (const b of B) if (c.pt[a] === c.pt[b]) return c.t[a]! - c.t[b]!;
       return minT(A) - minT(B);
@@ -220,7 +221,7 @@ export class Paths {
       const jout = li < junction.length ? junction[li]! : -1;
       if (jout >= 0) {
         const k = leg.findIndex((s) => c.pt[s] === jout);
-        if (k >= 0 && k < leg.length - 1 && !(jin === jout && leg.length === 1)) leg.push(...leg.splice(k, 1));
+        if (k >= 0 && k < leg.length - 1 && !(jin === jout && leg.length === 1)) appendAll(leg, leg.splice(k, 1));
       }
       if (jin >= 0) {
         const k = leg.findIndex((s) => c.pt[s] === jin);

@@ -1,10 +1,6 @@
 /** Text rendering of a correlation report (the JSON form is the report object itself). */
+import { appendAll as append, maxOf } from '../source/arrays.ts';
 import type { CorrelationReport, FlowReport, PacketReport, PointReport, Sighting } from './correlate.ts';
-
-/** Appends one by one: `push(...items)` overflows the stack for the millions of lines of a big capture. */
-function append(out: string[], items: readonly string[]): void {
-  for (const x of items) out.push(x);
-}
 
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
@@ -96,8 +92,8 @@ function flowLines(f: FlowReport, w: number): string[] {
 }
 
 export function renderCorrelation(r: CorrelationReport): string {
-  const w = Math.max(5, ...r.points.map((p) => p.name.length));
-  const fw = Math.max(4, ...r.points.map((p) => p.file.length));
+  const w = Math.max(5, maxOf(r.points.map((p) => p.name.length)));
+  const fw = Math.max(4, maxOf(r.points.map((p) => p.file.length)));
   const lines: string[] = ['capture points:'];
   for (const p of r.points) lines.push(pointLine(p, w, fw));
   lines.push(

@@ -5,6 +5,7 @@
  * naming the file and byte offset; every packet before it has been delivered.
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { isSupportedLinkType, LINKTYPE_RAW, linkTypeIssue } from './link.ts';
 import {
@@ -132,7 +133,7 @@ export class CaptureScanner {
       this.text.push(this.decoder.decode());
       const text = this.text.join('');
       const r = readTcpdumpText(text, this.file, this.textOptions);
-      this.issues.push(...r.issues);
+      appendAll(this.issues, r.issues);
       this.fields = r.fields;
       this.linkTypes.push(r.fields.link ? LINKTYPE_ETHERNET : LINKTYPE_RAW);
       for (const p of r.packets) {

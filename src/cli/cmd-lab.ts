@@ -13,6 +13,7 @@ import { labUp, releaseLab, removeLeftovers } from '../lab/lab.ts';
 import { labUnavailable, preflight } from '../lab/preflight.ts';
 import { labProbes } from '../lab/probes.ts';
 import { type LabReport, type ProbeComparison, runLabScenario } from '../lab/run.ts';
+import { appendAll } from '../source/arrays.ts';
 import { prepareOutputDir } from '../source/files.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
@@ -43,7 +44,7 @@ export function renderLabReport(r: LabReport): string {
   const out: string[] = [
     `lab run: ${r.scenario} (filters by ${r.filterSource}; directors by ${directors}; namespaces ${r.prefix}*)`,
   ];
-  for (const p of r.probes) out.push(...renderProbe(p));
+  for (const p of r.probes) appendAll(out, renderProbe(p));
   for (const c of r.ruleChecks)
     out.push(
       c.same

@@ -18,6 +18,7 @@ import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
 import { isOutputFormat, OUTPUT_FORMATS, renderCompiled } from '../libvirt/render-outputs.ts';
 import { readXml } from '../libvirt/xml.ts';
+import { appendAll } from '../source/arrays.ts';
 import { readInputText } from '../source/files.ts';
 import { formatIssue, type Issue, issue } from '../source/issue.ts';
 import { filePos } from '../source/origin.ts';
@@ -52,7 +53,7 @@ export function readFilterDirs(io: Io, dirs: readonly string[]): { filters: NwFi
       if (!name.endsWith('.xml')) continue;
       const file = join(shown, name);
       const r = readNwfilterXml(readInputText(join(full, name)), file);
-      issues.push(...r.issues);
+      appendAll(issues, r.issues);
       if (r.value) filters.set(r.value.name, r.value);
     }
   }
@@ -120,7 +121,7 @@ export function readBindingInput(
     );
   }
   const b = bindingForInterface(d.value, iface, portdev);
-  all.push(...b.issues);
+  appendAll(all, b.issues);
   return { binding: b.value, issues: all };
 }
 

@@ -20,6 +20,7 @@ import {
 } from '../proxmox/compile.ts';
 import { compileProxmoxFirewallNft, renderPveNft } from '../proxmox/compile-nft.ts';
 import { type PveGuestSource, type PveNodeFiles, pveNodeInput } from '../proxmox/node-files.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos } from '../source/origin.ts';
 import { type Io, reportIssues, UsageError } from './io.ts';
@@ -37,7 +38,7 @@ export function readPveDir(
     // a bundle the collector wrote on a Proxmox host
     const b = readBundle(root);
     if (!b.value) {
-      issues.push(...b.issues);
+      appendAll(issues, b.issues);
       throw new UsageError(`"${dir}" is not a readable bundle: ${b.issues.map((i) => i.message).join('; ')}`);
     }
     if (!isProxmoxBundle(b.value))

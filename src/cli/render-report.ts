@@ -1,5 +1,7 @@
 /** Text rendering of a diagnosis report, in the order an engineer would work through it. */
+
 import type { Report } from '../diagnose/types.ts';
+import { maxOf } from '../source/arrays.ts';
 import { renderOriginChain } from '../source/origin.ts';
 
 const MARK = { pass: '✓', fail: '✗', 'not-reached': '·' } as const;
@@ -97,7 +99,7 @@ export function renderReport(r: Report): string {
 
 /** A plain aligned table. */
 export function renderTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => (r[k] ?? '').length)));
+  const widths = head.map((h, k) => Math.max(h.length, maxOf(rows.map((r) => (r[k] ?? '').length))));
   const line = (cells: readonly string[]) => `  ${cells.map((c, k) => c.padEnd(widths[k]!)).join('  ')}`.trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }

@@ -14,6 +14,7 @@ import type { EbTable } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { renderIptablesRule } from '../netfilter/iptables-render.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Origin, renderOriginChain } from '../source/origin.ts';
 import type { HostRules } from '../topology/host-rules.ts';
 import type { EndCause, NetfilterStep, Trace } from '../trace/types.ts';
@@ -339,8 +340,8 @@ export function joinEvidence(
   const unmapped: UnmappedCount[] = [];
   for (const [node, w] of windows) {
     const r = joinWindow(node, w, hostRules.get(node), style);
-    joined.push(...r.joined);
-    unmapped.push(...r.unmapped);
+    appendAll(joined, r.joined);
+    appendAll(unmapped, r.unmapped);
   }
   return {
     windows: [...windows].map(([node, w]) => ({

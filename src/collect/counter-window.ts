@@ -17,6 +17,7 @@ import {
   readNftCounters,
   readSaveCounters,
 } from '../netfilter/counter-read.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
 import { type Bundle, bundleFile, outputOf } from './bundle.ts';
@@ -169,7 +170,7 @@ function statDeltas(
 
 function ipvsStats(l: Listing, issues: Issue[]): Map<string, IpvsDelta> {
   const r = readIpvsadmList(l.text, l.file);
-  issues.push(...r.issues);
+  appendAll(issues, r.issues);
   const out = new Map<string, IpvsDelta>();
   for (const s of r.value?.table.services ?? []) {
     const service = formatServiceKey(s.key);
@@ -215,10 +216,11 @@ export function counterWindow(
     }
     const ra = readRules(a, source, table);
     const rb = readRules(b, source, table);
-    issues.push(...ra.issues, ...rb.issues);
+    appendAll(issues, ra.issues);
+    appendAll(issues, rb.issues);
     const d = countDeltas(ra.value ?? [], rb.value ?? []);
-    rules.push(...d.moved);
-    changed.push(...d.changed);
+    appendAll(rules, d.moved);
+    appendAll(changed, d.changed);
   }
   const stat = (id: string, read: (l: Listing) => Map<string, { v: number; pos: Position }>) => {
     const a = start(id);
@@ -228,7 +230,7 @@ export function counterWindow(
   const links = stat('ip-s-link', (l) => readIpStatsLink(l.text, l.file));
   const snmp = (l: Listing) => {
     const r = readSnmp(l.text, l.file);
-    issues.push(...r.issues);
+    appendAll(issues, r.issues);
     return r.value;
   };
   let stack = [...stat('proc-snmp', snmp), ...stat('proc-netstat', snmp)];
@@ -334,7 +336,7 @@ export function counterWindows(bundles: readonly Bundle[]): {
     const w = watchWindow(b);
     if (w) {
       windows.push(w.value);
-      issues.push(...w.issues);
+      appendAll(issues, w.issues);
     }
     const k = `${b.kind}\t${b.hostname}`;
     const list = byHost.get(k);
@@ -347,7 +349,7 @@ export function counterWindows(bundles: readonly Bundle[]): {
     for (let i = 0; i + 1 < sorted.length; i++) {
       const w = bundlesWindow(sorted[i]!, sorted[i + 1]!);
       windows.push(w.value);
-      issues.push(...w.issues);
+      appendAll(issues, w.issues);
     }
   }
   return { windows, issues };

@@ -14,6 +14,7 @@ import { readEbtablesList, stripEbCounters } from '../netfilter/ebtables-read.ts
 import { renderEbtablesList, renderEbtablesRule } from '../netfilter/ebtables-render.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
+import { appendAll } from '../source/arrays.ts';
 import type { Issue } from '../source/issue.ts';
 import { implicit } from '../source/origin.ts';
 
@@ -142,7 +143,10 @@ export function compareEbtables(
   }
   closeBlock(textLines.length);
   const read = readEbtablesList(textLines.join('\n'), file, { style });
-  issues.push(...read.issues.filter((i) => i.code !== 'ebtables-empty'));
+  appendAll(
+    issues,
+    read.issues.filter((i) => i.code !== 'ebtables-empty'),
+  );
   const installed: EbTable = read.value ?? { name: compiled.name, chains: [] };
   const expected: EbTable = { ...compiled, chains: compiled.chains.filter((c) => !same.has(c.name)) };
   const intoLibvirt = (r: EbRule) => r.target.kind === 'jump' && LIBVIRT_EB_CHAIN.test(r.target.chain);
@@ -194,7 +198,7 @@ export function compareEbtables(
     const others = (installed.chains.find((c) => c.name === name)?.rules ?? [])
       .filter((r) => !intoLibvirt(r))
       .map((r) => renderEbtablesRule(r, { style }));
-    others.push(...(unread.get(name) ?? []));
+    appendAll(others, unread.get(name) ?? []);
     unread.delete(name);
     if (others.length > 0)
       out.push({
@@ -214,7 +218,10 @@ export function compareEbtables(
       lines: lines.map((r) => `? ${r}`),
     });
   const items = compareRulesets(only(expected), only(installed, expected), { style, chainRules: true });
-  out.push(...entriesOf(host, 'ebtables', items, 'chain', (chain) => builtins.has(chain)));
+  appendAll(
+    out,
+    entriesOf(host, 'ebtables', items, 'chain', (chain) => builtins.has(chain)),
+  );
   return out;
 }
 
@@ -228,7 +235,7 @@ export function compareIptables(
   issues: Issue[] = [],
 ): DriftEntry[] {
   const read = readIptablesSave(installedText, file, area === 'iptables' ? 'ipv4' : 'ipv6');
-  issues.push(...read.issues);
+  appendAll(issues, read.issues);
   const installed: IptTable = read.value?.find((t) => t.name === 'filter') ?? {
     family: compiled.family,
     name: 'filter',

@@ -12,6 +12,7 @@ import { builtinFilters } from '../libvirt/builtin-filters.ts';
 import { type Domain, readDomainXml } from '../libvirt/domain-xml.ts';
 import type { NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { readFilterBindingXml } from '../libvirt/nwfilter-xml.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos } from '../source/origin.ts';
 import { readIpNeigh } from '../topology/ip-neigh.ts';
@@ -165,7 +166,7 @@ function readNeigh(b: Bundle, issues: Issue[]): NeighFact[] | undefined {
   const text = outputOf(b, 'ip-j-neigh');
   if (text === undefined) return undefined;
   const r = readIpNeigh(text.trim() === '' ? '[]' : text, bundleFile(b, b.commands.get('ip-j-neigh')!.out));
-  issues.push(...r.issues);
+  appendAll(issues, r.issues);
   return r.value?.flatMap((n) => (n.mac ? [{ ip: n.ip, dev: n.dev, mac: n.mac, state: n.states.join(',') }] : []));
 }
 
@@ -267,7 +268,7 @@ export function gatherEvidence(b: Bundle): Evidence {
         }
         const file = bundleFile(b, b.commands.get(id)!.out);
         const r = readDomainXml(text, file);
-        issues.push(...r.issues);
+        appendAll(issues, r.issues);
         if (r.value) domains.push({ name: r.value.name, id, text, def: r.value, file, issues: r.issues });
       }
       base.domains = domains;
@@ -285,7 +286,7 @@ export function gatherEvidence(b: Bundle): Evidence {
         }
         const file = bundleFile(b, b.commands.get(id)!.out);
         const r = readFilterBindingXml(text, file);
-        issues.push(...r.issues);
+        appendAll(issues, r.issues);
         if (r.value) bindings.push({ id, text, def: r.value, file, issues: r.issues });
       }
       base.bindings = bindings;
@@ -312,7 +313,7 @@ export function gatherEvidence(b: Bundle): Evidence {
     const ipvsText = outputOf(b, 'ipvsadm-Ln');
     if (ipvsText !== undefined) {
       const r = readIpvsadmList(ipvsText, bundleFile(b, b.commands.get('ipvsadm-Ln')!.out));
-      issues.push(...r.issues);
+      appendAll(issues, r.issues);
       if (r.value) base.ipvs = r.value.table;
     } else if (b.commands.get('ipvsadm-Ln')?.status !== 'skipped') need('ipvsadm-Ln', 'IPVS table');
     const ss = outputOf(b, 'ss-listen');

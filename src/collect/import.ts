@@ -14,6 +14,7 @@ import { filterRegistry } from '../libvirt/builtin-filters.ts';
 import { compileBindings } from '../libvirt/compile.ts';
 import type { NwFilter } from '../libvirt/nwfilter-model.ts';
 import { readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
+import { appendAll } from '../source/arrays.ts';
 import {
   checkNoneExist,
   FileError,
@@ -285,7 +286,7 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
     const rel = `${nwfilterDir}/${safeFile(f.name)}.xml`;
     const r = readNwfilterXml(f.text, rel);
     w.writeParsed(rel, { kind: 'nwfilter', text: f.text, file: rel, result: r });
-    issues.push(...r.issues);
+    appendAll(issues, r.issues);
     if (r.value) filters.push(r.value);
   }
   const ipAddr = (h.ev.links ? copied.get('ip-j-addr') : undefined) ?? copied.get('ip-addr');
@@ -350,7 +351,7 @@ function writeGuest(w: Writer, g: GuestPlace, notes: string[], assumptions: Assu
     comments.push(`unknown: ${u}`);
     notes.push(`${g.node}: unknown ${u}`);
   }
-  assumptions.push(...gapAssumptions(`guest ${g.node}`, ev.gaps));
+  appendAll(assumptions, gapAssumptions(`guest ${g.node}`, ev.gaps));
   const ipAddr = (ev.links ? copied.get('ip-j-addr') : undefined) ?? copied.get('ip-addr');
   const ipRoute = copied.get('ip-route');
   const ipNeigh = (ev.neigh ? copied.get('ip-j-neigh') : undefined) ?? copied.get('ip-neigh');
@@ -469,7 +470,7 @@ function renderYaml(
     if (o.listen) entries.push(`    listen: [${o.listen.join(', ')}]  # ss -Hltnu`);
     L.push(`  ${yamlKey(g.node)}:${entries.length === 0 ? ' {}' : ''}`);
     for (const cm of o.comments) L.push(`    # ${comment(cm)}`);
-    L.push(...entries);
+    appendAll(L, entries);
   }
   L.push('');
   const gw = c.gateway;
@@ -606,7 +607,7 @@ function driftOf(c: Cluster, hostsOut: ReadonlyMap<string, HostOut>, notes: stri
         if (text === undefined) notes.push(`${h.node}: ${area} not compared (${whyUnavailable(b, id)})`);
         else {
           const readIssues: Issue[] = [];
-          drift.push(...compareIptables(h.node, area, text, table, `${safeFile(h.node)}/${id}.txt`, readIssues));
+          appendAll(drift, compareIptables(h.node, area, text, table, `${safeFile(h.node)}/${id}.txt`, readIssues));
           for (const i of readIssues) notes.push(`${h.node}: ${area} not fully compared: ${formatIssueShort(i)}`);
         }
       }
@@ -633,10 +634,10 @@ function buildImport(paths: readonly string[], o: BuildOptions): ImportResult {
   const evidence: Evidence[] = [];
   for (const p of paths) {
     const r = o.read?.get(p) ?? readBundle(p);
-    issues.push(...r.issues);
+    appendAll(issues, r.issues);
     if (r.value) {
       const ev = gatherEvidence(r.value);
-      issues.push(...ev.issues);
+      appendAll(issues, ev.issues);
       evidence.push(ev);
     }
   }
@@ -659,7 +660,7 @@ function buildImport(paths: readonly string[], o: BuildOptions): ImportResult {
   const hostsOut = new Map<string, HostOut>();
   for (const h of cluster.hosts) hostsOut.set(h.node, writeHost(w, h, cluster, issues));
   const assumptions: Assumption[] = [...cluster.assumptions];
-  for (const h of cluster.hosts) assumptions.push(...gapAssumptions(`host ${h.node}`, h.ev.gaps));
+  for (const h of cluster.hosts) appendAll(assumptions, gapAssumptions(`host ${h.node}`, h.ev.gaps));
   const guestsOut = new Map<string, GuestOut>();
   for (const g of cluster.guests) guestsOut.set(g.node, writeGuest(w, g, notes, assumptions));
   if (cluster.gateway?.ev) {

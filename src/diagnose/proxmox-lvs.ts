@@ -17,6 +17,7 @@ import { addFwIpsetEntry, addFwRule, fwDiff, removeFwIpset, setFwOption } from '
 import { guestIface } from '../proxmox/guest-config.ts';
 import { type PveNodeFiles, pveNodeInput } from '../proxmox/node-files.ts';
 import { findGuestNic, type PveEndpoint, type PveNodeModel, pveNodeModel, pveSimulate } from '../proxmox/simulate.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Origin, renderOriginChain } from '../source/origin.ts';
 import { emitEthernet } from '../wire/ethernet.ts';
 import { renderTcpdump } from '../wire/tcpdump.ts';
@@ -635,7 +636,11 @@ export function renderPveLvsReport(r: PveLvsReport): string {
       out.push(`  fix [${fix.id}] ${fix.title}${fix.verified ? ' — verified by re-trace' : ' — NOT verified'}`);
       out.push(`    keeps: ${fix.keeps}`);
       out.push(`    loses: ${fix.loses}`);
-      for (const d of fix.diffs) out.push(...d.split('\n').map((l) => `    ${l}`));
+      for (const d of fix.diffs)
+        appendAll(
+          out,
+          d.split('\n').map((l) => `    ${l}`),
+        );
       out.push('    or with the API:');
       for (const c of fix.commands) out.push(`      ${c}`);
       for (const a of fix.after) out.push(`    after: ${a.verdict} ${a.name}`);
@@ -649,7 +654,11 @@ export function renderPveLvsReport(r: PveLvsReport): string {
       `All fixes together (the first of each finding): ${r.combined.probes - r.combined.failing.length} of ${r.combined.probes} probes as they should be after re-trace`,
     );
     for (const f of r.combined.failing) out.push(`  still wrong: ${f.verdict} ${f.name}`);
-    for (const d of r.combined.diffs) out.push(...d.split('\n').map((l) => `  ${l}`));
+    for (const d of r.combined.diffs)
+      appendAll(
+        out,
+        d.split('\n').map((l) => `  ${l}`),
+      );
   }
   return `${out.join('\n').replace(/\n+$/, '')}\n`;
 }

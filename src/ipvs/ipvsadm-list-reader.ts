@@ -8,6 +8,7 @@ import { formatIpv4, parseIpv4 } from '../addr/ipv4.ts';
 import { parseIpv6 } from '../addr/ipv6.ts';
 import { type Issue, issue, type ReadResult, unsupported } from '../source/issue.ts';
 import { filePos, type Origin, type Position } from '../source/origin.ts';
+import { flatString } from '../source/strings.ts';
 import type { IpvsadmListFormat } from './ipvsadm-list-writer.ts';
 import {
   type Forwarding,
@@ -183,16 +184,22 @@ function parseUint(text: string | undefined): number | undefined {
   return text !== undefined && UINT.test(text) ? Number(text) : undefined;
 }
 
+/** One object per method, shared by every real server (read-only data), not one per line. */
+const ROUTE: Forwarding = { kind: 'route' };
+const MASQ: Forwarding = { kind: 'masq' };
+const LOCAL: Forwarding = { kind: 'local' };
+const TUNNEL: Forwarding = { kind: 'tunnel' };
+
 function parseForwarding(text: string): Forwarding | string {
   switch (text) {
     case 'Route':
-      return { kind: 'route' };
+      return ROUTE;
     case 'Masq':
-      return { kind: 'masq' };
+      return MASQ;
     case 'Local':
-      return { kind: 'local' };
+      return LOCAL;
     case 'Tunnel':
-      return { kind: 'tunnel' };
+      return TUNNEL;
     default:
       return text;
   }
@@ -519,7 +526,7 @@ function readServiceLine(
   }
   const origin: Origin = {
     kind: 'ipvs',
-    label: `ipvsadm service ${formatServiceKey(key)}`,
+    label: flatString(`ipvsadm service ${formatServiceKey(key)}`),
     pos,
   };
   const service: MutableService = { key, schedFlags: 0, onePacket: false, destinations: [], origin };
@@ -648,11 +655,13 @@ function readDestinationLine(
   }
   const origin: Origin = {
     kind: 'ipvs',
-    label: `ipvsadm real server ${formatAddrPort(ap.address, ap.port)} of ${formatServiceKey(svc.key)}`,
+    label: flatString(`ipvsadm real server ${formatAddrPort(ap.address, ap.port)} of ${formatServiceKey(svc.key)}`),
     pos,
     via: svc.origin,
   };
   const rest = t.slice(2);
+  // Destinations are object literals, never `{ ...base, … }`: V8 gave each spread copy its own hidden class, which
+  // took ~260 bytes per real server of a big listing (a third of the table's memory).
   const base = { address: ap.address, port: ap.port, origin };
   const bad = (expected: string): undefined => {
     issues.push(issue('ipvsadm-bad-destination', `expected '  -> ADDRESS:PORT ${expected}', got '${text}'`, pos));
@@ -682,7 +691,15 @@ function readDestinationLine(
       if (f === undefined) return undefined;
       if (!n) return bad('Forward Weight ActiveConn InActConn (unsigned numbers)');
       return {
-        destination: { ...base, forwarding: f, weight: n[0]!, activeConns: n[1]!, inactConns: n[2]! },
+        destination: {
+          address: base.address,
+          port: base.port,
+          origin: base.origin,
+          forwarding: f,
+          weight: n[0]!,
+          activeConns: n[1]!,
+          inactConns: n[2]!,
+        },
         exactHint: false,
       };
     }
@@ -696,7 +713,15 @@ function readDestinationLine(
       if (!n) return bad('Forward TunnelInfo Weight ActiveConn InActConn (unsigned numbers)');
       const forwarding: Forwarding = f.kind === 'tunnel' && info !== 'n/a' ? { kind: 'tunnel', encap: info } : f;
       return {
-        destination: { ...base, forwarding, weight: n[0]!, activeConns: n[1]!, inactConns: n[2]! },
+        destination: {
+          address: base.address,
+          port: base.port,
+          origin: base.origin,
+          forwarding,
+          weight: n[0]!,
+          activeConns: n[1]!,
+          inactConns: n[2]!,
+        },
         exactHint: false,
       };
     }
@@ -704,7 +729,15 @@ function readDestinationLine(
       const n = rest.length === 4 ? uints(rest) : undefined;
       if (!n) return bad('Uthreshold Lthreshold ActiveConn InActConn');
       return {
-        destination: { ...base, upperThreshold: n[0]!, lowerThreshold: n[1]!, activeConns: n[2]!, inactConns: n[3]! },
+        destination: {
+          address: base.address,
+          port: base.port,
+          origin: base.origin,
+          upperThreshold: n[0]!,
+          lowerThreshold: n[1]!,
+          activeConns: n[2]!,
+          inactConns: n[3]!,
+        },
         exactHint: false,
       };
     }
@@ -712,7 +745,15 @@ function readDestinationLine(
       const n = rest.length === 4 ? uints(rest) : undefined;
       if (!n) return bad('Weight PersistConn ActiveConn InActConn');
       return {
-        destination: { ...base, weight: n[0]!, persistConns: n[1]!, activeConns: n[2]!, inactConns: n[3]! },
+        destination: {
+          address: base.address,
+          port: base.port,
+          origin: base.origin,
+          weight: n[0]!,
+          persistConns: n[1]!,
+          activeConns: n[2]!,
+          inactConns: n[3]!,
+        },
         exactHint: false,
       };
     }
@@ -726,13 +767,20 @@ function readDestinationLine(
       if (format === 'stats')
         return {
           destination: {
-            ...base,
+            address: base.address,
+            port: base.port,
+            origin: base.origin,
             stats: { conns: v[0]!, inPkts: v[1]!, outPkts: v[2]!, inBytes: v[3]!, outBytes: v[4]! },
           },
           exactHint,
         };
       return {
-        destination: { ...base, rates: { cps: v[0]!, inPps: v[1]!, outPps: v[2]!, inBps: v[3]!, outBps: v[4]! } },
+        destination: {
+          address: base.address,
+          port: base.port,
+          origin: base.origin,
+          rates: { cps: v[0]!, inPps: v[1]!, outPps: v[2]!, inBps: v[3]!, outBps: v[4]! },
+        },
         exactHint,
       };
     }

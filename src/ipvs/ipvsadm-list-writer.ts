@@ -4,6 +4,7 @@
  * lines. Names are always numeric (`-n`).
  */
 import { formatIpv4 } from '../addr/ipv4.ts';
+import { TextBuilder } from '../source/strings.ts';
 import { sortLikeIpvsadm } from './ipvsadm-sort.ts';
 import {
   formatAddrPort,
@@ -216,15 +217,15 @@ export function writeIpvsadmList(table: IpvsTable, options: IpvsadmListOptions =
   const format = options.format ?? 'default';
   const exact = options.exact ?? false;
   const t = options.nosort ? table : sortLikeIpvsadm(table);
-  let out = '';
+  const out = new TextBuilder();
   if (options.header !== false) {
     const h = options.header ?? { version: IPVS_VERSION, size: IPVS_DEFAULT_CONN_TAB_SIZE };
-    out += `IP Virtual Server version ${h.version} (size=${h.size})\n`;
+    out.add(`IP Virtual Server version ${h.version} (size=${h.size})\n`);
   }
-  out += titleLines(format);
+  out.add(titleLines(format));
   for (const svc of t.services) {
-    out += serviceRow(svc, format, exact, options.names) + '\n';
-    for (const d of svc.destinations) out += destRow(d, svc.key, format, exact, options.names) + '\n';
+    out.add(`${serviceRow(svc, format, exact, options.names)}\n`);
+    for (const d of svc.destinations) out.add(`${destRow(d, svc.key, format, exact, options.names)}\n`);
   }
-  return out;
+  return out.text();
 }

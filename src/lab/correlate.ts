@@ -12,6 +12,7 @@
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { isMulticastMac, type Mac } from '../addr/mac.ts';
 import { prefixContains } from '../addr/prefix.ts';
+import { appendAll, maxOf } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Node, ProbeSpec, Scenario } from '../topology/model.ts';
 import { ARP_REPLY, ARP_REQUEST, type EthernetFrame, TCP_ACK, TCP_RST, TCP_SYN } from '../wire/types.ts';
@@ -68,7 +69,7 @@ export function l2View(s: Scenario): L2View {
           if (p.master === ifc.master && p.name !== i && !seen.has(key(n, p.name))) {
             seen.add(key(n, p.name));
             macs.add(p.mac);
-            queue.push(...far(n, p.name));
+            appendAll(queue, far(n, p.name));
           }
       }
     }
@@ -210,7 +211,7 @@ export function lastSeen(view: L2View, k: ProbeKey, frames: readonly SeenFrame[]
     .sort((a, b) => (a.f.timeNs < b.f.timeNs ? -1 : a.f.timeNs > b.f.timeNs ? 1 : 0));
   const seenAt = [...new Set(mine.map((x) => x.f.point))].sort();
   if (mine.length === 0) return { rank: 0, seenAt };
-  const rank = Math.max(...mine.map((x) => x.rank));
+  const rank = maxOf(mine.map((x) => x.rank));
   const top = mine.filter((x) => x.rank === rank && onPath(view, x.f.point, x.f.frame));
   const stage = STAGE_OF_RANK[`${k.probe.kind}:${rank}`];
   const first = new Map<string, bigint>();

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderEbtablesList } from '../netfilter/ebtables-render.ts';
+import { appendAll } from '../source/arrays.ts';
 import { fileNamePart } from '../source/shell.ts';
 import { compileHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
@@ -496,7 +497,7 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
         );
       }),
     );
-    pending.push(...parts);
+    appendAll(pending, parts);
     const results = await Promise.allSettled(parts);
     lab.timings['rest of up (concurrent)'] = performance.now() - t0;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

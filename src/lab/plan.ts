@@ -3,10 +3,12 @@
  * routes, sysctls, neighbours, director emulations, servers, capture points. Pure: computed from the model only,
  * so it can be checked without root. `build.ts` carries it out.
  */
+
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
 import { formatIpv4Prefix, prefixContains } from '../addr/prefix.ts';
 import type { IpvsService } from '../ipvs/model.ts';
+import { maxOf } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Iface, Node, NodeKind, PortBinding } from '../topology/model.ts';
 import { plannedSpecs } from '../trace/probe-plan.ts';
@@ -180,7 +182,7 @@ function sysctlFor(node: Node, ns: string, out: Map<string, [string, string][]>)
 function kernelFirstPick(svc: { scheduler: string; dests: readonly DirectorDest[] }): DirectorDest | undefined {
   if (svc.dests.length === 0) return undefined;
   if (svc.scheduler === 'wrr') {
-    const max = Math.max(...svc.dests.map((d) => d.weight));
+    const max = maxOf(svc.dests.map((d) => d.weight));
     return svc.dests.find((d) => d.weight === max);
   }
   // rr, lc, wlc, sed, nq, fo… from a fresh state all pick the first usable destination.

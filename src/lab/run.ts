@@ -3,6 +3,7 @@
  * simulation (same outcome, same last-seen point), take the lab down.
  */
 import { formatIpv4 } from '../addr/ipv4.ts';
+import { appendAll } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ProbeSpec } from '../topology/model.ts';
 import { openSession, runProbe } from '../trace/session.ts';
@@ -126,7 +127,7 @@ export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = 
     // The simulator runs every probe from the scenario's initial state; so does the kernel: one probe at a time,
     // with learned ARP entries and bridge FDBs flushed in between (otherwise one probe's traffic changes the next
     // one's path — e.g. a real server whose ARP request carries the VIP teaches the gateway the wrong MAC).
-    if (o.parallel) reals.push(...(await Promise.all(probes.map((p, k) => runRealProbe(lab, p, po(k))))));
+    if (o.parallel) appendAll(reals, await Promise.all(probes.map((p, k) => runRealProbe(lab, p, po(k)))));
     else
       for (const [k, p] of probes.entries()) {
         if (k > 0) await Promise.all([resetLearnedState(lab), freshDirectors(lab)]);

@@ -3,6 +3,7 @@
  * with the command list. The bulk path (compile-plan.ts) must give exactly what this gives.
  */
 import { defaultUserChainPolicy } from '../netfilter/ebtables-model.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import type { Origin } from '../source/origin.ts';
 import { cmd, EB, ebtablesTeardown, iptablesTeardown, jumpMatch, quote } from './compile-commands.ts';
@@ -294,7 +295,7 @@ export function compileBinding(
         ['ipv6', t6],
       ] as const)) {
     const r = compileIptablesFamily(family, ifn, ipSorted, tb, binding.origin, options.ipsets);
-    commands.push(...r.commands);
+    appendAll(commands, r.commands);
     if (r.failure !== undefined) {
       issues.push(issue('nwfilter-iptables-failed', r.failure, binding.origin.pos));
       const failedTable = new TableBuilder();
@@ -317,19 +318,25 @@ export function compileBinding(
 
   // Switch-over phase (tear old, rename temporaries).
   if (wantCommands) {
-    commands.push(...iptablesTeardown('iptables', ifn, false).filter((c) => !c.includes('libvirt-in-post')));
+    appendAll(
+      commands,
+      iptablesTeardown('iptables', ifn, false).filter((c) => !c.includes('libvirt-in-post')),
+    );
     commands.push(
       `iptables -w -E FP-${ifn} FO-${ifn}`,
       `iptables -w -E FJ-${ifn} FI-${ifn}`,
       `iptables -w -E HJ-${ifn} HI-${ifn}`,
     );
-    commands.push(...iptablesTeardown('ip6tables', ifn, false).filter((c) => !c.includes('libvirt-in-post')));
+    appendAll(
+      commands,
+      iptablesTeardown('ip6tables', ifn, false).filter((c) => !c.includes('libvirt-in-post')),
+    );
     commands.push(
       `ip6tables -w -E FP-${ifn} FO-${ifn}`,
       `ip6tables -w -E FJ-${ifn} FI-${ifn}`,
       `ip6tables -w -E HJ-${ifn} HI-${ifn}`,
     );
-    commands.push(...ebtablesTeardown(ifn, false));
+    appendAll(commands, ebtablesTeardown(ifn, false));
     commands.push(`${EB} -L ${tempRoot('I')}`, `${EB} -L ${tempRoot('O')}`);
     commands.push(`${EB} -E ${tempRoot('I')} ${rootName('I')}`, `${EB} -E ${tempRoot('O')} ${rootName('O')}`);
     for (const dir of ['I', 'O'] as const) {

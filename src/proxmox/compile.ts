@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { parseIpv6 } from '../addr/ipv6.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import type { CorosyncConf } from './corosync.ts';
@@ -289,7 +290,7 @@ function generateRule(
   } else rules = [rule];
   const cmds: string[] = [];
   try {
-    for (const r of rules) cmds.push(...ruleToCmds(ctx, r, chain, ipversion, cluster, fw, vmid));
+    for (const r of rules) appendAll(cmds, ruleToCmds(ctx, r, chain, ipversion, cluster, fw, vmid));
   } catch (e) {
     if (!(e instanceof GenError) && !(e instanceof Error)) throw e;
     ctx.issues.push(

@@ -3,6 +3,8 @@
  * `<vmid>.fw`, the guests' `netN` lines, `corosync.conf`. Missing files are what pve-firewall makes of them: no
  * cluster.fw = firewall off, no host.fw = defaults, no `<vmid>.fw` = no guest chains. Never throws.
  */
+
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { filePos } from '../source/origin.ts';
 import type { PveGuestInput, PveNodeInput } from './compile.ts';
@@ -75,6 +77,6 @@ export function pveNodeInput(files: PveNodeFiles): ReadResult<PveNodeInput> {
 }
 
 function take<T>(r: ReadResult<T>, issues: Issue[]): T {
-  issues.push(...r.issues);
+  appendAll(issues, r.issues);
   return r.value as T;
 }

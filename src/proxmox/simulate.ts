@@ -12,6 +12,7 @@ import { type Ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
 import { evaluateIptables, type IptEvalContext, type IptEvalResult } from '../netfilter/iptables-eval.ts';
 import type { CtState, IptTable } from '../netfilter/iptables-model.ts';
+import { appendAll } from '../source/arrays.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import type { PveCompiled, PveNodeInput } from './compile.ts';
 import { type GuestConfig, type GuestNic, guestIface } from './guest-config.ts';
@@ -185,7 +186,7 @@ export function pveSimulate(
       ...(opts.addrType ? { addrType: opts.addrType } : {}),
     };
     const result = evaluateIptables(model.filter4, h.hook, frame, ctx);
-    problems.push(...result.problems);
+    appendAll(problems, result.problems);
     hops.push({ ...h, result });
     mark = result.mark;
     if (result.verdict !== 'ACCEPT') return { verdict: result.verdict, hops, problems };

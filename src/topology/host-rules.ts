@@ -8,6 +8,7 @@ import { compileBindings } from '../libvirt/compile.ts';
 import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import type { EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
+import { appendAll } from '../source/arrays.ts';
 import type { Issue } from '../source/issue.ts';
 import type { LoadedScenario } from './load-scenario.ts';
 import type { PortBinding } from './model.ts';
@@ -81,7 +82,7 @@ export function compileAllHostRules(
   for (const node of loaded.scenario.nodes.values()) {
     if (node.kind !== 'host') continue;
     const r = compileHostRules(loaded, node.name, style);
-    issues.push(...r.issues);
+    appendAll(issues, r.issues);
     hostRules.set(node.name, r);
   }
   return { hostRules, issues };

@@ -21,6 +21,7 @@ import type { IpsetSet } from '../netfilter/ipset.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
 import { looksLikeNftRuleset, readNftRuleset } from '../netfilter/nft-read.ts';
+import { appendAll } from '../source/arrays.ts';
 import { FileError } from '../source/files.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { filePos, implicit, type Origin, type Position } from '../source/origin.ts';
@@ -201,7 +202,7 @@ function sysctlMap(ctx: Ctx, rel: string | undefined, yamlPath: (string | number
   const a = readArtifact(ctx, rel, yamlPath);
   if (!a) return out;
   const r = readSysctl(a.text, a.file);
-  ctx.issues.push(...r.issues);
+  appendAll(ctx.issues, r.issues);
   for (const [k, v] of r.value ?? [])
     out.set(k, { value: v.value, origin: { kind: 'file', label: `${k} = ${v.value}`, pos: v.pos } });
   return out;
@@ -235,7 +236,7 @@ function readBindingDir(ctx: Ctx, rel: string, hostName: string): Map<string, Nw
     if (text === undefined) continue;
     const r =
       preparsedResult<NwFilterBinding>(ctx.files, fileRel, 'binding', text, file) ?? readFilterBindingXml(text, file);
-    ctx.issues.push(...r.issues);
+    appendAll(ctx.issues, r.issues);
     if (!r.value) continue;
     if (out.has(r.value.portdev))
       ctx.issues.push(
@@ -281,7 +282,7 @@ function schemaIssues(list: readonly ZodIssueLike[], base: readonly (string | nu
       continue;
     }
     const best = branches.reduce((a, b) => (b.length < a.length ? b : a));
-    out.push(...schemaIssues(best, path));
+    appendAll(out, schemaIssues(best, path));
   }
   return out;
 }
@@ -379,7 +380,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         );
       else {
         const r = readPveHost(ctx.files, h.pve, fileName(ctx.rel, h.pve), at('hosts', hostName, 'pve'), h['pve-node']);
-        ctx.issues.push(...r.issues);
+        appendAll(ctx.issues, r.issues);
         if (r.value) {
           proxmox.set(hostName, r.value);
           for (const d of r.value.domains) {
@@ -396,7 +397,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       const a = readArtifact(ctx, rel, ['hosts', hostName, 'domains', k]);
       if (!a) return;
       const r = preparsedResult<Domain>(ctx.files, a.rel, 'domain', a.text, a.file) ?? readDomainXml(a.text, a.file);
-      ctx.issues.push(...r.issues);
+      appendAll(ctx.issues, r.issues);
       if (!r.value) return;
       if (domains.has(r.value.name))
         ctx.issues.push(
@@ -428,7 +429,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
           if (text === undefined) continue;
           const r =
             preparsedResult<NwFilter>(ctx.files, fileRel, 'nwfilter', text, file) ?? readNwfilterXml(text, file);
-          ctx.issues.push(...r.issues);
+          appendAll(ctx.issues, r.issues);
           if (r.value) defs.push(r.value);
         }
         filters.set(hostName, defs);
@@ -451,7 +452,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       const a = readArtifact(ctx, h['ip-addr'], ['hosts', hostName, 'ip-addr']);
       if (a) {
         const r = readIpAddr(a.text, a.file);
-        ctx.issues.push(...r.issues);
+        appendAll(ctx.issues, r.issues);
         ifaces = fromLinks(r.value ?? [], hostTaps.get(hostName) ?? new Set());
       }
     }
@@ -510,7 +511,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
           bindings.push({ host: hostName, domain: domName, binding: found });
         } else if (ifc.filterref) {
           const b = bindingForInterface(place.def, ifc);
-          ctx.issues.push(...b.issues);
+          appendAll(ctx.issues, b.issues);
           if (b.value) bindings.push({ host: hostName, domain: domName, binding: b.value });
           if (live)
             assumptions.push(
@@ -574,7 +575,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         const r = looksLikeNftRuleset(a.text)
           ? readNftRuleset(a.text, a.file)
           : readIptablesSave(a.text, a.file, 'ipv4');
-        ctx.issues.push(...r.issues);
+        appendAll(ctx.issues, r.issues);
         const filter = r.value?.find((t) => t.name === 'filter');
         if (filter) installedIptables.set(hostName, filter);
       }
@@ -618,7 +619,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       const a = readArtifact(ctx, g['ip-addr'], ['guests', guestName, 'ip-addr']);
       if (a) {
         const r = readIpAddr(a.text, a.file);
-        ctx.issues.push(...r.issues);
+        appendAll(ctx.issues, r.issues);
         ifaces = fromLinks(r.value ?? [], new Set());
       }
     } else
@@ -664,7 +665,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       const a = readArtifact(ctx, g['ip-route'], ['guests', guestName, 'ip-route']);
       if (a) {
         const r = readIpRoute(a.text, a.file);
-        ctx.issues.push(...r.issues);
+        appendAll(ctx.issues, r.issues);
         routes = (r.value ?? []).map((e) => ({
           dst: e.dst,
           ...(e.via !== undefined ? { via: e.via } : {}),
@@ -685,7 +686,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       const a = readArtifact(ctx, g['ip-rule'], ['guests', guestName, 'ip-rule']);
       if (a) {
         const r = readIpRule(a.text, a.file);
-        ctx.issues.push(...r.issues);
+        appendAll(ctx.issues, r.issues);
         rules = (r.value ?? []).map((e) => ({
           priority: e.priority,
           not: e.not,
@@ -710,7 +711,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       const a = readArtifact(ctx, g['ip-neigh'], ['guests', guestName, 'ip-neigh']);
       if (a) {
         const r = readIpNeigh(a.text, a.file);
-        ctx.issues.push(...r.issues);
+        appendAll(ctx.issues, r.issues);
         for (const n of r.value ?? [])
           if (neighUsable(n) && !neighbours.has(n.ip))
             neighbours.set(n.ip, {
@@ -741,7 +742,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
           : undefined;
         const hr = h ? readEtcHosts(h.text, h.file) : undefined;
         const sr = sv ? readEtcServices(sv.text, sv.file) : undefined;
-        ctx.issues.push(...(hr?.issues ?? []), ...(sr?.issues ?? []));
+        appendAll(ctx.issues, hr?.issues ?? []);
+        appendAll(ctx.issues, sr?.issues ?? []);
         listings.push({
           guestName,
           text: a.text,
@@ -756,7 +758,10 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       const a = readArtifact(ctx, g.keepalived, ['guests', guestName, 'keepalived']);
       if (a) {
         const r = readKeepalivedConf(a.text, a.file);
-        ctx.issues.push(...r.issues.filter((i) => i.severity === 'error'));
+        appendAll(
+          ctx.issues,
+          r.issues.filter((i) => i.severity === 'error'),
+        );
         keepalivedIssues.set(guestName, [...r.issues]);
         if (r.value) {
           keepalived.set(guestName, r.value);
@@ -785,7 +790,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
             kind === 'ipvsadm-connections'
               ? readIpvsadmConnectionList(a.text, a.file)
               : readProcIpVsConn(a.text, a.file);
-          ctx.issues.push(...r.issues);
+          appendAll(ctx.issues, r.issues);
           if (r.value) ipvsConnections.set(guestName, r.value);
         }
       }
@@ -823,7 +828,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   for (const l of listings) {
     const hosts = l.etcHosts ? new Map([...hostNames, ...l.etcHosts]) : hostNames;
     const r = readIpvsadmList(l.text, l.file, hosts, l.etcServices);
-    ctx.issues.push(...r.issues);
+    appendAll(ctx.issues, r.issues);
     // A name nothing resolved stays a name: what that leaves out of the model is an assumption of the scenario.
     for (const e of r.value?.symbolic ?? []) assumptions.push(`${l.guestName}: ${e.assumption}`);
     // An ipvsadm listing is what the kernel has: it wins over a keepalived configuration of the same guest.

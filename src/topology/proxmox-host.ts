@@ -23,6 +23,7 @@ import type { GuestKind } from '../proxmox/guest-config.ts';
 import { guestIface } from '../proxmox/guest-config.ts';
 import { pveFilterTable, pveIpsets } from '../proxmox/model.ts';
 import { type PveGuestSource, type PveNodeFiles, pveNodeInput } from '../proxmox/node-files.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { implicit, type Position } from '../source/origin.ts';
 
@@ -123,7 +124,7 @@ export function readPveHost(
     ...(corosync ? { corosync } : {}),
   };
   const built = pveHostFrom(files_);
-  issues.push(...built.issues);
+  appendAll(issues, built.issues);
   return { value: built.value, issues };
 }
 
@@ -131,11 +132,11 @@ export function readPveHost(
 export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; issues: Issue[] } {
   const issues: Issue[] = [];
   const r = pveNodeInput(files);
-  issues.push(...r.issues);
+  appendAll(issues, r.issues);
   const input = r.value;
   if (!input) return { value: undefined, issues };
   const compiled = compilePveFirewall(input);
-  issues.push(...compiled.issues);
+  appendAll(issues, compiled.issues);
   const domains: Domain[] = [];
   const pairs: PveVethPair[] = [];
   for (const g of input.guests) {
@@ -177,7 +178,7 @@ export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; 
   let filter4: IptTable | undefined;
   if (compiled.enabled) {
     const t = pveFilterTable(compiled.filter4, 'ipv4');
-    issues.push(...t.issues);
+    appendAll(issues, t.issues);
     filter4 = t.table;
   }
   return {
@@ -203,7 +204,7 @@ export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; 
 function pveEbFilter(compiled: PveCompiled, issues: Issue[]): { ebFilter?: EbTable } {
   if (!compiled.ebtables.has('PVEFW-FORWARD')) return {};
   const r = readEbtablesSave(renderPveEbtablesRestore(compiled.ebtables), 'pve-firewall ebtables');
-  issues.push(...r.issues);
+  appendAll(issues, r.issues);
   const t = r.value?.find((x) => x.name === 'filter');
   if (!t) return {};
   const hook = readEbtablesSave(

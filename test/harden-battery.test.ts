@@ -1,0 +1,95 @@
+/**
+ * Issue 15, the hostile battery: inputs an attacker (or a very unlucky operator) would try, beyond the issue's own
+ * list. Each is bad input (exit 2, one line per problem naming the file and line), or read as the real tool reads
+ * it; never a stack trace, an internal error (exit 70), a hang, or a file written outside the named output.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readIpvsInput } from '../src/ipvs/ipvs-input.ts';
+import { writeIpvsadmList } from '../src/ipvs/ipvsadm-list-writer.ts';
+import { appendAll, maxOf, minOf } from '../src/source/arrays.ts';
+import { flatString, TextBuilder } from '../src/source/strings.ts';
+import { runCli } from './run-cli.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const EX = join(ROOT, 'examples', 'kvm-lvs-dr');
+const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-battery-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let n = 0;
+
+/** A copy of the example with some files replaced. */
+function variant(files: Record<string, string | Uint8Array | ((text: string) => string | Uint8Array)>): string {
+  const dir = join(tmp, `v${n++}`);
+  cpSync(EX, dir, { recursive: true });
+  for (const [file, edit] of Object.entries(files))
+    writeFileSync(join(dir, file), typeof edit === 'function' ? edit(readFileSync(join(dir, file), 'utf8')) : edit);
+  return dir;
+}
+
+/** Exit 2 or the given codes, no stack, no internal error; returns stderr. */
+async function noCrash(argv: string[], codes: readonly number[] = [2]): Promise<{ code: number; stderr: string }> {
+  const r = await runCli(...argv);
+  expect(r.stderr).not.toMatch(/\n\s+at |internal error|RangeError|TypeError/);
+  expect(codes, r.stderr.slice(0, 2000)).toContain(r.code);
+  return r;
+}
+
+describe('input-sized arrays never go through a spread into a call (RangeError past ~100,000 arguments)', () => {
+  it('appendAll, maxOf and minOf take a million elements', () => {
+    const big = Array.from({ length: 1_000_000 }, (_, i) => i);
+    expect(appendAll([-1], big)).toHaveLength(1_000_001);
+    expect(maxOf(big)).toBe(999_999);
+    expect(minOf(big)).toBe(0);
+    expect(maxOf([])).toBe(Number.NEGATIVE_INFINITY);
+    expect(minOf([])).toBe(Number.POSITIVE_INFINITY);
+    expect(maxOf([1, Number.NaN])).toBeNaN();
+  });
+
+  it('a scenario artifact with 300,000 bad lines is 100 errors and a count (it was exit 70: issues pushed by spread)', async () => {
+    const dir = variant({ 'director1/sysctl.txt': 'garbage line\n'.repeat(300_000) });
+    const { stderr } = await noCrash(['check', dir]);
+    expect(stderr).toContain('299900 more errors not shown');
+    expect(stderr).toMatch(/sysctl\.txt:1: error: expected "key = value"/);
+  });
+
+  it('an ipvsadm listing with 300,000 bad lines, alone and in a scenario', async () => {
+    const listing = `IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\nTCP  192.0.2.1:80 wlc\n${'  -> 203.0.113.1:80 Bogus 1 0 0\n'.repeat(300_000)}`;
+    const dir = variant({ 'director1/ipvsadm-Ln.txt': listing });
+    await noCrash(['check', dir]);
+    await noCrash(['ipvs', 'show', join(dir, 'director1/ipvsadm-Ln.txt')]);
+  });
+});
+
+describe('memory of big listings', () => {
+  it('flat strings and the text builder keep the text, not a tree of pieces', () => {
+    const s = flatString(`a${'b'.repeat(3)}c`);
+    expect(s).toBe('abbbc');
+    const b = new TextBuilder();
+    for (let i = 0; i < 100_000; i++) b.add(`${i}\n`);
+    const text = b.text();
+    expect(text.split('\n')).toHaveLength(100_001);
+    expect(text.startsWith('0\n1\n2\n')).toBe(true);
+    expect(b.text()).toBe(text);
+  });
+
+  it('an ipvsadm listing of 200,000 real servers reads and writes back the same', () => {
+    const rows: string[] = [];
+    for (let s = 0; s < 2000; s++) {
+      rows.push(`TCP  192.0.2.${s % 250}:${1000 + s} wlc`);
+      for (let d = 0; d < 100; d++)
+        rows.push(`  -> 203.0.113.${d + 1}:${80 + (s % 7)}  Route   ${d}      0          0`);
+    }
+    const text = `IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n${rows.join('\n')}\n`;
+    const r = readIpvsInput(text, 'big.txt');
+    expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    const v = r.value;
+    if (v?.kind !== 'ipvsadm-list') throw new Error(`read as ${v?.kind}`);
+    const services = v.listing.table.services;
+    expect(services).toHaveLength(2000);
+    expect(services[0]!.destinations[0]!.origin.label).toBe('ipvsadm real server 203.0.113.1:80 of TCP 192.0.2.0:1000');
+    const out = writeIpvsadmList(v.listing.table, { header: v.listing.header ?? false });
+    expect(out.split('\n').length).toBe(3 + 2000 * 101 + 1);
+  });
+});
