@@ -246,9 +246,9 @@ export function gatherEvidence(b: Bundle): Evidence {
     else need('bridge-j-fdb', 'bridge forwarding database');
     if (isProxmoxBundle(b)) {
       const files = pveFilesFromBundle(b);
-      issues.push(...files.issues);
+      appendAll(issues, files.issues);
       const built = pveHostFrom(files.files);
-      issues.push(...built.issues);
+      appendAll(issues, built.issues);
       if (built.value) {
         base.pve = built.value;
         base.domains = built.value.domains.map((def, k) => {
