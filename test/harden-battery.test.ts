@@ -3,7 +3,7 @@
  * list. Each is bad input (exit 2, one line per problem naming the file and line), or read as the real tool reads
  * it; never a stack trace, an internal error (exit 70), a hang, or a file written outside the named output.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -91,5 +91,23 @@ describe('memory of big listings', () => {
     expect(services[0]!.destinations[0]!.origin.label).toBe('ipvsadm real server 203.0.113.1:80 of TCP 192.0.2.0:1000');
     const out = writeIpvsadmList(v.listing.table, { header: v.listing.header ?? false });
     expect(out.split('\n').length).toBe(3 + 2000 * 101 + 1);
+  });
+});
+
+describe('the source', () => {
+  it('spreads no array into push, unshift, Math.max or Math.min (appendAll, maxOf, minOf instead)', () => {
+    const bad: string[] = [];
+    const files = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter(
+      (f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.endsWith('arrays.ts'),
+    );
+    for (const f of files) {
+      const lines = readFileSync(join(ROOT, 'src', f), 'utf8').split('\n');
+      lines.forEach((l, k) => {
+        // The arguments of one iptables rule (`argv.push(...bang(x), '--dport', …)`) are a handful by construction.
+        if (/\b(push|unshift)\(\.\.\.|Math\.(max|min)\([^)]*\.\.\./.test(l) && !/\bargv\.push\(/.test(l))
+          bad.push(`src/${f}:${k + 1}: ${l.trim()}`);
+      });
+    }
+    expect(bad).toEqual([]);
   });
 });

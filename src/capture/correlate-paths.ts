@@ -225,7 +225,7 @@ export class Paths {
       }
       if (jin >= 0) {
         const k = leg.findIndex((s) => c.pt[s] === jin);
-        if (k > 0) leg.unshift(...leg.splice(k, 1));
+        if (k > 0) leg.unshift(leg.splice(k, 1)[0]!);
       }
       for (const s of leg) out.push({ s, leg: li });
     }
