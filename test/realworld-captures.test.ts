@@ -4,6 +4,7 @@
  * reads, report nothing as vanished (one point cannot say where a packet went next) and refuse the link types it
  * does not decode with one clear `unsupported` issue.
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +12,10 @@ import { describe, expect, it } from 'vitest';
 import { correlateCaptureFiles } from '../src/capture/correlate-files.ts';
 import { timeOfDay } from '../src/capture/render-correlation.ts';
 import { scanCaptureFile } from '../src/capture/scanner.ts';
-import { showCapture } from '../src/capture/show.ts';
-import { TCPDUMP_E_VVV, TCPDUMP_NN } from '../src/wire/tcpdump.ts';
+import { localInterfaceName, showCapture } from '../src/capture/show.ts';
+import { TCPDUMP_E_VVV, TCPDUMP_LINK_TYPES, TCPDUMP_NN } from '../src/wire/tcpdump.ts';
 import { externalSuite, skippedBecause } from './support/conformance.ts';
+import { tcpdumpFrames } from './support/tcpdump-frames.ts';
 
 const SUITE = externalSuite('conformance/realworld/');
 const DIR = fileURLToPath(SUITE.dir);
@@ -74,17 +76,6 @@ describe.skipIf(SKIP !== undefined)('pcapng test-generator files', () => {
   );
 });
 
-/** tcpdump's output split into frames: each starts with its time (`HH:MM:SS.uuuuuu`) or libpcap's `[Invalid header`. */
-function tcpdumpFrames(text: string): string[] {
-  const out: string[] = [];
-  for (const l of text.split('\n')) {
-    if (l === '') continue;
-    if (out.length === 0 || /^(\d\d:\d\d:\d\d\.\d{6} |\[Invalid header)/.test(l)) out.push(l);
-    else out[out.length - 1] += `\n${l}`;
-  }
-  return out;
-}
-
 describe.skipIf(SKIP !== undefined)('captures show against what tcpdump 4.99.3 printed for the same captures', () => {
   const expected = SKIP ? [] : readdirSync(join(DIR, 'pcaps', 'expected')).filter((f) => f.endsWith('.txt'));
   const totals = { frames: 0, identical: 0, undecoded: 0, files: 0 };
@@ -97,7 +88,7 @@ describe.skipIf(SKIP !== undefined)('captures show against what tcpdump 4.99.3 p
     });
     const want = tcpdumpFrames(readFileSync(join(DIR, 'pcaps', 'expected', name), 'utf8'));
     if (r.notRendered.size > 0 || r.issues.some((i) => i.severity === 'error')) {
-      // Link types tcpdump prints that lvsdoctor only reads (SLL, raw IP, …) or does not read: said, not printed.
+      // Link types lvsdoctor does not read: said, not printed.
       expect(r.notRendered.size + r.issues.length).toBeGreaterThan(0);
       return;
     }
@@ -123,3 +114,65 @@ describe.skipIf(SKIP !== undefined)('captures show against what tcpdump 4.99.3 p
     expect(totals.identical).toBeGreaterThanOrEqual(totals.frames - totals.undecoded);
   });
 });
+
+/** tcpdump 4.99.3 as installed here, else why the comparison with a fresh run is skipped. */
+function liveTcpdump(): string | undefined {
+  const r = spawnSync('/usr/bin/tcpdump', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return 'skipped: /usr/bin/tcpdump is not installed';
+  const v = /tcpdump version (\S+)/.exec(r.stdout)?.[1];
+  return v === '4.99.3' ? undefined : `skipped: /usr/bin/tcpdump is version ${v}, not 4.99.3`;
+}
+const NO_TCPDUMP = SKIP ?? liveTcpdump();
+
+describe.skipIf(NO_TCPDUMP !== undefined)(
+  `captures show on the suite's captures of other link types (Linux cooked, raw IP, null), against a fresh run of tcpdump 4.99.3${NO_TCPDUMP ? ` (${NO_TCPDUMP})` : ''}`,
+  () => {
+    const files = NO_TCPDUMP
+      ? []
+      : readdirSync(join(DIR, 'pcaps', 'files')).filter((f) => {
+          let lt = -1;
+          scanCaptureFile(join(DIR, 'pcaps', 'files', f), (t) => {
+            lt = t;
+          });
+          return lt !== 1 && TCPDUMP_LINK_TYPES.has(lt);
+        });
+    const totals = { frames: 0, identical: 0, undecoded: 0, files: 0 };
+    const modes = [
+      { args: ['-nn'], options: TCPDUMP_NN },
+      { args: ['-e', '-vvv', '-nnn'], options: TCPDUMP_E_VVV },
+    ];
+    it('has such captures', () => expect(files.length).toBeGreaterThanOrEqual(5));
+    it.each(files.flatMap((f) => modes.map((m) => [f, m.args.join(' '), m] as const)))(
+      '%s %s: every frame it says it decodes is byte-identical',
+      (name, _args, m) => {
+        const file = join(DIR, 'pcaps', 'files', name);
+        let text = '';
+        const r = showCapture(file, { ...m.options, interfaceName: localInterfaceName }, (t) => {
+          text += t;
+        });
+        expect(r.notRendered.size).toBe(0);
+        const run = spawnSync('/usr/bin/tcpdump', ['-r', file, ...m.args], {
+          encoding: 'utf8',
+          env: { ...process.env, TZ: 'UTC' },
+        });
+        const want = tcpdumpFrames(run.stdout);
+        const got = tcpdumpFrames(text);
+        expect(got.length).toBe(want.length);
+        const undecoded = new Set([...r.undecoded.values()].flat());
+        for (let k = 0; k < want.length; k++) {
+          if (got[k] === want[k]) totals.identical++;
+          else expect(undecoded.has(k + 1), `frame ${k + 1} is said to be decoded:\n${got[k]}\n${want[k]}`).toBe(true);
+        }
+        totals.frames += want.length;
+        totals.undecoded += undecoded.size;
+        totals.files++;
+      },
+    );
+    it('reports the counts', () => {
+      console.log(
+        `captures show, other link types: ${totals.identical}/${totals.frames} frames identical to tcpdump in ${totals.files} outputs; ${totals.undecoded} frames named as not decoded`,
+      );
+      expect(totals.identical).toBeGreaterThanOrEqual(totals.frames - totals.undecoded);
+    });
+  },
+);

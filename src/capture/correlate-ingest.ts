@@ -23,7 +23,7 @@ import {
   SEED1,
   SEED2,
 } from './correlate-keys.ts';
-import { linkMacs, locateNetwork, type MacKnowledge } from './link.ts';
+import { LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, linkMacs, locateNetwork, type MacKnowledge } from './link.ts';
 import { LINKTYPE_ETHERNET } from './pcap.ts';
 import type { PacketSink } from './pcapng.ts';
 import type { FieldKnowledge } from './scanner.ts';
@@ -113,6 +113,13 @@ export class Ingest {
     c.ipid[i] = -1;
     c.dig[i] = 0;
     c.plen[i] = 0;
+    c.dirn[i] = 0;
+    c.ifi[i] = 0;
+    if (l3 >= 0 && linkType === LINKTYPE_LINUX_SLL) c.dirn[i] = sllDirection((b[off]! << 8) | b[off + 1]!);
+    else if (l3 >= 0 && linkType === LINKTYPE_LINUX_SLL2) {
+      c.dirn[i] = sllDirection(b[off + 10]!);
+      c.ifi[i] = ((b[off + 4]! << 24) | (b[off + 5]! << 16) | (b[off + 6]! << 8) | b[off + 7]!) >>> 0;
+    }
     if (l3 < 0) {
       // Too short for its link header (caplen 0 included): kept, as libpcap returns it, keyed on its bytes.
       c.hdr[i] = 0;
@@ -350,6 +357,11 @@ export class Ingest {
     }
     return id;
   }
+}
+
+/** Linux packet type (host, broadcast, multicast, otherhost: received; outgoing: sent) as `Cols.dirn`. */
+function sllDirection(packetType: number): number {
+  return packetType === 4 ? 2 : packetType <= 3 ? 1 : 0;
 }
 
 function vlanText(v: number): string {

@@ -166,6 +166,10 @@ export class Cols {
   plen = new Uint32Array(0);
   next = new Int32Array(0);
   grp = new Int32Array(0);
+  /** Linux cooked captures (`tcpdump -i any`): 1 received, 2 sent, 0 not known. */
+  dirn = new Uint8Array(0);
+  /** Linux cooked v2: the interface index the packet was seen on (0: not known). */
+  ifi = new Uint32Array(0);
 
   grow(): void {
     const cap = Math.max(1024, this.cap * 2);
@@ -194,6 +198,8 @@ export class Cols {
     this.plen = g(this.plen, Uint32Array);
     this.next = g(this.next, Int32Array);
     this.grp = g(this.grp, Int32Array);
+    this.dirn = g(this.dirn, Uint8Array);
+    this.ifi = g(this.ifi, Uint32Array);
     this.cap = cap;
   }
 }

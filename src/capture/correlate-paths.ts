@@ -91,7 +91,7 @@ export class Paths {
         while (b > 0 && st[b - 1]!.leg === last.leg - 1) b--;
         const back = st.length - a;
         const prevLen = a - b;
-        if (st[a - 1]!.leg === last.leg - 1 && prevLen > back) {
+        if (st[a - 1]!.leg === last.leg - 1 && prevLen > back && this.turnsBack(st[a - 1]!.s, st[a]!.s)) {
           let ok = true;
           for (let k = 0; k < back && ok; k++) ok = c.pt[st[a + k]!.s] === c.pt[st[a - 1 - k]!.s];
           const cand = c.pt[st[a - 1 - back]!.s]!;
@@ -140,6 +140,19 @@ export class Paths {
         }
       }
     }
+  }
+
+  /**
+   * Whether a packet seen as `a` and then, rewritten, as `b` at the same point may have gone back out the way it came
+   * in. At an Ethernet point, yes (it is one interface). At a Linux cooked point (`tcpdump -i any`: every interface of
+   * the host) only a packet received and then sent, on the same interface where SLL2 says which: received twice (in by
+   * eth0, then decapsulated in by tun0) or sent by another interface is the host forwarding it, not turning it back.
+   */
+  private turnsBack(a: number, b: number): boolean {
+    const c = this.x.c;
+    if (c.dirn[a] === 0 || c.dirn[b] === 0) return true;
+    if (c.dirn[a] !== 1 || c.dirn[b] !== 2) return false;
+    return c.ifi[a] === 0 || c.ifi[b] === 0 || c.ifi[a] === c.ifi[b];
   }
 
   private nodeOf(p: number): string {

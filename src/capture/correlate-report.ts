@@ -420,6 +420,13 @@ export class Report {
     return forward ? `${s} > ${d}` : `${d} > ${s}`;
   }
 
+  /** Two MAC headers differ in what both captures carried (a Linux cooked capture carries only the sender). */
+  private macsDiffer(a: number, b: number): boolean {
+    const A = this.x.hdrs[a]!;
+    const B = this.x.hdrs[b]!;
+    return A.dst === undefined || B.dst === undefined ? A.src !== B.src : true;
+  }
+
   private hdrText(h: number): string | undefined {
     const i = this.x.hdrs[h];
     if (!i || h === 0) return undefined;
@@ -443,7 +450,8 @@ export class Report {
       if (prev !== undefined) {
         const hp = this.hdrText(c.hdr[prev]!);
         const hs = this.hdrText(c.hdr[s]!);
-        if (hp && hs && c.hdr[prev] !== c.hdr[s]) rewrites.push(`${hp} became ${hs}`);
+        if (hp && hs && c.hdr[prev] !== c.hdr[s] && this.macsDiffer(c.hdr[prev]!, c.hdr[s]!))
+          rewrites.push(`${hp} became ${hs}`);
         if (c.tup[prev] !== c.tup[s] && c.tup[prev] && c.tup[s])
           rewrites.push(`${this.endpoints(c.tup[prev]!, true)} became ${this.endpoints(c.tup[s]!, true)}`);
         if (c.tun[prev] !== c.tun[s])

@@ -12,13 +12,14 @@
  * | Linux cooked SLL (113) | `src` | the one address is the sender's; packet type (to us, outgoing…) kept |
  * | Linux cooked SLL2 (276) | `src` | as SLL, plus the interface index |
  * | raw IP (101, 12, 14, 228, 229) | `none` | ethertype from the IP version |
- * | BSD loopback / null (0) | `none` | address family in host byte order |
+ * | BSD loopback / null (0), OpenBSD loop (108) | `none` | address family in the writer's byte order (loop: network order) |
  */
 import { type Issue, issue } from '../source/issue.ts';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/types.ts';
 import { LINKTYPE_ETHERNET } from './pcap.ts';
 
 export const LINKTYPE_NULL = 0;
+export const LINKTYPE_LOOP = 108;
 export const LINKTYPE_RAW = 101;
 export const LINKTYPE_RAW_12 = 12;
 export const LINKTYPE_RAW_14 = 14;
@@ -53,6 +54,8 @@ export function linkName(t: number): string | undefined {
   switch (t) {
     case LINKTYPE_NULL:
       return 'null';
+    case LINKTYPE_LOOP:
+      return 'loop';
     case LINKTYPE_ETHERNET:
       return 'ethernet';
     case LINKTYPE_RAW:
@@ -117,7 +120,8 @@ export function locateNetwork(t: number, b: Uint8Array, off: number, len: number
       out[1] = -1;
       return off;
     }
-    case LINKTYPE_NULL: {
+    case LINKTYPE_NULL:
+    case LINKTYPE_LOOP: {
       if (len < 4) return -1;
       // The family is in the writer's byte order; 2 is AF_INET everywhere, IPv6 varies (10, 24, 28, 30).
       const fam = b[off]! === 0 ? b[off + 3]! : b[off]!;
@@ -182,7 +186,7 @@ export function linkTypeIssue(file: string, linkType: number, where: string): Is
   return {
     ...issue(
       'capture-linktype',
-      `${where}: link type ${what} is not supported (lvsdoctor reads Ethernet, Linux cooked SLL/SLL2, raw IP, NULL/loopback)`,
+      `${where}: link type ${what} is not supported (lvsdoctor reads Ethernet, Linux cooked SLL/SLL2, raw IP, NULL/loop)`,
       { file, line: 0 },
     ),
     unsupported: true,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tcpRecord } from '../../test/support/synthetic-captures.ts';
+import { concatBytes } from '../../test/support/tcpdump-frames.ts';
 import { LINKTYPE_LINUX_SLL2, LINKTYPE_RAW } from './link.ts';
 import { LINKTYPE_ETHERNET, readPcap } from './pcap.ts';
 import { PcapngReader, PcapngWriter, readPcapng, writePcapng } from './pcapng.ts';
@@ -11,15 +12,7 @@ import { PcapngReader, PcapngWriter, readPcapng, writePcapng } from './pcapng.ts
 const T0 = 1_465_299_559_372_804_123n;
 const syn = tcpRecord(T0, { src: '192.0.2.1', dst: '192.0.2.2', sport: 1, dport: 80, seq: 7, flags: 2, id: 9 });
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+const concat = (parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 function twoInterfaces(bigEndian = false): Uint8Array {
   return writePcapng(

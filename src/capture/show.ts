@@ -4,11 +4,11 @@
  * frames carrying something tcpdump decodes and lvsdoctor does not (LLDP, IPv6, DNS, …) are printed as far as the
  * renderer goes and listed, with what was not decoded, so nobody mistakes them for tcpdump's output.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { type Issue, issue } from '../source/issue.ts';
-import { type TcpdumpOptions, TcpdumpRenderer } from '../wire/tcpdump.ts';
+import { TCPDUMP_LINK_TYPES, type TcpdumpOptions, TcpdumpRenderer } from '../wire/tcpdump.ts';
 import { isText } from './correlate-files.ts';
 import { linkName } from './link.ts';
-import { LINKTYPE_ETHERNET } from './pcap.ts';
 import { scanCaptureFile } from './scanner.ts';
 
 export interface ShowSummary {
@@ -46,14 +46,19 @@ export function showCapture(file: string, options: TcpdumpOptions, out: (text: s
   let buffered = '';
   const s = scanCaptureFile(file, (linkType, b, off, caplen, origLen, sec, nsec) => {
     frames++;
-    if (linkType !== LINKTYPE_ETHERNET) {
+    if (!TCPDUMP_LINK_TYPES.has(linkType)) {
       const k = `link type ${linkType} (${linkName(linkType) ?? 'unknown'})`;
       const l = notRendered.get(k) ?? [];
       l.push(frames);
       notRendered.set(k, l);
       return;
     }
-    const line = r.render(b.subarray(off, off + caplen), BigInt(sec) * 1_000_000_000n + BigInt(nsec), origLen);
+    const line = r.render(
+      b.subarray(off, off + caplen),
+      BigInt(sec) * 1_000_000_000n + BigInt(nsec),
+      origLen,
+      linkType,
+    );
     if (r.lastUndecoded === undefined) decoded++;
     else {
       const l = undecoded.get(r.lastUndecoded) ?? [];
@@ -68,6 +73,31 @@ export function showCapture(file: string, options: TcpdumpOptions, out: (text: s
   });
   if (buffered) out(buffered);
   return { frames, decoded, undecoded, notRendered, issues: s.issues };
+}
+
+let localNames: Map<number, string> | undefined;
+
+/**
+ * The name this machine gives an interface index, as tcpdump 4.99 prints Linux cooked v2 captures (`if_indextoname`
+ * on the reading machine, in its network namespace: it warns "interface names might be incorrect"). Read once from
+ * `/sys/class/net/NAME/ifindex`; undefined where there is no such index (or no /sys).
+ */
+export function localInterfaceName(ifindex: number): string | undefined {
+  if (localNames === undefined) {
+    localNames = new Map();
+    try {
+      for (const name of readdirSync('/sys/class/net')) {
+        try {
+          localNames.set(Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim()), name);
+        } catch {
+          // An interface that went away while listing: no name, as if_indextoname would say.
+        }
+      }
+    } catch {
+      // No /sys (not Linux): every index is printed as `?`, as tcpdump does where if_indextoname fails.
+    }
+  }
+  return localNames.get(ifindex);
 }
 
 /** `frames 3, 5, 9 and 12 more` */

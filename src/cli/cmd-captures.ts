@@ -10,7 +10,7 @@ import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { ExpectedHop, ExpectedPath, FlowQuery } from '../capture/correlate.ts';
 import { type CaptureInput, correlateCaptureFiles } from '../capture/correlate-files.ts';
 import { renderCorrelation } from '../capture/render-correlation.ts';
-import { frameList, showCapture } from '../capture/show.ts';
+import { frameList, localInterfaceName, showCapture } from '../capture/show.ts';
 import { LIMITS } from '../source/files.ts';
 import { implicit } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
@@ -182,7 +182,11 @@ export interface ShowOptions {
  * when some carry what lvsdoctor does not decode (their lines are not tcpdump's from there on), 2 on bad input.
  */
 export function runCapturesShow(io: Io, file: string, o: ShowOptions): number {
-  const r = showCapture(file, { link: o.link, verbosity: Math.min(3, o.verbosity) }, io.stdout);
+  const r = showCapture(
+    file,
+    { link: o.link, verbosity: Math.min(3, o.verbosity), interfaceName: localInterfaceName },
+    io.stdout,
+  );
   const bad = reportIssues(io, r.issues);
   if (bad && r.frames === 0) return 2;
   if (o.numeric === 0)
@@ -191,7 +195,7 @@ export function runCapturesShow(io: Io, file: string, o: ShowOptions): number {
     );
   for (const [what, frames] of r.notRendered)
     io.stderr(
-      `lvsdoctor captures show: ${frames.length} frame(s) of ${what} not printed: tcpdump's text for that link type is not rendered (frames ${frameList(frames)})\n`,
+      `lvsdoctor captures show: ${frames.length} frame(s) of ${what} not printed: tcpdump's text for that link type is not rendered${what.startsWith('link type 14 ') ? ' (tcpdump on Linux refuses it: unknown data link type 14)' : ''} (frames ${frameList(frames)})\n`,
     );
   for (const [what, frames] of r.undecoded)
     io.stderr(

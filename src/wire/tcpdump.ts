@@ -33,7 +33,19 @@ export interface TcpdumpOptions {
   /** `-S`: absolute TCP sequence numbers. */
   readonly absoluteSeq?: boolean;
   readonly time?: TcpdumpTimeFormat;
+  /**
+   * The name of an interface index, for Linux cooked v2 captures (`tcpdump -i any`): tcpdump 4.99 prints the name the
+   * *reading* machine gives that index (`if_indextoname`), `?` when it has none. Without this, every index is `?`.
+   */
+  readonly interfaceName?: (ifindex: number) => string | undefined;
 }
+
+/**
+ * Link types (pcap `LINKTYPE_…` numbers) the renderer prints as tcpdump 4.99 on Linux does: Ethernet, Linux cooked
+ * SLL and SLL2, raw IP (101, 12, and the IPv4/IPv6-only 228/229), BSD null and OpenBSD loop. (Link type 14, raw IP on
+ * OpenBSD, is refused by tcpdump on Linux: "unknown data link type 14".)
+ */
+export const TCPDUMP_LINK_TYPES: ReadonlySet<number> = new Set([0, 1, 12, 101, 108, 113, 228, 229, 276]);
 
 /** `tcpdump -e -vvv -nnn`. */
 export const TCPDUMP_E_VVV: TcpdumpOptions = { link: true, verbosity: 3 };
@@ -230,6 +242,11 @@ const IPPROTO_UDP = 17;
 const MAX_RST_DATA_LEN = 30;
 const ICMP_EXTD_MINLEN = 136;
 
+/** print-ether.c `ieee8021q_tci_string`. */
+function vlanTci(tci: number): string {
+  return `vlan ${tci & 0xfff}, p ${tci >>> 13}${tci & 0x1000 ? ', DEI' : ''}`;
+}
+
 function hex4(n: number): string {
   return n.toString(16).padStart(4, '0');
 }
@@ -304,6 +321,7 @@ export class TcpdumpRenderer {
   private readonly v: number;
   private readonly absoluteSeq: boolean;
   private readonly time: TcpdumpTimeFormat;
+  private readonly interfaceName: (ifindex: number) => string | undefined;
   private readonly seqs = new Map<string, SeqEntry>();
   /**
    * After `render`: what tcpdump would decode in that frame and this renderer does not (e.g. `LLC`, `IPv6`, `DNS
@@ -316,6 +334,7 @@ export class TcpdumpRenderer {
     this.v = options.verbosity ?? 0;
     this.absoluteSeq = options.absoluteSeq ?? false;
     this.time = options.time ?? 'time';
+    this.interfaceName = options.interfaceName ?? (() => undefined);
   }
 
   /** Forgets TCP conversations, as a new tcpdump process would. */
@@ -323,11 +342,14 @@ export class TcpdumpRenderer {
     this.seqs.clear();
   }
 
-  /** The text tcpdump prints for one frame, without the final newline. Never throws. */
-  render(bytes: Uint8Array, timeNs: bigint, originalLength: number = bytes.length): string {
+  /**
+   * The text tcpdump prints for one frame, without the final newline. `linkType` is the capture's pcap link type
+   * (Ethernet by default; see `TCPDUMP_LINK_TYPES`). Never throws.
+   */
+  render(bytes: Uint8Array, timeNs: bigint, originalLength: number = bytes.length, linkType = LINK_ETHERNET): string {
     this.lastUndecoded = undefined;
     try {
-      return this.renderUnsafe(bytes, timeNs, originalLength);
+      return this.renderUnsafe(bytes, timeNs, originalLength, linkType);
     } catch (e) {
       // Defensive: a bug must not take the caller down; say what happened in the output instead.
       return `${this.timestamp(timeNs)}[lvsdoctor renderer error: ${e instanceof Error ? e.message : String(e)}]`;
@@ -341,7 +363,7 @@ export class TcpdumpRenderer {
     return s;
   }
 
-  private renderUnsafe(bytes: Uint8Array, timeNs: bigint, len: number): string {
+  private renderUnsafe(bytes: Uint8Array, timeNs: bigint, len: number, linkType: number): string {
     const caplen = bytes.length;
     let invalid = '';
     if (caplen === 0) invalid = '[Invalid header: caplen==0';
@@ -353,7 +375,31 @@ export class TcpdumpRenderer {
     const j = new Job(bytes, caplen);
     j.out = this.timestamp(timeNs);
     try {
-      this.ether(j, len, caplen);
+      switch (linkType) {
+        case LINK_ETHERNET:
+          this.ether(j, len, caplen);
+          break;
+        case LINK_LINUX_SLL:
+          this.sll(j, len, caplen);
+          break;
+        case LINK_LINUX_SLL2:
+          this.sll2(j, len, caplen);
+          break;
+        case LINK_RAW:
+        case LINK_RAW_12:
+        case LINK_IPV4:
+        case LINK_IPV6:
+          if (this.link) j.out += 'ip: ';
+          this.ipN(j, 0, len, caplen);
+          break;
+        case LINK_NULL:
+        case LINK_LOOP:
+          this.nullLink(j, len, caplen);
+          break;
+        default:
+          j.out += `[link type ${linkType} is not printed by lvsdoctor]`;
+          j.undecoded = `link type ${linkType}`;
+      }
     } catch (e) {
       if (e !== TRUNCATED) throw e;
       j.trunc();
@@ -412,7 +458,7 @@ export class TcpdumpRenderer {
           j.out += `, length ${origLength}: `;
           printedLength = true;
         } else j.out += ', ';
-        j.out += `vlan ${tci & 0xfff}, p ${tci >>> 13}${tci & 0x1000 ? ', DEI' : ''}, `;
+        j.out += `${vlanTci(tci)}, `;
       }
       type = j.u16(p + 2);
       p += 4;
@@ -444,6 +490,125 @@ export class TcpdumpRenderer {
       const name = TCPDUMP_DECODED_ETHERTYPES.get(type);
       if (name !== undefined) j.undecoded = `${name} (ethertype 0x${hex4(type)})`;
       this.hexdump(j, p, caplen);
+    }
+  }
+
+  // ---- Linux cooked (SLL, SLL2), raw IP, BSD null / OpenBSD loop ---------------------------------------------------
+
+  /** print-sll.c `sll_print`/`sll2_print`: the cooked header with `-e` (or before an ethertype tcpdump does not know). */
+  private cookedHeader(j: Job, v2: boolean, length: number): void {
+    const b = j.b;
+    if (v2) {
+      j.out += `ifindex ${j.u32(4)} `;
+      if (b[11] === 6) j.out += `${j.mac(12)} `;
+    } else {
+      j.out += `${(SLL_PACKET_TYPE_NAMES[j.u16(0)] ?? '?').padStart(3)} `;
+      if (j.u16(4) === 6) j.out += `${j.mac(6)} `;
+    }
+    const type = j.u16(v2 ? 0 : 14);
+    if (type <= 1500) j.out += type === 1 ? '802.3' : type === 4 ? '802.2' : `ethertype Unknown (0x${hex4(type)})`;
+    else j.out += this.etherTypeText(type);
+    j.out += `, length ${length}: `;
+  }
+
+  private sll(j: Job, len: number, caplen: number): void {
+    j.proto = 'sll';
+    if (caplen < 16) {
+      j.trunc();
+      return;
+    }
+    if (this.link) this.cookedHeader(j, false, len);
+    this.cookedPayload(j, false, j.u16(14), 16, len - 16, caplen - 16, len);
+  }
+
+  private sll2(j: Job, len: number, caplen: number): void {
+    j.proto = 'sll2';
+    if (caplen < 20) {
+      j.trunc();
+      return;
+    }
+    const ifindex = j.u32(4);
+    j.out += `${(this.interfaceName(ifindex) ?? '?').padEnd(5)} ${(SLL_PACKET_TYPE_NAMES[j.u8(10)] ?? '?').padEnd(3)} `;
+    if (this.link) this.cookedHeader(j, true, len);
+    this.cookedPayload(j, true, j.u16(0), 20, len - 20, caplen - 20, len);
+  }
+
+  /** print-sll.c after the cooked header: 802.3/802.2 by protocol number, VLAN tags, then the ethertype. */
+  private cookedPayload(
+    j: Job,
+    v2: boolean,
+    type0: number,
+    p0: number,
+    length0: number,
+    caplen0: number,
+    origLen: number,
+  ): void {
+    let type = type0;
+    let p = p0;
+    let length = length0;
+    let caplen = caplen0;
+    for (;;) {
+      if (type <= 1500) {
+        if (type === 1) j.undecoded = 'IPX (802.3)';
+        else if (type === 4) j.undecoded = 'LLC (802.2)';
+        this.hexdump(j, p, caplen);
+        return;
+      }
+      if (type !== 0x8100) break;
+      if (caplen < 4 || length < 4) {
+        j.proto = 'vlan';
+        j.trunc();
+        return;
+      }
+      if (this.link) {
+        const tci = j.u16(p);
+        j.out += `${vlanTci(tci)}, `;
+      }
+      type = j.u16(p + 2);
+      if (type <= 1500) type = 4;
+      j.out += `ethertype ${ETHERTYPE_NAMES.get(type) ?? 'Unknown'}, `;
+      p += 4;
+      length -= 4;
+      caplen -= 4;
+    }
+    if (type === 0x0800) this.ip(j, p, length);
+    else if (type === 0x0806 || type === 0x8035) this.arp(j, p, length, caplen);
+    else {
+      const name = TCPDUMP_DECODED_ETHERTYPES.get(type);
+      if (name !== undefined) j.undecoded = `${name} (ethertype 0x${hex4(type)})`;
+      else if (!this.link) this.cookedHeader(j, v2, origLen);
+      this.hexdump(j, p, caplen);
+    }
+  }
+
+  /** print-raw.c / `ipN_print`: the IP version decides. */
+  private ipN(j: Job, p: number, length: number, caplen: number): void {
+    j.proto = 'ipN';
+    const version = j.u8(p) >>> 4;
+    if (version === 4) this.ip(j, p, length);
+    else if (version === 6) {
+      j.undecoded = 'IPv6';
+      this.hexdump(j, p, caplen);
+    } else j.out += `unknown ip ${version}`;
+  }
+
+  /** print-null.c: a 4-byte address family in the writer's byte order (a value above 0xffff is byte-swapped). */
+  private nullLink(j: Job, len: number, caplen: number): void {
+    j.proto = 'null';
+    j.need(0, 4);
+    const b = j.b;
+    let family = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+    if (family & 0xffff0000) family = ((b[3]! | (b[2]! << 8) | (b[1]! << 16) | (b[0]! << 24)) >>> 0) & 0xffffffff;
+    const header = `AF ${BSD_AF_NAMES.get(family) ?? 'Unknown'} (${family}), length ${len}: `;
+    if (this.link) j.out += header;
+    if (family === 2) this.ip(j, 4, len - 4);
+    else if (family === 24 || family === 28 || family === 30) {
+      j.undecoded = 'IPv6';
+      this.hexdump(j, 4, caplen - 4);
+    } else {
+      if (family === 7 || family === 16 || family === 23) j.undecoded = BSD_AF_NAMES.get(family);
+      else if (!this.link) j.out += header;
+      this.hexdump(j, 4, caplen - 4);
     }
   }
 
@@ -1398,6 +1563,31 @@ function icmpTime(t: number): string {
   const hrs = Math.floor(t / 3600000);
   return `${pad2(hrs)}:${pad2(min)}:${pad2(sec)}.${String(ms).padStart(3, '0')}`;
 }
+
+const LINK_NULL = 0;
+const LINK_ETHERNET = 1;
+const LINK_RAW_12 = 12;
+const LINK_RAW = 101;
+const LINK_LOOP = 108;
+const LINK_LINUX_SLL = 113;
+const LINK_IPV4 = 228;
+const LINK_IPV6 = 229;
+const LINK_LINUX_SLL2 = 276;
+
+/** print-sll.c `sll_pkttype_values`. */
+const SLL_PACKET_TYPE_NAMES: readonly string[] = ['In', 'B', 'M', 'P', 'Out'];
+
+/** print-null.c `bsd_af_values`. */
+const BSD_AF_NAMES: ReadonlyMap<number, string> = new Map([
+  [2, 'IPv4'],
+  [6, 'NS'],
+  [7, 'ISO'],
+  [16, 'Appletalk'],
+  [23, 'IPX'],
+  [24, 'IPv6'],
+  [28, 'IPv6'],
+  [30, 'IPv6'],
+]);
 
 /** Ethertypes tcpdump 4.99 has a dissector for (print-ether.c `ethertype_print`) besides IPv4, ARP and VLAN tags. */
 const TCPDUMP_DECODED_ETHERTYPES: ReadonlyMap<number, string> = new Map([
