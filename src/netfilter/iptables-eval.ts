@@ -59,7 +59,9 @@ export interface IptVisitedRule {
 
 export type IptEvalEvent =
   | { readonly kind: 'jump' | 'goto'; readonly from: string; readonly index: number; readonly to: string }
-  | { readonly kind: 'return'; readonly from: string; readonly to: string; readonly reason: 'rule' | 'end' };
+  | { readonly kind: 'return'; readonly from: string; readonly to: string; readonly reason: 'rule' | 'end' }
+  /** nft: the base chain accepted and the next base chain on the hook runs. */
+  | { readonly kind: 'next-base-chain'; readonly from: string; readonly to: string };
 
 export type IptDecision =
   | { readonly kind: 'rule'; readonly chain: string; readonly index: number; readonly rule: IptRule }
@@ -271,7 +273,7 @@ export function evaluateIptables(
   const problems: string[] = [];
   let mark = ctx.mark ?? 0;
   const byName = chainsByName(table);
-  const hook = byName.get(chain);
+  let hook = byName.get(chain);
   if (hook === undefined) {
     problems.push(`chain ${chain} does not exist in table ${table.name}`);
     return {
@@ -289,15 +291,15 @@ export function evaluateIptables(
     };
   }
   const policyOf = (): IptEvalResult => {
-    const policy = hook.policy ?? 'ACCEPT';
+    const policy = hook!.policy ?? 'ACCEPT';
     return {
       verdict: policy,
       mark,
       decidedBy: {
         kind: 'policy',
-        chain: hook.name,
+        chain: hook!.name,
         policy,
-        origin: hook.policyOrigin ?? { kind: 'implicit', label: `${hook.name} policy ${policy}` },
+        origin: hook!.policyOrigin ?? { kind: 'implicit', label: `${hook!.name} policy ${policy}` },
       },
       visited,
       events,
@@ -305,6 +307,19 @@ export function evaluateIptables(
     };
   };
   const stack: Frame[] = [{ chain: hook, index: 0 }];
+  /**
+   * An accept ends the hook unless the base chain has a next one (nft: every base chain of a hook runs, in priority
+   * order): then the packet starts over there. Undefined when it goes on.
+   */
+  const accepted = (r: IptEvalResult): IptEvalResult | undefined => {
+    const next = hook!.nextBaseChain === undefined ? undefined : byName.get(hook!.nextBaseChain);
+    if (r.verdict !== 'ACCEPT' || next === undefined) return r;
+    events.push({ kind: 'next-base-chain', from: hook!.name, to: next.name });
+    hook = next;
+    stack.length = 0;
+    stack.push({ chain: next, index: 0 });
+    return undefined;
+  };
   const back = (reason: 'rule' | 'end'): boolean => {
     const top = stack.pop()!;
     if (stack.length === 0 || top.toPolicy) return false;
@@ -317,7 +332,10 @@ export function evaluateIptables(
     const top = stack[stack.length - 1]!;
     const rule = top.chain.rules[top.index];
     if (rule === undefined) {
-      if (top.chain.builtin || !back('end')) return policyOf();
+      if (top.chain.builtin || !back('end')) {
+        const r = accepted(policyOf());
+        if (r) return r;
+      }
       continue;
     }
     const o = iptRuleMatches(rule, packetFrame, ctx, mark);
@@ -336,17 +354,24 @@ export function evaluateIptables(
     switch (t.kind) {
       case 'verdict':
         if (t.verdict === 'RETURN') {
-          if (top.chain.builtin || !back('rule')) return policyOf();
+          if (top.chain.builtin || !back('rule')) {
+            const r = accepted(policyOf());
+            if (r) return r;
+          }
           continue;
         }
-        return {
-          verdict: t.verdict,
-          mark,
-          decidedBy: { kind: 'rule', chain: top.chain.name, index: top.index, rule },
-          visited,
-          events,
-          problems,
-        };
+        {
+          const r = accepted({
+            verdict: t.verdict,
+            mark,
+            decidedBy: { kind: 'rule', chain: top.chain.name, index: top.index, rule },
+            visited,
+            events,
+            problems,
+          });
+          if (r) return r;
+        }
+        continue;
       case 'reject':
         return {
           verdict: 'REJECT',

@@ -192,6 +192,12 @@ export interface IptChain {
   readonly counters?: IptCounters;
   readonly rules: readonly IptRule[];
   readonly origin: Origin;
+  /**
+   * Built-in chains only, read from `nft list ruleset`: the next base chain on the same hook. nftables runs every
+   * base chain of a hook in priority order; an accept (by a rule or the policy) ends only this chain and the packet
+   * goes on to `nextBaseChain`, a drop ends the hook.
+   */
+  readonly nextBaseChain?: string;
 }
 
 export interface IptTable {

@@ -3,8 +3,9 @@
  * fate is the filter chains on the input, forward and output hooks of `ip` and `inet` tables. They are read into the
  * iptables model (`IptTable`, chains INPUT/FORWARD/OUTPUT) so the simulator evaluates them as it evaluates an
  * `iptables-save`; every rule statement it cannot express is reported on its line with what leaving the rule out
- * means for the verdict, and so is every table or chain that is not evaluated (nat, bridge, netdev, arp, ip6, a
- * second base chain on one hook).
+ * means for the verdict, and so is every table or chain that is not evaluated (nat, bridge, netdev, arp, ip6). Several
+ * filter base chains on one hook are all evaluated, in the kernel's order: the first becomes the built-in chain
+ * (INPUT, FORWARD, OUTPUT), the others follow it (`IptChain.nextBaseChain`), an accept going on to the next, a drop ending.
  *
  * Statements read: `iifname`/`oifname` (`==`, `!=`, `"veth*"`), `ip saddr`/`ip daddr` (address or prefix),
  * `ip protocol`/`meta l4proto`, `tcp|udp sport|dport` (a port, a range, a set), `ct state`, `meta mark`/`mark`,
@@ -246,7 +247,7 @@ function rule(text: string, origin: Origin, family: string): IptRule | 'other-fa
   return { ...r, matches, origin };
 }
 
-/** Reads `nft list ruleset`: one IPv4 filter table with INPUT, FORWARD and OUTPUT as its hooks' base chains. */
+/** Reads `nft list ruleset`: one IPv4 filter table with INPUT, FORWARD and OUTPUT as its hooks' first base chains. */
 export function readNftRuleset(text: string, file: string): ReadResult<IptTable[]> {
   const issues: Issue[] = [];
   const chains: NftChain[] = [];
@@ -320,10 +321,11 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
     chain.rules.push({ text: line, line: lineNo });
   }
 
-  // Which chains the IPv4 model evaluates: ip and inet filter chains; the first base chain per hook.
+  // Which chains the IPv4 model evaluates: ip and inet filter chains; every base chain of a hook, in order.
   const evaluated = chains.filter((c) => c.family === 'ip' || c.family === 'inet');
   const qualified = (c: { table: string; name: string }): string => `${c.table}/${c.name}`;
-  const builtin = new Map<string, NftChain>();
+  const builtin = new Map<string, NftChain[]>();
+  const hooked = new Map<string, NftChain[]>();
   for (const c of evaluated) {
     if (c.hook === undefined) continue;
     const name = HOOK_CHAIN[c.hook];
@@ -344,41 +346,53 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
         );
       continue;
     }
-    const other = builtin.get(name);
-    if (other === undefined || (c.priority ?? 0) < (other.priority ?? 0)) {
-      if (other) warnSecond(other);
-      builtin.set(name, c);
-    } else warnSecond(c);
+    const list = hooked.get(name) ?? [];
+    list.push(c);
+    hooked.set(name, list);
   }
-  function warnSecond(c: NftChain): void {
-    issues.push(
-      issue(
-        'nft-chain-not-modelled',
-        `chain ${qualified(c)} is a second filter chain on hook ${c.hook}: only the first by priority is evaluated, so a drop here is not applied in traces`,
-        filePos(file, c.line),
-        'warning',
-      ),
+  // Every base chain of a hook runs, in priority order. The kernel inserts a chain before the first one already
+  // registered with the same or a higher priority (nf_hook_entries_grow): of equal priorities, the chain created
+  // later — listed later — runs first (verified with the real kernel in test/nft-base-chains.test.ts).
+  for (const [name, list] of hooked) {
+    const order = list.map((c, i) => ({ c, i }));
+    order.sort((a, b) => (a.c.priority ?? 0) - (b.c.priority ?? 0) || b.i - a.i);
+    builtin.set(
+      name,
+      order.map((x) => x.c),
     );
   }
   const nameOf = new Map<NftChain, string>();
   for (const c of evaluated) nameOf.set(c, qualified(c));
-  for (const [name, c] of builtin) nameOf.set(c, name);
+  for (const [name, list] of builtin) nameOf.set(list[0]!, name);
   const out: IptChain[] = [];
   for (const builtinName of ['INPUT', 'FORWARD', 'OUTPUT']) {
-    const c = builtin.get(builtinName);
-    const origin: Origin = {
-      kind: 'file',
-      label: c ? `nft chain ${qualified(c)}` : `no nft chain on hook ${builtinName.toLowerCase()}`,
-      pos: filePos(file, c?.line ?? 0),
-    };
-    out.push({
-      name: builtinName,
-      builtin: true,
-      policy: c?.policy ?? 'ACCEPT',
-      policyOrigin: origin,
-      rules: c ? readRules(c) : [],
-      origin,
-    });
+    const list = builtin.get(builtinName) ?? [];
+    if (list.length === 0) {
+      const origin: Origin = {
+        kind: 'file',
+        label: `no nft chain on hook ${builtinName.toLowerCase()}`,
+        pos: filePos(file, 0),
+      };
+      out.push({ name: builtinName, builtin: true, policy: 'ACCEPT', policyOrigin: origin, rules: [], origin });
+      continue;
+    }
+    for (const [k, c] of list.entries()) {
+      const origin: Origin = {
+        kind: 'file',
+        label: `nft chain ${qualified(c)} (hook ${c.hook} priority ${c.priority ?? 0}${list.length > 1 ? `, base chain ${k + 1} of ${list.length} on the hook` : ''})`,
+        pos: filePos(file, c.line),
+      };
+      const next = list[k + 1];
+      out.push({
+        name: nameOf.get(c)!,
+        builtin: true,
+        policy: c.policy ?? 'ACCEPT',
+        policyOrigin: origin,
+        rules: readRules(c),
+        origin,
+        ...(next ? { nextBaseChain: nameOf.get(next)! } : {}),
+      });
+    }
   }
   // Regular chains of tables that filter (a nat table's chains are reported through its base chains).
   const filtering = new Set(evaluated.filter((c) => c.type === 'filter').map((c) => c.table));
