@@ -32,7 +32,10 @@ export function rootSnapshot(): Record<string, string> {
       'net.ipv4.conf.all.rp_filter',
       'net.ipv4.conf.default.rp_filter',
       'net.ipv6.conf.all.disable_ipv6',
+      'net.bridge.bridge-nf-call-iptables',
+      'net.bridge.bridge-nf-call-arptables',
     ]),
+    iptables: sh(['iptables-save']).replace(/^#.*\n/gm, ''),
   };
 }
 

@@ -2,14 +2,16 @@
  * `lvsdoctor lab up|run|down SCENARIO`: the scenario on the real kernel (network namespaces, bridges, veths, real
  * libvirt nwfilter bindings or the compiled rules, an nftables DR director, real servers and clients, tcpdump at
  * every capture point), and the simulator held to it. Exit codes: 0 every probe succeeds and agrees, 1 a probe fails
- * (kernel and simulator agree), 3 kernel and simulator disagree, 2 bad input, not root, or packages missing.
+ * (kernel and simulator agree), 3 kernel and simulator disagree, 2 bad input, not root, or packages missing, 4 this
+ * kernel cannot show the scenario (e.g. LVS-TUN without ipip; each reason named).
  */
 
 import { readdirSync } from 'node:fs';
 import { uncheckable } from '../diagnose/diagnose.ts';
 import { findFix } from '../diagnose/fix-list.ts';
 import type { LastSeen } from '../lab/correlate.ts';
-import { labUp, releaseLab, removeLeftovers } from '../lab/lab.ts';
+import { type Lab, labUp, releaseLab, removeLeftovers } from '../lab/lab.ts';
+import { LabLimitError } from '../lab/limits.ts';
 import { labUnavailable, preflight } from '../lab/preflight.ts';
 import { labProbes } from '../lab/probes.ts';
 import { type LabReport, type ProbeComparison, runLabScenario } from '../lab/run.ts';
@@ -100,6 +102,16 @@ function withFix(io: Io, loaded: LoadedScenario, id: string | undefined): Loaded
   return f.fix.apply(loaded);
 }
 
+/** Exit 4: the kernel here cannot show the scenario — no verdict either way, each reason named. */
+export const EXIT_CANNOT_SHOW = 4;
+
+function cannotShow(io: Io, loaded: LoadedScenario, e: LabLimitError): number {
+  io.stderr(
+    `lvsdoctor lab: no verdict: this kernel cannot show ${loaded.scenario.name} (exit ${EXIT_CANNOT_SHOW}):\n${e.reasons.map((r) => `  - ${r}\n`).join('')}`,
+  );
+  return EXIT_CANNOT_SHOW;
+}
+
 export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOptions = {}): Promise<number> {
   const pf = preflight();
   const why = labUnavailable(pf);
@@ -141,9 +153,13 @@ export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOp
   };
   if (action === 'up') {
     const p = progress(io, 'lab: building the scenario on the kernel');
-    const lab = await labUp(loaded, { ...common, detach: true, directorMode: { kind: 'spread' } }).finally(() =>
-      p.done(),
-    );
+    let lab: Lab;
+    try {
+      lab = await labUp(loaded, { ...common, detach: true, directorMode: { kind: 'spread' } }).finally(() => p.done());
+    } catch (e) {
+      if (e instanceof LabLimitError) return cannotShow(io, loaded, e);
+      throw e;
+    }
     releaseLab(lab);
     const lines = [
       `lab up: ${loaded.scenario.name} (filters by ${lab.filterSource}; directors by ${lab.directorEngine === 'ipvs' ? 'real IPVS (ipvsadm)' : 'the nftables emulation'})`,
@@ -166,10 +182,16 @@ export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOp
     return 2;
   }
   const p = progress(io, 'lab: building, probing and removing the scenario');
-  const report = await runLabScenario(loaded, {
-    ...common,
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  }).finally(() => p.done());
+  let report: LabReport;
+  try {
+    report = await runLabScenario(loaded, {
+      ...common,
+      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+    }).finally(() => p.done());
+  } catch (e) {
+    if (e instanceof LabLimitError) return cannotShow(io, loaded, e);
+    throw e;
+  }
   io.stdout(o.json ? reportJson(report) : renderLabReport(report));
   return report.exitCode;
 }

@@ -15,8 +15,9 @@ import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { type BgProcess, inNs, run, runSync, spawnBg, stopBg } from './exec.ts';
 import { type DirectorMode, directorNftReload, ebtablesRestoreText, ipvsadmRestoreText } from './kernel-rules.ts';
 import { createBinding, defineFilters, type LibvirtDaemon, startLibvirtd } from './libvirt-daemon.ts';
-import { type LabPlan, planLab } from './plan.ts';
-import { preflight } from './preflight.ts';
+import { dummyLinkType, kernelCapabilities, LabLimitError, labLimits } from './limits.ts';
+import { type HostRulesPlan, type LabPlan, planLab } from './plan.ts';
+import { preflight, whichCommand } from './preflight.ts';
 
 export type FilterSource = 'libvirt' | 'compiled';
 export type DirectorEngine = 'ipvs' | 'nftables';
@@ -197,7 +198,9 @@ async function batch(ns: string | undefined, lines: readonly string[], warnings:
 const SERVER_PY = `
 import socket, sys, threading
 proto, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+# A full-size response (several segments), as the simulator's conversation has the server send one.
 body = ('served by %s\\n' % name).encode()
+body += b'.' * (3000 - len(body)) + b'\\n'
 if proto == 'udp':
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind(('0.0.0.0', port))
@@ -291,6 +294,24 @@ async function settle(namespaces: readonly string[], warnings: string[]): Promis
   }
 }
 
+/**
+ * Loads a host's own rule set into its namespace as the host has it — every table (filter, nat, mangle, raw),
+ * Docker's and libvirt's chains — with `iptables-nft-restore` or `nft -f`; the kernel evaluates it, through
+ * br_netfilter for bridged frames where the host's sysctl says so. A rule set this kernel cannot load (a match it
+ * lacks, an ipset it does not have) is a limit of the lab, not a verdict.
+ */
+async function loadHostRules(r: HostRulesPlan): Promise<void> {
+  const argv =
+    r.format === 'nft'
+      ? ['nft', '-f', '-']
+      : [whichCommand('iptables-nft-restore') ? 'iptables-nft-restore' : 'iptables-restore'];
+  const res = await run(inNs(r.ns, argv), { input: r.text, allowFail: true });
+  if (res.code !== 0)
+    throw new LabLimitError([
+      `the kernel here does not take ${r.host}'s rule set (${r.file}): ${argv[0]}: ${res.stderr.trim().split('\n')[0] ?? `exit ${res.code}`}`,
+    ]);
+}
+
 /** Builds the scenario on the real kernel. On failure everything built so far is removed. */
 export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise<Lab> {
   installHandlers();
@@ -299,6 +320,10 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
   if (o.filters === 'libvirt' && !pf.libvirt)
     throw new Error(`no real libvirt here: missing ${pf.libvirtMissing.join(', ')}`);
   if (o.directors === 'ipvs' && !pf.ipvs) throw new Error(`no IPVS here: ${pf.ipvsMissing}`);
+  // What this kernel cannot show is said before anything is built (exit 4 in `lab`, never a made-up verdict).
+  const caps = kernelCapabilities();
+  const limits = labLimits(loaded, { ...caps, ipvs: caps.ipvs && o.directors !== 'nftables' });
+  if (limits.length > 0) throw new LabLimitError(limits);
   const prefix = o.prefix ?? `${LAB_PREFIX}${o.detach ? 'up' : ''}${process.pid}-${counter++}-`;
   const workDir = mkdtempSync(join(tmpdir(), `lvsdoctor-lab-${prefix}`));
   const pcapDir = o.pcapDir ?? join(workDir, 'pcap');
@@ -358,7 +383,9 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
       const created = new Map<string, string[]>();
       const add = (ns: string, l: string) => created.set(ns, [...(created.get(ns) ?? []), l]);
       for (const b of plan.bridges) add(b.ns, `link add name ${b.name}${b.mac ? ` address ${b.mac}` : ''} type bridge`);
-      for (const d of plan.dummies) add(d.ns, `link add name ${d.name}${d.mac ? ` address ${d.mac}` : ''} type dummy`);
+      const dummy = dummyLinkType();
+      for (const d of plan.dummies)
+        add(d.ns, `link add name ${d.name}${d.mac ? ` address ${d.mac}` : ''} type ${dummy}`);
       // Each veth end gets an ifindex of its own, never its peer's: the kernel's linkwatch handles a veth's carrier
       // event at once only when the two differ, and at most once a second otherwise (namespaces number their
       // interfaces independently, so the automatic numbers often coincide); see pendingLinks.
@@ -421,9 +448,16 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
     parts.push(settled);
     parts.push(
       step(lab, 'filters', async () => {
+        const own = new Map(plan.hostRules.map((r) => [r.host, r]));
+        // A host with its own rule set but no filter binding still gets its rules.
+        for (const r of plan.hostRules) if (!hosts.has(r.host)) hosts.set(r.host, []);
         await Promise.all(
           [...hosts].map(async ([host, bs]) => {
-            const ns = bs[0]!.ns;
+            const ns = bs[0]?.ns ?? plan.nsOf.get(host)!;
+            // The host's own rules first (an `nft list ruleset` may flush everything), then libvirt's.
+            const rules = own.get(host);
+            if (rules) await loadHostRules(rules);
+            if (bs.length === 0) return;
             const compiled = compileHostRules(loaded, host, 'nft');
             const compiledText = renderEbtablesList(compiled.nat, { style: 'nft' });
             if (lab.filterSource === 'libvirt') {

@@ -12,6 +12,7 @@ import { maxOf } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Iface, Node, NodeKind, PortBinding } from '../topology/model.ts';
 import { plannedSpecs } from '../trace/probe-plan.ts';
+import { idleTunnel } from './limits.ts';
 
 export interface LabNamespace {
   readonly node: string;
@@ -109,6 +110,15 @@ export interface StackedPlan {
   readonly up: boolean;
 }
 
+/** A host's own rule set (`iptables-save` or `nft list ruleset`), loaded verbatim into its namespace. */
+export interface HostRulesPlan {
+  readonly host: string;
+  readonly ns: string;
+  readonly format: 'iptables-save' | 'nft';
+  readonly text: string;
+  readonly file: string;
+}
+
 export interface LabPlan {
   readonly prefix: string;
   readonly namespaces: readonly LabNamespace[];
@@ -129,6 +139,8 @@ export interface LabPlan {
   readonly servers: readonly ServerPlan[];
   readonly captures: readonly CapturePlan[];
   readonly bindings: readonly BindingPlan[];
+  /** Hosts' own firewall rule sets, loaded before the filter bindings. */
+  readonly hostRules: readonly HostRulesPlan[];
   /** What the lab cannot reproduce faithfully. */
   readonly warnings: readonly string[];
   /** Services the lab cannot emulate (tunnel, mixed forwarding methods), as `VIP:PORT`. */
@@ -170,6 +182,13 @@ function sysctlFor(node: Node, ns: string, out: Map<string, [string, string][]>)
     ['net.ipv4.ip_forward', node.kind === 'gateway' ? '1' : '0'],
   ];
   if (node.kind === 'client') list.push(['net.ipv4.ip_default_ttl', String(node.ttl)]);
+  // br_netfilter's switches are per namespace and on (1) in a new one; on a host they are what its sysctl says, and
+  // off where it says nothing (br_netfilter not loaded), as the simulator reads them.
+  if (node.kind === 'host')
+    for (const t of ['iptables', 'ip6tables', 'arptables']) {
+      const key = `net.bridge.bridge-nf-call-${t}`;
+      list.push([key, node.sysctl.get(key)?.value.trim() === '1' ? '1' : '0']);
+    }
   for (const [key, v] of node.sysctl) {
     const m = /^net\.ipv4\.conf\.([^.]+)\.([a-z_]+)$/.exec(key);
     if (key === 'net.ipv4.ip_forward') list.push([key, v.value]);
@@ -312,6 +331,12 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
     for (const w of sysctlFor(n, ns, sysctls)) warnings.push(w);
     for (const i of n.interfaces.values()) {
       const key = `${n.name}:${i.name}`;
+      if (idleTunnel(i)) {
+        // tunl0 of a loaded ipip module, down and without an address: it carries nothing (and this kernel may have
+        // no ipip to make it from).
+        warnings.push(`${key} (a tunnel device, down, no address) is left out`);
+        continue;
+      }
       if (i.kind !== 'loopback') captures.push({ point: key, ns, iface: i.name });
       if (i.kind === 'loopback') {
         // lo exists in every namespace.
@@ -458,6 +483,11 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
       for (const l of n.listeners)
         servers.push({ node: n.name, ns: nsOf.get(n.name)!, protocol: l.protocol, port: l.port });
   const bindings: BindingPlan[] = s.bindings.map((b) => ({ host: b.host, ns: nsOf.get(b.host)!, binding: b }));
+  const hostRules: HostRulesPlan[] = [];
+  for (const [host, r] of loaded.hostRuleSets ?? []) {
+    const ns = nsOf.get(host);
+    if (ns) hostRules.push({ host, ns, format: r.format, text: r.text, file: r.file });
+  }
   return {
     prefix,
     namespaces,
@@ -475,6 +505,7 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
     servers,
     captures,
     bindings,
+    hostRules,
     warnings,
     unsupportedServices,
   };

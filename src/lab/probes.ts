@@ -34,7 +34,7 @@ export interface RealOutcome {
 
 /** A real HTTP request with the probe's source port; prints what happened as JSON. */
 const CLIENT_PY = `
-import json, socket, sys, time
+import json, re, socket, sys, time
 host, port, lport, laddr, tmo = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 t0 = time.time()
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -46,14 +46,20 @@ try:
     s.connect((host, port))
     out['connected'] = True
     out['connectMs'] = int((time.time() - t0) * 1000)
-    s.sendall(('GET / HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' % host).encode())
-    body = b''
-    while len(body) < 4096:
-        d = s.recv(4096)
+    # A full-size request (more than one segment: the first is as large as the path allows, DF set), then the
+    # whole response: the conversation the simulator walks, not only its handshake.
+    s.sendall(('GET / HTTP/1.0\\r\\nHost: %s\\r\\nX-Pad: %s\\r\\n\\r\\n' % (host, 'p' * 3000)).encode())
+    resp = b''
+    while len(resp) < 65536:
+        d = s.recv(65536)
         if not d:
             break
-        body += d
-    out['body'] = body.decode('latin-1')[:300]
+        resp += d
+    head, _, body = resp.partition(b'\\r\\n\\r\\n')
+    m = re.search(rb'Content-Length: (\\d+)', head)
+    out['complete'] = m is not None and len(body) == int(m.group(1))
+    out['received'] = len(resp)
+    out['body'] = (head + b'\\r\\n\\r\\n' + body).decode('latin-1')[:300]
 except socket.timeout:
     out['error'] = 'timeout'
 except OSError as e:
@@ -256,16 +262,22 @@ export async function runRealProbe(lab: Lab, probe: ProbeSpec, o: ProbeRunOption
         ms: number;
         connectMs?: number;
         body?: string;
+        complete?: boolean;
+        received?: number;
       };
       const body = j.body ?? '';
       const status = body.split('\r\n')[0] ?? '';
       const served = /served by (\S+)/.exec(body)?.[1];
-      const detail = j.connected
-        ? `connected after ${j.connectMs} ms${status ? `; ${status}` : ''}${served ? ` from ${served}` : ''}${j.error ? ` (then ${j.error})` : ''}`
-        : j.error === 'timeout'
+      // Success is the whole conversation: the handshake, the full-size request, the complete response.
+      const ok = j.connected && j.complete === true;
+      const detail = !j.connected
+        ? j.error === 'timeout'
           ? `no answer within ${timeoutMs} ms`
-          : `failed after ${j.ms} ms: ${j.error ?? '?'}`;
-      return { ok: j.connected, detail, ...(served ? { servedBy: served } : {}), startNs, endNs };
+          : `failed after ${j.ms} ms: ${j.error ?? '?'}`
+        : ok
+          ? `connected after ${j.connectMs} ms; ${status}${served ? ` from ${served}` : ''}, full response`
+          : `connected after ${j.connectMs} ms, but the full-size request got ${status ? `an incomplete response (${j.received ?? 0} bytes; ${status})` : 'no response'}${j.error ? ` (${j.error === 'timeout' ? `timeout after ${timeoutMs} ms` : j.error})` : ''}`;
+      return { ok, detail, ...(served ? { servedBy: served } : {}), startNs, endNs };
     } catch {
       return { ok: false, detail: `client failed: ${r.stderr.trim() || r.stdout.trim()}`, startNs, endNs };
     }

@@ -50,6 +50,14 @@ import { diskSource, preparsedResult, type ScenarioSource } from './scenario-sou
 import { readSysctl } from './sysctl.ts';
 import { parseYaml, positionOf, type YamlSource } from './yaml-source.ts';
 
+/** A host's firewall rule set as captured. */
+export interface HostRuleSet {
+  readonly format: 'iptables-save' | 'nft';
+  readonly text: string;
+  /** The file it was read from (for messages). */
+  readonly file: string;
+}
+
 export interface LoadedScenario {
   readonly scenario: Scenario;
   /** Per director: its IPVS configuration. */
@@ -63,6 +71,11 @@ export interface LoadedScenario {
   readonly keepalivedIssues: ReadonlyMap<string, readonly Issue[]>;
   /** Per host: the iptables filter table as installed (`iptables-save`), when given. */
   readonly installedIptables?: ReadonlyMap<string, IptTable>;
+  /**
+   * Per host: its rule set as given (`iptables-save` or `nft list ruleset`), every table, verbatim — the lab loads it
+   * into the host's namespace so that the kernel, not a model of it, evaluates it.
+   */
+  readonly hostRuleSets?: ReadonlyMap<string, HostRuleSet>;
   /** Per host: the ipsets its iptables rules match (`--match-set`), when known (Proxmox hosts). */
   readonly installedIpsets?: ReadonlyMap<string, ReadonlyMap<string, IpsetSet>>;
   /** Per Proxmox host: what was read from its /etc/pve copy and compiled. */
@@ -354,6 +367,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const keepalived = new Map<string, KeepalivedConfig>();
   const keepalivedIssues = new Map<string, Issue[]>();
   const installedIptables = new Map<string, IptTable>();
+  const hostRuleSets = new Map<string, HostRuleSet>();
   const installedIpsets = new Map<string, ReadonlyMap<string, IpsetSet>>();
   const proxmox = new Map<string, PveHost>();
 
@@ -572,9 +586,9 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       const a = readArtifact(ctx, h['iptables-save'], ['hosts', hostName, 'iptables-save']);
       if (a) {
         // `nft list ruleset` in place of iptables-save: its ip/inet filter chains, read into the same model.
-        const r = looksLikeNftRuleset(a.text)
-          ? readNftRuleset(a.text, a.file)
-          : readIptablesSave(a.text, a.file, 'ipv4');
+        const nft = looksLikeNftRuleset(a.text);
+        const r = nft ? readNftRuleset(a.text, a.file) : readIptablesSave(a.text, a.file, 'ipv4');
+        hostRuleSets.set(hostName, { format: nft ? 'nft' : 'iptables-save', text: a.text, file: a.file });
         appendAll(ctx.issues, r.issues);
         const filter = r.value?.find((t) => t.name === 'filter');
         if (filter) installedIptables.set(hostName, filter);
@@ -1082,6 +1096,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     keepalivedIssues,
     installedIptables,
     declaredAssumptions,
+    ...(hostRuleSets.size > 0 ? { hostRuleSets } : {}),
     ...(installedIpsets.size > 0 ? { installedIpsets } : {}),
     ...(proxmox.size > 0 ? { proxmox } : {}),
     ...(ipvsConnections.size > 0 ? { ipvsConnections } : {}),

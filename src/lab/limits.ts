@@ -1,0 +1,141 @@
+/**
+ * What the kernel here (and the lab built on it) cannot show. A scenario that needs any of it gets no lab verdict:
+ * `lab` names each reason and exits 4 — neither a pass nor a failure, and never an internal error. Pure given the
+ * kernel's capabilities, so the reasons can be listed without root (the corpus test prints them for every scenario it
+ * leaves to the simulator).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { Iface } from '../topology/model.ts';
+import { kernelHasIpvs, whichCommand } from './preflight.ts';
+
+/** `lab` cannot show the scenario on this kernel; each reason is one line. */
+export class LabLimitError extends Error {
+  constructor(readonly reasons: readonly string[]) {
+    super(`this kernel cannot show the scenario: ${reasons.join('; ')}`);
+  }
+}
+
+export interface KernelCapabilities {
+  /** IPIP tunnels (`tunl0`): the ipip module is loaded or loadable, or built in. */
+  readonly ipip: boolean;
+  /** Why not, when `ipip` is false. */
+  readonly ipipMissing?: string;
+  /** Real IPVS and ipvsadm (otherwise the nftables emulation plays the directors). */
+  readonly ipvs: boolean;
+}
+
+function configSays(option: string): 'y' | 'm' | 'off' | undefined {
+  try {
+    const text = gunzipSync(readFileSync('/proc/config.gz')).toString('latin1');
+    const m = new RegExp(`^${option}=([ym])$`, 'm').exec(text);
+    return m ? (m[1] as 'y' | 'm') : text.includes(`# ${option} is not set`) ? 'off' : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let known: KernelCapabilities | undefined;
+let dummyType: 'dummy' | 'ifb' | undefined;
+
+/**
+ * The link type for an interface connected to nothing (a dummy in the model: `docker0` with no containers, a
+ * kube-ipvs0-like device holding a VIP): `dummy`, or on a kernel without it (CONFIG_DUMMY not set) `ifb`, which
+ * behaves the same for the lab — always up, NOARP, its addresses local, whatever is sent through it dropped.
+ */
+export function dummyLinkType(): 'dummy' | 'ifb' {
+  dummyType ??= existsSync('/sys/module/dummy') || configSays('CONFIG_DUMMY') !== 'off' ? 'dummy' : 'ifb';
+  return dummyType;
+}
+
+/** The running kernel's capabilities (checked once). */
+export function kernelCapabilities(): KernelCapabilities {
+  if (known) return known;
+  let ipip = existsSync('/sys/module/ipip');
+  let ipipMissing: string | undefined;
+  if (!ipip) {
+    const config = configSays('CONFIG_NET_IPIP');
+    const loadable =
+      config !== 'off' &&
+      whichCommand('modprobe') !== undefined &&
+      spawnSync('modprobe', ['-n', '-q', 'ipip'], { stdio: 'ignore', timeout: 5000 }).status === 0;
+    ipip = loadable;
+    if (!ipip)
+      ipipMissing =
+        config === 'off'
+          ? 'this kernel has no IPIP (CONFIG_NET_IPIP is not set), so no tunl0 can exist'
+          : 'this kernel has no ipip module loaded or loadable (modprobe ipip), so no tunl0 can exist';
+  }
+  known = {
+    ipip,
+    ...(ipipMissing ? { ipipMissing } : {}),
+    ipvs: whichCommand('ipvsadm') !== undefined && kernelHasIpvs(),
+  };
+  return known;
+}
+
+/** A tunnel device that is down and has no address: it carries nothing, and the lab need not build it. */
+export function idleTunnel(i: Iface): boolean {
+  return i.kind === 'tunnel' && !i.up && i.addrs.length === 0;
+}
+
+const EMULATED_SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'fo']);
+
+/** Why the lab cannot show this scenario on a kernel with `caps` (empty: it can). One line each. */
+export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): string[] {
+  const out: string[] = [];
+  const s = loaded.scenario;
+  // A tunl0 that is down and has no address (the ipip module merely loaded) carries nothing: the lab leaves it out.
+  const tunnels = [...s.nodes.values()].flatMap((n) =>
+    [...n.interfaces.values()].filter((i) => i.kind === 'tunnel' && !idleTunnel(i)).map((i) => `${n.name}:${i.name}`),
+  );
+  const tunServices: string[] = [];
+  for (const t of loaded.ipvs.values())
+    for (const svc of t.services)
+      if (svc.destinations.some((d) => d.forwarding?.kind === 'tunnel'))
+        tunServices.push(
+          svc.key.kind === 'addr' && svc.key.address.family === 'ipv4'
+            ? `${formatIpv4(svc.key.address.addr as Ipv4)}:${svc.key.port}`
+            : 'a fwmark service',
+        );
+  if (tunnels.length > 0 || tunServices.length > 0) {
+    const what = [
+      ...(tunnels.length ? [`tunnel devices ${tunnels.join(', ')}`] : []),
+      ...(tunServices.length ? [`TUN (ipip) services ${tunServices.join(', ')}`] : []),
+    ].join('; ');
+    if (!caps.ipip) out.push(`IPIP (LVS-TUN): ${caps.ipipMissing ?? 'no ipip here'} (${what})`);
+    else if (tunServices.length > 0 && !caps.ipvs)
+      out.push(
+        `IPIP (LVS-TUN): the nftables director emulation cannot encapsulate, and there is no IPVS here (${what})`,
+      );
+    else out.push(`IPIP (LVS-TUN): the lab does not build tunl0 devices yet (${what})`);
+  }
+  const conns = [...(loaded.ipvsConnections ?? [])].filter(([, l]) => l.rows.length > 0);
+  if (conns.length > 0)
+    out.push(
+      `pinned connections (ipvsadm -Lnc on ${conns.map(([d, l]) => `${d}: ${l.rows.length}`).join(', ')}): a lab director starts with an empty connection table; IPVS makes entries only for traffic it schedules, and the lab does not replay the listed connections before its probes (the nftables emulation keeps no IPVS connection state at all)`,
+    );
+  const bonds = [...s.nodes.values()].flatMap((n) =>
+    [...n.interfaces.values()].filter((i) => i.kind === 'bond').map((i) => `${n.name}:${i.name}`),
+  );
+  if (bonds.length > 0) out.push(`bonds (${bonds.join(', ')}) are not built by the lab`);
+  if (!caps.ipvs)
+    for (const [d, t] of loaded.ipvs)
+      for (const svc of t.services) {
+        const sched = svc.scheduler ?? 'rr';
+        if (!EMULATED_SCHEDULERS.has(sched))
+          out.push(
+            `scheduler ${sched} on ${d}: the nftables emulation (no IPVS here) has no ${sched}; its choice of real server cannot be reproduced`,
+          );
+      }
+  for (const [g, k] of loaded.keepalived)
+    for (const inst of k.vrrpInstances)
+      if ((inst.strict || k.globals.vrrpStrict) && !inst.accept)
+        out.push(
+          `keepalived vrrp_strict without accept on ${g} (${inst.name}): the lab runs no keepalived, so the rules it installs to drop traffic to the VIPs are not there`,
+        );
+  return [...new Set(out)];
+}
