@@ -5,8 +5,8 @@
  * A probe's frames are ranked by how far they got: for TCP the client's SYN (1), the SYN as a director forwarded it
  * (2, sent from a director's MAC; with NAT addressed to a real server), a NAT real server's SYN-ACK before the
  * director rewrote its source (3), the SYN-ACK from the probed address (4); for ARP the request (1) and the reply (2). The last-seen point
- * is, among the frames of the highest rank, the point where they were first seen latest — counting only points on
- * the frame's own L2 path (a copy a bridge floods towards a NIC that does not want it is not progress). When the
+ * is, among the frames of the highest rank, per sender (source MAC) the point where its frames were first seen
+ * latest, and of those the latest — counting only points on the frame's own L2 path (a copy a bridge floods towards a NIC that does not want it is not progress). When the
  * highest rank is a broadcast nobody answered, every point it reached is equally far: the set is reported.
  */
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
@@ -219,13 +219,31 @@ export function lastSeen(view: L2View, k: ProbeKey, frames: readonly SeenFrame[]
   if (first.size === 0) return { rank, ...(stage ? { stage } : {}), seenAt };
   const broadcast = top.every((x) => isMulticastMac(x.f.frame.dst));
   if (broadcast) return { rank, ...(stage ? { stage } : {}), point: [...first.keys()].sort().join(','), seenAt };
+  // Per sender (source MAC): the point its frames were first seen latest — a retransmission seen again at the start
+  // is not progress. Then the latest of those: two senders answering one request (an ARP request answered by eth0
+  // and by a VMAC macvlan stacked on it, the kernel delivering the broadcast to both) each get as far as they get,
+  // and the one that got there last does not make the other's earlier arrival look like the end.
+  const bySender = new Map<string, Map<string, bigint>>();
+  for (const x of top) {
+    const m = bySender.get(x.f.frame.src) ?? new Map<string, bigint>();
+    bySender.set(x.f.frame.src, m);
+    if (!m.has(x.f.point)) m.set(x.f.point, x.f.timeNs);
+  }
   let best: string | undefined;
   let bestT = -1n;
-  for (const [pt, t] of first)
-    if (t > bestT) {
+  for (const m of bySender.values()) {
+    let pt: string | undefined;
+    let t = -1n;
+    for (const [p, tp] of m)
+      if (tp > t) {
+        pt = p;
+        t = tp;
+      }
+    if (pt !== undefined && t > bestT) {
       best = pt;
       bestT = t;
     }
+  }
   return { rank, ...(stage ? { stage } : {}), ...(best ? { point: best } : {}), seenAt };
 }
 

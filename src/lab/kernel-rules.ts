@@ -50,7 +50,8 @@ const NFT_TABLES = ['netdev lvsdoctor_lab', 'ip lvsdoctor_lab'] as const;
  *
  * DR (`netdev` ingress): frames for the director's MAC, to the VIP and port, leave the same NIC towards the chosen
  * real server with only the MAC addresses changed (`fwd ip to … device`, which resolves the real server's MAC
- * through the director's ARP table, like IPVS-DR).
+ * through the director's ARP table, like IPVS-DR) — or, when the director's route to the real server goes `via` a
+ * router, the router's MAC, as `ip_vs_dr_xmit` resolves the route's next hop.
  *
  * NAT (`ip` table): at LOCAL_IN, where IPVS hooks, after the reverse-path filter, a packet to VIP:port gets the
  * real server's address and port (the checksums updated), is remembered in a set of connections, and is sent by
@@ -74,7 +75,8 @@ export function directorNft(d: DirectorPlan, mode: DirectorMode): string {
       lines.push(`  chain ingress${k} {`, `    type filter hook ingress device "${dev.name}" priority 0;`);
       for (const svc of dr) {
         const m = `ether daddr ${dev.mac} ip daddr ${svc.vip} ${svc.protocol} dport ${svc.port}`;
-        lines.push(`    ${m} fwd ip to ${choice(svc, mode, (x) => x.ip)} device "${svc.outDev}"`);
+        // To the real server, or to the router the director's route to it names (the frame still carries the VIP).
+        lines.push(`    ${m} fwd ip to ${choice(svc, mode, (x) => x.via ?? x.ip)} device "${svc.outDev}"`);
       }
       lines.push('  }');
     });

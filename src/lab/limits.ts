@@ -26,6 +26,8 @@ export interface KernelCapabilities {
   readonly ipipMissing?: string;
   /** Real IPVS and ipvsadm (otherwise the nftables emulation plays the directors). */
   readonly ipvs: boolean;
+  /** 802.1Q VLAN devices (`type vlan`). */
+  readonly vlan: boolean;
 }
 
 function configSays(option: string): 'y' | 'm' | 'off' | undefined {
@@ -73,6 +75,7 @@ export function kernelCapabilities(): KernelCapabilities {
     ipip,
     ...(ipipMissing ? { ipipMissing } : {}),
     ipvs: whichCommand('ipvsadm') !== undefined && kernelHasIpvs(),
+    vlan: existsSync('/proc/net/vlan') || configSays('CONFIG_VLAN_8021Q') !== 'off',
   };
   return known;
 }
@@ -122,6 +125,13 @@ export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): str
     [...n.interfaces.values()].filter((i) => i.kind === 'bond').map((i) => `${n.name}:${i.name}`),
   );
   if (bonds.length > 0) out.push(`bonds (${bonds.join(', ')}) are not built by the lab`);
+  const vlans = [...s.nodes.values()].flatMap((n) =>
+    [...n.interfaces.values()].filter((i) => i.kind === 'vlan').map((i) => `${n.name}:${i.name}`),
+  );
+  if (vlans.length > 0 && !caps.vlan)
+    out.push(
+      `VLAN devices (${vlans.join(', ')}): this kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q is not set)`,
+    );
   if (!caps.ipvs)
     for (const [d, t] of loaded.ipvs)
       for (const svc of t.services) {

@@ -11,6 +11,7 @@ import type { IpvsService } from '../ipvs/model.ts';
 import { maxOf } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Iface, Node, NodeKind, PortBinding } from '../topology/model.ts';
+import { lookupRoute } from '../trace/node-config.ts';
 import { plannedSpecs } from '../trace/probe-plan.ts';
 import { idleTunnel } from './limits.ts';
 
@@ -51,6 +52,11 @@ export interface DirectorDest {
   readonly ip: string;
   readonly port: number;
   readonly weight: number;
+  /**
+   * The next hop the director's route to the real server names (`via`), when the real server is not on-link: DR
+   * hands the frame to it, as `ip_vs_dr_xmit` does with the route's neighbour.
+   */
+  readonly via?: string;
 }
 
 export interface DirectorService {
@@ -243,12 +249,22 @@ function directorPlan(
     }
     const allDests: DirectorDest[] = svc.destinations
       .filter((d) => d.address.family === 'ipv4')
-      .map((d) => ({ ip: formatIpv4(d.address.addr as Ipv4), port: d.port, weight: d.weight ?? 1 }));
+      .map((d) => {
+        const via = lookupRoute(node, d.address.addr as Ipv4)?.via;
+        return {
+          ip: formatIpv4(d.address.addr as Ipv4),
+          port: d.port,
+          weight: d.weight ?? 1,
+          ...(via !== undefined ? { via: formatIpv4(via) } : {}),
+        };
+      });
     const dests = allDests.filter((d) => d.weight > 0);
     const firstDest = svc.destinations[0];
     const rsAddr = firstDest && firstDest.address.family === 'ipv4' ? (firstDest.address.addr as Ipv4) : undefined;
+    const rsRoute = rsAddr !== undefined ? lookupRoute(node, rsAddr) : undefined;
     const outNic =
       (rsAddr !== undefined ? nics.find((i) => i.addrs.some((a) => prefixContains(a.prefix, rsAddr))) : undefined) ??
+      (rsRoute?.dev !== undefined ? nics.find((i) => i.name === rsRoute.dev) : undefined) ??
       nics[0];
     const scheduler = svc.scheduler ?? 'rr';
     if (!['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'fo'].includes(scheduler))
