@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 import { startServe } from '../src/cli/cmd-serve.ts';
 import { main } from '../src/cli/main.ts';
-import { setClientEntry } from '../src/web/page.ts';
+import { setWebSources } from '../src/web/page.ts';
 import { browserSkipReason, launch } from '../test/support/browser.ts';
 import { writeFleetBundles } from './fleet-bundles.ts';
 
@@ -27,7 +27,7 @@ if (skip) {
   console.log(`web bench: skipped: ${skip}`);
   process.exit(0);
 }
-setClientEntry(resolve('src/web/client/main.tsx'));
+setWebSources(resolve('src/web'));
 const quiet = { stdout: () => {}, stderr: () => {} };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;

@@ -1,7 +1,10 @@
 // Bundles the CLI into dist/cli.mjs so that `npx lvsdoctor` starts fast without a TypeScript loader, and the web
-// app's page script (Preact, src/web/client/) into dist/web-app.js, which `serve` and `diagnose --html` inline.
+// app's page scripts (below), which `serve` and `diagnose --html` inline.
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { tsImport } from 'tsx/esm/api';
 
 await build({
   entryPoints: ['src/cli/main.ts'],
@@ -15,18 +18,15 @@ await build({
   logLevel: 'warning',
 });
 
-// The same options as src/web/page.ts uses when it builds the page script from the sources.
-const web = await build({
-  entryPoints: ['src/web/client/main.tsx'],
-  bundle: true,
-  write: false,
-  format: 'iife',
-  platform: 'browser',
-  target: 'es2020',
-  minify: true,
-  jsx: 'automatic',
-  jsxImportSource: 'preact',
-  legalComments: 'none',
-  logLevel: 'warning',
-});
-writeFileSync('dist/web-app.js', web.outputFiles[0].text);
+// The page's scripts, with the options src/web/page.ts uses when it builds them from the sources: the app
+// (src/web/client/) into dist/web-app.js, and the offline report's what-if engine (the domain code, with stand-ins
+// for its node: imports) into dist/web-engine.js.
+const { webBuildOptions } = await tsImport('../src/web/page.ts', import.meta.url);
+const webDir = fileURLToPath(new URL('../src/web/', import.meta.url));
+for (const [kind, entry, out] of [
+  ['app', 'client/main.tsx', 'dist/web-app.js'],
+  ['engine', 'report-engine.ts', 'dist/web-engine.js'],
+]) {
+  const r = await build(webBuildOptions(kind, join(webDir, entry), webDir));
+  writeFileSync(out, r.outputFiles[0].text);
+}

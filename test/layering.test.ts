@@ -154,8 +154,18 @@ function cycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
   return out;
 }
 
-/** The entry points of the product: the CLI (bundled by scripts/build.mjs) and the web page script. */
-const ENTRY_POINTS = ['cli/main.ts', 'web/client/main.tsx'];
+/**
+ * The entry points of the product: the CLI (bundled by scripts/build.mjs), the web page script, and the offline
+ * report's what-if engine with the stand-ins for its `node:` imports (esbuild resolves those to them, see page.ts).
+ */
+const ENTRY_POINTS = [
+  'cli/main.ts',
+  'web/client/main.tsx',
+  'web/report-engine.ts',
+  'web/browser/node-fs.ts',
+  'web/browser/node-path.ts',
+  'web/browser/node-crypto.ts',
+];
 
 /**
  * Files (or folders, ending with `/`) no front end reaches yet, each with why. The test fails once nothing under an
@@ -218,7 +228,7 @@ describe('module layering', () => {
     expect(stale).toEqual([]);
   });
 
-  it('keeps the page (src/web/client) to the JSON contract: no domain code runs in the browser', () => {
+  it('keeps the page (src/web/client) to the JSON contract: it draws, the domain code decides (server or report engine)', () => {
     const client = join(src, 'web', 'client');
     const violations: string[] = [];
     const pageFiles = files.filter((f) => f.startsWith(client));

@@ -1,7 +1,8 @@
 /**
  * The web app in a real browser (Debian's chromium through playwright-core): the founding case served on
  * 127.0.0.1, the drop and its origin, the what-if of the safer fix, the offline report from file:// with no
- * network, an accessibility check with axe-core, and the fleet page of 200 hypervisors × 40 guests.
+ * network (its what-if — fixes combined, a parameter edited — re-traced in the page, as the server does), an
+ * accessibility check with axe-core, and the fleet page of 200 hypervisors × 40 guests.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFleetBundles } from '../bench/fleet-bundles.ts';
 import { startServe } from '../src/cli/cmd-serve.ts';
 import { main } from '../src/cli/main.ts';
+import type { WhatIfRequest, WhatIfResult } from '../src/web/contract.ts';
 import type { Running } from '../src/web/server.ts';
 import { axeSerious, type Browser, browserSkipReason, forbidNetwork, launch } from './support/browser.ts';
 
@@ -130,16 +132,90 @@ describe.skipIf(skip !== undefined)(`the web app in chromium${skip ? ` (skipped:
     await page.close();
   });
 
-  it('opens the offline report from file:// with no network at all, and its precomputed what-if', async () => {
-    const out = join(tmp, 'report.html');
+  /** Writes the founding case's report and opens it from file://, recording network requests and page errors. */
+  async function openReport(name: string) {
+    const out = join(tmp, name);
     expect(await main(['diagnose', EXAMPLE, '--html', out], quiet)).toBe(1);
     const page = await browser.page();
     const asked = await forbidNetwork(page, (u) => u.startsWith('file://'));
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(pathToFileURL(out).href);
+    return { page, asked, errors };
+  }
+
+  it('opens the offline report from file:// with no network at all, and its what-if re-traces in the page', async () => {
+    const { page, asked, errors } = await openReport('report.html');
     await expectDropAndOrigin(page);
     await toggleSafestFix(page);
     expect(asked).toEqual([]);
+    expect(errors).toEqual([]);
     expect(await axeSerious(page)).toEqual([]);
+    await page.close();
+  });
+
+  /** The server's answer to a what-if, verdict per probe. */
+  async function serverVerdicts(req: WhatIfRequest): Promise<Record<string, string>> {
+    const r = await fetch(`${server.url}api/what-if`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(req),
+    });
+    const body = (await r.json()) as WhatIfResult;
+    return Object.fromEntries(body.verdicts.map((v) => [v.probe, v.after]));
+  }
+
+  /** The what-if table in the page, verdict per probe, once it answers `applied`. */
+  async function pageVerdicts(page: Page, applied: string): Promise<Record<string, string>> {
+    const result = page.locator('[data-whatif-result]');
+    await expect.poll(() => result.textContent()).toContain(applied);
+    const rows = await result
+      .locator('[data-verdict-probe]')
+      .evaluateAll((trs) => trs.map((tr) => [tr.getAttribute('data-verdict-probe')!, tr.getAttribute('data-after')!]));
+    return Object.fromEntries(rows);
+  }
+
+  it('the offline report combines fixes and edits a filter parameter in the page, as `serve` re-traces them', async () => {
+    const { page, asked, errors } = await openReport('report-combine.html');
+    await page.locator('[data-inspector-hop]').waitFor();
+    const ids = await page.locator('[data-fix]').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-fix')!));
+    const addIp = ids.find((id) => id.startsWith('add-ip:'))!;
+    const remove = ids.find((id) => id.startsWith('remove-filterref:'))!;
+    expect(addIp && remove).toBeTruthy();
+
+    // Two fixes at once: re-traced by the engine embedded in the report, the same verdicts as the server's.
+    await page.locator(`input[data-whatif="${addIp}"]`).check();
+    const one = await pageVerdicts(page, addIp);
+    expect(one).toEqual(await serverVerdicts({ fixes: [addIp], params: [] }));
+    await page.locator(`input[data-whatif="${remove}"]`).check();
+    const both = await pageVerdicts(page, `${addIp} + ${remove}`);
+    expect(both).toEqual(await serverVerdicts({ fixes: [addIp, remove], params: [] }));
+    expect(Object.values(both).every((v) => v === 'replied')).toBe(true);
+    for (const p of Object.keys(both)) expect(await probeVerdict(page, p)).toBe(both[p]);
+
+    // Back, then a parameter edit: the VIP added to IP lets the ARP reply out, the forwarded SYN still dies.
+    await page.getByRole('button', { name: 'back to the configuration as it is' }).click();
+    await expect.poll(() => probeVerdict(page, 'arp-for-vip')).toBe('dropped-by-filter');
+    await page.locator('input[data-param-values]').fill('192.0.2.200 192.0.2.208');
+    await page.getByRole('button', { name: 're-trace with this value' }).click();
+    const edit = { host: 'host1', port: 'vnet0', name: 'IP', values: ['192.0.2.200', '192.0.2.208'] };
+    const edited = await pageVerdicts(page, 'IP=192.0.2.200 192.0.2.208');
+    expect(edited).toEqual(await serverVerdicts({ fixes: [], params: [edit] }));
+    expect(edited['arp-for-vip']).toBe('replied');
+    expect(edited['http-to-vip']).toBe('dropped-by-filter');
+    await expect.poll(() => probeVerdict(page, 'arp-for-vip')).toBe('replied');
+    // The still-failing probe's drop is the same rule as the server finds: its path in the page is re-traced.
+    await page.locator('button.probe[data-probe="http-to-vip"]').click();
+    await expect.poll(() => page.locator('[data-inspector-hop] .chain').first().textContent()).toContain('-j DROP');
+
+    // A bad value is refused with the server's words.
+    await page.locator('input[data-param-values]').fill('1.2.3');
+    await page.getByRole('button', { name: 're-trace with this value' }).click();
+    await expect
+      .poll(() => page.locator('.whatif-status .bad').textContent())
+      .toContain('"1.2.3" is not an IPv4 address');
+    expect(asked).toEqual([]);
+    expect(errors).toEqual([]);
     await page.close();
   });
 });

@@ -11,10 +11,11 @@ import { importedSource, importToMemory, isBundlePath, renderImportReport } from
 import { checkNoneExist, FileError, writeNewFile } from '../source/files.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import { diskSource, type ScenarioSource } from '../topology/scenario-source.ts';
+import { diskSource, type RecordedReads, recordingSource, type ScenarioSource } from '../topology/scenario-source.ts';
 import { reportHtml } from '../web/report.ts';
 import { listen, type Running, webApp } from '../web/server.ts';
-import { buildWebModel, openWebSession, type WebSession } from '../web/view-model.ts';
+import { buildWebModel } from '../web/view-model.ts';
+import { openWebSession, type WebSession } from '../web/what-if.ts';
 import { parseCaptureSpec } from './cmd-captures.ts';
 import { type DiagnoseOptions, outputReport } from './cmd-diagnose.ts';
 import { type Io, reportIssues, UsageError } from './io.ts';
@@ -23,7 +24,8 @@ import { loadForCommand } from './scenario-input.ts';
 
 export interface Loaded {
   readonly loaded: LoadedScenario;
-  readonly source: ScenarioSource;
+  /** The input, with what the load asked of it (the offline report embeds that to re-trace in the page). */
+  readonly source: ScenarioSource & { reads(): RecordedReads };
 }
 
 /** A scenario directory, or collector bundles imported in memory; undefined means "exit 2" (issues printed). */
@@ -45,10 +47,11 @@ export function loadInputs(io: Io, inputs: readonly string[], quiet = false): Lo
     if (reportIssues(io, imported.issues) || source === undefined) return undefined;
     if (!quiet) io.stderr(renderImportReport(imported));
   }
-  const loaded = loadForCommand(io, source);
+  const recorded = recordingSource(source);
+  const loaded = loadForCommand(io, recorded);
   if (!loaded) return undefined;
   if (reportIssues(io, compileAllHostRules(loaded).issues)) return undefined;
-  return { loaded, source };
+  return { loaded, source: recorded };
 }
 
 function readCaptures(io: Io, specs: readonly string[]): CorrelationReport | undefined | false {
@@ -129,7 +132,7 @@ export async function runDiagnoseHtml(
   const session = diagnoseWithProgress(io, l);
   outputReport(io, session.diagnosis.report, o);
   const p = progress(io, 'writing the report');
-  const html = await reportHtml(session, captures);
+  const html = await reportHtml(session, l.source.reads(), captures);
   p.done();
   try {
     writeNewFile(dir, name, html);

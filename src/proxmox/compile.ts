@@ -83,7 +83,7 @@ const MAX_IPSET_ID = 31 - 'PVEFW-'.length - '_swap'.length;
 /** FNV-1a 32-bit with the result masked to 31 bits, printed as uppercase hex (pve-common `fnv31a_hex`). */
 export function fnv31aHex(text: string): string {
   let h = 0x811c9dc5;
-  for (const b of Buffer.from(text, 'utf8')) {
+  for (const b of new TextEncoder().encode(text)) {
     h ^= b;
     h = Math.imul(h, 0x01000193) >>> 0;
   }

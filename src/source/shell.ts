@@ -35,14 +35,14 @@ export function fileNamePart(name: string): string {
   let out =
     name !== '' && NAME_SAFE.test(name) && !name.startsWith('.') && !name.startsWith('-')
       ? name
-      : [...Buffer.from(name, 'utf8')]
+      : [...new TextEncoder().encode(name)]
           .map((b, i) => {
             const c = String.fromCharCode(b);
             const ok = /[A-Za-z0-9_]/.test(c) || (i > 0 && (c === '.' || c === '-'));
             return ok ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
           })
           .join('') || '%';
-  if (Buffer.byteLength(out) > MAX_NAME)
+  if (new TextEncoder().encode(out).length > MAX_NAME)
     out = `${out.slice(0, MAX_NAME - 17)}~${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
   return out;
 }

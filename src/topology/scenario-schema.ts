@@ -1,5 +1,5 @@
 /** The schema of `scenario.yaml`: only what the raw artifacts cannot tell. Documented in docs/scenario-format.md. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseIpv4Prefix } from '../addr/prefix.ts';
 
 const relFile = z.string().min(1, 'expected a file path relative to the scenario directory');

@@ -189,3 +189,60 @@ export function preparsedResult<T>(
   if (!p || p.kind !== kind || p.text !== text) return undefined;
   return relabelPositions(p.result as ReadResult<T>, p.file, file);
 }
+
+/** What a load asked of a source and what it answered: enough to load the same scenario again without it. */
+export interface RecordedReads {
+  /** How messages named the scenario directory. */
+  readonly label: string;
+  /** `read(rel)` → the text, or null when there was no such file. */
+  readonly read: Readonly<Record<string, string | null>>;
+  readonly exists: Readonly<Record<string, boolean>>;
+  /** `list(rel)` → the names, or null when it was not a directory. */
+  readonly list: Readonly<Record<string, readonly string[] | null>>;
+}
+
+/**
+ * `src` with a log of every question asked of it and its answer (`reads()`), so that the load can be replayed
+ * elsewhere (the offline report re-loads the scenario in the page, where there is no file system).
+ */
+export function recordingSource(src: ScenarioSource): ScenarioSource & { reads(): RecordedReads } {
+  const read: Record<string, string | null> = {};
+  const exists: Record<string, boolean> = {};
+  const list: Record<string, readonly string[] | null> = {};
+  return {
+    dir: src.dir,
+    label: src.label,
+    read(rel) {
+      const t = src.read(rel);
+      read[rel] = t ?? null;
+      return t;
+    },
+    exists(rel) {
+      const e = src.exists(rel);
+      exists[rel] = e;
+      return e;
+    },
+    list(rel) {
+      const l = src.list(rel);
+      list[rel] = l ? [...l] : null;
+      return l;
+    },
+    ...(src.preparsed ? { preparsed: src.preparsed } : {}),
+    reads: () => ({ label: src.label, read: { ...read }, exists: { ...exists }, list: { ...list } }),
+  };
+}
+
+/**
+ * A source that answers what a recorded load asked, as it was answered; anything else reads as absent. `Scenario.dir`
+ * is the label (the replay has no directory).
+ */
+export function replayedSource(r: RecordedReads): ScenarioSource {
+  const own = (o: object, k: string) => Object.hasOwn(o, k);
+  return {
+    dir: r.label,
+    label: r.label,
+    read: (rel) => (own(r.read, rel) ? (r.read[rel] ?? undefined) : undefined),
+    exists: (rel) => (own(r.exists, rel) ? r.exists[rel]! : own(r.read, rel) && r.read[rel] !== null),
+    list: (rel) => (own(r.list, rel) ? (r.list[rel] ?? undefined) : undefined),
+  };
+}

@@ -242,8 +242,37 @@ export interface WebModel {
   readonly assumptions: readonly string[];
   readonly fleet: FleetView;
   readonly captures?: CapturesView;
-  /** Offline report only: the what-if of each proposed fix, computed when the report was written. */
-  readonly precomputed?: Readonly<Record<string, WhatIfResult>>;
-  /** `server`: the page may ask for what-ifs; `report`: only `precomputed` ones exist. */
+  /**
+   * true: the server answers what-ifs (POST /api/what-if); false: the offline report, whose what-ifs run in the
+   * page on the embedded scenario (`ReportInputs`, `REPORT_ENGINE_GLOBAL`).
+   */
   readonly live: boolean;
 }
+
+/** The id of the offline report's `<script type="application/json">` holding its `ReportInputs`. */
+export const REPORT_INPUTS_ID = 'lvsdoctor-inputs';
+
+/**
+ * The offline report's scenario: what the CLI's load asked of the scenario's files and what they answered (every
+ * file it read, by the path it asked for), so that the page loads the same scenario with the same loader.
+ */
+export interface ReportInputs {
+  /** How origins name the scenario directory (`label/host1/vm.xml`). */
+  readonly label: string;
+  /** File → its text, or null when there was no such file. */
+  readonly read: Readonly<Record<string, string | null>>;
+  readonly exists: Readonly<Record<string, boolean>>;
+  /** Directory → its names, or null when it was not a directory. */
+  readonly list: Readonly<Record<string, readonly string[] | null>>;
+}
+
+/** A what-if's answer: the re-traced result, or why the request cannot be applied. */
+export type WhatIfAnswer = { kind: 'ok'; result: WhatIfResult } | { kind: 'bad'; message: string };
+
+/**
+ * The offline report's what-if engine (src/web/report-engine.ts, its own script in the report) installs this
+ * function on `globalThis` under `REPORT_ENGINE_GLOBAL`: the server's what-if, run in the page. `places` is the
+ * model's `topology.places`.
+ */
+export type ReportWhatIf = (req: WhatIfRequest, places: Readonly<Record<string, string>>) => WhatIfAnswer;
+export const REPORT_ENGINE_GLOBAL = 'lvsdoctorWhatIf';

@@ -4,43 +4,71 @@
  * opens from disk with no server and no network. Nothing is loaded from anywhere else (the CSP says so).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { WebModel } from './contract.ts';
+import { REPORT_INPUTS_ID, type ReportInputs, type WebModel } from './contract.ts';
 import { PAGE_CSS } from './page-style.ts';
 
-let cached: string | undefined;
-let entryOverride: string | undefined;
+/** The page's two scripts: the app (src/web/client/) and the offline report's what-if engine (report-engine.ts). */
+export type WebScript = 'app' | 'engine';
+
+/** Per script: its entry below src/web/, and the file scripts/build.mjs writes beside dist/cli.mjs. */
+const SCRIPTS: Readonly<Record<WebScript, { readonly entry: string; readonly built: string }>> = {
+  app: { entry: 'client/main.tsx', built: 'web-app.js' },
+  engine: { entry: 'report-engine.ts', built: 'web-engine.js' },
+};
+
+const cached = new Map<WebScript, string>();
+let sourcesOverride: string | undefined;
 
 /**
- * Where to build the page script from when this module runs from a bundle other than dist/cli.mjs (the benchmark
- * and the screenshot script bundle the sources): the path of src/web/client/main.tsx.
+ * Where to build the scripts from when this module runs from a bundle other than dist/cli.mjs (the benchmark and
+ * the screenshot script bundle the sources): the path of src/web/.
  */
-export function setClientEntry(entry: string): void {
-  entryOverride = entry;
-  cached = undefined;
+export function setWebSources(dir: string): void {
+  sourcesOverride = dir;
+  cached.clear();
 }
 
 /**
- * The client bundle: dist/web-app.js beside the bundled CLI (scripts/build.mjs writes it), or — when running from
- * the TypeScript sources (tests, tsx) — built in memory with esbuild from src/web/client/main.tsx.
+ * A page script: dist/web-app.js or dist/web-engine.js beside the bundled CLI (scripts/build.mjs writes them), or —
+ * when running from the TypeScript sources (tests, tsx) — built in memory with esbuild.
  */
-export async function clientBundle(): Promise<string> {
-  if (cached !== undefined) return cached;
-  const built = fileURLToPath(new URL('./web-app.js', import.meta.url));
-  if (entryOverride === undefined && existsSync(built)) {
-    cached = readFileSync(built, 'utf8');
-    return cached;
+export async function webScript(kind: WebScript): Promise<string> {
+  const hit = cached.get(kind);
+  if (hit !== undefined) return hit;
+  const built = fileURLToPath(new URL(`./${SCRIPTS[kind].built}`, import.meta.url));
+  if (sourcesOverride === undefined && existsSync(built)) {
+    const text = readFileSync(built, 'utf8');
+    cached.set(kind, text);
+    return text;
   }
-  const entry = entryOverride ?? fileURLToPath(new URL('./client/main.tsx', import.meta.url));
+  const entry = sourcesOverride
+    ? join(sourcesOverride, SCRIPTS[kind].entry)
+    : fileURLToPath(new URL(`./${SCRIPTS[kind].entry}`, import.meta.url));
   if (!existsSync(entry)) throw new Error(`the web app is not built: ${built} is missing (run npm run build)`);
   const { build } = await import('esbuild');
-  const r = await build(clientBuildOptions(entry));
-  cached = r.outputFiles?.[0]?.text ?? '';
-  return cached;
+  const r = await build(webBuildOptions(kind, entry, dirname(fileURLToPath(import.meta.url))));
+  const text = r.outputFiles?.[0]?.text ?? '';
+  cached.set(kind, text);
+  return text;
 }
 
-/** esbuild options of the client bundle, shared with scripts/build.mjs through the same values. */
-export function clientBuildOptions(entry: string) {
+/** The page script (Preact, src/web/client/). */
+export const clientBundle = (): Promise<string> => webScript('app');
+
+/** The `node:` modules the domain code imports, and their stand-ins in the page (src/web/browser/). */
+const NODE_SHIMS: Readonly<Record<string, string>> = {
+  'node:fs': 'node-fs.ts',
+  'node:path': 'node-path.ts',
+  'node:crypto': 'node-crypto.ts',
+};
+
+/**
+ * esbuild options of a page script; scripts/build.mjs uses the same values. The engine bundles the domain code for
+ * the browser: its `node:` imports resolve to the stand-ins in `webDir`/browser/, any other one fails the build.
+ */
+export function webBuildOptions(kind: WebScript, entry: string, webDir: string) {
   return {
     entryPoints: [entry],
     bundle: true,
@@ -53,6 +81,27 @@ export function clientBuildOptions(entry: string) {
     jsxImportSource: 'preact',
     legalComments: 'none' as const,
     logLevel: 'warning' as const,
+    plugins:
+      kind === 'engine'
+        ? [
+            {
+              name: 'node-shims',
+              setup(b: {
+                onResolve(
+                  o: { filter: RegExp },
+                  f: (a: { path: string }) => { path?: string; errors?: { text: string }[] },
+                ): void;
+              }) {
+                b.onResolve({ filter: /^node:/ }, (a) => {
+                  const shim = NODE_SHIMS[a.path];
+                  return shim
+                    ? { path: join(webDir, 'browser', shim) }
+                    : { errors: [{ text: `${a.path} has no stand-in in the offline report (src/web/browser/)` }] };
+                });
+              },
+            },
+          ]
+        : [],
   };
 }
 
@@ -64,6 +113,16 @@ function scriptJson(v: unknown): string {
     .replace(/\u2029/g, '\\u2029');
 }
 
+/**
+ * A script element with `text` inline: a `</script` inside it cannot end the element. `<!--` followed by `<script`
+ * would put the HTML parser in a state where the closing tag no longer closes: refused (no bundle holds it).
+ */
+function inlineScript(text: string): string {
+  if (/<!--[\s\S]*<script/i.test(text))
+    throw new Error('a page script holds "<!--" then "<script": it cannot be inlined');
+  return `<script>${text.replace(/<\/script/gi, '<\\/script')}</script>`;
+}
+
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 }
@@ -73,6 +132,8 @@ export interface PageOptions {
   readonly script: string;
   /** Embedded model (the offline report); without it the page fetches /api/model. */
   readonly model?: WebModel;
+  /** The offline report's what-if: the scenario as loaded, and the engine script that re-traces it in the page. */
+  readonly engine?: { readonly inputs: ReportInputs; readonly script: string };
 }
 
 export function pageHtml(o: PageOptions): string {
@@ -94,7 +155,11 @@ export function pageHtml(o: PageOptions): string {
 </head>
 <body>
 <div id="app"><p class="loading">Loading the diagnosis…</p></div>
-${o.model ? `<script id="lvsdoctor-model" type="application/json">${scriptJson(o.model)}</script>\n` : ''}<script>${o.script.replace(/<\/script/gi, '<\\/script')}</script>
+${o.model ? `<script id="lvsdoctor-model" type="application/json">${scriptJson(o.model)}</script>\n` : ''}${
+  o.engine
+    ? `<script id="${REPORT_INPUTS_ID}" type="application/json">${scriptJson(o.engine.inputs)}</script>\n${inlineScript(o.engine.script)}\n`
+    : ''
+}${inlineScript(o.script)}
 </body>
 </html>
 `;

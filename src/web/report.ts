@@ -1,12 +1,24 @@
 /**
- * `lvsdoctor diagnose … --html FILE`: the web app as one self-contained file — the model embedded with the what-if
- * of every proposed fix computed beforehand (there is no server to re-trace), the client bundle and style inline.
+ * `lvsdoctor diagnose … --html FILE`: the web app as one self-contained file — the model embedded, the client
+ * bundle and style inline, and the what-if engine (report-engine.ts) with the scenario's files as the load read
+ * them, so that any what-if (fixes combined, a filter parameter edited) re-traces in the page with the server's code.
  */
 import type { CorrelationReport } from '../capture/correlate.ts';
-import { clientBundle, pageHtml } from './page.ts';
-import { buildWebModel, type WebSession } from './view-model.ts';
+import type { ReportInputs } from './contract.ts';
+import { pageHtml, webScript } from './page.ts';
+import { buildWebModel } from './view-model.ts';
+import type { WebSession } from './what-if.ts';
 
-export async function reportHtml(session: WebSession, captures?: CorrelationReport): Promise<string> {
-  const model = await buildWebModel(session, { live: false, precompute: true, ...(captures ? { captures } : {}) });
-  return pageHtml({ title: `lvsdoctor — ${model.scenario.name}`, script: await clientBundle(), model });
+export async function reportHtml(
+  session: WebSession,
+  inputs: ReportInputs,
+  captures?: CorrelationReport,
+): Promise<string> {
+  const model = await buildWebModel(session, { live: false, ...(captures ? { captures } : {}) });
+  return pageHtml({
+    title: `lvsdoctor — ${model.scenario.name}`,
+    script: await webScript('app'),
+    model,
+    engine: { inputs, script: await webScript('engine') },
+  });
 }

@@ -8,9 +8,10 @@ import { loadScenario } from '../topology/load-scenario.ts';
 import { diskSource } from '../topology/scenario-source.ts';
 import { openSession, probesOf, runProbe } from '../trace/session.ts';
 import { capturesToPcaps } from '../trace/tcpdump-lines.ts';
-import type { WebModel, WhatIfResult } from './contract.ts';
+import { REPORT_ENGINE_GLOBAL, type ReportInputs, type WebModel, type WhatIfResult } from './contract.ts';
 import { listen, type Running, webApp } from './server.ts';
-import { buildWebModel, openWebSession } from './view-model.ts';
+import { buildWebModel } from './view-model.ts';
+import { openWebSession } from './what-if.ts';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'kvm-lvs-dr');
 
@@ -108,7 +109,7 @@ describe('lvsdoctor diagnose --html and serve (command line)', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-web-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-  it('writes one self-contained file under 2 MB with the model and every fix’s what-if embedded', async () => {
+  it('writes one self-contained file under 2 MB with the model, the scenario as loaded and the what-if engine embedded', async () => {
     const out = join(tmp, 'report.html');
     let stdout = '';
     let stderr = '';
@@ -125,7 +126,12 @@ describe('lvsdoctor diagnose --html and serve (command line)', () => {
     const json = html.match(/<script id="lvsdoctor-model" type="application\/json">([^<]*)<\/script>/)![1]!;
     const m = JSON.parse(json) as WebModel;
     expect(m.live).toBe(false);
-    expect(Object.keys(m.precomputed!).sort()).toEqual(m.fixes.map((f) => f.id).sort());
+    // The what-if engine and the scenario as the load read it are embedded: the page re-traces itself.
+    const inputs = JSON.parse(
+      html.match(/<script id="lvsdoctor-inputs" type="application\/json">([^<]*)<\/script>/)![1]!,
+    ) as ReportInputs;
+    expect(inputs.read['scenario.yaml']).toContain('probes:');
+    expect(html).toContain(REPORT_ENGINE_GLOBAL);
   });
 
   it('refuses a bad --port and a missing scenario with exit 2', async () => {

@@ -6,7 +6,7 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { WebModel, WhatIfRequest } from './contract.ts';
 import { clientBundle, pageHtml } from './page.ts';
-import { type WebSession, whatIf } from './view-model.ts';
+import { type WebSession, whatIf } from './what-if.ts';
 
 export const LOOPBACK = '127.0.0.1';
 

@@ -7,7 +7,7 @@ import { startServe } from '../../src/cli/cmd-serve.ts';
 import { loadScenario } from '../../src/topology/load-scenario.ts';
 import { openSession, probesOf, runProbe } from '../../src/trace/session.ts';
 import { capturesToPcaps } from '../../src/trace/tcpdump-lines.ts';
-import { setClientEntry } from '../../src/web/page.ts';
+import { setWebSources } from '../../src/web/page.ts';
 import { browserSkipReason, launch } from './browser.ts';
 
 const OUT = resolve('docs/screenshots');
@@ -16,7 +16,7 @@ if (skip) {
   console.log(`screenshots: skipped: ${skip}`);
   process.exit(0);
 }
-setClientEntry(resolve('src/web/client/main.tsx'));
+setWebSources(resolve('src/web'));
 const quiet = { stdout: () => {}, stderr: () => {} };
 const browser = await launch({ width: 1440, height: 900 });
 const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-shots-'));

@@ -1,6 +1,13 @@
 /** The app: tabs (diagnosis, fleet, captures), the selected probe and hop, and the what-if state. */
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import type { ProbeView, WebModel, WhatIfRequest, WhatIfResult } from '../contract.ts';
+import {
+  type ProbeView,
+  REPORT_ENGINE_GLOBAL,
+  type ReportWhatIf,
+  type WebModel,
+  type WhatIfRequest,
+  type WhatIfResult,
+} from '../contract.ts';
 import { CapturesPanel } from './captures.tsx';
 import { FindingsPanel, type WhatIfState } from './findings.tsx';
 import { FleetPanel } from './fleet.tsx';
@@ -22,14 +29,19 @@ function initialSelection(probes: readonly ProbeView[]): { probe: number; hop: n
   return { probe: k, hop: p ? (p.decisive ?? p.path.length - 1) : 0 };
 }
 
-/** The what-if answer: the server re-traces; the offline report has the single-fix answers computed beforehand. */
+/**
+ * The what-if answer: the server re-traces (POST /api/what-if); in the offline report the what-if engine embedded
+ * in it (src/web/report-engine.ts: the server's what-if code, bundled) re-traces in the page.
+ */
 async function runWhatIf(model: WebModel, req: WhatIfRequest): Promise<WhatIfResult> {
   if (!model.live) {
-    if (req.params.length === 0 && req.fixes.length === 1 && model.precomputed?.[req.fixes[0]!])
-      return model.precomputed[req.fixes[0]!]!;
-    throw new Error(
-      'this offline report holds the what-if of each proposed fix alone; combine fixes or edit parameters in `lvsdoctor serve`',
-    );
+    const engine = (globalThis as Record<string, unknown>)[REPORT_ENGINE_GLOBAL] as ReportWhatIf | undefined;
+    if (!engine) throw new Error('this report has no what-if engine: re-trace with `lvsdoctor serve`');
+    // Let the page paint "re-tracing…" before the engine holds the thread.
+    await new Promise((done) => setTimeout(done, 0));
+    const a = engine(req, model.topology.places);
+    if (a.kind === 'bad') throw new Error(a.message);
+    return a.result;
   }
   const r = await fetch('api/what-if', {
     method: 'POST',

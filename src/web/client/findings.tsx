@@ -18,17 +18,7 @@ function download(path: string, content: string) {
   };
 }
 
-function FixCard({
-  fix,
-  on,
-  toggle,
-  live,
-}: {
-  fix: FixView;
-  on: boolean;
-  toggle: (on: boolean) => void;
-  live: boolean;
-}) {
+function FixCard({ fix, on, toggle }: { fix: FixView; on: boolean; toggle: (on: boolean) => void }) {
   const id = `whatif-${fix.id.replace(/[^A-Za-z0-9_-]/g, '_')}`;
   return (
     <div class={`card ${fix.verified ? 'info' : 'warning'}`} data-fix={fix.id}>
@@ -58,7 +48,7 @@ function FixCard({
           data-whatif={fix.id}
           onChange={(e) => toggle((e.currentTarget as HTMLInputElement).checked)}
         />
-        what-if: apply this fix and re-trace{live ? '' : ' (computed when the report was written)'}
+        what-if: apply this fix and re-trace
       </label>
       <details>
         <summary>files and virsh commands</summary>
@@ -139,10 +129,7 @@ function ParamEditor({
           />
         </label>
       </p>
-      <button type="submit" disabled={!model.live}>
-        re-trace with this value
-      </button>
-      {!model.live && <p class="muted">Parameter edits need the live app: lvsdoctor serve.</p>}
+      <button type="submit">re-trace with this value</button>
     </form>
   );
 }
@@ -157,12 +144,8 @@ export function FindingsPanel({
   apply: (r: WhatIfRequest) => void;
 }) {
   const toggle = (id: string, on: boolean) => {
-    const fixes = on
-      ? model.live
-        ? [...whatIf.request.fixes, id]
-        : [id]
-      : whatIf.request.fixes.filter((f) => f !== id);
-    apply({ fixes, params: model.live ? whatIf.request.params : [] });
+    const fixes = on ? [...whatIf.request.fixes, id] : whatIf.request.fixes.filter((f) => f !== id);
+    apply({ fixes, params: whatIf.request.params });
   };
   const r = whatIf.result;
   return (
@@ -225,7 +208,7 @@ export function FindingsPanel({
         )}
       </div>
       {model.fixes.map((f) => (
-        <FixCard fix={f} live={model.live} on={whatIf.request.fixes.includes(f.id)} toggle={(on) => toggle(f.id, on)} />
+        <FixCard fix={f} on={whatIf.request.fixes.includes(f.id)} toggle={(on) => toggle(f.id, on)} />
       ))}
       {model.bindings.length > 0 && <ParamEditor model={model} whatIf={whatIf} apply={apply} />}
     </>
