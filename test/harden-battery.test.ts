@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readIpvsInput } from '../src/ipvs/ipvs-input.ts';
 import { writeIpvsadmList } from '../src/ipvs/ipvsadm-list-writer.ts';
+import { readFilterBindingXml } from '../src/libvirt/nwfilter-xml.ts';
 import { appendAll, maxOf, minOf } from '../src/source/arrays.ts';
+import { IFNAME_RULE, ifnameProblem } from '../src/source/ifname.ts';
+import { formatIssue } from '../src/source/issue.ts';
 import { flatString, TextBuilder } from '../src/source/strings.ts';
 import { runCli } from './run-cli.ts';
 
@@ -109,5 +112,57 @@ describe('the source', () => {
       });
     }
     expect(bad).toEqual([]);
+  });
+});
+
+describe('interface names the kernel refuses (dev_valid_name: IFNAMSIZ 16, no / : or white space)', () => {
+  it('are named with why and what the kernel accepts', () => {
+    expect(ifnameProblem('vnet0')).toBeUndefined();
+    expect(ifnameProblem('a'.repeat(15))).toBeUndefined();
+    expect(ifnameProblem('-t$(id)`x`')).toBeUndefined(); // the kernel takes it; printed commands quote it
+    expect(ifnameProblem('a'.repeat(16))).toBe('it is 16 bytes long');
+    expect(ifnameProblem('ééééééééé')).toBe('it is 18 bytes long'); // bytes, not characters
+    expect(ifnameProblem('')).toBe('it is empty');
+    expect(ifnameProblem('..')).toBe("'..' is reserved");
+    expect(ifnameProblem('a/b')).toBe("it holds '/'");
+    expect(ifnameProblem('eth0:1')).toBe("it holds ':'");
+    for (const ws of [' ', '\t', '\n', '\r', '\v', '\f', '\u00e0'])
+      expect(ifnameProblem(`a${ws}b`)).toBe('it holds white space');
+  });
+
+  it('in a domain <target dev=>, a binding <portdev>, <source bridge=> and an ip addr listing are errors at their line', async () => {
+    const cases: [string, (t: string) => string, RegExp][] = [
+      [
+        'host1/r2-10105.xml',
+        (t) => t.replace("<target dev='vnet0'/>", "<target dev='vnet 0'/>"),
+        /<target dev=> "vnet 0"/,
+      ],
+      [
+        'host1/r2-10105.xml',
+        (t) => t.replace(/<source bridge='[^']*'\/>/, "<source bridge='br/0'/>"),
+        /<source bridge=> "br\/0"/,
+      ],
+      [
+        'director1/ip-addr.txt',
+        (t) => t.replace(/^(\d+: )eth0/m, '$1eth0/x'),
+        /interface "eth0\/x" cannot be an interface name: it holds '\/'/,
+      ],
+    ];
+    for (const [file, edit, re] of cases) {
+      const dir = variant({ [file]: edit });
+      const text = readFileSync(join(dir, file), 'utf8');
+      expect(text).not.toBe(readFileSync(join(EX, file), 'utf8'));
+      const { stderr } = await noCrash(['check', dir]);
+      const line = stderr.split('\n').find((l) => re.test(l));
+      expect(line, stderr).toMatch(new RegExp(`${file.split('/')[1]!.replace('.', '\\.')}:\\d+`));
+    }
+    const r = readFilterBindingXml(
+      "<filterbinding><owner><name>d</name><uuid>00000000-0000-4000-8000-000000000001</uuid></owner><portdev name='a:b'/><mac address='52:54:00:00:00:01'/><filterref filter='clean-traffic'/></filterbinding>",
+      'b.xml',
+    );
+    expect(r.value).toBeUndefined();
+    expect(r.issues.map(formatIssue)).toContain(
+      `b.xml:1: error: <portdev name=> "a:b" cannot be an interface name: it holds ':'; ${IFNAME_RULE} [interface-name]`,
+    );
   });
 });

@@ -70,18 +70,34 @@ describe('an unexpected exception', () => {
 });
 
 describe('--fix-dir', () => {
-  it('writes files named from a hostile tap name inside the directory only, and quotes the domain', async () => {
+  it('refuses a tap name the kernel refuses (../../x) at its line, and writes nothing', async () => {
     const dir = hostileExample('../../../../../../tmp/lvsdoctor-escape', "r2;touch x;#'q");
+    const out = fresh('fixes');
+    const r = await runCli('diagnose', dir, '--fix-dir', out);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /r2-10105\.xml:\d+(:\d+)?: error: <target dev=> "\.\.\/\.\.\/[^"]*" cannot be an interface name: it is \d+ bytes long; the kernel accepts 1 to 15 bytes/,
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync('/tmp/lvsdoctor-escape')).toBe(false);
+    expect(existsSync(out) ? tree(out) : []).toEqual([]);
+    const slash = await runCli('diagnose', hostileExample('../x', 'r2'), '--fix-dir', fresh('fixes'));
+    expect(slash.code).toBe(2);
+    expect(slash.stderr).toContain(`<target dev=> "../x" cannot be an interface name: it holds '/'`);
+  });
+
+  it('writes files named from a hostile tap name the kernel accepts inside the directory only, quoted', async () => {
+    const tap = '-t$(id)`x`;\'"';
+    const dir = hostileExample(tap.replace(/'/g, '&apos;').replace(/"/g, '&quot;'), "r2;touch x;#'q");
     const out = fresh('fixes');
     const r = await runCli('diagnose', dir, '--fix-dir', out);
     expect(r.stderr).toBe(`wrote the fixes' files to ${out}\n`);
     expect(r.code).toBe(1);
-    expect(existsSync('/tmp/lvsdoctor-escape')).toBe(false);
     const files = tree(out);
     expect(files.length).toBeGreaterThan(3);
-    for (const f of files) expect(f.split('/').every((p) => p !== '..' && p !== '.')).toBe(true);
+    for (const f of files) expect(f.split('/').every((p) => p !== '..' && p !== '.' && !p.startsWith('-'))).toBe(true);
     expect(r.stdout).toContain(`virsh edit --domain 'r2;touch x;#'\\''q'`);
-    expect(r.stdout).toContain('virsh nwfilter-binding-delete --binding ../../../../../../tmp/lvsdoctor-escape\n');
+    expect(r.stdout).toContain(`virsh nwfilter-binding-delete --binding '-t$(id)\`x\`;'\\''"'\n`);
     expect(r.stdout).not.toMatch(/^\s*virsh edit r2;/m);
   });
 

@@ -3,8 +3,9 @@
  * UUID and its interfaces with MAC, source, target device, model and `<filterref>`.
  */
 import { type Mac, parseMac } from '../addr/mac.ts';
+import { ifnameMessage, ifnameProblem } from '../source/ifname.ts';
 import { type Issue, issue, type ReadResult } from '../source/issue.ts';
-import type { Origin } from '../source/origin.ts';
+import type { Origin, Position } from '../source/origin.ts';
 import type { NwFilterBinding } from './nwfilter-model.ts';
 import { filterRefOrigin, readParameters } from './nwfilter-xml.ts';
 import { child, childrenNamed, readXml } from './xml.ts';
@@ -70,10 +71,27 @@ export function readDomainXml(text: string, file: string): ReadResult<Domain> {
       issues.push(issue('domain-interface-mac', `invalid MAC address '${macText}'`, macEl?.pos ?? el.pos));
     }
     const source = child(el, 'source');
-    const sourceBridge = source?.attrs.get('bridge');
     const sourceNetwork = source?.attrs.get('network');
-    const sourceDev = source?.attrs.get('dev');
-    const targetDev = child(el, 'target')?.attrs.get('dev');
+    const targetEl = child(el, 'target');
+    // Names the kernel refuses are errors here, before they reach a file name or a printed command.
+    const sourceBridge = kernelIfname(
+      source?.attrs.get('bridge'),
+      '<source bridge=>',
+      source?.pos ?? el.pos,
+      issues as Issue[],
+    );
+    // `<source dev=>` is a host interface for type='direct' (macvtap); other types put a path there (vdpa).
+    const sourceDevText = source?.attrs.get('dev');
+    const sourceDev =
+      type === 'direct'
+        ? kernelIfname(sourceDevText, '<source dev=>', source?.pos ?? el.pos, issues as Issue[])
+        : sourceDevText;
+    const targetDev = kernelIfname(
+      targetEl?.attrs.get('dev'),
+      '<target dev=>',
+      targetEl?.pos ?? el.pos,
+      issues as Issue[],
+    );
     const model = child(el, 'model')?.attrs.get('type');
     const where = sourceBridge ?? sourceNetwork ?? sourceDev;
     const ifaceOrigin: Origin = {
@@ -157,4 +175,18 @@ export function bindingForInterface(
     },
     issues,
   };
+}
+
+/** `name` when the kernel accepts it as an interface name; otherwise an error at `pos` and undefined. */
+function kernelIfname(
+  name: string | undefined,
+  what: string,
+  pos: Position | undefined,
+  issues: Issue[],
+): string | undefined {
+  if (name === undefined) return undefined;
+  const problem = ifnameProblem(name);
+  if (problem === undefined) return name;
+  issues.push(issue('interface-name', ifnameMessage(what, name, problem), pos));
+  return undefined;
 }

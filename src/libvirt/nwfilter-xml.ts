@@ -4,6 +4,7 @@
  * and what libvirt silently ignores is reported as a warning so that users learn about it.
  */
 import { parseMac } from '../addr/mac.ts';
+import { ifnameMessage, ifnameProblem } from '../source/ifname.ts';
 import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import type { Origin, Position } from '../source/origin.ts';
 import { ATTRIBUTE_TABLES, attributeDatatype, convertValue, parseVarAccess } from './nwfilter-attrs.ts';
@@ -425,6 +426,11 @@ export function readFilterBindingXml(text: string, file: string): ReadResult<NwF
   const macText = macEl?.attrs.get('address');
   const ref = child(root, 'filterref');
   if (portdev === undefined) issues.push(issue('binding-portdev', 'filter binding has no port dev name', root.pos));
+  const portdevProblem = portdev === undefined ? undefined : ifnameProblem(portdev);
+  if (portdev !== undefined && portdevProblem !== undefined)
+    issues.push(
+      issue('interface-name', ifnameMessage('<portdev name=>', portdev, portdevProblem), child(root, 'portdev')?.pos),
+    );
   const mac = macText === undefined ? undefined : parseMac(macText);
   if (mac === undefined) {
     issues.push(
@@ -436,7 +442,8 @@ export function readFilterBindingXml(text: string, file: string): ReadResult<NwF
     );
   }
   if (ref === undefined) issues.push(issue('binding-filterref', 'filter binding has no filterref', root.pos));
-  if (portdev === undefined || mac === undefined || ref === undefined) return { value: undefined, issues };
+  if (portdev === undefined || portdevProblem !== undefined || mac === undefined || ref === undefined)
+    return { value: undefined, issues };
   const bindingOrigin: Origin = {
     kind: 'binding',
     label: `filterbinding ${portdev}${ownerName ? ` of ${ownerName}` : ''} mac ${mac}`,

@@ -3,6 +3,7 @@
 import { parseIpv6 } from '../addr/ipv6.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
 import { type Ipv4Prefix, parseIpv4Prefix } from '../addr/prefix.ts';
+import { ifnameMessage, ifnameProblem } from '../source/ifname.ts';
 import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { filePos, type Position } from '../source/origin.ts';
 
@@ -120,6 +121,8 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
     const head = HEAD.exec(line);
     if (head) {
       const rest = head[5]!;
+      const bad = ifnameProblem(head[2]!);
+      if (bad !== undefined) issues.push(issue('interface-name', ifnameMessage('interface', head[2]!, bad), pos));
       const flags = head[4]!.split(',').filter((f) => f !== '');
       const mtu = /\bmtu (\d+)/.exec(rest);
       const master = /\bmaster (\S+)/.exec(rest);
@@ -255,6 +258,8 @@ function readIpAddrJson(text: string, file: string): ReadResult<LinkInfo[]> {
       issues.push(issue('ip-addr.json', `link #${n + 1} has no "ifname"`, pos));
       continue;
     }
+    const bad = ifnameProblem(l.ifname);
+    if (bad !== undefined) issues.push(issue('interface-name', ifnameMessage('"ifname"', l.ifname, bad), pos));
     const flags = l.flags ?? [];
     const addrs: InterfaceAddress[] = [];
     const addrs6: string[] = [];
