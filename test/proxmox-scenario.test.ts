@@ -7,6 +7,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { diagnose, diagnoseSession } from '../src/diagnose/diagnose.ts';
+import { fixesToApply } from '../src/diagnose/fix-list.ts';
 import { loadScenario } from '../src/topology/load-scenario.ts';
 import { runCli } from './run-cli.ts';
 
@@ -52,11 +54,21 @@ describe('a Proxmox host in a scenario', () => {
     // The explicit ipfilter-net0 set is also an ebtables ARP sender allow-list: lb1's ARP reply for the VIP dies too.
     const arp = d.probes.find((p) => p.probe.name === 'arp-for-vip')!;
     expect([arp.disposition, arp.end.place]).toEqual(['dropped-by-filter', { node: 'pve1', iface: 'fwln100i0' }]);
-    expect(d.findings.map((f) => f.code).sort()).toEqual(['director-anti-spoofing', 'vip-arp-blocked']);
+    expect(d.findings.map((f) => f.code)).toEqual([
+      'director-anti-spoofing',
+      'vip-arp-blocked',
+      'vrrp-adverts-dropped',
+      'vrrp-failover-broken',
+      'vrrp-backup-adverts-dropped',
+    ]);
     // The VIP in the set answers the ARP probe only; the director fix answers both and comes first.
     expect(d.fixes.map((f) => [f.id, f.verified])).toEqual([
       ['pve-director-ipfilter-off-100', true],
       ['pve-vip-in-ipfilter-100-net0', true],
+      ['pve-vrrp-in-102-192.0.2.11', true],
+      ['pve-vrrp-in-100-192.0.2.12', true],
+      ['pve-vip-in-ipfilter-102-net0', true],
+      ['pve-director-ipfilter-off-102', true],
     ]);
     const vipFix = d.fixes[1]!.artifacts.find((a) => a.path === 'pve-pve1/firewall/100.fw')!.content;
     expect(vipFix).toMatch(/^\[IPSET ipfilter-net0\].*\n192\.0\.2\.11\n192\.0\.2\.100 # VIP/m);
@@ -67,6 +79,117 @@ describe('a Proxmox host in a scenario', () => {
     const labels = d.findings.flatMap((f) => f.culprit.map((c) => `${c.label} ${c.file}:${c.line}`));
     expect(labels.some((l) => /ipfilter-net0.*100\.fw:6$/.test(l))).toBe(true);
     expect(labels.some((l) => /VM 100 net0.*100\.conf:5$/.test(l))).toBe(true);
+  });
+
+  it('diagnose: VRRP adverts dropped by a guest policy on Proxmox, fixed by an IN ACCEPT -p vrrp rule of that guest', async () => {
+    const r = await runCli('diagnose', BROKEN, '--json');
+    const d = JSON.parse(r.stdout) as {
+      findings: { code: string; title: string; explanation: string; where: string }[];
+      fixes: { id: string; proof: string; clears: string[]; artifacts: { path: string; content: string }[] }[];
+    };
+    const adverts = d.findings.find((f) => f.code === 'vrrp-adverts-dropped')!;
+    expect(adverts.title).toBe("lb1's VRRP adverts (vrid 51, IP protocol 112 to 224.0.0.18) do not reach lb2");
+    // policy_in DROP (the default) ends in PVEFW-Drop, whose DropBroadcast drops multicast without logging.
+    expect(adverts.explanation).toContain('PVEFW-DropBroadcast');
+    expect(adverts.where).toBe('pve1:tap102i0');
+    const vrrp = d.fixes.find((f) => f.id === 'pve-vrrp-in-102-192.0.2.11')!;
+    expect([vrrp.proof, vrrp.clears]).toEqual(['finding-only', ['vrrp-adverts-dropped@pve1:tap102i0']]);
+    const fw = vrrp.artifacts.find((a) => a.path === 'pve-pve1/firewall/102.fw')!.content;
+    expect(fw).toMatch(/\[RULES\]\n\nIN ACCEPT -p vrrp -source 192\.0\.2\.11 # keepalived adverts\nIN HTTP\(ACCEPT\)/);
+    // After failover lb2 holds the VIP: its gratuitous ARP meets VM 102's ARP allow-list.
+    const garp = d.findings.find((f) => f.code === 'vrrp-failover-broken')!;
+    expect(garp.title).toContain("lb2's gratuitous ARP for 192.0.2.100 does not reach gateway");
+  });
+
+  it('diagnose: both directors holding the VIP on Proxmox is a split brain, its cause the guest policy, its fix the VRRP rules', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'pve-split-'));
+    try {
+      cpSync(BROKEN, tmp, { recursive: true });
+      const ip = join(tmp, 'lb2', 'ip-addr.txt');
+      writeFileSync(
+        ip,
+        readFileSync(ip, 'utf8').replace(
+          /(inet 192\.0\.2\.12\/24[^\n]*\n[^\n]*\n)/,
+          '$1    inet 192.0.2.100/24 brd 192.0.2.255 scope global secondary eth0\n       valid_lft forever preferred_lft forever\n',
+        ),
+      );
+      const r = await runCli('diagnose', tmp, '--json');
+      const d = JSON.parse(r.stdout) as {
+        findings: { code: string; title: string; explanation: string }[];
+        fixes: { id: string; proof: string; clears: string[] }[];
+      };
+      const split = d.findings.find((f) => f.code === 'vrrp-split-brain')!;
+      expect(split.title).toBe('lb1 and lb2 both hold VIP 192.0.2.100 (vrid 51): adverts lb1 → lb2, lb2 → lb1 lost');
+      expect(split.explanation).toContain('dropped at pve1:tap102i0 by iptables PVEFW-DropBroadcast');
+      // Each rule lets one direction through: either changes which adverts are lost, so each clears this finding;
+      // with lb1's adverts reaching lb2, lb2 (priority 100 < 150) steps back.
+      const fix = (id: string) => d.fixes.find((f) => f.id === id);
+      expect(fix('pve-vrrp-in-102-192.0.2.11')).toMatchObject({
+        proof: 'finding-only',
+        clears: ['vrrp-split-brain@lb1,lb2'],
+      });
+      expect(fix('pve-vrrp-in-100-192.0.2.12')).toMatchObject({
+        proof: 'finding-only',
+        clears: ['vrrp-split-brain@lb1,lb2'],
+      });
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('the proposed fixes compose: applied one after another to the model, the broken example is healthy', () => {
+    const loaded = loadScenario(BROKEN).value!;
+    const s = diagnoseSession(loaded);
+    const ids = [
+      'pve-director-ipfilter-off-100',
+      'pve-director-ipfilter-off-102',
+      'pve-vrrp-in-102-192.0.2.11',
+      'pve-vrrp-in-100-192.0.2.12',
+    ];
+    const chosen = fixesToApply(s, ids);
+    if (!('fixes' in chosen)) throw new Error(`unknown fix ${chosen.unknown}`);
+    const after = chosen.fixes.reduce((cur, f) => f.apply(cur), loaded);
+    const fw100 = after.proxmox!.get('pve1')!.files.guestFw.get('100')!.text;
+    expect(fw100).toMatch(/^ipfilter: 0$/m);
+    expect(fw100).toContain('IN ACCEPT -p vrrp -source 192.0.2.12');
+    const report = diagnose(after);
+    expect(report.findings.filter((f) => f.severity === 'error').map((f) => f.code)).toEqual([]);
+  });
+
+  it('diagnose: keepalived use_vmac against the Proxmox MAC filter is vmac-blocked, fixed by macfilter: 0', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'pve-vmac-'));
+    try {
+      cpSync(FIXED, tmp, { recursive: true });
+      const ka = join(tmp, 'lb1', 'keepalived.conf');
+      writeFileSync(ka, readFileSync(ka, 'utf8').replace('    advert_int 1\n', '    advert_int 1\n    use_vmac\n'));
+      // keepalived moves the VIP to its macvlan vrrp.51@eth0, whose MAC is 00:00:5e:00:01:33 (VRID 51).
+      const ip = join(tmp, 'lb1', 'ip-addr.txt');
+      writeFileSync(
+        ip,
+        `${readFileSync(ip, 'utf8').replace(/ {4}inet 192\.0\.2\.100\/24[^\n]*\n[^\n]*\n/, '')}3: vrrp.51@eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000\n    link/ether 00:00:5e:00:01:33 brd ff:ff:ff:ff:ff:ff\n    inet 192.0.2.100/24 scope global vrrp.51\n       valid_lft forever preferred_lft forever\n`,
+      );
+      let r = await runCli('diagnose', tmp, '--json');
+      let d = JSON.parse(r.stdout) as {
+        findings: { code: string; title: string; where: string; culprit: { label: string }[] }[];
+        fixes: { id: string; proof: string; clears: string[]; artifacts: { path: string; content: string }[] }[];
+      };
+      expect(r.code).toBe(1);
+      const vmac = d.findings.find((f) => f.code === 'vmac-blocked')!;
+      expect(vmac.title).toContain('frames from VMAC 00:00:5e:00:01:33 (vrrp_instance VI_WEB) are dropped on pve1:');
+      expect(vmac.culprit.map((c) => c.label).join(' ← ')).toMatch(/100\.fw default macfilter: 1 ← VM 100 net0/);
+      const fix = d.fixes.find((f) => f.id === 'pve-macfilter-off-100')!;
+      expect(fix.clears).toContain(`vmac-blocked@${vmac.where}`);
+      const fw = fix.artifacts[0]!.content;
+      expect(fw).toMatch(/^macfilter: 0$/m);
+      // Applied for real: the example without the MAC filter on VM 100 is healthy again.
+      writeFileSync(join(tmp, 'etc-pve', 'firewall', '100.fw'), fw);
+      r = await runCli('diagnose', tmp, '--json');
+      d = JSON.parse(r.stdout);
+      expect(d.findings.map((f) => f.code)).toEqual([]);
+      expect(r.code).toBe(0);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('diagnose: the fixed twin (IP filter off on the director NIC, VIP in the real server set) is healthy', async () => {

@@ -1,9 +1,28 @@
 /** keepalived: defaults that surprise, vrrp_strict's drop rules, and the VMAC against MAC anti-spoofing. */
 import { type Mac, parseMac } from '../../addr/mac.ts';
 import { implicit } from '../../source/origin.ts';
+import { walkFrame } from '../../trace/frame-walk.ts';
+import { openSession } from '../../trace/session.ts';
+import type { Hop, NetfilterStep } from '../../trace/types.ts';
+import type { EthernetFrame } from '../../wire/types.ts';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../wire/types.ts';
 import { guestEgressVerdict, tapOf } from '../facts.ts';
-import type { Detected, FindingKind } from './kind.ts';
+import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
+import { pveDropFixes, pveDropNic } from './pve-drop-fixes.ts';
+
+/**
+ * Proxmox: a gratuitous ARP from keepalived's VMAC walked out of the guest through the node; the drop by the
+ * guest's own MAC filter (its OUT chain), when there is one.
+ */
+function pveVmacDrop(
+  ctx: DiagnoseContext,
+  guest: string,
+  iface: string,
+  frame: EthernetFrame,
+): { hop: Hop; step: NetfilterStep } | undefined {
+  const walk = walkFrame(openSession(ctx.loaded), guest, iface, frame, 1_700_000_000_000_000_000n);
+  return walk?.drops.find((d) => pveDropNic(d.step).dir === 'OUT');
+}
 
 function fromIssues(
   code: string,
@@ -95,7 +114,7 @@ export const vmacBlocked: FindingKind = {
   title: "keepalived's VMAC is dropped by MAC anti-spoofing",
   source: 'static',
   needs:
-    'a keepalived vrrp_instance with use_vmac on a guest whose port filter drops frames from other MACs (no-mac-spoofing)',
+    'a keepalived vrrp_instance with use_vmac on a guest whose port filter drops frames from other MACs (no-mac-spoofing; on Proxmox the MAC filter, macfilter: 1 by default)',
   check(ctx) {
     const out: Detected[] = [];
     for (const [guest, conf] of ctx.loaded.keepalived) {
@@ -122,6 +141,22 @@ export const vmacBlocked: FindingKind = {
             tpa: (vip?.address.addr ?? 0) as never,
           },
         };
+        if (ctx.loaded.proxmox?.has(port.host)) {
+          const d = pveVmacDrop(ctx, guest, v.interface ?? port.nic.name, frame);
+          if (d)
+            out.push({
+              finding: {
+                code: this.code,
+                severity: this.severity,
+                title: `${guest}: frames from VMAC ${vmac} (vrrp_instance ${v.name}) are dropped on ${d.hop.place.node}:${d.hop.place.iface ?? ''}`,
+                explanation: `With use_vmac keepalived sends its adverts, gratuitous ARP and VIP traffic from ${vmac}; on Proxmox node ${port.host} the guest's MAC filter (macfilter, on unless set to 0) lets frames leave the guest only from its NIC's own MAC, so ${d.step.family === 'bridge' ? 'ebtables' : 'iptables'} ${d.step.chain} "${d.step.ruleText}" drops them and the VIP is unreachable after a failover. Drop use_vmac, or turn the MAC filter off for that guest (macfilter: 0).`,
+                where: `${d.hop.place.node}:${d.hop.place.iface ?? ''}`,
+                culprit: d.step.origin,
+              },
+              fixes: pveDropFixes(ctx, d.hop, d.step),
+            });
+          continue;
+        }
         const step = guestEgressVerdict(ctx.loaded, port.host, port.tap, frame);
         if (step?.verdict !== 'DROP') continue;
         out.push({

@@ -86,12 +86,18 @@ export function pveFwFix(o: {
   readonly pvesh: readonly string[];
 }): FixProposal | undefined {
   const { pve, vmid, hostName } = o;
-  const fw = pve.files.guestFw.get(vmid) ?? { file: `firewall/${vmid}.fw`, text: '' };
-  const text = o.edit(fw.text);
-  if (text === fw.text) return undefined;
-  const files: PveNodeFiles = { ...pve.files, guestFw: new Map([...pve.files.guestFw, [vmid, { ...fw, text }]]) };
-  const rebuilt = pveHostFrom(files).value;
-  if (!rebuilt) return undefined;
+  /** The node with the edit made to its current files (so that fixes applied one after another compose). */
+  const edited = (cur: PveHost): PveHost | undefined => {
+    const fw = cur.files.guestFw.get(vmid) ?? { file: `firewall/${vmid}.fw`, text: '' };
+    const text = o.edit(fw.text);
+    if (text === fw.text) return cur;
+    const files: PveNodeFiles = { ...cur.files, guestFw: new Map([...cur.files.guestFw, [vmid, { ...fw, text }]]) };
+    return pveHostFrom(files).value;
+  };
+  const before = pve.files.guestFw.get(vmid)?.text ?? '';
+  const text = o.edit(before);
+  const rebuilt = edited(pve);
+  if (text === before || !rebuilt) return undefined;
   return {
     id: o.id,
     title: o.title,
@@ -103,6 +109,10 @@ export function pveFwFix(o: {
       ...o.pvesh,
       `# or: cp -- pve-${hostName}/firewall/${vmid}.fw /etc/pve/firewall/${vmid}.fw`,
     ],
-    apply: (s) => withPveHost(s, hostName, rebuilt),
+    apply: (s) => {
+      const cur = s.proxmox?.get(hostName);
+      const next = cur === undefined || cur === pve ? rebuilt : edited(cur);
+      return next ? withPveHost(s, hostName, next) : s;
+    },
   };
 }

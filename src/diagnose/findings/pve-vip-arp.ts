@@ -6,41 +6,23 @@
  * drops as well, the IP filter off on that NIC (the set goes with it, and so does the ARP allow-list).
  */
 import { formatIpv4, type Ipv4 } from '../../addr/ipv4.ts';
-import { addFwIpsetEntry } from '../../proxmox/fw-edit.ts';
 import { findOrigin } from '../../source/origin.ts';
 import type { Hop } from '../../trace/types.ts';
 import { ARP_REPLY } from '../../wire/types.ts';
 import { allVips, nodesCaching } from '../facts.ts';
-import type { FixProposal } from '../types.ts';
 import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
-import { pveIpfilterOffFix } from './pve-director.ts';
-import { pveApiBase, pveFwFix, pveGuestDrop } from './pve-fix.ts';
+import { pveVipArpFixes } from './pve-drop-fixes.ts';
+import { pveGuestDrop } from './pve-fix.ts';
 
 export function pveVipArpDrop(ctx: DiagnoseContext, hop: Hop | undefined, kind: FindingKind): Detected | undefined {
   const d = pveGuestDrop(ctx, hop);
   const arp = hop?.frame.payload;
   if (!d?.guest || d.step.family !== 'bridge' || arp?.kind !== 'arp' || arp.op !== ARP_REPLY) return undefined;
   if (!allVips(ctx.loaded).has(arp.spa)) return undefined;
-  const { host, pve, nic, step, guest } = d;
+  const { host, nic, step, guest } = d;
   const vip = formatIpv4(arp.spa as Ipv4);
   const set = `ipfilter-${nic.netid}`;
-  const fixes: FixProposal[] = [];
-  const add = pveFwFix({
-    hostName: host,
-    pve,
-    vmid: nic.vmid,
-    id: `pve-vip-in-ipfilter-${nic.vmid}-${nic.netid}`,
-    title: `On ${host}: add VIP ${vip} to [IPSET ${set}] of VM ${nic.vmid} (${guest.name})`,
-    keeps: `the IP and ARP anti-spoofing of VM ${nic.vmid}'s ${nic.netid} for every address but the VIP, its MAC filter, rules and policies`,
-    protectionRank: 80,
-    edit: (text) => addFwIpsetEntry(text, set, vip, 'VIP (keepalived/LVS)'),
-    pvesh: [`pvesh create ${pveApiBase(pve, nic.vmid)}/ipset/${set} --cidr ${vip} --comment 'VIP'`],
-  });
-  if (add) fixes.push(add);
-  if (ctx.loaded.ipvs.has(guest.name)) {
-    const off = pveIpfilterOffFix(host, pve, nic, guest.name);
-    if (off) fixes.push(off);
-  }
+  const fixes = pveVipArpFixes(ctx, host, nic, guest.name, arp.spa as Ipv4);
   const cached = nodesCaching(ctx.loaded, arp.spa as Ipv4);
   const what = findOrigin(step.origin, 'file')?.label ?? `[IPSET ${set}]`;
   return {

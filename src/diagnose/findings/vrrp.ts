@@ -2,10 +2,20 @@
 import { formatIpv4, type Ipv4 } from '../../addr/ipv4.ts';
 import { renderOriginChain } from '../../source/origin.ts';
 import type { LoadedScenario } from '../../topology/load-scenario.ts';
+import type { FrameWalk } from '../../trace/frame-walk.ts';
 import { plannedSpecs } from '../../trace/probe-plan.ts';
 import { openSession, runProbe } from '../../trace/session.ts';
+import type { FixProposal } from '../types.ts';
 import { type AdvertResult, advertsOf, failover, holdersOf, type VrrpGroup, vrrpGroups } from '../vrrp.ts';
 import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
+import { pveDropFixes } from './pve-drop-fixes.ts';
+
+/** Fixes for the drops that lost adverts or gratuitous ARP met (on Proxmox nodes: .fw edits), without repeats. */
+function dropFixes(ctx: DiagnoseContext, drops: readonly (FrameWalk['drops'][number] | undefined)[]): FixProposal[] {
+  const out = new Map<string, FixProposal>();
+  for (const d of drops) if (d) for (const f of pveDropFixes(ctx, d.hop, d.step)) if (!out.has(f.id)) out.set(f.id, f);
+  return [...out.values()];
+}
 
 function dropText(a: AdvertResult): string {
   if (!a.drop)
@@ -73,12 +83,18 @@ export const vrrpSplitBrain: FindingKind = {
         finding: {
           code: this.code,
           severity: this.severity,
-          title: `${holders.join(' and ')} ${holders.length === 2 ? 'both' : 'all'} hold VIP ${formatIpv4(vip)} (vrid ${g.vrid})`,
+          // The lost adverts are part of the title: once they pass, VRRP itself ends the split brain (the holder
+          // with the lower priority hears a better master and steps back), so a fix that lets them through clears
+          // this finding and what remains is a split brain of another cause.
+          title: `${holders.join(' and ')} ${holders.length === 2 ? 'both' : 'all'} hold VIP ${formatIpv4(vip)} (vrid ${g.vrid})${lost.length > 0 ? `: adverts ${[...new Set(lost.map((a) => `${a.from.guest} → ${a.to.guest}`))].join(', ')} lost` : ''}`,
           explanation: `A VRRP backup that hears no advert from its master for three advert intervals becomes master itself and adds the VIPs: now ${holders.join(' and ')} answer ARP for ${formatIpv4(vip)}, and the LAN's caches flip between their MACs. Why: ${why}.`,
           where: holders.join(','),
           culprit,
         },
-        fixes: [],
+        fixes: dropFixes(
+          ctx,
+          lost.map((a) => a.drop),
+        ),
       });
     }
     return out;
@@ -112,7 +128,7 @@ export const vrrpAdvertsDropped: FindingKind = {
               pos: a.from.instance.pos,
             },
           },
-          fixes: [],
+          fixes: dropFixes(ctx, [a.drop]),
         });
       }
     }
@@ -171,7 +187,7 @@ function failoverFindings(ctx: DiagnoseContext): Detected[] {
           where: h ? `${h.place.node}:${h.place.iface ?? ''}` : t.guest,
           ...(drop ? { culprit: drop.step.origin } : {}),
         },
-        fixes: [],
+        fixes: dropFixes(ctx, gp.walk?.drops ?? []),
       });
     }
     // 2. The VIP's own probes on the failed-over cluster.
@@ -215,7 +231,7 @@ function failoverFindings(ctx: DiagnoseContext): Detected[] {
           where: a.drop?.hop ? `${a.drop.hop.place.node}:${a.drop.hop.place.iface ?? ''}` : t.guest,
           ...(a.drop ? { culprit: a.drop.step.origin } : {}),
         },
-        fixes: [],
+        fixes: dropFixes(ctx, [a.drop]),
       });
     }
   }
