@@ -100,6 +100,7 @@ export function outputReport(io: Io, report: Report, o: DiagnoseOptions, evidenc
         scenario: report.scenario,
         healthy: report.healthy,
         ...(report.noVerdict ? { noVerdict: report.noVerdict } : {}),
+        unchecked: report.unchecked,
         plan: report.plan,
         probes: report.traces.map((t) => traceJson(t)),
         checks: report.checks,

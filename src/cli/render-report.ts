@@ -64,8 +64,15 @@ export function renderReport(r: Report): string {
     for (const a of r.assumptions) out.push(`  - ${a}`);
     out.push('');
   }
+  if (r.unchecked.length > 0 && !r.noVerdict) {
+    out.push('not checked (the verdict does not vouch for these):');
+    for (const u of r.unchecked) out.push(`  - ${u.what}: ${u.why}`);
+    out.push('');
+  }
   if (r.noVerdict) {
-    out.push('no verdict: nothing could be checked (0 probes could run), so this is not a pass. Missing:');
+    out.push(
+      'no verdict: no virtual service could be checked (no TCP or UDP conversation could run), so this is not a pass. Missing:',
+    );
     for (const m of r.noVerdict) out.push(`  - ${m}`);
     return `${out.join('\n')}\n`;
   }
@@ -91,7 +98,7 @@ export function renderReport(r: Report): string {
   const verified = r.fixes.filter((f) => f.proof === 'probe').length;
   out.push(
     r.healthy
-      ? `healthy: ${r.traces.length} probe${r.traces.length === 1 ? '' : 's'} answered, no error in the configuration`
+      ? `healthy: ${r.traces.length} probe${r.traces.length === 1 ? '' : 's'} answered, no error in the configuration${r.unchecked.length > 0 ? `; ${r.unchecked.length} service${r.unchecked.length === 1 ? '' : 's'} not checked` : ''}`
       : `${failing} of ${r.traces.length} probes fail; ${r.findings.length} finding${r.findings.length === 1 ? '' : 's'}; ${verified} verified fix${verified === 1 ? '' : 'es'}`,
   );
   return `${out.join('\n')}\n`;

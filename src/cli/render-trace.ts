@@ -13,7 +13,7 @@ function hopTitle(h: Hop): string {
 export function renderTrace(t: Trace): string {
   const out: string[] = [];
   out.push(
-    `probe ${t.probe.name} (${t.probe.kind === 'tcp' ? `TCP SYN ${t.probe.from} → ${formatIpv4(t.probe.to)}:${t.probe.dport}` : `ARP who-has ${formatIpv4(t.probe.target)} from ${t.probe.from}`})`,
+    `probe ${t.probe.name} (${t.probe.kind === 'arp' ? `ARP who-has ${formatIpv4(t.probe.target)} from ${t.probe.from}` : `${t.probe.kind === 'tcp' ? 'TCP SYN' : 'UDP datagram'} ${t.probe.from} → ${formatIpv4(t.probe.to)}:${t.probe.dport}`})`,
   );
   for (const id of t.path) {
     const h = t.hops[id]!;

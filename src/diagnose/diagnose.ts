@@ -5,11 +5,11 @@
  */
 import { formatIpv4 } from '../addr/ipv4.ts';
 import { serviceLine } from '../ipvs/ipvsadm-list-writer.ts';
-import { formatAddrPort } from '../ipvs/model.ts';
+import { formatAddrPort, type IpvsService } from '../ipvs/model.ts';
 import { renderOriginChain } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import type { ProbeSpec } from '../topology/model.ts';
-import { probePlan } from '../trace/probe-plan.ts';
+import type { AnyProbeSpec } from '../topology/model.ts';
+import { diagnosisPlan, type UncheckedService, uncheckedServices } from '../trace/probe-plan.ts';
 import { type RecordedTrace, rerunProbe, runProbeRecorded } from '../trace/retrace.ts';
 import { openSession } from '../trace/session.ts';
 import { frameText } from '../trace/tcpdump-lines.ts';
@@ -78,19 +78,16 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
     );
     return out;
   }
-  // TCP probe.
+  // A TCP or UDP probe.
   const ipvsHopIdx = path.findIndex((h) => ipvsStep(h) !== undefined);
-  const serving = [...loaded.ipvs.keys()].filter((d) =>
-    loaded.ipvs
-      .get(d)!
-      .services.some(
-        (s) =>
-          s.key.kind === 'addr' &&
-          s.key.address.family === 'ipv4' &&
-          s.key.address.addr === probe.to &&
-          s.key.port === probe.dport,
-      ),
-  );
+  const protocol = probe.kind === 'udp' ? 'UDP' : 'TCP';
+  const isProbed = (s: IpvsService) =>
+    s.key.kind === 'addr' &&
+    s.key.protocol === protocol &&
+    s.key.address.family === 'ipv4' &&
+    s.key.address.addr === probe.to &&
+    s.key.port === probe.dport;
+  const serving = [...loaded.ipvs.keys()].filter((d) => loaded.ipvs.get(d)!.services.some(isProbed));
   // With a VRRP pair both directors have the service; the one holding the VIP now is the one the probe meets.
   const holder = serving.find((d) => {
     const n = loaded.scenario.nodes.get(d);
@@ -98,9 +95,7 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
   });
   const director = holder ?? serving[0];
   if (director) {
-    const svc = loaded.ipvs
-      .get(director)!
-      .services.find((s) => s.key.kind === 'addr' && s.key.address.addr === probe.to && s.key.port === probe.dport)!;
+    const svc = loaded.ipvs.get(director)!.services.find(isProbed)!;
     const usable = svc.destinations.filter((d) => (d.weight ?? 1) > 0);
     add(
       'director-sees-rs',
@@ -169,6 +164,17 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
     ]);
     return out;
   }
+  if (probe.kind === 'udp') {
+    add('server-answers', `${delivered.place.node} receives the datagram and answers`, 'pass', at(delivered));
+    const last = path[path.length - 1]!;
+    add(
+      'reply-reaches-client',
+      `the answer reaches ${probe.from}`,
+      t.disposition === 'replied' ? 'pass' : 'fail',
+      t.disposition === 'replied' ? at(last) : [t.summary],
+    );
+    return out;
+  }
   add('server-answers', `${delivered.place.node} receives the SYN and answers`, 'pass', at(delivered));
   // The conversation: the SYN-ACK, then the client's full-size request and the server's full-size response.
   const isSynAck = (h: (typeof path)[number]) => {
@@ -202,7 +208,7 @@ export function checksFor(loaded: LoadedScenario, t: Trace): Check[] {
   return out;
 }
 
-function traceAll(loaded: LoadedScenario, probes: readonly ProbeSpec[]): RecordedTrace[] {
+function traceAll(loaded: LoadedScenario, probes: readonly AnyProbeSpec[]): RecordedTrace[] {
   const session = openSession(loaded);
   return probes.map((p) => runProbeRecorded(session, p));
 }
@@ -287,7 +293,7 @@ interface Proposal {
 
 function verify(
   loaded: LoadedScenario,
-  probes: readonly ProbeSpec[],
+  probes: readonly AnyProbeSpec[],
   recorded: readonly RecordedTrace[],
   p: Proposal,
 ): VerifiedFix {
@@ -328,7 +334,7 @@ function verify(
 /** A diagnosis with what the web app's what-if needs: the recorded traces and each proposed fix with its `apply`. */
 export interface DiagnosisSession {
   readonly report: Report;
-  readonly probes: readonly ProbeSpec[];
+  readonly probes: readonly AnyProbeSpec[];
   readonly recorded: readonly RecordedTrace[];
   /** By fix id: the fix and the fixes applied before it when it was verified. */
   readonly proposals: ReadonlyMap<string, { readonly fix: FixProposal; readonly prereqs: readonly FixProposal[] }>;
@@ -353,12 +359,15 @@ export function explainFailure(loaded: LoadedScenario, t: Trace): Finding | unde
 }
 
 export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
-  const plan = probePlan(loaded);
+  const plan = diagnosisPlan(loaded);
   const probes = plan.map((p) => p.spec);
   const recorded = traceAll(loaded, probes);
   const traces = recorded.map((r) => r.trace);
   const decisive = new Set(plan.filter((p) => p.decisive).map((p) => p.spec.name));
-  const noVerdict = decisive.size === 0 ? uncheckable(loaded) : undefined;
+  const unchecked = uncheckedServices(loaded, plan);
+  // Evidence is a conversation with a service: ARP for a VIP alone says nothing about what answers behind it.
+  const evidence = plan.some((p) => p.decisive && p.spec.kind !== 'arp');
+  const noVerdict = evidence ? undefined : uncheckable(loaded, unchecked);
   const checks = traces.flatMap((t) => checksFor(loaded, t));
   const findings = new Map<string, Finding>();
   const proposals = new Map<string, Proposal>();
@@ -446,6 +455,7 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
       traces.every((t) => t.disposition === 'replied' || !decisive.has(t.probe.name)) &&
       !ordered.some((f) => f.severity === 'error'),
     ...(noVerdict ? { noVerdict } : {}),
+    unchecked,
     plan: plan.map((p) => ({ probe: p.spec.name, purpose: p.purpose, why: p.why, decisive: p.decisive })),
     traces,
     checks,
@@ -462,7 +472,7 @@ export function diagnoseSession(loaded: LoadedScenario): DiagnosisSession {
 }
 
 /** Why no probe that decides the verdict could run: what the scenario lacks, and what its author could not collect. */
-export function uncheckable(loaded: LoadedScenario): string[] {
+export function uncheckable(loaded: LoadedScenario, unchecked: readonly UncheckedService[] = []): string[] {
   const s = loaded.scenario;
   const nodes = [...s.nodes.values()];
   const out: string[] = [];
@@ -470,12 +480,7 @@ export function uncheckable(loaded: LoadedScenario): string[] {
     out.push(
       'no director: no guest has an ipvsadm listing or a keepalived.conf with virtual servers, so there is no virtual service to probe',
     );
-  else if (
-    ![...loaded.ipvs.values()].some((t) =>
-      t.services.some((x) => x.key.kind === 'addr' && x.key.address.family === 'ipv4'),
-    )
-  )
-    out.push('the IPVS tables have no IPv4 address service (fwmark and IPv6 services are not probed)');
+  else for (const u of unchecked) out.push(`${u.what} is not checked: ${u.why}`);
   if (!nodes.some((n) => n.kind === 'client')) out.push('no client: no TCP probe can start');
   if (!nodes.some((n) => n.kind === 'gateway')) out.push('no gateway: no ARP probe can start');
   if (!nodes.some((n) => n.kind === 'guest')) out.push('no guest was described (no domain XML or guest outputs)');

@@ -1,6 +1,7 @@
 /** Diagnosis results: findings, checks and fixes are data; the CLI renders them. */
 import type { Origin } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
+import type { UncheckedService } from '../trace/probe-plan.ts';
 import type { Disposition, Trace } from '../trace/types.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -95,6 +96,8 @@ export interface Report {
    * report is then not healthy and `diagnose` exits 2 (no verdict).
    */
   readonly noVerdict?: readonly string[];
+  /** Virtual services no probe exercised, and why: the verdict does not vouch for them. */
+  readonly unchecked: readonly UncheckedService[];
   readonly plan: readonly PlannedProbeInfo[];
   readonly traces: readonly Trace[];
   readonly checks: readonly Check[];

@@ -178,6 +178,29 @@ export interface TcpProbeSpec {
   readonly realServer?: { readonly addr: Ipv4; readonly port: number; readonly flow: string };
 }
 
+/**
+ * A UDP exchange with a virtual service: one datagram (a DNS-sized query) from the client to VIP:port, answered by
+ * the real server from VIP:port (DR/TUN) or through the director (NAT). diagnose adds one for every UDP virtual
+ * service; `lab` does not run them (its prober speaks TCP and ARP), so they are not part of `ProbeSpec`.
+ */
+export interface UdpProbeSpec {
+  readonly kind: 'udp';
+  readonly name: string;
+  readonly from: string;
+  readonly to: Ipv4;
+  readonly dport: number;
+  readonly sport: number;
+  readonly ipId: number;
+  /** Start time, nanoseconds since the epoch. */
+  readonly timeNs: bigint;
+  readonly origin: Origin;
+  /** As for TCP: the director's IPVS sends this datagram to this destination. */
+  readonly realServer?: { readonly addr: Ipv4; readonly port: number; readonly flow: string };
+}
+
+/** Every probe the simulator traces: the scenario's kinds and the UDP exchanges diagnose adds. */
+export type AnyProbeSpec = ProbeSpec | UdpProbeSpec;
+
 export interface ArpProbeSpec {
   readonly kind: 'arp';
   readonly name: string;

@@ -20,6 +20,7 @@ import {
   TCP_ACK,
   TCP_RST,
   TCP_SYN,
+  type UdpDatagram,
 } from '../wire/types.ts';
 import { advertisedMss, dataSegment, fragNeededMtu, pathMss } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
@@ -323,6 +324,65 @@ function decapsulate(w: Walking, st: NodeState, hop: Hop, inner: Ipv4Packet): vo
   ipReceive(w, st, tun, hop, inner);
 }
 
+/**
+ * A datagram for a local address: the probe's answer, or a request a UDP socket answers with one datagram from the
+ * address it was sent to (a server bound to that address or replying with IP_PKTINFO, as DNS servers do — one bound
+ * to 0.0.0.0 that lets routing pick the source would answer from its own address instead). No socket: the kernel
+ * answers ICMP port unreachable.
+ */
+function udpDeliver(
+  w: Walking,
+  st: NodeState,
+  iface: Iface,
+  hop: Hop,
+  pkt: Ipv4Packet,
+  l4: UdpDatagram,
+  addrOrigin: Origin,
+): void {
+  const node = st.node;
+  if (w.goal.onUdp?.(node, pkt, l4)) {
+    w.reached = hop;
+    hop.steps.push({ kind: 'deliver', socket: `${formatIpv4(pkt.dst)}:${l4.dstPort}/udp`, origin: addrOrigin });
+    w.end(hop, 'replied', `${node.name} received the reply from ${formatIpv4(pkt.src)}:${l4.srcPort}/udp`);
+    return;
+  }
+  const listener = node.listeners.find((l) => l.protocol === 'udp' && l.port === l4.dstPort);
+  if (!listener) {
+    hop.steps.push({
+      kind: 'note',
+      text: `no socket listens on udp/${l4.dstPort}: the kernel answers with ICMP port unreachable`,
+    });
+    w.end(hop, 'refused', `nothing listens on ${formatIpv4(pkt.dst)}:${l4.dstPort}/udp at ${node.name}`);
+    return;
+  }
+  hop.steps.push({
+    kind: 'deliver',
+    socket: `udp/${l4.dstPort} on ${node.name} (${formatIpv4(pkt.dst)} is local, ${iface.name})`,
+    origin: listener.origin,
+  });
+  const answer: Ipv4Packet = {
+    kind: 'ipv4',
+    tos: 0,
+    id: 0,
+    dontFragment: false,
+    moreFragments: false,
+    fragmentOffset: 0,
+    ttl: node.ttl,
+    protocol: 17,
+    src: pkt.dst,
+    dst: pkt.src,
+    payload: { kind: 'udp', srcPort: l4.dstPort, dstPort: l4.srcPort, payload: new Uint8Array(UDP_ANSWER_BYTES) },
+  };
+  hop.steps.push({
+    kind: 'reply',
+    what: `the answer: ${UDP_ANSWER_BYTES} bytes from ${formatIpv4(pkt.dst)}:${l4.dstPort}/udp to ${formatIpv4(pkt.src)}:${l4.srcPort}`,
+  });
+  ipOutput(w, st, answer, hop, hop.timeNs + DELAY_NS.socket);
+}
+
+/** A UDP answer's payload: a DNS response of a few records. */
+const UDP_ANSWER_BYTES = 120;
+
 function socketDeliver(w: Walking, st: NodeState, iface: Iface, hop: Hop, pkt: Ipv4Packet, addrOrigin: Origin): void {
   const node = st.node;
   const l4 = pkt.payload;
@@ -343,6 +403,10 @@ function socketDeliver(w: Walking, st: NodeState, iface: Iface, hop: Hop, pkt: I
       );
       return;
     }
+  }
+  if (l4.kind === 'udp') {
+    udpDeliver(w, st, iface, hop, pkt, l4, addrOrigin);
+    return;
   }
   if (l4.kind !== 'tcp') {
     w.end(hop, 'delivered', `${node.name} accepted the packet (protocol ${pkt.protocol})`, addrOrigin);

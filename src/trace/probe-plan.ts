@@ -7,25 +7,27 @@
  */
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { prefixContains } from '../addr/prefix.ts';
-import type { IpvsService } from '../ipvs/model.ts';
+import { formatServiceKey, type IpvsService } from '../ipvs/model.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import type { ProbeSpec, TcpProbeSpec } from '../topology/model.ts';
+import type { AnyProbeSpec, ProbeSpec, TcpProbeSpec, UdpProbeSpec } from '../topology/model.ts';
 import { defaultProbes } from './session.ts';
 
 export type ProbePurpose = 'asked' | 'service' | 'real-server' | 'vip-arp' | 'rs-direct';
 
-export interface PlannedProbe {
-  readonly spec: ProbeSpec;
+export interface PlannedProbe<S extends AnyProbeSpec = ProbeSpec> {
+  readonly spec: S;
   readonly purpose: ProbePurpose;
+  /** The virtual service it exercises (`formatServiceKey`), for service and real-server probes. */
+  readonly service?: string;
   /** What the probe is and why it runs, in words. */
   readonly why: string;
   /** False for checks whose failure is information, not a fault of the design. */
   readonly decisive: boolean;
 }
 
-function same(a: ProbeSpec, b: ProbeSpec): boolean {
+function same(a: AnyProbeSpec, b: AnyProbeSpec): boolean {
   if (a.kind !== b.kind || a.from !== b.from) return false;
-  if (a.kind === 'tcp' && b.kind === 'tcp')
+  if ((a.kind === 'tcp' && b.kind === 'tcp') || (a.kind === 'udp' && b.kind === 'udp'))
     return (
       a.to === b.to &&
       a.dport === b.dport &&
@@ -98,34 +100,29 @@ export function probePlan(loaded: LoadedScenario): PlannedProbe[] {
       add({
         spec,
         purpose: 'service',
+        service: formatServiceKey(svc.key),
         why: `the virtual service ${formatIpv4(spec.to)}:${spec.dport} from the client, to the real server the scheduler picks first`,
         decisive: true,
       });
-      // Every real server the scheduler can choose, pinned one at a time.
-      const usable = svc.destinations.filter((d) => (d.weight ?? 1) > 0 && d.address.family === 'ipv4');
-      if (usable.length < 2) continue;
-      svc.destinations.forEach((d, index) => {
-        if ((d.weight ?? 1) <= 0 || d.address.family !== 'ipv4') return;
-        const addr = d.address.addr as Ipv4;
-        const n = k++;
-        const pinned: TcpProbeSpec = {
+      for (const p of pinnedProbes(
+        svc,
+        (n, rs, origin) => ({
           ...spec,
-          name: `${spec.name}-to-${formatIpv4(addr)}-${d.port}`,
+          name: `${spec.name}-to-${formatIpv4(rs.addr)}-${rs.port}`,
           sport: 40000 + n,
           seq: 1000 + n * 7919,
           ipId: 1 + n,
           tsval: 1 + n,
           timeNs: spec.timeNs + BigInt(n) * 1_000_000_000n,
-          realServer: { addr, port: d.port, flow: flowFor(svc, index) },
-          origin: d.origin,
-        };
+          realServer: rs,
+          origin,
+        }),
+        () => k++,
+      ))
         add({
-          spec: pinned,
-          purpose: 'real-server',
-          why: `a connection to ${formatIpv4(spec.to)}:${spec.dport} that the director sends to real server ${formatIpv4(addr)}:${d.port} (${flowFor(svc, index)})`,
-          decisive: true,
+          ...p,
+          why: `a connection to ${formatIpv4(spec.to)}:${spec.dport} that the director sends to real server ${formatIpv4(p.spec.realServer!.addr)}:${p.spec.realServer!.port} (${p.spec.realServer!.flow})`,
         });
-      });
       continue;
     }
     const isPublic = publicAddress(loaded, spec.to);
@@ -138,6 +135,141 @@ export function probePlan(loaded: LoadedScenario): PlannedProbe[] {
       decisive: false,
     });
   }
+  return out;
+}
+
+/**
+ * One probe pinned to each real server the scheduler can choose (weight > 0, IPv4), when there are at least two:
+ * IPVS state is fresh for every probe, so the scheduler's own choice alone would exercise only its first pick.
+ */
+function pinnedProbes<S extends TcpProbeSpec | UdpProbeSpec>(
+  svc: IpvsService,
+  make: (n: number, rs: { addr: Ipv4; port: number; flow: string }, origin: IpvsService['origin']) => S,
+  next: () => number,
+): PlannedProbe<S>[] {
+  const usable = svc.destinations.filter((d) => (d.weight ?? 1) > 0 && d.address.family === 'ipv4');
+  if (usable.length < 2) return [];
+  const out: PlannedProbe<S>[] = [];
+  svc.destinations.forEach((d, index) => {
+    if ((d.weight ?? 1) <= 0 || d.address.family !== 'ipv4') return;
+    const rs = { addr: d.address.addr as Ipv4, port: d.port, flow: flowFor(svc, index) };
+    out.push({
+      spec: make(next(), rs, d.origin),
+      purpose: 'real-server',
+      service: formatServiceKey(svc.key),
+      why: '',
+      decisive: true,
+    });
+  });
+  return out;
+}
+
+/**
+ * What diagnose runs: the plan above and, for every IPv4 UDP virtual service, one datagram from the client (the
+ * scheduler's own choice) and one pinned to each real server it can choose. `lab` runs `probePlan` (its prober
+ * speaks TCP and ARP).
+ */
+export function diagnosisPlan(loaded: LoadedScenario): PlannedProbe<AnyProbeSpec>[] {
+  const out: PlannedProbe<AnyProbeSpec>[] = [...probePlan(loaded)];
+  const client = [...loaded.scenario.nodes.values()].find((n) => n.kind === 'client');
+  if (!client) return out;
+  const seen = new Set<string>();
+  const t0 = 1_700_000_500_000_000_000n;
+  let k = 0;
+  for (const table of loaded.ipvs.values())
+    for (const svc of table.services) {
+      const key = svc.key;
+      if (key.kind !== 'addr' || key.protocol !== 'UDP' || key.address.family !== 'ipv4') continue;
+      const vip = key.address.addr as Ipv4;
+      if (seen.has(`${vip} ${key.port}`)) continue;
+      seen.add(`${vip} ${key.port}`);
+      const n0 = k++;
+      const spec: UdpProbeSpec = {
+        kind: 'udp',
+        name: `udp-${formatIpv4(vip)}-${key.port}`,
+        from: client.name,
+        to: vip,
+        dport: key.port,
+        sport: 50000 + n0,
+        ipId: 30000 + n0,
+        timeNs: t0 + BigInt(n0) * 1_000_000_000n,
+        origin: svc.origin,
+      };
+      out.push({
+        spec,
+        purpose: 'service',
+        service: formatServiceKey(key),
+        why: `the UDP virtual service ${formatIpv4(vip)}:${key.port}: a datagram from the client, to the real server the scheduler picks first, and its answer`,
+        decisive: true,
+      });
+      for (const p of pinnedProbes(
+        svc,
+        (n, rs, origin): UdpProbeSpec => ({
+          ...spec,
+          name: `${spec.name}-to-${formatIpv4(rs.addr)}-${rs.port}`,
+          sport: 50000 + n,
+          ipId: 30000 + n,
+          timeNs: t0 + BigInt(n) * 1_000_000_000n,
+          realServer: rs,
+          origin,
+        }),
+        () => k++,
+      ))
+        out.push({
+          ...p,
+          why: `a datagram to ${formatIpv4(vip)}:${key.port}/udp that the director sends to real server ${formatIpv4(p.spec.realServer!.addr)}:${p.spec.realServer!.port} (${p.spec.realServer!.flow})`,
+        });
+    }
+  return out;
+}
+
+/** A virtual service no probe of the plan exercises, and why: a healthy verdict does not vouch for it. */
+export interface UncheckedService {
+  /** `FWM 1 on lb1`, `TCP [2001:db8::10]:80 on lb1`. */
+  readonly what: string;
+  readonly why: string;
+}
+
+export function uncheckedServices(
+  loaded: LoadedScenario,
+  plan: readonly PlannedProbe<AnyProbeSpec>[],
+): UncheckedService[] {
+  const probed = new Set<string>();
+  for (const p of plan) {
+    if (!p.decisive) continue;
+    if (p.service !== undefined) probed.add(p.service);
+    // A probe the scenario lists exercises the service at its address too.
+    if (p.spec.kind !== 'arp')
+      probed.add(
+        formatServiceKey({
+          kind: 'addr',
+          protocol: p.spec.kind === 'udp' ? 'UDP' : 'TCP',
+          address: { family: 'ipv4', addr: p.spec.to },
+          port: p.spec.dport,
+        }),
+      );
+  }
+  const hasClient = [...loaded.scenario.nodes.values()].some((n) => n.kind === 'client');
+  const out: UncheckedService[] = [];
+  const seen = new Set<string>();
+  for (const [director, table] of loaded.ipvs)
+    for (const svc of table.services) {
+      const name = formatServiceKey(svc.key);
+      if (probed.has(name) || seen.has(name)) continue;
+      seen.add(name);
+      const key = svc.key;
+      const why =
+        key.kind === 'fwmark'
+          ? 'a fwmark service takes the packets that iptables mangle rules mark; lvsdoctor does not evaluate those rules, so it cannot tell which packets reach it and does not probe it'
+          : key.address.family === 'ipv6'
+            ? 'IPv6 traffic is not traced (its filters are checked statically)'
+            : key.protocol === 'SCTP'
+              ? 'SCTP is not traced'
+              : !hasClient
+                ? 'the scenario has no client to send from'
+                : 'no probe of the plan reaches it';
+      out.push({ what: `${name} on ${director}`, why });
+    }
   return out;
 }
 

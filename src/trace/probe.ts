@@ -2,7 +2,7 @@
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { MAC_BROADCAST, MAC_ZERO } from '../addr/mac.ts';
 import { prefixContains } from '../addr/prefix.ts';
-import type { ArpProbeSpec, Iface, Node, ProbeSpec, TcpProbeSpec } from '../topology/model.ts';
+import type { AnyProbeSpec, ArpProbeSpec, Iface, Node, TcpProbeSpec, UdpProbeSpec } from '../topology/model.ts';
 import {
   ARP_REPLY,
   ARP_REQUEST,
@@ -14,7 +14,7 @@ import {
   TCP_SYN,
 } from '../wire/types.ts';
 import { dataSegment, fragNeededMtu, pathMss } from './conversation.ts';
-import type { Dataplane } from './dataplane.ts';
+import type { Dataplane, NodeState } from './dataplane.ts';
 import type { DecisionLog } from './decisions.ts';
 import { checkTrace } from './invariants.ts';
 import { ipOutput } from './ipv4-output.ts';
@@ -55,8 +55,27 @@ export function tcpSyn(probe: TcpProbeSpec, src: Ipv4, ttl: number): Ipv4Packet 
   };
 }
 
+/** A UDP probe's datagram: a DNS-sized query, DF clear (as resolvers send it). */
+export function udpQuery(probe: UdpProbeSpec, src: Ipv4, ttl: number): Ipv4Packet {
+  return {
+    kind: 'ipv4',
+    tos: 0,
+    id: probe.ipId,
+    dontFragment: false,
+    moreFragments: false,
+    fragmentOffset: 0,
+    ttl,
+    protocol: 17,
+    src,
+    dst: probe.to,
+    payload: { kind: 'udp', srcPort: probe.sport, dstPort: probe.dport, payload: new Uint8Array(UDP_QUERY_BYTES) },
+  };
+}
+
+const UDP_QUERY_BYTES = 40;
+
 /** Runs one probe on a dataplane whose mutable state is fresh. */
-export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: DecisionLog): Trace {
+export function traceProbe(dp: Dataplane, probe: AnyProbeSpec, reads?: DecisionLog): Trace {
   const captures: Capture[] = [];
   const ctx: WalkContext = reads ? { dp, captures, reads } : { dp, captures };
   const st = dp.nodes.get(probe.from);
@@ -85,16 +104,7 @@ export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: DecisionLog)
     };
     walker = new Walker(ctx, goal);
     const srcAddr = firstAddress(node) ?? (0 as Ipv4);
-    const pkt = tcpSyn(probe, srcAddr, node.ttl);
-    root = rootHop(probe.from, probe.timeNs, {
-      dst: MAC_ZERO,
-      src: MAC_ZERO,
-      vlans: [],
-      etherType: ETHERTYPE_IPV4,
-      payload: pkt,
-    });
-    walker.hops.push(root);
-    walker.runFrom(() => ipOutput(walker, st, pkt, root, probe.timeNs));
+    root = sendFirst(walker, st, probe, tcpSyn(probe, srcAddr, node.ttl));
     const synAckHop = walker.reached;
     const synAck = synAckHop?.frame.payload;
     if (synAckHop && synAck?.kind === 'ipv4' && synAck.payload.kind === 'tcp') {
@@ -140,6 +150,13 @@ export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: DecisionLog)
         send(learnt.hop, mss - 12, 2);
       }
     }
+  } else if (probe.kind === 'udp') {
+    // One datagram and its answer: UDP has no handshake; IPVS schedules the first datagram of the flow.
+    walker = new Walker(ctx, {
+      onUdp: (n, pkt, d) =>
+        n.name === probe.from && pkt.src === probe.to && d.srcPort === probe.dport && d.dstPort === probe.sport,
+    });
+    root = sendFirst(walker, st, probe, udpQuery(probe, firstAddress(node) ?? (0 as Ipv4), node.ttl));
   } else {
     walker = new Walker(ctx, {
       onArpReply: (n, a) => n.name === probe.from && a.spa === probe.target && a.op === ARP_REPLY,
@@ -175,6 +192,20 @@ export function traceProbe(dp: Dataplane, probe: ProbeSpec, reads?: DecisionLog)
   return finish(probe, walker, captures, dataFrom);
 }
 
+/** The probe's first packet, sent by its node's stack (routing, neighbour resolution, …). */
+function sendFirst(walker: Walker, st: NodeState, probe: AnyProbeSpec, pkt: Ipv4Packet): Hop {
+  const root = rootHop(probe.from, probe.timeNs, {
+    dst: MAC_ZERO,
+    src: MAC_ZERO,
+    vlans: [],
+    etherType: ETHERTYPE_IPV4,
+    payload: pkt,
+  });
+  walker.hops.push(root);
+  walker.runFrom(() => ipOutput(walker, st, pkt, root, probe.timeNs));
+  return root;
+}
+
 function rootHop(node: string, timeNs: bigint, frame: EthernetFrame): Hop {
   return { id: 0, place: { node }, direction: 'out', timeNs, frame, steps: [] };
 }
@@ -190,7 +221,7 @@ function arpInterface(node: Node, probe: ArpProbeSpec): Iface | undefined {
   return undefined;
 }
 
-function finish(probe: ProbeSpec, walker: Walker, captures: Capture[], dataFrom?: number): Trace {
+function finish(probe: AnyProbeSpec, walker: Walker, captures: Capture[], dataFrom?: number): Trace {
   const hops = walker.hops;
   let endHop: Hop | undefined = walker.reached;
   if (!endHop) {
@@ -223,10 +254,12 @@ function finish(probe: ProbeSpec, walker: Walker, captures: Capture[], dataFrom?
   return trace;
 }
 
-function isReply(probe: ProbeSpec, frame: EthernetFrame): boolean {
+function isReply(probe: AnyProbeSpec, frame: EthernetFrame): boolean {
   const p = frame.payload;
   if (probe.kind === 'arp') return p.kind === 'arp' && p.op === ARP_REPLY;
   if (p.kind !== 'ipv4') return false;
+  if (probe.kind === 'udp')
+    return p.payload.kind === 'udp' && p.payload.dstPort === probe.sport && p.payload.srcPort !== probe.sport;
   // Toward the probe's source port: the reply, whatever NAT did to its source.
   return p.payload.kind === 'tcp' && p.payload.dstPort === probe.sport && p.payload.srcPort !== probe.sport;
 }

@@ -14,7 +14,7 @@
  */
 
 import { assertNever } from '../source/assert-never.ts';
-import type { ProbeSpec } from '../topology/model.ts';
+import type { AnyProbeSpec } from '../topology/model.ts';
 import { resetDataplane, sameTopology } from './dataplane.ts';
 import { answer, type Decision, type DecisionLog } from './decisions.ts';
 import { traceProbe } from './probe.ts';
@@ -25,7 +25,7 @@ import type { Hop, NetfilterStep, Step, Trace } from './types.ts';
 /** A trace with what its walk read. */
 export interface RecordedTrace {
   readonly session: Session;
-  readonly probe: ProbeSpec;
+  readonly probe: AnyProbeSpec;
   readonly trace: Trace;
   /** Names of the nodes whose state the walk looked up. */
   readonly nodes: ReadonlySet<string>;
@@ -36,7 +36,7 @@ export interface RecordedTrace {
 }
 
 /** Runs one probe from the scenario's initial state and records what the walk read. */
-export function runProbeRecorded(session: Session, probe: ProbeSpec): RecordedTrace {
+export function runProbeRecorded(session: Session, probe: AnyProbeSpec): RecordedTrace {
   const dp = resetDataplane(session.pristine, enginesFor(session, probe));
   const nodes = new Set<string>();
   const reads: DecisionLog = { decisions: [] };

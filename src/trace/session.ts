@@ -8,7 +8,7 @@ import type { Issue } from '../source/issue.ts';
 import type { Origin } from '../source/origin.ts';
 import { compileAllHostRules, compileHostRules, type HostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import type { ProbeSpec } from '../topology/model.ts';
+import type { AnyProbeSpec, ProbeSpec } from '../topology/model.ts';
 import { buildDataplane, type Dataplane, type DataplaneEngines, resetDataplane } from './dataplane.ts';
 import type { BridgeFirewall, IpvsEngine } from './engines.ts';
 import { makeBridgeFirewall } from './firewall.ts';
@@ -119,7 +119,7 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
 }
 
 /** Runs one probe from the scenario's initial state. */
-export function runProbe(session: Session, probe: ProbeSpec): Trace {
+export function runProbe(session: Session, probe: AnyProbeSpec): Trace {
   return traceProbe(resetDataplane(session.pristine, enginesFor(session, probe)), probe);
 }
 
@@ -129,10 +129,11 @@ const PINNED = new WeakMap<Session, Map<string, DataplaneEngines>>();
  * The engines a probe runs with: the session's, except for a probe aimed at one real server (`realServer`), whose
  * directors schedule that virtual service to that destination only.
  */
-export function enginesFor(session: Session, probe: ProbeSpec): DataplaneEngines {
-  if (probe.kind !== 'tcp' || probe.realServer === undefined) return session.engines;
+export function enginesFor(session: Session, probe: AnyProbeSpec): DataplaneEngines {
+  if (probe.kind === 'arp' || probe.realServer === undefined) return session.engines;
   const rs = probe.realServer;
-  const key = `${probe.to} ${probe.dport} ${rs.addr} ${rs.port}`;
+  const protocol = probe.kind === 'udp' ? 'UDP' : 'TCP';
+  const key = `${protocol} ${probe.to} ${probe.dport} ${rs.addr} ${rs.port}`;
   let byKey = PINNED.get(session);
   if (byKey === undefined) {
     byKey = new Map();
@@ -145,7 +146,13 @@ export function enginesFor(session: Session, probe: ProbeSpec): DataplaneEngines
     let hit = false;
     const services = table.services.map((svc) => {
       const k = svc.key;
-      if (k.kind !== 'addr' || k.address.family !== 'ipv4' || k.address.addr !== probe.to || k.port !== probe.dport)
+      if (
+        k.kind !== 'addr' ||
+        k.protocol !== protocol ||
+        k.address.family !== 'ipv4' ||
+        k.address.addr !== probe.to ||
+        k.port !== probe.dport
+      )
         return svc;
       hit = true;
       return {

@@ -81,9 +81,9 @@ export function traceJson(t: Trace, allHops = false): unknown {
   const p = t.probe;
   return {
     probe:
-      p.kind === 'tcp'
-        ? { kind: 'tcp', name: p.name, from: p.from, to: `${formatIpv4(p.to)}:${p.dport}` }
-        : { kind: 'arp', name: p.name, from: p.from, target: formatIpv4(p.target) },
+      p.kind === 'arp'
+        ? { kind: 'arp', name: p.name, from: p.from, target: formatIpv4(p.target) }
+        : { kind: p.kind, name: p.name, from: p.from, to: `${formatIpv4(p.to)}:${p.dport}` },
     disposition: t.disposition,
     stage: t.stage,
     summary: t.summary,

@@ -6,7 +6,7 @@
 import type { Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
 import type { Origin } from '../source/origin.ts';
-import type { ProbeSpec, Scenario } from '../topology/model.ts';
+import type { AnyProbeSpec, Scenario } from '../topology/model.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 
 export const DISPOSITIONS = [
@@ -188,7 +188,7 @@ export interface Capture {
 }
 
 export interface Trace extends Walk {
-  readonly probe: ProbeSpec;
+  readonly probe: AnyProbeSpec;
   readonly disposition: Disposition;
   /** Which leg the decisive end is on. */
   readonly stage: 'request' | 'reply';

@@ -6,7 +6,7 @@
  */
 import type { Origin } from '../source/origin.ts';
 import type { Iface, Node } from '../topology/model.ts';
-import type { ArpPacket, EthernetFrame, Ipv4Packet, TcpSegment } from '../wire/types.ts';
+import type { ArpPacket, EthernetFrame, Ipv4Packet, TcpSegment, UdpDatagram } from '../wire/types.ts';
 import type { Dataplane, NodeState } from './dataplane.ts';
 import type { Answers, DecisionLog, Question } from './decisions.ts';
 import type { Capture, Disposition, EndCause, Hop, Place } from './types.ts';
@@ -24,6 +24,7 @@ export interface WalkGoal {
   /** Called when a node's stack accepts a packet; returning true ends the branch as reached. */
   readonly onArpReply?: (node: Node, arp: ArpPacket) => boolean;
   readonly onTcp?: (node: Node, pkt: Ipv4Packet, seg: TcpSegment) => boolean;
+  readonly onUdp?: (node: Node, pkt: Ipv4Packet, dgram: UdpDatagram) => boolean;
   /** An ICMP message a node's stack accepts; returning true ends the branch as delivered (e.g. frag-needed taken). */
   readonly onIcmp?: (node: Node, pkt: Ipv4Packet, hop: Hop) => boolean;
 }

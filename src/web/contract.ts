@@ -54,7 +54,7 @@ export interface PathHop extends HopJson {
 
 export interface ProbeView {
   readonly name: string;
-  readonly kind: 'tcp' | 'arp';
+  readonly kind: 'tcp' | 'udp' | 'arp';
   /** `client → 192.0.2.208:80` */
   readonly label: string;
   readonly disposition: string;

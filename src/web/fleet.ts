@@ -66,9 +66,12 @@ export function fleetView(loaded: LoadedScenario, r: Report): FleetView {
       const rsAddrs = s.destinations.flatMap((d) => (d.address.family === 'ipv4' ? [d.address.addr] : []));
       const probes = r.traces
         .filter((t) =>
-          t.probe.kind === 'tcp'
-            ? (t.probe.to === vip && t.probe.dport === key.port) || rsAddrs.includes(t.probe.to)
-            : t.probe.target === vip,
+          t.probe.kind === 'arp'
+            ? t.probe.target === vip
+            : (t.probe.to === vip &&
+                t.probe.dport === key.port &&
+                (t.probe.kind === 'udp') === (key.protocol === 'UDP')) ||
+              rsAddrs.includes(t.probe.to),
         )
         .map((t) => ({ probe: t.probe.name, ok: t.disposition === 'replied', disposition: t.disposition }));
       clusters.push({

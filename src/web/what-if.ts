@@ -112,7 +112,9 @@ export function probeView(t: Trace, places: Readonly<Record<string, string>>, fi
     name: p.name,
     kind: p.kind,
     label:
-      p.kind === 'tcp' ? `${p.from} → ${formatIpv4(p.to)}:${p.dport}` : `${p.from}: who-has ${formatIpv4(p.target)}`,
+      p.kind === 'arp'
+        ? `${p.from}: who-has ${formatIpv4(p.target)}`
+        : `${p.from} → ${formatIpv4(p.to)}:${p.dport}${p.kind === 'udp' ? '/udp' : ''}`,
     disposition: t.disposition,
     ok: t.disposition === 'replied',
     stage: t.stage,

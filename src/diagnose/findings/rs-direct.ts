@@ -1,4 +1,6 @@
 /** A real server that does not answer on its own address: information, since clients reach it through the VIP. */
+
+import type { AnyProbeSpec } from '../../topology/model.ts';
 import type { PlannedProbe } from '../../trace/probe-plan.ts';
 import type { Trace } from '../../trace/types.ts';
 import type { Detected, FindingKind } from './kind.ts';
@@ -15,7 +17,7 @@ export const rsDirectUnreachableKind: FindingKind = {
 export function rsDirectUnreachable(
   _loaded: unknown,
   t: Trace,
-  planned: PlannedProbe,
+  planned: PlannedProbe<AnyProbeSpec>,
   why: Detected | undefined,
 ): Detected {
   const e = t.end;

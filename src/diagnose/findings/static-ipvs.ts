@@ -93,13 +93,13 @@ export const directorVipMissing: FindingKind = {
   },
   detect(ctx, trace) {
     // A probe to a VIP nobody holds fails (no ARP answer, or a host that does not own it): that is this fault.
-    const target = trace.probe.kind === 'tcp' ? trace.probe.to : trace.probe.target;
+    const target = trace.probe.kind === 'arp' ? trace.probe.target : trace.probe.to;
     for (const [name] of ctx.loaded.ipvs) {
       const d = ctx.loaded.scenario.nodes.get(name);
       if (!d) continue;
       for (const svc of ipv4Services(ctx.loaded, name)) {
         if (serviceVip(svc) !== target) continue;
-        if (trace.probe.kind === 'tcp' && svc.key.kind === 'addr' && svc.key.port !== trace.probe.dport) continue;
+        if (trace.probe.kind !== 'arp' && svc.key.kind === 'addr' && svc.key.port !== trace.probe.dport) continue;
         if (ownsAddress(d, target) || isStandbyFor(ctx.loaded, name, target)) return undefined;
         const held = [...ctx.loaded.ipvs.keys()].some((x) => {
           const n = ctx.loaded.scenario.nodes.get(x);
