@@ -156,3 +156,78 @@ describe('the collector under hostile names and a planted link', () => {
       expect(bundle.commands.get('binding-vnet0')?.status).toBe('ok');
     });
 });
+
+describe('the collector in a directory others can write', () => {
+  const name = 'lvsdoctor-bundle-hypervisor-h1-20260101T000000Z';
+  for (const sh of SHELLS)
+    it.skipIf(!sh.ok)(
+      `keeps the bundle in its private directory in a sticky one, racing links planted at the final name notwithstanding (${sh.name})`,
+      () => {
+        const root = join(tmp, `race-${sh.name.replace(/\s/g, '-')}`);
+        const shared = join(root, 'shared');
+        const bin = join(root, 'shims');
+        mkdirSync(shared, { recursive: true });
+        chmodSync(shared, 0o1777);
+        shims(bin);
+        let path = `${bin}:${process.env.PATH}`;
+        let gzip = which('gzip');
+        if (sh.busybox) {
+          busyboxBin(join(root, 'bb'));
+          path = `${bin}:${join(root, 'bb')}`;
+          gzip = `${which('busybox')} gzip`;
+        }
+        const victimDir = join(root, 'victim-dir');
+        mkdirSync(victimDir);
+        // The attacker's move, made at the worst moment: while the bundle is packed (after any check of the final
+        // name, before any rename), links to a directory appear at every name the bundle could be moved to.
+        writeFileSync(
+          join(bin, 'gzip'),
+          `#!/bin/sh\nfor n in "${name}" "${name}.tar.gz"; do ln -s "${victimDir}" "${shared}/$n" 2>/dev/null; done\nexec ${gzip} "$@"\n`,
+        );
+        chmodSync(join(bin, 'gzip'), 0o755);
+        const script = join(root, 'collect.sh');
+        writeFileSync(script, collectorScript({ guest: false }));
+        const r = spawnSync(sh.argv[0]!, [...sh.argv.slice(1), script], {
+          cwd: shared,
+          env: { PATH: path, HOME: root },
+          encoding: 'utf8',
+          timeout: 120_000,
+        });
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stderr).toContain('is shared with other users: the bundle stays in the private directory');
+        const out = r.stdout.trim();
+        expect(out).toMatch(new RegExp(`^\\./\\.lvsdoctor-collect-\\d+-0/${name}\\.tar\\.gz$`));
+        expect(readdirSync(victimDir)).toEqual([]);
+        const priv = join(shared, out.split('/')[1]!);
+        expect(lstatSync(priv).mode & 0o777).toBe(0o700);
+        expect(readdirSync(priv)).toEqual([`${name}.tar.gz`]);
+        const b = readBundle(join(shared, out));
+        expect(b.issues).toEqual([]);
+        expect(b.value!.commands.size).toBeGreaterThan(10);
+      },
+    );
+
+  it.skipIf(!has('dash'))(
+    'refuses to run where anyone could replace its private directory (writable, not sticky)',
+    () => {
+      const root = join(tmp, 'open');
+      const open = join(root, 'open');
+      const bin = join(root, 'shims');
+      mkdirSync(open, { recursive: true });
+      chmodSync(open, 0o777);
+      shims(bin);
+      const script = join(root, 'collect.sh');
+      writeFileSync(script, collectorScript({ guest: false }));
+      const r = spawnSync('dash', [script], {
+        cwd: open,
+        env: { PATH: `${bin}:${process.env.PATH}`, HOME: root },
+        encoding: 'utf8',
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(
+        `lvsdoctor-collect: ${open} can be written by others and is not sticky, so anyone could replace what the collector writes there: run it from a directory only you can write (cd /root)\n`,
+      );
+      expect(readdirSync(open)).toEqual([]);
+    },
+  );
+});

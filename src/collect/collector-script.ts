@@ -49,6 +49,24 @@ host=$(hostname 2>/dev/null || uname -n 2>/dev/null || echo unknown)
 safe_host=$(printf '%s' "$host" | tr -c 'A-Za-z0-9._-' '_')
 stamp=$(date -u +%Y%m%dT%H%M%SZ 2>/dev/null || echo now)
 name="lvsdoctor-bundle-$KIND-$safe_host-$stamp"
+# Who else can write in the current directory decides where the bundle ends up. Private (ours, writable by nobody
+# else, no ACL): renamed into it at the end, since nobody else can put anything at its name. Shared but sticky
+# (/tmp): the bundle stays in the private directory below, which others cannot rename or replace; renaming it out
+# could be raced (a link to a directory planted at the final name between the check and mv: mv follows it). Shared
+# and not sticky: anyone could replace the private directory itself, so the collector refuses to run there.
+set -- $(ls -ldn . 2>/dev/null) "" "" ""
+dperm=$1
+downer=$3
+shared=0
+case "$dperm" in ?????w*|????????w*|*+) shared=1 ;; esac
+[ "$downer" = "$(id -u 2>/dev/null)" ] || shared=1
+if [ "$shared" = 1 ]; then
+  case "$dperm" in
+    d????????[tT]*) ;;
+    *) echo "lvsdoctor-collect: $(pwd) can be written by others and is not sticky, so anyone could replace what the collector writes there: run it from a directory only you can write (cd /root)" >&2
+      exit 1 ;;
+  esac
+fi
 # Everything is written inside a private directory made here: mkdir fails on anything already at that name (a
 # planted link included) and umask 077 makes it 0700, so no path the script writes can be prepared by someone else.
 i=0
@@ -314,8 +332,22 @@ done
 
 const EPILOGUE = `
 meta finished "$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)"
-# The bundle is packed inside the private directory, then renamed into the current directory under a name nothing
-# holds (rename never follows a link; an existing name, a link included, gets another name).
+if [ "$shared" = 1 ]; then
+  # A shared (sticky) directory: the bundle stays in the private directory (see the start).
+  if command -v tar >/dev/null 2>&1 && command -v gzip >/dev/null 2>&1 &&
+    (cd "$work" && tar -cf - "$name" 2>/dev/null | gzip -c > "$name.tar.gz"); then
+    rm -rf "$out"
+    echo "lvsdoctor-collect: $(pwd) is shared with other users: the bundle stays in the private directory $work (moving it out could be raced)" >&2
+    echo "$work/$name.tar.gz"
+    exit 0
+  fi
+  rm -f "$work/$name.tar.gz"
+  echo "lvsdoctor-collect: $(pwd) is shared with other users: the bundle stays in the private directory $work (moving it out could be raced)" >&2
+  echo "$out"
+  exit 0
+fi
+# A private directory: the bundle is packed inside the private directory, then renamed into the current directory
+# under a name nothing holds (an existing name, a link included, gets another name; nobody else can plant one).
 final="$name"
 j=0
 while [ -e "./$final" ] || [ -L "./$final" ] || [ -e "./$final.tar.gz" ] || [ -L "./$final.tar.gz" ]; do
@@ -350,8 +382,8 @@ export function collectorScript(o: CollectorOptions): string {
       ? '# IPVS (ipvsadm only when the ip_vs module is already loaded) and keepalived.conf.'
       : '# bridges, ebtables/iptables/nftables rules with counters, and libvirt domains, filters and bindings.',
     '# It writes nothing but one bundle in the current directory (.tar.gz, or a directory when tar/gzip are missing;',
-    '# made in a private 0700 directory there first),',
-    '# and prints its name.',
+    '# made in a private 0700 directory there first, where it stays when others can write the current directory),',
+    '# and prints its path.',
     '# With --watch SECONDS it also lists every counter at the start and the end of that window (reproduce then).',
     `KIND=${kind}`,
     `WATCH=${o.watch ?? 0}`,
