@@ -25,7 +25,7 @@ const READ_ONLY: readonly RegExp[] = [
   /^bridge -j (-d )?(link|fdb|vlan) show$/,
   /^ebtables (--version|-t (nat|filter) -L --Lc)$/,
   /^ip6?tables-save (--version|-c)$/,
-  /^nft (--version|list ruleset)$/,
+  /^nft (--version|(-a )?list ruleset)$/,
   /^virsh (--version|uri|list --all --name|nwfilter-list|nwfilter-binding-list)$/,
   /^virsh (dumpxml --domain|nwfilter-dumpxml --nwfilter|nwfilter-binding-dumpxml --binding) "\$[a-z]"$/,
   /^ss -Hltnu$/,
@@ -89,6 +89,27 @@ describe('the collector script', () => {
     expect(script).not.toMatch(/\bnstat\s+-(?!asz\b)/);
     expect(script).toContain('nstat nstat -asz');
   });
+
+  it.skipIf(!has('dash'))(
+    'copies the kernel traces named by --trace into the bundle as kernel-trace-N, and refuses a missing one',
+    () => {
+      const work = join(tmp, 'traces');
+      mkdirSync(work, { recursive: true });
+      const saved = join(tmp, 'my trace -1.txt');
+      writeFileSync(saved, 'trace id 0a1b2c3d bridge nat PREROUTING policy accept \n');
+      const script = join(tmp, 'collect-guest.sh');
+      writeFileSync(script, collectorScript({ guest: true }));
+      const out = execFileSync('dash', [script, '--trace', saved], { cwd: work }).toString().trim();
+      const b = readBundle(join(work, out)).value!;
+      const c = b.commands.get('kernel-trace-1')!;
+      expect(c).toMatchObject({ status: 'ok' });
+      expect(b.files.get(c.out)).toContain('trace id 0a1b2c3d');
+      const bad = spawnSync('dash', [script, '--trace', join(tmp, 'absent.txt')], { cwd: work });
+      expect(bad.status).toBe(2);
+      expect(bad.stderr.toString()).toContain('not a readable file');
+    },
+    60_000,
+  );
 
   it('refuses a --watch that is not whole seconds', () => {
     let err = '';

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runDiagnoseInputs } from '../src/cli/cmd-diagnose.ts';
+import { runCli } from './run-cli.ts';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'collect', 'founding-real');
 const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-evidence-'));
@@ -135,5 +136,92 @@ describe('two plain bundles of one host taken minutes apart', () => {
     expect(json.evidence.windows).toEqual([{ node: 'host1', from: 'bundles', seconds: 300, moved: 1 }]);
     const c = json.evidence.probes.find((p: { verdict: string }) => p.verdict === 'confirmed');
     expect(c.facts[0]).toMatch(/I-vnet0-ipv4-ip rule 3; that rule counted 4 packets \/ 240 bytes in the 300 s window/);
+  });
+});
+
+describe('kernel traces given to diagnose', () => {
+  const TRACES = join(import.meta.dirname, '..', 'fixtures', 'kernel-traces', 'founding-real');
+  const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'kvm-lvs-dr');
+
+  it('--trace NODE=FILE with the node’s listings: every event joined, the founding drop confirmed (text and JSON)', async () => {
+    const args = [
+      'diagnose',
+      EXAMPLE,
+      '--trace',
+      `host1=${join(TRACES, 'nft-monitor-trace.txt')}`,
+      '--trace',
+      `host1=${join(TRACES, 'nft-ruleset-handles.txt')}`,
+      '--trace',
+      `host1=${join(TRACES, 'ebtables-nat.txt')}`,
+      '--trace',
+      `host1=${join(TRACES, 'kfree-skb-perf.txt')}`,
+    ];
+    const json = await runCli(...args, '--json');
+    expect(json.stderr).toBe('');
+    const k = JSON.parse(json.stdout).kernelTraces;
+    expect(k.unmapped).toEqual([]);
+    expect(k.joined.length).toBeGreaterThan(20);
+    expect(k.joined[0].rule.origin).toBeDefined();
+    expect(k.probes.find((p: { probe: string }) => p.probe === 'http-to-vip').verdict).toBe('confirmed');
+    expect(
+      k.drops.some(
+        (d: { reason?: string; probes?: string[] }) =>
+          d.reason === 'NETFILTER_DROP' && d.probes?.includes('http-to-vip'),
+      ),
+    ).toBe(true);
+    const text = await runCli(...args);
+    expect(text.stdout).toContain('Live evidence (kernel traces):');
+    expect(text.stdout).toMatch(/http-to-vip: confirmed\n {4}- the kernel passes http-to-vip at host1 eth0/);
+  });
+
+  it('without the node’s listings, rules named only by nft text are listed as unmapped with what to collect', async () => {
+    const r = await runCli(
+      'diagnose',
+      EXAMPLE,
+      '--trace',
+      `host1=${join(TRACES, 'xtables-monitor-trace.txt')}`,
+      '--json',
+    );
+    const k = JSON.parse(r.stdout).kernelTraces;
+    expect(k.unmapped.length).toBeGreaterThan(0);
+    expect(k.unmapped.find((u: { table: string }) => u.table === 'nat').why).toMatch(/collect 'nft -a list ruleset'/);
+  });
+
+  it('refuses --trace without NODE= or for a node the scenario lacks, and names a bad line of a trace', async () => {
+    expect((await runCli('diagnose', EXAMPLE, '--trace', 'x.txt')).stderr).toContain('--trace wants NODE=FILE');
+    expect((await runCli('diagnose', EXAMPLE, '--trace', 'nohost=x.txt')).stderr).toContain(
+      'the scenario has no node nohost',
+    );
+    const bad = join(tmp, 'bad-trace.txt');
+    writeFileSync(
+      bad,
+      'trace id 0a bridge nat PREROUTING policy accept\ntrace id 0a bridge nat PREROUTING rule drop (verdict maybe)\n',
+    );
+    const r = await runCli('diagnose', EXAMPLE, '--trace', `host1=${bad}`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('bad-trace.txt:2');
+  });
+
+  it('reads a trace the collector carried (collect.sh --trace FILE) and places it with the bundle’s own listings', () => {
+    const bundles = withWindow('carried', (nat) => nat);
+    const h1 = bundles[0]!;
+    writeFileSync(join(h1, 'cmd', 'kernel-trace-1.out'), readFileSync(join(TRACES, 'nft-monitor-trace.txt'), 'utf8'));
+    writeFileSync(join(h1, 'cmd', 'kernel-trace-1.err'), '');
+    appendFileSync(
+      join(h1, 'manifest.tsv'),
+      'cmd\tkernel-trace-1\tok\t0\tcmd/kernel-trace-1.out\tcmd/kernel-trace-1.err\tcat /root/nft-trace.txt\n',
+    );
+    const { json } = diagnoseJson(bundles);
+    const k = json.kernelTraces;
+    expect(k.files).toEqual([expect.objectContaining({ node: 'host1', events: 69 })]);
+    expect(k.unmapped).toEqual([]);
+    expect(k.joined.find((j: { verdict: string }) => j.verdict === 'drop').at).toMatch(
+      /lvsdoctor-bundle-hypervisor-host1\/cmd\/kernel-trace-1.out:40$/,
+    );
+    // The imported scenario's client is an assumed address (203.0.113.10), not the one that sent the traced
+    // packets: no probe is contradicted, and the probe to the VIP says that no traced packet is its own.
+    for (const p of k.probes) expect(p.verdict).not.toBe('contradicted');
+    const vip = k.probes.find((p: { probe: string }) => p.probe === 'tcp-192.0.2.208-80');
+    expect(vip.facts.join('\n')).toContain("no traced packet is tcp-192.0.2.208-80's");
   });
 });

@@ -8,12 +8,21 @@ import {
   isBundlePath,
   renderImportReport,
 } from '../collect/import.ts';
+import { bundleKernelTraces, bundleListings, readKernelTrace, readListing } from '../collect/kernel-trace-input.ts';
+import {
+  joinKernelTraces,
+  type KernelTraceInput,
+  type KernelTraceReport,
+  type NodeListings,
+  renderKernelTraces,
+} from '../collect/trace-join.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import type { Report } from '../diagnose/types.ts';
-import { checkNoneExist, prepareOutputDir, writeNewFile } from '../source/files.ts';
+import { checkNoneExist, prepareOutputDir, readInputText, writeNewFile } from '../source/files.ts';
+import type { Issue } from '../source/issue.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { ScenarioSource } from '../topology/scenario-source.ts';
-import { type Io, reportIssues } from './io.ts';
+import { type Io, reportIssues, UsageError } from './io.ts';
 import { originJson, toJsonText, traceJson } from './json.ts';
 import { progress } from './progress.ts';
 import { renderReport } from './render-report.ts';
@@ -22,6 +31,14 @@ import { loadForCommand } from './scenario-input.ts';
 export interface DiagnoseOptions {
   readonly json: boolean;
   readonly fixDir?: string;
+  /** `--trace NODE=FILE`: kernel trace files the operator saved on that node. */
+  readonly traces?: readonly string[];
+}
+
+/** Kernel traces for `diagnose`: the files read, and per node the listings that place traced rules. */
+export interface KernelTraces {
+  readonly inputs: readonly KernelTraceInput[];
+  readonly listings: ReadonlyMap<string, NodeListings>;
 }
 
 /**
@@ -56,7 +73,43 @@ export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: Diagnose
     [...read.values()].flatMap((r) => (r.value ? [r.value] : [])),
   );
   if (reportIssues(io, windows.issues)) return 2;
-  return runDiagnose(io, source, o, windows.windows);
+  const kernel = importedKernelTraces(
+    imported,
+    [...read.values()].flatMap((r) => (r.value ? [r.value] : [])),
+  );
+  if (reportIssues(io, kernel.issues)) return 2;
+  return runDiagnose(io, source, o, windows.windows, kernel.value);
+}
+
+/** The scenario node each bundle was imported as (hosts, guests, the gateway). */
+function bundleNodes(r: ImportResult): Map<string, string> {
+  const nodeOf = new Map<string, string>();
+  const c = r.cluster;
+  for (const h of c?.hosts ?? []) nodeOf.set(h.ev.bundle.name, h.node);
+  for (const g of c?.guests ?? []) if (g.ev) nodeOf.set(g.ev.bundle.name, g.node);
+  if (c?.gateway?.ev) nodeOf.set(c.gateway.ev.bundle.name, 'gateway');
+  return nodeOf;
+}
+
+/** Kernel trace files carried by bundles (`collect.sh --trace FILE`), and every bundle's listings, by node. */
+export function importedKernelTraces(
+  r: ImportResult,
+  all: readonly Bundle[],
+): { readonly value: KernelTraces; readonly issues: readonly Issue[] } {
+  const nodeOf = bundleNodes(r);
+  const inputs: KernelTraceInput[] = [];
+  const listings = new Map<string, NodeListings>();
+  const issues: Issue[] = [];
+  // The latest bundle of a node gives its listings (bundles are read in the order given).
+  const sorted = [...all].sort((x, y) => (x.meta.get('date') ?? '').localeCompare(y.meta.get('date') ?? ''));
+  for (const b of sorted) {
+    const node = nodeOf.get(b.name) ?? b.hostname;
+    const t = bundleKernelTraces(b, node);
+    inputs.push(...t.value);
+    issues.push(...t.issues);
+    listings.set(node, bundleListings(b).value);
+  }
+  return { value: { inputs, listings }, issues };
 }
 
 /**
@@ -70,11 +123,7 @@ export function importedWindows(
   readonly windows: ReadonlyMap<string, CounterWindow>;
   readonly issues: ReturnType<typeof counterWindows>['issues'];
 } {
-  const nodeOf = new Map<string, string>();
-  const c = r.cluster;
-  for (const h of c?.hosts ?? []) nodeOf.set(h.ev.bundle.name, h.node);
-  for (const g of c?.guests ?? []) if (g.ev) nodeOf.set(g.ev.bundle.name, g.node);
-  if (c?.gateway?.ev) nodeOf.set(c.gateway.ev.bundle.name, 'gateway');
+  const nodeOf = bundleNodes(r);
   const w = counterWindows(all);
   const windows = new Map<string, CounterWindow>();
   for (const x of w.windows) windows.set(nodeOf.get(x.bundle) ?? x.host, x);
@@ -82,7 +131,13 @@ export function importedWindows(
 }
 
 /** Prints a diagnosis as `diagnose` does (text or --json) and writes the fixes' files for --fix-dir. */
-export function outputReport(io: Io, report: Report, o: DiagnoseOptions, evidence?: EvidenceReport): void {
+export function outputReport(
+  io: Io,
+  report: Report,
+  o: DiagnoseOptions,
+  evidence?: EvidenceReport,
+  kernel?: KernelTraceReport,
+): void {
   if (o.fixDir !== undefined) {
     // New files only, never through links, all or none (see src/source/files.ts).
     prepareOutputDir(o.fixDir, '--fix-dir');
@@ -108,9 +163,60 @@ export function outputReport(io: Io, report: Report, o: DiagnoseOptions, evidenc
         fixes: report.fixes,
         assumptions: report.assumptions,
         ...(evidence ? { evidence: evidenceJson(evidence) } : {}),
+        ...(kernel ? { kernelTraces: kernelTracesJson(kernel) } : {}),
       }),
     );
-  } else io.stdout(renderReport(report) + (evidence ? renderEvidence(evidence) : ''));
+  } else
+    io.stdout(
+      renderReport(report) + (evidence ? renderEvidence(evidence) : '') + (kernel ? renderKernelTraces(kernel) : ''),
+    );
+}
+
+function kernelTracesJson(k: KernelTraceReport) {
+  const event = (p: KernelTraceReport['joined'][number]) => ({
+    node: p.node,
+    ...(p.iface !== undefined ? { iface: p.iface } : {}),
+    ...(p.where !== undefined ? { where: p.where } : {}),
+    tool: p.event.tool,
+    id: p.event.id,
+    family: p.event.family,
+    table: p.event.table,
+    chain: p.event.chain,
+    what: p.event.what,
+    verdict: p.event.verdict,
+    ...(p.event.ruleText !== undefined ? { ruleText: p.event.ruleText } : {}),
+    ...(p.event.handle !== undefined ? { handle: p.event.handle } : {}),
+    at: `${p.event.pos.file}:${p.event.pos.line}`,
+    ...(p.rule
+      ? {
+          rule: {
+            chain: p.rule.chain,
+            ...(p.rule.ruleNumber !== undefined ? { ruleNumber: p.rule.ruleNumber } : {}),
+            text: p.rule.text,
+            origin: originJson(p.rule.origin),
+          },
+          by: p.by,
+        }
+      : {}),
+    ...(p.why !== undefined ? { why: p.why } : {}),
+  });
+  return {
+    files: k.files,
+    probes: k.probes,
+    joined: k.joined.map(event),
+    setup: k.setup,
+    unmapped: k.unmapped.map(event),
+    drops: k.drops.map((d) => ({
+      node: d.node,
+      tool: d.event.tool,
+      ...(d.event.reason !== undefined ? { reason: d.event.reason } : {}),
+      ...(d.event.location !== undefined ? { location: d.event.location } : {}),
+      ...(d.event.protocol !== undefined ? { protocol: d.event.protocol } : {}),
+      count: d.event.count,
+      at: `${d.event.pos.file}:${d.event.pos.line}`,
+      ...(d.kind ? { kind: d.kind.kind, probes: d.probes } : { why: d.why }),
+    })),
+  };
 }
 
 function evidenceJson(e: EvidenceReport) {
@@ -149,6 +255,7 @@ export function runDiagnose(
   input: string | ScenarioSource,
   o: DiagnoseOptions,
   windows?: ReadonlyMap<string, CounterWindow>,
+  kernel?: KernelTraces,
 ): number {
   // Refused before any work: an output directory that cannot be made.
   if (o.fixDir !== undefined) prepareOutputDir(o.fixDir, '--fix-dir');
@@ -160,7 +267,38 @@ export function runDiagnose(
   const report = diagnose(loaded);
   p.done();
   const evidence = windows && windows.size > 0 ? joinEvidence(report, windows, compiled.hostRules) : undefined;
-  outputReport(io, report, o, evidence);
+  // --trace NODE=FILE beside what the bundles carried.
+  const inputs = [...(kernel?.inputs ?? [])];
+  const listings = new Map(kernel?.listings ?? []);
+  for (const spec of o.traces ?? []) {
+    const eq = spec.indexOf('=');
+    if (eq <= 0 || eq === spec.length - 1)
+      throw new UsageError(`--trace wants NODE=FILE (the node of the scenario the trace was taken on), not "${spec}"`);
+    const node = spec.slice(0, eq);
+    if (!loaded.scenario.nodes.has(node))
+      throw new UsageError(
+        `--trace ${spec}: the scenario has no node ${node} (nodes: ${[...loaded.scenario.nodes.keys()].join(', ')})`,
+      );
+    const file = spec.slice(eq + 1);
+    const text = readInputText(file);
+    // A listing of the node's rules (nft -a list ruleset, ebtables -L --Lc, iptables-save -c) places traced rules.
+    const l = readListing(text, file);
+    if (l) {
+      if (reportIssues(io, l.issues)) return 2;
+      const had = listings.get(node);
+      listings.set(node, {
+        xtables: [...(had?.xtables ?? []), ...l.value.xtables],
+        nft: [...(had?.nft ?? []), ...l.value.nft],
+      });
+      continue;
+    }
+    const r = readKernelTrace(node, text, file);
+    if (reportIssues(io, r.issues)) return 2;
+    inputs.push(r.value);
+  }
+  const traced =
+    inputs.length > 0 ? joinKernelTraces(report, inputs, compiled.hostRules, listings, loaded.scenario) : undefined;
+  outputReport(io, report, o, evidence, traced);
   // Zero evidence is never a pass: with no probe to decide, there is no verdict (2), not "healthy".
   return report.noVerdict ? 2 : report.healthy ? 0 : 1;
 }

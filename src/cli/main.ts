@@ -89,9 +89,19 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
     )
     .option('--html <file>', 'also write the report as one self-contained HTML file (opens from disk, no network)')
     .option('--capture <file@point>', 'with --html: a capture to draw on the topology; repeatable', collect, [])
+    .option(
+      '--trace <node=file>',
+      "a kernel trace saved on that node (nft monitor trace, xtables-monitor --trace, kfree_skb, dropwatch, pwru), or that node's nft -a list ruleset / ebtables -L --Lc / iptables-save -c to place traced rules; repeatable",
+      collect,
+      [],
+    )
     .exitOverride()
     .action(async (inputs, opts) => {
-      const o = { json: opts.json === true, ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}) };
+      const o = {
+        json: opts.json === true,
+        ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}),
+        ...(opts.trace.length > 0 ? { traces: opts.trace } : {}),
+      };
       if (opts.html !== undefined) code = await runDiagnoseHtml(io, inputs, opts.html, o, opts.capture);
       else if (opts.capture.length > 0) throw new UsageError('--capture needs --html');
       else code = runDiagnoseInputs(io, inputs, o);

@@ -213,6 +213,21 @@ else run sysctl-net find proc_net_sysctls
 fi
 `;
 
+/** Kernel traces the operator saved and named with --trace: copied (cat) as kernel-trace-N. */
+const TRACE_FILES = `
+if [ -n "$TRACES" ]; then
+  printf '%s' "$TRACES" > "$work/traces.list"
+  k=0
+  while IFS= read -r f; do
+    [ -n "$f" ] || continue
+    k=$((k + 1))
+    case $f in -*) f="./$f" ;; esac
+    copyfile "kernel-trace-$k" "$f"
+  done < "$work/traces.list"
+  rm -f "$work/traces.list"
+fi
+`;
+
 /** The watch window: counters at its start, a pause while the operator reproduces the failure, counters at its end. */
 const WATCH = `
 case $WATCH in
@@ -240,6 +255,7 @@ run iptables-save iptables-save iptables-save -c
 run ip6tables-save ip6tables-save ip6tables-save -c
 run version-nft nft nft --version
 run nft-ruleset nft nft list ruleset
+run nft-ruleset-handles nft nft -a list ruleset
 
 run version-virsh virsh virsh --version
 run virsh-uri virsh virsh uri
@@ -385,19 +401,29 @@ export function collectorScript(o: CollectorOptions): string {
     '# made in a private 0700 directory there first, where it stays when others can write the current directory),',
     '# and prints its path.',
     '# With --watch SECONDS it also lists every counter at the start and the end of that window (reproduce then).',
+    '# With --trace FILE (repeatable) it copies a kernel trace you saved (nft monitor trace, xtables-monitor --trace,',
+    '# perf script of skb:kfree_skb, dropwatch, pwru) into the bundle; it never starts or changes tracing itself.',
     `KIND=${kind}`,
     `WATCH=${o.watch ?? 0}`,
+    'TRACES=',
+    "NL='",
+    "'",
     // Run-time arguments: --watch N (overrides the default above).
     'while [ $# -gt 0 ]; do',
     '  case $1 in',
     '    --watch) [ $# -ge 2 ] || { echo "lvsdoctor-collect: --watch needs SECONDS" >&2; exit 2; }; WATCH=$2; shift 2 ;;',
-    '    *) echo "lvsdoctor-collect: unknown argument \'$1\' (only --watch SECONDS)" >&2; exit 2 ;;',
+    '    --trace)',
+    '      [ $# -ge 2 ] || { echo "lvsdoctor-collect: --trace needs FILE" >&2; exit 2; }',
+    `      case $2 in *"$NL"*) echo "lvsdoctor-collect: --trace: a file name with a line break is refused" >&2; exit 2 ;; esac`,
+    '      [ -f "$2" ] && [ -r "$2" ] || { echo "lvsdoctor-collect: --trace $2: not a readable file" >&2; exit 2; }',
+    '      TRACES="$TRACES$2$NL"; shift 2 ;;',
+    '    *) echo "lvsdoctor-collect: unknown argument \'$1\' (only --watch SECONDS, --trace FILE)" >&2; exit 2 ;;',
     '  esac',
     'done',
   ].join('\n');
   const snaps = COUNTER_COMMANDS[kind].map(([id, tool, cmd]) => `  run "counters-$1-${id}" ${tool} ${cmd}`).join('\n');
   const prelude = literalDollars(PRELUDE).replace('  SNAP_COMMANDS', snaps);
-  return `${head}\n${prelude}${literalDollars(WATCH)}${literalDollars(o.guest ? GUEST : HYPERVISOR + PROXMOX)}${EPILOGUE}`;
+  return `${head}\n${prelude}${literalDollars(WATCH)}${TRACE_FILES}${literalDollars(o.guest ? GUEST : HYPERVISOR + PROXMOX)}${EPILOGUE}`;
 }
 
 /** The templates write `\${` where the shell needs a literal `${` next to JS placeholders. */

@@ -65,7 +65,7 @@ export interface EvidenceReport {
 
 const space = (s: string) => s.trim().replace(/\s+/g, ' ');
 
-interface ModelRule {
+export interface ModelRule {
   readonly chain: string;
   readonly ruleNumber?: number;
   readonly text: string;
@@ -73,7 +73,7 @@ interface ModelRule {
 }
 
 /** The model's rules of one listing, by chain, rendered only when asked (a fleet has ~290,000 rules). */
-class ModelIndex {
+export class ModelIndex {
   constructor(
     private readonly rules: HostRules,
     private readonly style: 'nft' | 'legacy',
@@ -95,16 +95,58 @@ class ModelIndex {
     if (!r) return 'no-rule';
     return { chain, ruleNumber: n, text: renderIptablesRule(chain, r, 'ipv4'), origin: r.origin };
   }
-  at(d: CountDelta, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' | 'no-table' {
+  at(d: ListedRule, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' | 'no-table' {
     if (d.source === 'ebtables' && d.table === 'nat') return this.eb(this.rules.nat, d.chain, n);
     if (d.source === 'iptables' && d.table === 'filter' && this.rules.filter4)
       return this.ipt(this.rules.filter4, d.chain, n);
     return 'no-table';
   }
-  length(d: CountDelta): number {
+  length(d: ListedRule): number {
     if (d.source === 'ebtables') return this.rules.nat.chains.find((x) => x.name === d.chain)?.rules.length ?? 0;
     return this.rules.filter4?.chains.find((x) => x.name === d.chain)?.rules.length ?? 0;
   }
+  /** A chain of the model (for the end of a user chain a trace saw), with its origin. */
+  chain(d: ListedRule): { readonly name: string; readonly origin: Origin } | undefined {
+    if (d.source === 'ebtables' && d.table === 'nat') return this.rules.nat.chains.find((x) => x.name === d.chain);
+    if (d.source === 'iptables' && d.table === 'filter')
+      return this.rules.filter4?.chains.find((x) => x.name === d.chain);
+    return undefined;
+  }
+}
+
+/** A rule as a host lists it: where (source, table, chain, 1-based number or the policy) and its text. */
+export type ListedRule = Pick<CountDelta, 'source' | 'table' | 'chain' | 'ruleNumber' | 'text'>;
+
+/**
+ * The model's rule for a listed one: same chain and number with the same text, or else the one rule of that chain
+ * with the same text; or why there is none.
+ */
+export function modelRuleFor(
+  idx: ModelIndex,
+  listed: ListedRule,
+): { readonly rule: ModelRule; readonly by: JoinedCount['by'] } | { readonly why: string } {
+  const at = idx.at(listed, listed.ruleNumber);
+  if (at === 'no-table')
+    return { why: `the model has no ${listed.source} ${listed.table} rules (libvirt installs none there)` };
+  if (at === 'no-chain') return { why: `the model has no chain ${listed.chain} in ${listed.source} ${listed.table}` };
+  const text = space(listed.text);
+  if (at !== 'no-rule' && (listed.ruleNumber === undefined || space(at.text) === text))
+    return { rule: at, by: 'position' };
+  // The live chain lists the rule elsewhere (e.g. PREROUTING jumps in the guests' start order): the one rule of
+  // the chain with the same text.
+  const n = idx.length(listed);
+  const same: ModelRule[] = [];
+  for (let i = 1; i <= n && same.length < 2; i++) {
+    const r = idx.at(listed, i);
+    if (typeof r !== 'string' && space(r.text) === text) same.push(r);
+  }
+  if (same.length === 1) return { rule: same[0]!, by: 'text' };
+  return {
+    why:
+      same.length === 0
+        ? `no rule of the model's ${listed.chain} reads '${text}' (installed rules drift from the model)`
+        : `several rules of the model's ${listed.chain} read '${text}'`,
+  };
 }
 
 /** Joins the moved rule counters of a window to the model's rules of that node. */
@@ -123,42 +165,9 @@ export function joinWindow(
   }
   const idx = new ModelIndex(rules, style);
   for (const delta of w.rules) {
-    const at = idx.at(delta, delta.ruleNumber);
-    if (at === 'no-table') {
-      unmapped.push({
-        node,
-        delta,
-        why: `the model has no ${delta.source} ${delta.table} rules (libvirt installs none there)`,
-      });
-      continue;
-    }
-    if (at === 'no-chain') {
-      unmapped.push({ node, delta, why: `the model has no chain ${delta.chain} in ${delta.source} ${delta.table}` });
-      continue;
-    }
-    const listed = space(delta.text);
-    if (at !== 'no-rule' && (delta.ruleNumber === undefined || space(at.text) === listed)) {
-      joined.push({ node, delta, rule: at, by: 'position' });
-      continue;
-    }
-    // The live chain lists the rule elsewhere (e.g. PREROUTING jumps in the guests' start order): the one rule of
-    // the chain with the same text.
-    const n = idx.length(delta);
-    const same: ModelRule[] = [];
-    for (let i = 1; i <= n && same.length < 2; i++) {
-      const r = idx.at(delta, i);
-      if (typeof r !== 'string' && space(r.text) === listed) same.push(r);
-    }
-    if (same.length === 1) joined.push({ node, delta, rule: same[0]!, by: 'text' });
-    else
-      unmapped.push({
-        node,
-        delta,
-        why:
-          same.length === 0
-            ? `no rule of the model's ${delta.chain} reads '${listed}' (installed rules drift from the model)`
-            : `several rules of the model's ${delta.chain} read '${listed}'`,
-      });
+    const m = modelRuleFor(idx, delta);
+    if ('why' in m) unmapped.push({ node, delta, why: m.why });
+    else joined.push({ node, delta, rule: m.rule, by: m.by });
   }
   return { joined, unmapped };
 }

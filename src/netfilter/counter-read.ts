@@ -164,12 +164,35 @@ export function readSaveCounters(text: string, file: string, source: CounterSour
 
 const NFT_COUNTER = /\bcounter packets (\d+) bytes (\d+)/;
 
+/** A rule of `nft list ruleset` (or `nft -a list ruleset`): its table, chain, position, text and handle. */
+export interface NftListedRule {
+  /** `FAMILY NAME` (`bridge nat`). */
+  readonly table: string;
+  readonly chain: string;
+  /** 1-based position among the rules of its chain. */
+  readonly ruleNumber: number;
+  /** The rule as listed, `# handle N` removed. */
+  readonly text: string;
+  /** With `nft -a`: the rule's handle (what `nft monitor trace` and `xtables-monitor` name). */
+  readonly handle?: number;
+  readonly pos: Position;
+}
+
+/** An nft rule's text for comparison: counters' values and handles removed, spaces collapsed. */
+export function nftRuleKey(text: string): string {
+  return text
+    .replace(/\s*# handle \d+\s*$/, '')
+    .replace(/\bcounter packets \d+ bytes \d+/, 'counter')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 /**
- * `nft list ruleset`: every rule with a `counter` statement, numbered by its position among the rules of its chain
- * (statements such as `type … hook …` and `policy` are not rules). Named counter objects are not read.
+ * Every rule of `nft list ruleset` / `nft -a list ruleset`, numbered by its position in its chain (statements such
+ * as `type … hook …` and `policy` are not rules).
  */
-export function readNftCounters(text: string, file: string): ReadResult<RuleCount[]> {
-  const out: RuleCount[] = [];
+export function readNftRules(text: string, file: string): ReadResult<NftListedRule[]> {
+  const out: NftListedRule[] = [];
   const issues = [];
   let table: string | undefined;
   let chain: string | undefined;
@@ -177,7 +200,9 @@ export function readNftCounters(text: string, file: string): ReadResult<RuleCoun
   let n = 0;
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
+    const raw = lines[i]!.trim();
+    const h = /\s*# handle (\d+)\s*$/.exec(raw);
+    const line = h ? raw.slice(0, h.index).trim() : raw;
     if (line === '' || line.startsWith('#')) continue;
     const t = /^table\s+(\S+)\s+(\S+)\s*\{$/.exec(line);
     if (t && depth === 0) {
@@ -205,16 +230,12 @@ export function readNftCounters(text: string, file: string): ReadResult<RuleCoun
     if (depth !== 2 || chain === undefined || table === undefined) continue;
     if (/^(type\s|policy\s|comment\s|devices?\s)/.test(line)) continue;
     n++;
-    const m = NFT_COUNTER.exec(line);
-    if (!m) continue;
     out.push({
-      source: 'nft',
       table,
       chain,
       ruleNumber: n,
-      text: line.replace(/\s*counter packets \d+ bytes \d+/, ' counter').trim(),
-      packets: Number(m[1]),
-      bytes: Number(m[2]),
+      text: line,
+      ...(h ? { handle: Number(h[1]) } : {}),
       pos: filePos(file, i + 1),
     });
   }
@@ -223,6 +244,30 @@ export function readNftCounters(text: string, file: string): ReadResult<RuleCoun
       issue('counters-unbalanced', 'unbalanced braces: the ruleset listing is cut', filePos(file, lines.length)),
     );
   return { value: out, issues };
+}
+
+/**
+ * `nft list ruleset`: every rule with a `counter` statement, numbered by its position among the rules of its chain
+ * (statements such as `type … hook …` and `policy` are not rules). Named counter objects are not read.
+ */
+export function readNftCounters(text: string, file: string): ReadResult<RuleCount[]> {
+  const r = readNftRules(text, file);
+  const out: RuleCount[] = [];
+  for (const x of r.value ?? []) {
+    const m = NFT_COUNTER.exec(x.text);
+    if (!m) continue;
+    out.push({
+      source: 'nft',
+      table: x.table,
+      chain: x.chain,
+      ruleNumber: x.ruleNumber,
+      text: x.text.replace(/\s*counter packets \d+ bytes \d+/, ' counter').trim(),
+      packets: Number(m[1]),
+      bytes: Number(m[2]),
+      pos: x.pos,
+    });
+  }
+  return { value: out, issues: r.issues };
 }
 
 export interface CountDelta extends RuleCount {

@@ -1,0 +1,123 @@
+/**
+ * Kernel traces recorded on a real kernel (fixtures/kernel-traces/founding-real, made by test/trace-real.test.ts:
+ * the founding case with real libvirt bindings, `nft monitor trace`, `xtables-monitor --trace`, kfree_skb through
+ * tracefs and perf) joined to the model of examples/kvm-lvs-dr, and to two wrong models.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { diagnose } from '../diagnose/diagnose.ts';
+import { findFix } from '../diagnose/fix-list.ts';
+import { readEbtablesCounters, readNftRules, readSaveCounters } from '../netfilter/counter-read.ts';
+import { readNftMonitorTrace, readXtablesMonitorTrace } from '../netfilter/trace-read.ts';
+import { renderOriginChain } from '../source/origin.ts';
+import { compileAllHostRules } from '../topology/host-rules.ts';
+import { type LoadedScenario, loadScenario } from '../topology/load-scenario.ts';
+import { readKernelDrops } from './kernel-drops.ts';
+import { joinKernelTraces, type KernelTraceInput, type NodeListings, renderKernelTraces } from './trace-join.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const DIR = join(ROOT, 'fixtures', 'kernel-traces', 'founding-real');
+const text = (f: string) => readFileSync(join(DIR, f), 'utf8');
+
+function load(name: string): LoadedScenario {
+  return loadScenario(join(ROOT, 'examples', name)).value!;
+}
+
+function listings(): NodeListings {
+  return {
+    xtables: [
+      ...readEbtablesCounters(text('ebtables-nat.txt'), 'ebtables-nat.txt', 'nat').value!,
+      ...readSaveCounters(text('iptables-save.txt'), 'iptables-save.txt', 'iptables').value!,
+    ],
+    nft: readNftRules(text('nft-ruleset-handles.txt'), 'nft-ruleset-handles.txt').value!,
+  };
+}
+
+function inputs(files: readonly string[]): KernelTraceInput[] {
+  return files.map((f) => {
+    if (f.startsWith('kfree')) {
+      const r = readKernelDrops(text(f), f);
+      expect(r.issues).toEqual([]);
+      return { node: 'host1', file: f, events: [], drops: r.value! };
+    }
+    const r = f.startsWith('nft') ? readNftMonitorTrace(text(f), f) : readXtablesMonitorTrace(text(f), f);
+    expect(r.issues).toEqual([]);
+    return { node: 'host1', file: f, events: r.value!, drops: [] };
+  });
+}
+
+function joinTo(model: LoadedScenario, files: readonly string[]) {
+  return joinKernelTraces(
+    diagnose(model),
+    inputs(files),
+    compileAllHostRules(model).hostRules,
+    new Map([['host1', listings()]]),
+    model.scenario,
+  );
+}
+
+describe('kernel traces of the founding case joined to the model', () => {
+  for (const file of ['nft-monitor-trace.txt', 'xtables-monitor-trace.txt'])
+    it(`joins every event of ${file} to a model rule with its origin and confirms both failing probes`, () => {
+      const k = joinTo(load('kvm-lvs-dr'), [file]);
+      expect(k.unmapped.map((u) => `${u.event.pos.line}: ${u.why}`)).toEqual([]);
+      expect(k.setup).toBeGreaterThan(0);
+      expect(k.joined.length).toBeGreaterThan(20);
+      const drop = k.joined.find((j) => j.event.verdict === 'drop' && j.rule!.chain === 'I-vnet0-ipv4-ip')!;
+      expect(drop).toMatchObject({ node: 'host1', iface: 'vnet0', where: 'port vnet0 of bridge br0' });
+      expect(drop.rule!.ruleNumber).toBe(3);
+      expect(renderOriginChain(drop.rule!.origin)).toMatch(/no-ip-spoofing.*clean-traffic/);
+      const by = Object.fromEntries(k.probes.map((p) => [p.probe, p]));
+      expect(by['http-to-vip']!.verdict, by['http-to-vip']!.facts.join('\n')).toBe('confirmed');
+      expect(by['http-to-vip']!.facts[0]).toMatch(/^the kernel (passes|drops) http-to-vip at host1 (eth0|vnet0)/);
+      expect(by['http-to-vip']!.facts.join('\n')).toMatch(
+        /the kernel drops http-to-vip at host1 vnet0 I-vnet0-ipv4-ip rule 3 as the model does \(.*id [0-9a-f]+, .*:\d+; 3 events in all\) — .*no-ip-spoofing/,
+      );
+      expect(by['arp-for-vip']!.verdict, by['arp-for-vip']!.facts.join('\n')).toBe('confirmed');
+      expect(by['arp-for-vip']!.facts.join('\n')).toMatch(
+        /the kernel drops arp-for-vip at host1 vnet0 I-vnet0-arp-ip rule 2/,
+      );
+      // host1 is the only traced node: the probe to the real server on host2 has no evidence.
+      expect(by['tcp-rs-192.0.2.226-80']!.verdict).toBe('no-evidence');
+    });
+
+  it('contradicts the model with the fix applied (no binding on vnet0): the kernel traversed rules it does not have', () => {
+    const base = load('kvm-lvs-dr');
+    const k = joinTo(findFix(base, 'remove-filterref').fix!.apply(base), ['nft-monitor-trace.txt']);
+    const http = k.probes.find((p) => p.probe === 'http-to-vip')!;
+    expect(http.verdict).toBe('contradicted');
+    const facts = http.facts.join('\n');
+    expect(facts).toMatch(
+      /the kernel and the model disagree at host1 vnet0 \(bridge nat PREROUTING\): the kernel dropped http-to-vip at I-vnet0-ipv4-ip rule 3/,
+    );
+    expect(facts).toMatch(/the kernel traversed .*which the model does not have/);
+    expect(k.unmapped.length).toBeGreaterThan(0);
+  });
+
+  it('contradicts a stale filter parameter (the VIP added to IP): the kernel drops the ARP reply the model lets pass', () => {
+    const base = load('kvm-lvs-dr');
+    const stale = findFix(base, 'add-ip').fix!.apply(base);
+    const k = joinTo(stale, ['xtables-monitor-trace.txt']);
+    const arp = k.probes.find((p) => p.probe === 'arp-for-vip')!;
+    expect(arp.verdict, arp.facts.join('\n')).toBe('contradicted');
+    expect(arp.facts.join('\n')).toMatch(/the kernel and the model disagree at host1 vnet0/);
+  });
+
+  it('sets the kernel’s drop reasons (tracefs and perf) against the model’s ends at host1', () => {
+    for (const f of ['kfree-skb-tracefs.txt', 'kfree-skb-perf.txt']) {
+      const k = joinTo(load('kvm-lvs-dr'), [f]);
+      const nf = k.drops.filter((d) => d.event.reason === 'NETFILTER_DROP');
+      expect(nf.length).toBeGreaterThan(1);
+      for (const d of nf) expect(d.probes).toEqual(expect.arrayContaining(['http-to-vip', 'arp-for-vip']));
+      // Drops with no counterpart in the model (other processes of the machine) are listed with why.
+      for (const d of k.drops.filter((x) => !x.kind)) expect(d.why).toMatch(/no counterpart/);
+      const http = k.probes.find((p) => p.probe === 'http-to-vip')!;
+      expect(http.verdict).toBe('confirmed');
+      expect(http.facts.join('\n')).toMatch(
+        /dropped a packet of http-to-vip's protocol with NETFILTER_DROP at nft_do_chain\+0x46f, where the model's http-to-vip ends \(netfilter drop\)/,
+      );
+      expect(renderKernelTraces(k)).toContain('kernel drops:');
+    }
+  });
+});
