@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use (real tcpdump/tshark as oracles, ebtables/iptables/nftables and
-# libvirt's nwfilter driver for the differential and lab tests, chromium for the web app's browser tests).
+# libvirt's nwfilter driver for the differential and lab tests, keepalived for the lab's real VRRP, chromium for the web app's browser tests).
 # Needs root; does nothing when all are present.
 set -euo pipefail
-PACKAGES=(busybox dash iproute2 ebtables iptables ipset nftables tcpdump tshark python3-scapy curl libvirt-daemon libvirt-clients libvirt-daemon-config-nwfilter chromium)
+PACKAGES=(busybox dash iproute2 ebtables iptables ipset nftables tcpdump tshark python3-scapy curl libvirt-daemon libvirt-clients libvirt-daemon-config-nwfilter keepalived chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -28,6 +28,7 @@ const TOOLS: readonly (readonly [string, string])[] = [
   ['tshark', 'tshark'],
   ['libvirtd', 'libvirt-daemon'],
   ['virsh', 'libvirt-clients'],
+  ['keepalived', 'keepalived'],
   ['curl', 'curl'],
   ['chromium', 'chromium'],
 ];

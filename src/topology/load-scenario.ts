@@ -69,6 +69,8 @@ export interface LoadedScenario {
   /** Per guest: its keepalived.conf, when given (the warnings it raised are in `keepalivedIssues`). */
   readonly keepalived: ReadonlyMap<string, KeepalivedConfig>;
   readonly keepalivedIssues: ReadonlyMap<string, readonly Issue[]>;
+  /** Per guest: its keepalived.conf as given, verbatim (the lab runs real keepalived with it). */
+  readonly keepalivedFiles?: ReadonlyMap<string, { readonly text: string; readonly file: string }>;
   /** Per host: the iptables filter table as installed (`iptables-save`), when given. */
   readonly installedIptables?: ReadonlyMap<string, IptTable>;
   /**
@@ -366,6 +368,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const ipvsConnections = new Map<string, ConnectionListing>();
   const keepalived = new Map<string, KeepalivedConfig>();
   const keepalivedIssues = new Map<string, Issue[]>();
+  const keepalivedFiles = new Map<string, { text: string; file: string }>();
   const installedIptables = new Map<string, IptTable>();
   const hostRuleSets = new Map<string, HostRuleSet>();
   const installedIpsets = new Map<string, ReadonlyMap<string, IpsetSet>>();
@@ -779,6 +782,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         keepalivedIssues.set(guestName, [...r.issues]);
         if (r.value) {
           keepalived.set(guestName, r.value);
+          keepalivedFiles.set(guestName, { text: a.text, file: a.file });
           // keepalived programs IPVS itself: without an ipvsadm listing, its configuration is the table.
           if (!ipvs.has(guestName) && r.value.table.services.length > 0) {
             ipvs.set(guestName, r.value.table);
@@ -1097,6 +1101,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     installedIptables,
     declaredAssumptions,
     ...(hostRuleSets.size > 0 ? { hostRuleSets } : {}),
+    ...(keepalivedFiles.size > 0 ? { keepalivedFiles } : {}),
     ...(installedIpsets.size > 0 ? { installedIpsets } : {}),
     ...(proxmox.size > 0 ? { proxmox } : {}),
     ...(ipvsConnections.size > 0 ? { ipvsConnections } : {}),
