@@ -726,7 +726,13 @@ function saveFixture(o: Outcome, why: string): void {
 }
 
 function compare(o: Outcome): string[] {
-  const mine = replayCase(o.files, o.port, PORT_RE, new Map(DIFFERENTIAL_IPSETS));
+  let mine: ReturnType<typeof replayCase>;
+  try {
+    mine = replayCase(o.files, o.port, PORT_RE, new Map(DIFFERENTIAL_IPSETS));
+  } catch (e) {
+    // A crash is a disagreement of its own (kept as a fixture), not the end of the run.
+    return [`lvsdoctor threw: ${e instanceof Error ? e.message : String(e)}`];
+  }
   const problems: string[] = [];
   if (
     mine.defineErrors.length !== o.defineErrors.length ||

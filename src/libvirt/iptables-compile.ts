@@ -239,6 +239,18 @@ function iptablesRefusal(
   ipsets: IpsetFamilies | undefined,
 ): string | undefined {
   const help = `\nTry \`${tool} -h' or '${tool} --help' for more information.`;
+  // Options in command-line order: -m iprange comes before --tcp-option.
+  for (const m of copy.rule.matches) {
+    if (m.kind !== 'iprange' || tool !== 'ip6tables') continue;
+    for (const [side, r] of [
+      ['src', m.src],
+      ['dst', m.dst],
+    ] as const) {
+      const bad = r && [r.from, r.to].find((a) => !a.includes(':'));
+      if (bad !== undefined)
+        return `${tool} v1.8.9 (nf_tables): iprange: Bad value for "--${side}-range" option: "${bad}"${help}`;
+    }
+  }
   const opt = attrs.get('option');
   if (opt !== undefined && opt.value === 0) return `${tool} v1.8.9 (nf_tables): Bad TCP option "0"${help}`;
   const set = copy.rule.matches.find((m) => m.kind === 'set');

@@ -175,8 +175,9 @@ export function translateIptablesRule(
       m: { addr: masked, prefixLen: len, negated: a.negated },
     };
   };
+  // libvirt 9.0 types the -ipv6 elements' `dstipto` as IPv4: it passes that address on (ip6tables refuses it).
   const addrText = (v: TypedAttr) =>
-    family === 'ipv4' ? formatIpv4(v.value as Ipv4) : maskIpv6(v.value as string, 128);
+    family === 'ipv4' || typeof v.value === 'number' ? formatIpv4(v.value as Ipv4) : maskIpv6(v.value as string, 128);
   const side = (which: 'src' | 'dst') => {
     const toSrc = (which === 'src') !== directionIn;
     const a = addr(`${which}ipaddr`, `${which}ipmask`);

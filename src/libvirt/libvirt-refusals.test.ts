@@ -304,3 +304,21 @@ describe('ipset and ipsetflags as libvirt 9.0 installs them (virNWFilterRuleDefF
     ).toBeUndefined();
   });
 });
+
+describe('an -ipv6 element with an IPv4 dstipto (libvirt 9.0 types it as IPv4)', () => {
+  it('is passed on to ip6tables, which refuses the range (recorded from the real driver, 2026-12-07)', () => {
+    expect(
+      bindTo(
+        'lvo7',
+        `<rule action='accept' direction='out'><tcp-ipv6 dstipfrom='2001:db8::1' dstipto='192.0.2.9'/></rule>`,
+      ).failure,
+    ).toBe(
+      `${FAILED} /usr/sbin/ip6tables -w -A FJ-lvo7 -p tcp -m iprange --dst-range 2001:db8::1-192.0.2.9 -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir Original -j RETURN: ip6tables v1.8.9 (nf_tables): iprange: Bad value for "--dst-range" option: "192.0.2.9"\nTry \`ip6tables -h' or 'ip6tables --help' for more information.`,
+    );
+    expect(
+      defineError(
+        `<rule action='accept' direction='out'><tcp-ipv6 dstipfrom='2001:db8::1' dstipto='2001:db8::5'/></rule>`,
+      ),
+    ).toBe('dstipto has illegal value 2001:db8::5');
+  });
+});
