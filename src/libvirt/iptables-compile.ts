@@ -213,9 +213,15 @@ export function compileIptablesFamily(
         commands.push(`${p} -A ${temp} ${args}`);
         const refused = iptablesRefusal(tool, temp, t, attrs, inst.rule.action, ipsets);
         if (refused !== undefined) {
+          // ip6tables warns about `-p ah` (an extension header, never the upper protocol) while it parses; libvirt's
+          // message carries that stderr line too (verified with libvirt 9.0).
+          const warning =
+            inst.rule.protocol === 'ah-ipv6'
+              ? 'Warning: never matched protocol: ah. use extension match instead.\n'
+              : '';
           return {
             commands,
-            failure: `internal error: Failed to apply firewall rules /usr/sbin/${tool} -w -A ${temp} ${args}: ${refused}`,
+            failure: `internal error: Failed to apply firewall rules /usr/sbin/${tool} -w -A ${temp} ${args}: ${warning}${refused}`,
           };
         }
         table.append(`${req.chain}-${ifn}`, { ...t.rule, origin: inst.origin });

@@ -322,3 +322,18 @@ describe('an -ipv6 element with an IPv4 dstipto (libvirt 9.0 types it as IPv4)',
     ).toBe('dstipto has illegal value 2001:db8::5');
   });
 });
+
+describe('IPv4 attributes given an IPv4-mapped IPv6 address (recorded from libvirt 9.0, 2026-12-07)', () => {
+  it('take it as the IPv4 address; other IPv6 forms are refused', () => {
+    const c = bindTo('pm1', `<rule action='accept' direction='out'><tcp srcipaddr='::ffff:a01:205'/></rule>`);
+    expect(renderCompiled(c, 'iptables-save')).toContain(
+      '-A FI-pm1 -s 10.1.2.5/32 -p tcp -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir ORIGINAL -j RETURN',
+    );
+    const upper = bindTo('pm2', `<rule action='accept' direction='out'><tcp srcipaddr='::FFFF:10.1.2.8'/></rule>`);
+    expect(renderCompiled(upper, 'iptables-save')).toContain('-A FI-pm2 -s 10.1.2.8/32 -p tcp');
+    for (const a of ['::10.1.2.6', '::ffff:0:10.1.2.7', '2001:db8::1'])
+      expect(defineError(`<rule action='accept' direction='out'><tcp srcipaddr='${a}'/></rule>`)).toBe(
+        `srcipaddr has illegal value ${a}`,
+      );
+  });
+});

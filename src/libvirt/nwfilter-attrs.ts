@@ -3,7 +3,7 @@
  * their datatypes, and the conversion of attribute text into typed values.
  */
 
-import { parseIpv4 } from '../addr/ipv4.ts';
+import { type Ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { formatIpv6Groups, ipv6ToGroups, parseIpv6 } from '../addr/ipv6.ts';
 import { parseMac } from '../addr/mac.ts';
 import { arpOpcodeByName } from '../netfilter/names.ts';
@@ -239,7 +239,7 @@ export function convertValue(dt: NwDatatype, text: string): { value: NwValue } |
       return /^1*0*$/.test(bits) ? { value: m } : invalid(text);
     }
     case 'ipv4': {
-      const a = parseIpv4(text);
+      const a = parseIpv4(text) ?? mappedIpv4(text);
       return a === undefined ? invalid(text) : { value: a };
     }
     case 'ipv4mask': {
@@ -387,6 +387,20 @@ export function maskIpv6(addr: string, len: number): string {
     return x & m;
   });
   return formatIpv6Ntop(g);
+}
+
+/**
+ * libvirt's IPv4 attributes also take an IPv4-mapped IPv6 address (`::ffff:10.1.2.3`, `::ffff:a01:203`, any case) as
+ * that IPv4 address (verified with libvirt 9.0: `srcipaddr='::ffff:a01:205'` installs `-s 10.1.2.5/32`); other IPv6
+ * forms (`::10.1.2.3`, `::ffff:0:…`) are refused.
+ */
+function mappedIpv4(text: string): Ipv4 | undefined {
+  if (!text.includes(':')) return undefined;
+  const v6 = parseIpv6(text.toLowerCase());
+  if (v6 === undefined) return undefined;
+  const g = ipv6ToGroups(v6);
+  if (!g.slice(0, 5).every((x) => x === 0) || g[5] !== 0xffff) return undefined;
+  return parseIpv4(`${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`);
 }
 
 /** An IPv6 address as glibc `inet_ntop` prints it. */
