@@ -76,6 +76,14 @@ describe('scenario input errors name file, line and what was expected', () => {
     );
   });
 
+  it('names the interfaces a known node has when a segment member names none of them (nor an altname)', async () => {
+    const dir = variant('scenario.yaml', (t) => t.replace('host2:eth0', 'host2:eth9'));
+    const errs = await errorsOf(dir);
+    expect(errs.join('\n')).toMatch(
+      /scenario\.yaml:9:\d+: error: segment lan: host2 has no interface eth9 \(it has .*eth0/,
+    );
+  });
+
   it('reports a guest that is no domain', async () => {
     const dir = variant('scenario.yaml', (t) => t.replace('  r2-10106:', '  r2-99999:'));
     const errs = await errorsOf(dir);

@@ -41,6 +41,8 @@ export interface LinkInfo {
   /** `permaddr` of a bond slave: its own MAC before the bond gave it the bond's. */
   readonly permaddr?: Mac;
   readonly mac?: Mac;
+  /** `altname` lines (iproute2 >= 5.5): other names of the same device, accepted wherever a name is. */
+  readonly altnames?: readonly string[];
   readonly addrs: readonly InterfaceAddress[];
   readonly addrs6: readonly string[];
   readonly pos: Position;
@@ -208,7 +210,11 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
       else cur.addrs6.push(words[1]!);
       return;
     }
-    // valid_lft lines, altname, vlan/bridge details of `ip -d`: nothing the model needs.
+    if (w0 === 'altname' && words[1] !== undefined) {
+      cur.altnames = [...(cur.altnames ?? []), words[1]];
+      return;
+    }
+    // valid_lft lines, vlan/bridge details of `ip -d`: nothing the model needs.
   });
   if (links.length === 0)
     issues.push(issue('ip-addr.empty', 'expected `ip addr` output, found no interface', filePos(file, 1)));
@@ -234,6 +240,7 @@ interface JsonLink {
   link_type?: string;
   address?: string;
   permaddr?: string;
+  altnames?: string[];
   linkinfo?: { info_kind?: string; info_data?: { mode?: string; id?: number } };
   addr_info?: JsonAddrInfo[];
 }
@@ -291,6 +298,7 @@ function readIpAddrJson(text: string, file: string): ReadResult<LinkInfo[]> {
       ...(l.link ? { lower: l.link } : {}),
       ...(l.master ? { master: l.master } : {}),
       ...(mac ? { mac } : {}),
+      ...(Array.isArray(l.altnames) ? { altnames: l.altnames.filter((x) => typeof x === 'string') } : {}),
     };
     const info = l.linkinfo;
     const kind = info?.info_kind !== undefined ? DETAIL_KINDS[info.info_kind] : undefined;

@@ -183,9 +183,22 @@ function fromLinks(links: readonly LinkInfo[], taps: ReadonlySet<string>): Map<s
     if (l.mode !== undefined) iface.mode = l.mode;
     if (l.mtu !== 1500 && kind !== 'loopback') iface.mtu = l.mtu;
     if (l.permaddr !== undefined) PERMADDR.set(iface, l.permaddr);
+    if (l.altnames !== undefined && l.altnames.length > 0) ALTNAMES.set(iface, l.altnames);
     out.set(l.name, iface);
   }
   return out;
+}
+
+/** A device's altnames (`altname enp3s0f0`): scenario.yaml may name it by any of them. */
+const ALTNAMES = new WeakMap<MutIface, readonly string[]>();
+
+/** The interface `name` names on a node: its own name, or one of its altnames. */
+function ifaceNamed(n: Node | undefined, name: string): MutIface | undefined {
+  if (!n) return undefined;
+  const direct = n.interfaces.get(name) as MutIface | undefined;
+  if (direct) return direct;
+  for (const i of n.interfaces.values()) if (ALTNAMES.get(i as MutIface)?.includes(name)) return i as MutIface;
+  return undefined;
 }
 
 /** A bond slave's own MAC (`permaddr`), by which its domain interface names it. */
@@ -985,19 +998,22 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     const members = seg.members.flatMap((m, k) => {
       const [node, iface] = m.split(':') as [string, string];
       const n = nodes.get(node);
-      const i = n?.interfaces.get(iface) as MutIface | undefined;
+      const i = ifaceNamed(n, iface);
       if (!n || !i) {
         ctx.issues.push(
           issue(
             'scenario.unknown-interface',
-            `segment ${segName}: ${m} is not an interface of any node (known nodes: ${[...nodes.keys()].join(', ')})`,
+            n
+              ? `segment ${segName}: ${node} has no interface ${iface} (it has ${[...n.interfaces.keys()].join(', ')})`
+              : `segment ${segName}: ${m} is not an interface of any node (known nodes: ${[...nodes.keys()].join(', ')})`,
             at('segments', segName, 'members', k),
           ),
         );
         return [];
       }
       i.segment = segName;
-      return [{ node, iface }];
+      // The device's own name from here on: routes, captures and the kernel use it.
+      return [{ node, iface: i.name }];
     });
     segments.push({ name: segName, members, origin: yamlOrigin(`segment ${segName}`, 'segments', segName) });
   }
