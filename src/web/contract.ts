@@ -270,9 +270,13 @@ export interface ReportInputs {
 export type WhatIfAnswer = { kind: 'ok'; result: WhatIfResult } | { kind: 'bad'; message: string };
 
 /**
- * The offline report's what-if engine (src/web/report-engine.ts, its own script in the report) installs this
- * function on `globalThis` under `REPORT_ENGINE_GLOBAL`: the server's what-if, run in the page. `places` is the
- * model's `topology.places`.
+ * The offline report's what-if engine (src/web/report-engine.ts, its own script in the report) installs this on
+ * `globalThis` under `REPORT_ENGINE_GLOBAL`: the server's what-if, run in the page.
  */
-export type ReportWhatIf = (req: WhatIfRequest, places: Readonly<Record<string, string>>) => WhatIfAnswer;
-export const REPORT_ENGINE_GLOBAL = 'lvsdoctorWhatIf';
+export interface ReportEngine {
+  /** `places` is the model's `topology.places`. */
+  whatIf(req: WhatIfRequest, places: Readonly<Record<string, string>>): WhatIfAnswer;
+  /** Loads and diagnoses the embedded scenario now, so that the first what-if only re-traces. */
+  warm(): void;
+}
+export const REPORT_ENGINE_GLOBAL = 'lvsdoctorEngine';

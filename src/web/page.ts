@@ -43,12 +43,11 @@ export async function webScript(kind: WebScript): Promise<string> {
     cached.set(kind, text);
     return text;
   }
-  const entry = sourcesOverride
-    ? join(sourcesOverride, SCRIPTS[kind].entry)
-    : fileURLToPath(new URL(`./${SCRIPTS[kind].entry}`, import.meta.url));
+  const webDir = sourcesOverride ?? dirname(fileURLToPath(import.meta.url));
+  const entry = join(webDir, SCRIPTS[kind].entry);
   if (!existsSync(entry)) throw new Error(`the web app is not built: ${built} is missing (run npm run build)`);
   const { build } = await import('esbuild');
-  const r = await build(webBuildOptions(kind, entry, dirname(fileURLToPath(import.meta.url))));
+  const r = await build(webBuildOptions(kind, entry, webDir));
   const text = r.outputFiles?.[0]?.text ?? '';
   cached.set(kind, text);
   return text;

@@ -7,7 +7,7 @@
  */
 import { loadScenarioFrom } from '../topology/load-scenario.ts';
 import { replayedSource } from '../topology/scenario-source.ts';
-import { REPORT_ENGINE_GLOBAL, REPORT_INPUTS_ID, type ReportInputs, type ReportWhatIf } from './contract.ts';
+import { REPORT_ENGINE_GLOBAL, REPORT_INPUTS_ID, type ReportEngine, type ReportInputs } from './contract.ts';
 import { openWebSession, type WebSession, whatIf } from './what-if.ts';
 
 /** Loads and diagnoses the embedded scenario; a string says why it cannot be. */
@@ -31,10 +31,19 @@ function embedded(): WebSession | string {
   }
 }
 
-export const reportWhatIf: ReportWhatIf = (req, places) => {
+function opened(): WebSession | string {
   session ??= embedded();
-  if (typeof session === 'string') return { kind: 'bad', message: session };
-  return whatIf(session, places, req);
+  return session;
+}
+
+export const reportEngine: ReportEngine = {
+  whatIf(req, places) {
+    const s = opened();
+    return typeof s === 'string' ? { kind: 'bad', message: s } : whatIf(s, places, req);
+  },
+  warm() {
+    opened();
+  },
 };
 
-(globalThis as Record<string, unknown>)[REPORT_ENGINE_GLOBAL] = reportWhatIf;
+(globalThis as Record<string, unknown>)[REPORT_ENGINE_GLOBAL] = reportEngine;

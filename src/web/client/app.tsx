@@ -3,7 +3,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import {
   type ProbeView,
   REPORT_ENGINE_GLOBAL,
-  type ReportWhatIf,
+  type ReportEngine,
   type WebModel,
   type WhatIfRequest,
   type WhatIfResult,
@@ -29,17 +29,22 @@ function initialSelection(probes: readonly ProbeView[]): { probe: number; hop: n
   return { probe: k, hop: p ? (p.decisive ?? p.path.length - 1) : 0 };
 }
 
+/** The offline report's what-if engine, when the page is one. */
+function reportEngine(): ReportEngine | undefined {
+  return (globalThis as Record<string, unknown>)[REPORT_ENGINE_GLOBAL] as ReportEngine | undefined;
+}
+
 /**
  * The what-if answer: the server re-traces (POST /api/what-if); in the offline report the what-if engine embedded
  * in it (src/web/report-engine.ts: the server's what-if code, bundled) re-traces in the page.
  */
 async function runWhatIf(model: WebModel, req: WhatIfRequest): Promise<WhatIfResult> {
   if (!model.live) {
-    const engine = (globalThis as Record<string, unknown>)[REPORT_ENGINE_GLOBAL] as ReportWhatIf | undefined;
+    const engine = reportEngine();
     if (!engine) throw new Error('this report has no what-if engine: re-trace with `lvsdoctor serve`');
     // Let the page paint "re-tracing…" before the engine holds the thread.
     await new Promise((done) => setTimeout(done, 0));
-    const a = engine(req, model.topology.places);
+    const a = engine.whatIf(req, model.topology.places);
     if (a.kind === 'bad') throw new Error(a.message);
     return a.result;
   }
@@ -77,6 +82,14 @@ export function App({ model }: { model: WebModel }) {
       (e: unknown) => setWhatIf({ request, pending: false, error: (e as Error).message }),
     );
   };
+
+  // The offline report loads and diagnoses its scenario once the page is drawn, so that the first what-if only
+  // re-traces; not for big fleets, whose diagnosis would hold the page for seconds (their first what-if does it).
+  useEffect(() => {
+    if (model.live || bigFleet) return;
+    const t = setTimeout(() => reportEngine()?.warm(), 50);
+    return () => clearTimeout(t);
+  }, [model]);
 
   useEffect(() => {
     const p = probes[probeIdx];
