@@ -225,3 +225,54 @@ describe('kernel traces given to diagnose', () => {
     expect(vip.facts.join('\n')).toContain("no traced packet is tcp-192.0.2.208-80's");
   });
 });
+
+describe('IPVS totals of a director (/proc/net/ip_vs_stats) in a watch window', () => {
+  const stats = (conns: string, inPkts: string) =>
+    `   Total Incoming Outgoing         Incoming         Outgoing\n   Conns  Packets  Packets            Bytes            Bytes\n${conns.padStart(8)} ${inPkts.padStart(8)}        0 ${'3C0'.padStart(16)}                0\n\n Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s\n       0        0        0                0                0\n`;
+
+  function directorWatch(name: string, end: string): string[] {
+    const bundles = withWindow(name, (nat) => nat);
+    const d1 = bundles.find((b) => b.endsWith('guest-director1'))!;
+    let m =
+      'watch-seconds\t10\nwatch-start\t2026-11-25T20:26:00Z 1795638360\nwatch-end\t2026-11-25T20:26:10Z 1795638370\n';
+    for (const [phase, text] of [
+      ['start', stats('1A', '2F0')],
+      ['end', end],
+    ] as const) {
+      const id = `counters-${phase}-proc-ip-vs-stats`;
+      writeFileSync(join(d1, 'cmd', `${id}.out`), text);
+      writeFileSync(join(d1, 'cmd', `${id}.err`), '');
+      m += `cmd\t${id}\tok\t0\tcmd/${id}.out\tcmd/${id}.err\tcat /proc/net/ip_vs_stats\n`;
+    }
+    appendFileSync(join(d1, 'manifest.tsv'), m);
+    return bundles;
+  }
+
+  it('confirms the director the model schedules on when its totals moved (hexadecimal, as the kernel prints them)', () => {
+    const { json } = diagnoseJson(directorWatch('ipvs-moved', stats('1D', '2FC')));
+    expect(json.evidence.stack).toEqual(
+      expect.arrayContaining([
+        { node: 'r2-10105', name: 'IpVsConns', delta: 3 },
+        { node: 'r2-10105', name: 'IpVsInPkts', delta: 12 },
+      ]),
+    );
+    const facts = json.evidence.probes.flatMap((p: { facts: string[] }) => p.facts).join('\n');
+    expect(facts).toMatch(
+      /the model has r2-10105 schedule \S+ on TCP 192\.0\.2\.208:80; its IPVS totals moved: IpVsConns \+3, IpVsInPkts \+12 in the 10 s window/,
+    );
+  });
+
+  it('says so when they stood still, and names the line of a listing it cannot read', () => {
+    const still = diagnoseJson(directorWatch('ipvs-still', stats('1A', '2F0'))).json;
+    expect(still.evidence.probes.flatMap((p: { facts: string[] }) => p.facts).join('\n')).toMatch(
+      /its IPVS totals did not move in the 10 s window/,
+    );
+    let err = '';
+    runDiagnoseInputs({ stdout: () => {}, stderr: (s) => (err += s) }, directorWatch('ipvs-bad', 'garbage\n'), {
+      json: true,
+    });
+    expect(err).toMatch(
+      /counters-end-proc-ip-vs-stats\.out:1: error: expected the 'Conns Packets Packets Bytes Bytes' header/,
+    );
+  });
+});

@@ -296,7 +296,22 @@ function oneProbe(
     for (const s of h.steps) {
       if (s.kind !== 'ipvs' || s.destination === undefined) continue;
       const here = ipvsMoved.filter((d) => d.service === s.service && d.destination !== undefined);
-      if (here.length === 0) continue;
+      if (here.length === 0) {
+        // No per-real-server counters (ipvsadm --stats not listed): the namespace's totals (/proc/net/ip_vs_stats).
+        const dw = windows.get(node);
+        const tot = dw?.stack.filter((d) => d.name === 'IpVsConns' || d.name === 'IpVsInPkts') ?? [];
+        if (dw && s.outcome === 'forwarded') {
+          if (tot.length > 0)
+            confirms.push(
+              `the model has ${node} schedule ${probe} on ${s.service}; its IPVS totals moved: ${tot.map((d) => `${d.name} +${d.delta}`).join(', ')}${within(dw)} (${tot[0]!.pos.file}:${tot[0]!.pos.line})`,
+            );
+          else if (hasIpvsTotals(dw))
+            notes.push(
+              `the model has ${node} schedule ${probe} on ${s.service}; its IPVS totals did not move${within(dw)}`,
+            );
+        }
+        continue;
+      }
       const mine = here.find((d) => d.destination === s.destination);
       const rest = here.filter((d) => d.destination !== s.destination);
       if (mine)
@@ -336,6 +351,11 @@ function oneProbe(
   const facts = [...confirms, ...contradicts, ...notes];
   if (facts.length === 0) facts.push(`no counter window covers the nodes ${probe} crosses`);
   return { probe, verdict, facts };
+}
+
+/** Whether the window read IPVS totals (a listing of /proc/net/ip_vs_stats at both ends). */
+function hasIpvsTotals(w: CounterWindow): boolean {
+  return w.ipvsTotals === true;
 }
 
 /** The whole join for a report: windows keyed by scenario node, the model's rules per host. */

@@ -55,6 +55,8 @@ export interface CounterWindow {
   readonly links: readonly StatDelta[];
   readonly stack: readonly StatDelta[];
   readonly ipvs: readonly IpvsDelta[];
+  /** True when `/proc/net/ip_vs_stats` was listed at both ends (its totals are in `stack` as `IpVsConns`…). */
+  readonly ipvsTotals?: boolean;
   /** Listings missing at one end (`ebtables -t nat: not collected at the end`). */
   readonly gaps: readonly string[];
 }
@@ -128,6 +130,35 @@ function readNstat(text: string, file: string): Map<string, { v: number; pos: Po
     if (m) out.set(m[1]!, { v: Number(m[2]), pos: filePos(file, i + 1) });
   });
   return out;
+}
+
+/**
+ * `/proc/net/ip_vs_stats`: the IPVS totals of the namespace (hexadecimal, as ip_vs_stats_show prints them), named
+ * `IpVsConns`, `IpVsInPkts`, `IpVsOutPkts`, `IpVsInBytes`, `IpVsOutBytes`. The rates below them are not read.
+ */
+export function readIpVsStats(
+  text: string,
+  file: string,
+): { value: Map<string, { v: number; pos: Position }>; issues: Issue[] } {
+  const value = new Map<string, { v: number; pos: Position }>();
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => /^\s*Conns\s+Packets\s+Packets\s+Bytes\s+Bytes\s*$/.test(l));
+  const row = at >= 0 ? lines[at + 1]?.trim().split(/\s+/) : undefined;
+  if (!row || row.length !== 5 || !row.every((x) => /^[0-9A-Fa-f]+$/.test(x)))
+    return {
+      value,
+      issues: [
+        issue(
+          'ipvs-stats-bad',
+          "expected the 'Conns Packets Packets Bytes Bytes' header followed by five hexadecimal totals",
+          filePos(file, at >= 0 ? at + 2 : 1),
+        ),
+      ],
+    };
+  const pos = filePos(file, at + 2);
+  const names = ['IpVsConns', 'IpVsInPkts', 'IpVsOutPkts', 'IpVsInBytes', 'IpVsOutBytes'];
+  for (const [k, n] of names.entries()) value.set(n, { v: Number.parseInt(row[k]!, 16), pos });
+  return { value, issues: [] };
 }
 
 /** `ip -s -s link show`: per interface RX/TX packets, errors, dropped. */
@@ -235,6 +266,14 @@ export function counterWindow(
   };
   let stack = [...stat('proc-snmp', snmp), ...stat('proc-netstat', snmp)];
   if (stack.length === 0) stack = stat('nstat', (l) => readNstat(l.text, l.file));
+  stack = [
+    ...stack,
+    ...stat('proc-ip-vs-stats', (l) => {
+      const r = readIpVsStats(l.text, l.file);
+      issues.push(...r.issues);
+      return r.value;
+    }),
+  ];
   const ipvs: IpvsDelta[] = [];
   const ia = start('ipvsadm-stats');
   const ib = end('ipvsadm-stats');
@@ -258,6 +297,7 @@ export function counterWindow(
       links,
       stack,
       ipvs,
+      ...(start('proc-ip-vs-stats') && end('proc-ip-vs-stats') ? { ipvsTotals: true } : {}),
       gaps,
     },
     issues,
