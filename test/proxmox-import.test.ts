@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collectorScript } from '../src/collect/collector-script.ts';
+import { loadScenario } from '../src/topology/load-scenario.ts';
 import { runCli } from './run-cli.ts';
 
 const PVE = join(import.meta.dirname, '..', 'examples', 'proxmox-lvs-dr', 'etc-pve');
@@ -140,6 +141,7 @@ function collect(machine: string, guest: boolean, pveRoot?: string): string {
       PATH: `${shims}:${process.env.PATH}`,
       LVSDOCTOR_IPVS_PROC: ipvsProc,
       LVSDOCTOR_PVE_ROOT: pveRoot ?? join(dir, 'no-pve'),
+      LVSDOCTOR_NET_INTERFACES: pveRoot ? join(pveRoot, '..', 'interfaces') : join(dir, 'no-interfaces'),
       LVSDOCTOR_PVE_NODE: 'pve1',
     },
     encoding: 'utf8',
@@ -154,6 +156,11 @@ describe.skipIf(!has('dash') || !has('tar'))('import from the bundles of a Proxm
   }, async () => {
     const etcPve = join(tmp, 'etc-pve');
     cpSync(PVE, etcPve, { recursive: true });
+    // The node's /etc/network/interfaces: vmbr0 is VLAN-aware (untagged guests are in VLAN 1, as the gateway).
+    writeFileSync(
+      join(tmp, 'interfaces'),
+      'auto vmbr0\niface vmbr0 inet static\n\taddress 192.0.2.2/24\n\tbridge-ports eno1\n\tbridge-vlan-aware yes\n\tbridge-vids 2-4094\n',
+    );
     const guests = [collect('lb1', true), collect('web1', true)];
     const out1 = join(tmp, 'imported');
     const imp = await runCli('import', collect('pve1', false, etcPve), ...guests, '-o', out1);
@@ -162,6 +169,7 @@ describe.skipIf(!has('dash') || !has('tar'))('import from the bundles of a Proxm
     const yaml = readFileSync(join(out1, 'scenario.yaml'), 'utf8');
     expect(yaml).toMatch(/^ {2}pve1:.*\n(?: {4}.*\n)*? {4}platform: proxmox/m);
     expect(yaml).toMatch(/^ {4}pve: pve1\/etc-pve/m);
+    expect(yaml).toMatch(/^ {4}network-interfaces: pve1\/network-interfaces/m);
     expect(yaml).toMatch(/members: \[pve1:eno1\]/);
     expect(yaml).toMatch(
       /^ {2}lb1:\n {4}# on pve1: tap100i0 \(fwbr100i0 → vmbr0\)\n(?: {4}.*\n)*? {4}ip-addr: guests\/lb1\/ip-addr.json/m,
@@ -176,6 +184,8 @@ describe.skipIf(!has('dash') || !has('tar'))('import from the bundles of a Proxm
       'cluster.fw',
     ]);
 
+    const loaded = loadScenario(out1).value!;
+    expect(loaded.scenario.nodes.get('pve1')!.interfaces.get('vmbr0')?.vlanFiltering).toBe(true);
     const broken = await runCli('diagnose', out1, '--json');
     expect(broken.code).toBe(1);
     const d = JSON.parse(broken.stdout) as {

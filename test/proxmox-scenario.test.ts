@@ -192,6 +192,111 @@ describe('a Proxmox host in a scenario', () => {
     }
   });
 
+  describe('guest VLANs (netN: …,tag=20)', () => {
+    const INTERFACES = [
+      'auto lo',
+      'iface lo inet loopback',
+      '',
+      'iface eno1 inet manual',
+      '',
+      'auto vmbr0',
+      'iface vmbr0 inet static',
+      '\taddress 192.0.2.2/24',
+      '\tbridge-ports eno1',
+      '\tbridge-stp off',
+      '\tbridge-fd 0',
+      '\tbridge-vlan-aware yes',
+      '\tbridge-vids 2-4094',
+      '',
+    ].join('\n');
+    /** The fixed twin with every guest NIC tagged 20 and the gateway on VLAN 20; `aware` adds the interfaces file. */
+    function tagged(aware: boolean, edit: (dir: string) => void = () => {}): string {
+      const tmp = mkdtempSync(join(tmpdir(), 'pve-vlan-'));
+      cpSync(FIXED, tmp, { recursive: true });
+      for (const id of ['100', '101', '102']) {
+        const conf = join(tmp, 'etc-pve', 'nodes', 'pve1', 'qemu-server', `${id}.conf`);
+        writeFileSync(conf, readFileSync(conf, 'utf8').replace('firewall=1', 'firewall=1,tag=20'));
+      }
+      const y = join(tmp, 'scenario.yaml');
+      let yaml = readFileSync(y, 'utf8').replace(/^ {2}segment: lan$/m, '  segment: lan\n  vlan: 20');
+      if (aware) {
+        writeFileSync(join(tmp, 'pve1', 'interfaces'), INTERFACES);
+        yaml = yaml.replace(/^( {4}ip-addr: pve1\/ip-addr\.txt.*)$/m, '$1\n    network-interfaces: pve1/interfaces');
+      }
+      writeFileSync(y, yaml);
+      edit(tmp);
+      return tmp;
+    }
+
+    it('on a VLAN-aware vmbr: the fwpr ports get PVID 20 untagged, eno1 carries 2-4094 tagged; healthy', async () => {
+      const dir = tagged(true);
+      try {
+        const r = loadScenario(dir);
+        expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+        const i = (n: string) => r.value!.scenario.nodes.get('pve1')!.interfaces.get(n)!;
+        expect(i('vmbr0').vlanFiltering).toBe(true);
+        expect([i('fwpr100p0').bridgeVlans?.pvid, i('fwpr100p0').bridgeVlans?.untagged]).toEqual([20, [20]]);
+        expect(i('eno1').bridgeVlans?.tagged).toEqual([[2, 4094]]);
+        const t = await runCli('trace', dir, '--probe', 'http-to-vip');
+        expect(t.stdout).toContain('vmbr0 (VLAN filtering): tagged on eno1, VLAN 20');
+        expect(t.stdout).toMatch(/pve1:eno1\n\s+\S+ \S+ > \S+, ethertype 802\.1Q \(0x8100\), length \d+: vlan 20/);
+        const d = await runCli('diagnose', dir);
+        expect(d.code).toBe(0);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('on a vmbr that is not VLAN-aware: the ports sit on vmbr0v20 with eno1.20; healthy, and the assumption is said', async () => {
+      const dir = tagged(false);
+      try {
+        const r = loadScenario(dir);
+        const node = r.value!.scenario.nodes.get('pve1')!;
+        expect(node.interfaces.get('fwpr100p0')?.master).toBe('vmbr0v20');
+        expect(node.interfaces.get('eno1.20')).toMatchObject({
+          kind: 'vlan',
+          lower: 'eno1',
+          vlanId: 20,
+          master: 'vmbr0v20',
+        });
+        expect(r.value!.scenario.assumptions.join('\n')).toContain('vmbr0 assumed not VLAN-aware');
+        const d = await runCli('diagnose', dir);
+        expect(d.code).toBe(0);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('a real server on another VLAN (tag=30) is cut off from the director: the probe fails', async () => {
+      const dir = tagged(true, (d) => {
+        const conf = join(d, 'etc-pve', 'nodes', 'pve1', 'qemu-server', '101.conf');
+        writeFileSync(conf, readFileSync(conf, 'utf8').replace('tag=20', 'tag=30'));
+      });
+      try {
+        const r = await runCli('diagnose', dir, '--json');
+        expect(r.code).toBe(1);
+        const d = JSON.parse(r.stdout) as { probes: { probe: { name: string }; disposition: string }[] };
+        expect(d.probes.find((p) => p.probe.name === 'http-to-vip')?.disposition).toBe('arp-unresolved');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('a bad bridge-vids is an error naming the interfaces file and line', () => {
+      const dir = tagged(true, (d) =>
+        writeFileSync(join(d, 'pve1', 'interfaces'), INTERFACES.replace('2-4094', '2-5000')),
+      );
+      try {
+        const msgs = loadScenario(dir).issues.map(
+          (i) => `${i.pos?.file.split('/').slice(-2).join('/')}:${i.pos?.line} ${i.message}`,
+        );
+        expect(msgs).toContain('pve1/interfaces:13 bridge-vids: expected VLAN ids 1-4094 (e.g. 2-4094), got "2-5000"');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
   it('diagnose: the fixed twin (IP filter off on the director NIC, VIP in the real server set) is healthy', async () => {
     const r = await runCli('diagnose', FIXED);
     expect(r.stderr).toBe('');

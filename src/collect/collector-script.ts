@@ -299,6 +299,8 @@ if [ -d "$PVE/firewall" ] || [ -d "$PVE/nodes" ]; then
   copyfile pve-fw-cluster "$PVE/firewall/cluster.fw"
   copyfile pve-fw-host "$PVE/nodes/$pve_node/host.fw"
   copyfile pve-corosync "$PVE/corosync.conf"
+  # Which vmbr is VLAN-aware, its ports and VLANs (guest tag= lands there or on vmbrNvT).
+  copyfile pve-network-interfaces "\${LVSDOCTOR_NET_INTERFACES:-/etc/network/interfaces}"
   for f in "$PVE"/firewall/*.fw; do
     [ -f "$f" ] || continue
     b=$(basename "$f" .fw)

@@ -237,6 +237,8 @@ interface HostOut {
   /** Proxmox: the copy of /etc/pve (`pve:`) and the node it describes. */
   readonly pve?: string;
   readonly pveNode?: string;
+  /** Proxmox: the copy of /etc/network/interfaces (`network-interfaces:`). */
+  readonly networkInterfaces?: string;
   readonly nwfilterDir?: string;
   /** Directory of the live filter bindings (`hosts.NAME.bindings`). */
   readonly bindings?: string;
@@ -256,9 +258,11 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
   const domains: string[] = [];
   // A Proxmox node: its /etc/pve files as a copy of /etc/pve, which the loader compiles as pve-firewall does.
   let pve: string | undefined;
+  let netif: string | undefined;
   if (h.ev.pve) {
     pve = `${dir}/etc-pve`;
     for (const f of pveBundleFiles(b)) w.write(`${pve}/${f.rel}`, f.text);
+    netif = w.copy(b, 'pve-network-interfaces', `${dir}/network-interfaces`);
   }
   for (const g of c.guests)
     if (g.host === h.node && !h.ev.pve) {
@@ -295,6 +299,7 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
     ...(ipAddr ? { ipAddr } : {}),
     domains,
     ...(pve ? { pve, pveNode: pveNodeOf(b) } : {}),
+    ...(netif ? { networkInterfaces: netif } : {}),
     ...(nwfilterDir ? { nwfilterDir } : {}),
     ...(bindings ? { bindings } : {}),
     ...(sysctl ? { sysctl } : {}),
@@ -448,6 +453,14 @@ function renderYaml(
     if (o.pve) {
       L.push(`    platform: proxmox  # bundle meta platform (pve-firewall's files under /etc/pve)`);
       L.push(`    pve: ${yamlStr(o.pve)}  # /etc/pve files of node ${o.pveNode}: guests, firewall`);
+      if (o.networkInterfaces)
+        L.push(
+          `    network-interfaces: ${yamlStr(o.networkInterfaces)}  # /etc/network/interfaces: VLAN-aware bridges`,
+        );
+      else
+        L.push(
+          '    # TODO network-interfaces: /etc/network/interfaces not collected; vmbr bridges taken as not VLAN-aware',
+        );
     } else L.push(`    domains: [${o.domains.map(yamlStr).join(', ')}]`);
     if (o.nwfilterDir) L.push(`    nwfilter-dir: ${yamlStr(o.nwfilterDir)}`);
     if (o.bindings) L.push(`    bindings: ${yamlStr(o.bindings)}  # live: virsh nwfilter-binding-dumpxml`);

@@ -20,6 +20,8 @@ export interface GuestNic {
   readonly bridge?: string;
   readonly firewall: boolean;
   readonly tag?: number;
+  /** `trunks=vid[-vid][;…]`: VLANs the port also carries tagged (VLAN-aware bridges only). */
+  readonly trunks?: readonly (readonly [number, number])[];
   readonly model?: string;
   /** Containers: `ip=` / `ip6=` as written (`dhcp`, `manual`, `auto` or an address with a prefix). */
   readonly ip?: string;
@@ -136,6 +138,19 @@ export function parseNetValue(
       return `expected tag=1..4094, got tag=${tagText}`;
     tag = Number(tagText);
   }
+  const trunksText = kv.get('trunks');
+  let trunks: [number, number][] | undefined;
+  if (trunksText !== undefined) {
+    trunks = [];
+    for (const part of trunksText.split(';')) {
+      const t = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+      const a = Number(t?.[1]);
+      const b = t?.[2] === undefined ? a : Number(t[2]);
+      if (!t || a < 1 || b > 4094 || a > b)
+        return `expected trunks=vid[-vid][;vid…] with VLAN ids 1..4094, got trunks=${trunksText}`;
+      trunks.push([a, b]);
+    }
+  }
   const bridge = kv.get('bridge');
   const ip = kv.get('ip');
   const ip6 = kv.get('ip6');
@@ -148,6 +163,7 @@ export function parseNetValue(
     pos,
     ...(bridge !== undefined ? { bridge } : {}),
     ...(tag !== undefined ? { tag } : {}),
+    ...(trunks !== undefined ? { trunks } : {}),
     ...(model !== undefined ? { model } : {}),
     ...(ip !== undefined ? { ip } : {}),
     ...(ip6 !== undefined ? { ip6 } : {}),

@@ -21,6 +21,7 @@ import type { IpsetSet } from '../netfilter/ipset.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
 import { looksLikeNftRuleset, readNftRuleset } from '../netfilter/nft-read.ts';
+import { type PveBridgeConf, readNetworkInterfaces } from '../proxmox/network-interfaces.ts';
 import { appendAll } from '../source/arrays.ts';
 import { FileError } from '../source/files.ts';
 import { type Issue, issue } from '../source/issue.ts';
@@ -44,7 +45,7 @@ import type {
   SysctlValue,
 } from './model.ts';
 import { isIfaceKind } from './model.ts';
-import { type PveHost, readPveHost } from './proxmox-host.ts';
+import { type PveHost, readPveHost, wirePveVlans } from './proxmox-host.ts';
 import { type ScenarioFile, scenarioSchema } from './scenario-schema.ts';
 import { diskSource, preparsedResult, type ScenarioSource } from './scenario-source.ts';
 import { readSysctl } from './sysctl.ts';
@@ -386,6 +387,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const hostRuleSets = new Map<string, HostRuleSet>();
   const installedIpsets = new Map<string, ReadonlyMap<string, IpsetSet>>();
   const proxmox = new Map<string, PveHost>();
+  const pveBridges = new Map<string, ReadonlyMap<string, PveBridgeConf>>();
 
   // Domains: which host runs which guest, and the tap behind each guest NIC.
   interface DomainPlace {
@@ -411,6 +413,14 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       else {
         const r = readPveHost(ctx.files, h.pve, fileName(ctx.rel, h.pve), at('hosts', hostName, 'pve'), h['pve-node']);
         appendAll(ctx.issues, r.issues);
+        if (r.value && h['network-interfaces'] !== undefined) {
+          const a = readArtifact(ctx, h['network-interfaces'], ['hosts', hostName, 'network-interfaces']);
+          if (a) {
+            const n = readNetworkInterfaces(a.text, a.file);
+            appendAll(ctx.issues, n.issues);
+            pveBridges.set(hostName, n.value ?? new Map());
+          }
+        }
         if (r.value) {
           proxmox.set(hostName, r.value);
           for (const d of r.value.domains) {
@@ -421,8 +431,18 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
           installedIpsets.set(hostName, r.value.ipsets);
         }
       }
-    } else if (h.pve !== undefined || h['pve-node'] !== undefined)
-      ctx.issues.push(issue('scenario.pve', 'pve: and pve-node: need platform: proxmox', at('hosts', hostName, 'pve')));
+    } else if (h.pve !== undefined || h['pve-node'] !== undefined || h['network-interfaces'] !== undefined)
+      ctx.issues.push(
+        issue(
+          'scenario.pve',
+          'pve:, pve-node: and network-interfaces: need platform: proxmox',
+          at(
+            'hosts',
+            hostName,
+            h.pve !== undefined ? 'pve' : h['pve-node'] !== undefined ? 'pve-node' : 'network-interfaces',
+          ),
+        ),
+      );
     h.domains.forEach((rel, k) => {
       const a = readArtifact(ctx, rel, ['hosts', hostName, 'domains', k]);
       if (!a) return;
@@ -579,6 +599,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         peer: { node: hostName, iface: p.fwln },
       });
     }
+    const pveHost = proxmox.get(hostName);
+    if (pveHost) wirePveVlans(pveHost, pveBridges.get(hostName), ifaces, assumptions, hostName);
     // Live bindings on ports no domain interface names: kept (they are what runs), said so.
     for (const b of liveBindings.get(hostName)?.values() ?? []) {
       bindings.push({ host: hostName, domain: b.ownerName ?? '?', binding: b });

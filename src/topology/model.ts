@@ -73,7 +73,38 @@ export interface Iface {
   readonly segment?: string;
   /** A point-to-point link without ARP (the client's path through the internet). */
   readonly pointToPoint?: boolean;
+  /** For a bridge: VLAN filtering on (`ip link set BR type bridge vlan_filtering 1`, Proxmox `bridge-vlan-aware yes`). */
+  readonly vlanFiltering?: boolean;
+  /**
+   * On a VLAN-filtering bridge: this port's VLANs (`bridge vlan`), or for the bridge itself those of its own
+   * `self` port. Absent: the kernel's default, VLAN 1 as PVID and egress untagged.
+   */
+  readonly bridgeVlans?: BridgeVlans;
   readonly origin: Origin;
+}
+
+/** A bridge port's VLAN membership (`bridge vlan add dev PORT vid V [pvid] [untagged]`). */
+export interface BridgeVlans {
+  /** Untagged frames arriving on the port belong to this VLAN; without one they are dropped. */
+  readonly pvid?: number;
+  /** VLANs that leave the port untagged (each is also a member). */
+  readonly untagged: readonly number[];
+  /** Tagged member VLANs, as ranges [first, last]. */
+  readonly tagged: readonly (readonly [number, number])[];
+  readonly origin: Origin;
+}
+
+/** The kernel's default VLANs of a port of a VLAN-filtering bridge: `vid 1 pvid untagged`. */
+export const DEFAULT_BRIDGE_VLANS: BridgeVlans = {
+  pvid: 1,
+  untagged: [1],
+  tagged: [],
+  origin: { kind: 'implicit', label: 'bridge default_pvid 1: VLAN 1 PVID, egress untagged' },
+};
+
+/** Whether `vid` is a member VLAN of the port (untagged or tagged). */
+export function vlanMember(v: BridgeVlans, vid: number): boolean {
+  return v.untagged.includes(vid) || v.tagged.some(([a, b]) => vid >= a && vid <= b);
 }
 
 export interface Route {

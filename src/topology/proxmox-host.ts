@@ -22,10 +22,12 @@ import {
 import type { GuestKind } from '../proxmox/guest-config.ts';
 import { guestIface } from '../proxmox/guest-config.ts';
 import { pveFilterTable, pveIpsets } from '../proxmox/model.ts';
+import type { PveBridgeConf } from '../proxmox/network-interfaces.ts';
 import { type PveGuestSource, type PveNodeFiles, pveNodeInput } from '../proxmox/node-files.ts';
 import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
-import { implicit, type Position } from '../source/origin.ts';
+import { implicit, type Origin, type Position } from '../source/origin.ts';
+import type { Iface } from './model.ts';
 
 /** The veth pair pve-firewall's bridge setup adds between a guest NIC's firewall bridge and its vmbr. */
 export interface PveVethPair {
@@ -219,4 +221,108 @@ function pveEbFilter(compiled: PveCompiled, issues: Issue[]): { ebFilter?: EbTab
     return c;
   });
   return { ebFilter: { ...t, chains } };
+}
+
+type MutIface = { -readonly [K in keyof Iface]: Iface[K] };
+
+/**
+ * A Proxmox node's guest VLANs (`netN: …,tag=T`) on its bridges (fact sheet §2.1, `tap_plug`): on a VLAN-aware
+ * vmbr (`bridge-vlan-aware yes` in /etc/network/interfaces) the guest's port there — the tap, or with
+ * `firewall=1` the `fwprXpY` end — gets `pvid T untagged` (and its `trunks`), a NIC without a tag VLAN 1 untagged
+ * plus the bridge's `bridge-vids` tagged, the uplinks (`bridge-ports`) `bridge-pvid` untagged and `bridge-vids`
+ * tagged; on a vmbr that is not VLAN-aware the port is plugged into `vmbrNvT` instead, a bridge holding the
+ * uplink's VLAN device `<uplink>.T`. Without an interfaces file a vmbr is taken as not VLAN-aware (said so).
+ */
+export function wirePveVlans(
+  pve: PveHost,
+  bridges: ReadonlyMap<string, PveBridgeConf> | undefined,
+  ifaces: Map<string, MutIface>,
+  assumptions: string[],
+  hostName: string,
+): void {
+  const pairsByFwbr = new Map(pve.pairs.map((p) => [p.fwbr, p]));
+  const assumed = new Set<string>();
+  const uplinksOf = (bridge: string): string[] => {
+    const conf = bridges?.get(bridge);
+    if (conf) return conf.ports.filter((p) => ifaces.has(p));
+    return [...ifaces.values()]
+      .filter((i) => i.master === bridge && i.kind !== 'tap' && !/^(fwpr|tap|veth)\d/.test(i.name))
+      .map((i) => i.name);
+  };
+  const awareBridges = new Set<string>();
+  for (const g of pve.input.guests)
+    for (const nic of g.config.nics) {
+      if (nic.bridge === undefined) continue;
+      const tap = guestIface(g.config, nic);
+      const port = nic.firewall ? pairsByFwbr.get(`fwbr${g.config.vmid}i${nic.index}`)?.fwpr : tap;
+      const p = port === undefined ? undefined : ifaces.get(port);
+      if (!p) continue;
+      const conf = bridges?.get(nic.bridge);
+      const origin: Origin = {
+        kind: 'file',
+        label: `${g.config.vmid} ${nic.netid}: ${nic.value}`,
+        pos: nic.pos,
+      };
+      if (conf?.vlanAware) {
+        awareBridges.add(nic.bridge);
+        const trunks = nic.trunks ?? [];
+        p.bridgeVlans =
+          nic.tag !== undefined
+            ? { pvid: nic.tag, untagged: [nic.tag], tagged: trunks, origin }
+            : { pvid: 1, untagged: [1], tagged: trunks.length > 0 ? trunks : conf.vids, origin };
+        continue;
+      }
+      if (nic.tag === undefined) continue;
+      if (!conf && !assumed.has(nic.bridge)) {
+        assumed.add(nic.bridge);
+        assumptions.push(
+          `${hostName}: ${nic.bridge} assumed not VLAN-aware (no network-interfaces: its bridge-vlan-aware is unknown), so tagged guest ports sit on ${nic.bridge}v<tag>`,
+        );
+      }
+      const vbr = `${nic.bridge}v${nic.tag}`;
+      p.master = vbr;
+      const ups = uplinksOf(nic.bridge);
+      if (!ifaces.has(vbr))
+        ifaces.set(vbr, {
+          name: vbr,
+          kind: 'bridge',
+          mac: (ups[0] ? ifaces.get(ups[0])?.mac : undefined) ?? p.mac,
+          addrs: [],
+          up: true,
+          origin: { ...origin, label: `${origin.label} (tag=${nic.tag} on ${nic.bridge}, not VLAN-aware: ${vbr})` },
+        });
+      for (const u of ups) {
+        const name = `${u}.${nic.tag}`;
+        if (ifaces.has(name)) continue;
+        ifaces.set(name, {
+          name,
+          kind: 'vlan',
+          mac: ifaces.get(u)!.mac,
+          addrs: [],
+          up: true,
+          lower: u,
+          vlanId: nic.tag,
+          master: vbr,
+          origin: { ...origin, label: `${origin.label} (${vbr} bridges ${u} VLAN ${nic.tag})` },
+        });
+      }
+    }
+  for (const name of awareBridges) {
+    const conf = bridges!.get(name)!;
+    const br = ifaces.get(name);
+    if (!br) continue;
+    const origin: Origin = { kind: 'file', label: `iface ${name}: bridge-vlan-aware yes`, pos: conf.vlanAwarePos };
+    br.vlanFiltering = true;
+    br.bridgeVlans = { pvid: conf.pvid, untagged: [conf.pvid], tagged: [], origin };
+    for (const u of conf.ports) {
+      const up = ifaces.get(u);
+      if (up)
+        up.bridgeVlans = {
+          pvid: conf.pvid,
+          untagged: [conf.pvid],
+          tagged: conf.vids,
+          origin: { kind: 'file', label: `iface ${name}: bridge-ports ${u}, bridge-vids`, pos: conf.vidsPos },
+        };
+    }
+  }
 }

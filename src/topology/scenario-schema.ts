@@ -31,6 +31,8 @@ export const hostSchema = z.strictObject({
   pve: relFile.optional(),
   /** Which node under `pve`/nodes/ this host is (default: the only one). */
   'pve-node': z.string().min(1).optional(),
+  /** (`platform: proxmox`) the node's /etc/network/interfaces: which vmbr is VLAN-aware, its ports and VLANs. */
+  'network-interfaces': relFile.optional(),
 });
 
 export const guestSchema = z.strictObject({

@@ -4,10 +4,18 @@
  * before `br_pass_frame_up`); each port it leaves by passes filter FORWARD, iptables FORWARD when br_netfilter hands
  * bridged IPv4 to it (`br_nf_forward_ip`), then nat POSTROUTING (`br_forward_finish`). The host's own frames sent
  * through the bridge device (`br_dev_xmit`) pass nat and filter OUTPUT, then POSTROUTING per port.
+ *
+ * A VLAN-filtering bridge (`vlan_filtering 1`, Proxmox `bridge-vlan-aware yes`) classifies each frame after nat
+ * PREROUTING (`br_allowed_ingress`): a tagged frame belongs to its VLAN if the port is a member of it, an untagged one
+ * to the port's PVID; otherwise it is dropped. It is forwarded and flooded only to member ports, and leaves each
+ * untagged or tagged as that port's VLAN says (`br_handle_vlan`, before the FORWARD hook). br_netfilter hands a frame
+ * to iptables only when no VLAN tag is on it (`IS_IP`: it arrived untagged and leaves untagged), unless
+ * `net.bridge.bridge-nf-filter-vlan-tagged=1`. The FDB is the warm one of the model, keyed by MAC only: an entry on a
+ * port outside the frame's VLAN is a miss (the frame is flooded in its VLAN), as a lookup by (MAC, VLAN) would be.
  */
 import { isMulticastMac } from '../addr/mac.ts';
 import { implicit, type Origin } from '../source/origin.ts';
-import type { Iface, Node } from '../topology/model.ts';
+import { type BridgeVlans, DEFAULT_BRIDGE_VLANS, type Iface, type Node, vlanMember } from '../topology/model.ts';
 import { ipv4PacketLength } from '../wire/ipv4.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import { ifaceMtu } from './conversation.ts';
@@ -50,10 +58,55 @@ function ebtables(
   return true;
 }
 
+/** The VLAN a frame belongs to inside a VLAN-filtering bridge, and whether br_netfilter saw it untagged. */
+interface VlanCtx {
+  readonly vid: number;
+  /** It arrived untagged (br_netfilter's PRE_ROUTING took it as IPv4). */
+  readonly arrivedUntagged: boolean;
+}
+
+const vlansOf = (i: Iface): BridgeVlans => i.bridgeVlans ?? DEFAULT_BRIDGE_VLANS;
+
+/** `net.bridge.bridge-nf-filter-vlan-tagged`: br_netfilter also filters VLAN-tagged IPv4. */
+function filterVlanTagged(st: NodeState): boolean {
+  return st.node.sysctl.get('net.bridge.bridge-nf-filter-vlan-tagged')?.value === '1';
+}
+
+/** The frame as it leaves `port` of a VLAN-filtering bridge: untagged or tagged with its VLAN. */
+function egressFrame(port: Iface, frame: EthernetFrame, vlan: VlanCtx | undefined): EthernetFrame {
+  if (!vlan || vlansOf(port).untagged.includes(vlan.vid)) return frame;
+  return { ...frame, vlans: [{ pcp: 0, dei: false, vid: vlan.vid }, ...frame.vlans] };
+}
+
 function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: Hop): void {
-  const frame = hop.frame;
+  let frame = hop.frame;
   const brName = br.name;
   if (!ebtables(w, st, hop, 'nat', 'PREROUTING', frame, port.name)) return;
+  let vlan: VlanCtx | undefined;
+  if (br.vlanFiltering) {
+    const pv = vlansOf(port);
+    const tag = frame.vlans[0]?.vid;
+    const vid = tag ?? pv.pvid;
+    if (vid === undefined || !vlanMember(pv, vid)) {
+      w.end(
+        hop,
+        'dropped-by-kernel',
+        vid === undefined
+          ? `${brName} filters VLANs and port ${port.name} has no PVID: an untagged frame is dropped`
+          : `${brName} filters VLANs and port ${port.name} is not a member of VLAN ${vid}: the ${tag === undefined ? 'untagged frame (PVID)' : 'tagged frame'} is dropped`,
+        pv.origin,
+        undefined,
+        'vlan-filtered',
+      );
+      return;
+    }
+    vlan = { vid, arrivedUntagged: tag === undefined };
+    if (tag !== undefined) frame = { ...frame, vlans: frame.vlans.slice(1) };
+    hop.steps.push({
+      kind: 'note',
+      text: `${brName} (VLAN filtering): ${tag === undefined ? `untagged on ${port.name}, PVID` : `tagged on ${port.name},`} VLAN ${vid}`,
+    });
+  }
   // tcpdump on the bridge device (promiscuous) sees what passed PREROUTING.
   const brPoint = `${st.node.name}:${brName}`;
   w.capture(hop, brPoint, 'in', frame, hop.timeNs + DELAY_NS.bridge / 2n);
@@ -79,13 +132,27 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
     if (learned) (out as { learned?: string }).learned = learned;
     return out;
   };
+  const toSelf = !vlan || vlanMember(vlansOf(br), vlan.vid);
   if (frame.dst === br.mac) {
+    if (!toSelf) {
+      w.end(
+        hop,
+        'dropped-by-kernel',
+        `${brName} itself is not a member of VLAN ${vlan!.vid}: a frame for its address in that VLAN is dropped`,
+        vlansOf(br).origin,
+        undefined,
+        'vlan-filtered',
+      );
+      return;
+    }
     hop.steps.push(bstep('local', [], implicit(`${frame.dst} is the bridge's own address`)));
     if (!ebtables(w, st, hop, 'filter', 'INPUT', frame, port.name)) return;
-    w.netifReceive(st, br, hop, frame);
+    w.netifReceive(st, br, hop, egressFrame(br, frame, vlan));
     return;
   }
-  const ports = bridgePorts(st.node, brName).filter((i) => i.name !== port.name);
+  const ports = bridgePorts(st.node, brName).filter(
+    (i) => i.name !== port.name && (!vlan || vlanMember(vlansOf(i), vlan.vid)),
+  );
   if (isMulticastMac(frame.dst)) {
     hop.steps.push(
       bstep(
@@ -94,24 +161,31 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
         FLOODED,
       ),
     );
-    for (const p of ports) bridgeEgress(w, st, p, frame, hop, t);
+    for (const p of ports) bridgeEgress(w, st, p, frame, hop, t, vlan);
     // The bridge device itself gets a copy too, on a hop of its own.
-    if (ebtables(w, st, hop, 'filter', 'INPUT', frame, port.name)) {
-      const copy = w.newHop({ kind: 'rx', node: st.node.name, iface: br.name, frame, parent: hop.id, timeNs: t }, 'in');
-      w.netifReceive(st, br, copy, frame);
+    if (toSelf && ebtables(w, st, hop, 'filter', 'INPUT', frame, port.name)) {
+      const up = egressFrame(br, frame, vlan);
+      const copy = w.newHop(
+        { kind: 'rx', node: st.node.name, iface: br.name, frame: up, parent: hop.id, timeNs: t },
+        'in',
+      );
+      w.netifReceive(st, br, copy, up);
     }
     return;
   }
-  const entry = fdb.get(frame.dst);
+  const found = fdb.get(frame.dst);
+  // Keyed by MAC only: an entry on a port outside the frame's VLAN is what a (MAC, VLAN) lookup would miss.
+  const entry =
+    found && (!vlan || ports.some((p) => p.name === found.port) || found.port === port.name) ? found : undefined;
   if (!entry) {
     hop.steps.push(
       bstep(
         'flood',
         ports.map((p) => p.name),
-        implicit(`${frame.dst} is not in the FDB of ${brName}`),
+        implicit(`${frame.dst} is not in the FDB of ${brName}${found && vlan ? ` for VLAN ${vlan.vid}` : ''}`),
       ),
     );
-    for (const p of ports) bridgeEgress(w, st, p, frame, hop, t);
+    for (const p of ports) bridgeEgress(w, st, p, frame, hop, t, vlan);
     return;
   }
   if (entry.port === port.name) {
@@ -120,10 +194,20 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
     return;
   }
   hop.steps.push(bstep('forward', [entry.port], entry.origin));
-  bridgeEgress(w, st, w.iface(st.node, entry.port), frame, hop, t);
+  bridgeEgress(w, st, w.iface(st.node, entry.port), frame, hop, t, vlan);
 }
 
-function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFrame, parent: Hop, timeNs: bigint): void {
+function bridgeEgress(
+  w: Walking,
+  st: NodeState,
+  port: Iface,
+  inner: EthernetFrame,
+  parent: Hop,
+  timeNs: bigint,
+  vlan?: VlanCtx,
+): void {
+  // What the port sends (tagged when its VLAN is not egress-untagged there); the hooks see the frame inside.
+  const frame = egressFrame(port, inner, vlan);
   // Per-port egress decisions are recorded on a hop of their own so that flooded copies are told apart.
   const hop = w.newHop({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: parent.id, timeNs }, 'out');
   // br_dev_queue_push_xmit: a frame larger than the port's MTU is not forwardable and is dropped, without ICMP.
@@ -143,18 +227,30 @@ function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFra
       return;
     }
   }
-  if (!ebtables(w, st, hop, 'filter', 'FORWARD', frame, parent.place.iface, port.name)) return;
+  if (!ebtables(w, st, hop, 'filter', 'FORWARD', inner, parent.place.iface, port.name)) return;
+  // IS_IP: no VLAN tag on the frame, neither when it arrived nor as it leaves (or filter-vlan-tagged).
+  const untagged = vlan ? vlan.arrivedUntagged && frame.vlans.length === 0 : inner.vlans.length === 0;
+  if (!untagged && !filterVlanTagged(st)) {
+    if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', inner, undefined, port.name)) return;
+    if (inner.payload.kind === 'ipv4' && st.firewall?.tracksBridged)
+      hop.steps.push({
+        kind: 'note',
+        text: `br_netfilter: the frame ${vlan && !vlan.arrivedUntagged ? 'arrived' : 'leaves'} VLAN-tagged, so iptables FORWARD is not called (net.bridge.bridge-nf-filter-vlan-tagged=0)`,
+      });
+    portXmit(w, st, port, frame, hop.id, timeNs);
+    return;
+  }
   // br_netfilter: bridged IPv4 passes through iptables FORWARD (with physdev) after ebtables' FORWARD.
   let bctx: BridgedCtx = { bridge: port.master ?? '', inPort: parent.place.iface ?? '', outPort: port.name };
   // br_netfilter: conntrack saw the packet at PRE_ROUTING; its state is what `--ctstate` rules match.
   const fw = st.firewall;
-  if (fw?.tracksBridged && frame.payload.kind === 'ipv4') {
-    const ct = w.ask(st, hop, { kind: 'conntrack', packet: frame.payload })!;
+  if (fw?.tracksBridged && inner.payload.kind === 'ipv4') {
+    const ct = w.ask(st, hop, { kind: 'conntrack', packet: inner.payload })!;
     bctx = { ...bctx, ctState: ct.ctState, ctDir: ct.ctDir };
     if (ct.ctState === 'INVALID')
       hop.steps.push({ kind: 'note', text: `conntrack on ${st.node.name}: ctstate INVALID — ${ct.explanation}` });
   }
-  const ipStep = w.ask(st, hop, { kind: 'br-netfilter', frame, ctx: bctx });
+  const ipStep = w.ask(st, hop, { kind: 'br-netfilter', frame: inner, ctx: bctx });
   if (ipStep) {
     hop.steps.push(ipStep);
     if (ipStep.verdict === 'DROP') {
@@ -167,7 +263,7 @@ function bridgeEgress(w: Walking, st: NodeState, port: Iface, frame: EthernetFra
       return;
     }
   }
-  if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', frame, undefined, port.name)) return;
+  if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', inner, undefined, port.name)) return;
   portXmit(w, st, port, frame, hop.id, timeNs);
 }
 
@@ -210,8 +306,28 @@ function bridgeLocalOut(
   w.capture(hop, `${st.node.name}:${br.name}`, 'out');
   if (!ebtables(w, st, hop, 'nat', 'OUTPUT', frame)) return;
   if (!ebtables(w, st, hop, 'filter', 'OUTPUT', frame)) return;
-  const ports = bridgePorts(st.node, br.name);
-  const entry = isMulticastMac(frame.dst) ? undefined : st.fdb.get(br.name)?.get(frame.dst);
+  // A VLAN-filtering bridge: the host's own frames belong to the bridge's PVID (a VLAN device on it tags them).
+  let vlan: VlanCtx | undefined;
+  let inner = frame;
+  if (br.vlanFiltering) {
+    const vid = frame.vlans[0]?.vid ?? vlansOf(br).pvid;
+    if (vid === undefined) {
+      w.end(
+        hop,
+        'dropped-by-kernel',
+        `${br.name} itself has no PVID: its untagged frames are dropped`,
+        vlansOf(br).origin,
+        undefined,
+        'vlan-filtered',
+      );
+      return;
+    }
+    vlan = { vid, arrivedUntagged: frame.vlans.length === 0 };
+    if (frame.vlans.length > 0) inner = { ...frame, vlans: frame.vlans.slice(1) };
+  }
+  const ports = bridgePorts(st.node, br.name).filter((p) => !vlan || vlanMember(vlansOf(p), vlan.vid));
+  const found = isMulticastMac(frame.dst) ? undefined : st.fdb.get(br.name)?.get(frame.dst);
+  const entry = found && ports.some((p) => p.name === found.port) ? found : undefined;
   const out = entry ? ports.filter((p) => p.name === entry.port) : ports;
   hop.steps.push({
     kind: 'bridge',
@@ -221,8 +337,8 @@ function bridgeLocalOut(
     origin: entry?.origin ?? implicit('flooded'),
   });
   for (const p of out) {
-    if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', frame, undefined, p.name)) continue;
-    portXmit(w, st, p, frame, hop.id, timeNs);
+    if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', inner, undefined, p.name)) continue;
+    portXmit(w, st, p, egressFrame(p, inner, vlan), hop.id, timeNs);
   }
 }
 

@@ -21,6 +21,7 @@ import type { EthernetFrame } from '../wire/types.ts';
 import { BRIDGE } from './bridge.ts';
 import type { NodeState } from './dataplane.ts';
 import { stackReceive } from './ipv4-stack.ts';
+import { uppersOf } from './node-config.ts';
 import { BOND, MACVLAN, NIC, VLAN } from './stacked.ts';
 import type { Hop } from './types.ts';
 import type { Device, Walking } from './walk.ts';
@@ -52,6 +53,17 @@ export const DEVICES: { readonly [K in IfaceKind]: Device } = {
 export function deviceArrival(w: Walking, st: NodeState, iface: Iface, hop: Hop): void {
   if (!iface.up) {
     w.end(hop, 'discarded', `${hop.point} is down`, iface.origin);
+    return;
+  }
+  // A tagged frame goes to the VLAN device of its tag first (`vlan_do_receive` runs before the rx_handler): the
+  // uplink of a bridge that also carries `eno1.20 master vmbr0v20` (Proxmox's non-VLAN-aware guest VLANs).
+  const tag = hop.frame.vlans[0]?.vid;
+  if (
+    iface.master &&
+    tag !== undefined &&
+    uppersOf(st.node, iface.name).some((u) => u.kind === 'vlan' && u.vlanId === tag)
+  ) {
+    deviceReceive(w, st, iface, hop, hop.frame);
     return;
   }
   if (iface.master) {

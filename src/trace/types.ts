@@ -152,7 +152,9 @@ export type EndCause =
   /** A packet with DF set larger than the next link's MTU (ICMP fragmentation needed sent back). */
   | 'frag-needed'
   /** A frame larger than a bridge port's MTU (dropped silently, no ICMP). */
-  | 'too-big-for-port';
+  | 'too-big-for-port'
+  /** A VLAN-filtering bridge refused a frame: its VLAN is not a member of the port (or no PVID for it untagged). */
+  | 'vlan-filtered';
 
 export interface End {
   readonly disposition: Disposition;
