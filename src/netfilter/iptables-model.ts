@@ -8,10 +8,13 @@ import type { Mac } from '../addr/mac.ts';
 import type { Origin } from '../source/origin.ts';
 
 export type IptFamily = 'ipv4' | 'ipv6';
-export type IptTableName = 'filter';
+/** `mangle` is read where it is evaluated (a director's PREROUTING marks for fwmark virtual services). */
+export type IptTableName = 'filter' | 'mangle';
 
 /** Built-in chains of the filter table, in listing order. */
 export const IPT_BUILTIN_CHAINS: readonly string[] = ['INPUT', 'FORWARD', 'OUTPUT'];
+/** Built-in chains of the mangle table. */
+export const IPT_MANGLE_CHAINS: readonly string[] = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
 
 export type IptPolicy = 'ACCEPT' | 'DROP';
 

@@ -13,6 +13,7 @@ import {
   CT_STATE_ORDER,
   type CtState,
   IPT_BUILTIN_CHAINS,
+  IPT_MANGLE_CHAINS,
   type IptAddrMatch,
   type IptAddrRange,
   type IptChain,
@@ -24,6 +25,7 @@ import {
   type IptRange,
   type IptRule,
   type IptTable,
+  type IptTableName,
   type IptTarget,
   parseTcpFlags,
 } from './iptables-model.ts';
@@ -614,6 +616,7 @@ interface TableBuilder {
   }[];
   committed: boolean;
   readonly line: number;
+  readonly name: IptTableName;
 }
 
 function parseCounters(text: string): IptCounters | undefined {
@@ -625,7 +628,13 @@ function parseCounters(text: string): IptCounters | undefined {
  * Reads `iptables-save` (family `ipv4`) or `ip6tables-save` (`ipv6`) output: the filter table(s) it contains, and
  * every other table as far as what it means for a traced verdict (see iptables-other-tables.ts).
  */
-export function readIptablesSave(text: string, file: string, family: IptFamily): ReadResult<IptTable[]> {
+export function readIptablesSave(
+  text: string,
+  file: string,
+  family: IptFamily,
+  /** Tables besides filter the caller evaluates: read into the model instead of only reported. */
+  evaluated: readonly 'mangle'[] = [],
+): ReadResult<IptTable[]> {
   const issues: Issue[] = [];
   const tables: TableBuilder[] = [];
   const tool = family === 'ipv4' ? 'iptables' : 'ip6tables';
@@ -646,8 +655,8 @@ export function readIptablesSave(text: string, file: string, family: IptFamily):
       closeOther();
       cur = undefined;
       const name = line.slice(1);
-      if (name === 'filter') {
-        cur = { chains: [], committed: false, line: lineNo };
+      if (name === 'filter' || (name === 'mangle' && evaluated.includes(name))) {
+        cur = { chains: [], committed: false, line: lineNo, name };
         tables.push(cur);
       } else other = new OtherTableReader(name, lineNo, file, issues, splitSaveLine);
       return;
@@ -677,7 +686,7 @@ export function readIptablesSave(text: string, file: string, family: IptFamily):
         issues.push(issue('iptables-duplicate-chain', `chain ${name} declared twice`, pos));
         return;
       }
-      const builtin = IPT_BUILTIN_CHAINS.includes(name);
+      const builtin = (table.name === 'mangle' ? IPT_MANGLE_CHAINS : IPT_BUILTIN_CHAINS).includes(name);
       const origin: Origin = { kind: 'file', label: `${tool} chain ${name}`, pos };
       const counters = m[3] === undefined ? undefined : parseCounters(m[3]);
       if (m[3] !== undefined && counters === undefined)
@@ -721,7 +730,7 @@ export function readIptablesSave(text: string, file: string, family: IptFamily):
     }
     const origin: Origin = {
       kind: 'file',
-      label: `${tool} filter ${chainName} rule ${chain.rules.length + 1}`,
+      label: `${tool} ${table.name} ${chainName} rule ${chain.rules.length + 1}`,
       pos,
     };
     try {
@@ -742,7 +751,7 @@ export function readIptablesSave(text: string, file: string, family: IptFamily):
   const value = tables.map(
     (t): IptTable => ({
       family,
-      name: 'filter',
+      name: t.name,
       chains: t.chains.map((c): IptChain => {
         const base: IptChain = { name: c.name, builtin: c.builtin, rules: c.rules, origin: c.origin };
         return {

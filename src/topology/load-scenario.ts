@@ -733,6 +733,26 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         }));
       }
     }
+    let mangle: IptTable | undefined;
+    if (g['iptables-save']) {
+      const a = readArtifact(ctx, g['iptables-save'], ['guests', guestName, 'iptables-save']);
+      if (a) {
+        const r = readIptablesSave(a.text, a.file, 'ipv4', ['mangle']);
+        appendAll(ctx.issues, r.issues);
+        mangle = r.value?.find((t) => t.name === 'mangle');
+        const filter = r.value?.find((t) => t.name === 'filter');
+        const live = filter?.chains.filter((c) => c.rules.length > 0 || (c.policy ?? 'ACCEPT') !== 'ACCEPT');
+        if (filter && live && live.length > 0)
+          ctx.issues.push(
+            issue(
+              'iptables-guest-filter-not-modelled',
+              `${guestName}'s own filter table (${live.map((c) => c.name).join(', ')}) is not evaluated; only its mangle PREROUTING is: a drop there is not applied in traces`,
+              filePos(a.file, 1),
+              'warning',
+            ),
+          );
+      }
+    }
     let rules: RoutingRule[] | undefined;
     if (g['ip-rule']) {
       const a = readArtifact(ctx, g['ip-rule'], ['guests', guestName, 'ip-rule']);
@@ -870,6 +890,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       host: place.host,
       ttl: 64,
       origin: yamlOrigin(`guest ${guestName}`, 'guests', guestName),
+      ...(mangle ? { mangle } : {}),
     });
   }
   const hostNames = new Map<string, IpAddress>();

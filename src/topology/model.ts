@@ -7,6 +7,7 @@ import type { Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
 import type { Ipv4Prefix } from '../addr/prefix.ts';
 import type { NwFilterBinding } from '../libvirt/nwfilter-model.ts';
+import type { IptTable } from '../netfilter/iptables-model.ts';
 import type { Origin } from '../source/origin.ts';
 import type { RouteType, RuleEntry } from './ip-route.ts';
 
@@ -178,6 +179,11 @@ export interface Node {
   /** The initial TTL of packets this node originates. */
   readonly ttl: number;
   readonly origin: Origin;
+  /**
+   * The node's own iptables mangle table (a guest's `iptables-save`): PREROUTING runs on every IPv4 packet it
+   * receives, and the mark it sets selects an IPVS fwmark virtual service (`ipvsadm -A -f N`).
+   */
+  readonly mangle?: IptTable;
 }
 
 export interface Segment {

@@ -42,6 +42,8 @@ export const guestSchema = z.strictObject({
   'ip-route': relFile.optional(),
   'ip-rule': relFile.optional(),
   'ip-neigh': relFile.optional(),
+  /** The guest's own `iptables-save`: its mangle PREROUTING marks (fwmark virtual services) are evaluated. */
+  'iptables-save': relFile.optional(),
   sysctl: relFile.optional(),
   ipvsadm: relFile.optional(),
   'ipvsadm-connections': relFile.optional(),

@@ -36,7 +36,7 @@ describe('the one door for engine decisions (decisions.ts)', () => {
     // No engine on the node: no rule has a say, and IPVS does not handle the packet.
     const frame = trace(s, tcpProbe('a', '198.51.100.20', 80)).hops[1]!.frame;
     expect(answer({ node: a }, { kind: 'ebtables', table: 'filter', hook: 'FORWARD', frame, ctx: {} })).toBeUndefined();
-    expect(answer({ node: a }, { kind: 'ipvs-in', frame, nowNs: 0n, directorIp: undefined })).toEqual({
+    expect(answer({ node: a }, { kind: 'ipvs-in', fwmark: 0, frame, nowNs: 0n, directorIp: undefined })).toEqual({
       kind: 'not-ipvs',
     });
   });

@@ -13,6 +13,7 @@ import type { FlowKey } from '../topology/routing.ts';
 import type { EthernetFrame, Ipv4Packet } from '../wire/types.ts';
 import type { Conntrack, CtResult } from './conntrack.ts';
 import type { BridgedCtx, BridgeFirewall, BridgeHook, IpvsDecision, IpvsEngine, IpvsReplyDecision } from './engines.ts';
+import { manglePrerouting } from './firewall.ts';
 import { lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
 import type { Hop, NetfilterStep } from './types.ts';
 
@@ -31,12 +32,20 @@ export type Question =
       readonly frame: EthernetFrame;
       readonly ctx: BridgedCtx;
     }
+  /** iptables mangle PREROUTING of the node itself (`ip_rcv` → NF_INET_PRE_ROUTING): the mark it sets. */
+  | {
+      readonly kind: 'mangle';
+      readonly frame: EthernetFrame;
+      readonly inIface: string;
+    }
   /** IPVS in LOCAL_IN (`ip_vs_in`): a packet to a local address, maybe to a virtual service. */
   | {
       readonly kind: 'ipvs-in';
       readonly frame: EthernetFrame;
       readonly nowNs: bigint;
       readonly directorIp: Ipv4 | undefined;
+      /** The packet's netfilter mark (set by mangle PREROUTING): selects an fwmark virtual service. */
+      readonly fwmark: number;
     }
   /** IPVS in FORWARD (`ip_vs_out`): a forwarded packet, maybe a NAT reply of a real server. */
   | { readonly kind: 'ipvs-out'; readonly frame: EthernetFrame; readonly nowNs: bigint }
@@ -55,6 +64,7 @@ export type QuestionKind = Question['kind'];
 export interface Answers {
   readonly ebtables: NetfilterStep | undefined;
   readonly 'br-netfilter': NetfilterStep | undefined;
+  readonly mangle: NetfilterStep | undefined;
   readonly 'ipvs-in': IpvsDecision;
   readonly 'ipvs-out': IpvsReplyDecision;
   readonly conntrack: CtResult | undefined;
@@ -114,8 +124,10 @@ function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
       return host.firewall?.evaluate(q.table, q.hook, q.frame, q.ctx);
     case 'br-netfilter':
       return host.firewall?.evaluateBridged(q.frame, q.ctx);
+    case 'mangle':
+      return host.node.mangle ? manglePrerouting(host.node.mangle, q.frame, q.inIface) : undefined;
     case 'ipvs-in':
-      return host.ipvs ? host.ipvs.input(q.frame, q.nowNs, q.directorIp) : NOT_IPVS;
+      return host.ipvs ? host.ipvs.input(q.frame, q.nowNs, q.directorIp, q.fwmark) : NOT_IPVS;
     case 'ipvs-out':
       return host.ipvs ? host.ipvs.output(q.frame, q.nowNs) : NOT_IPVS;
     case 'conntrack':

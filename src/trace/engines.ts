@@ -53,7 +53,7 @@ export type IpvsReplyDecision =
 /** IPVS on one director. Stateful (connection table), reset per probe. */
 export interface IpvsEngine {
   /** The LOCAL_IN hook: client packets to a virtual service. `directorIp` is the outer source of tunnel packets. */
-  input(frame: EthernetFrame, nowNs: bigint, directorIp?: Ipv4): IpvsDecision;
+  input(frame: EthernetFrame, nowNs: bigint, directorIp?: Ipv4, fwmark?: number): IpvsDecision;
   /** The FORWARD hook: NAT replies from real servers, rewritten to come from the virtual service. */
   output(frame: EthernetFrame, nowNs: bigint): IpvsReplyDecision;
   /** Real-server addresses and ports this director balances to (used to pick default listeners). */

@@ -140,3 +140,39 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
     },
   };
 }
+
+/**
+ * A node's own iptables mangle PREROUTING on a packet it receives: the step says which rule set the mark (undefined
+ * when no rule matched and the chain's policy accepts). A mangle DROP ends the packet as a filter drop would.
+ */
+export function manglePrerouting(mangle: IptTable, frame: EthernetFrame, inIface: string): NetfilterStep | undefined {
+  if (frame.payload.kind !== 'ipv4') return undefined;
+  const r = evaluateIptables(mangle, 'PREROUTING', frame, { inIface, ...ctOf(frame) });
+  if (!r.visited.some((v) => v.matched) && r.verdict === 'ACCEPT') return undefined;
+  // The step names the rule that set the mark last, unless another rule decided the verdict.
+  const marker = [...r.visited].reverse().find((v) => v.matched && v.rule.target?.kind === 'mark');
+  const d = r.decidedBy;
+  const deciding =
+    r.verdict === 'ACCEPT' && d.kind === 'policy' && marker
+      ? { chain: marker.chain, index: marker.index, rule: marker.rule }
+      : d.kind === 'rule'
+        ? { chain: d.chain, index: d.index, rule: d.rule }
+        : undefined;
+  return {
+    kind: 'netfilter',
+    family: 'ipv4',
+    table: 'mangle',
+    hook: 'PREROUTING',
+    verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
+    chain: deciding?.chain ?? d.chain,
+    ...(deciding ? { ruleNumber: deciding.index + 1 } : {}),
+    ruleText: deciding ? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4') : `policy ${r.verdict}`,
+    origin: deciding ? deciding.rule.origin : d.kind === 'policy' ? d.origin : d.rule.origin,
+    path: [
+      'PREROUTING',
+      ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
+    ],
+    rulesVisited: r.visited.length,
+    mark: { before: 0, after: r.mark },
+  };
+}

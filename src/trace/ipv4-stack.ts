@@ -229,6 +229,19 @@ function ipReceive(
 ): void {
   let pkt = received;
   const node = st.node;
+  // NF_INET_PRE_ROUTING before the input route: the node's own mangle table may mark (fwmark services) or drop.
+  let fwmark = 0;
+  if (node.mangle) {
+    const m = w.ask(st, hop, { kind: 'mangle', frame, inIface: iface.name });
+    if (m) {
+      hop.steps.push(m);
+      if (m.verdict === 'DROP') {
+        w.end(hop, 'dropped-by-filter', `${node.name} mangle PREROUTING drops the packet: ${m.ruleText}`, m.origin);
+        return;
+      }
+      fwmark = m.mark?.after ?? 0;
+    }
+  }
   const local = localAddress(node, pkt.dst);
   if (local) {
     // The input route: martian source and reverse-path filter on the incoming interface.
@@ -244,6 +257,7 @@ function ipReceive(
         frame,
         nowNs: hop.timeNs,
         directorIp: iface.addrs[0]?.prefix.addr,
+        fwmark,
       });
       if (d.kind === 'no-destination') {
         hop.steps.push(d.step);

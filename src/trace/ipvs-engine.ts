@@ -65,12 +65,13 @@ export function makeIpvsEngine(table: IpvsTable, options: IpvsEngineOptions = {}
     seedConnections(sim, options.connections!, Number(nowNs / 1_000_000n));
   };
   return {
-    input(frame: EthernetFrame, nowNs: bigint, directorIp?: Ipv4): IpvsDecision {
+    input(frame: EthernetFrame, nowNs: bigint, directorIp?: Ipv4, fwmark?: number): IpvsDecision {
       seed(nowNs);
       const out = forwardFrame(sim, frame, {
         now: Number(nowNs / 1_000_000n),
         directorMac: frame.dst,
         ...(directorIp !== undefined ? { directorIp } : {}),
+        ...(fwmark ? { fwmark } : {}),
         resolveNeighbour: () => PENDING,
       });
       switch (out.kind) {

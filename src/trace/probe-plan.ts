@@ -5,11 +5,13 @@
  * VIP from the gateway, and each real server on its own address (information: real servers need not be reachable
  * directly — in two-armed NAT they are private by design).
  */
+
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { prefixContains } from '../addr/prefix.ts';
 import { formatServiceKey, type IpvsService } from '../ipvs/model.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { AnyProbeSpec, ProbeSpec, TcpProbeSpec, UdpProbeSpec } from '../topology/model.ts';
+import { fwmarkTargets } from './fwmark-targets.ts';
 import { defaultProbes } from './session.ts';
 
 export type ProbePurpose = 'asked' | 'service' | 'real-server' | 'vip-arp' | 'rs-direct';
@@ -79,10 +81,15 @@ export function probePlan(loaded: LoadedScenario): PlannedProbe[] {
     if (!out.some((o) => same(o.spec, p.spec))) out.push(p);
   };
   const services = new Map<string, IpvsService>();
-  for (const table of loaded.ipvs.values())
-    for (const svc of table.services)
+  for (const [director, table] of loaded.ipvs)
+    for (const svc of table.services) {
       if (svc.key.kind === 'addr' && svc.key.address.family === 'ipv4' && svc.key.protocol === 'TCP')
         services.set(`${svc.key.address.addr} ${svc.key.port}`, svc);
+      // An fwmark service is reached at every address and TCP port the director's mangle rules mark for it.
+      if (svc.key.kind === 'fwmark' && svc.key.family === 'ipv4')
+        for (const t of fwmarkTargets(loaded.scenario.nodes.get(director)?.mangle, svc.key.fwmark))
+          if (!services.has(`${t.vip} ${t.port}`)) services.set(`${t.vip} ${t.port}`, svc);
+    }
   const defaults = defaultProbes(loaded);
   let k = defaults.length;
   for (const spec of defaults) {
@@ -260,7 +267,9 @@ export function uncheckedServices(
       const key = svc.key;
       const why =
         key.kind === 'fwmark'
-          ? 'a fwmark service takes the packets that iptables mangle rules mark; lvsdoctor does not evaluate those rules, so it cannot tell which packets reach it and does not probe it'
+          ? loaded.scenario.nodes.get(director)?.mangle === undefined
+            ? `a fwmark service takes the packets that iptables mangle rules mark; the scenario gives no iptables-save of ${director}, so which packets reach it is unknown and it is not probed`
+            : `no mangle PREROUTING rule of ${director} marks ${key.fwmark} for a single destination address and TCP port, so no probe reaches it`
           : key.address.family === 'ipv6'
             ? 'IPv6 traffic is not traced (its filters are checked statically)'
             : key.protocol === 'SCTP'

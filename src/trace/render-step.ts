@@ -15,7 +15,7 @@ export function renderStep(s: Step): string | undefined {
     case 'capture':
       return undefined;
     case 'netfilter':
-      return `${s.nft ? 'nft' : s.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${s.table} ${s.hook}: ${s.path.join(' → ')} ⇒ ${s.verdict} by ${ruleQuote(s)}\n      from ${renderOriginChain(s.origin, '\n        ← ')}`;
+      return `${s.nft ? 'nft' : s.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${s.table} ${s.hook}: ${s.path.join(' → ')} ⇒ ${s.verdict}${s.mark ? ` with mark 0x${s.mark.after.toString(16)}` : ''} by ${ruleQuote(s)}\n      from ${renderOriginChain(s.origin, '\n        ← ')}`;
     case 'bridge':
       return `bridge ${s.bridge}: ${s.decision}${s.ports.length ? ` → ${s.ports.join(', ')}` : ''}${s.learned ? ` (learned ${s.learned})` : ''}`;
     case 'segment':

@@ -119,6 +119,8 @@ function dependsOnRules(d: Decision): d is FirewallDecision {
     // entered node, its IPVS state or its kernel differ.
     // What the walk's own earlier packets made of the connection: the same while the walk is.
     case 'conntrack':
+    // The node's own mangle table is part of the node.
+    case 'mangle':
     case 'ipvs-in':
     case 'ipvs-out':
     case 'route':

@@ -2,6 +2,7 @@
  * A session: a loaded scenario turned into a runnable dataplane — nwfilter bindings compiled into each host's
  * ebtables, IPVS engines for directors — plus helpers to run probes from a fresh state.
  */
+
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { EbStyle } from '../netfilter/ebtables-model.ts';
 import type { Issue } from '../source/issue.ts';
@@ -12,6 +13,7 @@ import type { AnyProbeSpec, ProbeSpec } from '../topology/model.ts';
 import { buildDataplane, type Dataplane, type DataplaneEngines, resetDataplane } from './dataplane.ts';
 import type { BridgeFirewall, IpvsEngine } from './engines.ts';
 import { makeBridgeFirewall } from './firewall.ts';
+import { fwmarkTargets } from './fwmark-targets.ts';
 import { makeIpvsEngine } from './ipvs-engine.ts';
 import { traceProbe } from './probe.ts';
 import type { Trace } from './types.ts';
@@ -144,14 +146,28 @@ export function enginesFor(session: Session, probe: AnyProbeSpec): DataplaneEngi
   const ipvs = new Map(session.engines.ipvs);
   for (const [director, table] of session.loaded.ipvs) {
     let hit = false;
+    // The fwmark services whose mangle rules mark this probe (pinned like the address service they stand for).
+    const marked = new Set(
+      table.services
+        .filter(
+          (svc) =>
+            svc.key.kind === 'fwmark' &&
+            protocol === 'TCP' &&
+            fwmarkTargets(session.loaded.scenario.nodes.get(director)?.mangle, svc.key.fwmark).some(
+              (t) => t.vip === probe.to && t.port === probe.dport,
+            ),
+        )
+        .map((svc) => svc.key),
+    );
     const services = table.services.map((svc) => {
       const k = svc.key;
       if (
-        k.kind !== 'addr' ||
-        k.protocol !== protocol ||
-        k.address.family !== 'ipv4' ||
-        k.address.addr !== probe.to ||
-        k.port !== probe.dport
+        !marked.has(k) &&
+        (k.kind !== 'addr' ||
+          k.protocol !== protocol ||
+          k.address.family !== 'ipv4' ||
+          k.address.addr !== probe.to ||
+          k.port !== probe.dport)
       )
         return svc;
       hit = true;
@@ -177,8 +193,9 @@ export function probesOf(loaded: LoadedScenario): ProbeSpec[] {
 }
 
 /**
- * Sensible probes for any scenario: a TCP SYN from the client to every IPv4 IPVS service and to every real server
- * directly, and an ARP request from the gateway for every VIP.
+ * Sensible probes for any scenario: a TCP SYN from the client to every IPv4 IPVS service (for an fwmark service, to
+ * each address and port the director's mangle rules mark) and to every real server directly, and an ARP request from
+ * the gateway for every VIP.
  */
 export function defaultProbes(loaded: LoadedScenario): ProbeSpec[] {
   const s = loaded.scenario;
@@ -202,8 +219,18 @@ export function defaultProbes(loaded: LoadedScenario): ProbeSpec[] {
     origin,
   });
   const seen = new Set<string>();
-  for (const table of loaded.ipvs.values())
+  for (const [director, table] of loaded.ipvs)
     for (const svc of table.services) {
+      // An fwmark service is probed with a packet the director's mangle rules mark (to the address and TCP port
+      // they name); its real servers as an address service's.
+      if (svc.key.kind === 'fwmark' && svc.key.family === 'ipv4' && client) {
+        for (const t of fwmarkTargets(s.nodes.get(director)?.mangle, svc.key.fwmark)) {
+          if (seen.has(`t ${t.vip} ${t.port}`)) continue;
+          seen.add(`t ${t.vip} ${t.port}`);
+          out.push(tcp(`tcp-fwm${svc.key.fwmark}-${formatIpv4(t.vip)}-${t.port}`, t.vip, t.port, t.origin));
+        }
+        continue;
+      }
       if (svc.key.kind !== 'addr' || svc.key.address.family !== 'ipv4') continue;
       const vip = svc.key.address.addr;
       if (client && svc.key.protocol === 'TCP' && !seen.has(`t ${vip} ${svc.key.port}`)) {
