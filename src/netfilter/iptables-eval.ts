@@ -65,7 +65,13 @@ export type IptEvalEvent =
 
 export type IptDecision =
   | { readonly kind: 'rule'; readonly chain: string; readonly index: number; readonly rule: IptRule }
-  | { readonly kind: 'policy'; readonly chain: string; readonly policy: IptPolicy; readonly origin: Origin };
+  | {
+      readonly kind: 'policy';
+      readonly chain: string;
+      readonly policy: IptPolicy;
+      readonly origin: Origin;
+      readonly nft?: { readonly chain: string };
+    };
 
 export interface IptEvalResult {
   readonly verdict: 'ACCEPT' | 'DROP' | 'REJECT';
@@ -300,6 +306,7 @@ export function evaluateIptables(
         chain: hook!.name,
         policy,
         origin: hook!.policyOrigin ?? { kind: 'implicit', label: `${hook!.name} policy ${policy}` },
+        ...(hook!.nft ? { nft: hook!.nft } : {}),
       },
       visited,
       events,

@@ -188,6 +188,8 @@ export interface IptRule {
 
 export interface IptChain {
   readonly name: string;
+  /** The chain came from `nft list ruleset`: its name there (`table/chain`), to quote its policy in nft's words. */
+  readonly nft?: { readonly chain: string };
   readonly builtin: boolean;
   /** Built-in chains only. */
   readonly policy?: IptPolicy;

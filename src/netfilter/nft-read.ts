@@ -7,7 +7,7 @@
  * filter base chains on one hook are all evaluated, in the kernel's order: the first becomes the built-in chain
  * (INPUT, FORWARD, OUTPUT), the others follow it (`IptChain.nextBaseChain`), an accept going on to the next, a drop ending.
  *
- * Statements read: `iifname`/`oifname` (`==`, `!=`, `"veth*"`), `ip saddr`/`ip daddr` (address or prefix),
+ * Statements read: `iifname`/`oifname` (`==`, `!=`, `"veth*"`), `iif`/`oif` (by index, listed by name), `ip saddr`/`ip daddr` (address or prefix),
  * `ip protocol`/`meta l4proto`, `tcp|udp sport|dport` (a port, a range, a set), `ct state`, `meta mark`/`mark`,
  * `fib daddr type`, `counter`, `log`, `comment`; verdicts `accept`, `drop`, `reject`, `return`, `jump`, `goto`.
  */
@@ -122,13 +122,16 @@ function rule(text: string, origin: Origin, family: string): IptRule | 'other-fa
       case 'log':
         while (i < w.length && ['prefix', 'level', 'group', 'flags', 'snaplen'].includes(w[i]!)) i += 2;
         break;
+      case 'iif':
+      case 'oif':
       case 'iifname':
       case 'oifname': {
+        // `iif "virbr0"` matches the device by its index, which nft lists by name: the same device as iifname.
         const n = neg();
         const v = w[i++] ?? '';
         if (v.startsWith('{')) throw new Unmodelled(`${t} with a set ${v}`);
-        const name = unquote(v).replace(/\*$/, '+');
-        if (t === 'iifname') r.in = { name, negated: n };
+        const name = t.length === 3 ? unquote(v) : unquote(v).replace(/\*$/, '+');
+        if (t === 'iifname' || t === 'iif') r.in = { name, negated: n };
         else r.out = { name, negated: n };
         break;
       }
@@ -390,6 +393,7 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
         policyOrigin: origin,
         rules: readRules(c),
         origin,
+        nft: { chain: qualified(c) },
         ...(next ? { nextBaseChain: nameOf.get(next)! } : {}),
       });
     }
@@ -403,6 +407,7 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
         builtin: false,
         rules: readRules(c),
         origin: { kind: 'file', label: `nft chain ${qualified(c)}`, pos: filePos(file, c.line) },
+        nft: { chain: qualified(c) },
       });
 
   function readRules(c: NftChain): IptRule[] {

@@ -95,8 +95,13 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         chain: d.chain,
         ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
         ruleText:
-          d.kind === 'rule' ? (d.rule.nft?.text ?? renderIptablesRule(d.chain, d.rule, 'ipv4')) : `policy ${d.policy}`,
+          d.kind === 'rule'
+            ? (d.rule.nft?.text ?? renderIptablesRule(d.chain, d.rule, 'ipv4'))
+            : d.nft
+              ? `policy ${d.policy.toLowerCase()}`
+              : `policy ${d.policy}`,
         ...(d.kind === 'rule' && d.rule.nft ? { nft: { chain: d.rule.nft.chain } } : {}),
+        ...(d.kind === 'policy' && d.nft ? { nft: d.nft } : {}),
         origin: d.kind === 'rule' ? d.rule.origin : d.origin,
         path,
         rulesVisited: r.visited.length,

@@ -162,8 +162,12 @@ export const rsArpProblem: FindingKind = {
       if (!lan) continue;
       const ignore = effectiveSysctl(rs, 'arp_ignore', lan.name);
       const announce = effectiveSysctl(rs, 'arp_announce', lan.name);
-      const vipOnLan = lan.addrs.some((a) => a.prefix.addr === t.vip);
-      const answers = vipOnLan ? ignore.value < 8 : ignore.value === 0;
+      const vipOnLan = lan.addrs.find((a) => a.prefix.addr === t.vip);
+      // The VIP on the LAN interface is answered for (arp_ignore 0, 1, 3), except with arp_ignore=2 when no sender
+      // can be in its subnet there (a /32: arp_ignore=2 also wants the sender in the target's subnet) or with 8.
+      const answers = vipOnLan
+        ? ignore.value < 8 && !(ignore.value === 2 && vipOnLan.prefix.len === 32)
+        : ignore.value === 0;
       const announces = announce.value < 2;
       if (!answers && !announces) continue;
       const why = [
