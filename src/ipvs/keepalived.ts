@@ -16,6 +16,7 @@ import { formatIpv4, type Ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { formatIpv6Groups, ipv6ToGroups, parseIpv6 } from '../addr/ipv6.ts';
 import { type Issue, issue, type ReadResult, unsupported } from '../source/issue.ts';
 import { filePos, type Origin, type Position } from '../source/origin.ts';
+import { flatString } from '../source/strings.ts';
 import {
   type Forwarding,
   formatAddress,
@@ -46,7 +47,7 @@ export interface KeepalivedStatement {
   readonly keyword: string;
   readonly args: readonly string[];
   readonly line: number;
-  readonly block?: readonly KeepalivedStatement[];
+  readonly block?: readonly KeepalivedStatement[] | undefined;
 }
 
 export interface KeepalivedChecker {
@@ -272,13 +273,26 @@ interface Token {
   readonly brace?: boolean;
 }
 
+/** Tokens seen often (keywords, small numbers) are kept once: a big configuration repeats them on every line. */
+const TOKENS = new Map<string, string>();
+
+function internToken(t: string): string {
+  if (t.length > 24) return flatString(t);
+  const seen = TOKENS.get(t);
+  if (seen !== undefined) return seen;
+  const flat = flatString(t);
+  if (TOKENS.size < 4096) TOKENS.set(flat, flat);
+  return flat;
+}
+
 /** Splits one line into tokens: quotes removed (inner spaces kept), comments dropped, braces separate. */
 function tokenizeLine(line: string, lineNo: number): Token[] {
   const out: Token[] = [];
   let cur = '';
   let has = false;
   const flush = () => {
-    if (has) out.push({ text: cur, line: lineNo });
+    // Flat: a token built a character at a time is a chain of cons strings, kept in the statement tree.
+    if (has) out.push({ text: internToken(cur), line: lineNo });
     cur = '';
     has = false;
   };
@@ -313,7 +327,12 @@ interface MutableStatement {
   keyword: string;
   args: string[];
   line: number;
-  block?: MutableStatement[];
+  block?: MutableStatement[] | undefined;
+}
+
+/** Sizes a finished statement's arguments to their number (an array grown by push keeps room for 17). */
+function sized(s: MutableStatement): void {
+  s.args = s.args.slice();
 }
 
 /** Builds the statement tree; reports unbalanced braces and unsupported preprocessing constructs. */
@@ -353,6 +372,7 @@ export function parseKeepalivedStatements(text: string, file: string, issues: Is
     let stmt: MutableStatement | undefined;
     for (const tok of tokens) {
       if (tok.brace && tok.text === '{') {
+        if (stmt !== undefined) sized(stmt);
         const owner = stmt ?? last;
         if (owner === undefined || owner.block !== undefined) {
           issues.push(issue('keepalived-syntax', "'{' without a keyword before it", pos));
@@ -367,8 +387,12 @@ export function parseKeepalivedStatements(text: string, file: string, issues: Is
         continue;
       }
       if (tok.brace && tok.text === '}') {
+        if (stmt !== undefined) sized(stmt);
         if (stack.length === 1) issues.push(issue('keepalived-syntax', "'}' closes no block", pos));
-        else stack.pop();
+        else {
+          const closed = stack.pop()!.owner!;
+          closed.block = closed.block!.slice();
+        }
         stmt = undefined;
         last = undefined;
         continue;
@@ -376,12 +400,15 @@ export function parseKeepalivedStatements(text: string, file: string, issues: Is
       if (tok.text.startsWith('$') && /^\$\{?[A-Za-z_]/.test(tok.text))
         issues.push(unsupported('keepalived-parameter', `parameter reference '${tok.text}' is not expanded`, pos));
       if (stmt === undefined) {
-        stmt = { keyword: tok.text, args: [], line: lineNo };
+        // `block` is there from the start (one hidden class for every statement, no property array added later).
+        stmt = { keyword: tok.text, args: [], line: lineNo, block: undefined };
         stack[stack.length - 1]!.list.push(stmt);
       } else stmt.args.push(tok.text);
     }
-    if (stmt !== undefined) last = stmt;
-    else if (tokens.length > 0) last = undefined;
+    if (stmt !== undefined) {
+      sized(stmt);
+      last = stmt;
+    } else if (tokens.length > 0) last = undefined;
   }
   for (let k = stack.length - 1; k >= 1; k--) {
     const owner = stack[k]!.owner!;
@@ -1032,7 +1059,7 @@ function readVirtualServer(
   const rsReads = v.realServers.map((r) => readRealServer(r, v, ctx)).filter((r): r is RsRead => r !== undefined);
   const rsFamily = rsReads[0]?.rs.address.family;
   const warnedPort = new Set<KeepalivedRealServer>();
-  const origin: Origin = { kind: 'file', label: `keepalived ${header}`, pos: ctx.pos(s.line) };
+  const origin: Origin = { kind: 'file', label: flatString(`keepalived ${header}`), pos: ctx.pos(s.line) };
   const services: IpvsService[] = [];
   for (const e of entries) {
     const key: ServiceKey =
@@ -1059,7 +1086,7 @@ function readVirtualServer(
     }
     const svcOrigin: Origin =
       form === 'group'
-        ? { kind: 'file', label: `keepalived ${header} entry`, pos: ctx.pos(e.line), via: origin }
+        ? { kind: 'file', label: flatString(`keepalived ${header} entry`), pos: ctx.pos(e.line), via: origin }
         : origin;
     const svcPort = key.kind === 'addr' ? key.port : 0;
     const dests: IpvsDestination[] = [];
@@ -1093,19 +1120,22 @@ function readVirtualServer(
       const lower = r.lower ?? 0;
       if (lower > upper && upper !== 0)
         ctx.error('keepalived-bad-value', 'lthreshold is above uthreshold (the kernel refuses it)', r.rs.pos.line);
-      dests.push({
-        address: r.rs.address,
-        port,
-        forwarding: f,
-        weight: r.rs.weight,
-        ...(r.upper !== undefined || r.lower !== undefined ? { upperThreshold: upper, lowerThreshold: lower } : {}),
-        origin: {
-          kind: 'file',
-          label: `keepalived real_server ${formatAddress(r.rs.address)}${r.rs.configuredPort !== undefined ? ` ${r.rs.configuredPort}` : ''} of ${formatServiceKey(key)}`,
-          pos: r.rs.pos,
-          via: svcOrigin,
-        },
-      });
+      const rsOrigin: Origin = {
+        kind: 'file',
+        label: flatString(
+          `keepalived real_server ${formatAddress(r.rs.address)}${r.rs.configuredPort !== undefined ? ` ${r.rs.configuredPort}` : ''} of ${formatServiceKey(key)}`,
+        ),
+        pos: r.rs.pos,
+        via: svcOrigin,
+      };
+      // Literals, not a conditional spread: V8 gives a spread copy a hidden class of its own (memory per server).
+      const { address } = r.rs;
+      const weight = r.rs.weight;
+      dests.push(
+        r.upper !== undefined || r.lower !== undefined
+          ? { address, port, forwarding: f, weight, upperThreshold: upper, lowerThreshold: lower, origin: rsOrigin }
+          : { address, port, forwarding: f, weight, origin: rsOrigin },
+      );
     }
     dests.reverse(); // keepalived adds them in file order; each one goes to the head of the kernel list
     const schedFlags =
