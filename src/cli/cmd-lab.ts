@@ -10,6 +10,7 @@ import { readdirSync } from 'node:fs';
 import { uncheckable } from '../diagnose/diagnose.ts';
 import { findFix } from '../diagnose/fix-list.ts';
 import type { LastSeen } from '../lab/correlate.ts';
+import { keepalivedUnavailable, runVrrpLab, type VrrpLabReport } from '../lab/keepalived.ts';
 import { type Lab, labUp, releaseLab, removeLeftovers } from '../lab/lab.ts';
 import { LabLimitError } from '../lab/limits.ts';
 import { labUnavailable, preflight } from '../lab/preflight.ts';
@@ -23,7 +24,7 @@ import { type Io, reportIssues } from './io.ts';
 import { progress } from './progress.ts';
 import { loadForCommand } from './scenario-input.ts';
 
-export type LabAction = 'up' | 'run' | 'down';
+export type LabAction = 'up' | 'run' | 'vrrp' | 'down';
 
 export interface LabCliOptions {
   /** auto (default): a real libvirt when installed, else the compiled rules. */
@@ -112,6 +113,51 @@ function cannotShow(io: Io, loaded: LoadedScenario, e: LabLimitError): number {
   return EXIT_CANNOT_SHOW;
 }
 
+export function renderVrrpReport(r: VrrpLabReport): string {
+  const out = [`lab vrrp: ${r.scenario} (real keepalived on the directors)`];
+  for (const [guest, lines] of Object.entries(r.states))
+    for (const l of lines) out.push(`  ${guest}: ${l.replace(/^.*?: \(/, '(')}`);
+  for (const a of r.adverts)
+    out.push(
+      `advert ${a.from} → ${a.to} (${a.dst}): kernel ${a.kernelSeen ? 'arrived' : 'did not arrive'}; simulator ${a.simReached ? 'arrives' : `dropped${a.simDrop ? ` at ${a.simDrop}` : ''}`} ${a.agree ? '✓' : '✗ DISAGREE'}`,
+    );
+  for (const g of r.groups)
+    out.push(
+      `VRID ${g.vrid} (${g.vips.join(', ')}): held on the kernel by ${g.kernelHolders.join(', ') || 'nobody'}; the simulator says ${g.simHolders.join(', ') || 'nobody'} ${g.agree ? '✓' : '✗ DISAGREE'}`,
+    );
+  out.push(
+    r.agree
+      ? 'result: keepalived on the kernel and the simulator agree (exit 0)'
+      : 'result: keepalived on the kernel and the simulator disagree (exit 3)',
+  );
+  return `${out.join('\n')}\n`;
+}
+
+async function runVrrp(
+  io: Io,
+  loaded: LoadedScenario,
+  common: { filters?: 'auto' | 'libvirt' | 'compiled'; pcapDir?: string },
+  json: boolean,
+): Promise<number> {
+  const why = keepalivedUnavailable(loaded);
+  if (why) {
+    io.stderr(
+      `lvsdoctor lab: no verdict: real keepalived cannot run for ${loaded.scenario.name} (exit ${EXIT_CANNOT_SHOW}): ${why}\n`,
+    );
+    return EXIT_CANNOT_SHOW;
+  }
+  const p = progress(io, 'lab: building the scenario and running keepalived');
+  let r: VrrpLabReport;
+  try {
+    r = await runVrrpLab(loaded, common).finally(() => p.done());
+  } catch (e) {
+    if (e instanceof LabLimitError) return cannotShow(io, loaded, e);
+    throw e;
+  }
+  io.stdout(json ? `${JSON.stringify(r, null, 2)}\n` : renderVrrpReport(r));
+  return r.agree ? 0 : 3;
+}
+
 export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOptions = {}): Promise<number> {
   const pf = preflight();
   const why = labUnavailable(pf);
@@ -172,6 +218,7 @@ export async function runLab(io: Io, action: LabAction, dir: string, o: LabCliOp
     io.stdout(`${lines.join('\n')}\n`);
     return 0;
   }
+  if (action === 'vrrp') return runVrrp(io, loaded, common, o.json === true);
   if (labProbes(loaded).length === 0) {
     // Zero evidence is never a pass: without a probe the kernel would "agree" on nothing.
     io.stderr(

@@ -210,7 +210,7 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
     )
     .argument(
       '<action>',
-      'up (build and leave running), run (up, probes, down) or down (remove everything, leftovers too)',
+      'up (build and leave running), run (up, probes, down), vrrp (run real keepalived on the directors) or down (remove everything, leftovers too)',
     )
     .argument('<dir>', 'scenario directory')
     .option(
@@ -224,8 +224,8 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
     .option('--json', 'print the report as JSON')
     .exitOverride()
     .action(async (action, dir, opts) => {
-      if (action !== 'up' && action !== 'run' && action !== 'down')
-        throw new UsageError(`lab action must be up, run or down, not "${action}"`);
+      if (action !== 'up' && action !== 'run' && action !== 'down' && action !== 'vrrp')
+        throw new UsageError(`lab action must be up, run, vrrp or down, not "${action}"`);
       if (opts.filters !== 'auto' && opts.filters !== 'libvirt' && opts.filters !== 'compiled')
         throw new UsageError(`--filters must be auto, libvirt or compiled, not "${opts.filters}"`);
       const timeoutMs = Number(opts.timeout);

@@ -14,7 +14,7 @@ import { isMulticastMac, type Mac } from '../addr/mac.ts';
 import { prefixContains } from '../addr/prefix.ts';
 import { appendAll, maxOf } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import type { Node, ProbeSpec, Scenario } from '../topology/model.ts';
+import type { AnyProbeSpec, Node, Scenario } from '../topology/model.ts';
 import { ARP_REPLY, ARP_REQUEST, type EthernetFrame, TCP_ACK, TCP_RST, TCP_SYN } from '../wire/types.ts';
 
 export interface SeenFrame {
@@ -115,8 +115,8 @@ export function onPath(view: L2View, point: string, f: EthernetFrame): boolean {
 
 /** What identifies a probe's packets. */
 export interface ProbeKey {
-  readonly probe: ProbeSpec;
-  /** TCP: the source address of the probing node. ARP: the asking interface's address. */
+  readonly probe: AnyProbeSpec;
+  /** TCP, UDP: the source address of the probing node. ARP: the asking interface's address. */
   readonly src: Ipv4;
   /** MACs of directors' NICs (a request sent from one was forwarded by a director). */
   readonly directorMacs: ReadonlySet<Mac>;
@@ -130,7 +130,7 @@ function firstAddress(node: Node | undefined): Ipv4 | undefined {
   return undefined;
 }
 
-export function probeKey(loaded: LoadedScenario, probe: ProbeSpec): ProbeKey {
+export function probeKey(loaded: LoadedScenario, probe: AnyProbeSpec): ProbeKey {
   const node = loaded.scenario.nodes.get(probe.from);
   let src = firstAddress(node) ?? (0 as Ipv4);
   if (probe.kind === 'arp' && node)
@@ -144,11 +144,12 @@ export function probeKey(loaded: LoadedScenario, probe: ProbeSpec): ProbeKey {
     for (const i of loaded.scenario.nodes.get(d)?.interfaces.values() ?? [])
       if (i.kind !== 'loopback') directorMacs.add(i.mac);
   const natDests = new Set<string>();
-  if (probe.kind === 'tcp')
+  if (probe.kind !== 'arp')
     for (const t of loaded.ipvs.values())
       for (const svc of t.services) {
         const k = svc.key;
-        if (k.kind !== 'addr' || k.protocol !== 'TCP' || k.address.family !== 'ipv4') continue;
+        if (k.kind !== 'addr' || k.protocol !== (probe.kind === 'udp' ? 'UDP' : 'TCP') || k.address.family !== 'ipv4')
+          continue;
         if (k.address.addr !== probe.to || k.port !== probe.dport) continue;
         for (const d of svc.destinations)
           if (d.forwarding?.kind === 'masq' && d.address.family === 'ipv4')
@@ -167,7 +168,24 @@ export function frameRank(k: ProbeKey, f: EthernetFrame): number {
     if (p.op === ARP_REPLY && p.spa === probe.target && p.tpa === k.src) return 2;
     return 0;
   }
-  if (p.kind !== 'ipv4' || p.payload.kind !== 'tcp') return 0;
+  if (p.kind !== 'ipv4') return 0;
+  if (probe.kind === 'udp') {
+    // The query (1), as a director forwarded it (2, with NAT to a real server), a NAT real server's answer before the
+    // director gave it the service's address back (3), the answer from the probed address (4).
+    const u = p.payload;
+    if (u.kind !== 'udp') return 0;
+    if (p.src === k.src && u.srcPort === probe.sport) {
+      if (p.dst === probe.to && u.dstPort === probe.dport) return k.directorMacs.has(f.src) ? 2 : 1;
+      if (k.natDests.has(`${formatIpv4(p.dst)}:${u.dstPort}`) && k.directorMacs.has(f.src)) return 2;
+      return 0;
+    }
+    if (p.dst === k.src && u.dstPort === probe.sport) {
+      if (p.src === probe.to && u.srcPort === probe.dport) return 4;
+      if (k.natDests.has(`${formatIpv4(p.src)}:${u.srcPort}`)) return 3;
+    }
+    return 0;
+  }
+  if (p.payload.kind !== 'tcp') return 0;
   const t = p.payload;
   const syn = (t.flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
   const synAck = (t.flags & (TCP_SYN | TCP_ACK | TCP_RST)) === (TCP_SYN | TCP_ACK);
@@ -190,6 +208,10 @@ const STAGE_OF_RANK: Readonly<Record<string, 'request' | 'reply'>> = {
   'tcp:2': 'request',
   'tcp:3': 'reply',
   'tcp:4': 'reply',
+  'udp:1': 'request',
+  'udp:2': 'request',
+  'udp:3': 'reply',
+  'udp:4': 'reply',
   'arp:1': 'request',
   'arp:2': 'reply',
 };
@@ -247,8 +269,8 @@ export function lastSeen(view: L2View, k: ProbeKey, frames: readonly SeenFrame[]
   return { rank, ...(stage ? { stage } : {}), ...(best ? { point: best } : {}), seenAt };
 }
 
-export function describeProbe(p: ProbeSpec): string {
-  return p.kind === 'tcp'
-    ? `TCP ${p.from} → ${formatIpv4(p.to)}:${p.dport} (sport ${p.sport})`
-    : `ARP who-has ${formatIpv4(p.target)} from ${p.from}`;
+export function describeProbe(p: AnyProbeSpec): string {
+  return p.kind === 'arp'
+    ? `ARP who-has ${formatIpv4(p.target)} from ${p.from}`
+    : `${p.kind.toUpperCase()} ${p.from} → ${formatIpv4(p.to)}:${p.dport} (sport ${p.sport})`;
 }

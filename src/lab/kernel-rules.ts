@@ -27,12 +27,34 @@ export type DirectorMode =
   /** Every new flow to the first pick of a fresh IPVS (probes reload the table before each run). */
   | { readonly kind: 'fresh' }
   /** Flows spread over the real servers by a hash of the client address and port (interactive `lab up`). */
-  | { readonly kind: 'spread' };
+  | { readonly kind: 'spread' }
+  /**
+   * New flows of one service (`VIP:port/tcp|udp`) to one of its real servers (a probe pinned to it: IPVS's scheduler
+   * would pick it for some client flow); the other services as `fresh`.
+   */
+  | {
+      readonly kind: 'pinned';
+      readonly service: string;
+      readonly dest: { readonly ip: string; readonly port: number };
+    };
+
+/** The key `pinned` names a service by. */
+export function serviceKey(svc: { vip: string; port: number; protocol: string }): string {
+  return `${svc.vip}:${svc.port}/${svc.protocol}`;
+}
+
+/** The destination a pinned mode sends the service's new flows to, when it names this service. */
+function pinnedDest(svc: DirectorService, mode: DirectorMode): DirectorDest | undefined {
+  if (mode.kind !== 'pinned' || mode.service !== serviceKey(svc)) return undefined;
+  return svc.allDests.find((d) => d.ip === mode.dest.ip && d.port === mode.dest.port);
+}
 
 /** The destinations a service's new flows go to, as an nftables expression mapping each flow to a value. */
 function choice(svc: DirectorService, mode: DirectorMode, value: (d: DirectorDest) => string): string | undefined {
+  const pinned = pinnedDest(svc, mode);
+  if (pinned) return value(pinned);
   if (svc.dests.length === 0) return undefined;
-  if (mode.kind === 'fresh' || svc.dests.length === 1) return value(svc.firstPick ?? svc.dests[0]!);
+  if (mode.kind !== 'spread' || svc.dests.length === 1) return value(svc.firstPick ?? svc.dests[0]!);
   // Weighted: a destination appears once per weight unit (rr ignores weights). A hash of the client's address and
   // port keeps every packet of a connection on one server (numgen would not).
   const slots = svc.scheduler === 'rr' ? svc.dests : svc.dests.flatMap((d) => Array(Math.min(d.weight, 16)).fill(d));
@@ -125,15 +147,17 @@ export function directorNftReload(d: DirectorPlan, mode: DirectorMode): string {
 const IPVSADM_SCHEDULERS: ReadonlySet<string> = new Set(KERNEL_SCHEDULERS);
 
 /** `ipvsadm -R` input programming real IPVS with the director's services (for kernels that have it). */
-export function ipvsadmRestoreText(d: DirectorPlan): string {
+export function ipvsadmRestoreText(d: DirectorPlan, mode: DirectorMode = { kind: 'fresh' }): string {
   const lines: string[] = [];
   for (const svc of d.services) {
     const p = svc.protocol === 'udp' ? '-u' : '-t';
     const sched = IPVSADM_SCHEDULERS.has(svc.scheduler) ? svc.scheduler : 'rr';
+    // Pinned: the chosen real server is the only one with a weight, so IPVS itself must send the new flow there.
+    const pinned = pinnedDest(svc, mode);
     lines.push(`-A ${p} ${svc.vip}:${svc.port} -s ${sched}`);
     for (const x of svc.allDests)
       lines.push(
-        `-a ${p} ${svc.vip}:${svc.port} -r ${x.ip}:${x.port} ${svc.method === 'masq' ? '-m' : '-g'} -w ${x.weight}`,
+        `-a ${p} ${svc.vip}:${svc.port} -r ${x.ip}:${x.port} ${svc.method === 'masq' ? '-m' : '-g'} -w ${pinned ? (x === pinned ? Math.max(1, x.weight) : 0) : x.weight}`,
       );
   }
   lines.push('');

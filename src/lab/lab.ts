@@ -196,18 +196,25 @@ async function batch(ns: string | undefined, lines: readonly string[], warnings:
 
 /** A tiny HTTP (or UDP echo) server saying which node served; Python starts faster than Node. */
 const SERVER_PY = `
-import socket, sys, threading
+import socket, struct, sys, threading
 proto, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 # A full-size response (several segments), as the simulator's conversation has the server send one.
 body = ('served by %s\\n' % name).encode()
 body += b'.' * (3000 - len(body)) + b'\\n'
 if proto == 'udp':
+    # Answers from the address each datagram was sent to (IP_PKTINFO), as DNS servers do: a DR real server answers
+    # from the VIP on its lo, not from the address its route would pick.
+    PKTINFO = getattr(socket, 'IP_PKTINFO', 8)  # Linux's value; Python < 3.12 does not name it
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.IPPROTO_IP, PKTINFO, 1)
     u.bind(('0.0.0.0', port))
     print('listening', port, flush=True)
+    answer = ('served by %s\\n' % name).encode()
     while True:
-        m, a = u.recvfrom(2048)
-        u.sendto(body, a)
+        m, anc, _, a = u.recvmsg(2048, 256)
+        info = [d for (lvl, t, d) in anc if lvl == socket.IPPROTO_IP and t == PKTINFO]
+        dst = info[0][8:12] if info else bytes(4)
+        u.sendmsg([answer], [(socket.IPPROTO_IP, PKTINFO, struct.pack('=I4s4s', 0, dst, bytes(4)))], 0, a)
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('0.0.0.0', port))
@@ -573,7 +580,7 @@ export async function loadDirector(lab: Lab, director: string, mode: DirectorMod
   if (!d) return;
   if (lab.directorEngine === 'ipvs') {
     await run(inNs(d.ns, ['ipvsadm', '-C']));
-    await run(inNs(d.ns, ['ipvsadm', '-R']), { input: ipvsadmRestoreText(d) });
+    await run(inNs(d.ns, ['ipvsadm', '-R']), { input: ipvsadmRestoreText(d, mode) });
   } else await run(inNs(d.ns, ['nft', '-f', '-']), { input: directorNftReload(d, mode) });
 }
 
@@ -582,10 +589,18 @@ async function ensureIpvsModule(): Promise<void> {
   if (!existsSync('/proc/net/ip_vs')) await run(['modprobe', 'ip_vs']);
 }
 
-/** Before each probe: real IPVS is reset to a fresh state (the emulation needs nothing, it is stateless per flow). */
-export async function freshDirectors(lab: Lab): Promise<void> {
-  if (lab.directorEngine !== 'ipvs') return;
-  await Promise.all(lab.plan.directors.map((d) => loadDirector(lab, d.node, { kind: 'fresh' })));
+/**
+ * Before each probe: real IPVS is reset to a fresh state (the emulation needs nothing for that, it is stateless per
+ * flow); a probe pinned to one real server gets directors that send its service's new flows there, and the probe
+ * after it directors as they were.
+ */
+export async function freshDirectors(
+  lab: Lab,
+  mode: DirectorMode = { kind: 'fresh' },
+  wasPinned = false,
+): Promise<void> {
+  if (lab.directorEngine !== 'ipvs' && mode.kind !== 'pinned' && !wasPinned) return;
+  await Promise.all(lab.plan.directors.map((d) => loadDirector(lab, d.node, mode)));
 }
 
 /**

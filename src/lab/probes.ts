@@ -6,8 +6,9 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { formatIpv4 } from '../addr/ipv4.ts';
 import { PcapReader, readPcap } from '../capture/pcap.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import type { ProbeSpec } from '../topology/model.ts';
-import { probePlan } from '../trace/probe-plan.ts';
+import type { AnyProbeSpec } from '../topology/model.ts';
+import { UDP_QUERY_BYTES } from '../trace/probe.ts';
+import { diagnosisPlan } from '../trace/probe-plan.ts';
 import { parseEthernet } from '../wire/ethernet.ts';
 import {
   frameRank,
@@ -60,6 +61,33 @@ try:
     out['complete'] = m is not None and len(body) == int(m.group(1))
     out['received'] = len(resp)
     out['body'] = (head + b'\\r\\n\\r\\n' + body).decode('latin-1')[:300]
+except socket.timeout:
+    out['error'] = 'timeout'
+except OSError as e:
+    out['error'] = e.strerror or str(e)
+out['ms'] = int((time.time() - t0) * 1000)
+print(json.dumps(out))
+`;
+
+/** One datagram (the size of the simulator's query) from the probe's source port; the first answer back, as JSON. */
+const UDP_PY = `
+import json, socket, sys, time
+host, port, lport, laddr, tmo, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), int(sys.argv[6])
+t0 = time.time()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((laddr, lport))
+s.settimeout(tmo)
+out = {'ok': False}
+try:
+    s.sendto(b'q' * size, (host, port))
+    while True:
+        d, a = s.recvfrom(2048)
+        if a == (host, port):
+            out['ok'] = True
+            out['body'] = d.decode('latin-1')[:200]
+            break
+        out['other'] = '%s:%d' % a
 except socket.timeout:
     out['error'] = 'timeout'
 except OSError as e:
@@ -229,30 +257,36 @@ async function runProber(
   return { r, ...(stoppedAt ? { stoppedAt } : {}) };
 }
 
-export async function runRealProbe(lab: Lab, probe: ProbeSpec, o: ProbeRunOptions = {}): Promise<RealOutcome> {
+export async function runRealProbe(lab: Lab, probe: AnyProbeSpec, o: ProbeRunOptions = {}): Promise<RealOutcome> {
   const timeoutMs = o.timeoutMs ?? 1200;
   const ns = lab.plan.nsOf.get(probe.from);
   const startNs = nowNs();
   if (!ns) return { ok: false, detail: `no namespace for ${probe.from}`, startNs, endNs: nowNs() };
   const key = probeKey(lab.loaded, probe);
+  // TCP and UDP: the prober script with the target, the probe's ports and source address, and the timeout.
+  const flowProber = (script: string, ...extra: string[]) =>
+    probe.kind === 'arp'
+      ? undefined
+      : runProber(
+          lab,
+          inNs(ns, [
+            preflight().python,
+            '-c',
+            script,
+            formatIpv4(probe.to),
+            String(probe.dport),
+            String(probe.sport),
+            formatIpv4(key.src),
+            String(timeoutMs / 1000),
+            ...extra,
+          ]),
+          key,
+          o,
+          timeoutMs,
+          startNs,
+        );
   if (probe.kind === 'tcp') {
-    const { r, stoppedAt } = await runProber(
-      lab,
-      inNs(ns, [
-        preflight().python,
-        '-c',
-        CLIENT_PY,
-        formatIpv4(probe.to),
-        String(probe.dport),
-        String(probe.sport),
-        formatIpv4(key.src),
-        String(timeoutMs / 1000),
-      ]),
-      key,
-      o,
-      timeoutMs,
-      startNs,
-    );
+    const { r, stoppedAt } = (await flowProber(CLIENT_PY))!;
     const endNs = nowNs();
     if (stoppedAt && !r.stdout.trim()) return { ok: false, detail: stopped(stoppedAt), startNs, endNs };
     try {
@@ -280,6 +314,23 @@ export async function runRealProbe(lab: Lab, probe: ProbeSpec, o: ProbeRunOption
       return { ok, detail, ...(served ? { servedBy: served } : {}), startNs, endNs };
     } catch {
       return { ok: false, detail: `client failed: ${r.stderr.trim() || r.stdout.trim()}`, startNs, endNs };
+    }
+  }
+  if (probe.kind === 'udp') {
+    const { r, stoppedAt } = (await flowProber(UDP_PY, String(UDP_QUERY_BYTES)))!;
+    const endNs = nowNs();
+    if (stoppedAt && !r.stdout.trim()) return { ok: false, detail: stopped(stoppedAt), startNs, endNs };
+    try {
+      const j = JSON.parse(r.stdout) as { ok: boolean; error?: string; ms: number; body?: string; other?: string };
+      const served = /served by (\S+)/.exec(j.body ?? '')?.[1];
+      const detail = j.ok
+        ? `answered after ${j.ms} ms${served ? ` by ${served}` : ''}`
+        : j.error === 'timeout'
+          ? `no answer within ${timeoutMs} ms${j.other ? ` (an answer came from ${j.other} instead)` : ''}`
+          : `failed after ${j.ms} ms: ${j.error ?? '?'}`;
+      return { ok: j.ok, detail, ...(served ? { servedBy: served } : {}), startNs, endNs };
+    } catch {
+      return { ok: false, detail: `UDP prober failed: ${r.stderr.trim() || r.stdout.trim()}`, startNs, endNs };
     }
   }
   const node = lab.loaded.scenario.nodes.get(probe.from);
@@ -338,11 +389,10 @@ export function readCaptures(lab: Lab): { frames: SeenFrame[]; issues: string[] 
 }
 
 /**
- * The probes lab runs: diagnose's list (`probePlan`), less the connections pinned to one real server — the real
- * kernel's scheduler picks the destination itself, so such a probe could not be reproduced there.
+ * The probes lab runs: diagnose's whole list (`diagnosisPlan`: TCP, UDP, ARP), the connections pinned to one real
+ * server included — for each, the directors are reloaded to send that service's new flows to that server (real IPVS:
+ * it alone keeps a weight), as IPVS's scheduler does for the client flow the probe stands for.
  */
-export function labProbes(loaded: LoadedScenario): ProbeSpec[] {
-  return probePlan(loaded)
-    .map((p) => p.spec)
-    .filter((p) => p.kind !== 'tcp' || p.realServer === undefined);
+export function labProbes(loaded: LoadedScenario): AnyProbeSpec[] {
+  return diagnosisPlan(loaded).map((p) => p.spec);
 }

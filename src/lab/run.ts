@@ -5,10 +5,11 @@
 import { formatIpv4 } from '../addr/ipv4.ts';
 import { appendAll } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
-import type { ProbeSpec } from '../topology/model.ts';
+import type { AnyProbeSpec } from '../topology/model.ts';
 import { openSession, runProbe } from '../trace/session.ts';
 import type { Disposition } from '../trace/types.ts';
 import { describeProbe, type LastSeen, l2View, lastSeen, probeKey, type SeenFrame } from './correlate.ts';
+import { type DirectorMode, serviceKey } from './kernel-rules.ts';
 import {
   freshDirectors,
   type Lab,
@@ -103,8 +104,19 @@ function windows(reals: readonly { startNs: bigint; endNs: bigint }[], parallel:
   );
 }
 
+/** How directors must schedule for this probe: a probe pinned to a real server has its service send new flows there. */
+function pinnedMode(p: AnyProbeSpec): DirectorMode {
+  if (p.kind === 'arp' || !p.realServer) return { kind: 'fresh' };
+  return {
+    kind: 'pinned',
+    service: serviceKey({ vip: formatIpv4(p.to), port: p.dport, protocol: p.kind }),
+    dest: { ip: formatIpv4(p.realServer.addr), port: p.realServer.port },
+  };
+}
+
 export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = {}): Promise<LabReport> {
-  const probes: ProbeSpec[] = labProbes(loaded);
+  // Probes at once share the directors: pinned ones need directors of their own, so they run only one at a time.
+  const probes: AnyProbeSpec[] = labProbes(loaded).filter((p) => !o.parallel || pinnedMode(p).kind !== 'pinned');
   const view = l2View(loaded.scenario);
   const session = openSession(loaded);
   // The simulation first: where it says a probe ends lets the kernel's probe stop early once it ends there.
@@ -130,7 +142,10 @@ export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = 
     if (o.parallel) appendAll(reals, await Promise.all(probes.map((p, k) => runRealProbe(lab, p, po(k)))));
     else
       for (const [k, p] of probes.entries()) {
-        if (k > 0) await Promise.all([resetLearnedState(lab), freshDirectors(lab)]);
+        const mode = pinnedMode(p);
+        const wasPinned = k > 0 && pinnedMode(probes[k - 1]!).kind === 'pinned';
+        if (k > 0) await Promise.all([resetLearnedState(lab), freshDirectors(lab, mode, wasPinned)]);
+        else if (mode.kind === 'pinned') await freshDirectors(lab, mode);
         reals.push(await runRealProbe(lab, p, po(k)));
       }
     lab.timings.probes = performance.now() - t0;
@@ -165,7 +180,7 @@ export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = 
       lastSeen: simSeen[k]!,
     };
     const unsupported =
-      p.kind === 'tcp' && lab.plan.unsupportedServices.some((s) => s === `${formatIpv4(p.to)}:${p.dport}`)
+      p.kind !== 'arp' && lab.plan.unsupportedServices.some((s) => s === `${formatIpv4(p.to)}:${p.dport}`)
         ? 'the service uses tunnel (or mixed) forwarding, which the lab does not emulate'
         : undefined;
     const difference = unsupported ? undefined : compare(real, sim);

@@ -218,7 +218,8 @@ export interface TcpProbeSpec {
 /**
  * A UDP exchange with a virtual service: one datagram (a DNS-sized query) from the client to VIP:port, answered by
  * the real server from VIP:port (DR/TUN) or through the director (NAT). diagnose adds one for every UDP virtual
- * service; `lab` does not run them (its prober speaks TCP and ARP), so they are not part of `ProbeSpec`.
+ * service, and `lab` sends them for real (a datagram; its servers answer from the address it was sent to). They are
+ * not part of `ProbeSpec`, the scenario's own probe kinds.
  */
 export interface UdpProbeSpec {
   readonly kind: 'udp';

@@ -173,8 +173,8 @@ function pinnedProbes<S extends TcpProbeSpec | UdpProbeSpec>(
 
 /**
  * What diagnose runs: the plan above and, for every IPv4 UDP virtual service, one datagram from the client (the
- * scheduler's own choice) and one pinned to each real server it can choose. `lab` runs `probePlan` (its prober
- * speaks TCP and ARP).
+ * scheduler's own choice) and one pinned to each real server it can choose. `lab` runs it too, less the pinned
+ * probes.
  */
 export function diagnosisPlan(loaded: LoadedScenario): PlannedProbe<AnyProbeSpec>[] {
   const out: PlannedProbe<AnyProbeSpec>[] = [...probePlan(loaded)];

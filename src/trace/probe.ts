@@ -72,7 +72,7 @@ export function udpQuery(probe: UdpProbeSpec, src: Ipv4, ttl: number): Ipv4Packe
   };
 }
 
-const UDP_QUERY_BYTES = 40;
+export const UDP_QUERY_BYTES = 40;
 
 /** Runs one probe on a dataplane whose mutable state is fresh. */
 export function traceProbe(dp: Dataplane, probe: AnyProbeSpec, reads?: DecisionLog): Trace {
