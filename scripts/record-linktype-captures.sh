@@ -42,12 +42,14 @@ E="lvsdlt-e$$"
 TMP="$(mktemp -d)"
 PIDS=()
 cleanup() {
+  local rc=$?
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   ip netns del "$C" 2>/dev/null || true
   ip netns del "$S" 2>/dev/null || true
   ip netns del "$E" 2>/dev/null || true
-  cat "$TMP"/*.err >&2 2>/dev/null; rm -rf "$TMP"
+  if [ "$rc" -ne 0 ]; then cat "$TMP"/*.err >&2 2>/dev/null || true; fi
+  rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -65,14 +67,15 @@ ip -n "$S" addr add 192.0.2.2/24 dev eth0
 ip -n "$C" link set eth0 up
 ip -n "$S" link set eth0 up
 TUNNEL='
-import fcntl, os, select, socket, struct, sys, time
+import fcntl, os, select, signal, socket, struct, sys
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 peer = sys.argv[1]
 fd = os.open("/dev/net/tun", os.O_RDWR)
 fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", b"tun0", 0x0001 | 0x1000))  # TUNSETIFF: IFF_TUN | IFF_NO_PI
 raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4)
 print("ready", flush=True)
-end = time.time() + 8
-while time.time() < end:
+while True:  # until stopped (by PID) with the captures
     r, _, _ = select.select([fd, raw], [], [], 0.2)
     if fd in r:
         raw.sendto(os.read(fd, 65535), (peer, 0))
@@ -113,7 +116,7 @@ const answer = (s) => s.on("data", () => s.end("HTTP/1.0 200 OK\r\nContent-Lengt
 const a = net.createServer(answer).listen(80, "192.0.2.2");
 const b = net.createServer(answer).listen(8080, "198.51.100.2");
 const u = dgram.createSocket("udp4").bind(40000, "192.0.2.2");
-setTimeout(() => { a.close(); b.close(); u.close(); }, 4000);
+process.on("SIGTERM", () => { a.close(); b.close(); u.close(); process.exit(0); });
 '
 CLIENT='
 const net = require("node:net"), dgram = require("node:dgram");
@@ -130,13 +133,13 @@ const get = (host, port) => new Promise((done) => {
 '
 ip netns exec "$S" node -e "$SERVER" &
 SERVER_PID=$!
-sleep 0.5
+PIDS+=("$SERVER_PID")
+for _ in $(seq 100); do ip netns exec "$S" ss -Hltn 2>/dev/null | grep -q ':8080' && break; sleep 0.1; done
 ip netns exec "$C" node -e "$CLIENT"
 sleep 2.5
 for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
 for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 PIDS=()
-wait "$SERVER_PID" 2>/dev/null || true
 
 for f in client-eth0 server-any server-any-v1 server-tun0; do
   cp "$TMP/$f.pcap" "$OUT/$f.pcap"

@@ -91,9 +91,40 @@ export class Ingest {
     return this.c.n;
   }
 
+  /**
+   * The bytes of the binary captures to be read (read first), and what a record takes besides its packet bytes (pcap
+   * 16, pcapng 32), so the columns can be sized once from the packets a byte holds in what was read so far, instead
+   * of growing (and copying) by guesses.
+   */
+  expectBytes(total: number, recordOverhead: number): void {
+    this.bytesExpected = total;
+    this.recordOverhead = recordOverhead;
+  }
+
+  private bytesExpected = 0;
+  private bytesSeen = 0;
+  private recordOverhead = 16;
+
+  /**
+   * Room for the next row: the packet count the bytes read so far extrapolate to (2 % more), re-estimated whenever
+   * it falls short (then at least 1/16 more, so appending stays linear); a geometric step once past the binary bytes.
+   */
+  private room(): void {
+    const c = this.c;
+    const n = c.n;
+    if (n >= 4096 && this.bytesSeen > 0 && this.bytesExpected > this.bytesSeen) {
+      // Records are at least 16 bytes (a pcap record header), so the estimate cannot run away on odd input.
+      const estimate = Math.min((n * this.bytesExpected) / this.bytesSeen, this.bytesExpected / 16);
+      c.reserve(Math.ceil(Math.max(estimate * 1.02, n + n / 16, n + 1024)));
+      return;
+    }
+    c.grow();
+  }
+
   private ingest(p: number, linkType: number, b: Uint8Array, off: number, caplen: number, sec: number, nsec: number) {
     const c = this.c;
-    if (c.n === c.cap) c.grow();
+    this.bytesSeen += caplen + this.recordOverhead;
+    if (c.n === c.cap) this.room();
     const i = c.n;
     const end = off + caplen;
     const loc = this.loc;

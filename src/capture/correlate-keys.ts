@@ -52,7 +52,7 @@ export class KeyTable {
 
   constructor(capacity = 1024) {
     let cap = 1024;
-    while (cap < capacity * 2) cap *= 2;
+    while (cap * 3 < capacity * 4) cap *= 2;
     this.mask = cap - 1;
     this.ka = new Int32Array(cap);
     this.kb = new Int32Array(cap);
@@ -71,7 +71,8 @@ export class KeyTable {
   }
 
   set(a: number, b: number, v: number): void {
-    if ((this.size + 1) * 2 > this.mask) this.grow();
+    // At most three quarters full (linear probing stays short with a mixed hash; half full would double the memory).
+    if ((this.size + 1) * 4 > this.mask * 3) this.grow();
     const mask = this.mask;
     let i = fmix(a ^ Math.imul(b, 0x9e3779b1)) & mask;
     for (;;) {
@@ -89,6 +90,18 @@ export class KeyTable {
       }
       i = (i + 1) & mask;
     }
+  }
+
+  /** Empties the table; a table grown past 4096 slots starts small again (so clearing after each of many small uses is cheap). */
+  clear(): void {
+    if (this.size === 0) return;
+    this.size = 0;
+    if (this.mask + 1 > 4096) {
+      this.mask = 1023;
+      this.ka = new Int32Array(1024);
+      this.kb = new Int32Array(1024);
+      this.val = new Int32Array(1024).fill(-1);
+    } else this.val.fill(-1);
   }
 
   private grow(): void {
@@ -171,8 +184,12 @@ export class Cols {
   /** Linux cooked v2: the interface index the packet was seen on (0: not known). */
   ifi = new Uint32Array(0);
 
-  grow(): void {
-    const cap = Math.max(1024, this.cap * 2);
+  /** Room for at least `want` rows (kept exactly, so an estimate of the packet count wastes nothing). */
+  reserve(want: number): void {
+    if (want <= this.cap) return;
+    const cap = want;
+    // Column by column: each old column is garbage as soon as its copy exists, so growing never holds two copies of
+    // every column at once.
     const g = <T extends { length: number; set(a: ArrayLike<number>): void }>(a: T, C: new (n: number) => T): T => {
       const b = new C(cap);
       b.set(a as unknown as ArrayLike<number>);
@@ -201,6 +218,17 @@ export class Cols {
     this.dirn = g(this.dirn, Uint8Array);
     this.ifi = g(this.ifi, Uint32Array);
     this.cap = cap;
+  }
+
+  /** Grows by half (geometric, so appending stays linear; a doubling would leave up to half the columns unused). */
+  grow(): void {
+    this.reserve(Math.max(1024, Math.ceil(this.cap * 1.5)));
+  }
+
+  /** The key hashes are needed only to group sightings into packets; dropped afterwards (8 bytes a sighting). */
+  releaseKeys(): void {
+    this.c1 = new Int32Array(0);
+    this.c2 = new Int32Array(0);
   }
 }
 
@@ -239,6 +267,15 @@ export class Packets {
     private readonly useDig: boolean,
   ) {
     this.group();
+    c.releaseKeys();
+    // What grouping alone needed goes; the rest is cut to the packets found (a second point halves them).
+    const G = this.gCount;
+    this.gTail = new Int32Array(0);
+    this.gDupTail = new Int32Array(0);
+    this.gHead = this.gHead.slice(0, G);
+    this.gMask = this.gMask.slice(0, G);
+    this.gLen = this.gLen.slice(0, G);
+    this.gDupHead = this.gDupHead.slice(0, G);
   }
 
   // Step 1: group sightings of the same packet.

@@ -22,7 +22,6 @@ export class Paths {
   gFirst = new Int32Array(0);
   gLast = new Int32Array(0);
   gLastStation = new Int32Array(0);
-  gReflect = new Int32Array(0);
   /** The point each packet was expected at next (-1: none) and why (1 flow, 2 MAC header, 3 reflection, 4 model, 5 reverse path). */
   gMissing = new Int32Array(0);
   gReason = new Uint8Array(0);
@@ -53,7 +52,6 @@ export class Paths {
     this.gFirst = new Int32Array(G);
     this.gLast = new Int32Array(G);
     this.gLastStation = new Int32Array(G);
-    this.gReflect = new Int32Array(G);
     this.gMissing = new Int32Array(G).fill(-1);
     this.gReason = new Uint8Array(G);
     const c = this.x.c;
@@ -83,7 +81,6 @@ export class Paths {
           htr.add(c.hdr[a.s]!, c.pt[a.s]!, c.pt[b.s]!);
       }
       // Retracing: the last leg left through the point the previous leg ended at and so far walks it backwards.
-      this.gReflect[g] = 0;
       if (last.leg > 0) {
         let a = st.length - 1;
         while (a > 0 && st[a - 1]!.leg === last.leg) a--;
@@ -95,10 +92,12 @@ export class Paths {
           let ok = true;
           for (let k = 0; k < back && ok; k++) ok = c.pt[st[a + k]!.s] === c.pt[st[a - 1 - k]!.s];
           const cand = c.pt[st[a - 1 - back]!.s]!;
-          if (ok && (back === 1 || this.nodeOf(cand) === this.nodeOf(c.pt[last.s]!))) this.gReflect[g] = cand + 1;
+          // Kept in gMissing as -(point + 2) until the second pass decides (no array of its own per packet).
+          if (ok && (back === 1 || this.nodeOf(cand) === this.nodeOf(c.pt[last.s]!))) this.gMissing[g] = -(cand + 2);
         }
       }
     }
+    if (this.np <= 1) this.gMissing.fill(-1);
     // Expected next for each packet's last station (one point alone cannot say where a packet should have been next).
     this.gGap = new Int32Array(G);
     for (let g = 0; g < G && this.np > 1; g++) {
@@ -108,6 +107,8 @@ export class Paths {
         const from = Math.floor(fa / 67108864);
         if (!(this.pk.gMask[g]! & (1 << from))) this.gGap[g] = from + 1;
       }
+      const reflect = this.gMissing[g]! <= -2 ? -this.gMissing[g]! - 2 : -1;
+      this.gMissing[g] = -1;
       const next = tr.best(this.gFlow[g]! * 2 + this.gDir[g]!, this.gLastStation[g]!);
       if (next >= 0) {
         this.gMissing[g] = next;
@@ -123,8 +124,8 @@ export class Paths {
           continue;
         }
       }
-      if (this.gReflect[g]! > 0) {
-        this.gMissing[g] = this.gReflect[g]! - 1;
+      if (reflect >= 0) {
+        this.gMissing[g] = reflect;
         this.gReason[g] = 3;
         continue;
       }

@@ -186,15 +186,21 @@ export class Report {
     const pointName = (p: number): string => x.points[p]!.name;
     // Flow numbering in order of first appearance (by corrected time of first station).
     // Flows in order of their first packet (packets are numbered in the order the captures were read).
-    const flowOrder = new Map<number, number[]>();
+    // Packets by flow without a list per flow (one array of packet numbers, cut per flow; 4 bytes a packet).
+    const flowIds = this.pa.gFlow;
+    let maxFlow = 0;
+    for (let g = 0; g < G; g++) if (flowIds[g]! > maxFlow) maxFlow = flowIds[g]!;
+    const flowStart = new Int32Array(maxFlow + 2);
+    const flowSeq: number[] = [];
     for (let g = 0; g < G; g++) {
-      const f = this.pa.gFlow[g]!;
-      let l = flowOrder.get(f);
-      if (!l) {
-        l = [];
-        flowOrder.set(f, l);
-      }
-      l.push(g);
+      const f = flowIds[g]!;
+      if (flowStart[f + 1]!++ === 0) flowSeq.push(f);
+    }
+    for (let f = 0; f <= maxFlow; f++) flowStart[f + 1]! += flowStart[f]!;
+    const byFlow = new Int32Array(G);
+    {
+      const fill = flowStart.slice(0, maxFlow + 1);
+      for (let g = 0; g < G; g++) byFlow[fill[flowIds[g]!]!++] = g;
     }
     const retransOf = new Int32Array(G).fill(-1);
     let missing = 0;
@@ -211,8 +217,11 @@ export class Report {
     let flowNo = 0;
     const modelMissing = new Map<number, { expected: number; note: string }>();
     const segs = new KeyTable();
-    for (const [, groups] of flowOrder) {
+    for (const flow of flowSeq) {
+      const groups = byFlow.subarray(flowStart[flow]!, flowStart[flow + 1]!);
       flowNo++;
+      // Segments of one flow at a time: the table holds the largest flow, not the whole run.
+      segs.clear();
       const h0 = this.pa.gFirst[groups[0]!]!;
       const tup0 = c.tup[h0]!;
       const proto = tup0 ? x.tupProto[tup0]! : 0;
@@ -382,7 +391,7 @@ export class Report {
       points,
       packets: G,
       sightings: c.n,
-      flows: flowOrder.size,
+      flows: flowSeq.length,
       missing,
       notCaptured: gaps,
       retransmissions: retrans,
@@ -587,7 +596,7 @@ export class Report {
 
   /** Compares the forward packets of a flow with the model's path. */
   private compareModel(
-    groups: readonly number[],
+    groups: ArrayLike<number> & Iterable<number>,
     fwd: number,
     exp: ExpectedPath,
     out: Map<number, { expected: number; note: string }>,

@@ -71,6 +71,11 @@ export class Correlator {
     this.x.addIssues(issues);
   }
 
+  /** The bytes of all captures to be read (sizes the columns once; see `Ingest.expectBytes`). */
+  expectBytes(total: number, recordOverhead: number): void {
+    this.x.expectBytes(total, recordOverhead);
+  }
+
   /** A sink that records packets of point `p`. */
   sink(p: number): PacketSink {
     return this.x.sink(p);
@@ -78,6 +83,11 @@ export class Correlator {
 
   get sightingCount(): number {
     return this.x.c.n;
+  }
+
+  /** Rows the columns have room for (the memory kept per packet is fixed, so this is what reading costs). */
+  get rowCapacity(): number {
+    return this.x.c.cap;
   }
 
   finish(): CorrelationReport {

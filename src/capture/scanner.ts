@@ -306,7 +306,15 @@ export function scanCaptureBytes(
 export function scanCaptureFile(
   path: string,
   sink: PacketSink,
-  options: { readonly chunkSize?: number; readonly text?: TextReadOptions } = {},
+  options: {
+    readonly chunkSize?: number;
+    readonly text?: TextReadOptions;
+    /**
+     * Told the bytes read so far after each chunk (and the file's size), e.g. for a progress line; returning `false`
+     * stops reading there (what was read is kept, as after damage).
+     */
+    readonly onChunk?: (bytesRead: number, size: number) => boolean | undefined;
+  } = {},
 ): ScanSummary {
   const chunkSize = options.chunkSize ?? 2 * 1024 * 1024;
   const s = new CaptureScanner(path, options.text);
@@ -325,6 +333,8 @@ export function scanCaptureFile(
     );
     return summary(s, 0);
   }
+  const size = fstatSync(fd).size;
+  let stopped = false;
   let buf = new Uint8Array(chunkSize);
   let have = 0;
   let total = 0;
@@ -344,6 +354,10 @@ export function scanCaptureFile(
         buf.copyWithin(0, used, have);
         have -= used;
       }
+      if (options.onChunk?.(total, size) === false) {
+        stopped = true;
+        break;
+      }
     }
   } catch (e) {
     s.issues.push(
@@ -352,7 +366,8 @@ export function scanCaptureFile(
   } finally {
     closeSync(fd);
   }
-  s.finish(sink, have);
+  // Stopped on purpose: the bytes left are the start of a record not read, not damage.
+  if (!stopped) s.finish(sink, have);
   return summary(s, total);
 }
 

@@ -127,7 +127,7 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
     }
     inputs.push(p);
   }
-  // Correlation keeps every packet: the captures together are bounded (the memory is a few times their size).
+  // The captures together are bounded in bytes (time) here and in packets (memory) while they are read.
   let total = 0;
   for (const i of inputs) total += statSync(i.file, { throwIfNoEntry: false })?.size ?? 0;
   if (total > LIMITS.captureTotal) {
@@ -153,9 +153,16 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
     hosts = scenarioHosts(loaded);
   }
   const p = progress(io, 'reading the captures');
-  const r = correlateCaptureFiles(inputs, expect ? { expect } : {}, hosts, (done, total, i) =>
-    p.update(`${done + 1}/${total}: ${i.point}`),
-  );
+  let shown = '';
+  const r = correlateCaptureFiles(inputs, expect ? { expect } : {}, hosts, (done, total, i, bytes, size) => {
+    // Per byte read, in whole percents (at most 100 updates a capture, however big).
+    const pct = size > 0 ? Math.min(100, Math.floor((100 * bytes) / size)) : 0;
+    if (`${done}:${pct}` === shown) return;
+    shown = `${done}:${pct}`;
+    p.update(
+      `${done + 1}/${total}: ${i.point}${size > 0 ? ` ${byteCount(bytes)} of ${byteCount(size)} (${pct} %)` : ''}`,
+    );
+  });
   p.done();
   const bad = reportIssues(io, r.issues);
   if (!r.report) {
@@ -167,6 +174,13 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
   if (o.json) io.stdout(toJsonText({ ...r.report, exitCode: code }));
   else io.stdout(renderCorrelation(r.report));
   return code;
+}
+
+/** `512 KiB`, `12.5 MiB`, `1.2 GiB`. */
+function byteCount(n: number): string {
+  if (n < 1048576) return `${Math.round(n / 1024)} KiB`;
+  if (n < 1073741824) return `${(n / 1048576).toFixed(1)} MiB`;
+  return `${(n / 1073741824).toFixed(2)} GiB`;
 }
 
 export interface ShowOptions {

@@ -26,8 +26,11 @@ const MiB = 1024 * 1024;
 export const LIMITS = {
   /** One text input: a scenario artifact, a listing, a configuration file. */
   inputFile: 32 * MiB,
-  /** All captures given to one `captures` command (pcap, pcapng, tcpdump text): correlation keeps every packet. */
-  captureTotal: 256 * MiB,
+  /**
+   * All captures given to one `captures` command (pcap, pcapng, tcpdump text). Reading streams (memory follows the
+   * packet count, bounded by `MAX_CORRELATED_PACKETS`); this bounds the time (about a minute a GiB of small packets).
+   */
+  captureTotal: 4096 * MiB,
   /** One XML document (domain, nwfilter, binding): a DOM costs ~20 times its text. */
   xmlFile: 4 * MiB,
   /** A bundle archive as stored (compressed). */
