@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tcpRecord } from '../../test/support/synthetic-captures.ts';
+import { manyTcpRecords } from '../../test/support/synthetic-captures.ts';
 import { Correlator } from './correlate.ts';
 import { correlateCaptureFiles } from './correlate-files.ts';
-import { type PcapRecordInput, writePcap } from './pcap.ts';
+import { writePcap } from './pcap.ts';
 import { scanCaptureFile } from './scanner.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-capmem-'));
@@ -19,23 +19,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** `n` packets of a few flows, `payload` bytes each. */
 function capture(name: string, n: number, payload: number): string {
-  const recs: PcapRecordInput[] = [];
-  const data = new Uint8Array(payload).fill(0x61);
-  for (let i = 0; i < n; i++)
-    recs.push(
-      tcpRecord(1_700_000_000_000_000_000n + BigInt(i) * 10_000n, {
-        src: '192.0.2.1',
-        dst: '198.51.100.10',
-        sport: 10000 + (i % 50),
-        dport: 80,
-        seq: i * 1000,
-        flags: 0x18,
-        id: i & 0xffff,
-        payload: data,
-      }),
-    );
   const file = join(dir, name);
-  writeFileSync(file, writePcap(recs));
+  writeFileSync(file, writePcap(manyTcpRecords(n, payload)));
   return file;
 }
 

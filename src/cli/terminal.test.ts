@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tcpRecord } from '../../test/support/synthetic-captures.ts';
+import { manyTcpRecords } from '../../test/support/synthetic-captures.ts';
 import { writePcap } from '../capture/pcap.ts';
 import { type Io, main } from './main.ts';
 
@@ -69,20 +69,7 @@ describe('the terminal', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-progress-'));
     try {
       const file = join(dir, 'big.pcap');
-      const data = new Uint8Array(60).fill(0x61);
-      const recs = Array.from({ length: 60_000 }, (_, i) =>
-        tcpRecord(1_700_000_000_000_000_000n + BigInt(i) * 10_000n, {
-          src: '192.0.2.1',
-          dst: '198.51.100.10',
-          sport: 10000 + (i % 50),
-          dport: 80,
-          seq: i * 100,
-          flags: 0x18,
-          id: i & 0xffff,
-          payload: data,
-        }),
-      );
-      writeFileSync(file, writePcap(recs));
+      writeFileSync(file, writePcap(manyTcpRecords(60_000, 60)));
       const tty = await run(['captures', `${file}@a:eth0`], { stderrIsTTY: true });
       const pcts = [...tty.stderr.matchAll(/1\/1: a:eth0 [\d.]+ (?:KiB|MiB) of [\d.]+ MiB \((\d+) %\)/g)].map((m) =>
         Number(m[1]),

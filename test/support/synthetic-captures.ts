@@ -92,3 +92,20 @@ export function tcpFrame(f: TcpFrameSpec): EthernetFrame {
 export function tcpRecord(timeNs: bigint, f: TcpFrameSpec): PcapRecordInput {
   return { timeNs, bytes: emitEthernet(tcpFrame(f)) };
 }
+
+/** `n` data segments of 50 client ports to one server, `payload` bytes each, 10 µs apart (big captures for tests). */
+export function manyTcpRecords(n: number, payload: number): PcapRecordInput[] {
+  const data = new Uint8Array(payload).fill(0x61);
+  return Array.from({ length: n }, (_, i) =>
+    tcpRecord(1_700_000_000_000_000_000n + BigInt(i) * 10_000n, {
+      src: '192.0.2.1',
+      dst: '198.51.100.10',
+      sport: 10000 + (i % 50),
+      dport: 80,
+      seq: i * 1000,
+      flags: 0x18,
+      id: i & 0xffff,
+      payload: data,
+    }),
+  );
+}
