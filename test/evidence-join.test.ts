@@ -276,3 +276,38 @@ describe('IPVS totals of a director (/proc/net/ip_vs_stats) in a watch window', 
     );
   });
 });
+
+describe('nft counters of the tables ebtables-nft keeps', () => {
+  it('join the same model rule as the ebtables listing (counted once), the last policy rule the chain policy', () => {
+    const h1nft = (text: string) =>
+      text
+        .replace(
+          /(ether type ip counter packets )(\d+)( bytes )(\d+)( jump I-vnet0-ipv4-ip)/,
+          (_, a, p, b, y, c) => `${a}${Number(p) + 57}${b}${Number(y) + 3420}${c}`,
+        )
+        .replace(
+          /(chain I-vnet0-ipv4-ip \{[\s\S]*?counter packets )(\d+)( bytes )(\d+)( drop)/,
+          (_, a, p, b, y, c) => `${a}${Number(p) + 57}${b}${Number(y) + 3420}${c}`,
+        );
+    const nft = readFileSync(join(FIXTURE, 'lvsdoctor-bundle-hypervisor-host1', 'cmd', 'nft-ruleset.out'), 'utf8');
+    const bumped = h1nft(nft);
+    expect(bumped).not.toBe(nft);
+    const { json } = diagnoseJson(
+      withWindow('nft', (nat) => bump(bump(nat, 'I-vnet0-ipv4-ip', 3, 57, 3420), 'libvirt-I-vnet0', 2, 57, 3420), {
+        'nft-ruleset': [
+          nft,
+          // ebtables-nft's policy rule of libvirt-I-vnet0 (its 10th nft rule; ebtables -L lists 9 and the policy).
+          bumped.replace(/(\t\tcounter packets )0( bytes )0( accept\n\t\})/, '$13$2180$3'),
+        ],
+      }),
+    );
+    const ev = json.evidence;
+    const nftJoined = ev.joined.filter((j: { by: string }) => j.by === 'nft');
+    expect(
+      nftJoined.map((j: { rule: { chain: string; ruleNumber?: number } }) => `${j.rule.chain} ${j.rule.ruleNumber}`),
+    ).toEqual(expect.arrayContaining(['I-vnet0-ipv4-ip 3', 'libvirt-I-vnet0 2', 'libvirt-I-vnet0 undefined']));
+    expect(ev.unmapped.filter((u: { counted: { source: string } }) => u.counted.source === 'nft')).toEqual([]);
+    const c = ev.probes.find((p: { verdict: string }) => p.verdict === 'confirmed');
+    expect(c.facts[0]).toMatch(/I-vnet0-ipv4-ip rule 3; that rule counted 57 packets/);
+  });
+});

@@ -30,8 +30,12 @@ export interface JoinedCount {
     readonly text: string;
     readonly origin: Origin;
   };
-  /** `position`: same chain and number; `text`: same chain, another number (the live order differs). */
-  readonly by: 'position' | 'text';
+  /**
+   * `position`: same chain and number; `text`: same chain, another number (the live order differs); `nft`: an nft
+   * counter of a table ebtables-nft/iptables-nft keep (the same counter as the xtables listing's rule at that
+   * position, or the chain's policy kept as its last rule).
+   */
+  readonly by: 'position' | 'text' | 'nft';
 }
 
 export interface UnmappedCount {
@@ -124,7 +128,7 @@ export type ListedRule = Pick<CountDelta, 'source' | 'table' | 'chain' | 'ruleNu
 export function modelRuleFor(
   idx: ModelIndex,
   listed: ListedRule,
-): { readonly rule: ModelRule; readonly by: JoinedCount['by'] } | { readonly why: string } {
+): { readonly rule: ModelRule; readonly by: 'position' | 'text' } | { readonly why: string } {
   const at = idx.at(listed, listed.ruleNumber);
   if (at === 'no-table')
     return { why: `the model has no ${listed.source} ${listed.table} rules (libvirt installs none there)` };
@@ -164,13 +168,64 @@ export function joinWindow(
     return { joined, unmapped };
   }
   const idx = new ModelIndex(rules, style);
+  const xt = new Map<string, JoinedCount>();
   for (const delta of w.rules) {
+    if (delta.source === 'nft') continue;
     const m = modelRuleFor(idx, delta);
     if ('why' in m) unmapped.push({ node, delta, why: m.why });
-    else joined.push({ node, delta, rule: m.rule, by: m.by });
+    else {
+      const j: JoinedCount = { node, delta, rule: m.rule, by: m.by };
+      joined.push(j);
+      xt.set(`${delta.source}\t${delta.table}\t${delta.chain}\t${delta.ruleNumber}`, j);
+    }
+  }
+  for (const delta of w.rules) {
+    if (delta.source !== 'nft') continue;
+    const [family = '', table = ''] = delta.table.split(' ');
+    const source = NFT_MANAGED[family]?.includes(table) ? NFT_SOURCE[family] : undefined;
+    if (source === undefined) {
+      unmapped.push({ node, delta, why: `the model has no nft table ${delta.table} (not made by libvirt)` });
+      continue;
+    }
+    const same = xt.get(`${source}\t${table}\t${delta.chain}\t${delta.ruleNumber}`);
+    if (same) {
+      joined.push({ node, delta, rule: same.rule, by: 'nft' });
+      continue;
+    }
+    // ebtables-nft keeps a chain's policy as a last rule (`counter accept`, printed so even for a user chain whose
+    // policy ebtables -L lists as RETURN) that ebtables -L does not list as a rule.
+    const listed = { source, table, chain: delta.chain, text: '' };
+    if (
+      source === 'ebtables' &&
+      /^(?:counter )?(accept|drop|return)$/.test(delta.text.trim()) &&
+      delta.ruleNumber === idx.length(listed) + 1
+    ) {
+      const m = modelRuleFor(idx, listed);
+      if (!('why' in m)) {
+        joined.push({ node, delta, rule: m.rule, by: 'nft' });
+        continue;
+      }
+    }
+    unmapped.push({
+      node,
+      delta,
+      why: `${delta.table} is kept by ${source}-nft, but no ${source} ${table} rule of the window at ${delta.chain} position ${delta.ruleNumber} moved with it to tell which rule it is`,
+    });
   }
   return { joined, unmapped };
 }
+
+/** nft tables that ebtables-nft / iptables-nft keep, by family: their counters are the xtables listing's. */
+export const NFT_MANAGED: Readonly<Record<string, readonly string[]>> = {
+  bridge: ['nat', 'filter', 'broute'],
+  ip: ['filter', 'nat', 'raw', 'mangle', 'security'],
+  ip6: ['filter', 'nat', 'raw', 'mangle', 'security'],
+};
+export const NFT_SOURCE: Readonly<Record<string, CountDelta['source']>> = {
+  bridge: 'ebtables',
+  ip: 'iptables',
+  ip6: 'ip6tables',
+};
 
 const counts = (d: CountDelta) =>
   `${d.packets.toLocaleString('en-US')} packets / ${d.bytes.toLocaleString('en-US')} bytes`;
@@ -197,8 +252,10 @@ export const STACK_COUNTERS: Partial<Record<EndCause, readonly string[]>> = {
 export function probeEvidence(
   report: Pick<Report, 'traces'>,
   windows: ReadonlyMap<string, CounterWindow>,
-  joined: readonly JoinedCount[],
+  allJoined: readonly JoinedCount[],
 ): ProbeEvidence[] {
+  // nft counters of xtables tables are the same counters as the listing's: counted once.
+  const joined = allJoined.filter((j) => j.by !== 'nft');
   const moved = new Map<string, JoinedCount>();
   for (const j of joined)
     moved.set(
@@ -400,7 +457,7 @@ export function renderEvidence(e: EvidenceReport): string {
   L.push(`  moved counters joined to the model: ${e.joined.length}`);
   for (const j of e.joined)
     L.push(
-      `    ${j.node} ${j.delta.source} ${j.delta.table} ${j.rule.chain} ${j.rule.ruleNumber !== undefined ? `rule ${j.rule.ruleNumber}` : 'policy'}${j.by === 'text' ? ` (listed as rule ${j.delta.ruleNumber})` : ''}: +${counts(j.delta)} — ${renderOriginChain(j.rule.origin)}`,
+      `    ${j.node} ${j.delta.source} ${j.delta.table} ${j.rule.chain} ${j.rule.ruleNumber !== undefined ? `rule ${j.rule.ruleNumber}` : 'policy'}${j.by === 'text' ? ` (listed as rule ${j.delta.ruleNumber})` : j.by === 'nft' ? ` (nft ${j.delta.table} ${j.delta.chain} rule ${j.delta.ruleNumber})` : ''}: +${counts(j.delta)} — ${renderOriginChain(j.rule.origin)}`,
     );
   if (e.unmapped.length > 0) {
     L.push(`  moved counters the model cannot map: ${e.unmapped.length}`);

@@ -31,6 +31,8 @@ import {
   ModelIndex,
   type ModelRule,
   modelRuleFor,
+  NFT_MANAGED,
+  NFT_SOURCE,
   type ProbeEvidence,
 } from './counter-join.ts';
 import { type DropKind, dropKindOf, type KernelPacketEvent } from './kernel-drops.ts';
@@ -91,20 +93,14 @@ export interface KernelTraceReport {
   readonly probes: readonly ProbeEvidence[];
 }
 
-const XTABLES_TABLES: Readonly<Record<string, readonly string[]>> = {
-  bridge: ['nat', 'filter', 'broute'],
-  ip: ['filter', 'nat', 'raw', 'mangle', 'security'],
-  ip6: ['filter', 'nat', 'raw', 'mangle', 'security'],
-};
-const SOURCE: Readonly<Record<string, ListedRule['source']>> = { bridge: 'ebtables', ip: 'iptables', ip6: 'ip6tables' };
 const OUTPUT_SIDE = new Set(['POSTROUTING', 'OUTPUT']);
 const space = (s: string) => s.trim().replace(/\s+/g, ' ');
 const isSetupText = (t: string | undefined) => t !== undefined && /\bnftrace set 1\b|(^|\s)-j TRACE\b/.test(t);
 
 /** The listed rule (xtables syntax, position) a traced rule event stands for, or why it cannot be placed. */
 function locate(e: TraceEvent, L: NodeListings | undefined): { listed: ListedRule } | { why: string; setup?: boolean } {
-  const source = SOURCE[e.family];
-  const managed = source !== undefined && XTABLES_TABLES[e.family]!.includes(e.table);
+  const source = NFT_SOURCE[e.family];
+  const managed = source !== undefined && NFT_MANAGED[e.family]!.includes(e.table);
   const nftTable = `${e.family} ${e.table}`;
   if (e.what === 'policy' || e.what === 'return') {
     if (!managed) return { why: `the model has no nft table ${nftTable} (not made by libvirt)` };
