@@ -395,12 +395,15 @@ export function translateEbtablesRule(
           ...bang(attrs.get('arpsrcipaddr')),
           ipv4Arg(attrs, 'arpsrcipaddr', 'arpsrcipmask', 32),
         );
-      const dip = ipv4Of(attrs, 'arpdstipaddr', 'arpdstipmask', 32);
+      // libvirt 9.0 keeps one mask buffer for both addresses (`hasMask`/`ipmask` in ebtablesCreateRuleInstance): a
+      // destination without its own mask after a source with one gets the source's mask (verified with the driver).
+      const dmask = attrs.has('arpdstipmask') || !(sip && attrs.has('arpsrcipmask')) ? 'arpdstipmask' : 'arpsrcipmask';
+      const dip = ipv4Of(attrs, 'arpdstipaddr', dmask, 32);
       if (dip)
         argv?.push(
           reverse ? '--arp-ip-src' : '--arp-ip-dst',
           ...bang(attrs.get('arpdstipaddr')),
-          ipv4Arg(attrs, 'arpdstipaddr', 'arpdstipmask', 32),
+          ipv4Arg(attrs, 'arpdstipaddr', dmask, 32),
         );
       const smac = attrs.get('arpsrcmacaddr');
       if (smac) argv?.push(reverse ? '--arp-mac-dst' : '--arp-mac-src', ...bang(smac), smac.value as string);

@@ -12,7 +12,7 @@ import type { Mac } from '../addr/mac.ts';
 import { ipv4Mask } from '../addr/prefix.ts';
 import type { CtState, IptFamily, IptMatch, IptRule, IptTarget } from '../netfilter/iptables-model.ts';
 import type { TypedAttr, TypedAttrs } from './ebtables-translate.ts';
-import { maskIpv6, parseNwTcpFlags } from './nwfilter-attrs.ts';
+import { maskIpv6 } from './nwfilter-attrs.ts';
 import type { NwProtocol, NwRuleAction, NwRuleDirection } from './nwfilter-model.ts';
 
 /** The three per-interface chains: F-in (VM → forwarded), F-out (forwarded → VM), H-in (VM → host). */
@@ -244,17 +244,19 @@ export function translateIptablesRule(
     case 'tcp-ipv6': {
       const fl = get('flags');
       let flags: { mask: number; comp: number; negated: boolean } | undefined;
+      // iptables-nft installs no flags test for an empty mask (verified in a namespace: `--tcp-flags NONE SYN,URG`
+      // lists as `-p tcp` and matches every TCP packet; `--tcp-flags NONE NONE` leaves an empty `-m tcp`).
+      let emptyTcp = false;
       if (fl) {
-        const f = parseNwTcpFlags(fl.value as string) ?? { mask: 0, flags: 0 };
         const [mask, comp] = (fl.value as string).split('/').map(Number) as [number, number];
         argv.push(...bang(fl), '--tcp-flags', flagArg(mask), flagArg(comp));
-        flags = { mask, comp, negated: fl.negated };
-        void f;
+        if (mask !== 0) flags = { mask, comp, negated: fl.negated };
+        else emptyTcp = comp === 0;
       }
       const pp = ports();
       const opt = get('option');
       if (opt) argv.push(...bang(opt), '--tcp-option', `${opt.value}`);
-      if (flags || pp.sport || pp.dport || opt) {
+      if (flags || pp.sport || pp.dport || opt || emptyTcp) {
         matches.push({
           kind: 'tcp',
           ...(pp.sport ? { sport: pp.sport } : {}),
