@@ -9,6 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { diagnose } from '../diagnose/diagnose.ts';
 import { findFix } from '../diagnose/fix-list.ts';
 import { readEbtablesCounters, readNftRules, readSaveCounters } from '../netfilter/counter-read.ts';
+import { readEbtablesList } from '../netfilter/ebtables-read.ts';
+import { readIptablesSave } from '../netfilter/iptables-read.ts';
 import { readNftMonitorTrace, readXtablesMonitorTrace } from '../netfilter/trace-read.ts';
 import { renderOriginChain } from '../source/origin.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
@@ -119,5 +121,53 @@ describe('kernel traces of the founding case joined to the model', () => {
       );
       expect(renderKernelTraces(k)).toContain('kernel drops:');
     }
+  });
+});
+
+describe('IPv4 rules traced by xtables-monitor (iptables-nft -j TRACE)', () => {
+  it('are joined by their save text to the model’s iptables filter rule, and a rule the model lacks is listed', () => {
+    const save = [
+      '*filter',
+      ':INPUT ACCEPT [0:0]',
+      ':FORWARD ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      ':LV-IN - [0:0]',
+      '-A INPUT -i eth0 -j LV-IN',
+      '-A LV-IN -s 192.0.2.200/32 -p udp -m udp --dport 9 -j DROP',
+      'COMMIT',
+    ].join('\n');
+    const filter4 = readIptablesSave(save, 'host1/iptables-save.txt', 'ipv4').value!.find((t) => t.name === 'filter')!;
+    const nat = readEbtablesList(
+      'Bridge table: nat\n\nBridge chain: PREROUTING, entries: 0, policy: ACCEPT\n',
+      'eb.txt',
+    ).value!;
+    const trace = readXtablesMonitorTrace(
+      [
+        'PACKET: 2 56ae34b5 IN=eth0 MACSRC=2:0:73:b6:53:c8 MACDST=8e:97:e:53:5e:63 MACPROTO=0800 SRC=192.0.2.200 DST=192.0.2.1 LEN=36 SPORT=37112 DPORT=9 ',
+        ' TRACE: 2 56ae34b5 raw:PREROUTING:rule:0x2:CONTINUE  -4 -t raw -A PREROUTING -p udp -j TRACE',
+        ' TRACE: 2 56ae34b5 raw:PREROUTING:policy:ACCEPT ',
+        ' TRACE: 2 56ae34b5 filter:INPUT:rule:0x3:JUMP:LV-IN  -4 -t filter -A INPUT -i eth0 -j LV-IN',
+        ' TRACE: 2 56ae34b5 filter:LV-IN:rule:0x4:DROP  -4 -t filter -A LV-IN -s 192.0.2.200/32 -p udp -m udp --dport 9 -j DROP',
+        ' TRACE: 2 56ae34b5 filter:LV-IN:rule:0x5:ACCEPT  -4 -t filter -A LV-IN -s 192.0.2.99/32 -j ACCEPT',
+      ].join('\n'),
+      'xt4.txt',
+    );
+    const model = load('kvm-lvs-dr');
+    const k = joinKernelTraces(
+      diagnose(model),
+      [{ node: 'host1', file: 'xt4.txt', events: trace.value!, drops: [] }],
+      new Map([['host1', { nat, filter4, issues: [] }]]),
+      new Map(),
+      model.scenario,
+    );
+    expect(k.setup).toBe(2); // the TRACE rule and its raw table's policy
+    expect(k.joined.map((j) => `${j.rule!.chain} ${j.rule!.ruleNumber} ${j.event.verdict}`)).toEqual([
+      'INPUT 1 jump',
+      'LV-IN 1 drop',
+    ]);
+    expect(k.joined[1]!.rule!.origin.pos).toMatchObject({ file: 'host1/iptables-save.txt', line: 7 });
+    expect(k.unmapped.map((u) => u.why)).toEqual([
+      "no rule of the model's LV-IN reads '-A LV-IN -s 192.0.2.99/32 -j ACCEPT' (installed rules drift from the model)",
+    ]);
   });
 });

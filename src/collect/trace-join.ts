@@ -243,7 +243,9 @@ export function placeTraceEvents(
       }
       const m = modelRuleFor(idx, loc.listed);
       if ('why' in m) {
-        out.push({ ...base, listed: loc.listed, why: m.why });
+        // The policy of a table that holds the operator's tracing rule (iptables raw) and no rule of the model.
+        if (e.what !== 'rule' && setupTables.has(`${e.family} ${e.table}`)) out.push({ ...base, setup: true });
+        else out.push({ ...base, listed: loc.listed, why: m.why });
         continue;
       }
       if (e.what === 'policy' && space(m.rule.text) !== space(loc.listed.text)) {
