@@ -1077,16 +1077,20 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     }
   }
 
-  // Default listeners: a real server runs the service it is balanced to (it answers on its own address).
+  // Default listeners: a real server runs every service it is balanced to (it answers on its own address) — each
+  // of them, not only the first: a guest behind VIP:80 and VIP:443, or DNS over TCP and UDP, runs both. A guest whose
+  // sockets scenario.yaml lists (`listen`) keeps exactly those.
+  const listed = new Set([...nodes.values()].filter((n) => n.listeners.length > 0).map((n) => n.name));
   for (const [, table] of ipvs)
     for (const svc of table.services)
       for (const d of svc.destinations) {
         if (d.address.family !== 'ipv4' || svc.key.kind !== 'addr') continue;
         for (const n of nodes.values()) {
-          if (n.kind !== 'guest' || n.listeners.length > 0) continue;
+          if (n.kind !== 'guest' || listed.has(n.name)) continue;
           if (![...n.interfaces.values()].some((i) => i.addrs.some((a) => a.prefix.addr === (d.address.addr as Ipv4))))
             continue;
           const proto = svc.key.protocol === 'UDP' ? 'udp' : 'tcp';
+          if (n.listeners.some((l) => l.protocol === proto && l.port === d.port)) continue;
           (n.listeners as Listener[]).push({
             protocol: proto,
             port: d.port,
