@@ -32,6 +32,8 @@ type PointKind =
 /** The L2 layout of capture points: which MACs lie behind each bridge port. */
 export interface L2View {
   readonly points: ReadonlyMap<string, PointKind>;
+  /** `node:port` → the bridge (or bond) it is a port of. */
+  readonly masterOf?: ReadonlyMap<string, string>;
 }
 
 export function l2View(s: Scenario): L2View {
@@ -89,7 +91,10 @@ export function l2View(s: Scenario): L2View {
       else if (i.pointToPoint) points.set(k, { kind: 'p2p' });
       else points.set(k, { kind: 'nic', mac: i.mac });
     }
-  return { points };
+  const masterOf = new Map<string, string>();
+  for (const n of s.nodes.values())
+    for (const i of n.interfaces.values()) if (i.master) masterOf.set(key(n.name, i.name), i.master);
+  return { points, masterOf };
 }
 
 /** True when a frame seen at `point` is on its own way (not a flooded copy heading nowhere). */
@@ -256,8 +261,10 @@ export function lastSeen(view: L2View, k: ProbeKey, frames: readonly SeenFrame[]
   for (const m of bySender.values()) {
     let pt: string | undefined;
     let t = -1n;
+    // Captures a microsecond apart print the same time: a bridge device (in promiscuous mode it gets its copy after
+    // the port that received the frame, `br_pass_frame_up`) then counts as later than a port of its own.
     for (const [p, tp] of m)
-      if (tp > t) {
+      if (tp > t || (tp === t && pt !== undefined && laterAtSameTime(view, p, pt))) {
         pt = p;
         t = tp;
       }
@@ -267,6 +274,13 @@ export function lastSeen(view: L2View, k: ProbeKey, frames: readonly SeenFrame[]
     }
   }
   return { rank, ...(stage ? { stage } : {}), ...(best ? { point: best } : {}), seenAt };
+}
+
+/** Whether point `a` (a bridge) comes after point `b` (one of its ports) for frames captured at the same time. */
+function laterAtSameTime(view: L2View, a: string, b: string): boolean {
+  const [na, ia] = a.split(':');
+  const [nb] = b.split(':');
+  return view.points.get(a)?.kind === 'bridge' && na === nb && view.masterOf?.get(b) === ia;
 }
 
 export function describeProbe(p: AnyProbeSpec): string {

@@ -308,6 +308,22 @@ async function settle(namespaces: readonly string[], warnings: string[]): Promis
  * lacks, an ipset it does not have) is a limit of the lab, not a verdict.
  */
 async function loadHostRules(r: HostRulesPlan): Promise<void> {
+  if (r.format === 'pve') {
+    const ipt = whichCommand('iptables-nft-restore') ? 'iptables-nft-restore' : 'iptables-restore';
+    for (const [argv, input] of [
+      [['ipset', 'restore'], r.ipsets],
+      [[ipt, '-n'], r.text],
+      [['ebtables-restore', '--noflush'], r.ebtables],
+    ] as const) {
+      if (input.trim() === '') continue;
+      const res = await run(inNs(r.ns, [...argv]), { input, allowFail: true });
+      if (res.code !== 0)
+        throw new LabLimitError([
+          `the kernel here does not take ${r.host}'s rules (${r.file}): ${argv[0]}: ${res.stderr.trim().split('\n')[0] ?? `exit ${res.code}`}`,
+        ]);
+    }
+    return;
+  }
   const argv =
     r.format === 'nft'
       ? ['nft', '-f', '-']

@@ -132,6 +132,13 @@ export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): str
     out.push(
       `VLAN devices (${vlans.join(', ')}): this kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q is not set)`,
     );
+  const vlanFiltering = [...s.nodes.values()].flatMap((n) =>
+    [...n.interfaces.values()].filter((i) => i.vlanFiltering).map((i) => `${n.name}:${i.name}`),
+  );
+  if (vlanFiltering.length > 0)
+    out.push(
+      `VLAN-filtering bridges (${vlanFiltering.join(', ')}): the lab does not set bridge vlan_filtering or the ports' VLANs yet`,
+    );
   if (!caps.ipvs)
     for (const [d, t] of loaded.ipvs)
       for (const svc of t.services) {

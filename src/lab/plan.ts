@@ -8,6 +8,7 @@ import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
 import { formatIpv4Prefix, prefixContains } from '../addr/prefix.ts';
 import type { IpvsService } from '../ipvs/model.ts';
+import { renderPveEbtablesRestore, renderPveIpsetRestore, renderPveRestore } from '../proxmox/compile.ts';
 import { maxOf } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Iface, Node, NodeKind, PortBinding } from '../topology/model.ts';
@@ -116,14 +117,28 @@ export interface StackedPlan {
   readonly up: boolean;
 }
 
-/** A host's own rule set (`iptables-save` or `nft list ruleset`), loaded verbatim into its namespace. */
-export interface HostRulesPlan {
-  readonly host: string;
-  readonly ns: string;
-  readonly format: 'iptables-save' | 'nft';
-  readonly text: string;
-  readonly file: string;
-}
+/**
+ * A host's own rule set (`iptables-save` or `nft list ruleset`), loaded verbatim into its namespace; or (`pve`) a
+ * Proxmox node's rules as pve-firewall installs them: `ipset restore`, then `iptables-restore -n` of the filter
+ * table, then `ebtables-restore --noflush`, each text what lvsdoctor's compiler generates from its /etc/pve.
+ */
+export type HostRulesPlan =
+  | {
+      readonly host: string;
+      readonly ns: string;
+      readonly format: 'iptables-save' | 'nft';
+      readonly text: string;
+      readonly file: string;
+    }
+  | {
+      readonly host: string;
+      readonly ns: string;
+      readonly format: 'pve';
+      readonly ipsets: string;
+      readonly text: string;
+      readonly ebtables: string;
+      readonly file: string;
+    };
 
 export interface LabPlan {
   readonly prefix: string;
@@ -503,6 +518,19 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
   for (const [host, r] of loaded.hostRuleSets ?? []) {
     const ns = nsOf.get(host);
     if (ns) hostRules.push({ host, ns, format: r.format, text: r.text, file: r.file });
+  }
+  for (const [host, pve] of loaded.proxmox ?? []) {
+    const ns = nsOf.get(host);
+    if (!ns || loaded.hostRuleSets?.has(host) || !pve.compiled.enabled) continue;
+    hostRules.push({
+      host,
+      ns,
+      format: 'pve',
+      ipsets: renderPveIpsetRestore(pve.compiled.ipsets),
+      text: renderPveRestore(pve.compiled.filter4, 'filter'),
+      ebtables: renderPveEbtablesRestore(pve.compiled.ebtables),
+      file: `pve-firewall's rules for ${pve.files.nodeName} (compiled from its /etc/pve)`,
+    });
   }
   return {
     prefix,
