@@ -156,7 +156,8 @@ function cycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
 
 /**
  * The entry points of the product: the CLI (bundled by scripts/build.mjs), the web page script, and the offline
- * report's what-if engine with the stand-ins for its `node:` imports (esbuild resolves those to them, see page.ts).
+ * report's what-if engine with the stand-ins for its `node:` imports and `Buffer` (esbuild resolves those to them,
+ * see page.ts).
  */
 const ENTRY_POINTS = [
   'cli/main.ts',
@@ -165,6 +166,7 @@ const ENTRY_POINTS = [
   'web/browser/node-fs.ts',
   'web/browser/node-path.ts',
   'web/browser/node-crypto.ts',
+  'web/browser/buffer.ts',
 ];
 
 /**

@@ -148,6 +148,16 @@ describe.skipIf(skip !== undefined)(`the web app in chromium${skip ? ` (skipped:
     const { page, asked, errors } = await openReport('report.html');
     await expectDropAndOrigin(page);
     await toggleSafestFix(page);
+    // The re-traced SYN passes the fix's own filter: a hop shows that file (not in the model: the what-if brought
+    // its lines), the deciding line highlighted.
+    await page.locator('button.probe[data-probe="http-to-vip"]').click();
+    const fixFile = page.locator(
+      '[data-inspector-hop] section.file[aria-label*="nwfilter-lvsdoctor-dr-clean-traffic.xml"]',
+    );
+    const hops = await page.locator('ol.steps button').count();
+    for (let k = 0; k < hops && (await fixFile.count()) === 0; k++)
+      await page.locator('ol.steps button').nth(k).click();
+    expect(await fixFile.locator('.hl').textContent()).toMatch(/<rule |<filterref filter=/);
     expect(asked).toEqual([]);
     expect(errors).toEqual([]);
     expect(await axeSerious(page)).toEqual([]);

@@ -131,6 +131,8 @@ export interface WhatIfResult {
   readonly applied: readonly string[];
   readonly probes: readonly ProbeView[];
   readonly verdicts: readonly { readonly probe: string; readonly before: string; readonly after: string }[];
+  /** Lines of the files the re-traced origins name that the model's `files` lacks (e.g. an applied fix's file). */
+  readonly files: Readonly<Record<string, readonly string[]>>;
   readonly ms: number;
 }
 
@@ -274,8 +276,8 @@ export type WhatIfAnswer = { kind: 'ok'; result: WhatIfResult } | { kind: 'bad';
  * `globalThis` under `REPORT_ENGINE_GLOBAL`: the server's what-if, run in the page.
  */
 export interface ReportEngine {
-  /** `places` is the model's `topology.places`. */
-  whatIf(req: WhatIfRequest, places: Readonly<Record<string, string>>): WhatIfAnswer;
+  /** `places` is the model's `topology.places`; `known` the names of the model's `files`. */
+  whatIf(req: WhatIfRequest, places: Readonly<Record<string, string>>, known: readonly string[]): WhatIfAnswer;
   /** Loads and diagnoses the embedded scenario now, so that the first what-if only re-traces. */
   warm(): void;
 }

@@ -56,7 +56,7 @@ export async function webScript(kind: WebScript): Promise<string> {
 /** The page script (Preact, src/web/client/). */
 export const clientBundle = (): Promise<string> => webScript('app');
 
-/** The `node:` modules the domain code imports, and their stand-ins in the page (src/web/browser/). */
+/** The `node:` modules the domain code imports, and their stand-ins in the page (src/web/browser/; `Buffer` too). */
 const NODE_SHIMS: Readonly<Record<string, string>> = {
   'node:fs': 'node-fs.ts',
   'node:path': 'node-path.ts',
@@ -80,6 +80,8 @@ export function webBuildOptions(kind: WebScript, entry: string, webDir: string) 
     jsxImportSource: 'preact',
     legalComments: 'none' as const,
     logLevel: 'warning' as const,
+    // Node's `Buffer` global, where the domain code names it.
+    inject: kind === 'engine' ? [join(webDir, 'browser', 'buffer.ts')] : [],
     plugins:
       kind === 'engine'
         ? [

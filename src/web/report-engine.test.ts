@@ -3,17 +3,27 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createContext, runInContext } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeFleetBundles } from '../../bench/fleet-bundles.ts';
 import { importedSource, importToMemory } from '../collect/import.ts';
 import { loadScenarioFrom } from '../topology/load-scenario.ts';
 import { diskSource, recordingSource, replayedSource, type ScenarioSource } from '../topology/scenario-source.ts';
-import type { ReportInputs, WhatIfAnswer, WhatIfRequest } from './contract.ts';
+import {
+  REPORT_ENGINE_GLOBAL,
+  REPORT_INPUTS_ID,
+  type ReportEngine,
+  type ReportInputs,
+  type WhatIfAnswer,
+  type WhatIfRequest,
+} from './contract.ts';
+import { webScript } from './page.ts';
 import { openReportSession } from './report-engine.ts';
 import { openWebSession, type WebSession, whatIf } from './what-if.ts';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'kvm-lvs-dr');
-const PLACES = {};
+/** The page's view of the founding case, with no file known yet: every origin file is answered. */
+const VIEW = { places: {}, known: () => false };
 
 /** The answer without its timing. */
 const strip = (a: WhatIfAnswer) => (a.kind === 'ok' ? { ...a, result: { ...a.result, ms: 0 } } : a);
@@ -21,7 +31,7 @@ const strip = (a: WhatIfAnswer) => (a.kind === 'ok' ? { ...a, result: { ...a.res
 /** The server's session over `src`, and the page's over what its load read (as embedded: through JSON). */
 function sessions(src: ScenarioSource) {
   const recorded = recordingSource(src);
-  const server = openWebSession(loadScenarioFrom(recorded).value!);
+  const server = openWebSession(loadScenarioFrom(recorded).value!, recorded);
   const inputs = JSON.parse(JSON.stringify(recorded.reads())) as ReportInputs;
   return { server, inputs, page: openReportSession(inputs) as WebSession };
 }
@@ -49,7 +59,14 @@ describe('the offline report what-if engine', () => {
       { fixes: ['no-such-fix'], params: [] },
     ];
     for (const req of requests)
-      expect(strip(whatIf(page, PLACES, req)), JSON.stringify(req)).toEqual(strip(whatIf(server, PLACES, req)));
+      expect(strip(whatIf(page, VIEW, req)), JSON.stringify(req)).toEqual(strip(whatIf(server, VIEW, req)));
+    // The lines of the files only the what-if's traces name: an applied fix's own file, a scenario file.
+    const safer = whatIf(page, VIEW, { fixes: [ids[0]!], params: [] });
+    expect(safer.kind === 'ok' && Object.keys(safer.result.files)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^dr-director-filter-host1-vnet0\/nwfilter-.*\.xml$/)]),
+    );
+    const known = whatIf(page, { places: {}, known: () => true }, { fixes: [ids[0]!], params: [] });
+    expect(known.kind === 'ok' && known.result.files).toEqual({});
   });
 
   it('says why when the embedded scenario does not load', () => {
@@ -75,6 +92,33 @@ describe('the offline report what-if engine on imported bundles', () => {
       { fixes: ids, params: [] },
       { fixes: [], params: [{ host: b.host, port: b.binding.portdev, name: 'IP', values: [] }] },
     ];
-    for (const req of requests) expect(strip(whatIf(page, PLACES, req))).toEqual(strip(whatIf(server, PLACES, req)));
+    for (const req of requests) expect(strip(whatIf(page, VIEW, req))).toEqual(strip(whatIf(server, VIEW, req)));
+  });
+});
+
+describe('the engine script as the report inlines it', () => {
+  it('runs with what a page has, no Node globals (Buffer, process, require), and answers as the server does', async () => {
+    const { server, inputs } = sessions(diskSource(EXAMPLE));
+    const text = JSON.stringify(inputs);
+    // A realm with the page's globals the engine may use, and nothing of Node's.
+    const page: Record<string, unknown> = {
+      document: { getElementById: (id: string) => (id === REPORT_INPUTS_ID ? { textContent: text } : null) },
+      TextEncoder,
+      TextDecoder,
+      performance,
+    };
+    createContext(page);
+    runInContext(await webScript('engine'), page);
+    const engine = page[REPORT_ENGINE_GLOBAL] as ReportEngine;
+    engine.warm();
+    const ids = server.diagnosis.report.fixes.map((f) => f.id);
+    const requests: WhatIfRequest[] = [
+      ...ids.map((id) => ({ fixes: [id], params: [] })),
+      { fixes: ids, params: [{ host: 'host1', port: 'vnet0', name: 'IP', values: ['192.0.2.200', '192.0.2.208'] }] },
+    ];
+    for (const req of requests) {
+      const got = JSON.parse(JSON.stringify(engine.whatIf(req, {}, []))) as WhatIfAnswer;
+      expect(strip(got), JSON.stringify(req)).toEqual(strip(JSON.parse(JSON.stringify(whatIf(server, VIEW, req)))));
+    }
   });
 });

@@ -12,11 +12,13 @@ import { openWebSession, type WebSession, whatIf } from './what-if.ts';
 
 /** Loads and diagnoses the embedded scenario; a string says why it cannot be. */
 export function openReportSession(inputs: ReportInputs): WebSession | string {
-  const r = loadScenarioFrom(replayedSource(inputs));
+  const source = replayedSource(inputs);
+  const r = loadScenarioFrom(source);
   const errors = r.issues.filter((i) => i.severity === 'error');
   if (!r.value || errors.length > 0)
     return `the scenario embedded in the report did not load: ${errors.map((i) => i.message).join('; ') || 'no scenario'}`;
-  return openWebSession(r.value);
+  // The replayed files also give the inspector the lines of files only what-if traces point at.
+  return openWebSession(r.value, source);
 }
 
 let session: WebSession | string | undefined;
@@ -37,9 +39,11 @@ function opened(): WebSession | string {
 }
 
 export const reportEngine: ReportEngine = {
-  whatIf(req, places) {
+  whatIf(req, places, known) {
     const s = opened();
-    return typeof s === 'string' ? { kind: 'bad', message: s } : whatIf(s, places, req);
+    if (typeof s === 'string') return { kind: 'bad', message: s };
+    const have = new Set(known);
+    return whatIf(s, { places, known: (f) => have.has(f) }, req);
   },
   warm() {
     opened();

@@ -31,6 +31,7 @@ function isWhatIfRequest(v: unknown): v is WhatIfRequest {
 
 export function webApp(session: WebSession, model: WebModel): Hono {
   const app = new Hono();
+  const view = { places: model.topology.places, known: (f: string) => f in model.files };
   app.get('/', async (c) =>
     c.html(pageHtml({ title: `lvsdoctor — ${model.scenario.name}`, script: await clientBundle() })),
   );
@@ -44,7 +45,7 @@ export function webApp(session: WebSession, model: WebModel): Hono {
     }
     if (!isWhatIfRequest(body))
       return c.json({ error: 'expected { fixes: string[], params: { host, port, name, values: string[] }[] }' }, 400);
-    const r = whatIf(session, model.topology.places, body);
+    const r = whatIf(session, view, body);
     return r.kind === 'ok' ? c.json(r.result) : c.json({ error: r.message }, 400);
   });
   app.get('/api/file', (c) => {

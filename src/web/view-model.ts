@@ -7,11 +7,11 @@ import type { CorrelationReport } from '../capture/correlate.ts';
 import type { PortBinding } from '../topology/model.ts';
 import { originJson } from '../trace/trace-json.ts';
 import { capturesView } from './captures-view.ts';
-import type { BindingView, FindingView, FixView, OriginLink, ProbeView, TopologyView, WebModel } from './contract.ts';
+import type { BindingView, FindingView, FixView, OriginLink, TopologyView, WebModel } from './contract.ts';
 import { WEB_MODEL_VERSION } from './contract.ts';
 import { fleetView } from './fleet.ts';
 import { topologyView } from './topology-view.ts';
-import { probeView, type WebSession } from './what-if.ts';
+import { collectOrigins, originFiles, probeView, type WebSession } from './what-if.ts';
 
 function bindingView(b: PortBinding): BindingView {
   return {
@@ -21,39 +21,6 @@ function bindingView(b: PortBinding): BindingView {
     filter: b.binding.filter,
     params: Object.fromEntries(b.binding.params),
   };
-}
-
-/** File name as origins name it → its lines, for every file an origin of the model points at. */
-function originFiles(
-  s: WebSession,
-  origins: readonly (readonly OriginLink[] | undefined)[],
-): Record<string, readonly string[]> {
-  const out: Record<string, readonly string[]> = {};
-  const src = s.source;
-  const label = src?.label && src.label !== '.' ? `${src.label}/` : '';
-  for (const chain of origins)
-    for (const o of chain ?? []) {
-      if (!o.file || o.file in out || !src) continue;
-      const rel = label && o.file.startsWith(label) ? o.file.slice(label.length) : o.file;
-      const text = src.read(rel);
-      if (text !== undefined) out[o.file] = text.split('\n');
-    }
-  return out;
-}
-
-function collectOrigins(
-  probes: readonly ProbeView[],
-  findings: readonly FindingView[],
-): (readonly OriginLink[] | undefined)[] {
-  const out: (readonly OriginLink[] | undefined)[] = findings.map((f) => f.culprit);
-  for (const p of probes) {
-    out.push(p.end.origin);
-    for (const h of p.path) {
-      out.push(h.end?.origin);
-      for (const st of h.steps) out.push(st.origin);
-    }
-  }
-  return out;
 }
 
 export interface ModelOptions {

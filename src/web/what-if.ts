@@ -14,7 +14,16 @@ import { renderStep } from '../trace/render-step.ts';
 import { originJson, traceJson } from '../trace/trace-json.ts';
 import type { Hop, Step, Trace } from '../trace/types.ts';
 import type { EthernetFrame } from '../wire/types.ts';
-import type { FrameField, HopJson, OriginLink, PathHop, ProbeView, WhatIfAnswer, WhatIfRequest } from './contract.ts';
+import type {
+  FindingView,
+  FrameField,
+  HopJson,
+  OriginLink,
+  PathHop,
+  ProbeView,
+  WhatIfAnswer,
+  WhatIfRequest,
+} from './contract.ts';
 
 /** A diagnosed scenario held by the server (or by the report writer while it precomputes what-ifs). */
 export interface WebSession {
@@ -133,10 +142,56 @@ export function probeView(t: Trace, places: Readonly<Record<string, string>>, fi
 }
 
 /**
+ * File name as origins name it → its lines, for every file the origins point at that `skip` does not already have:
+ * the scenario's files (through the session's source), and files of applied fixes (`artifacts`, by path).
+ */
+export function originFiles(
+  s: WebSession,
+  origins: readonly (readonly OriginLink[] | undefined)[],
+  skip: (file: string) => boolean = () => false,
+  artifacts: ReadonlyMap<string, string> = new Map(),
+): Record<string, readonly string[]> {
+  const out: Record<string, readonly string[]> = {};
+  const src = s.source;
+  const label = src?.label && src.label !== '.' ? `${src.label}/` : '';
+  for (const chain of origins)
+    for (const o of chain ?? []) {
+      if (!o.file || o.file in out || skip(o.file)) continue;
+      const rel = label && o.file.startsWith(label) ? o.file.slice(label.length) : o.file;
+      const text = artifacts.get(o.file) ?? src?.read(rel);
+      if (text !== undefined) out[o.file] = text.split('\n');
+    }
+  return out;
+}
+
+/** Every origin chain of probes' paths and ends, and of findings' culprits. */
+export function collectOrigins(
+  probes: readonly ProbeView[],
+  findings: readonly FindingView[],
+): (readonly OriginLink[] | undefined)[] {
+  const out: (readonly OriginLink[] | undefined)[] = findings.map((f) => f.culprit);
+  for (const p of probes) {
+    out.push(p.end.origin);
+    for (const h of p.path) {
+      out.push(h.end?.origin);
+      for (const st of h.steps) out.push(st.origin);
+    }
+  }
+  return out;
+}
+
+/** What the page already has: where hops are drawn, and the files whose lines it holds (the model's `files`). */
+export interface WhatIfView {
+  readonly places: Readonly<Record<string, string>>;
+  readonly known: (file: string) => boolean;
+}
+
+/**
  * Applies fixes (with the fixes each was verified after) and parameter edits, re-traces every probe with the
  * diagnosis's own re-trace, and says per probe what changed.
  */
-export function whatIf(s: WebSession, places: Readonly<Record<string, string>>, req: WhatIfRequest): WhatIfAnswer {
+export function whatIf(s: WebSession, view: WhatIfView, req: WhatIfRequest): WhatIfAnswer {
+  const { places } = view;
   const t0 = performance.now();
   const d = s.diagnosis;
   const chosen = fixesToApply(d, req.fixes);
@@ -162,6 +217,7 @@ export function whatIf(s: WebSession, places: Readonly<Record<string, string>>, 
     return probeView(t, places, f ? `${f.code}@${f.where}` : undefined);
   });
   const before = d.report.traces;
+  const artifacts = new Map(chosen.fixes.flatMap((f) => f.artifacts.map((a) => [a.path, a.content] as const)));
   return {
     kind: 'ok',
     result: {
@@ -173,6 +229,7 @@ export function whatIf(s: WebSession, places: Readonly<Record<string, string>>, 
         before: before[k]!.disposition,
         after: t.disposition,
       })),
+      files: originFiles(s, collectOrigins(probes, []), view.known, artifacts),
       ms: Math.round((performance.now() - t0) * 10) / 10,
     },
   };

@@ -3,6 +3,7 @@ import { createHash as nodeHash } from 'node:crypto';
 import nodePath from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { Buffer as PageBuffer } from './buffer.ts';
 import { createHash } from './node-crypto.ts';
 import * as shim from './node-path.ts';
 
@@ -48,5 +49,25 @@ describe('node:crypto createHash stand-in', () => {
   });
   it('refuses a hash it does not have, by name', () => {
     expect(() => createHash('md5')).toThrow(/"md5" is not available/);
+  });
+});
+
+describe('Buffer stand-in', () => {
+  it('encodes, measures and decodes UTF-8 as Node’s Buffer does', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (text) => {
+        const mine = PageBuffer.from(text, 'utf8');
+        const node = Buffer.from(text, 'utf8');
+        expect([...mine]).toEqual([...node]);
+        expect(PageBuffer.byteLength(text)).toBe(Buffer.byteLength(text));
+        expect(mine.toString('utf8')).toBe(node.toString('utf8'));
+        expect(PageBuffer.from([...node]).toString()).toBe(Buffer.from([...node]).toString());
+        expect(mine).toBeInstanceOf(Uint8Array);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+  it('refuses an encoding it does not have, by name', () => {
+    expect(() => PageBuffer.from('x', 'latin1' as 'utf8')).toThrow(/"latin1" is not available/);
   });
 });

@@ -44,7 +44,7 @@ async function runWhatIf(model: WebModel, req: WhatIfRequest): Promise<WhatIfRes
     if (!engine) throw new Error('this report has no what-if engine: re-trace with `lvsdoctor serve`');
     // Let the page paint "re-tracing…" before the engine holds the thread.
     await new Promise((done) => setTimeout(done, 0));
-    const a = engine.whatIf(req, model.topology.places);
+    const a = engine.whatIf(req, model.topology.places, Object.keys(model.files));
     if (a.kind === 'bad') throw new Error(a.message);
     return a.result;
   }
@@ -69,6 +69,12 @@ export function App({ model }: { model: WebModel }) {
 
   const active = whatIf.result && !whatIf.pending ? whatIf.result : undefined;
   const probes = active ? active.probes : model.probes;
+  // The inspector shows the lines of files only the what-if's traces point at (an applied fix's file) too.
+  const shown = useMemo(
+    () =>
+      active && Object.keys(active.files).length > 0 ? { ...model, files: { ...model.files, ...active.files } } : model,
+    [model, active],
+  );
   const probe = probes[probeIdx];
 
   const apply = (request: WhatIfRequest) => {
@@ -185,7 +191,7 @@ export function App({ model }: { model: WebModel }) {
             </section>
             <section aria-label="Hop inspector">
               {probe?.path[hopIdx] ? (
-                <Inspector model={model} probe={probe} hop={probe.path[hopIdx]!} index={hopIdx} />
+                <Inspector model={shown} probe={probe} hop={probe.path[hopIdx]!} index={hopIdx} />
               ) : (
                 <p>Pick a hop of the path.</p>
               )}
