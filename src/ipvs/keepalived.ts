@@ -144,8 +144,6 @@ export interface KeepalivedConfig {
   readonly virtualServers: readonly KeepalivedVirtualServer[];
   /** Every service of every virtual server, destinations in kernel order (newest first = last in the file). */
   readonly table: IpvsTable;
-  /** The parsed statement tree. */
-  readonly statements: readonly KeepalivedStatement[];
 }
 
 /** `lvs_schedulers[]` of check_parser.c. */
@@ -1418,7 +1416,6 @@ export function readKeepalivedConf(text: string, file: string): ReadResult<Keepa
       vrrpInstances,
       virtualServers,
       table: { order: 'kernel', services },
-      statements,
     },
     issues,
   };
