@@ -3,10 +3,12 @@
  * list. Each is bad input (exit 2, one line per problem naming the file and line), or read as the real tool reads
  * it; never a stack trace, an internal error (exit 70), a hang, or a file written outside the named output.
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readTar } from '../src/collect/tar.ts';
 import { readIpvsInput } from '../src/ipvs/ipvs-input.ts';
 import { writeIpvsadmList } from '../src/ipvs/ipvsadm-list-writer.ts';
 import { readFilterBindingXml } from '../src/libvirt/nwfilter-xml.ts';
@@ -163,6 +165,118 @@ describe('interface names the kernel refuses (dev_valid_name: IFNAMSIZ 16, no / 
     expect(r.value).toBeUndefined();
     expect(r.issues.map(formatIssue)).toContain(
       `b.xml:1: error: <portdev name=> "a:b" cannot be an interface name: it holds ':'; ${IFNAME_RULE} [interface-name]`,
+    );
+  });
+});
+
+/** A ustar archive of `members` (type flag '0' file, '1' hard link, '2' symlink, '3'/'4' device, '5' dir, '6' FIFO). */
+function ustar(members: readonly { name: string; type?: string; data?: string; link?: string }[]): Uint8Array {
+  const blocks: Buffer[] = [];
+  for (const m of members) {
+    const data = Buffer.from(m.data ?? '');
+    const h = Buffer.alloc(512);
+    const put = (s: string, at: number, len: number) => h.write(s.slice(0, len), at, 'utf8');
+    put(m.name, 0, 100);
+    put('0000644\0', 100, 8);
+    put('0000000\0', 108, 8);
+    put('0000000\0', 116, 8);
+    put(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 12);
+    put('00000000000\0', 136, 12);
+    put('        ', 148, 8);
+    put(m.type ?? '0', 156, 1);
+    put(m.link ?? '', 157, 100);
+    put('ustar\0', 257, 6);
+    put('00', 263, 2);
+    let sum = 0;
+    for (const b of h) sum += b;
+    put(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
+    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return new Uint8Array(Buffer.concat(blocks));
+}
+
+/** The founding bundle's files, as tar members under its directory name. */
+function foundingMembers(): { name: string; data: string }[] {
+  const name = 'lvsdoctor-bundle-hypervisor-host1';
+  const dir = join(ROOT, 'fixtures', 'collect', 'founding-real', name);
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => statSync(join(dir, f)).isFile())
+    .sort()
+    .map((f) => ({ name: `${name}/${f}`, data: readFileSync(join(dir, f), 'utf8') }));
+}
+
+describe('bundle archives an attacker made', () => {
+  const KINDS: [string, string][] = [
+    ['1', 'a hard link'],
+    ['2', 'a symbolic link'],
+    ['3', 'a character device'],
+    ['4', 'a block device'],
+    ['6', 'a FIFO'],
+  ];
+
+  it('a link, a device or a FIFO in place of a file is refused, naming the member and its byte (it was skipped)', () => {
+    for (const [type, kind] of KINDS) {
+      const r = readTar(
+        gzipSync(
+          ustar([
+            { name: 'b/manifest.tsv', data: 'kind\thypervisor\n' },
+            { name: 'b/cmd/x.out', type, link: '/etc/shadow' },
+          ]),
+        ),
+      );
+      expect(r.error).toBe(
+        `member "b/cmd/x.out" (header at byte 1024 of the inflated data) is ${kind}: a bundle holds only regular files`,
+      );
+    }
+  });
+
+  it('absolute member names, .. members and a member twice are refused', () => {
+    expect(readTar(ustar([{ name: '/etc/cron.d/x', data: 'x' }])).error).toBe(
+      `member "/etc/cron.d/x" (header at byte 0) is an absolute path: a bundle's members stay inside it`,
+    );
+    expect(readTar(ustar([{ name: 'b/../../x', data: 'x' }])).error).toBe(
+      `member "b/../../x" (header at byte 0) has a '..' part: a bundle's members stay inside it`,
+    );
+    expect(
+      readTar(
+        ustar([
+          { name: 'b/x', data: 'one' },
+          { name: './b/x', data: 'two' },
+        ]),
+      ).error,
+    ).toBe(`member "./b/x" (header at byte 1024) is in the archive twice: which one is meant is ambiguous`);
+    // Directories are what tar -c writes for the bundle's directories: read as nothing, not refused.
+    expect(
+      readTar(
+        ustar([
+          { name: 'b/', type: '5' },
+          { name: 'b/x', data: 'x' },
+        ]),
+      ).entries.map((e) => e.path),
+    ).toEqual(['b/x']);
+  });
+
+  it('a directory where the manifest names a file, and a command recorded twice, are errors at the manifest line', async () => {
+    const members = foundingMembers();
+    const ipAddr = members.findIndex((m) => m.name.endsWith('/cmd/ip-addr.out'));
+    const asDir = members.map((m, k) => (k === ipAddr ? { name: `${m.name}/`, type: '5' } : m));
+    const a = join(tmp, 'dir-member.tar.gz');
+    writeFileSync(a, gzipSync(ustar(asDir)));
+    const r = await noCrash(['import', a, '-o', join(tmp, 'dir-member-out')]);
+    expect(r.stderr).toMatch(
+      /manifest\.tsv:\d+: error: command ip-addr names "cmd\/ip-addr\.out", which the bundle does not hold as a file \[bundle\.member\]/,
+    );
+    const twice = members.map((m) =>
+      m.name.endsWith('/manifest.tsv')
+        ? { ...m, data: `${m.data}${m.data.split('\n').find((l) => l.startsWith('cmd\tip-addr\t'))}\n` }
+        : m,
+    );
+    const b = join(tmp, 'twice.tar.gz');
+    writeFileSync(b, gzipSync(ustar(twice)));
+    const r2 = await noCrash(['import', b, '-o', join(tmp, 'twice-out')]);
+    expect(r2.stderr).toMatch(
+      /manifest\.tsv:\d+: error: command ip-addr is recorded twice \(first at line \d+\): which record holds is ambiguous \[bundle\.manifest\]/,
     );
   });
 });

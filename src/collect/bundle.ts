@@ -230,6 +230,27 @@ function fromFiles(
           );
           return;
         }
+      const again = commands.get(id);
+      if (again !== undefined) {
+        issues.push(
+          issue(
+            'bundle.manifest',
+            `command ${id} is recorded twice (first at line ${again.pos.line}): which record holds is ambiguous`,
+            pos,
+          ),
+        );
+        return;
+      }
+      if (status === 'ok' && out !== '' && out !== '-' && !files.has(out)) {
+        issues.push(
+          issue(
+            'bundle.member',
+            `command ${id} names ${JSON.stringify(out.slice(0, 200))}, which the bundle does not hold as a file`,
+            pos,
+          ),
+        );
+        return;
+      }
       const code = Number(exit);
       commands.set(id, {
         id,

@@ -82,6 +82,15 @@ function gzipErrorByte(input: Uint8Array, limit: number): number {
   return hi - 1;
 }
 
+/** Member types a bundle never holds, by tar type flag. */
+const MEMBER_KINDS: Readonly<Record<string, string>> = {
+  '1': 'a hard link',
+  '2': 'a symbolic link',
+  '3': 'a character device',
+  '4': 'a block device',
+  '6': 'a FIFO',
+};
+
 export function readTar(input: Uint8Array, limits: TarLimits = DEFAULT_LIMITS): TarResult {
   let b: Uint8Array;
   try {
@@ -117,6 +126,7 @@ export function readTar(input: Uint8Array, limits: TarLimits = DEFAULT_LIMITS): 
       error: `not a .tar.gz (nor a tar) archive: no "ustar" magic at byte 257${b === input ? '' : ' of the inflated data'}`,
     };
   const entries: TarEntry[] = [];
+  const seen = new Set<string>();
   let off = 0;
   let longName: string | undefined;
   while (off + BLOCK <= b.length) {
@@ -155,7 +165,28 @@ export function readTar(input: Uint8Array, limits: TarLimits = DEFAULT_LIMITS): 
     if (type === 'g') continue;
     const path = longName ?? (prefix ? `${prefix}/${name}` : name);
     longName = undefined;
-    if (type === '0' || type === '\0' || type === '7') entries.push({ path, data });
+    const at = `(header at byte ${off - BLOCK - Math.ceil(size / BLOCK) * BLOCK}${b === input ? '' : ' of the inflated data'})`;
+    // A bundle is regular files and directories (what the collector's tar makes). Anything else is refused, never
+    // skipped: a link or a device in its place would hide what the manifest names, and tar would follow it.
+    const kind = MEMBER_KINDS[type];
+    if (kind !== undefined)
+      return { entries, error: `member ${JSON.stringify(path)} ${at} is ${kind}: a bundle holds only regular files` };
+    if (path.startsWith('/') || path.split('/').includes('..'))
+      return {
+        entries,
+        error: `member ${JSON.stringify(path)} ${at} ${path.startsWith('/') ? 'is an absolute path' : "has a '..' part"}: a bundle's members stay inside it`,
+      };
+    if (type === '0' || type === '\0' || type === '7') {
+      const key = path.replace(/^(\.\/)+/, '');
+      if (seen.has(key))
+        return {
+          entries,
+          error: `member ${JSON.stringify(path)} ${at} is in the archive twice: which one is meant is ambiguous`,
+        };
+      seen.add(key);
+      entries.push({ path, data });
+    } else if (type !== '5')
+      return { entries, error: `member ${JSON.stringify(path)} ${at} has the unknown type ${JSON.stringify(type)}` };
   }
   return { entries };
 }
