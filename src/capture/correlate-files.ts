@@ -5,10 +5,16 @@ import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { type CorrelateOptions, type CorrelationReport, Correlator, MAX_POINTS } from './correlate.ts';
 import { type ScanSummary, scanCaptureFile } from './scanner.ts';
+import type { TextNames } from './tcpdump-text.ts';
 
 export interface CaptureInput {
   readonly file: string;
   readonly point: string;
+  /**
+   * Names a paste of this point printed without `-n` (the capturing guest's /etc/hosts and /etc/services first):
+   * used instead of the run's `hosts` for this file.
+   */
+  readonly names?: TextNames;
 }
 
 export interface CorrelatedFiles {
@@ -122,7 +128,11 @@ export function correlateCaptureFiles(
       inner(lt, b, o, cl, ol, sec, ns, i);
     };
     const s = scanCaptureFile(input.file, sink, {
-      text: { ...(dayNs === undefined ? {} : { dayNs }), ...(hosts ? { hosts } : {}) },
+      text: {
+        ...(dayNs === undefined ? {} : { dayNs }),
+        ...(input.names?.hosts ? { hosts: input.names.hosts } : hosts ? { hosts } : {}),
+        ...(input.names?.services ? { services: input.names.services } : {}),
+      },
       onChunk: (bytes, size) => {
         onProgress?.(done, inputs.length, input, bytes, size);
         if (cor.sightingCount > maxPackets) tooMany = true;

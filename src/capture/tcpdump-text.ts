@@ -52,8 +52,16 @@ export interface TextReadOptions {
   readonly absoluteSeq?: boolean;
   /** Midnight (UTC, ns since the epoch) of the day for `HH:MM:SS` times; default 1970-01-01. */
   readonly dayNs?: bigint;
-  /** Host names a paste without `-n` may print, and their addresses (e.g. the scenario's nodes). */
+  /** Host names a paste without `-n` may print, and their addresses (the scenario's nodes, the guests' /etc/hosts). */
   readonly hosts?: ReadonlyMap<string, Ipv4>;
+  /** Service names it may print for ports (the capturing guest's /etc/services), before the well-known ones. */
+  readonly services?: ReadonlyMap<string, number>;
+}
+
+/** Where names printed instead of numbers are looked up. */
+export interface TextNames {
+  readonly hosts?: ReadonlyMap<string, Ipv4>;
+  readonly services?: ReadonlyMap<string, number>;
 }
 
 export interface TextReadResult {
@@ -133,7 +141,7 @@ export function readTcpdumpText(text: string, file = '<text>', options: TextRead
       timeNs = day + tod;
     }
     const body = [b.head.slice(m[0].length), ...b.rest.filter((l) => !/^\t/.test(l) || /^\t\(tos/.test(l))].join('\n');
-    const r = parsePacket(body, options.absoluteSeq ?? false, seqs, options.hosts);
+    const r = parsePacket(body, options.absoluteSeq ?? false, seqs, options);
     if (typeof r === 'string') {
       if (r.startsWith(NAMES)) {
         // Once per file: every later line has names too.
@@ -170,7 +178,7 @@ function parsePacket(
   body: string,
   absoluteSeq: boolean,
   seqs: Map<string, SeqState>,
-  hosts: ReadonlyMap<string, Ipv4> | undefined,
+  names: TextNames,
 ): Parsed | string {
   // Every length and payload size below is allocated as bytes: one no IPv4 packet can have (`length 4294967295`)
   // is refused here, before any allocation.
@@ -214,7 +222,7 @@ function parsePacket(
     if (!payload)
       return `an ARP line lvsdoctor does not read (only Ethernet/IPv4 requests and replies): ${clip(c.rest())}`;
   } else if (etherType === ETHERTYPE_IPV4) {
-    const ip = parseIp(c, absoluteSeq, seqs, hosts);
+    const ip = parseIp(c, absoluteSeq, seqs, names);
     if (typeof ip === 'string') return ip;
     payload = ip.pkt;
     verbose = ip.verbose;
@@ -280,13 +288,10 @@ const SERVICES: Readonly<Record<string, number>> = {
 
 /**
  * One end of `A > B:` as tcpdump prints it: `192.0.2.1.80`, `192.0.2.1.http` (`-n`), `web1.example.com.http`
- * (no `-n`), or an address alone. Names are looked up in `hosts` and the well-known services.
+ * (no `-n`), or an address alone. Host names are looked up in `names.hosts`, service names in `names.services` (a
+ * guest's /etc/services) then the well-known services.
  */
-function endpoint(
-  t: string,
-  withPort: boolean,
-  hosts: ReadonlyMap<string, Ipv4> | undefined,
-): { addr: Ipv4; port: number } | string {
+function endpoint(t: string, withPort: boolean, names: TextNames): { addr: Ipv4; port: number } | string {
   let host = t;
   let port = 0;
   if (withPort) {
@@ -294,13 +299,15 @@ function endpoint(
     if (k <= 0) return `cannot read "${t}" as address.port`;
     host = t.slice(0, k);
     const p = t.slice(k + 1);
+    const named = names.services?.get(p) ?? SERVICES[p];
     if (/^\d+$/.test(p)) port = Number(p);
-    else if (SERVICES[p] !== undefined) port = SERVICES[p]!;
-    else return `the service name "${p}" in "${t}" is not a well-known one: print the capture with -nn`;
+    else if (named !== undefined) port = named;
+    else
+      return `the service name "${p}" in "${t}" is neither a well-known one${names.services ? ' nor in the /etc/services given' : ''}: print the capture with -nn`;
   }
-  const a = parseIpv4(host) ?? hosts?.get(host);
+  const a = parseIpv4(host) ?? names.hosts?.get(host);
   if (a === undefined)
-    return `${NAMES}: "${host}" is not known to the scenario; print or capture with -nn (numeric hosts and ports)`;
+    return `${NAMES}: "${host}" is not known to the scenario; print or capture with -nn (numeric hosts and ports), or give the scenario the capturing guest's /etc/hosts (etc-hosts)`;
   return { addr: a, port };
 }
 
@@ -347,7 +354,7 @@ function parseIp(
   c: Cur,
   absoluteSeq: boolean,
   seqs: Map<string, SeqState>,
-  hosts: ReadonlyMap<string, Ipv4> | undefined,
+  names: TextNames,
 ): { pkt: Ipv4Packet; verbose: boolean } | string {
   let head: IpHead | undefined;
   const hv = c.eat(
@@ -383,9 +390,9 @@ function parseIp(
         head?.proto === 17 ||
         /^\s*Flags \[/.test(after) ||
         (!/^\s*(ICMP|ip-proto-|igmp|GRE|VRRP|OSPF|ESP|AH|PIM)/i.test(after) && head?.proto !== 1);
-  const se = endpoint(ends[1]!, ported, hosts);
+  const se = endpoint(ends[1]!, ported, names);
   if (typeof se === 'string') return se;
-  const de = endpoint(ends[2]!, ported, hosts);
+  const de = endpoint(ends[2]!, ported, names);
   if (typeof de === 'string') return de;
   const src = se.addr;
   const dst = de.addr;
@@ -397,7 +404,7 @@ function parseIp(
   const innerLen = head ? head.length - ipHdrLen : undefined;
   if (proto === 4 || (proto === undefined && /^\s*(?:\(tos|IP )/.test(c.rest()))) {
     c.eat(/IP /);
-    const inner = parseIp(c, absoluteSeq, seqs, hosts);
+    const inner = parseIp(c, absoluteSeq, seqs, names);
     if (typeof inner === 'string') return inner;
     l4 = inner.pkt;
     proto = 4;

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -188,5 +188,38 @@ describe('lvsdoctor captures', () => {
   it('takes the point name from the file name when @POINT is left out', () => {
     expect(parseCaptureSpec('/x/host1-br0.pcap')).toEqual({ file: '/x/host1-br0.pcap', point: 'host1-br0' });
     expect(parseCaptureSpec('a@b.pcap@host1:br0')).toEqual({ file: 'a@b.pcap', point: 'host1:br0' });
+  });
+
+  it("reads a paste without -n through the capturing guest's /etc/hosts and /etc/services (as ipvsadm pastes are)", () => {
+    const scen = join(dir, 'names-scenario');
+    cpSync(join(ROOT, 'examples/kvm-lvs-dr'), scen, { recursive: true });
+    writeFileSync(
+      join(scen, 'director1/hosts'),
+      '127.0.0.1 localhost\n203.0.113.7 client.example\n192.0.2.208 vip.example\n',
+    );
+    writeFileSync(join(scen, 'director1/services'), 'web 80/tcp # the site, by its local name\n');
+    const yaml = readFileSync(join(scen, 'scenario.yaml'), 'utf8');
+    const withNames = yaml.replace(
+      '    ipvsadm: director1/ipvsadm-Ln.txt',
+      '    ipvsadm: director1/ipvsadm-Ln.txt\n    etc-hosts: director1/hosts\n    etc-services: director1/services',
+    );
+    expect(withNames).not.toBe(yaml);
+    writeFileSync(join(scen, 'scenario.yaml'), withNames);
+    const paste = join(dir, 'director-named.txt');
+    writeFileSync(
+      paste,
+      '11:39:19.372804 IP client.example.51643 > vip.example.web: Flags [S], seq 3639534333, win 29200, options [mss 1460,sackOK,TS val 780753501 ecr 0,nop,wscale 7], length 0\n',
+    );
+    const o = io();
+    expect(runCaptures(o, [`${paste}@r2-10105:eth0`], { json: true, scenario: scen }), o.err).not.toBe(2);
+    const flow = JSON.parse(o.out).flowReports[0];
+    expect(flow.endpoints).toBe('203.0.113.7.51643 > 192.0.2.208.80');
+    expect(flow.details[0].path[0]).toMatchObject({ src: '203.0.113.7.51643', dst: '192.0.2.208.80' });
+    // Without the guest's files the names are not known: refused with the hint to capture with -nn.
+    const bare = io();
+    expect(
+      runCaptures(bare, [`${paste}@r2-10105:eth0`], { json: true, scenario: join(ROOT, 'examples/kvm-lvs-dr') }),
+    ).toBe(2);
+    expect(bare.err).toMatch(/"client\.example" is not known to the scenario; .*-nn.*etc-hosts/);
   });
 });

@@ -11,6 +11,8 @@ import type { ExpectedHop, ExpectedPath, FlowQuery } from '../capture/correlate.
 import { type CaptureInput, correlateCaptureFiles } from '../capture/correlate-files.ts';
 import { renderCorrelation } from '../capture/render-correlation.ts';
 import { frameList, localInterfaceName, showCapture } from '../capture/show.ts';
+import type { TextNames } from '../capture/tcpdump-text.ts';
+import type { IpAddress } from '../ipvs/model.ts';
 import { LIMITS } from '../source/files.ts';
 import { implicit } from '../source/origin.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
@@ -101,6 +103,27 @@ function scenarioHosts(loaded: LoadedScenario): Map<string, Ipv4> {
   return out;
 }
 
+/**
+ * Names a paste of `point` may print without `-n`, as the capturing machine resolved them: its own /etc/hosts and
+ * /etc/services first (from its bundle), then the scenario's node names, then the other guests' files.
+ */
+function pointNames(loaded: LoadedScenario, point: string, nodes: ReadonlyMap<string, Ipv4>): TextNames {
+  const node = point.includes(':') ? point.slice(0, point.indexOf(':')) : point;
+  const own = loaded.etcNames?.get(node);
+  const others = [...(loaded.etcNames ?? [])].filter(([g]) => g !== node).map(([, n]) => n);
+  const hosts = new Map<string, Ipv4>();
+  const addHosts = (m: ReadonlyMap<string, IpAddress> | undefined): void => {
+    for (const [name, a] of m ?? []) if (a.family === 'ipv4' && !hosts.has(name)) hosts.set(name, a.addr);
+  };
+  addHosts(own?.hosts);
+  for (const [name, a] of nodes) if (!hosts.has(name)) hosts.set(name, a);
+  for (const n of others) addHosts(n.hosts);
+  const services = new Map<string, number>();
+  for (const n of [own, ...others])
+    for (const [name, port] of n?.services ?? []) if (!services.has(name)) services.set(name, port);
+  return { hosts, ...(services.size > 0 ? { services } : {}) };
+}
+
 /** Capture points of the scenario (from every probe's walk), to warn about points the model does not know. */
 function scenarioPoints(session: Session): Set<string> {
   const out = new Set<string>();
@@ -151,6 +174,8 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
         );
     expect = modelExpect(session);
     hosts = scenarioHosts(loaded);
+    for (let k = 0; k < inputs.length; k++)
+      inputs[k] = { ...inputs[k]!, names: pointNames(loaded, inputs[k]!.point, hosts) };
   }
   const p = progress(io, 'reading the captures');
   let shown = '';

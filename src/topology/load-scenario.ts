@@ -59,6 +59,12 @@ export interface HostRuleSet {
   readonly file: string;
 }
 
+/** A guest's /etc/hosts (name → its first address) and /etc/services (name → port), when the scenario has them. */
+export interface GuestNames {
+  readonly hosts?: ReadonlyMap<string, IpAddress>;
+  readonly services?: ReadonlyMap<string, number>;
+}
+
 export interface LoadedScenario {
   readonly scenario: Scenario;
   /** Per director: its IPVS configuration. */
@@ -85,6 +91,8 @@ export interface LoadedScenario {
   readonly proxmox?: ReadonlyMap<string, PveHost>;
   /** Per director: its connection table (`ipvsadm -L -n -c` or `/proc/net/ip_vs_conn`), when given. */
   readonly ipvsConnections?: ReadonlyMap<string, ConnectionListing>;
+  /** Per guest: its /etc/hosts and /etc/services (from a bundle), for what it printed with names instead of numbers. */
+  readonly etcNames?: ReadonlyMap<string, GuestNames>;
   /**
    * The scenario file's own `assumptions:` (what `lvsdoctor import` could not infer), with their evidence; they
    * are also the first entries of `scenario.assumptions`.
@@ -654,6 +662,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     etcHosts?: ReadonlyMap<string, IpAddress>;
     etcServices?: ReadonlyMap<string, number>;
   }[] = [];
+  const etcNames = new Map<string, GuestNames>();
   for (const [guestName, g] of Object.entries(f.guests)) {
     const place = domains.get(guestName);
     if (!place) {
@@ -803,19 +812,24 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         `${guestName}: no sysctl output; kernel defaults assumed (arp_ignore=0, arp_announce=0, rp_filter=0)`,
       );
     let role = g.role;
+    // The guest's own /etc/hosts and /etc/services: the names its `ipvsadm -L` and its `tcpdump` without -n printed.
+    const h = g['etc-hosts'] ? readArtifact(ctx, g['etc-hosts'], ['guests', guestName, 'etc-hosts']) : undefined;
+    const sv = g['etc-services']
+      ? readArtifact(ctx, g['etc-services'], ['guests', guestName, 'etc-services'])
+      : undefined;
+    const hr = h ? readEtcHosts(h.text, h.file) : undefined;
+    const sr = sv ? readEtcServices(sv.text, sv.file) : undefined;
+    appendAll(ctx.issues, hr?.issues ?? []);
+    appendAll(ctx.issues, sr?.issues ?? []);
+    if (hr?.value || sr?.value)
+      etcNames.set(guestName, {
+        ...(hr?.value ? { hosts: hr.value } : {}),
+        ...(sr?.value ? { services: sr.value } : {}),
+      });
     if (g.ipvsadm) {
       // Read once every guest's addresses are known: a listing without -n names them.
       const a = readArtifact(ctx, g.ipvsadm, ['guests', guestName, 'ipvsadm']);
       if (a) {
-        // The director's own /etc/hosts and /etc/services: the names its ipvsadm -L printed came from there.
-        const h = g['etc-hosts'] ? readArtifact(ctx, g['etc-hosts'], ['guests', guestName, 'etc-hosts']) : undefined;
-        const sv = g['etc-services']
-          ? readArtifact(ctx, g['etc-services'], ['guests', guestName, 'etc-services'])
-          : undefined;
-        const hr = h ? readEtcHosts(h.text, h.file) : undefined;
-        const sr = sv ? readEtcServices(sv.text, sv.file) : undefined;
-        appendAll(ctx.issues, hr?.issues ?? []);
-        appendAll(ctx.issues, sr?.issues ?? []);
         listings.push({
           guestName,
           text: a.text,
@@ -1168,5 +1182,6 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     ...(installedIpsets.size > 0 ? { installedIpsets } : {}),
     ...(proxmox.size > 0 ? { proxmox } : {}),
     ...(ipvsConnections.size > 0 ? { ipvsConnections } : {}),
+    ...(etcNames.size > 0 ? { etcNames } : {}),
   };
 }
