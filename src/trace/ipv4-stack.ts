@@ -360,6 +360,22 @@ function udpDeliver(
     w.end(hop, 'replied', `${node.name} received the reply from ${formatIpv4(pkt.src)}:${l4.srcPort}/udp`);
     return;
   }
+  if (w.goal.onStrayUdp?.(node, pkt, l4)) {
+    // The client's socket is connected to the address it queried: a datagram from another source is not its answer.
+    hop.steps.push({
+      kind: 'note',
+      text: `a datagram from ${formatIpv4(pkt.src)}:${l4.srcPort}, not from the address ${node.name} sent to: its socket does not take it (ICMP port unreachable)`,
+    });
+    w.end(
+      hop,
+      'discarded',
+      `${node.name} got an answer from ${formatIpv4(pkt.src)}:${l4.srcPort}, which it never sent to`,
+      undefined,
+      undefined,
+      'unexpected-reply',
+    );
+    return;
+  }
   const listener = node.listeners.find((l) => l.protocol === 'udp' && l.port === l4.dstPort);
   if (!listener) {
     hop.steps.push({

@@ -155,6 +155,7 @@ export function traceProbe(dp: Dataplane, probe: AnyProbeSpec, reads?: DecisionL
     walker = new Walker(ctx, {
       onUdp: (n, pkt, d) =>
         n.name === probe.from && pkt.src === probe.to && d.srcPort === probe.dport && d.dstPort === probe.sport,
+      onStrayUdp: (n, _pkt, d) => n.name === probe.from && d.dstPort === probe.sport,
     });
     root = sendFirst(walker, st, probe, udpQuery(probe, firstAddress(node) ?? (0 as Ipv4), node.ttl));
   } else {

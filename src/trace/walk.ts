@@ -25,6 +25,8 @@ export interface WalkGoal {
   readonly onArpReply?: (node: Node, arp: ArpPacket) => boolean;
   readonly onTcp?: (node: Node, pkt: Ipv4Packet, seg: TcpSegment) => boolean;
   readonly onUdp?: (node: Node, pkt: Ipv4Packet, dgram: UdpDatagram) => boolean;
+  /** A datagram to the port the probe sent from that is not its answer (another source): true ends it as stray. */
+  readonly onStrayUdp?: (node: Node, pkt: Ipv4Packet, dgram: UdpDatagram) => boolean;
   /** An ICMP message a node's stack accepts; returning true ends the branch as delivered (e.g. frag-needed taken). */
   readonly onIcmp?: (node: Node, pkt: Ipv4Packet, hop: Hop) => boolean;
 }

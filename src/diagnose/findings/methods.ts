@@ -178,7 +178,7 @@ export const natReplyBypassesDirector: FindingKind = {
           code: this.code,
           severity: this.severity,
           title: `NAT real server ${t.rs.name} (${formatIpv4(t.rsAddr)}) routes replies ${r?.via !== undefined ? `via ${formatIpv4(r.via)}` : 'without a gateway'}, not via director ${t.director.name}`,
-          explanation: `In NAT mode the director rewrote the destination to ${formatIpv4(t.rsAddr)}; the reply must go back through the director to get the VIP ${formatIpv4(t.vip)} as source again. Sent around it, the client receives a SYN-ACK from ${formatIpv4(t.rsAddr)}, which it never connected to, and answers RST.`,
+          explanation: `In NAT mode the director rewrote the destination to ${formatIpv4(t.rsAddr)}; the reply must go back through the director to get the VIP ${formatIpv4(t.vip)} as source again. Sent around it, the client receives a SYN-ACK from ${formatIpv4(t.rsAddr)}, which it never connected to, and answers RST (for UDP: an answer from ${formatIpv4(t.rsAddr)}, which its socket does not take).`,
           where: t.rs.name,
           ...(r ? { culprit: r.origin } : { culprit: t.origin }),
         },
