@@ -214,7 +214,8 @@ function kernelTracesJson(k: KernelTraceReport) {
       ...(d.event.protocol !== undefined ? { protocol: d.event.protocol } : {}),
       count: d.event.count,
       at: `${d.event.pos.file}:${d.event.pos.line}`,
-      ...(d.kind ? { kind: d.kind.kind, probes: d.probes } : { why: d.why }),
+      ...(d.event.iface !== undefined ? { iface: d.event.iface } : {}),
+      ...(d.seen ? { seen: true } : d.kind ? { kind: d.kind.kind, probes: d.probes } : { why: d.why }),
     })),
   };
 }

@@ -171,3 +171,45 @@ describe('IPv4 rules traced by xtables-monitor (iptables-nft -j TRACE)', () => {
     ]);
   });
 });
+
+describe("pwru's events joined to the model", () => {
+  const pwru = (iface: string, func: string) =>
+    `0xffff88810a2b3c00 1   ~bin/python3:123 4026532512 0            ${iface}:7      0x0800 1500  60    192.243.119.145:51643->192.0.2.208:80(tcp) ${func}`;
+  const HEAD =
+    'SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   TUPLE FUNC';
+
+  function run(lines: string[]) {
+    const r = readKernelDrops([HEAD, ...lines].join('\n'), 'pwru.txt');
+    expect(r.issues).toEqual([]);
+    const model = load('kvm-lvs-dr');
+    return joinKernelTraces(
+      diagnose(model),
+      [{ node: 'host1', file: 'pwru.txt', events: [], drops: r.value! }],
+      compileAllHostRules(model).hostRules,
+      new Map(),
+      model.scenario,
+    ).probes.find((p) => p.probe === 'http-to-vip')!;
+  }
+
+  it('confirms the probe where pwru saw it on a port the model takes it through, and its filter drop by reason', () => {
+    const p = run([
+      pwru('vnet0', 'br_handle_frame'),
+      pwru('vnet0', 'kfree_skb_reason(SKB_DROP_REASON_NETFILTER_DROP)'),
+    ]);
+    expect(p.verdict).toBe('confirmed');
+    expect(p.facts.join('\n')).toMatch(
+      /the kernel saw http-to-vip at host1 vnet0, where the model takes it \(pwru.txt:2\) \(br_handle_frame\)/,
+    );
+    expect(p.facts.join('\n')).toMatch(
+      /the kernel of host1 dropped http-to-vip with NETFILTER_DROP at kfree_skb_reason/,
+    );
+  });
+
+  it('contradicts when pwru saw the probe on a port of the node the model never takes it through', () => {
+    const p = run([pwru('vnet9', 'br_handle_frame')]);
+    expect(p.verdict).toBe('contradicted');
+    expect(p.facts[0]).toMatch(
+      /the kernel saw http-to-vip at vnet9 \(br_handle_frame\), where the model never takes it/,
+    );
+  });
+});

@@ -77,6 +77,8 @@ export interface PlacedDrop {
   /** The model's ends at that node of that kind (probe names). */
   readonly probes: readonly string[];
   readonly why?: string;
+  /** A pwru event on the packet's way (not a drop): where the kernel saw it. */
+  readonly seen?: boolean;
 }
 
 export interface KernelTraceReport {
@@ -421,8 +423,37 @@ function oneProbe(
   }
   // Kernel drops by reason at the nodes this probe's model trace ends on.
   for (const d of drops) {
-    if (!d.kind || !nodes.has(d.node)) continue;
     const tuple = d.event.tuple;
+    if (d.seen && tuple && nodes.has(d.node)) {
+      // pwru saw a packet of this probe (its addresses) on its way: where the model takes it, or not.
+      const here = t.hops.filter((h) => {
+        const l3 = h.frame.payload;
+        return (
+          h.place.node === d.node &&
+          l3.kind === 'ipv4' &&
+          formatIpv4(l3.src) === tuple.src &&
+          formatIpv4(l3.dst) === tuple.dst
+        );
+      });
+      const iface = d.event.iface;
+      if (here.length === 0 || iface === undefined) continue;
+      const where = `${d.event.pos.file}:${d.event.pos.line}`;
+      if (here.some((h) => h.place.iface === iface))
+        add(
+          confirms,
+          `the kernel saw ${probe} at ${d.node} ${iface}, where the model takes it`,
+          where,
+          ` (${d.event.location ?? 'pwru'})`,
+        );
+      else
+        add(
+          contradicts,
+          `the kernel and the model disagree at ${d.node}: the kernel saw ${probe} at ${iface} (${d.event.location ?? 'pwru'}), where the model never takes it (it does at ${[...new Set(here.map((h) => h.place.iface ?? h.place.node))].join(', ')})`,
+          where,
+        );
+      continue;
+    }
+    if (!d.kind || !nodes.has(d.node)) continue;
     const mine = tuple
       ? t.hops.some((h) => {
           const l3 = h.frame.payload;
@@ -465,7 +496,10 @@ export function placeDrops(report: Pick<Report, 'traces'>, inputs: readonly Kern
   const out: PlacedDrop[] = [];
   for (const f of inputs)
     for (const event of f.drops) {
-      if (!event.drop) continue;
+      if (!event.drop) {
+        out.push({ node: f.node, event, probes: [], seen: true });
+        continue;
+      }
       const kind = dropKindOf(event);
       if (!kind) {
         out.push({
@@ -536,9 +570,12 @@ export function renderKernelTraces(k: KernelTraceReport): string {
     for (const u of k.unmapped)
       L.push(`    ${u.node}${u.iface ? ` ${u.iface}` : ''}: ${describe(u)} (${at(u)}) — ${u.why}`);
   }
-  if (k.drops.length > 0) {
-    L.push(`  kernel drops: ${k.drops.length}`);
-    for (const d of k.drops)
+  const onTheWay = k.drops.filter((d) => d.seen);
+  if (onTheWay.length > 0) L.push(`  packets seen on their way (pwru): ${onTheWay.length}`);
+  const drops = k.drops.filter((d) => !d.seen);
+  if (drops.length > 0) {
+    L.push(`  kernel drops: ${drops.length}`);
+    for (const d of drops)
       L.push(
         `    ${d.node}: ${d.event.reason ?? '(no reason)'}${d.event.location ? ` at ${d.event.location}` : ''} (${d.event.pos.file}:${d.event.pos.line}) — ${d.kind ? `${d.kind.kind}${d.probes.length > 0 ? `; the model ends ${d.probes.join(', ')} so there` : '; no probe of the model ends so there'}` : d.why}`,
       );
