@@ -142,6 +142,12 @@ export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): str
   if (!caps.ipvs)
     for (const [d, t] of loaded.ipvs)
       for (const svc of t.services) {
+        if (svc.key.kind === 'fwmark') {
+          out.push(
+            `fwmark service ${svc.key.fwmark} on ${d}: the nftables emulation (no IPVS here) programs address services only`,
+          );
+          continue;
+        }
         const sched = svc.scheduler ?? 'rr';
         if (!EMULATED_SCHEDULERS.has(sched))
           out.push(

@@ -368,7 +368,8 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
         warnings.push(`${key} (a tunnel device, down, no address) is left out`);
         continue;
       }
-      if (i.kind !== 'loopback') captures.push({ point: key, ns, iface: i.name });
+      // tcpdump cannot listen on a device that is down (nothing passes there either).
+      if (i.kind !== 'loopback' && i.up) captures.push({ point: key, ns, iface: i.name });
       if (i.kind === 'loopback') {
         // lo exists in every namespace.
       } else if (i.kind === 'bridge')
@@ -517,7 +518,18 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
   const hostRules: HostRulesPlan[] = [];
   for (const [host, r] of loaded.hostRuleSets ?? []) {
     const ns = nsOf.get(host);
-    if (ns) hostRules.push({ host, ns, format: r.format, text: r.text, file: r.file });
+    if (!ns) continue;
+    hostRules.push({ host, ns, format: r.format, text: r.text, file: r.file });
+    // nftables resolves `iif`/`oif` names to devices when the rules are loaded: a device the rule set names that the
+    // host's ip addr does not list (libvirt's virbr0, docker0) existed on the host; it is made here, down.
+    const node = s.nodes.get(host);
+    if (r.format !== 'nft' || !node) continue;
+    const named = new Set([...r.text.matchAll(/\b[io]if "([^"]+)"/g)].map((m) => m[1]!));
+    for (const dev of named)
+      if (!node.interfaces.has(dev) && /^[A-Za-z0-9_.-]{1,15}$/.test(dev)) {
+        dummies.push({ ns, name: dev, up: false });
+        warnings.push(`${host}:${dev} is named by the host's rule set (iif/oif) but not in its ip addr: created, down`);
+      }
   }
   for (const [host, pve] of loaded.proxmox ?? []) {
     const ns = nsOf.get(host);
