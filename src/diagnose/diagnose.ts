@@ -484,7 +484,7 @@ export function uncheckable(loaded: LoadedScenario, unchecked: readonly Unchecke
   if (!nodes.some((n) => n.kind === 'client')) out.push('no client: no TCP probe can start');
   if (!nodes.some((n) => n.kind === 'gateway')) out.push('no gateway: no ARP probe can start');
   if (!nodes.some((n) => n.kind === 'guest')) out.push('no guest was described (no domain XML or guest outputs)');
-  if (s.probes.length === 0) out.push('scenario.yaml lists no probes');
+  if (s.probes.length === 0 && loaded.ipvs.size === 0) out.push('scenario.yaml lists no probes');
   for (const a of loaded.declaredAssumptions) out.push(`${a.assumed} [evidence: ${a.evidence}]`);
   return out;
 }

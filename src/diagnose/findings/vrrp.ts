@@ -3,7 +3,7 @@ import { formatIpv4, type Ipv4 } from '../../addr/ipv4.ts';
 import { renderOriginChain } from '../../source/origin.ts';
 import type { LoadedScenario } from '../../topology/load-scenario.ts';
 import type { FrameWalk } from '../../trace/frame-walk.ts';
-import { plannedSpecs } from '../../trace/probe-plan.ts';
+import { diagnosisPlan } from '../../trace/probe-plan.ts';
 import { openSession, runProbe } from '../../trace/session.ts';
 import type { FixProposal } from '../types.ts';
 import { type AdvertResult, advertsOf, failover, holdersOf, type VrrpGroup, vrrpGroups } from '../vrrp.ts';
@@ -194,9 +194,10 @@ function failoverFindings(ctx: DiagnoseContext): Detected[] {
     if (out.length === 0) {
       const session = openSession(f.loaded);
       // The deciding probes of the VIPs (the scheduler's choice, each real server, ARP), from the shared plan.
-      const probes = plannedSpecs(f.loaded).filter(
-        (p) => (p.kind === 'tcp' && g.vips.includes(p.to)) || (p.kind === 'arp' && g.vips.includes(p.target)),
-      );
+      const probes = diagnosisPlan(f.loaded)
+        .filter((p) => p.decisive)
+        .map((p) => p.spec)
+        .filter((p) => (p.kind === 'arp' ? g.vips.includes(p.target) : g.vips.includes(p.to)));
       for (const p of probes) {
         const tr = runProbe(session, p);
         if (tr.disposition === 'replied') continue;
