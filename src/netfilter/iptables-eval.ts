@@ -394,6 +394,7 @@ export function evaluateIptables(
         continue;
       case 'connmark':
       case 'nflog':
+      case 'notrack':
         top.index++;
         continue;
       case 'nfqueue':

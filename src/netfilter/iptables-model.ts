@@ -8,11 +8,16 @@ import type { Mac } from '../addr/mac.ts';
 import type { Origin } from '../source/origin.ts';
 
 export type IptFamily = 'ipv4' | 'ipv6';
-/** `mangle` is read where it is evaluated (a director's PREROUTING marks for fwmark virtual services). */
-export type IptTableName = 'filter' | 'mangle';
+/**
+ * `mangle` and `raw` are read where they are evaluated: a director's PREROUTING marks (fwmark virtual services), a
+ * hypervisor's raw PREROUTING NOTRACK (bridged packets conntrack leaves alone).
+ */
+export type IptTableName = 'filter' | 'mangle' | 'raw';
 
 /** Built-in chains of the filter table, in listing order. */
 export const IPT_BUILTIN_CHAINS: readonly string[] = ['INPUT', 'FORWARD', 'OUTPUT'];
+/** Built-in chains of the raw table. */
+export const IPT_RAW_CHAINS: readonly string[] = ['PREROUTING', 'OUTPUT'];
 /** Built-in chains of the mangle table. */
 export const IPT_MANGLE_CHAINS: readonly string[] = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
 
@@ -160,7 +165,12 @@ export type IptTarget =
   /** `-j NFLOG`: logs, the packet goes on. */
   | { readonly kind: 'nflog'; readonly prefix?: string; readonly group?: number }
   /** `-j NFQUEUE`: hands the packet to a userspace queue (with --queue-bypass it passes when nobody listens). */
-  | { readonly kind: 'nfqueue'; readonly queue: string; readonly bypass: boolean };
+  | { readonly kind: 'nfqueue'; readonly queue: string; readonly bypass: boolean }
+  /**
+   * raw: `-j NOTRACK` or `-j CT --notrack` (as iptables-nft saves both): conntrack leaves the packet alone (state
+   * UNTRACKED); the packet goes on.
+   */
+  | { readonly kind: 'notrack'; readonly ct: boolean };
 
 export interface IptCounters {
   readonly packets: number;

@@ -14,6 +14,7 @@ import {
   type CtState,
   IPT_BUILTIN_CHAINS,
   IPT_MANGLE_CHAINS,
+  IPT_RAW_CHAINS,
   type IptAddrMatch,
   type IptAddrRange,
   type IptChain,
@@ -539,6 +540,11 @@ function parseRule(
             w2 = next('--reject-with');
           }
           target = { kind: 'reject', with: w2 };
+        } else if (name === 'NOTRACK') target = { kind: 'notrack', ct: false };
+        else if (name === 'CT') {
+          const o = next('-j CT');
+          if (o !== '--notrack') notModelled(`-j CT ${o} is not modelled (only --notrack is)`);
+          target = { kind: 'notrack', ct: true };
         } else if (name === 'MARK' || name === 'CONNMARK') {
           const o = next(`-j ${name}`);
           if (o !== '--set-mark' && o !== '--set-xmark')
@@ -633,7 +639,7 @@ export function readIptablesSave(
   file: string,
   family: IptFamily,
   /** Tables besides filter the caller evaluates: read into the model instead of only reported. */
-  evaluated: readonly 'mangle'[] = [],
+  evaluated: readonly ('mangle' | 'raw')[] = [],
 ): ReadResult<IptTable[]> {
   const issues: Issue[] = [];
   const tables: TableBuilder[] = [];
@@ -655,7 +661,7 @@ export function readIptablesSave(
       closeOther();
       cur = undefined;
       const name = line.slice(1);
-      if (name === 'filter' || (name === 'mangle' && evaluated.includes(name))) {
+      if (name === 'filter' || ((name === 'mangle' || name === 'raw') && evaluated.includes(name))) {
         cur = { chains: [], committed: false, line: lineNo, name };
         tables.push(cur);
       } else other = new OtherTableReader(name, lineNo, file, issues, splitSaveLine);
@@ -686,7 +692,9 @@ export function readIptablesSave(
         issues.push(issue('iptables-duplicate-chain', `chain ${name} declared twice`, pos));
         return;
       }
-      const builtin = (table.name === 'mangle' ? IPT_MANGLE_CHAINS : IPT_BUILTIN_CHAINS).includes(name);
+      const builtin = (
+        table.name === 'mangle' ? IPT_MANGLE_CHAINS : table.name === 'raw' ? IPT_RAW_CHAINS : IPT_BUILTIN_CHAINS
+      ).includes(name);
       const origin: Origin = { kind: 'file', label: `${tool} chain ${name}`, pos };
       const counters = m[3] === undefined ? undefined : parseCounters(m[3]);
       if (m[3] !== undefined && counters === undefined)

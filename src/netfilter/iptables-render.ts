@@ -123,6 +123,8 @@ function targetText(t: IptTarget, family: 'ipv4' | 'ipv6'): string {
       return ` -j CONNMARK --set-xmark 0x${t.value.toString(16)}/0x${t.mask.toString(16)}`;
     case 'nflog':
       return ` -j NFLOG${t.prefix !== undefined ? ` --nflog-prefix ${saveString(t.prefix)}` : ''}${t.group !== undefined && t.group !== 0 ? ` --nflog-group ${t.group}` : ''}`;
+    case 'notrack':
+      return t.ct ? ' -j CT --notrack' : ' -j NOTRACK';
     case 'nfqueue':
       return ` -j NFQUEUE${t.queue ? ` ${t.queue}` : ''}${t.bypass ? ' --queue-bypass' : ''}`;
     case 'reject':

@@ -80,6 +80,8 @@ export interface LoadedScenario {
   readonly keepalivedFiles?: ReadonlyMap<string, { readonly text: string; readonly file: string }>;
   /** Per host: the iptables filter table as installed (`iptables-save`), when given. */
   readonly installedIptables?: ReadonlyMap<string, IptTable>;
+  /** The raw table of a host's iptables-save (NOTRACK before conntrack, for bridged IPv4 with br_netfilter). */
+  readonly installedRaw?: ReadonlyMap<string, IptTable>;
   /**
    * Per host: its rule set as given (`iptables-save` or `nft list ruleset`), every table, verbatim — the lab loads it
    * into the host's namespace so that the kernel, not a model of it, evaluates it.
@@ -392,6 +394,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const keepalivedIssues = new Map<string, Issue[]>();
   const keepalivedFiles = new Map<string, { text: string; file: string }>();
   const installedIptables = new Map<string, IptTable>();
+  const installedRaw = new Map<string, IptTable>();
   const hostRuleSets = new Map<string, HostRuleSet>();
   const installedIpsets = new Map<string, ReadonlyMap<string, IpsetSet>>();
   const proxmox = new Map<string, PveHost>();
@@ -633,11 +636,13 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       if (a) {
         // `nft list ruleset` in place of iptables-save: its ip/inet filter chains, read into the same model.
         const nft = looksLikeNftRuleset(a.text);
-        const r = nft ? readNftRuleset(a.text, a.file) : readIptablesSave(a.text, a.file, 'ipv4');
+        const r = nft ? readNftRuleset(a.text, a.file) : readIptablesSave(a.text, a.file, 'ipv4', ['raw']);
         hostRuleSets.set(hostName, { format: nft ? 'nft' : 'iptables-save', text: a.text, file: a.file });
         appendAll(ctx.issues, r.issues);
         const filter = r.value?.find((t) => t.name === 'filter');
         if (filter) installedIptables.set(hostName, filter);
+        const raw = r.value?.find((t) => t.name === 'raw');
+        if (raw) installedRaw.set(hostName, raw);
       }
     }
     nodes.set(hostName, {
@@ -1180,6 +1185,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     ...(hostRuleSets.size > 0 ? { hostRuleSets } : {}),
     ...(keepalivedFiles.size > 0 ? { keepalivedFiles } : {}),
     ...(installedIpsets.size > 0 ? { installedIpsets } : {}),
+    ...(installedRaw.size > 0 ? { installedRaw } : {}),
     ...(proxmox.size > 0 ? { proxmox } : {}),
     ...(ipvsConnections.size > 0 ? { ipvsConnections } : {}),
     ...(etcNames.size > 0 ? { etcNames } : {}),

@@ -245,10 +245,24 @@ function bridgeEgress(
   // br_netfilter: conntrack saw the packet at PRE_ROUTING; its state is what `--ctstate` rules match.
   const fw = st.firewall;
   if (fw?.tracksBridged && inner.payload.kind === 'ipv4') {
-    const ct = w.ask(st, hop, { kind: 'conntrack', packet: inner.payload })!;
-    bctx = { ...bctx, ctState: ct.ctState, ctDir: ct.ctDir };
-    if (ct.ctState === 'INVALID')
-      hop.steps.push({ kind: 'note', text: `conntrack on ${st.node.name}: ctstate INVALID — ${ct.explanation}` });
+    // raw PREROUTING comes before conntrack: NOTRACK leaves the packet UNTRACKED, DROP ends it.
+    const raw = fw.evaluateRaw
+      ? w.ask(st, hop, { kind: 'raw', frame: inner, ctx: { bridge: bctx.bridge, inPort: bctx.inPort } })
+      : undefined;
+    if (raw) {
+      hop.steps.push(raw);
+      if (raw.verdict === 'DROP') {
+        w.end(hop, 'dropped-by-filter', `iptables -t raw PREROUTING (br_netfilter): ${ruleQuote(raw)}`, raw.origin);
+        return;
+      }
+    }
+    if (raw?.notrack) bctx = { ...bctx, ctState: 'UNTRACKED', ctDir: 'ORIGINAL' };
+    else {
+      const ct = w.ask(st, hop, { kind: 'conntrack', packet: inner.payload })!;
+      bctx = { ...bctx, ctState: ct.ctState, ctDir: ct.ctDir };
+      if (ct.ctState === 'INVALID')
+        hop.steps.push({ kind: 'note', text: `conntrack on ${st.node.name}: ctstate INVALID — ${ct.explanation}` });
+    }
   }
   const ipStep = w.ask(st, hop, { kind: 'br-netfilter', frame: inner, ctx: bctx });
   if (ipStep) {

@@ -49,6 +49,12 @@ export type Question =
     }
   /** IPVS in FORWARD (`ip_vs_out`): a forwarded packet, maybe a NAT reply of a real server. */
   | { readonly kind: 'ipvs-out'; readonly frame: EthernetFrame; readonly nowNs: bigint }
+  /** iptables raw PREROUTING on a bridged IPv4 frame (br_netfilter, before conntrack): NOTRACK or DROP. */
+  | {
+      readonly kind: 'raw';
+      readonly frame: EthernetFrame;
+      readonly ctx: { readonly bridge: string; readonly inPort: string };
+    }
   /** br_netfilter's conntrack (`nf_conntrack_in`) on a bridged IPv4 packet: its ctstate, once per packet. */
   | { readonly kind: 'conntrack'; readonly packet: Ipv4Packet }
   /** The routing table (`fib_lookup`): policy rules see the flow `key` (source address, input interface). */
@@ -65,6 +71,7 @@ export interface Answers {
   readonly ebtables: NetfilterStep | undefined;
   readonly 'br-netfilter': NetfilterStep | undefined;
   readonly mangle: NetfilterStep | undefined;
+  readonly raw: NetfilterStep | undefined;
   readonly 'ipvs-in': IpvsDecision;
   readonly 'ipvs-out': IpvsReplyDecision;
   readonly conntrack: CtResult | undefined;
@@ -124,6 +131,8 @@ function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
       return host.firewall?.evaluate(q.table, q.hook, q.frame, q.ctx);
     case 'br-netfilter':
       return host.firewall?.evaluateBridged(q.frame, q.ctx);
+    case 'raw':
+      return host.firewall?.evaluateRaw?.(q.frame, q.ctx);
     case 'mangle':
       return host.node.mangle ? manglePrerouting(host.node.mangle, q.frame, q.inIface) : undefined;
     case 'ipvs-in':

@@ -22,6 +22,14 @@ export interface BridgeFirewall {
    * traffic to iptables or no rule there can decide.
    */
   evaluateBridged(frame: EthernetFrame, ctx: BridgedCtx): NetfilterStep | undefined;
+  /**
+   * iptables raw PREROUTING for a bridged IPv4 frame (br_netfilter, before conntrack): a NOTRACK rule makes the
+   * packet UNTRACKED, a DROP ends it; undefined when the host gave no raw table or no rule matched.
+   */
+  evaluateRaw?(
+    frame: EthernetFrame,
+    ctx: { readonly bridge: string; readonly inPort: string },
+  ): NetfilterStep | undefined;
 }
 
 /** Where a bridged frame goes, and what the host's conntrack made of it (absent: a handshake's first packets). */

@@ -17,6 +17,8 @@ export interface BridgeTables {
   readonly ip4?: IptTable;
   /** The ipsets `ip4`'s `--match-set` matches read (e.g. pve-firewall's `PVEFW-…` sets). */
   readonly ipsets?: ReadonlyMap<string, IpsetSet>;
+  /** The iptables raw table bridged IPv4 passes through before conntrack (br_netfilter on). */
+  readonly raw?: IptTable;
 }
 
 /** Conntrack as the first packets of a probe see it: a lone SYN opens, anything else belongs to it. */
@@ -66,8 +68,50 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
     : undefined;
   const ip4Live =
     ip4 !== undefined && ip4.chains.some((c) => c.name === 'FORWARD' && (c.rules.length > 0 || c.policy !== 'ACCEPT'));
+  const raw = tables.raw;
   return {
     tracksBridged: ip4Live,
+    ...(raw
+      ? {
+          evaluateRaw(frame: EthernetFrame, ctx: { readonly bridge: string; readonly inPort: string }) {
+            if (frame.payload.kind !== 'ipv4') return undefined;
+            const r = evaluateIptables(raw, 'PREROUTING', frame, {
+              physdevIn: ctx.inPort,
+              physdevIsBridged: true,
+              inIface: ctx.bridge,
+              ...(inSet ? { ipsetContains: inSet } : {}),
+            });
+            const marker = r.visited.find((v) => v.matched && v.rule.target?.kind === 'notrack');
+            if (!marker && r.verdict === 'ACCEPT') return undefined;
+            const d = r.decidedBy;
+            // A DROP decides; otherwise the step names the NOTRACK rule.
+            const deciding =
+              r.verdict !== 'ACCEPT' && d.kind === 'rule'
+                ? { chain: d.chain, index: d.index, rule: d.rule }
+                : marker
+                  ? { chain: marker.chain, index: marker.index, rule: marker.rule }
+                  : undefined;
+            const step: NetfilterStep = {
+              kind: 'netfilter',
+              family: 'ipv4',
+              table: 'raw',
+              hook: 'PREROUTING',
+              verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
+              chain: deciding?.chain ?? d.chain,
+              ...(deciding ? { ruleNumber: deciding.index + 1 } : {}),
+              ruleText: deciding ? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4') : `policy ${r.verdict}`,
+              origin: deciding ? deciding.rule.origin : d.kind === 'policy' ? d.origin : d.rule.origin,
+              path: [
+                'PREROUTING',
+                ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
+              ],
+              rulesVisited: r.visited.length,
+              ...(marker ? { notrack: true } : {}),
+            };
+            return step;
+          },
+        }
+      : {}),
     evaluateBridged(frame, ctx): NetfilterStep | undefined {
       if (!ip4 || !ip4Live || frame.payload.kind !== 'ipv4') return undefined;
       const r = evaluateIptables(ip4, 'FORWARD', frame, {

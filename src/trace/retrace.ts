@@ -85,6 +85,8 @@ export function retraceFrom(rec: RecordedTrace, next: Session): Trace | undefine
     for (const read of reads) {
       const step = answer({ node: b.scenario.nodes.get(host)!, firewall: fw }, read.question);
       if (read.answer?.verdict === 'DROP' || step?.verdict === 'DROP') return undefined;
+      // NOTRACK changes what conntrack and every --ctstate rule after it see: walk anew.
+      if ((read.answer?.notrack ?? false) !== (step?.notrack ?? false)) return undefined;
       let list = patches.get(read.hop);
       if (list === undefined) {
         list = [];
@@ -103,7 +105,7 @@ export function rerunProbe(rec: RecordedTrace, next: Session): Trace {
   return retraceFrom(rec, next) ?? traceProbe(resetDataplane(next.pristine, enginesFor(next, rec.probe)), rec.probe);
 }
 
-type FirewallDecision = Extract<Decision, { question: { kind: 'ebtables' | 'br-netfilter' } }>;
+type FirewallDecision = Extract<Decision, { question: { kind: 'ebtables' | 'br-netfilter' | 'raw' } }>;
 
 /**
  * Whether a decision is answered from the host's ebtables/iptables rules (which a fix may change while the node
@@ -114,6 +116,7 @@ function dependsOnRules(d: Decision): d is FirewallDecision {
   switch (q.kind) {
     case 'ebtables':
     case 'br-netfilter':
+    case 'raw':
       return true;
     // Answered from the node's routes and sysctls, or from its IPVS tables: `retraceFrom` walks anew when the
     // entered node, its IPVS state or its kernel differ.

@@ -72,6 +72,7 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
       // A host whose iptables-save was given is evaluated with the rules it really has (its own policies included).
       const installed = loaded.installedIptables?.get(node.name);
       const ipsets = loaded.installedIpsets?.get(node.name);
+      const raw = loaded.installedRaw?.get(node.name);
       const ebFilter = loaded.proxmox?.get(node.name)?.ebFilter;
       fw = installed
         ? makeBridgeFirewall(
@@ -79,6 +80,7 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
               nat: r.nat,
               ...(ebFilter ? { filter: ebFilter } : {}),
               ...(brnf ? { ip4: installed } : {}),
+              ...(brnf && raw ? { raw } : {}),
               ...(ipsets ? { ipsets } : {}),
             },
             style,

@@ -114,6 +114,8 @@ export interface NetfilterStep {
   /** Chains entered, in order, e.g. PREROUTING → libvirt-I-vnet0 → I-vnet0-ipv4-ip. */
   readonly path: readonly string[];
   readonly rulesVisited: number;
+  /** raw: a NOTRACK rule matched, conntrack leaves the packet alone (ctstate UNTRACKED); the deciding rule is it. */
+  readonly notrack?: boolean;
   /** mangle: the packet's netfilter mark before and after the chain (`-j MARK`); the deciding rule set it last. */
   readonly mark?: { readonly before: number; readonly after: number };
 }
