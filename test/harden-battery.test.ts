@@ -280,3 +280,99 @@ describe('bundle archives an attacker made', () => {
     );
   });
 });
+
+describe('numbers no real tool prints', () => {
+  it('are errors at their line: an ipvsadm weight past the kernel int, an all-digit port past 65535, an MTU or metric past u32', async () => {
+    const cases: [string, (t: string) => string, RegExp][] = [
+      [
+        'director1/ipvsadm-Ln.txt',
+        (t) => t.replace('Route   2 ', 'Route   99999999999999999999999 '),
+        /ipvsadm-Ln\.txt:5: error: .*a weight up to 2147483647/,
+      ],
+      [
+        'director1/ipvsadm-Ln.txt',
+        (t) => t.replace('Route   2 ', 'Route   2147483648 '),
+        /ipvsadm-Ln\.txt:5: error: .*a weight up to 2147483647/,
+      ],
+      [
+        'director1/ipvsadm-Ln.txt',
+        (t) => t.replace('192.0.2.208:80', '192.0.2.208:99999999999999999999'),
+        /ipvsadm-Ln\.txt:4: error: .*'99999999999999999999' is not a numeric port/,
+      ],
+      [
+        'director1/ip-addr.txt',
+        (t) => t.replace('mtu 1500', 'mtu 99999999999999999999999999'),
+        /ip-addr\.txt:\d+: error: expected an MTU 0-4294967295/,
+      ],
+      [
+        'director1/ip-route.txt',
+        (t) => t.replace(/\n/, ' metric 4294967296\n'),
+        /ip-route\.txt:1: error: expected a number 0-4294967295 after "metric", found "4294967296"/,
+      ],
+      [
+        'director1/ip-route.txt',
+        (t) => t.replace(/\n/, ' metric 1e3\n'),
+        /ip-route\.txt:1: error: expected a number 0-4294967295 after "metric", found "1e3"/,
+      ],
+      [
+        'scenario.yaml',
+        (t) => t.replace('sport: 51643', 'sport: 1e400'),
+        /scenario\.yaml:\d+:\d+: error: probes\.0\.sport/,
+      ],
+      [
+        'scenario.yaml',
+        (t) => t.replace('seq: 3639534333', 'seq: 99999999999999999999999'),
+        /scenario\.yaml:\d+:\d+: error: probes\.0\.seq/,
+      ],
+    ];
+    for (const [file, edit, re] of cases) {
+      const dir = variant({ [file]: edit });
+      expect(readFileSync(join(dir, file), 'utf8')).not.toBe(readFileSync(join(EX, file), 'utf8'));
+      const { stderr } = await noCrash(['check', dir]);
+      expect(stderr).toMatch(re);
+    }
+  });
+
+  it('IPv6 scoped addresses (fe80::1%eth0), which ipvsadm and ip never print, are errors naming the line', async () => {
+    for (const [file, edit] of [
+      ['director1/ipvsadm-Ln.txt', (t: string) => t.replace('192.0.2.226:80 ', '[fe80::1%eth0]:80 ')],
+      ['director1/ip-addr.txt', (t: string) => t.replace('inet 192.0.2.200/24', 'inet6 fe80::1%eth0/64')],
+    ] as const) {
+      const { stderr } = await noCrash(['check', variant({ [file]: edit })]);
+      expect(stderr).toMatch(new RegExp(`${file.split('/')[1]!.replace('.', '\\.')}:\\d+: error: .*fe80::1%eth0`));
+    }
+  });
+
+  it('a scenario whose artifact is scenario.yaml itself, or its directory, is an error naming the line', async () => {
+    const self = await noCrash([
+      'check',
+      variant({ 'scenario.yaml': (t) => t.replace('ip-route: director1/ip-route.txt', 'ip-route: scenario.yaml') }),
+    ]);
+    expect(self.stderr).toMatch(/scenario\.yaml:\d+: error: /);
+    const dot = await noCrash([
+      'check',
+      variant({ 'scenario.yaml': (t) => t.replace('ip-route: director1/ip-route.txt', 'ip-route: .') }),
+    ]);
+    expect(dot.stderr).toMatch(
+      /scenario\.yaml:\d+:\d+: error: cannot read .*: it is a directory, not a file \[scenario\.file\]/,
+    );
+  });
+
+  it('every artifact of the example emptied, or with bytes that are not UTF-8, is read without a crash', async () => {
+    const files = [
+      'scenario.yaml',
+      'host1/ip-addr.txt',
+      'host1/r2-10105.xml',
+      'director1/ip-addr.txt',
+      'director1/ip-route.txt',
+      'director1/sysctl.txt',
+      'director1/ipvsadm-Ln.txt',
+    ];
+    for (const file of files) {
+      await noCrash(['check', variant({ [file]: '' })], [1, 2]);
+      const bytes = Buffer.from(readFileSync(join(EX, file), 'utf8').replace(/a/g, '\u0000'), 'utf8');
+      for (let i = 0; i < bytes.length; i += 7) if (bytes[i] === 0x65) bytes[i] = 0xff;
+      await noCrash(['diagnose', variant({ [file]: new Uint8Array(bytes) })], [1, 2]);
+    }
+  });
+});

@@ -130,7 +130,9 @@ function parseListedAddrPort(text: string, pos: Position, issues: Issue[], names
   const portText = text.slice(colon + 1);
   const bracketed = /^\[(.*)\]$/.exec(hostText);
   const host = bracketed ? bracketed[1]! : hostText;
-  if (!/^[A-Za-z0-9_-]+$/.test(portText)) return ap;
+  // All digits is a port number, never a service name: 99999 is an error, not a name to look up.
+  const digits = /^[0-9]+$/.test(portText);
+  if (!/^[A-Za-z0-9_-]+$/.test(portText) || (digits && (portText.length > 5 || Number(portText) > 65535))) return ap;
   const named = parsePortOrName(portText, names.services);
   let address: IpAddress | undefined;
   let hostIsName = false;
@@ -180,8 +182,11 @@ function parseLargeNumber(text: string): { value: number; unit: boolean } | unde
   return { value: Number(m[1]) * mult, unit: m[2] !== '' };
 }
 
+/** A number ipvsadm prints from a kernel u32 (connection counters, thresholds); larger cannot come from it. */
 function parseUint(text: string | undefined): number | undefined {
-  return text !== undefined && UINT.test(text) ? Number(text) : undefined;
+  return text !== undefined && UINT.test(text) && text.length <= 10 && Number(text) <= 0xffffffff
+    ? Number(text)
+    : undefined;
 }
 
 /** One object per method, shared by every real server (read-only data), not one per line. */
@@ -671,6 +676,8 @@ function readDestinationLine(
     const out = xs.map(parseUint);
     return out.some((x) => x === undefined) ? undefined : (out as number[]);
   };
+  // The kernel keeps a weight in an int (ipvsadm prints it with %d): above 2147483647 it cannot be listed.
+  const weightOk = (n: readonly number[] | undefined): n is number[] => n !== undefined && n[0]! <= 0x7fffffff;
   const fwd = (s: string): Forwarding | undefined => {
     const f = parseForwarding(s);
     if (typeof f !== 'string') return f;
@@ -689,7 +696,7 @@ function readDestinationLine(
       const f = fwd(rest[0]!);
       const n = uints(rest.slice(1));
       if (f === undefined) return undefined;
-      if (!n) return bad('Forward Weight ActiveConn InActConn (unsigned numbers)');
+      if (!weightOk(n)) return bad('Forward Weight ActiveConn InActConn (unsigned numbers, a weight up to 2147483647)');
       return {
         destination: {
           address: base.address,
@@ -710,7 +717,8 @@ function readDestinationLine(
       const info = parseTunInfo(rest[1]!);
       const n = uints(rest.slice(2));
       if (info === undefined) return bad(`Forward TunnelInfo … (TunnelInfo ipip, gue:PORT:CSUM, gre:CSUM or n/a)`);
-      if (!n) return bad('Forward TunnelInfo Weight ActiveConn InActConn (unsigned numbers)');
+      if (!weightOk(n))
+        return bad('Forward TunnelInfo Weight ActiveConn InActConn (unsigned numbers, a weight up to 2147483647)');
       const forwarding: Forwarding = f.kind === 'tunnel' && info !== 'n/a' ? { kind: 'tunnel', encap: info } : f;
       return {
         destination: {
@@ -743,7 +751,7 @@ function readDestinationLine(
     }
     case 'persistent-conn': {
       const n = rest.length === 4 ? uints(rest) : undefined;
-      if (!n) return bad('Weight PersistConn ActiveConn InActConn');
+      if (!weightOk(n)) return bad('Weight PersistConn ActiveConn InActConn (a weight up to 2147483647)');
       return {
         destination: {
           address: base.address,

@@ -127,6 +127,9 @@ export function readIpAddr(text: string, file: string): ReadResult<LinkInfo[]> {
       if (bad !== undefined) issues.push(issue('interface-name', ifnameMessage('interface', head[2]!, bad), pos));
       const flags = head[4]!.split(',').filter((f) => f !== '');
       const mtu = /\bmtu (\d+)/.exec(rest);
+      // The kernel's MTU is an unsigned int (ip prints %u): larger cannot come from `ip addr`.
+      if (mtu && !(mtu[1]!.length <= 10 && Number(mtu[1]) <= 0xffffffff))
+        issues.push(issue('ip-addr.mtu', `expected an MTU 0-4294967295, found "${mtu[1]!.slice(0, 40)}"`, pos));
       const master = /\bmaster (\S+)/.exec(rest);
       cur = {
         index: Number(head[1]),

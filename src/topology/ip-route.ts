@@ -164,9 +164,10 @@ function readWords(words: readonly string[], r: MutRoute, issues: Issue[], pos: 
       if (v !== undefined) r.dev = v;
       k++;
     } else if (w === 'metric' || w === 'priority' || w === 'preference') {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) {
-        issues.push(issue('ip-route.metric', `expected a number after "${w}", found "${v ?? ''}"`, pos));
+      // ip prints the kernel's u32 in decimal: "1e3", "0x10" or 2^32 cannot come from it.
+      const n = v !== undefined && /^(0|[1-9][0-9]{0,9})$/.test(v) ? Number(v) : Number.NaN;
+      if (!(n <= 0xffffffff)) {
+        issues.push(issue('ip-route.metric', `expected a number 0-4294967295 after "${w}", found "${v ?? ''}"`, pos));
         return false;
       }
       r.metric = n;
