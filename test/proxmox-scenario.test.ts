@@ -297,6 +297,37 @@ describe('a Proxmox host in a scenario', () => {
     });
   });
 
+  it("traffic to the node's own address meets its INPUT rules (host.fw, the datacenter's policy_in)", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'pve-host-'));
+    try {
+      cpSync(FIXED, tmp, { recursive: true });
+      const hostFw = join(tmp, 'etc-pve', 'nodes', 'pve1', 'host.fw');
+      writeFileSync(hostFw, '[OPTIONS]\n\nenable: 1\n\n[RULES]\n\nIN SSH(ACCEPT) -source 198.51.100.0/24\n');
+      writeFileSync(
+        join(tmp, 'scenario.yaml'),
+        `${readFileSync(join(tmp, 'scenario.yaml'), 'utf8')}  - name: pve-gui\n    tcp: 192.0.2.2:8006\n`,
+      );
+      const gui = async () =>
+        (
+          JSON.parse((await runCli('diagnose', tmp, '--json')).stdout) as {
+            probes: { probe: { name: string }; disposition: string; end: { reason: string } }[];
+          }
+        ).probes.find((p) => p.probe.name === 'pve-gui')!;
+      let p = await gui();
+      expect(p.disposition).toBe('dropped-by-filter');
+      expect(p.end.reason).toBe('iptables -t filter INPUT: PVEFW-HOST-IN rule 13 "-A PVEFW-HOST-IN -j DROP"');
+      const t = await runCli('trace', tmp, '--probe', 'pve-gui');
+      expect(t.stdout).toContain('INPUT → PVEFW-INPUT → PVEFW-HOST-IN');
+      expect(t.stdout).toContain('from cluster.fw default policy_in: DROP');
+      // A host.fw rule lets it in: the node then answers (nothing listens on 8006 in the model: refused).
+      writeFileSync(hostFw, `${readFileSync(hostFw, 'utf8')}IN ACCEPT -p tcp -dport 8006\n`);
+      p = await gui();
+      expect(p.disposition).not.toBe('dropped-by-filter');
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('diagnose: the fixed twin (IP filter off on the director NIC, VIP in the real server set) is healthy', async () => {
     const r = await runCli('diagnose', FIXED);
     expect(r.stderr).toBe('');

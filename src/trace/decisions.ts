@@ -12,7 +12,16 @@ import type { Node, Route } from '../topology/model.ts';
 import type { FlowKey } from '../topology/routing.ts';
 import type { EthernetFrame, Ipv4Packet } from '../wire/types.ts';
 import type { Conntrack, CtResult } from './conntrack.ts';
-import type { BridgedCtx, BridgeFirewall, BridgeHook, IpvsDecision, IpvsEngine, IpvsReplyDecision } from './engines.ts';
+import type {
+  BridgedCtx,
+  BridgeFirewall,
+  BridgeHook,
+  HostHook,
+  HostHookCtx,
+  IpvsDecision,
+  IpvsEngine,
+  IpvsReplyDecision,
+} from './engines.ts';
 import { manglePrerouting } from './firewall.ts';
 import { lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
 import type { Hop, NetfilterStep } from './types.ts';
@@ -37,6 +46,13 @@ export type Question =
       readonly kind: 'mangle';
       readonly frame: EthernetFrame;
       readonly inIface: string;
+    }
+  /** iptables filter INPUT, FORWARD or OUTPUT of a host's own stack (local and routed IPv4). */
+  | {
+      readonly kind: 'ip-filter';
+      readonly hook: HostHook;
+      readonly frame: EthernetFrame;
+      readonly ctx: HostHookCtx;
     }
   /** IPVS in LOCAL_IN (`ip_vs_in`): a packet to a local address, maybe to a virtual service. */
   | {
@@ -70,6 +86,7 @@ export type QuestionKind = Question['kind'];
 export interface Answers {
   readonly ebtables: NetfilterStep | undefined;
   readonly 'br-netfilter': NetfilterStep | undefined;
+  readonly 'ip-filter': NetfilterStep | undefined;
   readonly mangle: NetfilterStep | undefined;
   readonly raw: NetfilterStep | undefined;
   readonly 'ipvs-in': IpvsDecision;
@@ -133,6 +150,8 @@ function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
       return host.firewall?.evaluateBridged(q.frame, q.ctx);
     case 'raw':
       return host.firewall?.evaluateRaw?.(q.frame, q.ctx);
+    case 'ip-filter':
+      return host.firewall?.evaluateHost?.(q.hook, q.frame, q.ctx);
     case 'mangle':
       return host.node.mangle ? manglePrerouting(host.node.mangle, q.frame, q.inIface) : undefined;
     case 'ipvs-in':

@@ -30,6 +30,19 @@ export interface BridgeFirewall {
     frame: EthernetFrame,
     ctx: { readonly bridge: string; readonly inPort: string },
   ): NetfilterStep | undefined;
+  /**
+   * iptables filter INPUT, FORWARD (routed) or OUTPUT of the host's own IPv4 stack, from the rule set it has
+   * (`iptables-save`, or pve-firewall's on a Proxmox node); undefined when none was given or no rule there can decide.
+   */
+  evaluateHost?(hook: HostHook, frame: EthernetFrame, ctx: HostHookCtx): NetfilterStep | undefined;
+}
+
+export type HostHook = 'INPUT' | 'FORWARD' | 'OUTPUT';
+
+/** The interfaces a routed or local packet has at a host hook (`-i`/`-o`). */
+export interface HostHookCtx {
+  readonly inIface?: string;
+  readonly outIface?: string;
 }
 
 /** Where a bridged frame goes, and what the host's conntrack made of it (absent: a handshake's first packets). */

@@ -7,7 +7,7 @@ import { evaluateIptables } from '../netfilter/iptables-eval.ts';
 import type { CtState, IptTable } from '../netfilter/iptables-model.ts';
 import { renderIptablesRule } from '../netfilter/iptables-render.ts';
 import { type EthernetFrame, TCP_ACK, TCP_SYN } from '../wire/types.ts';
-import type { BridgeFirewall, BridgeHook } from './engines.ts';
+import type { BridgeFirewall, BridgeHook, HostHook, HostHookCtx } from './engines.ts';
 import type { NetfilterStep } from './types.ts';
 
 export interface BridgeTables {
@@ -19,6 +19,39 @@ export interface BridgeTables {
   readonly ipsets?: ReadonlyMap<string, IpsetSet>;
   /** The iptables raw table bridged IPv4 passes through before conntrack (br_netfilter on). */
   readonly raw?: IptTable;
+  /** The host's own iptables filter table for its routed and local IPv4 (INPUT, FORWARD, OUTPUT). */
+  readonly host4?: IptTable;
+}
+
+/** The step of an iptables evaluation at `hook` (undefined: nothing matched and the policy accepts). */
+function iptStep(hook: string, r: ReturnType<typeof evaluateIptables>): NetfilterStep | undefined {
+  if (!r.visited.some((v) => v.matched) && r.verdict === 'ACCEPT') return undefined;
+  const verdict = r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP';
+  const path = [
+    hook,
+    ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
+  ];
+  const d = r.decidedBy;
+  return {
+    kind: 'netfilter',
+    family: 'ipv4',
+    table: 'filter',
+    hook: hook,
+    verdict,
+    chain: d.chain,
+    ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
+    ruleText:
+      d.kind === 'rule'
+        ? (d.rule.nft?.text ?? renderIptablesRule(d.chain, d.rule, 'ipv4'))
+        : d.nft
+          ? `policy ${d.policy.toLowerCase()}`
+          : `policy ${d.policy}`,
+    ...(d.kind === 'rule' && d.rule.nft ? { nft: { chain: d.rule.nft.chain } } : {}),
+    ...(d.kind === 'policy' && d.nft ? { nft: d.nft } : {}),
+    origin: d.kind === 'rule' ? d.rule.origin : d.origin,
+    path,
+    rulesVisited: r.visited.length,
+  };
 }
 
 /** Conntrack as the first packets of a probe see it: a lone SYN opens, anything else belongs to it. */
@@ -69,6 +102,12 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
   const ip4Live =
     ip4 !== undefined && ip4.chains.some((c) => c.name === 'FORWARD' && (c.rules.length > 0 || c.policy !== 'ACCEPT'));
   const raw = tables.raw;
+  const host4 = tables.host4;
+  const hostLive = new Set(
+    (host4?.chains ?? [])
+      .filter((c) => c.builtin && (c.rules.length > 0 || (c.policy !== undefined && c.policy !== 'ACCEPT')))
+      .map((c) => c.name),
+  );
   return {
     tracksBridged: ip4Live,
     ...(raw
@@ -123,34 +162,22 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         ...(inSet ? { ipsetContains: inSet } : {}),
         ...(ctx.ctState !== undefined ? { ctState: ctx.ctState, ctDir: ctx.ctDir ?? 'ORIGINAL' } : ctOf(frame)),
       });
-      if (!r.visited.some((v) => v.matched) && r.verdict === 'ACCEPT') return undefined;
-      const verdict = r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP';
-      const path = [
-        'FORWARD',
-        ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
-      ];
-      const d = r.decidedBy;
-      return {
-        kind: 'netfilter',
-        family: 'ipv4',
-        table: 'filter',
-        hook: 'FORWARD',
-        verdict,
-        chain: d.chain,
-        ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
-        ruleText:
-          d.kind === 'rule'
-            ? (d.rule.nft?.text ?? renderIptablesRule(d.chain, d.rule, 'ipv4'))
-            : d.nft
-              ? `policy ${d.policy.toLowerCase()}`
-              : `policy ${d.policy}`,
-        ...(d.kind === 'rule' && d.rule.nft ? { nft: { chain: d.rule.nft.chain } } : {}),
-        ...(d.kind === 'policy' && d.nft ? { nft: d.nft } : {}),
-        origin: d.kind === 'rule' ? d.rule.origin : d.origin,
-        path,
-        rulesVisited: r.visited.length,
-      };
+      return iptStep('FORWARD', r);
     },
+    ...(host4
+      ? {
+          evaluateHost(hook: HostHook, frame: EthernetFrame, ctx: HostHookCtx): NetfilterStep | undefined {
+            if (!hostLive.has(hook) || frame.payload.kind !== 'ipv4') return undefined;
+            const r = evaluateIptables(host4, hook, frame, {
+              ...(ctx.inIface !== undefined ? { inIface: ctx.inIface } : {}),
+              ...(ctx.outIface !== undefined ? { outIface: ctx.outIface } : {}),
+              ...(inSet ? { ipsetContains: inSet } : {}),
+              ...ctOf(frame),
+            });
+            return iptStep(hook, r);
+          },
+        }
+      : {}),
     evaluate(table: 'nat' | 'filter', hook: BridgeHook, frame: EthernetFrame, ctx): NetfilterStep | undefined {
       const t = tables[table];
       if (!t || !live[table].has(hook)) return undefined;

@@ -11,10 +11,40 @@ import { ipv4PacketLength } from '../wire/ipv4.ts';
 import { ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet } from '../wire/types.ts';
 import { fragNeeded, pathMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
+import type { HostHook, HostHookCtx } from './engines.ts';
 import { checkWalk } from './invariants.ts';
 import { localAddress } from './node-config.ts';
+import { ruleQuote } from './render-step.ts';
 import { arpOwners, type Hop, type NeighbourStep, pickArpEnd } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
+
+/**
+ * The host's own iptables filter at INPUT, FORWARD (routed) or OUTPUT, from the rule set it has (a Proxmox node's
+ * pve-firewall rules, or its `iptables-save`): false, and the hop ended, when it drops. Conntrack state is the
+ * probe's (a lone SYN is NEW, a SYN-ACK ESTABLISHED), as for bridged traffic.
+ */
+export function hostFilter(
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
+  hook: HostHook,
+  pkt: Ipv4Packet,
+  ctx: HostHookCtx,
+): boolean {
+  if (!st.firewall?.evaluateHost) return true;
+  const frame: EthernetFrame = { dst: MAC_ZERO, src: MAC_ZERO, vlans: [], etherType: ETHERTYPE_IPV4, payload: pkt };
+  const step = w.ask(st, hop, { kind: 'ip-filter', hook, frame, ctx });
+  if (!step) return true;
+  hop.steps.push(step);
+  if (step.verdict !== 'DROP') return true;
+  w.end(
+    hop,
+    'dropped-by-filter',
+    `${step.nft ? 'nft' : 'iptables -t filter'} ${hook}: ${ruleQuote(step)}`,
+    step.origin,
+  );
+  return false;
+}
 
 /** `ip_local_out` of a packet the node's stack makes or forwards: route, resolve the next hop, send. */
 export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop, timeNs: bigint, iif?: string): void {
@@ -43,6 +73,8 @@ export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop
   }
   const nextHop = r.via ?? pkt.dst;
   parent.steps.push({ kind: 'route', dst: pkt.dst, nextHop, outIface: out.name, origin: r.origin });
+  // A packet the node makes itself passes its filter OUTPUT (a forwarded one passed FORWARD before this).
+  if (iif === undefined && !hostFilter(w, st, parent, 'OUTPUT', pkt, { outIface: out.name })) return;
   const mtu = pathMtu(r, out);
   if (!fitsMtu(w, st, parent, pkt, mtu, out, iif !== undefined ? 'forward' : 'local', r.origin, timeNs)) return;
   const mac = resolve(w, st, out, nextHop, pkt.src, parent, timeNs);

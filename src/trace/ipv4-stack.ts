@@ -24,7 +24,7 @@ import {
 } from '../wire/types.ts';
 import { advertisedMss, dataSegment, fragNeededMtu, pathMss } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
-import { ipOutput, ipvsTransmit } from './ipv4-output.ts';
+import { hostFilter, ipOutput, ipvsTransmit } from './ipv4-output.ts';
 import { localAddress } from './node-config.ts';
 import type { EndCause, Hop, Step } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
@@ -246,6 +246,8 @@ function ipReceive(
   if (local) {
     // The input route: martian source and reverse-path filter on the incoming interface.
     if (!ipSourceValid(w, st, iface, hop, pkt.src)) return;
+    // NF_INET_LOCAL_IN: the host's filter INPUT (priority 0) before IPVS (ip_vs_in, after it).
+    if (!hostFilter(w, st, hop, 'INPUT', pkt, { inIface: iface.name })) return;
     // IPIP to a local address: the ipip module hands the inner packet to tunl0, which receives it anew.
     if (pkt.protocol === IPPROTO_IPIP && pkt.payload.kind === 'ipv4') {
       decapsulate(w, st, hop, pkt.payload);
@@ -292,6 +294,12 @@ function ipReceive(
     return;
   }
   hop.steps.push({ kind: 'forward', ttlBefore: pkt.ttl, ttlAfter: pkt.ttl - 1, origin: fwd.origin });
+  // NF_INET_FORWARD: the host's filter FORWARD (priority 0) before IPVS's (ip_vs_out), `-o` the route's device.
+  if (st.firewall?.evaluateHost) {
+    const r = w.ask(st, hop, { kind: 'route', dst: pkt.dst, key: { src: pkt.src, iif: iface.name } });
+    const out = r?.dev ?? (r?.via !== undefined ? w.ask(st, hop, { kind: 'route', dst: r.via })?.dev : undefined);
+    if (!hostFilter(w, st, hop, 'FORWARD', pkt, { inIface: iface.name, ...(out ? { outIface: out } : {}) })) return;
+  }
   // FORWARD: IPVS rewrites NAT replies of real servers to come from the virtual service.
   if (st.ipvs) {
     const r = w.ask(st, hop, { kind: 'ipvs-out', frame, nowNs: hop.timeNs });

@@ -105,7 +105,7 @@ export function rerunProbe(rec: RecordedTrace, next: Session): Trace {
   return retraceFrom(rec, next) ?? traceProbe(resetDataplane(next.pristine, enginesFor(next, rec.probe)), rec.probe);
 }
 
-type FirewallDecision = Extract<Decision, { question: { kind: 'ebtables' | 'br-netfilter' | 'raw' } }>;
+type FirewallDecision = Extract<Decision, { question: { kind: 'ebtables' | 'br-netfilter' | 'raw' | 'ip-filter' } }>;
 
 /**
  * Whether a decision is answered from the host's ebtables/iptables rules (which a fix may change while the node
@@ -117,6 +117,7 @@ function dependsOnRules(d: Decision): d is FirewallDecision {
     case 'ebtables':
     case 'br-netfilter':
     case 'raw':
+    case 'ip-filter':
       return true;
     // Answered from the node's routes and sysctls, or from its IPVS tables: `retraceFrom` walks anew when the
     // entered node, its IPVS state or its kernel differ.

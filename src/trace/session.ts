@@ -81,6 +81,7 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
               ...(ebFilter ? { filter: ebFilter } : {}),
               ...(brnf ? { ip4: installed } : {}),
               ...(brnf && raw ? { raw } : {}),
+              host4: installed,
               ...(ipsets ? { ipsets } : {}),
             },
             style,
