@@ -3,6 +3,9 @@
  * `libvirt-out`, `libvirt-in-post`, `libvirt-host-in`, hooked from FORWARD/INPUT), the per-interface chains
  * `FI-`/`FO-`/`HI-<if>` with their `physdev` links, and the rules in sorted instance order (fact sheet §3.3 step 6).
  */
+
+import { parseIpv4 } from '../addr/ipv4.ts';
+import { ipv6ToGroups, parseIpv6 } from '../addr/ipv6.ts';
 import type { IptChain, IptFamily, IptMatch, IptRule, IptTable } from '../netfilter/iptables-model.ts';
 import { IPT_BUILTIN_CHAINS } from '../netfilter/iptables-model.ts';
 import { implicit, type Origin } from '../source/origin.ts';
@@ -232,11 +235,55 @@ export function compileIptablesFamily(
 }
 
 /**
+ * What iptables/ip6tables print when they refuse a rule: the refusal (below), after the warning libxt_iprange prints
+ * while it parses each reversed range before that point ("xt_iprange: range A-B is reversed and will never match",
+ * verified with libvirt 9.0, whose message carries the tool's whole stderr). Undefined when the rule is accepted.
+ */
+function iptablesRefusal(
+  tool: string,
+  chain: string,
+  copy: IptCopy,
+  attrs: ReadonlyMap<string, TypedAttr>,
+  action: NwRule['action'],
+  ipsets: IpsetFamilies | undefined,
+): string | undefined {
+  const refused = iptablesRefusalOnly(tool, chain, copy, attrs, action, ipsets);
+  if (refused === undefined) return undefined;
+  let warnings = '';
+  for (const m of copy.rule.matches) {
+    if (m.kind !== 'iprange') continue;
+    const r = m.src ?? m.dst;
+    if (r === undefined) continue;
+    const from = addrKey(r.from, tool);
+    const to = addrKey(r.to, tool);
+    // Parsing stops at a value the tool cannot read (the refusal itself).
+    if (from === undefined || to === undefined) break;
+    if (from > to) warnings += `xt_iprange: range ${r.from}-${r.to} is reversed and will never match\n`;
+  }
+  return `${warnings}${refused}`;
+}
+
+/** An address as a comparable key in the tool's family; undefined when that tool cannot read it. */
+function addrKey(text: string, tool: string): string | undefined {
+  if (tool === 'iptables') {
+    const a = parseIpv4(text);
+    return a === undefined ? undefined : (a >>> 0).toString(16).padStart(8, '0');
+  }
+  if (!text.includes(':')) return undefined;
+  const a = parseIpv6(text);
+  return a === undefined
+    ? undefined
+    : ipv6ToGroups(a)
+        .map((g) => g.toString(16).padStart(4, '0'))
+        .join('');
+}
+
+/**
  * Why iptables/ip6tables 1.8.9 (nf_tables) refuses a rule libvirt appends, in the order it finds out (all verified
  * with libvirt 9.0): option parsing (`--tcp-option 0`), then the target (`continue` has no chain `CONTINUE`), then
  * the kernel (a negated `/0` address: `RULE_APPEND failed`). Undefined when the rule is accepted.
  */
-function iptablesRefusal(
+function iptablesRefusalOnly(
   tool: string,
   chain: string,
   copy: IptCopy,

@@ -337,3 +337,20 @@ describe('IPv4 attributes given an IPv4-mapped IPv6 address (recorded from libvi
       );
   });
 });
+
+describe('a reversed IP range before the refused option (iptables and ip6tables print a warning first)', () => {
+  it('is part of the message, as libxt_iprange prints it while parsing (verified in a namespace)', () => {
+    const f = bindTo(
+      'pr1',
+      `<rule action='accept' direction='out'><tcp srcipfrom='10.0.0.9' srcipto='10.0.0.1' option='0'/></rule>`,
+    ).failure;
+    expect(f).toContain(
+      ': xt_iprange: range 10.0.0.9-10.0.0.1 is reversed and will never match\niptables v1.8.9 (nf_tables): Bad TCP option "0"',
+    );
+    const ok = bindTo(
+      'pr2',
+      `<rule action='accept' direction='out'><tcp srcipfrom='10.0.0.9' srcipto='10.0.0.1'/></rule>`,
+    );
+    expect(ok.mode).not.toBe('failed');
+  });
+});
