@@ -18,6 +18,7 @@ import {
 } from '../collect/trace-join.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import type { Report } from '../diagnose/types.ts';
+import { appendAll } from '../source/arrays.ts';
 import { checkNoneExist, prepareOutputDir, readInputText, writeNewFile } from '../source/files.ts';
 import type { Issue } from '../source/issue.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
@@ -105,8 +106,8 @@ export function importedKernelTraces(
   for (const b of sorted) {
     const node = nodeOf.get(b.name) ?? b.hostname;
     const t = bundleKernelTraces(b, node);
-    inputs.push(...t.value);
-    issues.push(...t.issues);
+    appendAll(inputs, t.value);
+    appendAll(issues, t.issues);
     listings.set(node, bundleListings(b).value);
   }
   return { value: { inputs, listings }, issues };

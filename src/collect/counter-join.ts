@@ -168,7 +168,8 @@ export function joinWindow(
     return { joined, unmapped };
   }
   const idx = new ModelIndex(rules, style);
-  const xt = new Map<string, JoinedCount>();
+  // The xtables counters by position, only when nft counters need them (a fleet joins ~33,000 counters).
+  const xt = w.rules.some((d) => d.source === 'nft') ? new Map<string, JoinedCount>() : undefined;
   for (const delta of w.rules) {
     if (delta.source === 'nft') continue;
     const m = modelRuleFor(idx, delta);
@@ -176,7 +177,7 @@ export function joinWindow(
     else {
       const j: JoinedCount = { node, delta, rule: m.rule, by: m.by };
       joined.push(j);
-      xt.set(`${delta.source}\t${delta.table}\t${delta.chain}\t${delta.ruleNumber}`, j);
+      xt?.set(`${delta.source}\t${delta.table}\t${delta.chain}\t${delta.ruleNumber}`, j);
     }
   }
   for (const delta of w.rules) {
@@ -187,7 +188,7 @@ export function joinWindow(
       unmapped.push({ node, delta, why: `the model has no nft table ${delta.table} (not made by libvirt)` });
       continue;
     }
-    const same = xt.get(`${source}\t${table}\t${delta.chain}\t${delta.ruleNumber}`);
+    const same = xt?.get(`${source}\t${table}\t${delta.chain}\t${delta.ruleNumber}`);
     if (same) {
       joined.push({ node, delta, rule: same.rule, by: 'nft' });
       continue;
@@ -272,7 +273,17 @@ export function probeEvidence(
   const decided = new Set<string>();
   for (const t of report.traces)
     for (const h of t.hops) for (const s of h.steps) if (s.kind === 'netfilter') decided.add(stepKey(h.place.node, s));
-  const unexplained = [...moved].filter(([k, j]) => !decided.has(k) && isDrop(j.rule.text)).map(([, j]) => j);
+  // Indexed by the port their chain is about: each probe looks up only the ports it crosses.
+  const unexplained = new Map<string, JoinedCount[]>();
+  for (const [k, j] of moved) {
+    if (decided.has(k) || !isDrop(j.rule.text)) continue;
+    const port = chainPort(j.rule.chain);
+    if (port === undefined) continue;
+    const key = `${j.node}\t${port}`;
+    const list = unexplained.get(key);
+    if (list) list.push(j);
+    else unexplained.set(key, [j]);
+  }
   const byNode = new Map<string, JoinedCount[]>();
   for (const j of joined) {
     const list = byNode.get(j.node);
@@ -298,7 +309,7 @@ function oneProbe(
   moved: ReadonlyMap<string, JoinedCount>,
   byNode: ReadonlyMap<string, readonly JoinedCount[]>,
   ipvsMoved: readonly CounterWindow['ipvs'][number][],
-  unexplained: readonly JoinedCount[],
+  unexplained: ReadonlyMap<string, readonly JoinedCount[]>,
 ): ProbeEvidence {
   const probe = t.probe.name;
   const confirms: string[] = [];
@@ -383,9 +394,7 @@ function oneProbe(
   }
   // A drop rule of a port this probe crosses counted, and the model decides on it for no probe.
   const crossed = new Set(t.hops.filter((h) => h.place.iface).map((h) => `${h.place.node}\t${h.place.iface}`));
-  for (const o of unexplained) {
-    const port = chainPort(o.rule.chain);
-    if (port === undefined || !crossed.has(`${o.node}\t${port}`)) continue;
+  for (const o of [...crossed].flatMap((c) => unexplained.get(c) ?? [])) {
     const line = `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} on ${o.node} (${o.rule.text}) counted ${counts(o.delta)}${within(windows.get(o.node))}, a drop the model does not reach for ${probe} — ${renderOriginChain(o.rule.origin)}`;
     if (!contradicts.includes(line)) contradicts.push(line);
   }

@@ -270,7 +270,7 @@ export function counterWindow(
     ...stack,
     ...stat('proc-ip-vs-stats', (l) => {
       const r = readIpVsStats(l.text, l.file);
-      issues.push(...r.issues);
+      appendAll(issues, r.issues);
       return r.value;
     }),
   ];

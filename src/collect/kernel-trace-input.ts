@@ -5,8 +5,9 @@
  * from the text. A bundle also gives the node's listings that place a traced rule: `nft -a list ruleset` (handles),
  * `ebtables -t nat/filter -L --Lc`, `iptables-save -c`, `ip6tables-save -c`.
  */
-import { readEbtablesCounters, readNftRules, readSaveCounters } from '../netfilter/counter-read.ts';
+import { type RuleCount, readEbtablesCounters, readNftRules, readSaveCounters } from '../netfilter/counter-read.ts';
 import { netfilterTraceTool, readNftMonitorTrace, readXtablesMonitorTrace } from '../netfilter/trace-read.ts';
+import { appendAll } from '../source/arrays.ts';
 import type { Issue } from '../source/issue.ts';
 import { type Bundle, bundleFile, outputOf } from './bundle.ts';
 import { readKernelDrops } from './kernel-drops.ts';
@@ -64,7 +65,7 @@ export function bundleKernelTraces(
     if (text === undefined) continue;
     const r = readKernelTrace(node, text, bundleFile(b, b.commands.get(id)!.out));
     value.push(r.value);
-    issues.push(...r.issues);
+    appendAll(issues, r.issues);
   }
   return { value, issues };
 }
@@ -73,7 +74,7 @@ export function bundleKernelTraces(
 export function bundleListings(b: Bundle): { readonly value: NodeListings; readonly issues: readonly Issue[] } {
   const issues: Issue[] = [];
   const file = (id: string) => bundleFile(b, b.commands.get(id)!.out);
-  const xtables = [];
+  const xtables: RuleCount[] = [];
   for (const [id, table] of [
     ['ebtables-nat', 'nat'],
     ['ebtables-filter', 'filter'],
@@ -81,8 +82,8 @@ export function bundleListings(b: Bundle): { readonly value: NodeListings; reado
     const t = outputOf(b, id);
     if (t === undefined) continue;
     const r = readEbtablesCounters(t, file(id), table);
-    issues.push(...r.issues);
-    xtables.push(...(r.value ?? []));
+    appendAll(issues, r.issues);
+    appendAll(xtables, r.value ?? []);
   }
   for (const [id, source] of [
     ['iptables-save', 'iptables'],
@@ -91,12 +92,12 @@ export function bundleListings(b: Bundle): { readonly value: NodeListings; reado
     const t = outputOf(b, id);
     if (t === undefined) continue;
     const r = readSaveCounters(t, file(id), source);
-    issues.push(...r.issues);
-    xtables.push(...(r.value ?? []));
+    appendAll(issues, r.issues);
+    appendAll(xtables, r.value ?? []);
   }
   const nftId = outputOf(b, 'nft-ruleset-handles') !== undefined ? 'nft-ruleset-handles' : 'nft-ruleset';
   const nftText = outputOf(b, nftId);
   const nft = nftText !== undefined ? readNftRules(nftText, file(nftId)) : undefined;
-  if (nft) issues.push(...nft.issues);
+  if (nft) appendAll(issues, nft.issues);
   return { value: { xtables, nft: nft?.value ?? [] }, issues };
 }

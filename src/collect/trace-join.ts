@@ -20,6 +20,7 @@ import { formatIpv4 } from '../addr/ipv4.ts';
 import type { Report } from '../diagnose/types.ts';
 import { type NftListedRule, nftRuleKey, type RuleCount } from '../netfilter/counter-read.ts';
 import type { TraceEvent, TracePacket } from '../netfilter/trace-read.ts';
+import { maxOf } from '../source/arrays.ts';
 import { renderOriginChain } from '../source/origin.ts';
 import type { HostRules } from '../topology/host-rules.ts';
 import type { Scenario } from '../topology/model.ts';
@@ -151,7 +152,7 @@ function locate(e: TraceEvent, L: NodeListings | undefined): { listed: ListedRul
     const listedInChain = (L?.xtables ?? []).filter(
       (r) => r.source === source && r.table === e.table && r.chain === e.chain && r.ruleNumber !== undefined,
     ).length;
-    const lastInChain = Math.max(...inChain.map((r) => r.ruleNumber));
+    const lastInChain = maxOf(inChain.map((r) => r.ruleNumber));
     if (
       nft.ruleNumber === lastInChain &&
       nft.ruleNumber === listedInChain + 1 &&
