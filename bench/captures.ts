@@ -2,8 +2,11 @@
  * Capture correlation benchmark (issue 6): two captures of the same traffic at two points (a pcap before a DR MAC
  * rewrite, a pcapng after it, 3.7 ms clock offset, 0.1 % of packets missing from the second), correlated by
  * lvsdoctor and, in the same run, by a tshark pipeline doing the same job (`tshark -T fields` on both, sort, compare).
- * Then the same at 1 GiB per capture without tshark. Files go to a temporary directory and are deleted.
- *   npx tsx bench/captures.ts [--mib 256] [--big-mib 1024] [--no-tshark] [--no-big]
+ * Then the same at 1 GiB per capture without tshark. Memory (issue 15): the peak resident memory of a correlation
+ * run in a child process, as a ratio to the capture bytes it read (the baseline, same run) and per packet, for the
+ * full-size frames and for a capture of small packets (`--no-memory` skips it). Files go to a temporary directory
+ * and are deleted.
+ *   node scripts/bench.mjs bench/captures.ts [--mib 256] [--big-mib 1024] [--no-tshark] [--no-big] [--no-memory]
  */
 import { execSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -20,6 +23,33 @@ const MIB = arg('--mib', 256);
 const BIG_MIB = arg('--big-mib', 1024);
 const WITH_TSHARK = !process.argv.includes('--no-tshark');
 const WITH_BIG = !process.argv.includes('--no-big');
+const WITH_MEMORY = !process.argv.includes('--no-memory');
+
+// Child mode: correlate the files given and report the peak resident memory (KiB) and the sightings.
+if (process.argv[2] === '--measure') {
+  const files = process.argv.slice(3);
+  const r = correlateCaptureFiles(
+    files.map((file, k) => ({ file, point: `p${k}:eth0` })),
+    { maxFlows: 0 },
+  );
+  console.log(JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS, sightings: r.report?.sightings ?? 0 }));
+  process.exit(0);
+}
+
+/** Peak memory of correlating `files` in a fresh process, against their bytes. */
+function memory(label: string, files: readonly string[]): void {
+  const r = spawnSync(process.execPath, [process.argv[1]!, '--measure', ...files], { encoding: 'utf8' });
+  const m = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { maxRssKiB?: number; sightings?: number };
+  if (!m.maxRssKiB || !m.sightings) {
+    console.log(`memory, ${label}: could not be measured (${r.stderr.trim().slice(0, 200)})`);
+    return;
+  }
+  const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
+  const peak = m.maxRssKiB * 1024;
+  console.log(
+    `memory, ${label}: peak ${mb(peak).toFixed(0)} MB for ${mb(bytes).toFixed(0)} MB of captures = ${(peak / bytes).toFixed(2)}× the bytes read; ${m.sightings} sightings, ${(peak / m.sightings).toFixed(0)} bytes each`,
+  );
+}
 
 function lvsdoctor(a: string, b: string): { seconds: number; missing: number } {
   const t0 = performance.now();
@@ -94,6 +124,14 @@ try {
       );
       console.log(`ratio: lvsdoctor is ${(ourRate / tsRate).toFixed(0)}× the tshark pipeline`);
     }
+  }
+  if (WITH_MEMORY) {
+    memory(`1 × ${MIB} MiB of full-size frames`, [g.a]);
+    memory(`2 × ${MIB} MiB of full-size frames`, [g.a, g.b]);
+    const small = generate(dir, MIB, 'small', 16);
+    memory(`1 × ${MIB} MiB of small packets`, [small.a]);
+    rmSync(small.a);
+    rmSync(small.b);
   }
   rmSync(g.a);
   rmSync(g.b);

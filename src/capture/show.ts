@@ -19,6 +19,8 @@ export interface ShowSummary {
   readonly undecoded: ReadonlyMap<string, readonly number[]>;
   /** Frames of link types lvsdoctor reads but does not print as tcpdump does (not printed). */
   readonly notRendered: ReadonlyMap<string, readonly number[]>;
+  /** Frames of Linux cooked v2 (`tcpdump -i any`): their interface names are the reading machine's (see below). */
+  readonly cookedV2: number;
   readonly issues: readonly Issue[];
 }
 
@@ -30,6 +32,7 @@ export function showCapture(file: string, options: TcpdumpOptions, out: (text: s
       decoded: 0,
       undecoded: new Map(),
       notRendered: new Map(),
+      cookedV2: 0,
       issues: [
         issue(
           'capture-show-text',
@@ -43,9 +46,11 @@ export function showCapture(file: string, options: TcpdumpOptions, out: (text: s
   const notRendered = new Map<string, number[]>();
   let frames = 0;
   let decoded = 0;
+  let cookedV2 = 0;
   let buffered = '';
   const s = scanCaptureFile(file, (linkType, b, off, caplen, origLen, sec, nsec) => {
     frames++;
+    if (linkType === 276) cookedV2++;
     if (!TCPDUMP_LINK_TYPES.has(linkType)) {
       const k = `link type ${linkType} (${linkName(linkType) ?? 'unknown'})`;
       const l = notRendered.get(k) ?? [];
@@ -72,7 +77,7 @@ export function showCapture(file: string, options: TcpdumpOptions, out: (text: s
     }
   });
   if (buffered) out(buffered);
-  return { frames, decoded, undecoded, notRendered, issues: s.issues };
+  return { frames, decoded, undecoded, notRendered, cookedV2, issues: s.issues };
 }
 
 let localNames: Map<number, string> | undefined;

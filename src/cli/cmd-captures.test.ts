@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -221,5 +221,24 @@ describe('lvsdoctor captures', () => {
       runCaptures(bare, [`${paste}@r2-10105:eth0`], { json: true, scenario: join(ROOT, 'examples/kvm-lvs-dr') }),
     ).toBe(2);
     expect(bare.err).toMatch(/"client\.example" is not known to the scenario; .*-nn.*etc-hosts/);
+  });
+
+  it('prints a tcpdump -i any capture as tcpdump does and says where its interface names come from', () => {
+    const o = io();
+    const file = join(ROOT, 'fixtures/captures/linktypes/server-any.pcap');
+    expect(runCapturesShow(o, file, { link: false, verbosity: 0, numeric: 2 })).toBe(0);
+    expect(o.out).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{6} \S+ +B {3}ARP, Request who-has 192\.0\.2\.2 tell 192\.0\.2\.1, length 28$/m,
+    );
+    expect(o.err).toContain("interface names are this machine's names for the captured interface indexes");
+  });
+
+  it('refuses pasted text bigger than it reads whole, saying to capture to a file', () => {
+    const big = join(dir, 'big-paste.txt');
+    writeFileSync(big, '11:39:19.372804 IP 192.0.2.1.1 > 192.0.2.2.80: Flags [S], seq 1, win 1, length 0\n');
+    truncateSync(big, 65 * 1048576);
+    const o = io();
+    expect(runCaptures(o, [`${big}@a:eth0`], { json: false })).toBe(2);
+    expect(o.err).toMatch(/is tcpdump text of 65 MiB; text is read whole, at most 64 MiB .*tcpdump -w/);
   });
 });

@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { ExpectedHop, ExpectedPath, FlowQuery } from '../capture/correlate.ts';
-import { type CaptureInput, correlateCaptureFiles } from '../capture/correlate-files.ts';
+import { type CaptureInput, correlateCaptureFiles, isText } from '../capture/correlate-files.ts';
 import { renderCorrelation } from '../capture/render-correlation.ts';
 import { frameList, localInterfaceName, showCapture } from '../capture/show.ts';
 import type { TextNames } from '../capture/tcpdump-text.ts';
@@ -152,7 +152,16 @@ export function runCaptures(io: Io, specs: readonly string[], o: CapturesOptions
   }
   // The captures together are bounded in bytes (time) here and in packets (memory) while they are read.
   let total = 0;
-  for (const i of inputs) total += statSync(i.file, { throwIfNoEntry: false })?.size ?? 0;
+  for (const i of inputs) {
+    const size = statSync(i.file, { throwIfNoEntry: false })?.size ?? 0;
+    total += size;
+    if (size > LIMITS.captureText && isText(i.file)) {
+      io.stderr(
+        `lvsdoctor captures: ${i.file} is tcpdump text of ${Math.round(size / 1048576)} MiB; text is read whole, at most ${LIMITS.captureText / 1048576} MiB (capture to a file instead: tcpdump -w FILE.pcap, read in chunks up to ${LIMITS.captureTotal / 1073741824} GiB)\n`,
+      );
+      return 2;
+    }
+  }
   if (total > LIMITS.captureTotal) {
     io.stderr(
       `lvsdoctor captures: the captures hold ${Math.round(total / 1048576)} MiB; at most ${LIMITS.captureTotal / 1048576} MiB are correlated at once (cut them to the time of interest, e.g. editcap -A/-B, or tcpdump -r with a filter)\n`,
@@ -231,6 +240,10 @@ export function runCapturesShow(io: Io, file: string, o: ShowOptions): number {
   if (o.numeric === 0)
     io.stderr(
       'lvsdoctor captures show: addresses and ports are printed as numbers (as tcpdump -nn prints them); names are not looked up\n',
+    );
+  if (r.cookedV2 > 0)
+    io.stderr(
+      `lvsdoctor captures show: ${r.cookedV2} frame(s) of Linux cooked v2 (tcpdump -i any): interface names are this machine's names for the captured interface indexes, as tcpdump 4.99 prints them ("interface names might be incorrect"); the index is in -e output\n`,
     );
   for (const [what, frames] of r.notRendered)
     io.stderr(

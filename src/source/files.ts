@@ -31,6 +31,8 @@ export const LIMITS = {
    * packet count, bounded by `MAX_CORRELATED_PACKETS`); this bounds the time (about a minute a GiB of small packets).
    */
   captureTotal: 4096 * MiB,
+  /** One pasted tcpdump text given to `captures`: text is read whole (pastes are small; big captures are pcap). */
+  captureText: 64 * MiB,
   /** One XML document (domain, nwfilter, binding): a DOM costs ~20 times its text. */
   xmlFile: 4 * MiB,
   /** A bundle archive as stored (compressed). */
