@@ -34,6 +34,15 @@ console.info(
   `lab corpus: ${checked.length} of ${all.length} scenarios kernel-checked; not checked:\n${refused.map((s) => `  ${s.name}: ${s.limits.join('; ')}`).join('\n')}`,
 );
 
+// Without root too: an expect.yaml must not claim a kernel check the kernel here cannot give.
+it('claims a kernel check (lab: "checked …") only for scenarios the kernel here can show', () => {
+  const claimed = all.filter((s) => {
+    const e = parse(readFileSync(join(ROOT, s.name, 'expect.yaml'), 'utf8')) as { lab?: string };
+    return (e.lab ?? '').startsWith('checked ') && s.limits.length > 0 && !s.limits[0]!.startsWith('diagnose');
+  });
+  expect(claimed.map((s) => `${s.name}: ${s.limits.join('; ')}`)).toEqual([]);
+});
+
 describe.skipIf(LAB_SKIP_REASON !== undefined)('kernel and simulator on the scenario corpus', () => {
   for (const { name } of checked)
     it(`${name}: the kernel agrees with the simulator on every probe`, async () => {
