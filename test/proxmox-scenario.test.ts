@@ -328,6 +328,23 @@ describe('a Proxmox host in a scenario', () => {
     }
   });
 
+  it('a node with nftables: 1 is said to be modelled in the iptables form (proxmox-firewall is not evaluated)', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'pve-nft-'));
+    try {
+      cpSync(FIXED, tmp, { recursive: true });
+      writeFileSync(join(tmp, 'etc-pve', 'nodes', 'pve1', 'host.fw'), '[OPTIONS]\n\nnftables: 1\n');
+      const w = loadScenario(tmp).issues.find((i) => i.code === 'scenario.pve-nftables')!;
+      expect([w.severity, w.pos?.file.endsWith('etc-pve/nodes/pve1/host.fw'), w.pos?.line]).toEqual([
+        'warning',
+        true,
+        3,
+      ]);
+      expect(w.message).toContain('modelled as pve-firewall (iptables form, fwbr bridges) would set it up');
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('diagnose: the fixed twin (IP filter off on the director NIC, VIP in the real server set) is healthy', async () => {
     const r = await runCli('diagnose', FIXED);
     expect(r.stderr).toBe('');

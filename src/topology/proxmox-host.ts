@@ -139,6 +139,17 @@ export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; 
   if (!input) return { value: undefined, issues };
   const compiled = compilePveFirewall(input);
   appendAll(issues, compiled.issues);
+  // proxmox-firewall (nftables) filters instead: no fwbr bridges and other rules. Said, not silently modelled.
+  if (Number(input.host.options.nftables ?? 0) === 1)
+    issues.push({
+      ...issue(
+        'scenario.pve-nftables',
+        `nftables: 1 hands node ${files.nodeName} to proxmox-firewall (nftables), whose tables lvsdoctor does not evaluate yet: it is modelled as pve-firewall (iptables form, fwbr bridges) would set it up`,
+        input.host.optionPos.nftables ?? { file: input.host.file, line: 0 },
+        'warning',
+      ),
+      unsupported: true,
+    });
   const domains: Domain[] = [];
   const pairs: PveVethPair[] = [];
   for (const g of input.guests) {
