@@ -102,6 +102,10 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
         ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}),
         ...(opts.trace.length > 0 ? { traces: opts.trace } : {}),
       };
+      if (opts.html !== undefined && opts.trace.length > 0)
+        throw new UsageError(
+          '--trace is not shown by --html yet: run diagnose --trace without --html (text or --json)',
+        );
       if (opts.html !== undefined) code = await runDiagnoseHtml(io, inputs, opts.html, o, opts.capture);
       else if (opts.capture.length > 0) throw new UsageError('--capture needs --html');
       else code = runDiagnoseInputs(io, inputs, o);
