@@ -133,12 +133,12 @@ const KINDS: Kind[] = [
   },
   {
     name: 'ebtables',
-    make: inBundle('cmd/ebtables-filter.out', (bytes) =>
+    make: inBundle('cmd/ebtables-nat.out', (bytes) =>
       fill(
         bytes,
-        'Bridge table: filter\n\nBridge chain: INPUT, entries: 0, policy: ACCEPT\n\nBridge chain: FORWARD, entries: 0, policy: ACCEPT\n',
+        'Bridge table: nat\n\nBridge chain: PREROUTING, entries: 0, policy: ACCEPT\n',
         (i) => `-p IPv4 --ip-src 198.51.${q(i)} -j ACCEPT , pcnt = ${i} -- bcnt = ${i * 60}\n`,
-        '\nBridge chain: OUTPUT, entries: 0, policy: ACCEPT\n',
+        '\nBridge chain: OUTPUT, entries: 0, policy: ACCEPT\n\nBridge chain: POSTROUTING, entries: 0, policy: ACCEPT\n',
       ),
     ),
   },
