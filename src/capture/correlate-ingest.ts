@@ -76,7 +76,14 @@ export class Ingest {
       if (m === 'none' || (m === 'src' && macs === 'both')) macs = m;
     }
     this.pointMacs[p] = macs;
+    // Known only once the file is read (pasted text says after parsing whether it had `-e`): rows of a point
+    // without MACs (text without -e, raw IP, null) carry zero addresses that were never captured; no MAC header.
+    if (macs === 'none')
+      for (let i = this.pointStart[p] ?? this.c.n; i < this.c.n; i++) if (this.c.pt[i] === p) this.c.hdr[i] = 0;
   }
+
+  /** The first row of each point (a point's capture is read in one go, so its rows follow from there). */
+  private readonly pointStart: number[] = [];
 
   addIssues(issues: readonly Issue[]): void {
     appendAll(this.issues, issues);
@@ -130,6 +137,7 @@ export class Ingest {
     const loc = this.loc;
     let l3 = locateNetwork(linkType, b, off, caplen, loc);
     if (Number.isNaN(this.baseSec)) this.baseSec = sec;
+    if (this.pointPackets[p] === 0) this.pointStart[p] = i;
     this.pointPackets[p]!++;
     c.n++;
     c.pt[i] = p;
@@ -187,20 +195,32 @@ export class Ingest {
     if (etherType === 0x0800) this.ipv4(i, b, l3, end, 0);
     else if ((etherType === 0x0806 || etherType === 0x8035) && l3 + 28 <= end) {
       c.kind[i] = K_ARP;
+      // Operation and protocol addresses in the key; what pasted text does not print (the hardware addresses, a
+      // reply's target address) in the digest column, which is left out of every key of a run with a point that
+      // lacks payload bytes ("ARP, Request who-has 192.0.2.2 tell 192.0.2.1", "ARP, Reply 192.0.2.2 is-at …").
       let k1 = mix(SEED1, etherType);
       let k2 = mix(SEED2, etherType);
+      let d = 0x811c9dc5 | 0;
       for (let o = l3 + 6; o < l3 + 28; o += 2) {
         const w = (b[o]! << 8) | b[o + 1]!;
-        k1 = mix(k1, w);
-        k2 = mix(k2, w ^ 0x5bd1);
+        // A reply's target protocol address too: text prints only "Reply 192.0.2.2 is-at 02:00:00:00:00:02".
+        const reply = b[l3 + 7] === 2 && b[l3 + 6] === 0;
+        const hw = (o >= l3 + 8 && o < l3 + 14) || (o >= l3 + 18 && o < l3 + (reply ? 28 : 24));
+        if (hw) d = mix(d, w);
+        else {
+          k1 = mix(k1, w);
+          k2 = mix(k2, w ^ 0x5bd1);
+        }
       }
       c.c1[i] = k1;
       c.c2[i] = k2;
+      c.dig[i] = d;
       c.ipid[i] = 0;
       // ARP "flow": sender and target protocol addresses.
       const spa = ((b[l3 + 14]! << 24) | (b[l3 + 15]! << 16) | (b[l3 + 16]! << 8) | b[l3 + 17]!) >>> 0;
       const tpa = ((b[l3 + 24]! << 24) | (b[l3 + 25]! << 16) | (b[l3 + 26]! << 8) | b[l3 + 27]!) >>> 0;
-      c.tup[i] = this.internTup(spa, tpa, 0, 0, 0x806);
+      // A reply read from text has no target address (0.0.0.0): no "flow" rather than a made-up one.
+      c.tup[i] = tpa === 0 && b[l3 + 7] === 2 ? 0 : this.internTup(spa, tpa, 0, 0, 0x806);
       c.fl[i] = (b[l3 + 6]! << 8) | b[l3 + 7]!;
     } else this.otherKey(i, b, l3, end, etherType);
   }

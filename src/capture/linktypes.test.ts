@@ -242,6 +242,20 @@ describe('non-Ethernet points correlate with Ethernet points', () => {
   });
 });
 
+it('a -nn paste of a capture is the same packets as the capture: no MACs it never printed, ARP matched too', () => {
+  const r = correlateCaptureFiles([
+    { file: join(FIXTURES, 'client-eth0.pcap'), point: 'c:eth0' },
+    { file: join(FIXTURES, 'client-eth0.pcap.nn.txt'), point: 'c2:eth0' },
+  ]);
+  const frames = frameCount(join(FIXTURES, 'client-eth0.pcap'));
+  expect(r.report!.sightings).toBe(2 * frames);
+  expect(r.report!.packets).toBe(frames);
+  expect(r.report!.vanished).toEqual([]);
+  const text = JSON.stringify(r.report);
+  expect(text).not.toContain('00:00:00:00:00:00');
+  expect(text).not.toContain('became');
+});
+
 const canRecord =
   typeof process.getuid === 'function' && process.getuid() === 0
     ? ['ip', 'tcpdump', 'node', 'python3'].find((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0)
