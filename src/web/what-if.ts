@@ -25,7 +25,7 @@ import type {
   WhatIfRequest,
 } from './contract.ts';
 
-/** A diagnosed scenario held by the server (or by the report writer while it precomputes what-ifs). */
+/** A diagnosed scenario: held by the server, or by the offline report's engine in the page (report-engine.ts). */
 export interface WebSession {
   readonly loaded: LoadedScenario;
   readonly diagnosis: DiagnosisSession;
