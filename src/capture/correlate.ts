@@ -3,7 +3,7 @@
  *
  * 1. **Identity.** Every captured packet gets a key from fields that survive DR MAC rewrites, NAT and tunnels: IP id,
  *    protocol, fragment offset, TCP seq/ack/flags/TSval/TSecr and payload length, a digest of the first 64 payload
- *    bytes (ICMP: type/code/id/seq; ARP: all its fields). Addresses, ports, MACs, TTL and checksums are *not* in
+ *    bytes (ICMP: type/code/id/seq; ARP: operation and protocol addresses, its hardware addresses with the digest). Addresses, ports, MACs, TTL and checksums are *not* in
  *    the key, so one packet is recognised before and after a rewrite; tunnels are looked through (IPIP, GRE). Fields a
  *    capture lacks (IP id in `tcpdump -nn` text, payload in any text) are left out of every key of the run.
  * 2. **Clocks.** Each pair of points that saw the same frames gives time differences; with traffic both ways the
