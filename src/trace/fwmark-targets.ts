@@ -32,6 +32,34 @@ function tcpPort(rule: IptRule): number | undefined {
   return undefined;
 }
 
+/**
+ * The marking rules (any mark) whose destination address and TCP port take this packet's: when the packet arrived
+ * unmarked, these are the rules that should have marked it (e.g. bound to another input interface).
+ */
+export function markRulesFor(
+  mangle: IptTable | undefined,
+  dst: Ipv4,
+  port: number,
+): { readonly rule: IptRule; readonly chain: string; readonly mark: number }[] {
+  const out: { rule: IptRule; chain: string; mark: number }[] = [];
+  for (const chain of mangle?.chains ?? [])
+    for (const rule of chain.rules) {
+      const mark = markOf(rule);
+      if (mark === undefined || mark === 0 || rule.dst === undefined || rule.dst.negated) continue;
+      if (parseIpv4(rule.dst.addr) !== dst || rule.dst.prefixLen !== 32) continue;
+      if (!rule.matches.some((m) => tcpPortMatches(m, port))) continue;
+      out.push({ rule, chain: chain.name, mark });
+    }
+  return out;
+}
+
+function tcpPortMatches(m: IptRule['matches'][number], port: number): boolean {
+  if (m.kind === 'tcp') return m.dport !== undefined && !m.dport.negated && m.dport.lo <= port && port <= m.dport.hi;
+  if (m.kind === 'multiport')
+    return !m.negated && m.which !== 'sports' && m.ranges.some((r) => r.lo <= port && port <= r.hi);
+  return false;
+}
+
 /** Probe targets for fwmark `mark` from the mangle PREROUTING chain and the chains it jumps to. */
 export function fwmarkTargets(mangle: IptTable | undefined, mark: number): FwmarkTarget[] {
   if (mangle === undefined) return [];

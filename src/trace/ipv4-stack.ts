@@ -6,6 +6,7 @@
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { isMulticastMac } from '../addr/mac.ts';
 import { prefixContains } from '../addr/prefix.ts';
+import { renderIptablesRule } from '../netfilter/iptables-render.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import type { Iface } from '../topology/model.ts';
 import {
@@ -24,6 +25,7 @@ import {
 } from '../wire/types.ts';
 import { advertisedMss, dataSegment, fragNeededMtu, pathMss } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
+import { markRulesFor } from './fwmark-targets.ts';
 import { hostFilter, ipOutput, ipvsTransmit } from './ipv4-output.ts';
 import { localAddress } from './node-config.ts';
 import type { EndCause, Hop, Step } from './types.ts';
@@ -271,6 +273,16 @@ function ipReceive(
         ipvsTransmit(w, st, hop, d.method, d.nextHop, d.build);
         return;
       }
+    }
+    // An unmarked packet that a marking rule names by address and port: say which rule did not mark it (IPVS
+    // fwmark services see only marked packets).
+    if (st.ipvs && node.mangle && fwmark === 0 && pkt.payload.kind === 'tcp') {
+      for (const m of markRulesFor(node.mangle, pkt.dst, pkt.payload.dstPort))
+        hop.steps.push({
+          kind: 'note',
+          text: `${node.name} received it without a mark: mangle ${m.chain} rule "${renderIptablesRule(m.chain, m.rule, 'ipv4')}" would set mark ${m.mark} (an IPVS fwmark service) but does not match it here (in on ${iface.name})`,
+          origin: m.rule.origin,
+        });
     }
     socketDeliver(w, st, iface, hop, pkt, local.origin);
     return;
