@@ -26,6 +26,7 @@ import { renderOriginChain } from '../src/source/origin.ts';
 import { compileAllHostRules } from '../src/topology/host-rules.ts';
 import type { LoadedScenario } from '../src/topology/load-scenario.ts';
 import { LAB_SKIP_REASON, load } from './lab-helpers.ts';
+import { natBaseSpec, writeScenario } from './scenario-builder.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const EXAMPLE = join(ROOT, 'examples', 'kvm-lvs-dr');
@@ -274,4 +275,74 @@ describe.skipIf(SKIP !== undefined)('kernel traces of the founding case on a rea
     expect(arp.verdict, arp.facts.join('\n')).toBe('contradicted');
     expect(arp.facts.join('\n')).toMatch(/the kernel and the model disagree at host1 vnet0/);
   });
+});
+
+describe.skipIf(SKIP !== undefined)('kernel traces of an LVS-NAT layout on a real kernel', () => {
+  it('joins every traced event of both hosts to a model rule with its origin; the probes that pass are confirmed', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'lvsdoctor-trace-nat-'));
+    const base = natBaseSpec();
+    // The real servers behind clean-traffic with their own address (their replies pass it); the director unfiltered.
+    const spec = {
+      ...base,
+      realServers: base.realServers.map((r) => ({
+        ...r,
+        filter: { name: 'clean-traffic', params: [['IP', r.ip]] as const },
+      })),
+      name: 'trace-nat',
+      probes: ['probes:', '  - name: to-vip', '    tcp: 198.51.100.100:443', '    sport: 41001'].join('\n'),
+    };
+    writeScenario(join(work, 'scenario'), spec);
+    const model = load(join(work, 'scenario'));
+    const lab = await labUp(model, { filters: 'auto', directorMode: { kind: 'fresh' } });
+    const hosts = ['kvm1', 'kvm2'];
+    const texts = new Map<string, { trace: string; handles: string; eb: string }>();
+    try {
+      const monitors = hosts.map((h) => {
+        const ns = lab.plan.nsOf.get(h)!;
+        execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+          input:
+            'table bridge t {\n  chain pre {\n    type filter hook prerouting priority -400;\n    meta nftrace set 1\n  }\n}\n',
+        });
+        const file = join(work, `${h}.trace`);
+        const fd = openSync(file, 'w');
+        const child = spawn('ip', ['netns', 'exec', ns, 'nft', 'monitor', 'trace'], { stdio: ['ignore', fd, fd] });
+        closeSync(fd);
+        return { h, ns, file, child };
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      const probe = labProbes(model).find((p) => p.name === 'to-vip')!;
+      const real = await runRealProbe(lab, probe, { timeoutMs: 3000 });
+      expect(real.ok, real.detail).toBe(true);
+      await new Promise((r) => setTimeout(r, 300));
+      for (const m of monitors) {
+        m.child.kill('SIGINT');
+        texts.set(m.h, {
+          trace: readFileSync(m.file, 'utf8'),
+          handles: sh(['ip', 'netns', 'exec', m.ns, 'nft', '-a', 'list', 'ruleset']),
+          eb: sh(['ip', 'netns', 'exec', m.ns, 'ebtables', '-t', 'nat', '-L', '--Lc']),
+        });
+      }
+    } finally {
+      await labDown(lab);
+      rmSync(work, { recursive: true, force: true });
+    }
+    const inputs: KernelTraceInput[] = [];
+    const listings = new Map<string, NodeListings>();
+    for (const [h, t] of texts) {
+      const r = readNftMonitorTrace(t.trace, `${h}.trace`);
+      expect(r.issues).toEqual([]);
+      inputs.push({ node: h, file: `${h}.trace`, events: r.value!, drops: [] });
+      listings.set(h, {
+        xtables: readEbtablesCounters(t.eb, `${h}-eb.txt`, 'nat').value!,
+        nft: readNftRules(t.handles, `${h}-nft.txt`).value!,
+      });
+    }
+    const k = joinKernelTraces(diagnose(model), inputs, compileAllHostRules(model).hostRules, listings, model.scenario);
+    expect(k.unmapped.map((u) => `${u.event.pos.file}:${u.event.pos.line} ${u.why}`)).toEqual([]);
+    expect(k.joined.length).toBeGreaterThan(0);
+    for (const j of k.joined) expect(j.rule!.origin.label).toBeTruthy();
+    const p = k.probes.find((x) => x.probe === 'to-vip')!;
+    expect(p.verdict, p.facts.join('\n')).toBe('confirmed');
+    expect(p.facts.join('\n')).toMatch(/the kernel passes to-vip at kvm1 /);
+  }, 240_000);
 });
