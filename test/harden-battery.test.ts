@@ -376,3 +376,16 @@ describe('numbers no real tool prints', () => {
     }
   });
 });
+
+describe('bytes that are not UTF-8', () => {
+  it('in an artifact are a warning at the first line that has them (a name with them matches nothing)', async () => {
+    const text = readFileSync(join(EX, 'director1/ip-addr.txt'));
+    const at = text.indexOf('eth0');
+    const bytes = Buffer.concat([text.subarray(0, at), Buffer.from([0x65, 0xff, 0x68]), text.subarray(at + 3)]);
+    const line = text.subarray(0, at).toString('latin1').split('\n').length;
+    const r = await runCli('check', variant({ 'director1/ip-addr.txt': new Uint8Array(bytes) }));
+    expect(r.stderr).toContain(
+      `ip-addr.txt:${line}: warning: bytes that are not UTF-8 are read as U+FFFD (\uFFFD): a name holding them matches no other [scenario.not-utf8]`,
+    );
+  });
+});

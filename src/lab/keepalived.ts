@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIpv4, type Ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { advertsOf, successor, type VrrpGroup, type VrrpMember, vrrpGroups } from '../diagnose/vrrp.ts';
+import { maxOf } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { openSession } from '../trace/session.ts';
 import { inNs, run, spawnBg } from './exec.ts';
@@ -126,7 +127,7 @@ export async function runVrrpLab(
   const why = keepalivedUnavailable(loaded);
   if (why) throw new Error(`real keepalived cannot run: ${why}`);
   const groups = vrrpGroups(loaded);
-  const advertInt = Math.max(1, ...groups.flatMap((g) => g.members.map((m) => m.instance.advertInt)));
+  const advertInt = Math.max(1, maxOf(groups.flatMap((g) => g.members.map((m) => m.instance.advertInt))));
   // A backup declares the master dead after 3 advert intervals plus its skew (< 1 s); then adverts settle.
   const settleMs = o.settleMs ?? (3 * advertInt + 2) * 1000;
   const lab = await labUp(loaded, { ...o, directorMode: o.directorMode ?? { kind: 'fresh' } });

@@ -130,6 +130,27 @@ function fileName(label: string, ...parts: string[]): string {
   return label === '' ? posix.join(...parts) : join(label, ...parts);
 }
 
+/**
+ * Warns, never silently, of bytes that are not UTF-8 (read as U+FFFD, so a name holding them matches nothing), at
+ * the first line that has them. (An empty artifact is read as what it is: `iptables-save` prints nothing when no
+ * table is loaded.)
+ */
+function noteOddText(ctx: Ctx, text: string, file: string): void {
+  const bad = text.indexOf('\uFFFD');
+  if (bad >= 0) {
+    let line = 1;
+    for (let i = text.indexOf('\n'); i >= 0 && i < bad; i = text.indexOf('\n', i + 1)) line++;
+    ctx.issues.push(
+      issue(
+        'scenario.not-utf8',
+        'bytes that are not UTF-8 are read as U+FFFD (\uFFFD): a name holding them matches no other',
+        filePos(file, line),
+        'warning',
+      ),
+    );
+  }
+}
+
 function readArtifact(
   ctx: Ctx,
   rel: string,
@@ -147,7 +168,10 @@ function readArtifact(
     ctx.issues.push(issue('scenario.file', e.message, positionOf(ctx.src, yamlPath)));
     return undefined;
   }
-  if (text !== undefined) return { text, file, rel };
+  if (text !== undefined) {
+    noteOddText(ctx, text, file);
+    return { text, file, rel };
+  }
   ctx.issues.push(
     issue('scenario.missing-file', `file "${rel}" does not exist (looked in ${file})`, positionOf(ctx.src, yamlPath)),
   );
