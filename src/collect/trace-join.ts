@@ -407,7 +407,9 @@ function oneProbe(
       model.where !== undefined &&
       kernelWhere !== undefined &&
       kernelWhere !== model.where &&
-      (kernelDrops || last.event.what !== 'policy')
+      // Both pass: only two different rules disagree (a policy — ebtables-nft keeps a user chain's RETURN policy as
+      // a last accepting rule — and the chain's end the model walks on to are the same pass).
+      (kernelDrops || (last.rule?.ruleNumber !== undefined && step?.ruleNumber !== undefined))
     )
       add(
         contradicts,
