@@ -23,6 +23,7 @@ const TOOLS: readonly (readonly [string, string])[] = [
   ['ebtables-save', 'ebtables'],
   ['iptables-save', 'iptables'],
   ['ip6tables-save', 'iptables'],
+  ['xtables-monitor', 'iptables'],
   ['nft', 'nftables'],
   ['tcpdump', 'tcpdump'],
   ['tshark', 'tshark'],
