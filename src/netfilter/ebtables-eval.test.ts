@@ -3,11 +3,29 @@ import { ipv4 } from '../addr/ipv4.ts';
 import { mac } from '../addr/mac.ts';
 import { implicit } from '../source/origin.ts';
 import type { EthernetFrame } from '../wire/types.ts';
-import { evaluateEbtables } from './ebtables-eval.ts';
+import { type EbEvalContext, evaluateEbtables as evaluateFull, summarizeEbtables } from './ebtables-eval.ts';
 import type { EbChain, EbPolicy, EbRule, EbTable } from './ebtables-model.ts';
 import { jump, verdict } from './ebtables-model.ts';
 
 const o = (label: string) => implicit(label);
+
+/**
+ * Every evaluation in this file also checks that the summary the simulator uses (no record of each visited rule)
+ * says exactly what the full evaluation says: same verdict, deciding rule or policy, jumps and returns, problems,
+ * number of rules visited and whether any matched.
+ */
+function evaluateEbtables(t: EbTable, hook: string, frame: EthernetFrame, ctx?: EbEvalContext) {
+  const full = evaluateFull(t, hook, frame, ctx);
+  expect(summarizeEbtables(t, hook, frame, ctx)).toEqual({
+    verdict: full.verdict,
+    decidedBy: full.decidedBy,
+    events: full.events,
+    problems: full.problems,
+    visitedCount: full.visited.length,
+    anyMatched: full.visited.some((v) => v.matched),
+  });
+  return full;
+}
 
 function chain(name: string, policy: EbPolicy, rules: Omit<EbRule, 'origin'>[], builtin = false): EbChain {
   return {
@@ -333,5 +351,106 @@ describe('evaluateEbtables', () => {
     const r = evaluateEbtables(t, 'PREROUTING', tcpFrame('10.0.0.1', '10.0.0.2'));
     expect(r.verdict).toBe('DROP');
     expect(r.problems[0]).toMatch(/loop/);
+  });
+
+  it('matches interface wildcards by prefix only (`vnet+`), and a name shorter than the prefix never', () => {
+    const t = table(
+      chain(
+        'FORWARD',
+        'ACCEPT',
+        [
+          { out: { name: 'vnet1+', negated: false }, matches: [], target: verdict('DROP') },
+          { out: { name: 'tap+', negated: true }, matches: [], target: verdict('CONTINUE') },
+          { in: { name: '+', negated: false }, matches: [], target: verdict('RETURN') },
+        ],
+        true,
+      ),
+    );
+    const f = arpFrame('192.0.2.1', '192.0.2.2');
+    const cases: [string | undefined, string | undefined, 'ACCEPT' | 'DROP', number][] = [
+      ['eth0', 'vnet12', 'DROP', 1],
+      ['eth0', 'vnet1', 'DROP', 1],
+      ['eth0', 'vnet', 'ACCEPT', 3],
+      ['eth0', 'vnet2', 'ACCEPT', 3],
+      ['eth0', 'tap0', 'ACCEPT', 3],
+      [undefined, 'v', 'ACCEPT', 3],
+      [undefined, undefined, 'ACCEPT', 3],
+    ];
+    for (const [inIface, outIface, v, n] of cases) {
+      const ctx = { ...(inIface ? { inIface } : {}), ...(outIface ? { outIface } : {}) };
+      const r = evaluateEbtables(t, 'FORWARD', f, ctx);
+      expect([outIface, r.verdict, r.visited.length]).toEqual([outIface, v, n]);
+    }
+  });
+
+  it('skips the dispatch rules of other ports exactly as evaluating them would (counts, matches, outcome)', () => {
+    const out = (name: string, target = jump(`O-${name}`)) => ({
+      out: { name, negated: false },
+      matches: [],
+      target,
+    });
+    const inn = (name: string) => ({ in: { name, negated: false }, matches: [], target: jump(`I-${name}`) });
+    const ports = Array.from({ length: 12 }, (_, k) => `vnet${k}`);
+    // Rules that look like dispatch rules: with one more criterion (they can match only the port they name, and
+    // are evaluated there), a wildcard or a negation (they match other ports: never skipped), both ports.
+    const lookalikes: Omit<EbRule, 'origin'>[] = [
+      { ...out('vnet3'), proto: ip4 },
+      { ...out('vnet4'), src: { addr: GUEST, mask: mac('ff:ff:ff:ff:ff:ff'), negated: false } },
+      { ...out('vnet5'), dst: { addr: RS, mask: mac('ff:ff:ff:ff:ff:ff'), negated: false } },
+      { ...out('vnet6'), logicalOut: { name: 'br0', negated: false } },
+      { ...out('vnet7'), logicalIn: { name: 'br0', negated: false } },
+      { ...out('vnet8'), matches: [{ kind: 'arp', op: { value: 1, negated: false } }] },
+      { out: { name: 'vnet9+', negated: false }, matches: [], target: verdict('DROP') },
+      { out: { name: 'vnet10', negated: true }, matches: [], target: verdict('CONTINUE') },
+      {
+        in: { name: 'eth0', negated: false },
+        out: { name: 'vnet11', negated: false },
+        matches: [],
+        target: verdict('DROP'),
+      },
+    ];
+    const t = table(
+      chain(
+        'POSTROUTING',
+        'ACCEPT',
+        [
+          ...ports.slice(0, 6).map((p) => out(p)),
+          ...ports.map(inn),
+          ...lookalikes,
+          ...ports.slice(6).map((p) => out(p)),
+          out('vnet2', verdict('DROP')),
+          ...ports.map((p) => out(p, verdict('DROP'))),
+        ],
+        true,
+      ),
+      ...ports.flatMap((p) => [
+        chain(`O-${p}`, 'RETURN', [{ proto: ip4, matches: [], target: verdict('DROP') }]),
+        chain(`I-${p}`, 'RETURN', []),
+      ]),
+    );
+    for (const frame of [arpFrame('192.0.2.1', '192.0.2.2'), tcpFrame('192.0.2.1', '192.0.2.2')])
+      for (const inIface of [undefined, 'eth0', 'vnet1', 'vnet7'])
+        for (const outIface of [
+          undefined,
+          'vnet0',
+          'vnet2',
+          'vnet3',
+          'vnet4',
+          'vnet5',
+          'vnet6',
+          'vnet7',
+          'vnet8',
+          'vnet9',
+          'vnet10',
+          'vnet11',
+          'vnet99',
+        ]) {
+          const ctx = { ...(inIface ? { inIface } : {}), ...(outIface ? { outIface } : {}) };
+          evaluateEbtables(t, 'POSTROUTING', frame, ctx);
+        }
+    // And the summary does skip: a port no dispatch rule names visits (counts) every rule.
+    const r = summarizeEbtables(t, 'POSTROUTING', arpFrame('192.0.2.1', '192.0.2.2'), { outIface: 'tap0' });
+    expect(r.verdict).toBe('ACCEPT');
+    expect(r.visitedCount).toBe(t.chains[0]!.rules.length);
   });
 });

@@ -100,9 +100,16 @@ function ifaceMatches(m: EbIfaceMatch | undefined, name: string | undefined): bo
   if (m === undefined) return true;
   let hit: boolean;
   if (name === undefined) hit = false;
-  else if (m.name.endsWith('+')) hit = name.startsWith(m.name.slice(0, -1));
+  else if (m.name.endsWith('+')) hit = hasPrefix(name, m.name, m.name.length - 1);
   else hit = name === m.name;
   return hit !== m.negated;
+}
+
+/** `name.startsWith(pattern.slice(0, n))`, without making the slice (this runs for every rule visited). */
+function hasPrefix(name: string, pattern: string, n: number): boolean {
+  if (name.length < n) return false;
+  for (let i = 0; i < n; i++) if (name.charCodeAt(i) !== pattern.charCodeAt(i)) return false;
+  return true;
 }
 
 function macMatch(m: EbMacMatch | undefined, value: Mac): boolean {
@@ -132,6 +139,9 @@ export function frameEthertype(frame: EthernetFrame): number {
 }
 
 type MatchOutcome = { readonly ok: boolean; readonly unsupported?: string };
+/** The two plain outcomes, shared (not made anew per rule visited). */
+const MATCH: MatchOutcome = Object.freeze({ ok: true });
+const NO_MATCH: MatchOutcome = Object.freeze({ ok: false });
 
 function ports(frame: EthernetFrame): { sport: number; dport: number } | undefined {
   const p = frame.payload;
@@ -147,36 +157,36 @@ function ports(frame: EthernetFrame): { sport: number; dport: number } | undefin
 
 function evalIp(m: EbIpMatch, frame: EthernetFrame): MatchOutcome {
   const p = frame.payload;
-  if (frameEthertype(frame) !== ETHERTYPE_IPV4 || p.kind !== 'ipv4') return { ok: false };
-  if (!ipMatch(m.src, p.src) || !ipMatch(m.dst, p.dst)) return { ok: false };
-  if (!valueMatch(m.tos, p.tos) || !valueMatch(m.proto, p.protocol)) return { ok: false };
+  if (frameEthertype(frame) !== ETHERTYPE_IPV4 || p.kind !== 'ipv4') return NO_MATCH;
+  if (!ipMatch(m.src, p.src) || !ipMatch(m.dst, p.dst)) return NO_MATCH;
+  if (!valueMatch(m.tos, p.tos) || !valueMatch(m.proto, p.protocol)) return NO_MATCH;
   if (m.sport || m.dport) {
     const withPorts = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, 33];
-    if (!withPorts.includes(p.protocol)) return { ok: false };
+    if (!withPorts.includes(p.protocol)) return NO_MATCH;
     const pp = ports(frame);
-    if (pp === undefined) return { ok: false };
-    if (!rangeMatch(m.sport, pp.sport) || !rangeMatch(m.dport, pp.dport)) return { ok: false };
+    if (pp === undefined) return NO_MATCH;
+    if (!rangeMatch(m.sport, pp.sport) || !rangeMatch(m.dport, pp.dport)) return NO_MATCH;
   }
-  return { ok: true };
+  return MATCH;
 }
 
 function evalArp(m: EbArpMatch, frame: EthernetFrame): MatchOutcome {
   const t = frameEthertype(frame);
   const p = frame.payload;
-  if ((t !== ETHERTYPE_ARP && t !== ETHERTYPE_RARP) || p.kind !== 'arp') return { ok: false };
-  if (!valueMatch(m.op, p.op) || !valueMatch(m.htype, p.htype) || !valueMatch(m.ptype, p.ptype)) return { ok: false };
+  if ((t !== ETHERTYPE_ARP && t !== ETHERTYPE_RARP) || p.kind !== 'arp') return NO_MATCH;
+  if (!valueMatch(m.op, p.op) || !valueMatch(m.htype, p.htype) || !valueMatch(m.ptype, p.ptype)) return NO_MATCH;
   // The IP and MAC fields are only looked at for Ethernet/IPv4 ARP, which is all the frame model carries.
-  if (!ipMatch(m.ipSrc, p.spa) || !ipMatch(m.ipDst, p.tpa)) return { ok: false };
-  if (!macMatch(m.macSrc, p.sha) || !macMatch(m.macDst, p.tha)) return { ok: false };
-  if (m.gratuitous && (p.spa === p.tpa) === m.gratuitous.negated) return { ok: false };
-  return { ok: true };
+  if (!ipMatch(m.ipSrc, p.spa) || !ipMatch(m.ipDst, p.tpa)) return NO_MATCH;
+  if (!macMatch(m.macSrc, p.sha) || !macMatch(m.macDst, p.tha)) return NO_MATCH;
+  if (m.gratuitous && (p.spa === p.tpa) === m.gratuitous.negated) return NO_MATCH;
+  return MATCH;
 }
 
 function evalVlan(m: EbVlanMatch, frame: EthernetFrame): MatchOutcome {
   const tag = frame.vlans[0];
-  if (tag === undefined) return { ok: false };
+  if (tag === undefined) return NO_MATCH;
   const encap = frame.vlans[1] ? (frame.vlans[1].tpid ?? 0x8100) : frame.etherType;
-  return { ok: valueMatch(m.id, tag.vid) && valueMatch(m.prio, tag.pcp) && valueMatch(m.encap, encap) };
+  return valueMatch(m.id, tag.vid) && valueMatch(m.prio, tag.pcp) && valueMatch(m.encap, encap) ? MATCH : NO_MATCH;
 }
 
 function evalMatch(m: EbMatch, frame: EthernetFrame): MatchOutcome {
@@ -188,10 +198,10 @@ function evalMatch(m: EbMatch, frame: EthernetFrame): MatchOutcome {
     case 'vlan':
       return evalVlan(m, frame);
     case 'ip6':
-      if (frameEthertype(frame) !== ETHERTYPE_IPV6) return { ok: false };
+      if (frameEthertype(frame) !== ETHERTYPE_IPV6) return NO_MATCH;
       return { ok: false, unsupported: 'ip6 match on an IPv6 frame is not evaluated yet' };
     case 'stp':
-      if (frame.dst !== '01:80:c2:00:00:00') return { ok: false };
+      if (frame.dst !== '01:80:c2:00:00:00') return NO_MATCH;
       return { ok: false, unsupported: 'stp match on a BPDU is not evaluated yet' };
   }
 }
@@ -201,23 +211,122 @@ export function ebRuleMatches(rule: EbRule, frame: EthernetFrame, ctx: EbEvalCon
   if (rule.proto) {
     const t = frameEthertype(frame);
     const hit = rule.proto.kind === 'length' ? t < 0x0600 : t === rule.proto.value;
-    if (hit === rule.proto.negated) return { ok: false };
+    if (hit === rule.proto.negated) return NO_MATCH;
   }
-  if (!macMatch(rule.src, frame.src) || !macMatch(rule.dst, frame.dst)) return { ok: false };
-  if (!ifaceMatches(rule.in, ctx.inIface) || !ifaceMatches(rule.out, ctx.outIface)) return { ok: false };
+  if (!macMatch(rule.src, frame.src) || !macMatch(rule.dst, frame.dst)) return NO_MATCH;
+  if (!ifaceMatches(rule.in, ctx.inIface) || !ifaceMatches(rule.out, ctx.outIface)) return NO_MATCH;
   if (!ifaceMatches(rule.logicalIn, ctx.logicalIn) || !ifaceMatches(rule.logicalOut, ctx.logicalOut)) {
-    return { ok: false };
+    return NO_MATCH;
   }
   for (const m of rule.matches) {
     const r = evalMatch(m, frame);
     if (!r.ok) return r;
   }
-  return { ok: true };
+  return MATCH;
 }
 
 interface Frame {
   readonly chain: EbChain;
   index: number;
+  /** The chain's dispatch index when the walk may skip by it (summaries only). */
+  readonly dispatch: Dispatch | undefined;
+}
+
+/**
+ * Runs of dispatch rules in a built-in chain — libvirt's `-i vnetX -j libvirt-J-vnetX` and `-o vnetX -j …`, one per
+ * port — and where each interface's rules sit in them. A dispatch rule has exactly one of `-i`/`-o`, an exact name
+ * (no `+`), not negated, and no other criterion, so it matches exactly when the frame's port has that name
+ * (`ebRuleMatches`): the rules of a run before the first one naming the frame's port are visited and do not match.
+ */
+interface Dispatch {
+  /** For each rule: the end (exclusive) of the run of dispatch rules it belongs to, or -1. */
+  readonly runEnd: Int32Array;
+  /** Indices of dispatch rules by the `-i` / `-o` name they match, ascending. */
+  readonly byIn: ReadonlyMap<string, readonly number[]>;
+  readonly byOut: ReadonlyMap<string, readonly number[]>;
+}
+
+const DISPATCH = new WeakMap<EbChain, Dispatch | null>();
+/** Fewer rules than this: the index would not pay for itself (it changes no outcome either way). */
+const DISPATCH_MIN_RULES = 8;
+
+function isDispatchRule(r: EbRule): boolean {
+  if (r.proto !== undefined || r.src !== undefined || r.dst !== undefined) return false;
+  if (r.logicalIn !== undefined || r.logicalOut !== undefined || r.matches.length > 0) return false;
+  const m = r.in ?? r.out;
+  if (m === undefined || (r.in !== undefined && r.out !== undefined)) return false;
+  return !m.negated && !m.name.endsWith('+');
+}
+
+/** The dispatch index of a built-in chain (user chains are not indexed: their rules may be made on first read). */
+function chainDispatch(chain: EbChain): Dispatch | undefined {
+  if (!chain.builtin) return undefined;
+  let d = DISPATCH.get(chain);
+  if (d === undefined) {
+    d = null;
+    const rules = chain.rules;
+    if (rules.length >= DISPATCH_MIN_RULES) {
+      const runEnd = new Int32Array(rules.length).fill(-1);
+      const byIn = new Map<string, number[]>();
+      const byOut = new Map<string, number[]>();
+      let any = false;
+      for (let k = 0; k < rules.length; ) {
+        if (!isDispatchRule(rules[k]!)) {
+          k++;
+          continue;
+        }
+        let e = k;
+        while (e < rules.length && isDispatchRule(rules[e]!)) {
+          const r = rules[e]!;
+          const [by, name] = r.in !== undefined ? [byIn, r.in.name] : [byOut, r.out!.name];
+          const list = by.get(name);
+          if (list === undefined) by.set(name, [e]);
+          else list.push(e);
+          e++;
+        }
+        for (let j = k; j < e; j++) runEnd[j] = e;
+        any ||= e - k > 1;
+        k = e;
+      }
+      if (any) d = { runEnd, byIn, byOut };
+    }
+    DISPATCH.set(chain, d);
+  }
+  return d ?? undefined;
+}
+
+/** The first index in [from, end) at or after which a rule of `list` sits, or `end`. */
+function firstAtOrAfter(list: readonly number[] | undefined, from: number, end: number): number {
+  if (list !== undefined) for (const k of list) if (k >= from) return Math.min(k, end);
+  return end;
+}
+
+/**
+ * Where a summary's walk through a chain goes on from `index`: the first rule at or after it that is not a dispatch
+ * rule for another port (every rule skipped is visited and does not match).
+ */
+function skipDispatch(d: Dispatch, index: number, ctx: EbEvalContext): number {
+  const end = d.runEnd[index]!;
+  if (end < 0) return index;
+  const i = ctx.inIface === undefined ? end : firstAtOrAfter(d.byIn.get(ctx.inIface), index, end);
+  const o = ctx.outIface === undefined ? end : firstAtOrAfter(d.byOut.get(ctx.outIface), index, end);
+  return Math.min(i, o);
+}
+
+/**
+ * What a trace step needs of an evaluation: the outcome and the jumps, and how many rules were visited and whether
+ * any matched — without a record of each rule visited (an ARP broadcast on a large segment evaluates every port's
+ * chains; recording each visited rule made most of its garbage).
+ */
+export interface EbEvalSummary {
+  readonly verdict: 'ACCEPT' | 'DROP';
+  readonly decidedBy: EbDecision;
+  readonly events: readonly EbEvalEvent[];
+  readonly problems: readonly string[];
+  /** How many rules were visited (`visited.length` of the full evaluation). */
+  readonly visitedCount: number;
+  /** Whether any visited rule matched. */
+  readonly anyMatched: boolean;
 }
 
 /**
@@ -231,38 +340,63 @@ export function evaluateEbtables(
   ctx: EbEvalContext = {},
 ): EbEvalResult {
   const visited: EbVisitedRule[] = [];
+  const r = run(table, hookChain, frame, ctx, visited);
+  return { verdict: r.verdict, decidedBy: r.decidedBy, visited, events: r.events, problems: r.problems };
+}
+
+/** `evaluateEbtables` without the record of each visited rule: the same traversal, the same outcome. */
+export function summarizeEbtables(
+  table: EbTable,
+  hookChain: string,
+  frame: EthernetFrame,
+  ctx: EbEvalContext = {},
+): EbEvalSummary {
+  return run(table, hookChain, frame, ctx, undefined);
+}
+
+/** The one traversal of both: `visited`, when given, receives each rule visited. */
+function run(
+  table: EbTable,
+  hookChain: string,
+  frame: EthernetFrame,
+  ctx: EbEvalContext,
+  visited: EbVisitedRule[] | undefined,
+): EbEvalSummary {
+  let visitedCount = 0;
+  let anyMatched = false;
   const events: EbEvalEvent[] = [];
   const problems: string[] = [];
   const byName = chainIndex(table);
   const hook = byName.get(hookChain);
+  const result = (verdict: 'ACCEPT' | 'DROP', decidedBy: EbDecision): EbEvalSummary => ({
+    verdict,
+    decidedBy,
+    events,
+    problems,
+    visitedCount,
+    anyMatched,
+  });
   if (hook === undefined) {
     problems.push(`chain ${hookChain} does not exist in table ${table.name}`);
-    return {
-      verdict: 'ACCEPT',
-      decidedBy: {
-        kind: 'policy',
-        chain: hookChain,
-        policy: 'ACCEPT',
-        origin: { kind: 'implicit', label: `missing chain ${hookChain}: frame passes` },
-      },
-      visited,
-      events,
-      problems,
-    };
+    return result('ACCEPT', {
+      kind: 'policy',
+      chain: hookChain,
+      policy: 'ACCEPT',
+      origin: { kind: 'implicit', label: `missing chain ${hookChain}: frame passes` },
+    });
   }
-  const basePolicy = (): EbEvalResult => {
-    const verdict = hook.policy === 'DROP' ? 'DROP' : 'ACCEPT';
-    return {
-      verdict,
-      decidedBy: { kind: 'policy', chain: hook.name, policy: hook.policy, origin: hook.policyOrigin },
-      visited,
-      events,
-      problems,
-    };
-  };
-  const stack: Frame[] = [{ chain: hook, index: 0 }];
+  const basePolicy = (verdict: 'ACCEPT' | 'DROP' = hook.policy === 'DROP' ? 'DROP' : 'ACCEPT'): EbEvalSummary =>
+    result(verdict, { kind: 'policy', chain: hook.name, policy: hook.policy, origin: hook.policyOrigin });
+  // Without a record of each visited rule, runs of dispatch rules for other ports are counted, not evaluated.
+  const skip = visited === undefined;
+  const stack: Frame[] = [{ chain: hook, index: 0, dispatch: skip ? chainDispatch(hook) : undefined }];
   for (;;) {
     const top = stack[stack.length - 1]!;
+    if (top.dispatch !== undefined) {
+      const to = skipDispatch(top.dispatch, top.index, ctx);
+      visitedCount += to - top.index;
+      top.index = to;
+    }
     const rule = top.chain.rules[top.index];
     if (rule === undefined) {
       // Fell off the end of the chain.
@@ -281,20 +415,17 @@ export function evaluateEbtables(
         caller.index++;
         continue;
       }
-      return {
-        verdict: policy,
-        decidedBy: { kind: 'policy', chain: top.chain.name, policy, origin: top.chain.policyOrigin },
-        visited,
-        events,
-        problems,
-      };
+      return result(policy, { kind: 'policy', chain: top.chain.name, policy, origin: top.chain.policyOrigin });
     }
     const outcome = ebRuleMatches(rule, frame, ctx);
-    const step: EbVisitedRule =
-      outcome.unsupported === undefined
-        ? { chain: top.chain.name, index: top.index, rule, matched: outcome.ok }
-        : { chain: top.chain.name, index: top.index, rule, matched: outcome.ok, unsupported: outcome.unsupported };
-    visited.push(step);
+    visitedCount++;
+    if (outcome.ok) anyMatched = true;
+    if (visited !== undefined)
+      visited.push(
+        outcome.unsupported === undefined
+          ? { chain: top.chain.name, index: top.index, rule, matched: outcome.ok }
+          : { chain: top.chain.name, index: top.index, rule, matched: outcome.ok, unsupported: outcome.unsupported },
+      );
     if (!outcome.ok) {
       top.index++;
       continue;
@@ -309,22 +440,16 @@ export function evaluateEbtables(
       }
       if (stack.length >= MAX_DEPTH) {
         problems.push(`jump depth exceeds ${MAX_DEPTH} at ${top.chain.name} rule ${top.index + 1} (loop?)`);
-        return { ...basePolicy(), verdict: 'DROP' };
+        return basePolicy('DROP');
       }
       events.push({ kind: 'jump', from: top.chain.name, index: top.index, to: t.chain });
-      stack.push({ chain: target, index: 0 });
+      stack.push({ chain: target, index: 0, dispatch: skip ? chainDispatch(target) : undefined });
       continue;
     }
     switch (t.verdict) {
       case 'ACCEPT':
       case 'DROP':
-        return {
-          verdict: t.verdict,
-          decidedBy: { kind: 'rule', chain: top.chain.name, index: top.index, rule },
-          visited,
-          events,
-          problems,
-        };
+        return result(t.verdict, { kind: 'rule', chain: top.chain.name, index: top.index, rule });
       case 'CONTINUE':
         top.index++;
         continue;

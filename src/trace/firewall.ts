@@ -1,5 +1,5 @@
 /** Adapts the ebtables evaluator to the walker: one NetfilterStep per hook that had something to say. */
-import { evaluateEbtables } from '../netfilter/ebtables-eval.ts';
+import { summarizeEbtables } from '../netfilter/ebtables-eval.ts';
 import type { EbRule, EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
 import { type IpsetSet, ipsetContains } from '../netfilter/ipset.ts';
@@ -75,11 +75,6 @@ function ruleText(rule: EbRule, style: EbStyle): string {
     RULE_TEXT[style].set(rule, t);
   }
   return t;
-}
-
-function anyMatched(visited: readonly { readonly matched: boolean }[]): boolean {
-  for (const v of visited) if (v.matched) return true;
-  return false;
 }
 
 function liveHooks(t: EbTable | undefined): Set<string> {
@@ -181,8 +176,9 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
     evaluate(table: 'nat' | 'filter', hook: BridgeHook, frame: EthernetFrame, ctx): NetfilterStep | undefined {
       const t = tables[table];
       if (!t || !live[table].has(hook)) return undefined;
-      const r = evaluateEbtables(t, hook, frame, ctx);
-      if (r.verdict === 'ACCEPT' && !anyMatched(r.visited)) return undefined;
+      // The summary, not the full evaluation: a step needs only how many rules were visited, not each of them.
+      const r = summarizeEbtables(t, hook, frame, ctx);
+      if (r.verdict === 'ACCEPT' && !r.anyMatched) return undefined;
       // Loops rather than some/filter/map: this runs for every frame at every port with rules.
       const path: string[] = [hook];
       for (const e of r.events) if (e.kind === 'jump') path.push(e.to);
@@ -199,7 +195,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
           ruleText: ruleText(d.rule, style),
           origin: d.rule.origin,
           path,
-          rulesVisited: r.visited.length,
+          rulesVisited: r.visitedCount,
         };
       return {
         kind: 'netfilter',
@@ -211,7 +207,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         ruleText: `policy: ${d.policy}`,
         origin: d.origin,
         path,
-        rulesVisited: r.visited.length,
+        rulesVisited: r.visitedCount,
       };
     },
   };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bridgedPair, loggingFirewall, tcpProbe, tinySession } from '../../test/support/tiny-net.ts';
 import { traceProbe } from './probe.ts';
-import { retraceFrom, runProbeRecorded } from './retrace.ts';
+import { changedNodes, retraceFrom, runProbeRecorded } from './retrace.ts';
 
 const KNOWN = {
   a: { neighbours: { '198.51.100.20': '52:54:00:00:00:0b' } },
@@ -54,5 +54,28 @@ describe('re-tracing from a recorded walk (retrace.ts)', () => {
     const rec = runProbeRecorded(tinySession(scenario, { firewalls: { host: quiet } }), PROBE);
     const next = tinySession(scenario, { firewalls: { host: quiet } });
     expect(retraceFrom(rec, next)).toBe(rec.trace);
+  });
+
+  it('knows which nodes differ between two sessions: the node object, its IPVS tables, its kernel, one side only', () => {
+    const base = tinySession(scenario, { firewalls: { host: quiet } });
+    const with_ = (loaded: Partial<typeof base.loaded>) => ({ ...base, loaded: { ...base.loaded, ...loaded } });
+    expect(changedNodes(base, base)).toEqual([]);
+    expect(changedNodes(base, with_({}))).toEqual([]);
+    const nodes = new Map([...scenario.nodes, ['b', { ...scenario.nodes.get('b')! }]]);
+    expect(changedNodes(base, with_({ scenario: { ...scenario, nodes } }))).toEqual(['b']);
+    const c = { ...scenario.nodes.get('b')!, name: 'c' };
+    expect(
+      changedNodes(base, with_({ scenario: { ...scenario, nodes: new Map([...scenario.nodes, ['c', c]]) } })),
+    ).toEqual(['c']);
+    expect(changedNodes(base, with_({ kernels: new Map([...base.loaded.kernels, ['a', '6.1.0-99']]) }))).toEqual(['a']);
+    const ipvs = new Map(base.loaded.ipvs);
+    ipvs.set('b', { services: [] } as unknown as NonNullable<ReturnType<typeof ipvs.get>>);
+    expect(changedNodes(base, with_({ ipvs }))).toEqual(['b']);
+    // Each of these makes a recorded walk that entered the node be walked again.
+    const rec = runProbeRecorded(base, PROBE);
+    expect(rec.nodes.has('a') && rec.nodes.has('b')).toBe(true);
+    expect(retraceFrom(rec, with_({ kernels: new Map([...base.loaded.kernels, ['a', '6.1.0-99']]) }))).toBeUndefined();
+    expect(retraceFrom(rec, with_({ ipvs }))).toBeUndefined();
+    expect(retraceFrom(rec, with_({}))).toBe(rec.trace);
   });
 });

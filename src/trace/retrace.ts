@@ -68,12 +68,9 @@ export function retraceFrom(rec: RecordedTrace, next: Session): Trace | undefine
   const base = rec.session;
   if (base === next) return rec.trace;
   if (!sameTopology(base.pristine, next.pristine)) return undefined;
-  const a = base.loaded;
   const b = next.loaded;
-  for (const name of rec.nodes) {
-    if (a.scenario.nodes.get(name) !== b.scenario.nodes.get(name)) return undefined;
-    if (a.ipvs.get(name) !== b.ipvs.get(name) || a.kernels.get(name) !== b.kernels.get(name)) return undefined;
-  }
+  // Walked anew when a node the walk entered is another object, or its IPVS tables or kernel differ.
+  for (const name of changedNodes(base, next)) if (rec.nodes.has(name)) return undefined;
   const patches = new Map<Hop, { read: FirewallDecision; step: NetfilterStep | undefined }[]>();
   for (const [host, reads] of rec.firewallByHost) {
     const fw = next.engines.firewalls.get(host);
@@ -98,6 +95,38 @@ export function retraceFrom(rec: RecordedTrace, next: Session): Trace | undefine
   if (patches.size === 0) return rec.trace;
   const hops = rebuildHops(rec.trace.hops, patches);
   return hops === rec.trace.hops ? rec.trace : { ...rec.trace, hops };
+}
+
+/** By the later session, by the earlier: the names of nodes whose node object, IPVS tables or kernel differ. */
+const CHANGED = new WeakMap<Session, WeakMap<Session, readonly string[]>>();
+
+/**
+ * The nodes that differ between two sessions' scenarios: the node object, its IPVS tables or its kernel (every
+ * name either scenario knows in any of the three). Performance: computed once per pair of sessions, not once per
+ * probe (a walk that floods an ARP request enters every guest of the segment).
+ */
+export function changedNodes(base: Session, next: Session): readonly string[] {
+  let byBase = CHANGED.get(next);
+  if (byBase === undefined) {
+    byBase = new WeakMap();
+    CHANGED.set(next, byBase);
+  }
+  let out = byBase.get(base);
+  if (out === undefined) {
+    const a = base.loaded;
+    const b = next.loaded;
+    const names = new Set<string>();
+    for (const m of [a.scenario.nodes, b.scenario.nodes, a.ipvs, b.ipvs, a.kernels, b.kernels])
+      for (const name of m.keys()) names.add(name);
+    out = [...names].filter(
+      (name) =>
+        a.scenario.nodes.get(name) !== b.scenario.nodes.get(name) ||
+        a.ipvs.get(name) !== b.ipvs.get(name) ||
+        a.kernels.get(name) !== b.kernels.get(name),
+    );
+    byBase.set(base, out);
+  }
+  return out;
 }
 
 /** Runs a probe on `next`, from a recorded trace of it when possible. */
