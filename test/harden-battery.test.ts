@@ -3,19 +3,24 @@
  * list. Each is bad input (exit 2, one line per problem naming the file and line), or read as the real tool reads
  * it; never a stack trace, an internal error (exit 70), a hang, or a file written outside the named output.
  */
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readTar } from '../src/collect/tar.ts';
+import { sysctlFix } from '../src/diagnose/sysctl-fix.ts';
 import { readIpvsInput } from '../src/ipvs/ipvs-input.ts';
 import { writeIpvsadmList } from '../src/ipvs/ipvsadm-list-writer.ts';
 import { readFilterBindingXml } from '../src/libvirt/nwfilter-xml.ts';
 import { appendAll, maxOf, minOf } from '../src/source/arrays.ts';
 import { IFNAME_RULE, ifnameProblem } from '../src/source/ifname.ts';
 import { formatIssue } from '../src/source/issue.ts';
+import { shellCommand } from '../src/source/shell.ts';
 import { flatString, TextBuilder } from '../src/source/strings.ts';
+import type { Node } from '../src/topology/model.ts';
+import { readSysctl } from '../src/topology/sysctl.ts';
 import { runCli } from './run-cli.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -387,5 +392,39 @@ describe('bytes that are not UTF-8', () => {
     expect(r.stderr).toContain(
       `ip-addr.txt:${line}: warning: bytes that are not UTF-8 are read as U+FFFD (\uFFFD): a name holding them matches no other [scenario.not-utf8]`,
     );
+  });
+});
+
+describe('printed commands with hostile names (newlines, quotes, $(), backticks, unicode)', () => {
+  const NAMES = ["a'b", 'x\ny', '$(touch /tmp/p)', '`id`', 'é☃\u202e', '-rf', 'a b;c|d&e>f', '\t\r\u0000z'];
+  it('are one shell word each, read back by sh exactly, on one line', () => {
+    for (const n of NAMES) {
+      const cmd = shellCommand('printf', '%s', n);
+      expect(cmd.includes('\n') && !cmd.includes("'")).toBe(false);
+      if (n.includes('\u0000')) continue; // a C string cannot hold NUL: no real name has one
+      const out = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' }).stdout;
+      expect(out).toBe(n);
+    }
+  });
+
+  it('a sysctl fix on a node and interface with such names quotes every command and comments safely', () => {
+    for (const n of NAMES.filter((x) => !x.includes('\u0000'))) {
+      const fix = sysctlFix({ name: n } as unknown as Node, [[`net.ipv4.conf.e$(x)\`y\`.arp_ignore`, '1']], 'why', 1);
+      const script = fix.commands.join('\n');
+      // Every command line but comments runs as written: parse it with sh -n, and no line starts a new command.
+      expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
+      expect(fix.commands.filter((c) => !c.startsWith('#'))).toHaveLength(2);
+      for (const c of fix.commands) if (c.startsWith('#')) expect(c).not.toContain('\n');
+      expect(fix.commands[1]).toBe(`sysctl -w 'net.ipv4.conf.e$(x)\`y\`.arp_ignore=1'`);
+    }
+  });
+});
+
+describe('sysctl -a of a kernel with an interface the kernel accepts but a shell would not', () => {
+  it('is read (keys hold any interface name: no white space), and a bad line is quoted cut short', () => {
+    const r = readSysctl(`net.ipv4.conf.e$(x)\`y\`.arp_ignore = 1\n${'z'.repeat(100_000)}\n`, 's.txt');
+    expect(r.value!.get('net.ipv4.conf.e$(x)`y`.arp_ignore')?.value).toBe('1');
+    expect(r.issues).toHaveLength(1);
+    expect(r.issues[0]!.message.length).toBeLessThan(220);
   });
 });

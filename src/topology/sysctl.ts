@@ -16,9 +16,11 @@ export function readSysctl(text: string, file: string): ReadResult<Map<string, S
     const line = raw.trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
     if (i === 0 && /[#$]\s*sysctl\b/.test(line)) return;
-    const m = /^([A-Za-z0-9_.\-/:*]+)\s*=\s*(.*)$/.exec(line);
+    // A key holds any interface name the kernel accepts (`net.ipv4.conf.e$(x).rp_filter`): anything but white space.
+    const m = /^([^\s=]+)\s*=\s*(.*)$/.exec(line);
     if (!m) {
-      issues.push(issue('sysctl.syntax', `expected "key = value", found "${line}"`, filePos(file, i + 1)));
+      const shown = line.length > 160 ? `${line.slice(0, 160)}…` : line;
+      issues.push(issue('sysctl.syntax', `expected "key = value", found "${shown}"`, filePos(file, i + 1)));
       return;
     }
     // Keys may be written with slashes (net/ipv4/conf/all/arp_ignore) — normalise to dots.
