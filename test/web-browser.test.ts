@@ -228,6 +228,26 @@ describe.skipIf(skip !== undefined)(`the web app in chromium${skip ? ` (skipped:
     expect(errors).toEqual([]);
     await page.close();
   });
+
+  it('says "no verdict" and names the service not checked, with its reason, in words', async () => {
+    // fixtures/scenarios/dr-fwmark-only-not-checked: FWM 1 without lb1's mangle rules, diagnose exits 2.
+    const out = join(tmp, 'no-verdict.html');
+    const dir = join(import.meta.dirname, '..', 'fixtures', 'scenarios', 'dr-fwmark-only-not-checked');
+    expect(await main(['diagnose', dir, '--html', out], quiet)).toBe(2);
+    const page = await browser.page();
+    const asked = await forbidNetwork(page, (u) => u.startsWith('file://'));
+    await page.goto(pathToFileURL(out).href);
+    const badge = page.locator('[data-verdict-state]');
+    await expect.poll(() => badge.getAttribute('data-verdict-state')).toBe('no-verdict');
+    expect(await badge.textContent()).toContain('no verdict');
+    const missing = page.getByRole('region', { name: 'No verdict' });
+    expect(await missing.textContent()).toContain(
+      'FWM 1 on lb1 is not checked: a fwmark service takes the packets that iptables mangle rules mark',
+    );
+    expect(asked).toEqual([]);
+    expect(await axeSerious(page)).toEqual([]);
+    await page.close();
+  });
 });
 
 describe.skipIf(skip !== undefined)(`the fleet page in chromium${skip ? ` (skipped: ${skip})` : ''}`, () => {

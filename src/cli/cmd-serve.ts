@@ -142,5 +142,7 @@ export async function runDiagnoseHtml(
     return 2;
   }
   io.stderr(`wrote ${file} (${Math.round(html.length / 1024)} KiB; opens from disk, no network needed)\n`);
-  return session.diagnosis.report.healthy ? 0 : 1;
+  // As `diagnose` without --html: no verdict (nothing could be checked) is 2, never a pass nor "broken".
+  const r = session.diagnosis.report;
+  return r.noVerdict ? 2 : r.healthy ? 0 : 1;
 }

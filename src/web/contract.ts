@@ -230,10 +230,29 @@ export interface CapturesView {
   readonly vanished: readonly { readonly after: string; readonly expected: string; readonly packets: number }[];
 }
 
+/** A virtual service no probe exercised, and why (`unchecked` of `diagnose --json`): the verdict does not vouch for it. */
+export interface UncheckedView {
+  /** `FWM 1 on lb1`, `TCP [2001:db8::10]:80 on lb1`. */
+  readonly what: string;
+  readonly why: string;
+}
+
+/**
+ * `diagnose`'s verdict: `healthy` (exit 0), `broken` (exit 1), or `no-verdict` (exit 2: no conversation with a
+ * virtual service could run, so there is no evidence either way — never a pass).
+ */
+export type WebVerdict = 'healthy' | 'broken' | 'no-verdict';
+
 export interface WebModel {
   readonly version: typeof WEB_MODEL_VERSION;
   readonly scenario: { readonly name: string; readonly description: string };
+  /** true only when `verdict` is `healthy`. */
   readonly healthy: boolean;
+  readonly verdict: WebVerdict;
+  /** With `verdict: 'no-verdict'`: what was missing, as `diagnose` prints it (the unchecked services among them). */
+  readonly noVerdict?: readonly string[];
+  /** Virtual services no probe exercised, with the reason. */
+  readonly unchecked: readonly UncheckedView[];
   readonly topology: TopologyView;
   readonly probes: readonly ProbeView[];
   readonly findings: readonly FindingView[];

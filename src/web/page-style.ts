@@ -25,7 +25,7 @@ ul.plain{list-style:none;margin:0;padding:0}
 .verdict-change{font-size:.85rem}
 .card{border:1px solid var(--line);border-radius:.35rem;padding:.5rem .6rem;margin:0 0 .6rem;background:#fff}
 .card.error{border-left:5px solid var(--bad)}.card.warning{border-left:5px solid var(--warn)}.card.info{border-left:5px solid var(--muted)}
-.card p{margin:.3rem 0}
+.card p{margin:.3rem 0}.coverage ul{margin:.3rem 0;padding-left:1.1rem}.coverage li{margin:.15rem 0}
 .muted{color:var(--muted)}
 pre{background:var(--panel);border:1px solid var(--line);padding:.4rem .5rem;overflow:auto;font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;margin:.3rem 0;white-space:pre}
 section.pre{overflow:auto;margin:.3rem 0;border:1px solid var(--line);background:var(--panel)}

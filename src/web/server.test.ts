@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,14 @@ import { buildWebModel } from './view-model.ts';
 import { openWebSession } from './what-if.ts';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'kvm-lvs-dr');
+const SCENARIOS = join(import.meta.dirname, '..', '..', 'fixtures', 'scenarios');
+
+/** The report `--html` writes, and the model embedded in it. */
+function embeddedModel(html: string): WebModel {
+  return JSON.parse(
+    html.match(/<script id="lvsdoctor-model" type="application\/json">([^<]*)<\/script>/)![1]!,
+  ) as WebModel;
+}
 
 describe('the web server on the founding case', () => {
   let running: Running;
@@ -45,6 +53,10 @@ describe('the web server on the founding case', () => {
 
   it('sends the model the CLI computes: the drop at host1:vnet0 by rule 3 and its origin to the XML line', async () => {
     const m = (await (await fetch(`${running.url}api/model`)).json()) as WebModel;
+    expect(m.verdict).toBe('broken');
+    expect(m.healthy).toBe(false);
+    expect(m.noVerdict).toBeUndefined();
+    expect(m.unchecked).toEqual([]);
     const http = m.probes.find((p) => p.name === 'http-to-vip')!;
     expect(http.disposition).toBe('dropped-by-filter');
     const drop = http.path[http.decisive!]!;
@@ -123,8 +135,7 @@ describe('lvsdoctor diagnose --html and serve (command line)', () => {
     expect(statSync(out).size).toBeLessThan(2 * 1024 * 1024);
     const html = readFileSync(out, 'utf8');
     expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=/);
-    const json = html.match(/<script id="lvsdoctor-model" type="application\/json">([^<]*)<\/script>/)![1]!;
-    const m = JSON.parse(json) as WebModel;
+    const m = embeddedModel(html);
     expect(m.live).toBe(false);
     // The what-if engine and the scenario as the load read it are embedded: the page re-traces itself.
     const inputs = JSON.parse(
@@ -167,5 +178,69 @@ describe('captures on the topology', () => {
     expect(syn.element).toBe('n:r2-10105');
     expect(syn.missing).toBeGreaterThan(0);
     expect(m.captures!.vanished.some((v) => v.after === 'r2-10105:eth0' && v.expected === 'host1:br0')).toBe(true);
+  });
+});
+
+describe('the verdict the page shows: no verdict, and the services no probe exercised', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-web-verdict-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  /** `diagnose --json` of a scenario: its exit code and report, as the CLI prints them. */
+  async function diagnoseJson(dir: string) {
+    let out = '';
+    const code = await main(['diagnose', dir, '--json'], { stdout: (s) => (out += s), stderr: () => {} });
+    return { code, report: JSON.parse(out) as { unchecked: unknown; noVerdict?: unknown } };
+  }
+
+  it('a fwmark-only cluster without mangle rules: no verdict (not healthy, not broken), FWM 1 not checked and why', async () => {
+    // fixtures/scenarios/dr-fwmark-only-not-checked/expect.yaml: exit 2, unchecked FWM 1 on lb1 (no mangle rules).
+    const dir = join(SCENARIOS, 'dr-fwmark-only-not-checked');
+    const loaded = loadScenario(dir).value!;
+    const session = openWebSession(loaded, diskSource(dir));
+    const model = await buildWebModel(session, { live: true });
+    const running = await listen(webApp(session, model), 0);
+    try {
+      const m = (await (await fetch(`${running.url}api/model`)).json()) as WebModel;
+      expect(m.verdict).toBe('no-verdict');
+      expect(m.healthy).toBe(false);
+      expect(m.unchecked.map((u) => u.what)).toEqual(['FWM 1 on lb1']);
+      expect(m.unchecked[0]!.why).toMatch(/^a fwmark service takes the packets that iptables mangle rules mark/);
+      expect(m.noVerdict).toContain(`FWM 1 on lb1 is not checked: ${m.unchecked[0]!.why}`);
+      // The same words as `diagnose --json`, which exits 2.
+      const cli = await diagnoseJson(dir);
+      expect(cli.code).toBe(2);
+      expect(m.unchecked).toEqual(cli.report.unchecked);
+      expect(m.noVerdict).toEqual(cli.report.noVerdict);
+    } finally {
+      await running.close();
+    }
+    // The offline report carries them too, and `diagnose --html` exits 2 as `diagnose` does.
+    const out = join(tmp, 'fwmark.html');
+    expect(await main(['diagnose', dir, '--html', out], { stdout: () => {}, stderr: () => {} })).toBe(2);
+    const r = embeddedModel(readFileSync(out, 'utf8'));
+    expect(r.verdict).toBe('no-verdict');
+    expect(r.unchecked.map((u) => u.what)).toEqual(['FWM 1 on lb1']);
+  });
+
+  it('a healthy cluster with an IPv6 service beside it: healthy, the IPv6 service listed as not checked', async () => {
+    // dr-fwmark-mangle-healthy (exit 0), plus an IPv6 virtual service on lb1, which no probe traces.
+    const dir = join(tmp, 'fwmark-plus-ipv6');
+    cpSync(join(SCENARIOS, 'dr-fwmark-mangle-healthy'), dir, { recursive: true });
+    appendFileSync(
+      join(dir, 'lb1', 'ipvsadm-Ln.txt'),
+      'TCP  [2001:db8::10]:80 wlc\n  -> [2001:db8::21]:80              Route   1      0          0         \n',
+    );
+    const loaded = loadScenario(dir);
+    expect(loaded.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    const m = await buildWebModel(openWebSession(loaded.value!, diskSource(dir)), { live: true });
+    expect(m.verdict).toBe('healthy');
+    expect(m.healthy).toBe(true);
+    expect(m.noVerdict).toBeUndefined();
+    expect(m.unchecked).toEqual([
+      { what: 'TCP [2001:db8::10]:80 on lb1', why: 'IPv6 traffic is not traced (its filters are checked statically)' },
+    ]);
+    const cli = await diagnoseJson(dir);
+    expect(cli.code).toBe(0);
+    expect(m.unchecked).toEqual(cli.report.unchecked);
   });
 });

@@ -14,6 +14,7 @@ import { FleetPanel } from './fleet.tsx';
 import { Inspector } from './inspector.tsx';
 import { StepList } from './steps.tsx';
 import { Topology } from './topology.tsx';
+import { Coverage, VerdictBadge } from './verdict.tsx';
 
 type Tab = 'diagnosis' | 'fleet' | 'captures';
 
@@ -102,7 +103,6 @@ export function App({ model }: { model: WebModel }) {
     if (p) setHopIdx(p.decisive ?? p.path.length - 1);
   }, [probeIdx, active]);
 
-  const failing = model.probes.filter((p) => !p.ok).length;
   const tabs: [Tab, string][] = [
     ['diagnosis', 'Diagnosis'],
     ['fleet', `Fleet (${model.fleet.guests.length} guests)`],
@@ -112,9 +112,7 @@ export function App({ model }: { model: WebModel }) {
     <>
       <header class="top">
         <h1>lvsdoctor · {model.scenario.name}</h1>
-        <span class={`badge ${model.healthy ? 'ok' : 'bad'}`}>
-          {model.healthy ? 'healthy' : `${failing} of ${model.probes.length} probes fail`}
-        </span>
+        <VerdictBadge model={model} />
         {!model.live && <span class="badge warn">offline report</span>}
         <div class="tabs" aria-label="Views" role="tablist">
           {tabs.map(([t, label]) => (
@@ -173,6 +171,8 @@ export function App({ model }: { model: WebModel }) {
                   );
                 })}
               </ul>
+              {probes.length === 0 && <p class="muted">No probe could run.</p>}
+              <Coverage model={model} />
               <FindingsPanel model={model} whatIf={whatIf} apply={apply} />
             </section>
             <section aria-label="Topology and path">
@@ -193,7 +193,7 @@ export function App({ model }: { model: WebModel }) {
               {probe?.path[hopIdx] ? (
                 <Inspector model={shown} probe={probe} hop={probe.path[hopIdx]!} index={hopIdx} />
               ) : (
-                <p>Pick a hop of the path.</p>
+                <p>{probe ? 'Pick a hop of the path.' : 'No probe ran: there is no path to inspect.'}</p>
               )}
             </section>
           </div>
