@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { reportIssues } from '../src/cli/io.ts';
 import { readTar } from '../src/collect/tar.ts';
 import { sysctlFix } from '../src/diagnose/sysctl-fix.ts';
 import { readIpvsInput } from '../src/ipvs/ipvs-input.ts';
@@ -16,7 +17,7 @@ import { writeIpvsadmList } from '../src/ipvs/ipvsadm-list-writer.ts';
 import { readFilterBindingXml } from '../src/libvirt/nwfilter-xml.ts';
 import { appendAll, maxOf, minOf } from '../src/source/arrays.ts';
 import { IFNAME_RULE, ifnameProblem } from '../src/source/ifname.ts';
-import { formatIssue } from '../src/source/issue.ts';
+import { formatIssue, issue } from '../src/source/issue.ts';
 import { shellCommand } from '../src/source/shell.ts';
 import { flatString, TextBuilder } from '../src/source/strings.ts';
 import type { Node } from '../src/topology/model.ts';
@@ -426,5 +427,21 @@ describe('sysctl -a of a kernel with an interface the kernel accepts but a shell
     expect(r.value!.get('net.ipv4.conf.e$(x)`y`.arp_ignore')?.value).toBe('1');
     expect(r.issues).toHaveLength(1);
     expect(r.issues[0]!.message.length).toBeLessThan(220);
+  });
+});
+
+describe('printed issues', () => {
+  it('are cut at 1000 characters each, so a message quoting a megabyte of input buries nothing after it', () => {
+    let out = '';
+    const big = 'x'.repeat(1_000_000);
+    const issues = [
+      ...Array.from({ length: 150 }, (_, k) => issue('w', `odd ${big}`, { file: 'f.txt', line: k + 1 }, 'warning')),
+      issue('e', 'the error', { file: 'f.txt', line: 151 }),
+    ];
+    expect(reportIssues({ stdout: () => {}, stderr: (s) => (out += s) }, issues)).toBe(true);
+    expect(out.length).toBeLessThan(120_000);
+    expect(out).toContain('f.txt:151: error: the error [e]');
+    expect(out).toContain('… (999026 more characters)');
+    expect(out).toContain('f.txt: 50 more warnings and notes not shown');
   });
 });

@@ -22,6 +22,13 @@ export class UsageError extends Error {}
  * the rest: errors are never crowded out by notes); returns true when any is an error (the command must stop with
  * exit 2).
  */
+/** One printed issue at most this long: a message quoting a megabyte of input must not bury the next ones. */
+const LINE_MAX = 1000;
+
+function cut(line: string): string {
+  return line.length <= LINE_MAX ? line : `${line.slice(0, LINE_MAX)}… (${line.length - LINE_MAX} more characters)`;
+}
+
 export function reportIssues(io: Io, issues: readonly Issue[]): boolean {
   let bad = false;
   const shown = new Map<string, number>();
@@ -30,7 +37,7 @@ export function reportIssues(io: Io, issues: readonly Issue[]): boolean {
     const key = `${i.severity === 'error' ? 'errors' : 'warnings and notes'}\0${i.pos?.file ?? ''}`;
     const n = (shown.get(key) ?? 0) + 1;
     shown.set(key, n);
-    if (n <= LIMITS.issuesPerFile) io.stderr(`${formatIssue(i)}\n`);
+    if (n <= LIMITS.issuesPerFile) io.stderr(`${cut(formatIssue(i))}\n`);
   }
   for (const [key, n] of shown)
     if (n > LIMITS.issuesPerFile) {

@@ -24,7 +24,7 @@ for (const c of cases) {
       stdout += s.length;
     },
     stderr: (s) => {
-      if (stderr.length < 200_000) stderr += s;
+      if (stderr.length < 400_000) stderr += s;
     },
   });
   say({
@@ -32,7 +32,7 @@ for (const c of cases) {
     code,
     ms: performance.now() - t,
     stdout,
-    stderr: stderr.slice(0, 20_000),
+    stderr: stderr.slice(0, 400_000),
     heapMb: process.memoryUsage().rss / 1048576,
   });
 }
