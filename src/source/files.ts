@@ -111,7 +111,8 @@ export function readInputBytes(path: string, o: ReadOptions = {}): Uint8Array {
     const st = fstatSync(fd);
     if (st.isDirectory()) throw refuse('it is a directory, not a file');
     if (!st.isFile()) throw refuse('not a regular file (a FIFO, device or socket is never read)');
-    if (st.size > max) throw refuse(`it is ${mib(st.size)}; the limit is ${mib(max)} (nothing past byte ${max} is read)`);
+    if (st.size > max)
+      throw refuse(`it is ${mib(st.size)}; the limit is ${mib(max)} (nothing past byte ${max} is read)`);
     const buf = Buffer.allocUnsafe(Math.min(st.size, max) + 1);
     let n = 0;
     for (;;) {
