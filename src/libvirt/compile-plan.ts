@@ -250,6 +250,11 @@ function buildPlan(top: NwFilter, scope: VarScope, registry: ReadonlyMap<string,
     sorted.map((p) => p.flat),
     (dir, f) => ({ dir, chain: f.chain, priority: f.chainPriority, filterNode: f.filterNode }),
   );
+  // Equal-priority sub-chains get the reference path's warning (libvirt's order of them is not fixed): no plan.
+  for (const dir of ['I', 'O'] as const) {
+    const subs = pending.filter((x) => x.dir === dir);
+    for (let k = 1; k < subs.length; k++) if (subs[k]!.priority === subs[k - 1]!.priority) return undefined;
+  }
   // The port's chains: the root chains, then the sub-chains in creation order.
   const rootIndex = { I: hasI ? 0 : -1, O: hasO ? (hasI ? 1 : 0) : -1 };
   let chains = (hasI ? 1 : 0) + (hasO ? 1 : 0);

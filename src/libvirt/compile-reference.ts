@@ -32,6 +32,9 @@ import { isEthernetProtocol, type NwFilter, type NwFilterBinding } from './nwfil
 import { missingAccess, ruleCombinations, ruleVarAccesses } from './variables.ts';
 
 /** Compiles one binding against a registry of filters (built-ins overridden by custom ones). */
+/** The issue code of equal-priority sub-chains, whose order libvirt does not fix. */
+export const SUBCHAIN_ORDER_ISSUE = 'nwfilter-subchain-order-random';
+
 export function compileBinding(
   binding: NwFilterBinding,
   registry: ReadonlyMap<string, NwFilter>,
@@ -163,6 +166,22 @@ export function compileBinding(
     sorted.map((p) => p.inst),
     (dir, inst) => ({ dir, chain: inst.chain, priority: inst.chainPriority, origin: inst.filterOrigin }),
   );
+  // libvirt collects a direction's sub-chains in a hash table keyed with a per-daemon random seed and sorts them by
+  // priority only: of equal priorities, the installed order changes from one libvirtd start to the next (verified).
+  for (const dir of ['I', 'O'] as const) {
+    const subs = pending.filter((s) => s.dir === dir);
+    for (let k = 1; k < subs.length; k++) {
+      if (subs[k]!.priority !== subs[k - 1]!.priority) continue;
+      issues.push(
+        issue(
+          SUBCHAIN_ORDER_ISSUE,
+          `sub-chains ${subs[k - 1]!.chain} and ${subs[k]!.chain} of ${binding.portdev} have the same priority (${subs[k]!.priority}): libvirt jumps to them in an order that changes with each libvirtd start; the listing shows one of them, the port's traffic may meet them in the other`,
+          binding.origin.pos,
+          'warning',
+        ),
+      );
+    }
+  }
   const hasI = prepared.some((p) => p.inst.rule.direction !== 'in');
   const hasO = prepared.some((p) => p.inst.rule.direction !== 'out');
 
