@@ -94,7 +94,7 @@ export function retraceFrom(rec: RecordedTrace, next: Session): Trace | undefine
   }
   if (patches.size === 0) return rec.trace;
   const hops = rebuildHops(rec.trace.hops, patches);
-  return hops === rec.trace.hops ? rec.trace : { ...rec.trace, hops };
+  return hops === rec.trace.hops ? rec.trace : { ...rec.trace, hops: hops as Hop[] };
 }
 
 /** By the later session, by the earlier: the names of nodes whose node object, IPVS tables or kernel differ. */
@@ -167,46 +167,114 @@ function dependsOnRules(d: Decision): d is FirewallDecision {
 
 type Patches = ReadonlyMap<Hop, readonly { read: FirewallDecision; step: NetfilterStep | undefined }[]>;
 
-function rebuildHops(hops: readonly Hop[], patches: Patches): Hop[] {
+/** For each hop of an ARP walk: the hop whose neighbour step holds that walk. */
+type Holders = ReadonlyMap<Hop, Hop>;
+
+const HOLDERS = new WeakMap<readonly Hop[], Holders>();
+
+/** The holder of every hop of every ARP walk inside `hops` (at any depth), found once per recorded trace. */
+function holdersOf(hops: readonly Hop[]): Holders {
+  let m = HOLDERS.get(hops) as Map<Hop, Hop> | undefined;
+  if (m === undefined) {
+    const found = new Map<Hop, Hop>();
+    const visit = (list: readonly Hop[]) => {
+      for (const h of list)
+        for (const s of h.steps) {
+          if (s.kind !== 'neighbour' || !s.arp) continue;
+          for (const sub of s.arp.hops) found.set(sub, h);
+          visit(s.arp.hops);
+        }
+    };
+    visit(hops);
+    HOLDERS.set(hops, found);
+    m = found;
+  }
+  return m;
+}
+
+/** The index of the step of `holder` whose ARP walk holds `h`. */
+function arpStepOf(holder: Hop, h: Hop): number {
+  for (let k = 0; k < holder.steps.length; k++) {
+    const s = holder.steps[k]!;
+    if (s.kind === 'neighbour' && s.arp && (s.arp.hops[h.id] === h || s.arp.hops.includes(h))) return k;
+  }
+  throw new Error(`internal: hop ${holder.id} holds no ARP walk with hop ${h.id}`);
+}
+
+/**
+ * The hops with their patched decisions. Performance: only the hops that hold a patched decision, and the hops
+ * whose ARP walks hold one, are rebuilt — found through `holdersOf`, not by visiting every hop of every ARP walk
+ * (a broadcast on a large segment makes thousands of hops in every trace re-traced).
+ */
+function rebuildHops(hops: readonly Hop[], patches: Patches): readonly Hop[] {
+  const holders = holdersOf(hops);
+  // For each hop to rebuild: the hops to rebuild in each of its ARP walks (by step index).
+  const below = new Map<Hop, Map<number, Set<Hop>>>();
+  const top = new Set<Hop>();
+  for (const h of patches.keys()) {
+    let cur = h;
+    for (;;) {
+      const up = holders.get(cur);
+      if (up === undefined) {
+        top.add(cur);
+        break;
+      }
+      let bySteps = below.get(up);
+      const fresh = bySteps === undefined;
+      if (bySteps === undefined) {
+        bySteps = new Map();
+        below.set(up, bySteps);
+      }
+      const k = arpStepOf(up, cur);
+      let set = bySteps.get(k);
+      if (set === undefined) {
+        set = new Set();
+        bySteps.set(k, set);
+      }
+      set.add(cur);
+      // Its holder's own path upwards is recorded already.
+      if (!fresh) break;
+      cur = up;
+    }
+  }
+  const build = (h: Hop): Hop => {
+    const bySteps = below.get(h);
+    let rebuilt: Map<number, readonly Hop[]> | undefined;
+    if (bySteps !== undefined)
+      for (const [k, subs] of bySteps) {
+        const step = h.steps[k]!;
+        if (step.kind !== 'neighbour' || !step.arp)
+          throw new Error(`internal: hop ${h.id} step ${k} holds no ARP walk`);
+        const sub = replaceIn(step.arp.hops, subs, build);
+        if (sub !== step.arp.hops) (rebuilt ??= new Map()).set(k, sub);
+      }
+    return patchHop(h, patches.get(h) ?? [], rebuilt);
+  };
+  return replaceIn(hops, top, build);
+}
+
+/** `list` with each of `which` (hops of it) replaced by `build` of it; `list` itself when none changed. */
+function replaceIn(list: readonly Hop[], which: ReadonlySet<Hop>, build: (h: Hop) => Hop): readonly Hop[] {
   let out: Hop[] | undefined;
-  for (let k = 0; k < hops.length; k++) {
-    const h = hops[k]!;
-    const r = rebuildHop(h, patches);
-    if (r !== h) {
-      out ??= hops.slice();
-      out[k] = r;
-    }
+  for (const h of which) {
+    const r = build(h);
+    if (r === h) continue;
+    // A walk's hop ids are their indices in it.
+    const k = list[h.id] === h ? h.id : list.indexOf(h);
+    if (k < 0) throw new Error(`internal: hop ${h.id} is not in the walk that holds it`);
+    out ??= list.slice();
+    out[k] = r;
   }
-  return out ?? (hops as Hop[]);
+  return out ?? list;
 }
 
-function rebuildHop(h: Hop, patches: Patches): Hop {
-  const ps = patches.get(h);
-  // Performance: a hop with no patched decision and no ARP walk holding one is kept as it is, without copying its
-  // steps (an ARP broadcast on a large segment makes thousands of such hops in every trace re-traced).
-  let rebuilt: Map<number, Hop[]> | undefined;
-  if (ps === undefined) {
-    for (let k = 0; k < h.steps.length; k++) {
-      const s = h.steps[k]!;
-      if (s.kind !== 'neighbour' || !s.arp) continue;
-      const sub = rebuildHops(s.arp.hops, patches);
-      if (sub === s.arp.hops) continue;
-      rebuilt ??= new Map();
-      rebuilt.set(k, sub);
-    }
-    if (rebuilt === undefined) return h;
-  }
-  return patchHop(h, ps ?? [], patches, rebuilt);
-}
-
-/** `h` with the patched decisions' new steps; `rebuilt` holds ARP walks (by step index) already rebuilt. */
+/** `h` with the patched decisions' new steps; `rebuilt` holds its ARP walks (by step index) that changed. */
 function patchHop(
   h: Hop,
   ps: readonly { read: FirewallDecision; step: NetfilterStep | undefined }[],
-  patches: Patches,
-  rebuilt: ReadonlyMap<number, Hop[]> | undefined,
+  rebuilt: ReadonlyMap<number, readonly Hop[]> | undefined,
 ): Hop {
-  let changed = ps.length > 0;
+  if (ps.length === 0 && rebuilt === undefined) return h;
   const steps: Step[] = [];
   let pi = 0;
   for (let i = 0; i <= h.steps.length; i++) {
@@ -224,15 +292,12 @@ function patchHop(
       continue;
     }
     const s = h.steps[i]!;
-    if (s.kind === 'neighbour' && s.arp) {
-      const sub = rebuilt !== undefined ? (rebuilt.get(i) ?? s.arp.hops) : rebuildHops(s.arp.hops, patches);
-      if (sub !== s.arp.hops) {
-        changed = true;
-        steps.push({ ...s, arp: { ...s.arp, hops: sub } });
-        continue;
-      }
+    const sub = rebuilt?.get(i);
+    if (sub !== undefined && s.kind === 'neighbour' && s.arp) {
+      steps.push({ ...s, arp: { ...s.arp, hops: sub as Hop[] } });
+      continue;
     }
     steps.push(s);
   }
-  return changed ? { ...h, steps } : h;
+  return { ...h, steps };
 }
