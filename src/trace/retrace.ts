@@ -246,7 +246,9 @@ function rebuildHops(hops: readonly Hop[], patches: Patches): readonly Hop[] {
         if (step.kind !== 'neighbour' || !step.arp)
           throw new Error(`internal: hop ${h.id} step ${k} holds no ARP walk`);
         const sub = replaceIn(step.arp.hops, subs, build);
-        if (sub !== step.arp.hops) (rebuilt ??= new Map()).set(k, sub);
+        if (sub === step.arp.hops) continue;
+        rebuilt ??= new Map();
+        rebuilt.set(k, sub);
       }
     return patchHop(h, patches.get(h) ?? [], rebuilt);
   };
