@@ -78,44 +78,74 @@ export interface ModelRule {
 
 /** The model's rules of one listing, by chain, rendered only when asked (a fleet has ~290,000 rules). */
 export class ModelIndex {
+  // Chains by name, per table, and each rule's text once rendered: a window asks per moved counter.
+  private readonly natChains: ReadonlyMap<string, EbTable['chains'][number]>;
+  private filterChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
+  private readonly texts = new Map<object, string>();
   constructor(
     private readonly rules: HostRules,
     private readonly style: 'nft' | 'legacy',
-  ) {}
-  private eb(table: EbTable, chain: string, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' {
-    const c = table.chains.find((x) => x.name === chain);
+  ) {
+    this.natChains = byName(rules.nat.chains);
+  }
+  private filter(): ReadonlyMap<string, IptTable['chains'][number]> | undefined {
+    if (!this.rules.filter4) return undefined;
+    this.filterChains ??= byName(this.rules.filter4.chains);
+    return this.filterChains;
+  }
+  private text(r: object, render: () => string): string {
+    let t = this.texts.get(r);
+    if (t === undefined) {
+      t = render();
+      this.texts.set(r, t);
+    }
+    return t;
+  }
+  private eb(chain: string, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' {
+    const c = this.natChains.get(chain);
     if (!c) return 'no-chain';
     if (n === undefined) return { chain, text: `policy: ${c.policy}`, origin: c.policyOrigin };
     const r = c.rules[n - 1];
     if (!r) return 'no-rule';
-    return { chain, ruleNumber: n, text: renderEbtablesRule(r, { style: this.style }), origin: r.origin };
+    return {
+      chain,
+      ruleNumber: n,
+      text: this.text(r, () => renderEbtablesRule(r, { style: this.style })),
+      origin: r.origin,
+    };
   }
-  private ipt(table: IptTable, chain: string, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' {
-    const c = table.chains.find((x) => x.name === chain);
+  private ipt(chains: ReadonlyMap<string, IptTable['chains'][number]>, chain: string, n: number | undefined) {
+    const c = chains.get(chain);
     if (!c) return 'no-chain';
     if (n === undefined)
       return c.policy && c.policyOrigin ? { chain, text: `policy: ${c.policy}`, origin: c.policyOrigin } : 'no-rule';
     const r = c.rules[n - 1];
     if (!r) return 'no-rule';
-    return { chain, ruleNumber: n, text: renderIptablesRule(chain, r, 'ipv4'), origin: r.origin };
+    return { chain, ruleNumber: n, text: this.text(r, () => renderIptablesRule(chain, r, 'ipv4')), origin: r.origin };
   }
   at(d: ListedRule, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' | 'no-table' {
-    if (d.source === 'ebtables' && d.table === 'nat') return this.eb(this.rules.nat, d.chain, n);
-    if (d.source === 'iptables' && d.table === 'filter' && this.rules.filter4)
-      return this.ipt(this.rules.filter4, d.chain, n);
+    if (d.source === 'ebtables' && d.table === 'nat') return this.eb(d.chain, n);
+    const f = d.source === 'iptables' && d.table === 'filter' ? this.filter() : undefined;
+    if (f) return this.ipt(f, d.chain, n);
     return 'no-table';
   }
   length(d: ListedRule): number {
-    if (d.source === 'ebtables') return this.rules.nat.chains.find((x) => x.name === d.chain)?.rules.length ?? 0;
-    return this.rules.filter4?.chains.find((x) => x.name === d.chain)?.rules.length ?? 0;
+    if (d.source === 'ebtables') return this.natChains.get(d.chain)?.rules.length ?? 0;
+    return this.filter()?.get(d.chain)?.rules.length ?? 0;
   }
   /** A chain of the model (for the end of a user chain a trace saw), with its origin. */
   chain(d: ListedRule): { readonly name: string; readonly origin: Origin } | undefined {
-    if (d.source === 'ebtables' && d.table === 'nat') return this.rules.nat.chains.find((x) => x.name === d.chain);
-    if (d.source === 'iptables' && d.table === 'filter')
-      return this.rules.filter4?.chains.find((x) => x.name === d.chain);
+    if (d.source === 'ebtables' && d.table === 'nat') return this.natChains.get(d.chain);
+    if (d.source === 'iptables' && d.table === 'filter') return this.filter()?.get(d.chain);
     return undefined;
   }
+}
+
+/** The first chain of each name, as `find` would give it. */
+function byName<C extends { readonly name: string }>(chains: readonly C[]): ReadonlyMap<string, C> {
+  const m = new Map<string, C>();
+  for (const c of chains) if (!m.has(c.name)) m.set(c.name, c);
+  return m;
 }
 
 /** A rule as a host lists it: where (source, table, chain, 1-based number or the policy) and its text. */
@@ -228,8 +258,16 @@ export const NFT_SOURCE: Readonly<Record<string, CountDelta['source']>> = {
   ip6: 'ip6tables',
 };
 
-const counts = (d: CountDelta) =>
-  `${d.packets.toLocaleString('en-US')} packets / ${d.bytes.toLocaleString('en-US')} bytes`;
+const counts = (d: CountDelta) => `${grouped(d.packets)} packets / ${grouped(d.bytes)} bytes`;
+
+/** `n.toLocaleString('en-US')` (57,000) without its cost for whole counts; anything else goes to it. */
+function grouped(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) return n.toLocaleString('en-US');
+  const d = String(n);
+  let out = d.slice(0, d.length % 3 || 3);
+  for (let i = out.length; i < d.length; i += 3) out += `,${d.slice(i, i + 3)}`;
+  return out;
+}
 const within = (w: CounterWindow | undefined) =>
   w?.seconds !== undefined ? ` in the ${w.seconds} s window` : ' in the window';
 
@@ -284,13 +322,44 @@ export function probeEvidence(
     if (list) list.push(j);
     else unexplained.set(key, [j]);
   }
-  const byNode = new Map<string, JoinedCount[]>();
-  for (const j of joined) {
-    const list = byNode.get(j.node);
-    if (list) list.push(j);
-    else byNode.set(j.node, [j]);
-  }
+  // By node and chain, in the order joined, with what each rule's text says (tested once, not per probe step).
+  const byNode = new Map<string, Map<string, Moved[]>>();
+  joined.forEach((j, order) => {
+    let chains = byNode.get(j.node);
+    if (!chains) byNode.set(j.node, (chains = new Map()));
+    const m: Moved = {
+      j,
+      order,
+      drop: /(^|\s)-j DROP\b|policy: DROP/.test(j.rule.text),
+      decides: /(^|\s)-j (DROP|ACCEPT)\s*$|^policy: /.test(j.rule.text),
+    };
+    const list = chains.get(j.rule.chain);
+    if (list) list.push(m);
+    else chains.set(j.rule.chain, [m]);
+  });
   return report.traces.map((t) => oneProbe(t, windows, moved, byNode, ipvsMoved, unexplained));
+}
+
+/** A joined counter of a node, its place in the joined order and what its rule's text says. */
+interface Moved {
+  readonly j: JoinedCount;
+  readonly order: number;
+  /** `-j DROP` or a DROP policy. */
+  readonly drop: boolean;
+  /** A verdict that decides (DROP, ACCEPT, a policy), not a jump. */
+  readonly decides: boolean;
+}
+
+/** The moved counters of `chains` on a node that pass `keep`, in the joined order. */
+function movedIn(
+  chains: ReadonlySet<string>,
+  here: ReadonlyMap<string, readonly Moved[]> | undefined,
+  keep: (m: Moved) => boolean,
+): JoinedCount[] {
+  if (!here) return [];
+  const out: Moved[] = [];
+  for (const c of chains) for (const m of here.get(c) ?? []) if (keep(m)) out.push(m);
+  return out.sort((a, b) => a.order - b.order).map((m) => m.j);
 }
 
 const isDrop = (text: string) => /(^|\s)-j DROP\s*$|^policy: DROP$/.test(text);
@@ -307,7 +376,7 @@ function oneProbe(
   t: Trace,
   windows: ReadonlyMap<string, CounterWindow>,
   moved: ReadonlyMap<string, JoinedCount>,
-  byNode: ReadonlyMap<string, readonly JoinedCount[]>,
+  byNode: ReadonlyMap<string, ReadonlyMap<string, readonly Moved[]>>,
   ipvsMoved: readonly CounterWindow['ipvs'][number][],
   unexplained: ReadonlyMap<string, readonly JoinedCount[]>,
 ): ProbeEvidence {
@@ -333,12 +402,11 @@ function oneProbe(
         );
       // Other rules of the chains this decision walked that counted: a drop the model does not take there.
       const chains = new Set(s.path);
-      const here = byNode.get(node) ?? [];
-      const others = here.filter(
-        (o) =>
-          chains.has(o.rule.chain) &&
-          (o.rule.chain !== s.chain || o.rule.ruleNumber !== s.ruleNumber) &&
-          /(^|\s)-j DROP\b|policy: DROP/.test(o.rule.text),
+      const here = byNode.get(node);
+      const others = movedIn(
+        chains,
+        here,
+        (m) => m.drop && (m.j.rule.chain !== s.chain || m.j.rule.ruleNumber !== s.ruleNumber),
       );
       for (const o of others)
         contradicts.push(
@@ -346,9 +414,7 @@ function oneProbe(
         );
       if (!j && s.verdict === 'DROP') {
         // Another rule that decides (a verdict, not a jump) in the chains this decision walked.
-        const movedHere = here.filter(
-          (o) => chains.has(o.rule.chain) && /(^|\s)-j (DROP|ACCEPT)\s*$|^policy: /.test(o.rule.text),
-        );
+        const movedHere = movedIn(chains, here, (m) => m.decides);
         if (movedHere.length > 0)
           contradicts.push(
             `${what}, but that rule did not count${within(w)} while ${movedHere

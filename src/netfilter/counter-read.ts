@@ -284,12 +284,17 @@ export function countDeltas(
   start: readonly RuleCount[],
   end: readonly RuleCount[],
 ): { readonly moved: readonly CountDelta[]; readonly changed: readonly RuleCount[] } {
-  const before = new Map<string, RuleCount>();
-  for (const c of start) before.set(ruleCountKey(c), c);
+  // Both ends list the same rules in the same order (the usual window): paired by index, no key built per rule.
+  let before: Map<string, RuleCount> | undefined;
+  if (!sameRulesInOrder(start, end)) {
+    before = new Map();
+    for (const c of start) before.set(ruleCountKey(c), c);
+  }
   const moved: CountDelta[] = [];
   const changed: RuleCount[] = [];
-  for (const c of end) {
-    const b = before.get(ruleCountKey(c));
+  for (let i = 0; i < end.length; i++) {
+    const c = end[i]!;
+    const b = before ? before.get(ruleCountKey(c)) : start[i];
     const same = b !== undefined && b.text === c.text && b.packets <= c.packets && b.bytes <= c.bytes;
     if (!same) changed.push(c);
     const bp = same ? b.packets : 0;
@@ -298,4 +303,36 @@ export function countDeltas(
       moved.push({ ...c, packets: c.packets - bp, bytes: c.bytes - bb, before: { packets: bp, bytes: bb } });
   }
   return { moved, changed };
+}
+
+/**
+ * Whether `end[i]` has the key of `start[i]` for every i, each key once (a chain's rules numbered upwards, a chain
+ * or policy not listed twice) — then pairing by index is what pairing by key gives.
+ */
+function sameRulesInOrder(start: readonly RuleCount[], end: readonly RuleCount[]): boolean {
+  if (start.length !== end.length) return false;
+  const runs = new Set<string>();
+  let prev: RuleCount | undefined;
+  for (let i = 0; i < start.length; i++) {
+    const a = start[i]!;
+    const b = end[i]!;
+    if (a.source !== b.source || a.table !== b.table || a.chain !== b.chain || a.ruleNumber !== b.ruleNumber)
+      return false;
+    const policy = a.ruleNumber === undefined;
+    if (
+      prev !== undefined &&
+      prev.source === a.source &&
+      prev.table === a.table &&
+      prev.chain === a.chain &&
+      (prev.ruleNumber === undefined) === policy
+    ) {
+      if (policy || a.ruleNumber! <= prev.ruleNumber!) return false;
+    } else {
+      const run = `${policy ? 'policy' : 'rules'}\t${a.source}\t${a.table}\t${a.chain}`;
+      if (runs.has(run)) return false;
+      runs.add(run);
+    }
+    prev = a;
+  }
+  return true;
 }
