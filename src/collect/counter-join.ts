@@ -326,7 +326,10 @@ export function probeEvidence(
   const byNode = new Map<string, Map<string, Moved[]>>();
   joined.forEach((j, order) => {
     let chains = byNode.get(j.node);
-    if (!chains) byNode.set(j.node, (chains = new Map()));
+    if (!chains) {
+      chains = new Map();
+      byNode.set(j.node, chains);
+    }
     const m: Moved = {
       j,
       order,
