@@ -86,4 +86,22 @@ describe('counter listings', () => {
     ]);
     expect(d.changed.map((c) => c.text)).toEqual(['-p IPv4 --ip-src 192.0.2.11 -j RETURN']);
   });
+
+  it('pairs the two ends by key however they are listed: reordered, and a chain listed twice (the last wins)', () => {
+    const a = readEbtablesCounters(EB, 'a.txt').value!;
+    const b = readEbtablesCounters(EB.replace('pcnt = 57 -- bcnt = 3420', 'pcnt = 60 -- bcnt = 3600'), 'b.txt').value!;
+    const moved = (x: typeof a, y: typeof b) => countDeltas(x, y).moved.map((m) => [ruleCountKey(m), m.packets]);
+    // In order (paired by index) and reversed (paired by key): the same deltas.
+    expect(moved(a, b)).toEqual([['ebtables\tnat\tI-vnet0-ipv4-ip\t3', 3]]);
+    expect(moved([...a].reverse(), b)).toEqual([['ebtables\tnat\tI-vnet0-ipv4-ip\t3', 3]]);
+    // The chain listed twice at both ends: each end's rule pairs with the start's last of that key, as a map does.
+    const twice = `${EB}\nBridge chain: I-vnet0-ipv4-ip, entries: 3, policy: RETURN\n-p IPv4 -j RETURN , pcnt = 0 -- bcnt = 0\n-j ACCEPT , pcnt = 0 -- bcnt = 0\n-j DROP , pcnt = 50 -- bcnt = 3000\n`;
+    const a2 = readEbtablesCounters(twice, 'a.txt').value!;
+    const b2 = readEbtablesCounters(twice, 'b.txt').value!;
+    expect(a2.length).toBe(b2.length);
+    expect(moved(a2, b2)).toEqual([
+      ['ebtables\tnat\tI-vnet0-ipv4-ip\t2', 63],
+      ['ebtables\tnat\tI-vnet0-ipv4-ip\t3', 7],
+    ]);
+  });
 });
