@@ -139,6 +139,52 @@ describe('two plain bundles of one host taken minutes apart', () => {
   });
 });
 
+describe('diagnose --html with live evidence', () => {
+  it('refuses it in one line naming the bundle, rather than writing a report without the evidence', async () => {
+    const plain = join(tmp, 'html-plain');
+    cpSync(FIXTURE, plain, { recursive: true });
+    const bundles = (dir: string) =>
+      ['hypervisor-host1', 'hypervisor-host2', 'guest-director1', 'guest-rs2', 'guest-router'].map((b) =>
+        join(dir, `lvsdoctor-bundle-${b}`),
+      );
+    // Without evidence the report is written (the refusal below is about the evidence, not the bundles).
+    const ok = await runCli('diagnose', ...bundles(plain), '--html', join(tmp, 'plain.html'));
+    expect(ok.stderr).not.toContain('--html does not show');
+    expect(readFileSync(join(tmp, 'plain.html'), 'utf8')).toContain('<html');
+
+    const watched = withWindow('html-watch', (nat) => bump(nat, 'I-vnet0-ipv4-ip', 3, 57, 3420));
+    const out = join(tmp, 'watched.html');
+    const r = await runCli('diagnose', ...watched, '--html', out);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `lvsdoctor: --html does not show live evidence yet: ${watched[0]} has a counter window (collected with --watch); run diagnose without --html (text or --json) to see it`,
+    ]);
+    expect(() => readFileSync(out)).toThrow();
+
+    // Two bundles of one host (a window between them), and a kernel trace the collector carried.
+    const two = join(tmp, 'html-two');
+    cpSync(FIXTURE, two, { recursive: true });
+    const later = join(two, 'lvsdoctor-bundle-hypervisor-host1-later');
+    cpSync(join(two, 'lvsdoctor-bundle-hypervisor-host1'), later, { recursive: true });
+    expect((await runCli('diagnose', ...bundles(two), later, '--html', out)).stderr).toContain(
+      `are two bundles of host1 (a counter window between them)`,
+    );
+    const traced = join(tmp, 'html-traced');
+    cpSync(FIXTURE, traced, { recursive: true });
+    const h1 = join(traced, 'lvsdoctor-bundle-hypervisor-host1');
+    writeFileSync(join(h1, 'cmd', 'kernel-trace-1.out'), '');
+    writeFileSync(join(h1, 'cmd', 'kernel-trace-1.err'), '');
+    appendFileSync(
+      join(h1, 'manifest.tsv'),
+      'cmd\tkernel-trace-1\tok\t0\tcmd/kernel-trace-1.out\tcmd/kernel-trace-1.err\tcat /root/trace.txt\n',
+    );
+    expect((await runCli('diagnose', ...bundles(traced), '--html', out)).stderr).toContain(
+      `${h1} carries kernel traces (collected with --trace)`,
+    );
+    expect(() => readFileSync(out)).toThrow();
+  });
+});
+
 describe('kernel traces given to diagnose', () => {
   const TRACES = join(import.meta.dirname, '..', 'fixtures', 'kernel-traces', 'founding-real');
   const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'kvm-lvs-dr');

@@ -7,8 +7,11 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { CorrelationReport } from '../capture/correlate.ts';
 import { correlateCaptureFiles } from '../capture/correlate-files.ts';
+import { type Bundle, readBundle } from '../collect/bundle.ts';
+import { hasWatchWindow } from '../collect/counter-window.ts';
 import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
 import { checkNoneExist, FileError, writeNewFile } from '../source/files.ts';
+import type { ReadResult } from '../source/issue.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { diskSource, type RecordedReads, recordingSource, type ScenarioSource } from '../topology/scenario-source.ts';
@@ -29,7 +32,12 @@ export interface Loaded {
 }
 
 /** A scenario directory, or collector bundles imported in memory; undefined means "exit 2" (issues printed). */
-export function loadInputs(io: Io, inputs: readonly string[], quiet = false): Loaded | undefined {
+export function loadInputs(
+  io: Io,
+  inputs: readonly string[],
+  quiet = false,
+  read?: ReadonlyMap<string, ReadResult<Bundle>>,
+): Loaded | undefined {
   let source: ScenarioSource | undefined;
   if (inputs.length === 1 && !isBundlePath(inputs[0]!)) {
     const dir = inputs[0]!;
@@ -41,7 +49,7 @@ export function loadInputs(io: Io, inputs: readonly string[], quiet = false): Lo
     source = diskSource(dir);
   } else {
     const p = progress(io, `importing ${inputs.length} bundle${inputs.length === 1 ? '' : 's'}`);
-    const imported = importToMemory(inputs);
+    const imported = importToMemory(inputs, read ? { read } : {});
     p.done();
     source = importedSource(imported);
     if (reportIssues(io, imported.issues) || source === undefined) return undefined;
@@ -52,6 +60,24 @@ export function loadInputs(io: Io, inputs: readonly string[], quiet = false): Lo
   if (!loaded) return undefined;
   if (reportIssues(io, compileAllHostRules(loaded).issues)) return undefined;
   return { loaded, source: recorded };
+}
+
+/**
+ * What in these bundles `diagnose` joins as live evidence (a counter window, kernel traces), which the HTML report
+ * has no place for yet — said, not dropped; undefined when there is none.
+ */
+function evidenceIn(bundles: readonly Bundle[]): string | undefined {
+  const seen = new Map<string, Bundle>();
+  for (const b of bundles) {
+    if (hasWatchWindow(b)) return `${b.path} has a counter window (collected with --watch)`;
+    if ([...b.commands.keys()].some((k) => k.startsWith('kernel-trace-')))
+      return `${b.path} carries kernel traces (collected with --trace)`;
+    const k = `${b.kind}\t${b.hostname}`;
+    const other = seen.get(k);
+    if (other) return `${other.path} and ${b.path} are two bundles of ${b.hostname} (a counter window between them)`;
+    seen.set(k, b);
+  }
+  return undefined;
 }
 
 function readCaptures(io: Io, specs: readonly string[]): CorrelationReport | undefined | false {
@@ -125,7 +151,18 @@ export async function runDiagnoseHtml(
     io.stderr(`lvsdoctor: --html: ${e.message}\n`);
     return 2;
   }
-  const l = loadInputs(io, inputs, o.json);
+  let read: Map<string, ReadResult<Bundle>> | undefined;
+  if (!(inputs.length === 1 && !isBundlePath(inputs[0]!))) {
+    read = new Map(inputs.map((i) => [i, readBundle(i)] as const));
+    const why = evidenceIn([...read.values()].flatMap((r) => (r.value ? [r.value] : [])));
+    if (why !== undefined) {
+      io.stderr(
+        `lvsdoctor: --html does not show live evidence yet: ${why}; run diagnose without --html (text or --json) to see it\n`,
+      );
+      return 2;
+    }
+  }
+  const l = loadInputs(io, inputs, o.json, read);
   if (!l) return 2;
   const captures = readCaptures(io, captureSpecs);
   if (captures === false) return 2;

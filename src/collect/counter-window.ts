@@ -314,12 +314,16 @@ function epoch(v: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Whether a bundle was collected with `--watch` (it has a counter window of its own). */
+export function hasWatchWindow(b: Bundle): boolean {
+  return b.meta.has('watch-start') || [...b.commands.keys()].some((k) => k.startsWith('counters-start-'));
+}
+
 /** The watch window of one bundle, or undefined when it was collected without `--watch`. */
 export function watchWindow(
   b: Bundle,
 ): { readonly value: CounterWindow; readonly issues: readonly Issue[] } | undefined {
-  if (!b.meta.has('watch-start') && ![...b.commands.keys()].some((k) => k.startsWith('counters-start-')))
-    return undefined;
+  if (!hasWatchWindow(b)) return undefined;
   const s = epoch(b.meta.get('watch-start'));
   const e = epoch(b.meta.get('watch-end'));
   return counterWindow(
