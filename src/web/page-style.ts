@@ -48,7 +48,7 @@ svg text{font-family:system-ui,sans-serif;fill:var(--fg)}
 .n.k-guest.r-director rect{stroke:var(--req);stroke-width:2}.n.k-guest.r-real-server rect{stroke:#1b6e34;stroke-width:2}
 .n.k-host-summary rect{fill:#fff}.n.k-host-summary.failing rect{stroke:var(--bad);stroke-width:2}
 .n.on rect{fill:#fff8d6}
-.n .d{fill:var(--muted);font-size:10px}
+.n .d{fill:var(--muted);font-size:10px}.n-host .d{fill:var(--muted);font-size:11px;font-weight:400}
 .edge{fill:none;stroke:#9aa5b3;stroke-width:1.2}
 .route{fill:none;stroke-width:3.5;stroke-linecap:round;stroke-linejoin:round;opacity:.85}
 .route.request{stroke:var(--req)}.route.reply{stroke:var(--rep);stroke-dasharray:7 4}

@@ -139,15 +139,16 @@ export function Topology({
               <text x={n.x + 8} y={n.y + (n.kind === 'host' ? 19 : n.detail ? 17 : n.h / 2 + 4)} font-size="12">
                 {n.kind === 'guest' || n.kind === 'host-summary' ? n.label : `${n.label}`}
                 {n.kind === 'bridge' ? ' (bridge)' : ''}
+                {n.detail && n.kind === 'host' && (
+                  // A tspan flows after the name: no guess at the name's width (it ran into the address).
+                  <tspan class="d" dx="10">
+                    {n.detail}
+                  </tspan>
+                )}
               </text>
               {n.detail && n.kind !== 'host' && (
                 <text class="d" x={n.x + 8} y={n.y + 32}>
                   {n.detail.length > 34 ? `${n.detail.slice(0, 33)}…` : n.detail}
-                </text>
-              )}
-              {n.detail && n.kind === 'host' && (
-                <text class="d" x={n.x + 12 + n.label.length * 8} y={n.y + 19}>
-                  {n.detail}
                 </text>
               )}
             </g>
