@@ -340,7 +340,20 @@ export function probeEvidence(
     if (list) list.push(m);
     else chains.set(j.rule.chain, [m]);
   });
-  return report.traces.map((t) => oneProbe(t, windows, moved, byNode, ipvsMoved, unexplained));
+  // A counted drop the model does not reach, said for every probe that walks past it: its words built once.
+  const said = new Map<JoinedCount, readonly [string, string]>();
+  const unreached = (o: JoinedCount, probe: string) => {
+    let s = said.get(o);
+    if (!s) {
+      s = [
+        `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} on ${o.node} (${o.rule.text}) counted ${counts(o.delta)}${within(windows.get(o.node))}, a drop the model does not reach for `,
+        ` — ${renderOriginChain(o.rule.origin)}`,
+      ];
+      said.set(o, s);
+    }
+    return `${s[0]}${probe}${s[1]}`;
+  };
+  return report.traces.map((t) => oneProbe(t, windows, moved, byNode, ipvsMoved, unexplained, unreached));
 }
 
 /** A joined counter of a node, its place in the joined order and what its rule's text says. */
@@ -382,6 +395,7 @@ function oneProbe(
   byNode: ReadonlyMap<string, ReadonlyMap<string, readonly Moved[]>>,
   ipvsMoved: readonly CounterWindow['ipvs'][number][],
   unexplained: ReadonlyMap<string, readonly JoinedCount[]>,
+  unreached: (o: JoinedCount, probe: string) => string,
 ): ProbeEvidence {
   const probe = t.probe.name;
   const confirms: string[] = [];
@@ -411,10 +425,7 @@ function oneProbe(
         here,
         (m) => m.drop && (m.j.rule.chain !== s.chain || m.j.rule.ruleNumber !== s.ruleNumber),
       );
-      for (const o of others)
-        contradicts.push(
-          `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} on ${node} (${o.rule.text}) counted ${counts(o.delta)}${within(w)}, a drop the model does not reach for ${probe} — ${renderOriginChain(o.rule.origin)}`,
-        );
+      for (const o of others) contradicts.push(unreached(o, probe));
       if (!j && s.verdict === 'DROP') {
         // Another rule that decides (a verdict, not a jump) in the chains this decision walked.
         const movedHere = movedIn(chains, here, (m) => m.decides);
@@ -463,9 +474,13 @@ function oneProbe(
   }
   // A drop rule of a port this probe crosses counted, and the model decides on it for no probe.
   const crossed = new Set(t.hops.filter((h) => h.place.iface).map((h) => `${h.place.node}\t${h.place.iface}`));
+  const said = new Set(contradicts);
   for (const o of [...crossed].flatMap((c) => unexplained.get(c) ?? [])) {
-    const line = `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} on ${o.node} (${o.rule.text}) counted ${counts(o.delta)}${within(windows.get(o.node))}, a drop the model does not reach for ${probe} — ${renderOriginChain(o.rule.origin)}`;
-    if (!contradicts.includes(line)) contradicts.push(line);
+    const line = unreached(o, probe);
+    if (!said.has(line)) {
+      said.add(line);
+      contradicts.push(line);
+    }
   }
   const cause = t.end.cause;
   const names = cause ? STACK_COUNTERS[cause] : undefined;
