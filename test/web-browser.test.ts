@@ -105,9 +105,15 @@ describe.skipIf(skip !== undefined)(`the web app in chromium${skip ? ` (skipped:
     const page = await browser.page();
     await page.goto(server.url);
     await toggleSafestFix(page);
+    // The header says what the what-if gives, beside the diagnosis' own verdict.
+    await expect
+      .poll(() => page.locator('[data-what-if-verdict]').getAttribute('data-what-if-verdict'))
+      .toBe('answered');
+    expect(await page.locator('[data-verdict-state]').getAttribute('data-verdict-state')).toBe('broken');
     // Back to the configuration as it is.
     await page.getByRole('button', { name: 'back to the configuration as it is' }).click();
     await expect.poll(() => probeVerdict(page, 'http-to-vip')).toBe('dropped-by-filter');
+    expect(await page.locator('[data-what-if-verdict]').count()).toBe(0);
     await page.close();
   });
 

@@ -14,7 +14,7 @@ import { FleetPanel } from './fleet.tsx';
 import { Inspector } from './inspector.tsx';
 import { StepList } from './steps.tsx';
 import { Topology } from './topology.tsx';
-import { Coverage, VerdictBadge } from './verdict.tsx';
+import { Coverage, VerdictBadge, WhatIfBadge } from './verdict.tsx';
 
 type Tab = 'diagnosis' | 'fleet' | 'captures';
 
@@ -113,6 +113,7 @@ export function App({ model }: { model: WebModel }) {
       <header class="top">
         <h1>lvsdoctor · {model.scenario.name}</h1>
         <VerdictBadge model={model} />
+        {active && <WhatIfBadge probes={active.probes} />}
         {!model.live && <span class="badge warn">offline report</span>}
         <div class="tabs" aria-label="Views" role="tablist">
           {tabs.map(([t, label]) => (

@@ -2,7 +2,7 @@
  * The verdict as `diagnose` gives it — healthy, broken, or no verdict (nothing could be checked: never a pass) — and
  * the virtual services no probe exercised, with the reason. Words carry the meaning; colour only repeats it.
  */
-import type { WebModel } from '../contract.ts';
+import type { ProbeView, WebModel } from '../contract.ts';
 
 export function VerdictBadge({ model }: { model: WebModel }) {
   const failing = model.probes.filter((p) => !p.ok).length;
@@ -31,6 +31,23 @@ export function VerdictBadge({ model }: { model: WebModel }) {
       return never;
     }
   }
+}
+
+/**
+ * With a what-if applied, the probes' verdict after it (the diagnosis' verdict stays beside it: findings that only
+ * the configuration shows are not re-judged by a re-trace).
+ */
+export function WhatIfBadge({ probes }: { probes: readonly ProbeView[] }) {
+  const failing = probes.filter((p) => !p.ok).length;
+  return failing === 0 ? (
+    <span class="badge ok" data-what-if-verdict="answered">
+      what-if: ✓ all {probes.length} probes answered
+    </span>
+  ) : (
+    <span class="badge bad" data-what-if-verdict="failing">
+      what-if: ✗ {failing} of {probes.length} probes fail
+    </span>
+  );
 }
 
 /**
