@@ -48,15 +48,13 @@ export function readEbtablesCounters(text: string, file: string, tableHint?: str
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trimEnd();
     if (line === '') continue;
-    // Both headers start with 'Bridge ' (a rule line never does): the rest skip the two patterns.
-    const header = line.startsWith('Bridge ');
-    const t = header ? EB_TABLE.exec(line) : null;
+    const t = EB_TABLE.exec(line);
     if (t) {
       table = t[1]!;
       chain = undefined;
       continue;
     }
-    const c = header ? EB_CHAIN.exec(line) : null;
+    const c = EB_CHAIN.exec(line);
     if (c) {
       chain = c[1]!;
       n = 0;

@@ -25,6 +25,7 @@ import type {
   IptRange,
   IptRule,
   IptTable,
+  IptTarget,
 } from './iptables-model.ts';
 
 export interface IptEvalContext {
@@ -81,6 +82,8 @@ export interface IptEvalResult {
   readonly visited: readonly IptVisitedRule[];
   readonly events: readonly IptEvalEvent[];
   readonly problems: readonly string[];
+  /** nat: the SNAT or MASQUERADE target that decided (the verdict is then ACCEPT). */
+  readonly nat?: Extract<IptTarget, { kind: 'snat' | 'masquerade' }>;
 }
 
 type Outcome = { readonly ok: boolean; readonly unsupported?: string };
@@ -387,6 +390,17 @@ export function evaluateIptables(
           visited,
           events,
           problems,
+        };
+      case 'snat':
+      case 'masquerade':
+        return {
+          verdict: 'ACCEPT',
+          mark,
+          decidedBy: { kind: 'rule', chain: top.chain.name, index: top.index, rule },
+          visited,
+          events,
+          problems,
+          nat: t,
         };
       case 'mark':
         mark = ((mark & ~t.mask) ^ t.value) >>> 0;

@@ -10,9 +10,10 @@ import type { Origin } from '../source/origin.ts';
 export type IptFamily = 'ipv4' | 'ipv6';
 /**
  * `mangle` and `raw` are read where they are evaluated: a director's PREROUTING marks (fwmark virtual services), a
- * hypervisor's raw PREROUTING NOTRACK (bridged packets conntrack leaves alone).
+ * hypervisor's raw PREROUTING NOTRACK (bridged packets conntrack leaves alone), a director's nat POSTROUTING source
+ * NAT of the packets IPVS NAT-forwards (with `net.ipv4.vs.conntrack=1`).
  */
-export type IptTableName = 'filter' | 'mangle' | 'raw';
+export type IptTableName = 'filter' | 'mangle' | 'raw' | 'nat';
 
 /** Built-in chains of the filter table, in listing order. */
 export const IPT_BUILTIN_CHAINS: readonly string[] = ['INPUT', 'FORWARD', 'OUTPUT'];
@@ -20,6 +21,8 @@ export const IPT_BUILTIN_CHAINS: readonly string[] = ['INPUT', 'FORWARD', 'OUTPU
 export const IPT_RAW_CHAINS: readonly string[] = ['PREROUTING', 'OUTPUT'];
 /** Built-in chains of the mangle table. */
 export const IPT_MANGLE_CHAINS: readonly string[] = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
+/** Built-in chains of the nat table. */
+export const IPT_NAT_CHAINS: readonly string[] = ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'];
 
 export type IptPolicy = 'ACCEPT' | 'DROP';
 
@@ -170,7 +173,11 @@ export type IptTarget =
    * raw: `-j NOTRACK` or `-j CT --notrack` (as iptables-nft saves both): conntrack leaves the packet alone (state
    * UNTRACKED); the packet goes on.
    */
-  | { readonly kind: 'notrack'; readonly ct: boolean };
+  | { readonly kind: 'notrack'; readonly ct: boolean }
+  /** nat: `-j SNAT --to-source ADDR` (one IPv4 address, no port range): the source becomes ADDR; a final verdict. */
+  | { readonly kind: 'snat'; readonly toSource: string }
+  /** nat: `-j MASQUERADE`: the source becomes the out interface's address for the next hop; a final verdict. */
+  | { readonly kind: 'masquerade' };
 
 export interface IptCounters {
   readonly packets: number;

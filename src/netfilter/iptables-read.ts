@@ -14,6 +14,7 @@ import {
   type CtState,
   IPT_BUILTIN_CHAINS,
   IPT_MANGLE_CHAINS,
+  IPT_NAT_CHAINS,
   IPT_RAW_CHAINS,
   type IptAddrMatch,
   type IptAddrRange,
@@ -551,6 +552,24 @@ function parseRule(
             notModelled(`-j ${name} ${o} is not modelled (expected --set-mark or --set-xmark)`);
           const m = markArg(next(o), o === '--set-xmark');
           target = { kind: name === 'MARK' ? 'mark' : 'connmark', ...m };
+        } else if (name === 'SNAT' || name === 'MASQUERADE') {
+          let toSource: string | undefined;
+          while (i < words.length && words[i]!.text.startsWith('--') && !words[i]!.quoted) {
+            const o = next(`-j ${name}`);
+            if (name === 'SNAT' && (o === '--to-source' || o === '--to')) {
+              const v = next(o);
+              if (family !== 'ipv4' || parseIpv4(v) === undefined)
+                notModelled(
+                  `-j SNAT ${o} '${v}' is not modelled (expected one IPv4 address, without a range or ports)`,
+                );
+              toSource = v;
+            } else if (o !== '--random' && o !== '--random-fully' && o !== '--persistent')
+              notModelled(`target option ${o} of -j ${name} is not modelled`);
+          }
+          if (name === 'SNAT') {
+            if (toSource === undefined) bad('-j SNAT without --to-source');
+            target = { kind: 'snat', toSource: toSource! };
+          } else target = { kind: 'masquerade' };
         } else if (name === 'NFLOG') {
           let prefix: string | undefined;
           let group: number | undefined;
@@ -639,16 +658,26 @@ export function readIptablesSave(
   file: string,
   family: IptFamily,
   /** Tables besides filter the caller evaluates: read into the model instead of only reported. */
-  evaluated: readonly ('mangle' | 'raw')[] = [],
+  evaluated: readonly ('mangle' | 'raw' | 'nat')[] = [],
 ): ReadResult<IptTable[]> {
   const issues: Issue[] = [];
   const tables: TableBuilder[] = [];
   const tool = family === 'ipv4' ? 'iptables' : 'ip6tables';
   let cur: TableBuilder | undefined;
   let other: OtherTableReader | undefined;
+  // An evaluated nat table is also read as other tables are, for what its rules besides SNAT/MASQUERADE (DNAT,
+  // REDIRECT, marks …) would change and traces leave out: those warnings are kept, its other notes are not.
+  let natShadow: { reader: OtherTableReader; issues: Issue[] } | undefined;
+  const closeShadow = () => {
+    if (!natShadow) return;
+    natShadow.reader.finish();
+    issues.push(...natShadow.issues.filter((i) => i.code === 'iptables-table-not-modelled'));
+    natShadow = undefined;
+  };
   const closeOther = () => {
     other?.finish();
     other = undefined;
+    closeShadow();
   };
   text.split('\n').forEach((raw, idx) => {
     const lineNo = idx + 1;
@@ -661,9 +690,16 @@ export function readIptablesSave(
       closeOther();
       cur = undefined;
       const name = line.slice(1);
-      if (name === 'filter' || ((name === 'mangle' || name === 'raw') && evaluated.includes(name))) {
+      if (name === 'filter' || ((name === 'mangle' || name === 'raw' || name === 'nat') && evaluated.includes(name))) {
         cur = { chains: [], committed: false, line: lineNo, name };
         tables.push(cur);
+        if (name === 'nat') {
+          const shadowIssues: Issue[] = [];
+          natShadow = {
+            reader: new OtherTableReader(name, lineNo, file, shadowIssues, splitSaveLine),
+            issues: shadowIssues,
+          };
+        }
       } else other = new OtherTableReader(name, lineNo, file, issues, splitSaveLine);
       return;
     }
@@ -676,7 +712,9 @@ export function readIptablesSave(
       return;
     }
     const table = cur;
+    natShadow?.reader.line(line, lineNo);
     if (line === 'COMMIT') {
+      closeShadow();
       table.committed = true;
       cur = undefined;
       return;
@@ -693,7 +731,13 @@ export function readIptablesSave(
         return;
       }
       const builtin = (
-        table.name === 'mangle' ? IPT_MANGLE_CHAINS : table.name === 'raw' ? IPT_RAW_CHAINS : IPT_BUILTIN_CHAINS
+        table.name === 'mangle'
+          ? IPT_MANGLE_CHAINS
+          : table.name === 'raw'
+            ? IPT_RAW_CHAINS
+            : table.name === 'nat'
+              ? IPT_NAT_CHAINS
+              : IPT_BUILTIN_CHAINS
       ).includes(name);
       const origin: Origin = { kind: 'file', label: `${tool} chain ${name}`, pos };
       const counters = m[3] === undefined ? undefined : parseCounters(m[3]);
@@ -745,6 +789,19 @@ export function readIptablesSave(
       chain.rules.push(parseRule(words.slice(2), family, new Set(table.chains.map((c) => c.name)), origin, counters));
     } catch (e) {
       if (!(e instanceof RuleError)) throw e;
+      // nat: only SNAT/MASQUERADE rules are evaluated (POSTROUTING); the others are reported by what they change.
+      if (table.name === 'nat') {
+        if (chainName === 'POSTROUTING' || /\s-j (SNAT|MASQUERADE)\b/.test(` ${body}`))
+          issues.push(
+            issue(
+              'iptables-nat-rule-not-modelled',
+              `${e.message}; rule left out of the nat POSTROUTING traces apply to IPVS NAT traffic`,
+              pos,
+              'warning',
+            ),
+          );
+        return;
+      }
       if (e.isUnsupported)
         issues.push(unsupported('iptables-unsupported', `${e.message}; rule left out of the model`, pos));
       else issues.push(issue('iptables-bad-rule', `${e.message}; rule left out of the model`, pos));

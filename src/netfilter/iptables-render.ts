@@ -127,6 +127,10 @@ function targetText(t: IptTarget, family: 'ipv4' | 'ipv6'): string {
       return t.ct ? ' -j CT --notrack' : ' -j NOTRACK';
     case 'nfqueue':
       return ` -j NFQUEUE${t.queue ? ` ${t.queue}` : ''}${t.bypass ? ' --queue-bypass' : ''}`;
+    case 'snat':
+      return ` -j SNAT --to-source ${t.toSource}`;
+    case 'masquerade':
+      return ' -j MASQUERADE';
     case 'reject':
       return ` -j REJECT --reject-with ${t.with || (family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable')}`;
   }

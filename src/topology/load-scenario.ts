@@ -772,19 +772,21 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       }
     }
     let mangle: IptTable | undefined;
+    let nat: IptTable | undefined;
     if (g['iptables-save']) {
       const a = readArtifact(ctx, g['iptables-save'], ['guests', guestName, 'iptables-save']);
       if (a) {
-        const r = readIptablesSave(a.text, a.file, 'ipv4', ['mangle']);
+        const r = readIptablesSave(a.text, a.file, 'ipv4', ['mangle', 'nat']);
         appendAll(ctx.issues, r.issues);
         mangle = r.value?.find((t) => t.name === 'mangle');
+        nat = r.value?.find((t) => t.name === 'nat');
         const filter = r.value?.find((t) => t.name === 'filter');
         const live = filter?.chains.filter((c) => c.rules.length > 0 || (c.policy ?? 'ACCEPT') !== 'ACCEPT');
         if (filter && live && live.length > 0)
           ctx.issues.push(
             issue(
               'iptables-guest-filter-not-modelled',
-              `${guestName}'s own filter table (${live.map((c) => c.name).join(', ')}) is not evaluated; only its mangle PREROUTING is: a drop there is not applied in traces`,
+              `${guestName}'s own filter table (${live.map((c) => c.name).join(', ')}) is not evaluated; only its mangle PREROUTING and nat POSTROUTING are: a drop there is not applied in traces`,
               filePos(a.file, 1),
               'warning',
             ),
@@ -934,6 +936,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       ttl: 64,
       origin: yamlOrigin(`guest ${guestName}`, 'guests', guestName),
       ...(mangle ? { mangle } : {}),
+      ...(nat ? { nat } : {}),
     });
   }
   const hostNames = new Map<string, IpAddress>();

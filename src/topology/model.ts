@@ -184,6 +184,11 @@ export interface Node {
    * receives, and the mark it sets selects an IPVS fwmark virtual service (`ipvsadm -A -f N`).
    */
   readonly mangle?: IptTable;
+  /**
+   * The node's own iptables nat table (a guest's `iptables-save`): its POSTROUTING rewrites the source of packets a
+   * NAT director forwards to real servers when `net.ipv4.vs.conntrack=1` (full NAT).
+   */
+  readonly nat?: IptTable;
 }
 
 export interface Segment {

@@ -10,8 +10,9 @@
  * middle (`nf_conntrack_tcp_loose=1`, the default): NEW. Windows and sequence numbers are not tracked
  * (as with `nf_conntrack_tcp_be_liberal=1`); UDP and other protocols are NEW until a reply is seen.
  */
-import { formatIpv4 } from '../addr/ipv4.ts';
+import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { CtState } from '../netfilter/iptables-model.ts';
+import type { Origin } from '../source/origin.ts';
 import { type Ipv4Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/types.ts';
 
 export const CT_TCP_STATES = [
@@ -108,6 +109,20 @@ function tuple(p: Ipv4Packet): { key: string; replyKey: string; tcpFlags?: numbe
 export class Conntrack {
   private readonly byKey = new Map<string, Entry>();
   private readonly seen = new WeakMap<Ipv4Packet, CtResult>();
+  /** Source NAT bindings: the reply tuple of a translated connection → the source it had before. */
+  private readonly snatByReply = new Map<string, { readonly addr: Ipv4; readonly origin: Origin }>();
+
+  /** nf_nat: `translated` left with a rewritten source; replies to it are de-NATed back to `original`. */
+  bindSnat(translated: Ipv4Packet, original: Ipv4, origin: Origin): void {
+    const t = tuple(translated);
+    if (t) this.snatByReply.set(t.replyKey, { addr: original, origin });
+  }
+
+  /** The address a reply's destination is de-NATed to (nf_nat at PRE_ROUTING), when it answers a source-NATed flow. */
+  unSnat(reply: Ipv4Packet): { readonly addr: Ipv4; readonly origin: Origin } | undefined {
+    const t = tuple(reply);
+    return t ? this.snatByReply.get(t.key) : undefined;
+  }
 
   /**
    * `track`, once per packet object: the same packet meeting this namespace's hooks again (a DR frame bridged a

@@ -22,7 +22,7 @@ import type {
   IpvsEngine,
   IpvsReplyDecision,
 } from './engines.ts';
-import { manglePrerouting } from './firewall.ts';
+import { manglePrerouting, natPostrouting } from './firewall.ts';
 import { lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
 import type { Hop, NetfilterStep } from './types.ts';
 
@@ -46,6 +46,16 @@ export type Question =
       readonly kind: 'mangle';
       readonly frame: EthernetFrame;
       readonly inIface: string;
+    }
+  /**
+   * iptables nat POSTROUTING of the node itself on a packet IPVS NAT-forwards (`ip_vs_nat_xmit` with
+   * `net.ipv4.vs.conntrack=1`): SNAT/MASQUERADE of the source; `masqueradeSource` is what MASQUERADE would take.
+   */
+  | {
+      readonly kind: 'nat';
+      readonly frame: EthernetFrame;
+      readonly outIface: string;
+      readonly masqueradeSource: Ipv4 | undefined;
     }
   /** iptables filter INPUT, FORWARD or OUTPUT of a host's own stack (local and routed IPv4). */
   | {
@@ -88,6 +98,7 @@ export interface Answers {
   readonly 'br-netfilter': NetfilterStep | undefined;
   readonly 'ip-filter': NetfilterStep | undefined;
   readonly mangle: NetfilterStep | undefined;
+  readonly nat: NetfilterStep | undefined;
   readonly raw: NetfilterStep | undefined;
   readonly 'ipvs-in': IpvsDecision;
   readonly 'ipvs-out': IpvsReplyDecision;
@@ -154,6 +165,8 @@ function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
       return host.firewall?.evaluateHost?.(q.hook, q.frame, q.ctx);
     case 'mangle':
       return host.node.mangle ? manglePrerouting(host.node.mangle, q.frame, q.inIface) : undefined;
+    case 'nat':
+      return host.node.nat ? natPostrouting(host.node.nat, q.frame, q.outIface, q.masqueradeSource) : undefined;
     case 'ipvs-in':
       return host.ipvs ? host.ipvs.input(q.frame, q.nowNs, q.directorIp, q.fwmark) : NOT_IPVS;
     case 'ipvs-out':

@@ -1,4 +1,5 @@
 /** Adapts the ebtables evaluator to the walker: one NetfilterStep per hook that had something to say. */
+import { type Ipv4, parseIpv4 } from '../addr/ipv4.ts';
 import { summarizeEbtables } from '../netfilter/ebtables-eval.ts';
 import type { EbRule, EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
@@ -246,5 +247,42 @@ export function manglePrerouting(mangle: IptTable, frame: EthernetFrame, inIface
     ],
     rulesVisited: r.visited.length,
     mark: { before: 0, after: r.mark },
+  };
+}
+
+/**
+ * A director's own iptables nat POSTROUTING on a packet IPVS NAT-forwards (seen only with `net.ipv4.vs.conntrack=1`):
+ * the step names the SNAT or MASQUERADE rule that rewrites the source, and `snat.to` the new source — MASQUERADE takes
+ * `masqueradeSource`, the out interface's address for the next hop. Undefined when no rule matched and the policy
+ * accepts. The nat table sees a connection's first packet only (ctstate NEW); conntrack applies its binding to the rest.
+ */
+export function natPostrouting(
+  nat: IptTable,
+  frame: EthernetFrame,
+  outIface: string,
+  masqueradeSource: Ipv4 | undefined,
+): NetfilterStep | undefined {
+  if (frame.payload.kind !== 'ipv4') return undefined;
+  const r = evaluateIptables(nat, 'POSTROUTING', frame, { outIface, ctState: 'NEW', ctDir: 'ORIGINAL' });
+  const d = r.decidedBy;
+  if (d.kind === 'policy' && r.verdict === 'ACCEPT') return undefined;
+  const to =
+    r.nat?.kind === 'snat' ? parseIpv4(r.nat.toSource) : r.nat?.kind === 'masquerade' ? masqueradeSource : undefined;
+  return {
+    kind: 'netfilter',
+    family: 'ipv4',
+    table: 'nat',
+    hook: 'POSTROUTING',
+    verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
+    chain: d.chain,
+    ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
+    ruleText: d.kind === 'rule' ? renderIptablesRule(d.chain, d.rule, 'ipv4') : `policy ${r.verdict}`,
+    origin: d.kind === 'policy' ? d.origin : d.rule.origin,
+    path: [
+      'POSTROUTING',
+      ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
+    ],
+    rulesVisited: r.visited.length,
+    ...(to !== undefined ? { snat: { from: frame.payload.src, to } } : {}),
   };
 }

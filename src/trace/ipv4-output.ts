@@ -123,9 +123,11 @@ export function ipvsTransmit(
       text: `DR: ${formatIpv4(target)} is reached via ${formatIpv4(r.via)}, so the frame goes to that router's MAC; the router sees only the VIP as destination and routes it by that, not to the real server`,
       origin: r.origin,
     });
+  const xmitBuild = method === 'Masq' ? sourceNat(w, st, hop, out, nextHop, build) : build;
+  if (!xmitBuild) return;
   const t = hop.timeNs + DELAY_NS.ipvs;
   // __mtu_check_toobig_v4: the packet as it will leave (TUN: 20 bytes more) against the route's MTU.
-  const probe = build(out.mac, out.mac).payload;
+  const probe = xmitBuild(out.mac, out.mac).payload;
   const client = hop.frame.payload;
   if (probe.kind === 'ipv4' && client.kind === 'ipv4') {
     const mtu = pathMtu(r, out);
@@ -138,7 +140,52 @@ export function ipvsTransmit(
   }
   const mac = resolve(w, st, out, nextHop, undefined, hop, t);
   if (!mac) return;
-  w.xmit(st, out, build(out.mac, mac), hop.id, t);
+  w.xmit(st, out, xmitBuild(out.mac, mac), hop.id, t);
+}
+
+/**
+ * The director's own nat POSTROUTING on a packet IPVS NAT-forwards (`ip_vs_nat_send_or_cont`). Only with
+ * `net.ipv4.vs.conntrack=1` does IPVS keep the packet's conntrack entry; otherwise it marks it untracked
+ * (`ip_vs_notrack`) and the nat table never sees it (ipvs-sysctl.rst `conntrack`). A SNAT/MASQUERADE rule then
+ * rewrites the source, and conntrack keeps the binding that de-NATs the real server's reply in PRE_ROUTING.
+ * Undefined (the hop ended) when a nat rule drops the packet.
+ */
+function sourceNat(
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
+  out: Iface,
+  nextHop: Ipv4,
+  build: (src: Mac, dst: Mac) => EthernetFrame,
+): ((src: Mac, dst: Mac) => EthernetFrame) | undefined {
+  if (!st.node.nat) return build;
+  const frame = build(out.mac, out.mac);
+  const pkt = frame.payload;
+  if (pkt.kind !== 'ipv4') return build;
+  const masq = (out.addrs.find((a) => prefixContains(a.prefix, nextHop)) ?? out.addrs[0])?.prefix.addr;
+  const ct = w.ask(st, hop, { kind: 'sysctl', key: 'net.ipv4.vs.conntrack' });
+  const step = w.ask(st, hop, { kind: 'nat', frame, outIface: out.name, masqueradeSource: masq });
+  if (!ct.on) {
+    if (step?.snat)
+      hop.steps.push({
+        kind: 'note',
+        text: `${st.node.name} nat POSTROUTING rule "${step.ruleText}" would rewrite the source to ${formatIpv4(step.snat.to)}, but with net.ipv4.vs.conntrack=0 IPVS marks the packets it NAT-forwards untracked, so the nat table never sees them: the real server receives the client's address`,
+        origin: ct.origin,
+      });
+    return build;
+  }
+  if (!step) return build;
+  hop.steps.push(step);
+  if (step.verdict === 'DROP') {
+    w.end(hop, 'dropped-by-filter', `${st.node.name} nat POSTROUTING drops the packet: ${step.ruleText}`, step.origin);
+    return undefined;
+  }
+  const snat = step.snat;
+  if (!snat) return build;
+  const { checksum: _stale, ...rest } = pkt;
+  const translated: Ipv4Packet = { ...rest, src: snat.to };
+  st.conntrack.bindSnat(translated, pkt.src, step.origin);
+  return (src, dst) => ({ ...build(src, dst), payload: translated });
 }
 
 /**

@@ -244,6 +244,19 @@ function ipReceive(
       fwmark = m.mark?.after ?? 0;
     }
   }
+  // nf_nat in PRE_ROUTING: a reply to a connection this node source-NATed (full NAT of IPVS traffic) gets its
+  // original source back as destination, before the input route.
+  const unSnat = node.nat ? st.conntrack.unSnat(pkt) : undefined;
+  if (unSnat) {
+    hop.steps.push({
+      kind: 'note',
+      text: `${node.name} conntrack de-NATs the reply of its source NAT: destination ${formatIpv4(pkt.dst)} → ${formatIpv4(unSnat.addr)}`,
+      origin: unSnat.origin,
+    });
+    const { checksum: _stale, ...rest } = pkt;
+    pkt = { ...rest, dst: unSnat.addr };
+    frame = { ...frame, payload: pkt };
+  }
   const local = localAddress(node, pkt.dst);
   if (local) {
     // The input route: martian source and reverse-path filter on the incoming interface.

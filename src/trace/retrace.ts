@@ -154,6 +154,8 @@ function dependsOnRules(d: Decision): d is FirewallDecision {
     case 'conntrack':
     // The node's own mangle table is part of the node.
     case 'mangle':
+    // So is its nat table (SNAT of IPVS NAT traffic).
+    case 'nat':
     case 'ipvs-in':
     case 'ipvs-out':
     case 'route':

@@ -118,6 +118,8 @@ export interface NetfilterStep {
   readonly notrack?: boolean;
   /** mangle: the packet's netfilter mark before and after the chain (`-j MARK`); the deciding rule set it last. */
   readonly mark?: { readonly before: number; readonly after: number };
+  /** nat POSTROUTING: SNAT/MASQUERADE rewrote the source from `from` to `to`; the deciding rule did it. */
+  readonly snat?: { readonly from: Ipv4; readonly to: Ipv4 };
 }
 
 export interface NeighbourStep {

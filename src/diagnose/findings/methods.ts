@@ -1,12 +1,14 @@
 /** NAT and TUN requirements: the director forwards NAT replies, real servers route them back, TUN servers decapsulate. */
-import { formatIpv4, type Ipv4 } from '../../addr/ipv4.ts';
+import { formatIpv4, type Ipv4, parseIpv4 } from '../../addr/ipv4.ts';
 import { prefixContains } from '../../addr/prefix.ts';
 import { implicit } from '../../source/origin.ts';
 import { commentName, fileNamePart, shellCommand } from '../../source/shell.ts';
 import type { LoadedScenario } from '../../topology/load-scenario.ts';
 import type { Iface, Node } from '../../topology/model.ts';
+import { natPostrouting } from '../../trace/firewall.ts';
 import { effectiveSysctl, lookupRoute } from '../../trace/node-config.ts';
-import type { Trace } from '../../trace/types.ts';
+import type { NetfilterStep, Trace } from '../../trace/types.ts';
+import { ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet, TCP_SYN } from '../../wire/types.ts';
 import { ipv4Services, nicOwning, serviceVip } from '../facts.ts';
 import { sysctlFix } from '../sysctl-fix.ts';
 import type { FixProposal } from '../types.ts';
@@ -17,6 +19,9 @@ interface MethodTarget {
   readonly rs: Node;
   readonly vip: Ipv4;
   readonly rsAddr: Ipv4;
+  /** The real server's port and the service's protocol. */
+  readonly port: number;
+  readonly protocol: 'tcp' | 'udp';
   readonly origin: NonNullable<Detected['finding']['culprit']>;
 }
 
@@ -32,10 +37,67 @@ function targets(ctx: DiagnoseContext, kind: 'masq' | 'tunnel' | 'route'): Metho
         const rs = nicOwning(ctx.loaded, d.address.addr as Ipv4)?.node;
         if (!rs || seen.has(`${name} ${rs.name}`)) continue;
         seen.add(`${name} ${rs.name}`);
-        out.push({ director, rs, vip: serviceVip(svc)!, rsAddr: d.address.addr as Ipv4, origin: d.origin });
+        out.push({
+          director,
+          rs,
+          vip: serviceVip(svc)!,
+          rsAddr: d.address.addr as Ipv4,
+          port: d.port,
+          protocol: svc.key.kind === 'addr' && svc.key.protocol === 'UDP' ? 'udp' : 'tcp',
+          origin: d.origin,
+        });
       }
   }
   return out;
+}
+
+/**
+ * Full NAT: the director's nat POSTROUTING rule that rewrites the source of what IPVS NAT-forwards to this real server
+ * (seen only with `net.ipv4.vs.conntrack=1`), so its replies come back to the director whatever its routes are.
+ */
+function fullNatRule(ctx: DiagnoseContext, t: MethodTarget, anyConntrack = false): NetfilterStep | undefined {
+  const d = t.director;
+  if (!d.nat || (!anyConntrack && d.sysctl.get('net.ipv4.vs.conntrack')?.value.trim() !== '1')) return undefined;
+  const r = lookupRoute(d, t.rsAddr);
+  const dev = r?.dev ?? (r?.via !== undefined ? lookupRoute(d, r.via)?.dev : undefined);
+  const out = dev !== undefined ? d.interfaces.get(dev) : undefined;
+  if (!out) return undefined;
+  const nextHop = r?.via ?? t.rsAddr;
+  const client = [...ctx.loaded.scenario.nodes.values()]
+    .find((n) => n.kind === 'client')
+    ?.interfaces.values()
+    .next().value?.addrs[0]?.prefix.addr;
+  const pkt: Ipv4Packet = {
+    kind: 'ipv4',
+    tos: 0,
+    id: 0,
+    dontFragment: true,
+    moreFragments: false,
+    fragmentOffset: 0,
+    ttl: 64,
+    protocol: t.protocol === 'udp' ? 17 : 6,
+    src: client ?? parseIpv4('203.0.113.1')!,
+    dst: t.rsAddr,
+    payload:
+      t.protocol === 'udp'
+        ? { kind: 'udp', srcPort: 40000, dstPort: t.port, payload: new Uint8Array(0) }
+        : {
+            kind: 'tcp',
+            srcPort: 40000,
+            dstPort: t.port,
+            seq: 0,
+            ack: 0,
+            flags: TCP_SYN,
+            window: 64240,
+            urgent: 0,
+            options: [],
+            payload: new Uint8Array(0),
+          },
+  };
+  const frame: EthernetFrame = { dst: out.mac, src: out.mac, vlans: [], etherType: ETHERTYPE_IPV4, payload: pkt };
+  const masq = (out.addrs.find((a) => prefixContains(a.prefix, nextHop)) ?? out.addrs[0])?.prefix.addr;
+  const step = natPostrouting(d.nat, frame, out.name, masq);
+  return step?.snat ? step : undefined;
 }
 
 /** The director's address on the real server's subnet. */
@@ -167,6 +229,9 @@ export const natReplyBypassesDirector: FindingKind = {
   check(ctx) {
     const out: Detected[] = [];
     for (const t of targets(ctx, 'masq')) {
+      if (fullNatRule(ctx, t)) continue;
+      // A SNAT rule for this traffic that IPVS keeps from the nat table (net.ipv4.vs.conntrack=0).
+      const idle = fullNatRule(ctx, t, true);
       const dip = dipFor(t.director, t.rsAddr);
       const r = lookupRoute(t.rs, 0 as Ipv4);
       const directorAddrs = [...t.director.interfaces.values()].flatMap((i) => i.addrs.map((a) => a.prefix.addr));
@@ -178,11 +243,23 @@ export const natReplyBypassesDirector: FindingKind = {
           code: this.code,
           severity: this.severity,
           title: `NAT real server ${t.rs.name} (${formatIpv4(t.rsAddr)}) routes replies ${r?.via !== undefined ? `via ${formatIpv4(r.via)}` : 'without a gateway'}, not via director ${t.director.name}`,
-          explanation: `In NAT mode the director rewrote the destination to ${formatIpv4(t.rsAddr)}; the reply must go back through the director to get the VIP ${formatIpv4(t.vip)} as source again. Sent around it, the client receives a SYN-ACK from ${formatIpv4(t.rsAddr)}, which it never connected to, and answers RST (for UDP: an answer from ${formatIpv4(t.rsAddr)}, which its socket does not take).`,
+          explanation: `In NAT mode the director rewrote the destination to ${formatIpv4(t.rsAddr)}; the reply must go back through the director to get the VIP ${formatIpv4(t.vip)} as source again. Sent around it, the client receives a SYN-ACK from ${formatIpv4(t.rsAddr)}, which it never connected to, and answers RST (for UDP: an answer from ${formatIpv4(t.rsAddr)}, which its socket does not take).${idle ? ` ${t.director.name}'s nat POSTROUTING rule "${idle.ruleText}" would rewrite the source to ${formatIpv4(idle.snat!.to)} so that replies come back to it, but with net.ipv4.vs.conntrack=0 IPVS marks the packets it forwards untracked and the nat table never sees them.` : ''}`,
           where: t.rs.name,
           ...(r ? { culprit: r.origin } : { culprit: t.origin }),
         },
-        fixes: dip !== undefined ? [routeViaFix(t.rs, dip, dev)] : [],
+        fixes: [
+          ...(idle
+            ? [
+                sysctlFix(
+                  t.director,
+                  [['net.ipv4.vs.conntrack', '1']],
+                  'IPVS traffic is tracked, so the nat POSTROUTING SNAT rule applies to it',
+                  100,
+                ),
+              ]
+            : []),
+          ...(dip !== undefined ? [routeViaFix(t.rs, dip, dev)] : []),
+        ],
       });
     }
     return out;
