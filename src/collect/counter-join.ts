@@ -67,7 +67,8 @@ export interface EvidenceReport {
   readonly stack: readonly { readonly node: string; readonly name: string; readonly delta: number }[];
 }
 
-const space = (s: string) => s.trim().replace(/\s+/g, ' ');
+/** A text with its blanks as single spaces, untouched (no copy) when it already is. */
+const space = (s: string) => (/\s\s|[^\S ]|^\s|\s$/.test(s) ? s.trim().replace(/\s+/g, ' ') : s);
 
 export interface ModelRule {
   readonly chain: string;
@@ -296,14 +297,10 @@ export function probeEvidence(
   // nft counters of xtables tables are the same counters as the listing's: counted once.
   const joined = allJoined.filter((j) => j.by !== 'nft');
   const moved = new Map<string, JoinedCount>();
+  // As stepKey words the step that would decide on it (an ebtables rule a bridge step, any other an ipv4 one).
   for (const j of joined)
     moved.set(
-      stepKey(j.node, {
-        family: j.delta.source === 'ebtables' ? 'bridge' : 'ipv4',
-        table: j.delta.table,
-        chain: j.rule.chain,
-        ...(j.rule.ruleNumber !== undefined ? { ruleNumber: j.rule.ruleNumber } : {}),
-      }),
+      `${j.node}\t${j.delta.source === 'ebtables' ? 'ebtables' : 'iptables'}\t${j.delta.table}\t${j.rule.chain}\t${j.rule.ruleNumber ?? 'policy'}`,
       j,
     );
   const ipvsMoved = [...windows.values()].flatMap((w) => w.ipvs);

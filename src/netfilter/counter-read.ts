@@ -48,13 +48,15 @@ export function readEbtablesCounters(text: string, file: string, tableHint?: str
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trimEnd();
     if (line === '') continue;
-    const t = EB_TABLE.exec(line);
+    // Both headers start with 'Bridge ' (a rule line never does): the rest skip the two patterns.
+    const header = line.startsWith('Bridge ');
+    const t = header ? EB_TABLE.exec(line) : null;
     if (t) {
       table = t[1]!;
       chain = undefined;
       continue;
     }
-    const c = EB_CHAIN.exec(line);
+    const c = header ? EB_CHAIN.exec(line) : null;
     if (c) {
       chain = c[1]!;
       n = 0;
