@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runDiagnoseInputs } from '../src/cli/cmd-diagnose.ts';
+import { startServe } from '../src/cli/cmd-serve.ts';
 import { runCli } from './run-cli.ts';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'collect', 'founding-real');
@@ -136,6 +137,25 @@ describe('two plain bundles of one host taken minutes apart', () => {
     expect(json.evidence.windows).toEqual([{ node: 'host1', from: 'bundles', seconds: 300, moved: 1 }]);
     const c = json.evidence.probes.find((p: { verdict: string }) => p.verdict === 'confirmed');
     expect(c.facts[0]).toMatch(/I-vnet0-ipv4-ip rule 3; that rule counted 4 packets \/ 240 bytes in the 300 s window/);
+  });
+});
+
+describe('serve with live evidence', () => {
+  it('says the page does not show it, naming the bundle, instead of dropping it in silence', async () => {
+    const watched = withWindow('serve-watch', (nat) => bump(nat, 'I-vnet0-ipv4-ip', 3, 57, 3420));
+    let err = '';
+    const running = await startServe({ stdout: () => {}, stderr: (s) => (err += s) }, watched, {
+      port: 0,
+      captures: [],
+    });
+    try {
+      expect(running).toBeDefined();
+      expect(err).toContain(
+        `lvsdoctor serve: the page does not show live evidence yet: ${watched[0]} has a counter window (collected with --watch); run diagnose (text or --json) to see it`,
+      );
+    } finally {
+      await running?.close();
+    }
   });
 });
 

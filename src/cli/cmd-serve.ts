@@ -111,7 +111,17 @@ export interface ServeOptions {
 
 /** Starts the server; undefined on bad input (exit 2). The caller keeps the process alive or closes it. */
 export async function startServe(io: Io, inputs: readonly string[], o: ServeOptions): Promise<Running | undefined> {
-  const l = loadInputs(io, inputs);
+  let read: Map<string, ReadResult<Bundle>> | undefined;
+  if (!(inputs.length === 1 && !isBundlePath(inputs[0]!))) {
+    read = new Map(inputs.map((i) => [i, readBundle(i)] as const));
+    // The page has no view of live evidence yet: say so rather than drop it in silence (`--html` refuses instead).
+    const why = evidenceIn([...read.values()].flatMap((r) => (r.value ? [r.value] : [])));
+    if (why !== undefined)
+      io.stderr(
+        `lvsdoctor serve: the page does not show live evidence yet: ${why}; run diagnose (text or --json) to see it\n`,
+      );
+  }
+  const l = loadInputs(io, inputs, false, read);
   if (!l) return undefined;
   const captures = readCaptures(io, o.captures);
   if (captures === false) return undefined;
