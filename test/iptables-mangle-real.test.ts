@@ -7,25 +7,21 @@
  * `-m mark --mark` rule per expected mark counts it). Root only; skipped with the reason otherwise. The namespaces
  * are removed afterwards.
  */
-import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ipv4 } from '../src/addr/ipv4.ts';
-import { mac } from '../src/addr/mac.ts';
 import { evaluateIptables } from '../src/netfilter/iptables-eval.ts';
 import { readIptablesSave } from '../src/netfilter/iptables-read.ts';
-import type { EthernetFrame } from '../src/wire/types.ts';
+import {
+  clientSyn,
+  saveCounters as counters,
+  directorAndClient,
+  netnsSkip,
+  removeNamespaces,
+  nsRun as run,
+} from './support/director-netns.ts';
 
 const D = `lvsdmgd${process.pid}`;
 const C = `lvsdmgc${process.pid}`;
-const has = (c: string): boolean => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
-const SKIP =
-  process.platform !== 'linux'
-    ? 'not Linux'
-    : process.getuid?.() !== 0
-      ? 'not root (needs network namespaces)'
-      : !has('iptables-restore') || !has('ip')
-        ? 'iptables or ip is not installed'
-        : undefined;
+const SKIP = netnsSkip();
 
 const VIP = '198.51.100.100';
 // What the director loads: a rule bound to an interface it does not have, the fwmark rule of FWM 1 (80, 443), a
@@ -54,80 +50,11 @@ COMMIT
 `;
 const PORTS = [80, 443, 8080, 22];
 
-function run(ns: string, args: string[], input?: string): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, ...args], { encoding: 'utf8', ...(input ? { input } : {}) });
-  return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-function syn(dport: number): EthernetFrame {
-  return {
-    src: mac('02:00:00:00:00:01'),
-    dst: mac('02:00:00:00:00:02'),
-    vlans: [],
-    etherType: 0x0800,
-    payload: {
-      kind: 'ipv4',
-      tos: 0,
-      id: 1,
-      dontFragment: true,
-      moreFragments: false,
-      fragmentOffset: 0,
-      ttl: 64,
-      protocol: 6,
-      src: ipv4('198.51.100.50'),
-      dst: ipv4(VIP),
-      payload: {
-        kind: 'tcp',
-        srcPort: 40000,
-        dstPort: dport,
-        seq: 1,
-        ack: 0,
-        flags: 2,
-        window: 64240,
-        urgent: 0,
-        options: [],
-        payload: new Uint8Array(),
-      },
-    },
-  };
-}
-
-/** `-A …` lines of `iptables-save -c` with their packet counters, per table, in order. */
-function counters(save: string): Map<string, number> {
-  const out = new Map<string, number>();
-  let table = '';
-  for (const l of save.split('\n')) {
-    if (l.startsWith('*')) table = l.slice(1);
-    const m = /^\[(\d+):\d+\] (-A .*)$/.exec(l);
-    if (m) out.set(`${table} ${m[2]}`, Number(m[1]));
-  }
-  return out;
-}
-
 describe.skipIf(SKIP !== undefined)(`mangle PREROUTING marks, held to the kernel${SKIP ? ` (${SKIP})` : ''}`, () => {
-  afterAll(() => {
-    spawnSync('ip', ['netns', 'del', D]);
-    spawnSync('ip', ['netns', 'del', C]);
-  });
+  afterAll(() => removeNamespaces(D, C));
 
   it('matches the rules the kernel counts and sets the mark filter INPUT sees', () => {
-    for (const ns of [D, C]) expect(spawnSync('ip', ['netns', 'add', ns]).status).toBe(0);
-    expect(
-      spawnSync('ip', ['link', 'add', 'lvsdmg0', 'netns', D, 'type', 'veth', 'peer', 'eth0', 'netns', C]).status,
-    ).toBe(0);
-    for (const [ns, dev, addr] of [
-      [D, 'lvsdmg0', '198.51.100.11/24'],
-      [C, 'eth0', '198.51.100.50/24'],
-    ] as const) {
-      expect(run(ns, ['ip', 'link', 'set', dev, 'up']).status).toBe(0);
-      expect(run(ns, ['ip', 'addr', 'add', addr, 'dev', dev]).status).toBe(0);
-    }
-    // The director's interface is eth0 in the scenario: rename it so that `-i eth1` and `-i eth0` mean the same.
-    expect(run(D, ['ip', 'link', 'set', 'lvsdmg0', 'down']).status).toBe(0);
-    expect(run(D, ['ip', 'link', 'set', 'lvsdmg0', 'name', 'eth0']).status).toBe(0);
-    expect(run(D, ['ip', 'link', 'set', 'eth0', 'up']).status).toBe(0);
-    expect(run(D, ['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'eth0']).status).toBe(0);
-    expect(run(D, ['ip', 'link', 'set', 'lo', 'up']).status).toBe(0);
+    directorAndClient(D, C, 'lvsdmg0', VIP);
     const load = run(D, ['iptables-restore'], RULES);
     expect(load.stderr).toBe('');
     for (const port of PORTS) {
@@ -140,7 +67,7 @@ describe.skipIf(SKIP !== undefined)(`mangle PREROUTING marks, held to the kernel
       const read = readIptablesSave(afterText, 'director.save', 'ipv4', ['mangle']);
       expect(read.issues.filter((i) => i.severity === 'error')).toEqual([]);
       const mangle = read.value!.find((t) => t.name === 'mangle')!;
-      const r = evaluateIptables(mangle, 'PREROUTING', syn(port), { inIface: 'eth0' });
+      const r = evaluateIptables(mangle, 'PREROUTING', clientSyn(VIP, port), { inIface: 'eth0' });
       const lines = afterText.split('\n');
       const mine = r.visited
         .filter((v) => v.matched)
