@@ -36,12 +36,24 @@ describe('what the lab says the kernel cannot show', () => {
       expect.stringContaining('scheduler sh on lb1'),
     ]);
     expect(labLimits(load('dr-sh-weight0-no-fallback'), full)).toEqual([]);
-    expect(labLimits(load('dr-fwmark-mangle-healthy'), bare)).toEqual([expect.stringContaining('fwmark service 1')]);
+    expect(labLimits(load('dr-fwmark-mangle-healthy'), bare)).toEqual([
+      expect.stringContaining("a guest's own iptables tables (lb1 (mangle))"),
+      expect.stringContaining('fwmark service 1'),
+    ]);
     expect(labLimits(load('ha-vrrp-strict-no-accept'), full)).toEqual([
       expect.stringContaining('vrrp_strict without accept on lb1'),
       expect.stringContaining('vrrp_strict without accept on lb2'),
     ]);
     expect(labLimits(load('dr-two-rs-healthy'), bare)).toEqual([]);
+  });
+
+  it("a director's own nat table (full NAT) is the simulator's alone: the lab loads hosts' rule sets only", () => {
+    for (const caps of [bare, full])
+      expect(labLimits(load('nat-one-armed-full-nat-healthy'), caps)).toEqual([
+        "a guest's own iptables tables (lb1 (nat)): the lab loads the hosts' rule sets, not a guest's",
+      ]);
+    // Hosts' rule sets (Docker's *nat among them) are loaded for real: no limit.
+    expect(labLimits(load('dr-docker-forward-drop'), bare)).toEqual([]);
   });
 });
 

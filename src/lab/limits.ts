@@ -121,6 +121,16 @@ export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): str
     out.push(
       `pinned connections (ipvsadm -Lnc on ${conns.map(([d, l]) => `${d}: ${l.rows.length}`).join(', ')}): a lab director starts with an empty connection table; IPVS makes entries only for traffic it schedules, and the lab does not replay the listed connections before its probes (the nftables emulation keeps no IPVS connection state at all)`,
     );
+  // A guest's own iptables-save (its mangle marks, its nat POSTROUTING for full NAT) is evaluated by the simulator; the
+  // lab loads the hosts' rule sets only, so a director whose own tables decide would differ for that reason alone.
+  const ownTables = [...s.nodes.values()].flatMap((n) => {
+    const t = [...(n.mangle ? ['mangle'] : []), ...(n.nat ? ['nat'] : [])];
+    return t.length > 0 ? [`${n.name} (${t.join(', ')})`] : [];
+  });
+  if (ownTables.length > 0)
+    out.push(
+      `a guest's own iptables tables (${ownTables.join(', ')}): the lab loads the hosts' rule sets, not a guest's`,
+    );
   const bonds = [...s.nodes.values()].flatMap((n) =>
     [...n.interfaces.values()].filter((i) => i.kind === 'bond').map((i) => `${n.name}:${i.name}`),
   );
