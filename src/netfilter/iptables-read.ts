@@ -7,6 +7,7 @@
 import { parseIpv4 } from '../addr/ipv4.ts';
 import { parseIpv6 } from '../addr/ipv6.ts';
 import { type Mac, parseMac } from '../addr/mac.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue, type ReadResult, unsupported } from '../source/issue.ts';
 import { filePos, type Origin } from '../source/origin.ts';
 import {
@@ -671,7 +672,10 @@ export function readIptablesSave(
   const closeShadow = () => {
     if (!natShadow) return;
     natShadow.reader.finish();
-    issues.push(...natShadow.issues.filter((i) => i.code === 'iptables-table-not-modelled'));
+    appendAll(
+      issues,
+      natShadow.issues.filter((i) => i.code === 'iptables-table-not-modelled'),
+    );
     natShadow = undefined;
   };
   const closeOther = () => {
