@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { diagnose, diagnoseSession } from '../src/diagnose/diagnose.ts';
 import { fixesToApply } from '../src/diagnose/fix-list.ts';
+import { labLimits } from '../src/lab/limits.ts';
+import { labUnavailable } from '../src/lab/preflight.ts';
 import { loadScenario } from '../src/topology/load-scenario.ts';
 import { runCli } from './run-cli.ts';
 
@@ -242,6 +244,35 @@ describe('a Proxmox host in a scenario', () => {
         expect(t.stdout).toMatch(/pve1:eno1\n\s+\S+ \S+ > \S+, ethertype 802\.1Q \(0x8100\), length \d+: vlan 20/);
         const d = await runCli('diagnose', dir);
         expect(d.code).toBe(0);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('the lab refuses a VLAN-aware node with exit 4, saying why (a kernel without bridge VLAN filtering, or none built yet)', async () => {
+      const dir = tagged(true);
+      try {
+        const loaded = loadScenario(dir).value!;
+        const caps = { ipip: true, ipvs: true, vlan: true };
+        expect(labLimits(loaded, { ...caps, bridgeVlanFiltering: false })).toEqual([
+          'VLAN-filtering bridges (pve1:vmbr0): this kernel cannot make them (CONFIG_BRIDGE_VLAN_FILTERING is not set: `ip link set BRIDGE type bridge vlan_filtering 1` fails with "Operation not supported")',
+        ]);
+        expect(labLimits(loaded, { ...caps, bridgeVlanFiltering: true })).toEqual([
+          expect.stringContaining("the lab does not set bridge vlan_filtering or the ports' VLANs yet"),
+        ]);
+        // The untagged twin (vmbr0v20, eno1.20: plain bridges and a VLAN device) asks nothing of the kind.
+        const plain = tagged(false);
+        try {
+          expect(labLimits(loadScenario(plain).value!, { ...caps, bridgeVlanFiltering: false })).toEqual([]);
+        } finally {
+          rmSync(plain, { recursive: true, force: true });
+        }
+        // On this machine, as root with the lab's tools: said before anything is built, exit 4.
+        if (labUnavailable() === undefined) {
+          const r = await runCli('lab', 'run', dir);
+          expect(r.code).toBe(4);
+          expect(r.stderr).toContain('VLAN-filtering bridges (pve1:vmbr0)');
+        }
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

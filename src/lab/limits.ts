@@ -28,13 +28,22 @@ export interface KernelCapabilities {
   readonly ipvs: boolean;
   /** 802.1Q VLAN devices (`type vlan`). */
   readonly vlan: boolean;
+  /**
+   * VLAN-filtering bridges (`ip link set BR type bridge vlan_filtering 1`, CONFIG_BRIDGE_VLAN_FILTERING, which needs
+   * 802.1Q): without it the kernel answers "Operation not supported". Absent: not known (taken as there).
+   */
+  readonly bridgeVlanFiltering?: boolean;
 }
 
-function configSays(option: string): 'y' | 'm' | 'off' | undefined {
+/**
+ * What /proc/config.gz says of an option: `y`/`m`, `off` (`# … is not set`, or — `absentIsOff` — not listed at all,
+ * as an option whose dependencies are off is not), undefined when unknown (no config.gz).
+ */
+function configSays(option: string, absentIsOff = false): 'y' | 'm' | 'off' | undefined {
   try {
     const text = gunzipSync(readFileSync('/proc/config.gz')).toString('latin1');
     const m = new RegExp(`^${option}=([ym])$`, 'm').exec(text);
-    return m ? (m[1] as 'y' | 'm') : text.includes(`# ${option} is not set`) ? 'off' : undefined;
+    return m ? (m[1] as 'y' | 'm') : absentIsOff || text.includes(`# ${option} is not set`) ? 'off' : undefined;
   } catch {
     return undefined;
   }
@@ -76,6 +85,8 @@ export function kernelCapabilities(): KernelCapabilities {
     ...(ipipMissing ? { ipipMissing } : {}),
     ipvs: whichCommand('ipvsadm') !== undefined && kernelHasIpvs(),
     vlan: existsSync('/proc/net/vlan') || configSays('CONFIG_VLAN_8021Q') !== 'off',
+    // A bool option (no module): listed `=y` when built; missing when 802.1Q, which it depends on, is off.
+    bridgeVlanFiltering: configSays('CONFIG_BRIDGE_VLAN_FILTERING', true) !== 'off',
   };
   return known;
 }
@@ -147,7 +158,9 @@ export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): str
   );
   if (vlanFiltering.length > 0)
     out.push(
-      `VLAN-filtering bridges (${vlanFiltering.join(', ')}): the lab does not set bridge vlan_filtering or the ports' VLANs yet`,
+      caps.bridgeVlanFiltering === false
+        ? `VLAN-filtering bridges (${vlanFiltering.join(', ')}): this kernel cannot make them (CONFIG_BRIDGE_VLAN_FILTERING is not set: \`ip link set BRIDGE type bridge vlan_filtering 1\` fails with "Operation not supported")`
+        : `VLAN-filtering bridges (${vlanFiltering.join(', ')}): the lab does not set bridge vlan_filtering or the ports' VLANs yet`,
     );
   if (!caps.ipvs)
     for (const [d, t] of loaded.ipvs)
