@@ -130,7 +130,7 @@ export function runProxmoxCompile(
   const wantsNft = r.value !== undefined && Boolean(Number(r.value.host.options.nftables ?? 0));
   const output = opts.output ?? (wantsNft ? 'nftables' : 'iptables');
   if (output === 'nftables' && r.value !== undefined) {
-    // proxmox-firewall (nftables backend): the guest table commands, to load after its static skeleton
+    // proxmox-firewall (nftables backend): the host/cluster and guest table commands, to load after its static skeleton
     const nft = compileProxmoxFirewallNft(r.value);
     // rules only pve-firewall's parser refuses are compiled here: their reader warning would say otherwise
     const accepted = new Set(nft.acceptedDespiteErrors.map((x) => `${x.pos.file}:${x.pos.line}`));

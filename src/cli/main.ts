@@ -326,7 +326,7 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
   proxmox
     .command('compile')
     .description(
-      'print exactly what pve-firewall installs on the node (its iptables-restore, ipset or ebtables input), or with host.fw nftables: 1 the guest commands proxmox-firewall adds to its nftables skeleton',
+      'print exactly what pve-firewall installs on the node (its iptables-restore, ipset or ebtables input), or with host.fw nftables: 1 the commands proxmox-firewall adds to its nftables skeleton (host/cluster and guest tables)',
     )
     .argument('<pve-dir>', 'a copy of /etc/pve (firewall/, nodes/<node>/, corosync.conf)')
     .option('--node <name>', 'the node (default: the only one under nodes/)')

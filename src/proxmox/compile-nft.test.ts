@@ -10,7 +10,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../test/run-cli.ts';
 import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
-import { compileProxmoxFirewallNft, renderPveNft } from './compile-nft.ts';
+import {
+  compileProxmoxFirewallNft,
+  PVE_NFT_GUEST_TABLE,
+  PVE_NFT_HOST_TABLE,
+  pveNftTableLines,
+  renderPveNft,
+} from './compile-nft.ts';
 import { type PveNodeFiles, pveNodeInput } from './node-files.ts';
 
 const suite = externalSuite('conformance/pve-firewall/nftables/');
@@ -38,39 +44,77 @@ function compile(files: PveNodeFiles) {
   return compileProxmoxFirewallNft(r.value!);
 }
 
-describe('proxmox-firewall conformance: the guest table against the upstream snapshot', () => {
+/**
+ * Our commands in the snapshot's rendering where that rendering is not nft syntax: its `auto-merge True` is our
+ * `auto-merge;`, its map elements `{ { veth100i1, goto guest-100-in }, … }` are our `{ veth100i1 : goto guest-100-in,
+ * … }`, and the statements it leaves as JSON (conntrack helper objects and assignments, the SYN-flood meter) are
+ * written back as that JSON.
+ */
+function snapshotForm(text: string): string {
+  return text
+    .replace('auto-merge; }', 'auto-merge True }')
+    .replace(/^(add element \S+ \S+ vm-map-\w+) \{ (.*) \}$/, (_m, head: string, body: string) => {
+      const els = body.split(', ').map((e) => `{ ${e.replace(' : ', ', ')} }`);
+      return `${head} { ${els.join(', ')} }`;
+    })
+    .replace(
+      /^(add ct helper \S+ \S+ \S+) \{ type "([^"]+)" protocol (\w+);(?: l3proto (\w+);)? \}$/,
+      (_m, head: string, type: string, proto: string, l3?: string) =>
+        `${head} {"type": "${type}", "protocol": "${proto}", "l3proto": ${l3 === undefined ? 'null' : `"${l3}"`}}`,
+    )
+    .replace(/ ct helper set "([^"]+)"$/, ' {"ct helper": "$1"}')
+    .replace(/ ct helper "([^"]+)" accept$/, ' ct helper $1 accept')
+    .replace(
+      /update (@\S+) \{ (ip6?) saddr limit rate over (\d+)\/second burst (\d+) packets \} drop$/,
+      (_m, set: string, fam: string, rate: string, burst: string) =>
+        `{"set": {"op": "update", "elem": {"payload": {"protocol": "${fam}", "field": "saddr"}}, "set": "${set}", "stmt": {"limit": {"rate": ${rate}, "per": "second", "burst": ${burst}, "inv": true}}}} drop`,
+    );
+}
+
+/**
+ * The snapshot's commands on one table from the first `add set` on (the earlier flush/delete/add commands are the
+ * daemon's housekeeping of the previous state), except those naming `sdn/` sets: they come from the SDN
+ * configuration and IPAM the snapshot's harness builds in (VNet subnets, gateways, DHCP ranges, IPAM entries), not
+ * from the input files, and lvsdoctor does not model SDN — so the two host FORWARD rules on `+sdn/…` sets are not
+ * compared either (the compiler says it skipped them).
+ */
+function snapshotTable(table: string): string[] {
+  const lines = suite.read('snapshot-condensed.txt').split('\n');
+  const first = lines.findIndex((l) => l.startsWith('add set '));
+  return lines.slice(first).filter((l) => l.includes(` ${table} `) && !l.includes('sdn/'));
+}
+
+describe('proxmox-firewall conformance: both tables against the upstream snapshot', () => {
   skippedBecause(suite.skip);
   if (suite.skip !== undefined) return;
-  // What is compared: every command of the snapshot on `bridge proxmox-firewall-guests` from the first `add set`
-  // on (the earlier flush/delete commands are the daemon's housekeeping of the previous state), except those about
-  // `sdn/` sets (they come from SDN configuration the snapshot's harness builds in, not from the input files) —
-  // in order, command by command. Forms differ only where the snapshot's rendering is not nft syntax: its
-  // `auto-merge True` is our `auto-merge;`, its map elements `{ { veth100i1, goto guest-100-in }, … }` are our
-  // `{ veth100i1 : goto guest-100-in, … }`; both are normalised to the snapshot's form before comparing.
-  // Not compared: the `inet proxmox-firewall` (host/cluster) commands, which this compiler does not generate.
   it('generates the snapshot’s guest-table commands, in order', () => {
     const out = compile(snapshotInput((f) => suite.read(f)));
     expect(out.hostWantsNftables).toBe(true);
-    expect(out.issues).toEqual([]);
-    const lines = suite.read('snapshot-condensed.txt').split('\n');
-    const first = lines.findIndex((l) => l.startsWith('add set '));
-    const expected = lines
-      .slice(first)
-      .filter((l) => l.includes(' bridge proxmox-firewall-guests ') && !l.includes('sdn/'));
-    const got = out.lines.map((l) =>
-      l.text
-        .replace('auto-merge; }', 'auto-merge True }')
-        .replace(/^(add element \S+ \S+ vm-map-\w+) \{ (.*) \}$/, (_m, head: string, body: string) => {
-          const els = body.split(', ').map((e) => `{ ${e.replace(' : ', ', ')} }`);
-          return `${head} { ${els.join(', ')} }`;
-        }),
-    );
-    expect(got).toEqual(expected);
+    const got = pveNftTableLines(out, PVE_NFT_GUEST_TABLE).map((l) => snapshotForm(l.text));
+    expect(got).toEqual(snapshotTable(PVE_NFT_GUEST_TABLE));
+  });
+  it('generates the snapshot’s host/cluster-table commands, in order', () => {
+    const out = compile(snapshotInput((f) => suite.read(f)));
+    const got = pveNftTableLines(out, PVE_NFT_HOST_TABLE).map((l) => snapshotForm(l.text));
+    expect(got).toEqual(snapshotTable(PVE_NFT_HOST_TABLE));
+  });
+  it('says which rules it left out: only the two on SDN sets', () => {
+    const out = compile(snapshotInput((f) => suite.read(f)));
+    expect(out.issues.map((i) => `${i.pos?.file}:${i.pos?.line} ${i.message}`)).toEqual([
+      expect.stringMatching(/^host\.fw:\d+ FORWARD DROP --source \+sdn\/guest-ipam-101 .*SDN/),
+      expect.stringMatching(/^host\.fw:\d+ FORWARD DROP --source \+sdn\/public-all .*SDN/),
+    ]);
   });
   it('every line keeps an origin; user rules point at their .fw line', () => {
     const out = compile(snapshotInput((f) => suite.read(f)));
     const r = out.lines.find((l) => l.text.includes('th dport { 123, 222-333 }'))!;
     expect(r.origin.pos).toEqual(expect.objectContaining({ file: '100.fw' }));
+    const h = out.lines.find((l) => l.text.endsWith('host-in meta l4proto udp th dport 443 jump do-reject'))!;
+    expect(h.origin.pos).toEqual(expect.objectContaining({ file: 'host.fw', line: 25 }));
+    const p = out.lines.find((l) => l.text === 'add rule inet proxmox-firewall cluster-in drop')!;
+    expect(p.origin.label).toBe('cluster.fw default policy_in: DROP');
+    const c = out.lines.find((l) => l.text.includes('ct-in meta l4proto tcp th dport 21 '))!;
+    expect(c.origin.pos).toEqual(expect.objectContaining({ file: 'host.fw', line: 15 }));
   });
 });
 

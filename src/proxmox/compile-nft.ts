@@ -15,9 +15,11 @@ import { macToLinkLocal, nicOrigin, optionOrigin, type PveNodeInput, ruleOrigin 
 import {
   expandMacro,
   type FwConfig,
+  type FwOptionValue,
   type FwRule,
   type IpVersion,
   LOG_LEVELS,
+  type MacroRule,
   parseIpOrCidr,
   resolveAlias,
   servicePort,
@@ -25,11 +27,15 @@ import {
 import { type GuestConfig, guestIface, nicsInFirewallOrder } from './guest-config.ts';
 
 export const PVE_NFT_GUEST_TABLE = 'bridge proxmox-firewall-guests';
+export const PVE_NFT_HOST_TABLE = 'inet proxmox-firewall';
+export type PveNftTable = typeof PVE_NFT_GUEST_TABLE | typeof PVE_NFT_HOST_TABLE;
 
 /** One `nft -f` command line and where it came from. */
 export interface PveNftLine {
   readonly text: string;
   readonly origin: Origin;
+  /** The table the command is about. */
+  readonly table: PveNftTable;
 }
 
 export interface PveNftCompiled {
@@ -37,6 +43,8 @@ export interface PveNftCompiled {
   readonly enabled: boolean;
   /** host.fw asks for the nftables backend (`nftables: 1`). */
   readonly hostWantsNftables: boolean;
+  /** host.fw `enable` (default on): the host/cluster table is generated; off, proxmox-firewall deletes it. */
+  readonly hostEnabled: boolean;
   readonly lines: readonly PveNftLine[];
   readonly issues: readonly Issue[];
   /** Rules pve-firewall's parser refuses (the reader warned) that proxmox-firewall's accepts and compiles. */
@@ -136,36 +144,43 @@ function icmpMatch(proto: string, type: string): string {
   return `${kw} type ${v6 ? (V6_ICMP_NFT[type] ?? type) : type}`;
 }
 
-/** A rule's or policy's verdict. In a guest's (or group's) IN direction REJECT is a plain drop (upstream snapshot). */
-function verdict(action: string, dir: 'in' | 'out' = 'out'): string {
+/**
+ * A rule's or policy's verdict. In the bridge table's IN direction (a guest's or group's) REJECT is a plain drop;
+ * everywhere else it jumps to `do-reject` (`rule.rs` `generate_verdict`).
+ */
+function verdict(action: string, dir: Dir, table: PveNftTable): string {
   switch (action) {
     case 'ACCEPT':
       return 'accept';
     case 'DROP':
       return 'drop';
     case 'REJECT':
-      return dir === 'in' ? 'drop' : 'jump do-reject';
+      return dir === 'in' && table === PVE_NFT_GUEST_TABLE ? 'drop' : 'jump do-reject';
     default:
       throw new NftError(`unknown action '${action}'`);
   }
 }
 
+type Dir = 'in' | 'out' | 'forward';
+
 class NftCtx {
   readonly lines: PveNftLine[] = [];
+  /** The table the next commands are about. */
+  table: PveNftTable = PVE_NFT_GUEST_TABLE;
   readonly issues: Issue[] = [];
   readonly acceptedDespiteErrors: FwRule[] = [];
   /** `limit rate 1/second burst 5 packets ` or empty when log_ratelimit is off. */
   logLimit = 'limit rate 1/second burst 5 packets ';
   constructor(readonly cluster: FwConfig) {}
   add(text: string, origin: Origin): void {
-    this.lines.push({ text, origin });
+    this.lines.push({ text, origin, table: this.table });
   }
   rule(chain: string, body: string, origin: Origin): void {
-    this.add(`add rule ${PVE_NFT_GUEST_TABLE} ${chain} ${body}`, origin);
+    this.add(`add rule ${this.table} ${chain} ${body}`, origin);
   }
   chain(chain: string, origin: Origin): void {
-    this.add(`add chain ${PVE_NFT_GUEST_TABLE} ${chain}`, origin);
-    this.add(`flush chain ${PVE_NFT_GUEST_TABLE} ${chain}`, origin);
+    this.add(`add chain ${this.table} ${chain}`, origin);
+    this.add(`flush chain ${this.table} ${chain}`, origin);
   }
   log(chain: string, vmid: string, level: string | undefined, action: string, origin: Origin): void {
     if (level === undefined || level === 'nolog') return;
@@ -177,13 +192,13 @@ class NftCtx {
 
 function setDecl(ctx: NftCtx, name: string, ipversion: IpVersion, origin: Origin): void {
   for (const n of [name, `${name}-nomatch`]) {
-    ctx.add(`add set ${PVE_NFT_GUEST_TABLE} ${n} { type ipv${ipversion}_addr; flags interval; auto-merge; }`, origin);
-    ctx.add(`flush set ${PVE_NFT_GUEST_TABLE} ${n}`, origin);
+    ctx.add(`add set ${ctx.table} ${n} { type ipv${ipversion}_addr; flags interval; auto-merge; }`, origin);
+    ctx.add(`flush set ${ctx.table} ${n}`, origin);
   }
 }
 
 function elements(ctx: NftCtx, set: string, items: readonly string[], origin: Origin): void {
-  if (items.length > 0) ctx.add(`add element ${PVE_NFT_GUEST_TABLE} ${set} { ${items.join(', ')} }`, origin);
+  if (items.length > 0) ctx.add(`add element ${ctx.table} ${set} { ${items.join(', ')} }`, origin);
 }
 
 /** Declares an ipset (both versions, each with its `-nomatch` twin) and its elements, in proxmox-firewall's order. */
@@ -222,12 +237,26 @@ function ipsetSets(
   }
 }
 
+/**
+ * A macro's rules. proxmox-firewall has one table for both IP versions (`Ping` is an ICMP and an ICMPv6 echo
+ * request): for a rule not bound to a version, pve-firewall's IPv4 and IPv6 expansions together, each entry once.
+ */
+function macroRules(macro: string, ipversion: IpVersion | undefined): readonly MacroRule[] {
+  if (ipversion !== undefined) return expandMacro(macro, ipversion) ?? [];
+  const seen = new Set<string>();
+  return [...(expandMacro(macro, 4) ?? []), ...(expandMacro(macro, 6) ?? [])].filter((m) => {
+    const k = JSON.stringify(m);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
 /** The nft rule bodies for one user rule (one per IP version its addresses need; macros expand to several). */
-function ruleBodies(r: FwRule, sc: Scope, action: string, iface: string | undefined, dir: 'in' | 'out'): string[] {
-  const ifm = iface === undefined ? '' : `meta ${dir === 'in' ? 'oifname' : 'iifname'} ${iface} `;
+function ruleBodies(r: FwRule, sc: Scope, action: string, ifm: string): string[] {
   const protos: { proto?: string; dport?: string; sport?: string }[] =
     r.macro !== undefined
-      ? (expandMacro(r.macro, r.ipversion) ?? []).map((m) => ({
+      ? macroRules(r.macro, r.ipversion).map((m) => ({
           proto: m.proto,
           ...(m.dport !== undefined ? { dport: m.dport } : {}),
           ...(m.sport !== undefined ? { sport: m.sport } : {}),
@@ -270,19 +299,38 @@ function ruleBodies(r: FwRule, sc: Scope, action: string, iface: string | undefi
   return out;
 }
 
+/**
+ * The interface match of a rule with `-i`: in a guest's chains the guest's own port (`oifname` for traffic to it,
+ * `iifname` from it), in the host/cluster chains the host's interface (`iifname` in, `oifname` out); a FORWARD rule
+ * cannot have one (`rule.rs` `handle_iface`).
+ */
+function ifaceMatch(iface: string | undefined, dir: Dir, guest: boolean): string {
+  if (iface === undefined) return '';
+  if (dir === 'forward') throw new NftError('an interface (-i) cannot be used in the FORWARD direction');
+  const key = (dir === 'in') === guest ? 'oifname' : 'iifname';
+  return `meta ${key} ${iface} `;
+}
+
 function userRules(
   ctx: NftCtx,
   chain: string,
   vmid: string,
   rules: readonly FwRule[],
-  dir: 'in' | 'out',
+  dir: Dir,
   sc: Scope,
   file: FwConfig,
   g: GuestConfig | undefined,
   via?: Origin,
 ): void {
+  const guest = sc.vmid !== undefined;
   for (const r of rules) {
     if (r.type !== dir && r.type !== 'group') continue;
+    if (r.enable && [r.source, r.dest].some((a) => a?.startsWith('+sdn/'))) {
+      ctx.issues.push(
+        issue('pve-nft-rule-skipped', `${r.text}: an SDN ipset (SDN is not modelled): rule left out`, r.pos, 'warning'),
+      );
+      continue;
+    }
     // proxmox-firewall's own parser accepts ranges inside address lists (the snapshot has one); pve-firewall's does not
     if (!r.enable || (r.errors ?? []).some(([, m]) => !/range in a list/.test(m))) continue;
     if (r.errors && !ctx.acceptedDespiteErrors.includes(r)) ctx.acceptedDespiteErrors.push(r);
@@ -293,14 +341,15 @@ function userRules(
       if (!nic) continue;
       iface = guestIface(g, nic);
     } else if (r.iface !== undefined) iface = r.iface;
-    if (r.type === 'group') {
-      const ifm = iface === undefined ? '' : `meta ${dir === 'in' ? 'oifname' : 'iifname'} ${iface} `;
-      ctx.rule(chain, `${ifm}jump group-${r.action.toLowerCase()}-${dir}`, o);
-      continue;
-    }
     try {
-      const v = verdict(r.action, dir);
-      const bodies = ruleBodies(r, sc, v, iface, dir);
+      if (r.type === 'group') {
+        // a group with an interface is left out of FORWARD (rule.rs: RuleGroup)
+        if (dir === 'forward' && iface !== undefined) continue;
+        ctx.rule(chain, `${ifaceMatch(iface, dir, guest)}jump group-${r.action.toLowerCase()}-${dir}`, o);
+        continue;
+      }
+      const v = verdict(r.action, dir, ctx.table);
+      const bodies = ruleBodies(r, sc, v, ifaceMatch(iface, dir, guest));
       for (const b of bodies) {
         const prefix = b.slice(0, b.lastIndexOf(v));
         if (r.log !== undefined && r.log !== 'nolog') {
@@ -398,14 +447,14 @@ function guestChains(ctx: NftCtx, g: GuestConfig, fw: FwConfig): void {
     userRules(ctx, chain, vmid, fw.rules, dir, sc, fw, g);
     if (nics.length > 0)
       ctx.add(
-        `add element ${PVE_NFT_GUEST_TABLE} ${map} { ${nics.map((n) => `${guestIface(g, n)} : goto ${chain}`).join(', ')} }`,
+        `add element ${ctx.table} ${map} { ${nics.map((n) => `${guestIface(g, n)} : goto ${chain}`).join(', ')} }`,
         { kind: 'implicit', label: `proxmox-firewall: ${nameKey} of VMID ${vmid}'s firewalled NICs → ${chain}` },
       );
     const policy = String(dir === 'in' ? (opts.policy_in ?? 'DROP') : (opts.policy_out ?? 'ACCEPT'));
     const pO = optionOrigin(fw, `policy_${dir}`, policy, implicit(`guest ${vmid}`));
     ctx.log(chain, vmid, opts[`log_level_${dir}`] as string | undefined, policy, pO);
     try {
-      ctx.rule(chain, verdict(policy, dir), pO);
+      ctx.rule(chain, verdict(policy, dir, ctx.table), pO);
     } catch {
       ctx.issues.push(
         issue('pve-nft-policy', `policy_${dir}: ${policy} is not ACCEPT, DROP or REJECT`, pO.pos, 'error'),
@@ -414,12 +463,159 @@ function guestChains(ctx: NftCtx, g: GuestConfig, fw: FwConfig): void {
   }
 }
 
-/** The guest table commands proxmox-firewall adds for this node's configuration. */
+/** The conntrack helpers `nf_conntrack_helpers` can name (proxmox-ve-rs `resources/ct_helper.json`). */
+const CT_HELPERS: Readonly<
+  Record<string, { readonly proto: 'tcp' | 'udp'; readonly port: number; readonly v4only: boolean }>
+> = {
+  amanda: { proto: 'udp', port: 10080, v4only: false },
+  ftp: { proto: 'tcp', port: 21, v4only: false },
+  irc: { proto: 'tcp', port: 6667, v4only: true },
+  'netbios-ns': { proto: 'udp', port: 137, v4only: true },
+  pptp: { proto: 'tcp', port: 1723, v4only: true },
+  sane: { proto: 'tcp', port: 6566, v4only: false },
+  sip: { proto: 'udp', port: 5060, v4only: false },
+  snmp: { proto: 'udp', port: 161, v4only: true },
+  tftp: { proto: 'udp', port: 69, v4only: false },
+};
+
+/** The management set (`v4-dc/management`, `v6-…`): the cluster's `[IPSET management]` plus the local network. */
+function managementSet(ctx: NftCtx, input: PveNodeInput, sc: Scope): void {
+  const s = input.cluster.ipsets.get('management');
+  const entries = (s?.entries ?? []).filter((e) => !e.error).map((e) => ({ cidr: e.cidr, nomatch: e.nomatch }));
+  const alias = input.cluster.aliases.get('local_network');
+  const localnet = alias?.cidr ?? input.localNetwork;
+  if (localnet !== undefined) entries.push({ cidr: localnet, nomatch: false });
+  const o: Origin = s
+    ? { kind: 'file', label: 'cluster.fw [IPSET management]', pos: s.pos }
+    : alias
+      ? { kind: 'file', label: `cluster.fw alias local_network ${alias.cidr}`, pos: alias.pos }
+      : implicit(`proxmox-firewall: management addresses = the node's local network ${localnet ?? '(unknown)'}`);
+  ipsetSets(ctx, 'dc', 'management', entries, sc, o);
+}
+
+/** The cluster's ipsets (but `management` and `ipfilter-*`) and security groups, in the table `ctx.table`. */
+function clusterObjects(ctx: NftCtx, input: PveNodeInput, sc: Scope): void {
+  managementSet(ctx, input, sc);
+  for (const name of [...input.cluster.ipsets.keys()].sort()) {
+    if (name === 'management' || name.startsWith('ipfilter-')) continue;
+    const s = input.cluster.ipsets.get(name)!;
+    const entries = s.entries.filter((e) => !e.error).map((e) => ({ cidr: e.cidr, nomatch: e.nomatch }));
+    ipsetSets(ctx, 'dc', s.name, entries, sc, { kind: 'file', label: `cluster.fw [IPSET ${s.name}]`, pos: s.pos });
+  }
+  for (const name of [...input.cluster.groups.keys()].sort()) {
+    const grp = input.cluster.groups.get(name)!;
+    const gO: Origin = { kind: 'file', label: `cluster.fw security group ${grp.name}`, pos: grp.pos };
+    for (const dir of ['in', 'out', 'forward'] as const) {
+      const chain = `group-${name}-${dir}`;
+      ctx.chain(chain, gO);
+      userRules(ctx, chain, '0', grp.rules, dir, sc, input.cluster, undefined, gO);
+    }
+  }
+}
+
+/** One log rule (`log-invalid-tcp`, `log-smurfs`, a policy's) at a level, when the level logs. */
+function logRule(ctx: NftCtx, chain: string, level: FwOptionValue | undefined, action: string, origin: Origin): void {
+  ctx.log(chain, '0', level === undefined ? undefined : String(level), action, origin);
+}
+
+/**
+ * `table inet proxmox-firewall`: what `full_host_fw` adds when host.fw's `enable` is on — the management and cluster
+ * sets, the groups, the cluster chains (rules, then the log rule and the policy of each direction), the conntrack
+ * helpers, the host options (NDP, SYN flood, TCP flags, smurfs, invalid conntrack) and the host rules.
+ */
+function hostTable(ctx: NftCtx, input: PveNodeInput): void {
+  const sc: Scope = { cluster: input.cluster, fw: undefined, vmid: undefined };
+  const host = input.host;
+  const hopt = host.options;
+  clusterObjects(ctx, input, sc);
+  for (const dir of ['in', 'out', 'forward'] as const) {
+    const chain = `cluster-${dir}`;
+    userRules(ctx, chain, '0', input.cluster.rules, dir, sc, input.cluster, undefined);
+    const def = dir === 'in' ? 'DROP' : 'ACCEPT';
+    const policy = String(input.cluster.options[`policy_${dir}`] ?? def);
+    const pO = optionOrigin(input.cluster, `policy_${dir}`, policy, implicit(`cluster ${dir.toUpperCase()} policy`));
+    logRule(ctx, chain, hopt[`log_level_${dir}`], policy, pO);
+    try {
+      ctx.rule(chain, verdict(policy, dir, ctx.table), pO);
+    } catch {
+      ctx.issues.push(
+        issue('pve-nft-policy', `policy_${dir}: ${policy} is not ACCEPT, DROP or REJECT`, pO.pos, 'error'),
+      );
+    }
+  }
+  const helpers = hopt.nf_conntrack_helpers;
+  if (helpers !== undefined) {
+    const hO = optionOrigin(host, 'nf_conntrack_helpers', String(helpers), implicit('conntrack helpers'));
+    for (const name of String(helpers).split(',')) {
+      const h = CT_HELPERS[name];
+      if (!h) {
+        ctx.issues.push(issue('pve-nft-ct-helper', `unknown conntrack helper '${name}'`, hO.pos, 'warning'));
+        continue;
+      }
+      const obj = `helper-${name}-${h.proto}`;
+      ctx.add(
+        `add ct helper ${ctx.table} ${obj} { type "${name}" protocol ${h.proto};${h.v4only ? ' l3proto ip;' : ''} }`,
+        hO,
+      );
+      const m = `meta l4proto ${h.proto} th dport ${h.port}`;
+      ctx.rule('ct-in', `${m} ct state { new, established } accept`, hO);
+      ctx.rule('ct-in', `${m} ct helper set "${obj}"`, hO);
+      ctx.rule('ct-in', `ct helper "${name}" accept`, hO);
+    }
+  }
+  const on = (key: string, def: boolean) => (hopt[key] === undefined ? def : Boolean(Number(hopt[key])));
+  const hO = (key: string, def: boolean) =>
+    optionOrigin(host, key, String(hopt[key] ?? (def ? 1 : 0)), implicit('host option'));
+  const ndp = on('ndp', true) ? 'allow' : 'block';
+  ctx.rule('option-in', `jump ${ndp}-ndp-in`, hO('ndp', true));
+  ctx.rule('option-out', `jump ${ndp}-ndp-out`, hO('ndp', true));
+  if (on('protection_synflood', false)) {
+    const o = hO('protection_synflood', false);
+    const rate = Number(hopt.protection_synflood_rate ?? 200);
+    const burst = Number(hopt.protection_synflood_burst ?? 1000);
+    ctx.rule('option-in', 'jump block-synflood', o);
+    for (const [v, fam] of [
+      [4, 'ip'],
+      [6, 'ip6'],
+    ] as const)
+      ctx.rule(
+        'ratelimit-synflood',
+        `update @v${v}-synflood-limit { ${fam} saddr limit rate over ${rate}/second burst ${burst} packets } drop`,
+        o,
+      );
+  }
+  if (on('tcpflags', false)) {
+    const o = hO('tcpflags', false);
+    ctx.rule('option-in', 'jump block-invalid-tcp', o);
+    logRule(ctx, 'log-invalid-tcp', hopt.tcp_flags_log_level, 'DROP', o);
+  }
+  if (on('nosmurfs', true)) {
+    const o = hO('nosmurfs', true);
+    ctx.rule('option-in', 'jump block-smurfs', o);
+    logRule(ctx, 'log-smurfs', hopt.smurf_log_level, 'DROP', o);
+  }
+  if (!on('nf_conntrack_allow_invalid', false)) {
+    const o = optionOrigin(host, 'nf_conntrack_allow_invalid', '0', implicit('traffic in conntrack state INVALID'));
+    ctx.table = PVE_NFT_GUEST_TABLE;
+    ctx.rule('invalid-conntrack', 'drop', o);
+    ctx.table = PVE_NFT_HOST_TABLE;
+    ctx.rule('invalid-conntrack', 'drop', o);
+  }
+  for (const dir of ['in', 'out', 'forward'] as const)
+    userRules(ctx, `host-${dir}`, '0', host.rules, dir, sc, host, undefined);
+}
+
+/**
+ * What proxmox-firewall adds to its skeleton for this node's configuration, in its order (`full_host_fw`): the
+ * host/cluster table `inet proxmox-firewall` (or its deletion when host.fw turns the host firewall off), then the
+ * guest table `bridge proxmox-firewall-guests` (the cluster sets and groups again, then each enabled guest).
+ */
 export function compileProxmoxFirewallNft(input: PveNodeInput): PveNftCompiled {
   const ctx = new NftCtx(input.cluster);
   const hostWantsNftables = Boolean(Number(input.host.options.nftables ?? 0));
+  const hostEnabled = input.host.options.enable === undefined || Boolean(Number(input.host.options.enable));
   if (!input.cluster.options.enable)
-    return { enabled: false, hostWantsNftables, lines: [], issues: ctx.issues, acceptedDespiteErrors: [] };
+    return { enabled: false, hostWantsNftables, hostEnabled, lines: [], issues: ctx.issues, acceptedDespiteErrors: [] };
   const rl = input.cluster.options.log_ratelimit;
   if (rl !== undefined) {
     const kv = new Map<string, string>([
@@ -434,47 +630,30 @@ export function compileProxmoxFirewallNft(input: PveNodeInput): PveNftCompiled {
     }
     ctx.logLimit = kv.get('enable') === '0' ? '' : `limit rate ${kv.get('rate')} burst ${kv.get('burst')} packets `;
   }
-  const sc: Scope = { cluster: input.cluster, fw: undefined, vmid: undefined };
-  if (!Number(input.host.options.nf_conntrack_allow_invalid ?? 0))
-    ctx.rule(
-      'invalid-conntrack',
-      'drop',
-      optionOrigin(
-        input.host,
-        'nf_conntrack_allow_invalid',
-        '0',
-        implicit('bridged traffic in conntrack state INVALID'),
-      ),
-    );
-  // cluster ipsets; `management` also holds the local network, as in pve-firewall
-  const localnet = input.cluster.aliases.get('local_network')?.cidr ?? input.localNetwork;
-  for (const name of [...input.cluster.ipsets.keys()].sort()) {
-    const s = input.cluster.ipsets.get(name)!;
-    const entries = s.entries.filter((e) => !e.error).map((e) => ({ cidr: e.cidr, nomatch: e.nomatch }));
-    if (name === 'management' && localnet !== undefined) entries.push({ cidr: localnet, nomatch: false });
-    ipsetSets(ctx, 'dc', s.name, entries, sc, { kind: 'file', label: `cluster.fw [IPSET ${s.name}]`, pos: s.pos });
-  }
-  for (const name of [...input.cluster.groups.keys()].sort()) {
-    const grp = input.cluster.groups.get(name)!;
-    const gO: Origin = { kind: 'file', label: `cluster.fw security group ${grp.name}`, pos: grp.pos };
-    for (const dir of ['in', 'out', 'forward'] as const) {
-      const chain = `group-${name}-${dir}`;
-      ctx.chain(chain, gO);
-      if (dir !== 'forward') userRules(ctx, chain, '0', grp.rules, dir, sc, input.cluster, undefined, gO);
-    }
-  }
-  const guests = [...input.guests].sort((a, b) => Number(a.config.vmid) - Number(b.config.vmid));
-  for (const { config, fw } of guests) {
-    if (!fw?.present || !Number(fw.options.enable ?? 0)) continue;
-    guestChains(ctx, config, fw);
-  }
+  ctx.table = PVE_NFT_HOST_TABLE;
+  if (hostEnabled) hostTable(ctx, input);
+  else
+    ctx.add(`delete table ${PVE_NFT_HOST_TABLE}`, optionOrigin(input.host, 'enable', '0', implicit('host firewall')));
+  ctx.table = PVE_NFT_GUEST_TABLE;
+  const guests = [...input.guests]
+    .sort((a, b) => Number(a.config.vmid) - Number(b.config.vmid))
+    .filter(({ fw }) => fw?.present && Number(fw.options.enable ?? 0));
+  if (guests.length > 0) clusterObjects(ctx, input, { cluster: input.cluster, fw: undefined, vmid: undefined });
+  else ctx.add(`delete table ${PVE_NFT_GUEST_TABLE}`, implicit('proxmox-firewall: no guest has its firewall enabled'));
+  for (const { config, fw } of guests) guestChains(ctx, config, fw!);
   return {
     enabled: true,
     hostWantsNftables,
+    hostEnabled,
     lines: ctx.lines,
     issues: ctx.issues,
     acceptedDespiteErrors: ctx.acceptedDespiteErrors,
   };
+}
+
+/** The commands of one table. */
+export function pveNftTableLines(out: PveNftCompiled, table: PveNftTable): readonly PveNftLine[] {
+  return out.lines.filter((l) => l.table === table);
 }
 
 /** The commands as an `nft -f` script (to load after proxmox-firewall's skeleton). */
