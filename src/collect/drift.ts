@@ -16,17 +16,27 @@ import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
 import { appendAll } from '../source/arrays.ts';
 import type { Issue } from '../source/issue.ts';
-import { implicit } from '../source/origin.ts';
+import { implicit, type Origin } from '../source/origin.ts';
 
 export interface DriftEntry {
   readonly host: string;
-  /** `binding`, `ebtables` or `iptables`/`ip6tables`. */
-  readonly area: 'binding' | 'ebtables' | 'iptables' | 'ip6tables';
+  /** `binding`, `ebtables`, `iptables`/`ip6tables` or (Proxmox) `ipset`. */
+  readonly area: 'binding' | 'ebtables' | 'iptables' | 'ip6tables' | 'ipset';
   /** Port or chain concerned. */
   readonly subject: string;
   readonly message: string;
   /** Lines installed but not compiled (`+`) and compiled but not installed (`-`). */
   readonly lines: readonly string[];
+  /**
+   * The same differences with their origins (Proxmox nodes): `live` the listing's line, `config` the compiled rule's
+   * or set member's origin (the `.fw`/config line that makes it).
+   */
+  readonly differences?: readonly {
+    readonly sign: '+' | '-' | '~';
+    readonly text: string;
+    readonly live?: Origin;
+    readonly config?: Origin;
+  }[];
 }
 
 /** The style of an `ebtables --version` line: `ebtables 1.8.9 (nf_tables)` is nft, `v2.0.x (legacy)` legacy. */

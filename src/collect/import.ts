@@ -38,6 +38,7 @@ import {
 import { type Evidence, type Gap, gatherEvidence } from './evidence.ts';
 import { type Assumption, type Cluster, type GuestPlace, type HostPlace, inferCluster } from './infer.ts';
 import { pveBundleFiles, pveNodeOf } from './proxmox-bundle.ts';
+import { comparePveNode, PVE_LIVE, type PveDriftResult } from './proxmox-drift.ts';
 
 export interface ImportOptions {
   /** The scenario directory to write (created; must be empty or an earlier import). */
@@ -117,6 +118,7 @@ const HOST_FILES: readonly (readonly [string, string])[] = [
   ['iptables-save', 'iptables-save.txt'],
   ['ip6tables-save', 'ip6tables-save.txt'],
   ['nft-ruleset', 'nft-ruleset.txt'],
+  ['ipset-save', 'ipset-save.txt'],
   ['virsh-nwfilter-list', 'nwfilter-list.txt'],
   ['virsh-binding-list', 'nwfilter-binding-list.txt'],
 ];
@@ -239,6 +241,10 @@ interface HostOut {
   readonly pveNode?: string;
   /** Proxmox: the copy of /etc/network/interfaces (`network-interfaces:`). */
   readonly networkInterfaces?: string;
+  /** Proxmox: the live listings the trace follows (`iptables-save:`, `ipset-save:`, `ebtables-filter:`) by key. */
+  readonly pveLive?: readonly (readonly [string, string])[];
+  /** Proxmox: the live firewall against what /etc/pve compiles to. */
+  readonly pveDrift?: PveDriftResult;
   readonly nwfilterDir?: string;
   /** Directory of the live filter bindings (`hosts.NAME.bindings`). */
   readonly bindings?: string;
@@ -295,11 +301,28 @@ function writeHost(w: Writer, h: HostPlace, c: Cluster, issues: Issue[]): HostOu
   }
   const ipAddr = (h.ev.links ? copied.get('ip-j-addr') : undefined) ?? copied.get('ip-addr');
   const sysctl = copied.get('sysctl-net');
+  // A Proxmox node's live rules: compared with what /etc/pve compiles to, and what the trace follows.
+  let pveDrift: PveDriftResult | undefined;
+  const pveLive: [string, string][] = [];
+  if (h.ev.pve) {
+    const readIssues: Issue[] = [];
+    pveDrift = comparePveNode(h.node, b, h.ev.pve, (id) => copied.get(id) ?? id, readIssues);
+    for (const i of readIssues) pveDrift.notes.push(`${h.node}: not fully compared: ${formatIssueShort(i)}`);
+    for (const [id, key] of [
+      [PVE_LIVE.iptables, 'iptables-save'],
+      [PVE_LIVE.ipset, 'ipset-save'],
+      [PVE_LIVE.ebtables, 'ebtables-filter'],
+    ] as const) {
+      const rel = copied.get(id);
+      if (rel && pveDrift.live.has(id)) pveLive.push([key, rel]);
+    }
+  }
   return {
     ...(ipAddr ? { ipAddr } : {}),
     domains,
     ...(pve ? { pve, pveNode: pveNodeOf(b) } : {}),
     ...(netif ? { networkInterfaces: netif } : {}),
+    ...(pveDrift ? { pveDrift, pveLive } : {}),
     ...(nwfilterDir ? { nwfilterDir } : {}),
     ...(bindings ? { bindings } : {}),
     ...(sysctl ? { sysctl } : {}),
@@ -461,6 +484,11 @@ function renderYaml(
         L.push(
           '    # TODO network-interfaces: /etc/network/interfaces not collected; vmbr bridges taken as not VLAN-aware',
         );
+      // The trace follows what the kernel filters with: the node's live rules (their drift is in import-report.txt).
+      for (const [key, rel] of o.pveLive ?? [])
+        L.push(
+          `    ${key}: ${yamlStr(rel)}  # live: the trace follows what the kernel has, not what /etc/pve compiles to`,
+        );
     } else L.push(`    domains: [${o.domains.map(yamlStr).join(', ')}]`);
     if (o.nwfilterDir) L.push(`    nwfilter-dir: ${yamlStr(o.nwfilterDir)}`);
     if (o.bindings) L.push(`    bindings: ${yamlStr(o.bindings)}  # live: virsh nwfilter-binding-dumpxml`);
@@ -555,7 +583,8 @@ function renderReport(r: {
       `  gateway ${formatIpv4Prefix(c.gateway.ip)} ${c.gateway.mac ?? '(MAC unknown)'}${c.gateway.segment ? ` on ${c.gateway.segment}` : ''}`,
     );
   L.push('');
-  if (r.drift.length === 0) L.push('drift: none (live bindings and rules match what the domain XML compiles to)');
+  if (r.drift.length === 0)
+    L.push('drift: none (live bindings and rules match what the domain XML or /etc/pve compiles to)');
   else {
     L.push(`drift: ${r.drift.length}`);
     for (const d of r.drift) {
@@ -581,10 +610,12 @@ function driftOf(c: Cluster, hostsOut: ReadonlyMap<string, HostOut>, notes: stri
   const drift: DriftEntry[] = [];
   for (const h of c.hosts) {
     const b = h.ev.bundle;
+    const pd = hostsOut.get(h.node)?.pveDrift;
     if (h.ev.pve) {
-      notes.push(
-        `${h.node}: Proxmox node: its live iptables/ebtables rules are not compared with what /etc/pve compiles to (the scenario uses the compiled rules)`,
-      );
+      if (pd) {
+        appendAll(drift, pd.drift);
+        appendAll(notes, pd.notes);
+      }
       continue;
     }
     const domains = (h.ev.domains ?? []).map((d) => d.def);
@@ -674,6 +705,14 @@ function buildImport(paths: readonly string[], o: BuildOptions): ImportResult {
   for (const h of cluster.hosts) hostsOut.set(h.node, writeHost(w, h, cluster, issues));
   const assumptions: Assumption[] = [...cluster.assumptions];
   for (const h of cluster.hosts) appendAll(assumptions, gapAssumptions(`host ${h.node}`, h.ev.gaps));
+  for (const h of cluster.hosts) {
+    const pd = hostsOut.get(h.node)?.pveDrift;
+    if (pd && pd.drift.length > 0)
+      assumptions.push({
+        assumed: `${h.node}'s firewall is what its kernel had when collected (${[...pd.live].join(', ')}), not what its /etc/pve compiles to: they differ in ${pd.drift.length} place(s) (import-report.txt lists them with both origins)`,
+        evidence: `${pd.drift[0]!.subject}: ${pd.drift[0]!.message}`,
+      });
+  }
   const guestsOut = new Map<string, GuestOut>();
   for (const g of cluster.guests) guestsOut.set(g.node, writeGuest(w, g, notes, assumptions));
   if (cluster.gateway?.ev) {

@@ -142,6 +142,18 @@ export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): str
     out.push(
       `a guest's own iptables tables (${ownTables.join(', ')}): the lab loads the hosts' rule sets, not a guest's`,
     );
+  // A Proxmox node's live listings (what `import` names when its bundle has them): an `ebtables -L` listing cannot be
+  // loaded into a kernel, and the lab loads a host's iptables-save without the sets it matches.
+  const live = [
+    ...[...(loaded.installedEbFilter?.keys() ?? [])].map((h) => `${h} (ebtables-filter)`),
+    ...[...(loaded.proxmox?.keys() ?? [])]
+      .filter((h) => loaded.hostRuleSets?.has(h))
+      .map((h) => `${h} (iptables-save with pve-firewall's ipsets)`),
+  ];
+  if (live.length > 0)
+    out.push(
+      `a Proxmox node's live rules (${live.join(', ')}): the lab loads the rules /etc/pve compiles to, not an \`ebtables -L\` listing or a node's live ipsets; remove those keys from scenario.yaml to run what /etc/pve compiles to`,
+    );
   const bonds = [...s.nodes.values()].flatMap((n) =>
     [...n.interfaces.values()].filter((i) => i.kind === 'bond').map((i) => `${n.name}:${i.name}`),
   );

@@ -144,7 +144,7 @@ function iptView(c: IptChain, family: IptTable['family']): ChainView {
 }
 
 /** Pairs of indexes (expected, installed) of a longest common subsequence of the two key lists. */
-function lcsPairs(a: readonly string[], b: readonly string[]): [number, number][] {
+export function lcsPairs(a: readonly string[], b: readonly string[]): [number, number][] {
   const n = a.length;
   const m = b.length;
   const w = m + 1;

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { parseIpv6 } from '../addr/ipv6.ts';
 import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
-import { implicit, type Origin } from '../source/origin.ts';
+import { implicit, type Origin, type Position } from '../source/origin.ts';
 import type { CorosyncConf } from './corosync.ts';
 import {
   checkPortList,
@@ -41,7 +41,8 @@ export interface PveIpset {
   readonly family: 'inet' | 'inet6';
   /** `create …` then `add …` lines, as generated. */
   readonly lines: readonly string[];
-  readonly entries: readonly { readonly cidr: string; readonly nomatch: boolean }[];
+  /** Each entry with where it came from (its `[IPSET]` line, the NIC whose MAC made a link-local, …). */
+  readonly entries: readonly { readonly cidr: string; readonly nomatch: boolean; readonly origin: Origin }[];
   readonly origin: Origin;
 }
 
@@ -925,6 +926,10 @@ interface SetEntry {
   readonly cidr: string;
   readonly nomatch?: boolean;
   readonly error?: string;
+  /** The `[IPSET]` body line. */
+  readonly pos?: Position;
+  /** Where an entry no line holds comes from (a NIC's MAC, a container's ip=, local_network). */
+  readonly origin?: Origin;
 }
 
 function ipsetChains(
@@ -943,7 +948,7 @@ function ipsetChains(
       const extra = deviceIps.get(m[1]!);
       if (extra) entries = [...entries, ...extra];
     }
-    const nets: Record<4 | 6, Map<string, boolean>> = { 4: new Map(), 6: new Map() };
+    const nets: Record<4 | 6, Map<string, { nomatch: boolean; origin: Origin }>> = { 4: new Map(), 6: new Map() };
     for (const e of entries) {
       if (e.error !== undefined) continue;
       let c: { cidr: string; ipversion: IpVersion } | undefined;
@@ -968,7 +973,17 @@ function ipsetChains(
         cidr = (parseIpv6(addr!) as string) + (len !== undefined ? `/${len}` : '');
         cidr = cidr.replace(/\/128$/, '');
       } else cidr = cidr.replace(/\/32$/, '');
-      nets[c.ipversion].set(cidr, e.nomatch === true);
+      const origin: Origin =
+        e.origin ??
+        (e.pos
+          ? {
+              kind: 'file',
+              label: `${def.origin.label} entry ${e.nomatch ? '!' : ''}${e.cidr}`,
+              pos: e.pos,
+              via: def.origin,
+            }
+          : def.origin);
+      nets[c.ipversion].set(cidr, { nomatch: e.nomatch === true, origin });
     }
     for (const v of [4, 6] as const) {
       const setName = ipsetChainName(vmid, name, v);
@@ -976,11 +991,11 @@ function ipsetChains(
       const size = n <= 64 ? 64 : roundPow2(n);
       const family = v === 6 ? 'inet6' : 'inet';
       const lines = [`create ${setName} hash:net family ${family} hashsize ${size} maxelem ${size} bucketsize 12`];
-      const list: { cidr: string; nomatch: boolean }[] = [];
+      const list: { cidr: string; nomatch: boolean; origin: Origin }[] = [];
       for (const cidr of [...nets[v].keys()].sort()) {
-        const nomatch = nets[v].get(cidr)!;
+        const { nomatch, origin } = nets[v].get(cidr)!;
         lines.push(`add ${setName} ${cidr}${nomatch ? ' nomatch' : ''}`);
-        list.push({ cidr, nomatch });
+        list.push({ cidr, nomatch, origin });
       }
       out.set(setName, { name: setName, family, lines, entries: list, origin: def.origin });
     }
@@ -1000,12 +1015,23 @@ function compileIpsets(ctx: Ctx, input: PveNodeInput, localnet: string): Map<str
         const nicO = nicOrigin(gi.config, nic);
         if (fw.options.ipfilter && !fw.ipsets.has(`ipfilter-${nic.netid}`))
           implicitSets.set(`ipfilter-${nic.netid}`, { entries: [], origin: optionOrigin(fw, 'ipfilter', '1', nicO) });
-        const set: SetEntry[] = [{ cidr: macToLinkLocal(nic.mac) }, { cidr: 'fe80::/10', nomatch: true }];
+        const set: SetEntry[] = [
+          {
+            cidr: macToLinkLocal(nic.mac),
+            origin: { ...implicit(`link-local of ${nic.netid}'s MAC ${nic.mac}`), via: nicO },
+          },
+          {
+            cidr: 'fe80::/10',
+            nomatch: true,
+            origin: { ...implicit('pve-firewall: other link-local addresses excluded'), via: nicO },
+          },
+        ];
         if (kind === 'lxc') {
           const m4 = /^(\d+\.\d+\.\d+\.\d+)(?:\/\d+)?$/.exec(nic.ip ?? '');
-          if (m4) set.push({ cidr: m4[1]! });
+          if (m4) set.push({ cidr: m4[1]!, origin: { ...implicit(`${nic.netid} ip=${nic.ip}`), via: nicO } });
           const m6 = /^([0-9a-fA-F:.]+)(?:\/\d+)?$/.exec(nic.ip6 ?? '');
-          if (m6 && nic.ip6!.includes(':')) set.push({ cidr: m6[1]! });
+          if (m6 && nic.ip6!.includes(':'))
+            set.push({ cidr: m6[1]!, origin: { ...implicit(`${nic.netid} ip6=${nic.ip6}`), via: nicO } });
         }
         device.set(nic.netid, set);
       }
@@ -1032,7 +1058,7 @@ function compileIpsets(ctx: Ctx, input: PveNodeInput, localnet: string): Map<str
     ]),
   );
   const mgmt = clusterSets.get('management');
-  const mgmtEntry: SetEntry = { cidr: localnet };
+  const mgmtEntry: SetEntry = { cidr: localnet, origin: implicit(`local_network ${localnet} (pve-firewall localnet)`) };
   clusterSets.set('management', {
     entries: [...(mgmt?.entries ?? []), mgmtEntry],
     origin: mgmt?.origin ?? implicit(`pve-firewall management ipset (local_network ${localnet})`),

@@ -17,10 +17,13 @@ import { readEtcHosts, readEtcServices } from '../ipvs/names.ts';
 import { bindingForInterface, type Domain, type DomainInterface, readDomainXml } from '../libvirt/domain-xml.ts';
 import type { NwFilter, NwFilterBinding } from '../libvirt/nwfilter-model.ts';
 import { readFilterBindingXml, readNwfilterXml } from '../libvirt/nwfilter-xml.ts';
-import type { IpsetSet } from '../netfilter/ipset.ts';
+import type { EbTable } from '../netfilter/ebtables-model.ts';
+import { guessEbStyle, readEbtablesList } from '../netfilter/ebtables-read.ts';
+import { type IpsetSet, readIpsetSave } from '../netfilter/ipset.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
 import { looksLikeNftRuleset, readNftRuleset } from '../netfilter/nft-read.ts';
+import { linkEbOrigins, linkIptOrigins } from '../proxmox/live.ts';
 import { type PveBridgeConf, readNetworkInterfaces } from '../proxmox/network-interfaces.ts';
 import { appendAll } from '../source/arrays.ts';
 import { FileError } from '../source/files.ts';
@@ -89,6 +92,11 @@ export interface LoadedScenario {
   readonly hostRuleSets?: ReadonlyMap<string, HostRuleSet>;
   /** Per host: the ipsets its iptables rules match (`--match-set`), when known (Proxmox hosts). */
   readonly installedIpsets?: ReadonlyMap<string, ReadonlyMap<string, IpsetSet>>;
+  /**
+   * Per Proxmox host with `ebtables-filter:`: its live ebtables filter table, evaluated instead of the compiled one
+   * (each rule pve-firewall's compilation also makes linked to that rule's origin).
+   */
+  readonly installedEbFilter?: ReadonlyMap<string, EbTable>;
   /** Per Proxmox host: what was read from its /etc/pve copy and compiled. */
   readonly proxmox?: ReadonlyMap<string, PveHost>;
   /** Per director: its connection table (`ipvsadm -L -n -c` or `/proc/net/ip_vs_conn`), when given. */
@@ -421,6 +429,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
   const installedRaw = new Map<string, IptTable>();
   const hostRuleSets = new Map<string, HostRuleSet>();
   const installedIpsets = new Map<string, ReadonlyMap<string, IpsetSet>>();
+  const installedEbFilter = new Map<string, EbTable>();
   const proxmox = new Map<string, PveHost>();
   const pveBridges = new Map<string, ReadonlyMap<string, PveBridgeConf>>();
 
@@ -664,9 +673,43 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         hostRuleSets.set(hostName, { format: nft ? 'nft' : 'iptables-save', text: a.text, file: a.file });
         appendAll(ctx.issues, r.issues);
         const filter = r.value?.find((t) => t.name === 'filter');
-        if (filter) installedIptables.set(hostName, filter);
+        // A Proxmox node's live rules: those pve-firewall's compilation makes too keep its origins (.fw line).
+        const compiled = proxmox.get(hostName)?.filter4;
+        if (filter) installedIptables.set(hostName, compiled ? linkIptOrigins(filter, compiled) : filter);
         const raw = r.value?.find((t) => t.name === 'raw');
         if (raw) installedRaw.set(hostName, raw);
+      }
+    }
+    if (h['ipset-save']) {
+      const a = readArtifact(ctx, h['ipset-save'], ['hosts', hostName, 'ipset-save']);
+      if (a) {
+        const r = readIpsetSave(a.text, a.file);
+        appendAll(ctx.issues, r.issues);
+        if (r.value) installedIpsets.set(hostName, r.value);
+      }
+    }
+    if (h['ebtables-filter']) {
+      const pve = proxmox.get(hostName);
+      if (h.platform !== 'proxmox')
+        ctx.issues.push(
+          issue(
+            'scenario.pve',
+            'ebtables-filter: needs platform: proxmox (a libvirt host is modelled from its filter bindings)',
+            at('hosts', hostName, 'ebtables-filter'),
+          ),
+        );
+      else {
+        const a = readArtifact(ctx, h['ebtables-filter'], ['hosts', hostName, 'ebtables-filter']);
+        if (a) {
+          const style = guessEbStyle(a.text);
+          const r = readEbtablesList(a.text, a.file, { style });
+          appendAll(
+            ctx.issues,
+            r.issues.filter((i) => i.code !== 'ebtables-empty'),
+          );
+          const t = r.value ?? { name: 'filter' as const, chains: [] };
+          installedEbFilter.set(hostName, pve?.ebFilter ? linkEbOrigins(t, pve.ebFilter, style) : t);
+        }
       }
     }
     nodes.set(hostName, {
@@ -1212,6 +1255,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     ...(hostRuleSets.size > 0 ? { hostRuleSets } : {}),
     ...(keepalivedFiles.size > 0 ? { keepalivedFiles } : {}),
     ...(installedIpsets.size > 0 ? { installedIpsets } : {}),
+    ...(installedEbFilter.size > 0 ? { installedEbFilter } : {}),
     ...(installedRaw.size > 0 ? { installedRaw } : {}),
     ...(proxmox.size > 0 ? { proxmox } : {}),
     ...(ipvsConnections.size > 0 ? { ipvsConnections } : {}),

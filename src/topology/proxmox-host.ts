@@ -214,7 +214,7 @@ export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; 
  * hook is missing: fact sheet §4.9), read back with the `ebtables-save` reader, each rule given the origin the
  * compiler recorded (same chains, same order).
  */
-function pveEbFilter(compiled: PveCompiled, issues: Issue[]): { ebFilter?: EbTable } {
+export function pveEbFilter(compiled: PveCompiled, issues: Issue[]): { ebFilter?: EbTable } {
   if (!compiled.ebtables.has('PVEFW-FORWARD')) return {};
   const r = readEbtablesSave(renderPveEbtablesRestore(compiled.ebtables), 'pve-firewall ebtables');
   appendAll(issues, r.issues);

@@ -26,6 +26,10 @@ export const hostSchema = z.strictObject({
   bindings: relFile.optional(),
   sysctl: relFile.optional(),
   'iptables-save': relFile.optional(),
+  /** The host's `ipset save`: the sets its iptables rules match (`--match-set`) as the kernel has them. */
+  'ipset-save': relFile.optional(),
+  /** (`platform: proxmox`) the node's live `ebtables -t filter -L`: evaluated instead of the compiled ebtables rules. */
+  'ebtables-filter': relFile.optional(),
   /** `proxmox`: the host is a Proxmox VE node; its guests, bridges and firewall come from `pve` (a copy of /etc/pve). */
   platform: z.enum(['libvirt', 'proxmox']).default('libvirt'),
   pve: relFile.optional(),

@@ -73,7 +73,7 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
       const installed = loaded.installedIptables?.get(node.name);
       const ipsets = loaded.installedIpsets?.get(node.name);
       const raw = loaded.installedRaw?.get(node.name);
-      const ebFilter = loaded.proxmox?.get(node.name)?.ebFilter;
+      const ebFilter = loaded.installedEbFilter?.get(node.name) ?? loaded.proxmox?.get(node.name)?.ebFilter;
       fw = installed
         ? makeBridgeFirewall(
             {

@@ -38,7 +38,10 @@ export function withPveHost(s: LoadedScenario, host: string, pve: PveHost): Load
   ipsets.set(host, pve.ipsets);
   const proxmox = new Map(s.proxmox ?? []);
   proxmox.set(host, pve);
-  return { ...s, installedIptables: iptables, installedIpsets: ipsets, proxmox };
+  // pve-firewall applies the edited files: the node's live ebtables (if the scenario had them) become the compiled.
+  const ebFilter = new Map(s.installedEbFilter ?? []);
+  ebFilter.delete(host);
+  return { ...s, installedIptables: iptables, installedIpsets: ipsets, installedEbFilter: ebFilter, proxmox };
 }
 
 /** A drop by a pve-firewall rule of one guest NIC, on a Proxmox node of the scenario. */
