@@ -162,6 +162,9 @@ describe('the findings catalogue', () => {
       // information about probes lvsdoctor adds: the nat-two-armed-* scenarios of the corpus
       'rs-direct-unreachable',
       // CTRL_IP_LEARNING=dhcp on a static guest: dr-rs-ip-learning-dhcp of the corpus
+      // a guest's own iptables-save: dr-director-input-drops-vip-port, dr-rs-input-drops-http and their healthy twin
+      // dr-director-input-restrictive-healthy in the corpus, and test/guest-firewall.test.ts
+      'guest-firewall-drops',
       'ip-learning-dhcp-static',
       // conversations and connection listings need host iptables-save and ipvsadm -Lnc: test/conversation.test.ts
       'conntrack-invalid',

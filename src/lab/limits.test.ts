@@ -37,7 +37,7 @@ describe('what the lab says the kernel cannot show', () => {
     ]);
     expect(labLimits(load('dr-sh-weight0-no-fallback'), full)).toEqual([]);
     expect(labLimits(load('dr-fwmark-mangle-healthy'), bare)).toEqual([
-      expect.stringContaining("a guest's own iptables tables (lb1 (mangle))"),
+      expect.stringContaining("a director's own iptables tables (lb1 (mangle))"),
       expect.stringContaining('fwmark service 1'),
     ]);
     expect(labLimits(load('ha-vrrp-strict-no-accept'), full)).toEqual([
@@ -47,11 +47,16 @@ describe('what the lab says the kernel cannot show', () => {
     expect(labLimits(load('dr-two-rs-healthy'), bare)).toEqual([]);
   });
 
-  it("a director's own nat table (full NAT) is the simulator's alone: the lab loads hosts' rule sets only", () => {
-    for (const caps of [bare, full])
+  it("a director's own tables (full NAT, INPUT) are the simulator's alone; a real server's own filter is the kernel's", () => {
+    for (const caps of [bare, full]) {
       expect(labLimits(load('nat-one-armed-full-nat-healthy'), caps)).toEqual([
-        "a guest's own iptables tables (lb1 (nat)): the lab loads the hosts' rule sets, not a guest's",
+        expect.stringContaining("a director's own iptables tables (lb1 (nat)): the lab emulates IPVS with nftables"),
       ]);
+      expect(labLimits(load('dr-director-input-drops-vip-port'), caps)).toEqual([
+        expect.stringContaining("a director's own iptables tables (lb1 (filter))"),
+      ]);
+      expect(labLimits(load('dr-rs-input-drops-http'), caps)).toEqual([]);
+    }
     // Hosts' rule sets (Docker's *nat among them) are loaded for real: no limit.
     expect(labLimits(load('dr-docker-forward-drop'), bare)).toEqual([]);
   });

@@ -132,15 +132,18 @@ export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): str
     out.push(
       `pinned connections (ipvsadm -Lnc on ${conns.map(([d, l]) => `${d}: ${l.rows.length}`).join(', ')}): a lab director starts with an empty connection table; IPVS makes entries only for traffic it schedules, and the lab does not replay the listed connections before its probes (the nftables emulation keeps no IPVS connection state at all)`,
     );
-  // A guest's own iptables-save (its mangle marks, its nat POSTROUTING for full NAT) is evaluated by the simulator; the
-  // lab loads the hosts' rule sets only, so a director whose own tables decide would differ for that reason alone.
+  // A guest's own iptables-save is loaded into its namespace (a real server's filter INPUT is the kernel's), but a
+  // director's own tables meet IPVS's packets where IPVS hooks (mangle before it, filter INPUT before ip_vs_in, OUTPUT
+  // and nat POSTROUTING on what it transmits): the lab's nftables emulation of IPVS forwards DR at netdev ingress, before
+  // all of them, and NAT by `dup` at input, so it would differ for that reason alone.
   const ownTables = [...s.nodes.values()].flatMap((n) => {
-    const t = [...(n.mangle ? ['mangle'] : []), ...(n.nat ? ['nat'] : [])];
+    if (!loaded.ipvs.has(n.name)) return [];
+    const t = (['mangle', 'nat', 'filter', 'raw'] as const).filter((k) => n[k] !== undefined);
     return t.length > 0 ? [`${n.name} (${t.join(', ')})`] : [];
   });
   if (ownTables.length > 0)
     out.push(
-      `a guest's own iptables tables (${ownTables.join(', ')}): the lab loads the hosts' rule sets, not a guest's`,
+      `a director's own iptables tables (${ownTables.join(', ')}): the lab emulates IPVS with nftables (DR at netdev ingress, NAT by dup at input), which does not pass them where IPVS does; the lab loads the guest's rule set, but only real IPVS would be judged by it as the simulator judges it`,
     );
   // A Proxmox node's live listings (what `import` names when its bundle has them): an `ebtables -L` listing cannot be
   // loaded into a kernel, and the lab loads a host's iptables-save without the sets it matches.

@@ -86,8 +86,8 @@ export interface LoadedScenario {
   /** The raw table of a host's iptables-save (NOTRACK before conntrack, for bridged IPv4 with br_netfilter). */
   readonly installedRaw?: ReadonlyMap<string, IptTable>;
   /**
-   * Per host: its rule set as given (`iptables-save` or `nft list ruleset`), every table, verbatim — the lab loads it
-   * into the host's namespace so that the kernel, not a model of it, evaluates it.
+   * Per host (and per guest that gives its own): its rule set as given (`iptables-save` or `nft list ruleset`), every
+   * table, verbatim — the lab loads it into the node's namespace so that the kernel, not a model of it, evaluates it.
    */
   readonly hostRuleSets?: ReadonlyMap<string, HostRuleSet>;
   /** Per host: the ipsets its iptables rules match (`--match-set`), when known (Proxmox hosts). */
@@ -816,24 +816,23 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     }
     let mangle: IptTable | undefined;
     let nat: IptTable | undefined;
+    let filter: IptTable | undefined;
+    let raw: IptTable | undefined;
     if (g['iptables-save']) {
       const a = readArtifact(ctx, g['iptables-save'], ['guests', guestName, 'iptables-save']);
       if (a) {
-        const r = readIptablesSave(a.text, a.file, 'ipv4', ['mangle', 'nat']);
+        // `nft list ruleset` in place of iptables-save: its ip/inet filter chains, read into the same model.
+        const nft = looksLikeNftRuleset(a.text);
+        const r = nft
+          ? readNftRuleset(a.text, a.file)
+          : readIptablesSave(a.text, a.file, 'ipv4', ['mangle', 'nat', 'raw']);
+        // The lab loads it into the guest's namespace as it does a host's.
+        hostRuleSets.set(guestName, { format: nft ? 'nft' : 'iptables-save', text: a.text, file: a.file });
         appendAll(ctx.issues, r.issues);
         mangle = r.value?.find((t) => t.name === 'mangle');
         nat = r.value?.find((t) => t.name === 'nat');
-        const filter = r.value?.find((t) => t.name === 'filter');
-        const live = filter?.chains.filter((c) => c.rules.length > 0 || (c.policy ?? 'ACCEPT') !== 'ACCEPT');
-        if (filter && live && live.length > 0)
-          ctx.issues.push(
-            issue(
-              'iptables-guest-filter-not-modelled',
-              `${guestName}'s own filter table (${live.map((c) => c.name).join(', ')}) is not evaluated; only its mangle PREROUTING and nat POSTROUTING are: a drop there is not applied in traces`,
-              filePos(a.file, 1),
-              'warning',
-            ),
-          );
+        filter = r.value?.find((t) => t.name === 'filter');
+        raw = r.value?.find((t) => t.name === 'raw');
       }
     }
     let rules: RoutingRule[] | undefined;
@@ -980,6 +979,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       origin: yamlOrigin(`guest ${guestName}`, 'guests', guestName),
       ...(mangle ? { mangle } : {}),
       ...(nat ? { nat } : {}),
+      ...(filter && liveTable(filter) ? { filter } : {}),
+      ...(raw && liveTable(raw) ? { raw } : {}),
     });
   }
   const hostNames = new Map<string, IpAddress>();
@@ -1261,4 +1262,9 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     ...(ipvsConnections.size > 0 ? { ipvsConnections } : {}),
     ...(etcNames.size > 0 ? { etcNames } : {}),
   };
+}
+
+/** Whether a table can change anything: a built-in chain with rules or a policy other than ACCEPT. */
+function liveTable(t: IptTable): boolean {
+  return t.chains.some((c) => c.builtin && (c.rules.length > 0 || (c.policy ?? 'ACCEPT') !== 'ACCEPT'));
 }

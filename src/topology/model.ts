@@ -189,6 +189,13 @@ export interface Node {
    * NAT director forwards to real servers when `net.ipv4.vs.conntrack=1` (full NAT).
    */
   readonly nat?: IptTable;
+  /**
+   * The node's own iptables filter table (a guest's `iptables-save`, or the filter chains of its `nft list ruleset`):
+   * INPUT, FORWARD and OUTPUT judge the packets its own stack receives, forwards and sends (IPVS's transmit included).
+   */
+  readonly filter?: IptTable;
+  /** The node's own iptables raw table: PREROUTING and OUTPUT, before conntrack (NOTRACK, DROP). */
+  readonly raw?: IptTable;
 }
 
 export interface Segment {

@@ -46,7 +46,10 @@ export const guestSchema = z.strictObject({
   'ip-route': relFile.optional(),
   'ip-rule': relFile.optional(),
   'ip-neigh': relFile.optional(),
-  /** The guest's own `iptables-save`: its mangle PREROUTING marks (fwmark virtual services) are evaluated. */
+  /**
+   * The guest's own `iptables-save` (or `nft list ruleset`): mangle PREROUTING marks (fwmark services), nat POSTROUTING
+   * (full NAT), filter INPUT/FORWARD/OUTPUT and raw PREROUTING/OUTPUT at its own hooks.
+   */
   'iptables-save': relFile.optional(),
   sysctl: relFile.optional(),
   ipvsadm: relFile.optional(),

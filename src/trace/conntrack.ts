@@ -79,6 +79,8 @@ interface Entry {
   /** TCP state index (0 for other protocols). */
   state: number;
   seenReply: boolean;
+  /** The packet that made the entry (it is still unconfirmed while that packet is in the namespace). */
+  readonly by?: Ipv4Packet;
 }
 
 /** What conntrack made of one packet. */
@@ -151,7 +153,7 @@ export class Conntrack {
     const dir: 0 | 1 = e !== undefined && e.key !== t.key ? 1 : 0;
     if (t.tcpFlags === undefined) {
       if (e === undefined) {
-        e = { key: t.key, replyKey: t.replyKey, state: 0, seenReply: false };
+        e = { key: t.key, replyKey: t.replyKey, state: 0, seenReply: false, by: pkt };
         this.byKey.set(t.key, e);
         this.byKey.set(t.replyKey, e);
         return { ctState: 'NEW', ctDir: 'ORIGINAL', explanation: 'new entry' };
@@ -174,7 +176,7 @@ export class Conntrack {
           ctDir: 'ORIGINAL',
           explanation: `a ${what} that belongs to no tracked connection cannot start one`,
         };
-      e = { key: t.key, replyKey: t.replyKey, state: next, seenReply: false };
+      e = { key: t.key, replyKey: t.replyKey, state: next, seenReply: false, by: pkt };
       this.byKey.set(t.key, e);
       this.byKey.set(t.replyKey, e);
       return {
@@ -206,6 +208,30 @@ export class Conntrack {
           ? `${CT_TCP_STATES[old]} + ${what}: ignored, state kept`
           : `${CT_TCP_STATES[old]} → ${CT_TCP_STATES[next]}`,
     };
+  }
+
+  /**
+   * IPVS takes `pkt` without `net.ipv4.vs.conntrack=1` (`ip_vs_notrack`): the entry conntrack made for it at
+   * PRE_ROUTING is never confirmed and goes with it; an entry an earlier packet made stays.
+   */
+  forget(pkt: Ipv4Packet): void {
+    const t = tuple(pkt);
+    const e = t && this.byKey.get(t.key);
+    if (!e || e.by !== pkt) return;
+    this.byKey.delete(e.key);
+    this.byKey.delete(e.replyKey);
+  }
+
+  /**
+   * IPVS NAT with `net.ipv4.vs.conntrack=1` (`ip_vs_update_conntrack`): the entry of `original` (client → VIP) gets
+   * the reply tuple of `translated` (client → real server), so the real server's answer belongs to it.
+   */
+  alterReply(original: Ipv4Packet, translated: Ipv4Packet): void {
+    const o = tuple(original);
+    const t = tuple(translated);
+    const e = o && this.byKey.get(o.key);
+    if (!e || !t) return;
+    this.byKey.set(t.replyKey, e);
   }
 
   /**

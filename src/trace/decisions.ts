@@ -24,6 +24,7 @@ import type {
 } from './engines.ts';
 import { manglePrerouting, natPostrouting } from './firewall.ts';
 import { lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
+import { type NodeHook, type NodeHookCtx, nodeTableStep } from './node-tables.ts';
 import type { Hop, NetfilterStep } from './types.ts';
 
 export type Question =
@@ -64,6 +65,17 @@ export type Question =
       readonly frame: EthernetFrame;
       readonly ctx: HostHookCtx;
     }
+  /**
+   * The node's own iptables filter or raw table (a guest's `iptables-save`) at a hook of its own stack: raw
+   * PREROUTING/OUTPUT before conntrack, filter INPUT/FORWARD/OUTPUT with the packet's ctstate (`node-filter.ts`).
+   */
+  | {
+      readonly kind: 'node-table';
+      readonly table: 'filter' | 'raw';
+      readonly hook: NodeHook;
+      readonly frame: EthernetFrame;
+      readonly ctx: NodeHookCtx;
+    }
   /** IPVS in LOCAL_IN (`ip_vs_in`): a packet to a local address, maybe to a virtual service. */
   | {
       readonly kind: 'ipvs-in';
@@ -99,6 +111,7 @@ export interface Answers {
   readonly 'ip-filter': NetfilterStep | undefined;
   readonly mangle: NetfilterStep | undefined;
   readonly nat: NetfilterStep | undefined;
+  readonly 'node-table': NetfilterStep | undefined;
   readonly raw: NetfilterStep | undefined;
   readonly 'ipvs-in': IpvsDecision;
   readonly 'ipvs-out': IpvsReplyDecision;
@@ -167,6 +180,8 @@ function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
       return host.node.mangle ? manglePrerouting(host.node.mangle, q.frame, q.inIface) : undefined;
     case 'nat':
       return host.node.nat ? natPostrouting(host.node.nat, q.frame, q.outIface, q.masqueradeSource) : undefined;
+    case 'node-table':
+      return nodeTableStep(host.node, q.table, q.hook, q.frame, q.ctx);
     case 'ipvs-in':
       return host.ipvs ? host.ipvs.input(q.frame, q.nowNs, q.directorIp, q.fwmark) : NOT_IPVS;
     case 'ipvs-out':

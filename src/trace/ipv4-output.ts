@@ -14,6 +14,8 @@ import type { NodeState } from './dataplane.ts';
 import type { HostHook, HostHookCtx } from './engines.ts';
 import { checkWalk } from './invariants.ts';
 import { localAddress } from './node-config.ts';
+import { nodeLocalOut } from './node-filter.ts';
+import { hasNodeTables, type NodeCt } from './node-tables.ts';
 import { ruleQuote } from './render-step.ts';
 import { arpOwners, type Hop, type NeighbourStep, pickArpEnd } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
@@ -75,6 +77,7 @@ export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop
   parent.steps.push({ kind: 'route', dst: pkt.dst, nextHop, outIface: out.name, origin: r.origin });
   // A packet the node makes itself passes its filter OUTPUT (a forwarded one passed FORWARD before this).
   if (iif === undefined && !hostFilter(w, st, parent, 'OUTPUT', pkt, { outIface: out.name })) return;
+  if (iif === undefined && hasNodeTables(node) && !nodeLocalOut(w, st, parent, pkt, out.name)) return;
   const mtu = pathMtu(r, out);
   if (!fitsMtu(w, st, parent, pkt, mtu, out, iif !== undefined ? 'forward' : 'local', r.origin, timeNs)) return;
   const mac = resolve(w, st, out, nextHop, pkt.src, parent, timeNs);
@@ -94,6 +97,8 @@ export function ipvsTransmit(
   method: 'Route' | 'Masq' | 'Tunnel',
   target: Ipv4,
   build: (src: Mac, dst: Mac) => EthernetFrame,
+  /** The ctstate at NF_INET_LOCAL_OUT, for a node with its own raw/filter tables (`node-filter.ts`). */
+  ct?: NodeCt,
 ): void {
   const node = st.node;
   const r = w.ask(st, hop, { kind: 'route', dst: target });
@@ -123,11 +128,10 @@ export function ipvsTransmit(
       text: `DR: ${formatIpv4(target)} is reached via ${formatIpv4(r.via)}, so the frame goes to that router's MAC; the router sees only the VIP as destination and routes it by that, not to the real server`,
       origin: r.origin,
     });
-  const xmitBuild = method === 'Masq' ? sourceNat(w, st, hop, out, nextHop, build) : build;
-  if (!xmitBuild) return;
   const t = hop.timeNs + DELAY_NS.ipvs;
-  // __mtu_check_toobig_v4: the packet as it will leave (TUN: 20 bytes more) against the route's MTU.
-  const probe = xmitBuild(out.mac, out.mac).payload;
+  // __mtu_check_toobig_v4: the packet as it will leave (TUN: 20 bytes more) against the route's MTU (a source NAT
+  // later in POSTROUTING does not change its length).
+  const probe = build(out.mac, out.mac).payload;
   const client = hop.frame.payload;
   if (probe.kind === 'ipv4' && client.kind === 'ipv4') {
     const mtu = pathMtu(r, out);
@@ -138,6 +142,15 @@ export function ipvsTransmit(
       return;
     }
   }
+  // ip_vs_send_or_cont: NF_INET_LOCAL_OUT (raw and filter OUTPUT, not FORWARD), then POSTROUTING (nat).
+  if (ct && probe.kind === 'ipv4') {
+    if (!nodeLocalOut(w, st, hop, probe, out.name, ct)) return;
+    // With vs.conntrack=1 the tracked entry learns the NATed reply tuple (the real server's answer is its reply).
+    if (method === 'Masq' && ct.ctState !== 'UNTRACKED' && client.kind === 'ipv4')
+      st.conntrack.alterReply(client, probe);
+  }
+  const xmitBuild = method === 'Masq' ? sourceNat(w, st, hop, out, nextHop, build) : build;
+  if (!xmitBuild) return;
   const mac = resolve(w, st, out, nextHop, undefined, hop, t);
   if (!mac) return;
   w.xmit(st, out, xmitBuild(out.mac, mac), hop.id, t);

@@ -28,6 +28,8 @@ import type { NodeState } from './dataplane.ts';
 import { markRulesFor } from './fwmark-targets.ts';
 import { hostFilter, ipOutput, ipvsTransmit } from './ipv4-output.ts';
 import { localAddress } from './node-config.ts';
+import { ipvsXmitCt, nodeFilter, nodePrerouting } from './node-filter.ts';
+import { hasNodeTables, type NodeCt } from './node-tables.ts';
 import type { EndCause, Hop, Step } from './types.ts';
 import { DELAY_NS, type Walking } from './walk.ts';
 
@@ -231,6 +233,12 @@ function ipReceive(
 ): void {
   let pkt = received;
   const node = st.node;
+  // NF_INET_PRE_ROUTING: the node's own raw table and conntrack (a guest with its own iptables-save) come first.
+  let ct: NodeCt | undefined;
+  if (hasNodeTables(node)) {
+    ct = nodePrerouting(w, st, hop, pkt, iface.name);
+    if (!ct) return;
+  }
   // NF_INET_PRE_ROUTING before the input route: the node's own mangle table may mark (fwmark services) or drop.
   let fwmark = 0;
   if (node.mangle) {
@@ -263,6 +271,7 @@ function ipReceive(
     if (!ipSourceValid(w, st, iface, hop, pkt.src)) return;
     // NF_INET_LOCAL_IN: the host's filter INPUT (priority 0) before IPVS (ip_vs_in, after it).
     if (!hostFilter(w, st, hop, 'INPUT', pkt, { inIface: iface.name })) return;
+    if (node.filter && !nodeFilter(w, st, hop, 'INPUT', pkt, { inIface: iface.name, ...(ct ? { ct } : {}) })) return;
     // IPIP to a local address: the ipip module hands the inner packet to tunl0, which receives it anew.
     if (pkt.protocol === IPPROTO_IPIP && pkt.payload.kind === 'ipv4') {
       decapsulate(w, st, hop, pkt.payload);
@@ -283,7 +292,8 @@ function ipReceive(
       }
       if (d.kind === 'forward') {
         hop.steps.push(d.step);
-        ipvsTransmit(w, st, hop, d.method, d.nextHop, d.build);
+        // ip_vs_send_or_cont: the packet leaves through NF_INET_LOCAL_OUT, untracked unless vs.conntrack=1.
+        ipvsTransmit(w, st, hop, d.method, d.nextHop, d.build, ct && ipvsXmitCt(w, st, hop, pkt, ct));
         return;
       }
     }
@@ -320,10 +330,12 @@ function ipReceive(
   }
   hop.steps.push({ kind: 'forward', ttlBefore: pkt.ttl, ttlAfter: pkt.ttl - 1, origin: fwd.origin });
   // NF_INET_FORWARD: the host's filter FORWARD (priority 0) before IPVS's (ip_vs_out), `-o` the route's device.
-  if (st.firewall?.evaluateHost) {
+  if (st.firewall?.evaluateHost || node.filter) {
     const r = w.ask(st, hop, { kind: 'route', dst: pkt.dst, key: { src: pkt.src, iif: iface.name } });
     const out = r?.dev ?? (r?.via !== undefined ? w.ask(st, hop, { kind: 'route', dst: r.via })?.dev : undefined);
-    if (!hostFilter(w, st, hop, 'FORWARD', pkt, { inIface: iface.name, ...(out ? { outIface: out } : {}) })) return;
+    const ctx = { inIface: iface.name, ...(out ? { outIface: out } : {}) };
+    if (!hostFilter(w, st, hop, 'FORWARD', pkt, ctx)) return;
+    if (node.filter && !nodeFilter(w, st, hop, 'FORWARD', pkt, { ...ctx, ...(ct ? { ct } : {}) })) return;
   }
   // FORWARD: IPVS rewrites NAT replies of real servers to come from the virtual service.
   if (st.ipvs) {

@@ -156,6 +156,8 @@ function dependsOnRules(d: Decision): d is FirewallDecision {
     case 'mangle':
     // So is its nat table (SNAT of IPVS NAT traffic).
     case 'nat':
+    // And its own filter and raw tables (a guest's iptables-save).
+    case 'node-table':
     case 'ipvs-in':
     case 'ipvs-out':
     case 'route':

@@ -2,6 +2,7 @@ import { bridgedForwardDrop } from './bridged-forward-drop.ts';
 import { conntrackInvalid, ipvsConnDeletedServer, pmtuBlackhole, quiescentTemplate } from './conversation.ts';
 import { directorAntiSpoofing } from './director-anti-spoofing.ts';
 import { filterDrop, probeFailed } from './generic.ts';
+import { guestFirewallDrops } from './guest-firewall.ts';
 import { ipLearningDhcpStatic } from './ip-learning-dhcp.ts';
 import { keepalivedDefaultMethod, keepalivedDefaultProtocol, vmacBlocked, vrrpStrictDrops } from './keepalived.ts';
 import type { FindingKind } from './kind.ts';
@@ -52,6 +53,7 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   conntrackInvalid,
   pmtuBlackhole,
   bridgedForwardDrop,
+  guestFirewallDrops,
   ipvsConnDeletedServer,
   quiescentTemplate,
   filterDrop,
