@@ -2,8 +2,9 @@
  * `lvsdoctor import` from Proxmox VE bundles: the collector runs against a fake node (its /etc/pve tree and every
  * command it lists answered by canned outputs, the way a Proxmox node prints them), the bundles of the node and its
  * guests are imported into a scenario with `platform: proxmox`, and `diagnose` walks it: the DR director behind
- * `ipfilter: 1` is broken (exit 1); with the `.fw` file the proposed fix writes put into /etc/pve and the node
- * collected again, the new import is healthy (exit 0).
+ * `ipfilter: 1` is broken (exit 1); with the `.fw` file the proposed fix writes put into /etc/pve but pve-firewall not
+ * reloaded yet, the node's live rules (iptables-save, ebtables -L, ipset save) drift from /etc/pve and the trace,
+ * following the kernel, is still broken; once pve-firewall applied it, the new import is healthy (exit 0).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collectorScript } from '../src/collect/collector-script.ts';
+import { renderEbtablesList } from '../src/netfilter/ebtables-render.ts';
+import { renderIptablesSave } from '../src/netfilter/iptables-render.ts';
+import { renderPveIpsetRestore } from '../src/proxmox/compile.ts';
+import { pveFilterTable } from '../src/proxmox/model.ts';
 import { loadScenario } from '../src/topology/load-scenario.ts';
+import { readPveHost } from '../src/topology/proxmox-host.ts';
 import { runCli } from './run-cli.ts';
 
 const PVE = join(import.meta.dirname, '..', 'examples', 'proxmox-lvs-dr', 'etc-pve');
@@ -106,6 +112,44 @@ MACHINES.pve1!['ip -j -d addr show'] = MACHINES.pve1!['ip -j -d link show']!;
 MACHINES.lb1!['ip -j -d addr show'] = MACHINES.lb1!['ip -j -d link show']!;
 MACHINES.web1!['ip -j -d addr show'] = MACHINES.web1!['ip -j -d link show']!;
 
+/**
+ * pve-firewall applies the node's /etc/pve: the kernel's listings become what it compiles to, as iptables-save -c,
+ * ebtables-nft -L --Lc and ipset save print them (counters, `initval`).
+ */
+function pveFirewallApplies(etcPve: string): void {
+  const files = {
+    read: (rel: string) => {
+      try {
+        return readFileSync(join(etcPve, rel), 'utf8');
+      } catch {
+        return undefined;
+      }
+    },
+    list: (rel: string) => {
+      try {
+        return readdirSync(join(etcPve, rel));
+      } catch {
+        return undefined;
+      }
+    },
+  };
+  const pve = readPveHost(files, '', 'etc-pve', { file: 'x', line: 0 }, 'pve1').value!;
+  const m = MACHINES.pve1!;
+  m['iptables-save -c'] = renderIptablesSave(pve.filter4!).replace(/^-A /gm, '[0:0] -A ');
+  m['ip6tables-save -c'] = renderIptablesSave(pveFilterTable(pve.compiled.filter6, 'ipv6').table).replace(
+    /^-A /gm,
+    '[0:0] -A ',
+  );
+  m['ebtables --version'] = 'ebtables 1.8.9 (nf_tables)\n';
+  m['ebtables -t nat -L --Lc'] =
+    'Bridge table: nat\n\nBridge chain: PREROUTING, entries: 0, policy: ACCEPT\n\nBridge chain: OUTPUT, entries: 0, policy: ACCEPT\n\nBridge chain: POSTROUTING, entries: 0, policy: ACCEPT\n';
+  m['ebtables -t filter -L --Lc'] = renderEbtablesList(pve.ebFilter!, { style: 'nft', counters: true });
+  m['ipset save'] = renderPveIpsetRestore(pve.compiled.ipsets).replace(
+    / bucketsize 12$/gm,
+    ' bucketsize 12 initval 0x6a3f9e21',
+  );
+}
+
 /** Every tool the collector calls, answered from MACHINES (anything else fails as on a machine without it). */
 const TOOLS = ['hostname', 'ip', 'bridge', 'sysctl', 'virsh', 'ebtables', 'iptables-save', 'ip6tables-save', 'nft'];
 const MORE = ['ipset', 'pve-firewall', 'ipvsadm', 'keepalived', 'ss', 'nstat'];
@@ -162,6 +206,7 @@ describe.skipIf(!has('dash') || !has('tar'))('import from the bundles of a Proxm
       'auto vmbr0\niface vmbr0 inet static\n\taddress 192.0.2.2/24\n\tbridge-ports eno1\n\tbridge-vlan-aware yes\n\tbridge-vids 2-4094\n',
     );
     const guests = [collect('lb1', true), collect('web1', true)];
+    pveFirewallApplies(etcPve);
     const out1 = join(tmp, 'imported');
     const imp = await runCli('import', collect('pve1', false, etcPve), ...guests, '-o', out1);
     expect(imp.stderr).toBe('');
@@ -170,6 +215,14 @@ describe.skipIf(!has('dash') || !has('tar'))('import from the bundles of a Proxm
     expect(yaml).toMatch(/^ {2}pve1:.*\n(?: {4}.*\n)*? {4}platform: proxmox/m);
     expect(yaml).toMatch(/^ {4}pve: pve1\/etc-pve/m);
     expect(yaml).toMatch(/^ {4}network-interfaces: pve1\/network-interfaces/m);
+    // The trace follows the node's live rules; they are what /etc/pve compiles to.
+    expect(yaml).toMatch(/^ {4}iptables-save: pve1\/iptables-save\.txt {2}# live/m);
+    expect(yaml).toMatch(/^ {4}ipset-save: pve1\/ipset-save\.txt/m);
+    expect(yaml).toMatch(/^ {4}ebtables-filter: pve1\/ebtables-filter\.txt/m);
+    expect(imp.stdout).toContain('drift: none');
+    expect(imp.stdout).toMatch(
+      /pve1: the trace follows the node's live iptables-save, ip6tables-save, ebtables-filter, ipset-save .* \(they are the same\)/,
+    );
     expect(yaml).toMatch(/members: \[pve1:eno1\]/);
     expect(yaml).toMatch(
       /^ {2}lb1:\n {4}# on pve1: tap100i0 \(fwbr100i0 → vmbr0\)\n(?: {4}.*\n)*? {4}ip-addr: guests\/lb1\/ip-addr.json/m,
@@ -211,11 +264,39 @@ describe.skipIf(!has('dash') || !has('tar'))('import from the bundles of a Proxm
     expect(fix.verified).toBe(true);
     const fw = fix.artifacts.find((a) => a.path.endsWith('firewall/100.fw'))!.content;
 
-    // The operator applies the fix on the node; the node is collected again.
+    // The operator puts the fix into /etc/pve; the node is collected before pve-firewall applied it.
     writeFileSync(join(etcPve, 'firewall', '100.fw'), fw);
+    const stale = join(tmp, 'imported-stale');
+    const impS = await runCli('import', collect('pve1', false, etcPve), ...guests, '-o', stale);
+    expect(impS.code).toBe(0);
+    // The set and its ARP allow-list are gone from /etc/pve, still in the kernel: drift, with both origins.
+    expect(impS.stdout).toMatch(
+      /pve1 iptables tap100i0-OUT: tap100i0-OUT was generated from another configuration \(its PVESIG digest differs.*; the trace follows the live rule/,
+    );
+    expect(impS.stdout).toMatch(
+      /\+ -A tap100i0-OUT -m set ! --match-set PVEFW-100-ipfilter-net0-v4 src -j DROP {2}\[live: .*pve1\/iptables-save\.txt:\d+\)/,
+    );
+    expect(impS.stdout).toMatch(
+      /pve1 ipset PVEFW-100-ipfilter-net0-v4: set PVEFW-100-ipfilter-net0-v4 is installed \(ipset save \(pve1\/ipset-save\.txt:\d+\)\), but \/etc\/pve no longer compiles to it/,
+    );
+    expect(impS.stdout).toMatch(
+      /pve1 ebtables tap100i0-OUT-ARP: tap100i0-OUT-ARP is installed, but \/etc\/pve no longer compiles to it/,
+    );
+    // What the kernel has is what the trace walks: still broken, and diagnose says which rules it followed.
+    const still = await runCli('diagnose', stale, '--json');
+    expect(still.code).toBe(1);
+    const ds = JSON.parse(still.stdout) as { assumptions: string[] } & typeof d;
+    // The stale rules no longer come from any .fw line: the drop is named by its listing line alone.
+    expect(ds.findings.map((f) => f.code).sort()).toEqual(['filter-drop', 'probe-failed']);
+    expect(JSON.stringify(ds.findings)).toMatch(/tap100i0-OUT-ARP.*pve1\/ebtables-filter\.txt/);
+    expect(JSON.stringify(ds.assumptions)).toMatch(/pve1's firewall is what its kernel had when collected/);
+
+    // pve-firewall applies it (it does every 10 s); the node is collected again.
+    pveFirewallApplies(etcPve);
     const out2 = join(tmp, 'imported-fixed');
     const imp2 = await runCli('import', collect('pve1', false, etcPve), ...guests, '-o', out2);
     expect(imp2.code).toBe(0);
+    expect(imp2.stdout).toContain('drift: none');
     const fixed = await runCli('diagnose', out2);
     expect(fixed.stdout).toMatch(/healthy/);
     expect(fixed.code).toBe(0);

@@ -144,7 +144,7 @@ describe('drift on a Proxmox node (made-up live states)', () => {
     expect(text).toContain('DOCKER-USER');
     const drift = comparePveListings('pve1', before, { ...live, iptables: { ...live.iptables, text } });
     expect(drift.map((d) => `${d.area} ${d.subject}`)).toEqual(['iptables tap100i0-OUT']);
-    expect(drift[0]!.message).toMatch(/holds rules pve-firewall does not generate/);
+    expect(drift[0]!.message).toMatch(/changed by hand \(its PVESIG digest is what \/etc\/pve compiles to/);
     expect(drift[0]!.lines).toEqual([
       expect.stringMatching(
         new RegExp(

@@ -80,13 +80,22 @@ function entriesOf(
     }
     const kinds = new Set(list.map((i) => i.kind));
     const onlyExtra = [...kinds].every((k) => k === 'rule-extra' || k === 'chain-extra');
+    // iptables chains end with pve-firewall's digest of what it generated (PVESIG): another digest live means the
+    // chain was generated from another configuration; the same digest with other rules means a hand-made change,
+    // which pve-firewall does not undo (it rewrites a chain only when the digest of what it generates changes).
+    const sig = list.some((i) => i.kind === 'rule-missing' && i.rule?.includes('PVESIG:'));
+    const sameSig = area !== 'ebtables' && !sig && kinds.size > 0;
     const what = kinds.has('chain-missing')
       ? `${chain} is not installed, but /etc/pve compiles to it${running ? ' (pve-firewall has not applied the configuration yet)' : ''}`
       : kinds.has('chain-extra')
         ? `${chain} is installed, but /etc/pve no longer compiles to it (stale: pve-firewall has not applied the configuration yet)`
-        : onlyExtra
-          ? `${chain} holds rules pve-firewall does not generate (added by hand? pve-firewall keeps them until the chain's generated content changes)`
-          : `${chain} differs from what /etc/pve compiles to (configuration edited, pve-firewall not reloaded yet, or rules changed by hand)`;
+        : sig
+          ? `${chain} was generated from another configuration (its PVESIG digest differs: /etc/pve edited, pve-firewall has not applied it yet)`
+          : sameSig
+            ? `${chain} was changed by hand (its PVESIG digest is what /etc/pve compiles to, so pve-firewall will not rewrite it)`
+            : onlyExtra
+              ? `${chain} holds rules /etc/pve does not compile to (pve-firewall not reloaded since an edit, or added by hand)`
+              : `${chain} differs from what /etc/pve compiles to (pve-firewall not reloaded since an edit, or changed by hand)`;
     out.push({ host, area, subject: chain, message: `${what}; ${TRACED}`, lines, differences });
   }
   return out;
