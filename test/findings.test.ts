@@ -154,6 +154,8 @@ describe('the findings catalogue', () => {
       'vrrp-strict-drops',
       'vmac-blocked',
       'bridged-forward-drop',
+      // a hypervisor's own nat rules: dr-host-* scenarios of the corpus (trigger and near-identical healthy controls)
+      'host-nat-captures',
       // VRRP pairs: the ha-* scenarios of fixtures/scenarios (test/corpus.test.ts)
       'vrrp-split-brain',
       'vrrp-adverts-dropped',

@@ -82,8 +82,8 @@ export interface IptEvalResult {
   readonly visited: readonly IptVisitedRule[];
   readonly events: readonly IptEvalEvent[];
   readonly problems: readonly string[];
-  /** nat: the SNAT or MASQUERADE target that decided (the verdict is then ACCEPT). */
-  readonly nat?: Extract<IptTarget, { kind: 'snat' | 'masquerade' }>;
+  /** nat: the SNAT, MASQUERADE, DNAT or REDIRECT target that decided (the verdict is then ACCEPT). */
+  readonly nat?: Extract<IptTarget, { kind: 'snat' | 'masquerade' | 'dnat' | 'redirect' }>;
 }
 
 type Outcome = { readonly ok: boolean; readonly unsupported?: string };
@@ -393,6 +393,8 @@ export function evaluateIptables(
         };
       case 'snat':
       case 'masquerade':
+      case 'dnat':
+      case 'redirect':
         return {
           verdict: 'ACCEPT',
           mark,

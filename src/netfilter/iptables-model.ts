@@ -11,7 +11,8 @@ export type IptFamily = 'ipv4' | 'ipv6';
 /**
  * `mangle` and `raw` are read where they are evaluated: a director's PREROUTING marks (fwmark virtual services), a
  * hypervisor's raw PREROUTING NOTRACK (bridged packets conntrack leaves alone), a director's nat POSTROUTING source
- * NAT of the packets IPVS NAT-forwards (with `net.ipv4.vs.conntrack=1`).
+ * NAT of the packets IPVS NAT-forwards (with `net.ipv4.vs.conntrack=1`); a hypervisor's nat table (DNAT/REDIRECT in
+ * PREROUTING and OUTPUT, SNAT/MASQUERADE in POSTROUTING) on the traffic it routes or bridges through br_netfilter.
  */
 export type IptTableName = 'filter' | 'mangle' | 'raw' | 'nat';
 
@@ -177,7 +178,17 @@ export type IptTarget =
   /** nat: `-j SNAT --to-source ADDR` (one IPv4 address, no port range): the source becomes ADDR; a final verdict. */
   | { readonly kind: 'snat'; readonly toSource: string }
   /** nat: `-j MASQUERADE`: the source becomes the out interface's address for the next hop; a final verdict. */
-  | { readonly kind: 'masquerade' };
+  | { readonly kind: 'masquerade' }
+  /**
+   * nat PREROUTING/OUTPUT: `-j DNAT --to-destination ADDR[:PORT]` (one IPv4 address, at most one port): the
+   * destination (and port) becomes that; a final verdict.
+   */
+  | { readonly kind: 'dnat'; readonly toDest: string; readonly toPort?: number }
+  /**
+   * nat PREROUTING/OUTPUT: `-j REDIRECT [--to-ports PORT]`: the destination becomes the host itself (the primary
+   * address of the interface the packet came in on; 127.0.0.1 for locally generated ones), the port PORT.
+   */
+  | { readonly kind: 'redirect'; readonly toPort?: number };
 
 export interface IptCounters {
   readonly packets: number;

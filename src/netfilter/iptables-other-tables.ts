@@ -68,6 +68,8 @@ export class OtherTableReader {
     private readonly issues: Issue[],
     /** The save-line word splitter of iptables-read.ts (quotes, escapes). */
     private readonly split: (line: string) => readonly { readonly text: string }[] | undefined,
+    /** Targets the caller applies in traces (e.g. a hypervisor's DNAT/REDIRECT/SNAT/MASQUERADE): not reported. */
+    private readonly applied: ReadonlySet<string> = new Set(),
   ) {
     this.t = { name, line: lineNo, chains: new Set(), rules: 0, effects: new Map() };
     if (BUILTIN[name] === undefined)
@@ -113,7 +115,7 @@ export class OtherTableReader {
     t.rules++;
     const j = words.findIndex((w) => w.text === '-j' || w.text === '--jump' || w.text === '-g' || w.text === '--goto');
     const target = j >= 0 ? words[j + 1]?.text : undefined;
-    if (target === undefined || t.chains.has(target)) return true;
+    if (target === undefined || t.chains.has(target) || this.applied.has(target)) return true;
     const what = consequence(
       t.name,
       target,

@@ -1,7 +1,8 @@
 /**
  * Reader for `iptables-save` / `ip6tables-save` text (with or without `-c` counters) into the iptables model.
- * The `filter` table is read; other tables (`nat`, `mangle`, `raw`, `security`) are reported as unsupported issues
- * naming their chains and rule count, never silently skipped. A rule with a match, option or target lvsdoctor does
+ * The `filter` table is read, and the other tables (`nat`, `mangle`, `raw`) the caller evaluates; the others (and what
+ * an evaluated table holds that traces do not apply) are reported naming their chains and rule count, never silently
+ * skipped. A rule with a match, option or target lvsdoctor does
  * not model is an `unsupported` issue at its line and is left out of the model; reading goes on.
  */
 import { parseIpv4 } from '../addr/ipv4.ts';
@@ -411,6 +412,9 @@ function markArg(text: string, xmark: boolean): { value: number; mask: number } 
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/** The nat targets traces apply when the whole nat table is (a hypervisor's). */
+const NAT_APPLIED: ReadonlySet<string> = new Set(['DNAT', 'REDIRECT', 'SNAT', 'MASQUERADE']);
+
 /** Parses the words after `-A CHAIN`. */
 function parseRule(
   words: readonly Word[],
@@ -571,6 +575,32 @@ function parseRule(
             if (toSource === undefined) bad('-j SNAT without --to-source');
             target = { kind: 'snat', toSource: toSource! };
           } else target = { kind: 'masquerade' };
+        } else if (name === 'DNAT' || name === 'REDIRECT') {
+          let toDest: string | undefined;
+          let toPort: number | undefined;
+          while (i < words.length && words[i]!.text.startsWith('--') && !words[i]!.quoted) {
+            const o = next(`-j ${name}`);
+            if (name === 'DNAT' && (o === '--to-destination' || o === '--to')) {
+              const v = next(o);
+              const m = /^([0-9.]+)(?::(\d+))?$/.exec(v);
+              if (family !== 'ipv4' || !m || parseIpv4(m[1]!) === undefined)
+                notModelled(
+                  `-j DNAT ${o} '${v}' is not modelled (expected one IPv4 address with at most one port, without ranges)`,
+                );
+              toDest = m![1]!;
+              if (m![2] !== undefined) toPort = num(m![2], 'a port', 0xffff);
+            } else if (name === 'REDIRECT' && o === '--to-ports') {
+              const v = next(o);
+              if (!/^\d+$/.test(v))
+                notModelled(`-j REDIRECT --to-ports '${v}' is not modelled (expected one port, not a range)`);
+              toPort = num(v, 'a port', 0xffff);
+            } else if (o !== '--random' && o !== '--persistent')
+              notModelled(`target option ${o} of -j ${name} is not modelled`);
+          }
+          if (name === 'DNAT') {
+            if (toDest === undefined) bad('-j DNAT without --to-destination');
+            target = { kind: 'dnat', toDest: toDest!, ...(toPort !== undefined ? { toPort } : {}) };
+          } else target = { kind: 'redirect', ...(toPort !== undefined ? { toPort } : {}) };
         } else if (name === 'NFLOG') {
           let prefix: string | undefined;
           let group: number | undefined;
@@ -660,6 +690,11 @@ export function readIptablesSave(
   family: IptFamily,
   /** Tables besides filter the caller evaluates: read into the model instead of only reported. */
   evaluated: readonly ('mangle' | 'raw' | 'nat')[] = [],
+  /**
+   * The caller applies the whole nat table (a hypervisor's: DNAT/REDIRECT in PREROUTING and OUTPUT, SNAT/MASQUERADE
+   * in POSTROUTING), not only the POSTROUTING source NAT of IPVS NAT traffic (a director's).
+   */
+  options: { readonly wholeNat?: boolean } = {},
 ): ReadResult<IptTable[]> {
   const issues: Issue[] = [];
   const tables: TableBuilder[] = [];
@@ -700,7 +735,14 @@ export function readIptablesSave(
         if (name === 'nat') {
           const shadowIssues: Issue[] = [];
           natShadow = {
-            reader: new OtherTableReader(name, lineNo, file, shadowIssues, splitSaveLine),
+            reader: new OtherTableReader(
+              name,
+              lineNo,
+              file,
+              shadowIssues,
+              splitSaveLine,
+              options.wholeNat ? NAT_APPLIED : undefined,
+            ),
             issues: shadowIssues,
           };
         }
@@ -795,7 +837,16 @@ export function readIptablesSave(
       if (!(e instanceof RuleError)) throw e;
       // nat: only SNAT/MASQUERADE rules are evaluated (POSTROUTING); the others are reported by what they change.
       if (table.name === 'nat') {
-        if (chainName === 'POSTROUTING' || /\s-j (SNAT|MASQUERADE)\b/.test(` ${body}`))
+        if (options.wholeNat)
+          issues.push(
+            issue(
+              'iptables-nat-rule-not-modelled',
+              `${e.message}; rule left out of the nat table traces apply: a packet it would translate is traced untranslated`,
+              pos,
+              'warning',
+            ),
+          );
+        else if (chainName === 'POSTROUTING' || /\s-j (SNAT|MASQUERADE)\b/.test(` ${body}`))
           issues.push(
             issue(
               'iptables-nat-rule-not-modelled',

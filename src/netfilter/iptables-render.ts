@@ -131,6 +131,10 @@ function targetText(t: IptTarget, family: 'ipv4' | 'ipv6'): string {
       return ` -j SNAT --to-source ${t.toSource}`;
     case 'masquerade':
       return ' -j MASQUERADE';
+    case 'dnat':
+      return ` -j DNAT --to-destination ${t.toDest}${t.toPort !== undefined ? `:${t.toPort}` : ''}`;
+    case 'redirect':
+      return ` -j REDIRECT${t.toPort !== undefined ? ` --to-ports ${t.toPort}` : ''}`;
     case 'reject':
       return ` -j REJECT --reject-with ${t.with || (family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable')}`;
   }

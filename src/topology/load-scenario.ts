@@ -664,12 +664,15 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         value: '1',
         origin: implicit('net.bridge.bridge-nf-call-iptables = 1 (set by pve-firewall when the firewall is enabled)'),
       });
+    let hostNat: IptTable | undefined;
     if (h['iptables-save']) {
       const a = readArtifact(ctx, h['iptables-save'], ['hosts', hostName, 'iptables-save']);
       if (a) {
         // `nft list ruleset` in place of iptables-save: its ip/inet filter chains, read into the same model.
         const nft = looksLikeNftRuleset(a.text);
-        const r = nft ? readNftRuleset(a.text, a.file) : readIptablesSave(a.text, a.file, 'ipv4', ['raw']);
+        const r = nft
+          ? readNftRuleset(a.text, a.file)
+          : readIptablesSave(a.text, a.file, 'ipv4', ['raw', 'nat'], { wholeNat: true });
         hostRuleSets.set(hostName, { format: nft ? 'nft' : 'iptables-save', text: a.text, file: a.file });
         appendAll(ctx.issues, r.issues);
         const filter = r.value?.find((t) => t.name === 'filter');
@@ -678,6 +681,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         if (filter) installedIptables.set(hostName, compiled ? linkIptOrigins(filter, compiled) : filter);
         const raw = r.value?.find((t) => t.name === 'raw');
         if (raw) installedRaw.set(hostName, raw);
+        hostNat = r.value?.find((t) => t.name === 'nat');
       }
     }
     if (h['ipset-save']) {
@@ -722,6 +726,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       sysctl,
       listeners: [],
       ttl: 64,
+      ...(hostNat ? { nat: hostNat } : {}),
       origin: yamlOrigin(`host ${hostName}`, 'hosts', hostName),
     });
   }

@@ -185,8 +185,9 @@ export interface Node {
    */
   readonly mangle?: IptTable;
   /**
-   * The node's own iptables nat table (a guest's `iptables-save`): its POSTROUTING rewrites the source of packets a
-   * NAT director forwards to real servers when `net.ipv4.vs.conntrack=1` (full NAT).
+   * The node's own iptables nat table. A guest's (`iptables-save`): its POSTROUTING rewrites the source of packets a
+   * NAT director forwards to real servers when `net.ipv4.vs.conntrack=1` (full NAT). A hypervisor's (`hosts.*.
+   * iptables-save`): the whole table applies to what it routes, bridges through br_netfilter and sends (`host-nat.ts`).
    */
   readonly nat?: IptTable;
   /**

@@ -13,14 +13,18 @@
  * `net.bridge.bridge-nf-filter-vlan-tagged=1`. The FDB is the warm one of the model, keyed by MAC only: an entry on a
  * port outside the frame's VLAN is a miss (the frame is flooded in its VLAN), as a lookup by (MAC, VLAN) would be.
  */
+import { formatIpv4 } from '../addr/ipv4.ts';
 import { isMulticastMac } from '../addr/mac.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import { type BridgeVlans, DEFAULT_BRIDGE_VLANS, type Iface, type Node, vlanMember } from '../topology/model.ts';
 import { ipv4PacketLength } from '../wire/ipv4.ts';
-import type { EthernetFrame } from '../wire/types.ts';
+import type { EthernetFrame, Ipv4Packet } from '../wire/types.ts';
 import { ifaceMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import type { BridgedCtx, BridgeHook } from './engines.ts';
+import { hostNatOn, hostNatPost, hostNatPre } from './host-nat.ts';
+import { resolve, sourceFor } from './ipv4-output.ts';
+import { localAddress } from './node-config.ts';
 import { ruleQuote } from './render-step.ts';
 import type { Hop, Step } from './types.ts';
 import { DELAY_NS, type Device, type WalkEvent, type Walking } from './walk.ts';
@@ -106,6 +110,15 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
       kind: 'note',
       text: `${brName} (VLAN filtering): ${tag === undefined ? `untagged on ${port.name}, PVID` : `tagged on ${port.name},`} VLAN ${vid}`,
     });
+  }
+  // br_netfilter's PRE_ROUTING (`br_nf_pre_routing`): a hypervisor's nat PREROUTING on bridged IPv4.
+  if (frame.payload.kind === 'ipv4' && hostNatOn(st) && callsIptables(st)) {
+    const untagged = vlan ? vlan.arrivedUntagged : frame.vlans.length === 0;
+    if (untagged || filterVlanTagged(st)) {
+      const f = brNatPrerouting(w, st, hop, br, port, frame, frame.payload);
+      if (f === undefined) return;
+      frame = f;
+    }
   }
   // tcpdump on the bridge device (promiscuous) sees what passed PREROUTING.
   const brPoint = `${st.node.name}:${brName}`;
@@ -197,6 +210,76 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
   bridgeEgress(w, st, w.iface(st.node, entry.port), frame, hop, t, vlan);
 }
 
+/** `net.bridge.bridge-nf-call-iptables=1`: br_netfilter hands bridged IPv4 to the iptables hooks. */
+function callsIptables(st: NodeState): boolean {
+  return st.node.sysctl.get('net.bridge.bridge-nf-call-iptables')?.value.trim() === '1';
+}
+
+/**
+ * nat PREROUTING of a bridged IPv4 packet (`-i` the bridge, `--physdev-in` the port), then `br_nf_pre_routing_finish`:
+ * when the destination changed (DNAT, or the de-SNAT of a reply) the kernel routes the new one — reached through
+ * another device or local, the frame is addressed to the bridge's own MAC and goes up to the host's stack, which
+ * forwards or delivers it; reached through the bridge itself, it stays bridged, addressed to the neighbour's MAC
+ * (`br_nf_pre_routing_finish_bridge`). The frame as it goes on, or undefined when it was dropped (the hop ended).
+ */
+function brNatPrerouting(
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
+  br: Iface,
+  port: Iface,
+  frame: EthernetFrame,
+  pkt: Ipv4Packet,
+): EthernetFrame | undefined {
+  const n = hostNatPre(
+    w,
+    st,
+    hop,
+    pkt,
+    'PREROUTING',
+    { inIface: br.name, physdevIn: port.name },
+    br.addrs[0]?.prefix.addr,
+  );
+  if (n === undefined) return undefined;
+  // ip_sabotage_in: the stack does not run the PRE_ROUTING hooks again on what the bridge passes up.
+  st.conntrack.markPrerouted(n);
+  if (n === pkt) return frame;
+  const out: EthernetFrame = { ...frame, payload: n };
+  if (n.dst === pkt.dst) return out;
+  const node = st.node;
+  const r = w.ask(st, hop, { kind: 'route', dst: n.dst, key: { src: n.src, iif: br.name } });
+  if (!r || (r.type !== 'unicast' && r.type !== 'local')) {
+    w.end(
+      hop,
+      'no-route',
+      `br_netfilter on ${node.name}: after nat PREROUTING the destination is ${formatIpv4(n.dst)}, which ${r ? `routes to ${r.type}` : 'has no route'}: the frame is dropped`,
+      r?.origin,
+      { node: node.name },
+    );
+    return undefined;
+  }
+  const dev =
+    r.type === 'local' || localAddress(node, n.dst)
+      ? undefined
+      : (r.dev ?? (r.via !== undefined ? w.ask(st, hop, { kind: 'route', dst: r.via })?.dev : undefined));
+  if (dev === br.name) {
+    const nextHop = r.via ?? n.dst;
+    hop.steps.push({
+      kind: 'note',
+      text: `br_netfilter: the new destination ${formatIpv4(n.dst)} is reached through ${br.name} itself, so the frame stays bridged, addressed to ${formatIpv4(nextHop)}'s MAC (br_nf_pre_routing_finish_bridge)`,
+      origin: r.origin,
+    });
+    const mac = resolve(w, st, br, nextHop, undefined, hop, hop.timeNs);
+    return mac === undefined ? undefined : { ...out, dst: mac };
+  }
+  hop.steps.push({
+    kind: 'note',
+    text: `br_netfilter: the new destination ${formatIpv4(n.dst)} is ${dev === undefined ? `local to ${node.name}` : `routed through ${dev}`}, not bridged: the frame is addressed to ${br.name}'s own MAC and goes up to the host's stack (br_nf_pre_routing_finish)`,
+    origin: r.origin,
+  });
+  return { ...out, dst: br.mac };
+}
+
 function bridgeEgress(
   w: Walking,
   st: NodeState,
@@ -207,7 +290,7 @@ function bridgeEgress(
   vlan?: VlanCtx,
 ): void {
   // What the port sends (tagged when its VLAN is not egress-untagged there); the hooks see the frame inside.
-  const frame = egressFrame(port, inner, vlan);
+  let frame = egressFrame(port, inner, vlan);
   // Per-port egress decisions are recorded on a hop of their own so that flooded copies are told apart.
   const hop = w.newHop({ kind: 'tx', node: st.node.name, iface: port.name, frame, parent: parent.id, timeNs }, 'out');
   // br_dev_queue_push_xmit: a frame larger than the port's MTU is not forwardable and is dropped, without ICMP.
@@ -278,6 +361,20 @@ function bridgeEgress(
     }
   }
   if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', inner, undefined, port.name)) return;
+  // br_nf_post_routing (after ebtables nat POSTROUTING): a hypervisor's nat POSTROUTING, `-o` the bridge.
+  if (inner.payload.kind === 'ipv4' && hostNatOn(st) && callsIptables(st)) {
+    const br = w.iface(st.node, bctx.bridge);
+    const n = hostNatPost(
+      w,
+      st,
+      hop,
+      inner.payload,
+      { outIface: bctx.bridge, physdevIn: bctx.inPort, physdevOut: port.name },
+      sourceFor(br, inner.payload.dst),
+    );
+    if (n === undefined) return;
+    if (n !== inner.payload) frame = egressFrame(port, { ...inner, payload: n }, vlan);
+  }
   portXmit(w, st, port, frame, hop.id, timeNs);
 }
 

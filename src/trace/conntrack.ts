@@ -107,8 +107,130 @@ function tuple(p: Ipv4Packet): { key: string; replyKey: string; tcpFlags?: numbe
   return { key: `${p.protocol} ${p.src} ${p.dst}`, replyKey: `${p.protocol} ${p.dst} ${p.src}` };
 }
 
+/** One side of a NAT manip: the address (and port) a connection's packets get. */
+export interface NatManip {
+  readonly addr: Ipv4;
+  readonly port?: number;
+  /** The rule that made the binding. */
+  readonly origin: Origin;
+}
+
+/** A connection nf_nat has seen (`nf_nat_setup_info`): its tuple as it arrived and the manips bound to it. */
+export interface NatBinding {
+  readonly proto: number;
+  readonly src: Ipv4;
+  readonly dst: Ipv4;
+  readonly sport?: number;
+  readonly dport?: number;
+  /** Destination NAT bound in PREROUTING/OUTPUT. */
+  dnat?: NatManip;
+  /** Source NAT bound in POSTROUTING. */
+  snat?: NatManip;
+  /** nat POSTROUTING has been consulted (the binding is complete). */
+  postDone: boolean;
+}
+
+/** Where a packet stands in a connection nf_nat has bound. */
+export type NatLookup =
+  | { readonly dir: 'original'; readonly binding: NatBinding }
+  | { readonly dir: 'reply'; readonly binding: NatBinding };
+
+function endpoints(p: Ipv4Packet): { sport?: number; dport?: number } {
+  const l4 = p.payload;
+  return l4.kind === 'tcp' || l4.kind === 'udp' ? { sport: l4.srcPort, dport: l4.dstPort } : {};
+}
+
+function natKey(proto: number, src: Ipv4, sport: number | undefined, dst: Ipv4, dport: number | undefined): string {
+  return `${proto} ${src}:${sport ?? ''} ${dst}:${dport ?? ''}`;
+}
+
+/** A packet's tuple as a NAT key. */
+function pktNatKey(p: Ipv4Packet): string {
+  const e = endpoints(p);
+  return natKey(p.protocol, p.src, e.sport, p.dst, e.dport);
+}
+
+/** The tuple a binding's packets have after its DNAT (before SNAT), original direction. */
+function midKey(b: NatBinding): string {
+  return natKey(b.proto, b.src, b.sport, b.dnat?.addr ?? b.dst, b.dnat?.port ?? b.dport);
+}
+
+/** The tuple of a binding's replies after their destination was de-SNATed (what POSTROUTING sees). */
+function replyMidKey(b: NatBinding): string {
+  return natKey(b.proto, b.dnat?.addr ?? b.dst, b.dnat?.port ?? b.dport, b.src, b.sport);
+}
+
+/** The tuple of a binding's replies as they arrive (before any un-NAT). */
+function replyKeyOf(b: NatBinding): string {
+  return natKey(
+    b.proto,
+    b.dnat?.addr ?? b.dst,
+    b.dnat?.port ?? b.dport,
+    b.snat?.addr ?? b.src,
+    b.snat?.port ?? b.sport,
+  );
+}
+
 /** The conntrack table of one namespace, for one probe. */
 export class Conntrack {
+  /** nf_nat bindings by original tuple, by the tuple after DNAT, and by reply tuple. */
+  private readonly natOrig = new Map<string, NatBinding>();
+  private readonly natMid = new Map<string, NatBinding>();
+  private readonly natReply = new Map<string, NatBinding>();
+  private readonly natReplyMid = new Map<string, NatBinding>();
+  /** Packets br_netfilter already ran through the IPv4 PRE_ROUTING hooks (`ip_sabotage_in` skips them later). */
+  private readonly prerouted = new WeakSet<Ipv4Packet>();
+
+  /**
+   * The binding a packet belongs to, by its tuple as it is now: in PREROUTING/OUTPUT (`pre`: an original packet before
+   * DNAT, a reply as it arrives) or in POSTROUTING (`post`: after DNAT, a reply after its de-SNAT).
+   */
+  natLookup(pkt: Ipv4Packet, at: 'pre' | 'post'): NatLookup | undefined {
+    const k = pktNatKey(pkt);
+    const o = (at === 'pre' ? this.natOrig : this.natMid).get(k);
+    if (o) return { dir: 'original', binding: o };
+    const r = (at === 'pre' ? this.natReply : this.natReplyMid).get(k);
+    return r ? { dir: 'reply', binding: r } : undefined;
+  }
+
+  /** A new connection's first packet passed nat PREROUTING/OUTPUT: bind its DNAT (or none). */
+  natBegin(pkt: Ipv4Packet, dnat: NatManip | undefined): NatBinding {
+    const e = endpoints(pkt);
+    const b: NatBinding = {
+      proto: pkt.protocol,
+      src: pkt.src,
+      dst: pkt.dst,
+      ...e,
+      ...(dnat ? { dnat } : {}),
+      postDone: false,
+    };
+    this.natOrig.set(pktNatKey(pkt), b);
+    this.natMid.set(midKey(b), b);
+    this.natReply.set(replyKeyOf(b), b);
+    this.natReplyMid.set(replyMidKey(b), b);
+    return b;
+  }
+
+  /** nat POSTROUTING was consulted for a binding's first packet: bind its SNAT (or none). */
+  natComplete(b: NatBinding, snat: NatManip | undefined): void {
+    if (snat) {
+      this.natReply.delete(replyKeyOf(b));
+      b.snat = snat;
+      this.natReply.set(replyKeyOf(b), b);
+    }
+    b.postDone = true;
+  }
+
+  /** br_netfilter ran the packet through PRE_ROUTING (raw, conntrack, mangle, nat) on the bridge. */
+  markPrerouted(pkt: Ipv4Packet): void {
+    this.prerouted.add(pkt);
+  }
+
+  /** Whether br_netfilter already ran this packet through PRE_ROUTING (the stack does not run it again). */
+  wasPrerouted(pkt: Ipv4Packet): boolean {
+    return this.prerouted.has(pkt);
+  }
+
   private readonly byKey = new Map<string, Entry>();
   private readonly seen = new WeakMap<Ipv4Packet, CtResult>();
   /** Source NAT bindings: the reply tuple of a translated connection → the source it had before. */

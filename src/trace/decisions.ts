@@ -22,8 +22,8 @@ import type {
   IpvsEngine,
   IpvsReplyDecision,
 } from './engines.ts';
-import { manglePrerouting, natPostrouting } from './firewall.ts';
-import { lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
+import { manglePrerouting, type NatHookCtx, natChain, natPostrouting } from './firewall.ts';
+import { addrTypeOf, lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
 import { type NodeHook, type NodeHookCtx, nodeTableStep } from './node-tables.ts';
 import type { Hop, NetfilterStep } from './types.ts';
 
@@ -57,6 +57,18 @@ export type Question =
       readonly frame: EthernetFrame;
       readonly outIface: string;
       readonly masqueradeSource: Ipv4 | undefined;
+    }
+  /**
+   * A hypervisor's iptables nat chain on a connection's first packet: DNAT/REDIRECT in PREROUTING (routed, or bridged
+   * through br_netfilter with the bridge ports in `ctx`) and OUTPUT, SNAT/MASQUERADE in POSTROUTING. `local` is what
+   * REDIRECT (the in interface's address) or MASQUERADE (the out interface's) would take.
+   */
+  | {
+      readonly kind: 'host-nat';
+      readonly hook: 'PREROUTING' | 'OUTPUT' | 'POSTROUTING';
+      readonly frame: EthernetFrame;
+      readonly ctx: Omit<NatHookCtx, 'addrType'>;
+      readonly local: Ipv4 | undefined;
     }
   /** iptables filter INPUT, FORWARD or OUTPUT of a host's own stack (local and routed IPv4). */
   | {
@@ -112,6 +124,7 @@ export interface Answers {
   readonly mangle: NetfilterStep | undefined;
   readonly nat: NetfilterStep | undefined;
   readonly 'node-table': NetfilterStep | undefined;
+  readonly 'host-nat': NetfilterStep | undefined;
   readonly raw: NetfilterStep | undefined;
   readonly 'ipvs-in': IpvsDecision;
   readonly 'ipvs-out': IpvsReplyDecision;
@@ -182,6 +195,10 @@ function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
       return host.node.nat ? natPostrouting(host.node.nat, q.frame, q.outIface, q.masqueradeSource) : undefined;
     case 'node-table':
       return nodeTableStep(host.node, q.table, q.hook, q.frame, q.ctx);
+    case 'host-nat':
+      return host.node.nat
+        ? natChain(host.node.nat, q.hook, q.frame, { ...q.ctx, addrType: addrTypeOf(host.node) }, q.local)
+        : undefined;
     case 'ipvs-in':
       return host.ipvs ? host.ipvs.input(q.frame, q.nowNs, q.directorIp, q.fwmark) : NOT_IPVS;
     case 'ipvs-out':

@@ -250,6 +250,80 @@ export function manglePrerouting(mangle: IptTable, frame: EthernetFrame, inIface
   };
 }
 
+/** What a nat chain sees of a packet besides the packet: its interfaces, bridge ports, the host's address types. */
+export interface NatHookCtx {
+  readonly inIface?: string;
+  readonly outIface?: string;
+  /** br_netfilter: the bridge ports (`--physdev-in`/`--physdev-out`). */
+  readonly physdevIn?: string;
+  readonly physdevOut?: string;
+  /** `-m addrtype`: LOCAL for the node's own addresses. */
+  readonly addrType?: (addr: Ipv4, which: 'src' | 'dst') => string;
+}
+
+/**
+ * A node's iptables nat chain on a connection's first packet (`nf_nat_inet_fn` → `nf_nat_rule_find`, ctstate NEW):
+ * the step names the DNAT/REDIRECT (PREROUTING, OUTPUT) or SNAT/MASQUERADE (POSTROUTING) rule that rewrote it, with
+ * `dnat`/`snat` saying how. `local` is what REDIRECT takes as destination (the primary address of the interface the
+ * packet came in on, 127.0.0.1 in OUTPUT) or MASQUERADE as source (the out interface's address for the next hop);
+ * without one the kernel drops the packet. Undefined when no rule matched and the policy accepts.
+ */
+export function natChain(
+  nat: IptTable,
+  hook: 'PREROUTING' | 'OUTPUT' | 'POSTROUTING',
+  frame: EthernetFrame,
+  ctx: NatHookCtx,
+  local: Ipv4 | undefined,
+): NetfilterStep | undefined {
+  const p = frame.payload;
+  if (p.kind !== 'ipv4') return undefined;
+  const r = evaluateIptables(nat, hook, frame, {
+    ...ctx,
+    ...(ctx.physdevIn !== undefined || ctx.physdevOut !== undefined ? { physdevIsBridged: true } : {}),
+    ctState: 'NEW',
+    ctDir: 'ORIGINAL',
+  });
+  const d = r.decidedBy;
+  if (d.kind === 'policy' && r.verdict === 'ACCEPT') return undefined;
+  const t = r.nat;
+  const port = p.payload.kind === 'tcp' || p.payload.kind === 'udp' ? p.payload.dstPort : undefined;
+  const to = t?.kind === 'snat' ? parseIpv4(t.toSource) : t?.kind === 'dnat' ? parseIpv4(t.toDest) : local;
+  // REDIRECT without an address on the in interface, MASQUERADE without one on the out interface: NF_DROP.
+  const dropped = r.verdict !== 'ACCEPT' || (t !== undefined && to === undefined);
+  const rewrite: Partial<Pick<NetfilterStep, 'snat' | 'dnat'>> =
+    t === undefined || to === undefined
+      ? {}
+      : t.kind === 'snat' || t.kind === 'masquerade'
+        ? { snat: { from: p.src, to } }
+        : {
+            dnat: {
+              from: p.dst,
+              to,
+              ...(port !== undefined ? { fromPort: port, toPort: t.toPort ?? port } : {}),
+            },
+          };
+  return {
+    kind: 'netfilter',
+    family: 'ipv4',
+    table: 'nat',
+    hook,
+    verdict: dropped ? 'DROP' : 'ACCEPT',
+    chain: d.chain,
+    ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
+    ruleText:
+      d.kind === 'rule'
+        ? (d.rule.nft?.text ?? renderIptablesRule(d.chain, d.rule, 'ipv4'))
+        : d.nft
+          ? `policy ${d.policy.toLowerCase()}`
+          : `policy ${r.verdict}`,
+    ...(d.kind === 'rule' && d.rule.nft ? { nft: { chain: d.rule.nft.chain } } : {}),
+    origin: d.kind === 'policy' ? d.origin : d.rule.origin,
+    path: [hook, ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : ''))],
+    rulesVisited: r.visited.length,
+    ...rewrite,
+  };
+}
+
 /**
  * A director's own iptables nat POSTROUTING on a packet IPVS NAT-forwards (seen only with `net.ipv4.vs.conntrack=1`):
  * the step names the SNAT or MASQUERADE rule that rewrites the source, and `snat.to` the new source — MASQUERADE takes
@@ -262,27 +336,5 @@ export function natPostrouting(
   outIface: string,
   masqueradeSource: Ipv4 | undefined,
 ): NetfilterStep | undefined {
-  if (frame.payload.kind !== 'ipv4') return undefined;
-  const r = evaluateIptables(nat, 'POSTROUTING', frame, { outIface, ctState: 'NEW', ctDir: 'ORIGINAL' });
-  const d = r.decidedBy;
-  if (d.kind === 'policy' && r.verdict === 'ACCEPT') return undefined;
-  const to =
-    r.nat?.kind === 'snat' ? parseIpv4(r.nat.toSource) : r.nat?.kind === 'masquerade' ? masqueradeSource : undefined;
-  return {
-    kind: 'netfilter',
-    family: 'ipv4',
-    table: 'nat',
-    hook: 'POSTROUTING',
-    verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
-    chain: d.chain,
-    ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
-    ruleText: d.kind === 'rule' ? renderIptablesRule(d.chain, d.rule, 'ipv4') : `policy ${r.verdict}`,
-    origin: d.kind === 'policy' ? d.origin : d.rule.origin,
-    path: [
-      'POSTROUTING',
-      ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
-    ],
-    rulesVisited: r.visited.length,
-    ...(to !== undefined ? { snat: { from: frame.payload.src, to } } : {}),
-  };
+  return natChain(nat, 'POSTROUTING', frame, { outIface }, masqueradeSource);
 }

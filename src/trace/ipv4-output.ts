@@ -12,6 +12,7 @@ import { ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, type Ip
 import { fragNeeded, pathMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import type { HostHook, HostHookCtx } from './engines.ts';
+import { hostNatOn, hostNatPost, hostNatPre } from './host-nat.ts';
 import { checkWalk } from './invariants.ts';
 import { localAddress } from './node-config.ts';
 import { nodeLocalOut } from './node-filter.ts';
@@ -49,8 +50,15 @@ export function hostFilter(
 }
 
 /** `ip_local_out` of a packet the node's stack makes or forwards: route, resolve the next hop, send. */
-export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop, timeNs: bigint, iif?: string): void {
+export function ipOutput(w: Walking, st: NodeState, sent: Ipv4Packet, parent: Hop, timeNs: bigint, iif?: string): void {
   const node = st.node;
+  let pkt = sent;
+  // A hypervisor's nat OUTPUT on what it sends itself (DNAT before the route, as the re-route after the hook does).
+  if (iif === undefined && hostNatOn(st)) {
+    const n = hostNatPre(w, st, parent, pkt, 'OUTPUT', {}, LOOPBACK);
+    if (n === undefined) return;
+    pkt = n;
+  }
   // Policy rules see the packet's source and where it came in (`lo` for the node's own packets).
   const r = w.ask(st, parent, { kind: 'route', dst: pkt.dst, key: { src: pkt.src, iif: iif ?? 'lo' } });
   if (!r) {
@@ -80,6 +88,13 @@ export function ipOutput(w: Walking, st: NodeState, pkt: Ipv4Packet, parent: Hop
   if (iif === undefined && hasNodeTables(node) && !nodeLocalOut(w, st, parent, pkt, out.name)) return;
   const mtu = pathMtu(r, out);
   if (!fitsMtu(w, st, parent, pkt, mtu, out, iif !== undefined ? 'forward' : 'local', r.origin, timeNs)) return;
+  // NF_INET_POST_ROUTING: a hypervisor's SNAT/MASQUERADE (MASQUERADE takes the out interface's address for the next
+  // hop, `inet_select_addr`), and the de-DNAT of replies.
+  if (hostNatOn(st)) {
+    const n = hostNatPost(w, st, parent, pkt, { outIface: out.name }, sourceFor(out, nextHop));
+    if (n === undefined) return;
+    pkt = n;
+  }
   const mac = resolve(w, st, out, nextHop, pkt.src, parent, timeNs);
   if (!mac) return;
   const frame: EthernetFrame = { dst: mac, src: out.mac, vlans: [], etherType: ETHERTYPE_IPV4, payload: pkt };
@@ -156,6 +171,13 @@ export function ipvsTransmit(
   w.xmit(st, out, xmitBuild(out.mac, mac), hop.id, t);
 }
 
+const LOOPBACK = 0x7f000001 as Ipv4;
+
+/** The address an interface sends from toward a next hop (`inet_select_addr`): one on its subnet, else its first. */
+export function sourceFor(out: Iface, nextHop: Ipv4): Ipv4 | undefined {
+  return (out.addrs.find((a) => prefixContains(a.prefix, nextHop)) ?? out.addrs[0])?.prefix.addr;
+}
+
 /**
  * The director's own nat POSTROUTING on a packet IPVS NAT-forwards (`ip_vs_nat_send_or_cont`). Only with
  * `net.ipv4.vs.conntrack=1` does IPVS keep the packet's conntrack entry; otherwise it marks it untracked
@@ -175,7 +197,7 @@ function sourceNat(
   const frame = build(out.mac, out.mac);
   const pkt = frame.payload;
   if (pkt.kind !== 'ipv4') return build;
-  const masq = (out.addrs.find((a) => prefixContains(a.prefix, nextHop)) ?? out.addrs[0])?.prefix.addr;
+  const masq = sourceFor(out, nextHop);
   const ct = w.ask(st, hop, { kind: 'sysctl', key: 'net.ipv4.vs.conntrack' });
   const step = w.ask(st, hop, { kind: 'nat', frame, outIface: out.name, masqueradeSource: masq });
   if (!ct.on) {
@@ -305,7 +327,7 @@ function arpSource(
 }
 
 /** Neighbour resolution: the cache, or a real ARP exchange walked through the model. */
-function resolve(
+export function resolve(
   w: Walking,
   st: NodeState,
   out: Iface,

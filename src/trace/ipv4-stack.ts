@@ -26,6 +26,7 @@ import {
 import { advertisedMss, dataSegment, fragNeededMtu, pathMss } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import { markRulesFor } from './fwmark-targets.ts';
+import { hostNatOn, hostNatPre } from './host-nat.ts';
 import { hostFilter, ipOutput, ipvsTransmit } from './ipv4-output.ts';
 import { localAddress } from './node-config.ts';
 import { ipvsXmitCt, nodeFilter, nodePrerouting } from './node-filter.ts';
@@ -250,6 +251,16 @@ function ipReceive(
         return;
       }
       fwmark = m.mark?.after ?? 0;
+    }
+  }
+  // A hypervisor's nat PREROUTING (DNAT/REDIRECT, the de-SNAT of replies), unless br_netfilter already ran the packet
+  // through PRE_ROUTING on the bridge it came up from (`ip_sabotage_in`).
+  if (hostNatOn(st) && !st.conntrack.wasPrerouted(pkt)) {
+    const n = hostNatPre(w, st, hop, pkt, 'PREROUTING', { inIface: iface.name }, iface.addrs[0]?.prefix.addr);
+    if (n === undefined) return;
+    if (n !== pkt) {
+      pkt = n;
+      frame = { ...frame, payload: pkt };
     }
   }
   // nf_nat in PRE_ROUTING: a reply to a connection this node source-NATed (full NAT of IPVS traffic) gets its

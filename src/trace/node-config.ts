@@ -3,6 +3,7 @@
  * sysctls as the kernel combines them, and which interface owns an address.
  */
 import type { Ipv4 } from '../addr/ipv4.ts';
+import { ipv4Mask } from '../addr/prefix.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import type { Iface, Node, Route } from '../topology/model.ts';
 import { type FlowKey, lookupRoute as lookupRouteIn } from '../topology/routing.ts';
@@ -58,6 +59,36 @@ export function localAddress(node: Node, a: Ipv4): { iface: Iface; prefixLen: nu
     for (const ad of i.addrs)
       if (ad.prefix.addr === a) return { iface: i, prefixLen: ad.prefix.len, origin: ad.origin };
   return undefined;
+}
+
+const ADDR_TYPES = new WeakMap<Node, (a: Ipv4) => string>();
+
+/**
+ * The routing type of an address as the node's local table says (`-m addrtype`, `inet_addr_type`): LOCAL for its own
+ * addresses and 127.0.0.0/8, BROADCAST for 255.255.255.255 and its subnets' broadcast addresses, MULTICAST, else
+ * UNICAST.
+ */
+export function addrTypeOf(node: Node): (a: Ipv4) => string {
+  let f = ADDR_TYPES.get(node);
+  if (f === undefined) {
+    const local = new Set<number>();
+    const bcast = new Set<number>([0xffffffff]);
+    for (const i of node.interfaces.values())
+      for (const ad of i.addrs) {
+        local.add(ad.prefix.addr);
+        if (ad.prefix.len < 31) bcast.add((ad.prefix.addr | ~ipv4Mask(ad.prefix.len)) >>> 0);
+      }
+    f = (a: Ipv4) =>
+      local.has(a) || a >>> 24 === 127
+        ? 'LOCAL'
+        : bcast.has(a >>> 0)
+          ? 'BROADCAST'
+          : a >>> 28 === 0xe
+            ? 'MULTICAST'
+            : 'UNICAST';
+    ADDR_TYPES.set(node, f);
+  }
+  return f;
 }
 
 const UPPERS = new WeakMap<Node, Map<string, Iface[]>>();

@@ -15,7 +15,7 @@ export function renderStep(s: Step): string | undefined {
     case 'capture':
       return undefined;
     case 'netfilter':
-      return `${s.nft ? 'nft' : s.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${s.table} ${s.hook}: ${s.path.join(' → ')} ⇒ ${s.verdict}${s.mark ? ` with mark 0x${s.mark.after.toString(16)}` : ''} by ${ruleQuote(s)}\n      from ${renderOriginChain(s.origin, '\n        ← ')}`;
+      return `${s.nft ? 'nft' : s.family === 'bridge' ? 'ebtables' : 'iptables'} -t ${s.table} ${s.hook}: ${s.path.join(' → ')} ⇒ ${s.verdict}${s.mark ? ` with mark 0x${s.mark.after.toString(16)}` : ''}${natText(s)} by ${ruleQuote(s)}\n      from ${renderOriginChain(s.origin, '\n        ← ')}`;
     case 'bridge':
       return `bridge ${s.bridge}: ${s.decision}${s.ports.length ? ` → ${s.ports.join(', ')}` : ''}${s.learned ? ` (learned ${s.learned})` : ''}`;
     case 'segment':
@@ -52,4 +52,13 @@ export function renderStep(s: Step): string | undefined {
 export function ruleQuote(s: NetfilterStep): string {
   if (s.nft) return `nft chain ${s.nft.chain} "${s.ruleText}"`;
   return `${s.chain}${s.ruleNumber !== undefined ? ` rule ${s.ruleNumber}` : ''} "${s.ruleText}"`;
+}
+
+/** What a nat step rewrote: `, destination A:P → B:Q` or `, source A → B`. */
+function natText(s: NetfilterStep): string {
+  const port = (p: number | undefined) => (p !== undefined ? `:${p}` : '');
+  if (s.dnat)
+    return `, destination ${formatIpv4(s.dnat.from)}${port(s.dnat.fromPort)} → ${formatIpv4(s.dnat.to)}${port(s.dnat.toPort)}`;
+  if (s.snat) return `, source ${formatIpv4(s.snat.from)} → ${formatIpv4(s.snat.to)}`;
+  return '';
 }

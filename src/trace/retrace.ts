@@ -154,10 +154,12 @@ function dependsOnRules(d: Decision): d is FirewallDecision {
     case 'conntrack':
     // The node's own mangle table is part of the node.
     case 'mangle':
-    // So is its nat table (SNAT of IPVS NAT traffic).
+    // So is its nat table (SNAT of IPVS NAT traffic; a hypervisor's DNAT/REDIRECT and SNAT/MASQUERADE): a fix that
+    // changes it changes the node, and the probe is walked anew.
     case 'nat':
     // And its own filter and raw tables (a guest's iptables-save).
     case 'node-table':
+    case 'host-nat':
     case 'ipvs-in':
     case 'ipvs-out':
     case 'route':

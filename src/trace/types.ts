@@ -120,6 +120,13 @@ export interface NetfilterStep {
   readonly mark?: { readonly before: number; readonly after: number };
   /** nat POSTROUTING: SNAT/MASQUERADE rewrote the source from `from` to `to`; the deciding rule did it. */
   readonly snat?: { readonly from: Ipv4; readonly to: Ipv4 };
+  /** nat PREROUTING/OUTPUT: DNAT/REDIRECT rewrote the destination (and port); the deciding rule did it. */
+  readonly dnat?: {
+    readonly from: Ipv4;
+    readonly to: Ipv4;
+    readonly fromPort?: number;
+    readonly toPort?: number;
+  };
 }
 
 export interface NeighbourStep {

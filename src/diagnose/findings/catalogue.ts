@@ -3,6 +3,7 @@ import { conntrackInvalid, ipvsConnDeletedServer, pmtuBlackhole, quiescentTempla
 import { directorAntiSpoofing } from './director-anti-spoofing.ts';
 import { filterDrop, probeFailed } from './generic.ts';
 import { guestFirewallDrops } from './guest-firewall.ts';
+import { hostNatCaptures } from './host-nat.ts';
 import { ipLearningDhcpStatic } from './ip-learning-dhcp.ts';
 import { keepalivedDefaultMethod, keepalivedDefaultProtocol, vmacBlocked, vrrpStrictDrops } from './keepalived.ts';
 import type { FindingKind } from './kind.ts';
@@ -52,6 +53,7 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   vrrpBackupAdvertsDropped,
   conntrackInvalid,
   pmtuBlackhole,
+  hostNatCaptures,
   bridgedForwardDrop,
   guestFirewallDrops,
   ipvsConnDeletedServer,
