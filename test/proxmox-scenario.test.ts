@@ -359,21 +359,97 @@ describe('a Proxmox host in a scenario', () => {
     }
   });
 
-  it('a node with nftables: 1 is said to be modelled in the iptables form (proxmox-firewall is not evaluated)', () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'pve-nft-'));
-    try {
-      cpSync(FIXED, tmp, { recursive: true });
-      writeFileSync(join(tmp, 'etc-pve', 'nodes', 'pve1', 'host.fw'), '[OPTIONS]\n\nnftables: 1\n');
-      const w = loadScenario(tmp).issues.find((i) => i.code === 'scenario.pve-nftables')!;
-      expect([w.severity, w.pos?.file.endsWith('etc-pve/nodes/pve1/host.fw'), w.pos?.line]).toEqual([
-        'warning',
-        true,
-        3,
-      ]);
-      expect(w.message).toContain('modelled as pve-firewall (iptables form, fwbr bridges) would set it up');
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
+  describe('a node with nftables: 1 (proxmox-firewall)', () => {
+    /** A copy of an example whose node has host.fw `nftables: 1` (plus `extra` host.fw lines). */
+    function nftCopy(from: string, extra = ''): string {
+      const tmp = mkdtempSync(join(tmpdir(), 'pve-nft-'));
+      cpSync(from, tmp, { recursive: true });
+      writeFileSync(join(tmp, 'etc-pve', 'nodes', 'pve1', 'host.fw'), `[OPTIONS]\n\nnftables: 1\n${extra}`);
+      return tmp;
     }
+    type Report = {
+      probes: { probe: { name: string }; disposition: string; end: { reason: string; place?: { iface: string } } }[];
+      findings: { code: string; explanation: string; culprit: { label: string; file?: string; line?: number }[] }[];
+      fixes: { id: string; verified: boolean; artifacts: { path: string; content: string }[] }[];
+    };
+
+    it('wires each tap straight into its vmbr (no fwbr) and evaluates proxmox-firewall’s tables, without the old warning', () => {
+      const tmp = nftCopy(BROKEN);
+      try {
+        const r = loadScenario(tmp);
+        expect(r.issues.filter((i) => i.severity !== 'info').map((i) => i.message)).toEqual([]);
+        const host = r.value!.scenario.nodes.get('pve1')!;
+        expect(host.interfaces.get('tap100i0')?.master).toBe('vmbr0');
+        expect(host.interfaces.has('fwbr100i0')).toBe(false);
+        expect(host.interfaces.has('fwpr100p0')).toBe(false);
+        // pve-firewall applies nothing there, so nothing turns br_netfilter's iptables call on
+        expect(host.sysctl.get('net.bridge.bridge-nf-call-iptables')).toBeUndefined();
+        const pve = r.value!.proxmox!.get('pve1')!;
+        expect(pve.ebFilter).toBeUndefined();
+        expect(pve.nft?.guests?.chains.map((c) => c.name)).toContain('guest-100-out');
+        expect(r.value!.installedIptables?.get('pve1')?.chains.find((c) => c.name === 'INPUT')?.nft?.chain).toBe(
+          'inet proxmox-firewall/input',
+        );
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+
+    it('diagnose: the director’s forwarded SYN and its ARP for the VIP die in the guest table; the .fw fixes are verified by re-trace', async () => {
+      const tmp = nftCopy(BROKEN);
+      try {
+        const r = await runCli('diagnose', tmp, '--json');
+        expect(r.code).toBe(1);
+        const d = JSON.parse(r.stdout) as Report;
+        const http = d.probes.find((p) => p.probe.name === 'http-to-vip')!;
+        expect([http.disposition, http.end.place?.iface]).toEqual(['dropped-by-filter', 'tap100i0']);
+        expect(http.end.reason).toContain('guest-100-out');
+        expect(http.end.reason).toContain('"meta iifname tap100i0 ip saddr != @v4-guest-100/ipfilter-net0 drop"');
+        // ARP: the nftables IP filter checks ARP senders whenever ipfilter: 1 (pve-firewall: only with an explicit set)
+        const arp = d.probes.find((p) => p.probe.name === 'arp-for-vip')!;
+        expect(arp.end.reason).toContain('arp saddr ip != @v4-guest-100/ipfilter-net0 drop');
+        const director = d.findings.find((f) => f.code === 'director-anti-spoofing')!;
+        expect(director.explanation).toContain('filtered by proxmox-firewall (nftables) in bridge prerouting');
+        expect(director.culprit[0]).toEqual(
+          expect.objectContaining({ label: expect.stringContaining('[IPSET ipfilter-net0]'), line: 6 }),
+        );
+        expect(d.findings.map((f) => f.code)).toEqual(
+          expect.arrayContaining(['director-anti-spoofing', 'vip-arp-blocked', 'vrrp-adverts-dropped']),
+        );
+        const fixes = new Map(d.fixes.map((f) => [f.id, f]));
+        expect(fixes.get('pve-director-ipfilter-off-100')?.verified).toBe(true);
+        expect(fixes.get('pve-vrrp-in-102-192.0.2.11')?.verified).toBe(true);
+        expect(fixes.get('pve-director-ipfilter-off-100')?.artifacts[0]?.content).toContain('ipfilter: 0');
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+
+    it('the fixed twin is healthy there too; the host table judges traffic to the node (host-in, cluster policy_in)', async () => {
+      const tmp = nftCopy(FIXED, '\n[RULES]\n\nIN SSH(ACCEPT) -source 198.51.100.0/24\n');
+      try {
+        writeFileSync(
+          join(tmp, 'scenario.yaml'),
+          `${readFileSync(join(tmp, 'scenario.yaml'), 'utf8')}  - name: pve-gui\n    tcp: 192.0.2.2:8006\n`,
+        );
+        const d = JSON.parse((await runCli('diagnose', tmp, '--json')).stdout) as Report;
+        const bad = d.probes.filter((p) => p.disposition !== 'replied' && p.probe.name !== 'pve-gui');
+        expect(bad.map((p) => `${p.probe.name}: ${p.end.reason}`)).toEqual([]);
+        // the client is not in the management set: default-in's accept-management does not take it, cluster-in drops
+        const gui = d.probes.find((p) => p.probe.name === 'pve-gui')!;
+        expect([gui.disposition, gui.end.reason]).toEqual([
+          'dropped-by-filter',
+          'nft INPUT: nft chain inet proxmox-firewall/cluster-in "drop"',
+        ]);
+        const t = await runCli('trace', tmp, '--probe', 'pve-gui');
+        expect(t.stdout).toContain(
+          'INPUT: INPUT → default-in → allow-icmp → accept-management → ct-in → option-in → allow-ndp-in → block-smurfs → host-in → cluster-in ⇒ DROP',
+        );
+        expect(t.stdout).toContain('cluster.fw default policy_in: DROP');
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    });
   });
 
   it('diagnose: the fixed twin (IP filter off on the director NIC, VIP in the real server set) is healthy', async () => {

@@ -658,8 +658,10 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       );
     }
     const sysctl = sysctlMap(ctx, h.sysctl, ['hosts', hostName, 'sysctl']);
-    // pve-firewall turns br_netfilter's iptables call on whenever it runs (fact sheet §2.1).
-    if (proxmox.get(hostName)?.compiled.enabled && !sysctl.has('net.bridge.bridge-nf-call-iptables'))
+    // pve-firewall turns br_netfilter's iptables call on whenever it applies its rules (fact sheet §2.1); with
+    // nftables: 1 it applies none (`update`: remove_pvefw_chains, return) and proxmox-firewall does not set it.
+    const pveNode = proxmox.get(hostName);
+    if (pveNode?.compiled.enabled && !pveNode.nft && !sysctl.has('net.bridge.bridge-nf-call-iptables'))
       sysctl.set('net.bridge.bridge-nf-call-iptables', {
         value: '1',
         origin: implicit('net.bridge.bridge-nf-call-iptables = 1 (set by pve-firewall when the firewall is enabled)'),

@@ -2,7 +2,9 @@
  * A scenario host declared `platform: proxmox`: its copy of `/etc/pve` read into what the rest of the model knows —
  * one domain-like definition per guest (each NIC a tap on its bridge: `fwbrXiY` when `firewall=1`, else `vmbrN`),
  * the `fwlnXiY`/`fwprXpY` veth pair joining each firewall bridge to its vmbr, and the iptables filter table and
- * ipsets pve-firewall generates for the node (`src/proxmox` compiler), every rule keeping its Proxmox origin.
+ * ipsets pve-firewall generates for the node (`src/proxmox` compiler), every rule keeping its Proxmox origin. With
+ * host.fw `nftables: 1` the node is proxmox-firewall's instead: taps straight in their vmbr, and its
+ * `inet proxmox-firewall` and `bridge proxmox-firewall-guests` tables (`compile-nft.ts`, `nft-model.ts`).
  * Layout read (as on a node): `firewall/cluster.fw`, `firewall/<vmid>.fw`, `nodes/<node>/host.fw`,
  * `nodes/<node>/qemu-server/<vmid>.conf`, `nodes/<node>/lxc/<vmid>.conf`. Never throws.
  */
@@ -19,10 +21,12 @@ import {
   type PveNodeInput,
   renderPveEbtablesRestore,
 } from '../proxmox/compile.ts';
+import { compileProxmoxFirewallNft } from '../proxmox/compile-nft.ts';
 import type { GuestKind } from '../proxmox/guest-config.ts';
 import { guestIface } from '../proxmox/guest-config.ts';
 import { pveFilterTable, pveIpsets } from '../proxmox/model.ts';
 import type { PveBridgeConf } from '../proxmox/network-interfaces.ts';
+import { type PveNftModel, pveNftModel } from '../proxmox/nft-model.ts';
 import { type PveGuestSource, type PveNodeFiles, pveNodeInput } from '../proxmox/node-files.ts';
 import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
@@ -48,8 +52,16 @@ export interface PveHost {
   readonly pairs: readonly PveVethPair[];
   readonly input: PveNodeInput;
   readonly compiled: PveCompiled;
-  /** The generated filter table (built-in chains jumping to PVEFW-*), or undefined when the firewall is off. */
+  /**
+   * The host's own filter rules: pve-firewall's generated filter table (built-in chains jumping to PVEFW-*), or
+   * with host.fw `nftables: 1` proxmox-firewall's `inet proxmox-firewall`; undefined when the firewall is off.
+   */
   readonly filter4?: IptTable;
+  /**
+   * host.fw `nftables: 1`: proxmox-firewall filters (both its tables, as the evaluator's model); no fwbr bridges, and
+   * pve-firewall's iptables/ebtables rules are not installed.
+   */
+  readonly nft?: PveNftModel;
   readonly ipsets: ReadonlyMap<string, IpsetSet>;
   /** The generated ebtables filter table (MAC filter, ARP sender allow-list), hooked into FORWARD. */
   readonly ebFilter?: EbTable;
@@ -138,18 +150,16 @@ export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; 
   const input = r.value;
   if (!input) return { value: undefined, issues };
   const compiled = compilePveFirewall(input);
-  appendAll(issues, compiled.issues);
-  // proxmox-firewall (nftables) filters instead: no fwbr bridges and other rules. Said, not silently modelled.
-  if (Number(input.host.options.nftables ?? 0) === 1)
-    issues.push({
-      ...issue(
-        'scenario.pve-nftables',
-        `nftables: 1 hands node ${files.nodeName} to proxmox-firewall (nftables), whose tables lvsdoctor does not evaluate yet: it is modelled as pve-firewall (iptables form, fwbr bridges) would set it up`,
-        input.host.optionPos.nftables ?? { file: input.host.file, line: 0 },
-        'warning',
-      ),
-      unsupported: true,
-    });
+  // host.fw nftables: 1: proxmox-firewall filters instead — no fwbr bridges (qemu-server's tap_plug puts the tap in
+  // the vmbr), its two nftables tables, and pve-firewall removes its own rules (fact sheet §2.2, §3)
+  const nftBackend = Number(input.host.options.nftables ?? 0) === 1;
+  let nft: PveNftModel | undefined;
+  if (nftBackend) {
+    const n = compileProxmoxFirewallNft(input);
+    appendAll(issues, n.issues);
+    nft = pveNftModel(n);
+    appendAll(issues, nft.issues);
+  } else appendAll(issues, compiled.issues);
   const domains: Domain[] = [];
   const pairs: PveVethPair[] = [];
   for (const g of input.guests) {
@@ -172,8 +182,9 @@ export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; 
       const tap = guestIface(c, nic);
       const fwbr = `fwbr${c.vmid}i${nic.index}`;
       const origin = { kind: 'file' as const, label: `${c.vmid} ${nic.netid}: ${nic.value}`, pos: nic.pos };
-      interfaces.push({ type: 'bridge', mac, targetDev: tap, sourceBridge: nic.firewall ? fwbr : nic.bridge, origin });
-      if (nic.firewall)
+      const viaFwbr = nic.firewall && !nftBackend;
+      interfaces.push({ type: 'bridge', mac, targetDev: tap, sourceBridge: viaFwbr ? fwbr : nic.bridge, origin });
+      if (viaFwbr)
         pairs.push({
           fwbr,
           fwln: `fwln${c.vmid}i${nic.index}`,
@@ -188,8 +199,8 @@ export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; 
       origin: { kind: 'file', label: `guest ${c.vmid}`, pos: { file: c.file, line: 0 } },
     });
   }
-  let filter4: IptTable | undefined;
-  if (compiled.enabled) {
+  let filter4: IptTable | undefined = nft?.host;
+  if (compiled.enabled && !nftBackend) {
     const t = pveFilterTable(compiled.filter4, 'ipv4');
     appendAll(issues, t.issues);
     filter4 = t.table;
@@ -201,8 +212,9 @@ export function pveHostFrom(files: PveNodeFiles): { value: PveHost | undefined; 
       input,
       compiled,
       ...(filter4 ? { filter4 } : {}),
-      ipsets: pveIpsets(compiled.ipsets),
-      ...(compiled.enabled ? pveEbFilter(compiled, issues) : {}),
+      ...(nft ? { nft } : {}),
+      ipsets: nft ? nft.ipsets : pveIpsets(compiled.ipsets),
+      ...(compiled.enabled && !nftBackend ? pveEbFilter(compiled, issues) : {}),
       files,
     },
     issues,

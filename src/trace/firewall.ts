@@ -22,6 +22,14 @@ export interface BridgeTables {
   readonly raw?: IptTable;
   /** The host's own iptables filter table for its routed and local IPv4 (INPUT, FORWARD, OUTPUT). */
   readonly host4?: IptTable;
+  /**
+   * A bridge-family nftables table in the model's form (proxmox-firewall's guest table): PREROUTING is its base chain
+   * on bridge prerouting (priority 0, after ebtables nat PREROUTING at -300), POSTROUTING its base chain on bridge
+   * postrouting (priority 0, before ebtables nat POSTROUTING at 300); `iifname`/`oifname` are bridge ports.
+   */
+  readonly nftBridge?: IptTable;
+  /** `nftBridge` as ARP frames meet it (sender/target protocol address as source/destination). */
+  readonly nftBridgeArp?: IptTable;
 }
 
 /** The step of an iptables evaluation at `hook` (undefined: nothing matched and the policy accepts). */
@@ -66,6 +74,21 @@ function ctOf(frame: EthernetFrame): { ctState: CtState; ctDir: 'ORIGINAL' | 'RE
   return { ctState: 'NEW', ctDir: 'ORIGINAL' };
 }
 
+/**
+ * Bridge-family conntrack (nf_conntrack_bridge, before the nft bridge chains) as a probe's packets meet it: a lone
+ * SYN opens a flow, every later TCP packet of it (SYN-ACK, ACK, data, from either side) is ESTABLISHED; other
+ * protocols are a flow's first packet.
+ */
+function bridgeCtOf(frame: EthernetFrame): { ctState: CtState; ctDir: 'ORIGINAL' | 'REPLY' } {
+  const p = frame.payload;
+  if (p.kind === 'ipv4' && p.payload.kind === 'tcp') {
+    const f = p.payload.flags;
+    if ((f & TCP_SYN) !== 0 && (f & TCP_ACK) === 0) return { ctState: 'NEW', ctDir: 'ORIGINAL' };
+    return { ctState: 'ESTABLISHED', ctDir: (f & TCP_SYN) !== 0 ? 'REPLY' : 'ORIGINAL' };
+  }
+  return { ctState: 'NEW', ctDir: 'ORIGINAL' };
+}
+
 const RULE_TEXT = { nft: new WeakMap<EbRule, string>(), legacy: new WeakMap<EbRule, string>() };
 
 /** A rule as `ebtables -L` prints it, rendered once per rule. */
@@ -99,6 +122,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
     ip4 !== undefined && ip4.chains.some((c) => c.name === 'FORWARD' && (c.rules.length > 0 || c.policy !== 'ACCEPT'));
   const raw = tables.raw;
   const host4 = tables.host4;
+  const nftBridge = tables.nftBridge;
   const hostLive = new Set(
     (host4?.chains ?? [])
       .filter((c) => c.builtin && (c.rules.length > 0 || (c.policy !== undefined && c.policy !== 'ACCEPT')))
@@ -175,6 +199,24 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         }
       : {}),
     evaluate(table: 'nat' | 'filter', hook: BridgeHook, frame: EthernetFrame, ctx): NetfilterStep | undefined {
+      if (nftBridge && table === 'nat' && (hook === 'PREROUTING' || hook === 'POSTROUTING')) {
+        // ebtables nat and the nft bridge chain share these hooks: PREROUTING ebtables first, POSTROUTING nft first
+        const eb = ebtables(table, hook, frame, ctx);
+        if (hook === 'PREROUTING' && eb?.verdict === 'DROP') return eb;
+        const nft = nftBridgeStep(nftBridge, tables.nftBridgeArp, hook, frame, ctx, inSet);
+        if (nft?.verdict === 'DROP' || (hook === 'PREROUTING' && nft)) return nft;
+        return eb ?? nft;
+      }
+      return ebtables(table, hook, frame, ctx);
+    },
+  };
+  function ebtables(
+    table: 'nat' | 'filter',
+    hook: BridgeHook,
+    frame: EthernetFrame,
+    ctx: { readonly inIface?: string; readonly outIface?: string },
+  ): NetfilterStep | undefined {
+    {
       const t = tables[table];
       if (!t || !live[table].has(hook)) return undefined;
       // The summary, not the full evaluation: a step needs only how many rules were visited, not each of them.
@@ -210,8 +252,57 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         path,
         rulesVisited: r.visitedCount,
       };
-    },
-  };
+    }
+  }
+}
+
+/**
+ * The nft bridge table's base chain at `hook` on an IPv4 frame, or on an ARP frame through the table's ARP view (the
+ * frame seen as an IPv4 header from the sender to the target protocol address, no transport, no conntrack).
+ */
+function nftBridgeStep(
+  t: IptTable,
+  arp: IptTable | undefined,
+  hook: 'PREROUTING' | 'POSTROUTING',
+  frame: EthernetFrame,
+  ctx: { readonly inIface?: string; readonly outIface?: string },
+  inSet: ((name: string, addr: Ipv4) => boolean | undefined) | undefined,
+): NetfilterStep | undefined {
+  const p = frame.payload;
+  let view: EthernetFrame;
+  let table: IptTable;
+  if (p.kind === 'ipv4') {
+    view = frame;
+    table = t;
+  } else if (p.kind === 'arp' && arp) {
+    view = {
+      ...frame,
+      payload: {
+        kind: 'ipv4',
+        tos: 0,
+        id: 0,
+        dontFragment: false,
+        moreFragments: false,
+        fragmentOffset: 0,
+        ttl: 64,
+        protocol: 0,
+        src: p.spa,
+        dst: p.tpa,
+        payload: { kind: 'raw', bytes: new Uint8Array(0) },
+      },
+    };
+    table = arp;
+  } else return undefined;
+  const r = evaluateIptables(table, hook, view, {
+    ...(ctx.inIface !== undefined ? { inIface: ctx.inIface } : {}),
+    ...(ctx.outIface !== undefined ? { outIface: ctx.outIface } : {}),
+    ...(inSet ? { ipsetContains: inSet } : {}),
+    ...(p.kind === 'ipv4' ? bridgeCtOf(frame) : {}),
+  });
+  // a frame no guest chain took (an uplink's, the node's own) leaves by the base chain's policy: nothing to say
+  if (r.verdict === 'ACCEPT' && r.decidedBy.kind === 'policy') return undefined;
+  const step = iptStep(hook, r);
+  return step ? { ...step, family: 'bridge', table: 'filter' } : undefined;
 }
 
 /**

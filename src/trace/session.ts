@@ -74,11 +74,15 @@ export function openSession(loaded: LoadedScenario, options: SessionOptions = {}
       const ipsets = loaded.installedIpsets?.get(node.name);
       const raw = loaded.installedRaw?.get(node.name);
       const ebFilter = loaded.installedEbFilter?.get(node.name) ?? loaded.proxmox?.get(node.name)?.ebFilter;
+      const nftBridge = loaded.proxmox?.get(node.name)?.nft?.guests;
+      const nftBridgeArp = loaded.proxmox?.get(node.name)?.nft?.guestsArp;
       fw = installed
         ? makeBridgeFirewall(
             {
               nat: r.nat,
               ...(ebFilter ? { filter: ebFilter } : {}),
+              ...(nftBridge ? { nftBridge } : {}),
+              ...(nftBridgeArp ? { nftBridgeArp } : {}),
               ...(brnf ? { ip4: installed } : {}),
               ...(brnf && raw ? { raw } : {}),
               host4: installed,

@@ -70,8 +70,11 @@ export const directorAntiSpoofing: FindingKind = {
     "a frame forwarded by an IPVS director (client source address) dropped by an ebtables rule at the director's tap, or on a Proxmox host by pve-firewall's IP filter on the director NIC — in a trace, or (libvirt) for a made-up client address",
   detect(ctx, trace) {
     if (trace.disposition !== 'dropped-by-filter') return undefined;
+    // a Proxmox node's drop is told in its own terms first (on an nftables node it also meets the tap)
+    const pve = pveDirectorDrop(ctx, trace, this);
+    if (pve) return pve;
     const d = guestEgressDrop(ctx.loaded, endHop(trace));
-    if (!d) return pveDirectorDrop(ctx, trace, this);
+    if (!d) return undefined;
     if (!ctx.loaded.ipvs.has(d.guest.name)) return undefined;
     const p = d.hop.frame.payload;
     if (p.kind !== 'ipv4' || ownsAddress(d.guest, p.src)) return undefined;

@@ -45,13 +45,16 @@ export function pveIpfilterOffFix(
 export function pveDirectorDrop(ctx: DiagnoseContext, trace: Trace, kind: FindingKind): Detected | undefined {
   const hop = endHop(trace);
   const d = pveGuestDrop(ctx, hop);
-  if (!hop || !d || d.step.family !== 'ipv4') return undefined;
+  if (!hop || !d) return undefined;
   const { step, nic, guest, pve } = d;
+  // pve-firewall: iptables on the NIC's firewall bridge; proxmox-firewall (nftables): the bridge table
+  if (step.family !== (pve.nft ? 'bridge' : 'ipv4')) return undefined;
   if (!guest || !ctx.loaded.ipvs.has(guest.name)) return undefined;
   const p = hop.frame.payload;
   if (p.kind !== 'ipv4' || ownsAddress(guest, p.src)) return undefined;
-  // Only a drop on the way out of the director's NIC (its OUT chain, on its firewall bridge).
-  if (!step.path.some((c) => c === `${nic.iface}-OUT`) && step.chain !== `${nic.iface}-OUT`) return undefined;
+  // Only a drop on the way out of the director's NIC (its OUT chain: per NIC, or per guest with nftables).
+  const out = pve.nft ? `guest-${nic.vmid}-out` : `${nic.iface}-OUT`;
+  if (!step.path.some((c) => c === out) && step.chain !== out) return undefined;
   const ipfilter = findOrigin(step.origin, 'file')?.label ?? `ipfilter on ${nic.netid}`;
   const fix = pveIpfilterOffFix(hop.place.node, pve, nic, guest.name);
   return {
@@ -61,8 +64,11 @@ export function pveDirectorDrop(ctx: DiagnoseContext, trace: Trace, kind: Findin
       title: `${hop.place.node} drops what director ${guest.name} forwards: ${step.chain} ${step.ruleText}`,
       explanation:
         `In DR mode IPVS rewrites only the MAC addresses; the IP header keeps the client's source address ` +
-        `${formatIpv4(p.src as Ipv4)}. On Proxmox node ${hop.place.node}, VM ${nic.vmid}'s ${nic.netid} (${nic.iface}) is behind ` +
-        `the firewall bridge fwbr${nic.vmid}i${nic.netid.replace(/^net/, '')} with the IP filter on (${ipfilter}): IPv4 may leave the guest only from ` +
+        `${formatIpv4(p.src as Ipv4)}. On Proxmox node ${hop.place.node}, VM ${nic.vmid}'s ${nic.netid} (${nic.iface}) is ` +
+        (pve.nft
+          ? `filtered by proxmox-firewall (nftables) in bridge prerouting`
+          : `behind the firewall bridge fwbr${nic.vmid}i${nic.netid.replace(/^net/, '')}`) +
+        ` with the IP filter on (${ipfilter}): IPv4 may leave the guest only from ` +
         `the addresses of ipfilter-${nic.netid}, so every forwarded frame is taken for spoofing and dropped by ${step.chain} ` +
         `rule ${step.ruleNumber ?? '(policy)'} "${step.ruleText}". Adding the VIP to the set does not help (the source is the client).`,
       where: `${hop.place.node}:${nic.iface}`,

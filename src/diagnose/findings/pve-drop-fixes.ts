@@ -20,8 +20,12 @@ import type { DiagnoseContext } from './kind.ts';
 import { pveIpfilterOffFix } from './pve-director.ts';
 import { type PveNicRef, pveApiBase, pveFwFix, pveNic } from './pve-fix.ts';
 
-/** The guest NIC and direction of a pve-firewall drop: from its origin, else from the chains it went through. */
-export function pveDropNic(step: NetfilterStep): { nic?: PveNicRef; dir?: 'IN' | 'OUT' } {
+/**
+ * The guest NIC and direction of a Proxmox firewall drop: from its origin, else from the chains it went through —
+ * pve-firewall's per-NIC `tapXiY-IN|OUT`, or proxmox-firewall's per-guest `guest-<vmid>-in|out` (nftables), whose
+ * NIC is the bridge port `port` the frame was met on.
+ */
+export function pveDropNic(step: NetfilterStep, port?: string): { nic?: PveNicRef; dir?: 'IN' | 'OUT' } {
   let dir: 'IN' | 'OUT' | undefined;
   let fromChain: PveNicRef | undefined;
   for (const c of [...step.path, step.chain]) {
@@ -30,9 +34,20 @@ export function pveDropNic(step: NetfilterStep): { nic?: PveNicRef; dir?: 'IN' |
       dir = m[4] as 'IN' | 'OUT';
       fromChain = { vmid: m[2]!, netid: `net${m[3]}`, iface: m[1]! };
     }
+    const g = step.nft ? /^guest-(\d+)-(in|out)$/.exec(c) : null;
+    if (g) {
+      dir = g[2] === 'in' ? 'IN' : 'OUT';
+      const p = port === undefined ? null : /^(?:tap|veth)(\d+)i(\d+)$/.exec(port);
+      if (p && p[1] === g[1]) fromChain = { vmid: g[1]!, netid: `net${p[2]}`, iface: port! };
+    }
   }
   const nic = pveNic(step.origin) ?? fromChain;
   return { ...(nic ? { nic } : {}), ...(dir ? { dir } : {}) };
+}
+
+/** A drop by the ARP sender check of a guest NIC's IP filter (pve-firewall's `-ARP` chain, proxmox-firewall's rule). */
+export function isPveArpFilterDrop(step: NetfilterStep): boolean {
+  return /-ARP$/.test(step.chain) || (step.nft !== undefined && /\barp saddr ip != @v4-guest-/.test(step.ruleText));
 }
 
 function isMacfilter(o: Origin | undefined): boolean {
@@ -77,7 +92,7 @@ export function pveDropFixes(ctx: DiagnoseContext, hop: Hop, step: NetfilterStep
   const host = hop.place.node;
   const pve = ctx.loaded.proxmox?.get(host);
   if (!pve) return [];
-  const { nic, dir } = pveDropNic(step);
+  const { nic, dir } = pveDropNic(step, hop.place.iface);
   if (!nic) return [];
   const guest = pve.domains.find((d) => d.interfaces.some((i) => i.targetDev === nic.iface))?.name ?? nic.vmid;
   const f = hop.frame;
@@ -97,7 +112,7 @@ export function pveDropFixes(ctx: DiagnoseContext, hop: Hop, step: NetfilterStep
     });
     return fix ? [fix] : [];
   }
-  if (p.kind === 'arp' && p.op === ARP_REPLY && allVips(ctx.loaded).has(p.spa) && /-ARP$/.test(step.chain))
+  if (p.kind === 'arp' && p.op === ARP_REPLY && allVips(ctx.loaded).has(p.spa) && isPveArpFilterDrop(step))
     return pveVipArpFixes(ctx, host, nic, guest, p.spa as Ipv4);
   if (p.kind === 'ipv4' && p.protocol === VRRP_PROTOCOL && dir) {
     const peer = formatIpv4(dir === 'IN' ? p.src : p.dst);

@@ -31,8 +31,10 @@ export function pveVipArpDrop(ctx: DiagnoseContext, hop: Hop | undefined, kind: 
       severity: kind.severity,
       title: `${guest.name}'s ARP replies for VIP ${vip} are dropped on ${host} (VM ${nic.vmid} ${nic.netid}, ${nic.iface})`,
       explanation:
-        `${guest.name} answers "who-has ${vip}" with ${vip} as the sender address, but on Proxmox node ${host} the ` +
-        `explicit [IPSET ${set}] of VM ${nic.vmid} (${what}) is also an ARP allow-list: ebtables ${step.chain} rule ` +
+        `${guest.name} answers "who-has ${vip}" with ${vip} as the sender address, but on Proxmox node ${host} ` +
+        (d.pve.nft
+          ? `the IP filter of VM ${nic.vmid} (${what}) also checks ARP senders: nft ${step.chain} rule `
+          : `the explicit [IPSET ${set}] of VM ${nic.vmid} (${what}) is also an ARP allow-list: ebtables ${step.chain} rule `) +
         `${step.ruleNumber ?? '(policy)'} "${step.ruleText}" drops ARP whose sender address is not in the set. ` +
         `Nobody can learn the VIP's MAC: ` +
         (cached.length

@@ -71,7 +71,7 @@ export const vipArpBlocked: FindingKind = {
   title: "The director's ARP replies for the VIP are dropped",
   source: 'trace',
   needs:
-    "an ARP reply whose sender address is a VIP dropped by an ebtables rule at the VIP owner's tap (on Proxmox: the ARP allow-list of an explicit [IPSET ipfilter-netN]) — in a trace, or (libvirt) asked of the configuration",
+    "an ARP reply whose sender address is a VIP dropped by an ebtables rule at the VIP owner's tap (on Proxmox: the ARP allow-list of an explicit [IPSET ipfilter-netN], or with nftables the IP filter's ARP rule) — in a trace, or (libvirt) asked of the configuration",
   detect(ctx, trace) {
     let hop = endHop(trace);
     // A TCP probe that could not resolve the VIP: the decisive drop is inside the ARP exchange it walked.
@@ -82,8 +82,11 @@ export const vipArpBlocked: FindingKind = {
           if (dropped) hop = dropped;
         }
     } else if (trace.disposition !== 'dropped-by-filter') return undefined;
+    // a Proxmox node's drop is told in its own terms first (on an nftables node it also meets the tap)
+    const pve = pveVipArpDrop(ctx, hop, this);
+    if (pve) return pve;
     const d = guestEgressDrop(ctx.loaded, hop);
-    if (!d) return pveVipArpDrop(ctx, hop, this);
+    if (!d) return undefined;
     const arp = d?.hop.frame.payload;
     if (!d || arp?.kind !== 'arp' || arp.op !== ARP_REPLY || !allVips(ctx.loaded).has(arp.spa)) return undefined;
     return explain(ctx, d.host, d.tap, d.guest, arp.spa, d.drop, this);
