@@ -3,7 +3,7 @@
  * tap → fwbr ← fwln ═ fwpr → vmbr wiring and the node's iptables/ipset rules from the /etc/pve copy, and
  * `lvsdoctor diagnose` walks the cluster hop by hop through it.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -326,6 +326,50 @@ describe('a Proxmox host in a scenario', () => {
         rmSync(dir, { recursive: true, force: true });
       }
     });
+  });
+
+  it("DR with the real server on another node: the director's node sees the SYN, never the SYN-ACK, and PVEFW-FORWARD drops the client's ACK as INVALID", () => {
+    // The fixed twin with web1 (VM 101) moved to a second node pve2 of the same cluster (one /etc/pve, two nodes).
+    const tmp = mkdtempSync(join(tmpdir(), 'pve-two-'));
+    try {
+      cpSync(FIXED, tmp, { recursive: true });
+      mkdirSync(join(tmp, 'etc-pve', 'nodes', 'pve2', 'qemu-server'), { recursive: true });
+      renameSync(
+        join(tmp, 'etc-pve', 'nodes', 'pve1', 'qemu-server', '101.conf'),
+        join(tmp, 'etc-pve', 'nodes', 'pve2', 'qemu-server', '101.conf'),
+      );
+      mkdirSync(join(tmp, 'pve2'));
+      writeFileSync(
+        join(tmp, 'pve2', 'ip-addr.txt'),
+        readFileSync(join(tmp, 'pve1', 'ip-addr.txt'), 'utf8')
+          .replaceAll('02:00:5e:10:00:02', '02:00:5e:10:00:03')
+          .replace('192.0.2.2/24', '192.0.2.3/24'),
+      );
+      const y = join(tmp, 'scenario.yaml');
+      writeFileSync(
+        y,
+        readFileSync(y, 'utf8')
+          .replace('members: [pve1:eno1, gateway:eth0]', 'members: [pve1:eno1, pve2:eno1, gateway:eth0]')
+          .replace(
+            /^( {4}ip-addr: pve1\/ip-addr\.txt.*)$/m,
+            '    pve-node: pve1\n$1\n  pve2:\n    platform: proxmox\n    pve: etc-pve\n    pve-node: pve2\n    ip-addr: pve2/ip-addr.txt',
+          ),
+      );
+      const r = loadScenario(tmp);
+      expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+      const d = diagnose(r.value!);
+      const t = d.traces.find((x) => x.probe.name === 'http-to-vip')!;
+      expect([t.disposition, t.stage, t.end.place.node]).toEqual(['dropped-by-filter', 'request', 'pve1']);
+      expect(t.end.reason).toContain('PVEFW-FORWARD rule 1 "-A PVEFW-FORWARD -m conntrack --ctstate INVALID -j DROP"');
+      const hop = t.hops.find((h) => h.end === t.end)!;
+      expect(hop.steps.some((s) => s.kind === 'note' && /SYN_SENT \+ ACK in the original direction/.test(s.text))).toBe(
+        true,
+      );
+      expect(t.hops.some((h) => h.end?.reason.includes('completed the handshake'))).toBe(true);
+      expect(d.findings.map((f) => f.code)).toContain('conntrack-invalid');
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it("traffic to the node's own address meets its INPUT rules (host.fw, the datacenter's policy_in)", async () => {

@@ -39,10 +39,13 @@ export interface BridgeFirewall {
 
 export type HostHook = 'INPUT' | 'FORWARD' | 'OUTPUT';
 
-/** The interfaces a routed or local packet has at a host hook (`-i`/`-o`). */
+/** The interfaces a routed or local packet has at a host hook (`-i`/`-o`), and what the host's conntrack made of it. */
 export interface HostHookCtx {
   readonly inIface?: string;
   readonly outIface?: string;
+  /** nf_conntrack's state (PRE_ROUTING or LOCAL_OUT); absent: a handshake's first packets (a lone SYN NEW). */
+  readonly ctState?: CtState;
+  readonly ctDir?: 'ORIGINAL' | 'REPLY';
 }
 
 /** Where a bridged frame goes, and what the host's conntrack made of it (absent: a handshake's first packets). */

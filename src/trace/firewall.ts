@@ -192,7 +192,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
               ...(ctx.inIface !== undefined ? { inIface: ctx.inIface } : {}),
               ...(ctx.outIface !== undefined ? { outIface: ctx.outIface } : {}),
               ...(inSet ? { ipsetContains: inSet } : {}),
-              ...ctOf(frame),
+              ...(ctx.ctState !== undefined ? { ctState: ctx.ctState, ctDir: ctx.ctDir ?? 'ORIGINAL' } : ctOf(frame)),
             });
             return iptStep(hook, r);
           },

@@ -23,8 +23,10 @@ import { DELAY_NS, type Walking } from './walk.ts';
 
 /**
  * The host's own iptables filter at INPUT, FORWARD (routed) or OUTPUT, from the rule set it has (a Proxmox node's
- * pve-firewall rules, or its `iptables-save`): false, and the hop ended, when it drops. Conntrack state is the
- * probe's (a lone SYN is NEW, a SYN-ACK ESTABLISHED), as for bridged traffic.
+ * pve-firewall rules, or its `iptables-save`): false, and the hop ended, when it drops. The conntrack state is the
+ * host's conntrack's (nf_conntrack_in at PRE_ROUTING or LOCAL_OUT, once per packet: a packet br_netfilter already
+ * tracked on its way through a bridge keeps that state), as for bridged traffic: a host that routes a connection's
+ * SYN but never sees its SYN-ACK makes the client's next packet INVALID.
  */
 export function hostFilter(
   w: Walking,
@@ -36,6 +38,12 @@ export function hostFilter(
 ): boolean {
   if (!st.firewall?.evaluateHost) return true;
   const frame: EthernetFrame = { dst: MAC_ZERO, src: MAC_ZERO, vlans: [], etherType: ETHERTYPE_IPV4, payload: pkt };
+  const ct = w.ask(st, hop, { kind: 'conntrack', packet: pkt });
+  if (ct) {
+    ctx = { ...ctx, ctState: ct.ctState, ctDir: ct.ctDir };
+    if (ct.ctState === 'INVALID')
+      hop.steps.push({ kind: 'note', text: `conntrack on ${st.node.name}: ctstate INVALID — ${ct.explanation}` });
+  }
   const step = w.ask(st, hop, { kind: 'ip-filter', hook, frame, ctx });
   if (!step) return true;
   hop.steps.push(step);
