@@ -46,6 +46,12 @@ export interface IptRange {
   readonly negated: boolean;
 }
 
+/** The source ports SNAT/MASQUERADE may pick (`--to-ports LO-HI`, `--to-source ADDR:LO-HI`). */
+export interface IptPortRange {
+  readonly lo: number;
+  readonly hi: number;
+}
+
 export interface IptAddrRange {
   readonly from: string;
   readonly to: string;
@@ -175,10 +181,13 @@ export type IptTarget =
    * UNTRACKED); the packet goes on.
    */
   | { readonly kind: 'notrack'; readonly ct: boolean }
-  /** nat: `-j SNAT --to-source ADDR` (one IPv4 address, no port range): the source becomes ADDR; a final verdict. */
-  | { readonly kind: 'snat'; readonly toSource: string }
+  /**
+   * nat: `-j SNAT --to-source ADDR[:LO[-HI]]` (one IPv4 address): the source becomes ADDR (its port one of the range);
+   * a final verdict.
+   */
+  | { readonly kind: 'snat'; readonly toSource: string; readonly toPorts?: IptPortRange }
   /** nat: `-j MASQUERADE`: the source becomes the out interface's address for the next hop; a final verdict. */
-  | { readonly kind: 'masquerade' }
+  | { readonly kind: 'masquerade'; readonly toPorts?: IptPortRange }
   /**
    * nat PREROUTING/OUTPUT: `-j DNAT --to-destination ADDR[:PORT]` (one IPv4 address, at most one port): the
    * destination (and port) becomes that; a final verdict.

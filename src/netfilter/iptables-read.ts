@@ -559,22 +559,34 @@ function parseRule(
           target = { kind: name === 'MARK' ? 'mark' : 'connmark', ...m };
         } else if (name === 'SNAT' || name === 'MASQUERADE') {
           let toSource: string | undefined;
+          let toPorts: { lo: number; hi: number } | undefined;
+          const ports = (v: string, o: string) => {
+            const pm = /^(\d+)(?:-(\d+))?$/.exec(v);
+            if (!pm) bad(`-j ${name} ${o}: expected PORT or LO-HI, got '${v}'`);
+            const lo = num(pm![1]!, 'a port', 0xffff);
+            const hi = pm![2] === undefined ? lo : num(pm![2], 'a port', 0xffff);
+            if (hi < lo) bad(`-j ${name} ${o}: port range ${v} is empty`);
+            return { lo, hi };
+          };
           while (i < words.length && words[i]!.text.startsWith('--') && !words[i]!.quoted) {
             const o = next(`-j ${name}`);
             if (name === 'SNAT' && (o === '--to-source' || o === '--to')) {
               const v = next(o);
-              if (family !== 'ipv4' || parseIpv4(v) === undefined)
+              const m = /^([0-9.]+)(?::(.+))?$/.exec(v);
+              if (family !== 'ipv4' || !m || parseIpv4(m[1]!) === undefined)
                 notModelled(
-                  `-j SNAT ${o} '${v}' is not modelled (expected one IPv4 address, without a range or ports)`,
+                  `-j SNAT ${o} '${v}' is not modelled (expected one IPv4 address, without an address range)`,
                 );
-              toSource = v;
-            } else if (o !== '--random' && o !== '--random-fully' && o !== '--persistent')
+              toSource = m![1]!;
+              if (m![2] !== undefined) toPorts = ports(m![2], o);
+            } else if (name === 'MASQUERADE' && o === '--to-ports') toPorts = ports(next(o), o);
+            else if (o !== '--random' && o !== '--random-fully' && o !== '--persistent')
               notModelled(`target option ${o} of -j ${name} is not modelled`);
           }
           if (name === 'SNAT') {
             if (toSource === undefined) bad('-j SNAT without --to-source');
-            target = { kind: 'snat', toSource: toSource! };
-          } else target = { kind: 'masquerade' };
+            target = { kind: 'snat', toSource: toSource!, ...(toPorts ? { toPorts } : {}) };
+          } else target = { kind: 'masquerade', ...(toPorts ? { toPorts } : {}) };
         } else if (name === 'DNAT' || name === 'REDIRECT') {
           let toDest: string | undefined;
           let toPort: number | undefined;

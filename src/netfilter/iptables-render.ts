@@ -128,9 +128,9 @@ function targetText(t: IptTarget, family: 'ipv4' | 'ipv6'): string {
     case 'nfqueue':
       return ` -j NFQUEUE${t.queue ? ` ${t.queue}` : ''}${t.bypass ? ' --queue-bypass' : ''}`;
     case 'snat':
-      return ` -j SNAT --to-source ${t.toSource}`;
+      return ` -j SNAT --to-source ${t.toSource}${t.toPorts ? `:${portRangeText(t.toPorts)}` : ''}`;
     case 'masquerade':
-      return ' -j MASQUERADE';
+      return ` -j MASQUERADE${t.toPorts ? ` --to-ports ${portRangeText(t.toPorts)}` : ''}`;
     case 'dnat':
       return ` -j DNAT --to-destination ${t.toDest}${t.toPort !== undefined ? `:${t.toPort}` : ''}`;
     case 'redirect':
@@ -138,6 +138,10 @@ function targetText(t: IptTarget, family: 'ipv4' | 'ipv6'): string {
     case 'reject':
       return ` -j REJECT --reject-with ${t.with || (family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable')}`;
   }
+}
+
+function portRangeText(r: { readonly lo: number; readonly hi: number }): string {
+  return r.lo === r.hi ? `${r.lo}` : `${r.lo}-${r.hi}`;
 }
 
 function protoText(value: number): string {

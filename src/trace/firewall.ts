@@ -377,7 +377,14 @@ export function natChain(
   const d = r.decidedBy;
   if (d.kind === 'policy' && r.verdict === 'ACCEPT') return undefined;
   const t = r.nat;
-  const port = p.payload.kind === 'tcp' || p.payload.kind === 'udp' ? p.payload.dstPort : undefined;
+  const l4 = p.payload;
+  const port = l4.kind === 'tcp' || l4.kind === 'udp' ? l4.dstPort : undefined;
+  const sport = l4.kind === 'tcp' || l4.kind === 'udp' ? l4.srcPort : undefined;
+  // SNAT/MASQUERADE with a port range keep the source port when it is in the range (and the tuple is free, as a
+  // probe's is: `nf_nat_l4proto_unique_tuple`); otherwise the kernel picks a free one of the range: the first here.
+  const range = t?.kind === 'snat' || t?.kind === 'masquerade' ? t.toPorts : undefined;
+  const newSport =
+    range === undefined || sport === undefined ? undefined : sport >= range.lo && sport <= range.hi ? sport : range.lo;
   const to = t?.kind === 'snat' ? parseIpv4(t.toSource) : t?.kind === 'dnat' ? parseIpv4(t.toDest) : local;
   // REDIRECT without an address on the in interface, MASQUERADE without one on the out interface: NF_DROP.
   const dropped = r.verdict !== 'ACCEPT' || (t !== undefined && to === undefined);
@@ -385,7 +392,13 @@ export function natChain(
     t === undefined || to === undefined
       ? {}
       : t.kind === 'snat' || t.kind === 'masquerade'
-        ? { snat: { from: p.src, to } }
+        ? {
+            snat: {
+              from: p.src,
+              to,
+              ...(newSport !== undefined && sport !== undefined ? { fromPort: sport, toPort: newSport } : {}),
+            },
+          }
         : {
             dnat: {
               from: p.dst,

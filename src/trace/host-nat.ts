@@ -183,6 +183,9 @@ export function hostNatPost(
     }
   }
   const s = step?.snat;
-  ct.natComplete(b, s ? { addr: s.to, origin: step.origin } : undefined);
-  return s ? withSrc(pkt, s.to, undefined) : pkt;
+  ct.natComplete(
+    b,
+    s ? { addr: s.to, ...(s.toPort !== undefined ? { port: s.toPort } : {}), origin: step.origin } : undefined,
+  );
+  return s ? withSrc(pkt, s.to, s.toPort) : pkt;
 }

@@ -59,6 +59,7 @@ function natText(s: NetfilterStep): string {
   const port = (p: number | undefined) => (p !== undefined ? `:${p}` : '');
   if (s.dnat)
     return `, destination ${formatIpv4(s.dnat.from)}${port(s.dnat.fromPort)} → ${formatIpv4(s.dnat.to)}${port(s.dnat.toPort)}`;
-  if (s.snat) return `, source ${formatIpv4(s.snat.from)} → ${formatIpv4(s.snat.to)}`;
+  if (s.snat)
+    return `, source ${formatIpv4(s.snat.from)}${port(s.snat.fromPort)} → ${formatIpv4(s.snat.to)}${port(s.snat.toPort)}`;
   return '';
 }

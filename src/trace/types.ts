@@ -119,7 +119,7 @@ export interface NetfilterStep {
   /** mangle: the packet's netfilter mark before and after the chain (`-j MARK`); the deciding rule set it last. */
   readonly mark?: { readonly before: number; readonly after: number };
   /** nat POSTROUTING: SNAT/MASQUERADE rewrote the source from `from` to `to`; the deciding rule did it. */
-  readonly snat?: { readonly from: Ipv4; readonly to: Ipv4 };
+  readonly snat?: { readonly from: Ipv4; readonly to: Ipv4; readonly fromPort?: number; readonly toPort?: number };
   /** nat PREROUTING/OUTPUT: DNAT/REDIRECT rewrote the destination (and port); the deciding rule did it. */
   readonly dnat?: {
     readonly from: Ipv4;
