@@ -4,50 +4,21 @@
  * device table says), and a `no-mac-spoofing` filter on the director's port drops that reply: the VIP cannot be
  * resolved. The simulator must agree with the kernel on both.
  */
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { labNamespaces } from '../src/lab/lab.ts';
 import { type LabReport, runLabScenario } from '../src/lab/run.ts';
 import { LAB_SKIP_REASON, load, rootSnapshot } from './lab-helpers.ts';
-import { baseSpec, writeScenario } from './scenario-builder.ts';
+import { writeVmacScenario } from './scenario-builder.ts';
 
 const work = mkdtempSync(join(tmpdir(), `lvsdoctor-lab-vmac-${process.pid}-`));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 async function runVmac(name: string, filter?: string): Promise<LabReport> {
-  const s = baseSpec();
   const dir = join(work, name);
-  writeScenario(dir, {
-    ...s,
-    name,
-    scheduler: 'rr',
-    realServers: [s.realServers[1]!],
-    director: {
-      ...s.director,
-      vipOnEth0: false,
-      // keepalived with use_vmac: the base interface must not answer for the VIP.
-      sysctl: { 'net.ipv4.conf.eth0.arp_ignore': 1 },
-      ...(filter ? { filter: { name: filter, params: [] } } : {}),
-    },
-    probes: [
-      'probes:',
-      '  - name: to-vip',
-      '    tcp: 198.51.100.100:443',
-      '    sport: 43001',
-      '  - name: arp-vip',
-      '    arp: 198.51.100.100',
-    ].join('\n'),
-  });
-  appendFileSync(
-    join(dir, 'lb1/ip-addr.txt'),
-    `3: vrrp.51@eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000
-    link/ether 00:00:5e:00:01:33 brd ff:ff:ff:ff:ff:ff
-    inet ${s.vip}/32 scope global vrrp.51
-       valid_lft forever preferred_lft forever
-`,
-  );
+  writeVmacScenario(dir, name, filter);
   return runLabScenario(load(dir), { filters: 'compiled', timeoutMs: 3000 });
 }
 

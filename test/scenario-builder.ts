@@ -2,7 +2,7 @@
  * Writes scenario directories from a compact description, the way an engineer would assemble them: virsh dumpxml
  * per guest, ip addr / ip route / sysctl per guest, ipvsadm -Ln for directors, and scenario.yaml.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface GuestSpec {
@@ -308,4 +308,42 @@ export function natBaseSpec(): ScenarioSpec {
       listen: [8443],
     })),
   };
+}
+
+/**
+ * keepalived's VMAC: the director holds the VIP on a macvlan `vrrp.51@eth0` with the VRRP MAC 00:00:5e:00:01:33 (its
+ * eth0 does not answer ARP for it), one real server, probes `to-vip` (TCP 443) and `arp-vip`; `filter` on the
+ * director's port (e.g. no-mac-spoofing, which drops the VMAC's ARP reply).
+ */
+export function writeVmacScenario(dir: string, name: string, filter?: string): void {
+  const s = baseSpec();
+  writeScenario(dir, {
+    ...s,
+    name,
+    scheduler: 'rr',
+    realServers: [s.realServers[1]!],
+    director: {
+      ...s.director,
+      vipOnEth0: false,
+      // keepalived with use_vmac: the base interface must not answer for the VIP.
+      sysctl: { 'net.ipv4.conf.eth0.arp_ignore': 1 },
+      ...(filter ? { filter: { name: filter, params: [] } } : {}),
+    },
+    probes: [
+      'probes:',
+      '  - name: to-vip',
+      '    tcp: 198.51.100.100:443',
+      '    sport: 43001',
+      '  - name: arp-vip',
+      '    arp: 198.51.100.100',
+    ].join('\n'),
+  });
+  appendFileSync(
+    join(dir, 'lb1/ip-addr.txt'),
+    `3: vrrp.51@eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000
+    link/ether 00:00:5e:00:01:33 brd ff:ff:ff:ff:ff:ff
+    inet ${s.vip}/32 scope global vrrp.51
+       valid_lft forever preferred_lft forever
+`,
+  );
 }

@@ -25,26 +25,15 @@ import { readNftMonitorTrace, readXtablesMonitorTrace } from '../src/netfilter/t
 import { renderOriginChain } from '../src/source/origin.ts';
 import { compileAllHostRules } from '../src/topology/host-rules.ts';
 import type { LoadedScenario } from '../src/topology/load-scenario.ts';
-import { LAB_SKIP_REASON, load } from './lab-helpers.ts';
+import { load } from './lab-helpers.ts';
 import { natBaseSpec, writeScenario } from './scenario-builder.ts';
+import { has, sh, TRACE_SKIP_REASON } from './support/layout-traces.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const EXAMPLE = join(ROOT, 'examples', 'kvm-lvs-dr');
 const FIXTURE = join(ROOT, 'fixtures', 'kernel-traces', 'founding-real');
 
-function has(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const SKIP = LAB_SKIP_REASON ?? (has('xtables-monitor') ? undefined : 'xtables-monitor (iptables) not installed');
-
-function sh(argv: readonly string[]): string {
-  return execFileSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 }).toString();
-}
+const SKIP = TRACE_SKIP_REASON;
 
 /**
  * The kfree_skb tracepoint in a tracefs instance of its own, mounted in a private mount namespace (the machine's

@@ -21,7 +21,7 @@ import type { Report } from '../diagnose/types.ts';
 import { appendAll } from '../source/arrays.ts';
 import { checkNoneExist, prepareOutputDir, readInputText, writeNewFile } from '../source/files.ts';
 import type { Issue } from '../source/issue.ts';
-import { compileAllHostRules } from '../topology/host-rules.ts';
+import { compileAllHostRules, modelHostRules } from '../topology/host-rules.ts';
 import type { ScenarioSource } from '../topology/scenario-source.ts';
 import { type Io, reportIssues, UsageError } from './io.ts';
 import { originJson, toJsonText, traceJson } from './json.ts';
@@ -268,7 +268,10 @@ export function runDiagnose(
   const p = progress(io, 'diagnosing');
   const report = diagnose(loaded);
   p.done();
-  const evidence = windows && windows.size > 0 ? joinEvidence(report, windows, compiled.hostRules) : undefined;
+  // Live evidence joins the rules the model evaluates: a host's own iptables tables where its iptables-save is given.
+  let rules: ReturnType<typeof modelHostRules> | undefined;
+  const modelRules = () => (rules ??= modelHostRules(loaded));
+  const evidence = windows && windows.size > 0 ? joinEvidence(report, windows, modelRules()) : undefined;
   // --trace NODE=FILE beside what the bundles carried.
   const inputs = [...(kernel?.inputs ?? [])];
   const listings = new Map(kernel?.listings ?? []);
@@ -299,7 +302,7 @@ export function runDiagnose(
     inputs.push(r.value);
   }
   const traced =
-    inputs.length > 0 ? joinKernelTraces(report, inputs, compiled.hostRules, listings, loaded.scenario) : undefined;
+    inputs.length > 0 ? joinKernelTraces(report, inputs, modelRules(), listings, loaded.scenario) : undefined;
   outputReport(io, report, o, evidence, traced);
   // Zero evidence is never a pass: with no probe to decide, there is no verdict (2), not "healthy".
   return report.noVerdict ? 2 : report.healthy ? 0 : 1;

@@ -82,6 +82,7 @@ export class ModelIndex {
   // Chains by name, per table, and each rule's text once rendered: a window asks per moved counter.
   private readonly natChains: ReadonlyMap<string, EbTable['chains'][number]>;
   private filterChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
+  private rawChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
   private readonly texts = new Map<object, string>();
   constructor(
     private readonly rules: HostRules,
@@ -124,21 +125,36 @@ export class ModelIndex {
     if (!r) return 'no-rule';
     return { chain, ruleNumber: n, text: this.text(r, () => renderIptablesRule(chain, r, 'ipv4')), origin: r.origin };
   }
+  /** The host's own iptables raw table (only when its iptables-save was given). */
+  private raw(): ReadonlyMap<string, IptTable['chains'][number]> | undefined {
+    if (!this.rules.raw4) return undefined;
+    this.rawChains ??= byName(this.rules.raw4.chains);
+    return this.rawChains;
+  }
+  private iptTable(d: ListedRule) {
+    if (d.source !== 'iptables') return undefined;
+    return d.table === 'filter' ? this.filter() : d.table === 'raw' ? this.raw() : undefined;
+  }
   at(d: ListedRule, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' | 'no-table' {
     if (d.source === 'ebtables' && d.table === 'nat') return this.eb(d.chain, n);
-    const f = d.source === 'iptables' && d.table === 'filter' ? this.filter() : undefined;
+    const f = this.iptTable(d);
     if (f) return this.ipt(f, d.chain, n);
     return 'no-table';
   }
   length(d: ListedRule): number {
     if (d.source === 'ebtables') return this.natChains.get(d.chain)?.rules.length ?? 0;
-    return this.filter()?.get(d.chain)?.rules.length ?? 0;
+    return this.iptTable(d)?.get(d.chain)?.rules.length ?? 0;
   }
   /** A chain of the model (for the end of a user chain a trace saw), with its origin. */
   chain(d: ListedRule): { readonly name: string; readonly origin: Origin } | undefined {
     if (d.source === 'ebtables' && d.table === 'nat') return this.natChains.get(d.chain);
-    if (d.source === 'iptables' && d.table === 'filter') return this.filter()?.get(d.chain);
-    return undefined;
+    return this.iptTable(d)?.get(d.chain);
+  }
+  /** What the model holds of a host's tables, for the reason a listed rule has no counterpart. */
+  get holds(): string {
+    return this.rules.installed
+      ? `libvirt's ebtables nat rules and the host's own iptables filter${this.rules.raw4 ? ' and raw' : ''} tables`
+      : "libvirt's ebtables nat and iptables filter rules";
   }
 }
 
@@ -162,7 +178,7 @@ export function modelRuleFor(
 ): { readonly rule: ModelRule; readonly by: 'position' | 'text' } | { readonly why: string } {
   const at = idx.at(listed, listed.ruleNumber);
   if (at === 'no-table')
-    return { why: `the model has no ${listed.source} ${listed.table} rules (libvirt installs none there)` };
+    return { why: `the model has no ${listed.source} ${listed.table} rules (it holds ${idx.holds})` };
   if (at === 'no-chain') return { why: `the model has no chain ${listed.chain} in ${listed.source} ${listed.table}` };
   const text = space(listed.text);
   if (at !== 'no-rule' && (listed.ruleNumber === undefined || space(at.text) === text))
@@ -298,11 +314,9 @@ export function probeEvidence(
   const joined = allJoined.filter((j) => j.by !== 'nft');
   const moved = new Map<string, JoinedCount>();
   // As stepKey words the step that would decide on it (an ebtables rule a bridge step, any other an ipv4 one).
-  for (const j of joined)
-    moved.set(
-      `${j.node}\t${j.delta.source === 'ebtables' ? 'ebtables' : 'iptables'}\t${j.delta.table}\t${j.rule.chain}\t${j.rule.ruleNumber ?? 'policy'}`,
-      j,
-    );
+  const keyOf = (j: JoinedCount) =>
+    `${j.node}\t${j.delta.source === 'ebtables' ? 'ebtables' : 'iptables'}\t${j.delta.table}\t${j.rule.chain}\t${j.rule.ruleNumber ?? 'policy'}`;
+  for (const j of joined) moved.set(keyOf(j), j);
   const ipvsMoved = [...windows.values()].flatMap((w) => w.ipvs);
   // Drop rules that counted but on which no probe of the model decides: a drop the model never predicts.
   const decided = new Set<string>();
@@ -332,6 +346,7 @@ export function probeEvidence(
       order,
       drop: /(^|\s)-j DROP\b|policy: DROP/.test(j.rule.text),
       decides: /(^|\s)-j (DROP|ACCEPT)\s*$|^policy: /.test(j.rule.text),
+      decided: decided.has(keyOf(j)),
     };
     const list = chains.get(j.rule.chain);
     if (list) list.push(m);
@@ -361,6 +376,8 @@ interface Moved {
   readonly drop: boolean;
   /** A verdict that decides (DROP, ACCEPT, a policy), not a jump. */
   readonly decides: boolean;
+  /** Some probe of the model decides on this rule (a window's counts are every probe's: that one's traffic counted). */
+  readonly decided: boolean;
 }
 
 /** The moved counters of `chains` on a node that pass `keep`, in the joined order. */
@@ -414,13 +431,14 @@ function oneProbe(
         confirms.push(
           `${what}; that rule counted ${counts(j.delta)}${within(w)} (${j.delta.pos.file}:${j.delta.pos.line})`,
         );
-      // Other rules of the chains this decision walked that counted: a drop the model does not take there.
+      // Other rules of the chains this decision walked that counted: a drop the model does not take there (nor for
+      // any other probe — a window counts the traffic of every probe reproduced in it).
       const chains = new Set(s.path);
       const here = byNode.get(node);
       const others = movedIn(
         chains,
         here,
-        (m) => m.drop && (m.j.rule.chain !== s.chain || m.j.rule.ruleNumber !== s.ruleNumber),
+        (m) => m.drop && !m.decided && (m.j.rule.chain !== s.chain || m.j.rule.ruleNumber !== s.ruleNumber),
       );
       for (const o of others) contradicts.push(unreached(o, probe));
       if (!j && s.verdict === 'DROP') {

@@ -69,6 +69,11 @@ export interface PlacedEvent {
   readonly why?: string;
   /** The operator's tracing rule (`meta nftrace set 1`, `-j TRACE`), not a rule of the model. */
   readonly setup?: boolean;
+  /**
+   * Not joined because the model holds no such table at all (the host's iptables nat table, an nft table of its
+   * own): said, and a verdict against the model only where the kernel decides there.
+   */
+  readonly outsideModel?: boolean;
 }
 
 export interface PlacedDrop {
@@ -101,12 +106,15 @@ const space = (s: string) => s.trim().replace(/\s+/g, ' ');
 const isSetupText = (t: string | undefined) => t !== undefined && /\bnftrace set 1\b|(^|\s)-j TRACE\b/.test(t);
 
 /** The listed rule (xtables syntax, position) a traced rule event stands for, or why it cannot be placed. */
-function locate(e: TraceEvent, L: NodeListings | undefined): { listed: ListedRule } | { why: string; setup?: boolean } {
+function locate(
+  e: TraceEvent,
+  L: NodeListings | undefined,
+): { listed: ListedRule } | { why: string; setup?: boolean; outside?: boolean } {
   const source = NFT_SOURCE[e.family];
   const managed = source !== undefined && NFT_MANAGED[e.family]!.includes(e.table);
   const nftTable = `${e.family} ${e.table}`;
   if (e.what === 'policy' || e.what === 'return') {
-    if (!managed) return { why: `the model has no nft table ${nftTable} (not made by libvirt)` };
+    if (!managed) return { why: `the model has no nft table ${nftTable} (not made by libvirt)`, outside: true };
     return {
       listed: {
         source,
@@ -128,7 +136,7 @@ function locate(e: TraceEvent, L: NodeListings | undefined): { listed: ListedRul
     if (same.length === 1 || e.verdict !== 'continue') nft = same[0];
   }
   if (isSetupText(e.ruleText) || isSetupText(nft?.text)) return { why: 'the operator’s tracing rule', setup: true };
-  if (!managed) return { why: `the model has no nft table ${nftTable} (not made by libvirt)` };
+  if (!managed) return { why: `the model has no nft table ${nftTable} (not made by libvirt)`, outside: true };
   // xtables-monitor prints ip/ip6 rules in save syntax: that is the listing's text.
   if (e.tool === 'xtables-monitor' && e.ruleText !== undefined && source !== 'ebtables') {
     const text = space(e.ruleText);
@@ -212,7 +220,9 @@ export function placeTraceEvents(
       if ('why' in loc) {
         if (loc.setup) setupTables.add(`${e.family} ${e.table}`);
         const setup = loc.setup === true || (e.what !== 'rule' && setupTables.has(`${e.family} ${e.table}`));
-        out.push(setup ? { ...base, setup: true } : { ...base, why: loc.why });
+        out.push(
+          setup ? { ...base, setup: true } : { ...base, why: loc.why, ...(loc.outside ? { outsideModel: true } : {}) },
+        );
         continue;
       }
       if (!scenario?.nodes.has(f.node)) {
@@ -248,7 +258,13 @@ export function placeTraceEvents(
       if ('why' in m) {
         // The policy of a table that holds the operator's tracing rule (iptables raw) and no rule of the model.
         if (e.what !== 'rule' && setupTables.has(`${e.family} ${e.table}`)) out.push({ ...base, setup: true });
-        else out.push({ ...base, listed: loc.listed, why: m.why });
+        else
+          out.push({
+            ...base,
+            listed: loc.listed,
+            why: m.why,
+            ...(idx.at(loc.listed, loc.listed.ruleNumber) === 'no-table' ? { outsideModel: true } : {}),
+          });
         continue;
       }
       if (e.what === 'policy' && space(m.rule.text) !== space(loc.listed.text)) {
@@ -285,6 +301,8 @@ export function packetIsFrame(p: TracePacket, f: EthernetFrame): boolean {
     if (p.sport !== undefined && p.sport !== l4.srcPort) return false;
     if (p.dport !== undefined && p.dport !== l4.dstPort) return false;
   }
+  // The model's SYN is not the connection's later segments (conntrack rules tell them apart).
+  if (l4.kind === 'tcp' && p.tcpFlags !== undefined && p.tcpFlags !== l4.flags) return false;
   return true;
 }
 
@@ -296,6 +314,15 @@ interface Pass {
   readonly table: string;
   readonly packet: TracePacket;
   readonly events: PlacedEvent[];
+  /** Only the operator's tracing rule, and no other chain of its hook under the same trace id. */
+  alone?: boolean;
+}
+
+/** Marks the passes of only the operator's tracing rule that no other chain of the same hook (trace id) shares. */
+function markAlone(passes: readonly Pass[]): void {
+  const key = (p: Pass) => `${p.node}\t${p.events[0]!.event.pos.file}\t${p.events[0]!.event.id}`;
+  const decided = new Set(passes.filter((p) => !p.events.every((e) => e.setup)).map(key));
+  for (const p of passes) if (p.events.every((e) => e.setup) && !decided.has(key(p))) p.alone = true;
 }
 
 function passesOf(placed: readonly PlacedEvent[]): Pass[] {
@@ -338,8 +365,21 @@ export function traceProbeEvidence(
   drops: readonly PlacedDrop[],
   traced: ReadonlySet<string>,
 ): ProbeEvidence[] {
-  const passes = passesOf(placed.filter((p) => !p.setup));
+  const passes = passesOf(placed);
+  markAlone(passes);
   return report.traces.map((t) => oneProbe(t, passes, drops, traced));
+}
+
+/** The ports of `bridge` on `node` that a probe's hops cross (empty when `bridge` is not a bridge of the walk). */
+function bridgePorts(t: Trace, node: string, bridge: string): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const h of t.hops)
+    for (const s of h.steps)
+      if (s.kind === 'bridge' && s.bridge === bridge && h.place.node === node) {
+        if (h.place.iface !== undefined) out.add(h.place.iface);
+        for (const p of s.ports) out.add(p);
+      }
+  return out;
 }
 
 function oneProbe(
@@ -354,6 +394,7 @@ function oneProbe(
   const confirms = new Map<string, Fact>();
   const contradicts = new Map<string, Fact>();
   const notes: string[] = [];
+  const outside = new Map<string, Fact>();
   const add = (m: Map<string, Fact>, s: string, where: string, tail = '') => {
     const x = m.get(s);
     if (x) x.n++;
@@ -367,9 +408,15 @@ function oneProbe(
     if (!nodes.has(pass.node)) continue;
     const fam = FAMILY[pass.family];
     const iface = ifaceOf(pass.events[0]!.event, pass.hook);
-    // The probe's hops at that node and port whose frame is this packet (the whole walk: flooded copies too).
+    // The probe's hops at that node and port whose frame is this packet (the whole walk: flooded copies too). A
+    // bridged frame br_netfilter hands to the IPv4 hooks is traced with the bridge as its interfaces (`iif "br0"
+    // oif "br0"`): the hops at a port of that bridge.
+    const ports = iface !== undefined ? bridgePorts(t, pass.node, iface) : undefined;
     const hops = t.hops.filter(
-      (h) => h.place.node === pass.node && h.place.iface === iface && packetIsFrame(pass.packet, h.frame),
+      (h) =>
+        h.place.node === pass.node &&
+        (h.place.iface === iface || (h.place.iface !== undefined && ports?.has(h.place.iface) === true)) &&
+        packetIsFrame(pass.packet, h.frame),
     );
     if (hops.length === 0) continue;
     matchedAny = true;
@@ -384,8 +431,36 @@ function oneProbe(
     const decided = last.event.verdict === 'drop' || last.event.verdict === 'accept' || last.event.what === 'policy';
     const place = `${pass.node} ${iface ?? ''}`.trim();
     const hookName = `${pass.family} ${pass.table} ${pass.hook}`;
+    if (pass.events.every((p) => p.setup)) {
+      // Only the operator's tracing rule saw the packet at this hook: no other chain of the host decided on it
+      // (another chain of the hook prints its events under the same trace id).
+      if (pass.family !== 'bridge' || !pass.alone) continue;
+      const mine = hops
+        .flatMap((h) => h.steps)
+        .find((s): s is NetfilterStep => s.kind === 'netfilter' && s.family === 'bridge' && s.hook === 'PREROUTING');
+      const seen = pass.events[0]!;
+      if (mine && (mine.verdict === 'DROP' || mine.ruleNumber !== undefined))
+        add(
+          contradicts,
+          `the kernel and the model disagree at ${place}: no chain of the host but the operator's tracing rule saw ${probe} at bridge prerouting (it passed), the model ${mine.verdict === 'DROP' ? 'drops' : 'decides on'} it at ${ruleName(mine.chain, mine.ruleNumber)} (${mine.ruleText})`,
+          at(seen),
+        );
+      else
+        add(
+          confirms,
+          `the kernel passes ${probe} at ${place}: no chain of the host but the operator's tracing rule saw it at bridge prerouting, and no rule of the model decides there`,
+          at(seen),
+        );
+      continue;
+    }
     for (const p of pass.events)
-      if (!p.rule && p.why !== undefined)
+      if (!p.rule && p.why !== undefined && p.outsideModel && p.event.verdict !== 'drop')
+        add(
+          outside,
+          `the kernel traversed ${describe(p)} at ${place} for ${probe}, outside the model (${p.why})`,
+          at(p),
+        );
+      else if (!p.rule && p.why !== undefined)
         add(
           contradicts,
           `the kernel and the model disagree at ${place}: the kernel traversed ${describe(p)} for ${probe}, which the model does not have — ${p.why}`,
@@ -489,7 +564,7 @@ function oneProbe(
     [...m].map(([s, x]) => `${s} (${x.at}${x.n > 1 ? `; ${x.n} events in all` : ''})${x.tail}`);
   const verdict: EvidenceVerdict =
     contradicts.size > 0 ? 'contradicted' : confirms.size > 0 ? 'confirmed' : 'no-evidence';
-  const facts = [...fmt(confirms), ...fmt(contradicts), ...notes];
+  const facts = [...fmt(confirms), ...fmt(contradicts), ...fmt(outside), ...notes];
   if (facts.length === 0) facts.push(`no kernel trace covers the nodes ${probe} crosses`);
   return { probe, verdict, facts };
 }

@@ -71,6 +71,8 @@ export interface LabRunOptions extends LabOptions {
   readonly quietMs?: number;
   /** Send all probes at once (faster; they then share learned state, unlike the simulator's probes). */
   readonly parallel?: boolean;
+  /** Called with the lab once it is up, before the first probe (tests start kernel traces, snapshot counters). */
+  readonly afterUp?: (lab: Lab) => Promise<void> | void;
   /** Called with the lab after the probes, before it is taken down (tests inspect the kernel state here). */
   readonly beforeDown?: (lab: Lab) => Promise<void> | void;
 }
@@ -130,6 +132,7 @@ export async function runLabScenario(loaded: LoadedScenario, o: LabRunOptions = 
   let captureIssues: string[] = [];
   let frames: SeenFrame[] = [];
   try {
+    if (o.afterUp) await o.afterUp(lab);
     const t0 = performance.now();
     const po = (k: number) => ({
       ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),

@@ -119,6 +119,40 @@ describe('xtables-monitor --trace', () => {
     });
   });
 
+  it('says where xtables-monitor gave up on an overflowing socket (ENOBUFS): the events after it are missing', () => {
+    const r = readXtablesMonitorTrace(
+      'PACKET: 7 ab IN=eno1 MACPROTO=0806\ncannot receive from nfnetlink socket: No buffer space available\n',
+      'x.txt',
+    );
+    expect(r.issues.map((i) => [i.code, i.pos?.line])).toEqual([['trace-monitor-stopped', 2]]);
+    expect(r.issues[0]!.message).toMatch(/events after this line are missing/);
+    const n = readNftMonitorTrace('# ERROR: We lost some netlink events!\n', 'n.txt');
+    expect(n.issues.map((i) => [i.code, i.pos?.line])).toEqual([['trace-monitor-stopped', 1]]);
+  });
+
+  it('reads the TCP flags of a packet line (nft monitor trace and xtables-monitor, as recorded)', () => {
+    const nft = readNftMonitorTrace(
+      [
+        'trace id 1 ip filter FORWARD packet: iif "br0" oif "br0" ip saddr 203.0.113.50 ip daddr 198.51.100.100 ip length 52 tcp sport 40005 tcp dport 80 tcp flags == ack tcp window 63',
+        'trace id 1 ip filter FORWARD rule ct state invalid counter packets 0 bytes 0 drop (verdict drop)',
+        'trace id 2 ip filter FORWARD packet: iif "br0" oif "br0" ip saddr 203.0.113.50 ip daddr 198.51.100.100 tcp sport 40005 tcp dport 80 tcp flags == 0x18 tcp window 63',
+        'trace id 2 ip filter FORWARD policy accept',
+        'trace id 3 ip filter FORWARD packet: iif "br0" tcp sport 1 tcp dport 2 tcp flags == syn | ack tcp window 9',
+        'trace id 3 ip filter FORWARD policy accept',
+      ].join('\n'),
+      'n.txt',
+    );
+    expect(nft.issues).toEqual([]);
+    expect(nft.value!.map((e) => e.packet?.tcpFlags)).toEqual([0x10, 0x18, 0x12]);
+    expect(nft.value![1]!.packet).toMatchObject({ sport: 40005, dport: 80 });
+    const xt = readXtablesMonitorTrace(
+      'PACKET: 2 56dad4d4 IN=br0 OUT=br0 MACSRC=0:1c:73:5e:21:1 MACDST=52:54:0:3a:11:1 MACPROTO=0800 SRC=203.0.113.50 DST=198.51.100.100 LEN=60 TOS=0x0 TTL=63 ID=52456 DF SPORT=40000 DPORT=80 SYN \n TRACE: 2 56dad4d4 filter:FORWARD:policy:ACCEPT \n',
+      'x.txt',
+    );
+    expect(xt.issues).toEqual([]);
+    expect(xt.value![0]!.packet).toMatchObject({ tcpFlags: 0x02, sport: 40000, dport: 80 });
+  });
+
   it('names file and line of what it cannot read', () => {
     const r = readXtablesMonitorTrace(
       ' TRACE: 2 ab filter:INPUT:rule:0x3:MAYBE\nTRACE: 99 ab filter:INPUT:policy:ACCEPT\nhello\n',

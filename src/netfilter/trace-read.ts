@@ -33,7 +33,36 @@ export interface TracePacket {
   readonly sport?: number;
   readonly dport?: number;
   readonly arpOp?: 'request' | 'reply';
+  /** The TCP flags as a bit set (FIN 0x01 … CWR 0x80), when the line shows them. */
+  readonly tcpFlags?: number;
   readonly pos: Position;
+}
+
+const TCP_FLAG_BITS: Readonly<Record<string, number>> = {
+  fin: 0x01,
+  syn: 0x02,
+  rst: 0x04,
+  psh: 0x08,
+  ack: 0x10,
+  urg: 0x20,
+  ecn: 0x40,
+  ece: 0x40,
+  cwr: 0x80,
+};
+
+/** nft's `tcp flags == syn`, `== 0x18`, `== syn | ack`: the words after `==`; undefined when not a flag set. */
+function nftTcpFlags(words: readonly string[]): { bits: number; used: number } | undefined {
+  let bits = 0;
+  let used = 0;
+  for (let k = 0; k < words.length; k += 2) {
+    const w = words[k]!.toLowerCase();
+    const b = /^0x[0-9a-f]+$/.test(w) ? Number.parseInt(w, 16) : TCP_FLAG_BITS[w];
+    if (b === undefined) break;
+    bits |= b;
+    used = k + 1;
+    if (words[k + 1] !== '|') break;
+  }
+  return used > 0 ? { bits, used } : undefined;
 }
 
 export type TraceVerdict = 'accept' | 'drop' | 'continue' | 'return' | 'jump' | 'goto' | 'queue' | 'stolen' | 'repeat';
@@ -100,6 +129,13 @@ function nftPacket(fields: string, pos: Position): TracePacket {
       p.protocol ??= a;
       const n = Number(c);
       if (Number.isInteger(n)) p[b] = n;
+    } else if (a === 'tcp' && b === 'flags' && c === '==') {
+      const f = nftTcpFlags(w.slice(i + 3));
+      if (f) {
+        p.tcpFlags = f.bits;
+        i += 2 + f.used;
+      }
+      continue;
     } else if ((a === 'icmp' || a === 'icmpv6') && b === 'type') p.protocol ??= a;
     else if (a === 'arp' && b === 'operation' && (c === 'request' || c === 'reply')) {
       p.arpOp = c;
@@ -123,6 +159,17 @@ export function readNftMonitorTrace(text: string, file: string): ReadResult<Trac
     if (line === '') continue;
     const pos = filePos(file, i + 1);
     const m = NFT_LINE.exec(line);
+    if (!m && /^# ERROR: We lost some netlink events/.test(line)) {
+      // nft monitor goes on after its socket overflowed (ENOBUFS); what the kernel sent meanwhile is gone.
+      issues.push(
+        issue(
+          'trace-monitor-stopped',
+          "nft monitor lost trace events here: the kernel's events overflowed its netlink socket (ENOBUFS) — trace again with fewer packets",
+          pos,
+        ),
+      );
+      continue;
+    }
     if (!m) {
       issues.push(
         issue(
@@ -269,6 +316,16 @@ function xtPacket(rest: string, pos: Position): TracePacket {
   if (kv.has('PROTO')) p.protocol = kv.get('PROTO')!.toLowerCase();
   if (kv.has('SPORT')) p.sport = Number(kv.get('SPORT'));
   if (kv.has('DPORT')) p.dport = Number(kv.get('DPORT'));
+  // The TCP flags as bare words after the ports (`SPORT=40000 DPORT=80 SYN`), as the LOG target prints them.
+  const dport = words.findIndex((w) => w.startsWith('DPORT='));
+  if (dport >= 0) {
+    let bits = 0;
+    for (const w of words.slice(dport + 1)) {
+      const b = /^[A-Z]{3}$/.test(w) ? TCP_FLAG_BITS[w.toLowerCase()] : undefined;
+      if (b !== undefined) bits |= b;
+    }
+    if (bits !== 0) p.tcpFlags = bits;
+  }
   const nh = kv.get('NH');
   const bytes = nh !== undefined ? decodeXtablesHex(nh) : undefined;
   if (bytes && p.etherType === 'ip' && bytes.length >= 20) {
@@ -304,6 +361,18 @@ export function readXtablesMonitorTrace(text: string, file: string): ReadResult<
       continue;
     }
     const t = /^TRACE: (\d+) ([0-9a-f]+) ([^:\s]+):([^:\s]+):(rule|policy|return):?(\S*)\s*(.*)$/.exec(line);
+    const lost = /^cannot receive from nfnetlink socket: (.*)$/.exec(line);
+    if (lost) {
+      // xtables-monitor gives up when the kernel's events overflow its socket (ENOBUFS): the rest is not there.
+      issues.push(
+        issue(
+          'trace-monitor-stopped',
+          `xtables-monitor stopped here (${lost[1]}): the kernel's trace events overflowed its netlink socket, and the events after this line are missing — trace again with fewer packets, or read nft monitor trace`,
+          pos,
+        ),
+      );
+      continue;
+    }
     if (!t) {
       issues.push(
         issue(

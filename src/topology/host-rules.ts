@@ -17,6 +17,10 @@ export interface HostRules {
   readonly nat: EbTable;
   /** libvirt's iptables filter table (FI-/FO-/HI- chains); bridged traffic sees it only through br_netfilter. */
   readonly filter4?: IptTable;
+  /** The host's own iptables raw table, when its iptables-save was given (see `modelHostRules`). */
+  readonly raw4?: IptTable;
+  /** Set when `filter4` is the host's own iptables filter table as installed (its iptables-save), not libvirt's. */
+  readonly installed?: true;
   readonly issues: readonly Issue[];
 }
 
@@ -86,4 +90,26 @@ export function compileAllHostRules(
     hostRules.set(node.name, r);
   }
   return { hostRules, issues };
+}
+
+/**
+ * The rules the model evaluates on every host, for joining live evidence to them: libvirt's compiled tables, and where
+ * the scenario gives a host's iptables-save, that host's own filter (libvirt's chains among Docker's, firewalld's…)
+ * and raw tables in place of libvirt's filter table — the tables the simulator evaluates (`openSession`).
+ */
+export function modelHostRules(loaded: LoadedScenario, style: EbStyle = 'nft'): ReadonlyMap<string, HostRules> {
+  const { hostRules } = compileAllHostRules(loaded, style);
+  if (!loaded.installedIptables?.size && !loaded.installedRaw?.size) return hostRules;
+  const out = new Map<string, HostRules>();
+  for (const [host, r] of hostRules) {
+    const filter = loaded.installedIptables?.get(host);
+    const raw = loaded.installedRaw?.get(host);
+    out.set(
+      host,
+      filter || raw
+        ? { ...r, ...(filter ? { filter4: filter, installed: true as const } : {}), ...(raw ? { raw4: raw } : {}) }
+        : r,
+    );
+  }
+  return out;
 }
