@@ -125,6 +125,19 @@ export function renderVrrpReport(r: VrrpLabReport): string {
     out.push(
       `VRID ${g.vrid} (${g.vips.join(', ')}): held on the kernel by ${g.kernelHolders.join(', ') || 'nobody'}; the simulator says ${g.simHolders.join(', ') || 'nobody'} ${g.agree ? '✓' : '✗ DISAGREE'}`,
     );
+  for (const f of r.failovers ?? []) {
+    out.push(
+      `VRID ${f.vrid} after stopping keepalived on ${f.stopped.join(', ') || 'nobody'}: held on the kernel by ${f.kernelHolders.join(', ') || 'nobody'}; the simulator says ${f.simHolders.join(', ') || 'nobody'}; gratuitous ARP from ${f.kernelGarpMacs.join(', ') || 'no MAC'} (simulator: ${f.simGarpMac ?? 'none'}) ${f.agree ? '✓' : '✗ DISAGREE'}`,
+    );
+    for (const g of f.garp)
+      out.push(
+        `  gratuitous ARP for ${g.vip} at ${g.node}: kernel ${g.kernelSeen ? 'arrived' : 'did not arrive'}; simulator ${g.simReached ? 'arrives' : 'does not arrive'} ${g.agree ? '✓' : '✗ DISAGREE'}`,
+      );
+    for (const a of f.adverts)
+      out.push(
+        `  advert ${a.from} → ${a.to} (${a.dst}): kernel ${a.kernelSeen ? 'arrived' : 'did not arrive'}; simulator ${a.simReached ? 'arrives' : `dropped${a.simDrop ? ` at ${a.simDrop}` : ''}`} ${a.agree ? '✓' : '✗ DISAGREE'}`,
+      );
+  }
   out.push(
     r.agree
       ? 'result: keepalived on the kernel and the simulator agree (exit 0)'
@@ -149,7 +162,7 @@ async function runVrrp(
   const p = progress(io, 'lab: building the scenario and running keepalived');
   let r: VrrpLabReport;
   try {
-    r = await runVrrpLab(loaded, common).finally(() => p.done());
+    r = await runVrrpLab(loaded, { ...common, failover: true }).finally(() => p.done());
   } catch (e) {
     if (e instanceof LabLimitError) return cannotShow(io, loaded, e);
     throw e;

@@ -91,8 +91,14 @@ export function successor(g: VrrpGroup, failed: readonly string[]): VrrpMember |
   return cands.sort((a, b) => b.instance.priority - a.instance.priority || addr(b) - addr(a))[0];
 }
 
+/** The source MAC of the member's gratuitous ARPs: its VMAC with use_vmac, else its interface's MAC. */
 function srcMac(m: VrrpMember): Mac {
   return (m.instance.useVmac && m.instance.vmac ? parseMac(m.instance.vmac) : undefined) ?? m.nic!.mac;
+}
+
+/** The source MAC of the member's adverts: as its GARPs, except that `vmac_xmit_base` sends them from the base NIC. */
+function advertMac(m: VrrpMember): Mac {
+  return m.instance.vmacXmitBase ? m.nic!.mac : srcMac(m);
 }
 
 /** A VRRPv2 advertisement as keepalived sends it (RFC 3768 §5.1; no authentication). */
@@ -112,7 +118,7 @@ export function advertFrame(m: VrrpMember, dst: Ipv4, dstMac: Mac): EthernetFram
   bytes[7] = sum & 0xff;
   return {
     dst: dstMac,
-    src: srcMac(m),
+    src: advertMac(m),
     vlans: [],
     etherType: ETHERTYPE_IPV4,
     payload: {
@@ -232,8 +238,13 @@ export interface Failover {
  * instance's interface and sends a gratuitous ARP for each; nodes it reaches update their cache entry for the VIP
  * (Linux updates an existing entry on a gratuitous ARP), the others keep pointing at the failed master.
  */
-export function failover(loaded: LoadedScenario, g: VrrpGroup): Failover | undefined {
-  const failed = g.members.filter((m) => m.holds.length > 0);
+export function failover(
+  loaded: LoadedScenario,
+  g: VrrpGroup,
+  /** Who goes away (default: the members holding a VIP now). */
+  gone: readonly string[] = g.members.filter((m) => m.holds.length > 0).map((m) => m.guest),
+): Failover | undefined {
+  const failed = g.members.filter((m) => gone.includes(m.guest));
   if (failed.length === 0) return undefined;
   const takeover = successor(
     g,

@@ -122,6 +122,12 @@ export interface KeepalivedVrrpInstance {
   readonly useVmac: boolean;
   /** VMAC `00:00:5e:00:01:<vrid>` when `use_vmac` is set. */
   readonly vmac?: string;
+  /**
+   * `vmac_xmit_base`: VRRP adverts go out of (and are received on) the base interface, from its own MAC; the VMAC
+   * still carries the VIPs, answers ARP for them and is the source of the gratuitous ARPs (checked with keepalived
+   * 2.2.7 in the lab).
+   */
+  readonly vmacXmitBase?: boolean;
   readonly nopreempt: boolean;
   readonly unicastPeers: readonly string[];
   /** `vrrp_strict` (global) or `strict_mode` / `no_accept` on the instance. */
@@ -1201,6 +1207,7 @@ function readVrrp(s: KeepalivedStatement, globals: KeepalivedGlobals, ctx: Ctx):
   let advertInt = 1;
   const vips: KeepalivedVip[] = [];
   let useVmac = false;
+  let vmacXmitBase = false;
   let nopreempt = false;
   let strictMode = false;
   let accept: boolean | undefined;
@@ -1243,6 +1250,9 @@ function readVrrp(s: KeepalivedStatement, globals: KeepalivedGlobals, ctx: Ctx):
       case 'use_vmac':
         useVmac = true;
         break;
+      case 'vmac_xmit_base':
+        vmacXmitBase = true;
+        break;
       case 'nopreempt':
         nopreempt = true;
         break;
@@ -1279,6 +1289,7 @@ function readVrrp(s: KeepalivedStatement, globals: KeepalivedGlobals, ctx: Ctx):
     virtualIpaddresses: vips,
     useVmac,
     ...(useVmac && vrid !== undefined ? { vmac: `00:00:5e:00:01:${vrid.toString(16).padStart(2, '0')}` } : {}),
+    ...(useVmac && vmacXmitBase ? { vmacXmitBase: true } : {}),
     nopreempt,
     unicastPeers: peers,
     strict,

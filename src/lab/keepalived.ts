@@ -9,11 +9,19 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIpv4, type Ipv4, parseIpv4 } from '../addr/ipv4.ts';
-import { advertsOf, successor, type VrrpGroup, type VrrpMember, vrrpGroups } from '../diagnose/vrrp.ts';
+import {
+  advertsOf,
+  failover,
+  garpFrame,
+  successor,
+  type VrrpGroup,
+  type VrrpMember,
+  vrrpGroups,
+} from '../diagnose/vrrp.ts';
 import { maxOf } from '../source/arrays.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { openSession } from '../trace/session.ts';
-import { inNs, run, spawnBg } from './exec.ts';
+import { type BgProcess, inNs, run, spawnBg } from './exec.ts';
 import { type Lab, type LabOptions, labDown, labUp, stopCaptures } from './lab.ts';
 import { whichCommand } from './preflight.ts';
 import { readCaptures } from './probes.ts';
@@ -40,10 +48,38 @@ export interface VrrpGroupComparison {
   readonly agree: boolean;
 }
 
+/** Whether a node's NIC saw the new master's gratuitous ARP for a VIP after the failover. */
+export interface GarpComparison {
+  readonly vip: string;
+  readonly node: string;
+  readonly simReached: boolean;
+  readonly kernelSeen: boolean;
+  readonly agree: boolean;
+}
+
+/** The group after its master's keepalived was stopped: who took the VIPs over, and where its GARP arrived. */
+export interface VrrpFailoverComparison {
+  readonly vrid: number;
+  /** The members whose keepalived was stopped (the holders after the election). */
+  readonly stopped: readonly string[];
+  /** The simulator's successor (`failover` in diagnose/vrrp.ts), and who holds the VIPs on the kernel afterwards. */
+  readonly simHolders: readonly string[];
+  readonly kernelHolders: readonly string[];
+  /** The source MACs of the gratuitous ARPs the kernel saw for the VIPs (the VMAC with use_vmac). */
+  readonly kernelGarpMacs: readonly string[];
+  readonly simGarpMac?: string;
+  readonly garp: readonly GarpComparison[];
+  /** The new master's adverts to the other members (the stopped ones' NICs included), after the failover. */
+  readonly adverts: readonly AdvertComparison[];
+  readonly agree: boolean;
+}
+
 export interface VrrpLabReport {
   readonly scenario: string;
   readonly adverts: readonly AdvertComparison[];
   readonly groups: readonly VrrpGroupComparison[];
+  /** With `failover`: each group once its master's keepalived has stopped (systemctl stop: SIGTERM). */
+  readonly failovers?: readonly VrrpFailoverComparison[];
   /** keepalived's own log lines about state changes, per director. */
   readonly states: Readonly<Record<string, readonly string[]>>;
   readonly agree: boolean;
@@ -53,10 +89,6 @@ export interface VrrpLabReport {
 export function keepalivedUnavailable(loaded: LoadedScenario): string | undefined {
   if (!whichCommand('keepalived')) return 'keepalived is not installed (Debian package keepalived)';
   if (!loaded.keepalivedFiles || loaded.keepalivedFiles.size === 0) return 'the scenario has no keepalived.conf';
-  for (const g of vrrpGroups(loaded))
-    for (const m of g.members)
-      if (m.instance.useVmac)
-        return `${m.guest} uses use_vmac: keepalived would make its own ${m.nic?.name ?? 'eth0'} macvlan, which the lab already built from ip addr`;
   return undefined;
 }
 
@@ -122,7 +154,7 @@ async function vipsHeld(lab: Lab, guest: string, vips: readonly Ipv4[]): Promise
 /** Runs the scenario with real keepalived on its directors and compares VRRP on the kernel with the simulator. */
 export async function runVrrpLab(
   loaded: LoadedScenario,
-  o: LabOptions & { readonly settleMs?: number } = {},
+  o: LabOptions & { readonly settleMs?: number; readonly failover?: boolean } = {},
 ): Promise<VrrpLabReport> {
   const why = keepalivedUnavailable(loaded);
   if (why) throw new Error(`real keepalived cannot run: ${why}`);
@@ -133,8 +165,33 @@ export async function runVrrpLab(
   const lab = await labUp(loaded, { ...o, directorMode: o.directorMode ?? { kind: 'fresh' } });
   const states: Record<string, string[]> = {};
   const held = new Map<string, boolean>();
+  const heldAfter = new Map<string, boolean>();
   let frames: ReturnType<typeof readCaptures>['frames'] = [];
+  let failoverAtNs: bigint | undefined;
+  const procs = new Map<string, BgProcess>();
   try {
+    // keepalived owns the VIPs: it adds them when it becomes master and removes them when it stops (an address it
+    // did not add it leaves alone), so the lab's copies from the scenario's ip addr go before it starts. With
+    // use_vmac it also makes its own `vrrp.N@eth0` macvlan and puts the VIPs there: the lab's one goes too.
+    for (const g of groups)
+      for (const m of g.members) {
+        const ns = lab.plan.nsOf.get(m.guest);
+        if (!ns) continue;
+        for (const i of m.node.interfaces.values()) {
+          if (m.instance.useVmac && i.kind === 'macvlan' && i.mac === m.instance.vmac) {
+            await run(['ip', '-n', ns, 'link', 'del', i.name], { allowFail: true });
+            continue;
+          }
+          for (const a of i.addrs)
+            if (g.vips.includes(a.prefix.addr))
+              await run(
+                ['ip', '-n', ns, 'addr', 'del', `${formatIpv4(a.prefix.addr)}/${a.prefix.len}`, 'dev', i.name],
+                {
+                  allowFail: true,
+                },
+              );
+        }
+      }
     await Promise.all(
       [...(loaded.keepalivedFiles ?? [])].map(async ([guest, f]) => {
         const ns = lab.plan.nsOf.get(guest);
@@ -159,12 +216,25 @@ export async function runVrrpLab(
           { logFile: log, ready: /Entering (BACKUP|MASTER|FAULT) STATE|Startup complete/ },
         );
         lab.procs.push(p);
+        procs.set(guest, p);
         states[guest] = [log];
       }),
     );
     await new Promise((r) => setTimeout(r, settleMs));
     for (const g of groups)
       for (const m of g.members) held.set(`${g.vrid} ${m.guest}`, await vipsHeld(lab, m.guest, g.vips));
+    if (o.failover) {
+      // systemctl stop keepalived on every holder: SIGTERM, keepalived drops its VIPs and sends a priority-0 advert;
+      // a backup takes over at once (RFC 3768 §6.4.3) and sends its gratuitous ARPs.
+      const holders = new Set(
+        groups.flatMap((g) => g.members.filter((m) => held.get(`${g.vrid} ${m.guest}`))).map((m) => m.guest),
+      );
+      failoverAtNs = BigInt(Date.now()) * 1_000_000n;
+      await Promise.all([...holders].map((h) => (procs.get(h) ? stopTerm(procs.get(h)!) : undefined)));
+      await new Promise((r) => setTimeout(r, settleMs));
+      for (const g of groups)
+        for (const m of g.members) heldAfter.set(`${g.vrid} ${m.guest}`, await vipsHeld(lab, m.guest, g.vips));
+    }
     await stopCaptures(lab);
     frames = readCaptures(lab).frames;
     for (const [guest, [log]] of Object.entries(states))
@@ -190,11 +260,7 @@ export async function runVrrpLab(
           to: r.to.guest,
           dst: r.dst,
           simReached: r.reached,
-          ...(r.drop
-            ? {
-                simDrop: `${r.drop.hop.place.node}:${r.drop.hop.place.iface ?? ''} ${r.drop.step.chain} "${r.drop.step.ruleText}"`,
-              }
-            : {}),
+          ...(r.drop ? { simDrop: dropText(r.drop) } : {}),
           kernelSeen,
           agree: kernelSeen === r.reached,
         });
@@ -213,11 +279,102 @@ export async function runVrrpLab(
       agree: sim.join(',') === kernel.join(','),
     });
   }
+  const failovers =
+    failoverAtNs === undefined
+      ? undefined
+      : groups.map((g) => compareFailover(loaded, g, held, heldAfter, frames, failoverAtNs!));
   return {
     scenario: loaded.scenario.name,
     adverts,
     groups: out,
+    ...(failovers ? { failovers } : {}),
     states,
-    agree: adverts.every((a) => a.agree) && out.every((g) => g.agree),
+    agree: adverts.every((a) => a.agree) && out.every((g) => g.agree) && (failovers ?? []).every((f) => f.agree),
+  };
+}
+
+function dropText(d: NonNullable<ReturnType<typeof advertsOf>[number]['drop']>): string {
+  return `${d.hop.place.node}:${d.hop.place.iface ?? ''} ${d.step.chain} "${d.step.ruleText}"`;
+}
+
+/** SIGTERM, as `systemctl stop keepalived` sends it, and wait (SIGKILL after 5 s). */
+async function stopTerm(p: BgProcess): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill('SIGTERM');
+  const t = setTimeout(() => p.child.kill('SIGKILL'), 5000);
+  await p.exited;
+  clearTimeout(t);
+}
+
+/**
+ * The kernel after the failover against the simulator's (`failover` of diagnose/vrrp.ts, from the cluster as the
+ * election left it: the holders on the kernel): who holds the VIPs, and which nodes' NICs the gratuitous ARP reached.
+ */
+function compareFailover(
+  loaded: LoadedScenario,
+  g: VrrpGroup,
+  held: ReadonlyMap<string, boolean>,
+  heldAfter: ReadonlyMap<string, boolean>,
+  frames: ReturnType<typeof readCaptures>['frames'],
+  t0: bigint,
+): VrrpFailoverComparison {
+  const stopped = g.members.filter((m) => held.get(`${g.vrid} ${m.guest}`)).map((m) => m.guest);
+  const kernelHolders = g.members
+    .filter((m) => heldAfter.get(`${g.vrid} ${m.guest}`))
+    .map((m) => m.guest)
+    .sort();
+  // The simulator's failover of the same members: those that held the VIPs once keepalived had elected.
+  const f = failover(loaded, g, stopped);
+  const simHolders = f ? [f.takeover.guest] : [];
+  const garps = frames.filter((x) => {
+    const p = x.frame.payload as { kind?: string; spa?: number };
+    return x.timeNs >= t0 && p.kind === 'arp' && g.vips.includes(p.spa as Ipv4);
+  });
+  const kernelGarpMacs = [...new Set(garps.map((x) => x.frame.src))].sort();
+  const garp: GarpComparison[] = [];
+  const watched = [...loaded.scenario.nodes.values()].filter(
+    (n) => n.kind !== 'host' && n.name !== f?.takeover.guest && !stopped.includes(n.name),
+  );
+  for (const vip of g.vips)
+    for (const n of watched) {
+      const simReached = f?.garp.find((x) => x.vip === vip)?.walk?.reached.has(n.name) ?? false;
+      const kernelSeen = garps.some(
+        (x) => x.point.startsWith(`${n.name}:`) && (x.frame.payload as { spa?: number }).spa === vip,
+      );
+      garp.push({ vip: formatIpv4(vip), node: n.name, simReached, kernelSeen, agree: simReached === kernelSeen });
+    }
+  // The new master's adverts, walked in the cluster after the failover.
+  const adverts: AdvertComparison[] = [];
+  const src = f?.takeover.nic?.addrs[0]?.prefix.addr;
+  if (f && src !== undefined)
+    for (const r of advertsOf(openSession(f.loaded), g, f.takeover)) {
+      const at = r.to.nic ? `${r.to.guest}:${r.to.nic.name}` : undefined;
+      const kernelSeen = frames.some((x) => x.timeNs >= t0 && x.point === at && isAdvertFrom(x.frame, src));
+      adverts.push({
+        from: f.takeover.guest,
+        to: r.to.guest,
+        dst: r.dst,
+        simReached: r.reached,
+        ...(r.drop ? { simDrop: dropText(r.drop) } : {}),
+        kernelSeen,
+        agree: kernelSeen === r.reached,
+      });
+    }
+  return {
+    vrid: g.vrid,
+    stopped,
+    simHolders,
+    kernelHolders,
+    kernelGarpMacs,
+    ...(f ? { simGarpMac: garpFrame(f.takeover, g.vips[0]!).src } : {}),
+    garp,
+    adverts,
+    agree:
+      simHolders.join(',') === kernelHolders.join(',') &&
+      garp.every((x) => x.agree) &&
+      adverts.every((x) => x.agree) &&
+      (f === undefined ||
+        kernelGarpMacs.length === 0 ||
+        kernelGarpMacs.includes(garpFrame(f.takeover, g.vips[0]!).src)),
   };
 }
