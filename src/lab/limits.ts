@@ -157,6 +157,14 @@ export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): str
     out.push(
       `a Proxmox node's live rules (${live.join(', ')}): the lab loads the rules /etc/pve compiles to, not an \`ebtables -L\` listing or a node's live ipsets; remove those keys from scenario.yaml to run what /etc/pve compiles to`,
     );
+  // proxmox-firewall (host.fw nftables: 1): the lab loads pve-firewall's form only. Its guest table could not be
+  // loaded on every kernel either: `ct state` in the bridge family needs nf_conntrack_bridge, `reject` there
+  // nft_reject_bridge (`nft -f` of upstream's skeleton fails on kernels without them).
+  const nftNodes = [...(loaded.proxmox ?? [])].filter(([, p]) => p.nft !== undefined).map(([h]) => h);
+  if (nftNodes.length > 0)
+    out.push(
+      `proxmox-firewall (nftables: 1) on ${nftNodes.join(', ')}: the lab does not load its nftables tables (only pve-firewall's iptables/ebtables/ipset form), and its guest table needs bridge-family conntrack (nf_conntrack_bridge) and bridge reject, which not every kernel has; the simulator evaluates them`,
+    );
   const bonds = [...s.nodes.values()].flatMap((n) =>
     [...n.interfaces.values()].filter((i) => i.kind === 'bond').map((i) => `${n.name}:${i.name}`),
   );

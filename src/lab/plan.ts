@@ -533,7 +533,7 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
   }
   for (const [host, pve] of loaded.proxmox ?? []) {
     const ns = nsOf.get(host);
-    if (!ns || loaded.hostRuleSets?.has(host) || !pve.compiled.enabled) continue;
+    if (!ns || loaded.hostRuleSets?.has(host) || !pve.compiled.enabled || pve.nft) continue;
     hostRules.push({
       host,
       ns,

@@ -44,6 +44,16 @@ const ALLOW_ICMP = [
   'icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept',
 ];
 const CT_VMAP = 'ct state vmap { established : accept, related : accept, invalid : jump invalid-conntrack }';
+const CT_VMAP_DEFAULT = 'ct state vmap { invalid : jump invalid-conntrack, established : accept, related : accept }';
+const NDP_IN =
+  'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-router-advert, nd-neighbor-advert, nd-redirect }';
+const NDP_OUT = 'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert }';
+const NDP: SkeletonChains = {
+  'allow-ndp-in': [`${NDP_IN} accept`],
+  'block-ndp-in': [`${NDP_IN} drop`],
+  'allow-ndp-out': [`${NDP_OUT} accept`],
+  'block-ndp-out': [`${NDP_OUT} drop`],
+};
 
 /** The skeleton's `inet proxmox-firewall` chains that hold rules (the others start empty). */
 const HOST_SKELETON: SkeletonChains = {
@@ -71,7 +81,7 @@ const HOST_SKELETON: SkeletonChains = {
   'default-in': [
     'iifname "lo" accept',
     'jump allow-icmp',
-    CT_VMAP,
+    CT_VMAP_DEFAULT,
     'meta l4proto igmp accept',
     'tcp dport { 8006, 5900-5999, 3128, 22 } jump accept-management',
     'udp dport 5405-5412 accept',
@@ -81,16 +91,13 @@ const HOST_SKELETON: SkeletonChains = {
     'udp dport 1900 drop',
     'udp sport 53 drop',
   ],
-  'default-out': ['oifname "lo" accept', 'jump allow-icmp', CT_VMAP],
+  'default-out': ['oifname "lo" accept', 'jump allow-icmp', CT_VMAP_DEFAULT],
+  ...NDP,
   input: ['jump default-in', 'jump ct-in', 'jump option-in', 'jump host-in', 'jump cluster-in'],
   output: ['jump default-out', 'jump option-out', 'jump host-out', 'jump cluster-out'],
   forward: [CT_VMAP, 'jump host-forward', 'jump cluster-forward'],
 };
 const HOST_EMPTY = [
-  'allow-ndp-in',
-  'block-ndp-in',
-  'allow-ndp-out',
-  'block-ndp-out',
   'ratelimit-synflood',
   'log-invalid-tcp',
   'log-smurfs',
@@ -120,16 +127,16 @@ const GUEST_SKELETON: SkeletonChains = {
   'vm-out': ['jump allow-icmp', 'iifname vmap @vm-map-out'],
   'pre-vm-in': [PRE_VM, 'meta protocol arp accept'],
   'vm-in': ['jump allow-icmp', 'oifname vmap @vm-map-in'],
+  ...NDP,
+  'allow-ra-out': ['icmpv6 type { nd-router-advert, nd-redirect } accept'],
+  'block-ra-out': ['icmpv6 type { nd-router-advert, nd-redirect } drop'],
 };
-const GUEST_EMPTY = [
-  'allow-ndp-in',
-  'block-ndp-in',
-  'allow-ndp-out',
-  'block-ndp-out',
-  'allow-ra-out',
-  'block-ra-out',
-  'invalid-conntrack',
-];
+const GUEST_EMPTY = ['invalid-conntrack'];
+
+/** The skeleton's chains of a table that hold rules, as transcribed here (held to upstream's file by a test). */
+export function pveNftSkeletonChains(table: PveNftTable): SkeletonChains {
+  return table === PVE_NFT_HOST_TABLE ? HOST_SKELETON : GUEST_SKELETON;
+}
 
 /** The base chains evaluated, per table: hook name in the model → skeleton chain. */
 const BASE: Readonly<Record<PveNftTable, readonly (readonly [string, string])[]>> = {
