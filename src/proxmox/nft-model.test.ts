@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import { ipv4 } from '../addr/ipv4.ts';
 import type { Mac } from '../addr/mac.ts';
+import { synFrame } from '../diagnose/facts.ts';
 import { ipsetContains } from '../netfilter/ipset.ts';
 import { evaluateIptables } from '../netfilter/iptables-eval.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
@@ -91,36 +92,7 @@ function model(files: PveNodeFiles) {
 }
 
 function syn(src: string, dst: string, dport: number, mac = 'bc:24:11:00:00:0b'): EthernetFrame {
-  return {
-    dst: '02:00:00:00:00:01' as Mac,
-    src: mac as Mac,
-    vlans: [],
-    etherType: 0x0800,
-    payload: {
-      kind: 'ipv4',
-      tos: 0,
-      id: 1,
-      dontFragment: true,
-      moreFragments: false,
-      fragmentOffset: 0,
-      ttl: 64,
-      protocol: 6,
-      src: ipv4(src),
-      dst: ipv4(dst),
-      payload: {
-        kind: 'tcp',
-        srcPort: 40000,
-        dstPort: dport,
-        seq: 1,
-        ack: 0,
-        flags: 0x02,
-        window: 64240,
-        urgent: 0,
-        options: [],
-        payload: new Uint8Array(0),
-      },
-    },
-  };
+  return synFrame(mac as Mac, '02:00:00:00:00:01' as Mac, ipv4(src), ipv4(dst), dport);
 }
 
 function verdict(
