@@ -9,54 +9,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runDiagnoseInputs } from '../src/cli/cmd-diagnose.ts';
 import { startServe } from '../src/cli/cmd-serve.ts';
 import { runCli } from './run-cli.ts';
+import { bump, carryTrace, staleIpExample, withWindow as windowBundles } from './support/counter-window-bundles.ts';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'collect', 'founding-real');
+const TRACES = join(import.meta.dirname, '..', 'fixtures', 'kernel-traces', 'founding-real');
+const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'kvm-lvs-dr');
 const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-evidence-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** A copy of the founding bundles where host1 has a watch window: `end` edits host1's ebtables nat listing. */
-function withWindow(
-  name: string,
-  end: (nat: string) => string,
-  extra: Record<string, [string, string]> = {},
-): string[] {
-  const dir = join(tmp, name);
-  cpSync(FIXTURE, dir, { recursive: true });
-  const h1 = join(dir, 'lvsdoctor-bundle-hypervisor-host1');
-  const nat = readFileSync(join(h1, 'cmd', 'ebtables-nat.out'), 'utf8');
-  const files: Record<string, [string, string]> = { 'ebtables-nat': [nat, end(nat)], ...extra };
-  let m =
-    'watch-seconds\t10\nwatch-start\t2026-11-25T20:26:00Z 1795638360\nwatch-end\t2026-11-25T20:26:10Z 1795638370\n';
-  for (const [id, [a, b]] of Object.entries(files))
-    for (const [phase, text] of [
-      ['start', a],
-      ['end', b],
-    ] as const) {
-      writeFileSync(join(h1, 'cmd', `counters-${phase}-${id}.out`), text);
-      writeFileSync(join(h1, 'cmd', `counters-${phase}-${id}.err`), '');
-      m += `cmd\tcounters-${phase}-${id}\tok\t0\tcmd/counters-${phase}-${id}.out\tcmd/counters-${phase}-${id}.err\t${id}\n`;
-    }
-  appendFileSync(join(h1, 'manifest.tsv'), m);
-  return [
-    'lvsdoctor-bundle-hypervisor-host1',
-    'lvsdoctor-bundle-hypervisor-host2',
-    'lvsdoctor-bundle-guest-director1',
-    'lvsdoctor-bundle-guest-rs2',
-    'lvsdoctor-bundle-guest-router',
-  ].map((b) => join(dir, b));
-}
-
-/** Adds packets/bytes to the counters of rule N of CHAIN in an ebtables --Lc listing. */
-function bump(text: string, chain: string, n: number, p: number, b: number): string {
-  const lines = text.split('\n');
-  const at = lines.findIndex((l) => l.startsWith(`Bridge chain: ${chain},`));
-  const i = at + n;
-  lines[i] = lines[i]!.replace(
-    /pcnt = (\d+) -- bcnt = (\d+)/,
-    (_, a, c) => `pcnt = ${Number(a) + p} -- bcnt = ${Number(c) + b}`,
-  );
-  return lines.join('\n');
-}
+/** The founding bundles with a watch window on host1 (test/support/counter-window-bundles.ts), under `tmp`. */
+const withWindow = (name: string, end: (nat: string) => string, extra: Record<string, [string, string]> = {}) =>
+  windowBundles(join(tmp, name), end, extra);
 
 function diagnoseJson(bundles: string[]) {
   let out = '';
@@ -140,9 +103,15 @@ describe('two plain bundles of one host taken minutes apart', () => {
   });
 });
 
-describe('serve with live evidence', () => {
-  it('says the page does not show it, naming the bundle, instead of dropping it in silence', async () => {
-    const watched = withWindow('serve-watch', (nat) => bump(nat, 'I-vnet0-ipv4-ip', 3, 57, 3420));
+describe('serve and diagnose --html with live evidence', () => {
+  type Model = import('../src/web/contract.ts').WebModel;
+  const modelOf = (html: string): Model =>
+    JSON.parse(/<script id="lvsdoctor-model" type="application\/json">(.*?)<\/script>/s.exec(html)![1]!) as Model;
+
+  it('serve puts the counter window in the page model: per probe the verdict, the moved counters on its hops with their origin', async () => {
+    const watched = withWindow('serve-watch', (nat) =>
+      bump(bump(nat, 'I-vnet0-ipv4-ip', 3, 57, 3420), 'PREROUTING', 1, 57, 3420),
+    );
     let err = '';
     const running = await startServe({ stdout: () => {}, stderr: (s) => (err += s) }, watched, {
       port: 0,
@@ -150,65 +119,121 @@ describe('serve with live evidence', () => {
     });
     try {
       expect(running).toBeDefined();
-      expect(err).toContain(
-        `lvsdoctor serve: the page does not show live evidence yet: ${watched[0]} has a counter window (collected with --watch); run diagnose (text or --json) to see it`,
-      );
+      expect(err).not.toContain('does not show');
+      const m = (await (await fetch(`${running!.url}api/model`)).json()) as Model;
+      const e = m.evidence!;
+      expect(e.windows).toEqual([{ node: 'host1', from: 'watch', seconds: 10, moved: 2 }]);
+      expect(e.joined).toHaveLength(2);
+      const confirmed = e.probes.filter((p) => p.verdict === 'confirmed');
+      expect(confirmed.length).toBeGreaterThan(0);
+      const p = confirmed[0]!;
+      const probe = m.probes.find((x) => x.name === p.probe)!;
+      expect(probe.ok).toBe(false);
+      expect(p.counters!.facts[0]).toMatch(/that rule counted 57 packets \/ 3,420 bytes in the 10 s window/);
+      // The deciding rule's counter, placed on the hop that decides (the drop) and joined with its origin.
+      const decides = p.moved.find((x) => x.decides)!;
+      expect(decides.hop).toBe(probe.decisive);
+      const c = e.joined[decides.counter]!;
+      expect(c).toMatchObject({ node: 'host1', chain: 'I-vnet0-ipv4-ip', ruleNumber: 3, packets: 57, bytes: 3420 });
+      expect(c.rule!.text).toBe('-j DROP');
+      expect(c.rule!.origin.map((o) => o.label).join(' ← ')).toMatch(/no-ip-spoofing.*clean-traffic/);
+      // The origin's files are in the page (its line shown as for the hop inspector's origin chain).
+      expect(c.rule!.origin.some((o) => o.file !== undefined && m.files[o.file] !== undefined)).toBe(true);
     } finally {
       await running?.close();
     }
   });
-});
 
-describe('diagnose --html with live evidence', () => {
-  it('refuses it in one line naming the bundle, rather than writing a report without the evidence', async () => {
-    const plain = join(tmp, 'html-plain');
-    cpSync(FIXTURE, plain, { recursive: true });
-    const bundles = (dir: string) =>
-      ['hypervisor-host1', 'hypervisor-host2', 'guest-director1', 'guest-rs2', 'guest-router'].map((b) =>
-        join(dir, `lvsdoctor-bundle-${b}`),
-      );
-    // Without evidence the report is written (the refusal below is about the evidence, not the bundles).
-    const ok = await runCli('diagnose', ...bundles(plain), '--html', join(tmp, 'plain.html'));
-    expect(ok.stderr).not.toContain('--html does not show');
-    expect(readFileSync(join(tmp, 'plain.html'), 'utf8')).toContain('<html');
-
-    const watched = withWindow('html-watch', (nat) => bump(nat, 'I-vnet0-ipv4-ip', 3, 57, 3420));
+  it('--html writes the report with the evidence: a watch window, two bundles of one host, a carried kernel trace, unmapped counters with the reason', async () => {
+    const filter =
+      'Bridge table: filter\n\nBridge chain: FORWARD, entries: 1, policy: ACCEPT\n-p IPv4 -j DROP , pcnt = 0 -- bcnt = 0\n';
+    const watched = withWindow('html-watch', (nat) => bump(nat, 'I-vnet0-ipv4-ip', 3, 57, 3420), {
+      'ebtables-filter': [filter, filter.replace('pcnt = 0 -- bcnt = 0', 'pcnt = 3 -- bcnt = 180')],
+    });
     const out = join(tmp, 'watched.html');
     const r = await runCli('diagnose', ...watched, '--html', out);
-    expect(r.code).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual([
-      `lvsdoctor: --html does not show live evidence yet: ${watched[0]} has a counter window (collected with --watch); run diagnose without --html (text or --json) to see it`,
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toContain('does not show');
+    // The text report says the evidence too (as diagnose without --html).
+    expect(r.stdout).toContain('Live evidence (counter windows):');
+    const m = modelOf(readFileSync(out, 'utf8'));
+    expect(m.evidence!.probes.some((p) => p.verdict === 'contradicted' || p.verdict === 'confirmed')).toBe(true);
+    expect(m.evidence!.unmapped).toEqual([
+      expect.objectContaining({
+        node: 'host1',
+        table: 'filter',
+        chain: 'FORWARD',
+        packets: 3,
+        why: expect.stringContaining('the model has no ebtables filter rules'),
+      }),
     ]);
-    expect(() => readFileSync(out)).toThrow();
 
-    // Two bundles of one host (a window between them), and a kernel trace the collector carried.
-    const two = join(tmp, 'html-two');
-    cpSync(FIXTURE, two, { recursive: true });
-    const later = join(two, 'lvsdoctor-bundle-hypervisor-host1-later');
-    cpSync(join(two, 'lvsdoctor-bundle-hypervisor-host1'), later, { recursive: true });
-    expect((await runCli('diagnose', ...bundles(two), later, '--html', out)).stderr).toContain(
-      `are two bundles of host1 (a counter window between them)`,
+    // Two bundles of one host: the window between them, the later one the model.
+    const twoDir = join(tmp, 'html-two');
+    cpSync(FIXTURE, twoDir, { recursive: true });
+    const plain = ['hypervisor-host1', 'hypervisor-host2', 'guest-director1', 'guest-rs2', 'guest-router'].map((b) =>
+      join(twoDir, `lvsdoctor-bundle-${b}`),
     );
-    const traced = join(tmp, 'html-traced');
-    cpSync(FIXTURE, traced, { recursive: true });
-    const h1 = join(traced, 'lvsdoctor-bundle-hypervisor-host1');
-    writeFileSync(join(h1, 'cmd', 'kernel-trace-1.out'), '');
-    writeFileSync(join(h1, 'cmd', 'kernel-trace-1.err'), '');
-    appendFileSync(
-      join(h1, 'manifest.tsv'),
-      'cmd\tkernel-trace-1\tok\t0\tcmd/kernel-trace-1.out\tcmd/kernel-trace-1.err\tcat /root/trace.txt\n',
+    const later = join(twoDir, 'lvsdoctor-bundle-hypervisor-host1-later');
+    cpSync(plain[0]!, later, { recursive: true });
+    const nat = join(later, 'cmd', 'ebtables-nat.out');
+    writeFileSync(nat, bump(readFileSync(nat, 'utf8'), 'I-vnet0-ipv4-ip', 3, 4, 240));
+    const manifest = join(later, 'manifest.tsv');
+    writeFileSync(
+      manifest,
+      readFileSync(manifest, 'utf8').replace('date\t2026-11-25T20:26:23Z', 'date\t2026-11-25T20:31:23Z'),
     );
-    expect((await runCli('diagnose', ...bundles(traced), '--html', out)).stderr).toContain(
-      `${h1} carries kernel traces (collected with --trace)`,
-    );
-    expect(() => readFileSync(out)).toThrow();
+    const out2 = join(tmp, 'two.html');
+    const r2 = await runCli('diagnose', ...plain, later, '--html', out2);
+    expect(r2.stderr).not.toContain('error');
+    const w2 = modelOf(readFileSync(out2, 'utf8')).evidence!.windows;
+    expect(w2).toEqual([{ node: 'host1', from: 'bundles', seconds: 300, moved: 1 }]);
+
+    // A kernel trace the collector carried: its events joined (the bundles' own listings place them).
+    const traced = withWindow('html-traced', (nat) => nat);
+    carryTrace(traced[0]!, readFileSync(join(TRACES, 'nft-monitor-trace.txt'), 'utf8'));
+    const out3 = join(tmp, 'traced.html');
+    await runCli('diagnose', ...traced, '--html', out3);
+    const k = modelOf(readFileSync(out3, 'utf8')).evidence!.kernel!;
+    expect(k.files).toEqual([expect.objectContaining({ node: 'host1', events: 69 })]);
+    expect(k.unmapped).toEqual([]);
+    expect(k.joined.find((j) => j.verdict === 'drop')!.rule!.origin.length).toBeGreaterThan(1);
+  });
+
+  it('--html with --trace places the kernel events on the probes’ paths; a stale model shows where the kernel disagrees', async () => {
+    const traces = [
+      `host1=${join(TRACES, 'xtables-monitor-trace.txt')}`,
+      `host1=${join(TRACES, 'nft-ruleset-handles.txt')}`,
+      `host1=${join(TRACES, 'ebtables-nat.txt')}`,
+      `host1=${join(TRACES, 'iptables-save.txt')}`,
+    ].flatMap((t) => ['--trace', t]);
+    const out = join(tmp, 'kernel.html');
+    expect((await runCli('diagnose', EXAMPLE, ...traces, '--html', out)).code).toBe(1);
+    const m = modelOf(readFileSync(out, 'utf8'));
+    const http = m.evidence!.probes.find((p) => p.probe === 'http-to-vip')!;
+    expect(http.verdict).toBe('confirmed');
+    const probe = m.probes.find((p) => p.name === 'http-to-vip')!;
+    const drop = http.marks.find((x) => x.rule?.chain === 'I-vnet0-ipv4-ip')!;
+    expect(drop).toMatchObject({ node: 'host1', iface: 'vnet0', agree: true, element: 'if:host1:vnet0' });
+    expect(drop.hops).toContain(probe.decisive);
+    expect(drop.rule!.ruleNumber).toBe(3);
+
+    // The VIP added to IP in the domain XML (a stale filter parameter): the kernel drops the ARP reply the model
+    // lets pass.
+    const stale = staleIpExample(join(tmp, 'stale'));
+    const out2 = join(tmp, 'stale.html');
+    await runCli('diagnose', stale, ...traces, '--html', out2);
+    const s = modelOf(readFileSync(out2, 'utf8'));
+    const arp = s.evidence!.probes.find((p) => p.probe === 'arp-for-vip')!;
+    expect(arp.verdict).toBe('contradicted');
+    const bad = arp.marks.filter((x) => !x.agree);
+    expect(bad.length).toBeGreaterThan(0);
+    expect(bad[0]!.text).toMatch(/^the kernel and the model disagree at host1 vnet0/);
+    expect(bad[0]!.element).toBe('if:host1:vnet0');
   });
 });
 
 describe('kernel traces given to diagnose', () => {
-  const TRACES = join(import.meta.dirname, '..', 'fixtures', 'kernel-traces', 'founding-real');
-  const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'kvm-lvs-dr');
-
   it('--trace NODE=FILE with the node’s listings: every event joined, the founding drop confirmed (text and JSON)', async () => {
     const args = [
       'diagnose',
@@ -255,9 +280,6 @@ describe('kernel traces given to diagnose', () => {
 
   it('refuses --trace without NODE= or for a node the scenario lacks, and names a bad line of a trace', async () => {
     expect((await runCli('diagnose', EXAMPLE, '--trace', 'x.txt')).stderr).toContain('--trace wants NODE=FILE');
-    expect((await runCli('diagnose', EXAMPLE, '--trace', 'host1=x.txt', '--html', 'r.html')).stderr).toContain(
-      '--trace is not shown by --html yet',
-    );
     expect((await runCli('diagnose', EXAMPLE, '--trace', 'nohost=x.txt')).stderr).toContain(
       'the scenario has no node nohost',
     );

@@ -4,7 +4,7 @@
  * network (its what-if — fixes combined, a parameter edited — re-traced in the page, as the server does), an
  * accessibility check with axe-core, and the fleet page of 200 hypervisors × 40 guests.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,6 +16,7 @@ import { main } from '../src/cli/main.ts';
 import type { WhatIfRequest, WhatIfResult } from '../src/web/contract.ts';
 import type { Running } from '../src/web/server.ts';
 import { axeSerious, type Browser, browserSkipReason, forbidNetwork, launch } from './support/browser.ts';
+import { bump, carryTrace, FOUNDING_TRACES, staleIpExample, withWindow } from './support/counter-window-bundles.ts';
 
 const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'kvm-lvs-dr');
 const skip = browserSkipReason();
@@ -251,6 +252,158 @@ describe.skipIf(skip !== undefined)(`the web app in chromium${skip ? ` (skipped:
       'FWM 1 on lb1 is not checked: a fwmark service takes the packets that iptables mangle rules mark',
     );
     expect(asked).toEqual([]);
+    expect(await axeSerious(page)).toEqual([]);
+    await page.close();
+  });
+});
+
+describe.skipIf(skip !== undefined)(`live evidence in chromium${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let browser: Browser;
+  let server: Running;
+  const tmp = mkdtempSync(join(tmpdir(), 'lvsdoctor-evidence-web-'));
+  const traces = [
+    `host1=${join(FOUNDING_TRACES, 'xtables-monitor-trace.txt')}`,
+    `host1=${join(FOUNDING_TRACES, 'nft-ruleset-handles.txt')}`,
+    `host1=${join(FOUNDING_TRACES, 'ebtables-nat.txt')}`,
+    `host1=${join(FOUNDING_TRACES, 'iptables-save.txt')}`,
+    `host1=${join(FOUNDING_TRACES, 'kfree-skb-perf.txt')}`,
+  ];
+  beforeAll(async () => {
+    browser = await launch();
+    // The founding bundles: a watch window on host1 in which the drop rule counted and a kernel trace it carried.
+    const bundles = withWindow(join(tmp, 'watched'), (nat) =>
+      bump(bump(nat, 'I-vnet0-ipv4-ip', 3, 57, 3420), 'PREROUTING', 1, 57, 3420),
+    );
+    carryTrace(bundles[0]!, readFileSync(join(FOUNDING_TRACES, 'nft-monitor-trace.txt'), 'utf8'));
+    let err = '';
+    server = (await startServe({ stdout: () => {}, stderr: (x) => (err += x) }, bundles, { port: 0, captures: [] }))!;
+    expect(err).not.toContain('does not show');
+  });
+  afterAll(async () => {
+    await server?.close();
+    await browser?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('serve: the live verdict beside the model’s, the counter of the drop rule on its hop, its origin one click away', async () => {
+    const page = await browser.page();
+    const asked = await forbidNetwork(page, (u) => u.startsWith(server.url));
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(server.url);
+    const panel = page.locator('[data-evidence-probe]');
+    await panel.waitFor();
+    const probe = (await panel.getAttribute('data-evidence-probe'))!;
+    expect(await panel.getAttribute('data-evidence-verdict')).toBe('confirmed');
+    expect(
+      await page.locator(`button.probe[data-probe="${probe}"] [data-evidence]`).getAttribute('data-evidence'),
+    ).toBe('confirmed');
+    expect(await panel.textContent()).toContain('model: dropped-by-filter');
+    const counter = panel.locator('[data-counter="host1 I-vnet0-ipv4-ip 3"]');
+    expect(await counter.textContent()).toMatch(/-j DROP.*counted 57 packets \/ 3,420 bytes in the 10 s window/);
+    // The rule's origin: one click opens it, the XML line highlighted as in the hop inspector.
+    await counter.locator('summary').click();
+    expect(await counter.locator('ol.origin').textContent()).toContain('filterref clean-traffic');
+    expect(await counter.locator('.file .hl').textContent()).toContain('clean-traffic');
+    // The hop that drops says its rule counted; the overview lists the window.
+    expect(await page.locator('ol.steps [data-hop-counted]').count()).toBeGreaterThan(0);
+    expect(await page.locator('[data-evidence-overview] [data-window="host1"]').textContent()).toContain(
+      'watch window of 10 s, 2 rule counters moved',
+    );
+    expect(await axeSerious(page)).toEqual([]);
+    // A what-if has no live evidence: said in the what-if's result and in the evidence panel, nothing drawn.
+    await page
+      .locator('[data-fix]')
+      .filter({ hasText: 'keeps the most protection' })
+      .first()
+      .locator('input[role="switch"]')
+      .check();
+    await page.locator('[data-whatif-result]').waitFor();
+    expect(await page.locator('[data-whatif-no-evidence]').textContent()).toContain(
+      'Live evidence belongs to the unmodified model',
+    );
+    await page.locator(`button.probe[data-probe="${probe}"]`).click();
+    await page.locator('[data-evidence-what-if]').waitFor();
+    expect(await page.locator('ol.steps [data-hop-counted]').count()).toBe(0);
+    expect(asked).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('the offline report from file://: kernel events as steps on the path, “the kernel and the model disagree here” on a stale model', async () => {
+    // The VIP added to IP in host1's domain XML (a stale filter parameter): the kernel drops the ARP reply the
+    // model lets pass.
+    const stale = staleIpExample(join(tmp, 'stale'));
+    const out = join(tmp, 'stale.html');
+    expect(await main(['diagnose', stale, ...traces.flatMap((t) => ['--trace', t]), '--html', out], quiet)).toBe(1);
+    expect(statSync(out).size).toBeLessThan(2 * 1024 * 1024);
+    const page = await browser.page();
+    const asked = await forbidNetwork(page, (u) => u.startsWith('file://'));
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(pathToFileURL(out).href);
+    await page.locator('button.probe[data-probe="arp-for-vip"]').click();
+    const panel = page.locator('[data-evidence-probe="arp-for-vip"]');
+    await expect.poll(() => panel.getAttribute('data-evidence-verdict')).toBe('contradicted');
+    const bad = panel.locator('[data-kernel-mark="disagree"]').first();
+    expect(await bad.textContent()).toMatch(/the kernel and the model disagree here.*host1:vnet0/);
+    // Drawn on the topology and marked on the hop of the path.
+    expect(await page.locator('svg g.kmark.disagree').count()).toBeGreaterThan(0);
+    expect(await page.locator('svg[aria-label*="the kernel and the model disagree at"]').count()).toBe(1);
+    expect(await page.locator('ol.steps [data-hop-kernel="disagree"]').count()).toBeGreaterThan(0);
+    // The hop button takes the inspector to that hop.
+    const hopButton = bad.getByRole('button', { name: /show hop/ });
+    if ((await hopButton.count()) > 0) {
+      await hopButton.click();
+      const k = Number((await hopButton.textContent())!.replace(/\D+/g, '')) - 1;
+      expect(await page.locator('[data-inspector-hop]').getAttribute('data-inspector-hop')).toBe(String(k));
+    }
+    // The probe the kernel confirms: its marks agree.
+    await page.locator('button.probe[data-probe="http-to-vip"]').click();
+    await expect
+      .poll(() => page.locator('[data-evidence-probe="http-to-vip"]').getAttribute('data-evidence-verdict'))
+      .toBe('confirmed');
+    expect(await page.locator('svg g.kmark.agree').count()).toBeGreaterThan(0);
+    expect(asked).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(await axeSerious(page)).toEqual([]);
+    await page.close();
+  });
+
+  it('the fleet tab marks the services not checked, per director, the reason on hover and on keyboard focus', async () => {
+    const dir = join(tmp, 'fwmark-plus-ipv6');
+    cpSync(join(import.meta.dirname, '..', 'fixtures', 'scenarios', 'dr-fwmark-mangle-healthy'), dir, {
+      recursive: true,
+    });
+    appendFileSync(
+      join(dir, 'lb1', 'ipvsadm-Ln.txt'),
+      'TCP  [2001:db8::10]:80 wlc\n  -> [2001:db8::21]:80              Route   1      0          0         \n',
+    );
+    const out = join(tmp, 'unchecked.html');
+    expect(await main(['diagnose', dir, '--html', out], quiet)).toBe(0);
+    const page = await browser.page();
+    await page.goto(pathToFileURL(out).href);
+    await page.getByRole('tab', { name: /Fleet/ }).click();
+    expect(await page.locator('[data-kpi="unchecked"] b').textContent()).toBe('1');
+    expect(await page.locator('[data-director="lb1"]').getAttribute('data-unchecked-count')).toBe('1');
+    const row = page.locator('[data-cluster="TCP [2001:db8::10]:80 on lb1"]');
+    const tag = row.getByRole('button', { name: 'not checked' });
+    const tip = row.getByRole('tooltip');
+    expect(await tip.isVisible()).toBe(false);
+    // Keyboard: Tab reaches it and focus shows the reason, which describes the button; Escape hides it.
+    await page.locator('[data-director="lb1"]').click();
+    for (let k = 0; k < 20 && !(await tag.evaluate((el) => el === document.activeElement)); k++)
+      await page.keyboard.press('Tab');
+    expect(await tag.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await tip.isVisible()).toBe(true);
+    expect(await tip.textContent()).toBe('IPv6 traffic is not traced (its filters are checked statically)');
+    expect(await tag.getAttribute('aria-describedby')).toBe(await tip.getAttribute('id'));
+    await page.keyboard.press('Escape');
+    expect(await tip.isVisible()).toBe(false);
+    // Hover shows it too.
+    await page.locator('h2').first().click();
+    await tag.hover();
+    expect(await tip.isVisible()).toBe(true);
     expect(await axeSerious(page)).toEqual([]);
     await page.close();
   });

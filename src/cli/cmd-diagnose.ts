@@ -20,14 +20,16 @@ import { diagnose } from '../diagnose/diagnose.ts';
 import type { Report } from '../diagnose/types.ts';
 import { appendAll } from '../source/arrays.ts';
 import { checkNoneExist, prepareOutputDir, readInputText, writeNewFile } from '../source/files.ts';
-import type { Issue } from '../source/issue.ts';
+import type { Issue, ReadResult } from '../source/issue.ts';
 import { compileAllHostRules, modelHostRules } from '../topology/host-rules.ts';
+import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { ScenarioSource } from '../topology/scenario-source.ts';
 import { type Io, reportIssues, UsageError } from './io.ts';
 import { originJson, toJsonText, traceJson } from './json.ts';
 import { progress } from './progress.ts';
 import { renderReport } from './render-report.ts';
 import { loadForCommand } from './scenario-input.ts';
+import { dropView, eventView, ruleView } from './web-evidence.ts';
 
 export interface DiagnoseOptions {
   readonly json: boolean;
@@ -52,6 +54,21 @@ export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: Diagnose
   const p = progress(io, `importing ${inputs.length} bundles`);
   // Read once: two bundles of one machine make a counter window; only the later one is modelled.
   const read = new Map(inputs.map((i) => [i, readBundle(i)] as const));
+  const imported = importToMemory(latestBundles(inputs, read), { read });
+  p.done();
+  const source = importedSource(imported);
+  if (reportIssues(io, imported.issues) || source === undefined) return 2;
+  if (!o.json) io.stderr(renderImportReport(imported));
+  const live = bundleLiveInputs(io, imported, read);
+  if (!live) return 2;
+  return runDiagnose(io, source, o, live.windows, live.kernel);
+}
+
+/**
+ * The bundles to import: the latest of each machine (two bundles of one machine make a counter window between
+ * them; the later one is the model), and every input that is not a readable bundle (the import names its problem).
+ */
+export function latestBundles(inputs: readonly string[], read: ReadonlyMap<string, ReadResult<Bundle>>): string[] {
   const latest = new Map<string, { path: string; date: string }>();
   for (const [path, r] of read) {
     if (!r.value) continue;
@@ -61,25 +78,27 @@ export function runDiagnoseInputs(io: Io, inputs: readonly string[], o: Diagnose
     if (!cur || date > cur.date) latest.set(k, { path, date });
   }
   const keep = new Set([...latest.values()].map((x) => x.path));
-  const imported = importToMemory(
-    inputs.filter((i) => keep.has(i) || !read.get(i)?.value),
-    { read },
-  );
-  p.done();
-  const source = importedSource(imported);
-  if (reportIssues(io, imported.issues) || source === undefined) return 2;
-  if (!o.json) io.stderr(renderImportReport(imported));
-  const windows = importedWindows(
-    imported,
-    [...read.values()].flatMap((r) => (r.value ? [r.value] : [])),
-  );
-  if (reportIssues(io, windows.issues)) return 2;
-  const kernel = importedKernelTraces(
-    imported,
-    [...read.values()].flatMap((r) => (r.value ? [r.value] : [])),
-  );
-  if (reportIssues(io, kernel.issues)) return 2;
-  return runDiagnose(io, source, o, windows.windows, kernel.value);
+  return inputs.filter((i) => keep.has(i) || !read.get(i)?.value);
+}
+
+/** What bundles carry of the live system: counter windows and kernel traces (with the listings that place them). */
+export interface LiveInputs {
+  readonly windows: ReadonlyMap<string, CounterWindow>;
+  readonly kernel: KernelTraces;
+}
+
+/** The live inputs of the bundles read; undefined when they hold errors (printed: exit 2). */
+export function bundleLiveInputs(
+  io: Io,
+  imported: ImportResult,
+  read: ReadonlyMap<string, ReadResult<Bundle>>,
+): LiveInputs | undefined {
+  const all = [...read.values()].flatMap((r) => (r.value ? [r.value] : []));
+  const windows = importedWindows(imported, all);
+  if (reportIssues(io, windows.issues)) return undefined;
+  const kernel = importedKernelTraces(imported, all);
+  if (reportIssues(io, kernel.issues)) return undefined;
+  return { windows: windows.windows, kernel: kernel.value };
 }
 
 /** The scenario node each bundle was imported as (hosts, guests, the gateway). */
@@ -174,50 +193,13 @@ export function outputReport(
 }
 
 function kernelTracesJson(k: KernelTraceReport) {
-  const event = (p: KernelTraceReport['joined'][number]) => ({
-    node: p.node,
-    ...(p.iface !== undefined ? { iface: p.iface } : {}),
-    ...(p.where !== undefined ? { where: p.where } : {}),
-    tool: p.event.tool,
-    id: p.event.id,
-    family: p.event.family,
-    table: p.event.table,
-    chain: p.event.chain,
-    what: p.event.what,
-    verdict: p.event.verdict,
-    ...(p.event.ruleText !== undefined ? { ruleText: p.event.ruleText } : {}),
-    ...(p.event.handle !== undefined ? { handle: p.event.handle } : {}),
-    at: `${p.event.pos.file}:${p.event.pos.line}`,
-    ...(p.rule
-      ? {
-          rule: {
-            chain: p.rule.chain,
-            ...(p.rule.ruleNumber !== undefined ? { ruleNumber: p.rule.ruleNumber } : {}),
-            text: p.rule.text,
-            origin: originJson(p.rule.origin),
-          },
-          by: p.by,
-        }
-      : {}),
-    ...(p.why !== undefined ? { why: p.why } : {}),
-  });
   return {
     files: k.files,
     probes: k.probes,
-    joined: k.joined.map(event),
+    joined: k.joined.map(eventView),
     setup: k.setup,
-    unmapped: k.unmapped.map(event),
-    drops: k.drops.map((d) => ({
-      node: d.node,
-      tool: d.event.tool,
-      ...(d.event.reason !== undefined ? { reason: d.event.reason } : {}),
-      ...(d.event.location !== undefined ? { location: d.event.location } : {}),
-      ...(d.event.protocol !== undefined ? { protocol: d.event.protocol } : {}),
-      count: d.event.count,
-      at: `${d.event.pos.file}:${d.event.pos.line}`,
-      ...(d.event.iface !== undefined ? { iface: d.event.iface } : {}),
-      ...(d.seen ? { seen: true } : d.kind ? { kind: d.kind.kind, probes: d.probes } : { why: d.why }),
-    })),
+    unmapped: k.unmapped.map(eventView),
+    drops: k.drops.map(dropView),
   };
 }
 
@@ -238,12 +220,7 @@ function evidenceJson(e: EvidenceReport) {
     joined: e.joined.map((j) => ({
       node: j.node,
       counted: delta(j.delta),
-      rule: {
-        chain: j.rule.chain,
-        ...(j.rule.ruleNumber !== undefined ? { ruleNumber: j.rule.ruleNumber } : {}),
-        text: j.rule.text,
-        origin: originJson(j.rule.origin),
-      },
+      rule: ruleView(j.rule),
       by: j.by,
     })),
     unmapped: e.unmapped.map((u) => ({ node: u.node, counted: delta(u.delta), why: u.why })),
@@ -268,6 +245,31 @@ export function runDiagnose(
   const p = progress(io, 'diagnosing');
   const report = diagnose(loaded);
   p.done();
+  const live = joinLive(io, loaded, report, windows, kernel, o.traces ?? []);
+  if (!live) return 2;
+  outputReport(io, report, o, live.evidence, live.kernel);
+  // Zero evidence is never a pass: with no probe to decide, there is no verdict (2), not "healthy".
+  return report.noVerdict ? 2 : report.healthy ? 0 : 1;
+}
+
+/** Live evidence joined to a diagnosis: the counter windows, and the kernel traces (bundles' and `--trace`'s). */
+export interface JoinedLive {
+  readonly evidence?: EvidenceReport;
+  readonly kernel?: KernelTraceReport;
+}
+
+/**
+ * Joins the counter windows and the kernel traces — those bundles carried and the `--trace NODE=FILE` files — to
+ * the model of a diagnosis; undefined when a trace file holds errors (printed: exit 2).
+ */
+export function joinLive(
+  io: Io,
+  loaded: LoadedScenario,
+  report: Report,
+  windows: ReadonlyMap<string, CounterWindow> | undefined,
+  kernel: KernelTraces | undefined,
+  traces: readonly string[],
+): JoinedLive | undefined {
   // Live evidence joins the rules the model evaluates: a host's own iptables tables where its iptables-save is given.
   let rules: ReturnType<typeof modelHostRules> | undefined;
   const modelRules = () => (rules ??= modelHostRules(loaded));
@@ -275,7 +277,7 @@ export function runDiagnose(
   // --trace NODE=FILE beside what the bundles carried.
   const inputs = [...(kernel?.inputs ?? [])];
   const listings = new Map(kernel?.listings ?? []);
-  for (const spec of o.traces ?? []) {
+  for (const spec of traces) {
     const eq = spec.indexOf('=');
     if (eq <= 0 || eq === spec.length - 1)
       throw new UsageError(`--trace wants NODE=FILE (the node of the scenario the trace was taken on), not "${spec}"`);
@@ -289,7 +291,7 @@ export function runDiagnose(
     // A listing of the node's rules (nft -a list ruleset, ebtables -L --Lc, iptables-save -c) places traced rules.
     const l = readListing(text, file);
     if (l) {
-      if (reportIssues(io, l.issues)) return 2;
+      if (reportIssues(io, l.issues)) return undefined;
       const had = listings.get(node);
       listings.set(node, {
         xtables: [...(had?.xtables ?? []), ...l.value.xtables],
@@ -298,12 +300,10 @@ export function runDiagnose(
       continue;
     }
     const r = readKernelTrace(node, text, file);
-    if (reportIssues(io, r.issues)) return 2;
+    if (reportIssues(io, r.issues)) return undefined;
     inputs.push(r.value);
   }
   const traced =
     inputs.length > 0 ? joinKernelTraces(report, inputs, modelRules(), listings, loaded.scenario) : undefined;
-  outputReport(io, report, o, evidence, traced);
-  // Zero evidence is never a pass: with no probe to decide, there is no verdict (2), not "healthy".
-  return report.noVerdict ? 2 : report.healthy ? 0 : 1;
+  return { ...(evidence ? { evidence } : {}), ...(traced ? { kernel: traced } : {}) };
 }

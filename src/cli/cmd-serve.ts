@@ -7,38 +7,43 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { CorrelationReport } from '../capture/correlate.ts';
 import { correlateCaptureFiles } from '../capture/correlate-files.ts';
-import { type Bundle, readBundle } from '../collect/bundle.ts';
-import { hasWatchWindow } from '../collect/counter-window.ts';
+import { readBundle } from '../collect/bundle.ts';
 import { importedSource, importToMemory, isBundlePath, renderImportReport } from '../collect/import.ts';
 import { checkNoneExist, FileError, writeNewFile } from '../source/files.ts';
-import type { ReadResult } from '../source/issue.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import { diskSource, type RecordedReads, recordingSource, type ScenarioSource } from '../topology/scenario-source.ts';
 import { reportHtml } from '../web/report.ts';
 import { listen, type Running, webApp } from '../web/server.ts';
-import { buildWebModel } from '../web/view-model.ts';
+import { buildWebModel, type ModelOptions } from '../web/view-model.ts';
 import { openWebSession, type WebSession } from '../web/what-if.ts';
 import { parseCaptureSpec } from './cmd-captures.ts';
-import { type DiagnoseOptions, outputReport } from './cmd-diagnose.ts';
+import {
+  bundleLiveInputs,
+  type DiagnoseOptions,
+  type JoinedLive,
+  joinLive,
+  type LiveInputs,
+  latestBundles,
+  outputReport,
+} from './cmd-diagnose.ts';
 import { type Io, reportIssues, UsageError } from './io.ts';
 import { progress } from './progress.ts';
 import { loadForCommand } from './scenario-input.ts';
+import { evidenceView } from './web-evidence.ts';
 
 export interface Loaded {
   readonly loaded: LoadedScenario;
   /** The input, with what the load asked of it (the offline report embeds that to re-trace in the page). */
   readonly source: ScenarioSource & { reads(): RecordedReads };
+  /** What bundles carried of the live system (counter windows, kernel traces). */
+  readonly live?: LiveInputs;
 }
 
 /** A scenario directory, or collector bundles imported in memory; undefined means "exit 2" (issues printed). */
-export function loadInputs(
-  io: Io,
-  inputs: readonly string[],
-  quiet = false,
-  read?: ReadonlyMap<string, ReadResult<Bundle>>,
-): Loaded | undefined {
+export function loadInputs(io: Io, inputs: readonly string[], quiet = false): Loaded | undefined {
   let source: ScenarioSource | undefined;
+  let live: LiveInputs | undefined;
   if (inputs.length === 1 && !isBundlePath(inputs[0]!)) {
     const dir = inputs[0]!;
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
@@ -49,35 +54,40 @@ export function loadInputs(
     source = diskSource(dir);
   } else {
     const p = progress(io, `importing ${inputs.length} bundle${inputs.length === 1 ? '' : 's'}`);
-    const imported = importToMemory(inputs, read ? { read } : {});
+    // As `diagnose`: two bundles of one machine make a counter window; the later one is the model.
+    const bundles = new Map(inputs.map((i) => [i, readBundle(i)] as const));
+    const imported = importToMemory(latestBundles(inputs, bundles), { read: bundles });
     p.done();
     source = importedSource(imported);
     if (reportIssues(io, imported.issues) || source === undefined) return undefined;
     if (!quiet) io.stderr(renderImportReport(imported));
+    live = bundleLiveInputs(io, imported, bundles);
+    if (!live) return undefined;
   }
   const recorded = recordingSource(source);
   const loaded = loadForCommand(io, recorded);
   if (!loaded) return undefined;
   if (reportIssues(io, compileAllHostRules(loaded).issues)) return undefined;
-  return { loaded, source: recorded };
+  return { loaded, source: recorded, ...(live ? { live } : {}) };
 }
 
 /**
- * What in these bundles `diagnose` joins as live evidence (a counter window, kernel traces), which the HTML report
- * has no place for yet — said, not dropped; undefined when there is none.
+ * The live evidence of the input (bundles' counter windows and kernel traces, `--trace NODE=FILE` files) joined to
+ * the session's diagnosis, as the page shows it; false when a trace file holds errors (printed: exit 2).
  */
-function evidenceIn(bundles: readonly Bundle[]): string | undefined {
-  const seen = new Map<string, Bundle>();
-  for (const b of bundles) {
-    if (hasWatchWindow(b)) return `${b.path} has a counter window (collected with --watch)`;
-    if ([...b.commands.keys()].some((k) => k.startsWith('kernel-trace-')))
-      return `${b.path} carries kernel traces (collected with --trace)`;
-    const k = `${b.kind}\t${b.hostname}`;
-    const other = seen.get(k);
-    if (other) return `${other.path} and ${b.path} are two bundles of ${b.hostname} (a counter window between them)`;
-    seen.set(k, b);
-  }
-  return undefined;
+function liveEvidence(
+  io: Io,
+  l: Loaded,
+  session: WebSession,
+  traces: readonly string[],
+): { joined: JoinedLive; view?: ModelOptions['evidence'] } | false {
+  const joined = joinLive(io, l.loaded, session.diagnosis.report, l.live?.windows, l.live?.kernel, traces);
+  if (!joined) return false;
+  if (!joined.evidence && !joined.kernel) return { joined };
+  return {
+    joined,
+    view: (probes, places) => evidenceView(probes, places, joined.evidence, joined.kernel),
+  };
 }
 
 function readCaptures(io: Io, specs: readonly string[]): CorrelationReport | undefined | false {
@@ -107,27 +117,25 @@ function diagnoseWithProgress(io: Io, l: Loaded): WebSession {
 export interface ServeOptions {
   readonly port: number;
   readonly captures: readonly string[];
+  /** `--trace NODE=FILE`, as `diagnose`. */
+  readonly traces?: readonly string[];
 }
 
 /** Starts the server; undefined on bad input (exit 2). The caller keeps the process alive or closes it. */
 export async function startServe(io: Io, inputs: readonly string[], o: ServeOptions): Promise<Running | undefined> {
-  let read: Map<string, ReadResult<Bundle>> | undefined;
-  if (!(inputs.length === 1 && !isBundlePath(inputs[0]!))) {
-    read = new Map(inputs.map((i) => [i, readBundle(i)] as const));
-    // The page has no view of live evidence yet: say so rather than drop it in silence (`--html` refuses instead).
-    const why = evidenceIn([...read.values()].flatMap((r) => (r.value ? [r.value] : [])));
-    if (why !== undefined)
-      io.stderr(
-        `lvsdoctor serve: the page does not show live evidence yet: ${why}; run diagnose (text or --json) to see it\n`,
-      );
-  }
-  const l = loadInputs(io, inputs, false, read);
+  const l = loadInputs(io, inputs, false);
   if (!l) return undefined;
   const captures = readCaptures(io, o.captures);
   if (captures === false) return undefined;
   const session = diagnoseWithProgress(io, l);
+  const ev = liveEvidence(io, l, session, o.traces ?? []);
+  if (ev === false) return undefined;
   const p = progress(io, 'laying out the topology');
-  const model = await buildWebModel(session, { live: true, ...(captures ? { captures } : {}) });
+  const model = await buildWebModel(session, {
+    live: true,
+    ...(captures ? { captures } : {}),
+    ...(ev.view ? { evidence: ev.view } : {}),
+  });
   p.done();
   try {
     const running = await listen(webApp(session, model), o.port);
@@ -161,25 +169,16 @@ export async function runDiagnoseHtml(
     io.stderr(`lvsdoctor: --html: ${e.message}\n`);
     return 2;
   }
-  let read: Map<string, ReadResult<Bundle>> | undefined;
-  if (!(inputs.length === 1 && !isBundlePath(inputs[0]!))) {
-    read = new Map(inputs.map((i) => [i, readBundle(i)] as const));
-    const why = evidenceIn([...read.values()].flatMap((r) => (r.value ? [r.value] : [])));
-    if (why !== undefined) {
-      io.stderr(
-        `lvsdoctor: --html does not show live evidence yet: ${why}; run diagnose without --html (text or --json) to see it\n`,
-      );
-      return 2;
-    }
-  }
-  const l = loadInputs(io, inputs, o.json, read);
+  const l = loadInputs(io, inputs, o.json);
   if (!l) return 2;
   const captures = readCaptures(io, captureSpecs);
   if (captures === false) return 2;
   const session = diagnoseWithProgress(io, l);
-  outputReport(io, session.diagnosis.report, o);
+  const ev = liveEvidence(io, l, session, o.traces ?? []);
+  if (ev === false) return 2;
+  outputReport(io, session.diagnosis.report, o, ev.joined.evidence, ev.joined.kernel);
   const p = progress(io, 'writing the report');
-  const html = await reportHtml(session, l.source.reads(), captures);
+  const html = await reportHtml(session, l.source.reads(), captures, ev.view);
   p.done();
   try {
     writeNewFile(dir, name, html);

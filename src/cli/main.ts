@@ -102,10 +102,6 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
         ...(opts.fixDir !== undefined ? { fixDir: opts.fixDir } : {}),
         ...(opts.trace.length > 0 ? { traces: opts.trace } : {}),
       };
-      if (opts.html !== undefined && opts.trace.length > 0)
-        throw new UsageError(
-          '--trace is not shown by --html yet: run diagnose --trace without --html (text or --json)',
-        );
       if (opts.html !== undefined) code = await runDiagnoseHtml(io, inputs, opts.html, o, opts.capture);
       else if (opts.capture.length > 0) throw new UsageError('--capture needs --html');
       else code = runDiagnoseInputs(io, inputs, o);
@@ -117,12 +113,18 @@ async function run(argv: readonly string[], ioIn: Io): Promise<number> {
     .argument('<dir-or-bundles...>', 'a scenario directory, or collector bundles')
     .option('--port <n>', 'port to listen on (default: a free one)', '0')
     .option('--capture <file@point>', 'a capture to draw on the topology (as `captures`); repeatable', collect, [])
+    .option(
+      '--trace <node=file>',
+      'a kernel trace or rule listing of that node, as for diagnose; repeatable',
+      collect,
+      [],
+    )
     .exitOverride()
     .action(async (inputs, opts) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw new UsageError(`--port must be a port number (0-65535), not "${opts.port}"`);
-      const running = await startServe(io, inputs, { port, captures: opts.capture });
+      const running = await startServe(io, inputs, { port, captures: opts.capture, traces: opts.trace });
       code = running ? 0 : 2;
     });
 

@@ -65,6 +65,8 @@ export interface EvidenceReport {
   readonly probes: readonly ProbeEvidence[];
   /** Kernel counters that moved (per node), and IPVS deltas, as read. */
   readonly stack: readonly { readonly node: string; readonly name: string; readonly delta: number }[];
+  /** IPVS counters that moved (per service and real server, `ipvsadm -Ln --stats`), per node. */
+  readonly ipvs: readonly (CounterWindow['ipvs'][number] & { readonly node: string })[];
 }
 
 /** A text with its blanks as single spaces, untouched (no copy) when it already is. */
@@ -548,6 +550,7 @@ export function joinEvidence(
     unmapped,
     probes: probeEvidence(report, windows, joined),
     stack: [...windows].flatMap(([node, w]) => w.stack.map((d) => ({ node, name: d.name, delta: d.delta }))),
+    ipvs: [...windows].flatMap(([node, w]) => w.ipvs.map((d) => ({ ...d, node }))),
   };
 }
 

@@ -315,7 +315,7 @@ function epoch(v: string | undefined): number | undefined {
 }
 
 /** Whether a bundle was collected with `--watch` (it has a counter window of its own). */
-export function hasWatchWindow(b: Bundle): boolean {
+function hasWatchWindow(b: Bundle): boolean {
   return b.meta.has('watch-start') || [...b.commands.keys()].some((k) => k.startsWith('counters-start-'));
 }
 

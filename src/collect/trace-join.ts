@@ -87,6 +87,24 @@ export interface PlacedDrop {
   readonly seen?: boolean;
 }
 
+/**
+ * A traced packet (or a kernel drop) of one probe placed on the model's trace: the node and port, the model's hops
+ * there whose frame it is (hop ids), and whether the kernel decided as the model does — the page draws it as a step.
+ */
+export interface TraceMark {
+  readonly node: string;
+  readonly iface?: string;
+  /** Ids of the model trace's hops at that node and port whose frame the traced packet is. */
+  readonly hops: readonly number[];
+  readonly agree: boolean;
+  /** The sentence of the probe's facts it stands for (without its citation). */
+  readonly text: string;
+  /** Where the kernel said it (`file:line`). */
+  readonly at: string;
+  /** The model's rule the kernel decided at, with its origin, when joined. */
+  readonly rule?: ModelRule;
+}
+
 export interface KernelTraceReport {
   readonly files: readonly {
     readonly node: string;
@@ -99,6 +117,8 @@ export interface KernelTraceReport {
   readonly unmapped: readonly PlacedEvent[];
   readonly drops: readonly PlacedDrop[];
   readonly probes: readonly ProbeEvidence[];
+  /** Per probe (the order of `probes`): its traced packets and drops placed on its model trace. */
+  readonly marks: readonly (readonly TraceMark[])[];
 }
 
 const OUTPUT_SIDE = new Set(['POSTROUTING', 'OUTPUT']);
@@ -364,7 +384,7 @@ export function traceProbeEvidence(
   placed: readonly PlacedEvent[],
   drops: readonly PlacedDrop[],
   traced: ReadonlySet<string>,
-): ProbeEvidence[] {
+): { evidence: ProbeEvidence; marks: TraceMark[] }[] {
   const passes = passesOf(placed);
   markAlone(passes);
   return report.traces.map((t) => oneProbe(t, passes, drops, traced));
@@ -387,7 +407,7 @@ function oneProbe(
   passes: readonly Pass[],
   drops: readonly PlacedDrop[],
   traced: ReadonlySet<string>,
-): ProbeEvidence {
+): { evidence: ProbeEvidence; marks: TraceMark[] } {
   const probe = t.probe.name;
   // Facts by what they say; the first traced packet is cited, the others counted.
   type Fact = { at: string; n: number; tail: string };
@@ -395,10 +415,18 @@ function oneProbe(
   const contradicts = new Map<string, Fact>();
   const notes: string[] = [];
   const outside = new Map<string, Fact>();
-  const add = (m: Map<string, Fact>, s: string, where: string, tail = '') => {
+  const marks = new Map<string, TraceMark>();
+  const add = (
+    m: Map<string, Fact>,
+    s: string,
+    where: string,
+    tail = '',
+    place?: Omit<TraceMark, 'agree' | 'text' | 'at'>,
+  ) => {
     const x = m.get(s);
     if (x) x.n++;
     else m.set(s, { at: where, n: 1, tail });
+    if (place && !marks.has(s)) marks.set(s, { ...place, agree: m === confirms, text: s, at: where });
   };
   const byId = new Map(t.hops.map((h) => [h.id, h]));
   const path = t.path.map((id) => byId.get(id)).filter((h): h is Hop => h !== undefined);
@@ -430,6 +458,7 @@ function oneProbe(
     const kernelDrops = last.event.verdict === 'drop';
     const decided = last.event.verdict === 'drop' || last.event.verdict === 'accept' || last.event.what === 'policy';
     const place = `${pass.node} ${iface ?? ''}`.trim();
+    const on = { node: pass.node, ...(iface !== undefined ? { iface } : {}), hops: hops.map((h) => h.id) };
     const hookName = `${pass.family} ${pass.table} ${pass.hook}`;
     if (pass.events.every((p) => p.setup)) {
       // Only the operator's tracing rule saw the packet at this hook: no other chain of the host decided on it
@@ -444,12 +473,16 @@ function oneProbe(
           contradicts,
           `the kernel and the model disagree at ${place}: no chain of the host but the operator's tracing rule saw ${probe} at bridge prerouting (it passed), the model ${mine.verdict === 'DROP' ? 'drops' : 'decides on'} it at ${ruleName(mine.chain, mine.ruleNumber)} (${mine.ruleText})`,
           at(seen),
+          '',
+          on,
         );
       else
         add(
           confirms,
           `the kernel passes ${probe} at ${place}: no chain of the host but the operator's tracing rule saw it at bridge prerouting, and no rule of the model decides there`,
           at(seen),
+          '',
+          on,
         );
       continue;
     }
@@ -465,6 +498,8 @@ function oneProbe(
           contradicts,
           `the kernel and the model disagree at ${place}: the kernel traversed ${describe(p)} for ${probe}, which the model does not have — ${p.why}`,
           at(p),
+          '',
+          on,
         );
     if (!decided) continue;
     const model = step
@@ -477,6 +512,8 @@ function oneProbe(
         contradicts,
         `the kernel and the model disagree at ${place} (${hookName}): the kernel ${kernelDrops ? 'dropped' : 'passed'} ${probe} at ${describe(last)}, the model ${model.drops ? `drops it at ${model.where}` : model.where ? `passes it at ${model.where}` : 'passes it (no rule of that hook decides)'}`,
         at(last),
+        '',
+        { ...on, ...(last.rule ? { rule: last.rule } : {}) },
       );
     else if (
       model.where !== undefined &&
@@ -490,6 +527,8 @@ function oneProbe(
         contradicts,
         `the kernel and the model disagree at ${place} (${hookName}): the kernel decided ${probe} at ${describe(last)}, the model at ${model.where}`,
         at(last),
+        '',
+        { ...on, ...(last.rule ? { rule: last.rule } : {}) },
       );
     else
       add(
@@ -497,6 +536,7 @@ function oneProbe(
         `the kernel ${kernelDrops ? 'drops' : 'passes'} ${probe} at ${place} ${kernelWhere ?? describe(last)} as the model does`,
         at(last),
         origin,
+        { ...on, ...(last.rule ? { rule: last.rule } : {}) },
       );
   }
   // Kernel drops by reason at the nodes this probe's model trace ends on.
@@ -522,12 +562,15 @@ function oneProbe(
           `the kernel saw ${probe} at ${d.node} ${iface}, where the model takes it`,
           where,
           ` (${d.event.location ?? 'pwru'})`,
+          { node: d.node, iface, hops: here.filter((h) => h.place.iface === iface).map((h) => h.id) },
         );
       else
         add(
           contradicts,
           `the kernel and the model disagree at ${d.node}: the kernel saw ${probe} at ${iface} (${d.event.location ?? 'pwru'}), where the model never takes it (it does at ${[...new Set(here.map((h) => h.place.iface ?? h.place.node))].join(', ')})`,
           where,
+          '',
+          { node: d.node, iface, hops: [] },
         );
       continue;
     }
@@ -542,17 +585,28 @@ function oneProbe(
     if (!mine) continue;
     const reason = `${d.event.reason ?? 'a drop'}${d.event.location ? ` at ${d.event.location}` : ''}`;
     const where = `${d.event.pos.file}:${d.event.pos.line}`;
+    // Where the model's trace ends at that node (the hop the kernel's drop stands beside).
+    const ends = t.hops.filter((h) => h.place.node === d.node && h.end !== undefined);
+    const on = {
+      node: d.node,
+      ...(d.event.iface !== undefined ? { iface: d.event.iface } : {}),
+      hops: ends.map((h) => h.id),
+    };
     if (d.probes.includes(probe))
       add(
         confirms,
         `the kernel of ${d.node} dropped ${tuple ? probe : `a packet of ${probe}'s protocol`} with ${reason}, where the model's ${probe} ends (${d.kind.kind})`,
         where,
+        '',
+        on,
       );
     else if (tuple || d.probes.length === 0)
       add(
         contradicts,
         `the kernel and the model disagree at ${d.node}: the kernel dropped ${tuple ? probe : `a packet of ${probe}'s protocol`} with ${reason} (${d.kind.kind}), the model's ${probe} does not end so there${tuple ? '' : ' (the event names no addresses: it may be another packet)'}`,
         where,
+        '',
+        { ...on, hops: [] },
       );
   }
   const touched = path.some((h) => traced.has(h.place.node));
@@ -566,7 +620,7 @@ function oneProbe(
     contradicts.size > 0 ? 'contradicted' : confirms.size > 0 ? 'confirmed' : 'no-evidence';
   const facts = [...fmt(confirms), ...fmt(contradicts), ...fmt(outside), ...notes];
   if (facts.length === 0) facts.push(`no kernel trace covers the nodes ${probe} crosses`);
-  return { probe, verdict, facts };
+  return { evidence: { probe, verdict, facts }, marks: [...marks.values()] };
 }
 
 /** Kernel drop events placed: their kind in the model and the probes whose model trace ends so at that node. */
@@ -616,13 +670,15 @@ export function joinKernelTraces(
   const placed = placeTraceEvents(inputs, hostRules, listings, scenario, style);
   const drops = placeDrops(report, inputs);
   const traced = new Set(inputs.filter((f) => f.events.length > 0 || f.drops.length > 0).map((f) => f.node));
+  const perProbe = traceProbeEvidence(report, placed, drops, traced);
   return {
     files: inputs.map((f) => ({ node: f.node, file: f.file, events: f.events.length, drops: f.drops.length })),
     joined: placed.filter((p) => p.rule !== undefined),
     setup: placed.filter((p) => p.setup).length,
     unmapped: placed.filter((p) => !p.rule && !p.setup),
     drops,
-    probes: traceProbeEvidence(report, placed, drops, traced),
+    probes: perProbe.map((p) => p.evidence),
+    marks: perProbe.map((p) => p.marks),
   };
 }
 

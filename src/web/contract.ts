@@ -202,7 +202,11 @@ export interface FleetView {
     readonly director: string;
     readonly realServers: readonly string[];
     readonly probes: readonly { readonly probe: string; readonly ok: boolean; readonly disposition: string }[];
+    /** No probe exercised this service: why (`unchecked` of the diagnosis). The verdict does not vouch for it. */
+    readonly unchecked?: string;
   }[];
+  /** Per director (an IPVS cluster): its services and how many of them no probe checked. */
+  readonly directors: readonly { readonly name: string; readonly services: number; readonly unchecked: number }[];
   readonly byFinding: readonly {
     readonly code: string;
     readonly severity: string;
@@ -228,6 +232,146 @@ export interface CapturesView {
   readonly points: readonly { readonly name: string; readonly file: string; readonly packets: number }[];
   readonly flows: readonly CaptureFlowView[];
   readonly vanished: readonly { readonly after: string; readonly expected: string; readonly packets: number }[];
+}
+
+/** Live evidence's verdict on the model's verdict for one probe (issue 18; `evidence` of `diagnose --json`). */
+export type EvidenceVerdictView = 'confirmed' | 'contradicted' | 'no-evidence';
+
+/** The model's rule a live counter or traced event was joined to, with its origin chain. */
+export interface EvidenceRuleView {
+  readonly chain: string;
+  readonly ruleNumber?: number;
+  readonly text: string;
+  readonly origin: readonly OriginLink[];
+}
+
+/** A rule counter that moved in a counter window, joined to the model's rule (or why it could not be). */
+export interface CounterView {
+  readonly node: string;
+  /** `ebtables`, `iptables`, `ip6tables`, `nft`. */
+  readonly source: string;
+  readonly table: string;
+  readonly chain: string;
+  readonly ruleNumber?: number;
+  /** The rule as the host lists it. */
+  readonly text: string;
+  readonly packets: number;
+  readonly bytes: number;
+  /** The listing line (`bundle/cmd/counters-end-ebtables-nat.out:12`). */
+  readonly at: string;
+  readonly rule?: EvidenceRuleView;
+  /** How it was joined: same position, same text elsewhere in the chain, or an nft counter of an xtables table. */
+  readonly by?: 'position' | 'text' | 'nft';
+  /** Why the model cannot map it (unmapped counters only). */
+  readonly why?: string;
+}
+
+/** A kernel trace event (`nft monitor trace`, `xtables-monitor --trace`) placed on the model. */
+export interface KernelEventView {
+  readonly node: string;
+  readonly iface?: string;
+  /** `port vnet0 of bridge br0`. */
+  readonly where?: string;
+  readonly tool: string;
+  readonly id: string;
+  readonly family: string;
+  readonly table: string;
+  readonly chain: string;
+  readonly what: string;
+  readonly verdict: string;
+  readonly ruleText?: string;
+  readonly handle?: number;
+  readonly at: string;
+  readonly rule?: EvidenceRuleView;
+  readonly by?: 'position' | 'text' | 'chain-end';
+  readonly why?: string;
+}
+
+/** A kernel drop (kfree_skb, dropwatch) or a pwru sighting. */
+export interface KernelDropView {
+  readonly node: string;
+  readonly tool: string;
+  readonly reason?: string;
+  readonly location?: string;
+  /** Ether type (2048 IPv4, 2054 ARP), when the kernel said. */
+  readonly protocol?: number;
+  readonly iface?: string;
+  readonly count: number;
+  readonly at: string;
+  /** The model's counterpart (`dropped-by-filter`…), and the probes whose model trace ends so at that node. */
+  readonly kind?: string;
+  readonly probes?: readonly string[];
+  readonly why?: string;
+  /** A pwru event on the packet's way, not a drop. */
+  readonly seen?: boolean;
+}
+
+/** A traced packet or kernel drop of a probe placed on its path: a step of its own beside the model's hops. */
+export interface KernelMarkView {
+  readonly node: string;
+  readonly iface?: string;
+  /** Indexes into the probe's `path` of the hops the kernel event stands beside (empty: not on the drawn path). */
+  readonly hops: readonly number[];
+  /** The topology element it is drawn on. */
+  readonly element?: string;
+  /** false: "the kernel and the model disagree here". */
+  readonly agree: boolean;
+  readonly text: string;
+  readonly at: string;
+  readonly rule?: EvidenceRuleView;
+}
+
+/** One probe's live evidence: counters and kernel traces, each with its verdict and facts, and the combined one. */
+export interface ProbeEvidenceView {
+  readonly probe: string;
+  /** contradicted if either source contradicts, else confirmed if either confirms, else no evidence. */
+  readonly verdict: EvidenceVerdictView;
+  readonly counters?: { readonly verdict: EvidenceVerdictView; readonly facts: readonly string[] };
+  readonly kernel?: { readonly verdict: EvidenceVerdictView; readonly facts: readonly string[] };
+  /** The moved counters on the chains this probe walks: index into `EvidenceView.joined`, hop index into `path`. */
+  readonly moved: readonly { readonly counter: number; readonly hop: number; readonly decides: boolean }[];
+  readonly marks: readonly KernelMarkView[];
+}
+
+/**
+ * Live evidence (issue 18): counter windows of `collect --watch` bundles (or two bundles of one host) and kernel
+ * traces, joined to the model. It belongs to the unmodified model: a what-if re-trace has none.
+ */
+export interface EvidenceView {
+  readonly windows: readonly {
+    readonly node: string;
+    readonly from: 'watch' | 'bundles';
+    readonly seconds?: number;
+    readonly moved: number;
+  }[];
+  readonly probes: readonly ProbeEvidenceView[];
+  readonly joined: readonly CounterView[];
+  readonly unmapped: readonly CounterView[];
+  /** Kernel SNMP counters (nstat names) and IPVS totals that moved, per node. */
+  readonly stack: readonly { readonly node: string; readonly name: string; readonly delta: number }[];
+  /** IPVS per-service and per-real-server counters that moved. */
+  readonly ipvs: readonly {
+    readonly node: string;
+    readonly service: string;
+    readonly destination?: string;
+    readonly conns: number;
+    readonly inPkts: number;
+    readonly outPkts: number;
+    readonly at: string;
+  }[];
+  readonly kernel?: {
+    readonly files: readonly {
+      readonly node: string;
+      readonly file: string;
+      readonly events: number;
+      readonly drops: number;
+    }[];
+    readonly joined: readonly KernelEventView[];
+    readonly unmapped: readonly KernelEventView[];
+    /** Events of the operator's own tracing rules (`meta nftrace set 1`, `-j TRACE`). */
+    readonly setup: number;
+    readonly drops: readonly KernelDropView[];
+  };
 }
 
 /** A virtual service no probe exercised, and why (`unchecked` of `diagnose --json`): the verdict does not vouch for it. */
@@ -263,6 +407,8 @@ export interface WebModel {
   readonly assumptions: readonly string[];
   readonly fleet: FleetView;
   readonly captures?: CapturesView;
+  /** Live evidence joined to the model, when the input carried it (counter windows, kernel traces). */
+  readonly evidence?: EvidenceView;
   /**
    * true: the server answers what-ifs (POST /api/what-if); false: the offline report, whose what-ifs run in the
    * page on the embedded scenario (`ReportInputs`, `REPORT_ENGINE_GLOBAL`).

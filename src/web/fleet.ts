@@ -5,7 +5,7 @@
  */
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import type { Report } from '../diagnose/types.ts';
-import { formatAddrPort } from '../ipvs/model.ts';
+import { formatAddrPort, formatServiceKey } from '../ipvs/model.ts';
 import type { LoadedScenario } from '../topology/load-scenario.ts';
 import type { Node } from '../topology/model.ts';
 import type { FleetGuest, FleetView } from './contract.ts';
@@ -58,10 +58,30 @@ export function fleetView(loaded: LoadedScenario, r: Report): FleetView {
       };
     });
   const clusters: FleetView['clusters'][number][] = [];
+  // Services no probe exercised (IPv6, SCTP, fwmark without mangle rules…), by `SERVICE on DIRECTOR`; a backup
+  // director's copy of a service is named once, on the first director.
+  const uncheckedAt = new Map(r.unchecked.map((u) => [u.what, u.why]));
+  const uncheckedService = new Map(r.unchecked.map((u) => [u.what.replace(/ on [^ ]+$/, ''), u.why]));
   for (const [director, table] of loaded.ipvs)
     for (const s of table.services) {
       const key = s.key;
-      if (key.kind !== 'addr' || key.address.family !== 'ipv4') continue;
+      const name = formatServiceKey(key);
+      const why = uncheckedAt.get(`${name} on ${director}`) ?? uncheckedService.get(name);
+      const realServers = s.destinations.map(
+        (d) =>
+          `${formatAddrPort(d.address, d.port)}${d.address.family === 'ipv4' && byAddr.has(d.address.addr) ? ` (${byAddr.get(d.address.addr)})` : ''}`,
+      );
+      if (key.kind !== 'addr' || key.address.family !== 'ipv4') {
+        // No address to match probes by (fwmark) or not traced (IPv6): listed, with the reason when unchecked.
+        clusters.push({
+          service: name,
+          director,
+          realServers,
+          probes: [],
+          ...(why !== undefined ? { unchecked: why } : {}),
+        });
+        continue;
+      }
       const vip = key.address.addr;
       const rsAddrs = s.destinations.flatMap((d) => (d.address.family === 'ipv4' ? [d.address.addr] : []));
       const probes = r.traces
@@ -74,16 +94,12 @@ export function fleetView(loaded: LoadedScenario, r: Report): FleetView {
               rsAddrs.includes(t.probe.to),
         )
         .map((t) => ({ probe: t.probe.name, ok: t.disposition === 'replied', disposition: t.disposition }));
-      clusters.push({
-        service: `${key.protocol} ${formatAddrPort(key.address, key.port)}`,
-        director,
-        realServers: s.destinations.map(
-          (d) =>
-            `${formatAddrPort(d.address, d.port)}${d.address.family === 'ipv4' && byAddr.has(d.address.addr) ? ` (${byAddr.get(d.address.addr)})` : ''}`,
-        ),
-        probes,
-      });
+      clusters.push({ service: name, director, realServers, probes, ...(why !== undefined ? { unchecked: why } : {}) });
     }
+  const directors = [...new Set(clusters.map((c) => c.director))].map((name) => {
+    const mine = clusters.filter((c) => c.director === name);
+    return { name, services: mine.length, unchecked: mine.filter((c) => c.unchecked !== undefined).length };
+  });
   const groups = new Map<string, { code: string; severity: string; title: string; where: string[] }>();
   for (const f of r.findings) {
     const g = groups.get(f.code) ?? { code: f.code, severity: f.severity, title: f.title, where: [] };
@@ -93,6 +109,7 @@ export function fleetView(loaded: LoadedScenario, r: Report): FleetView {
   return {
     hosts,
     clusters,
+    directors,
     byFinding: [...groups.values()].map((g) => ({ ...g, count: g.where.length })),
     guests: rows,
   };

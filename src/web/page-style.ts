@@ -80,5 +80,18 @@ ol.origin button{border:1px solid var(--line);background:#fff;border-radius:.25r
 .vlist .row.head{position:sticky;top:0;background:var(--panel);font-weight:700;z-index:1}
 .bad{color:var(--bad)}.ok{color:var(--ok)}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.tag{display:inline-block;font-size:.75rem;font-weight:600;border:1px solid currentColor;border-radius:.2rem;padding:0 .3rem;margin-left:.3rem}
+.probe .ev{font-weight:600}.probe .ev.warn{color:var(--warn)}
+.evidence h4{font-size:.9rem;margin:.5rem 0 .2rem}.evidence ul.facts{margin:.2rem 0;padding-left:1.1rem}.evidence ul.facts li{margin:.15rem 0}
+.evidence.ok{border-left:5px solid var(--ok)}.evidence.bad{border-left:5px solid var(--bad)}.evidence.warn{border-left:5px solid var(--warn)}
+.counters li.counter,.marks li{border-top:1px solid var(--line);padding:.25rem 0}.counters p,.marks p{margin:.15rem 0}
+.kmark-item.disagree{background:#fdf0ef}.warning-text{color:var(--warn);font-weight:600}
+.linkish{border:1px solid var(--line);background:#fff;border-radius:.25rem;cursor:pointer;font-size:.8rem;padding:0 .3rem}
+.kmark rect{stroke:#fff;stroke-width:1.5}.kmark.agree rect{fill:var(--ok)}.kmark.disagree rect{fill:var(--bad)}
+.kmark text{fill:#fff;font-size:10px;font-weight:700}
+.uc{position:relative;display:inline-block}.warn-text{color:var(--warn)}.directors li{margin:.15rem 0}
+.uc button{border:1px solid var(--warn);color:var(--warn);background:#fff;border-radius:.2rem;font-size:.8rem;font-weight:600;cursor:help;padding:0 .3rem}
+.uc .tip{display:none;position:absolute;z-index:5;left:0;top:1.6rem;width:22rem;max-width:70vw;background:#fff;color:var(--fg);border:1px solid var(--warn);border-radius:.3rem;padding:.35rem .5rem;box-shadow:0 2px 8px rgba(0,0,0,.15);font-weight:400}
+.uc:hover .tip,.uc:focus-within .tip,.uc .tip.open{display:block}
 @media (max-width:1100px){.diag{grid-template-columns:260px minmax(0,1fr);height:auto}.diag>section:last-child{grid-column:1/-1}}
 `;

@@ -6,15 +6,20 @@
 import type { CorrelationReport } from '../capture/correlate.ts';
 import type { ReportInputs } from './contract.ts';
 import { pageHtml, webScript } from './page.ts';
-import { buildWebModel } from './view-model.ts';
+import { buildWebModel, type ModelOptions } from './view-model.ts';
 import type { WebSession } from './what-if.ts';
 
 export async function reportHtml(
   session: WebSession,
   inputs: ReportInputs,
   captures?: CorrelationReport,
+  evidence?: ModelOptions['evidence'],
 ): Promise<string> {
-  const model = await buildWebModel(session, { live: false, ...(captures ? { captures } : {}) });
+  const model = await buildWebModel(session, {
+    live: false,
+    ...(captures ? { captures } : {}),
+    ...(evidence ? { evidence } : {}),
+  });
   return pageHtml({
     title: `lvsdoctor — ${model.scenario.name}`,
     script: await webScript('app'),

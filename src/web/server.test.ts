@@ -220,6 +220,10 @@ describe('the verdict the page shows: no verdict, and the services no probe exer
     const r = embeddedModel(readFileSync(out, 'utf8'));
     expect(r.verdict).toBe('no-verdict');
     expect(r.unchecked.map((u) => u.what)).toEqual(['FWM 1 on lb1']);
+    // The fleet tab lists the fwmark service (no probe reaches it) with the reason, rather than leaving it out.
+    expect(
+      r.fleet.clusters.filter((c) => c.unchecked !== undefined).map((c) => `${c.service} on ${c.director}`),
+    ).toEqual(r.unchecked.map((u) => u.what));
   });
 
   it('a healthy cluster with an IPv6 service beside it: healthy, the IPv6 service listed as not checked', async () => {
@@ -242,5 +246,15 @@ describe('the verdict the page shows: no verdict, and the services no probe exer
     const cli = await diagnoseJson(dir);
     expect(cli.code).toBe(0);
     expect(m.unchecked).toEqual(cli.report.unchecked);
+    // The fleet view marks it in its cluster (lb1's IPVS table), with the reason, and counts it per director.
+    const row = m.fleet.clusters.find((c) => c.service === 'TCP [2001:db8::10]:80')!;
+    expect(row).toMatchObject({ director: 'lb1', unchecked: m.unchecked[0]!.why, probes: [] });
+    const checked = m.fleet.clusters.filter((c) => c.director === 'lb1' && c.unchecked === undefined);
+    expect(checked.map((c) => c.service)).toEqual(['FWM 1']);
+    expect(m.fleet.directors.find((d) => d.name === 'lb1')).toEqual({
+      name: 'lb1',
+      services: checked.length + 1,
+      unchecked: 1,
+    });
   });
 });

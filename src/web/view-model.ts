@@ -7,7 +7,16 @@ import type { CorrelationReport } from '../capture/correlate.ts';
 import type { PortBinding } from '../topology/model.ts';
 import { originJson } from '../trace/trace-json.ts';
 import { capturesView } from './captures-view.ts';
-import type { BindingView, FindingView, FixView, OriginLink, TopologyView, WebModel } from './contract.ts';
+import type {
+  BindingView,
+  EvidenceView,
+  FindingView,
+  FixView,
+  OriginLink,
+  ProbeView,
+  TopologyView,
+  WebModel,
+} from './contract.ts';
 import { WEB_MODEL_VERSION } from './contract.ts';
 import { fleetView } from './fleet.ts';
 import { topologyView } from './topology-view.ts';
@@ -27,6 +36,24 @@ export interface ModelOptions {
   /** A `captures` correlation to draw on the topology. */
   readonly captures?: CorrelationReport;
   readonly live: boolean;
+  /**
+   * Live evidence joined to the diagnosis (counter windows, kernel traces), placed on the probes' paths: built by
+   * the CLI, which reads it (src/collect is beyond src/web's imports).
+   */
+  readonly evidence?: (
+    probes: readonly ProbeView[],
+    places: Readonly<Record<string, string>>,
+  ) => EvidenceView | undefined;
+}
+
+/** Every origin chain of the live evidence (the page shows their lines, as for the trace's). */
+export function evidenceOrigins(e: EvidenceView | undefined): (readonly OriginLink[] | undefined)[] {
+  if (!e) return [];
+  return [
+    ...e.joined.map((c) => c.rule?.origin),
+    ...(e.kernel?.joined ?? []).map((x) => x.rule?.origin),
+    ...e.probes.flatMap((p) => p.marks.map((m) => m.rule?.origin)),
+  ];
 }
 
 export async function buildWebModel(s: WebSession, o: ModelOptions): Promise<WebModel> {
@@ -68,6 +95,7 @@ export function buildWebModelWith(s: WebSession, topology: TopologyView, o: Mode
     clears: f.clears,
     safest: f === safest,
   }));
+  const evidence = o.evidence?.(probes, topology.places);
   const model: WebModel = {
     version: WEB_MODEL_VERSION,
     scenario: { name: s.loaded.scenario.name, description: s.loaded.scenario.description },
@@ -80,10 +108,11 @@ export function buildWebModelWith(s: WebSession, topology: TopologyView, o: Mode
     findings,
     fixes,
     bindings: s.loaded.scenario.bindings.map(bindingView),
-    files: originFiles(s, collectOrigins(probes, findings)),
+    files: originFiles(s, [...collectOrigins(probes, findings), ...evidenceOrigins(evidence)]),
     assumptions: r.assumptions,
     fleet: fleetView(s.loaded, r),
     ...(o.captures ? { captures: capturesView(o.captures, topology.places) } : {}),
+    ...(evidence ? { evidence } : {}),
     live: o.live,
   };
   return model;

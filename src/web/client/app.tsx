@@ -9,6 +9,7 @@ import {
   type WhatIfResult,
 } from '../contract.ts';
 import { CapturesPanel } from './captures.tsx';
+import { EvidenceOverview, EvidenceTag, evidenceOf, ProbeEvidencePanel } from './evidence.tsx';
 import { FindingsPanel, type WhatIfState } from './findings.tsx';
 import { FleetPanel } from './fleet.tsx';
 import { Inspector } from './inspector.tsx';
@@ -149,6 +150,7 @@ export function App({ model }: { model: WebModel }) {
               <ul class="plain" aria-label="Probes">
                 {probes.map((p, k) => {
                   const before = model.probes[k]!;
+                  const ev = evidenceOf(model, p.name);
                   return (
                     <li>
                       <button
@@ -162,6 +164,7 @@ export function App({ model }: { model: WebModel }) {
                         <span class={`v ${p.ok ? 'ok' : 'bad'}`}>{p.ok ? '✓ answered' : `✗ ${p.disposition}`}</span>{' '}
                         {p.name}
                         <small>{p.label}</small>
+                        {ev && <EvidenceTag ev={ev} />}
                         {active && before.disposition !== p.disposition && (
                           <small class="verdict-change">
                             what-if: {before.disposition} → {p.disposition}
@@ -174,6 +177,7 @@ export function App({ model }: { model: WebModel }) {
               </ul>
               {probes.length === 0 && <p class="muted">No probe could run.</p>}
               <Coverage model={model} />
+              <EvidenceOverview model={model} />
               <FindingsPanel model={model} whatIf={whatIf} apply={apply} />
             </section>
             <section aria-label="Topology and path">
@@ -187,8 +191,27 @@ export function App({ model }: { model: WebModel }) {
                   <p class="muted">{probe.summary}</p>
                 </>
               )}
-              <Topology model={model} probe={probe} hop={hopIdx} onHop={setHopIdx} flow={undefined} />
-              {probe && <StepList probe={probe} hop={hopIdx} onHop={setHopIdx} />}
+              <Topology
+                model={model}
+                probe={probe}
+                hop={hopIdx}
+                onHop={setHopIdx}
+                flow={undefined}
+                {...(probe && !active && evidenceOf(model, probe.name)
+                  ? { marks: evidenceOf(model, probe.name)!.marks }
+                  : {})}
+              />
+              {probe && (
+                <StepList
+                  probe={probe}
+                  hop={hopIdx}
+                  onHop={setHopIdx}
+                  {...(!active && evidenceOf(model, probe.name) ? { evidence: evidenceOf(model, probe.name)! } : {})}
+                />
+              )}
+              {probe && (
+                <ProbeEvidencePanel model={model} probe={probe} whatIf={active !== undefined} onHop={setHopIdx} />
+              )}
             </section>
             <section aria-label="Hop inspector">
               {probe?.path[hopIdx] ? (

@@ -1,6 +1,7 @@
 /** Findings with their why, fixes with what they keep, their files and commands, and the what-if. */
 import { useState } from 'preact/hooks';
 import type { FixView, WebModel, WhatIfRequest, WhatIfResult } from '../contract.ts';
+import { NOT_FOR_WHAT_IF } from './evidence.tsx';
 import { OriginChain, Pre } from './inspector.tsx';
 
 /** The what-if the app holds: the fixes and parameters asked for, and the re-traced answer once it came. */
@@ -182,6 +183,11 @@ export function FindingsPanel({
               {r.request.params.map((p) => `; ${p.host}:${p.port} ${p.name}=${p.values.join(' ')}`).join('')}),
               re-traced in {r.ms} ms:
             </p>
+            {model.evidence && (
+              <p class="warning-text" data-whatif-no-evidence>
+                {NOT_FOR_WHAT_IF}
+              </p>
+            )}
             <table>
               <caption class="sr">Verdict of each probe before and after</caption>
               <thead>

@@ -6,6 +6,37 @@ import { useMemo, useState } from 'preact/hooks';
 import type { FleetGuest, WebModel } from '../contract.ts';
 
 const ROW = 28;
+
+/**
+ * "not checked", with the reason shown on hover and on keyboard focus (a tooltip the button describes itself by;
+ * Escape hides it, a click pins it).
+ */
+function UncheckedTag({ id, why }: { id: string; why: string }) {
+  const [pinned, setPinned] = useState(false);
+  const [hidden, setHidden] = useState(false);
+  return (
+    <span class="uc" data-unchecked-tag>
+      <button
+        type="button"
+        aria-describedby={id}
+        aria-expanded={pinned}
+        onClick={() => setPinned((p) => !p)}
+        onBlur={() => setHidden(false)}
+        onKeyDown={(e) => {
+          if (e.key === 'Escape') {
+            setPinned(false);
+            setHidden(true);
+          }
+        }}
+      >
+        not checked
+      </button>
+      <span role="tooltip" id={id} class={`tip${pinned ? ' open' : ''}`} style={hidden ? 'display:none' : undefined}>
+        {why}
+      </span>
+    </span>
+  );
+}
 const VIEW = 420;
 
 function GuestList({ guests }: { guests: readonly FleetGuest[] }) {
@@ -65,6 +96,7 @@ export function FleetPanel({ model }: { model: WebModel }) {
     );
   }, [f, q, onlyFailing]);
   const failingGuests = f.guests.filter((g) => g.findings.length > 0).length;
+  const unchecked = f.clusters.filter((c) => c.unchecked !== undefined).length;
   return (
     <div class="fleet" id="panel-fleet" role="tabpanel" aria-labelledby="tab-fleet">
       <h2>Fleet</h2>
@@ -78,6 +110,9 @@ export function FleetPanel({ model }: { model: WebModel }) {
         <div class="kpi">
           <b>{f.clusters.length}</b>IPVS services
         </div>
+        <div class="kpi" data-kpi="unchecked">
+          <b class={unchecked ? 'warn-text' : 'ok'}>{unchecked}</b>services not checked
+        </div>
         <div class="kpi">
           <b class={failingGuests ? 'bad' : 'ok'}>{failingGuests}</b>guests with a finding
         </div>
@@ -89,6 +124,21 @@ export function FleetPanel({ model }: { model: WebModel }) {
         </div>
       </div>
       <h3>Clusters</h3>
+      <ul class="plain directors" aria-label="Directors: services, and how many no probe checked">
+        {f.directors.map((d) => (
+          <li data-director={d.name} data-unchecked-count={d.unchecked}>
+            <strong>{d.name}</strong>: {d.services} service{d.services === 1 ? '' : 's'}
+            {d.unchecked > 0 ? (
+              <span class="warn-text">
+                {' '}
+                · {d.unchecked} not checked (the verdict does not vouch for {d.unchecked === 1 ? 'it' : 'them'})
+              </span>
+            ) : (
+              ' · all checked'
+            )}
+          </li>
+        ))}
+      </ul>
       <table>
         <thead>
           <tr>
@@ -99,12 +149,13 @@ export function FleetPanel({ model }: { model: WebModel }) {
           </tr>
         </thead>
         <tbody>
-          {f.clusters.map((c) => (
-            <tr>
+          {f.clusters.map((c, k) => (
+            <tr data-cluster={`${c.service} on ${c.director}`}>
               <td>{c.service}</td>
               <td>{c.director}</td>
               <td>{c.realServers.join(', ')}</td>
               <td>
+                {c.unchecked !== undefined && <UncheckedTag id={`uc-${k}`} why={c.unchecked} />}
                 {c.probes.map((p) => (
                   <span class={p.ok ? 'ok' : 'bad'}>
                     {p.ok ? '✓' : '✗'} {p.probe}

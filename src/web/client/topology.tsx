@@ -1,6 +1,6 @@
 /** The topology as SVG (positions laid out by ELK on the server), with the selected probe's path drawn on it. */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { ProbeView, TopoNode, WebModel } from '../contract.ts';
+import type { KernelMarkView, ProbeView, TopoNode, WebModel } from '../contract.ts';
 
 interface Station {
   readonly element: string;
@@ -35,12 +35,15 @@ export function Topology({
   hop,
   onHop,
   flow,
+  marks,
 }: {
   model: WebModel;
   probe: ProbeView | undefined;
   hop: number;
   onHop: (k: number) => void;
   flow: readonly Marker[] | undefined;
+  /** Kernel trace events of the probe placed on the topology (live evidence). */
+  marks?: readonly KernelMarkView[];
 }) {
   const t = model.topology;
   const [zoom, setZoom] = useState(1);
@@ -79,6 +82,16 @@ export function Topology({
   });
   const decisive = probe?.decisive !== undefined ? probe.path[probe.decisive] : undefined;
   const dropNode = decisive ? byId.get(decisive.element) : undefined;
+  // One kernel mark per element: "disagree" wins over "agrees" (the step list and the evidence panel say each).
+  const kernelAt = new Map<string, { agree: boolean; texts: string[] }>();
+  for (const m of marks ?? []) {
+    if (m.element === undefined || !byId.has(m.element)) continue;
+    const cur = kernelAt.get(m.element) ?? { agree: true, texts: [] };
+    cur.agree &&= m.agree;
+    cur.texts.push(m.text);
+    kernelAt.set(m.element, cur);
+  }
+  const disagreeAt = [...kernelAt].filter(([, k]) => !k.agree).map(([el]) => byId.get(el)!.label);
   const w = t.width * zoom;
   const h = t.height * zoom;
   const sorted = [...t.nodes].sort((a, b) => Number(b.kind === 'host') - Number(a.kind === 'host'));
@@ -124,7 +137,7 @@ export function Topology({
           height={h}
           viewBox={`0 0 ${t.width} ${t.height}`}
           role="img"
-          aria-label={`Topology: ${t.nodes.filter((n) => n.kind === 'host' || n.kind === 'host-summary').length} hypervisors${probe ? `; path of ${probe.name} through ${st.length} places${decisive ? `, dropped at ${decisive.node}${decisive.iface ? `:${decisive.iface}` : ''}` : ''}` : ''}`}
+          aria-label={`Topology: ${t.nodes.filter((n) => n.kind === 'host' || n.kind === 'host-summary').length} hypervisors${probe ? `; path of ${probe.name} through ${st.length} places${decisive ? `, dropped at ${decisive.node}${decisive.iface ? `:${decisive.iface}` : ''}` : ''}` : ''}${kernelAt.size > 0 ? `; kernel trace events at ${kernelAt.size} places${disagreeAt.length ? `, the kernel and the model disagree at ${disagreeAt.join(', ')}` : ', all as the model'}` : ''}`}
         >
           {t.edges.map((e) => (
             <polyline class="edge" points={e.points.map((p) => p.join(',')).join(' ')} />
@@ -195,6 +208,23 @@ export function Topology({
               />
             </g>
           )}
+          {[...kernelAt].map(([el, k]) => {
+            const n = byId.get(el)!;
+            const x = n.x - 2;
+            const y = n.y + n.h;
+            return (
+              <g class={`kmark ${k.agree ? 'agree' : 'disagree'}`} data-kernel-element={el}>
+                <title>
+                  {k.agree ? 'the kernel agrees with the model here' : 'the kernel and the model disagree here'}:{' '}
+                  {k.texts.join('; ')}
+                </title>
+                <rect x={x - 9} y={y - 9} width={18} height={18} rx={3} transform={`rotate(45 ${x} ${y})`} />
+                <text x={x} y={y + 4} text-anchor="middle">
+                  {k.agree ? 'K' : '!'}
+                </text>
+              </g>
+            );
+          })}
           {(flow ?? []).map((m) => {
             const n = byId.get(m.element);
             if (!n) return null;
