@@ -313,6 +313,45 @@ describe('a Proxmox host in a scenario', () => {
       }
     });
 
+    it("a clone of web1 (the same MAC) on VLAN 30 of the same vmbr: the director's frames to web1 in VLAN 20 are forwarded to web1's port only ((VLAN, MAC) FDB)", async () => {
+      const dir = tagged(true, (d) => {
+        writeFileSync(
+          join(d, 'etc-pve', 'nodes', 'pve1', 'qemu-server', '103.conf'),
+          'name: web1-clone\nnet0: virtio=BC:24:11:00:00:15,bridge=vmbr0,firewall=1,tag=30\n',
+        );
+        // lb1 knows web1's MAC already (no ARP that would teach vmbr0 where it is first).
+        writeFileSync(join(d, 'lb1', 'ip-neigh.txt'), '192.0.2.21 dev eth0 lladdr bc:24:11:00:00:15 REACHABLE\n');
+        const y = join(d, 'scenario.yaml');
+        writeFileSync(
+          y,
+          readFileSync(y, 'utf8')
+            .replace(/^( {4}ip-route: lb1\/ip-route\.txt.*)$/m, '$1\n    ip-neigh: lb1/ip-neigh.txt')
+            .replace(/^guests:$/m, 'guests:\n  web1-clone: {}'),
+        );
+      });
+      try {
+        const r = loadScenario(dir);
+        expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+        const d = diagnose(r.value!);
+        const t = d.traces.find((x) => x.probe.name === 'http-to-vip')!;
+        expect(t.disposition).toBe('replied');
+        // The DR-forwarded SYN (to web1's MAC, from lb1's port) in VLAN 20.
+        const toWeb1 = t.hops.filter(
+          (h) => h.place.node === 'pve1' && h.place.iface === 'fwpr100p0' && h.frame.dst === 'bc:24:11:00:00:15',
+        );
+        expect(toWeb1.length).toBeGreaterThan(0);
+        for (const h of toWeb1)
+          expect(h.steps.find((s) => s.kind === 'bridge')).toMatchObject({ decision: 'forward', ports: ['fwpr101p0'] });
+        // Under a MAC-only key the clone's port (not in VLAN 20) would be found, the frame flooded in VLAN 20: out of
+        // eno1 too. It is not.
+        expect(
+          t.hops.some((h) => h.place.iface === 'eno1' && h.direction === 'out' && h.frame.dst === 'bc:24:11:00:00:15'),
+        ).toBe(false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it('a bad bridge-vids is an error naming the interfaces file and line', () => {
       const dir = tagged(true, (d) =>
         writeFileSync(join(d, 'pve1', 'interfaces'), INTERFACES.replace('2-4094', '2-5000')),

@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { arpProbe, bridgedPair, loggingFirewall, pathHops, tcpProbe, trace } from '../../test/support/tiny-net.ts';
+import {
+  arpProbe,
+  bridgedPair,
+  loggingFirewall,
+  pathHops,
+  tcpProbe,
+  tinyDataplane,
+  tinyScenario,
+  trace,
+} from '../../test/support/tiny-net.ts';
+import { parseMac } from '../addr/mac.ts';
+import { implicit } from '../source/origin.ts';
 
 const KNOWN = { a: { neighbours: { '198.51.100.20': '52:54:00:00:00:0b', '198.51.100.2': '52:54:00:aa:00:01' } } };
 
@@ -79,5 +90,86 @@ describe('the Linux bridge (bridge.ts)', () => {
     // The warm FDB (made from the topology) knows b behind vnet1, and a behind vnet0 already: nothing is learned.
     expect(step).toMatchObject({ kind: 'bridge', bridge: 'br0', decision: 'forward', ports: ['vnet1'] });
     expect(step).not.toHaveProperty('learned');
+  });
+});
+
+/**
+ * The same MAC in two VLANs of VLAN-filtering bridges (a VM cloned onto another tag): b (VLAN 20, host h1) and c
+ * (VLAN 30, host h2) both have 52:54:00:00:00:99; h1's uplink is a trunk (2-4094 tagged) to h2. a (VLAN 20) knows b's
+ * MAC already and sends it a SYN.
+ */
+function sameMacTwoVlans() {
+  const X = '52:54:00:00:00:99';
+  const trunk = { pvid: 1, untagged: [1], tagged: [[2, 4094]] as const };
+  return tinyScenario(
+    {
+      h1: {
+        kind: 'host',
+        ifaces: {
+          br0: { kind: 'bridge', mac: '52:54:00:aa:00:01', vlanFiltering: true, vlans: { pvid: 1, untagged: [1] } },
+          t20a: {
+            kind: 'tap',
+            mac: 'fe:54:00:00:00:0a',
+            master: 'br0',
+            peer: 'a:eth0',
+            vlans: { pvid: 20, untagged: [20] },
+          },
+          t20b: {
+            kind: 'tap',
+            mac: 'fe:54:00:00:00:0b',
+            master: 'br0',
+            peer: 'b:eth0',
+            vlans: { pvid: 20, untagged: [20] },
+          },
+          up: { mac: '52:54:00:aa:00:02', master: 'br0', segment: 'lan', vlans: trunk },
+        },
+      },
+      h2: {
+        kind: 'host',
+        ifaces: {
+          br0: { kind: 'bridge', mac: '52:54:00:bb:00:01', vlanFiltering: true, vlans: { pvid: 1, untagged: [1] } },
+          up: { mac: '52:54:00:bb:00:02', master: 'br0', segment: 'lan', vlans: trunk },
+          t30c: {
+            kind: 'tap',
+            mac: 'fe:54:00:00:00:0c',
+            master: 'br0',
+            peer: 'c:eth0',
+            vlans: { pvid: 30, untagged: [30] },
+          },
+        },
+      },
+      a: {
+        ifaces: { eth0: { mac: '52:54:00:00:00:0a', addrs: ['198.51.100.10/24'], peer: 'h1:t20a' } },
+        neighbours: { '198.51.100.20': X },
+      },
+      b: { ifaces: { eth0: { mac: X, addrs: ['198.51.100.20/24'], peer: 'h1:t20b' } }, listen: [80] },
+      c: { ifaces: { eth0: { mac: X, addrs: ['198.51.100.30/24'], peer: 'h2:t30c' } } },
+    },
+    { lan: ['h1:up', 'h2:up'] },
+  );
+}
+
+describe('the FDB of a VLAN-filtering bridge is keyed by (VLAN, MAC) (br_fdb_find(br, addr, vid))', () => {
+  it('the same MAC behind an access port of VLAN 20 and behind the trunk: VLAN 20 frames go to the access port', () => {
+    const t = trace(sameMacTwoVlans(), tcpProbe('a', '198.51.100.20', 80));
+    expect(t.disposition).toBe('replied');
+    const fwd = t.hops.flatMap((h) => h.steps).find((s) => s.kind === 'bridge' && s.bridge === 'br0');
+    expect(fwd).toMatchObject({ decision: 'forward', ports: ['t20b'] });
+    // Nothing of the conversation crossed the trunk to h2.
+    expect(t.hops.some((h) => h.place.node === 'h2')).toBe(false);
+  });
+
+  it('learning in one VLAN does not move the entry of the same MAC in another', () => {
+    const s = sameMacTwoVlans();
+    const dp = tinyDataplane(s);
+    const fdb = dp.nodes.get('h1')!.fdb.get('br0')!;
+    const X = s.nodes.get('b')!.interfaces.get('eth0')!.mac;
+    fdb.set(X, 30, { port: 'up', origin: implicit('learned') });
+    expect([fdb.get(X, 20)?.port, fdb.get(X, 30)?.port]).toEqual(['t20b', 'up']);
+    // Without VLAN filtering the key is the MAC alone (vid 0).
+    const plain = tinyDataplane(bridgedPair()).nodes.get('host')!.fdb.get('br0')!;
+    const B = parseMac('52:54:00:00:00:0b')!;
+    plain.set(B, undefined, { port: 'vnet0', origin: implicit('learned') });
+    expect(plain.get(B)?.port).toBe('vnet0');
   });
 });

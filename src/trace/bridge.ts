@@ -10,8 +10,10 @@
  * to the port's PVID; otherwise it is dropped. It is forwarded and flooded only to member ports, and leaves each
  * untagged or tagged as that port's VLAN says (`br_handle_vlan`, before the FORWARD hook). br_netfilter hands a frame
  * to iptables only when no VLAN tag is on it (`IS_IP`: it arrived untagged and leaves untagged), unless
- * `net.bridge.bridge-nf-filter-vlan-tagged=1`. The FDB is the warm one of the model, keyed by MAC only: an entry on a
- * port outside the frame's VLAN is a miss (the frame is flooded in its VLAN), as a lookup by (MAC, VLAN) would be.
+ * `net.bridge.bridge-nf-filter-vlan-tagged=1`. The FDB (the model's warm one plus what the probe learns) is keyed by
+ * (VLAN, MAC) on a VLAN-filtering bridge, as the kernel's (`br_fdb_find(br, addr, vid)`): the same MAC in two VLANs —
+ * a VM cloned onto another tag, a keepalived VMAC of the same VRID in two VLANs — is two entries; without VLAN
+ * filtering the key is the MAC (vid 0).
  */
 import { formatIpv4 } from '../addr/ipv4.ts';
 import { isMulticastMac } from '../addr/mac.ts';
@@ -126,10 +128,11 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
   const fdb = st.fdb.get(brName)!;
   let learned: string | undefined;
   if (!isMulticastMac(frame.src)) {
-    const prev = fdb.get(frame.src);
+    // br_fdb_update: learned in the frame's VLAN (vid 0 without VLAN filtering).
+    const prev = fdb.get(frame.src, vlan?.vid);
     if (!prev || prev.port !== port.name) {
-      fdb.set(frame.src, { port: port.name, origin: learnedOn(brName, port) });
-      learned = `${frame.src} on ${port.name}`;
+      fdb.set(frame.src, vlan?.vid, { port: port.name, origin: learnedOn(brName, port) });
+      learned = `${frame.src} on ${port.name}${vlan ? ` (VLAN ${vlan.vid})` : ''}`;
     }
   }
   const t = hop.timeNs + DELAY_NS.bridge;
@@ -186,8 +189,8 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
     }
     return;
   }
-  const found = fdb.get(frame.dst);
-  // Keyed by MAC only: an entry on a port outside the frame's VLAN is what a (MAC, VLAN) lookup would miss.
+  // br_fdb_find_rcu(br, dst, vid): the entry of the destination in the frame's VLAN.
+  const found = fdb.get(frame.dst, vlan?.vid);
   const entry =
     found && (!vlan || ports.some((p) => p.name === found.port) || found.port === port.name) ? found : undefined;
   if (!entry) {
@@ -195,7 +198,7 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
       bstep(
         'flood',
         ports.map((p) => p.name),
-        implicit(`${frame.dst} is not in the FDB of ${brName}${found && vlan ? ` for VLAN ${vlan.vid}` : ''}`),
+        implicit(`${frame.dst} is not in the FDB of ${brName}${vlan ? ` for VLAN ${vlan.vid}` : ''}`),
       ),
     );
     for (const p of ports) bridgeEgress(w, st, p, frame, hop, t, vlan);
@@ -437,7 +440,7 @@ function bridgeLocalOut(
     if (frame.vlans.length > 0) inner = { ...frame, vlans: frame.vlans.slice(1) };
   }
   const ports = bridgePorts(st.node, br.name).filter((p) => !vlan || vlanMember(vlansOf(p), vlan.vid));
-  const found = isMulticastMac(frame.dst) ? undefined : st.fdb.get(br.name)?.get(frame.dst);
+  const found = isMulticastMac(frame.dst) ? undefined : st.fdb.get(br.name)?.get(frame.dst, vlan?.vid);
   const entry = found && ports.some((p) => p.name === found.port) ? found : undefined;
   const out = entry ? ports.filter((p) => p.name === entry.port) : ports;
   hop.steps.push({

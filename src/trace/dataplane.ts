@@ -10,7 +10,15 @@
 import type { Ipv4 } from '../addr/ipv4.ts';
 import { isMulticastMac, type Mac } from '../addr/mac.ts';
 import { implicit, type Origin } from '../source/origin.ts';
-import type { Iface, NeighbourEntry, Node, Scenario } from '../topology/model.ts';
+import {
+  type BridgeVlans,
+  DEFAULT_BRIDGE_VLANS,
+  type Iface,
+  type NeighbourEntry,
+  type Node,
+  type Scenario,
+  vlanMember,
+} from '../topology/model.ts';
 import { Conntrack } from './conntrack.ts';
 import type { BridgeFirewall, IpvsEngine } from './engines.ts';
 import { uppersOf } from './node-config.ts';
@@ -41,9 +49,44 @@ export class Overlay<K, V> {
   }
 }
 
+/**
+ * The warm FDB of one bridge. Without VLAN filtering an entry per MAC (the kernel's vid 0). With VLAN filtering the
+ * kernel keys entries by (VLAN, MAC) (`br_fdb_find(br, addr, vid)`): the warm table keeps, per MAC, every port it
+ * lives behind, and a lookup in VLAN `vid` takes a port that carries `vid` — the port whose PVID is `vid` (where the
+ * MAC's owner sends untagged frames into that VLAN, e.g. a guest's access port) before one that carries it tagged
+ * (a trunk, where the MAC may live in any of its VLANs).
+ */
+export interface WarmFdb {
+  readonly byMac: ReadonlyMap<Mac, FdbEntry>;
+  /** VLAN-filtering bridges: every port a MAC lives behind, with the port's VLANs. */
+  readonly candidates?: ReadonlyMap<Mac, readonly { readonly entry: FdbEntry; readonly vlans: BridgeVlans }[]>;
+}
+
+/** One bridge's FDB during a probe: the warm table, plus what the probe learned, keyed by (VLAN, MAC). */
+export class BridgeFdb {
+  private local: Map<string, FdbEntry> | undefined;
+  constructor(private readonly warm: WarmFdb) {}
+  /** The entry for `mac` in VLAN `vid` (undefined: a bridge without VLAN filtering, the kernel's vid 0). */
+  get(mac: Mac, vid?: number): FdbEntry | undefined {
+    const own = this.local?.get(vid === undefined ? mac : `${vid} ${mac}`);
+    if (own !== undefined) return own;
+    if (vid === undefined || this.warm.candidates === undefined) return this.warm.byMac.get(mac);
+    let tagged: FdbEntry | undefined;
+    for (const c of this.warm.candidates.get(mac) ?? []) {
+      if (c.vlans.pvid === vid && c.vlans.untagged.includes(vid)) return c.entry;
+      if (tagged === undefined && vlanMember(c.vlans, vid)) tagged = c.entry;
+    }
+    return tagged;
+  }
+  set(mac: Mac, vid: number | undefined, entry: FdbEntry): void {
+    if (this.local === undefined) this.local = new Map();
+    this.local.set(vid === undefined ? mac : `${vid} ${mac}`, entry);
+  }
+}
+
 /** The FDBs of one node's bridges, by bridge name. */
 export interface NodeFdbs {
-  get(bridge: string): Overlay<Mac, FdbEntry> | undefined;
+  get(bridge: string): BridgeFdb | undefined;
 }
 
 export interface NodeState {
@@ -87,6 +130,12 @@ const WARM = implicit(
 );
 
 /** The MACs reachable by leaving `node` through `iface`, not crossing `skipSegment`. */
+/** Whether two ports of a VLAN-filtering bridge are members of a common VLAN. */
+function shareVlan(a: BridgeVlans, b: BridgeVlans): boolean {
+  if (a.untagged.some((v) => vlanMember(b, v)) || b.untagged.some((v) => vlanMember(a, v))) return true;
+  return a.tagged.some(([lo, hi]) => b.tagged.some(([l2, h2]) => lo <= h2 && l2 <= hi));
+}
+
 function macsBehind(
   s: Scenario,
   segmentsByName: ReadonlyMap<string, Scenario['segments'][number]>,
@@ -109,12 +158,19 @@ function macsBehind(
         for (const u of uppersOf(n, upper.name)) out.add(u.mac);
         return;
       }
-      // A bridge port leads to the bridge and every other port of it.
+      // A bridge port leads to the bridge and every other port of it — on a VLAN-filtering bridge, to the ports that
+      // share a VLAN with it (a frame from elsewhere reaches this port only in a VLAN both carry).
       if (i.master) {
         const br = upper;
         if (br) out.add(br.mac);
+        const filtering = br?.vlanFiltering === true;
         for (const other of n.interfaces.values())
-          if (other.master === i.master && other.name !== i.name) visitIface(n, other, false);
+          if (
+            other.master === i.master &&
+            other.name !== i.name &&
+            (!filtering || shareVlan(i.bridgeVlans ?? DEFAULT_BRIDGE_VLANS, other.bridgeVlans ?? DEFAULT_BRIDGE_VLANS))
+          )
+            visitIface(n, other, false);
       }
       return;
     }
@@ -146,7 +202,7 @@ function macsBehind(
  */
 class Topology {
   private readonly segmentsByName = new Map<string, Scenario['segments'][number]>();
-  private readonly bridgeTables = new Map<string, Map<string, ReadonlyMap<Mac, FdbEntry>>>();
+  private readonly bridgeTables = new Map<string, Map<string, WarmFdb>>();
   private readonly segmentTables = new Map<string, ReadonlyMap<Mac, number>>();
   readonly interfaces = new Map<string, ReadonlyMap<string, Iface>>();
 
@@ -170,7 +226,7 @@ class Topology {
   }
 
   /** The warm FDB of `bridge` on `node`, or undefined when it is not a bridge there. */
-  bridge(nodeName: string, bridge: string): ReadonlyMap<Mac, FdbEntry> | undefined {
+  bridge(nodeName: string, bridge: string): WarmFdb | undefined {
     let byBridge = this.bridgeTables.get(nodeName);
     if (byBridge === undefined) {
       byBridge = new Map();
@@ -182,13 +238,24 @@ class Topology {
     const br = node?.interfaces.get(bridge);
     if (!node || br?.kind !== 'bridge') return undefined;
     const t = new Map<Mac, FdbEntry>();
+    const candidates = br.vlanFiltering
+      ? new Map<Mac, { readonly entry: FdbEntry; readonly vlans: BridgeVlans }[]>()
+      : undefined;
     for (const port of node.interfaces.values()) {
       if (port.master !== br.name) continue;
       const entry: FdbEntry = { port: port.name, origin: WARM };
-      for (const m of macsBehind(this.s, this.segmentsByName, node.name, port.name))
-        if (!isMulticastMac(m)) t.set(m, entry);
+      const vlans = port.bridgeVlans ?? DEFAULT_BRIDGE_VLANS;
+      for (const m of macsBehind(this.s, this.segmentsByName, node.name, port.name)) {
+        if (isMulticastMac(m)) continue;
+        t.set(m, entry);
+        if (candidates) {
+          const list = candidates.get(m);
+          if (list) list.push({ entry, vlans });
+          else candidates.set(m, [{ entry, vlans }]);
+        }
+      }
     }
-    table = t;
+    table = candidates ? { byMac: t, candidates } : { byMac: t };
     byBridge.set(bridge, table);
     return table;
   }
@@ -285,17 +352,17 @@ function nodeState(s: Scenario, engines: DataplaneEngines, topology: Topology, n
 }
 
 class LiveFdbs implements NodeFdbs {
-  private readonly tables = new Map<string, Overlay<Mac, FdbEntry>>();
+  private readonly tables = new Map<string, BridgeFdb>();
   constructor(
     private readonly topology: Topology,
     private readonly name: string,
   ) {}
-  get(bridge: string): Overlay<Mac, FdbEntry> | undefined {
+  get(bridge: string): BridgeFdb | undefined {
     let t = this.tables.get(bridge);
     if (t === undefined) {
       const base = this.topology.bridge(this.name, bridge);
       if (base === undefined) return undefined;
-      t = new Overlay(base);
+      t = new BridgeFdb(base);
       this.tables.set(bridge, t);
     }
     return t;

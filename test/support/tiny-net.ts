@@ -42,6 +42,14 @@ export interface IfaceSpec {
   readonly segment?: string;
   readonly up?: boolean;
   readonly pointToPoint?: boolean;
+  /** A bridge: `vlan_filtering 1`. */
+  readonly vlanFiltering?: boolean;
+  /** A port of a VLAN-filtering bridge (or the bridge itself): its VLANs (default `vid 1 pvid untagged`). */
+  readonly vlans?: {
+    readonly pvid?: number;
+    readonly untagged?: readonly number[];
+    readonly tagged?: readonly (readonly [number, number])[];
+  };
 }
 
 export interface NodeSpec {
@@ -72,6 +80,14 @@ function iface(name: string, s: IfaceSpec): Iface {
   }
   if (s.segment) i.segment = s.segment;
   if (s.pointToPoint) i.pointToPoint = true;
+  if (s.vlanFiltering) i.vlanFiltering = true;
+  if (s.vlans)
+    i.bridgeVlans = {
+      ...(s.vlans.pvid !== undefined ? { pvid: s.vlans.pvid } : {}),
+      untagged: s.vlans.untagged ?? [],
+      tagged: s.vlans.tagged ?? [],
+      origin: implicit(`bridge vlan of ${name}`),
+    };
   return i;
 }
 
