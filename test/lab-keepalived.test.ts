@@ -29,6 +29,9 @@ const SCENARIOS = [
   'ha-failover-vmac-no-mac-spoofing',
   // The backup's clean-traffic drops what it sends from the VIP once it holds it.
   'ha-failover-backup-clean-traffic',
+  // vrrp_strict without accept: keepalived ignores the authentication block and starts a `state MASTER` below
+  // priority 255 as BACKUP, then elects as usual (its nft drop rules for the VIPs do not touch VRRP).
+  'ha-vrrp-strict-no-accept',
 ];
 
 describe.skipIf(SKIP !== undefined)('real keepalived and the simulator on the HA scenarios', () => {

@@ -162,7 +162,7 @@ export async function runVrrpLab(
   const advertInt = Math.max(1, maxOf(groups.flatMap((g) => g.members.map((m) => m.instance.advertInt))));
   // A backup declares the master dead after 3 advert intervals plus its skew (< 1 s); then adverts settle.
   const settleMs = o.settleMs ?? (3 * advertInt + 2) * 1000;
-  const lab = await labUp(loaded, { ...o, directorMode: o.directorMode ?? { kind: 'fresh' } });
+  const lab = await labUp(loaded, { ...o, directorMode: o.directorMode ?? { kind: 'fresh' }, runsKeepalived: true });
   const states: Record<string, string[]> = {};
   const held = new Map<string, boolean>();
   const heldAfter = new Map<string, boolean>();

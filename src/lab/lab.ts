@@ -32,6 +32,8 @@ export interface LabOptions {
   /** Leave processes running after this process exits (`lab up`). */
   readonly detach?: boolean;
   readonly directorMode?: DirectorMode;
+  /** Real keepalived runs on the directors (`lab vrrp`): its strict-mode rules need no stand-in. */
+  readonly runsKeepalived?: boolean;
   /** Who plays the directors: real IPVS through ipvsadm (`auto` when the kernel has it) or the nftables emulation. */
   readonly directors?: 'auto' | DirectorEngine;
   readonly log?: (line: string) => void;
@@ -345,7 +347,11 @@ export async function labUp(loaded: LoadedScenario, o: LabOptions = {}): Promise
   if (o.directors === 'ipvs' && !pf.ipvs) throw new Error(`no IPVS here: ${pf.ipvsMissing}`);
   // What this kernel cannot show is said before anything is built (exit 4 in `lab`, never a made-up verdict).
   const caps = kernelCapabilities();
-  const limits = labLimits(loaded, { ...caps, ipvs: caps.ipvs && o.directors !== 'nftables' });
+  const limits = labLimits(
+    loaded,
+    { ...caps, ipvs: caps.ipvs && o.directors !== 'nftables' },
+    { runsKeepalived: o.runsKeepalived === true },
+  );
   if (limits.length > 0) throw new LabLimitError(limits);
   const prefix = o.prefix ?? `${LAB_PREFIX}${o.detach ? 'up' : ''}${process.pid}-${counter++}-`;
   const workDir = mkdtempSync(join(tmpdir(), `lvsdoctor-lab-${prefix}`));

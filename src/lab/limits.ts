@@ -99,7 +99,12 @@ export function idleTunnel(i: Iface): boolean {
 const EMULATED_SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'fo']);
 
 /** Why the lab cannot show this scenario on a kernel with `caps` (empty: it can). One line each. */
-export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): string[] {
+export function labLimits(
+  loaded: LoadedScenario,
+  caps: KernelCapabilities,
+  /** `lab vrrp` runs real keepalived: its strict-mode rules are then there (it compares VRRP, it sends no probe). */
+  o: { readonly runsKeepalived?: boolean } = {},
+): string[] {
   const out: string[] = [];
   const s = loaded.scenario;
   // A tunl0 that is down and has no address (the ipip module merely loaded) carries nothing: the lab leaves it out.
@@ -202,9 +207,9 @@ export function labLimits(loaded: LoadedScenario, caps: KernelCapabilities): str
       }
   for (const [g, k] of loaded.keepalived)
     for (const inst of k.vrrpInstances)
-      if ((inst.strict || k.globals.vrrpStrict) && !inst.accept)
+      if ((inst.strict || k.globals.vrrpStrict) && !inst.accept && !o.runsKeepalived)
         out.push(
-          `keepalived vrrp_strict without accept on ${g} (${inst.name}): the lab runs no keepalived, so the rules it installs to drop traffic to the VIPs are not there`,
+          `keepalived vrrp_strict without accept on ${g} (${inst.name}): lab run runs no keepalived, so the nft drop rules it installs for the VIPs (ip keepalived, input priority -1, before the DR emulation's netdev ingress would not see them anyway) are not there; lab vrrp runs keepalived but sends no probes`,
         );
   return [...new Set(out)];
 }

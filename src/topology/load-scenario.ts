@@ -32,6 +32,7 @@ import { filePos, implicit, type Origin, type Position } from '../source/origin.
 import { type LinkInfo, readIpAddr } from './ip-addr.ts';
 import { neighUsable, readIpNeigh } from './ip-neigh.ts';
 import { readIpRoute, readIpRule } from './ip-route.ts';
+import { keepalivedStrictTable } from './keepalived-strict.ts';
 import type {
   AddressAssignment,
   Iface,
@@ -920,6 +921,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       }
       role ??= 'director';
     }
+    let strictDrops: IptTable | undefined;
     if (g.keepalived) {
       const a = readArtifact(ctx, g.keepalived, ['guests', guestName, 'keepalived']);
       if (a) {
@@ -931,6 +933,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         keepalivedIssues.set(guestName, [...r.issues]);
         if (r.value) {
           keepalived.set(guestName, r.value);
+          strictDrops = keepalivedStrictTable(r.value);
           keepalivedFiles.set(guestName, { text: a.text, file: a.file });
           // keepalived programs IPVS itself: without an ipvsadm listing, its configuration is the table.
           if (!ipvs.has(guestName) && r.value.table.services.length > 0) {
@@ -988,6 +991,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       ...(nat ? { nat } : {}),
       ...(filter && liveTable(filter) ? { filter } : {}),
       ...(raw && liveTable(raw) ? { raw } : {}),
+      ...(strictDrops ? { keepalivedDrops: strictDrops } : {}),
     });
   }
   const hostNames = new Map<string, IpAddress>();

@@ -197,6 +197,11 @@ export interface Node {
   readonly filter?: IptTable;
   /** The node's own iptables raw table: PREROUTING and OUTPUT, before conntrack (NOTRACK, DROP). */
   readonly raw?: IptTable;
+  /**
+   * keepalived's own nft table for strict instances without `accept` (`keepalived-strict.ts`): INPUT drops packets to
+   * their VIPs, OUTPUT packets from them, at priority -1 — before the node's filter table and IPVS.
+   */
+  readonly keepalivedDrops?: IptTable;
 }
 
 export interface Segment {

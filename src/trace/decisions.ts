@@ -24,7 +24,7 @@ import type {
 } from './engines.ts';
 import { manglePrerouting, type NatHookCtx, natChain, natPostrouting } from './firewall.ts';
 import { addrTypeOf, lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
-import { type NodeHook, type NodeHookCtx, nodeTableStep } from './node-tables.ts';
+import { type NodeHook, type NodeHookCtx, type NodeTable, nodeTableStep } from './node-tables.ts';
 import type { Hop, NetfilterStep } from './types.ts';
 
 export type Question =
@@ -83,7 +83,7 @@ export type Question =
    */
   | {
       readonly kind: 'node-table';
-      readonly table: 'filter' | 'raw';
+      readonly table: NodeTable;
       readonly hook: NodeHook;
       readonly frame: EthernetFrame;
       readonly ctx: NodeHookCtx;

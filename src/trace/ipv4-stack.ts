@@ -282,7 +282,7 @@ function ipReceive(
     if (!ipSourceValid(w, st, iface, hop, pkt.src)) return;
     // NF_INET_LOCAL_IN: the host's filter INPUT (priority 0) before IPVS (ip_vs_in, after it).
     if (!hostFilter(w, st, hop, 'INPUT', pkt, { inIface: iface.name })) return;
-    if (node.filter && !nodeFilter(w, st, hop, 'INPUT', pkt, { inIface: iface.name, ...(ct ? { ct } : {}) })) return;
+    if (ct && !nodeFilter(w, st, hop, 'INPUT', pkt, { inIface: iface.name, ct })) return;
     // IPIP to a local address: the ipip module hands the inner packet to tunl0, which receives it anew.
     if (pkt.protocol === IPPROTO_IPIP && pkt.payload.kind === 'ipv4') {
       decapsulate(w, st, hop, pkt.payload);

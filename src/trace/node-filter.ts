@@ -19,7 +19,7 @@
 import { MAC_ZERO } from '../addr/mac.ts';
 import { ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet } from '../wire/types.ts';
 import type { NodeState } from './dataplane.ts';
-import { type NodeCt, type NodeHook, type NodeHookCtx, UNTRACKED } from './node-tables.ts';
+import { type NodeCt, type NodeHook, type NodeHookCtx, type NodeTable, UNTRACKED } from './node-tables.ts';
 import { ruleQuote } from './render-step.ts';
 import type { Hop, NetfilterStep } from './types.ts';
 import type { Walking } from './walk.ts';
@@ -33,12 +33,12 @@ function hookPasses(
   w: Walking,
   st: NodeState,
   hop: Hop,
-  table: 'filter' | 'raw',
+  table: NodeTable,
   hook: NodeHook,
   pkt: Ipv4Packet,
   ctx: NodeHookCtx,
 ): { readonly pass: boolean; readonly step?: NetfilterStep } {
-  if (!st.node[table]) return { pass: true };
+  if (!(table === 'keepalived' ? st.node.keepalivedDrops : st.node[table])) return { pass: true };
   const step = w.ask(st, hop, { kind: 'node-table', table, hook, frame: frameOf(pkt), ctx });
   if (!step) return { pass: true };
   hop.steps.push(step);
@@ -46,7 +46,9 @@ function hookPasses(
   w.end(
     hop,
     'dropped-by-filter',
-    `${st.node.name}'s own ${step.nft ? 'nft' : `iptables -t ${table}`} ${hook}: ${ruleQuote(step)}`,
+    table === 'keepalived'
+      ? `keepalived on ${st.node.name} (strict mode, no accept) ${hook}: ${ruleQuote(step)}`
+      : `${st.node.name}'s own ${step.nft ? 'nft' : `iptables -t ${table}`} ${hook}: ${ruleQuote(step)}`,
     step.origin,
   );
   return { pass: false, step };
@@ -87,6 +89,8 @@ export function nodeFilter(
   pkt: Ipv4Packet,
   ctx: NodeHookCtx,
 ): boolean {
+  // keepalived's strict-mode chains (priority -1) come before the filter table; only INPUT has one of these two.
+  if (hook === 'INPUT' && !hookPasses(w, st, hop, 'keepalived', hook, pkt, ctx).pass) return false;
   return hookPasses(w, st, hop, 'filter', hook, pkt, ctx).pass;
 }
 
@@ -105,6 +109,7 @@ export function nodeLocalOut(
   const raw = hookPasses(w, st, hop, 'raw', 'OUTPUT', pkt, { outIface });
   if (!raw.pass) return false;
   const state = ct ?? (raw.step?.notrack ? UNTRACKED : track(w, st, hop, pkt));
+  if (!hookPasses(w, st, hop, 'keepalived', 'OUTPUT', pkt, { outIface, ct: state }).pass) return false;
   return hookPasses(w, st, hop, 'filter', 'OUTPUT', pkt, { outIface, ct: state }).pass;
 }
 

@@ -30,7 +30,14 @@ export const UNTRACKED: NodeCt = { ctState: 'UNTRACKED', ctDir: 'ORIGINAL' };
 
 /** True when the node has a filter or raw table of its own to evaluate. */
 export function hasNodeTables(node: Node): boolean {
-  return node.filter !== undefined || node.raw !== undefined;
+  return node.filter !== undefined || node.raw !== undefined || node.keepalivedDrops !== undefined;
+}
+
+/** Which of the node's tables a question names: its filter and raw tables, or keepalived's strict-mode drops. */
+export type NodeTable = 'filter' | 'raw' | 'keepalived';
+
+function tableOf(node: Node, t: NodeTable): IptTable | undefined {
+  return t === 'keepalived' ? node.keepalivedDrops : node[t];
 }
 
 /** `-m addrtype` as the node's routing sees an address. */
@@ -54,12 +61,12 @@ function addrTypeOf(node: Node): (addr: Ipv4, which: 'src' | 'dst') => string {
  */
 export function nodeTableStep(
   node: Node,
-  table: 'filter' | 'raw',
+  table: NodeTable,
   hook: NodeHook,
   frame: EthernetFrame,
   ctx: NodeHookCtx,
 ): NetfilterStep | undefined {
-  const t: IptTable | undefined = node[table];
+  const t = tableOf(node, table);
   if (!t || frame.payload.kind !== 'ipv4') return undefined;
   const ectx: IptEvalContext = {
     ...(ctx.inIface !== undefined ? { inIface: ctx.inIface } : {}),
@@ -81,7 +88,7 @@ export function nodeTableStep(
   return {
     kind: 'netfilter',
     family: 'ipv4',
-    table,
+    table: table === 'keepalived' ? 'filter' : table,
     hook,
     verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
     chain: deciding?.chain ?? d.chain,

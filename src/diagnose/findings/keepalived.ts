@@ -1,12 +1,17 @@
 /** keepalived: defaults that surprise, vrrp_strict's drop rules, and the VMAC against MAC anti-spoofing. */
 import { type Mac, parseMac } from '../../addr/mac.ts';
+import type { KeepalivedVrrpInstance } from '../../ipvs/keepalived.ts';
 import { implicit } from '../../source/origin.ts';
+import { commentName, shellCommand } from '../../source/shell.ts';
+import { keepalivedStrictTable } from '../../topology/keepalived-strict.ts';
+import type { LoadedScenario } from '../../topology/load-scenario.ts';
 import { walkFrame } from '../../trace/frame-walk.ts';
 import { openSession } from '../../trace/session.ts';
 import type { Hop, NetfilterStep } from '../../trace/types.ts';
 import type { EthernetFrame } from '../../wire/types.ts';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../wire/types.ts';
-import { guestEgressVerdict, tapOf } from '../facts.ts';
+import { dropStep, endHop, guestEgressVerdict, tapOf } from '../facts.ts';
+import type { FixProposal } from '../types.ts';
 import type { Detected, DiagnoseContext, FindingKind } from './kind.ts';
 import { pveDropFixes, pveDropNic } from './pve-drop-fixes.ts';
 
@@ -81,28 +86,72 @@ export const keepalivedDefaultMethod: FindingKind = {
   },
 };
 
+/** Adds `accept` to strict instances of `guest` (all, or the one named): keepalived then installs no drop rules. */
+function acceptFix(guest: string, instance: string): FixProposal {
+  return {
+    id: `keepalived-accept:${guest}:${instance}`,
+    title: `On ${guest}: add \`accept\` to vrrp_instance ${instance} (keepalived then lets traffic to its VIPs in)`,
+    keeps:
+      'vrrp_strict for everything else (RFC-conformant adverts, no authentication); only the drop of traffic to the VIPs goes',
+    protectionRank: 90,
+    artifacts: [],
+    commands: [
+      `# on ${commentName(guest)}: in keepalived.conf, inside vrrp_instance ${commentName(instance)} { … }, add the line`,
+      '#     accept',
+      shellCommand('systemctl', 'reload', 'keepalived'),
+    ],
+    apply: (s: LoadedScenario) => {
+      const conf = s.keepalived.get(guest);
+      const n = s.scenario.nodes.get(guest);
+      if (!conf || !n) return s;
+      const next = {
+        ...conf,
+        vrrpInstances: conf.vrrpInstances.map((v) => (v.name === instance ? { ...v, accept: true } : v)),
+      };
+      const keepalived = new Map(s.keepalived);
+      keepalived.set(guest, next);
+      const nodes = new Map(s.scenario.nodes);
+      const { keepalivedDrops: _old, ...rest } = n;
+      const drops = keepalivedStrictTable(next);
+      nodes.set(guest, { ...rest, ...(drops ? { keepalivedDrops: drops } : {}) });
+      return { ...s, keepalived, scenario: { ...s.scenario, nodes } };
+    },
+  };
+}
+
+function strictFinding(guest: string, v: KeepalivedVrrpInstance): Detected['finding'] {
+  return {
+    code: 'vrrp-strict-drops',
+    severity: 'error',
+    title: `${guest}: vrrp_instance ${v.name} is strict without accept — its VIPs drop incoming traffic`,
+    explanation: `In strict mode keepalived (2.2.7, seen in the lab) installs its own nft table \`ip keepalived\` with \`ip daddr @vips drop\` in an input chain of priority -1 and \`ip saddr @vips drop\` in an output chain, the set holding the instance's VIPs (${v.virtualIpaddresses.map((x) => x.text).join(', ')}) unless \`accept\` is set: it runs before iptables INPUT and before IPVS (LOCAL_IN, priority 99), so the virtual services never see a packet. Add \`accept\` to the instance (or drop vrrp_strict). (Strict mode also ignores \`authentication\`, and a \`state MASTER\` below priority 255 starts as BACKUP.)`,
+    where: guest,
+    culprit: { kind: 'file', label: `vrrp_instance ${v.name}`, pos: v.pos },
+  };
+}
+
 export const vrrpStrictDrops: FindingKind = {
   code: 'vrrp-strict-drops',
   severity: 'error',
   title: 'vrrp_strict makes keepalived drop traffic to the VIPs',
   source: 'static',
   needs: 'a keepalived vrrp_instance in strict mode (vrrp_strict, strict_mode, no_accept) without `accept`',
+  detect(ctx, trace) {
+    if (trace.disposition !== 'dropped-by-filter') return undefined;
+    const hop = endHop(trace);
+    const drop = hop && dropStep(hop);
+    if (!hop || !drop || !drop.nft?.chain.startsWith('ip keepalived')) return undefined;
+    const conf = ctx.loaded.keepalived.get(hop.place.node);
+    const v = conf?.vrrpInstances.find((x) => x.pos === drop.origin.pos);
+    if (!v) return undefined;
+    return { finding: strictFinding(hop.place.node, v), fixes: [acceptFix(hop.place.node, v.name)] };
+  },
   check(ctx) {
     const out: Detected[] = [];
     for (const [guest, conf] of ctx.loaded.keepalived)
       for (const v of conf.vrrpInstances) {
         if (!v.strict || v.accept || v.virtualIpaddresses.length === 0) continue;
-        out.push({
-          finding: {
-            code: this.code,
-            severity: this.severity,
-            title: `${guest}: vrrp_instance ${v.name} is strict without accept — its VIPs drop incoming traffic`,
-            explanation: `In strict mode keepalived installs a firewall rule dropping every packet to the instance's VIPs (${v.virtualIpaddresses.map((x) => x.text).join(', ')}) unless \`accept\` is set; it sits in INPUT before IPVS, so the virtual services never see a packet. Add \`accept\` to the instance (or drop vrrp_strict).`,
-            where: guest,
-            culprit: { kind: 'file', label: `vrrp_instance ${v.name}`, pos: v.pos },
-          },
-          fixes: [],
-        });
+        out.push({ finding: strictFinding(guest, v), fixes: [acceptFix(guest, v.name)] });
       }
     return out;
   },
