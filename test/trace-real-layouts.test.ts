@@ -104,6 +104,22 @@ const LAYOUTS: readonly Layout[] = [
     layout: 'host firewall: conntrack INVALID dropped in FORWARD',
     wrong: { fix: 'sysctl' },
   },
+  {
+    scenario: 'nat-one-armed-rs-via-router',
+    layout: 'LVS-NAT with a real server routed past the director',
+    wrong: 'stale-director-filter',
+    noRules: true,
+  },
+  {
+    scenario: 'ha-failover-backup-clean-traffic',
+    layout: 'keepalived HA pair, the backup behind clean-traffic',
+    wrong: 'no-director-filter',
+  },
+  {
+    scenario: 'ha-unicast-no-ip-multicast-healthy',
+    layout: 'keepalived unicast pair behind no-ip-multicast',
+    wrong: 'stale-director-filter',
+  },
 ];
 
 const SKIP = TRACE_SKIP_REASON;
@@ -163,6 +179,9 @@ async function record(l: Layout, model: LoadedScenario): Promise<LayoutRecording
         const ns = lab.plan.nsOf.get(h)!;
         execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: TRACING_RULESET });
         snapshot(ns, h, 'start');
+        // The handles the traces will name: listed after the start snapshot, since ebtables-nft's `ebtables -L`
+        // re-adds every user chain's policy rule with a new handle.
+        files.get(h)!.set('nft-ruleset-handles.txt', sh(['ip', 'netns', 'exec', ns, 'nft', '-a', 'list', 'ruleset']));
         for (const [name, argv] of [
           ['nft-monitor-trace.txt', ['nft', 'monitor', 'trace']],
           ['xtables-monitor-trace.txt', ['xtables-monitor', '--trace']],
@@ -187,7 +206,6 @@ async function record(l: Layout, model: LoadedScenario): Promise<LayoutRecording
       for (const h of hosts) {
         const ns = lab.plan.nsOf.get(h)!;
         snapshot(ns, h, 'end');
-        files.get(h)!.set('nft-ruleset-handles.txt', sh(['ip', 'netns', 'exec', ns, 'nft', '-a', 'list', 'ruleset']));
       }
       for (const m of monitors) files.get(m.host)!.set(m.name, m.out);
     },
@@ -229,7 +247,7 @@ async function record(l: Layout, model: LoadedScenario): Promise<LayoutRecording
         "| file (per hypervisor `<host>/`) | command (in that host's namespace) |\n| --- | --- |\n" +
         '| nft-monitor-trace.txt | `nft monitor trace`, from before the first probe to after the last |\n' +
         '| xtables-monitor-trace.txt | `xtables-monitor --trace`, the same span |\n' +
-        '| nft-ruleset-handles.txt | `nft -a list ruleset`, after the probes |\n' +
+        "| nft-ruleset-handles.txt | `nft -a list ruleset`, after the start snapshot, before the monitors start (ebtables-nft 1.8.9 re-adds each user chain's policy rule with a new handle at every `ebtables -L`) |\n" +
         WINDOW_LISTINGS.map(
           ([id, cmd]) =>
             `| start/${id}.txt, end/${id}.txt | \`${cmd}\` before the monitors start and after they stop |\n`,

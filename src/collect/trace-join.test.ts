@@ -84,6 +84,33 @@ describe('kernel traces of the founding case joined to the model', () => {
       expect(by['tcp-rs-192.0.2.226-80']!.verdict).toBe('no-evidence');
     });
 
+  it('places xtables-monitor events of a policy rule ebtables-nft re-added after the trace (a later `ebtables -L`)', () => {
+    // Every user chain's last `counter … accept` (its policy rule) listed with a later handle, as after `ebtables -L`.
+    const readded = text('nft-ruleset-handles.txt').replace(
+      /^(\s*counter packets \d+ bytes \d+ accept) # handle (\d+)(\n\s*\})/gm,
+      (_m, rule: string, h: string, end: string) => `${rule} # handle ${Number(h) + 1000}${end}`,
+    );
+    expect(readded).not.toBe(text('nft-ruleset-handles.txt'));
+    const join = (handles: string) =>
+      joinKernelTraces(
+        diagnose(load('kvm-lvs-dr')),
+        inputs(['xtables-monitor-trace.txt']),
+        compileAllHostRules(load('kvm-lvs-dr')).hostRules,
+        new Map([['host1', { ...listings(), nft: readNftRules(handles, 'nft-a.txt').value! }]]),
+        load('kvm-lvs-dr').scenario,
+      );
+    expect(join(readded).unmapped.map((u) => `${u.event.pos.line}: ${u.why}`)).toEqual([]);
+    // A rule that decides and is gone from the listing (not a policy rule) stays unplaced, said so.
+    const gone = text('nft-ruleset-handles.txt').replace(
+      /(chain I-vnet0-ipv4-ip \{[^}]*?counter packets \d+ bytes \d+ drop) # handle (\d+)/,
+      (_m, rule: string, h: string) => `${rule} # handle ${Number(h) + 1000}`,
+    );
+    expect(gone).not.toBe(text('nft-ruleset-handles.txt'));
+    expect(join(gone).unmapped.map((u) => u.why)).toContainEqual(
+      expect.stringMatching(/^no rule with handle \d+ in bridge nat/),
+    );
+  });
+
   it('contradicts the model with the fix applied (no binding on vnet0): the kernel traversed rules it does not have', () => {
     const base = load('kvm-lvs-dr');
     const k = joinTo(findFix(base, 'remove-filterref').fix!.apply(base), ['nft-monitor-trace.txt']);

@@ -148,6 +148,17 @@ function locate(
   const inChain = (L?.nft ?? []).filter((r) => r.table === nftTable && r.chain === e.chain);
   let nft: NftListedRule | undefined;
   if (e.handle !== undefined) nft = inChain.find((r) => r.handle === e.handle);
+  if (!nft && e.handle !== undefined && e.family === 'bridge' && managed) {
+    // ebtables-nft (1.8.9) deletes and re-adds every user chain's policy rule (`counter accept`, last in the chain)
+    // at each `ebtables -L`: listed after the trace, it has a later handle. A handle no longer listed, in a chain whose
+    // last rule is such a policy rule with a later handle and the same verdict, is that rule.
+    const last = inChain.reduce<NftListedRule | undefined>(
+      (a, r) => (a && a.ruleNumber > r.ruleNumber ? a : r),
+      undefined,
+    );
+    const policy = last && /^(?:counter(?: packets \d+ bytes \d+)? )?(accept|drop|return)$/.exec(last.text.trim());
+    if (last?.handle !== undefined && last.handle > e.handle && policy?.[1] === e.verdict) nft = last;
+  }
   if (!nft && e.tool === 'nft-monitor' && e.ruleText !== undefined) {
     const key = nftRuleKey(e.ruleText);
     // Of rules that read the same and decide, the kernel always stops at the first: the later ones are shadowed.
