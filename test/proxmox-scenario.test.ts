@@ -406,6 +406,17 @@ describe('a Proxmox host in a scenario', () => {
       );
       expect(t.hops.some((h) => h.end?.reason.includes('completed the handshake'))).toBe(true);
       expect(d.findings.map((f) => f.code)).toContain('conntrack-invalid');
+      // pve-firewall sets bridge-nf-call-iptables back to 1: the fix is host.fw's nf_conntrack_allow_invalid (F).
+      const fix = d.fixes.find((f) => f.id === 'pve-allow-invalid-pve1')!;
+      expect([fix.verified, fix.unblocks]).toEqual([true, ['http-to-vip']]);
+      expect(fix.artifacts).toEqual([
+        {
+          path: 'pve-pve1/nodes/pve1/host.fw',
+          content: expect.stringMatching(/^\[OPTIONS\]\n\nnf_conntrack_allow_invalid: 1\n/),
+        },
+      ]);
+      expect(fix.commands).toContain('pvesh set /nodes/pve1/firewall/options --nf_conntrack_allow_invalid 1');
+      expect(d.fixes.map((f) => f.id)).not.toContain('sysctl:pve1:net.bridge.bridge-nf-call-iptables=0');
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }

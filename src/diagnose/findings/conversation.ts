@@ -17,6 +17,7 @@ import { sysctlFix } from '../sysctl-fix.ts';
 import type { FixProposal } from '../types.ts';
 import { brNetfilterOff } from './bridged-forward-drop.ts';
 import type { Detected, FindingKind } from './kind.ts';
+import { pveHostOptionFix } from './pve-fix.ts';
 
 /**
  * A host firewall with br_netfilter drops a packet of an established conversation as ctstate INVALID: the host
@@ -50,10 +51,32 @@ export const conntrackInvalid: FindingKind = {
         where: `${host.name}:${hop.place.iface ?? ''}`,
         culprit: drop.origin,
       },
-      fixes: [brNetfilterOff(host)],
+      fixes: pveAllowInvalid(ctx.loaded, host.name, drop) ?? [brNetfilterOff(host)],
     };
   },
 };
+
+/**
+ * On a Proxmox node the INVALID drop is pve-firewall's (PVEFW-FORWARD rule 1), and bridge-nf-call-iptables=0 does not
+ * last (pve-firewall sets it to 1 whenever it runs): the fix is host.fw's `nf_conntrack_allow_invalid: 1`, which
+ * leaves that rule out (fact sheet §7.2 F).
+ */
+function pveAllowInvalid(loaded: LoadedScenario, host: string, drop: NetfilterStep): FixProposal[] | undefined {
+  const pve = loaded.proxmox?.get(host);
+  if (!pve || drop.chain !== 'PVEFW-FORWARD') return undefined;
+  const fix = pveHostOptionFix({
+    hostName: host,
+    pve,
+    key: 'nf_conntrack_allow_invalid',
+    value: '1',
+    id: `pve-allow-invalid-${host}`,
+    title: `host.fw of ${host}: nf_conntrack_allow_invalid: 1 (PVEFW-FORWARD no longer drops ctstate INVALID)`,
+    keeps:
+      "every guest's chains (ipfilter, macfilter, rules, policies) and the node's own INPUT/OUTPUT rules; it loses INVALID-state protection for bridged and routed traffic on that node",
+    protectionRank: 45,
+  });
+  return fix ? [fix] : [];
+}
 
 /** What an operator can change on the host, in the syntax of the rule set the host uses. */
 function remedies(host: string, vip: string, drop: NetfilterStep): string {

@@ -3,8 +3,10 @@
  * scenario with a Proxmox node rebuilt from edited files, and a fix written as one guest's edited `.fw` file (with
  * the `pvesh` commands that make the same edit) whose `apply` compiles the edited files again for the re-trace.
  */
+import { setFwOption } from '../../proxmox/fw-edit.ts';
 import type { PveNodeFiles } from '../../proxmox/node-files.ts';
 import type { Origin } from '../../source/origin.ts';
+import { shellCommand } from '../../source/shell.ts';
 import type { LoadedScenario } from '../../topology/load-scenario.ts';
 import type { Node } from '../../topology/model.ts';
 import { type PveHost, pveHostFrom } from '../../topology/proxmox-host.ts';
@@ -111,6 +113,51 @@ export function pveFwFix(o: {
       `# on ${hostName} (or any node of its cluster):`,
       ...o.pvesh,
       `# or: cp -- pve-${hostName}/firewall/${vmid}.fw /etc/pve/firewall/${vmid}.fw`,
+    ],
+    apply: (s) => {
+      const cur = s.proxmox?.get(hostName);
+      const next = cur === undefined || cur === pve ? rebuilt : edited(cur);
+      return next ? withPveHost(s, hostName, next) : s;
+    },
+  };
+}
+
+/**
+ * A fix that sets one option of a node's `host.fw` (created when the node has none): the edited file, the `pvesh`
+ * command for the same edit, and the node compiled again for the re-trace.
+ */
+export function pveHostOptionFix(o: {
+  readonly hostName: string;
+  readonly pve: PveHost;
+  readonly key: string;
+  readonly value: string;
+  readonly id: string;
+  readonly title: string;
+  readonly keeps: string;
+  readonly protectionRank: number;
+}): FixProposal | undefined {
+  const { pve, hostName } = o;
+  const node = pve.files.nodeName;
+  const edited = (cur: PveHost): PveHost | undefined => {
+    const h = cur.files.host ?? { file: `nodes/${node}/host.fw`, text: '' };
+    const text = setFwOption(h.text, o.key, o.value);
+    if (text === h.text) return cur;
+    return pveHostFrom({ ...cur.files, host: { ...h, text } }).value;
+  };
+  const before = pve.files.host?.text ?? '';
+  const text = setFwOption(before, o.key, o.value);
+  const rebuilt = edited(pve);
+  if (text === before || !rebuilt) return undefined;
+  return {
+    id: o.id,
+    title: o.title,
+    keeps: o.keeps,
+    protectionRank: o.protectionRank,
+    artifacts: [{ path: `pve-${hostName}/nodes/${node}/host.fw`, content: text }],
+    commands: [
+      `# on ${hostName}:`,
+      shellCommand('pvesh', 'set', `/nodes/${node}/firewall/options`, `--${o.key}`, o.value),
+      `# or: cp -- pve-${hostName}/nodes/${node}/host.fw /etc/pve/nodes/${node}/host.fw`,
     ],
     apply: (s) => {
       const cur = s.proxmox?.get(hostName);
