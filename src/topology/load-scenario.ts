@@ -719,12 +719,14 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         }
       }
     }
+    // `ip route` of the host (a routing Proxmox node's default route): as given, else its connected routes only
+    const hostRoutes = h['ip-route'] ? routesOf(ctx, h['ip-route'], ['hosts', hostName, 'ip-route']) : undefined;
     nodes.set(hostName, {
       name: hostName,
       kind: 'host',
       role: 'other',
       interfaces: ifaces,
-      routes: connectedRoutes(ifaces.values()),
+      routes: hostRoutes ?? connectedRoutes(ifaces.values()),
       neighbours: new Map(),
       sysctl,
       listeners: [],
@@ -801,27 +803,9 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       const tap = host.interfaces.get(ifc.targetDev) as MutIface | undefined;
       if (tap) tap.peer = { node: guestName, iface: nic.name };
     });
-    let routes: Route[] = [];
-    if (g['ip-route']) {
-      const a = readArtifact(ctx, g['ip-route'], ['guests', guestName, 'ip-route']);
-      if (a) {
-        const r = readIpRoute(a.text, a.file);
-        appendAll(ctx.issues, r.issues);
-        routes = (r.value ?? []).map((e) => ({
-          dst: e.dst,
-          ...(e.via !== undefined ? { via: e.via } : {}),
-          ...(e.dev !== undefined ? { dev: e.dev } : {}),
-          ...(e.src !== undefined ? { src: e.src } : {}),
-          metric: e.metric,
-          type: e.type,
-          ...(e.table !== 'main' ? { table: e.table } : {}),
-          ...(e.onlink ? { onlink: true } : {}),
-          ...(e.mtu !== undefined ? { mtu: e.mtu } : {}),
-          ...(e.advmss !== undefined ? { advmss: e.advmss } : {}),
-          origin: { kind: 'file', label: e.table === 'main' ? 'route' : `route (table ${e.table})`, pos: e.pos },
-        }));
-      }
-    }
+    const routes: Route[] = g['ip-route']
+      ? (routesOf(ctx, g['ip-route'], ['guests', guestName, 'ip-route']) ?? [])
+      : [];
     let mangle: IptTable | undefined;
     let nat: IptTable | undefined;
     let filter: IptTable | undefined;
@@ -1278,4 +1262,25 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
 /** Whether a table can change anything: a built-in chain with rules or a policy other than ACCEPT. */
 function liveTable(t: IptTable): boolean {
   return t.chains.some((c) => c.builtin && (c.rules.length > 0 || (c.policy ?? 'ACCEPT') !== 'ACCEPT'));
+}
+
+/** An `ip route` listing as the node's routes (undefined when the file cannot be read). */
+function routesOf(ctx: Ctx, file: string, at: (string | number)[]): Route[] | undefined {
+  const a = readArtifact(ctx, file, at);
+  if (!a) return undefined;
+  const r = readIpRoute(a.text, a.file);
+  appendAll(ctx.issues, r.issues);
+  return (r.value ?? []).map((e) => ({
+    dst: e.dst,
+    ...(e.via !== undefined ? { via: e.via } : {}),
+    ...(e.dev !== undefined ? { dev: e.dev } : {}),
+    ...(e.src !== undefined ? { src: e.src } : {}),
+    metric: e.metric,
+    type: e.type,
+    ...(e.table !== 'main' ? { table: e.table } : {}),
+    ...(e.onlink ? { onlink: true } : {}),
+    ...(e.mtu !== undefined ? { mtu: e.mtu } : {}),
+    ...(e.advmss !== undefined ? { advmss: e.advmss } : {}),
+    origin: { kind: 'file', label: e.table === 'main' ? 'route' : `route (table ${e.table})`, pos: e.pos },
+  }));
 }

@@ -25,6 +25,8 @@ export const hostSchema = z.strictObject({
   'nwfilter-dir': relFile.optional(),
   bindings: relFile.optional(),
   sysctl: relFile.optional(),
+  /** The host's `ip route` (e.g. a node routing between its bridges); without it, its connected routes only. */
+  'ip-route': relFile.optional(),
   'iptables-save': relFile.optional(),
   /** The host's `ipset save`: the sets its iptables rules match (`--match-set`) as the kernel has them. */
   'ipset-save': relFile.optional(),

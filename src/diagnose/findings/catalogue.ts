@@ -8,6 +8,7 @@ import { ipLearningDhcpStatic } from './ip-learning-dhcp.ts';
 import { keepalivedDefaultMethod, keepalivedDefaultProtocol, vmacBlocked, vrrpStrictDrops } from './keepalived.ts';
 import type { FindingKind } from './kind.ts';
 import { drReplyViaDirector, natForwardingOff, natReplyBypassesDirector, tunNoIpip, tunRpFilter } from './methods.ts';
+import { pveHostForwardDrop } from './pve-host-forward.ts';
 import { rsAntiSpoofing } from './rs-anti-spoofing.ts';
 import { rsDirectUnreachableKind } from './rs-direct.ts';
 import { ipLearningDirector, ipv6VipDropped } from './static-filters.ts';
@@ -54,6 +55,7 @@ export const FINDING_KINDS: readonly FindingKind[] = [
   conntrackInvalid,
   pmtuBlackhole,
   hostNatCaptures,
+  pveHostForwardDrop,
   bridgedForwardDrop,
   guestFirewallDrops,
   ipvsConnDeletedServer,
