@@ -156,6 +156,8 @@ describe('the findings catalogue', () => {
       'bridged-forward-drop',
       // a hypervisor's own nat rules: dr-host-* scenarios of the corpus (trigger and near-identical healthy controls)
       'host-nat-captures',
+      // a routing Proxmox node's proxmox-firewall forward chain: the pve-nft-routed-* scenarios of the corpus
+      'pve-host-forward-drop',
       // VRRP pairs: the ha-* scenarios of fixtures/scenarios (test/corpus.test.ts)
       'vrrp-split-brain',
       'vrrp-adverts-dropped',
