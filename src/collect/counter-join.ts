@@ -324,16 +324,20 @@ export function probeEvidence(
   const decided = new Set<string>();
   for (const t of report.traces)
     for (const h of t.hops) for (const s of h.steps) if (s.kind === 'netfilter') decided.add(stepKey(h.place.node, s));
-  // Indexed by the port their chain is about: each probe looks up only the ports it crosses.
-  const unexplained = new Map<string, JoinedCount[]>();
+  // Indexed by node and the port their chain is about: each probe looks up only the ports it crosses.
+  const unexplained = new Map<string, Map<string, JoinedCount[]>>();
   for (const [k, j] of moved) {
     if (decided.has(k) || !isDrop(j.rule.text)) continue;
     const port = chainPort(j.rule.chain);
     if (port === undefined) continue;
-    const key = `${j.node}\t${port}`;
-    const list = unexplained.get(key);
+    let ports = unexplained.get(j.node);
+    if (!ports) {
+      ports = new Map();
+      unexplained.set(j.node, ports);
+    }
+    const list = ports.get(port);
     if (list) list.push(j);
-    else unexplained.set(key, [j]);
+    else ports.set(port, [j]);
   }
   // By node and chain, in the order joined, with what each rule's text says (tested once, not per probe step).
   const byNode = new Map<string, Map<string, Moved[]>>();
@@ -354,20 +358,30 @@ export function probeEvidence(
     if (list) list.push(m);
     else chains.set(j.rule.chain, [m]);
   });
-  // A counted drop the model does not reach, said for every probe that walks past it: its words built once.
-  const said = new Map<JoinedCount, readonly [string, string]>();
-  const unreached = (o: JoinedCount, probe: string) => {
+  // A counted drop the model does not reach, said for every probe that walks past it: its words built once, and
+  // once the words around the probe's name (what tells two such sentences of one probe apart, hashed once).
+  const said = new Map<JoinedCount, Unreached>();
+  const unreached = (o: JoinedCount): Unreached => {
     let s = said.get(o);
     if (!s) {
-      s = [
-        `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} on ${o.node} (${o.rule.text}) counted ${counts(o.delta)}${within(windows.get(o.node))}, a drop the model does not reach for `,
-        ` — ${renderOriginChain(o.rule.origin)}`,
-      ];
+      const head = `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} on ${o.node} (${o.rule.text}) counted ${counts(o.delta)}${within(windows.get(o.node))}, a drop the model does not reach for `;
+      const tail = ` — ${renderOriginChain(o.rule.origin)}`;
+      s = { head, tail, key: `${head}\u0000${tail}` };
       said.set(o, s);
     }
-    return `${s[0]}${probe}${s[1]}`;
+    return s;
   };
   return report.traces.map((t) => oneProbe(t, windows, moved, byNode, ipvsMoved, unexplained, unreached));
+}
+
+/** Counted drop rules on which no probe decides, by node and the port their chain is about. */
+type Unexplained = ReadonlyMap<string, ReadonlyMap<string, readonly JoinedCount[]>>;
+
+/** The sentence of a counted drop the model does not reach, around a probe's name; `key` tells two apart. */
+interface Unreached {
+  readonly head: string;
+  readonly tail: string;
+  readonly key: string;
 }
 
 /** A joined counter of a node, its place in the joined order and what its rule's text says. */
@@ -410,14 +424,17 @@ function oneProbe(
   moved: ReadonlyMap<string, JoinedCount>,
   byNode: ReadonlyMap<string, ReadonlyMap<string, readonly Moved[]>>,
   ipvsMoved: readonly CounterWindow['ipvs'][number][],
-  unexplained: ReadonlyMap<string, readonly JoinedCount[]>,
-  unreached: (o: JoinedCount, probe: string) => string,
+  unexplained: Unexplained,
+  unreached: (o: JoinedCount) => Unreached,
 ): ProbeEvidence {
   const probe = t.probe.name;
   const confirms: string[] = [];
   const contradicts: string[] = [];
   const notes: string[] = [];
-  const byId = new Map(t.hops.map((h) => [h.id, h]));
+  // The unreached drops said so far (by their words around the probe's name).
+  const said = new Set<string>();
+  const byId = new Map<number, Trace['hops'][number]>();
+  for (const h of t.hops) byId.set(h.id, h);
   const hops = t.path.map((id) => byId.get(id)!).filter((h) => h !== undefined);
   for (const h of hops) {
     const node = h.place.node;
@@ -442,7 +459,11 @@ function oneProbe(
         here,
         (m) => m.drop && !m.decided && (m.j.rule.chain !== s.chain || m.j.rule.ruleNumber !== s.ruleNumber),
       );
-      for (const o of others) contradicts.push(unreached(o, probe));
+      for (const o of others) {
+        const u = unreached(o);
+        said.add(u.key);
+        contradicts.push(`${u.head}${probe}${u.tail}`);
+      }
       if (!j && s.verdict === 'DROP') {
         // Another rule that decides (a verdict, not a jump) in the chains this decision walked.
         const movedHere = movedIn(chains, here, (m) => m.decides);
@@ -489,14 +510,27 @@ function oneProbe(
         );
     }
   }
-  // A drop rule of a port this probe crosses counted, and the model decides on it for no probe.
-  const crossed = new Set(t.hops.filter((h) => h.place.iface).map((h) => `${h.place.node}\t${h.place.iface}`));
-  const said = new Set(contradicts);
-  for (const o of [...crossed].flatMap((c) => unexplained.get(c) ?? [])) {
-    const line = unreached(o, probe);
-    if (!said.has(line)) {
-      said.add(line);
-      contradicts.push(line);
+  // A drop rule of a port this probe crosses counted, and the model decides on it for no probe (each port once,
+  // in the order first crossed).
+  const crossed = new Map<string, Set<string>>();
+  for (const h of t.hops) {
+    const { node, iface } = h.place;
+    if (!iface) continue;
+    const ports = unexplained.get(node);
+    const list = ports?.get(iface);
+    if (!list) continue;
+    let seen = crossed.get(node);
+    if (!seen) {
+      seen = new Set();
+      crossed.set(node, seen);
+    }
+    if (seen.has(iface)) continue;
+    seen.add(iface);
+    for (const o of list) {
+      const u = unreached(o);
+      if (said.has(u.key)) continue;
+      said.add(u.key);
+      contradicts.push(`${u.head}${probe}${u.tail}`);
     }
   }
   const cause = t.end.cause;

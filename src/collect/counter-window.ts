@@ -10,12 +10,11 @@ import { readIpvsadmList } from '../ipvs/ipvsadm-list-reader.ts';
 import { formatAddrPort, formatServiceKey } from '../ipvs/model.ts';
 import {
   type CountDelta,
+  type CounterListing,
   type CounterSource,
   countDeltas,
   type RuleCount,
-  readEbtablesCounters,
-  readNftCounters,
-  readSaveCounters,
+  readCounterPair,
 } from '../netfilter/counter-read.ts';
 import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
@@ -61,10 +60,7 @@ export interface CounterWindow {
   readonly gaps: readonly string[];
 }
 
-interface Listing {
-  readonly text: string;
-  readonly file: string;
-}
+type Listing = CounterListing;
 
 type Get = (id: string) => Listing | undefined;
 
@@ -75,18 +71,6 @@ const RULE_LISTINGS: readonly (readonly [string, CounterSource, string?])[] = [
   ['ip6tables-save', 'ip6tables'],
   ['nft-ruleset', 'nft'],
 ];
-
-function readRules(l: Listing, source: CounterSource, table: string | undefined) {
-  switch (source) {
-    case 'ebtables':
-      return readEbtablesCounters(l.text, l.file, table);
-    case 'iptables':
-    case 'ip6tables':
-      return readSaveCounters(l.text, l.file, source);
-    case 'nft':
-      return readNftCounters(l.text, l.file);
-  }
-}
 
 /** `/proc/net/snmp` and `/proc/net/netstat`: header/value line pairs, named as nstat names them. */
 export function readSnmp(
@@ -245,8 +229,7 @@ export function counterWindow(
       gaps.push(`${id}: listed only at the ${a === undefined ? 'end' : 'start'} of the window`);
       continue;
     }
-    const ra = readRules(a, source, table);
-    const rb = readRules(b, source, table);
+    const { start: ra, end: rb } = readCounterPair(source, a, b, table);
     appendAll(issues, ra.issues);
     appendAll(issues, rb.issues);
     const d = countDeltas(ra.value ?? [], rb.value ?? []);

@@ -37,14 +37,29 @@ export function ruleCountKey(c: Pick<RuleCount, 'source' | 'table' | 'chain' | '
 const EB_CHAIN = /^Bridge chain: (\S+?),? entries: \d+, policy: (\S+)\s*$/;
 const EB_TABLE = /^Bridge table: (\S+)\s*$/;
 
+/**
+ * Which lines of a listing to keep as counts (0-based line indexes): a window keeps only the lines its two ends
+ * list differently; every line is still read, so that what cannot be read is an issue either way.
+ */
+export type KeepLine = (index: number) => boolean;
+
 /** `ebtables -t TABLE -L --Lc` output: one count per listed rule. A rule line without counters is an issue. */
 export function readEbtablesCounters(text: string, file: string, tableHint?: string): ReadResult<RuleCount[]> {
+  return readEbtablesCounterLines(text.split('\n'), file, tableHint);
+}
+
+/** {@link readEbtablesCounters} on the listing's lines, keeping the counts of the lines `keep` says. */
+export function readEbtablesCounterLines(
+  lines: readonly string[],
+  file: string,
+  tableHint?: string,
+  keep?: KeepLine,
+): ReadResult<RuleCount[]> {
   const out: RuleCount[] = [];
   const issues = [];
   let table = tableHint ?? 'filter';
   let chain: string | undefined;
   let n = 0;
-  const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trimEnd();
     if (line === '') continue;
@@ -82,6 +97,7 @@ export function readEbtablesCounters(text: string, file: string, tableHint?: str
       );
       continue;
     }
+    if (keep && !keep(i)) continue;
     out.push({
       source: 'ebtables',
       table,
@@ -105,11 +121,20 @@ const LEGACY_C = /^(-A\s+(\S+)(?:\s.*?)?)\s+-c\s+(\d+)\s+(\d+)\s*$/;
  * chain's policy. Rules saved without counters are an issue (the listing was not made with `-c`).
  */
 export function readSaveCounters(text: string, file: string, source: CounterSource): ReadResult<RuleCount[]> {
+  return readSaveCounterLines(text.split('\n'), file, source);
+}
+
+/** {@link readSaveCounters} on the listing's lines, keeping the counts of the lines `keep` says. */
+export function readSaveCounterLines(
+  lines: readonly string[],
+  file: string,
+  source: CounterSource,
+  keep?: KeepLine,
+): ReadResult<RuleCount[]> {
   const out: RuleCount[] = [];
   const issues = [];
   let table: string | undefined;
   const numbers = new Map<string, number>();
-  const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     if (line === '' || line.startsWith('#') || line === 'COMMIT') continue;
@@ -125,7 +150,7 @@ export function readSaveCounters(text: string, file: string, source: CounterSour
     }
     const p = SAVE_POLICY.exec(line);
     if (p) {
-      if (p[3] !== undefined && p[2] !== '-')
+      if (p[3] !== undefined && p[2] !== '-' && (!keep || keep(i)))
         out.push({
           source,
           table,
@@ -150,6 +175,7 @@ export function readSaveCounters(text: string, file: string, source: CounterSour
     const chain = r ? r[4]! : l![2]!;
     const n = (numbers.get(chain) ?? 0) + 1;
     numbers.set(chain, n);
+    if (keep && !keep(i)) continue;
     out.push({
       source,
       table,
@@ -165,6 +191,11 @@ export function readSaveCounters(text: string, file: string, source: CounterSour
 }
 
 const NFT_COUNTER = /\bcounter packets (\d+) bytes (\d+)/;
+const NFT_HANDLE = /\s*# handle (\d+)\s*$/;
+const NFT_TABLE = /^table\s+(\S+)\s+(\S+)\s*\{$/;
+const NFT_CHAIN = /^chain\s+(\S+)\s*\{$/;
+/** Lines of a chain that are not rules. */
+const NFT_STATEMENT = /^(type\s|policy\s|comment\s|devices?\s)/;
 
 /** A rule of `nft list ruleset` (or `nft -a list ruleset`): its table, chain, position, text and handle. */
 export interface NftListedRule {
@@ -194,25 +225,28 @@ export function nftRuleKey(text: string): string {
  * as `type … hook …` and `policy` are not rules).
  */
 export function readNftRules(text: string, file: string): ReadResult<NftListedRule[]> {
+  return readNftRuleLines(text.split('\n'), file);
+}
+
+function readNftRuleLines(lines: readonly string[], file: string, keep?: KeepLine): ReadResult<NftListedRule[]> {
   const out: NftListedRule[] = [];
   const issues = [];
   let table: string | undefined;
   let chain: string | undefined;
   let depth = 0;
   let n = 0;
-  const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!.trim();
-    const h = /\s*# handle (\d+)\s*$/.exec(raw);
+    const h = NFT_HANDLE.exec(raw);
     const line = h ? raw.slice(0, h.index).trim() : raw;
     if (line === '' || line.startsWith('#')) continue;
-    const t = /^table\s+(\S+)\s+(\S+)\s*\{$/.exec(line);
+    const t = NFT_TABLE.exec(line);
     if (t && depth === 0) {
       table = `${t[1]} ${t[2]}`;
       depth = 1;
       continue;
     }
-    const c = /^chain\s+(\S+)\s*\{$/.exec(line);
+    const c = NFT_CHAIN.exec(line);
     if (c && depth === 1) {
       chain = c[1]!;
       n = 0;
@@ -230,8 +264,9 @@ export function readNftRules(text: string, file: string): ReadResult<NftListedRu
       continue;
     }
     if (depth !== 2 || chain === undefined || table === undefined) continue;
-    if (/^(type\s|policy\s|comment\s|devices?\s)/.test(line)) continue;
+    if (NFT_STATEMENT.test(line)) continue;
     n++;
+    if (keep && !keep(i)) continue;
     out.push({
       table,
       chain,
@@ -253,7 +288,12 @@ export function readNftRules(text: string, file: string): ReadResult<NftListedRu
  * (statements such as `type … hook …` and `policy` are not rules). Named counter objects are not read.
  */
 export function readNftCounters(text: string, file: string): ReadResult<RuleCount[]> {
-  const r = readNftRules(text, file);
+  return readNftCounterLines(text.split('\n'), file);
+}
+
+/** {@link readNftCounters} on the listing's lines, keeping the counts of the lines `keep` says. */
+export function readNftCounterLines(lines: readonly string[], file: string, keep?: KeepLine): ReadResult<RuleCount[]> {
+  const r = readNftRuleLines(lines, file, keep);
   const out: RuleCount[] = [];
   for (const x of r.value ?? []) {
     const m = NFT_COUNTER.exec(x.text);
@@ -272,6 +312,98 @@ export function readNftCounters(text: string, file: string): ReadResult<RuleCoun
   return { value: out, issues: r.issues };
 }
 
+/** A listing of rule counters: its text and the file it was read from. */
+export interface CounterListing {
+  readonly text: string;
+  readonly file: string;
+}
+
+function readCounterLines(
+  source: CounterSource,
+  lines: readonly string[],
+  file: string,
+  table: string | undefined,
+  keep?: KeepLine,
+): ReadResult<RuleCount[]> {
+  switch (source) {
+    case 'ebtables':
+      return readEbtablesCounterLines(lines, file, table, keep);
+    case 'iptables':
+    case 'ip6tables':
+      return readSaveCounterLines(lines, file, source, keep);
+    case 'nft':
+      return readNftCounterLines(lines, file, keep);
+  }
+}
+
+/**
+ * What a listing line is to the numbering of the rules after it: a table or chain header with its name, a rule (of
+ * which chain, when the line says it), a policy, or a line that numbers nothing. Two listings whose lines differ
+ * only where these agree number every rule alike, line by line.
+ */
+function lineShape(source: CounterSource, line: string): string {
+  switch (source) {
+    case 'ebtables': {
+      const l = line.trimEnd();
+      if (l === '') return '';
+      const t = l.startsWith('Bridge ') ? (EB_TABLE.exec(l) ?? EB_CHAIN.exec(l)) : null;
+      return t ? `${t[0]!.slice(7, 12)} ${t[1]}` : 'rule';
+    }
+    case 'iptables':
+    case 'ip6tables': {
+      const l = line.trim();
+      if (l === '' || l.startsWith('#') || l === 'COMMIT') return '';
+      if (l.startsWith('*')) return l;
+      const p = SAVE_POLICY.exec(l);
+      if (p) return `:${p[1]}${p[3] !== undefined && p[2] !== '-' ? ' counted' : ''}`;
+      const r = SAVE_RULE.exec(l);
+      const c = r ? r[4] : LEGACY_C.exec(l)?.[2];
+      return c === undefined ? 'not a rule' : `-A ${c}`;
+    }
+    case 'nft': {
+      const raw = line.trim();
+      const h = NFT_HANDLE.exec(raw);
+      const l = h ? raw.slice(0, h.index).trim() : raw;
+      if (l === '' || l.startsWith('#')) return '';
+      const t = NFT_TABLE.exec(l);
+      if (t) return `table ${t[1]} ${t[2]}`;
+      const c = NFT_CHAIN.exec(l);
+      if (c) return `chain ${c[1]}`;
+      if (l.endsWith('{') || l === '}') return l.slice(-1);
+      if (NFT_STATEMENT.test(l)) return 'statement';
+      return NFT_COUNTER.test(l) ? 'rule counter' : 'rule';
+    }
+  }
+}
+
+/**
+ * The counts of a window's two listings of one source. When both list the same number of lines and their lines
+ * differ only where a rule's counters (or text) differ, the rules at the lines listed alike are the same rules with
+ * the same counts, not moved: only the lines that differ are kept as counts (a fleet's window lists ~230,000 rules
+ * of which a few thousand move). Every line is still read, so what cannot be read is an issue either way; and
+ * {@link countDeltas} pairs the kept counts as it would pair all of them.
+ */
+export function readCounterPair(
+  source: CounterSource,
+  start: CounterListing,
+  end: CounterListing,
+  table?: string,
+): { readonly start: ReadResult<RuleCount[]>; readonly end: ReadResult<RuleCount[]> } {
+  const a = start.text.split('\n');
+  const b = end.text.split('\n');
+  let keep: KeepLine | undefined;
+  if (a.length === b.length) {
+    let alike = true;
+    for (let i = 0; i < a.length && alike; i++)
+      if (a[i] !== b[i] && lineShape(source, a[i]!) !== lineShape(source, b[i]!)) alike = false;
+    if (alike) keep = (i) => a[i] !== b[i];
+  }
+  return {
+    start: readCounterLines(source, a, start.file, table, keep),
+    end: readCounterLines(source, b, end.file, table, keep),
+  };
+}
+
 export interface CountDelta extends RuleCount {
   /** Counts at the start of the window. */
   readonly before: { readonly packets: number; readonly bytes: number };
@@ -286,7 +418,8 @@ export function countDeltas(
   start: readonly RuleCount[],
   end: readonly RuleCount[],
 ): { readonly moved: readonly CountDelta[]; readonly changed: readonly RuleCount[] } {
-  // Both ends list the same rules in the same order (the usual window): paired by index, no key built per rule.
+  // Both ends list the same rules in the same order (the usual window): paired by index, no key built per rule;
+  // otherwise by key (a rule listed only at one end has no pair).
   let before: Map<string, RuleCount> | undefined;
   if (!sameRulesInOrder(start, end)) {
     before = new Map();
@@ -308,33 +441,16 @@ export function countDeltas(
 }
 
 /**
- * Whether `end[i]` has the key of `start[i]` for every i, each key once (a chain's rules numbered upwards, a chain
- * or policy not listed twice) — then pairing by index is what pairing by key gives.
+ * Whether `end[i]` has the key of `start[i]` for every i: then the two ends list the same rules in the same order,
+ * paired by index (a chain listed twice pairs its rules in the order listed, not all with its last listing).
  */
 function sameRulesInOrder(start: readonly RuleCount[], end: readonly RuleCount[]): boolean {
   if (start.length !== end.length) return false;
-  const runs = new Set<string>();
-  let prev: RuleCount | undefined;
   for (let i = 0; i < start.length; i++) {
     const a = start[i]!;
     const b = end[i]!;
     if (a.source !== b.source || a.table !== b.table || a.chain !== b.chain || a.ruleNumber !== b.ruleNumber)
       return false;
-    const policy = a.ruleNumber === undefined;
-    if (
-      prev !== undefined &&
-      prev.source === a.source &&
-      prev.table === a.table &&
-      prev.chain === a.chain &&
-      (prev.ruleNumber === undefined) === policy
-    ) {
-      if (policy || a.ruleNumber! <= prev.ruleNumber!) return false;
-    } else {
-      const run = `${policy ? 'policy' : 'rules'}\t${a.source}\t${a.table}\t${a.chain}`;
-      if (runs.has(run)) return false;
-      runs.add(run);
-    }
-    prev = a;
   }
   return true;
 }
