@@ -290,9 +290,65 @@ function grouped(n: number): string {
 const within = (w: CounterWindow | undefined) =>
   w?.seconds !== undefined ? ` in the ${w.seconds} s window` : ' in the window';
 
-function stepKey(node: string, s: Pick<NetfilterStep, 'family' | 'table' | 'chain' | 'ruleNumber'>): string {
-  const source = s.family === 'bridge' ? 'ebtables' : 'iptables';
-  return `${node}\t${source}\t${s.table}\t${s.chain}\t${s.ruleNumber ?? 'policy'}`;
+/** A moved counter as the step that would decide on it words it (an ebtables rule a bridge step, any other ipv4). */
+interface MovedCell {
+  readonly family: 'ebtables' | 'iptables';
+  readonly table: string;
+  /** The last joined counter of that rule. */
+  j: JoinedCount;
+  /** A probe of the model decides on that rule. */
+  decided: boolean;
+}
+
+/**
+ * The joined counters by node, chain, rule number (0 for the policy), step family and table — looked up per step of
+ * every probe (a fleet's probes take ~130,000 steps) without building a key — and in the order first joined.
+ */
+class MovedIndex {
+  private readonly byNode = new Map<string, Map<string, Map<number, MovedCell[]>>>();
+  readonly cells: MovedCell[] = [];
+  private numbers(node: string, chain: string, create: boolean): Map<number, MovedCell[]> | undefined {
+    let chains = this.byNode.get(node);
+    if (!chains) {
+      if (!create) return undefined;
+      chains = new Map();
+      this.byNode.set(node, chains);
+    }
+    let numbers = chains.get(chain);
+    if (!numbers && create) {
+      numbers = new Map();
+      chains.set(chain, numbers);
+    }
+    return numbers;
+  }
+  set(j: JoinedCount): void {
+    const family = j.delta.source === 'ebtables' ? 'ebtables' : 'iptables';
+    const numbers = this.numbers(j.node, j.rule.chain, true)!;
+    const n = j.rule.ruleNumber ?? 0;
+    const cells = numbers.get(n);
+    const cell = cells?.find((c) => c.family === family && c.table === j.delta.table);
+    if (cell) cell.j = j;
+    else {
+      const c: MovedCell = { family, table: j.delta.table, j, decided: false };
+      if (cells) cells.push(c);
+      else numbers.set(n, [c]);
+      this.cells.push(c);
+    }
+  }
+  /** The cell of a joined counter. */
+  of(j: JoinedCount): MovedCell | undefined {
+    const cells = this.numbers(j.node, j.rule.chain, false)?.get(j.rule.ruleNumber ?? 0);
+    const family = j.delta.source === 'ebtables' ? 'ebtables' : 'iptables';
+    return cells?.find((c) => c.family === family && c.table === j.delta.table);
+  }
+  /** The moved counter of the rule a step decided on. */
+  get(node: string, s: Pick<NetfilterStep, 'family' | 'table' | 'chain' | 'ruleNumber'>): MovedCell | undefined {
+    const cells = this.numbers(node, s.chain, false)?.get(s.ruleNumber ?? 0);
+    if (!cells) return undefined;
+    const family = s.family === 'bridge' ? 'ebtables' : 'iptables';
+    for (const c of cells) if (c.family === family && c.table === s.table) return c;
+    return undefined;
+  }
 }
 
 /** Kernel counters that count the stack drops the model names (nstat names). */
@@ -314,20 +370,21 @@ export function probeEvidence(
 ): ProbeEvidence[] {
   // nft counters of xtables tables are the same counters as the listing's: counted once.
   const joined = allJoined.filter((j) => j.by !== 'nft');
-  const moved = new Map<string, JoinedCount>();
-  // As stepKey words the step that would decide on it (an ebtables rule a bridge step, any other an ipv4 one).
-  const keyOf = (j: JoinedCount) =>
-    `${j.node}\t${j.delta.source === 'ebtables' ? 'ebtables' : 'iptables'}\t${j.delta.table}\t${j.rule.chain}\t${j.rule.ruleNumber ?? 'policy'}`;
-  for (const j of joined) moved.set(keyOf(j), j);
+  const moved = new MovedIndex();
+  for (const j of joined) moved.set(j);
   const ipvsMoved = [...windows.values()].flatMap((w) => w.ipvs);
   // Drop rules that counted but on which no probe of the model decides: a drop the model never predicts.
-  const decided = new Set<string>();
   for (const t of report.traces)
-    for (const h of t.hops) for (const s of h.steps) if (s.kind === 'netfilter') decided.add(stepKey(h.place.node, s));
+    for (const h of t.hops)
+      for (const s of h.steps) {
+        if (s.kind !== 'netfilter') continue;
+        const c = moved.get(h.place.node, s);
+        if (c) c.decided = true;
+      }
   // Indexed by node and the port their chain is about: each probe looks up only the ports it crosses.
   const unexplained = new Map<string, Map<string, JoinedCount[]>>();
-  for (const [k, j] of moved) {
-    if (decided.has(k) || !isDrop(j.rule.text)) continue;
+  for (const { j, decided } of moved.cells) {
+    if (decided || !isDrop(j.rule.text)) continue;
     const port = chainPort(j.rule.chain);
     if (port === undefined) continue;
     let ports = unexplained.get(j.node);
@@ -352,21 +409,28 @@ export function probeEvidence(
       order,
       drop: /(^|\s)-j DROP\b|policy: DROP/.test(j.rule.text),
       decides: /(^|\s)-j (DROP|ACCEPT)\s*$|^policy: /.test(j.rule.text),
-      decided: decided.has(keyOf(j)),
+      decided: moved.of(j)?.decided === true,
     };
     const list = chains.get(j.rule.chain);
     if (list) list.push(m);
     else chains.set(j.rule.chain, [m]);
   });
   // A counted drop the model does not reach, said for every probe that walks past it: its words built once, and
-  // once the words around the probe's name (what tells two such sentences of one probe apart, hashed once).
+  // a number for the words around the probe's name (what tells two such sentences of one probe apart).
   const said = new Map<JoinedCount, Unreached>();
+  const ids = new Map<string, number>();
   const unreached = (o: JoinedCount): Unreached => {
     let s = said.get(o);
     if (!s) {
       const head = `${o.rule.chain} rule ${o.rule.ruleNumber ?? 'policy'} on ${o.node} (${o.rule.text}) counted ${counts(o.delta)}${within(windows.get(o.node))}, a drop the model does not reach for `;
       const tail = ` — ${renderOriginChain(o.rule.origin)}`;
-      s = { head, tail, key: `${head}\u0000${tail}` };
+      const words = `${head}\u0000${tail}`;
+      let id = ids.get(words);
+      if (id === undefined) {
+        id = ids.size;
+        ids.set(words, id);
+      }
+      s = { head, tail, id };
       said.set(o, s);
     }
     return s;
@@ -377,11 +441,11 @@ export function probeEvidence(
 /** Counted drop rules on which no probe decides, by node and the port their chain is about. */
 type Unexplained = ReadonlyMap<string, ReadonlyMap<string, readonly JoinedCount[]>>;
 
-/** The sentence of a counted drop the model does not reach, around a probe's name; `key` tells two apart. */
+/** The sentence of a counted drop the model does not reach, around a probe's name; `id` tells two apart. */
 interface Unreached {
   readonly head: string;
   readonly tail: string;
-  readonly key: string;
+  readonly id: number;
 }
 
 /** A joined counter of a node, its place in the joined order and what its rule's text says. */
@@ -421,7 +485,7 @@ function chainPort(chain: string): string | undefined {
 function oneProbe(
   t: Trace,
   windows: ReadonlyMap<string, CounterWindow>,
-  moved: ReadonlyMap<string, JoinedCount>,
+  moved: MovedIndex,
   byNode: ReadonlyMap<string, ReadonlyMap<string, readonly Moved[]>>,
   ipvsMoved: readonly CounterWindow['ipvs'][number][],
   unexplained: Unexplained,
@@ -432,7 +496,7 @@ function oneProbe(
   const contradicts: string[] = [];
   const notes: string[] = [];
   // The unreached drops said so far (by their words around the probe's name).
-  const said = new Set<string>();
+  const said = new Set<number>();
   const byId = new Map<number, Trace['hops'][number]>();
   for (const h of t.hops) byId.set(h.id, h);
   const hops = t.path.map((id) => byId.get(id)!).filter((h) => h !== undefined);
@@ -443,7 +507,7 @@ function oneProbe(
       if (s.kind !== 'netfilter') continue;
       if (!w) continue;
       const where = `${node}${h.place.iface ? ` ${h.place.iface}` : ''} ${s.chain}${s.ruleNumber !== undefined ? ` rule ${s.ruleNumber}` : ' policy'}`;
-      const j = moved.get(stepKey(node, s));
+      const j = moved.get(node, s)?.j;
       const what =
         s.verdict === 'DROP' ? `the model drops ${probe} at ${where}` : `the model passes ${probe} at ${where}`;
       if (j)
@@ -461,7 +525,7 @@ function oneProbe(
       );
       for (const o of others) {
         const u = unreached(o);
-        said.add(u.key);
+        said.add(u.id);
         contradicts.push(`${u.head}${probe}${u.tail}`);
       }
       if (!j && s.verdict === 'DROP') {
@@ -528,8 +592,8 @@ function oneProbe(
     seen.add(iface);
     for (const o of list) {
       const u = unreached(o);
-      if (said.has(u.key)) continue;
-      said.add(u.key);
+      if (said.has(u.id)) continue;
+      said.add(u.id);
       contradicts.push(`${u.head}${probe}${u.tail}`);
     }
   }

@@ -58,7 +58,6 @@ const TABLES: readonly EbTableName[] = ['filter', 'nat', 'broute'];
 const POLICIES: readonly EbPolicy[] = ['ACCEPT', 'DROP', 'RETURN'];
 const VERDICTS = new Set(['ACCEPT', 'DROP', 'RETURN', 'CONTINUE']);
 const FULL_MASK = 'ff:ff:ff:ff:ff:ff';
-const COUNTERS_RE = /^pcnt = (\d+) -- bcnt = (\d+)\s*$/;
 
 /**
  * The `, pcnt = N -- bcnt = N` that ends a rule listed with --Lc: where it starts and the two counts. Found from the
@@ -71,16 +70,33 @@ export function stripEbCounters(line: string): string {
 }
 
 export function ebCountersOf(body: string): { index: number; packets: number; bytes: number } | undefined {
+  // What /^pcnt = (\d+) -- bcnt = (\d+)\s*$/ matches from the last `pcnt = `, read by character: a listing of a
+  // fleet's host has ~1,000 such lines per table, read at both ends of a counter window.
   const at = body.lastIndexOf('pcnt = ');
   if (at < 0) return undefined;
-  const m = COUNTERS_RE.exec(body.slice(at));
-  if (!m) return undefined;
+  const p = digitsEnd(body, at + 7);
+  if (p === at + 7 || !body.startsWith(' -- bcnt = ', p)) return undefined;
+  const b = digitsEnd(body, p + 11);
+  if (b === p + 11) return undefined;
+  for (let k = b; k < body.length; k++) if (!isSpace(body.charCodeAt(k))) return undefined;
   let i = at;
-  while (i > 0 && /\s/.test(body[i - 1]!)) i--;
-  if (body[i - 1] !== ',') return undefined;
+  while (i > 0 && isSpace(body.charCodeAt(i - 1))) i--;
+  if (body.charCodeAt(i - 1) !== 44 /* , */) return undefined;
   i--;
-  while (i > 0 && /\s/.test(body[i - 1]!)) i--;
-  return { index: i, packets: Number(m[1]), bytes: Number(m[2]) };
+  while (i > 0 && isSpace(body.charCodeAt(i - 1))) i--;
+  return { index: i, packets: Number(body.slice(at + 7, p)), bytes: Number(body.slice(p + 11, b)) };
+}
+
+/** Where the run of ASCII digits from `i` ends. */
+function digitsEnd(s: string, i: number): number {
+  let k = i;
+  while (k < s.length && s.charCodeAt(k) >= 48 && s.charCodeAt(k) <= 57) k++;
+  return k;
+}
+
+/** A character that a regex's `\s` matches. */
+function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || (c > 127 && /\s/.test(String.fromCharCode(c)));
 }
 
 /** Names libebt_ip6 prints for one type with a code range (name, type, code low, code high). */
