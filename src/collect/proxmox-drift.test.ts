@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import { loadPveConformanceCase, pveConformanceCases } from '../../test/support/pve-conformance.ts';
+import { labLimits } from '../lab/limits.ts';
 import { renderEbtablesList } from '../netfilter/ebtables-render.ts';
 import { renderIptablesSave } from '../netfilter/iptables-render.ts';
 import { compilePveFirewall, renderPveIpsetRestore } from '../proxmox/compile.ts';
@@ -199,6 +200,12 @@ describe('drift on a Proxmox node (made-up live states)', () => {
     expect(t.disposition).toBe('dropped-by-filter');
     const step = t.hops.flatMap((h) => h.steps).find((s) => s.kind === 'netfilter' && s.verdict === 'DROP');
     const chain = step && 'origin' in step ? renderOriginChain(step.origin) : '';
+    // The lab loads what /etc/pve compiles to: a node's live listings are a stated limit there (exit 4).
+    expect(labLimits(loaded, { ipip: true, ipvs: true, vlan: true })).toEqual([
+      expect.stringMatching(
+        /^a Proxmox node's live rules \(pve1 \(ebtables-filter\), pve1 \(iptables-save with pve-firewall's ipsets\)\)/,
+      ),
+    ]);
     expect(chain).toMatch(
       /^iptables filter tap100i0-OUT rule 5 \(installed by pve-firewall\) \(.*pve1\/iptables-save\.txt:\d+\) ← .*100\.fw:6\)/,
     );
