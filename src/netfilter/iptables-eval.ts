@@ -409,6 +409,7 @@ export function evaluateIptables(
         top.index++;
         continue;
       case 'connmark':
+      case 'passive':
       case 'nflog':
       case 'notrack':
         top.index++;

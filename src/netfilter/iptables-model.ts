@@ -197,7 +197,12 @@ export type IptTarget =
    * nat PREROUTING/OUTPUT: `-j REDIRECT [--to-ports PORT]`: the destination becomes the host itself (the primary
    * address of the interface the packet came in on; 127.0.0.1 for locally generated ones), the port PORT.
    */
-  | { readonly kind: 'redirect'; readonly toPort?: number };
+  | { readonly kind: 'redirect'; readonly toPort?: number }
+  /**
+   * mangle: a target that changes nothing a trace decides on (CHECKSUM, TCPMSS, TOS, TTL, DSCP, CLASSIFY, ECN); the
+   * packet goes on. Kept with its options as written, to be rendered back.
+   */
+  | { readonly kind: 'passive'; readonly name: string; readonly args: string };
 
 export interface IptCounters {
   readonly packets: number;

@@ -1,8 +1,9 @@
 /**
- * The tables of an `iptables-save` other than filter (nat, mangle, raw, security): a host with Docker, kube-proxy or a
- * libvirt NAT network has them. They are read — chains declared, every rule's chain and target checked — but the
- * simulator evaluates only filter; each kind of rule that could change a traced packet's fate is reported once per
- * table, chain and target with what leaving it out means for the verdict. Rules that cannot change a verdict (SNAT
+ * The tables of an `iptables-save` a caller does not evaluate (security, unknown ones; nat and mangle where a reader's
+ * caller leaves them out, and the part of an evaluated nat table traces do not apply — a director's DNAT): a host with
+ * Docker, kube-proxy or a libvirt NAT network has them. They are read — chains declared, every rule's chain and target
+ * checked — and each kind of rule that could change a traced packet's fate is reported once per table, chain and
+ * target with what leaving it out means for the verdict. Rules that cannot change a verdict (SNAT
  * after filtering, TOS/TTL/MSS changes, jumps, RETURN, ACCEPT) are counted, not reported one by one.
  */
 import { type Issue, issue } from '../source/issue.ts';
@@ -151,7 +152,7 @@ export class OtherTableReader {
     this.issues.push(
       issue(
         'iptables-table-read',
-        `table ${t.name} read (${t.chains.size} chains, ${t.rules} rules); the simulator evaluates the filter table only${t.effects.size === 0 ? ': none of these rules changes a traced verdict' : ''}`,
+        `table ${t.name} read (${t.chains.size} chains, ${t.rules} rules); traces do not evaluate it here${t.effects.size === 0 ? ': none of these rules changes a traced verdict' : ''}`,
         filePos(this.file, t.line),
         'info',
       ),

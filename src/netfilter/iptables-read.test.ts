@@ -105,7 +105,7 @@ describe('readIptablesSave details', () => {
 
   it('reads other tables: a MASQUERADE after filtering changes no verdict, so only the table is noted', () => {
     expect(r.issues.map(formatIssue)).toContain(
-      'host/iptables-save.txt:2: info: table nat read (2 chains, 1 rules); the simulator evaluates the filter table only: none of these rules changes a traced verdict [iptables-table-read]',
+      'host/iptables-save.txt:2: info: table nat read (2 chains, 1 rules); traces do not evaluate it here: none of these rules changes a traced verdict [iptables-table-read]',
     );
     expect(r.issues.filter((i) => i.pos?.line !== undefined && i.pos.line <= 6 && i.severity === 'error')).toEqual([]);
   });

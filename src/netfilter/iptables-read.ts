@@ -412,6 +412,9 @@ function markArg(text: string, xmark: boolean): { value: number; mask: number } 
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/** mangle targets that change nothing a trace decides on: read, and passed over when evaluated. */
+const PASSIVE_TARGETS: ReadonlySet<string> = new Set(['CHECKSUM', 'TCPMSS', 'TOS', 'TTL', 'DSCP', 'CLASSIFY', 'ECN']);
+
 /** The nat targets traces apply when the whole nat table is (a hypervisor's). */
 const NAT_APPLIED: ReadonlySet<string> = new Set(['DNAT', 'REDIRECT', 'SNAT', 'MASQUERADE']);
 
@@ -613,6 +616,11 @@ function parseRule(
             if (toDest === undefined) bad('-j DNAT without --to-destination');
             target = { kind: 'dnat', toDest: toDest!, ...(toPort !== undefined ? { toPort } : {}) };
           } else target = { kind: 'redirect', ...(toPort !== undefined ? { toPort } : {}) };
+        } else if (PASSIVE_TARGETS.has(name)) {
+          const args: string[] = [];
+          while (i < words.length && !['-m', '--match', '-j', '-g'].includes(words[i]!.text))
+            args.push(words[i++]!.text);
+          target = { kind: 'passive', name, args: args.join(' ') };
         } else if (name === 'NFLOG') {
           let prefix: string | undefined;
           let group: number | undefined;

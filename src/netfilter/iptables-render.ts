@@ -133,6 +133,8 @@ function targetText(t: IptTarget, family: 'ipv4' | 'ipv6'): string {
       return ` -j MASQUERADE${t.toPorts ? ` --to-ports ${portRangeText(t.toPorts)}` : ''}`;
     case 'dnat':
       return ` -j DNAT --to-destination ${t.toDest}${t.toPort !== undefined ? `:${t.toPort}` : ''}`;
+    case 'passive':
+      return ` -j ${t.name}${t.args ? ` ${t.args}` : ''}`;
     case 'redirect':
       return ` -j REDIRECT${t.toPort !== undefined ? ` --to-ports ${t.toPort}` : ''}`;
     case 'reject':

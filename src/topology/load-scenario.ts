@@ -668,6 +668,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         origin: implicit('net.bridge.bridge-nf-call-iptables = 1 (set by pve-firewall when the firewall is enabled)'),
       });
     let hostNat: IptTable | undefined;
+    let hostMangle: IptTable | undefined;
     if (h['iptables-save']) {
       const a = readArtifact(ctx, h['iptables-save'], ['hosts', hostName, 'iptables-save']);
       if (a) {
@@ -675,7 +676,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         const nft = looksLikeNftRuleset(a.text);
         const r = nft
           ? readNftRuleset(a.text, a.file)
-          : readIptablesSave(a.text, a.file, 'ipv4', ['raw', 'nat'], { wholeNat: true });
+          : readIptablesSave(a.text, a.file, 'ipv4', ['raw', 'nat', 'mangle'], { wholeNat: true });
         hostRuleSets.set(hostName, { format: nft ? 'nft' : 'iptables-save', text: a.text, file: a.file });
         appendAll(ctx.issues, r.issues);
         const filter = r.value?.find((t) => t.name === 'filter');
@@ -685,6 +686,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         const raw = r.value?.find((t) => t.name === 'raw');
         if (raw) installedRaw.set(hostName, raw);
         hostNat = r.value?.find((t) => t.name === 'nat');
+        hostMangle = r.value?.find((t) => t.name === 'mangle');
       }
     }
     if (h['ipset-save']) {
@@ -732,6 +734,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       listeners: [],
       ttl: 64,
       ...(hostNat ? { nat: hostNat } : {}),
+      ...(hostMangle ? { mangle: hostMangle } : {}),
       origin: yamlOrigin(`host ${hostName}`, 'hosts', hostName),
     });
   }

@@ -24,7 +24,7 @@ import type { EthernetFrame, Ipv4Packet } from '../wire/types.ts';
 import { ifaceMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import type { BridgedCtx, BridgeHook } from './engines.ts';
-import { hostNatOn, hostNatPost, hostNatPre } from './host-nat.ts';
+import { hostMangle, hostMangleOn, hostNatOn, hostNatPost, hostNatPre } from './host-nat.ts';
 import { resolve, sourceFor } from './ipv4-output.ts';
 import { localAddress } from './node-config.ts';
 import { ruleQuote } from './render-step.ts';
@@ -113,11 +113,14 @@ function bridgeIngress(w: Walking, st: NodeState, port: Iface, br: Iface, hop: H
       text: `${brName} (VLAN filtering): ${tag === undefined ? `untagged on ${port.name}, PVID` : `tagged on ${port.name},`} VLAN ${vid}`,
     });
   }
-  // br_netfilter's PRE_ROUTING (`br_nf_pre_routing`): a hypervisor's nat PREROUTING on bridged IPv4.
-  if (frame.payload.kind === 'ipv4' && hostNatOn(st) && callsIptables(st)) {
+  // br_netfilter's PRE_ROUTING (`br_nf_pre_routing`): a hypervisor's mangle, then nat PREROUTING on bridged IPv4.
+  if (frame.payload.kind === 'ipv4' && (hostNatOn(st) || hostMangleOn(st)) && callsIptables(st)) {
     const untagged = vlan ? vlan.arrivedUntagged : frame.vlans.length === 0;
     if (untagged || filterVlanTagged(st)) {
-      const f = brNatPrerouting(w, st, hop, br, port, frame, frame.payload);
+      const pre = frame.payload;
+      const mark = hostMangle(w, st, hop, pre, 'PREROUTING', { inIface: brName, physdevIn: port.name }, 0);
+      if (mark === undefined) return;
+      const f = brNatPrerouting(w, st, hop, br, port, frame, pre, mark);
       if (f === undefined) return;
       frame = f;
     }
@@ -233,6 +236,7 @@ function brNatPrerouting(
   port: Iface,
   frame: EthernetFrame,
   pkt: Ipv4Packet,
+  mark: number,
 ): EthernetFrame | undefined {
   const n = hostNatPre(
     w,
@@ -246,11 +250,12 @@ function brNatPrerouting(
   if (n === undefined) return undefined;
   // ip_sabotage_in: the stack does not run the PRE_ROUTING hooks again on what the bridge passes up.
   st.conntrack.markPrerouted(n);
+  st.conntrack.setMark(n, mark);
   if (n === pkt) return frame;
   const out: EthernetFrame = { ...frame, payload: n };
   if (n.dst === pkt.dst) return out;
   const node = st.node;
-  const r = w.ask(st, hop, { kind: 'route', dst: n.dst, key: { src: n.src, iif: br.name } });
+  const r = w.ask(st, hop, { kind: 'route', dst: n.dst, key: { src: n.src, iif: br.name, mark } });
   if (!r || (r.type !== 'unicast' && r.type !== 'local')) {
     w.end(
       hop,
@@ -350,6 +355,28 @@ function bridgeEgress(
         hop.steps.push({ kind: 'note', text: `conntrack on ${st.node.name}: ctstate INVALID — ${ct.explanation}` });
     }
   }
+  // br_nf_forward_ip → NF_INET_FORWARD: a hypervisor's mangle FORWARD (priority -150) before filter FORWARD (0).
+  let mark = inner.payload.kind === 'ipv4' ? st.conntrack.markOf(inner.payload) : 0;
+  if (inner.payload.kind === 'ipv4' && hostMangleOn(st) && callsIptables(st)) {
+    const m = hostMangle(
+      w,
+      st,
+      hop,
+      inner.payload,
+      'FORWARD',
+      {
+        inIface: bctx.bridge,
+        outIface: bctx.bridge,
+        physdevIn: bctx.inPort,
+        physdevOut: port.name,
+        ...(bctx.ctState !== undefined ? { ctState: bctx.ctState, ctDir: bctx.ctDir ?? 'ORIGINAL' } : {}),
+      },
+      mark,
+    );
+    if (m === undefined) return;
+    mark = m;
+  }
+  if (mark !== 0) bctx = { ...bctx, mark };
   const ipStep = w.ask(st, hop, { kind: 'br-netfilter', frame: inner, ctx: bctx });
   if (ipStep) {
     hop.steps.push(ipStep);
@@ -364,7 +391,11 @@ function bridgeEgress(
     }
   }
   if (!ebtables(w, st, hop, 'nat', 'POSTROUTING', inner, undefined, port.name)) return;
-  // br_nf_post_routing (after ebtables nat POSTROUTING): a hypervisor's nat POSTROUTING, `-o` the bridge.
+  // br_nf_post_routing (after ebtables nat POSTROUTING): a hypervisor's mangle, then nat POSTROUTING, `-o` the bridge.
+  if (inner.payload.kind === 'ipv4' && hostMangleOn(st) && callsIptables(st)) {
+    const ctx = { outIface: bctx.bridge, physdevIn: bctx.inPort, physdevOut: port.name };
+    if (hostMangle(w, st, hop, inner.payload, 'POSTROUTING', ctx, mark) === undefined) return;
+  }
   if (inner.payload.kind === 'ipv4' && hostNatOn(st) && callsIptables(st)) {
     const br = w.iface(st.node, bctx.bridge);
     const n = hostNatPost(

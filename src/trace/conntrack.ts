@@ -178,6 +178,19 @@ export class Conntrack {
   private readonly natMid = new Map<string, NatBinding>();
   private readonly natReply = new Map<string, NatBinding>();
   private readonly natReplyMid = new Map<string, NatBinding>();
+  /** Packet marks (skb->mark) a hypervisor's mangle table set, by packet. */
+  private readonly marks = new WeakMap<Ipv4Packet, number>();
+
+  /** The mark a packet carries in this namespace (0: none). */
+  markOf(pkt: Ipv4Packet): number {
+    return this.marks.get(pkt) ?? 0;
+  }
+
+  /** The packet carries `mark` from here on. */
+  setMark(pkt: Ipv4Packet, mark: number): void {
+    if (mark !== 0 || this.marks.has(pkt)) this.marks.set(pkt, mark);
+  }
+
   /** Packets br_netfilter already ran through the IPv4 PRE_ROUTING hooks (`ip_sabotage_in` skips them later). */
   private readonly prerouted = new WeakSet<Ipv4Packet>();
 

@@ -22,7 +22,14 @@ import type {
   IpvsEngine,
   IpvsReplyDecision,
 } from './engines.ts';
-import { manglePrerouting, type NatHookCtx, natChain, natPostrouting } from './firewall.ts';
+import {
+  type MangleHookCtx,
+  mangleChain,
+  manglePrerouting,
+  type NatHookCtx,
+  natChain,
+  natPostrouting,
+} from './firewall.ts';
 import { addrTypeOf, lookupRoute, sysctlFlag, sysctlMax } from './node-config.ts';
 import { type NodeHook, type NodeHookCtx, type NodeTable, nodeTableStep } from './node-tables.ts';
 import type { Hop, NetfilterStep } from './types.ts';
@@ -69,6 +76,17 @@ export type Question =
       readonly frame: EthernetFrame;
       readonly ctx: Omit<NatHookCtx, 'addrType'>;
       readonly local: Ipv4 | undefined;
+    }
+  /**
+   * A hypervisor's iptables mangle chain (PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING) on a routed, bridged
+   * (br_netfilter, bridge ports in `ctx`) or local packet carrying `mark`: the mark it leaves with, or its drop.
+   */
+  | {
+      readonly kind: 'host-mangle';
+      readonly hook: 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
+      readonly frame: EthernetFrame;
+      readonly ctx: MangleHookCtx;
+      readonly mark: number;
     }
   /** iptables filter INPUT, FORWARD or OUTPUT of a host's own stack (local and routed IPv4). */
   | {
@@ -125,6 +143,7 @@ export interface Answers {
   readonly nat: NetfilterStep | undefined;
   readonly 'node-table': NetfilterStep | undefined;
   readonly 'host-nat': NetfilterStep | undefined;
+  readonly 'host-mangle': NetfilterStep | undefined;
   readonly raw: NetfilterStep | undefined;
   readonly 'ipvs-in': IpvsDecision;
   readonly 'ipvs-out': IpvsReplyDecision;
@@ -195,6 +214,8 @@ function answerAny(host: HostEngines, q: Question): Answers[QuestionKind] {
       return host.node.nat ? natPostrouting(host.node.nat, q.frame, q.outIface, q.masqueradeSource) : undefined;
     case 'node-table':
       return nodeTableStep(host.node, q.table, q.hook, q.frame, q.ctx);
+    case 'host-mangle':
+      return host.node.mangle ? mangleChain(host.node.mangle, q.hook, q.frame, q.ctx, q.mark) : undefined;
     case 'host-nat':
       return host.node.nat
         ? natChain(host.node.nat, q.hook, q.frame, { ...q.ctx, addrType: addrTypeOf(host.node) }, q.local)

@@ -46,6 +46,8 @@ export interface HostHookCtx {
   /** nf_conntrack's state (PRE_ROUTING or LOCAL_OUT); absent: a handshake's first packets (a lone SYN NEW). */
   readonly ctState?: CtState;
   readonly ctDir?: 'ORIGINAL' | 'REPLY';
+  /** The packet's netfilter mark (set by the host's mangle table): what `-m mark` rules match. */
+  readonly mark?: number;
 }
 
 /** Where a bridged frame goes, and what the host's conntrack made of it (absent: a handshake's first packets). */
@@ -55,6 +57,8 @@ export interface BridgedCtx {
   readonly outPort: string;
   readonly ctState?: CtState;
   readonly ctDir?: 'ORIGINAL' | 'REPLY';
+  /** The packet's netfilter mark (set by the host's mangle table): what `-m mark` rules match. */
+  readonly mark?: number;
 }
 
 export type IpvsDecision =

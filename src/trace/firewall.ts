@@ -181,6 +181,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
         outIface: ctx.bridge,
         ...(inSet ? { ipsetContains: inSet } : {}),
         ...(ctx.ctState !== undefined ? { ctState: ctx.ctState, ctDir: ctx.ctDir ?? 'ORIGINAL' } : ctOf(frame)),
+        ...(ctx.mark ? { mark: ctx.mark } : {}),
       });
       return iptStep('FORWARD', r);
     },
@@ -192,6 +193,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
               ...(ctx.inIface !== undefined ? { inIface: ctx.inIface } : {}),
               ...(ctx.outIface !== undefined ? { outIface: ctx.outIface } : {}),
               ...(inSet ? { ipsetContains: inSet } : {}),
+              ...(ctx.mark ? { mark: ctx.mark } : {}),
               ...(ctx.ctState !== undefined ? { ctState: ctx.ctState, ctDir: ctx.ctDir ?? 'ORIGINAL' } : ctOf(frame)),
             });
             return iptStep(hook, r);
@@ -310,8 +312,38 @@ function nftBridgeStep(
  * when no rule matched and the chain's policy accepts). A mangle DROP ends the packet as a filter drop would.
  */
 export function manglePrerouting(mangle: IptTable, frame: EthernetFrame, inIface: string): NetfilterStep | undefined {
+  return mangleChain(mangle, 'PREROUTING', frame, { inIface }, 0);
+}
+
+/** What a mangle chain sees of a packet besides the packet. */
+export interface MangleHookCtx {
+  readonly inIface?: string;
+  readonly outIface?: string;
+  readonly physdevIn?: string;
+  readonly physdevOut?: string;
+  readonly ctState?: CtState;
+  readonly ctDir?: 'ORIGINAL' | 'REPLY';
+}
+
+/**
+ * A node's iptables mangle chain on a packet that carries `mark`: the step names the rule that set the mark last (or
+ * dropped it); undefined when no rule matched and the policy accepts. `mark.after` is the packet's mark as it goes on.
+ */
+export function mangleChain(
+  mangle: IptTable,
+  hook: 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING',
+  frame: EthernetFrame,
+  ctx: MangleHookCtx,
+  mark: number,
+): NetfilterStep | undefined {
   if (frame.payload.kind !== 'ipv4') return undefined;
-  const r = evaluateIptables(mangle, 'PREROUTING', frame, { inIface, ...ctOf(frame) });
+  const { ctState, ctDir, ...ifaces } = ctx;
+  const r = evaluateIptables(mangle, hook, frame, {
+    ...ifaces,
+    ...(ctx.physdevIn !== undefined || ctx.physdevOut !== undefined ? { physdevIsBridged: true } : {}),
+    mark,
+    ...(ctState !== undefined ? { ctState, ctDir: ctDir ?? 'ORIGINAL' } : ctOf(frame)),
+  });
   if (!r.visited.some((v) => v.matched) && r.verdict === 'ACCEPT') return undefined;
   // The step names the rule that set the mark last, unless another rule decided the verdict.
   const marker = [...r.visited].reverse().find((v) => v.matched && v.rule.target?.kind === 'mark');
@@ -326,18 +358,15 @@ export function manglePrerouting(mangle: IptTable, frame: EthernetFrame, inIface
     kind: 'netfilter',
     family: 'ipv4',
     table: 'mangle',
-    hook: 'PREROUTING',
+    hook,
     verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
     chain: deciding?.chain ?? d.chain,
     ...(deciding ? { ruleNumber: deciding.index + 1 } : {}),
     ruleText: deciding ? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4') : `policy ${r.verdict}`,
     origin: deciding ? deciding.rule.origin : d.kind === 'policy' ? d.origin : d.rule.origin,
-    path: [
-      'PREROUTING',
-      ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
-    ],
+    path: [hook, ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : ''))],
     rulesVisited: r.visited.length,
-    mark: { before: 0, after: r.mark },
+    ...(r.mark !== mark || marker ? { mark: { before: mark, after: r.mark } } : {}),
   };
 }
 

@@ -3,13 +3,15 @@
  * (and OUTPUT for what it sends itself), SNAT/MASQUERADE in POSTROUTING. As nf_nat does, the table is consulted for a
  * connection's first packet only (`nf_nat_inet_fn` on an uninitialized manip); conntrack binds the result
  * (`nf_nat_setup_info`) and applies it to the rest of the conversation, and reverses it on the replies: their
- * destination is de-SNATed in PREROUTING, their source de-DNATed in POSTROUTING.
+ * destination is de-SNATed in PREROUTING, their source de-DNATed in POSTROUTING. Its mangle table too: DROP, and the
+ * MARK it sets (`skb->mark`), which later `-m mark` rules and `ip rule … fwmark` routing see.
  */
 import { formatIpv4, type Ipv4 } from '../addr/ipv4.ts';
 import { MAC_ZERO } from '../addr/mac.ts';
 import { ETHERTYPE_IPV4, type EthernetFrame, type Ipv4Packet, TCP_ACK, TCP_RST, TCP_SYN } from '../wire/types.ts';
 import type { NatBinding, NatManip } from './conntrack.ts';
 import type { NodeState } from './dataplane.ts';
+import type { MangleHookCtx } from './firewall.ts';
 import { ruleQuote } from './render-step.ts';
 import type { Hop } from './types.ts';
 import type { Walking } from './walk.ts';
@@ -188,4 +190,40 @@ export function hostNatPost(
     s ? { addr: s.to, ...(s.toPort !== undefined ? { port: s.toPort } : {}), origin: step.origin } : undefined,
   );
   return s ? withSrc(pkt, s.to, s.toPort) : pkt;
+}
+
+/** Whether the node's own mangle table applies to what it routes and bridges (a hypervisor with its iptables-save). */
+export function hostMangleOn(st: NodeState): boolean {
+  return st.node.kind === 'host' && st.node.mangle !== undefined;
+}
+
+/**
+ * A hypervisor's mangle chain at `hook` on a packet carrying `mark` (`skb->mark`): the mark it goes on with, or
+ * undefined when a rule drops it (the hop is ended). The step is shown only when a rule set a mark or dropped.
+ */
+export function hostMangle(
+  w: Walking,
+  st: NodeState,
+  hop: Hop,
+  pkt: Ipv4Packet,
+  hook: 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING',
+  ctx: MangleHookCtx,
+  mark: number,
+): number | undefined {
+  if (!hostMangleOn(st)) return mark;
+  const step = w.ask(st, hop, { kind: 'host-mangle', hook, frame: frameOf(pkt), ctx, mark });
+  if (!step) return mark;
+  if (step.verdict === 'DROP') {
+    hop.steps.push(step);
+    w.end(
+      hop,
+      'dropped-by-filter',
+      `${step.nft ? 'nft' : 'iptables -t mangle'} ${hook}: ${ruleQuote(step)}`,
+      step.origin,
+    );
+    return undefined;
+  }
+  if (step.mark === undefined || step.mark.after === step.mark.before) return mark;
+  hop.steps.push(step);
+  return step.mark.after;
 }

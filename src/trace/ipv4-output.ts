@@ -12,7 +12,7 @@ import { ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, type Ip
 import { fragNeeded, pathMtu } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import type { HostHook, HostHookCtx } from './engines.ts';
-import { hostNatOn, hostNatPost, hostNatPre } from './host-nat.ts';
+import { hostMangle, hostMangleOn, hostNatOn, hostNatPost, hostNatPre } from './host-nat.ts';
 import { checkWalk } from './invariants.ts';
 import { localAddress } from './node-config.ts';
 import { nodeLocalOut } from './node-filter.ts';
@@ -58,9 +58,25 @@ export function hostFilter(
 }
 
 /** `ip_local_out` of a packet the node's stack makes or forwards: route, resolve the next hop, send. */
-export function ipOutput(w: Walking, st: NodeState, sent: Ipv4Packet, parent: Hop, timeNs: bigint, iif?: string): void {
+export function ipOutput(
+  w: Walking,
+  st: NodeState,
+  sent: Ipv4Packet,
+  parent: Hop,
+  timeNs: bigint,
+  iif?: string,
+  /** The mark a forwarded packet carries (set by the host's mangle table). */
+  forwardedMark = 0,
+): void {
   const node = st.node;
   let pkt = sent;
+  let mark = forwardedMark;
+  // A hypervisor's mangle OUTPUT on what it sends itself (its mark then routes it, as ip_route_me_harder re-routes).
+  if (iif === undefined && hostMangleOn(st)) {
+    const m = hostMangle(w, st, parent, pkt, 'OUTPUT', {}, 0);
+    if (m === undefined) return;
+    mark = m;
+  }
   // A hypervisor's nat OUTPUT on what it sends itself (DNAT before the route, as the re-route after the hook does).
   if (iif === undefined && hostNatOn(st)) {
     const n = hostNatPre(w, st, parent, pkt, 'OUTPUT', {}, LOOPBACK);
@@ -68,7 +84,8 @@ export function ipOutput(w: Walking, st: NodeState, sent: Ipv4Packet, parent: Ho
     pkt = n;
   }
   // Policy rules see the packet's source and where it came in (`lo` for the node's own packets).
-  const r = w.ask(st, parent, { kind: 'route', dst: pkt.dst, key: { src: pkt.src, iif: iif ?? 'lo' } });
+  const key = { src: pkt.src, iif: iif ?? 'lo', ...(mark ? { mark } : {}) };
+  const r = w.ask(st, parent, { kind: 'route', dst: pkt.dst, key });
   if (!r) {
     w.end(parent, 'no-route', `${node.name} has no route to ${formatIpv4(pkt.dst)}`, undefined, {
       node: node.name,
@@ -92,12 +109,15 @@ export function ipOutput(w: Walking, st: NodeState, sent: Ipv4Packet, parent: Ho
   const nextHop = r.via ?? pkt.dst;
   parent.steps.push({ kind: 'route', dst: pkt.dst, nextHop, outIface: out.name, origin: r.origin });
   // A packet the node makes itself passes its filter OUTPUT (a forwarded one passed FORWARD before this).
-  if (iif === undefined && !hostFilter(w, st, parent, 'OUTPUT', pkt, { outIface: out.name })) return;
+  const markCtx = mark ? { mark } : {};
+  if (iif === undefined && !hostFilter(w, st, parent, 'OUTPUT', pkt, { outIface: out.name, ...markCtx })) return;
   if (iif === undefined && hasNodeTables(node) && !nodeLocalOut(w, st, parent, pkt, out.name)) return;
   const mtu = pathMtu(r, out);
   if (!fitsMtu(w, st, parent, pkt, mtu, out, iif !== undefined ? 'forward' : 'local', r.origin, timeNs)) return;
   // NF_INET_POST_ROUTING: a hypervisor's SNAT/MASQUERADE (MASQUERADE takes the out interface's address for the next
   // hop, `inet_select_addr`), and the de-DNAT of replies.
+  if (hostMangleOn(st) && hostMangle(w, st, parent, pkt, 'POSTROUTING', { outIface: out.name }, mark) === undefined)
+    return;
   if (hostNatOn(st)) {
     const n = hostNatPost(w, st, parent, pkt, { outIface: out.name }, sourceFor(out, nextHop));
     if (n === undefined) return;

@@ -26,7 +26,7 @@ import {
 import { advertisedMss, dataSegment, fragNeededMtu, pathMss } from './conversation.ts';
 import type { NodeState } from './dataplane.ts';
 import { markRulesFor } from './fwmark-targets.ts';
-import { hostNatOn, hostNatPre } from './host-nat.ts';
+import { hostMangle, hostMangleOn, hostNatOn, hostNatPre } from './host-nat.ts';
 import { hostFilter, ipOutput, ipvsTransmit } from './ipv4-output.ts';
 import { localAddress } from './node-config.ts';
 import { ipvsXmitCt, nodeFilter, nodePrerouting } from './node-filter.ts';
@@ -242,7 +242,13 @@ function ipReceive(
   }
   // NF_INET_PRE_ROUTING before the input route: the node's own mangle table may mark (fwmark services) or drop.
   let fwmark = 0;
-  if (node.mangle) {
+  if (st.conntrack.wasPrerouted(pkt)) fwmark = st.conntrack.markOf(pkt);
+  else if (hostMangleOn(st)) {
+    // A hypervisor's mangle PREROUTING: its marks follow the packet (filter -m mark, ip rule fwmark).
+    const m = hostMangle(w, st, hop, pkt, 'PREROUTING', { inIface: iface.name }, 0);
+    if (m === undefined) return;
+    fwmark = m;
+  } else if (node.mangle) {
     const m = w.ask(st, hop, { kind: 'mangle', frame, inIface: iface.name });
     if (m) {
       hop.steps.push(m);
@@ -281,7 +287,12 @@ function ipReceive(
     // The input route: martian source and reverse-path filter on the incoming interface.
     if (!ipSourceValid(w, st, iface, hop, pkt.src)) return;
     // NF_INET_LOCAL_IN: the host's filter INPUT (priority 0) before IPVS (ip_vs_in, after it).
-    if (!hostFilter(w, st, hop, 'INPUT', pkt, { inIface: iface.name })) return;
+    if (hostMangleOn(st)) {
+      const m = hostMangle(w, st, hop, pkt, 'INPUT', { inIface: iface.name }, fwmark);
+      if (m === undefined) return;
+      fwmark = m;
+    }
+    if (!hostFilter(w, st, hop, 'INPUT', pkt, { inIface: iface.name, ...(fwmark ? { mark: fwmark } : {}) })) return;
     if (ct && !nodeFilter(w, st, hop, 'INPUT', pkt, { inIface: iface.name, ct })) return;
     // IPIP to a local address: the ipip module hands the inner packet to tunl0, which receives it anew.
     if (pkt.protocol === IPPROTO_IPIP && pkt.payload.kind === 'ipv4') {
@@ -341,11 +352,18 @@ function ipReceive(
   }
   hop.steps.push({ kind: 'forward', ttlBefore: pkt.ttl, ttlAfter: pkt.ttl - 1, origin: fwd.origin });
   // NF_INET_FORWARD: the host's filter FORWARD (priority 0) before IPVS's (ip_vs_out), `-o` the route's device.
-  if (st.firewall?.evaluateHost || node.filter) {
-    const r = w.ask(st, hop, { kind: 'route', dst: pkt.dst, key: { src: pkt.src, iif: iface.name } });
+  if (st.firewall?.evaluateHost || node.filter || hostMangleOn(st)) {
+    const key = { src: pkt.src, iif: iface.name, ...(fwmark ? { mark: fwmark } : {}) };
+    const r = w.ask(st, hop, { kind: 'route', dst: pkt.dst, key });
     const out = r?.dev ?? (r?.via !== undefined ? w.ask(st, hop, { kind: 'route', dst: r.via })?.dev : undefined);
     const ctx = { inIface: iface.name, ...(out ? { outIface: out } : {}) };
-    if (!hostFilter(w, st, hop, 'FORWARD', pkt, ctx)) return;
+    // NF_INET_FORWARD: a hypervisor's mangle FORWARD (priority -150) first.
+    if (hostMangleOn(st)) {
+      const m = hostMangle(w, st, hop, pkt, 'FORWARD', ctx, fwmark);
+      if (m === undefined) return;
+      fwmark = m;
+    }
+    if (!hostFilter(w, st, hop, 'FORWARD', pkt, { ...ctx, ...(fwmark ? { mark: fwmark } : {}) })) return;
     if (node.filter && !nodeFilter(w, st, hop, 'FORWARD', pkt, { ...ctx, ...(ct ? { ct } : {}) })) return;
   }
   // FORWARD: IPVS rewrites NAT replies of real servers to come from the virtual service.
@@ -358,7 +376,7 @@ function ipReceive(
   }
   const { checksum: _stale, ...rest } = pkt;
   const fwdPkt: Ipv4Packet = { ...rest, ttl: pkt.ttl - 1 };
-  ipOutput(w, st, fwdPkt, hop, hop.timeNs + DELAY_NS.wire * 10n, iface.name);
+  ipOutput(w, st, fwdPkt, hop, hop.timeNs + DELAY_NS.wire * 10n, iface.name, fwmark);
 }
 
 /** IPIP decapsulation: the inner packet arrives on the fallback tunnel device (tunl0) and is received again. */

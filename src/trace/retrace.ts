@@ -160,6 +160,7 @@ function dependsOnRules(d: Decision): d is FirewallDecision {
     // And its own filter and raw tables (a guest's iptables-save).
     case 'node-table':
     case 'host-nat':
+    case 'host-mangle':
     case 'ipvs-in':
     case 'ipvs-out':
     case 'route':
