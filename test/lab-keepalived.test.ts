@@ -32,6 +32,10 @@ const SCENARIOS = [
   // vrrp_strict without accept: keepalived ignores the authentication block and starts a `state MASTER` below
   // priority 255 as BACKUP, then elects as usual (its nft drop rules for the VIPs do not touch VRRP).
   'ha-vrrp-strict-no-accept',
+  // The directors' own INPUT (their iptables-save, loaded in their namespaces): one that forgets VRRP keeps the
+  // adverts from keepalived although they reach the NIC (split brain); one that opens it is healthy.
+  'ha-backup-input-drops-vrrp',
+  'ha-director-input-vrrp-accepted-healthy',
 ];
 
 describe.skipIf(SKIP !== undefined)('real keepalived and the simulator on the HA scenarios', () => {

@@ -142,7 +142,10 @@ export interface AdvertResult {
   readonly to: VrrpMember;
   /** How it was sent: `224.0.0.18` or the unicast peer's address. */
   readonly dst: string;
+  /** keepalived on the peer receives it: it reached the peer's NIC and nothing in the peer's stack dropped it. */
   readonly reached: boolean;
+  /** It reached the peer's NIC (what a capture there shows), whatever the peer's own firewall then does. */
+  readonly atNic: boolean;
   /** The drop that kept it from the peer, when a firewall did. */
   readonly drop?: FrameWalk['drops'][number];
   readonly walk?: FrameWalk;
@@ -169,18 +172,22 @@ export function advertsOf(session: Session, g: VrrpGroup, from: VrrpMember): Adv
       const mine = from.instance.unicastPeers
         .map((p) => parseIpv4(p))
         .find((a) => a !== undefined && ownsAddress(to.node, a));
-      if (mine === undefined) return { from, to, dst: 'no unicast_peer of this node', reached: false };
+      if (mine === undefined) return { from, to, dst: 'no unicast_peer of this node', reached: false, atNic: false };
       dst = mine;
       mac = nicOwning(loaded, mine)?.iface.mac ?? MAC_BROADCAST;
     }
     const walk = walkTo(dst, mac);
-    const reached = walk?.reached.has(to.guest) ?? false;
-    const drop = reached ? undefined : pickDrop(loaded, walk, from, to);
+    const atNic = walk?.reached.has(to.guest) ?? false;
+    // The peer's own stack (its INPUT, keepalived's raw socket behind it) may still drop it.
+    const inPeer = walk?.drops.find((d) => d.hop.place.node === to.guest);
+    const reached = atNic && inPeer === undefined;
+    const drop = reached ? undefined : (inPeer ?? pickDrop(loaded, walk, from, to));
     return {
       from,
       to,
       dst: formatIpv4(dst),
       reached,
+      atNic,
       ...(drop ? { drop } : {}),
       ...(walk ? { walk } : {}),
     };

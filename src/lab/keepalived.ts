@@ -259,10 +259,10 @@ export async function runVrrpLab(
           from: from.guest,
           to: r.to.guest,
           dst: r.dst,
-          simReached: r.reached,
+          simReached: r.atNic,
           ...(r.drop ? { simDrop: dropText(r.drop) } : {}),
           kernelSeen,
-          agree: kernelSeen === r.reached,
+          agree: kernelSeen === r.atNic,
         });
       }
     }
@@ -354,10 +354,10 @@ function compareFailover(
         from: f.takeover.guest,
         to: r.to.guest,
         dst: r.dst,
-        simReached: r.reached,
+        simReached: r.atNic,
         ...(r.drop ? { simDrop: dropText(r.drop) } : {}),
         kernelSeen,
-        agree: kernelSeen === r.reached,
+        agree: kernelSeen === r.atNic,
       });
     }
   return {

@@ -102,7 +102,10 @@ const EMULATED_SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'fo'
 export function labLimits(
   loaded: LoadedScenario,
   caps: KernelCapabilities,
-  /** `lab vrrp` runs real keepalived: its strict-mode rules are then there (it compares VRRP, it sends no probe). */
+  /**
+   * `lab vrrp` runs real keepalived and compares VRRP only (no probe goes through IPVS): keepalived's strict-mode
+   * rules are then there, and a director's own tables judge adverts and gratuitous ARPs as the kernel loads them.
+   */
   o: { readonly runsKeepalived?: boolean } = {},
 ): string[] {
   const out: string[] = [];
@@ -146,7 +149,8 @@ export function labLimits(
     const t = (['mangle', 'nat', 'filter', 'raw'] as const).filter((k) => n[k] !== undefined);
     return t.length > 0 ? [`${n.name} (${t.join(', ')})`] : [];
   });
-  if (ownTables.length > 0)
+  // `lab vrrp` sends no probe through IPVS: VRRP adverts and gratuitous ARPs meet the director's tables as they load.
+  if (ownTables.length > 0 && !o.runsKeepalived)
     out.push(
       `a director's own iptables tables (${ownTables.join(', ')}): the lab emulates IPVS with nftables (DR at netdev ingress, NAT by dup at input), which does not pass them where IPVS does; the lab loads the guest's rule set, but only real IPVS would be judged by it as the simulator judges it`,
     );

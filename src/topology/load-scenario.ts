@@ -33,6 +33,10 @@ import { type LinkInfo, readIpAddr } from './ip-addr.ts';
 import { neighUsable, readIpNeigh } from './ip-neigh.ts';
 import { readIpRoute, readIpRule } from './ip-route.ts';
 import { keepalivedStrictTable } from './keepalived-strict.ts';
+
+/** VRRP's multicast group (RFC 3768). */
+const VRRP_GROUP = 0xe0000012 as Ipv4;
+
 import type {
   AddressAssignment,
   Iface,
@@ -909,6 +913,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       role ??= 'director';
     }
     let strictDrops: IptTable | undefined;
+    const joinedGroups: { iface: string; group: Ipv4; origin: Origin }[] = [];
     if (g.keepalived) {
       const a = readArtifact(ctx, g.keepalived, ['guests', guestName, 'keepalived']);
       if (a) {
@@ -921,6 +926,14 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         if (r.value) {
           keepalived.set(guestName, r.value);
           strictDrops = keepalivedStrictTable(r.value);
+          // Multicast VRRP: keepalived joins 224.0.0.18 on each instance's interface (IP_ADD_MEMBERSHIP).
+          for (const v of r.value.vrrpInstances)
+            if (v.interface !== undefined && v.unicastPeers.length === 0 && v.virtualRouterId !== undefined)
+              joinedGroups.push({
+                iface: v.interface,
+                group: VRRP_GROUP,
+                origin: { kind: 'file', label: `vrrp_instance ${v.name} (keepalived joins 224.0.0.18)`, pos: v.pos },
+              });
           keepalivedFiles.set(guestName, { text: a.text, file: a.file });
           // keepalived programs IPVS itself: without an ipvsadm listing, its configuration is the table.
           if (!ipvs.has(guestName) && r.value.table.services.length > 0) {
@@ -979,6 +992,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       ...(filter && liveTable(filter) ? { filter } : {}),
       ...(raw && liveTable(raw) ? { raw } : {}),
       ...(strictDrops ? { keepalivedDrops: strictDrops } : {}),
+      ...(joinedGroups.length > 0 ? { joinedGroups } : {}),
     });
   }
   const hostNames = new Map<string, IpAddress>();

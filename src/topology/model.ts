@@ -202,6 +202,11 @@ export interface Node {
    * their VIPs, OUTPUT packets from them, at priority -1 — before the node's filter table and IPVS.
    */
   readonly keepalivedDrops?: IptTable;
+  /**
+   * Multicast groups a program of the node joined, per interface (keepalived's VRRP group 224.0.0.18 on an
+   * instance's interface): packets to them are delivered locally (`ip_route_input_mc`), through LOCAL_IN.
+   */
+  readonly joinedGroups?: readonly { readonly iface: string; readonly group: Ipv4; readonly origin: Origin }[];
 }
 
 export interface Segment {

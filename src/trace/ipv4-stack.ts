@@ -8,7 +8,7 @@ import { isMulticastMac } from '../addr/mac.ts';
 import { prefixContains } from '../addr/prefix.ts';
 import { renderIptablesRule } from '../netfilter/iptables-render.ts';
 import { implicit, type Origin } from '../source/origin.ts';
-import type { Iface } from '../topology/model.ts';
+import type { Iface, Node } from '../topology/model.ts';
 import {
   ARP_REPLY,
   ARP_REQUEST,
@@ -282,7 +282,7 @@ function ipReceive(
     pkt = { ...rest, dst: unSnat.addr };
     frame = { ...frame, payload: pkt };
   }
-  const local = localAddress(node, pkt.dst);
+  const local = localAddress(node, pkt.dst) ?? joinedGroup(node, iface, pkt.dst);
   if (local) {
     // The input route: martian source and reverse-path filter on the incoming interface.
     if (!ipSourceValid(w, st, iface, hop, pkt.src)) return;
@@ -377,6 +377,11 @@ function ipReceive(
   const { checksum: _stale, ...rest } = pkt;
   const fwdPkt: Ipv4Packet = { ...rest, ttl: pkt.ttl - 1 };
   ipOutput(w, st, fwdPkt, hop, hop.timeNs + DELAY_NS.wire * 10n, iface.name, fwmark);
+}
+
+/** A multicast group a program of the node joined on `iface`: delivered locally as an address of it would be. */
+function joinedGroup(node: Node, iface: Iface, dst: Ipv4): { readonly origin: Origin } | undefined {
+  return node.joinedGroups?.find((j) => j.group === dst && j.iface === iface.name);
 }
 
 /** IPIP decapsulation: the inner packet arrives on the fallback tunnel device (tunl0) and is received again. */
