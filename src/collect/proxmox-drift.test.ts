@@ -172,6 +172,12 @@ describe('drift on a Proxmox node (made-up live states)', () => {
     ]);
   });
 
+  it('a node with nftables: 1 (proxmox-firewall) has no pve-firewall chains to compare: no drift, not "not running"', () => {
+    const nft = node((d) => writeFileSync(join(d, 'nodes', 'pve1', 'host.fw'), '[OPTIONS]\nnftables: 1\n'));
+    const text = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
+    expect(comparePveListings('pve1', nft, { iptables: { text, file: 'pve1/iptables-save.txt' } })).toEqual([]);
+  });
+
   it('the trace follows the live rules: a drop names the listing line and, through it, the .fw line', () => {
     const dir = mkdtempSync(join(tmp, 'scen-'));
     cpSync(EX, dir, { recursive: true });
