@@ -8,6 +8,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runDiagnoseInputs } from '../src/cli/cmd-diagnose.ts';
 import { startServe } from '../src/cli/cmd-serve.ts';
+import { joinEvidence } from '../src/collect/counter-join.ts';
+import { counterWindow } from '../src/collect/counter-window.ts';
+import { diagnose } from '../src/diagnose/diagnose.ts';
+import { renderEbtablesList } from '../src/netfilter/ebtables-render.ts';
+import { modelHostRules } from '../src/topology/host-rules.ts';
+import { loadScenario } from '../src/topology/load-scenario.ts';
 import { runCli } from './run-cli.ts';
 import { bump, carryTrace, staleIpExample, withWindow as windowBundles } from './support/counter-window-bundles.ts';
 
@@ -60,19 +66,89 @@ describe('live counters joined to the model', () => {
   it('lists moved counters the model cannot map, never dropping them', () => {
     const filter =
       'Bridge table: filter\n\nBridge chain: FORWARD, entries: 1, policy: ACCEPT\n-p IPv4 -j DROP , pcnt = 0 -- bcnt = 0\n';
+    const ip6 = '*filter\n:FORWARD ACCEPT [0:0]\n[0:0] -A FORWARD -p ipv6-icmp -j DROP\nCOMMIT\n';
     const { json } = diagnoseJson(
       withWindow('unmapped', (nat) => nat, {
         'ebtables-filter': [filter, filter.replace('pcnt = 0 -- bcnt = 0', 'pcnt = 3 -- bcnt = 180')],
+        'ip6tables-save': [ip6, ip6.replace('[0:0] -A', '[2:208] -A')],
       }),
     );
     expect(json.evidence.unmapped).toEqual([
       expect.objectContaining({
         node: 'host1',
         counted: expect.objectContaining({ table: 'filter', chain: 'FORWARD', ruleNumber: 1, packets: 3 }),
-        why: expect.stringContaining('the model has no ebtables filter rules'),
+        why: expect.stringContaining(
+          "the model has no ebtables filter rules: libvirt installs none there and the walk does not evaluate a libvirt host's own",
+        ),
+      }),
+      expect.objectContaining({
+        node: 'host1',
+        counted: expect.objectContaining({ source: 'ip6tables', chain: 'FORWARD', ruleNumber: 1, packets: 2 }),
+        why: expect.stringContaining('the model walks IPv4 only: ip6tables rules are not evaluated'),
       }),
     ]);
     for (const p of json.evidence.probes) expect(p.verdict).not.toBe('confirmed');
+  });
+});
+
+describe('the ebtables filter table the model evaluates (pve-firewall on a Proxmox host)', () => {
+  it('joins its counters to the rule and origin, and confirms the drop the model takes there', () => {
+    const loaded = loadScenario(join(import.meta.dirname, '..', 'examples', 'proxmox-lvs-dr')).value!;
+    const report = diagnose(loaded);
+    const rules = modelHostRules(loaded);
+    const eb = rules.get('pve1')?.ebFilter;
+    expect(eb?.chains.map((c) => c.name)).toContain('tap100i0-OUT-ARP');
+    // The probe the walk drops in pve-firewall's ARP chain of lb1's tap (its rule 2).
+    const drop = report.traces.find((t) =>
+      t.hops.some((h) =>
+        h.steps.some((x) => x.kind === 'netfilter' && x.chain === 'tap100i0-OUT-ARP' && x.verdict === 'DROP'),
+      ),
+    );
+    expect(drop).toBeDefined();
+    const start = renderEbtablesList(eb!, { style: 'nft', counters: true });
+    // End: that rule counted 5 packets; and PVEFW-FORWARD rule 1 counted 40 (the model decides there for others).
+    let chain = '';
+    let n = 0;
+    const end = start
+      .split('\n')
+      .map((line) => {
+        const c = /^Bridge chain: (\S+?),/.exec(line);
+        if (c) {
+          chain = c[1]!;
+          n = 0;
+          return line;
+        }
+        if (!line.includes('pcnt = ')) return line;
+        n++;
+        if (chain === 'tap100i0-OUT-ARP' && n === 2)
+          return line.replace(/pcnt = 0 -- bcnt = 0$/, 'pcnt = 5 -- bcnt = 210');
+        if (chain === 'PVEFW-FORWARD' && n === 1)
+          return line.replace(/pcnt = 0 -- bcnt = 0$/, 'pcnt = 40 -- bcnt = 3200');
+        return line;
+      })
+      .join('\n');
+    const get = (text: string, file: string) => (id: string) => (id === 'ebtables-filter' ? { text, file } : undefined);
+    const w = counterWindow('pve1', 'pve1-bundle', 'watch', get(start, 'start.txt'), get(end, 'end.txt'), 10);
+    expect(w.issues).toEqual([]);
+    expect(w.value.rules.map((d) => `${d.chain} ${d.ruleNumber} +${d.packets}`).sort()).toEqual([
+      'PVEFW-FORWARD 1 +40',
+      'tap100i0-OUT-ARP 2 +5',
+    ]);
+    const ev = joinEvidence(report, new Map([['pve1', w.value]]), rules);
+    expect(ev.unmapped).toEqual([]);
+    expect(ev.joined.map((j) => [j.rule.chain, j.rule.ruleNumber, j.by, j.rule.origin])).toEqual(
+      w.value.rules.map((d) => [
+        d.chain,
+        d.ruleNumber,
+        'position',
+        eb!.chains.find((c) => c.name === d.chain)!.rules[d.ruleNumber! - 1]!.origin,
+      ]),
+    );
+    const p = ev.probes.find((x) => x.probe === drop!.probe.name)!;
+    expect(p.verdict).toBe('confirmed');
+    expect(p.facts.join('\n')).toMatch(
+      /the model drops .* tap100i0-OUT-ARP rule 2; that rule counted 5 packets \/ 210 bytes in the 10 s window/,
+    );
   });
 });
 

@@ -85,6 +85,7 @@ export class ModelIndex {
   private readonly natChains: ReadonlyMap<string, EbTable['chains'][number]>;
   private filterChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
   private rawChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
+  private ebFilterChains: ReadonlyMap<string, EbTable['chains'][number]> | undefined;
   private readonly texts = new Map<object, string>();
   constructor(
     private readonly rules: HostRules,
@@ -105,8 +106,19 @@ export class ModelIndex {
     }
     return t;
   }
-  private eb(chain: string, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' {
-    const c = this.natChains.get(chain);
+  /** The ebtables table of a listed rule the model evaluates: libvirt's nat, pve-firewall's filter. */
+  private ebChains(table: string): ReadonlyMap<string, EbTable['chains'][number]> | undefined {
+    if (table === 'nat') return this.natChains;
+    if (table !== 'filter' || !this.rules.ebFilter) return undefined;
+    this.ebFilterChains ??= byName(this.rules.ebFilter.chains);
+    return this.ebFilterChains;
+  }
+  private eb(
+    chains: ReadonlyMap<string, EbTable['chains'][number]>,
+    chain: string,
+    n: number | undefined,
+  ): ModelRule | 'no-chain' | 'no-rule' {
+    const c = chains.get(chain);
     if (!c) return 'no-chain';
     if (n === undefined) return { chain, text: `policy: ${c.policy}`, origin: c.policyOrigin };
     const r = c.rules[n - 1];
@@ -138,25 +150,29 @@ export class ModelIndex {
     return d.table === 'filter' ? this.filter() : d.table === 'raw' ? this.raw() : undefined;
   }
   at(d: ListedRule, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' | 'no-table' {
-    if (d.source === 'ebtables' && d.table === 'nat') return this.eb(d.chain, n);
+    if (d.source === 'ebtables') {
+      const e = this.ebChains(d.table);
+      return e ? this.eb(e, d.chain, n) : 'no-table';
+    }
     const f = this.iptTable(d);
     if (f) return this.ipt(f, d.chain, n);
     return 'no-table';
   }
   length(d: ListedRule): number {
-    if (d.source === 'ebtables') return this.natChains.get(d.chain)?.rules.length ?? 0;
+    if (d.source === 'ebtables') return this.ebChains(d.table)?.get(d.chain)?.rules.length ?? 0;
     return this.iptTable(d)?.get(d.chain)?.rules.length ?? 0;
   }
   /** A chain of the model (for the end of a user chain a trace saw), with its origin. */
   chain(d: ListedRule): { readonly name: string; readonly origin: Origin } | undefined {
-    if (d.source === 'ebtables' && d.table === 'nat') return this.natChains.get(d.chain);
+    if (d.source === 'ebtables') return this.ebChains(d.table)?.get(d.chain);
     return this.iptTable(d)?.get(d.chain);
   }
   /** What the model holds of a host's tables, for the reason a listed rule has no counterpart. */
   get holds(): string {
-    return this.rules.installed
-      ? `libvirt's ebtables nat rules and the host's own iptables filter${this.rules.raw4 ? ' and raw' : ''} tables`
-      : "libvirt's ebtables nat and iptables filter rules";
+    const eb = this.rules.ebFilter ? "libvirt's ebtables nat rules, pve-firewall's ebtables filter table" : '';
+    if (this.rules.installed)
+      return `${eb || "libvirt's ebtables nat rules"} and the host's own iptables filter${this.rules.raw4 ? ' and raw' : ''} tables`;
+    return "libvirt's ebtables nat and iptables filter rules";
   }
 }
 
@@ -165,6 +181,15 @@ function byName<C extends { readonly name: string }>(chains: readonly C[]): Read
   const m = new Map<string, C>();
   for (const c of chains) if (!m.has(c.name)) m.set(c.name, c);
   return m;
+}
+
+/** Why the model has no table for a listed rule, said as what the walk does not evaluate. */
+function noTable(listed: ListedRule, idx: ModelIndex): string {
+  if (listed.source === 'ip6tables')
+    return `the model walks IPv4 only: ip6tables rules are not evaluated (it holds ${idx.holds})`;
+  if (listed.source === 'ebtables' && listed.table === 'filter')
+    return `the model has no ebtables filter rules: libvirt installs none there and the walk does not evaluate a libvirt host's own (it holds ${idx.holds})`;
+  return `the model has no ${listed.source} ${listed.table} rules (it holds ${idx.holds})`;
 }
 
 /** A rule as a host lists it: where (source, table, chain, 1-based number or the policy) and its text. */
@@ -179,8 +204,7 @@ export function modelRuleFor(
   listed: ListedRule,
 ): { readonly rule: ModelRule; readonly by: 'position' | 'text' } | { readonly why: string } {
   const at = idx.at(listed, listed.ruleNumber);
-  if (at === 'no-table')
-    return { why: `the model has no ${listed.source} ${listed.table} rules (it holds ${idx.holds})` };
+  if (at === 'no-table') return { why: noTable(listed, idx) };
   if (at === 'no-chain') return { why: `the model has no chain ${listed.chain} in ${listed.source} ${listed.table}` };
   const text = space(listed.text);
   if (at !== 'no-rule' && (listed.ruleNumber === undefined || space(at.text) === text))

@@ -21,6 +21,11 @@ export interface HostRules {
   readonly raw4?: IptTable;
   /** Set when `filter4` is the host's own iptables filter table as installed (its iptables-save), not libvirt's. */
   readonly installed?: true;
+  /**
+   * The host's ebtables filter table as the walk evaluates it (pve-firewall's, on a Proxmox host whose iptables
+   * rules are evaluated; see `modelHostRules`). libvirt installs no ebtables filter rules.
+   */
+  readonly ebFilter?: EbTable;
   readonly issues: readonly Issue[];
 }
 
@@ -104,10 +109,17 @@ export function modelHostRules(loaded: LoadedScenario, style: EbStyle = 'nft'): 
   for (const [host, r] of hostRules) {
     const filter = loaded.installedIptables?.get(host);
     const raw = loaded.installedRaw?.get(host);
+    // As the session's firewall of the host: pve-firewall's ebtables filter table beside its iptables rules.
+    const ebFilter = filter ? loaded.proxmox?.get(host)?.ebFilter : undefined;
     out.set(
       host,
       filter || raw
-        ? { ...r, ...(filter ? { filter4: filter, installed: true as const } : {}), ...(raw ? { raw4: raw } : {}) }
+        ? {
+            ...r,
+            ...(filter ? { filter4: filter, installed: true as const } : {}),
+            ...(raw ? { raw4: raw } : {}),
+            ...(ebFilter ? { ebFilter } : {}),
+          }
         : r,
     );
   }
