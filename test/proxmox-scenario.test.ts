@@ -487,7 +487,9 @@ describe('a Proxmox host in a scenario', () => {
         // the lab does not load proxmox-firewall's tables: a stated limit (exit 4), not pve-firewall's form in its place
         const caps = { ipip: true, ipvs: true, vlan: true, bridgeVlanFiltering: true };
         expect(labLimits(r.value!, caps)).toEqual([
-          expect.stringMatching(/^proxmox-firewall \(nftables: 1\) on pve1: the lab does not load its nftables tables/),
+          expect.stringMatching(
+            /^proxmox-firewall's guest table \(nftables: 1, a guest with its firewall on\) on pve1: the lab loads only its inet table/,
+          ),
         ]);
       } finally {
         rmSync(tmp, { recursive: true, force: true });

@@ -169,10 +169,10 @@ export function labLimits(
   // proxmox-firewall (host.fw nftables: 1): the lab loads pve-firewall's form only. Its guest table could not be
   // loaded on every kernel either: `ct state` in the bridge family needs nf_conntrack_bridge, `reject` there
   // nft_reject_bridge (`nft -f` of upstream's skeleton fails on kernels without them).
-  const nftNodes = [...(loaded.proxmox ?? [])].filter(([, p]) => p.nft !== undefined).map(([h]) => h);
+  const nftNodes = [...(loaded.proxmox ?? [])].filter(([, p]) => p.nft?.guests !== undefined).map(([h]) => h);
   if (nftNodes.length > 0)
     out.push(
-      `proxmox-firewall (nftables: 1) on ${nftNodes.join(', ')}: the lab does not load its nftables tables (only pve-firewall's iptables/ebtables/ipset form), and its guest table needs bridge-family conntrack (nf_conntrack_bridge) and bridge reject, which not every kernel has; the simulator evaluates them`,
+      `proxmox-firewall's guest table (nftables: 1, a guest with its firewall on) on ${nftNodes.join(', ')}: the lab loads only its inet table; the guest table needs bridge-family conntrack (nf_conntrack_bridge) and bridge reject, which not every kernel has; the simulator evaluates it`,
     );
   const bonds = [...s.nodes.values()].flatMap((n) =>
     [...n.interfaces.values()].filter((i) => i.kind === 'bond').map((i) => `${n.name}:${i.name}`),

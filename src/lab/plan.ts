@@ -533,7 +533,19 @@ export function planLab(loaded: LoadedScenario, prefix: string): LabPlan {
   }
   for (const [host, pve] of loaded.proxmox ?? []) {
     const ns = nsOf.get(host);
-    if (!ns || loaded.hostRuleSets?.has(host) || !pve.compiled.enabled || pve.nft) continue;
+    if (!ns || loaded.hostRuleSets?.has(host) || !pve.compiled.enabled) continue;
+    if (pve.nft) {
+      // proxmox-firewall: its inet table (a guest table is a stated limit, src/lab/limits.ts)
+      if (pve.nft.hostScript)
+        hostRules.push({
+          host,
+          ns,
+          format: 'nft',
+          text: pve.nft.hostScript,
+          file: `proxmox-firewall's inet table for ${pve.files.nodeName} (compiled from its /etc/pve)`,
+        });
+      continue;
+    }
     hostRules.push({
       host,
       ns,

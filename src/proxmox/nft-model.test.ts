@@ -3,6 +3,10 @@
  * `resources/proxmox-firewall.nft` (read at run time from ../shared; skipped when absent), and verdicts of the
  * evaluator on the model for the cases that matter to LVS on a node with `nftables: 1`.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { externalSuite, skippedBecause } from '../../test/support/conformance.ts';
 import { ipv4 } from '../addr/ipv4.ts';
@@ -165,5 +169,42 @@ describe('proxmox-firewall tables evaluated', () => {
       'DROP',
       'iifname . ether saddr != { tap100i0 . bc:24:11:00:00:0b } drop',
     ]);
+  });
+});
+
+describe('the inet table as an nft script, loaded by the kernel', () => {
+  const why =
+    process.getuid?.() !== 0
+      ? 'nft -f in a namespace needs root'
+      : spawnSync('nft', ['--version']).status !== 0
+        ? 'nft is not installed'
+        : undefined;
+  skippedBecause(why);
+  if (why !== undefined) return;
+  it('nft -f accepts skeleton + generated commands in a fresh namespace, and lists the rules it was given', () => {
+    const r = pveNodeInput(
+      node(
+        '[OPTIONS]\nenable: 1\n',
+        '[OPTIONS]\nnftables: 1\ntcpflags: 1\nprotection_synflood: 1\n\n[RULES]\nFORWARD ACCEPT -dest 198.51.100.10 -p tcp -dport 80\nIN SSH(ACCEPT) -source 192.0.2.0/24\n',
+      ),
+    );
+    const script = pveNftModel(compileProxmoxFirewallNft(r.value!)).hostScript!;
+    const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-pvenft-host-'));
+    const ns = `lvsd-pvehost-${process.pid}`;
+    try {
+      writeFileSync(join(dir, 'host.nft'), script);
+      execFileSync('ip', ['netns', 'add', ns]);
+      const load = spawnSync('ip', ['netns', 'exec', ns, 'nft', '-f', join(dir, 'host.nft')], { encoding: 'utf8' });
+      expect(load.stderr).toBe('');
+      const list = execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'proxmox-firewall'], {
+        encoding: 'utf8',
+      });
+      expect(list).toContain('tcp dport 80 ip daddr 198.51.100.10 accept');
+      expect(list).toContain('type filter hook forward priority filter; policy accept;');
+      expect(list).toMatch(/chain cluster-forward \{\s*drop\s*\}/);
+    } finally {
+      spawnSync('ip', ['netns', 'delete', ns]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

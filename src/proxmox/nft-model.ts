@@ -152,6 +152,11 @@ const BASE: Readonly<Record<PveNftTable, readonly (readonly [string, string])[]>
 };
 
 export interface PveNftModel {
+  /**
+   * `inet proxmox-firewall` as an `nft -f` script for a kernel (the skeleton's inet table as transcribed, then the
+   * generated commands), undefined when the host table is not generated.
+   */
+  readonly hostScript?: string;
   /** `inet proxmox-firewall` (INPUT/FORWARD/OUTPUT), undefined when the host table is not generated. */
   readonly host?: IptTable;
   /** `bridge proxmox-firewall-guests` (PREROUTING = vm-out, POSTROUTING = vm-in), undefined without guest table. */
@@ -715,13 +720,51 @@ export function pveNftModel(compiled: PveNftCompiled): PveNftModel {
     return t;
   };
   const host = build(PVE_NFT_HOST_TABLE, 'ipv4');
+  const hostScript = host ? renderPveNftHostScript(compiled) : undefined;
   const guests = build(PVE_NFT_GUEST_TABLE, 'ipv4');
   const guestsArp = build(PVE_NFT_GUEST_TABLE, 'arp');
   return {
     ...(host ? { host } : {}),
+    ...(hostScript ? { hostScript } : {}),
     ...(guests ? { guests } : {}),
     ...(guestsArp ? { guestsArp } : {}),
     ipsets,
     issues,
   };
+}
+
+/** The hooks of the inet table's base chains, as the skeleton declares them. */
+const HOST_HOOKS: Readonly<Record<string, string>> = {
+  input: 'type filter hook input priority filter; policy accept;',
+  forward: 'type filter hook forward priority filter; policy accept;',
+  output: 'type filter hook output priority filter; policy accept;',
+  'host-bridge-input': 'type filter hook input priority filter - 1; policy accept;',
+  'host-bridge-output': 'type filter hook output priority filter + 1; policy accept;',
+};
+
+/**
+ * `inet proxmox-firewall` for `nft -f`: the skeleton's inet table as transcribed here (its sets, the `bridge-map`
+ * dispatch of `host-bridge-input/-output`, every chain with its rules and hooks), then the generated inet commands.
+ */
+export function renderPveNftHostScript(compiled: PveNftCompiled): string {
+  const set = (name: string, v: 4 | 6) => `  set ${name} { type ipv${v}_addr; flags interval; auto-merge; }`;
+  const out = [`table ${PVE_NFT_HOST_TABLE} {`];
+  for (const v of [4, 6] as const) {
+    out.push(set(`v${v}-dc/management`, v), set(`v${v}-dc/management-nomatch`, v));
+    out.push(`  set v${v}-synflood-limit { type ipv${v}_addr; timeout 60s; flags dynamic; }`);
+  }
+  out.push('  map bridge-map { type ifname : verdict; }');
+  const chains: Record<string, readonly string[]> = {
+    ...Object.fromEntries(HOST_EMPTY.map((c) => [c, []])),
+    ...HOST_SKELETON,
+    'host-bridge-input': ['meta iifname vmap @bridge-map'],
+    'host-bridge-output': ['meta oifname vmap @bridge-map'],
+  };
+  // chains first without rules (jumps may point forward), then their rules
+  for (const name of Object.keys(chains)) out.push(`  chain ${name} { ${HOST_HOOKS[name] ?? ''} }`);
+  out.push('}');
+  for (const [name, rules] of Object.entries(chains))
+    for (const r of rules) out.push(`add rule ${PVE_NFT_HOST_TABLE} ${name} ${r}`);
+  for (const l of compiled.lines) if (l.table === PVE_NFT_HOST_TABLE) out.push(l.text);
+  return `${out.join('\n')}\n`;
 }
