@@ -112,6 +112,8 @@ export type IptMatch =
       readonly kind: 'conntrack';
       readonly state?: { readonly states: readonly CtState[]; readonly negated: boolean };
       readonly dir?: 'ORIGINAL' | 'REPLY';
+      /** Written with the legacy `-m state --state` match (same semantics, no SNAT/DNAT states, no `--ctdir`). */
+      readonly legacy?: true;
     }
   | {
       readonly kind: 'set';

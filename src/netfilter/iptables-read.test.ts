@@ -94,7 +94,7 @@ describe('readIptablesSave details', () => {
     ':OUTPUT ACCEPT [0:0]',
     ':libvirt-in - [0:0]',
     '[7:420] -A FORWARD -j libvirt-in',
-    '[0:0] -A FORWARD -p tcp -m tcp --dport 22 -m state --state NEW -j ACCEPT',
+    '[0:0] -A FORWARD -p tcp -m tcp --dport 22 -m hashlimit --hashlimit-upto 5/sec --hashlimit-name ssh -j ACCEPT',
     '[1:60] -A libvirt-in -m physdev --physdev-in vnet0 -m comment --comment "a \\"quoted\\" comment" -g libvirt-in',
     '[0:0] -A libvirt-in -p tcp -j LOG --log-prefix "x "',
     '[2:120] -A libvirt-in -p tcp -m tcp --sport 1024:65535 --tcp-flags SYN,RST,ACK SYN -j REJECT --reject-with tcp-reset',
@@ -164,7 +164,7 @@ describe('readIptablesSave details', () => {
     expect(lines).toEqual([
       [
         13,
-        'match -m state is not modelled (expected one of mac, iprange, dscp, tcp, udp, sctp, icmp, icmp6, conntrack, set, connlimit, comment, mark, addrtype, limit, multiport, physdev); rule left out of the model',
+        'match -m hashlimit is not modelled (expected one of mac, iprange, dscp, tcp, udp, sctp, icmp, icmp6, conntrack, state, set, connlimit, comment, mark, addrtype, limit, multiport, physdev); rule left out of the model',
       ],
       [
         15,
@@ -172,6 +172,35 @@ describe('readIptablesSave details', () => {
       ],
     ]);
     expect(r.issues).toHaveLength(3);
+  });
+
+  it('reads the legacy -m state match as iptables 1.8.9 saves it, and renders it back unchanged', () => {
+    // Recorded with iptables v1.8.9 (nf_tables) in a namespace: `iptables -A FORWARD -m state ! --state NEW -j DROP`
+    // and `--state ESTABLISHED,RELATED,NEW,INVALID,UNTRACKED` are saved as below.
+    const saved = [
+      '-A FORWARD -m state --state INVALID,NEW,RELATED,ESTABLISHED,UNTRACKED -j ACCEPT',
+      '-A FORWARD -m state ! --state NEW -j DROP',
+      '-A FORWARD -m state --state RELATED,ESTABLISHED -j ACCEPT',
+    ];
+    const legacy = readIptablesSave(
+      ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ...saved, 'COMMIT', ''].join('\n'),
+      'rhel/iptables-save.txt',
+      'ipv4',
+    );
+    expect(legacy.issues).toEqual([]);
+    const fwd = legacy.value![0]!.chains.find((c) => c.name === 'FORWARD')!;
+    expect(fwd.rules[1]!.matches).toEqual([
+      { kind: 'conntrack', state: { states: ['NEW'], negated: true }, legacy: true },
+    ]);
+    expect(renderIptablesSave(legacy.value![0]!).split('\n').filter((l) => l.startsWith('-A'))).toEqual(saved);
+    const bad = readIptablesSave(
+      ['*filter', ':FORWARD DROP [0:0]', '-A FORWARD -m state --state SNAT -j ACCEPT', 'COMMIT', ''].join('\n'),
+      'rhel/iptables-save.txt',
+      'ipv4',
+    );
+    expect(bad.issues.map(formatIssue).join('\n')).toContain(
+      "rhel/iptables-save.txt:3: error: expected states (INVALID,NEW,RELATED,ESTABLISHED,UNTRACKED) for -m state, got 'SNAT'",
+    );
   });
 
   it('keeps chain and rule counters, policies and the listing line as origin', () => {

@@ -132,6 +132,9 @@ interface Opt {
   readonly negated: boolean;
 }
 
+/** The states `-m state --state` accepts, in the order iptables-save prints them. */
+const LEGACY_STATES: readonly CtState[] = CT_STATE_ORDER.filter((s) => s !== 'SNAT' && s !== 'DNAT');
+
 /** Number of arguments each match option takes (match name → option → arity). */
 const MATCH_OPTIONS: Readonly<Record<string, Readonly<Record<string, number>>>> = {
   mac: { '--mac-source': 1 },
@@ -151,6 +154,7 @@ const MATCH_OPTIONS: Readonly<Record<string, Readonly<Record<string, number>>>> 
   icmp: { '--icmp-type': 1 },
   icmp6: { '--icmpv6-type': 1 },
   conntrack: { '--ctstate': 1, '--ctdir': 1 },
+  state: { '--state': 1 },
   set: { '--match-set': 2 },
   connlimit: {
     '--connlimit-above': 1,
@@ -287,6 +291,17 @@ function buildMatch(name: string, opts: readonly Opt[], family: IptFamily): IptM
         d = arg(dir) as 'ORIGINAL' | 'REPLY';
       }
       return { kind: 'conntrack', ...(state ? { state } : {}), ...(d ? { dir: d } : {}) };
+    }
+    case 'state': {
+      // The legacy state match: the same states as --ctstate but SNAT/DNAT (iptables 1.8.9 saves `! --state NEW` and
+      // the states in --ctstate's order).
+      const st = single(opts, '--state');
+      if (!st) bad('-m state needs --state');
+      const states = arg(st).split(',');
+      for (const s of states)
+        if (!LEGACY_STATES.includes(s as CtState))
+          bad(`expected states (${LEGACY_STATES.join(',')}) for -m state, got '${s}'`);
+      return { kind: 'conntrack', state: { states: states as CtState[], negated: st.negated }, legacy: true };
     }
     case 'set': {
       const o = single(opts, '--match-set');

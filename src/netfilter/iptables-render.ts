@@ -38,7 +38,7 @@ function tcpudpPort(opt: string, r: IptRange | undefined): string {
 }
 
 function matchName(m: IptMatch): string {
-  return m.kind;
+  return m.kind === 'conntrack' && m.legacy ? 'state' : m.kind;
 }
 
 /** The save text of one match, including its leading ` -m NAME`. */
@@ -78,7 +78,7 @@ export function renderIptablesMatch(m: IptMatch, family: 'ipv4' | 'ipv6'): strin
     case 'conntrack':
       if (m.state) {
         const states = CT_STATE_ORDER.filter((x) => m.state?.states.includes(x));
-        s += `${neg(m.state.negated)} --ctstate ${states.join(',')}`;
+        s += `${neg(m.state.negated)} ${m.legacy ? '--state' : '--ctstate'} ${states.join(',')}`;
       }
       if (m.dir) s += ` --ctdir ${m.dir}`;
       return s;
