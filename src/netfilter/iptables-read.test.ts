@@ -183,7 +183,9 @@ describe('readIptablesSave details', () => {
       '-A FORWARD -m state --state RELATED,ESTABLISHED -j ACCEPT',
     ];
     const legacy = readIptablesSave(
-      ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ...saved, 'COMMIT', ''].join('\n'),
+      ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ...saved, 'COMMIT', ''].join(
+        '\n',
+      ),
       'rhel/iptables-save.txt',
       'ipv4',
     );
@@ -192,7 +194,11 @@ describe('readIptablesSave details', () => {
     expect(fwd.rules[1]!.matches).toEqual([
       { kind: 'conntrack', state: { states: ['NEW'], negated: true }, legacy: true },
     ]);
-    expect(renderIptablesSave(legacy.value![0]!).split('\n').filter((l) => l.startsWith('-A'))).toEqual(saved);
+    expect(
+      renderIptablesSave(legacy.value![0]!)
+        .split('\n')
+        .filter((l) => l.startsWith('-A')),
+    ).toEqual(saved);
     const bad = readIptablesSave(
       ['*filter', ':FORWARD DROP [0:0]', '-A FORWARD -m state --state SNAT -j ACCEPT', 'COMMIT', ''].join('\n'),
       'rhel/iptables-save.txt',
