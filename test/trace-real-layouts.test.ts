@@ -120,6 +120,13 @@ const LAYOUTS: readonly Layout[] = [
     layout: 'keepalived unicast pair behind no-ip-multicast',
     wrong: 'stale-director-filter',
   },
+  {
+    scenario: 'dr-nft-docker-libvirt-brnf-forward-drop',
+    layout: "host firewall in native nftables: Docker's and libvirt's forward chains with br_netfilter",
+    wrong: { fix: 'sysctl' },
+    outside: ['ip nat'],
+    xtablesMonitorStops: true,
+  },
 ];
 
 const SKIP = TRACE_SKIP_REASON;

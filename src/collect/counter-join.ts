@@ -9,7 +9,7 @@
  * against the stack drops the model names.
  */
 import type { Report } from '../diagnose/types.ts';
-import type { CountDelta } from '../netfilter/counter-read.ts';
+import { type CountDelta, nftRuleKey } from '../netfilter/counter-read.ts';
 import type { EbTable } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
 import type { IptTable } from '../netfilter/iptables-model.ts';
@@ -86,6 +86,7 @@ export class ModelIndex {
   private filterChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
   private rawChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
   private ebFilterChains: ReadonlyMap<string, EbTable['chains'][number]> | undefined;
+  private nftChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
   private readonly texts = new Map<object, string>();
   constructor(
     private readonly rules: HostRules,
@@ -166,6 +167,33 @@ export class ModelIndex {
   chain(d: ListedRule): { readonly name: string; readonly origin: Origin } | undefined {
     if (d.source === 'ebtables') return this.ebChains(d.table)?.get(d.chain);
     return this.iptTable(d)?.get(d.chain);
+  }
+  /**
+   * A rule of a host's own native nftables table (`ip filter`, `ip libvirt_network`), when the model read the host's
+   * rule set from `nft list ruleset`: the chain `TABLE/CHAIN`, the rule by its nft text (counters ignored; of rules
+   * that read the same, the first, where the kernel stops), or the chain's policy (`text` undefined).
+   */
+  nftRule(table: string, chain: string, text: string | undefined): ModelRule | 'no-chain' | 'no-rule' {
+    const c = this.nftChain(table, chain);
+    if (!c) return 'no-chain';
+    if (text === undefined)
+      return c.policy && c.policyOrigin
+        ? { chain: c.name, text: `policy: ${c.policy}`, origin: c.policyOrigin }
+        : 'no-rule';
+    const key = nftRuleKey(text);
+    const i = c.rules.findIndex((r) => r.nft !== undefined && nftRuleKey(r.nft.text) === key);
+    if (i < 0) return 'no-rule';
+    const r = c.rules[i]!;
+    return { chain: c.name, ruleNumber: i + 1, text: r.nft!.text, origin: r.origin };
+  }
+  /** The model's chain of a native nft table of the host (`ip filter`, `DOCKER-USER`), when it read one. */
+  nftChain(table: string, chain: string): IptTable['chains'][number] | undefined {
+    this.nftChains ??= new Map(
+      [...(this.rules.filter4?.chains ?? []), ...(this.rules.raw4?.chains ?? [])]
+        .filter((c) => c.nft !== undefined)
+        .map((c) => [c.nft!.chain, c] as const),
+    );
+    return this.nftChains.get(`${table.split(' ')[1] ?? table}/${chain}`);
   }
   /** What the model holds of a host's tables, for the reason a listed rule has no counterpart. */
   get holds(): string {
@@ -255,6 +283,12 @@ export function joinWindow(
   }
   for (const delta of w.rules) {
     if (delta.source !== 'nft') continue;
+    // A table of the host's own nft rule set the model read (not kept by ebtables-nft / iptables-nft).
+    const native = idx.nftRule(delta.table, delta.chain, delta.ruleNumber === undefined ? undefined : delta.text);
+    if (typeof native !== 'string') {
+      joined.push({ node, delta, rule: native, by: 'text' });
+      continue;
+    }
     const [family = '', table = ''] = delta.table.split(' ');
     const source = NFT_MANAGED[family]?.includes(table) ? NFT_SOURCE[family] : undefined;
     if (source === undefined) {
@@ -328,6 +362,10 @@ interface MovedCell {
  * The joined counters by node, chain, rule number (0 for the policy), step family and table — looked up per step of
  * every probe (a fleet's probes take ~130,000 steps) without building a key — and in the order first joined.
  */
+/** The table a step names for a joined counter: a native nft rule (`ip filter`, `ip libvirt_network`) is one of the
+ * model's iptables filter table. */
+const tableOf = (j: JoinedCount) => (j.delta.source === 'nft' ? 'filter' : j.delta.table);
+
 class MovedIndex {
   private readonly byNode = new Map<string, Map<string, Map<number, MovedCell[]>>>();
   readonly cells: MovedCell[] = [];
@@ -347,13 +385,14 @@ class MovedIndex {
   }
   set(j: JoinedCount): void {
     const family = j.delta.source === 'ebtables' ? 'ebtables' : 'iptables';
+    const table = tableOf(j);
     const numbers = this.numbers(j.node, j.rule.chain, true)!;
     const n = j.rule.ruleNumber ?? 0;
     const cells = numbers.get(n);
-    const cell = cells?.find((c) => c.family === family && c.table === j.delta.table);
+    const cell = cells?.find((c) => c.family === family && c.table === table);
     if (cell) cell.j = j;
     else {
-      const c: MovedCell = { family, table: j.delta.table, j, decided: false };
+      const c: MovedCell = { family, table, j, decided: false };
       if (cells) cells.push(c);
       else numbers.set(n, [c]);
       this.cells.push(c);
@@ -363,7 +402,8 @@ class MovedIndex {
   of(j: JoinedCount): MovedCell | undefined {
     const cells = this.numbers(j.node, j.rule.chain, false)?.get(j.rule.ruleNumber ?? 0);
     const family = j.delta.source === 'ebtables' ? 'ebtables' : 'iptables';
-    return cells?.find((c) => c.family === family && c.table === j.delta.table);
+    const table = tableOf(j);
+    return cells?.find((c) => c.family === family && c.table === table);
   }
   /** The moved counter of the rule a step decided on. */
   get(node: string, s: Pick<NetfilterStep, 'family' | 'table' | 'chain' | 'ruleNumber'>): MovedCell | undefined {

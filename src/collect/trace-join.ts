@@ -247,6 +247,48 @@ export function placeTraceEvents(
       const iface = ifaceOf(e, hook);
       const where = whereOf(scenario, f.node, iface);
       const base = { node: f.node, ...(iface !== undefined ? { iface } : {}), ...(where ? { where } : {}), event: e };
+      // A rule of the host's own native nft rule set the model read: by its nft text (or, from xtables-monitor, by
+      // its handle in the host's nft listing), or the chain's policy.
+      if (idx && (e.family === 'ip' || e.family === 'inet')) {
+        const byHandle =
+          e.handle !== undefined
+            ? L?.nft.find((r) => r.table === `${e.family} ${e.table}` && r.chain === e.chain && r.handle === e.handle)
+            : undefined;
+        const text = e.tool === 'nft-monitor' ? e.ruleText : byHandle?.text;
+        const end = e.what === 'return' ? idx.nftChain(`${e.family} ${e.table}`, e.chain) : undefined;
+        if (end) {
+          out.push({
+            ...base,
+            listed: { source: 'nft', table: `${e.family} ${e.table}`, chain: e.chain, text: 'end of chain (return)' },
+            rule: { chain: end.name, text: 'end of chain (return)', origin: end.origin },
+            by: 'chain-end',
+          });
+          continue;
+        }
+        const native =
+          e.what === 'rule' && text !== undefined
+            ? idx.nftRule(`${e.family} ${e.table}`, e.chain, text)
+            : e.what === 'policy'
+              ? idx.nftRule(`${e.family} ${e.table}`, e.chain, undefined)
+              : 'no-chain';
+        if (typeof native !== 'string') {
+          const listed = {
+            source: 'nft' as const,
+            table: `${e.family} ${e.table}`,
+            chain: e.chain,
+            ...(native.ruleNumber !== undefined ? { ruleNumber: native.ruleNumber } : {}),
+            text: native.text,
+          };
+          if (e.what === 'policy' && native.text !== `policy: ${e.verdict.toUpperCase()}`)
+            out.push({
+              ...base,
+              listed,
+              why: `the kernel's ${e.chain} policy is ${e.verdict.toUpperCase()}, the model's ${native.text}`,
+            });
+          else out.push({ ...base, listed, rule: native, by: 'text' });
+          continue;
+        }
+      }
       const loc = locate(e, L);
       if ('why' in loc) {
         if (loc.setup) setupTables.add(`${e.family} ${e.table}`);
@@ -611,13 +653,20 @@ function oneProbe(
         '',
         on,
       );
-    else if (tuple || d.probes.length === 0)
+    else if (tuple)
       add(
         contradicts,
-        `the kernel and the model disagree at ${d.node}: the kernel dropped ${tuple ? probe : `a packet of ${probe}'s protocol`} with ${reason} (${d.kind.kind}), the model's ${probe} does not end so there${tuple ? '' : ' (the event names no addresses: it may be another packet)'}`,
+        `the kernel and the model disagree at ${d.node}: the kernel dropped ${probe} with ${reason} (${d.kind.kind}), the model's ${probe} does not end so there`,
         where,
         '',
         { ...on, hops: [] },
+      );
+    else if (d.probes.length === 0)
+      // perf/tracefs name no addresses and no network namespace: such a drop may be any packet of the machine.
+      add(
+        outside,
+        `the kernel of ${d.node} dropped a packet of ${probe}'s protocol with ${reason} (${d.kind.kind}), where the model's ${probe} does not end so; the event names no addresses, so it may be another packet (not held against the model)`,
+        where,
       );
   }
   const touched = path.some((h) => traced.has(h.place.node));
