@@ -16,7 +16,14 @@ import { renderOriginChain } from '../source/origin.ts';
 import { compileAllHostRules } from '../topology/host-rules.ts';
 import { type LoadedScenario, loadScenario } from '../topology/load-scenario.ts';
 import { readKernelDrops } from './kernel-drops.ts';
-import { joinKernelTraces, type KernelTraceInput, type NodeListings, renderKernelTraces } from './trace-join.ts';
+import { readListing } from './kernel-trace-input.ts';
+import {
+  joinKernelTraces,
+  type KernelTraceInput,
+  type NodeListings,
+  placeTraceEvents,
+  renderKernelTraces,
+} from './trace-join.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DIR = join(ROOT, 'fixtures', 'kernel-traces', 'founding-real');
@@ -238,5 +245,29 @@ describe("pwru's events joined to the model", () => {
     expect(p.facts[0]).toMatch(
       /the kernel saw http-to-vip at vnet9 \(br_handle_frame\), where the model never takes it/,
     );
+  });
+});
+
+describe('nft trace events of the inet and netdev families (recorded in namespaces, nft 1.0.6)', () => {
+  it('counts the netdev chain that marks the packet as the tracing setup, lists the inet events with why', () => {
+    const FAM = join(ROOT, 'fixtures', 'kernel-traces', 'nft-families');
+    const events = readNftMonitorTrace(readFileSync(join(FAM, 'nft-monitor-trace.txt'), 'utf8'), 'fam.txt').value!;
+    const listing = readListing(readFileSync(join(FAM, 'nft-ruleset-handles.txt'), 'utf8'), 'ruleset.txt')!;
+    expect(listing.issues).toEqual([]);
+    const l = loadScenario(join(ROOT, 'examples', 'kvm-lvs-dr')).value!;
+    const placed = placeTraceEvents(
+      [{ node: 'host1', file: 'fam.txt', events, drops: [] }],
+      compileAllHostRules(l).hostRules,
+      new Map([['host1', listing.value]]),
+      l.scenario,
+    );
+    expect(
+      placed.map((p) => [p.event.family, p.event.chain, 'setup' in p ? 'setup' : 'why' in p ? p.why : '']),
+    ).toEqual([
+      ['netdev', 'ing', 'setup'],
+      ['netdev', 'ing', 'setup'],
+      ['inet', 'input', 'the model has no nft table inet fw (not made by libvirt)'],
+      ['inet', 'udp_in', 'the model has no nft table inet fw (not made by libvirt)'],
+    ]);
   });
 });

@@ -10,6 +10,27 @@ import { decodeXtablesHex, netfilterTraceTool, readNftMonitorTrace, readXtablesM
 const DIR = join(import.meta.dirname, '..', '..', 'fixtures', 'kernel-traces', 'founding-real');
 
 describe('nft monitor trace', () => {
+  it('reads the netdev and inet families as nft 1.0.6 prints them (also for -j, which prints the same text)', () => {
+    const FAM = join(import.meta.dirname, '..', '..', 'fixtures', 'kernel-traces', 'nft-families');
+    const text = readFileSync(join(FAM, 'nft-monitor-trace.txt'), 'utf8');
+    expect(netfilterTraceTool(text)).toBe('nft-monitor');
+    const r = readNftMonitorTrace(text, 'fam.txt');
+    expect(r.issues).toEqual([]);
+    expect(r.value!.map((e) => [e.family, e.table, e.chain, e.what, e.verdict, e.target, e.pos.line])).toEqual([
+      ['netdev', 'nd', 'ing', 'rule', 'continue', undefined, 2],
+      ['netdev', 'nd', 'ing', 'policy', 'accept', undefined, 3],
+      ['inet', 'fw', 'input', 'rule', 'jump', 'udp_in', 5],
+      ['inet', 'fw', 'udp_in', 'rule', 'drop', undefined, 6],
+    ]);
+    // The netdev ingress hook dumps the link layer too; each event keeps the packet line of its base chain.
+    const [ing, , input, udpIn] = r.value!;
+    expect(ing!.packet).toMatchObject({ iif: 'veth1', etherType: 'ip', ipSrc: '192.0.2.1', ipDst: '192.0.2.2' });
+    expect(ing!.packet).toMatchObject({ protocol: 'udp', dport: 9, pos: { line: 1 } });
+    expect(input!.packet?.pos.line).toBe(4);
+    expect(udpIn!.packet).toBe(input!.packet);
+    expect(udpIn!.ruleText).toBe('udp dport 9 counter packets 0 bytes 0 drop');
+  });
+
   it('reads rule, policy and packet lines with the fields lvsdoctor compares', () => {
     const r = readNftMonitorTrace(readFileSync(join(DIR, 'nft-monitor-trace.txt'), 'utf8'), 'trace.txt');
     expect(r.issues).toEqual([]);
