@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { renderIptablesRule } from './iptables-render.ts';
 import { readNftRuleset } from './nft-read.ts';
 
 // fixtures/nft/docker-host.ruleset.txt was printed by `nft list ruleset` after, in a fresh namespace:
@@ -67,11 +68,23 @@ describe('nft list ruleset in place of iptables-save', () => {
       expect.stringMatching(
         /^8: warning: 'xt match physdev .*' is not read; the rule is left out, so packets it accepts go on/,
       ),
-      expect.stringMatching(
-        /^24: warning: chain nat\/PREROUTING \(type nat hook prerouting, 1 rules\) is not evaluated: destination rewrites/,
-      ),
       expect.stringMatching(/^38: warning: table bridge filter is not evaluated: its rules act on bridged frames/),
     ]);
     expect(r.issues.some((i) => i.severity === 'error')).toBe(false);
+  });
+
+  it('reads the nat base chains as the nat table traces apply (dnat behind fib daddr type local)', () => {
+    const nat = r.value!.find((t) => t.name === 'nat')!;
+    const text = nat.chains.map(
+      (c) => `${c.name}: ${c.rules.map((x) => renderIptablesRule(c.name, x, 'ipv4')).join(' | ')}`,
+    );
+    expect(text).toEqual([
+      'PREROUTING: -A PREROUTING -m addrtype --dst-type LOCAL -j nat/DOCKER',
+      'OUTPUT: ',
+      'POSTROUTING: ',
+      'nat/DOCKER: -A nat/DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.51.100.2:80',
+    ]);
+    // Quoted in nft's own words where a trace names the rule.
+    expect(nat.chains[3]!.rules[0]!.nft?.text).toMatch(/dnat to 198\.51\.100\.2:80$/);
   });
 });

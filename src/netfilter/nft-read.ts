@@ -17,6 +17,23 @@ import type { CtState, IptChain, IptMatch, IptPolicy, IptRule, IptTable, IptTarg
 import { protocolByName } from './names.ts';
 
 const HOOK_CHAIN: Readonly<Record<string, string>> = { input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' };
+/** The nat hooks traces apply (a hypervisor's DNAT/REDIRECT, SNAT/MASQUERADE), as iptables' nat chains. */
+const NAT_HOOK_CHAIN: Readonly<Record<string, string>> = {
+  prerouting: 'PREROUTING',
+  output: 'OUTPUT',
+  postrouting: 'POSTROUTING',
+};
+
+/** `A[:P]` / `A[:LO-HI]` / `:P` of a nat statement: the address (if any) and the port range (if any). */
+function natTo(v: string, what: string): { addr?: string; lo?: number; hi?: number } {
+  const m = /^(\d+\.\d+\.\d+\.\d+)?(?::(\d+)(?:-(\d+))?)?$/.exec(v);
+  if (!m || (m[1] === undefined && m[2] === undefined))
+    throw new Unmodelled(`${what} to ${v} (an address range, a map or a set)`);
+  return {
+    ...(m[1] !== undefined ? { addr: m[1] } : {}),
+    ...(m[2] !== undefined ? { lo: Number(m[2]), hi: Number(m[3] ?? m[2]) } : {}),
+  };
+}
 
 interface NftChain {
   readonly table: string;
@@ -243,6 +260,33 @@ function rule(text: string, origin: Origin, family: string): IptRule | 'other-fa
       case 'goto':
         r.target = { kind: t, chain: w[i++] ?? '' };
         break;
+      case 'dnat':
+      case 'snat':
+      case 'redirect':
+      case 'masquerade': {
+        if (w[i] === 'ip') i++;
+        else if (w[i] === 'ip6') return 'other-family';
+        let to: ReturnType<typeof natTo> = {};
+        if (w[i] === 'to') {
+          i++;
+          to = natTo(w[i++] ?? '', t);
+        }
+        while (['random', 'fully-random', 'persistent'].includes((w[i] ?? '').replace(/,$/, ''))) i++;
+        const range = to.lo !== undefined ? { lo: to.lo, hi: to.hi! } : undefined;
+        if (t === 'dnat' || t === 'snat') {
+          if (to.addr === undefined) throw new Unmodelled(`${t} without an address`);
+          if (t === 'dnat' && range && range.lo !== range.hi)
+            throw new Unmodelled(`dnat to a port range ${range.lo}-${range.hi}`);
+          r.target =
+            t === 'dnat'
+              ? { kind: 'dnat', toDest: to.addr, ...(range ? { toPort: range.lo } : {}) }
+              : { kind: 'snat', toSource: to.addr, ...(range ? { toPorts: range } : {}) };
+        } else if (t === 'redirect') {
+          if (range && range.lo !== range.hi) throw new Unmodelled(`redirect to a port range ${range.lo}-${range.hi}`);
+          r.target = { kind: 'redirect', ...(range ? { toPort: range.lo } : {}) };
+        } else r.target = { kind: 'masquerade', ...(range ? { toPorts: range } : {}) };
+        break;
+      }
       default:
         throw new Unmodelled(t);
     }
@@ -329,8 +373,15 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
   const qualified = (c: { table: string; name: string }): string => `${c.table}/${c.name}`;
   const builtin = new Map<string, NftChain[]>();
   const hooked = new Map<string, NftChain[]>();
+  const natHooked = new Map<string, NftChain[]>();
   for (const c of evaluated) {
     if (c.hook === undefined) continue;
+    if (c.type === 'nat' && NAT_HOOK_CHAIN[c.hook] !== undefined) {
+      const list = natHooked.get(NAT_HOOK_CHAIN[c.hook]!) ?? [];
+      list.push(c);
+      natHooked.set(NAT_HOOK_CHAIN[c.hook]!, list);
+      continue;
+    }
     const name = HOOK_CHAIN[c.hook];
     if (c.type !== 'filter' || name === undefined) {
       // Source NAT acts after the filter verdict; destination NAT (here or in a chain of the table) changes it.
@@ -356,60 +407,70 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
   // Every base chain of a hook runs, in priority order. The kernel inserts a chain before the first one already
   // registered with the same or a higher priority (nf_hook_entries_grow): of equal priorities, the chain created
   // later — listed later — runs first (verified with the real kernel in test/nft-base-chains.test.ts).
-  for (const [name, list] of hooked) {
-    const order = list.map((c, i) => ({ c, i }));
-    order.sort((a, b) => (a.c.priority ?? 0) - (b.c.priority ?? 0) || b.i - a.i);
-    builtin.set(
-      name,
-      order.map((x) => x.c),
-    );
-  }
   const nameOf = new Map<NftChain, string>();
   for (const c of evaluated) nameOf.set(c, qualified(c));
-  for (const [name, list] of builtin) nameOf.set(list[0]!, name);
-  const out: IptChain[] = [];
-  for (const builtinName of ['INPUT', 'FORWARD', 'OUTPUT']) {
-    const list = builtin.get(builtinName) ?? [];
-    if (list.length === 0) {
-      const origin: Origin = {
-        kind: 'file',
-        label: `no nft chain on hook ${builtinName.toLowerCase()}`,
-        pos: filePos(file, 0),
-      };
-      out.push({ name: builtinName, builtin: true, policy: 'ACCEPT', policyOrigin: origin, rules: [], origin });
-      continue;
+  /**
+   * The model's chains of one kind of base chain (filter on input/forward/output, nat on prerouting/output/
+   * postrouting): per hook, every base chain in the kernel's order, then the regular chains of the tables they are in.
+   */
+  const tableOf = (byHook: ReadonlyMap<string, NftChain[]>, names: readonly string[], type: string): IptChain[] => {
+    const builtin = new Map<string, NftChain[]>();
+    // Every base chain of a hook runs, in priority order. The kernel inserts a chain before the first one already
+    // registered with the same or a higher priority (nf_hook_entries_grow): of equal priorities, the chain created
+    // later — listed later — runs first (verified with the real kernel in test/nft-base-chains.test.ts).
+    for (const [name, list] of byHook) {
+      const order = list.map((c, i) => ({ c, i }));
+      order.sort((a, b) => (a.c.priority ?? 0) - (b.c.priority ?? 0) || b.i - a.i);
+      builtin.set(
+        name,
+        order.map((x) => x.c),
+      );
     }
-    for (const [k, c] of list.entries()) {
-      const origin: Origin = {
-        kind: 'file',
-        label: `nft chain ${qualified(c)} (hook ${c.hook} priority ${c.priority ?? 0}${list.length > 1 ? `, base chain ${k + 1} of ${list.length} on the hook` : ''})`,
-        pos: filePos(file, c.line),
-      };
-      const next = list[k + 1];
-      out.push({
-        name: nameOf.get(c)!,
-        builtin: true,
-        policy: c.policy ?? 'ACCEPT',
-        policyOrigin: origin,
-        rules: readRules(c),
-        origin,
-        nft: { chain: qualified(c) },
-        ...(next ? { nextBaseChain: nameOf.get(next)! } : {}),
-      });
+    for (const [name, list] of builtin) nameOf.set(list[0]!, name);
+    const out: IptChain[] = [];
+    for (const builtinName of names) {
+      const list = builtin.get(builtinName) ?? [];
+      if (list.length === 0) {
+        const origin: Origin = {
+          kind: 'file',
+          label: `no nft ${type} chain on hook ${builtinName.toLowerCase()}`,
+          pos: filePos(file, 0),
+        };
+        out.push({ name: builtinName, builtin: true, policy: 'ACCEPT', policyOrigin: origin, rules: [], origin });
+        continue;
+      }
+      for (const [k, c] of list.entries()) {
+        const origin: Origin = {
+          kind: 'file',
+          label: `nft chain ${qualified(c)} (hook ${c.hook} priority ${c.priority ?? 0}${list.length > 1 ? `, base chain ${k + 1} of ${list.length} on the hook` : ''})`,
+          pos: filePos(file, c.line),
+        };
+        const next = list[k + 1];
+        out.push({
+          name: nameOf.get(c)!,
+          builtin: true,
+          policy: c.policy ?? 'ACCEPT',
+          policyOrigin: origin,
+          rules: readRules(c),
+          origin,
+          nft: { chain: qualified(c) },
+          ...(next ? { nextBaseChain: nameOf.get(next)! } : {}),
+        });
+      }
     }
-  }
-  // Regular chains of tables that filter (a nat table's chains are reported through its base chains).
-  const filtering = new Set(evaluated.filter((c) => c.type === 'filter').map((c) => c.table));
-  for (const c of evaluated)
-    if (c.hook === undefined && filtering.has(c.table))
-      out.push({
-        name: nameOf.get(c)!,
-        builtin: false,
-        rules: readRules(c),
-        origin: { kind: 'file', label: `nft chain ${qualified(c)}`, pos: filePos(file, c.line) },
-        nft: { chain: qualified(c) },
-      });
-
+    // Regular chains of the tables these base chains are in.
+    const tables = new Set([...byHook.values()].flat().map((c) => c.table));
+    for (const c of evaluated)
+      if (c.hook === undefined && tables.has(c.table))
+        out.push({
+          name: nameOf.get(c)!,
+          builtin: false,
+          rules: readRules(c),
+          origin: { kind: 'file', label: `nft chain ${qualified(c)}`, pos: filePos(file, c.line) },
+          nft: { chain: qualified(c) },
+        });
+    return out;
+  };
   function readRules(c: NftChain): IptRule[] {
     const rules: IptRule[] = [];
     for (const rl of c.rules) {
@@ -443,10 +504,19 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
     return rules;
   }
 
+  // The filter chains, then the nat chains (read after, so that a jump's target name is known in both).
+  const filter = tableOf(hooked, ['INPUT', 'FORWARD', 'OUTPUT'], 'filter');
+  const value: IptTable[] = [{ family: 'ipv4', name: 'filter', chains: filter }];
+  if (natHooked.size > 0)
+    value.push({
+      family: 'ipv4',
+      name: 'nat',
+      chains: tableOf(natHooked, ['PREROUTING', 'OUTPUT', 'POSTROUTING'], 'nat'),
+    });
   if (chains.length === 0 && issues.length === 0)
     issues.push(issue('nft-empty', 'no table or chain found in the nft ruleset', filePos(file, 0)));
   issues.sort((a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0));
-  return { value: [{ family: 'ipv4', name: 'filter', chains: out }], issues };
+  return { value, issues };
 }
 
 /** Whether a text is `nft list ruleset` output rather than `iptables-save`. */

@@ -37,7 +37,7 @@ export const hostNatCaptures: FindingKind = {
       finding: {
         code: this.code,
         severity: this.severity,
-        title: `${host.name}: ${step.nft ? 'nft' : 'iptables -t nat'} ${ruleQuote(step)} rewrites ${from} to ${to}`,
+        title: `${host.name}: ${step.nft ? '' : 'iptables -t nat '}${ruleQuote(step)} rewrites ${from} to ${to}`,
         explanation: `${host.name}'s own nat table rewrites the destination of the ${trace.stage} before ${bridged ? 'the bridge forwards it (br_netfilter hands bridged IPv4 to iptables with net.bridge.bridge-nf-call-iptables=1, and re-routes a frame whose destination changed)' : 'routing'}: ${ruleQuote(step)} sends traffic for ${from} to ${to}, so it never reaches ${formatIpv4(d.from)}; the trace ends ${end.disposition} at ${end.place.node}${end.place.iface ? `:${end.place.iface}` : ''} (${end.reason}). conntrack keeps that binding for the whole connection. Exempt ${formatIpv4(d.from)} from the rule (or narrow the rule to the traffic it is meant for).`,
         where: `${host.name}`,
         culprit: step.origin,
