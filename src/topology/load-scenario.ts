@@ -727,6 +727,8 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
     }
     // `ip route` of the host (a routing Proxmox node's default route): as given, else its connected routes only
     const hostRoutes = h['ip-route'] ? routesOf(ctx, h['ip-route'], ['hosts', hostName, 'ip-route']) : undefined;
+    // `ip rule` of the host: policy routing, e.g. on the marks its mangle table sets (`fwmark`).
+    const hostRules = h['ip-rule'] ? rulesOf(ctx, h['ip-rule'], ['hosts', hostName, 'ip-rule']) : undefined;
     nodes.set(hostName, {
       name: hostName,
       kind: 'host',
@@ -739,6 +741,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
       ttl: 64,
       ...(hostNat ? { nat: hostNat } : {}),
       ...(hostMangle ? { mangle: hostMangle } : {}),
+      ...(hostRules ? { rules: hostRules } : {}),
       origin: yamlOrigin(`host ${hostName}`, 'hosts', hostName),
     });
   }
@@ -834,25 +837,7 @@ function build(ctx: Ctx, f: ScenarioFile, yamlFile: string): LoadedScenario | un
         raw = r.value?.find((t) => t.name === 'raw');
       }
     }
-    let rules: RoutingRule[] | undefined;
-    if (g['ip-rule']) {
-      const a = readArtifact(ctx, g['ip-rule'], ['guests', guestName, 'ip-rule']);
-      if (a) {
-        const r = readIpRule(a.text, a.file);
-        appendAll(ctx.issues, r.issues);
-        rules = (r.value ?? []).map((e) => ({
-          priority: e.priority,
-          not: e.not,
-          ...(e.from ? { from: e.from } : {}),
-          ...(e.to ? { to: e.to } : {}),
-          ...(e.iif !== undefined ? { iif: e.iif } : {}),
-          ...(e.oif !== undefined ? { oif: e.oif } : {}),
-          ...(e.fwmark ? { fwmark: e.fwmark } : {}),
-          action: e.action,
-          origin: { kind: 'file', label: `rule ${e.priority}`, pos: e.pos },
-        }));
-      }
-    }
+    const rules = g['ip-rule'] ? rulesOf(ctx, g['ip-rule'], ['guests', guestName, 'ip-rule']) : undefined;
     // The kernel adds connected routes (table main) for every address; ip route output lists them, but add what is
     // missing.
     for (const c of connectedRoutes(ifaces.values()))
@@ -1282,6 +1267,25 @@ function liveTable(t: IptTable): boolean {
 }
 
 /** An `ip route` listing as the node's routes (undefined when the file cannot be read). */
+/** A node's `ip rule` (policy routing: from/to/iif/oif/fwmark selectors); undefined when the file cannot be read. */
+function rulesOf(ctx: Ctx, file: string, at: (string | number)[]): RoutingRule[] | undefined {
+  const a = readArtifact(ctx, file, at);
+  if (!a) return undefined;
+  const r = readIpRule(a.text, a.file);
+  appendAll(ctx.issues, r.issues);
+  return (r.value ?? []).map((e) => ({
+    priority: e.priority,
+    not: e.not,
+    ...(e.from ? { from: e.from } : {}),
+    ...(e.to ? { to: e.to } : {}),
+    ...(e.iif !== undefined ? { iif: e.iif } : {}),
+    ...(e.oif !== undefined ? { oif: e.oif } : {}),
+    ...(e.fwmark ? { fwmark: e.fwmark } : {}),
+    action: e.action,
+    origin: { kind: 'file', label: `rule ${e.priority}`, pos: e.pos },
+  }));
+}
+
 function routesOf(ctx: Ctx, file: string, at: (string | number)[]): Route[] | undefined {
   const a = readArtifact(ctx, file, at);
   if (!a) return undefined;

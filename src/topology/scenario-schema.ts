@@ -27,6 +27,8 @@ export const hostSchema = z.strictObject({
   sysctl: relFile.optional(),
   /** The host's `ip route` (e.g. a node routing between its bridges); without it, its connected routes only. */
   'ip-route': relFile.optional(),
+  /** The host's `ip rule` (policy routing, e.g. `fwmark` rules on the marks its mangle table sets). */
+  'ip-rule': relFile.optional(),
   'iptables-save': relFile.optional(),
   /** The host's `ipset save`: the sets its iptables rules match (`--match-set`) as the kernel has them. */
   'ipset-save': relFile.optional(),
