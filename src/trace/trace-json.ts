@@ -24,7 +24,12 @@ function ip(a: Ipv4 | undefined): string | undefined {
 function stepJson(s: Step): unknown {
   switch (s.kind) {
     case 'netfilter':
-      return { ...s, origin: originJson(s.origin) };
+      return {
+        ...s,
+        ...(s.snat ? { snat: { ...s.snat, from: ip(s.snat.from), to: ip(s.snat.to) } } : {}),
+        ...(s.dnat ? { dnat: { ...s.dnat, from: ip(s.dnat.from), to: ip(s.dnat.to) } } : {}),
+        origin: originJson(s.origin),
+      };
     case 'neighbour':
       return {
         kind: s.kind,
