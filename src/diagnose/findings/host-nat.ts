@@ -9,6 +9,7 @@ import { ruleQuote } from '../../trace/render-step.ts';
 import type { NetfilterStep, Trace } from '../../trace/types.ts';
 import { pathHops } from '../facts.ts';
 import type { FixProposal } from '../types.ts';
+import { brNetfilterOff } from './bridged-forward-drop.ts';
 import type { FindingKind } from './kind.ts';
 
 /**
@@ -42,7 +43,8 @@ export const hostNatCaptures: FindingKind = {
         where: `${host.name}`,
         culprit: step.origin,
       },
-      fixes: exemptFix(host, step, d.from),
+      // Bridged: also the switch that keeps bridged frames out of iptables altogether (nat included).
+      fixes: [...exemptFix(host, step, d.from), ...(bridged ? [brNetfilterOff(host)] : [])],
     };
   },
 };
