@@ -36,6 +36,20 @@ try {
   await page.close();
   await server.close();
 
+  // Live evidence: the founding case with the kernel traces recorded on a real kernel (fixtures/kernel-traces).
+  const traces = ['xtables-monitor-trace.txt', 'nft-ruleset-handles.txt', 'ebtables-nat.txt', 'kfree-skb-perf.txt'].map(
+    (f) => `host1=fixtures/kernel-traces/founding-real/${f}`,
+  );
+  const traced = (await startServe(quiet, ['examples/kvm-lvs-dr'], { port: 0, captures: [], traces }))!;
+  const ep = await browser.page();
+  await ep.goto(traced.url);
+  await ep.locator('[data-evidence-probe] [data-kernel-mark]').first().waitFor();
+  await ep.locator('[data-evidence-probe]').scrollIntoViewIfNeeded();
+  await ep.screenshot({ path: join(OUT, 'evidence.png') });
+  console.log('docs/screenshots/evidence.png: kernel traces of the founding case placed on the path, confirmed');
+  await ep.close();
+  await traced.close();
+
   // Captures: the pcaps the model writes at the director's NIC and the host's bridge (as in the founding report).
   const loaded = loadScenario('examples/kvm-lvs-dr').value!;
   const session = openSession(loaded);

@@ -215,10 +215,14 @@ export function EvidenceOverview({ model }: { model: WebModel }) {
         ))}
       </ul>
       <p>
-        {e.joined.length} moved counters joined to the model
-        {k
-          ? `, ${k.joined.length} trace events joined${k.setup ? ` (and ${k.setup} of the operator's tracing rules)` : ''}`
-          : ''}
+        {[
+          ...(e.windows.length > 0 ? [`${e.joined.length} moved counters joined to the model`] : []),
+          ...(k
+            ? [
+                `${k.joined.length} trace events joined to the model${k.setup ? ` (and ${k.setup} of the operator's tracing rules)` : ''}`,
+              ]
+            : []),
+        ].join(', ')}
         .
       </p>
       {e.unmapped.length > 0 && (
