@@ -429,6 +429,22 @@ describe('IPVS totals of a director (/proc/net/ip_vs_stats) in a watch window', 
     );
   });
 
+  it('the page shows them: the counters that moved and the probe’s IPVS fact, in the report --html writes', async () => {
+    const out = join(tmp, 'ipvs.html');
+    expect((await runCli('diagnose', ...directorWatch('ipvs-html', stats('1D', '2FC')), '--html', out)).code).toBe(1);
+    const html = readFileSync(out, 'utf8');
+    const m = JSON.parse(/<script id="lvsdoctor-model" type="application\/json">(.*?)<\/script>/s.exec(html)![1]!);
+    const e = m.evidence as import('../src/web/contract.ts').EvidenceView;
+    expect(e.stack).toEqual(
+      expect.arrayContaining([
+        { node: 'r2-10105', name: 'IpVsConns', delta: 3 },
+        { node: 'r2-10105', name: 'IpVsInPkts', delta: 12 },
+      ]),
+    );
+    const facts = e.probes.flatMap((p) => p.counters?.facts ?? []).join('\n');
+    expect(facts).toMatch(/its IPVS totals moved: IpVsConns \+3, IpVsInPkts \+12 in the 10 s window/);
+  });
+
   it('says so when they stood still, and names the line of a listing it cannot read', () => {
     const still = diagnoseJson(directorWatch('ipvs-still', stats('1A', '2F0'))).json;
     expect(still.evidence.probes.flatMap((p: { facts: string[] }) => p.facts).join('\n')).toMatch(
