@@ -6,10 +6,17 @@
  * means for the verdict, and so is every table or chain that is not evaluated (nat, bridge, netdev, arp, ip6). Several
  * filter base chains on one hook are all evaluated, in the kernel's order: the first becomes the built-in chain
  * (INPUT, FORWARD, OUTPUT), the others follow it (`IptChain.nextBaseChain`), an accept going on to the next, a drop ending.
+ * The base chains that are what iptables' mangle table is — `type filter` on prerouting and postrouting (at any
+ * priority: raw, mangle, firewalld's `mangle + 10`), `type route` on output — are read the same way into the mangle
+ * table traces apply before nat (and filter OUTPUT); nat base chains into the nat table. A chain whose priority puts
+ * it after a chain traces run before it is said on its line (`nft-chain-order`).
  *
  * Statements read: `iifname`/`oifname` (`==`, `!=`, `"veth*"`), `iif`/`oif` (by index, listed by name), `ip saddr`/`ip daddr` (address or prefix),
  * `ip protocol`/`meta l4proto`, `tcp|udp sport|dport` (a port, a range, a set), `ct state`, `meta mark`/`mark`,
- * `fib daddr type`, `counter`, `log`, `comment`; verdicts `accept`, `drop`, `reject`, `return`, `jump`, `goto`.
+ * `fib daddr type`, `counter`, `log`, `comment`; verdicts `accept`, `drop`, `reject`, `return`, `jump`, `goto`;
+ * `meta mark set V` and `meta mark set meta mark & A | B ^ C` (MARK --set-xmark). `ip dscp set`, `tcp option maxseg
+ * size set` and the like are noted as not applied (they decide nothing a trace follows); `ct mark set`, `meta mark set
+ * ct mark`, `tproxy`, `notrack`, `queue`, `ip saddr|daddr set` leave their rule out, said with what that means.
  */
 import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { filePos, type Origin } from '../source/origin.ts';
@@ -46,6 +53,37 @@ interface NftChain {
   policy?: IptPolicy;
   readonly rules: { readonly text: string; readonly line: number }[];
 }
+
+/**
+ * The base chains read into the mangle table traces apply at its hooks: `type filter` on prerouting and postrouting,
+ * `type route` on output (a changed mark or address re-routes, as iptables' mangle OUTPUT does). Filter chains on
+ * input, forward and output are evaluated with the filter table (every base chain of a hook in priority order).
+ */
+const MANGLE_HOOK_CHAIN: Readonly<Record<string, string>> = {
+  'filter prerouting': 'PREROUTING',
+  'filter postrouting': 'POSTROUTING',
+  'route output': 'OUTPUT',
+};
+
+/**
+ * Where traces run each table at a hook, in the kernel's priorities: mangle (-150) before nat PREROUTING/OUTPUT
+ * (dstnat, -100) and filter OUTPUT (0); mangle POSTROUTING (-150) before nat POSTROUTING (srcnat, 100).
+ */
+const TRACE_SLOT: Readonly<Record<string, readonly (readonly [string, string])[]>> = {
+  prerouting: [
+    ['mangle', 'PREROUTING'],
+    ['nat', 'PREROUTING'],
+  ],
+  output: [
+    ['mangle', 'OUTPUT'],
+    ['nat', 'OUTPUT'],
+    ['filter', 'OUTPUT'],
+  ],
+  postrouting: [
+    ['mangle', 'POSTROUTING'],
+    ['nat', 'POSTROUTING'],
+  ],
+};
 
 const PRIORITY_NAMES: Readonly<Record<string, number>> = {
   raw: -300,
@@ -92,14 +130,94 @@ function setItems(w: string): string[] {
     .filter((x) => x !== '');
 }
 
-class Unmodelled extends Error {}
+/** A statement the model cannot express; `meaning` says what leaving its rule out means for the verdict. */
+class Unmodelled extends Error {
+  constructor(
+    message: string,
+    readonly meaning?: string,
+  ) {
+    super(message);
+  }
+}
 
-/** One rule into the iptables model; throws `Unmodelled` with what the rule does that is not read. */
-function rule(text: string, origin: Origin, family: string): IptRule | 'other-family' {
+const MASK32 = 0xffffffff;
+
+/**
+ * `meta mark set …` after `set`: a value, or `meta mark` (`mark`) followed by `&`/`|`/`^` (`and`/`or`/`xor`) with
+ * constants, as nft prints `meta mark set mark and A or B` (`meta mark & A | B`). Returned as iptables' MARK
+ * --set-xmark V/M (nfmark = (nfmark & ~M) ^ V): the composition kept as nfmark = (nfmark & keep) ^ value.
+ */
+function markSet(w: readonly string[], at: number): { value: number; mask: number; next: number } {
+  let i = at;
+  const num = (v: string | undefined): number | undefined =>
+    v !== undefined && /^(0x[0-9a-f]+|\d+)$/i.test(v) ? Number(v) >>> 0 : undefined;
+  const first = num(w[i]);
+  if (first !== undefined) return { value: first, mask: MASK32, next: i + 1 };
+  if (w[i] === 'meta' && w[i + 1] === 'mark') i += 2;
+  else if (w[i] === 'mark') i++;
+  else if (w[i] === 'ct' && w[i + 1] === 'mark')
+    throw new Unmodelled(
+      'meta mark set ct mark',
+      "the connection's mark is not restored onto the packet in traces: it goes on with the mark it had, which -m mark matches and ip rule fwmark see",
+    );
+  else
+    throw new Unmodelled(
+      `meta mark set ${w[i] ?? ''} (a map or an expression other than a constant)`,
+      'the mark it would set is not applied in traces: the packet goes on with the mark it had',
+    );
+  let keep = MASK32;
+  let value = 0;
+  let ops = 0;
+  for (;;) {
+    const op = w[i];
+    const c = num(w[i + 1]);
+    if (c === undefined || op === undefined) break;
+    if (op === '&' || op === 'and') {
+      keep = (keep & c) >>> 0;
+      value = (value & c) >>> 0;
+    } else if (op === '|' || op === 'or') {
+      keep = (keep & ~c) >>> 0;
+      value = ((value & ~c) | c) >>> 0;
+    } else if (op === '^' || op === 'xor') value = (value ^ c) >>> 0;
+    else break;
+    i += 2;
+    ops++;
+  }
+  if (ops === 0)
+    throw new Unmodelled(
+      `meta mark set ${w.slice(at, at + 3).join(' ')}`,
+      'the mark it would set is not applied in traces: the packet goes on with the mark it had',
+    );
+  return { value, mask: ~keep >>> 0, next: i };
+}
+
+/** Statements that rewrite what no trace decides on: read as notes, the rest of the rule applies. */
+const HARMLESS_SETS: Readonly<Record<string, string>> = {
+  'ip dscp': 'the DSCP field decides nothing a trace follows',
+  'ip ecn': 'the ECN bits decide nothing a trace follows',
+  'meta priority': 'the packet priority (qdisc class) decides nothing a trace follows',
+  'meta nftrace': 'nftrace only makes nft monitor trace report the packet',
+};
+
+/**
+ * One rule into the iptables model; throws `Unmodelled` with what the rule does that is not read. A rule that sets the
+ * mark and also has a verdict (`… meta mark set 0x1 accept`) becomes two: the MARK, then the verdict on the same
+ * matches. `notes` gets the statements read as changing nothing a trace decides on.
+ */
+function rule(text: string, origin: Origin, family: string, notes: string[] = []): IptRule[] | 'other-family' {
   const w = words(text.replace(/\s+# handle \d+$/, ''));
   const r: { -readonly [K in Exclude<keyof IptRule, 'matches' | 'origin'>]?: NonNullable<IptRule[K]> } = {};
   const matches: IptMatch[] = [];
+  let markTarget: IptTarget | undefined;
   let i = 0;
+  const harmless = (what: string): boolean => {
+    const meaning = HARMLESS_SETS[what];
+    if (meaning === undefined || w[i] !== 'set') return false;
+    const v = w[i + 1] ?? '';
+    notes.push(`'${what} set ${v}' is not applied (${meaning}); the rest of the rule is`);
+    i += 2;
+    return true;
+  };
   const neg = (): boolean => {
     if (w[i] === '!=') {
       i++;
@@ -154,6 +272,12 @@ function rule(text: string, origin: Origin, family: string): IptRule | 'other-fa
       }
       case 'ip': {
         const f = w[i++];
+        if (harmless(`ip ${f}`)) break;
+        if ((f === 'saddr' || f === 'daddr') && w[i] === 'set')
+          throw new Unmodelled(
+            `ip ${f} set ${w[i + 1] ?? ''} (a stateless address rewrite)`,
+            `the rewrite is not applied: traces carry the packet on with its original ${f === 'saddr' ? 'source' : 'destination'}`,
+          );
         if (f === 'saddr' || f === 'daddr') {
           const n = neg();
           const v = w[i++] ?? '';
@@ -179,6 +303,12 @@ function rule(text: string, origin: Origin, family: string): IptRule | 'other-fa
           const p = /^\d+$/.test(v) ? Number(v) : protocolByName(v);
           if (p === undefined) throw new Unmodelled(`meta l4proto ${v}`);
           r.proto = { value: p, negated: n };
+        } else if (harmless(`meta ${f}`)) {
+          // read as a note
+        } else if (f === 'mark' && w[i] === 'set') {
+          const m = markSet(w, i + 1);
+          markTarget = { kind: 'mark', value: m.value, mask: m.mask };
+          i = m.next;
         } else if (f === 'mark') {
           const n = neg();
           const v = Number(w[i++]);
@@ -191,6 +321,12 @@ function rule(text: string, origin: Origin, family: string): IptRule | 'other-fa
         break;
       }
       case 'mark': {
+        if (w[i] === 'set') {
+          const m = markSet(w, i + 1);
+          markTarget = { kind: 'mark', value: m.value, mask: m.mask };
+          i = m.next;
+          break;
+        }
         const n = neg();
         const v = Number(w[i++]);
         if (!Number.isInteger(v)) throw new Unmodelled('mark with a mask or set');
@@ -200,12 +336,24 @@ function rule(text: string, origin: Origin, family: string): IptRule | 'other-fa
       case 'tcp':
       case 'udp': {
         const f = w[i++];
+        if (t === 'tcp' && f === 'option' && w[i] === 'maxseg' && w[i + 1] === 'size' && w[i + 2] === 'set') {
+          notes.push(
+            `'tcp option maxseg size set ${w[i + 3] ?? ''}${w[i + 4] === 'mtu' ? ' mtu' : ''}' is not applied (MSS clamping): traces keep the segment sizes the endpoints chose; the rest of the rule is`,
+          );
+          i += w[i + 4] === 'mtu' ? 5 : 4;
+          break;
+        }
         if (f === 'dport' || f === 'sport') ports(t, f);
         else throw new Unmodelled(`${t} ${f}`);
         break;
       }
       case 'ct': {
         const f = w[i++];
+        if (f === 'mark' && w[i] === 'set')
+          throw new Unmodelled(
+            `ct mark set ${w.slice(i + 1).join(' ')}`,
+            "the connection's mark is not kept in traces: a later 'meta mark set ct mark' restores nothing",
+          );
         if (f !== 'state') throw new Unmodelled(`ct ${f}`);
         const n = neg();
         const v = w[i++] ?? '';
@@ -236,6 +384,21 @@ function rule(text: string, origin: Origin, family: string): IptRule | 'other-fa
       case 'icmpv6':
         if (family === 'inet') return 'other-family';
         throw new Unmodelled(t);
+      case 'tproxy':
+        throw new Unmodelled(
+          `tproxy ${w.slice(i).join(' ')}`,
+          'the diversion to a local transparent proxy is not applied: traces route the packet on to its destination',
+        );
+      case 'notrack':
+        throw new Unmodelled(
+          'notrack',
+          'conntrack still tracks the packet in traces (NEW/ESTABLISHED/INVALID instead of UNTRACKED), so a later ct state match may decide otherwise',
+        );
+      case 'queue':
+        throw new Unmodelled(
+          `queue ${w.slice(i).join(' ')}`,
+          'the packet is not handed to a userspace queue in traces: what that program decides is unknown',
+        );
       case 'accept':
         r.target = { kind: 'verdict', verdict: 'ACCEPT' };
         break;
@@ -291,7 +454,16 @@ function rule(text: string, origin: Origin, family: string): IptRule | 'other-fa
         throw new Unmodelled(t);
     }
   }
-  return { ...r, matches, origin };
+  if (markTarget === undefined) return [{ ...r, matches, origin }];
+  const marking: IptRule = { ...r, matches, origin, target: markTarget };
+  if (r.target === undefined) return [marking];
+  // The verdict after the mark: on the same matches, unless one of them looks at the mark it just changed.
+  if (matches.some((m) => m.kind === 'mark'))
+    throw new Unmodelled(
+      'meta mark set with a verdict on a rule that also matches the mark',
+      'neither its mark nor its verdict is applied in traces',
+    );
+  return [marking, { ...r, matches, origin }];
 }
 
 /** Reads `nft list ruleset`: one IPv4 filter table with INPUT, FORWARD and OUTPUT as its hooks' first base chains. */
@@ -374,12 +546,22 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
   const builtin = new Map<string, NftChain[]>();
   const hooked = new Map<string, NftChain[]>();
   const natHooked = new Map<string, NftChain[]>();
+  const mangleHooked = new Map<string, NftChain[]>();
+  const add = (byHook: Map<string, NftChain[]>, name: string, c: NftChain): void => {
+    const list = byHook.get(name) ?? [];
+    list.push(c);
+    byHook.set(name, list);
+  };
   for (const c of evaluated) {
     if (c.hook === undefined) continue;
     if (c.type === 'nat' && NAT_HOOK_CHAIN[c.hook] !== undefined) {
-      const list = natHooked.get(NAT_HOOK_CHAIN[c.hook]!) ?? [];
-      list.push(c);
-      natHooked.set(NAT_HOOK_CHAIN[c.hook]!, list);
+      add(natHooked, NAT_HOOK_CHAIN[c.hook]!, c);
+      continue;
+    }
+    // What iptables' mangle table is (type filter on prerouting/postrouting, type route on output): marks, drops.
+    const mangleHook = MANGLE_HOOK_CHAIN[`${c.type} ${c.hook}`];
+    if (mangleHook !== undefined) {
+      add(mangleHooked, mangleHook, c);
       continue;
     }
     const name = HOOK_CHAIN[c.hook];
@@ -476,25 +658,41 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
     for (const rl of c.rules) {
       const pos = filePos(file, rl.line);
       const origin: Origin = { kind: 'file', label: `nft ${qualified(c)} rule`, pos };
+      const notes: string[] = [];
       try {
-        const r = rule(rl.text, origin, c.family);
-        if (r === 'other-family') continue;
-        const t = r.target;
-        if (t && (t.kind === 'jump' || t.kind === 'goto')) {
-          const target = evaluated.find((x) => x.table === c.table && x.name === t.chain);
-          if (target === undefined) throw new Unmodelled(`${t.kind} to ${t.chain}, a chain not in this table`);
-          rules.push({
-            ...r,
-            target: { kind: t.kind, chain: nameOf.get(target)! },
-            nft: { chain: qualified(c), text: rl.text },
-          });
-        } else rules.push({ ...r, nft: { chain: qualified(c), text: rl.text } });
+        const read = rule(rl.text, origin, c.family, notes);
+        if (read === 'other-family') continue;
+        const out: IptRule[] = [];
+        for (const r of read) {
+          const t = r.target;
+          if (t && (t.kind === 'jump' || t.kind === 'goto')) {
+            const target = evaluated.find((x) => x.table === c.table && x.name === t.chain);
+            if (target === undefined) throw new Unmodelled(`${t.kind} to ${t.chain}, a chain not in this table`);
+            out.push({
+              ...r,
+              target: { kind: t.kind, chain: nameOf.get(target)! },
+              nft: { chain: qualified(c), text: rl.text },
+            });
+          } else out.push({ ...r, nft: { chain: qualified(c), text: rl.text } });
+        }
+        rules.push(...out);
+        for (const n of notes) issues.push(issue('nft-statement-not-applied', n, pos, 'info'));
+        // A filter chain's mark (input/forward/output) is seen by the rules after it on that hook only.
+        if (c.type === 'filter' && HOOK_CHAIN[c.hook ?? ''] !== undefined && out.some((r) => r.target?.kind === 'mark'))
+          issues.push(
+            issue(
+              'nft-statement-not-applied',
+              `the mark this rule sets (a filter chain on hook ${c.hook}) is seen by the rules after it on that hook; traces do not carry it on to later hooks (postrouting, an fwmark route)`,
+              pos,
+              'info',
+            ),
+          );
       } catch (e) {
         if (!(e instanceof Unmodelled)) throw e;
         issues.push(
           issue(
             'nft-rule-not-modelled',
-            `'${e.message}' is not read; the rule is left out, so ${/\b(drop|reject)\b/.test(rl.text) ? 'packets it drops pass in traces' : /\baccept\b/.test(rl.text) ? 'packets it accepts go on to the next rules in traces' : 'what it does is not applied in traces'}`,
+            `'${e.message}' is not read; the rule is left out, so ${e.meaning ?? (/\b(drop|reject)\b/.test(rl.text) ? 'packets it drops pass in traces' : /\baccept\b/.test(rl.text) ? 'packets it accepts go on to the next rules in traces' : 'what it does is not applied in traces')}`,
             pos,
             'warning',
           ),
@@ -504,7 +702,7 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
     return rules;
   }
 
-  // The filter chains, then the nat chains (read after, so that a jump's target name is known in both).
+  // The filter chains, then the nat and mangle chains (read after, so that a jump's target name is known in all).
   const filter = tableOf(hooked, ['INPUT', 'FORWARD', 'OUTPUT'], 'filter');
   const value: IptTable[] = [{ family: 'ipv4', name: 'filter', chains: filter }];
   if (natHooked.size > 0)
@@ -513,6 +711,34 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
       name: 'nat',
       chains: tableOf(natHooked, ['PREROUTING', 'OUTPUT', 'POSTROUTING'], 'nat'),
     });
+  if (mangleHooked.size > 0)
+    value.push({
+      family: 'ipv4',
+      name: 'mangle',
+      chains: tableOf(mangleHooked, ['PREROUTING', 'OUTPUT', 'POSTROUTING'], 'mangle'),
+    });
+  // Traces run a hook's tables in a fixed order (mangle, nat, filter), which is the kernel's for the usual priorities;
+  // a base chain registered out of that order is evaluated in the wrong place, said on its line.
+  const byTable: Readonly<Record<string, ReadonlyMap<string, NftChain[]>>> = {
+    mangle: mangleHooked,
+    nat: natHooked,
+    filter: hooked,
+  };
+  for (const [hook, slots] of Object.entries(TRACE_SLOT))
+    for (const [k, [tableA, chainA]] of slots.entries())
+      for (const [tableB, chainB] of slots.slice(k + 1))
+        for (const a of byTable[tableA]!.get(chainA) ?? [])
+          for (const b of byTable[tableB]!.get(chainB) ?? []) {
+            if ((a.priority ?? 0) <= (b.priority ?? 0) || a.rules.length === 0 || b.rules.length === 0) continue;
+            issues.push(
+              issue(
+                'nft-chain-order',
+                `chain ${qualified(a)} (hook ${hook} priority ${a.priority ?? 0}) runs after ${qualified(b)} (priority ${b.priority ?? 0}) in the kernel, but traces evaluate it before as ${tableA} ${chainA}: it sees the packet before what ${qualified(b)} does to it (a ${tableB} rewrite or verdict)`,
+                filePos(file, a.line),
+                'warning',
+              ),
+            );
+          }
   if (chains.length === 0 && issues.length === 0)
     issues.push(issue('nft-empty', 'no table or chain found in the nft ruleset', filePos(file, 0)));
   issues.sort((a, b) => (a.pos?.line ?? 0) - (b.pos?.line ?? 0));

@@ -362,7 +362,17 @@ export function mangleChain(
     verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
     chain: deciding?.chain ?? d.chain,
     ...(deciding ? { ruleNumber: deciding.index + 1 } : {}),
-    ruleText: deciding ? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4') : `policy ${r.verdict}`,
+    // A rule read from `nft list ruleset` is quoted in nft's words, with its chain there.
+    ruleText: deciding
+      ? (deciding.rule.nft?.text ?? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4'))
+      : d.kind === 'policy' && d.nft
+        ? `policy ${d.policy.toLowerCase()}`
+        : `policy ${r.verdict}`,
+    ...(deciding?.rule.nft
+      ? { nft: { chain: deciding.rule.nft.chain } }
+      : !deciding && d.kind === 'policy' && d.nft
+        ? { nft: d.nft }
+        : {}),
     origin: deciding ? deciding.rule.origin : d.kind === 'policy' ? d.origin : d.rule.origin,
     path: [hook, ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : ''))],
     rulesVisited: r.visited.length,
