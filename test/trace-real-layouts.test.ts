@@ -48,8 +48,6 @@ const ROOT = join(import.meta.dirname, '..');
 const SCENARIOS = join(ROOT, 'fixtures', 'scenarios');
 const FIXTURES = join(ROOT, 'fixtures', 'kernel-traces');
 const STALE_IP = '203.0.113.254';
-/** Why a moved counter is not joined when the model holds no such table (counter-join's words). */
-const NO_TABLE = /^the model has no \S+ \S+ rules \(it holds /;
 
 interface Layout {
   /** A scenario of the corpus (fixtures/scenarios), or the name of one `build` writes. */
@@ -61,8 +59,11 @@ interface Layout {
    * directors' filters gone.
    */
   readonly wrong: { readonly fix: string } | 'stale-director-filter' | 'no-director-filter';
-  /** Tables of the hosts the model does not hold (`ip nat`: Docker's): their events are explained, not joined. */
-  readonly outside?: readonly string[];
+  /**
+   * Tables of the hosts' own beyond filter whose trace events (and moved counters, `counters`) the layout must join to
+   * the model's rules: Docker's `ip nat` (its PREROUTING policy passes every new bridged connection).
+   */
+  readonly natJoined?: { readonly events: string; readonly counters?: true };
   /** The hosts have no filter and no firewall of their own: only the tracing rule traces, no counter exists. */
   readonly noRules?: true;
   /** xtables-monitor overflows (ENOBUFS) and stops during this layout's probes; nft monitor trace holds them. */
@@ -97,7 +98,7 @@ const LAYOUTS: readonly Layout[] = [
     scenario: 'dr-docker-forward-drop',
     layout: "host firewall: Docker's FORWARD DROP with br_netfilter",
     wrong: { fix: 'sysctl' },
-    outside: ['ip nat'],
+    natJoined: { events: 'ip nat', counters: true },
   },
   {
     scenario: 'dr-conntrack-invalid-director-host',
@@ -124,7 +125,7 @@ const LAYOUTS: readonly Layout[] = [
     scenario: 'dr-nft-docker-libvirt-brnf-forward-drop',
     layout: "host firewall in native nftables: Docker's and libvirt's forward chains with br_netfilter",
     wrong: { fix: 'sysctl' },
-    outside: ['ip nat'],
+    natJoined: { events: 'ip nat' },
     xtablesMonitorStops: true,
   },
 ];
@@ -278,26 +279,24 @@ function check(l: Layout, model: LoadedScenario, rec: LayoutRecording, work: str
   ).toEqual([]);
   const t = j.traces;
   const c = j.counters;
-  // Every trace event of a rule, and every moved counter, joined to a model rule with its origin — or, for a table
-  // the model does not hold (only those the layout names), explained.
+  // Every trace event of a rule, and every moved counter, joined to a model rule with its origin.
   const tableOf = (u: { event: { family: string; table: string } }) => `${u.event.family} ${u.event.table}`;
-  const outsideT = t.unmapped.filter((u) => u.outsideModel && l.outside?.includes(tableOf(u)));
+  expect(t.unmapped.map((u) => `${u.event.pos.file}:${u.event.pos.line} ${u.why}`)).toEqual([]);
   expect(
-    t.unmapped.filter((u) => !outsideT.includes(u)).map((u) => `${u.event.pos.file}:${u.event.pos.line} ${u.why}`),
+    c.unmapped.map(
+      (u) =>
+        `${u.node} ${u.delta.source} ${u.delta.table} ${u.delta.chain} ${u.delta.ruleNumber ?? 'policy'}: ${u.why}`,
+    ),
   ).toEqual([]);
-  const outsideC = c.unmapped.filter(
-    (u) =>
-      NO_TABLE.test(u.why) &&
-      l.outside?.includes(`${u.delta.source === 'iptables' ? 'ip' : u.delta.source} ${u.delta.table}`),
-  );
-  expect(
-    c.unmapped
-      .filter((u) => !outsideC.includes(u))
-      .map(
-        (u) =>
-          `${u.node} ${u.delta.source} ${u.delta.table} ${u.delta.chain} ${u.delta.ruleNumber ?? 'policy'}: ${u.why}`,
-      ),
-  ).toEqual([]);
+  // The hosts' nat tables: their events and counters joined to the model's nat rules (with their origin).
+  const natT = t.joined.filter((e) => tableOf(e) === l.natJoined?.events);
+  const natC = c.joined.filter((j) => j.table === 'nat' && j.by !== 'nft');
+  if (l.natJoined) {
+    expect(natT.length, `${l.scenario}: no ${l.natJoined.events} event joined`).toBeGreaterThan(0);
+    for (const e of [...natT, ...natC])
+      expect(renderOriginChain(e.rule!.origin)).toMatch(/kvm\d\/(?:iptables-save|nft-ruleset)\.txt:\d+/);
+    if (l.natJoined.counters) expect(natC.length, `${l.scenario}: no nat counter joined`).toBeGreaterThan(0);
+  }
   if (l.noRules) {
     // Nothing of the hosts' own decides: the traces hold the tracing rule's events only, no counter exists.
     expect(j.events).toBe(0);
@@ -325,12 +324,12 @@ function check(l: Layout, model: LoadedScenario, rec: LayoutRecording, work: str
     const rest = ps.filter((p) => p.verdict !== 'confirmed').map((p) => `${p.probe}: ${p.verdict}`);
     return rest.length > 0 ? ` (${rest.join(', ')})` : '';
   };
-  const said = (n: number, what: string) => (n > 0 ? `, ${n} explained (${what})` : '');
+  const of = (n: number, what: string) => (n > 0 ? `, ${n} of them ${what}` : '');
   return [
     `${l.scenario} (${l.layout}):`,
     ...stopped.map((i) => `  ${i.split(' ')[1]} xtables-monitor stopped (ENOBUFS); nft monitor trace is whole`),
-    `  trace events joined ${share(t.joined.length, j.events)}${said(outsideT.length, `tables outside the model: ${[...new Set(outsideT.map(tableOf))].join(', ')}`)} (+${t.setup} of the tracing rule)`,
-    `  moved counters joined ${share(c.joined.length, c.joined.length + c.unmapped.length)}${said(outsideC.length, 'tables outside the model')}`,
+    `  trace events joined ${share(t.joined.length, j.events)}${of(natT.length, 'of the hosts’ nat tables')} (+${t.setup} of the tracing rule)`,
+    `  moved counters joined ${share(c.joined.length, c.joined.length + c.unmapped.length)}${of(natC.length, 'of the hosts’ nat tables')}`,
     `  probes confirmed by traces ${confirmed(t.probes)}/${t.probes.length}${unconfirmed(t.probes)}, by counters ${confirmed(c.probes)}/${c.probes.length}${unconfirmed(c.probes)}`,
     `  wrong model (${wrong.what}): contradicted ${[...new Set(contradicted.map((p) => p.probe))].join(', ')}`,
   ].join('\n');

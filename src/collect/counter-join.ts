@@ -36,6 +36,11 @@ export interface JoinedCount {
    * position, or the chain's policy kept as its last rule).
    */
   readonly by: 'position' | 'text' | 'nft';
+  /**
+   * The model's table of the rule (filter, raw, nat, mangle) — the table of the model's steps it stands beside: for a
+   * native nft rule, the table the model read its chain into; otherwise the listing's table.
+   */
+  readonly table: string;
 }
 
 export interface UnmappedCount {
@@ -85,8 +90,11 @@ export class ModelIndex {
   private readonly natChains: ReadonlyMap<string, EbTable['chains'][number]>;
   private filterChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
   private rawChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
+  private ipNatChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
+  private mangleChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
   private ebFilterChains: ReadonlyMap<string, EbTable['chains'][number]> | undefined;
   private nftChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
+  private nftTables: ReadonlyMap<object, 'filter' | 'raw' | 'nat' | 'mangle'> | undefined;
   private readonly texts = new Map<object, string>();
   constructor(
     private readonly rules: HostRules,
@@ -146,9 +154,31 @@ export class ModelIndex {
     this.rawChains ??= byName(this.rules.raw4.chains);
     return this.rawChains;
   }
+  /** The host's own iptables nat and mangle tables (its iptables-save, or the nat base chains of its nft ruleset). */
+  private ipNat(): ReadonlyMap<string, IptTable['chains'][number]> | undefined {
+    if (!this.rules.nat4) return undefined;
+    this.ipNatChains ??= byName(this.rules.nat4.chains);
+    return this.ipNatChains;
+  }
+  private mangle(): ReadonlyMap<string, IptTable['chains'][number]> | undefined {
+    if (!this.rules.mangle4) return undefined;
+    this.mangleChains ??= byName(this.rules.mangle4.chains);
+    return this.mangleChains;
+  }
   private iptTable(d: ListedRule) {
     if (d.source !== 'iptables') return undefined;
-    return d.table === 'filter' ? this.filter() : d.table === 'raw' ? this.raw() : undefined;
+    switch (d.table) {
+      case 'filter':
+        return this.filter();
+      case 'raw':
+        return this.raw();
+      case 'nat':
+        return this.ipNat();
+      case 'mangle':
+        return this.mangle();
+      default:
+        return undefined;
+    }
   }
   at(d: ListedRule, n: number | undefined): ModelRule | 'no-chain' | 'no-rule' | 'no-table' {
     if (d.source === 'ebtables') {
@@ -186,21 +216,48 @@ export class ModelIndex {
     const r = c.rules[i]!;
     return { chain: c.name, ruleNumber: i + 1, text: r.nft!.text, origin: r.origin };
   }
-  /** The model's chain of a native nft table of the host (`ip filter`, `DOCKER-USER`), when it read one. */
+  /**
+   * The model's chain of a native nft table of the host (`ip filter`, `DOCKER-USER`; `ip nat`, `ip libvirt_network`
+   * guest_nat), when it read one.
+   */
   nftChain(table: string, chain: string): IptTable['chains'][number] | undefined {
-    this.nftChains ??= new Map(
-      [...(this.rules.filter4?.chains ?? []), ...(this.rules.raw4?.chains ?? [])]
-        .filter((c) => c.nft !== undefined)
-        .map((c) => [c.nft!.chain, c] as const),
-    );
+    if (!this.nftChains) {
+      const tables = new Map<object, 'filter' | 'raw' | 'nat' | 'mangle'>();
+      const chains = new Map<string, IptTable['chains'][number]>();
+      for (const [name, t] of [
+        ['filter', this.rules.filter4],
+        ['raw', this.rules.raw4],
+        ['nat', this.rules.nat4],
+        ['mangle', this.rules.mangle4],
+      ] as const)
+        for (const c of t?.chains ?? [])
+          if (c.nft !== undefined && !chains.has(c.nft.chain)) {
+            chains.set(c.nft.chain, c);
+            tables.set(c, name);
+          }
+      this.nftChains = chains;
+      this.nftTables = tables;
+    }
     return this.nftChains.get(`${table.split(' ')[1] ?? table}/${chain}`);
+  }
+  /** The model's table (filter, raw, nat, mangle) that holds a native nft chain of the host. */
+  nftModelTable(table: string, chain: string): 'filter' | 'raw' | 'nat' | 'mangle' | undefined {
+    const c = this.nftChain(table, chain);
+    return c ? this.nftTables?.get(c) : undefined;
   }
   /** What the model holds of a host's tables, for the reason a listed rule has no counterpart. */
   get holds(): string {
     const eb = this.rules.ebFilter ? "libvirt's ebtables nat rules, pve-firewall's ebtables filter table" : '';
+    const own = [
+      ...(this.rules.installed ? ['filter'] : []),
+      ...(this.rules.raw4 ? ['raw'] : []),
+      ...(this.rules.nat4 ? ['nat'] : []),
+      ...(this.rules.mangle4 ? ['mangle'] : []),
+    ];
+    const tables = own.length > 1 ? `${own.slice(0, -1).join(', ')} and ${own[own.length - 1]}` : own[0];
     if (this.rules.installed)
-      return `${eb || "libvirt's ebtables nat rules"} and the host's own iptables filter${this.rules.raw4 ? ' and raw' : ''} tables`;
-    return "libvirt's ebtables nat and iptables filter rules";
+      return `${eb || "libvirt's ebtables nat rules"} and the host's own iptables ${tables} tables`;
+    return `libvirt's ebtables nat and iptables filter rules${tables ? ` and the host's own iptables ${tables} table${own.length > 1 ? 's' : ''}` : ''}`;
   }
 }
 
@@ -276,7 +333,7 @@ export function joinWindow(
     const m = modelRuleFor(idx, delta);
     if ('why' in m) unmapped.push({ node, delta, why: m.why });
     else {
-      const j: JoinedCount = { node, delta, rule: m.rule, by: m.by };
+      const j: JoinedCount = { node, delta, rule: m.rule, by: m.by, table: delta.table };
       joined.push(j);
       xt?.set(`${delta.source}\t${delta.table}\t${delta.chain}\t${delta.ruleNumber}`, j);
     }
@@ -286,7 +343,7 @@ export function joinWindow(
     // A table of the host's own nft rule set the model read (not kept by ebtables-nft / iptables-nft).
     const native = idx.nftRule(delta.table, delta.chain, delta.ruleNumber === undefined ? undefined : delta.text);
     if (typeof native !== 'string') {
-      joined.push({ node, delta, rule: native, by: 'text' });
+      joined.push({ node, delta, rule: native, by: 'text', table: idx.nftModelTable(delta.table, delta.chain)! });
       continue;
     }
     const [family = '', table = ''] = delta.table.split(' ');
@@ -297,7 +354,7 @@ export function joinWindow(
     }
     const same = xt?.get(`${source}\t${table}\t${delta.chain}\t${delta.ruleNumber}`);
     if (same) {
-      joined.push({ node, delta, rule: same.rule, by: 'nft' });
+      joined.push({ node, delta, rule: same.rule, by: 'nft', table: same.table });
       continue;
     }
     // ebtables-nft keeps a chain's policy as a last rule (`counter accept`, printed so even for a user chain whose
@@ -310,7 +367,7 @@ export function joinWindow(
     ) {
       const m = modelRuleFor(idx, listed);
       if (!('why' in m)) {
-        joined.push({ node, delta, rule: m.rule, by: 'nft' });
+        joined.push({ node, delta, rule: m.rule, by: 'nft', table });
         continue;
       }
     }
@@ -362,9 +419,8 @@ interface MovedCell {
  * The joined counters by node, chain, rule number (0 for the policy), step family and table — looked up per step of
  * every probe (a fleet's probes take ~130,000 steps) without building a key — and in the order first joined.
  */
-/** The table a step names for a joined counter: a native nft rule (`ip filter`, `ip libvirt_network`) is one of the
- * model's iptables filter table. */
-const tableOf = (j: JoinedCount) => (j.delta.source === 'nft' ? 'filter' : j.delta.table);
+/** The table a step names for a joined counter. */
+const tableOf = (j: JoinedCount) => j.table;
 
 class MovedIndex {
   private readonly byNode = new Map<string, Map<string, Map<number, MovedCell[]>>>();

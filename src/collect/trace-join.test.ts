@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseIpv4 } from '../addr/ipv4.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import { findFix } from '../diagnose/fix-list.ts';
 import { readEbtablesCounters, readNftRules, readSaveCounters } from '../netfilter/counter-read.ts';
@@ -13,7 +14,7 @@ import { readEbtablesList } from '../netfilter/ebtables-read.ts';
 import { readIptablesSave } from '../netfilter/iptables-read.ts';
 import { readNftMonitorTrace, readXtablesMonitorTrace } from '../netfilter/trace-read.ts';
 import { renderOriginChain } from '../source/origin.ts';
-import { compileAllHostRules } from '../topology/host-rules.ts';
+import { compileAllHostRules, modelHostRules } from '../topology/host-rules.ts';
 import { type LoadedScenario, loadScenario } from '../topology/load-scenario.ts';
 import { readKernelDrops } from './kernel-drops.ts';
 import { readListing } from './kernel-trace-input.ts';
@@ -21,6 +22,7 @@ import {
   joinKernelTraces,
   type KernelTraceInput,
   type NodeListings,
+  packetIsHop,
   placeTraceEvents,
   renderKernelTraces,
 } from './trace-join.ts';
@@ -269,5 +271,84 @@ describe('nft trace events of the inet and netdev families (recorded in namespac
       ['inet', 'input', 'the model has no nft table inet fw (not made by libvirt)'],
       ['inet', 'udp_in', 'the model has no nft table inet fw (not made by libvirt)'],
     ]);
+  });
+});
+
+describe("a hypervisor's nat table in kernel traces (Docker's ip nat, recorded: fixtures/kernel-traces/dr-docker-forward-drop)", () => {
+  const REC = join(ROOT, 'fixtures', 'kernel-traces', 'dr-docker-forward-drop', 'kvm1');
+  const model = loadScenario(join(ROOT, 'fixtures', 'scenarios', 'dr-docker-forward-drop')).value!;
+  const rec = (f: string) => readFileSync(join(REC, f), 'utf8');
+  const listing: NodeListings = {
+    xtables: readSaveCounters(rec('end/iptables-save.txt'), 'kvm1/end/iptables-save.txt', 'iptables').value!,
+    nft: readNftRules(rec('nft-ruleset-handles.txt'), 'kvm1/nft-ruleset-handles.txt').value!,
+  };
+  // The first probe's SYN: the bridge's tracing rule, nat PREROUTING (policy accept), filter FORWARD (policy drop).
+  const syn = rec('nft-monitor-trace.txt').split('\n').slice(6, 17).join('\n');
+  const join1 = (text: string, report = diagnose(model)) =>
+    joinKernelTraces(
+      report,
+      [{ node: 'kvm1', file: 'kvm1/trace.txt', events: readNftMonitorTrace(text, 'kvm1/trace.txt').value!, drops: [] }],
+      modelHostRules(model),
+      new Map([['kvm1', listing]]),
+      model.scenario,
+    );
+
+  it('joins the nat PREROUTING policy to the model’s nat table (the host’s iptables-save), the probe confirmed', () => {
+    const k = join1(syn);
+    expect(k.unmapped).toEqual([]);
+    const nat = k.joined.filter((e) => e.event.table === 'nat');
+    expect(nat.map((e) => `${e.event.chain} ${e.rule!.text}`)).toEqual(['PREROUTING policy: ACCEPT']);
+    expect(renderOriginChain(nat[0]!.rule!.origin)).toMatch(/kvm1\/iptables-save\.txt:\d+/);
+    const p = k.probes.find((x) => x.probe === 'tcp-198.51.100.100-80')!;
+    expect(p.verdict).toBe('confirmed');
+    expect(p.facts.join('\n')).toMatch(
+      /passes tcp-198\.51\.100\.100-80 at kvm1 br0 PREROUTING policy as the model does/,
+    );
+    expect(p.facts.join('\n')).toMatch(/drops tcp-198\.51\.100\.100-80 at kvm1 br0 FORWARD policy as the model does/);
+  });
+
+  it('a DNATed packet’s later events carry the new destination: placed on the hop whose nat step rewrote it', () => {
+    // As the kernel traces it when nat PREROUTING DNATs the VIP:80 to 198.51.100.21:8080: filter FORWARD sees the
+    // rewritten packet.
+    const dnatted = syn.replace(
+      /(trace id 3129333e ip filter FORWARD packet: .*?ip daddr )198\.51\.100\.100(.*?tcp dport )80 /,
+      '$1198.51.100.21$2' + '8080 ',
+    );
+    expect(dnatted).not.toBe(syn);
+    const FWD = /at kvm1 br0 FORWARD/;
+    // The model without the DNAT: the FORWARD pass is no packet of the probe.
+    const plain = join1(dnatted).probes.find((x) => x.probe === 'tcp-198.51.100.100-80')!;
+    expect(plain.facts.join('\n')).not.toMatch(FWD);
+    // The model's nat PREROUTING step DNATs it at the hop the kernel's nat event is on: the FORWARD pass is its.
+    const report = diagnose(model);
+    const t = report.traces.find((x) => x.probe.name === 'tcp-198.51.100.100-80')!;
+    const hop = t.hops.find(
+      (h) =>
+        h.place.node === 'kvm1' &&
+        h.steps.some((s) => s.kind === 'netfilter' && s.family === 'ipv4' && s.hook === 'FORWARD'),
+    )!;
+    const l3 = hop.frame.payload;
+    if (l3.kind !== 'ipv4') throw new Error('not an IPv4 hop');
+    const [fwd] = readNftMonitorTrace(dnatted, 'x').value!.filter((e) => e.chain === 'FORWARD');
+    expect(packetIsHop(fwd!.packet!, hop)).toBe(false);
+    hop.steps.unshift({
+      kind: 'netfilter',
+      family: 'ipv4',
+      table: 'nat',
+      hook: 'PREROUTING',
+      verdict: 'ACCEPT',
+      chain: 'PREROUTING',
+      ruleNumber: 1,
+      ruleText:
+        '-A PREROUTING -d 198.51.100.100/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 198.51.100.21:8080',
+      origin: { kind: 'implicit', label: 'test' },
+      path: ['PREROUTING'],
+      rulesVisited: 1,
+      dnat: { from: l3.dst, to: parseIpv4('198.51.100.21')!, fromPort: 80, toPort: 8080 },
+    });
+    expect(packetIsHop(fwd!.packet!, hop)).toBe(true);
+    const p = join1(dnatted, report).probes.find((x) => x.probe === 'tcp-198.51.100.100-80')!;
+    expect(p.verdict).toBe('confirmed');
+    expect(p.facts.join('\n')).toMatch(/drops tcp-198\.51\.100\.100-80 at kvm1 br0 FORWARD policy as the model does/);
   });
 });

@@ -379,6 +379,27 @@ export function packetIsFrame(p: TracePacket, f: EthernetFrame): boolean {
   return true;
 }
 
+/**
+ * Whether a traced packet is the frame of a hop, or, where the model's nat table DNATed it there (a DNAT/REDIRECT step
+ * of nat PREROUTING or OUTPUT), that frame with its new destination and port — the hooks after the nat one (filter
+ * FORWARD/INPUT, mangle POSTROUTING, nat POSTROUTING) trace the rewritten packet. Only the first packet of a
+ * connection is seen by the nat table; conntrack rewrites the rest of it, and no nat event is traced for them.
+ */
+export function packetIsHop(p: TracePacket, h: Pick<Hop, 'frame' | 'steps'>): boolean {
+  if (packetIsFrame(p, h.frame)) return true;
+  const l3 = h.frame.payload;
+  if (l3.kind !== 'ipv4') return false;
+  for (const s of h.steps) {
+    if (s.kind !== 'netfilter' || !s.dnat) continue;
+    const l4 = l3.payload;
+    const port = s.dnat.toPort;
+    const payload =
+      port !== undefined && (l4.kind === 'tcp' || l4.kind === 'udp') ? { ...l4, dstPort: port } : l3.payload;
+    if (packetIsFrame(p, { ...h.frame, payload: { ...l3, dst: s.dnat.to, payload } })) return true;
+  }
+  return false;
+}
+
 /** One base-chain pass of one packet on one node: its events in order. */
 interface Pass {
   readonly node: string;
@@ -497,7 +518,7 @@ function oneProbe(
       (h) =>
         h.place.node === pass.node &&
         (h.place.iface === iface || (h.place.iface !== undefined && ports?.has(h.place.iface) === true)) &&
-        packetIsFrame(pass.packet, h.frame),
+        packetIsHop(pass.packet, h),
     );
     if (hops.length === 0) continue;
     matchedAny = true;

@@ -19,6 +19,12 @@ export interface HostRules {
   readonly filter4?: IptTable;
   /** The host's own iptables raw table, when its iptables-save was given (see `modelHostRules`). */
   readonly raw4?: IptTable;
+  /**
+   * The host's own nat and mangle tables (its iptables-save `*nat`/`*mangle`, or the nat base chains of its nft
+   * ruleset), as the walk applies them (`trace/host-nat.ts`); see `modelHostRules`.
+   */
+  readonly nat4?: IptTable;
+  readonly mangle4?: IptTable;
   /** Set when `filter4` is the host's own iptables filter table as installed (its iptables-save), not libvirt's. */
   readonly installed?: true;
   /**
@@ -100,24 +106,39 @@ export function compileAllHostRules(
 /**
  * The rules the model evaluates on every host, for joining live evidence to them: libvirt's compiled tables, and where
  * the scenario gives a host's iptables-save, that host's own filter (libvirt's chains among Docker's, firewalld's…)
- * and raw tables in place of libvirt's filter table — the tables the simulator evaluates (`openSession`).
+ * and raw tables in place of libvirt's filter table, and its nat and mangle tables — the tables the simulator
+ * evaluates (`openSession`, `trace/host-nat.ts`).
  */
 export function modelHostRules(loaded: LoadedScenario, style: EbStyle = 'nft'): ReadonlyMap<string, HostRules> {
   const { hostRules } = compileAllHostRules(loaded, style);
-  if (!loaded.installedIptables?.size && !loaded.installedRaw?.size) return hostRules;
+  const nodes = loaded.scenario.nodes;
+  const hostTable = (host: string, t: 'nat' | 'mangle') => {
+    const n = nodes.get(host);
+    return n?.kind === 'host' ? n[t] : undefined;
+  };
+  if (
+    !loaded.installedIptables?.size &&
+    !loaded.installedRaw?.size &&
+    ![...hostRules.keys()].some((h) => hostTable(h, 'nat') || hostTable(h, 'mangle'))
+  )
+    return hostRules;
   const out = new Map<string, HostRules>();
   for (const [host, r] of hostRules) {
     const filter = loaded.installedIptables?.get(host);
     const raw = loaded.installedRaw?.get(host);
+    const nat = hostTable(host, 'nat');
+    const mangle = hostTable(host, 'mangle');
     // As the session's firewall of the host: pve-firewall's ebtables filter table beside its iptables rules.
     const ebFilter = filter ? loaded.proxmox?.get(host)?.ebFilter : undefined;
     out.set(
       host,
-      filter || raw
+      filter || raw || nat || mangle
         ? {
             ...r,
             ...(filter ? { filter4: filter, installed: true as const } : {}),
             ...(raw ? { raw4: raw } : {}),
+            ...(nat ? { nat4: nat } : {}),
+            ...(mangle ? { mangle4: mangle } : {}),
             ...(ebFilter ? { ebFilter } : {}),
           }
         : r,
