@@ -95,6 +95,7 @@ export class ModelIndex {
   private ebFilterChains: ReadonlyMap<string, EbTable['chains'][number]> | undefined;
   private nftChains: ReadonlyMap<string, IptTable['chains'][number]> | undefined;
   private nftTables: ReadonlyMap<object, 'filter' | 'raw' | 'nat' | 'mangle'> | undefined;
+  private readonly hooks = new Map<string, NftHook | undefined>();
   private readonly texts = new Map<object, string>();
   constructor(
     private readonly rules: HostRules,
@@ -240,6 +241,34 @@ export class ModelIndex {
     }
     return this.nftChains.get(`${table.split(' ')[1] ?? table}/${chain}`);
   }
+  /**
+   * The model's table and hook a native nft base chain of the host is one of (`inet firewalld filter_FORWARD`: filter
+   * FORWARD), and whether it is that hook's last base chain; undefined for a chain that is no base chain the model read.
+   */
+  nftHook(table: string, chain: string): NftHook | undefined {
+    const key = `${table}\t${chain}`;
+    if (this.hooks.has(key)) return this.hooks.get(key);
+    const h = this.findNftHook(table, chain);
+    this.hooks.set(key, h);
+    return h;
+  }
+  private findNftHook(table: string, chain: string): NftHook | undefined {
+    const c = this.nftChain(table, chain);
+    const t = c ? this.nftTables?.get(c) : undefined;
+    if (!c || !t) return undefined;
+    const all = { filter: this.rules.filter4, raw: this.rules.raw4, nat: this.rules.nat4, mangle: this.rules.mangle4 }[
+      t
+    ];
+    const byName = new Map((all?.chains ?? []).map((x) => [x.name, x] as const));
+    for (const b of all?.chains ?? []) {
+      if (!b.builtin) continue;
+      // The hook's base chains in the model's order: the built-in chain and its next base chains.
+      let x: typeof b | undefined = b;
+      for (let n = 0; x && n < 64; n++, x = x.nextBaseChain !== undefined ? byName.get(x.nextBaseChain) : undefined)
+        if (x === c) return { table: t, hook: b.name, chain: c.nft!.chain, last: x.nextBaseChain === undefined };
+    }
+    return undefined;
+  }
   /** The model's table (filter, raw, nat, mangle) that holds a native nft chain of the host. */
   nftModelTable(table: string, chain: string): 'filter' | 'raw' | 'nat' | 'mangle' | undefined {
     const c = this.nftChain(table, chain);
@@ -259,6 +288,15 @@ export class ModelIndex {
       return `${eb || "libvirt's ebtables nat rules"} and the host's own iptables ${tables} tables`;
     return `libvirt's ebtables nat and iptables filter rules${tables ? ` and the host's own iptables ${tables} table${own.length > 1 ? 's' : ''}` : ''}`;
   }
+}
+
+/** The model's hook of a native nft base chain (see `ModelIndex.nftHook`). */
+export interface NftHook {
+  readonly table: 'filter' | 'raw' | 'nat' | 'mangle';
+  readonly hook: string;
+  /** The base chain (`table/chain`, as the model's steps name it). */
+  readonly chain: string;
+  readonly last: boolean;
 }
 
 /** The first chain of each name, as `find` would give it. */

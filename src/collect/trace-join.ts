@@ -34,6 +34,7 @@ import {
   modelRuleFor,
   NFT_MANAGED,
   NFT_SOURCE,
+  type NftHook,
   type ProbeEvidence,
 } from './counter-join.ts';
 import { type DropKind, dropKindOf, type KernelPacketEvent } from './kernel-drops.ts';
@@ -69,6 +70,12 @@ export interface PlacedEvent {
   readonly why?: string;
   /** The operator's tracing rule (`meta nftrace set 1`, `-j TRACE`), not a rule of the model. */
   readonly setup?: boolean;
+  /**
+   * A native nft base chain's pass (the host's own rule set the model read): the model's table and hook it is one
+   * base chain of, and whether it is the hook's last base chain in the model's order (an accept before the last ends
+   * only that base chain).
+   */
+  readonly modelHook?: NftHook;
   /**
    * Not joined because the model holds no such table at all (the host's iptables nat table, an nft table of its
    * own): said, and a verdict against the model only where the kernel decides there.
@@ -256,9 +263,11 @@ export function placeTraceEvents(
             : undefined;
         const text = e.tool === 'nft-monitor' ? e.ruleText : byHandle?.text;
         const end = e.what === 'return' ? idx.nftChain(`${e.family} ${e.table}`, e.chain) : undefined;
+        const modelHook = idx.nftHook(`${e.family} ${e.table}`, hook);
+        const hooked = modelHook ? { ...base, modelHook } : base;
         if (end) {
           out.push({
-            ...base,
+            ...hooked,
             listed: { source: 'nft', table: `${e.family} ${e.table}`, chain: e.chain, text: 'end of chain (return)' },
             rule: { chain: end.name, text: 'end of chain (return)', origin: end.origin },
             by: 'chain-end',
@@ -281,11 +290,11 @@ export function placeTraceEvents(
           };
           if (e.what === 'policy' && native.text !== `policy: ${e.verdict.toUpperCase()}`)
             out.push({
-              ...base,
+              ...hooked,
               listed,
               why: `the kernel's ${e.chain} policy is ${e.verdict.toUpperCase()}, the model's ${native.text}`,
             });
-          else out.push({ ...base, listed, rule: native, by: 'text' });
+          else out.push({ ...hooked, listed, rule: native, by: 'text' });
           continue;
         }
       }
@@ -508,7 +517,12 @@ function oneProbe(
   let matchedAny = false;
   for (const pass of passes) {
     if (!nodes.has(pass.node)) continue;
-    const fam = FAMILY[pass.family];
+    // A native nft base chain stands for the model's hook it is a base chain of (`inet firewalld filter_FORWARD`:
+    // the model's filter FORWARD).
+    const mh = pass.events[0]!.modelHook;
+    const fam = mh ? 'ipv4' : FAMILY[pass.family];
+    const table = mh?.table ?? pass.table;
+    const hook = mh?.hook ?? pass.hook;
     const iface = ifaceOf(pass.events[0]!.event, pass.hook);
     // The probe's hops at that node and port whose frame is this packet (the whole walk: flooded copies too). A
     // bridged frame br_netfilter hands to the IPv4 hooks is traced with the bridge as its interfaces (`iif "br0"
@@ -525,8 +539,7 @@ function oneProbe(
     const step = hops
       .flatMap((h) => h.steps)
       .find(
-        (s): s is NetfilterStep =>
-          s.kind === 'netfilter' && s.family === fam && s.table === pass.table && s.hook === pass.hook,
+        (s): s is NetfilterStep => s.kind === 'netfilter' && s.family === fam && s.table === table && s.hook === hook,
       );
     const last = pass.events[pass.events.length - 1]!;
     const kernelDrops = last.event.verdict === 'drop';
@@ -576,6 +589,9 @@ function oneProbe(
           on,
         );
     if (!decided) continue;
+    // An accept ends only its base chain: before the hook's last base chain, the model's drop may be in a later one
+    // (that pass is set against it) — unless the model decided in this very base chain.
+    if (mh && !mh.last && !kernelDrops && step?.nft?.chain !== mh.chain) continue;
     const model = step
       ? { drops: step.verdict === 'DROP', where: ruleName(step.chain, step.ruleNumber) }
       : { drops: false, where: undefined };
