@@ -352,3 +352,30 @@ describe("a hypervisor's nat table in kernel traces (Docker's ip nat, recorded: 
     expect(p.facts.join('\n')).toMatch(/drops tcp-198\.51\.100\.100-80 at kvm1 br0 FORWARD policy as the model does/);
   });
 });
+
+describe('nft trace events in the mangle chains of a host read from nft list ruleset (recorded, nft 1.0.6)', () => {
+  it("joins firewalld's mangle_PREROUTING, its zone chains and the marking rule to the model's mangle table", () => {
+    const DIR2 = join(ROOT, 'fixtures', 'kernel-traces', 'firewalld-mangle');
+    const events = readNftMonitorTrace(readFileSync(join(DIR2, 'nft-monitor-trace.txt'), 'utf8'), 'trace.txt').value!;
+    const listing = readListing(readFileSync(join(DIR2, 'nft-ruleset-handles.txt'), 'utf8'), 'ruleset.txt')!;
+    const l = loadScenario(join(ROOT, 'fixtures', 'scenarios', 'dr-firewalld-nft-mangle-mark-healthy')).value!;
+    const placed = placeTraceEvents(
+      [{ node: 'kvm1', file: 'trace.txt', events, drops: [] }],
+      modelHostRules(l),
+      new Map([['kvm1', listing.value]]),
+      l.scenario,
+    );
+    const mangle = placed.filter((p) => p.event.chain.startsWith('mangle_'));
+    expect(mangle.length).toBe(9);
+    for (const p of mangle) expect('rule' in p && p.rule !== undefined, `${p.event.chain} joined`).toBe(true);
+    const mark = mangle.find((p) => p.event.chain === 'mangle_PRE_public_allow')!;
+    expect('rule' in mark && mark.rule?.origin.pos?.line).toBe(35);
+    const policy = mangle.at(-1)!;
+    expect(policy.event.what).toBe('policy');
+    expect('rule' in policy && policy.rule?.text).toBe('policy: ACCEPT');
+    // and the filter chains beside them, as before
+    const drop = placed.at(-1)!;
+    expect(drop.event.verdict).toBe('drop');
+    expect('rule' in drop && drop.rule?.chain).toBe('firewalld/filter_IN_public');
+  });
+});

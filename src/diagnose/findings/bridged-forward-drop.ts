@@ -26,12 +26,14 @@ export const bridgedForwardDrop: FindingKind = {
     if (!host || host.kind !== 'host') return undefined;
     // Besides filter FORWARD, br_netfilter runs bridged IPv4 through the host's mangle (and raw, nat) hooks.
     const hook = step.table === 'filter' ? step.hook : `-t ${step.table} ${step.hook}`;
+    // A drop on prerouting is where the frame came in; on forward and postrouting, where it was going.
+    const arriving = step.hook === 'PREROUTING';
     return {
       finding: {
         code: this.code,
         severity: this.severity,
-        title: `${host.name}: ${step.nft ? `nft chain ${step.nft.chain}` : `iptables ${hook}`} ${step.ruleText} drops bridged traffic toward ${hop.place.iface ?? '?'}`,
-        explanation: `With br_netfilter loaded and net.bridge.bridge-nf-call-iptables=1, frames bridged between a guest's tap and the uplink also traverse the host's ${step.nft ? 'nftables forward hook' : step.table === 'filter' ? 'iptables FORWARD chain' : `iptables ${step.table} ${step.hook} chain (br_netfilter runs bridged IPv4 through the same hooks as routed traffic)`}; ${ruleQuote(step)} (a host rule or policy, e.g. Docker's FORWARD DROP) drops them. ${step.nft ? `Accept bridged traffic in ${step.nft.chain} itself (an accept in another table does not stop this chain)` : 'Accept bridged traffic (iptables -I FORWARD -m physdev --physdev-is-bridged -j ACCEPT)'} or stop passing bridged frames to iptables.`,
+        title: `${host.name}: ${step.nft ? `nft chain ${step.nft.chain}` : `iptables ${hook}`} ${step.ruleText} drops bridged traffic ${arriving ? 'arriving on' : 'toward'} ${hop.place.iface ?? '?'}`,
+        explanation: `With br_netfilter loaded and net.bridge.bridge-nf-call-iptables=1, frames bridged between a guest's tap and the uplink also traverse the host's ${step.nft ? `nftables ${(step.hook ?? 'forward').toLowerCase()} hook` : step.table === 'filter' ? 'iptables FORWARD chain' : `iptables ${step.table} ${step.hook} chain (br_netfilter runs bridged IPv4 through the same hooks as routed traffic)`}; ${ruleQuote(step)} (a host rule or policy, e.g. Docker's FORWARD DROP) drops them. ${step.nft ? `Accept bridged traffic in ${step.nft.chain} itself (an accept in another table does not stop this chain)` : 'Accept bridged traffic (iptables -I FORWARD -m physdev --physdev-is-bridged -j ACCEPT)'} or stop passing bridged frames to iptables.`,
         where: `${host.name}:${hop.place.iface ?? ''}`,
         culprit: step.origin,
       },
