@@ -12,10 +12,12 @@ import { joinEvidence } from '../src/collect/counter-join.ts';
 import { counterWindow } from '../src/collect/counter-window.ts';
 import { diagnose } from '../src/diagnose/diagnose.ts';
 import { renderEbtablesList } from '../src/netfilter/ebtables-render.ts';
+import { renderOriginChain } from '../src/source/origin.ts';
 import { modelHostRules } from '../src/topology/host-rules.ts';
 import { loadScenario } from '../src/topology/load-scenario.ts';
 import { runCli } from './run-cli.ts';
 import { bump, carryTrace, staleIpExample, withWindow as windowBundles } from './support/counter-window-bundles.ts';
+import { joinLayout, readRecording } from './support/layout-traces.ts';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'collect', 'founding-real');
 const TRACES = join(import.meta.dirname, '..', 'fixtures', 'kernel-traces', 'founding-real');
@@ -520,5 +522,65 @@ describe('hostile kernel trace files', () => {
     expect(m.code).toBe(2);
     noStack(m.stderr);
     expect(m.stderr).toContain('many-drops.txt:20001');
+  });
+});
+
+describe("a hypervisor's nat table in a counter window (the Docker layouts recorded on a real kernel)", () => {
+  const REC = join(import.meta.dirname, '..', 'fixtures', 'kernel-traces');
+  const SCEN = join(import.meta.dirname, '..', 'fixtures', 'scenarios');
+  /** The layout's recording with kvm1's end listing `file` edited by `edit` (as if the rule had counted). */
+  const edited = (scenario: string, file: string, edit: (s: string) => string) => {
+    const rec = readRecording(join(REC, scenario), scenario);
+    return {
+      ...rec,
+      hosts: rec.hosts.map((h) => {
+        if (h.node !== 'kvm1') return h;
+        const files = new Map(h.files);
+        const was = files.get(`end/${file}`)!;
+        files.set(`end/${file}`, edit(was));
+        expect(files.get(`end/${file}`)).not.toBe(was);
+        return { ...h, files };
+      }),
+    };
+  };
+  const natJoined = (scenario: string, rec: ReturnType<typeof readRecording>) => {
+    const j = joinLayout(loadScenario(join(SCEN, scenario)).value!, rec);
+    expect(j.counters.unmapped.map((u) => u.why)).toEqual([]);
+    return j.counters.joined.filter((c) => c.table === 'nat');
+  };
+
+  it('iptables-save: a nat PREROUTING rule that counted joins the model’s nat rule at its position, with its origin', () => {
+    const nat = natJoined(
+      'dr-docker-forward-drop',
+      edited('dr-docker-forward-drop', 'iptables-save.txt', (s) =>
+        s.replace(
+          '[0:0] -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER',
+          '[3:180] -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER',
+        ),
+      ),
+    );
+    const rule = nat.find((c) => c.node === 'kvm1' && c.rule.ruleNumber === 1)!;
+    expect(rule.rule.chain).toBe('PREROUTING');
+    expect(rule.by).toBe('position');
+    expect(rule.delta.packets).toBe(3);
+    expect(renderOriginChain(rule.rule.origin)).toMatch(/kvm1\/iptables-save\.txt:\d+/);
+    // The chain's policy counted as recorded (the bridged SYNs nat PREROUTING saw).
+    expect(nat.some((c) => c.node === 'kvm1' && c.rule.text === 'policy: ACCEPT')).toBe(true);
+  });
+
+  it('nft: a native ip nat rule that counted joins the model’s nat rule by its nft text', () => {
+    const nat = natJoined(
+      'dr-nft-docker-libvirt-brnf-forward-drop',
+      edited('dr-nft-docker-libvirt-brnf-forward-drop', 'nft-ruleset.txt', (s) =>
+        s.replace(
+          /fib daddr type local counter packets (\d+) bytes (\d+) jump DOCKER/,
+          (_, p, b) => `fib daddr type local counter packets ${Number(p) + 3} bytes ${Number(b) + 180} jump DOCKER`,
+        ),
+      ),
+    );
+    expect(nat.map((c) => `${c.node} ${c.delta.table} ${c.rule.chain} ${c.rule.ruleNumber} ${c.by}`)).toEqual([
+      'kvm1 ip nat PREROUTING 1 text',
+    ]);
+    expect(renderOriginChain(nat[0]!.rule.origin)).toMatch(/kvm1\/nft-ruleset\.txt:\d+/);
   });
 });
