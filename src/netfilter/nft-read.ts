@@ -18,6 +18,7 @@
  * size set` and the like are noted as not applied (they decide nothing a trace follows); `ct mark set`, `meta mark set
  * ct mark`, `tproxy`, `notrack`, `queue`, `ip saddr|daddr set` leave their rule out, said with what that means.
  */
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue, type ReadResult } from '../source/issue.ts';
 import { filePos, type Origin } from '../source/origin.ts';
 import type { CtState, IptChain, IptMatch, IptPolicy, IptRule, IptTable, IptTarget } from './iptables-model.ts';
@@ -675,7 +676,7 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
             });
           } else out.push({ ...r, nft: { chain: qualified(c), text: rl.text } });
         }
-        rules.push(...out);
+        appendAll(rules, out);
         for (const n of notes) issues.push(issue('nft-statement-not-applied', n, pos, 'info'));
         // A filter chain's mark (input/forward/output) is seen by the rules after it on that hook only.
         if (c.type === 'filter' && HOOK_CHAIN[c.hook ?? ''] !== undefined && out.some((r) => r.target?.kind === 'mark'))

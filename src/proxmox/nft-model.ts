@@ -23,6 +23,7 @@ import { parseMac } from '../addr/mac.ts';
 import { type IpsetSet, ipsetFromEntries } from '../netfilter/ipset.ts';
 import type { CtState, IptChain, IptMatch, IptRule, IptTable, IptTarget } from '../netfilter/iptables-model.ts';
 import { ICMP_TYPES_BY_NAME, protocolByName } from '../netfilter/names.ts';
+import { appendAll } from '../source/arrays.ts';
 import { type Issue, issue } from '../source/issue.ts';
 import { implicit, type Origin } from '../source/origin.ts';
 import { PVE_NFT_GUEST_TABLE, PVE_NFT_HOST_TABLE, type PveNftCompiled, type PveNftTable } from './compile-nft.ts';
@@ -625,7 +626,7 @@ class Translator {
   /** Translates one command's rule, or records why it is left out. */
   add(out: IptRule[], text: string, origin: Origin, chain: string): void {
     try {
-      out.push(...this.rules(text, origin, chain));
+      appendAll(out, this.rules(text, origin, chain));
     } catch (e) {
       if (e instanceof Never) return;
       if (!(e instanceof Unknown)) throw e;
@@ -716,7 +717,7 @@ export function pveNftModel(compiled: PveNftCompiled): PveNftModel {
     const t = tableOf(compiled, table, tr);
     for (const [k, v] of tr.ipsets) ipsets.set(k, v);
     // the ARP view reads the same commands: what it cannot read the IPv4 view has said already
-    if (mode === 'ipv4') issues.push(...tr.issues);
+    if (mode === 'ipv4') appendAll(issues, tr.issues);
     return t;
   };
   const host = build(PVE_NFT_HOST_TABLE, 'ipv4');
