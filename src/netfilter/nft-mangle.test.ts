@@ -56,18 +56,39 @@ describe('nft mangle base chains', () => {
   const mangle = r.value!.find((t) => t.name === 'mangle')!;
   const chain = (n: string) => mangle.chains.find((c) => c.name === n)!;
 
-  it('reads every base chain of a hook in priority order (raw -300, mangle -150, mangle + 10, filter + 10)', () => {
+  it('reads a prerouting chain before conntrack (priority raw) as the raw table, its notrack read there only', () => {
+    const raw = r.value!.find((t) => t.name === 'raw')!;
+    const pre = raw.chains.find((c) => c.name === 'PREROUTING')!;
+    expect(pre.nft?.chain).toBe('lvs_guard/pre');
+    expect(pre.nextBaseChain).toBeUndefined();
+    const e = evaluateIptables(raw, 'PREROUTING', tcp('203.0.113.50', '198.51.100.100', 80), { inIface: 'br0' });
+    expect(e.verdict).toBe('DROP');
+    expect(e.decidedBy).toMatchObject({ kind: 'rule', chain: 'PREROUTING' });
+    const one = (chain: string, rule: string) => {
+      const t = `table ip t {\n\tchain p {\n\t\t${chain}\n\t\t${rule}\n\t}\n}\n`;
+      return readNftRuleset(t, 'x.txt');
+    };
+    const untracked = one(
+      'type filter hook prerouting priority raw; policy accept;',
+      'ip daddr 198.51.100.100 notrack',
+    );
+    expect(untracked.issues).toEqual([]);
+    expect(untracked.value!.find((t) => t.name === 'raw')!.chains[0]!.rules[0]!.target).toEqual({
+      kind: 'notrack',
+      ct: false,
+    });
+    // After conntrack, notrack has nothing to undo: said on its line.
+    const late = one('type filter hook prerouting priority mangle; policy accept;', 'ip daddr 198.51.100.100 notrack');
+    expect(late.issues[0]?.message).toMatch(/^'notrack in a chain on hook prerouting at priority -150' is not read/);
+  });
+
+  it('reads every base chain of a hook in priority order (mangle -150, mangle + 10, filter + 10)', () => {
     const order: string[] = [];
     for (let c = chain('PREROUTING'); c; c = chain(c.nextBaseChain ?? '')) {
       order.push(c.nft!.chain);
       if (c.nextBaseChain === undefined) break;
     }
-    expect(order).toEqual([
-      'lvs_guard/pre',
-      'mangle/PREROUTING',
-      'firewalld/mangle_PREROUTING',
-      'firewalld/filter_PREROUTING',
-    ]);
+    expect(order).toEqual(['mangle/PREROUTING', 'firewalld/mangle_PREROUTING', 'firewalld/filter_PREROUTING']);
     // mangle - 5 (-155) runs before iptables-nft's mangle OUTPUT (-150)
     expect(chain('OUTPUT').nft?.chain).toBe('lvs_guard/out');
     expect(chain('OUTPUT').nextBaseChain).toBe('mangle/OUTPUT');
@@ -87,13 +108,6 @@ describe('nft mangle base chains', () => {
     expect(e.verdict).toBe('ACCEPT');
     expect(e.mark).toBe(0x1264);
     expect(evaluateIptables(mangle, 'PREROUTING', tcp('198.51.100.50', '198.51.100.100', 443), {}).mark).toBe(0);
-  });
-
-  it('drops in a raw-priority prerouting chain before the mangle chains run', () => {
-    const e = evaluateIptables(mangle, 'PREROUTING', tcp('203.0.113.50', '198.51.100.100', 80), { inIface: 'br0' });
-    expect(e.verdict).toBe('DROP');
-    expect(e.decidedBy).toMatchObject({ kind: 'rule', chain: 'PREROUTING' });
-    expect(e.mark).toBe(0);
   });
 
   it('splits a mark with a verdict into the MARK and the verdict (type route output: mark then accept)', () => {

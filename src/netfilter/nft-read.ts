@@ -56,8 +56,8 @@ interface NftChain {
 }
 
 /**
- * The base chains read into the mangle table traces apply at its hooks: `type filter` on prerouting and postrouting,
- * `type route` on output (a changed mark or address re-routes, as iptables' mangle OUTPUT does). Filter chains on
+ * The base chains read into the mangle table traces apply at its hooks: `type filter` on prerouting (from priority -200,
+ * conntrack's, up; below it they are the raw table, where `notrack` acts) and postrouting, `type route` on output (a changed mark or address re-routes, as iptables' mangle OUTPUT does). Filter chains on
  * input, forward and output are evaluated with the filter table (every base chain of a hook in priority order).
  */
 const MANGLE_HOOK_CHAIN: Readonly<Record<string, string>> = {
@@ -85,6 +85,9 @@ const TRACE_SLOT: Readonly<Record<string, readonly (readonly [string, string])[]
     ['nat', 'POSTROUTING'],
   ],
 };
+
+/** NF_IP_PRI_CONNTRACK: base chains below it see packets before conntrack (where `notrack` acts). */
+const CONNTRACK_PRIORITY = -200;
 
 const PRIORITY_NAMES: Readonly<Record<string, number>> = {
   raw: -300,
@@ -391,10 +394,9 @@ function rule(text: string, origin: Origin, family: string, notes: string[] = []
           'the diversion to a local transparent proxy is not applied: traces route the packet on to its destination',
         );
       case 'notrack':
-        throw new Unmodelled(
-          'notrack',
-          'conntrack still tracks the packet in traces (NEW/ESTABLISHED/INVALID instead of UNTRACKED), so a later ct state match may decide otherwise',
-        );
+        // Read where it acts (a prerouting chain before conntrack, the raw table); elsewhere said by the caller.
+        r.target = { kind: 'notrack', ct: false };
+        break;
       case 'queue':
         throw new Unmodelled(
           `queue ${w.slice(i).join(' ')}`,
@@ -548,6 +550,7 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
   const hooked = new Map<string, NftChain[]>();
   const natHooked = new Map<string, NftChain[]>();
   const mangleHooked = new Map<string, NftChain[]>();
+  const rawHooked = new Map<string, NftChain[]>();
   const add = (byHook: Map<string, NftChain[]>, name: string, c: NftChain): void => {
     const list = byHook.get(name) ?? [];
     list.push(c);
@@ -557,6 +560,11 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
     if (c.hook === undefined) continue;
     if (c.type === 'nat' && NAT_HOOK_CHAIN[c.hook] !== undefined) {
       add(natHooked, NAT_HOOK_CHAIN[c.hook]!, c);
+      continue;
+    }
+    // Before conntrack (priority below -200, e.g. `priority raw`) on prerouting: iptables' raw table — notrack, drops.
+    if (c.type === 'filter' && c.hook === 'prerouting' && (c.priority ?? 0) < CONNTRACK_PRIORITY) {
+      add(rawHooked, 'PREROUTING', c);
       continue;
     }
     // What iptables' mangle table is (type filter on prerouting/postrouting, type route on output): marks, drops.
@@ -664,8 +672,16 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
         const read = rule(rl.text, origin, c.family, notes);
         if (read === 'other-family') continue;
         const out: IptRule[] = [];
+        // A regular chain acts where it is jumped to from: its notrack is read (the base chain's place decides).
+        const beforeConntrack =
+          c.hook === undefined || (c.hook === 'prerouting' && (c.priority ?? 0) < CONNTRACK_PRIORITY);
         for (const r of read) {
           const t = r.target;
+          if (t?.kind === 'notrack' && !beforeConntrack)
+            throw new Unmodelled(
+              `notrack in a chain on hook ${c.hook ?? 'none'} at priority ${c.priority ?? 'none'}`,
+              'conntrack still tracks the packet in traces (NEW/ESTABLISHED/INVALID instead of UNTRACKED), so a later ct state match may decide otherwise',
+            );
           if (t && (t.kind === 'jump' || t.kind === 'goto')) {
             const target = evaluated.find((x) => x.table === c.table && x.name === t.chain);
             if (target === undefined) throw new Unmodelled(`${t.kind} to ${t.chain}, a chain not in this table`);
@@ -718,6 +734,8 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
       name: 'mangle',
       chains: tableOf(mangleHooked, ['PREROUTING', 'OUTPUT', 'POSTROUTING'], 'mangle'),
     });
+  if (rawHooked.size > 0)
+    value.push({ family: 'ipv4', name: 'raw', chains: tableOf(rawHooked, ['PREROUTING'], 'raw') });
   // Traces run a hook's tables in a fixed order (mangle, nat, filter), which is the kernel's for the usual priorities;
   // a base chain registered out of that order is evaluated in the wrong place, said on its line.
   const byTable: Readonly<Record<string, ReadonlyMap<string, NftChain[]>>> = {

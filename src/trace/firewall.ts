@@ -158,7 +158,10 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
               verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
               chain: deciding?.chain ?? d.chain,
               ...(deciding ? { ruleNumber: deciding.index + 1 } : {}),
-              ruleText: deciding ? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4') : `policy ${r.verdict}`,
+              ruleText: deciding
+                ? (deciding.rule.nft?.text ?? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4'))
+                : `policy ${r.verdict}`,
+              ...(deciding?.rule.nft ? { nft: { chain: deciding.rule.nft.chain } } : {}),
               origin: deciding ? deciding.rule.origin : d.kind === 'policy' ? d.origin : d.rule.origin,
               path: [
                 'PREROUTING',
