@@ -505,6 +505,8 @@ describe('a Proxmox host in a scenario', () => {
         const http = d.probes.find((p) => p.probe.name === 'http-to-vip')!;
         expect([http.disposition, http.end.place?.iface]).toEqual(['dropped-by-filter', 'tap100i0']);
         expect(http.end.reason).toContain('guest-100-out');
+        // an nft bridge table's drop is named as nft, not as the ebtables nat table it is evaluated beside
+        expect(http.end.reason).toMatch(/^nft PREROUTING: nft chain bridge proxmox-firewall-guests\/guest-100-out /);
         expect(http.end.reason).toContain('"meta iifname tap100i0 ip saddr != @v4-guest-100/ipfilter-net0 drop"');
         // ARP: the nftables IP filter checks ARP senders whenever ipfilter: 1 (pve-firewall: only with an explicit set)
         const arp = d.probes.find((p) => p.probe.name === 'arp-for-vip')!;

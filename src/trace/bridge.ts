@@ -56,7 +56,9 @@ function ebtables(
     w.end(
       hop,
       'dropped-by-filter',
-      `ebtables -t ${table} ${hookName}: ${step.chain}${step.ruleNumber !== undefined ? ` rule ${step.ruleNumber}` : ''} "${step.ruleText}"`,
+      step.nft
+        ? `nft ${hookName}: ${ruleQuote(step)}`
+        : `ebtables -t ${table} ${hookName}: ${step.chain}${step.ruleNumber !== undefined ? ` rule ${step.ruleNumber}` : ''} "${step.ruleText}"`,
       step.origin,
     );
     return false;
