@@ -142,6 +142,29 @@ describe('nft mangle base chains', () => {
     ]);
   });
 
+  it('says nothing of the order where the later chain holds IPv6 rules only (firewalld filter_PREROUTING)', () => {
+    const t = [
+      'table inet firewalld {',
+      '\tchain nat_PREROUTING {',
+      '\t\ttype nat hook prerouting priority dstnat + 10; policy accept;',
+      '\t\tip daddr 192.0.2.10 tcp dport 8080 dnat ip to 198.51.100.21:80',
+      '\t}',
+      '\tchain filter_PREROUTING {',
+      '\t\ttype filter hook prerouting priority filter + 10; policy accept;',
+      '\t\ticmpv6 type { nd-router-advert, nd-neighbor-solicit } accept',
+      '\t\tmeta nfproto ipv6 fib saddr . mark . iif oif missing drop',
+      '\t}',
+      '}',
+      '',
+    ].join('\n');
+    expect(readNftRuleset(t, 'fw.txt').issues).toEqual([]);
+    const v4 = t.replace(
+      'icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept',
+      'ip saddr 203.0.113.0/24 drop',
+    );
+    expect(readNftRuleset(v4, 'fw.txt').issues.map((i) => i.code)).toEqual(['nft-chain-order']);
+  });
+
   it('reads meta mark set in its printed forms: a value, &, |, ^, and says what it cannot', () => {
     const one = (rule: string) => {
       const t = `table ip t {\n\tchain p {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\t\t${rule}\n\t}\n}\n`;

@@ -662,6 +662,8 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
         });
     return out;
   };
+  /** How many IPv4 rules each chain read (IPv6-only rules of an inet chain are none). */
+  const ipv4Rules = new Map<NftChain, number>();
   function readRules(c: NftChain): IptRule[] {
     const rules: IptRule[] = [];
     for (const rl of c.rules) {
@@ -716,6 +718,7 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
         );
       }
     }
+    ipv4Rules.set(c, rules.length);
     return rules;
   }
 
@@ -748,7 +751,8 @@ export function readNftRuleset(text: string, file: string): ReadResult<IptTable[
       for (const [tableB, chainB] of slots.slice(k + 1))
         for (const a of byTable[tableA]!.get(chainA) ?? [])
           for (const b of byTable[tableB]!.get(chainB) ?? []) {
-            if ((a.priority ?? 0) <= (b.priority ?? 0) || a.rules.length === 0 || b.rules.length === 0) continue;
+            // Only where both act on IPv4 (firewalld's filter_PREROUTING after its nat chains holds IPv6 rules only).
+            if ((a.priority ?? 0) <= (b.priority ?? 0) || !ipv4Rules.get(a) || !ipv4Rules.get(b)) continue;
             issues.push(
               issue(
                 'nft-chain-order',
