@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ipv4 } from '../addr/ipv4.ts';
 import { mac } from '../addr/mac.ts';
+import { synFrame } from '../diagnose/facts.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import { evaluateIptables } from './iptables-eval.ts';
 import { readIptablesSave } from './iptables-read.ts';
@@ -15,36 +16,7 @@ const FILE = 'kube-proxy-host.save';
 const text = readFileSync(new URL(`../../fixtures/iptables/${FILE}`, import.meta.url), 'utf8');
 
 function syn(dst: string): EthernetFrame {
-  return {
-    src: mac('02:00:00:00:00:01'),
-    dst: mac('02:00:00:00:00:02'),
-    vlans: [],
-    etherType: 0x0800,
-    payload: {
-      kind: 'ipv4',
-      tos: 0,
-      id: 1,
-      dontFragment: true,
-      moreFragments: false,
-      fragmentOffset: 0,
-      ttl: 64,
-      protocol: 6,
-      src: ipv4('203.0.113.50'),
-      dst: ipv4(dst),
-      payload: {
-        kind: 'tcp',
-        srcPort: 40000,
-        dstPort: 80,
-        seq: 1,
-        ack: 0,
-        flags: 2,
-        window: 64240,
-        urgent: 0,
-        options: [],
-        payload: new Uint8Array(),
-      },
-    },
-  };
+  return synFrame(mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), ipv4('203.0.113.50'), ipv4(dst), 80);
 }
 
 describe("kube-proxy's chains", () => {

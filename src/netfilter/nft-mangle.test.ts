@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ipv4 } from '../addr/ipv4.ts';
 import { mac } from '../addr/mac.ts';
+import { synFrame } from '../diagnose/facts.ts';
 import type { EthernetFrame } from '../wire/types.ts';
 import { evaluateIptables } from './iptables-eval.ts';
 import { readNftRuleset } from './nft-read.ts';
@@ -19,36 +20,7 @@ const FILE = 'firewalld-mangle.ruleset.txt';
 const text = readFileSync(join(import.meta.dirname, '../../fixtures/nft', FILE), 'utf8');
 
 function tcp(src: string, dst: string, dport: number): EthernetFrame {
-  return {
-    src: mac('02:00:00:00:00:01'),
-    dst: mac('02:00:00:00:00:02'),
-    vlans: [],
-    etherType: 0x0800,
-    payload: {
-      kind: 'ipv4',
-      tos: 0,
-      id: 1,
-      dontFragment: true,
-      moreFragments: false,
-      fragmentOffset: 0,
-      ttl: 64,
-      protocol: 6,
-      src: ipv4(src),
-      dst: ipv4(dst),
-      payload: {
-        kind: 'tcp',
-        srcPort: 40000,
-        dstPort: dport,
-        seq: 1,
-        ack: 0,
-        flags: 0x02,
-        window: 64240,
-        urgent: 0,
-        options: [],
-        payload: new Uint8Array(),
-      },
-    },
-  };
+  return synFrame(mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), ipv4(src), ipv4(dst), dport);
 }
 
 describe('nft mangle base chains', () => {

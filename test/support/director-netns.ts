@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { ipv4 } from '../../src/addr/ipv4.ts';
 import { mac } from '../../src/addr/mac.ts';
+import { synFrame } from '../../src/diagnose/facts.ts';
 import type { EthernetFrame } from '../../src/wire/types.ts';
 
 const has = (c: string): boolean => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
@@ -57,36 +58,7 @@ export function removeNamespaces(...names: string[]): void {
 
 /** The client's SYN to `vip`:`dport` as lvsdoctor models it (the frame the director's PREROUTING sees). */
 export function clientSyn(vip: string, dport: number): EthernetFrame {
-  return {
-    src: mac('02:00:00:00:00:01'),
-    dst: mac('02:00:00:00:00:02'),
-    vlans: [],
-    etherType: 0x0800,
-    payload: {
-      kind: 'ipv4',
-      tos: 0,
-      id: 1,
-      dontFragment: true,
-      moreFragments: false,
-      fragmentOffset: 0,
-      ttl: 64,
-      protocol: 6,
-      src: ipv4('198.51.100.50'),
-      dst: ipv4(vip),
-      payload: {
-        kind: 'tcp',
-        srcPort: 40000,
-        dstPort: dport,
-        seq: 1,
-        ack: 0,
-        flags: 2,
-        window: 64240,
-        urgent: 0,
-        options: [],
-        payload: new Uint8Array(),
-      },
-    },
-  };
+  return synFrame(mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), ipv4('198.51.100.50'), ipv4(vip), dport);
 }
 
 /** `-A …` lines of `iptables-save -c` with their packet counters, keyed `TABLE -A …`, in order. */
