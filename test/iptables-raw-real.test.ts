@@ -11,11 +11,11 @@ import { evaluateIptables } from '../src/netfilter/iptables-eval.ts';
 import { readIptablesSave } from '../src/netfilter/iptables-read.ts';
 import {
   clientSyn,
-  saveCounters as counters,
   directorAndClient,
   netnsSkip,
   removeNamespaces,
   nsRun as run,
+  synCounted,
 } from './support/director-netns.ts';
 
 const D = `lvsdrwd${process.pid}`;
@@ -51,12 +51,7 @@ describe.skipIf(SKIP !== undefined)(`raw PREROUTING NOTRACK, held to the kernel$
     const load = run(D, ['iptables-restore'], RULES);
     expect(load.stderr).toBe('');
     for (const port of PORTS) {
-      const before = counters(run(D, ['iptables-save', '-c']).stdout);
-      // Nothing listens: the director answers RST, the connect fails at once (the SYN has passed PREROUTING/INPUT).
-      run(C, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${VIP}/${port}`]);
-      const afterText = run(D, ['iptables-save', '-c']).stdout;
-      const after = counters(afterText);
-      const counted = [...after].filter(([k, n]) => n > (before.get(k) ?? 0)).map(([k]) => k);
+      const { save: afterText, counted } = synCounted(D, C, VIP, port);
       const read = readIptablesSave(afterText, 'host.save', 'ipv4', ['raw']);
       expect(read.issues.filter((i) => i.severity === 'error')).toEqual([]);
       const raw = read.value!.find((t) => t.name === 'raw')!;

@@ -62,7 +62,7 @@ export function clientSyn(vip: string, dport: number): EthernetFrame {
 }
 
 /** `-A …` lines of `iptables-save -c` with their packet counters, keyed `TABLE -A …`, in order. */
-export function saveCounters(save: string): Map<string, number> {
+function saveCounters(save: string): Map<string, number> {
   const out = new Map<string, number>();
   let table = '';
   for (const l of save.split('\n')) {
@@ -71,4 +71,22 @@ export function saveCounters(save: string): Map<string, number> {
     if (m) out.set(`${table} ${m[2]}`, Number(m[1]));
   }
   return out;
+}
+
+/**
+ * One SYN from `client` to `vip`:`port` on the kernel, and what the director's counters say of it: its
+ * `iptables-save -c` afterwards and the rules (keyed as `saveCounters` keys them) whose packet counters moved.
+ * Nothing listens, so the director answers RST and the connect fails at once (the SYN has passed PREROUTING/INPUT).
+ */
+export function synCounted(
+  director: string,
+  client: string,
+  vip: string,
+  port: number,
+): { save: string; counted: string[] } {
+  const before = saveCounters(nsRun(director, ['iptables-save', '-c']).stdout);
+  nsRun(client, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${vip}/${port}`]);
+  const save = nsRun(director, ['iptables-save', '-c']).stdout;
+  const counted = [...saveCounters(save)].filter(([k, n]) => n > (before.get(k) ?? 0)).map(([k]) => k);
+  return { save, counted };
 }
