@@ -123,29 +123,30 @@ export function pveFwFix(o: {
 }
 
 /**
- * A fix that sets one option of a node's `host.fw` (created when the node has none): the edited file, the `pvesh`
- * command for the same edit, and the node compiled again for the re-trace.
+ * A fix that edits a node's `host.fw` (created when the node has none): the edited file, the `pvesh` commands for the
+ * same edit, and the node compiled again for the re-trace.
  */
-export function pveHostOptionFix(o: {
-  readonly hostName: string;
-  readonly pve: PveHost;
-  readonly key: string;
-  readonly value: string;
-  readonly id: string;
-  readonly title: string;
-  readonly keeps: string;
-  readonly protectionRank: number;
-}): FixProposal | undefined {
-  const { pve, hostName } = o;
+export function pveHostFwFix(
+  hostName: string,
+  pve: PveHost,
+  o: {
+    readonly id: string;
+    readonly title: string;
+    readonly keeps: string;
+    readonly protectionRank: number;
+    readonly edit: (text: string) => string;
+    readonly pvesh: readonly string[];
+  },
+): FixProposal | undefined {
   const node = pve.files.nodeName;
   const edited = (cur: PveHost): PveHost | undefined => {
     const h = cur.files.host ?? { file: `nodes/${node}/host.fw`, text: '' };
-    const text = setFwOption(h.text, o.key, o.value);
+    const text = o.edit(h.text);
     if (text === h.text) return cur;
     return pveHostFrom({ ...cur.files, host: { ...h, text } }).value;
   };
   const before = pve.files.host?.text ?? '';
-  const text = setFwOption(before, o.key, o.value);
+  const text = o.edit(before);
   const rebuilt = edited(pve);
   if (text === before || !rebuilt) return undefined;
   return {
@@ -156,7 +157,7 @@ export function pveHostOptionFix(o: {
     artifacts: [{ path: `pve-${hostName}/nodes/${node}/host.fw`, content: text }],
     commands: [
       `# on ${hostName}:`,
-      shellCommand('pvesh', 'set', `/nodes/${node}/firewall/options`, `--${o.key}`, o.value),
+      ...o.pvesh,
       `# or: cp -- pve-${hostName}/nodes/${node}/host.fw /etc/pve/nodes/${node}/host.fw`,
     ],
     apply: (s) => {
@@ -165,4 +166,25 @@ export function pveHostOptionFix(o: {
       return next ? withPveHost(s, hostName, next) : s;
     },
   };
+}
+
+/** A fix that sets one option of a node's `host.fw` (see `pveHostFwFix`). */
+export function pveHostOptionFix(o: {
+  readonly hostName: string;
+  readonly pve: PveHost;
+  readonly key: string;
+  readonly value: string;
+  readonly id: string;
+  readonly title: string;
+  readonly keeps: string;
+  readonly protectionRank: number;
+}): FixProposal | undefined {
+  return pveHostFwFix(o.hostName, o.pve, {
+    id: o.id,
+    title: o.title,
+    keeps: o.keeps,
+    protectionRank: o.protectionRank,
+    edit: (t) => setFwOption(t, o.key, o.value),
+    pvesh: [shellCommand('pvesh', 'set', `/nodes/${o.pve.files.nodeName}/firewall/options`, `--${o.key}`, o.value)],
+  });
 }

@@ -10,51 +10,12 @@
  */
 import { formatIpv4 } from '../../addr/ipv4.ts';
 import { addFwRule, setFwOption } from '../../proxmox/fw-edit.ts';
-import type { PveNodeFiles } from '../../proxmox/node-files.ts';
-import { type PveHost, pveHostFrom } from '../../topology/proxmox-host.ts';
+import { shellCommand } from '../../source/shell.ts';
 import type { NetfilterStep } from '../../trace/types.ts';
 import { TCP_ACK } from '../../wire/types.ts';
 import { allVips, dropStep, endHop } from '../facts.ts';
-import type { FixProposal } from '../types.ts';
 import type { FindingKind } from './kind.ts';
-import { withPveHost } from './pve-fix.ts';
-
-/** A fix editing the node's host.fw (created when it has none), the node rebuilt from the edited files. */
-function hostFwFix(
-  hostName: string,
-  pve: PveHost,
-  o: { id: string; title: string; keeps: string; rank: number; edit: (t: string) => string; pvesh: string[] },
-): FixProposal | undefined {
-  const node = pve.files.nodeName;
-  const edited = (cur: PveHost): PveHost | undefined => {
-    const host = cur.files.host ?? { file: `nodes/${node}/host.fw`, text: '' };
-    const text = o.edit(host.text);
-    if (text === host.text) return cur;
-    const files: PveNodeFiles = { ...cur.files, host: { ...host, text } };
-    return pveHostFrom(files).value;
-  };
-  const before = pve.files.host?.text ?? '';
-  const text = o.edit(before);
-  const rebuilt = edited(pve);
-  if (text === before || !rebuilt) return undefined;
-  return {
-    id: o.id,
-    title: o.title,
-    keeps: o.keeps,
-    protectionRank: o.rank,
-    artifacts: [{ path: `pve-${hostName}/nodes/${node}/host.fw`, content: text }],
-    commands: [
-      `# on ${hostName}:`,
-      ...o.pvesh,
-      `# or: cp -- pve-${hostName}/nodes/${node}/host.fw /etc/pve/nodes/${node}/host.fw`,
-    ],
-    apply: (s) => {
-      const cur = s.proxmox?.get(hostName);
-      const next = cur === undefined || cur === pve ? rebuilt : edited(cur);
-      return next ? withPveHost(s, hostName, next) : s;
-    },
-  };
-}
+import { pveHostFwFix } from './pve-fix.ts';
 
 function isForwardStep(step: NetfilterStep): boolean {
   return step.hook === 'FORWARD' && (step.nft?.chain.startsWith('inet proxmox-firewall/') ?? false);
@@ -89,18 +50,25 @@ export const pveHostForwardDrop: FindingKind = {
     const invalid = step.chain === 'invalid-conntrack';
     const node = pve.files.nodeName;
     const api = `/nodes/${node}/firewall`;
-    const fix = hostFwFix(hop.place.node, pve, {
+    const fix = pveHostFwFix(hop.place.node, pve, {
       id: `pve-host-forward-accept-${node}-${addr}${port !== undefined ? `-${port}` : ''}`,
       title: `On ${hop.place.node}: ${rule} in host.fw${invalid ? ', and nf_conntrack_allow_invalid: 1' : ''}`,
       keeps: `every other FORWARD rule and the datacenter's policy_forward for all other routed traffic, the INPUT/OUTPUT rules and every guest firewall${invalid ? '; loses the node-wide drop of conntrack-INVALID packets (host-in, host-forward and the cluster chains still judge them)' : ''}`,
-      rank: invalid ? 30 : 70,
+      protectionRank: invalid ? 30 : 70,
       edit: (t) => {
         const withRule = addFwRule(t, `${rule} # LVS ${reply ? 'replies' : 'requests'} routed by this node`);
         return invalid ? setFwOption(withRule, 'nf_conntrack_allow_invalid', '1') : withRule;
       },
       pvesh: [
-        ...(invalid ? [`pvesh set ${api}/options --nf_conntrack_allow_invalid 1`] : []),
-        `pvesh create ${api}/rules --type forward --action ACCEPT --${reply ? 'source' : 'dest'} ${addr}${proto && port !== undefined ? ` --proto ${proto} --${reply ? 'sport' : 'dport'} ${port}` : ''} --pos 0`,
+        ...(invalid ? [shellCommand('pvesh', 'set', `${api}/options`, '--nf_conntrack_allow_invalid', '1')] : []),
+        shellCommand(
+          'pvesh',
+          'create',
+          `${api}/rules`,
+          ...['--type', 'forward', '--action', 'ACCEPT', `--${reply ? 'source' : 'dest'}`, addr],
+          ...(proto && port !== undefined ? ['--proto', proto, `--${reply ? 'sport' : 'dport'}`, String(port)] : []),
+          ...['--pos', '0'],
+        ),
       ],
     });
     const why = invalid
