@@ -5,7 +5,7 @@ import type { EbRule, EbStyle, EbTable } from '../netfilter/ebtables-model.ts';
 import { renderEbtablesRule } from '../netfilter/ebtables-render.ts';
 import { type IpsetSet, ipsetContains } from '../netfilter/ipset.ts';
 import { evaluateIptables } from '../netfilter/iptables-eval.ts';
-import type { CtState, IptTable } from '../netfilter/iptables-model.ts';
+import type { CtState, IptRule, IptTable } from '../netfilter/iptables-model.ts';
 import { renderIptablesRule } from '../netfilter/iptables-render.ts';
 import { type EthernetFrame, TCP_ACK, TCP_SYN } from '../wire/types.ts';
 import type { BridgeFirewall, BridgeHook, HostHook, HostHookCtx } from './engines.ts';
@@ -32,35 +32,55 @@ export interface BridgeTables {
   readonly nftBridgeArp?: IptTable;
 }
 
-/** The step of an iptables evaluation at `hook` (undefined: nothing matched and the policy accepts). */
-function iptStep(hook: string, r: ReturnType<typeof evaluateIptables>): NetfilterStep | undefined {
-  if (!r.visited.some((v) => v.matched) && r.verdict === 'ACCEPT') return undefined;
-  const verdict = r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP';
-  const path = [
-    hook,
-    ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
-  ];
+/** The rule that names an evaluation's step (the deciding one, or a non-terminal rule such as NOTRACK or MARK). */
+export interface NamingRule {
+  readonly chain: string;
+  readonly index: number;
+  readonly rule: IptRule;
+}
+
+/**
+ * The step of an iptables evaluation at `hook`, named by `naming` (else by the deciding chain's policy, quoted as
+ * `policyText`; its nft chain is kept when `policyNft`). Callers add what only their table has (marks, NOTRACK, NAT).
+ */
+export function evaluationStep(
+  table: NetfilterStep['table'],
+  hook: string,
+  r: ReturnType<typeof evaluateIptables>,
+  naming: NamingRule | undefined,
+  policy: { readonly text: string; readonly nft: boolean },
+  verdict: 'ACCEPT' | 'DROP' = r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
+): NetfilterStep {
   const d = r.decidedBy;
   return {
     kind: 'netfilter',
     family: 'ipv4',
-    table: 'filter',
-    hook: hook,
+    table,
+    hook,
     verdict,
-    chain: d.chain,
-    ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
-    ruleText:
-      d.kind === 'rule'
-        ? (d.rule.nft?.text ?? renderIptablesRule(d.chain, d.rule, 'ipv4'))
-        : d.nft
-          ? `policy ${d.policy.toLowerCase()}`
-          : `policy ${d.policy}`,
-    ...(d.kind === 'rule' && d.rule.nft ? { nft: { chain: d.rule.nft.chain } } : {}),
-    ...(d.kind === 'policy' && d.nft ? { nft: d.nft } : {}),
-    origin: d.kind === 'rule' ? d.rule.origin : d.origin,
-    path,
+    chain: naming?.chain ?? d.chain,
+    ...(naming ? { ruleNumber: naming.index + 1 } : {}),
+    // A rule read from `nft list ruleset` is quoted in nft's words, with its chain there.
+    ruleText: naming ? (naming.rule.nft?.text ?? renderIptablesRule(naming.chain, naming.rule, 'ipv4')) : policy.text,
+    ...(naming?.rule.nft
+      ? { nft: { chain: naming.rule.nft.chain } }
+      : !naming && policy.nft && d.kind === 'policy' && d.nft
+        ? { nft: d.nft }
+        : {}),
+    origin: naming ? naming.rule.origin : d.kind === 'policy' ? d.origin : d.rule.origin,
+    path: [hook, ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : ''))],
     rulesVisited: r.visited.length,
   };
+}
+
+/** The step of an iptables evaluation at `hook` (undefined: nothing matched and the policy accepts). */
+function iptStep(hook: string, r: ReturnType<typeof evaluateIptables>): NetfilterStep | undefined {
+  if (!r.visited.some((v) => v.matched) && r.verdict === 'ACCEPT') return undefined;
+  const d = r.decidedBy;
+  return evaluationStep('filter', hook, r, d.kind === 'rule' ? d : undefined, {
+    text: d.kind === 'rule' ? '' : d.nft ? `policy ${d.policy.toLowerCase()}` : `policy ${d.policy}`,
+    nft: true,
+  });
 }
 
 /** Conntrack as the first packets of a probe see it: a lone SYN opens, anything else belongs to it. */
@@ -151,23 +171,7 @@ export function makeBridgeFirewall(tables: BridgeTables, style: EbStyle): Bridge
                   ? { chain: marker.chain, index: marker.index, rule: marker.rule }
                   : undefined;
             const step: NetfilterStep = {
-              kind: 'netfilter',
-              family: 'ipv4',
-              table: 'raw',
-              hook: 'PREROUTING',
-              verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
-              chain: deciding?.chain ?? d.chain,
-              ...(deciding ? { ruleNumber: deciding.index + 1 } : {}),
-              ruleText: deciding
-                ? (deciding.rule.nft?.text ?? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4'))
-                : `policy ${r.verdict}`,
-              ...(deciding?.rule.nft ? { nft: { chain: deciding.rule.nft.chain } } : {}),
-              origin: deciding ? deciding.rule.origin : d.kind === 'policy' ? d.origin : d.rule.origin,
-              path: [
-                'PREROUTING',
-                ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : '')),
-              ],
-              rulesVisited: r.visited.length,
+              ...evaluationStep('raw', 'PREROUTING', r, deciding, { text: `policy ${r.verdict}`, nft: false }),
               ...(marker ? { notrack: true } : {}),
             };
             return step;
@@ -358,27 +362,10 @@ export function mangleChain(
         ? { chain: d.chain, index: d.index, rule: d.rule }
         : undefined;
   return {
-    kind: 'netfilter',
-    family: 'ipv4',
-    table: 'mangle',
-    hook,
-    verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
-    chain: deciding?.chain ?? d.chain,
-    ...(deciding ? { ruleNumber: deciding.index + 1 } : {}),
-    // A rule read from `nft list ruleset` is quoted in nft's words, with its chain there.
-    ruleText: deciding
-      ? (deciding.rule.nft?.text ?? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4'))
-      : d.kind === 'policy' && d.nft
-        ? `policy ${d.policy.toLowerCase()}`
-        : `policy ${r.verdict}`,
-    ...(deciding?.rule.nft
-      ? { nft: { chain: deciding.rule.nft.chain } }
-      : !deciding && d.kind === 'policy' && d.nft
-        ? { nft: d.nft }
-        : {}),
-    origin: deciding ? deciding.rule.origin : d.kind === 'policy' ? d.origin : d.rule.origin,
-    path: [hook, ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : ''))],
-    rulesVisited: r.visited.length,
+    ...evaluationStep('mangle', hook, r, deciding, {
+      text: d.kind === 'policy' && d.nft ? `policy ${d.policy.toLowerCase()}` : `policy ${r.verdict}`,
+      nft: true,
+    }),
     ...(r.mark !== mark || marker ? { mark: { before: mark, after: r.mark } } : {}),
   };
 }
@@ -449,23 +436,14 @@ export function natChain(
             },
           };
   return {
-    kind: 'netfilter',
-    family: 'ipv4',
-    table: 'nat',
-    hook,
-    verdict: dropped ? 'DROP' : 'ACCEPT',
-    chain: d.chain,
-    ...(d.kind === 'rule' ? { ruleNumber: d.index + 1 } : {}),
-    ruleText:
-      d.kind === 'rule'
-        ? (d.rule.nft?.text ?? renderIptablesRule(d.chain, d.rule, 'ipv4'))
-        : d.nft
-          ? `policy ${d.policy.toLowerCase()}`
-          : `policy ${r.verdict}`,
-    ...(d.kind === 'rule' && d.rule.nft ? { nft: { chain: d.rule.nft.chain } } : {}),
-    origin: d.kind === 'policy' ? d.origin : d.rule.origin,
-    path: [hook, ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : ''))],
-    rulesVisited: r.visited.length,
+    ...evaluationStep(
+      'nat',
+      hook,
+      r,
+      d.kind === 'rule' ? d : undefined,
+      { text: d.kind === 'policy' && d.nft ? `policy ${d.policy.toLowerCase()}` : `policy ${r.verdict}`, nft: false },
+      dropped ? 'DROP' : 'ACCEPT',
+    ),
     ...rewrite,
   };
 }

@@ -5,9 +5,9 @@
 import type { Ipv4 } from '../addr/ipv4.ts';
 import { evaluateIptables, type IptEvalContext } from '../netfilter/iptables-eval.ts';
 import type { CtState, IptTable } from '../netfilter/iptables-model.ts';
-import { renderIptablesRule } from '../netfilter/iptables-render.ts';
 import type { Node } from '../topology/model.ts';
 import type { EthernetFrame } from '../wire/types.ts';
+import { evaluationStep } from './firewall.ts';
 import { localAddress } from './node-config.ts';
 import type { NetfilterStep } from './types.ts';
 
@@ -86,23 +86,10 @@ export function nodeTableStep(
         ? { chain: marker.chain, index: marker.index, rule: marker.rule }
         : undefined;
   return {
-    kind: 'netfilter',
-    family: 'ipv4',
-    table: table === 'keepalived' ? 'filter' : table,
-    hook,
-    verdict: r.verdict === 'ACCEPT' ? 'ACCEPT' : 'DROP',
-    chain: deciding?.chain ?? d.chain,
-    ...(deciding ? { ruleNumber: deciding.index + 1 } : {}),
-    ruleText: deciding
-      ? (deciding.rule.nft?.text ?? renderIptablesRule(deciding.chain, deciding.rule, 'ipv4'))
-      : d.kind === 'policy' && d.nft
-        ? `policy ${d.policy.toLowerCase()}`
-        : `policy ${r.verdict}`,
-    ...(deciding?.rule.nft ? { nft: { chain: deciding.rule.nft.chain } } : {}),
-    ...(!deciding && d.kind === 'policy' && d.nft ? { nft: d.nft } : {}),
-    origin: deciding ? deciding.rule.origin : d.kind === 'policy' ? d.origin : d.rule.origin,
-    path: [hook, ...r.events.filter((e) => e.kind === 'jump' || e.kind === 'goto').map((e) => ('to' in e ? e.to : ''))],
-    rulesVisited: r.visited.length,
+    ...evaluationStep(table === 'keepalived' ? 'filter' : table, hook, r, deciding, {
+      text: d.kind === 'policy' && d.nft ? `policy ${d.policy.toLowerCase()}` : `policy ${r.verdict}`,
+      nft: true,
+    }),
     ...(marker ? { notrack: true } : {}),
   };
 }
